@@ -1,0 +1,38 @@
+/*
+ * internal.h - what the files of libvgpu-config share and nobody else sees.
+ */
+#ifndef VGPU_CONFIG_INTERNAL_H
+#define VGPU_CONFIG_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "vgpu_config.h"
+
+/* How long a statement waits for another process's write lock. */
+#define VGPU_DB_BUSY_TIMEOUT_MS 15000
+
+struct vgpu_db {
+	sqlite3 *sql;       /* the connection; one per handle */
+	char errmsg[512];   /* explanation of the last failure, "" when none */
+};
+
+/* Record a printf-style explanation in db->errmsg and return @code. */
+int db_fail(vgpu_db *db, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record sqlite's own message for a failed call and return VGPU_DB_ERROR
+ * (or VGPU_BUSY when the database stayed locked past the busy timeout). */
+int db_fail_sql(vgpu_db *db, const char *what);
+
+/* Prepare @sql; VGPU_OK or a failure recorded in @db. */
+int db_prepare(vgpu_db *db, const char *sql, sqlite3_stmt **ret_stmt);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. db_rollback never fails visibly. */
+int db_begin(vgpu_db *db);
+int db_commit(vgpu_db *db);
+void db_rollback(vgpu_db *db);
+
+/* Bounded copy of a text column into @dst of @size bytes ("" for NULL). */
+void db_column_text(sqlite3_stmt *stmt, int col, char *dst, size_t size);
+
+#endif

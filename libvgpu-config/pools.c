@@ -1,0 +1,88 @@
+/*
+ * pools.c - reading pools. Pools A and B are created with the schema; the
+ * registry has no command that adds or removes pools.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define POOL_COLUMNS                                                          \
+	"SELECT p.pool_id, p.pool_name, p.description, p.enabled,"            \
+	" (SELECT COUNT(*) FROM vms v WHERE v.pool_id = p.pool_id),"          \
+	" p.created_at, p.updated_at FROM pools p"
+
+static void read_pool(sqlite3_stmt *stmt, struct vgpu_pool_info *info)
+{
+	const unsigned char *id = sqlite3_column_text(stmt, 0);
+
+	info->pool_id = id ? (char)id[0] : '?';
+	db_column_text(stmt, 1, info->pool_name, sizeof(info->pool_name));
+	db_column_text(stmt, 2, info->description, sizeof(info->description));
+	info->enabled = sqlite3_column_int(stmt, 3) != 0;
+	info->vm_count = sqlite3_column_int(stmt, 4);
+	db_column_text(stmt, 5, info->created_at, sizeof(info->created_at));
+	db_column_text(stmt, 6, info->updated_at, sizeof(info->updated_at));
+}
+
+int vgpu_get_pool_info(vgpu_db *db, char pool_id, struct vgpu_pool_info *ret_info)
+{
+	char id[2] = { pool_id, '\0' };
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (!db || !ret_info)
+		return VGPU_INVALID_PARAM;
+	rc = vgpu_pool_id_parse(id, &id[0]);
+	if (rc != VGPU_OK)
+		return db_fail(db, rc, "pool must be A or B");
+	rc = db_prepare(db, POOL_COLUMNS " WHERE p.pool_id = ?1", &stmt);
+	if (rc != VGPU_OK)
+		return rc;
+	sqlite3_bind_text(stmt, 1, id, 1, SQLITE_STATIC);
+	switch (sqlite3_step(stmt)) {
+	case SQLITE_ROW:
+		read_pool(stmt, ret_info);
+		break;
+	case SQLITE_DONE:
+		rc = db_fail(db, VGPU_NOT_FOUND, "pool %s does not exist", id);
+		break;
+	default:
+		rc = db_fail_sql(db, "reading a pool");
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+int vgpu_list_pools(vgpu_db *db, struct vgpu_pool_info **ret_pools, size_t *ret_count)
+{
+	struct vgpu_pool_info *pools = NULL;
+	size_t count = 0;
+	sqlite3_stmt *stmt;
+	int rc, step;
+
+	if (!db || !ret_pools || !ret_count)
+		return VGPU_INVALID_PARAM;
+	rc = db_prepare(db, POOL_COLUMNS " ORDER BY p.pool_id", &stmt);
+	if (rc != VGPU_OK)
+		return rc;
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct vgpu_pool_info *grown = realloc(pools, (count + 1) * sizeof(*pools));
+
+		if (!grown) {
+			rc = db_fail(db, VGPU_NO_MEMORY, "out of memory listing pools");
+			break;
+		}
+		pools = grown;
+		read_pool(stmt, &pools[count++]);
+	}
+	if (rc == VGPU_OK && step != SQLITE_DONE)
+		rc = db_fail_sql(db, "listing pools");
+	sqlite3_finalize(stmt);
+	if (rc != VGPU_OK) {
+		free(pools);
+		return rc;
+	}
+	*ret_pools = pools;
+	*ret_count = count;
+	return VGPU_OK;
+}
