@@ -236,6 +236,17 @@ int vgpu_db_init(const char *path, unsigned flags, vgpu_db **ret_db, char *ret_e
 
 	rc = db_exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys");
 	if (rc == VGPU_OK) {
+		int version;
+
+		/* Refuse a newer schema before switching to WAL, which writes to the
+		 * file: such a database must be left untouched. */
+		rc = vgpu_db_schema_version(db, &version);
+		if (rc == VGPU_OK && (version > vgpu_schema_migration_count || version < 0))
+			rc = db_fail(db, VGPU_UNSUPPORTED,
+				     "database schema version %d is newer than this vgpu supports (%d)",
+				     version, vgpu_schema_migration_count);
+	}
+	if (rc == VGPU_OK) {
 		sqlite3_stmt *stmt;
 
 		/* journal_mode returns a row; read it to learn whether WAL took. */

@@ -1,0 +1,116 @@
+/*
+ * cli.h - what the files of vgpu-admin share: the parsed command line, the
+ * command table entry, exit codes and output helpers.
+ *
+ * vgpu-admin is laid out like wireguard-tools' wg: main.c holds the table of
+ * commands and generates the usage text from it; each cmd_*.c file holds one
+ * group of commands.
+ */
+#ifndef VGPU_ADMIN_CLI_H
+#define VGPU_ADMIN_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "vgpu_config.h"
+
+/* Exit codes, documented in vgpu-admin(8). */
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,        /* database, I/O or xe failure */
+	EXIT_USAGE = 2,        /* unknown command or option, malformed value */
+	EXIT_NOT_FOUND = 3,    /* VM or pool not registered */
+	EXIT_CONFLICT = 4,     /* UUID already registered, vm_id taken, ambiguous */
+	EXIT_NOT_CONFIRMED = 5,/* answered no, or no terminal and no --yes */
+	EXIT_VM_STATE = 6,     /* change undone but VM not returned to its power state */
+};
+
+/* Options a command may accept; bits of struct command's masks. */
+enum option_bit {
+	OPT_DB = 1u << 0,
+	OPT_JSON = 1u << 1,
+	OPT_YES = 1u << 2,
+	OPT_VM_UUID = 1u << 3,
+	OPT_VM_NAME = 1u << 4,
+	OPT_POOL = 1u << 5,
+	OPT_PRIORITY = 1u << 6,
+	OPT_VM_ID = 1u << 7,
+	OPT_NO_RESTART = 1u << 8,
+	OPT_TIMEOUT = 1u << 9,
+	OPT_EXPORT = 1u << 10,
+	OPT_HELP = 1u << 11,
+	OPT_VERSION = 1u << 12,
+};
+
+#define DEFAULT_XE_TIMEOUT_S 120
+#define MAX_XE_TIMEOUT_S 3600
+
+/* The command line after parsing and validation. */
+struct cli {
+	const struct command *cmd;
+	const char *db_path;        /* resolved registry path */
+	unsigned given;             /* OPT_* bits seen */
+	bool json, yes, no_restart, export_env;
+	char vm_uuid[VGPU_UUID_STRLEN + 1]; /* normalized, when OPT_VM_UUID */
+	const char *vm_name;        /* validated, when OPT_VM_NAME */
+	char pool;                  /* 'A'/'B', when OPT_POOL */
+	int priority;               /* 0..2, when OPT_PRIORITY */
+	int vm_id;                  /* 1..max, when OPT_VM_ID */
+	int timeout_s;              /* per xe step */
+};
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *cli);
+	unsigned accepts;           /* OPT_* bits allowed besides --db and --help */
+	unsigned requires;          /* OPT_* bits that must be given */
+	const char *synopsis;       /* options, for the usage line */
+	const char *description;    /* one line */
+};
+
+/* Every command, in the order of the usage text. */
+extern const struct command commands[];
+
+/* Open the registry of cli->db_path, creating it when missing. Prints the
+ * reason and returns NULL on failure; *ret_exit gets the exit code. */
+vgpu_db *cli_open_db(const struct cli *cli, int *ret_exit);
+
+/* Print "vgpu-admin: <what>: <db message>" and map @rc to an exit code. */
+int cli_fail(vgpu_db *db, int rc, const char *what);
+/* Exit code for a library error code. */
+int cli_exit_code(int rc);
+
+/* Printing helpers (output.c). */
+void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Copy @in for a terminal: control characters and bytes that are not valid
+ * UTF-8 become '?'. Always NUL-terminates @out. */
+void sanitize(const char *in, char *out, size_t out_size);
+/* A JSON string from arbitrary bytes (invalid UTF-8 is replaced). */
+json_t *json_text(const char *s);
+json_t *json_vm(const struct vgpu_vm_config *vm);
+json_t *json_pool(const struct vgpu_pool_info *pool);
+/* Print @root to stdout, steal the reference; EXIT_OK or failure. */
+int print_json(json_t *root);
+
+/* Apply @upd to the registered VM @cur, restarting it when it runs and the
+ * change reaches its device (restart.c). Returns an exit code. */
+int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config *cur,
+		 const struct vgpu_vm_update *upd);
+
+/* Command implementations. */
+int cmd_list_pools(struct cli *cli);
+int cmd_show_pool(struct cli *cli);
+int cmd_register_vm(struct cli *cli);
+int cmd_show_vm(struct cli *cli);
+int cmd_list_vms(struct cli *cli);
+int cmd_remove_vm(struct cli *cli);
+int cmd_set_pool(struct cli *cli);
+int cmd_set_priority(struct cli *cli);
+int cmd_set_vm_id(struct cli *cli);
+int cmd_update_vm(struct cli *cli);
+int cmd_scan_vms(struct cli *cli);
+int cmd_status(struct cli *cli);
+
+#endif
