@@ -5,13 +5,17 @@
 #   make run        build and run the example job under ./var/
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       only install the Debian packages
+#   make fuzz       fuzz every parser with libFuzzer for FUZZ_SECONDS each
 
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST_FLAGS ?= --print-errorlogs
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES = xe_vm_list conf cli_values
 
-.PHONY: all deps deps-build test test-plain test-asan run install clean
+.PHONY: all deps deps-build test test-plain test-asan run install fuzz clean
 
 all: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -50,5 +54,18 @@ install: all
 	meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
 
+# New inputs that libFuzzer finds go to a scratch directory; copy the ones
+# worth keeping into tests/fuzz/corpus/ by hand.
+fuzz:
+	@scripts/install-deps.sh fuzz
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ_BUILD)
+	set -e; for h in $(FUZZ_HARNESSES); do \
+		mkdir -p $(FUZZ_BUILD)/found/$$h; \
+		$(FUZZ_BUILD)/tests/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) \
+			$(FUZZ_BUILD)/found/$$h tests/fuzz/corpus/$$h; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

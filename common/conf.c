@@ -126,14 +126,70 @@ static char *trim(char *s)
 	return s;
 }
 
+int vgpu_conf_parse(const char *text, size_t len, const char *origin,
+		    const struct vgpu_conf_option *table, void *settings, char *ret_err,
+		    size_t err_size)
+{
+	char err[256];
+	char *copy;
+	int lineno = 0, rc = VGPU_OK;
+
+	if (len > VGPU_CONF_MAX_BYTES) {
+		snprintf(ret_err, err_size, "%s: larger than %d bytes", origin, VGPU_CONF_MAX_BYTES);
+		return VGPU_LIMIT;
+	}
+	if (memchr(text, '\0', len)) {
+		snprintf(ret_err, err_size, "%s: contains a NUL byte", origin);
+		return VGPU_INVALID_PARAM;
+	}
+	copy = malloc(len + 1);
+	if (!copy)
+		return VGPU_NO_MEMORY;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+
+	for (char *line = copy, *next; line && *line; line = next) {
+		char *eq, *key, *value;
+
+		lineno++;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strlen(line) > VGPU_CONF_MAX_LINE) {
+			snprintf(ret_err, err_size, "%s:%d: line longer than %d bytes", origin, lineno,
+				 VGPU_CONF_MAX_LINE);
+			rc = VGPU_LIMIT;
+			break;
+		}
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			snprintf(ret_err, err_size, "%s:%d: expected \"key = value\"", origin, lineno);
+			rc = VGPU_INVALID_PARAM;
+			break;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		if (vgpu_conf_set(table, settings, key, value, err, sizeof(err)) != VGPU_OK) {
+			snprintf(ret_err, err_size, "%s:%d: %s", origin, lineno, err);
+			rc = VGPU_INVALID_PARAM;
+			break;
+		}
+	}
+	free(copy);
+	return rc;
+}
+
 int vgpu_conf_load(const char *path, const struct vgpu_conf_option *table, void *settings,
 		   char *ret_err, size_t err_size)
 {
-	char buf[VGPU_CONF_MAX_BYTES + 1];
-	char err[256];
+	char *buf;
 	struct stat st;
 	size_t len = 0;
-	int fd, lineno = 0;
+	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
@@ -147,60 +203,30 @@ int vgpu_conf_load(const char *path, const struct vgpu_conf_option *table, void 
 		close(fd);
 		return VGPU_INVALID_PARAM;
 	}
+	buf = malloc(VGPU_CONF_MAX_BYTES + 1);
+	if (!buf) {
+		close(fd);
+		return VGPU_NO_MEMORY;
+	}
 	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		ssize_t n = read(fd, buf + len, VGPU_CONF_MAX_BYTES + 1 - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			snprintf(ret_err, err_size, "%s: %s", path, strerror(errno));
+			free(buf);
 			close(fd);
 			return VGPU_IO_ERROR;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len > VGPU_CONF_MAX_BYTES) {
-			snprintf(ret_err, err_size, "%s: larger than %d bytes", path,
-				 VGPU_CONF_MAX_BYTES);
-			close(fd);
-			return VGPU_LIMIT;
-		}
+		if (len > VGPU_CONF_MAX_BYTES)
+			break; /* vgpu_conf_parse reports it */
 	}
 	close(fd);
-	buf[len] = '\0';
-	if (memchr(buf, '\0', len)) {
-		snprintf(ret_err, err_size, "%s: contains a NUL byte", path);
-		return VGPU_INVALID_PARAM;
-	}
-
-	for (char *line = buf, *next; line && *line; line = next) {
-		char *eq, *key, *value;
-
-		lineno++;
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		if (strlen(line) > VGPU_CONF_MAX_LINE) {
-			snprintf(ret_err, err_size, "%s:%d: line longer than %d bytes", path, lineno,
-				 VGPU_CONF_MAX_LINE);
-			return VGPU_LIMIT;
-		}
-		key = trim(line);
-		if (*key == '\0' || *key == '#')
-			continue;
-		eq = strchr(key, '=');
-		if (!eq) {
-			snprintf(ret_err, err_size, "%s:%d: expected \"key = value\"", path, lineno);
-			return VGPU_INVALID_PARAM;
-		}
-		*eq = '\0';
-		key = trim(key);
-		value = trim(eq + 1);
-		if (vgpu_conf_set(table, settings, key, value, err, sizeof(err)) != VGPU_OK) {
-			snprintf(ret_err, err_size, "%s:%d: %s", path, lineno, err);
-			return VGPU_INVALID_PARAM;
-		}
-	}
-	return VGPU_OK;
+	rc = vgpu_conf_parse(buf, len, path, table, settings, ret_err, err_size);
+	free(buf);
+	return rc;
 }

@@ -48,4 +48,13 @@ int vgpu_conf_set(const struct vgpu_conf_option *table, void *settings, const ch
 int vgpu_conf_load(const char *path, const struct vgpu_conf_option *table, void *settings,
 		   char *ret_err, size_t err_size);
 
+/*
+ * Apply the @len bytes at @text (need not be NUL-terminated) to @settings;
+ * @origin names the source in messages. The parser behind vgpu_conf_load(),
+ * exposed for tests and fuzzing.
+ */
+int vgpu_conf_parse(const char *text, size_t len, const char *origin,
+		    const struct vgpu_conf_option *table, void *settings, char *ret_err,
+		    size_t err_size);
+
 #endif

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages that building and testing vgpu need.
 # Idempotent and quiet when everything is there; run as root on Debian 12.
-# usage: install-deps.sh [build|test]   (default: test, which includes build)
+# usage: install-deps.sh [build|test|fuzz]   (default: test, which includes build)
 set -eu
 
 build_pkgs="gcc make meson ninja-build pkg-config python3 libsqlite3-dev libjansson-dev"
@@ -10,7 +10,8 @@ test_pkgs="libcmocka-dev sqlite3 jq util-linux"
 case "${1:-test}" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+fuzz) want="$build_pkgs $test_pkgs clang" ;;
+*) echo "usage: $0 [build|test|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=""
