@@ -70,8 +70,13 @@ static int join(const struct cli *cli, vgpu_db *db, struct joined *j)
 		print_error("out of memory");
 		return EXIT_ERROR;
 	}
-	for (size_t h = 0; h < j->n_host; h++) {
+	for (size_t h = 0; h < j->n_host; h++)
 		j->host_match[h] = match(&j->host[h], j->reg, j->n_reg, &j->host_by_name[h]);
+	for (size_t h = 0; h < j->n_host; h++) {
+		/* A name matches only when one host VM carries it. */
+		for (size_t o = 0; o < j->n_host && j->host_by_name[h] && j->host_match[h] >= 0; o++)
+			if (o != h && strcmp(j->host[o].name_label, j->host[h].name_label) == 0)
+				j->host_match[h] = -1;
 		if (j->host_match[h] >= 0)
 			j->reg_power[j->host_match[h]] = j->host[h].power_state;
 	}

@@ -8,6 +8,7 @@
  * failed (unless even starting it again failed, which is then said loudly and
  * exits with EXIT_VM_STATE).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -51,6 +52,46 @@ static struct vgpu_vm_update undo_of(const struct vgpu_vm_config *cur,
 	if (upd->vm_id)
 		undo.vm_id = cur->vm_id;
 	return undo;
+}
+
+/*
+ * The VM on this host that runs registry entry @cur: the one with its UUID,
+ * else the one VM whose name-label is its name (CloudStack recreates VMs under
+ * new UUIDs and keeps their names; vgpu-qemu-wrapper matches the same way).
+ * VGPU_OK with @ret_uuid and @ret_state, XE_NO_SUCH_VM, or an xe failure.
+ */
+static int locate(const struct cli *cli, const struct vgpu_vm_config *cur,
+		  char ret_uuid[VGPU_UUID_STRLEN + 1], char ret_state[XE_POWER_MAX + 1],
+		  char *err, size_t err_size)
+{
+	struct xe_vm *host;
+	size_t n_host, hits = 0, hit = 0;
+	int rc = xe_power_state(cur->vm_uuid, cli->timeout_s, ret_state, err, err_size);
+
+	if (rc == VGPU_OK)
+		memcpy(ret_uuid, cur->vm_uuid, VGPU_UUID_STRLEN + 1);
+	if (rc != XE_NO_SUCH_VM || !cur->vm_name[0])
+		return rc;
+	rc = xe_list_vms(cli->timeout_s, &host, &n_host, err, err_size);
+	if (rc != VGPU_OK)
+		return rc;
+	for (size_t h = 0; h < n_host; h++) {
+		if (strcmp(host[h].name_label, cur->vm_name) == 0) {
+			hit = h;
+			hits++;
+		}
+	}
+	if (hits == 1) {
+		memcpy(ret_uuid, host[hit].uuid, VGPU_UUID_STRLEN + 1);
+		snprintf(ret_state, XE_POWER_MAX + 1, "%s", host[hit].power_state);
+		printf("VM %s is not on this host; VM %s has its name and is used instead.\n",
+		       cur->vm_uuid, ret_uuid);
+	} else if (hits > 1) {
+		printf("Several VMs on this host are named like the registered VM; none is "
+		       "restarted.\n");
+	}
+	free(host);
+	return hits == 1 ? VGPU_OK : XE_NO_SUCH_VM;
 }
 
 static int confirm(const struct cli *cli)
@@ -106,17 +147,18 @@ static int restore_running(const struct cli *cli, const char *uuid, int ex)
 }
 
 static int restart_with_change(const struct cli *cli, vgpu_db *db,
-			       const struct vgpu_vm_config *cur, const struct vgpu_vm_update *upd)
+			       const struct vgpu_vm_config *cur, const struct vgpu_vm_update *upd,
+			       const char *host_uuid)
 {
 	struct vgpu_vm_update undo = undo_of(cur, upd);
 	char err[512];
 	int ex;
 
-	printf("Shutting down VM %s...\n", cur->vm_uuid);
-	if (xe_shutdown(cur->vm_uuid, 0, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
+	printf("Shutting down VM %s...\n", host_uuid);
+	if (xe_shutdown(host_uuid, 0, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
 		printf("Clean shutdown failed (%s); forcing.\n", err);
-		if (xe_shutdown(cur->vm_uuid, 1, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
-			print_error("cannot shut VM %s down: %s", cur->vm_uuid, err);
+		if (xe_shutdown(host_uuid, 1, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
+			print_error("cannot shut VM %s down: %s", host_uuid, err);
 			print_error("the registry was not changed.");
 			return EXIT_ERROR;
 		}
@@ -125,20 +167,20 @@ static int restart_with_change(const struct cli *cli, vgpu_db *db,
 	ex = update_registry(db, cur->vm_uuid, upd);
 	if (ex != EXIT_OK) {
 		print_error("the registry was not changed.");
-		return restore_running(cli, cur->vm_uuid, ex);
+		return restore_running(cli, host_uuid, ex);
 	}
-	printf("Starting VM %s...\n", cur->vm_uuid);
-	if (xe_start(cur->vm_uuid, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
-		print_error("cannot start VM %s with the new settings: %s", cur->vm_uuid, err);
+	printf("Starting VM %s...\n", host_uuid);
+	if (xe_start(host_uuid, cli->timeout_s, err, sizeof(err)) != VGPU_OK) {
+		print_error("cannot start VM %s with the new settings: %s", host_uuid, err);
 		if (update_registry(db, cur->vm_uuid, &undo) != EXIT_OK) {
 			print_error("the registry could NOT be restored; VM %s is halted.",
-				    cur->vm_uuid);
+				    host_uuid);
 			return EXIT_VM_STATE;
 		}
 		print_error("the registry was restored to the previous settings.");
-		return restore_running(cli, cur->vm_uuid, EXIT_ERROR);
+		return restore_running(cli, host_uuid, EXIT_ERROR);
 	}
-	printf("Done: VM %s was restarted with the new settings.\n", cur->vm_uuid);
+	printf("Done: VM %s was restarted with the new settings.\n", host_uuid);
 	return EXIT_OK;
 }
 
@@ -146,7 +188,7 @@ int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config
 		 const struct vgpu_vm_update *upd)
 {
 	bool device_changes = upd->pool_id || upd->priority != -1 || upd->vm_id;
-	char state[XE_POWER_MAX + 1], err[512];
+	char state[XE_POWER_MAX + 1], host_uuid[VGPU_UUID_STRLEN + 1], err[512];
 	int rc, ex;
 
 	print_plan(cur, upd);
@@ -158,7 +200,7 @@ int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config
 		return ex;
 	}
 
-	rc = xe_power_state(cur->vm_uuid, cli->timeout_s, state, err, sizeof(err));
+	rc = locate(cli, cur, host_uuid, state, err, sizeof(err));
 	if (rc == XE_NO_SUCH_VM) {
 		ex = update_registry(db, cur->vm_uuid, upd);
 		if (ex == EXIT_OK)
@@ -190,5 +232,5 @@ int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config
 	ex = confirm(cli);
 	if (ex != EXIT_OK)
 		return ex;
-	return restart_with_change(cli, db, cur, upd);
+	return restart_with_change(cli, db, cur, upd, host_uuid);
 }

@@ -84,6 +84,12 @@ unreg=$(echo "$OUT" | sed -n '/^Unregistered/,$p')
 case "$unreg" in *"$U5"*) pass "U5 under Unregistered" ;; *) fail "U5 not under Unregistered" ;; esac
 grep -q "^vm-list is-control-domain=false" "$FAKE_XE_DIR/calls.log" && pass "scan-vms asked xe vm-list for non-dom0 VMs" || fail "no vm-list call"
 
+# A second host VM with the same name-label makes the name match ambiguous.
+fake_vm 88888888-8888-4888-8888-888888888888 "i-2-33-VM" halted
+admin scan-vms
+case "$OUT" in *"(matched by name)"*) fail "ambiguous name still matched" ;; *) pass "ambiguous name matches nothing" ;; esac
+rm -r "$FAKE_XE_DIR/vms/88888888-8888-4888-8888-888888888888"
+
 admin status
 expect_rc 0 "status"
 expect_out "[Pool A]" "status shows Pool A"

@@ -138,4 +138,22 @@ expect_rc 1 "suspended VM refused"
 expect_err "is suspended" "says the VM is suspended"
 expect_eq "$(snapshot)" "$before" "registry unchanged"
 
+# --- CloudStack recreated the VM: new XAPI UUID, same name -------------------------
+admin register-vm --vm-uuid "$U3" --vm-name i-2-33-VM --vm-id 33
+fake_vm "$U4" i-2-33-VM running
+reset_calls
+admin set-priority --vm-uuid "$U3" --priority high --yes
+expect_rc 0 "VM found by name on the host"
+expect_out "has its name and is used instead" "says which VM it restarts"
+grep -q "^vm-shutdown uuid=$U4" "$FAKE_XE_DIR/calls.log" && grep -q "^vm-start uuid=$U4" "$FAKE_XE_DIR/calls.log" &&
+	pass "the recreated VM was restarted" || fail "recreated VM not restarted: $(calls)"
+expect_eq "$(row "$U3")" "A,2,33" "registry entry updated"
+# Two host VMs with that name: neither is restarted, only the registry changes.
+fake_vm "$U5" i-2-33-VM running
+reset_calls
+admin set-priority --vm-uuid "$U3" --priority low --yes
+expect_rc 0 "ambiguous name: registry only"
+expect_out "none is restarted" "says the name is ambiguous"
+expect_eq "$(grep -c 'vm-shutdown' "$FAKE_XE_DIR/calls.log" || true)" "0" "nothing restarted"
+
 finish
