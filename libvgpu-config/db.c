@@ -189,6 +189,32 @@ fail:
 	return rc;
 }
 
+/*
+ * Switch to WAL. On a new file another process may be opening it at the same
+ * moment; the switch needs an exclusive lock, and SQLite then reports
+ * SQLITE_BUSY at once instead of calling the busy handler (seen with 8
+ * processes opening one new file). Retry for as long as the busy timeout
+ * would have waited.
+ */
+static int db_enable_wal(vgpu_db *db)
+{
+	for (int waited_ms = 0;; waited_ms += 10) {
+		sqlite3_stmt *stmt;
+		int rc;
+
+		/* journal_mode returns a row; read it to learn whether WAL took. */
+		rc = db_prepare(db, "PRAGMA journal_mode = WAL", &stmt);
+		if (rc == VGPU_OK) {
+			if (sqlite3_step(stmt) != SQLITE_ROW)
+				rc = db_fail_sql(db, "switching to WAL");
+			sqlite3_finalize(stmt);
+		}
+		if (rc != VGPU_BUSY || waited_ms >= VGPU_DB_BUSY_TIMEOUT_MS)
+			return rc;
+		usleep(10 * 1000);
+	}
+}
+
 int vgpu_db_init(const char *path, unsigned flags, vgpu_db **ret_db, char *ret_errmsg,
 		 size_t errmsg_size)
 {
@@ -246,17 +272,8 @@ int vgpu_db_init(const char *path, unsigned flags, vgpu_db **ret_db, char *ret_e
 				     "database schema version %d is newer than this vgpu supports (%d)",
 				     version, vgpu_schema_migration_count);
 	}
-	if (rc == VGPU_OK) {
-		sqlite3_stmt *stmt;
-
-		/* journal_mode returns a row; read it to learn whether WAL took. */
-		rc = db_prepare(db, "PRAGMA journal_mode = WAL", &stmt);
-		if (rc == VGPU_OK) {
-			if (sqlite3_step(stmt) != SQLITE_ROW)
-				rc = db_fail_sql(db, "switching to WAL");
-			sqlite3_finalize(stmt);
-		}
-	}
+	if (rc == VGPU_OK)
+		rc = db_enable_wal(db);
 	if (rc == VGPU_OK)
 		rc = vgpu_db_init_schema(db);
 	if (rc != VGPU_OK) {
