@@ -30,8 +30,10 @@ int vgpu_get_pool_info(vgpu_db *db, char pool_id, struct vgpu_pool_info *ret_inf
 	sqlite3_stmt *stmt;
 	int rc;
 
-	if (!db || !ret_info)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_info)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	rc = vgpu_pool_id_parse(id, &id[0]);
 	if (rc != VGPU_OK)
 		return db_fail(db, rc, "pool must be A or B");
@@ -60,8 +62,10 @@ int vgpu_list_pools(vgpu_db *db, struct vgpu_pool_info **ret_pools, size_t *ret_
 	sqlite3_stmt *stmt;
 	int rc, step;
 
-	if (!db || !ret_pools || !ret_count)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_pools || !ret_count)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	rc = db_prepare(db, POOL_COLUMNS " ORDER BY p.pool_id", &stmt);
 	if (rc != VGPU_OK)
 		return rc;

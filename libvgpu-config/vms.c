@@ -114,8 +114,10 @@ int vgpu_get_vm_config(vgpu_db *db, const char *vm_uuid, struct vgpu_vm_config *
 	char uuid[VGPU_UUID_STRLEN + 1];
 	int rc;
 
-	if (!db || !ret_config)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_config)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	rc = check_uuid(db, vm_uuid, uuid);
 	if (rc != VGPU_OK)
 		return rc;
@@ -127,8 +129,10 @@ int vgpu_get_vm_config_by_name(vgpu_db *db, const char *vm_name,
 {
 	int rc;
 
-	if (!db || !ret_config)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_config)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	rc = check_name(db, vm_name);
 	if (rc != VGPU_OK)
 		return rc;
@@ -189,8 +193,10 @@ static int next_vm_id(vgpu_db *db, int *ret_vm_id)
 
 int vgpu_get_next_vm_id(vgpu_db *db, int *ret_vm_id)
 {
-	if (!db || !ret_vm_id)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_vm_id)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	return next_vm_id(db, ret_vm_id);
 }
 
@@ -198,8 +204,10 @@ int vgpu_vm_id_in_use(vgpu_db *db, int vm_id, bool *ret_in_use)
 {
 	int rc;
 
-	if (!db || !ret_in_use)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_in_use)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	rc = check_vm_id(db, vm_id);
 	if (rc != VGPU_OK)
 		return rc;
@@ -277,9 +285,15 @@ int vgpu_register_vm(vgpu_db *db, const char *vm_uuid, const char *vm_name, char
 	}
 	sqlite3_finalize(stmt);
 	stmt = NULL;
+	/* Read the row back before committing: no other writer can remove it
+	 * between the commit and the read. */
+	struct vgpu_vm_config stored;
+	if (ret_config &&
+	    (rc = get_one_vm(db, VM_COLUMNS " WHERE vm_uuid = ?1", uuid, "UUID", &stored)) != VGPU_OK)
+		goto out;
 	rc = db_commit(db);
 	if (rc == VGPU_OK && ret_config)
-		rc = vgpu_get_vm_config(db, uuid, ret_config);
+		*ret_config = stored;
 	return rc;
 out:
 	sqlite3_finalize(stmt);
@@ -295,8 +309,10 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 	char pool_id = 0;
 	int rc;
 
-	if (!db || !update)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!update)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	if ((rc = check_uuid(db, vm_uuid, uuid)) != VGPU_OK ||
 	    (rc = check_name(db, update->vm_name)) != VGPU_OK ||
 	    (update->pool_id && (rc = check_pool(db, update->pool_id, &pool_id)) != VGPU_OK) ||
@@ -408,8 +424,10 @@ int vgpu_list_vms(vgpu_db *db, char pool_filter, int priority_filter,
 	char pool = 0;
 	int rc, step;
 
-	if (!db || !ret_vms || !ret_count)
+	if (!db)
 		return VGPU_INVALID_PARAM;
+	if (!ret_vms || !ret_count)
+		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	if ((pool_filter && (rc = check_pool(db, pool_filter, &pool)) != VGPU_OK) ||
 	    (priority_filter != -1 && (rc = check_priority(db, priority_filter)) != VGPU_OK))
 		return rc;
