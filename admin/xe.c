@@ -201,10 +201,12 @@ int xe_list_vms(int timeout_s, struct xe_vm **ret_vms, size_t *ret_count, char *
 	return rc;
 }
 
-int xe_shutdown(const char *uuid, int force, int timeout_s, char *err, size_t err_size)
+/* `xe OP uuid=UUID [FLAG]`, output discarded. */
+static int xe_vm_op(const char *op, const char *uuid, const char *flag, int timeout_s,
+		    char *err, size_t err_size)
 {
 	char uuid_arg[64];
-	const char *args[] = { "vm-shutdown", uuid_arg, force ? "--force" : NULL, NULL };
+	const char *args[] = { op, uuid_arg, flag, NULL };
 	struct vgpu_exec_result res;
 	int rc;
 
@@ -214,15 +216,12 @@ int xe_shutdown(const char *uuid, int force, int timeout_s, char *err, size_t er
 	return rc;
 }
 
+int xe_shutdown(const char *uuid, int force, int timeout_s, char *err, size_t err_size)
+{
+	return xe_vm_op("vm-shutdown", uuid, force ? "--force" : NULL, timeout_s, err, err_size);
+}
+
 int xe_start(const char *uuid, int timeout_s, char *err, size_t err_size)
 {
-	char uuid_arg[64];
-	const char *args[] = { "vm-start", uuid_arg, NULL };
-	struct vgpu_exec_result res;
-	int rc;
-
-	snprintf(uuid_arg, sizeof(uuid_arg), "uuid=%s", uuid);
-	rc = run_xe(args, timeout_s, &res, err, err_size);
-	vgpu_exec_result_free(&res);
-	return rc;
+	return xe_vm_op("vm-start", uuid, NULL, timeout_s, err, err_size);
 }

@@ -78,6 +78,40 @@ void db_column_text(sqlite3_stmt *stmt, int col, char *dst, size_t size)
 	snprintf(dst, size, "%s", text ? (const char *)text : "");
 }
 
+int db_collect(vgpu_db *db, sqlite3_stmt *stmt, size_t elem_size,
+	       void (*read)(sqlite3_stmt *stmt, void *row), const char *what, void **ret_rows,
+	       size_t *ret_count)
+{
+	char *rows = NULL;
+	size_t count = 0, cap = 0;
+	int rc = VGPU_OK, step;
+
+	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t new_cap = cap ? cap * 2 : 16;
+			char *grown = realloc(rows, new_cap * elem_size);
+
+			if (!grown) {
+				rc = db_fail(db, VGPU_NO_MEMORY, "out of memory %s", what);
+				break;
+			}
+			rows = grown;
+			cap = new_cap;
+		}
+		read(stmt, rows + count++ * elem_size);
+	}
+	if (rc == VGPU_OK && step != SQLITE_DONE)
+		rc = db_fail_sql(db, what);
+	sqlite3_finalize(stmt);
+	if (rc != VGPU_OK) {
+		free(rows);
+		return rc;
+	}
+	*ret_rows = rows;
+	*ret_count = count;
+	return VGPU_OK;
+}
+
 const char *vgpu_db_errmsg(const vgpu_db *db)
 {
 	return db ? db->errmsg : "no database handle";

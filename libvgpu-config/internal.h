@@ -32,6 +32,15 @@ int db_begin(vgpu_db *db);
 int db_commit(vgpu_db *db);
 void db_rollback(vgpu_db *db);
 
+/*
+ * Step @stmt to its end, reading each row with @read into a malloc()ed array
+ * of @elem_size elements. Finalizes @stmt. On success *ret_rows (NULL when
+ * empty) and *ret_count are set; @what names the query in messages.
+ */
+int db_collect(vgpu_db *db, sqlite3_stmt *stmt, size_t elem_size,
+	       void (*read)(sqlite3_stmt *stmt, void *row), const char *what, void **ret_rows,
+	       size_t *ret_count);
+
 /* Bounded copy of a text column into @dst of @size bytes ("" for NULL). */
 void db_column_text(sqlite3_stmt *stmt, int col, char *dst, size_t size);
 

@@ -11,8 +11,9 @@
 	" (SELECT COUNT(*) FROM vms v WHERE v.pool_id = p.pool_id),"          \
 	" p.created_at, p.updated_at FROM pools p"
 
-static void read_pool(sqlite3_stmt *stmt, struct vgpu_pool_info *info)
+static void read_pool(sqlite3_stmt *stmt, void *row)
 {
+	struct vgpu_pool_info *info = row;
 	const unsigned char *id = sqlite3_column_text(stmt, 0);
 
 	info->pool_id = id ? (char)id[0] : '?';
@@ -57,10 +58,8 @@ int vgpu_get_pool_info(vgpu_db *db, char pool_id, struct vgpu_pool_info *ret_inf
 
 int vgpu_list_pools(vgpu_db *db, struct vgpu_pool_info **ret_pools, size_t *ret_count)
 {
-	struct vgpu_pool_info *pools = NULL;
-	size_t count = 0;
 	sqlite3_stmt *stmt;
-	int rc, step;
+	int rc;
 
 	if (!db)
 		return VGPU_INVALID_PARAM;
@@ -69,24 +68,10 @@ int vgpu_list_pools(vgpu_db *db, struct vgpu_pool_info **ret_pools, size_t *ret_
 	rc = db_prepare(db, POOL_COLUMNS " ORDER BY p.pool_id", &stmt);
 	if (rc != VGPU_OK)
 		return rc;
-	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct vgpu_pool_info *grown = realloc(pools, (count + 1) * sizeof(*pools));
-
-		if (!grown) {
-			rc = db_fail(db, VGPU_NO_MEMORY, "out of memory listing pools");
-			break;
-		}
-		pools = grown;
-		read_pool(stmt, &pools[count++]);
-	}
-	if (rc == VGPU_OK && step != SQLITE_DONE)
-		rc = db_fail_sql(db, "listing pools");
-	sqlite3_finalize(stmt);
-	if (rc != VGPU_OK) {
-		free(pools);
-		return rc;
-	}
-	*ret_pools = pools;
-	*ret_count = count;
-	return VGPU_OK;
+	void *rows;
+	rc = db_collect(db, stmt, sizeof(**ret_pools), read_pool, "listing pools", &rows,
+			ret_count);
+	if (rc == VGPU_OK)
+		*ret_pools = rows;
+	return rc;
 }

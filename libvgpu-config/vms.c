@@ -15,8 +15,9 @@
 	"SELECT vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at" \
 	" FROM vms"
 
-static void read_vm(sqlite3_stmt *stmt, struct vgpu_vm_config *vm)
+static void read_vm(sqlite3_stmt *stmt, void *row)
 {
+	struct vgpu_vm_config *vm = row;
 	const unsigned char *pool = sqlite3_column_text(stmt, 3);
 
 	vm->vm_id = sqlite3_column_int(stmt, 0);
@@ -418,11 +419,9 @@ int vgpu_remove_vm(vgpu_db *db, const char *vm_uuid)
 int vgpu_list_vms(vgpu_db *db, char pool_filter, int priority_filter,
 		  struct vgpu_vm_config **ret_vms, size_t *ret_count)
 {
-	struct vgpu_vm_config *vms = NULL;
-	size_t count = 0;
 	sqlite3_stmt *stmt;
 	char pool = 0;
-	int rc, step;
+	int rc;
 
 	if (!db)
 		return VGPU_INVALID_PARAM;
@@ -441,24 +440,9 @@ int vgpu_list_vms(vgpu_db *db, char pool_filter, int priority_filter,
 		sqlite3_bind_text(stmt, 1, &pool, 1, SQLITE_STATIC);
 	if (priority_filter != -1)
 		sqlite3_bind_int(stmt, 2, priority_filter);
-	while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct vgpu_vm_config *grown = realloc(vms, (count + 1) * sizeof(*vms));
-
-		if (!grown) {
-			rc = db_fail(db, VGPU_NO_MEMORY, "out of memory listing VMs");
-			break;
-		}
-		vms = grown;
-		read_vm(stmt, &vms[count++]);
-	}
-	if (rc == VGPU_OK && step != SQLITE_DONE)
-		rc = db_fail_sql(db, "listing VMs");
-	sqlite3_finalize(stmt);
-	if (rc != VGPU_OK) {
-		free(vms);
-		return rc;
-	}
-	*ret_vms = vms;
-	*ret_count = count;
-	return VGPU_OK;
+	void *rows;
+	rc = db_collect(db, stmt, sizeof(**ret_vms), read_vm, "listing VMs", &rows, ret_count);
+	if (rc == VGPU_OK)
+		*ret_vms = rows;
+	return rc;
 }
