@@ -42,8 +42,11 @@ enum option_bit {
 	OPT_EXPORT = 1u << 10,
 	OPT_HELP = 1u << 11,
 	OPT_VERSION = 1u << 12,
+	OPT_RUN_DIR = 1u << 13,
 };
 
+#define DEFAULT_RUN_DIR "/run/vgpu"
+#define RUN_DIR_ENV "VGPU_RUN_DIR"
 #define DEFAULT_XE_TIMEOUT_S 120
 #define MAX_XE_TIMEOUT_S 3600
 
@@ -51,6 +54,7 @@ enum option_bit {
 struct cli {
 	const struct command *cmd;
 	const char *db_path;        /* resolved registry path */
+	const char *run_dir;        /* the mediator's run directory (--run-dir) */
 	unsigned given;             /* OPT_* bits seen */
 	bool json, yes, no_restart, export_env;
 	char vm_uuid[VGPU_UUID_STRLEN + 1]; /* normalized, when OPT_VM_UUID */
@@ -112,5 +116,12 @@ int cmd_set_vm_id(struct cli *cli);
 int cmd_update_vm(struct cli *cli);
 int cmd_scan_vms(struct cli *cli);
 int cmd_status(struct cli *cli);
+int cmd_stats(struct cli *cli);
+
+/* The mediator's statistics document over RUNDIR/control.sock (mediator.c).
+ * VGPU_NOT_FOUND when no mediator listens there. */
+int mediator_stats(const char *run_dir, json_t **ret_doc, char *err, size_t err_size);
+/* Print the per-priority and per-VM tables of a stats document. */
+void print_mediator_stats(json_t *doc);
 
 #endif

@@ -250,9 +250,14 @@ int cmd_status(struct cli *cli)
 			"by_priority", "high", (int)by_prio[2], "medium", (int)by_prio[1], "low",
 			(int)by_prio[0], "running", (int)running, "halted", (int)halted,
 			"absent_or_other", (int)other, "unknown", (int)unknown);
-		ex = print_json(json_pack("{s:s, s:i, s:b, s:o, s:o}", "db", cli->db_path,
+		json_t *med = NULL;
+		char merr[512];
+
+		if (mediator_stats(cli->run_dir, &med, merr, sizeof(merr)) != VGPU_OK)
+			med = json_null();
+		ex = print_json(json_pack("{s:s, s:i, s:b, s:o, s:o, s:o}", "db", cli->db_path,
 					  "schema_version", version, "xe_available", j.host != NULL,
-					  "pools", jp, "summary", summary));
+					  "pools", jp, "summary", summary, "mediator", med));
 		goto out;
 	}
 
@@ -290,6 +295,16 @@ int cmd_status(struct cli *cli)
 		printf("; %zu running, %zu halted, %zu absent or other\n", running, halted, other);
 	else
 		printf("\nPower states unknown: %s\n", j.xe_err);
+
+	json_t *med;
+	char merr[512];
+	printf("\n");
+	if (mediator_stats(cli->run_dir, &med, merr, sizeof(merr)) == VGPU_OK) {
+		print_mediator_stats(med);
+		json_decref(med);
+	} else {
+		printf("Mediator: %s\n", merr);
+	}
 	ex = EXIT_OK;
 out:
 	free(pools);

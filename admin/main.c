@@ -47,8 +47,10 @@ const struct command commands[] = {
 	  "Change several settings at once (restarts a running VM)" },
 	{ "remove-vm", cmd_remove_vm, OPT_VM_UUID, OPT_VM_UUID, VM_SELECT,
 	  "Remove a VM from the registry" },
-	{ "status", cmd_status, OPT_JSON | OPT_TIMEOUT, 0, "[--json]",
-	  "Control panel: pools, their VMs with power state, and a summary" },
+	{ "status", cmd_status, OPT_JSON | OPT_TIMEOUT | OPT_RUN_DIR, 0, "[--json] [--run-dir DIR]",
+	  "Control panel: pools, VMs with power state, mediator statistics, summary" },
+	{ "stats", cmd_stats, OPT_JSON | OPT_RUN_DIR, 0, "[--json] [--run-dir DIR]",
+	  "The running mediator's statistics per priority level and per VM" },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };
 
@@ -69,6 +71,7 @@ static const struct {
 	{ OPT_NO_RESTART, { "no-restart", no_argument, NULL, 'N' }, "--no-restart" },
 	{ OPT_TIMEOUT, { "timeout", required_argument, NULL, 't' }, "--timeout" },
 	{ OPT_EXPORT, { "export", no_argument, NULL, 'e' }, "--export" },
+	{ OPT_RUN_DIR, { "run-dir", required_argument, NULL, 'R' }, "--run-dir" },
 	{ OPT_HELP, { "help", no_argument, NULL, 'h' }, "--help" },
 	{ OPT_VERSION, { "version", no_argument, NULL, 'V' }, "--version" },
 };
@@ -144,6 +147,11 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 		if (!*value)
 			return bad_value(name, value, "empty path");
 		cli->db_path = value;
+		break;
+	case OPT_RUN_DIR:
+		if (value[0] != '/')
+			return bad_value(name, value, "must be an absolute path");
+		cli->run_dir = value;
 		break;
 	case OPT_VM_UUID:
 		if (vgpu_uuid_normalize(value, cli->vm_uuid) != VGPU_OK)
@@ -313,5 +321,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cli.db_path = vgpu_db_path(cli.db_path ? cli.db_path : explicit_db);
+	if (!cli.run_dir) {
+		const char *env = getenv(RUN_DIR_ENV);
+
+		cli.run_dir = env && *env == '/' ? env : DEFAULT_RUN_DIR;
+	}
 	return cli.cmd->fn(&cli);
 }
