@@ -23,6 +23,9 @@ static const struct {
 	{ VGPU_AMBIGUOUS, "ambiguous" },
 	{ VGPU_UNSUPPORTED, "not supported" },
 	{ VGPU_LIMIT, "limit reached" },
+	{ VGPU_PROTOCOL, "protocol error" },
+	{ VGPU_BACKEND, "backend failure" },
+	{ VGPU_SHUTDOWN, "shutting down" },
 };
 
 const char *vgpu_strerror(int code)

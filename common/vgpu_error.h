@@ -27,6 +27,9 @@ enum vgpu_error {
 	VGPU_AMBIGUOUS = -11,        /* more than one match where one was needed */
 	VGPU_UNSUPPORTED = -12,      /* e.g. a database newer than this build */
 	VGPU_LIMIT = -13,            /* a bound was reached (ids, sizes, counts) */
+	VGPU_PROTOCOL = -14,         /* a malformed message */
+	VGPU_BACKEND = -15,          /* the GPU (or CPU) backend failed the work */
+	VGPU_SHUTDOWN = -16,         /* the mediator is stopping */
 };
 
 /*

@@ -30,15 +30,19 @@ void vgpu_queue_free(struct vgpu_queue *q);
 
 /* Append @item (priority and vm_slot set by the caller). VGPU_BUSY when the
  * VM's or the total cap is reached (the caller answers busy at once),
- * VGPU_SHUTDOWN after vgpu_queue_close(). */
+ * VGPU_SHUTDOWN after vgpu_queue_close(), VGPU_INVALID_PARAM for a priority
+ * outside 0..2 or vm_slot >= max_vms. A refused push changes nothing. */
 int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item);
 
 /* The oldest item of the highest non-empty priority, waiting up to
- * @timeout_ms (-1: forever) for one. NULL on timeout or once closed and empty. */
+ * @timeout_ms (0: not at all, -1: forever) for one. After close it still
+ * hands out what is queued; NULL on timeout or once closed and empty. */
 struct vgpu_queue_item *vgpu_queue_pop(struct vgpu_queue *q, int timeout_ms);
 
 /* Remove every queued item of @vm_slot (VM removed from the registry),
- * linking them into *ret_list for the caller to answer. Returns the count. */
+ * linking them into *ret_list (highest level first, FIFO within a level)
+ * for the caller to answer. Returns the count. vgpu_queue_free() never
+ * touches queued items: drain them first. */
 uint32_t vgpu_queue_drain_vm(struct vgpu_queue *q, uint32_t vm_slot,
 			     struct vgpu_queue_item **ret_list);
 

@@ -36,7 +36,9 @@ int vgpu_stats_new(uint32_t max_vms, struct vgpu_stats **ret);
 void vgpu_stats_free(struct vgpu_stats *s);
 
 /* Count one event for VM slot @vm_slot at @priority. For COMPLETED and
- * FAILED, @queue_ns and @exec_ns are recorded; @bytes_in/@bytes_out added. */
+ * FAILED only, @queue_ns and @exec_ns are recorded and @bytes_in/@bytes_out
+ * added (once per request). An invalid slot or priority is ignored, the
+ * other half still counted. */
 void vgpu_stats_record(struct vgpu_stats *s, uint32_t vm_slot, int priority,
 		       enum vgpu_outcome outcome, uint64_t queue_ns, uint64_t exec_ns,
 		       uint64_t bytes_in, uint64_t bytes_out);
@@ -48,7 +50,8 @@ void vgpu_stats_reset_vm(struct vgpu_stats *s, uint32_t vm_slot);
 void vgpu_stats_vm(struct vgpu_stats *s, uint32_t vm_slot, struct vgpu_series *ret);
 void vgpu_stats_priority(struct vgpu_stats *s, int priority, struct vgpu_series *ret);
 
-/* The @q-quantile (0 < q < 1) of @h in ns, from bucket bounds; 0 when empty. */
+/* The @q-quantile (0 < q < 1) of @h in ns: the upper bound of its bucket,
+ * so never below the true value and at most 19% above; 0 when empty. */
 uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q);
 /* Add one sample (ns). */
 void vgpu_hist_add(struct vgpu_hist *h, uint64_t ns);

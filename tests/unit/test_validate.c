@@ -211,6 +211,9 @@ static void strerror_table(void **state)
 		{ VGPU_AMBIGUOUS, "ambiguous" },
 		{ VGPU_UNSUPPORTED, "not supported" },
 		{ VGPU_LIMIT, "limit reached" },
+		{ VGPU_PROTOCOL, "protocol error" },
+		{ VGPU_BACKEND, "backend failure" },
+		{ VGPU_SHUTDOWN, "shutting down" },
 	};
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	(void)state;
