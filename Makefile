@@ -13,7 +13,7 @@ ASAN_BUILD ?= build-asan
 MESON_TEST_FLAGS ?= --print-errorlogs
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES = xe_vm_list conf cli_values
+FUZZ_HARNESSES = xe_vm_list conf cli_values protocol
 
 .PHONY: all deps deps-build test test-plain test-asan run install fuzz clean
 

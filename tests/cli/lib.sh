@@ -17,14 +17,7 @@ ln -s "$VGPU_FAKES/xe" "$BIN/xe"
 export PATH=$BIN:$PATH
 TTY_RUN=$VGPU_TESTS/helpers/tty-run.py
 
-FAILS=0
-CHECKS=0
-pass() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
-fail() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
-finish() {
-	echo "# $CHECKS checks, $FAILS failed"
-	[ "$FAILS" -eq 0 ]
-}
+. "$VGPU_TESTS/lib/assert.sh"
 
 # admin ARGS...: run vgpu-admin on the test registry; sets OUT, ERR, RC.
 admin() {
@@ -46,9 +39,6 @@ expect_out() { # expect_out TEXT DESCRIPTION: stdout contains TEXT
 }
 expect_err() { # expect_err TEXT DESCRIPTION: stderr contains TEXT
 	case "$ERR" in *"$1"*) pass "$2" ;; *) fail "$2: stderr lacks '$1'"; echo "#  stderr: $ERR" ;; esac
-}
-expect_eq() { # expect_eq ACTUAL EXPECTED DESCRIPTION
-	if [ "$1" = "$2" ]; then pass "$3"; else fail "$3: got '$1', expected '$2'"; fi
 }
 
 # The registry's VM rows, for "nothing changed" checks.

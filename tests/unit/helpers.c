@@ -119,6 +119,7 @@ sqlite3 *th_sql_open(const char *path)
 	return sql;
 }
 
+static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *vformat(const char *fmt, va_list ap)
 {
 	char *s;

@@ -1,0 +1,443 @@
+/*
+ * client.c - libvgpu's core: requests go out back to back, responses come
+ * back in completion order and are matched to their requests by id.
+ *
+ * A request is written with one gather write per step: the 56-byte header
+ * and parameter block built on the stack, then the caller's input arrays
+ * as they are. A response's 56-byte prefix is read and checked first; only
+ * then is its output read, straight into the caller's array.
+ *
+ * Must never: write into a caller's array before the response naming it was
+ * checked (request id outstanding, op and output size as submitted), read
+ * past the message being decoded, trust a length from the mediator, touch a
+ * buffer of a request that failed or was abandoned, or keep going on a
+ * stream whose framing is broken (the first bad response fails the
+ * connection and every request still outstanding on it).
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libvgpu.h"
+#include "transport.h"
+
+/* Floats go to and come from the wire as they lie in memory, uncopied. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "libvgpu sends float arrays as they are: little-endian hosts only"
+#endif
+
+/* One outstanding request. */
+struct pending {
+	uint64_t id;         /* 0: the slot is free */
+	uint16_t op;         /* enum vgpu_op, to check the response against */
+	bool done;           /* status and timing are final */
+	int32_t status;      /* the request's outcome, once done */
+	float *out;          /* the caller's output array */
+	uint64_t out_count;  /* floats a VGPU_OK response must carry */
+	uint64_t submit_ns;  /* CLOCK_MONOTONIC when it was submitted */
+	struct vgpu_timing timing;
+};
+
+struct vgpu_client {
+	struct vgpu_transport *t;        /* NULL once the connection failed */
+	int broken;                      /* VGPU_OK, or why the connection failed */
+	struct vgpu_proto_limits limits; /* the protocol's ceilings; the mediator has its own */
+	uint64_t next_id;                /* next request id to try (never 0) */
+	size_t outstanding;              /* slots in use */
+	struct pending *slots;           /* VGPU_CLIENT_MAX_OUTSTANDING, at id % that */
+	/* The response being read. */
+	uint8_t prefix[VGPU_PROTO_RESPONSE_PREFIX]; /* header and status block */
+	size_t prefix_got;               /* bytes of prefix read */
+	struct vgpu_msg_header rh;       /* prefix's header, once decoded */
+	struct pending *target;          /* whose output is being read, or NULL */
+	uint64_t data_len, data_got;     /* bytes of that output: expected, read */
+	vgpu_log_fn *log_fn;             /* where failures are described, or NULL */
+	void *log_opaque;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t float_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/*
+ * The connection is unusable from now on: every request still outstanding
+ * ends with @status, and no byte is read into any caller's buffer again.
+ */
+__attribute__((format(printf, 3, 4)))
+static void fail_connection(vgpu_client *c, int status, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (c->broken)
+		return;
+	c->broken = status;
+	if (c->log_fn) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		c->log_fn(c->log_opaque, msg);
+	}
+	c->t->ops->close(c->t);
+	c->t = NULL;
+	c->target = NULL;
+	for (size_t i = 0; i < VGPU_CLIENT_MAX_OUTSTANDING; i++) {
+		struct pending *s = &c->slots[i];
+
+		if (s->id && !s->done) {
+			s->done = true;
+			s->status = status;
+		}
+	}
+}
+
+static struct pending *find(vgpu_client *c, uint64_t id)
+{
+	struct pending *s = &c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING];
+
+	return id && s->id == id ? s : NULL;
+}
+
+static void release(vgpu_client *c, struct pending *s)
+{
+	memset(s, 0, sizeof(*s));
+	c->outstanding--;
+}
+
+static void complete(struct pending *s)
+{
+	s->done = true;
+	s->timing.total_ns = now_ns() - s->submit_ns;
+}
+
+/* The whole prefix is in: check it against the request it names. */
+static int start_response(vgpu_client *c)
+{
+	const struct vgpu_msg_header *h = &c->rh;
+	struct vgpu_response_view v;
+	struct pending *s;
+	unsigned long long id = (unsigned long long)h->request_id;
+
+	c->prefix_got = 0;
+	if (vgpu_proto_parse_response(c->prefix, h, c->prefix + VGPU_PROTO_HEADER_SIZE, &v) !=
+	    VGPU_OK) {
+		fail_connection(c, VGPU_PROTOCOL, "malformed response to request %llu", id);
+		return VGPU_PROTOCOL;
+	}
+	s = find(c, h->request_id);
+	if (!s || s->done) {
+		fail_connection(c, VGPU_PROTOCOL, "response for unknown request %llu", id);
+		return VGPU_PROTOCOL;
+	}
+	if (h->op != s->op) {
+		fail_connection(c, VGPU_PROTOCOL, "response to request %llu is for op %u, not %u",
+				id, h->op, s->op);
+		return VGPU_PROTOCOL;
+	}
+	if (v.status == VGPU_OK && v.out_count != s->out_count) {
+		fail_connection(c, VGPU_PROTOCOL,
+				"response to request %llu carries %llu floats, not %llu", id,
+				(unsigned long long)v.out_count, (unsigned long long)s->out_count);
+		return VGPU_PROTOCOL;
+	}
+	s->status = v.status;
+	s->timing.queue_ns = v.queue_ns;
+	s->timing.exec_ns = v.exec_ns;
+	if (v.status != VGPU_OK) {
+		complete(s);
+		return VGPU_OK;
+	}
+	c->target = s;
+	c->data_len = s->out_count * sizeof(float);
+	c->data_got = 0;
+	return VGPU_OK;
+}
+
+/*
+ * Read once, whatever is ready, into the current place: the prefix (up to
+ * its 56 bytes, which every valid response has) or the output of the
+ * response being read. *ret_got is 0 when nothing was ready.
+ */
+static int recv_step(vgpu_client *c, size_t *ret_got)
+{
+	uint8_t *buf;
+	size_t len, got = 0, before = c->prefix_got;
+
+	if (c->broken)
+		return c->broken;
+	if (c->target) {
+		buf = (uint8_t *)c->target->out + c->data_got;
+		len = (size_t)(c->data_len - c->data_got);
+	} else {
+		buf = c->prefix + c->prefix_got;
+		len = sizeof(c->prefix) - c->prefix_got;
+	}
+	if (c->t->ops->recv(c->t, buf, len, &got) != VGPU_OK) {
+		fail_connection(c, VGPU_IO_ERROR, "the connection to the mediator %s",
+				c->target || c->prefix_got ? "broke inside a response"
+							   : "was closed");
+		return VGPU_IO_ERROR;
+	}
+	*ret_got = got;
+	if (got == 0)
+		return VGPU_OK;
+	if (c->target) {
+		c->data_got += got;
+		if (c->data_got == c->data_len) {
+			complete(c->target);
+			c->target = NULL;
+		}
+		return VGPU_OK;
+	}
+	c->prefix_got += got;
+	if (before < VGPU_PROTO_HEADER_SIZE && c->prefix_got >= VGPU_PROTO_HEADER_SIZE) {
+		/* Judge the header as soon as it is in: a bad one may be all there is. */
+		if (vgpu_proto_decode_header(c->prefix, &c->limits, &c->rh) != VGPU_OK ||
+		    c->rh.type != VGPU_MSG_RESPONSE || c->rh.payload_len < VGPU_PROTO_STATUS_SIZE) {
+			fail_connection(c, VGPU_PROTOCOL, "malformed response header");
+			return VGPU_PROTOCOL;
+		}
+	}
+	if (c->prefix_got == sizeof(c->prefix))
+		return start_response(c);
+	return VGPU_OK;
+}
+
+int vgpu_connect(const char *uri, vgpu_client **ret)
+{
+	struct vgpu_transport *t;
+	vgpu_client *c;
+	int rc;
+
+	if (!uri || !ret)
+		return VGPU_INVALID_PARAM;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return VGPU_NO_MEMORY;
+	c->slots = calloc(VGPU_CLIENT_MAX_OUTSTANDING, sizeof(*c->slots));
+	if (!c->slots) {
+		free(c);
+		return VGPU_NO_MEMORY;
+	}
+	rc = vgpu_transport_open(uri, &t);
+	if (rc != VGPU_OK) {
+		free(c->slots);
+		free(c);
+		return rc;
+	}
+	c->t = t;
+	c->limits.max_payload = VGPU_PROTO_MAX_PAYLOAD;
+	c->limits.max_elems = VGPU_PROTO_MAX_PAYLOAD / sizeof(float);
+	c->limits.max_dim = UINT32_MAX;
+	c->next_id = 1;
+	*ret = c;
+	return VGPU_OK;
+}
+
+void vgpu_close(vgpu_client *c)
+{
+	if (!c)
+		return;
+	if (c->t)
+		c->t->ops->close(c->t);
+	free(c->slots);
+	free(c);
+}
+
+void vgpu_client_set_log(vgpu_client *c, vgpu_log_fn *fn, void *opaque)
+{
+	if (!c)
+		return;
+	c->log_fn = fn;
+	c->log_opaque = opaque;
+}
+
+/* A free slot and a fresh id for it; at most one lap of the table. */
+static struct pending *take_slot(vgpu_client *c)
+{
+	for (;;) {
+		uint64_t id = c->next_id++;
+		struct pending *s = &c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING];
+
+		if (c->next_id == 0)
+			c->next_id = 1;
+		if (id && !s->id) {
+			s->id = id;
+			c->outstanding++;
+			return s;
+		}
+	}
+}
+
+/* Read every response that is ready now. */
+static int drain(vgpu_client *c)
+{
+	size_t got;
+	int rc;
+
+	do
+		rc = recv_step(c, &got);
+	while (rc == VGPU_OK && got);
+	return rc;
+}
+
+/* Write @iov entirely, reading responses whenever the writing has to wait. */
+static int send_all(vgpu_client *c, struct iovec *iov, int iovcnt)
+{
+	int first = 0;
+
+	while (first < iovcnt) {
+		size_t n = 0;
+		int ready = 0;
+
+		if (c->broken)
+			return c->broken;
+		if (c->t->ops->send(c->t, iov + first, iovcnt - first, &n) != VGPU_OK) {
+			fail_connection(c, VGPU_IO_ERROR,
+					"the connection to the mediator broke while sending");
+			return VGPU_IO_ERROR;
+		}
+		while (n && first < iovcnt) {
+			size_t step = n < iov[first].iov_len ? n : iov[first].iov_len;
+
+			iov[first].iov_base = (uint8_t *)iov[first].iov_base + step;
+			iov[first].iov_len -= step;
+			n -= step;
+			if (iov[first].iov_len == 0)
+				first++;
+		}
+		if (first == iovcnt)
+			break;
+		if (c->t->ops->wait(c->t, VGPU_TRANSPORT_SEND | VGPU_TRANSPORT_RECV, -1, &ready) !=
+		    VGPU_OK) {
+			fail_connection(c, VGPU_IO_ERROR, "waiting on the connection failed");
+			return VGPU_IO_ERROR;
+		}
+		if ((ready & VGPU_TRANSPORT_RECV) && drain(c) != VGPU_OK)
+			return c->broken;
+	}
+	return VGPU_OK;
+}
+
+int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
+		const float *const in[3], float *out, uint64_t *ret_request_id)
+{
+	uint8_t prefix[VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE];
+	uint8_t *block = prefix + VGPU_PROTO_HEADER_SIZE;
+	struct vgpu_msg_header h = { .type = VGPU_MSG_REQUEST };
+	uint64_t in_count[3], out_count, payload = VGPU_PROTO_PARAMS_SIZE;
+	struct iovec iov[4];
+	struct pending *s;
+	int n_inputs, rc;
+
+	if (!c || !params || !in || !out || !ret_request_id)
+		return VGPU_INVALID_PARAM;
+	rc = vgpu_proto_op_shape(op, params, &c->limits, &n_inputs, in_count, &out_count);
+	if (rc != VGPU_OK)
+		return rc;
+	for (int i = 0; i < n_inputs; i++) {
+		if (!in[i])
+			return VGPU_INVALID_PARAM;
+		payload += in_count[i] * sizeof(float);
+	}
+	if (payload > c->limits.max_payload)
+		return VGPU_LIMIT;
+	if (c->broken)
+		return c->broken;
+	if (c->outstanding >= VGPU_CLIENT_MAX_OUTSTANDING)
+		return VGPU_LIMIT;
+
+	s = take_slot(c);
+	s->op = (uint16_t)op;
+	s->out = out;
+	s->out_count = out_count;
+	s->submit_ns = now_ns();
+
+	/* The parameter block, as docs/protocol.md lays it out. */
+	put32(block, params->vm_id);
+	put32(block + 4, params->m);
+	put32(block + 8, params->n);
+	put32(block + 12, params->k);
+	put32(block + 16, float_bits(params->alpha));
+	put32(block + 20, float_bits(params->beta));
+	h.op = (uint16_t)op;
+	h.request_id = s->id;
+	h.payload_len = (uint32_t)payload;
+	vgpu_proto_encode_header(&h, prefix);
+	h.checksum = vgpu_proto_checksum(prefix, block, VGPU_PROTO_PARAMS_SIZE);
+	vgpu_proto_encode_header(&h, prefix);
+
+	iov[0].iov_base = prefix;
+	iov[0].iov_len = sizeof(prefix);
+	for (int i = 0; i < n_inputs; i++) {
+		iov[1 + i].iov_base = (void *)(uintptr_t)in[i];
+		iov[1 + i].iov_len = (size_t)(in_count[i] * sizeof(float));
+	}
+	rc = send_all(c, iov, 1 + n_inputs);
+	if (rc != VGPU_OK) {
+		release(c, s);
+		return rc;
+	}
+	*ret_request_id = s->id;
+	return VGPU_OK;
+}
+
+int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
+	      struct vgpu_timing *ret_timing)
+{
+	struct pending *s;
+	uint64_t deadline = 0;
+	int status;
+
+	if (!c || timeout_ms < -1)
+		return VGPU_INVALID_PARAM;
+	s = find(c, request_id);
+	if (!s)
+		return VGPU_NOT_FOUND;
+	if (timeout_ms >= 0)
+		deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	while (!s->done) {
+		size_t got = 0;
+		int wait_ms = -1, ready;
+
+		if (recv_step(c, &got) != VGPU_OK)
+			break; /* the connection failed: s is done */
+		if (got)
+			continue;
+		if (timeout_ms >= 0) {
+			uint64_t now = now_ns();
+
+			if (now >= deadline)
+				return VGPU_TIMEOUT;
+			wait_ms = (int)((deadline - now + 999999u) / 1000000u);
+		}
+		if (c->t->ops->wait(c->t, VGPU_TRANSPORT_RECV, wait_ms, &ready) != VGPU_OK)
+			fail_connection(c, VGPU_IO_ERROR, "waiting on the connection failed");
+	}
+	status = s->status;
+	if (status == VGPU_OK && ret_timing)
+		*ret_timing = s->timing;
+	release(c, s);
+	return status;
+}

@@ -1,0 +1,124 @@
+/*
+ * libvgpu.h - the guest's C API to the vgpu mediator.
+ *
+ * A program in a VM connects by URI, then runs the catalogue's ops either
+ * blocking (vgpu_vector_add(), ...) or asynchronously (vgpu_submit() then
+ * vgpu_wait()); many requests may be in flight on one client, and responses
+ * come back in completion order, matched by request id. Every function
+ * returns VGPU_OK or a negative code of vgpu_error.h; ret_* outputs are
+ * written only on VGPU_OK. The library never prints, never keeps global
+ * state and never raises SIGPIPE.
+ *
+ * Threads: a vgpu_client is not thread-safe. Use one client per thread, or
+ * serialize every call on a client yourself; different clients are
+ * independent.
+ *
+ * Transports (the URI):
+ *   unix:/path/to/vm-<uuid>.sock   the mediator's Unix socket for this VM
+ *   spool:/mnt/vgpu                the VM's spool directory (not implemented
+ *                                  yet: VGPU_UNSUPPORTED)
+ *
+ * Buffers: input and output arrays are the caller's. They are read and
+ * written in place (no copies), so they must stay valid and untouched from
+ * vgpu_submit() until vgpu_wait() for that request returns. An output's
+ * content is unspecified unless the request's status is VGPU_OK.
+ */
+#ifndef VGPU_LIBVGPU_H
+#define VGPU_LIBVGPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgpu_error.h"
+#include "vgpu_protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vgpu_client vgpu_client;
+
+/* Requests one client may have submitted and not yet waited for. */
+#define VGPU_CLIENT_MAX_OUTSTANDING 1024
+
+/* Where a request's time went. */
+struct vgpu_timing {
+	uint64_t queue_ns; /* queued in the mediator, as the mediator reports */
+	uint64_t exec_ns;  /* executing, as the mediator reports */
+	uint64_t total_ns; /* from vgpu_submit() to its response being read, measured here */
+};
+
+/* Called with a one-line description of why a connection failed. */
+typedef void vgpu_log_fn(void *opaque, const char *message);
+
+/*
+ * Connect to the mediator named by @uri. *ret is freed with vgpu_close().
+ * VGPU_INVALID_PARAM for a malformed URI (unknown scheme, empty path,
+ * control characters, a socket path too long for sockaddr_un),
+ * VGPU_UNSUPPORTED for a transport this build lacks (spool:, for now),
+ * VGPU_NOT_FOUND when no socket is at the path, VGPU_DENIED without
+ * permission, VGPU_IO_ERROR when nobody listens, VGPU_NO_MEMORY.
+ */
+int vgpu_connect(const char *uri, vgpu_client **ret);
+
+/* Close the connection and free @c (NULL is fine). Requests not waited for
+ * are abandoned: their buffers are never touched again. */
+void vgpu_close(vgpu_client *c);
+
+/* Send connection failures to @fn (NULL: nowhere, the default). */
+void vgpu_client_set_log(vgpu_client *c, vgpu_log_fn *fn, void *opaque);
+
+/*
+ * Submit @op (enum vgpu_op) with @params; @in[0..) are the op's inputs
+ * (vector_add: a, b; saxpy: x, y; sgemm: A, B, C; reduce_sum: x; the
+ * others ignored and may be NULL) and @out receives the output (saxpy: y,
+ * sgemm: C, which may alias the input of the same role; reduce_sum: one
+ * float). params->vm_id is 0 or this VM's id; unused fields must be 0.
+ * Blocks until the whole request is written (reading responses meanwhile).
+ * *ret_request_id identifies the request for vgpu_wait().
+ * VGPU_INVALID_PARAM for NULL arguments or bad parameters, VGPU_LIMIT for
+ * sizes past the protocol's ceiling or when VGPU_CLIENT_MAX_OUTSTANDING
+ * requests are outstanding, VGPU_IO_ERROR or VGPU_PROTOCOL once the
+ * connection has failed (it stays failed: connect again).
+ */
+int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
+		const float *const in[3], float *out, uint64_t *ret_request_id);
+
+/*
+ * Wait at most @timeout_ms (-1: forever, 0: just look) for request
+ * @request_id and return its status: VGPU_OK, or the mediator's error
+ * (VGPU_BUSY when its queue was full, VGPU_DENIED, VGPU_LIMIT, ...), or
+ * VGPU_IO_ERROR / VGPU_PROTOCOL when the connection failed before the
+ * response was read. Each of those ends the request: its id is forgotten.
+ * VGPU_TIMEOUT leaves it outstanding (wait again); VGPU_NOT_FOUND means
+ * @request_id is not outstanding (never submitted, or already waited for);
+ * VGPU_INVALID_PARAM for a NULL @c or a @timeout_ms below -1. Responses to other requests that arrive meanwhile
+ * are kept for their own vgpu_wait(). *ret_timing (may be NULL) is written
+ * only when the status is VGPU_OK.
+ */
+int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
+	      struct vgpu_timing *ret_timing);
+
+/* Blocking ops: submit and wait. @ret_timing may be NULL. */
+
+/* out[i] = a[i] + b[i] for i < n. */
+int vgpu_vector_add(vgpu_client *c, const float *a, const float *b, float *out, size_t n,
+		    struct vgpu_timing *ret_timing);
+
+/* y[i] = alpha * x[i] + y[i] for i < n; @y is updated in place. */
+int vgpu_saxpy(vgpu_client *c, float alpha, const float *x, float *y, size_t n,
+	       struct vgpu_timing *ret_timing);
+
+/* C = alpha * A B + beta * C, row-major, A m x k, B k x n, C m x n, in place. */
+int vgpu_sgemm(vgpu_client *c, size_t m, size_t n, size_t k, float alpha, const float *A,
+	       const float *B, float beta, float *C, struct vgpu_timing *ret_timing);
+
+/* *ret_sum = x[0] + ... + x[n - 1]. */
+int vgpu_reduce_sum(vgpu_client *c, const float *x, size_t n, float *ret_sum,
+		    struct vgpu_timing *ret_timing);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

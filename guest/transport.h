@@ -1,0 +1,91 @@
+/*
+ * transport.h - how libvgpu moves message bytes, behind one small ops
+ * struct (internal; not installed).
+ *
+ * A transport is a byte stream in each direction: the client core frames
+ * messages itself. Every operation is non-blocking except wait(), so that
+ * the core can read responses while a large request is still being
+ * written (a mediator that stops reading until its responses are taken
+ * would otherwise deadlock with us). The socket transport is the first
+ * implementation; the spool transport (files published by rename) slots in
+ * behind the same four operations.
+ *
+ * Must never: block in send() or recv(), raise SIGPIPE, leak a descriptor
+ * into a child (everything is O_CLOEXEC), or keep state outside its struct.
+ */
+#ifndef VGPU_GUEST_TRANSPORT_H
+#define VGPU_GUEST_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+
+#include "vgpu_error.h"
+
+struct vgpu_transport;
+
+/* Readiness bits for wait(). */
+#define VGPU_TRANSPORT_RECV 1
+#define VGPU_TRANSPORT_SEND 2
+
+struct vgpu_transport_ops {
+	const char *name;
+	/*
+	 * Write as much of @iov[0..iovcnt) as the channel takes now, in order;
+	 * *ret_len: bytes taken (0 when it would block). VGPU_IO_ERROR when
+	 * the channel is gone.
+	 */
+	int (*send)(struct vgpu_transport *t, const struct iovec *iov, int iovcnt,
+		    size_t *ret_len);
+	/*
+	 * Read up to @len bytes that are ready now into @buf; *ret_len 0 when
+	 * none are. VGPU_IO_ERROR at the end of the stream or on failure.
+	 */
+	int (*recv)(struct vgpu_transport *t, void *buf, size_t len, size_t *ret_len);
+	/*
+	 * Wait at most @timeout_ms (-1: forever) until an operation in @want
+	 * (VGPU_TRANSPORT_* bits) can make progress; *ret_ready gets those that
+	 * can (0 on timeout). A broken channel reports everything in @want
+	 * ready, so that the next send() or recv() says what broke.
+	 */
+	int (*wait)(struct vgpu_transport *t, int want, int timeout_ms, int *ret_ready);
+	/* Release everything; @t is gone afterwards. */
+	void (*close)(struct vgpu_transport *t);
+};
+
+/* The part every transport's own struct starts with. */
+struct vgpu_transport {
+	const struct vgpu_transport_ops *ops;
+};
+
+enum vgpu_uri_kind {
+	VGPU_URI_UNIX = 1,  /* unix:PATH - a Unix stream socket */
+	VGPU_URI_SPOOL = 2, /* spool:DIR - the VM's spool directory */
+};
+
+/* A parsed transport URI. */
+struct vgpu_uri {
+	enum vgpu_uri_kind kind;
+	char path[4096]; /* the socket or directory, as written (never empty) */
+};
+
+/*
+ * Parse @uri ("unix:/run/vgpu/vm-<uuid>.sock", "spool:/mnt/vgpu").
+ * VGPU_INVALID_PARAM for NULL, an unknown scheme, an empty path, a control
+ * character in the path, or a socket path longer than a sockaddr_un holds;
+ * VGPU_LIMIT for a path of 4096 bytes or more. @ret is written only on
+ * success.
+ */
+int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret);
+
+/*
+ * Connect to the Unix stream socket at @path. VGPU_NOT_FOUND when nothing
+ * is there, VGPU_DENIED without permission, VGPU_IO_ERROR when nobody
+ * listens or the connect fails otherwise, VGPU_NO_MEMORY.
+ */
+int vgpu_transport_unix_open(const char *path, struct vgpu_transport **ret);
+
+/* Open the transport @uri names: vgpu_uri_parse()'s and the transport's errors;
+ * VGPU_UNSUPPORTED for spool: (not implemented yet). */
+int vgpu_transport_open(const char *uri, struct vgpu_transport **ret);
+
+#endif

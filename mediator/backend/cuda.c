@@ -1,0 +1,397 @@
+/*
+ * cuda.c - the CUDA backend: the catalogue on one GPU, in the mediator's one
+ * CUDA context (the runtime's primary context of config.device). This file
+ * holds the ops table: probe, init and fini (streams, cuBLAS handles,
+ * pools), submit, host_alloc. cuda_sched.c runs the works, cuda_launch.c
+ * says what one work enqueues.
+ *
+ * Streams. Each priority level has VGPU_CUDA_LANES streams created with one
+ * CUDA priority: level 2 (high) the device's greatest, level 0 the least,
+ * level 1 between; and one cuBLAS handle bound to its first stream.
+ *
+ * submit() only queues the work (one FIFO per level) and returns: it never
+ * waits on the GPU. A work's slot (and max_inflight capacity) is released
+ * before its done() runs, so a submitter woken by done() never sees a
+ * spurious VGPU_BUSY.
+ *
+ * Never: call done() from submit(), or return from fini() while a work is
+ * not done.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_internal.h"
+#include "cuda_internal.h"
+
+#define HOST_CACHE_BYTES ((size_t)2 << 30) /* pinned memory kept for reuse */
+#define HOST_HEADER 64                   /* in front of each host_alloc() block */
+#define HOST_MAGIC 0x76677075686f7374ull
+
+int vgpu_cuda_status(cudaError_t e)
+{
+	return e == cudaErrorMemoryAllocation ? VGPU_NO_MEMORY : VGPU_BACKEND;
+}
+
+static int cuda_probe(char *err, size_t err_size)
+{
+	struct vgpu_cublas blas;
+	int count = 0, usable = 0;
+	cudaError_t e = cudaGetDeviceCount(&count);
+
+	if (e != cudaSuccess) {
+		snprintf(err, err_size, "cuda: no usable device: %s (%s)", cudaGetErrorString(e),
+			 cudaGetErrorName(e));
+		return VGPU_NOT_FOUND;
+	}
+	for (int d = 0; d < count; d++) {
+		int major = 0, mode = cudaComputeModeProhibited;
+
+		if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) ==
+			    cudaSuccess &&
+		    cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, d) == cudaSuccess &&
+		    major >= 9 && mode != cudaComputeModeProhibited)
+			usable++;
+	}
+	if (usable == 0) {
+		snprintf(err, err_size,
+			 count ? "cuda: %d device(s), none of compute capability 9.0 or newer "
+				 "and not prohibited"
+			       : "cuda: no CUDA device (%d)",
+			 count);
+		return VGPU_NOT_FOUND;
+	}
+	if (vgpu_cublas_load(&blas, err, err_size) != VGPU_OK)
+		return VGPU_NOT_FOUND;
+	vgpu_cublas_unload(&blas);
+	if (err && err_size)
+		err[0] = '\0';
+	return VGPU_OK;
+}
+
+/* Release everything of @c that exists; threads must be stopped. */
+static void destroy(struct vgpu_cuda_ctx *c)
+{
+	cudaSetDevice(c->device);
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
+		struct vgpu_cuda_level *lv = &c->level[l];
+
+		if (lv->blas)
+			c->cublas.destroy(lv->blas);
+		for (int i = 0; i < VGPU_CUDA_LANES; i++) {
+			struct vgpu_cuda_lane *ln = &lv->lane[i];
+
+			if (ln->stream) {
+				cudaStreamSynchronize(ln->stream);
+				cudaStreamDestroy(ln->stream);
+			}
+			cudaFree(ln->buf[0]);
+			cudaFree(ln->buf[1]);
+			cudaFree(ln->scratch);
+		}
+	}
+	if (c->jobs) {
+		for (int j = 0; j < c->max_inflight; j++) {
+			for (int i = 0; i < VGPU_CUDA_LANES; i++) {
+				if (c->jobs[j].join[i])
+					cudaEventDestroy(c->jobs[j].join[i]);
+			}
+			if (c->jobs[j].done_ev)
+				cudaEventDestroy(c->jobs[j].done_ev);
+		}
+	}
+	cudaFreeHost(c->results);
+	vgpu_cuda_pool_free(c->dev_pool);
+	vgpu_cuda_pool_free(c->host_pool);
+	vgpu_cublas_unload(&c->cublas);
+	pthread_cond_destroy(&c->launch_cond);
+	pthread_cond_destroy(&c->idle_cond);
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++)
+		pthread_cond_destroy(&c->level[l].fly_cond);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->fly_lock);
+	free(c->jobs);
+	free(c);
+}
+
+static int fail(struct vgpu_cuda_ctx *c, int rc, char *err, size_t err_size, const char *what,
+		cudaError_t e)
+{
+	if (e != cudaSuccess)
+		snprintf(err, err_size, "cuda: %s: %s", what, cudaGetErrorString(e));
+	else
+		snprintf(err, err_size, "cuda: %s failed", what);
+	cudaGetLastError();
+	destroy(c);
+	return rc;
+}
+
+static int setup_streams(struct vgpu_cuda_ctx *c, char *err, size_t err_size)
+{
+	int least, greatest;
+	cudaError_t e = cudaDeviceGetStreamPriorityRange(&least, &greatest);
+
+	if (e != cudaSuccess)
+		return fail(c, VGPU_BACKEND, err, err_size, "stream priority range", e);
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
+		struct vgpu_cuda_level *lv = &c->level[l];
+
+		/* greatest is numerically lower: level 2 -> greatest, 0 -> least. */
+		lv->cuda_priority = least + (greatest - least) * l / (VGPU_PRIORITY_LEVELS - 1);
+		for (int i = 0; i < VGPU_CUDA_LANES; i++) {
+			struct vgpu_cuda_lane *ln = &lv->lane[i];
+
+			e = cudaStreamCreateWithPriority(&ln->stream, cudaStreamNonBlocking,
+							 lv->cuda_priority);
+			if (e == cudaSuccess)
+				e = cudaMalloc((void **)&ln->buf[0], VGPU_CUDA_CHUNK_BYTES);
+			if (e == cudaSuccess)
+				e = cudaMalloc((void **)&ln->buf[1], VGPU_CUDA_CHUNK_BYTES);
+			if (e == cudaSuccess)
+				e = cudaMalloc((void **)&ln->scratch,
+					       VGPU_CUDA_REDUCE_BLOCKS * sizeof(double));
+			if (e != cudaSuccess)
+				return fail(c, vgpu_cuda_status(e), err, err_size,
+					    "streams and chunk buffers", e);
+		}
+		if (c->cublas.create(&lv->blas) != CUBLAS_STATUS_SUCCESS) {
+			lv->blas = NULL;
+			return fail(c, VGPU_BACKEND, err, err_size, "cublasCreate", cudaSuccess);
+		}
+		if (c->cublas.set_stream(lv->blas, lv->lane[0].stream) != CUBLAS_STATUS_SUCCESS)
+			return fail(c, VGPU_BACKEND, err, err_size, "cublasSetStream", cudaSuccess);
+	}
+	return VGPU_OK;
+}
+
+/*
+ * Run every kernel and a 1x1x1 sgemm once on each level, and wait: a device
+ * that cannot run our code (no kernel image for it, a broken cuBLAS) fails
+ * init instead of the first works, and the one-time costs (module loading,
+ * cuBLAS's first call, ~100 ms) are paid here.
+ */
+static int warm_up(struct vgpu_cuda_ctx *c, char *err, size_t err_size)
+{
+	static const float one = 1.0f;
+	cudaError_t e = cudaSuccess;
+
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS && e == cudaSuccess; l++) {
+		struct vgpu_cuda_level *lv = &c->level[l];
+		struct vgpu_cuda_lane *ln = &lv->lane[0];
+		cudaStream_t s = ln->stream;
+
+		e = cudaMemsetAsync(ln->buf[0], 0, 64, s);
+		if (e == cudaSuccess)
+			e = cudaMemsetAsync(ln->buf[1], 0, 64, s);
+		if (e == cudaSuccess)
+			e = vgpu_cuda_vector_add(ln->buf[0], ln->buf[1], 1, s);
+		if (e == cudaSuccess)
+			e = vgpu_cuda_saxpy(1.0f, ln->buf[0], ln->buf[1], 1, s);
+		if (e == cudaSuccess)
+			e = vgpu_cuda_reduce_chunk(ln->buf[0], 1, ln->scratch, (double *)ln->buf[1], s);
+		if (e == cudaSuccess)
+			e = vgpu_cuda_reduce_final((const double *)ln->buf[1], 1, ln->buf[0], s);
+		if (e == cudaSuccess &&
+		    c->cublas.sgemm(lv->blas, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, ln->buf[0], 1,
+				    ln->buf[1], 1, &one, ln->buf[0] + 16, 1) != CUBLAS_STATUS_SUCCESS) {
+			snprintf(err, err_size, "cuda: cuBLAS cannot run sgemm on this device");
+			return VGPU_BACKEND;
+		}
+		if (e == cudaSuccess)
+			e = cudaStreamSynchronize(s);
+	}
+	if (e != cudaSuccess) {
+		snprintf(err, err_size, "cuda: the backend's kernels cannot run on this device: %s",
+			 cudaGetErrorString(e));
+		cudaGetLastError();
+		return VGPU_BACKEND;
+	}
+	return VGPU_OK;
+}
+
+static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char *err,
+		     size_t err_size)
+{
+	struct vgpu_cuda_ctx *c;
+	size_t free_b = 0, total_b = 0, reserved, limit;
+	cudaError_t e;
+	int rc;
+
+	if (cfg->max_inflight < 0 || cfg->max_inflight > VGPU_BACKEND_MAX_INFLIGHT ||
+	    cfg->device < 0) {
+		snprintf(err, err_size, "cuda: max_inflight must be 0..%d and device >= 0",
+			 VGPU_BACKEND_MAX_INFLIGHT);
+		return VGPU_INVALID_PARAM;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, err_size, "cuda: out of memory");
+		return VGPU_NO_MEMORY;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->fly_lock, NULL);
+	pthread_cond_init(&c->launch_cond, NULL);
+	pthread_cond_init(&c->idle_cond, NULL);
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
+		c->level[l].c = c;
+		c->level[l].index = l;
+		pthread_cond_init(&c->level[l].fly_cond, NULL);
+	}
+	c->device = cfg->device;
+	c->max_inflight = cfg->max_inflight ? cfg->max_inflight : VGPU_BACKEND_DEFAULT_INFLIGHT;
+	c->jobs = calloc((size_t)c->max_inflight, sizeof(*c->jobs));
+	if (!c->jobs)
+		return fail(c, VGPU_NO_MEMORY, err, err_size, "jobs", cudaErrorMemoryAllocation);
+
+	e = cudaSetDevice(c->device);
+	if (e == cudaSuccess)
+		e = cudaFree(NULL); /* creates the primary context now, not on the first work */
+	if (e == cudaSuccess)
+		e = cudaMemGetInfo(&free_b, &total_b);
+	if (e != cudaSuccess)
+		return fail(c, VGPU_BACKEND, err, err_size, "device", e);
+	rc = vgpu_cublas_load(&c->cublas, err, err_size);
+	if (rc != VGPU_OK) {
+		destroy(c);
+		return rc;
+	}
+	/* Chunk buffers of every lane are allocated once and count against the bound. */
+	reserved = (size_t)VGPU_PRIORITY_LEVELS * VGPU_CUDA_LANES *
+		   (2 * VGPU_CUDA_CHUNK_BYTES + VGPU_CUDA_REDUCE_BLOCKS * sizeof(double));
+	limit = cfg->max_device_bytes ? cfg->max_device_bytes : free_b / 4 * 3;
+	if (limit < reserved + VGPU_CUDA_CHUNK_BYTES) {
+		snprintf(err, err_size, "cuda: max_device_bytes %zu is below the %zu the backend needs",
+			 limit, reserved + VGPU_CUDA_CHUNK_BYTES);
+		destroy(c);
+		return VGPU_INVALID_PARAM;
+	}
+	c->device_limit = limit - reserved;
+	rc = setup_streams(c, err, err_size);
+	if (rc != VGPU_OK)
+		return rc;
+	rc = warm_up(c, err, err_size);
+	if (rc != VGPU_OK) {
+		destroy(c);
+		return rc;
+	}
+	if (vgpu_cuda_pool_new(VGPU_CUDA_POOL_DEVICE, c->device_limit, SIZE_MAX, &c->dev_pool) ||
+	    vgpu_cuda_pool_new(VGPU_CUDA_POOL_HOST, 0,
+			       cfg->max_host_cache_bytes ? cfg->max_host_cache_bytes
+							 : HOST_CACHE_BYTES,
+			       &c->host_pool))
+		return fail(c, VGPU_NO_MEMORY, err, err_size, "pools", cudaErrorMemoryAllocation);
+	e = cudaHostAlloc((void **)&c->results, (size_t)c->max_inflight * VGPU_CUDA_RESULT_FLOATS *
+							sizeof(float), cudaHostAllocPortable);
+	if (e != cudaSuccess)
+		return fail(c, vgpu_cuda_status(e), err, err_size, "pinned result slots", e);
+	for (int j = c->max_inflight - 1; j >= 0; j--) {
+		c->jobs[j].c = c;
+		c->jobs[j].result = c->results + (size_t)j * VGPU_CUDA_RESULT_FLOATS;
+		c->jobs[j].next = c->free_jobs;
+		c->free_jobs = &c->jobs[j];
+	}
+	rc = vgpu_cuda_start_threads(c);
+	if (rc != 0) {
+		vgpu_cuda_stop_threads(c);
+		snprintf(err, err_size, "cuda: cannot start threads: %s", strerror(rc));
+		destroy(c);
+		return VGPU_ERROR;
+	}
+	*ret_ctx = c;
+	return VGPU_OK;
+}
+
+static void cuda_fini(void *ctx)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	while (c->inflight > 0 || c->in_done > 0)
+		pthread_cond_wait(&c->idle_cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	vgpu_cuda_stop_threads(c);
+	destroy(c);
+}
+
+static int cuda_submit(void *ctx, struct vgpu_work *work)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+	int rc = vgpu_backend_work_check(work);
+
+	if (rc != VGPU_OK)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping) {
+		rc = VGPU_SHUTDOWN;
+	} else if (c->inflight >= c->max_inflight || !c->free_jobs) {
+		rc = VGPU_BUSY;
+	} else {
+		struct vgpu_cuda_job *job = c->free_jobs;
+		struct vgpu_cuda_level *lv = &c->level[work->priority];
+
+		c->free_jobs = job->next;
+		job->work = work;
+		job->next = NULL;
+		if (lv->tail)
+			lv->tail->next = job;
+		else
+			lv->head = job;
+		lv->tail = job;
+		c->inflight++;
+		atomic_fetch_add(&c->wake_seq, 1);
+		pthread_cond_signal(&c->launch_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* host_alloc: pinned memory from the pool, behind a header that records the
+ * size, so that host_free() returns it to the right class whatever it is told. */
+static void *cuda_host_alloc(void *ctx, size_t size)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+	uint64_t *hdr;
+	void *block;
+
+	if (size > SIZE_MAX - HOST_HEADER)
+		return NULL;
+	cudaSetDevice(c->device);
+	if (vgpu_cuda_pool_get(c->host_pool, size + HOST_HEADER, &block) != VGPU_OK)
+		return NULL;
+	hdr = block;
+	hdr[0] = HOST_MAGIC;
+	hdr[1] = size;
+	return (char *)block + HOST_HEADER;
+}
+
+static void cuda_host_free(void *ctx, void *ptr, size_t size)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+	uint64_t *hdr;
+
+	(void)size;
+	if (!ptr)
+		return;
+	hdr = (uint64_t *)((char *)ptr - HOST_HEADER);
+	if (hdr[0] != HOST_MAGIC)
+		return; /* not ours: leaking it beats corrupting the pool */
+	hdr[0] = 0;
+	cudaSetDevice(c->device);
+	vgpu_cuda_pool_put(c->host_pool, hdr, hdr[1] + HOST_HEADER);
+}
+
+static const struct vgpu_backend_ops cuda_ops = {
+	.name = "cuda",
+	.probe = cuda_probe,
+	.init = cuda_init,
+	.fini = cuda_fini,
+	.submit = cuda_submit,
+	.host_alloc = cuda_host_alloc,
+	.host_free = cuda_host_free,
+};
+
+const struct vgpu_backend_ops *const vgpu_backend_cuda = &cuda_ops;

@@ -1,0 +1,140 @@
+/*
+ * cuda_internal.h - the CUDA backend's state, shared by cuda.c (threads,
+ * queues, the ops table) and cuda_launch.c (what one work enqueues).
+ *
+ * Never: include from outside mediator/backend/.
+ */
+#ifndef VGPU_CUDA_INTERNAL_H
+#define VGPU_CUDA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "backend.h"
+#include "cuda_blas.h"
+#include "cuda_kernels.h"
+#include "cuda_pool.h"
+
+#define VGPU_CUDA_LANES 3                         /* streams per priority level */
+/* Vector ops move chunks of 2 to 8 MiB, a quarter of the vector where that
+ * fits (see vgpu_cuda_chunk_elems()); the lanes' buffers hold the largest. */
+#define VGPU_CUDA_CHUNK_BYTES ((size_t)8 << 20)
+#define VGPU_CUDA_CHUNK_ELEMS (VGPU_CUDA_CHUNK_BYTES / sizeof(float))
+#define VGPU_CUDA_MIN_CHUNK_ELEMS (((size_t)2 << 20) / sizeof(float))
+#define VGPU_CUDA_RESULT_FLOATS 16                /* pinned result slot per job (64 B) */
+#define VGPU_CUDA_MAX_DEV 3                       /* device blocks one job holds */
+
+/* One stream with the device buffers only its own work uses; stream order
+ * keeps consecutive works from overlapping on them. */
+struct vgpu_cuda_lane {
+	cudaStream_t stream;
+	float *buf[2];     /* VGPU_CUDA_CHUNK_BYTES each */
+	double *scratch;   /* VGPU_CUDA_REDUCE_BLOCKS doubles */
+};
+
+struct vgpu_cuda_job;
+struct vgpu_cuda_ctx;
+
+struct vgpu_cuda_level {
+	struct vgpu_cuda_ctx *c;
+	int index;                                  /* 0..2, the registry priority */
+	int cuda_priority;                          /* what its streams were created with */
+	struct vgpu_cuda_lane lane[VGPU_CUDA_LANES];
+	cublasHandle_t blas;                        /* bound to lane[0] */
+	/* guarded by c->lock: */
+	struct vgpu_cuda_job *head, *tail;          /* accepted, not launched */
+	bool mem_blocked;    /* head waits for device memory ...          */
+	uint64_t mem_gen;    /* ... until a completion after this generation */
+	/* guarded by c->fly_lock: launched, in lane 0 order, which is the
+	 * order they finish in; the level's waiter thread completes them. */
+	struct vgpu_cuda_job *fly_head, *fly_tail;
+	pthread_cond_t fly_cond;
+	pthread_t waiter;
+};
+
+/* An accepted work, from submit() to done(). */
+struct vgpu_cuda_job {
+	struct vgpu_cuda_ctx *c;
+	struct vgpu_work *work;
+	int status;                /* VGPU_OK, or the first error while launching */
+	cudaError_t gpu_status;    /* what waiting for done_ev returned */
+	bool waited;               /* already over: the waiter must not wait on done_ev */
+	uint64_t start_ns, end_ns; /* launch began, the GPU was seen to be through */
+	void *dev[VGPU_CUDA_MAX_DEV];   /* device blocks from the pool */
+	size_t dev_size[VGPU_CUDA_MAX_DEV];
+	int n_dev;
+	float *result;             /* pinned slot: reduce_sum's result lands here */
+	cudaEvent_t done_ev;       /* recorded on lane 0 last; made on first use */
+	cudaEvent_t join[VGPU_CUDA_LANES]; /* lanes 1.. joined into lane 0; made on first use */
+	struct vgpu_cuda_job *next; /* in a level queue, a fly list or the free list */
+};
+
+struct vgpu_cuda_ctx {
+	int device;
+	struct vgpu_cublas cublas;
+	struct vgpu_cuda_level level[VGPU_PRIORITY_LEVELS];
+	size_t device_limit;            /* bytes the device pool may hold */
+	struct vgpu_cuda_pool *dev_pool, *host_pool;
+	struct vgpu_cuda_job *jobs;     /* max_inflight of them */
+	float *results;                 /* pinned, VGPU_CUDA_RESULT_FLOATS per job */
+
+	pthread_mutex_t lock;           /* guards the fields below up to fly_lock */
+	pthread_cond_t launch_cond;     /* launcher: queued, capacity back, or quit */
+	pthread_cond_t idle_cond;       /* fini: nothing in flight */
+	struct vgpu_cuda_job *free_jobs;
+	int max_inflight;
+	int inflight;                   /* accepted, done() not yet called */
+	int launched;                   /* taken by the launcher, not yet completed */
+	int in_done;                    /* done() calls running */
+	uint64_t generation;            /* completions so far */
+	bool stopping;                  /* fini: accept nothing */
+	bool quit;                      /* launcher: exit */
+	/* Bumped (under lock) by every submit, completion and quit: what the
+	 * launcher, idle, watches for a moment before it sleeps. */
+	_Atomic uint64_t wake_seq;
+
+	pthread_mutex_t fly_lock;       /* guards the levels' fly lists */
+	bool fly_quit;                  /* waiters: exit once their list is empty */
+
+	pthread_t launcher;
+	bool launcher_started;
+	int waiters_started;
+};
+
+/* Elements per chunk of a vector op of @n elements. On the H100, 8 MiB
+ * chunks ran 64 MiB vectors fastest and 2 MiB chunks 4 MiB vectors
+ * (copies overlap only from the second chunk on). */
+static inline uint64_t vgpu_cuda_chunk_elems(uint64_t n)
+{
+	uint64_t c = (n + 3) / 4;
+
+	return c < VGPU_CUDA_MIN_CHUNK_ELEMS ? VGPU_CUDA_MIN_CHUNK_ELEMS
+	       : c > VGPU_CUDA_CHUNK_ELEMS   ? VGPU_CUDA_CHUNK_ELEMS
+					     : c;
+}
+
+/* VGPU_NO_MEMORY for an allocation failure, else VGPU_BACKEND. */
+int vgpu_cuda_status(cudaError_t e);
+
+/*
+ * Enqueue everything @job does, record its done_ev on lane 0 and hand it to
+ * vgpu_cuda_track(); also on failure, so that done() never comes before the
+ * GPU stops touching the work's buffers. VGPU_BUSY, with nothing enqueued
+ * or tracked, when its device memory is held by other works and @may_wait.
+ * Launcher thread only.
+ */
+int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool may_wait);
+
+/* Hand a launched @job to its level's waiter (job->waited: nothing to wait for). */
+void vgpu_cuda_track(struct vgpu_cuda_job *job);
+
+/* cuda_sched.c: the launcher and the waiters. */
+int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c);
+/* Stop and join the threads that were started; works must be done. */
+void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c);
+
+#endif

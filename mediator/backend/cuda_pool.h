@@ -1,0 +1,58 @@
+/*
+ * cuda_pool.h - reusable CUDA memory: device buffers for the launcher, and
+ * pinned host buffers for host_alloc(). cudaMalloc, cudaHostAlloc and their
+ * frees are slow and may synchronize the device, so blocks are kept in size
+ * classes (four per power of two: at most 25% slack) and handed out again.
+ *
+ * Device pools are bounded by the bytes they hold (in use plus cached);
+ * host pools are bounded only by what they cache.
+ *
+ * Never: call CUDA from vgpu_cuda_pool_put() on a device pool (it runs on
+ * the completion thread and must not stall on a cudaFree), or hand one
+ * block to two users.
+ */
+#ifndef VGPU_CUDA_POOL_H
+#define VGPU_CUDA_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum vgpu_cuda_pool_kind {
+	VGPU_CUDA_POOL_DEVICE, /* cudaMalloc */
+	VGPU_CUDA_POOL_HOST,   /* cudaHostAlloc(portable) */
+};
+
+struct vgpu_cuda_pool;
+
+/*
+ * A pool of @kind. @limit_held (device pools; 0: none) bounds the bytes in
+ * use plus cached; @limit_cached bounds the bytes kept for reuse. The caller
+ * must have made its device current. *ret is freed with
+ * vgpu_cuda_pool_free().
+ */
+int vgpu_cuda_pool_new(enum vgpu_cuda_pool_kind kind, size_t limit_held, size_t limit_cached,
+		       struct vgpu_cuda_pool **ret);
+
+/* Bytes a request of @size really takes (its class), or 0 if too large. */
+size_t vgpu_cuda_pool_class_bytes(const struct vgpu_cuda_pool *p, size_t size);
+
+/* Whether blocks of these @count sizes could ever be held at once. */
+bool vgpu_cuda_pool_fits(const struct vgpu_cuda_pool *p, const size_t *sizes, int count);
+
+/*
+ * A block of at least @size bytes in *ret. VGPU_NO_MEMORY when it can never
+ * fit or CUDA has no memory for it; VGPU_BUSY when it fits only after blocks
+ * in use come back (device pools). *ret is untouched on failure.
+ */
+int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret);
+
+/* Give back a block from vgpu_cuda_pool_get() with the same @size. */
+void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size);
+
+/* Bytes now in use and cached (for tests and statistics). */
+void vgpu_cuda_pool_usage(struct vgpu_cuda_pool *p, size_t *ret_in_use, size_t *ret_cached);
+
+/* Release every cached block; blocks still in use are leaked. NULL is fine. */
+void vgpu_cuda_pool_free(struct vgpu_cuda_pool *p);
+
+#endif

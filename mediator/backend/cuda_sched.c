@@ -1,0 +1,276 @@
+/*
+ * cuda_sched.c - the CUDA backend's threads: one launcher, and one waiter
+ * per priority level.
+ *
+ * The launcher takes the oldest queued work of the highest level and
+ * enqueues it (cuda_launch.c). CUDA priorities do not preempt
+ * (ARCHITECTURE.md, principle 5), so it keeps at most LAUNCH_WINDOW works
+ * on the GPU and lower levels fewer of them (16, 24, 32), leaving room for
+ * high priority. A work whose device memory is held by others goes back to
+ * the front of its level until one of them completes.
+ *
+ * Every work ends with an event on its level's first stream, so a level's
+ * works finish in the order they were launched: its waiter waits for the
+ * oldest one, first polling (a small op is done within microseconds) and
+ * after SPIN_NS sleeping in cudaEventSynchronize (blocking-sync events),
+ * then gives the memory back and calls done(). No stream callbacks: done()
+ * runs on a thread of ours, and a device error reaches every waiting work
+ * as an error status, exactly once.
+ *
+ * Never: call done() with a lock held, or wait on the GPU in the launcher.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "backend_internal.h"
+#include "cuda_internal.h"
+
+#define LAUNCH_WINDOW 32         /* works on the GPU at once, all levels */
+#define SPIN_NS 100000u          /* a waiter polls this long before it sleeps */
+#define POLL_NS 2000u            /* between two polls */
+#define LAUNCH_SPIN_NS 50000u    /* an idle launcher watches for work this long */
+
+/* Works of @level on the GPU at most: 16, 24 and 32 of LAUNCH_WINDOW. */
+static int window_of(int level)
+{
+	return LAUNCH_WINDOW * (level + 2) / 4;
+}
+
+/* Whether @job takes device memory from the pool. */
+static bool uses_pool(const struct vgpu_cuda_job *job)
+{
+	return job->work->op == VGPU_OP_SGEMM || job->work->op == VGPU_OP_REDUCE_SUM;
+}
+
+/*
+ * The launcher's next job, or NULL: the oldest of the highest level that
+ * has room in the window. A level whose head waits for device memory is
+ * skipped until a work completes, and while it waits, lower levels launch
+ * only works that need no pool memory, so they cannot starve it. Lock held.
+ */
+static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c)
+{
+	bool blocked_above = false;
+
+	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
+		struct vgpu_cuda_level *lv = &c->level[l];
+		struct vgpu_cuda_job *job = lv->head;
+
+		if (lv->mem_blocked && lv->mem_gen != c->generation)
+			lv->mem_blocked = false;
+		if (lv->mem_blocked) {
+			blocked_above = true;
+			continue;
+		}
+		if (!job || c->launched >= window_of(l) || (blocked_above && uses_pool(job)))
+			continue;
+		lv->head = job->next;
+		if (!lv->head)
+			lv->tail = NULL;
+		c->launched++;
+		return job;
+	}
+	return NULL;
+}
+
+/* Nothing to launch: watch wake_seq for LAUNCH_SPIN_NS (a client that
+ * submits again as soon as its last work is done is served without a
+ * thread wake-up), then sleep until a submit or completion. Lock held. */
+static void idle(struct vgpu_cuda_ctx *c)
+{
+	uint64_t seen = atomic_load(&c->wake_seq);
+	uint64_t t0 = vgpu_backend_now_ns();
+
+	pthread_mutex_unlock(&c->lock);
+	while (atomic_load(&c->wake_seq) == seen && vgpu_backend_now_ns() - t0 < LAUNCH_SPIN_NS)
+		;
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load(&c->wake_seq) == seen)
+		pthread_cond_wait(&c->launch_cond, &c->lock);
+}
+
+static void *launcher_main(void *arg)
+{
+	struct vgpu_cuda_ctx *c = arg;
+
+	cudaSetDevice(c->device);
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct vgpu_cuda_job *job = next_job(c);
+
+		if (!job) {
+			if (c->quit)
+				break;
+			idle(c);
+			continue;
+		}
+		uint64_t generation = c->generation;
+		bool others = c->launched > 1;
+
+		pthread_mutex_unlock(&c->lock);
+		int rc = vgpu_cuda_launch(c, job, others);
+		pthread_mutex_lock(&c->lock);
+		if (rc != VGPU_BUSY)
+			continue;
+		/* Its device memory is held by works on the GPU: back in front,
+		 * until one of them completes. */
+		struct vgpu_cuda_level *lv = &c->level[job->work->priority];
+
+		job->next = lv->head;
+		lv->head = job;
+		if (!lv->tail)
+			lv->tail = job;
+		lv->mem_blocked = true;
+		lv->mem_gen = generation;
+		c->launched--;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+void vgpu_cuda_track(struct vgpu_cuda_job *job)
+{
+	struct vgpu_cuda_ctx *c = job->c;
+	struct vgpu_cuda_level *lv = &c->level[job->work->priority];
+
+	pthread_mutex_lock(&c->fly_lock);
+	job->next = NULL;
+	if (lv->fly_tail)
+		lv->fly_tail->next = job;
+	else
+		lv->fly_head = job;
+	lv->fly_tail = job;
+	pthread_cond_signal(&lv->fly_cond);
+	pthread_mutex_unlock(&c->fly_lock);
+}
+
+/* Busy-wait @ns on the clock alone: no CUDA call, no lock. */
+static void pause_ns(uint64_t ns)
+{
+	uint64_t t0 = vgpu_backend_now_ns();
+
+	while (vgpu_backend_now_ns() - t0 < ns)
+		;
+}
+
+/* Poll @ev every POLL_NS (a tighter loop of cudaEventQuery contends with
+ * the launcher's calls for the driver), then sleep in cudaEventSynchronize. */
+static cudaError_t wait_event(cudaEvent_t ev)
+{
+	uint64_t t0 = vgpu_backend_now_ns();
+	cudaError_t e;
+
+	while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
+		if (vgpu_backend_now_ns() - t0 > SPIN_NS)
+			return cudaEventSynchronize(ev);
+		pause_ns(POLL_NS);
+	}
+	return e;
+}
+
+/* The GPU is through with @job: give back what it held, then done(). */
+static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
+{
+	struct vgpu_work *w = job->work;
+	int status = job->status;
+
+	if (status == VGPU_OK && job->gpu_status != cudaSuccess)
+		status = vgpu_cuda_status(job->gpu_status);
+	if (status == VGPU_OK && w->op == VGPU_OP_REDUCE_SUM)
+		w->out[0] = job->result[0];
+	for (int i = 0; i < job->n_dev; i++)
+		vgpu_cuda_pool_put(c->dev_pool, job->dev[i], job->dev_size[i]);
+	job->n_dev = 0;
+	uint64_t exec_ns = job->end_ns > job->start_ns ? job->end_ns - job->start_ns : 0;
+
+	pthread_mutex_lock(&c->lock);
+	job->next = c->free_jobs;
+	c->free_jobs = job;
+	c->inflight--;
+	c->launched--;
+	c->generation++;
+	c->in_done++;
+	atomic_fetch_add(&c->wake_seq, 1);
+	pthread_cond_signal(&c->launch_cond);
+	pthread_mutex_unlock(&c->lock);
+
+	w->done(w, status, exec_ns);
+
+	pthread_mutex_lock(&c->lock);
+	if (--c->in_done == 0 && c->inflight == 0)
+		pthread_cond_broadcast(&c->idle_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *waiter_main(void *arg)
+{
+	struct vgpu_cuda_level *lv = arg;
+	struct vgpu_cuda_ctx *c = lv->c;
+
+	cudaSetDevice(c->device); /* done() may call host_free() */
+	pthread_mutex_lock(&c->fly_lock);
+	for (;;) {
+		struct vgpu_cuda_job *job = lv->fly_head;
+
+		if (!job) {
+			if (c->fly_quit)
+				break;
+			pthread_cond_wait(&lv->fly_cond, &c->fly_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&c->fly_lock);
+		if (!job->waited) {
+			job->gpu_status = wait_event(job->done_ev);
+			if (job->gpu_status != cudaSuccess)
+				cudaGetLastError();
+			job->end_ns = vgpu_backend_now_ns();
+		}
+		/* Only this thread removes from the list; the launcher appends. */
+		pthread_mutex_lock(&c->fly_lock);
+		lv->fly_head = job->next;
+		if (!lv->fly_head)
+			lv->fly_tail = NULL;
+		pthread_mutex_unlock(&c->fly_lock);
+		complete(c, job);
+		pthread_mutex_lock(&c->fly_lock);
+	}
+	pthread_mutex_unlock(&c->fly_lock);
+	return NULL;
+}
+
+int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c)
+{
+	int rc = pthread_create(&c->launcher, NULL, launcher_main, c);
+
+	if (rc != 0)
+		return rc;
+	c->launcher_started = true;
+	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
+		rc = pthread_create(&c->level[l].waiter, NULL, waiter_main, &c->level[l]);
+		if (rc != 0)
+			return rc;
+		c->waiters_started = l + 1;
+	}
+	return 0;
+}
+
+void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c)
+{
+	if (c->launcher_started) {
+		pthread_mutex_lock(&c->lock);
+		c->quit = true;
+		atomic_fetch_add(&c->wake_seq, 1);
+		pthread_cond_broadcast(&c->launch_cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->launcher, NULL);
+		c->launcher_started = false;
+	}
+	pthread_mutex_lock(&c->fly_lock);
+	c->fly_quit = true;
+	for (int l = 0; l < c->waiters_started; l++)
+		pthread_cond_broadcast(&c->level[l].fly_cond);
+	pthread_mutex_unlock(&c->fly_lock);
+	for (int l = 0; l < c->waiters_started; l++)
+		pthread_join(c->level[l].waiter, NULL);
+	c->waiters_started = 0;
+}

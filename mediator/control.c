@@ -1,0 +1,217 @@
+/*
+ * control.c - RUNDIR/control.sock, for vgpu-admin: a client writes one
+ * command line ("stats"), gets one JSON document back, and the connection
+ * closes. Only root can connect (mode 0600).
+ *
+ * Must never: block the loop on a slow client (commands are read without
+ * blocking, bounded to 64 bytes; the reply is sent with a short send
+ * timeout), or answer anything but the commands below.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mediator.h"
+
+#define CMD_MAX 64
+
+struct control {
+	struct mediator *m;
+	int fd;
+	struct vgpu_loop_watch watch;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct control_client {
+	struct control *ctl;
+	int fd;
+	struct vgpu_loop_watch watch;
+	char cmd[CMD_MAX + 1];
+	size_t got;
+};
+
+static json_t *hist_json(const struct vgpu_hist *h)
+{
+	return json_pack("{s:f, s:f}", "p50", vgpu_hist_quantile(h, 0.50) / 1e3, "p99",
+			 vgpu_hist_quantile(h, 0.99) / 1e3);
+}
+
+static json_t *series_json(const struct vgpu_series *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+			 "submitted", (json_int_t)s->submitted, "completed", (json_int_t)s->completed,
+			 "failed", (json_int_t)s->failed, "rejected", (json_int_t)s->rejected,
+			 "bytes_in", (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out,
+			 "queue_wait_us", hist_json(&s->queue_wait), "exec_us", hist_json(&s->exec));
+}
+
+static char *stats_document(struct mediator *m)
+{
+	json_t *prio = json_array(), *vms = json_array();
+	struct vgpu_series s;
+	uint32_t inflight;
+
+	for (int p = VGPU_PRIORITY_LEVELS - 1; p >= 0; p--) {
+		vgpu_stats_priority(m->stats, p, &s);
+		json_t *o = series_json(&s);
+		json_object_set_new(o, "priority", json_integer(p));
+		json_object_set_new(o, "priority_name", json_string(vgpu_priority_name(p)));
+		json_object_set_new(o, "queued", json_integer(vgpu_queue_depth(m->queue, p)));
+		json_array_append_new(prio, o);
+	}
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		const struct vgpu_vm *vm = &m->vms[i];
+		char pool[2] = { vm->pool, '\0' };
+
+		if (!vm->in_use)
+			continue;
+		vgpu_stats_vm(m->stats, vm->slot, &s);
+		json_t *o = series_json(&s);
+		json_object_set_new(o, "vm_uuid", json_string(vm->uuid));
+		json_object_set_new(o, "vm_name", json_string(vm->name));
+		json_object_set_new(o, "vm_id", json_integer(vm->vm_id));
+		json_object_set_new(o, "pool_id", json_string(pool));
+		json_object_set_new(o, "priority", json_integer(vm->priority));
+		json_array_append_new(vms, o);
+	}
+	pthread_mutex_lock(&m->done_lock);
+	inflight = m->inflight;
+	pthread_mutex_unlock(&m->done_lock);
+	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i}, s:o, s:o}", "mediator", "version",
+				 VGPU_VERSION, "backend", m->backend->name, "uptime_s",
+				 (json_int_t)((vgpu_now_ns() - m->started_ns) / 1000000000ull),
+				 "queued", (int)vgpu_queue_depth(m->queue, -1), "inflight",
+				 (int)inflight, "priorities", prio, "vms", vms);
+	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+
+	json_decref(root);
+	return text;
+}
+
+static void client_close(struct control_client *cl)
+{
+	vgpu_loop_remove(cl->ctl->m->loop, &cl->watch);
+	close(cl->fd);
+	free(cl);
+}
+
+static void client_event(void *ctx, uint32_t events)
+{
+	struct control_client *cl = ctx;
+	ssize_t n;
+
+	(void)events;
+	n = recv(cl->fd, cl->cmd + cl->got, CMD_MAX - cl->got, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->got += (size_t)n;
+	cl->cmd[cl->got] = '\0';
+	char *nl = strchr(cl->cmd, '\n');
+	if (!nl && cl->got < CMD_MAX)
+		return;
+	if (nl)
+		*nl = '\0';
+
+	char *reply = strcmp(cl->cmd, "stats") == 0 ? stats_document(cl->ctl->m)
+						   : strdup("{\"error\":\"unknown command\"}");
+	if (reply) {
+		struct timeval tv = { .tv_sec = 1 };
+		size_t off = 0, len = strlen(reply);
+
+		/* Blocking with a 1 s deadline: the reply is small and the peer root. */
+		fcntl(cl->fd, F_SETFL, fcntl(cl->fd, F_GETFL) & ~O_NONBLOCK);
+		setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		while (off < len) {
+			ssize_t w = send(cl->fd, reply + off, len - off, MSG_NOSIGNAL);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		if (off == len)
+			send(cl->fd, "\n", 1, MSG_NOSIGNAL);
+		free(reply);
+	}
+	client_close(cl);
+}
+
+static void accept_event(void *ctx, uint32_t events)
+{
+	struct control *ctl = ctx;
+	struct control_client *cl;
+	int fd;
+
+	(void)events;
+	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		return;
+	}
+	cl->ctl = ctl;
+	cl->fd = fd;
+	cl->watch = (struct vgpu_loop_watch){ .fd = fd, .fn = client_event, .ctx = cl };
+	if (vgpu_loop_add(ctl->m->loop, &cl->watch, EPOLLIN) != VGPU_OK) {
+		close(fd);
+		free(cl);
+	}
+}
+
+int vgpu_control_start(struct mediator *m)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct control *ctl = calloc(1, sizeof(*ctl));
+
+	if (!ctl)
+		return VGPU_NO_MEMORY;
+	ctl->m = m;
+	if ((size_t)snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", m->set.run_dir) >=
+	    sizeof(ctl->path)) {
+		free(ctl);
+		return VGPU_LIMIT;
+	}
+	memcpy(addr.sun_path, ctl->path, strlen(ctl->path) + 1);
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	unlink(ctl->path);
+	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+	    chmod(ctl->path, 0600) != 0 || listen(ctl->fd, 8) != 0) {
+		vgpu_log(LOG_ERR, "cannot listen on %s: %s", ctl->path, strerror(errno));
+		if (ctl->fd >= 0)
+			close(ctl->fd);
+		free(ctl);
+		return VGPU_IO_ERROR;
+	}
+	ctl->watch = (struct vgpu_loop_watch){ .fd = ctl->fd, .fn = accept_event, .ctx = ctl };
+	vgpu_loop_add(m->loop, &ctl->watch, EPOLLIN);
+	m->control = ctl;
+	return VGPU_OK;
+}
+
+void vgpu_control_stop(struct mediator *m)
+{
+	struct control *ctl = m->control;
+
+	if (!ctl)
+		return;
+	vgpu_loop_remove(m->loop, &ctl->watch);
+	close(ctl->fd);
+	unlink(ctl->path);
+	free(ctl);
+	m->control = NULL;
+}

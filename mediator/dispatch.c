@@ -1,0 +1,94 @@
+/*
+ * dispatch.c - the dispatcher thread: takes requests from the queue in
+ * priority order and hands them to the backend, keeping at most
+ * max_inflight of them there; and the backend's completion callback, which
+ * queues finished requests for the loop thread.
+ *
+ * Must never: block on the GPU (submit is asynchronous), call into a
+ * transport (only the loop thread does), or lose a popped request (every
+ * one reaches the completion list, with an error status if the backend
+ * refused it).
+ */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "mediator.h"
+
+/* Backend threads: a work finished. */
+static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
+{
+	struct vgpu_request *req = work->user;
+	struct mediator *m = req->m;
+	uint64_t one = 1;
+
+	req->status = status;
+	req->exec_ns = exec_ns;
+	pthread_mutex_lock(&m->done_lock);
+	req->next_done = NULL;
+	if (m->done_tail)
+		m->done_tail->next_done = req;
+	else
+		m->done_head = req;
+	m->done_tail = req;
+	m->inflight--;
+	pthread_cond_signal(&m->inflight_cond);
+	pthread_mutex_unlock(&m->done_lock);
+	if (write(m->done_efd, &one, sizeof(one)) < 0) {
+		/* The counter is saturated only if the loop is gone; nothing to do. */
+	}
+}
+
+static void *dispatcher_main(void *arg)
+{
+	struct mediator *m = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&m->done_lock);
+		while (m->inflight >= (uint32_t)m->set.max_inflight)
+			pthread_cond_wait(&m->inflight_cond, &m->done_lock);
+		pthread_mutex_unlock(&m->done_lock);
+
+		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, -1);
+		if (!item)
+			break; /* closed and empty */
+		struct vgpu_request *req = (struct vgpu_request *)item;
+
+		req->queue_ns = vgpu_now_ns() - item->enqueued_ns;
+		req->work.done = work_done;
+		pthread_mutex_lock(&m->done_lock);
+		m->inflight++;
+		pthread_mutex_unlock(&m->done_lock);
+		int rc;
+		/* The backend counts a work as in flight until its done() has
+		 * returned, a moment longer than we do: wait that moment out. */
+		while ((rc = m->backend->submit(m->backend_ctx, &req->work)) == VGPU_BUSY)
+			usleep(50);
+		if (rc != VGPU_OK)
+			work_done(&req->work, rc, 0);
+	}
+	pthread_mutex_lock(&m->done_lock);
+	m->dispatcher_exited = true;
+	pthread_mutex_unlock(&m->done_lock);
+	return NULL;
+}
+
+int vgpu_dispatcher_start(struct mediator *m)
+{
+	return pthread_create(&m->dispatcher, NULL, dispatcher_main, m) == 0 ? VGPU_OK
+									     : VGPU_ERROR;
+}
+
+bool vgpu_dispatcher_drained(struct mediator *m)
+{
+	bool drained;
+
+	pthread_mutex_lock(&m->done_lock);
+	drained = m->dispatcher_exited && m->inflight == 0 && !m->done_head;
+	pthread_mutex_unlock(&m->done_lock);
+	return drained;
+}
+
+void vgpu_dispatcher_join(struct mediator *m)
+{
+	pthread_join(m->dispatcher, NULL);
+}

@@ -1,0 +1,35 @@
+/*
+ * loop.h - the mediator's event loop: one thread, epoll, a callback per fd.
+ * Everything that touches VMs and connections runs on this thread; other
+ * threads reach it only through vgpu_loop_wake()'s eventfd.
+ */
+#ifndef VGPU_MEDIATOR_LOOP_H
+#define VGPU_MEDIATOR_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vgpu_loop;
+
+/* Called on the loop thread with the epoll events that fired. */
+typedef void (*vgpu_loop_fn)(void *ctx, uint32_t events);
+
+struct vgpu_loop_watch {
+	int fd;
+	vgpu_loop_fn fn;
+	void *ctx;
+};
+
+int vgpu_loop_new(struct vgpu_loop **ret);
+void vgpu_loop_free(struct vgpu_loop *loop);
+
+/* Watch @w->fd for @events (EPOLLIN, EPOLLOUT...). @w must stay alive until
+ * removed. modify changes the events of a watched fd. */
+int vgpu_loop_add(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t events);
+int vgpu_loop_modify(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t events);
+void vgpu_loop_remove(struct vgpu_loop *loop, struct vgpu_loop_watch *w);
+
+/* Run one round: wait up to @timeout_ms for events and dispatch them. */
+int vgpu_loop_run_once(struct vgpu_loop *loop, int timeout_ms);
+
+#endif

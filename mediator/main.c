@@ -1,0 +1,364 @@
+/*
+ * main.c - vgpu-mediator: settings, start-up, the loop, and shutdown.
+ *
+ * Settings come from embedded defaults, then the config file
+ * (/etc/vgpu/mediator.conf or --config), then the command line. SIGTERM and
+ * SIGINT stop taking requests, finish everything accepted, answer it, and
+ * exit; SIGHUP re-reads the registry at once. A lock file in the run
+ * directory keeps a second mediator off the same sockets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "mediator.h"
+
+#define DEFAULT_CONF "/etc/vgpu/mediator.conf"
+#define SHUTDOWN_GRACE_NS (60ull * 1000000000ull)
+
+#define S(f) offsetof(struct mediator_settings, f), sizeof(((struct mediator_settings *)0)->f)
+#define I(f) offsetof(struct mediator_settings, f), 0
+static const struct vgpu_conf_option options[] = {
+	{ "db", VGPU_CONF_PATH, S(db), 0, 0, VGPU_DEFAULT_DB_PATH, "the registry" },
+	{ "spool_dir", VGPU_CONF_PATH, S(spool_dir), 0, 0, "/var/vgpu", "spool directory (per-VM subdirectories)" },
+	{ "run_dir", VGPU_CONF_PATH, S(run_dir), 0, 0, "/run/vgpu", "sockets and the lock file" },
+	{ "backend", VGPU_CONF_STRING, S(backend), 0, 0, "auto", "auto, cuda or cpu" },
+	{ "log", VGPU_CONF_STRING, S(log), 0, 0, "stderr", "stderr or syslog" },
+	{ "log_level", VGPU_CONF_STRING, S(log_level), 0, 0, "info", "error, warning, notice, info, debug" },
+	{ "max_request_mib", VGPU_CONF_INT, I(max_request_mib), 1, 1024, "512", "largest request payload, MiB" },
+	{ "max_elems_mi", VGPU_CONF_INT, I(max_elems_mi), 1, 256, "64", "largest array, Mi floats" },
+	{ "max_dim", VGPU_CONF_INT, I(max_dim), 1, 16384, "8192", "largest sgemm dimension" },
+	{ "queue_per_vm", VGPU_CONF_INT, I(queue_per_vm), 1, 65536, "64", "queued requests per VM" },
+	{ "queue_total", VGPU_CONF_INT, I(queue_total), 1, 1048576, "1024", "queued requests in all" },
+	{ "max_inflight", VGPU_CONF_INT, I(max_inflight), 1, 1024, "16", "requests in the backend at once" },
+	{ "cpu_threads", VGPU_CONF_INT, I(cpu_threads), 0, 1024, "0", "cpu backend threads (0: one per core)" },
+	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
+	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },
+	{ "max_conns_per_vm", VGPU_CONF_INT, I(max_conns_per_vm), 1, 1024, "8", "socket connections per VM" },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: vgpu-mediator [--config FILE] [--db PATH] [--spool-dir DIR] [--run-dir DIR]\n"
+		"                     [--backend auto|cuda|cpu] [--log stderr|syslog] [--log-level L]\n"
+		"                     [--set KEY=VALUE]...\n\n"
+		"Queues the GPU work of every registered VM by priority and runs it.\n\n"
+		"Settings (config file %s, `key = value`; --set KEY=VALUE overrides):\n",
+		DEFAULT_CONF);
+	for (const struct vgpu_conf_option *o = options; o->name; o++)
+		fprintf(out, "  %-18s %s (default %s)\n", o->name, o->help, o->default_value);
+	fprintf(out, "\nThe registry path follows $VGPU_DB when --db and the file do not set it.\n"
+		     "Signals: TERM/INT finish accepted work and exit; HUP re-reads the registry.\n");
+}
+
+/* Parse the command line into @m->set; 0 to run, or an exit code + 1
+ * (exit 0 after --help/--version, 2 for bad arguments or settings). */
+static int parse_args(struct mediator *m, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "db", required_argument, NULL, 'd' },
+		{ "spool-dir", required_argument, NULL, 's' }, { "run-dir", required_argument, NULL, 'r' },
+		{ "backend", required_argument, NULL, 'b' }, { "log", required_argument, NULL, 'l' },
+		{ "log-level", required_argument, NULL, 'L' }, { "set", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = getenv("VGPU_MEDIATOR_CONF"), *env_db = getenv(VGPU_DB_ENV);
+	bool conf_given = false;
+	char err[512];
+	int c;
+
+	vgpu_conf_defaults(options, &m->set);
+	if (env_db && *env_db)
+		snprintf(m->set.db, sizeof(m->set.db), "%s", env_db);
+	/* First pass: only --config, so that the file comes before the flags. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == 'c') {
+			conf = optarg;
+			conf_given = true;
+		}
+	}
+	if (!conf || !*conf)
+		conf = DEFAULT_CONF;
+	int rc = vgpu_conf_load(conf, options, &m->set, err, sizeof(err));
+	if (rc != VGPU_OK && !(rc == VGPU_NOT_FOUND && !conf_given)) {
+		fprintf(stderr, "vgpu-mediator: %s\n", err);
+		return 3;
+	}
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		const char *key = NULL;
+		char kv[4200];
+
+		switch (c) {
+		case 'c':
+			continue;
+		case 'd': key = "db"; break;
+		case 's': key = "spool_dir"; break;
+		case 'r': key = "run_dir"; break;
+		case 'b': key = "backend"; break;
+		case 'l': key = "log"; break;
+		case 'L': key = "log_level"; break;
+		case 'S': {
+			snprintf(kv, sizeof(kv), "%s", optarg);
+			char *eq = strchr(kv, '=');
+			if (!eq) {
+				fprintf(stderr, "vgpu-mediator: --set needs KEY=VALUE\n");
+				return 3;
+			}
+			*eq = '\0';
+			if (vgpu_conf_set(options, &m->set, kv, eq + 1, err, sizeof(err)) != VGPU_OK) {
+				fprintf(stderr, "vgpu-mediator: --set: %s\n", err);
+				return 3;
+			}
+			continue;
+		}
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("vgpu-mediator %s\n", VGPU_VERSION);
+			return 1;
+		default:
+			usage(stderr);
+			return 3;
+		}
+		if (vgpu_conf_set(options, &m->set, key, optarg, err, sizeof(err)) != VGPU_OK) {
+			fprintf(stderr, "vgpu-mediator: %s\n", err);
+			return 3;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vgpu-mediator: unexpected argument '%s'\n", argv[optind]);
+		return 3;
+	}
+	if (strcmp(m->set.backend, "auto") && strcmp(m->set.backend, "cpu") &&
+	    strcmp(m->set.backend, "cuda")) {
+		fprintf(stderr, "vgpu-mediator: backend must be auto, cuda or cpu\n");
+		return 3;
+	}
+	if (strcmp(m->set.log, "stderr") && strcmp(m->set.log, "syslog")) {
+		fprintf(stderr, "vgpu-mediator: log must be stderr or syslog\n");
+		return 3;
+	}
+	if (vgpu_log_level_parse(m->set.log_level) < 0) {
+		fprintf(stderr, "vgpu-mediator: log_level must be error, warning, notice, info or debug\n");
+		return 3;
+	}
+	return 0;
+}
+
+static int lock_run_dir(const char *run_dir)
+{
+	char path[4200];
+	int fd;
+
+	if (mkdir(run_dir, 0755) != 0 && errno != EEXIST) {
+		vgpu_log(LOG_ERR, "cannot create %s: %s", run_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/mediator.lock", run_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		vgpu_log(LOG_ERR, "%s: %s", path,
+			 fd >= 0 && errno == EWOULDBLOCK ? "another vgpu-mediator is running"
+							 : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct runtime {
+	struct mediator *m;
+	int sig_fd, timer_fd;
+	struct vgpu_loop_watch sig_watch, timer_watch;
+	bool reload;
+};
+
+static void signal_event(void *ctx, uint32_t events)
+{
+	struct runtime *rt = ctx;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(rt->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			vgpu_log(LOG_NOTICE, "SIGHUP: re-reading the registry");
+			rt->reload = true;
+		} else if (!rt->m->stopping) {
+			vgpu_log(LOG_NOTICE, "signal %u: finishing accepted work, then exiting",
+				 si.ssi_signo);
+			rt->m->stopping = true;
+		}
+	}
+}
+
+static void timer_event(void *ctx, uint32_t events)
+{
+	struct runtime *rt = ctx;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(rt->timer_fd, &ticks, sizeof(ticks)) < 0) {
+		/* EAGAIN: nothing to do */
+	}
+	rt->reload = true;
+}
+
+static int setup(struct mediator *m, struct runtime *rt)
+{
+	char err[512];
+	sigset_t mask;
+
+	/* Block the signals before any thread exists, so that every thread
+	 * inherits the mask and only the signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	m->limits.max_payload = (uint32_t)(m->set.max_request_mib << 20);
+	m->limits.max_elems = (uint32_t)(m->set.max_elems_mi << 20);
+	m->limits.max_dim = (uint32_t)m->set.max_dim;
+	m->backend = vgpu_backend_select(m->set.backend, err, sizeof(err));
+	if (!m->backend) {
+		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, err);
+		return -1;
+	}
+	/* The dispatcher keeps max_inflight works in the backend; the backend
+	 * still counts each until its done() returns, hence the headroom. */
+	struct vgpu_backend_config bc = {
+		.threads = (int)m->set.cpu_threads,
+		.max_inflight = 2 * (int)m->set.max_inflight,
+		.max_device_bytes = 0,
+	};
+	if (m->backend->init(&bc, &m->backend_ctx, err, sizeof(err)) != VGPU_OK) {
+		vgpu_log(LOG_ERR, "backend %s: %s", m->backend->name, err);
+		return -1;
+	}
+	vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
+	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
+	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,
+			   (uint32_t)m->set.queue_total, &m->queue) != VGPU_OK ||
+	    vgpu_stats_new((uint32_t)m->set.max_vms, &m->stats) != VGPU_OK)
+		return -1;
+	m->vms = calloc((size_t)m->set.max_vms, sizeof(*m->vms));
+	if (!m->vms)
+		return -1;
+	pthread_mutex_init(&m->done_lock, NULL);
+	pthread_cond_init(&m->inflight_cond, NULL);
+	m->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	m->done_watch = (struct vgpu_loop_watch){ .fd = m->done_efd, .fn = vgpu_deliver_done, .ctx = m };
+	if (m->done_efd < 0 || vgpu_loop_add(m->loop, &m->done_watch, EPOLLIN) != VGPU_OK)
+		return -1;
+
+	rt->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	rt->sig_watch = (struct vgpu_loop_watch){ .fd = rt->sig_fd, .fn = signal_event, .ctx = rt };
+	rt->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	rt->timer_watch = (struct vgpu_loop_watch){ .fd = rt->timer_fd, .fn = timer_event, .ctx = rt };
+	struct itimerspec its = {
+		.it_interval = { m->set.registry_poll_ms / 1000, (m->set.registry_poll_ms % 1000) * 1000000 },
+		.it_value = { m->set.registry_poll_ms / 1000, (m->set.registry_poll_ms % 1000) * 1000000 },
+	};
+	if (rt->sig_fd < 0 || rt->timer_fd < 0 || timerfd_settime(rt->timer_fd, 0, &its, NULL) != 0 ||
+	    vgpu_loop_add(m->loop, &rt->sig_watch, EPOLLIN) != VGPU_OK ||
+	    vgpu_loop_add(m->loop, &rt->timer_watch, EPOLLIN) != VGPU_OK)
+		return -1;
+
+	m->transports[m->n_transports++] = &vgpu_transport_socket;
+	for (int t = 0; t < m->n_transports; t++)
+		if (m->transports[t]->start(m) != VGPU_OK)
+			return -1;
+	if (vgpu_control_start(m) != VGPU_OK)
+		return -1;
+	if (vgpu_vms_reload(m) != VGPU_OK)
+		return -1;
+	if (vgpu_dispatcher_start(m) != VGPU_OK)
+		return -1;
+	m->started_ns = vgpu_now_ns();
+	return 0;
+}
+
+static uint64_t pending_responses(struct mediator *m)
+{
+	uint64_t n = 0;
+
+	for (int t = 0; t < m->n_transports; t++)
+		n += m->transports[t]->pending(m);
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	struct mediator m = { 0 };
+	struct runtime rt = { .m = &m, .sig_fd = -1, .timer_fd = -1 };
+	int lock_fd, rc = parse_args(&m, argc, argv);
+
+	if (rc)
+		return rc - 1;
+	vgpu_log_open(strcmp(m.set.log, "syslog") == 0, vgpu_log_level_parse(m.set.log_level));
+	lock_fd = lock_run_dir(m.set.run_dir);
+	if (lock_fd < 0)
+		return 1;
+	if (setup(&m, &rt) != 0) {
+		vgpu_log(LOG_ERR, "start-up failed");
+		return 1;
+	}
+	vgpu_log(LOG_NOTICE, "ready: registry %s, sockets in %s", m.set.db, m.set.run_dir);
+
+	uint64_t stop_deadline = 0;
+	for (;;) {
+		vgpu_loop_run_once(m.loop, 200);
+		if (rt.reload && !m.stopping) {
+			rt.reload = false;
+			vgpu_vms_reload(&m);
+		}
+		if (m.stopping && !stop_deadline) {
+			stop_deadline = vgpu_now_ns() + SHUTDOWN_GRACE_NS;
+			for (int t = 0; t < m.n_transports; t++)
+				m.transports[t]->stop_accepting(&m);
+			vgpu_queue_close(m.queue);
+		}
+		if (m.stopping && vgpu_dispatcher_drained(&m) && pending_responses(&m) == 0)
+			break;
+		if (stop_deadline && vgpu_now_ns() > stop_deadline) {
+			vgpu_log(LOG_ERR, "shutdown: clients did not take their answers in time");
+			break;
+		}
+	}
+	vgpu_dispatcher_join(&m);
+	vgpu_control_stop(&m);
+	for (int t = 0; t < m.n_transports; t++)
+		m.transports[t]->stop(&m);
+	m.backend->fini(m.backend_ctx);
+	vgpu_db_close(m.db);
+	vgpu_stats_free(m.stats);
+	vgpu_queue_free(m.queue);
+	vgpu_loop_free(m.loop);
+	close(m.done_efd);
+	close(rt.sig_fd);
+	close(rt.timer_fd);
+	free(m.vms);
+	close(lock_fd);
+	vgpu_log(LOG_NOTICE, "stopped");
+	return 0;
+}

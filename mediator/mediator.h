@@ -1,0 +1,163 @@
+/*
+ * mediator.h - the state of one vgpu-mediator process and the pieces that
+ * share it: settings, the VM table (from the registry), transports, the
+ * request life cycle, the dispatcher and the control socket.
+ *
+ * Threads: the loop thread owns the VM table, every connection and every
+ * response; the dispatcher thread only pops the queue and submits to the
+ * backend; backend threads only call request_done(). Shared state between
+ * them is the queue (its own lock), the stats (their own lock), the
+ * completion list and the in-flight count (done_lock).
+ */
+#ifndef VGPU_MEDIATOR_H
+#define VGPU_MEDIATOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "log.h"
+#include "loop.h"
+#include "queue.h"
+#include "stats.h"
+#include "vgpu_config.h"
+#include "vgpu_protocol.h"
+
+#define VGPU_MAX_TRANSPORTS 2
+
+/* Settings: defaults, then the config file, then the command line. */
+struct mediator_settings {
+	char db[4096];
+	char spool_dir[4096];
+	char run_dir[4096];
+	char backend[16];          /* auto | cpu | cuda */
+	char log[16];              /* stderr | syslog */
+	char log_level[16];
+	long long max_request_mib; /* payload limit */
+	long long max_elems_mi;    /* floats per array, in Mi */
+	long long max_dim;         /* sgemm dimensions */
+	long long queue_per_vm;
+	long long queue_total;
+	long long max_inflight;
+	long long cpu_threads;
+	long long registry_poll_ms;
+	long long max_vms;
+	long long max_conns_per_vm;
+};
+
+/* One registered VM, in mediator.vms[slot]; loop thread only. */
+struct vgpu_vm {
+	bool in_use;
+	uint32_t slot;
+	char uuid[VGPU_UUID_STRLEN + 1];
+	char name[VGPU_NAME_MAX + 1];
+	int vm_id;
+	char pool;
+	int priority;                        /* applies to requests admitted from now on */
+	struct vgpu_ratelimit rl;            /* for this VM's guest-triggered messages */
+	void *transport_state[VGPU_MAX_TRANSPORTS];
+};
+
+struct mediator;
+struct vgpu_request;
+
+/* A way for guests to reach the mediator (ARCHITECTURE.md, Transports). */
+struct vgpu_transport {
+	const char *name;
+	int index;                           /* into vgpu_vm.transport_state */
+	int (*start)(struct mediator *m);
+	/* Stop taking new requests (shutdown); responses still go out. */
+	void (*stop_accepting)(struct mediator *m);
+	void (*stop)(struct mediator *m);
+	int (*vm_added)(struct mediator *m, struct vgpu_vm *vm);
+	void (*vm_removed)(struct mediator *m, struct vgpu_vm *vm);
+	/* Send req->resp on the channel it came from (loop thread), then
+	 * request_free() it; drop it when the channel is gone. */
+	void (*respond)(struct mediator *m, struct vgpu_request *req);
+	/* Responses not yet written out (shutdown waits for 0). */
+	uint64_t (*pending)(struct mediator *m);
+};
+
+struct vgpu_request {
+	struct vgpu_queue_item item;         /* queue link: must stay first */
+	struct vgpu_work work;
+	struct mediator *m;
+	const struct vgpu_transport *transport;
+	void *reply_ctx;                     /* the transport's channel (refcounted by it) */
+	uint32_t vm_slot;
+	uint64_t request_id;
+	int op;
+	int status;
+	uint8_t *payload;                    /* host_alloc()ed */
+	size_t payload_len;
+	uint8_t *resp;                       /* host_alloc()ed: prefix + output */
+	size_t resp_len;
+	size_t resp_cap;
+	uint64_t queue_ns, exec_ns;
+	bool queued;                         /* counted as submitted */
+	struct vgpu_request *next_done;
+};
+
+struct mediator {
+	struct mediator_settings set;
+	struct vgpu_proto_limits limits;
+	const struct vgpu_backend_ops *backend;
+	void *backend_ctx;
+	struct vgpu_loop *loop;
+	struct vgpu_queue *queue;
+	struct vgpu_stats *stats;
+	vgpu_db *db;                         /* loop thread: registry polling */
+	struct vgpu_vm *vms;                 /* max_vms slots */
+	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS];
+	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
+	int n_transports;
+	uint64_t started_ns;
+	void *control;                       /* control.c's state */
+
+	pthread_t dispatcher;
+	pthread_mutex_t done_lock;
+	pthread_cond_t inflight_cond;
+	struct vgpu_request *done_head, *done_tail;
+	uint32_t inflight;                   /* submitted to the backend, not done */
+	bool dispatcher_exited;              /* under done_lock */
+	int done_efd;                        /* eventfd: completions waiting */
+	struct vgpu_loop_watch done_watch;
+
+	bool stopping;
+};
+
+/* request.c */
+/* A transport read a whole message (header bytes @raw, decoded @h, payload
+ * of h->payload_len bytes from backend->host_alloc, now owned here) on the
+ * channel of @vm: check it, then queue it or answer it at once. */
+void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+		const struct vgpu_msg_header *h, uint8_t *payload);
+/* Release everything @req holds. */
+void vgpu_request_free(struct vgpu_request *req);
+/* Answer @req with @status (loop thread), e.g. for a VM that went away. */
+void vgpu_request_fail(struct vgpu_request *req, int status);
+/* Loop thread: deliver every completed request (done_efd readable). */
+void vgpu_deliver_done(void *ctx, uint32_t events);
+
+/* dispatch.c */
+int vgpu_dispatcher_start(struct mediator *m);
+/* After vgpu_queue_close(): true once every queued and in-flight request
+ * has been handed to the loop. */
+bool vgpu_dispatcher_drained(struct mediator *m);
+void vgpu_dispatcher_join(struct mediator *m);
+
+/* vms.c */
+/* Read the registry and add, update or remove VMs (loop thread). */
+int vgpu_vms_reload(struct mediator *m);
+struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
+
+/* control.c */
+int vgpu_control_start(struct mediator *m);
+void vgpu_control_stop(struct mediator *m);
+
+/* transport/socket.c */
+extern const struct vgpu_transport vgpu_transport_socket;
+
+#endif

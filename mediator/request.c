@@ -1,0 +1,165 @@
+/*
+ * request.c - admission and completion: the part of a request's life that
+ * is the same whatever transport it came on.
+ *
+ * Admission checks, in order: the message parses (sizes, checksum, limits),
+ * the vm_id inside it (if any) is the channel's own (identity comes from the
+ * channel, never from the request), and the queue has room. Any failure is
+ * answered at once with a status from the error space and counted as
+ * rejected; nothing a guest sends can stop the mediator or reach another VM.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mediator.h"
+
+void vgpu_request_free(struct vgpu_request *req)
+{
+	if (!req)
+		return;
+	req->m->backend->host_free(req->m->backend_ctx, req->payload, req->payload_len);
+	req->m->backend->host_free(req->m->backend_ctx, req->resp, req->resp_cap);
+	free(req);
+}
+
+/* Build the response prefix in req->resp (allocating a bare one for errors)
+ * and hand it to the transport. Loop thread. */
+static void respond(struct vgpu_request *req)
+{
+	struct mediator *m = req->m;
+	uint64_t out_count = req->status == VGPU_OK ? req->work.out_count : 0;
+
+	if (!req->resp) {
+		req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX;
+		req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+		if (!req->resp) {
+			vgpu_log(LOG_ERR, "out of memory answering request %llu",
+				 (unsigned long long)req->request_id);
+			vgpu_request_free(req);
+			return;
+		}
+	}
+	vgpu_proto_encode_response(req->request_id, req->op, req->status, req->queue_ns,
+				   req->exec_ns, out_count, req->resp);
+	req->resp_len = VGPU_PROTO_RESPONSE_PREFIX + out_count * sizeof(float);
+	/* The payload is not needed any more; free it before the write. */
+	m->backend->host_free(m->backend_ctx, req->payload, req->payload_len);
+	req->payload = NULL;
+	req->transport->respond(m, req);
+}
+
+void vgpu_request_fail(struct vgpu_request *req, int status)
+{
+	req->status = status;
+	respond(req);
+}
+
+static void reject(struct vgpu_request *req, struct vgpu_vm *vm, int status, const char *why)
+{
+	struct mediator *m = req->m;
+
+	vgpu_log_guest(&vm->rl, LOG_WARNING, "VM %s: request %llu refused: %s", vm->uuid,
+		       (unsigned long long)req->request_id, why);
+	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_REJECTED, 0, 0, 0, 0);
+	req->status = status;
+	respond(req);
+}
+
+void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+		const struct vgpu_msg_header *h, uint8_t *payload)
+{
+	struct vgpu_request_view view;
+	struct vgpu_request *req = calloc(1, sizeof(*req));
+	int rc;
+
+	if (!req) {
+		m->backend->host_free(m->backend_ctx, payload, h->payload_len);
+		vgpu_log(LOG_ERR, "out of memory admitting a request of VM %s", vm->uuid);
+		return;
+	}
+	req->m = m;
+	req->transport = t;
+	req->reply_ctx = reply_ctx;
+	req->vm_slot = vm->slot;
+	req->request_id = h->request_id;
+	req->op = h->op;
+	req->payload = payload;
+	req->payload_len = h->payload_len;
+
+	rc = vgpu_proto_parse_request(raw, h, payload, &m->limits, &view);
+	if (rc != VGPU_OK) {
+		reject(req, vm, rc, rc == VGPU_LIMIT ? "over the size limits" : "malformed request");
+		return;
+	}
+	if (view.params.vm_id != 0 && view.params.vm_id != (uint32_t)vm->vm_id) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "names vm_id %u, but the channel is vm_id %d",
+			 view.params.vm_id, vm->vm_id);
+		reject(req, vm, VGPU_DENIED, why);
+		return;
+	}
+	if (m->stopping) {
+		reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
+		return;
+	}
+
+	req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view.out_count * sizeof(float);
+	req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+	if (!req->resp) {
+		req->resp_cap = 0;
+		reject(req, vm, VGPU_NO_MEMORY, "no memory for the output");
+		return;
+	}
+	req->work.op = view.op;
+	req->work.params = view.params;
+	memcpy(req->work.in, view.in, sizeof(view.in));
+	memcpy(req->work.in_count, view.in_count, sizeof(view.in_count));
+	req->work.out = (float *)(void *)(req->resp + VGPU_PROTO_RESPONSE_PREFIX);
+	req->work.out_count = view.out_count;
+	req->work.priority = vm->priority;
+	req->work.user = req;
+	req->item.priority = vm->priority;
+	req->item.vm_slot = vm->slot;
+
+	rc = vgpu_queue_push(m->queue, &req->item);
+	if (rc != VGPU_OK) {
+		reject(req, vm, rc, rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
+		return;
+	}
+	req->queued = true;
+	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_SUBMITTED, 0, 0, 0, 0);
+}
+
+void vgpu_deliver_done(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	struct vgpu_request *list;
+	uint64_t n;
+
+	(void)events;
+	if (read(m->done_efd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: another round already took them. */
+	}
+	pthread_mutex_lock(&m->done_lock);
+	list = m->done_head;
+	m->done_head = m->done_tail = NULL;
+	pthread_mutex_unlock(&m->done_lock);
+
+	while (list) {
+		struct vgpu_request *req = list;
+		uint64_t bytes_in = 0;
+
+		list = req->next_done;
+		for (int i = 0; i < 3; i++)
+			bytes_in += req->work.in_count[i] * sizeof(float);
+		vgpu_stats_record(m->stats, req->vm_slot, req->item.priority,
+				  req->status == VGPU_OK ? VGPU_OUTCOME_COMPLETED : VGPU_OUTCOME_FAILED,
+				  req->queue_ns, req->exec_ns, bytes_in,
+				  req->status == VGPU_OK ? req->work.out_count * sizeof(float) : 0);
+		respond(req);
+	}
+}

@@ -1,0 +1,166 @@
+/*
+ * vgpu_protocol.h - the one wire format between guests and the mediator.
+ *
+ * Every message is a 32-byte header followed by payload_len bytes of payload,
+ * all little-endian (docs/protocol.md is the specification). A request's
+ * payload is a fixed 24-byte parameter block and then the op's input arrays;
+ * a response's payload is a fixed 24-byte status block and then the output
+ * array. Sizes of the arrays follow from the parameters alone, so a decoder
+ * checks every length before it touches any data.
+ *
+ * This file is shared by the guest library and the mediator; it never
+ * allocates except where a function says so, and never trusts a byte it
+ * decodes.
+ */
+#ifndef VGPU_PROTOCOL_H
+#define VGPU_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgpu_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VGPU_PROTO_MAGIC 0x55504756u /* "VGPU" as bytes on the wire */
+#define VGPU_PROTO_VERSION 1
+#define VGPU_PROTO_HEADER_SIZE 32
+#define VGPU_PROTO_PARAMS_SIZE 24
+#define VGPU_PROTO_STATUS_SIZE 24
+/* Hard ceiling of any payload; deployments set lower limits. */
+#define VGPU_PROTO_MAX_PAYLOAD (1u << 30)
+
+enum vgpu_msg_type {
+	VGPU_MSG_REQUEST = 1,
+	VGPU_MSG_RESPONSE = 2,
+};
+
+enum vgpu_op {
+	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */
+	VGPU_OP_SAXPY = 2,      /* y[i] = alpha * x[i] + y[i]; inputs x, y; output y */
+	VGPU_OP_SGEMM = 3,      /* C = alpha * A(m x k) B(k x n) + beta * C, row-major */
+	VGPU_OP_REDUCE_SUM = 4, /* one float: the sum of x[0..n) */
+};
+#define VGPU_OP_COUNT 4
+
+/* A decoded header, in host order. */
+struct vgpu_msg_header {
+	uint16_t type;         /* enum vgpu_msg_type */
+	uint16_t op;           /* enum vgpu_op */
+	uint32_t flags;        /* none defined yet: must be 0 */
+	uint64_t request_id;   /* chosen by the client, echoed in the response */
+	uint32_t payload_len;  /* bytes after the header */
+	uint32_t checksum;     /* CRC32C of header (checksum = 0) and the fixed block */
+};
+
+/* A request's parameter block. Fields an op does not use must be 0. */
+struct vgpu_op_params {
+	uint32_t vm_id;  /* 0, or the sender's vm_id: checked against the channel */
+	uint32_t m;      /* sgemm: rows of A and C */
+	uint32_t n;      /* vector length; sgemm: columns of B and C */
+	uint32_t k;      /* sgemm: columns of A, rows of B */
+	float alpha;     /* saxpy's a; sgemm's alpha */
+	float beta;      /* sgemm's beta */
+};
+
+/* What a decoder accepts; every request is checked against these. */
+struct vgpu_proto_limits {
+	uint32_t max_payload;  /* bytes, <= VGPU_PROTO_MAX_PAYLOAD */
+	uint32_t max_elems;    /* floats in any one array */
+	uint32_t max_dim;      /* sgemm m, n and k each */
+};
+/* Defaults: 512 MiB payloads, 64 Mi floats per array, sgemm up to 8192. */
+extern const struct vgpu_proto_limits vgpu_proto_default_limits;
+
+/* A request checked by vgpu_proto_parse_request(): pointers into its payload. */
+struct vgpu_request_view {
+	enum vgpu_op op;
+	struct vgpu_op_params params;
+	const float *in[3];     /* the op's inputs, in order; unused ones NULL */
+	uint64_t in_count[3];   /* floats in each input */
+	uint64_t out_count;     /* floats in the output */
+};
+
+/* A response checked by vgpu_proto_parse_response(). */
+struct vgpu_response_view {
+	int32_t status;         /* VGPU_OK or a negative vgpu_error code */
+	uint64_t queue_ns;      /* time spent queued in the mediator */
+	uint64_t exec_ns;       /* time spent executing */
+	const float *out;       /* NULL unless status is VGPU_OK */
+	uint64_t out_count;
+};
+
+/* "vector_add", ...; NULL for an unknown op. */
+const char *vgpu_op_name(int op);
+/* The op named @name ("vector_add" or "vector-add", ...), or 0. */
+int vgpu_op_from_name(const char *name);
+
+/*
+ * Input and output sizes of @op with @params, in floats, checked against
+ * @limits: VGPU_INVALID_PARAM for an unknown op, a zero size or a field the
+ * op does not use being non-zero; VGPU_LIMIT past a limit.
+ */
+int vgpu_proto_op_shape(int op, const struct vgpu_op_params *params,
+			const struct vgpu_proto_limits *limits, int *ret_n_inputs,
+			uint64_t ret_in_count[3], uint64_t *ret_out_count);
+
+/* Write @h as the 32 wire bytes of a header (magic, version, checksum = @h's). */
+void vgpu_proto_encode_header(const struct vgpu_msg_header *h, uint8_t out[VGPU_PROTO_HEADER_SIZE]);
+
+/*
+ * Decode and check the 32 bytes at @in: magic, version, type, reserved bytes,
+ * flags and payload_len <= @limits->max_payload. The checksum is checked by
+ * the parse functions, which see the fixed block too. VGPU_PROTOCOL on any
+ * malformed field, VGPU_LIMIT for an oversized payload.
+ */
+int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
+			     const struct vgpu_proto_limits *limits, struct vgpu_msg_header *ret);
+
+/* The checksum of a message whose header bytes (checksum field ignored) are
+ * @header and whose fixed block is @block (@block_len bytes, may be 0). */
+uint32_t vgpu_proto_checksum(const uint8_t header[VGPU_PROTO_HEADER_SIZE], const uint8_t *block,
+			     size_t block_len);
+
+/*
+ * Build a whole request in one malloc()ed buffer: header, parameter block
+ * and the inputs @in[0..n_inputs) (sizes from vgpu_proto_op_shape()).
+ * *ret_msg is freed by the caller with free().
+ */
+int vgpu_proto_build_request(uint64_t request_id, int op, const struct vgpu_op_params *params,
+			     const float *const in[3], const struct vgpu_proto_limits *limits,
+			     uint8_t **ret_msg, size_t *ret_len);
+
+/*
+ * Check a request: @raw_header is the header's wire bytes (for the
+ * checksum), @h its decoded form and @payload its payload_len bytes. Fills
+ * @ret with pointers into @payload, which must stay alive and be 4-byte
+ * aligned. VGPU_PROTOCOL for a bad checksum, type or size mismatch;
+ * vgpu_proto_op_shape()'s errors for bad parameters.
+ */
+int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			     const struct vgpu_msg_header *h, const uint8_t *payload,
+			     const struct vgpu_proto_limits *limits, struct vgpu_request_view *ret);
+
+/*
+ * Write a response's header and status block into @out (32 + 24 bytes); the
+ * @out_count floats of output follow it on the wire (0 unless @status is
+ * VGPU_OK).
+ */
+#define VGPU_PROTO_RESPONSE_PREFIX (VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_STATUS_SIZE)
+void vgpu_proto_encode_response(uint64_t request_id, int op, int32_t status, uint64_t queue_ns,
+				uint64_t exec_ns, uint64_t out_count,
+				uint8_t out[VGPU_PROTO_RESPONSE_PREFIX]);
+
+/* Check a response like vgpu_proto_parse_request() checks a request. */
+int vgpu_proto_parse_response(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			      const struct vgpu_msg_header *h, const uint8_t *payload,
+			      struct vgpu_response_view *ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,75 @@
+# lib.sh - shared by the end-to-end tests: a registry with VMs, a real
+# vgpu-mediator on temporary paths (cpu backend), and clients that are real
+# processes: vgpu-submit and raw_client.py.
+set -eu
+: "${VGPU_MEDIATOR_BIN:?}" "${VGPU_SUBMIT_BIN:?}" "${VGPU_ADMIN_BIN:?}" "${VGPU_TESTS:?}"
+. "$VGPU_TESTS/lib/assert.sh"
+
+T=$(mktemp -d /tmp/vgpu-e2e.XXXXXX)
+DB=$T/vgpu_config.db
+RUN=$T/run
+SPOOL=$T/spool
+RAW=$VGPU_TESTS/e2e/raw_client.py
+MPID=""
+cleanup() {
+	[ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+admin() { "$VGPU_ADMIN_BIN" --db "$DB" "$@"; }
+
+# vm N POOL PRIORITY: register VM number N; its UUID is uuid N.
+uuid() { printf '00000000-0000-4000-8000-%012d' "$1"; }
+vm() { admin register-vm --vm-uuid "$(uuid "$1")" --vm-name "vm$1" --pool "$2" --priority "$3" --vm-id "$1" >/dev/null; }
+sock() { echo "$RUN/vm-$(uuid "$1").sock"; }
+
+# start_mediator [ARGS...]: start it and wait until its sockets exist.
+start_mediator() {
+	"$VGPU_MEDIATOR_BIN" --db "$DB" --run-dir "$RUN" --spool-dir "$SPOOL" --backend cpu \
+		--log stderr --log-level info "$@" 2>>"$T/mediator.log" &
+	MPID=$!
+	for _ in $(seq 100); do
+		[ -S "$RUN/control.sock" ] && return 0
+		kill -0 "$MPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "# mediator did not start:"; cat "$T/mediator.log"
+	return 1
+}
+
+# stop_mediator: SIGTERM and wait; sets MRC to its exit status.
+stop_mediator() {
+	kill -TERM "$MPID"
+	set +e; wait "$MPID"; MRC=$?; set -e
+	MPID=""
+}
+
+# wait_for DESCRIPTION MAX_SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	local what=$1 max=$2 start
+	shift 2
+	start=$(date +%s%N)
+	while ! "$@" >/dev/null 2>&1; do
+		if [ $(( ($(date +%s%N) - start) / 1000000 )) -gt $((max * 1000)) ]; then
+			fail "$what (not within $max s)"; return 1
+		fi
+		sleep 0.05
+	done
+	pass "$what ($(( ($(date +%s%N) - start) / 1000000 )) ms)"
+}
+
+stats() { admin stats --json --run-dir "$RUN"; }
+
+# e2e_finish: stop a running mediator the normal way, check that it exited 0
+# and that no sanitizer spoke in its log, then report.
+e2e_finish() {
+	if [ -n "$MPID" ]; then
+		stop_mediator
+		expect_eq "$MRC" "0" "mediator stopped cleanly"
+	fi
+	if grep -q "Sanitizer\|runtime error:" "$T/mediator.log" 2>/dev/null; then
+		fail "sanitizer report in the mediator's log"; cat "$T/mediator.log"
+	fi
+	finish
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""A raw vgpu protocol client for the end-to-end tests: it speaks the wire
+format of docs/protocol.md byte by byte (independently of the C code under
+test) and can also break it on purpose.
+
+usage: raw_client.py SOCKET ACTION [ARGS]
+  ok N                 one vector_add of N floats; prints the status, checks the sums
+  vm-id ID             one vector_add naming vm_id ID; prints the status
+  bad-checksum         a request whose checksum is wrong; prints the status
+  bad-size             payload one float short of what n says; prints the status
+  bad-checksum-many N  N bad-checksum requests on one connection; prints the
+                       statuses as "status=count"
+  garbage              32 random bytes; prints "closed" if the mediator hangs up
+  oversize             a header announcing a payload over any limit; "closed"
+  pipeline COUNT N     COUNT vector_adds of N floats back to back, then reads all
+                       answers; prints "status=count" pairs
+  pipeline-sgemm COUNT D  the same with COUNT sgemms of D x D x D (zeros)
+Exit status 0 when the exchange itself worked, 1 otherwise.
+"""
+import os
+import random
+import socket
+import struct
+import sys
+
+MAGIC, VERSION, REQUEST, RESPONSE, VECTOR_ADD = 0x55504756, 1, 1, 2, 1
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def header(req_id, op, payload_len, checksum=0, mtype=REQUEST):
+    return struct.pack("<IHHQHHIII", MAGIC, VERSION, mtype, req_id, op, 0, 0, payload_len, checksum)
+
+
+def request(req_id, n, vm_id=0, short=0, corrupt=False):
+    params = struct.pack("<IIIIff", vm_id, 0, n, 0, 0.0, 0.0)
+    a = [float(i) for i in range(n)]
+    b = [float(2 * i) for i in range(n)]
+    data = struct.pack("<%df" % n, *a) + struct.pack("<%df" % (n - short), *b[: n - short])
+    payload = params + data
+    h = header(req_id, VECTOR_ADD, len(payload))
+    csum = crc32c(params, crc32c(h))
+    if corrupt:
+        csum ^= 1
+    return header(req_id, VECTOR_ADD, len(payload), csum) + payload
+
+
+def sgemm_request(req_id, d):
+    params = struct.pack("<IIIIff", 0, d, d, d, 1.0, 0.0)
+    payload = params + bytes(3 * d * d * 4)
+    h = header(req_id, 3, len(payload))
+    return header(req_id, 3, len(payload), crc32c(params, crc32c(h))) + payload
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def read_response(s):
+    h = recv_exact(s, 32)
+    if h is None:
+        return None
+    magic, ver, mtype, req_id, op, _, flags, plen, csum = struct.unpack("<IHHQHHIII", h)
+    body = recv_exact(s, plen)
+    if magic != MAGIC or ver != VERSION or mtype != RESPONSE or body is None:
+        raise SystemExit("malformed response")
+    if crc32c(body[:24], crc32c(h[:28] + b"\0\0\0\0")) != csum:
+        raise SystemExit("bad response checksum")
+    status = struct.unpack("<i", body[:4])[0]
+    out = body[24:]
+    return req_id, status, struct.unpack("<%df" % (len(out) // 4), out)
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    return s
+
+
+def closed(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return True
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    s, action, args = connect(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    if action == "ok":
+        n = int(args[0])
+        s.sendall(request(7, n))
+        req_id, status, out = read_response(s)
+        good = req_id == 7 and status == 0 and all(out[i] == 3.0 * i for i in range(n))
+        print(status)
+        return 0 if good else 1
+    if action in ("vm-id", "bad-checksum", "bad-size"):
+        msg = {"vm-id": lambda: request(9, 4, vm_id=int(args[0])),
+               "bad-checksum": lambda: request(9, 4, corrupt=True),
+               "bad-size": lambda: request(9, 4, short=1)}[action]()
+        s.sendall(msg)
+        r = read_response(s)
+        print("closed" if r is None else r[1])
+        return 0
+    if action == "bad-checksum-many":
+        count = int(args[0])
+        s.sendall(b"".join(request(i + 1, 4, corrupt=True) for i in range(count)))
+        counts = {}
+        for _ in range(count):
+            r = read_response(s)
+            if r is None:
+                raise SystemExit("connection closed early")
+            counts[r[1]] = counts.get(r[1], 0) + 1
+        print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
+        return 0
+    if action == "garbage":
+        s.sendall(os.urandom(32))
+        print("closed" if closed(s) else "open")
+        return 0
+    if action == "oversize":
+        s.sendall(header(1, VECTOR_ADD, 0xFFFFFFF0))
+        print("closed" if closed(s) else "open")
+        return 0
+    if action in ("pipeline", "pipeline-sgemm"):
+        count, n = int(args[0]), int(args[1])
+        make = request if action == "pipeline" else sgemm_request
+        s.sendall(b"".join(make(i + 1, n) for i in range(count)))
+        seen, counts = set(), {}
+        for _ in range(count):
+            r = read_response(s)
+            if r is None:
+                raise SystemExit("connection closed early")
+            if r[0] in seen:
+                raise SystemExit("request %d answered twice" % r[0])
+            seen.add(r[0])
+            counts[r[1]] = counts.get(r[1], 0) + 1
+        print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
+        return 0 if seen == set(range(1, count + 1)) else 1
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Queued high-priority work overtakes queued low-priority work: one CPU worker,
+# one request in the backend at a time; three low-priority VMs keep the queue
+# full, then a high-priority VM arrives. Its queue wait must be shorter.
+. "$(dirname "$0")/lib.sh"
+
+vm 1 A low; vm 2 A low; vm 3 B low; vm 4 B high
+start_mediator --set cpu_threads=1 --set max_inflight=1
+work="sgemm --m 192 --n 192 --k 192 --repeat 12 --json"
+pids=()
+for i in 1 2 3; do
+	# shellcheck disable=SC2086
+	"$VGPU_SUBMIT_BIN" --transport "unix:$(sock $i)" $work >"$T/low$i.json" & pids+=($!)
+done
+sleep 0.3
+# shellcheck disable=SC2086
+"$VGPU_SUBMIT_BIN" --transport "unix:$(sock 4)" $work >"$T/high.json"
+for p in "${pids[@]}"; do wait "$p"; done
+high=$(jq -r '.queue_us.p50' "$T/high.json")
+low=$(jq -s -r '[.[].queue_us.p50] | min' "$T"/low*.json)
+echo "# queue wait p50: high ${high} us, lowest of the low ${low} us"
+awk -v h="$high" -v l="$low" 'BEGIN { exit !(h < l) }' && pass "high priority waits less in the queue (p50 $high us < $low us)" ||
+	fail "high priority did not overtake (p50 $high us vs $low us)"
+doc=$(stats)
+hp=$(echo "$doc" | jq -r '.priorities[] | select(.priority_name == "high") | .queue_wait_us.p50')
+lp=$(echo "$doc" | jq -r '.priorities[] | select(.priority_name == "low") | .queue_wait_us.p50')
+awk -v h="$hp" -v l="$lp" 'BEGIN { exit !(h < l) }' && pass "mediator's own figures agree (high $hp us < low $lp us)" ||
+	fail "mediator's figures: high $hp us, low $lp us"
+e2e_finish

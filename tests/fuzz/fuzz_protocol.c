@@ -1,0 +1,109 @@
+/*
+ * fuzz_protocol.c - the wire-format decoder (protocol/protocol.c), fed a
+ * whole message: header, then the payload when its length fits the input.
+ * Invariants: whatever is accepted has counts that add up to payload_len,
+ * pointers inside the payload, and re-encodes to exactly the input bytes
+ * (one message, one encoding).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgpu_protocol.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Besides the defaults, small limits, so that the limit checks are reached. */
+static const struct vgpu_proto_limits small_limits = { 4096, 512, 16 };
+
+static void check_request(const uint8_t *msg, const struct vgpu_msg_header *h,
+			  const struct vgpu_proto_limits *l)
+{
+	const uint8_t *payload = msg + VGPU_PROTO_HEADER_SIZE, *end = payload + h->payload_len;
+	struct vgpu_request_view v;
+	uint64_t sum = VGPU_PROTO_PARAMS_SIZE;
+	uint8_t *again;
+	size_t len;
+
+	if (vgpu_proto_parse_request(msg, h, payload, l, &v) != VGPU_OK)
+		return;
+	if ((int)v.op != h->op || v.out_count == 0 || v.out_count > l->max_elems)
+		abort();
+	for (int i = 0; i < 3; i++) {
+		if (!v.in[i]) {
+			if (v.in_count[i])
+				abort();
+			continue;
+		}
+		const uint8_t *p = (const uint8_t *)v.in[i];
+		if (v.in_count[i] == 0 || v.in_count[i] > l->max_elems || p < payload ||
+		    p + v.in_count[i] * sizeof(float) > end)
+			abort();
+		sum += v.in_count[i] * sizeof(float);
+	}
+	if (sum != h->payload_len)
+		abort();
+	/* Build it again from the view: the same bytes. */
+	if (vgpu_proto_build_request(h->request_id, v.op, &v.params, v.in, l, &again, &len) !=
+	    VGPU_OK)
+		abort();
+	if (len != VGPU_PROTO_HEADER_SIZE + h->payload_len || memcmp(again, msg, len) != 0)
+		abort();
+	free(again);
+}
+
+static void check_response(const uint8_t *msg, const struct vgpu_msg_header *h)
+{
+	const uint8_t *payload = msg + VGPU_PROTO_HEADER_SIZE;
+	struct vgpu_response_view v;
+	uint8_t again[VGPU_PROTO_RESPONSE_PREFIX];
+
+	if (vgpu_proto_parse_response(msg, h, payload, &v) != VGPU_OK)
+		return;
+	if (v.status > 0 || (v.status != VGPU_OK && v.out_count) ||
+	    VGPU_PROTO_STATUS_SIZE + v.out_count * sizeof(float) != h->payload_len ||
+	    (v.out_count == 0) != (v.out == NULL) ||
+	    (v.out && (const uint8_t *)v.out != payload + VGPU_PROTO_STATUS_SIZE))
+		abort();
+	vgpu_proto_encode_response(h->request_id, h->op, v.status, v.queue_ns, v.exec_ns,
+				   v.out_count, again);
+	if (memcmp(again, msg, sizeof(again)) != 0)
+		abort();
+}
+
+static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits *l)
+{
+	struct vgpu_msg_header h;
+	uint8_t again[VGPU_PROTO_HEADER_SIZE];
+
+	if (vgpu_proto_decode_header(msg, l, &h) != VGPU_OK)
+		return;
+	if (h.payload_len > l->max_payload || !vgpu_op_name(h.op) ||
+	    (h.type != VGPU_MSG_REQUEST && h.type != VGPU_MSG_RESPONSE))
+		abort();
+	vgpu_proto_encode_header(&h, again);
+	if (memcmp(again, msg, sizeof(again)) != 0)
+		abort();
+	if (h.payload_len > size - VGPU_PROTO_HEADER_SIZE)
+		return;
+	check_request(msg, &h, l);
+	check_response(msg, &h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *msg;
+
+	if (size < VGPU_PROTO_HEADER_SIZE)
+		return 0;
+	/* The decoder wants the payload 4-byte aligned, as a receiver's buffer is;
+	 * an exact-size copy also lets ASan see any read past the input. */
+	msg = malloc(size);
+	if (!msg)
+		return 0;
+	memcpy(msg, data, size);
+	one(msg, size, &vgpu_proto_default_limits);
+	one(msg, size, &small_limits);
+	free(msg);
+	return 0;
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of fuzz_protocol (tests/fuzz/corpus/protocol/).
+
+Run once by hand; the files it writes are committed. The encoding here is
+written from docs/protocol.md independently of protocol/protocol.c, so the
+valid seeds double as a cross-check of the C encoder.
+usage: gen_protocol_corpus.py [OUTDIR]
+"""
+import os
+import struct
+import sys
+
+MAGIC, VERSION, REQUEST, RESPONSE = 0x55504756, 1, 1, 2
+VECTOR_ADD, SAXPY, SGEMM, REDUCE_SUM = 1, 2, 3, 4
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
+def header(mtype, req_id, op, payload_len, checksum=0, version=VERSION, magic=MAGIC,
+           reserved=0, flags=0):
+    return struct.pack("<IHHQHHIII", magic, version, mtype, req_id, op, reserved, flags,
+                       payload_len, checksum)
+
+
+def sign(msg):
+    """Set the checksum: CRC32C of the header (checksum zeroed) and the fixed block."""
+    msg = bytearray(msg)
+    msg[28:32] = b"\0\0\0\0"
+    msg[28:32] = struct.pack("<I", crc32c(bytes(msg[:56])))
+    return bytes(msg)
+
+
+def floats(count, start=0.0):
+    return struct.pack("<%df" % count, *[start + 0.5 * i for i in range(count)])
+
+
+def request(req_id, op, vm_id=0, m=0, n=0, k=0, alpha=0.0, beta=0.0, counts=(), extra=0,
+            **hdr):
+    params = struct.pack("<IIIIff", vm_id, m, n, k, alpha, beta)
+    data = b"".join(floats(c, i) for i, c in enumerate(counts))
+    payload = params + data
+    plen = len(payload) + extra
+    return sign(header(REQUEST, req_id, op, plen, **hdr) + payload + b"\0" * max(extra, 0))
+
+
+def response(req_id, op, status, queue_ns, exec_ns, out_count=0, **hdr):
+    block = struct.pack("<iIQQ", status, 0, queue_ns, exec_ns)
+    data = floats(out_count) if status == 0 else b""
+    return sign(header(RESPONSE, req_id, op, len(block) + len(data), **hdr) + block + data)
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
+    os.makedirs(out, exist_ok=True)
+    # Names starting with req- or resp- are valid messages (test_protocol checks).
+    seeds = {
+        # Valid requests of each op.
+        "req-vector-add": request(1, VECTOR_ADD, n=4, counts=(4, 4)),
+        "req-vector-add-1": request(2, VECTOR_ADD, vm_id=3, n=1, counts=(1, 1)),
+        "req-saxpy": request(3, SAXPY, n=3, alpha=2.5, counts=(3, 3)),
+        "req-sgemm": request(4, SGEMM, m=2, n=3, k=4, alpha=1.0, beta=0.5, counts=(8, 12, 6)),
+        "req-sgemm-1": request(5, SGEMM, m=1, n=1, k=1, counts=(1, 1, 1)),
+        "req-reduce-sum": request(6, REDUCE_SUM, n=7, counts=(7,)),
+        # Valid responses.
+        "resp-vector-add": response(1, VECTOR_ADD, 0, 1000, 2000, 4),
+        "resp-sgemm": response(4, SGEMM, 0, 5, 6, 6),
+        "resp-reduce-sum": response(6, REDUCE_SUM, 0, 0, 0, 1),
+        "resp-busy": response(7, SAXPY, -9, 0, 0),
+        "resp-denied": response(8, VECTOR_ADD, -10, 0, 0),
+        # Broken ones.
+        "bad-magic": request(1, VECTOR_ADD, n=1, counts=(1, 1), magic=0x55504757),
+        "bad-version": request(1, VECTOR_ADD, n=1, counts=(1, 1), version=2),
+        "bad-type": sign(header(3, 1, VECTOR_ADD, 24) + bytes(24)),
+        "bad-op-0": request(1, 0, n=1, counts=(1, 1)),
+        "bad-op-5": request(1, 5, n=1, counts=(1, 1)),
+        "bad-reserved": request(1, VECTOR_ADD, n=1, counts=(1, 1), reserved=1),
+        "bad-flags": request(1, VECTOR_ADD, n=1, counts=(1, 1), flags=1),
+        "bad-checksum": request(1, VECTOR_ADD, n=1, counts=(1, 1))[:28] + b"\1\2\3\4"
+        + request(1, VECTOR_ADD, n=1, counts=(1, 1))[32:],
+        "float-short": request(1, VECTOR_ADD, n=4, counts=(4, 3)),
+        "float-long": request(1, VECTOR_ADD, n=4, counts=(4, 4), extra=4),
+        "unused-alpha": request(1, VECTOR_ADD, n=2, alpha=1.0, counts=(2, 2)),
+        "zero-n": request(1, REDUCE_SUM, n=0),
+        "sgemm-wrap": request(1, SGEMM, m=65536, n=65536, k=65536),
+        "vector-wrap": request(1, VECTOR_ADD, n=1 << 30),
+        "payload-huge": sign(header(REQUEST, 1, VECTOR_ADD, 0xFFFFFFFF) + bytes(24)),
+        "payload-tiny": sign(header(REQUEST, 1, VECTOR_ADD, 8) + bytes(24)),
+        "truncated": request(1, VECTOR_ADD, n=64, counts=(64, 64))[:100],
+        "bad-resp-error-with-data": sign(header(RESPONSE, 1, VECTOR_ADD, 32)
+                                     + struct.pack("<iIQQ", -9, 0, 0, 0) + bytes(8)),
+        "bad-resp-positive-status": response(1, VECTOR_ADD, 3, 0, 0),
+        "bad-resp-odd-length": sign(header(RESPONSE, 1, VECTOR_ADD, 27)
+                                + struct.pack("<iIQQ", 0, 0, 0, 0) + bytes(3)),
+        "header-only": header(REQUEST, 1, VECTOR_ADD, 0),
+        "short": header(REQUEST, 1, VECTOR_ADD, 0)[:20],
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()
