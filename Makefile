@@ -1,7 +1,8 @@
 # Thin wrapper over Meson, so that the usual commands do the usual things.
 #   make            build (into build/)
 #   make test       install test dependencies, build, run every suite, then
-#                   again built with ASan+UBSan (into build-asan/)
+#                   again built with ASan+UBSan (build-asan/), and the threaded
+#                   suites built with ThreadSanitizer (build-tsan/)
 #   make run        build and run the example job under ./var/
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       only install the Debian packages
@@ -10,12 +11,15 @@
 PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+# The suites whose programs run threads: the mediator, backends, guest library.
+TSAN_SUITES = --suite mediator --suite backend --suite guest --suite e2e
 MESON_TEST_FLAGS ?= --print-errorlogs
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES = xe_vm_list conf cli_values protocol
 
-.PHONY: all deps deps-build test test-plain test-asan run install fuzz clean
+.PHONY: all deps deps-build test test-plain test-asan test-tsan run install fuzz clean
 
 all: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -34,8 +38,8 @@ $(ASAN_BUILD)/build.ninja:
 		-Dbuildtype=debug
 
 test: deps
-	@$(MAKE) --no-print-directory test-plain test-asan
-	@scripts/test-summary.sh $(BUILD) $(ASAN_BUILD)
+	@$(MAKE) --no-print-directory test-plain test-asan test-tsan
+	@scripts/test-summary.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -46,6 +50,14 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C $(ASAN_BUILD) $(MESON_TEST_FLAGS)
+
+$(TSAN_BUILD)/build.ninja:
+	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Dbuildtype=debugoptimized
+
+test-tsan: $(TSAN_BUILD)/build.ninja
+	ninja -C $(TSAN_BUILD)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 VGPU_E2E_SGEMM=384 \
+		meson test -C $(TSAN_BUILD) $(MESON_TEST_FLAGS) $(TSAN_SUITES)
 
 run: all
 	scripts/run-example.sh $(BUILD)
@@ -68,4 +80,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

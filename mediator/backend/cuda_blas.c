@@ -1,9 +1,14 @@
 /*
  * cuda_blas.c - dlopen() of cuBLAS for the CUDA backend (see cuda_blas.h).
  *
+ * Loaded once per process and never unloaded: what cuBLAS's constructors
+ * allocate would leak at each dlclose() (LeakSanitizer reports it), and a
+ * reload costs tens of milliseconds. A failed load is remembered too.
+ *
  * Never: keep a half-loaded library (every symbol or none).
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,15 +50,22 @@ static void *open_first(char *tried, size_t tried_size)
 	return NULL;
 }
 
-int vgpu_cublas_load(struct vgpu_cublas *b, char *err, size_t err_size)
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static struct vgpu_cublas loaded;
+static int load_rc;
+static char load_err[1280];
+
+static void load(void)
 {
 	char tried[1024];
+	struct vgpu_cublas *b = &loaded;
 
-	memset(b, 0, sizeof(*b));
 	b->dl = open_first(tried, sizeof(tried));
 	if (!b->dl) {
-		snprintf(err, err_size, "cuBLAS not found (set VGPU_CUBLAS to its path): %s", tried);
-		return VGPU_NOT_FOUND;
+		snprintf(load_err, sizeof(load_err),
+			 "cuBLAS not found (set VGPU_CUBLAS to its path): %s", tried);
+		load_rc = VGPU_NOT_FOUND;
+		return;
 	}
 	b->create = (cublasStatus_t(*)(cublasHandle_t *))dlsym(b->dl, "cublasCreate_v2");
 	b->destroy = (cublasStatus_t(*)(cublasHandle_t))dlsym(b->dl, "cublasDestroy_v2");
@@ -64,16 +76,26 @@ int vgpu_cublas_load(struct vgpu_cublas *b, char *err, size_t err_size)
 				      const float *, int, const float *, float *,
 				      int))dlsym(b->dl, "cublasSgemm_v2");
 	if (!b->create || !b->destroy || !b->set_stream || !b->sgemm) {
-		snprintf(err, err_size, "cuBLAS lacks a symbol the backend needs");
-		vgpu_cublas_unload(b);
-		return VGPU_NOT_FOUND;
+		snprintf(load_err, sizeof(load_err), "cuBLAS lacks a symbol the backend needs");
+		dlclose(b->dl);
+		memset(b, 0, sizeof(*b));
+		load_rc = VGPU_NOT_FOUND;
 	}
+}
+
+int vgpu_cublas_load(struct vgpu_cublas *b, char *err, size_t err_size)
+{
+	pthread_once(&load_once, load);
+	if (load_rc != VGPU_OK) {
+		memset(b, 0, sizeof(*b));
+		snprintf(err, err_size, "%s", load_err);
+		return load_rc;
+	}
+	*b = loaded;
 	return VGPU_OK;
 }
 
 void vgpu_cublas_unload(struct vgpu_cublas *b)
 {
-	if (b->dl)
-		dlclose(b->dl);
-	memset(b, 0, sizeof(*b));
+	memset(b, 0, sizeof(*b)); /* the library itself stays (see the top) */
 }

@@ -26,13 +26,14 @@ struct vgpu_cublas {
 };
 
 /*
- * Load libcublas: $VGPU_CUBLAS if set, else libcublas.so.13 from the loader's
- * path, then from the CUDA library directory of the build. On failure @err
- * says what was tried; @b is then unusable.
+ * Load libcublas, once per process: $VGPU_CUBLAS if set, else
+ * libcublas.so.13 from the loader's path, then from the CUDA library
+ * directory of the build. On failure @err says what was tried; @b is then
+ * unusable. Thread-safe.
  */
 int vgpu_cublas_load(struct vgpu_cublas *b, char *err, size_t err_size);
 
-/* Unload; a zeroed or failed @b is fine. */
+/* Forget @b; the library stays loaded. A zeroed or failed @b is fine. */
 void vgpu_cublas_unload(struct vgpu_cublas *b);
 
 #endif

@@ -53,6 +53,7 @@ struct vgpu_cuda_level {
 	 * order they finish in; the level's waiter thread completes them. */
 	struct vgpu_cuda_job *fly_head, *fly_tail;
 	pthread_cond_t fly_cond;
+	_Atomic uint64_t fly_seq;   /* bumped by every track and quit */
 	pthread_t waiter;
 };
 

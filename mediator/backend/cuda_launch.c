@@ -2,8 +2,8 @@
  * cuda_launch.c - what one work enqueues on the GPU (launcher thread only).
  *
  * vector_add, saxpy, reduce_sum: the vectors go through in chunks of 2 to
- * 8 MiB (vgpu_cuda_chunk_elems()), dealt round-robin to the level's lanes; each chunk
- * is copy in, kernel, copy out on its lane, so one chunk's copies overlap
+ * 8 MiB (vgpu_cuda_chunk_elems()), dealt round-robin to the level's lanes;
+ * each chunk is copy in, kernel, copy out on its lane, so one chunk's copies overlap
  * another's kernel and the two copy directions overlap each other. The
  * lanes' own chunk buffers are reused (stream order makes that safe), so a
  * vector op of any size needs no device allocation. reduce_sum leaves one

@@ -27,7 +27,8 @@ grep -q "another vgpu-mediator is running" "$T/second.err" && pass "says another
 # SIGTERM while work is queued and running: everything accepted is answered.
 stop_mediator
 start_mediator --set cpu_threads=1 --set max_inflight=1
-python3 "$RAW" "$(sock 1)" pipeline-sgemm 8 1024 >"$T/pipe.out" &
+# Big enough to be still running at SIGTERM; sanitizer builds set a smaller size.
+python3 "$RAW" "$(sock 1)" pipeline-sgemm 8 "${VGPU_E2E_SGEMM:-1024}" >"$T/pipe.out" &
 client=$!
 accepted() { stats | jq -e --arg u "$(uuid 1)" '.vms[] | select(.vm_uuid == $u) | select(.submitted == 8)'; }
 wait_for "8 requests accepted" 20 accepted
