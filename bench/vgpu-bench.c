@@ -935,7 +935,7 @@ static void print_row(const char *name, const char *path, double p50, double p99
 
 	fmt_time(a, sizeof(a), p50);
 	fmt_time(b, sizeof(b), p99);
-	printf("%-12s %-16s %10s %10s %11s  %-24s %s\n", name, path, a, b, rate, vs, check);
+	printf("%-12s %-16s %10s %10s %11s  %-30s %s\n", name, path, a, b, rate, vs, check);
 }
 
 static void rate_of(char *buf, size_t size, const struct work *w, double us)
@@ -966,13 +966,13 @@ static void print_case(const struct work *w)
 		return;
 	}
 	rate_of(rate, sizeof(rate), w, nat.p50);
-	print_row(cd->name, "native pinned", nat.p50, nat.p99, rate, "1.00x",
+	print_row(cd->name, "native pinned", nat.p50, nat.p99, rate, "1.00x time",
 		  check_word(&w->native_check));
 	if (w->pageable.count) {
 		struct stats pg = stats_of(&w->pageable);
 
 		rate_of(rate, sizeof(rate), w, pg.p50);
-		snprintf(vs, sizeof(vs), "%.2fx", pg.p50 / nat.p50);
+		snprintf(vs, sizeof(vs), "%.2fx time", pg.p50 / nat.p50);
 		print_row(cd->name, "native pageable", pg.p50, pg.p99, rate, vs, "");
 	}
 	if (w->native_pipe.ran && w->native_pipe.gbps > 0) {
@@ -989,17 +989,18 @@ static void print_case(const struct work *w)
 		struct stats med = stats_of(&m->lat);
 
 		if (med.count) {
-			char path[48], ex[16];
+			char path[48], ex[16], delta[16];
 
 			rate_of(rate, sizeof(rate), w, med.p50);
 			fmt_time(ex, sizeof(ex), stats_of(&m->exec).p50);
-			snprintf(vs, sizeof(vs), "%.2fx %+.1fus (ex %s)", med.p50 / nat.p50,
-				 med.p50 - nat.p50, ex);
+			fmt_time(delta, sizeof(delta), fabs(med.p50 - nat.p50));
+			snprintf(vs, sizeof(vs), "%.2fx %c%s (exec %s)", med.p50 / nat.p50,
+				 med.p50 >= nat.p50 ? '+' : '-', delta, ex);
 			snprintf(path, sizeof(path), "%s", transports[t].label);
 			print_row(cd->name, path, med.p50, med.p99, rate, vs, check_word(&m->check));
 		} else {
-			printf("%-12s %-16s %10s %10s %11s  %-24s %s\n", cd->name,
-			       transports[t].label, "-", "-", "-", "", "FAIL");
+			printf("%-12s %-16s %10s %10s %11s  %-30s %s\n", cd->name,
+			       transports[t].label, "-", "-", "-", "", check_word(&m->check));
 		}
 		if (m->pipe.ran && m->pipe.gbps > 0) {
 			char path[48];
@@ -1490,7 +1491,7 @@ int main(int argc, char **argv)
 	printf("warm-up %u, repeat %s, depth %d; p50 = median, p99 nearest rank; wall time per "
 	       "request incl. copies\n\n",
 	       opt.warmup, opt.repeat ? "as given" : "50 (64MiB: 20, sgemm-4096: 10)", opt.depth);
-	printf("%-12s %-16s %10s %10s %11s  %-24s %s\n", "case", "path", "p50", "p99", "rate",
+	printf("%-12s %-16s %10s %10s %11s  %-30s %s\n", "case", "path", "p50", "p99", "rate",
 	       "vs native pinned", "check");
 	fflush(stdout);
 
@@ -1523,7 +1524,10 @@ int main(int argc, char **argv)
 				printf(" %s/%s=%s", works[i].cd->name, transports[t].label,
 				       works[i].med[t].target_met ? "met" : "MISSED");
 			}
-	printf("%s\n", evaluated ? "" : " none evaluated");
+	if (evaluated)
+		printf(" (%d of %d met)\n", met, evaluated);
+	else
+		printf(" none evaluated\n");
 	printf("checks passed %d, failures %d, %.1f s: %s\n", checks_passed, failures,
 	       (double)(now_ns() - t_start_ns) / 1e9, failures ? "FAIL" : "PASS");
 	for (size_t i = 0; i < n_works; i++) {

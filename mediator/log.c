@@ -20,6 +20,7 @@ void vgpu_log_open(bool to_syslog, int max_level)
 		openlog("vgpu-mediator", LOG_PID, LOG_DAEMON);
 }
 
+static void vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vlog(int level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "emerg", "alert", "crit", "error",

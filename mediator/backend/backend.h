@@ -5,9 +5,9 @@
  * when nvcc is present; one CUDA context, a stream per priority level). The
  * mediator core never knows which one it has.
  *
- * Threading: submit() may be called from one dispatcher thread at a time;
- * the backend calls work->done() exactly once per accepted work, from any of
- * its own threads, never from inside submit().
+ * Threading: submit() may be called from any thread, also from inside a
+ * done() callback; the backend calls work->done() exactly once per accepted
+ * work, from any of its own threads, never from inside submit().
  */
 #ifndef VGPU_BACKEND_H
 #define VGPU_BACKEND_H
@@ -72,7 +72,9 @@ extern const struct vgpu_backend_ops vgpu_backend_cpu;
 /* NULL when the build has no CUDA. */
 extern const struct vgpu_backend_ops *const vgpu_backend_cuda;
 
-/* "cpu", "cuda", or "auto" (cuda when its probe succeeds, else cpu). */
+/* "cpu", "cuda", or "auto" (cuda when its probe succeeds, else cpu, with
+ * @err saying why not cuda). NULL, with @err set, for an unknown name or a
+ * cuda that cannot run here. */
 const struct vgpu_backend_ops *vgpu_backend_select(const char *name, char *err, size_t err_size);
 
 /* The plain single-threaded reference of every op, for tests: writes

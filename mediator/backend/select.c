@@ -30,7 +30,7 @@ const struct vgpu_backend_ops *vgpu_backend_select(const char *name, char *err, 
 		return &vgpu_backend_cpu;
 	if (strcmp(name, "cuda") == 0) {
 		if (!vgpu_backend_cuda) {
-			snprintf(err, err_size, "this build has no CUDA backend (nvcc was not found)");
+			snprintf(err, err_size, "this build has no CUDA backend (no nvcc and CUDA toolkit at build time)");
 			return NULL;
 		}
 		if (vgpu_backend_cuda->probe(why, sizeof(why)) != VGPU_OK) {

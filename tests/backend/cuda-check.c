@@ -199,7 +199,7 @@ static void correctness(void *cu_ctx, void *cpu_ctx)
 		struct bt_case tc;
 		struct vgpu_work w;
 		char label[96], detail[256];
-		uint64_t cu_wall, cu_exec, cpu_wall, cpu_exec;
+		uint64_t cu_wall = 0, cu_exec = 0, cpu_wall = 0, cpu_exec = 0;
 
 		if (quick && oc->big)
 			continue;

@@ -146,6 +146,8 @@ void th_sql_exec(sqlite3 *sql, const char *fmt, ...)
 }
 
 static sqlite3_stmt *first_row(sqlite3 *sql, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static sqlite3_stmt *first_row(sqlite3 *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *stmt = NULL;
 	char *text = vformat(fmt, ap);
