@@ -47,6 +47,7 @@ static const struct vgpu_conf_option options[] = {
 	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
 	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },
 	{ "max_conns_per_vm", VGPU_CONF_INT, I(max_conns_per_vm), 1, 1024, "8", "socket connections per VM" },
+	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -285,6 +286,7 @@ static int setup(struct mediator *m, struct runtime *rt)
 		return -1;
 
 	m->transports[m->n_transports++] = &vgpu_transport_socket;
+	m->transports[m->n_transports++] = &vgpu_transport_spool;
 	for (int t = 0; t < m->n_transports; t++)
 		if (m->transports[t]->start(m) != VGPU_OK)
 			return -1;
@@ -296,6 +298,28 @@ static int setup(struct mediator *m, struct runtime *rt)
 		return -1;
 	m->started_ns = vgpu_now_ns();
 	return 0;
+}
+
+/* Release what setup() made, also when it stopped half-way (the dispatcher
+ * is started last, and joined by the caller before this). */
+static void teardown(struct mediator *m, struct runtime *rt)
+{
+	vgpu_control_stop(m);
+	for (int t = 0; t < m->n_transports && m->vms; t++)
+		m->transports[t]->stop(m);
+	if (m->backend_ctx)
+		m->backend->fini(m->backend_ctx);
+	vgpu_db_close(m->db);
+	vgpu_stats_free(m->stats);
+	vgpu_queue_free(m->queue);
+	vgpu_loop_free(m->loop);
+	if (m->done_efd > 0)
+		close(m->done_efd);
+	if (rt->sig_fd >= 0)
+		close(rt->sig_fd);
+	if (rt->timer_fd >= 0)
+		close(rt->timer_fd);
+	free(m->vms);
 }
 
 static uint64_t pending_responses(struct mediator *m)
@@ -321,6 +345,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (setup(&m, &rt) != 0) {
 		vgpu_log(LOG_ERR, "start-up failed");
+		teardown(&m, &rt);
+		close(lock_fd);
 		return 1;
 	}
 	vgpu_log(LOG_NOTICE, "ready: registry %s, sockets in %s", m.set.db, m.set.run_dir);
@@ -346,18 +372,7 @@ int main(int argc, char **argv)
 		}
 	}
 	vgpu_dispatcher_join(&m);
-	vgpu_control_stop(&m);
-	for (int t = 0; t < m.n_transports; t++)
-		m.transports[t]->stop(&m);
-	m.backend->fini(m.backend_ctx);
-	vgpu_db_close(m.db);
-	vgpu_stats_free(m.stats);
-	vgpu_queue_free(m.queue);
-	vgpu_loop_free(m.loop);
-	close(m.done_efd);
-	close(rt.sig_fd);
-	close(rt.timer_fd);
-	free(m.vms);
+	teardown(&m, &rt);
 	close(lock_fd);
 	vgpu_log(LOG_NOTICE, "stopped");
 	return 0;

@@ -44,6 +44,7 @@ struct mediator_settings {
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;
+	long long spool_poll_ms;
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */
@@ -157,7 +158,8 @@ struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
 int vgpu_control_start(struct mediator *m);
 void vgpu_control_stop(struct mediator *m);
 
-/* transport/socket.c */
+/* transport/socket.c, transport/spool.c */
 extern const struct vgpu_transport vgpu_transport_socket;
+extern const struct vgpu_transport vgpu_transport_spool;
 
 #endif

@@ -355,6 +355,8 @@ static void sock_stop_accepting(struct mediator *m)
 
 static void sock_stop(struct mediator *m)
 {
+	if (!global(m))
+		return;
 	for (long long i = 0; i < m->set.max_vms; i++)
 		if (m->vms[i].in_use)
 			sock_vm_removed(m, &m->vms[i]);

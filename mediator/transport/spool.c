@@ -1,0 +1,508 @@
+/*
+ * spool.c - the spool transport: the seed's shared directory, made safe.
+ *
+ * SPOOL/<vm-uuid>/req/ and resp/ belong to one VM each (dom0 exports each
+ * VM's directory to that VM alone); the directory a request file arrived in
+ * is its identity. A client publishes a request by renaming it to
+ * req/<16 hex digits of request_id>.req; names starting with '.' are its
+ * temporary files and are ignored. The mediator answers with
+ * resp/<id>.resp, also published by rename.
+ *
+ * Nothing accepted is lost: an accepted request is first moved (rename) into
+ * SPOOL/.journal/<vm-uuid>/<id>.req, outside what the guest can see. When it
+ * is answered, the response is written to resp/.tmp-<id> and synced, the
+ * journal entry is renamed to <id>.done, the response is published, and the
+ * entry removed. After a crash, at start-up: <id>.req entries are queued
+ * again (they were never answered); <id>.done entries publish a response
+ * still in its temporary file, or are dropped (already published, maybe
+ * already read). So every accepted request is answered exactly once.
+ *
+ * Must never: follow a symlink (every open is O_NOFOLLOW), read a file that
+ * is not regular or is larger than the limits, keep a file with an unexpected
+ * name (it is removed and logged), or let one VM's files reach another's.
+ * Files are read and written on the loop thread: a large request blocks the
+ * loop while it is read from the page cache (tens of ms for 128 MiB).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "mediator.h"
+
+#define IDX 1  /* this transport's index in transport_state */
+#define ID_HEX 16
+
+struct spool_vm {
+	struct mediator *m;
+	struct vgpu_vm *vm;          /* NULL once the VM left the registry */
+	int req_fd, resp_fd, journal_fd;
+	int wd;                      /* inotify watch on req/ */
+	int refs;                    /* the VM + each request not yet answered */
+};
+
+struct spool_reply {
+	struct spool_vm *sv;
+	uint64_t id;
+};
+
+struct spool {
+	int lock_fd, dir_fd, journal_root_fd, ino_fd, timer_fd;
+	struct vgpu_loop_watch ino_watch, timer_watch;
+	bool accepting;
+};
+
+static struct spool *spool_of(struct mediator *m)
+{
+	return m->transport_ctx[IDX];
+}
+
+static void sv_unref(struct spool_vm *sv)
+{
+	if (--sv->refs > 0)
+		return;
+	close(sv->req_fd);
+	close(sv->resp_fd);
+	close(sv->journal_fd);
+	free(sv);
+}
+
+/* "<16 hex>.req" (or .done): the id, or false. */
+static bool parse_name(const char *name, const char *suffix, uint64_t *ret_id)
+{
+	uint64_t id = 0;
+
+	for (int i = 0; i < ID_HEX; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			id = id << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			id = id << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	if (strcmp(name + ID_HEX, suffix) != 0)
+		return false;
+	*ret_id = id;
+	return true;
+}
+
+static void id_name(uint64_t id, const char *suffix, char *out, size_t size)
+{
+	snprintf(out, size, "%016" PRIx64 "%s", id, suffix);
+}
+
+static int open_dir_at(int at, const char *name, bool create, mode_t mode)
+{
+	if (create && mkdirat(at, name, mode) != 0 && errno != EEXIST)
+		return -1;
+	return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Write @len bytes of @data as resp/.tmp-<id>, synced; 0 or -1. */
+static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *data, size_t len)
+{
+	char tmp[64];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+	fd = openat(sv->resp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			unlinkat(sv->resp_fd, tmp, 0);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Steps 2-4 of answering (see the top): journal .req -> .done, publish,
+ * drop the journal entry. */
+static void publish(struct spool_vm *sv, uint64_t id)
+{
+	char tmp[64], req[64], done[64], resp[64];
+
+	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+	id_name(id, ".req", req, sizeof(req));
+	id_name(id, ".done", done, sizeof(done));
+	id_name(id, ".resp", resp, sizeof(resp));
+	if (renameat(sv->journal_fd, req, sv->journal_fd, done) != 0 && errno != ENOENT)
+		vgpu_log(LOG_ERR, "spool: journal %s: %s", req, strerror(errno));
+	fsync(sv->journal_fd);
+	if (renameat(sv->resp_fd, tmp, sv->resp_fd, resp) != 0)
+		vgpu_log(LOG_ERR, "spool: publishing %s: %s", resp, strerror(errno));
+	fsync(sv->resp_fd);
+	unlinkat(sv->journal_fd, done, 0);
+}
+
+/* Answer a request refused before admission (no request object exists). */
+static void answer_refused(struct spool_vm *sv, uint64_t id, int op, int status, const char *why)
+{
+	uint8_t msg[VGPU_PROTO_RESPONSE_PREFIX];
+
+	vgpu_log_guest(&sv->vm->rl, LOG_WARNING, "VM %s: spool request %016" PRIx64 " refused: %s",
+		       sv->vm->uuid, id, why);
+	vgpu_stats_record(sv->m->stats, sv->vm->slot, sv->vm->priority, VGPU_OUTCOME_REJECTED, 0, 0,
+			  0, 0);
+	vgpu_proto_encode_response(id, vgpu_op_name(op) ? op : VGPU_OP_VECTOR_ADD, status, 0, 0, 0,
+				   msg);
+	if (write_tmp_response(sv, id, msg, sizeof(msg)) == 0)
+		publish(sv, id);
+}
+
+static void spool_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct spool_reply *r = req->reply_ctx;
+	struct spool_vm *sv = r->sv;
+
+	(void)m;
+	if (sv->vm && write_tmp_response(sv, r->id, req->resp, req->resp_len) == 0)
+		publish(sv, r->id);
+	else if (sv->vm)
+		vgpu_log(LOG_ERR, "VM %s: cannot write the response to %016" PRIx64 ": %s",
+			 sv->vm->uuid, r->id, strerror(errno));
+	vgpu_request_free(req);
+	free(r);
+	sv_unref(sv);
+}
+
+/* Read the journal entry @name (already accepted) and admit it. */
+static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
+{
+	struct mediator *m = sv->m;
+	uint8_t raw[VGPU_PROTO_HEADER_SIZE];
+	struct vgpu_msg_header h;
+	struct stat st;
+	int fd = openat(sv->journal_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		unlinkat(sv->journal_fd, name, 0);
+		answer_refused(sv, id, 0, VGPU_PROTOCOL, "not a regular file");
+		return;
+	}
+	if (pread(fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
+	    vgpu_proto_decode_header(raw, &m->limits, &h) != VGPU_OK || h.type != VGPU_MSG_REQUEST ||
+	    h.request_id != id || (uint64_t)st.st_size != sizeof(raw) + (uint64_t)h.payload_len) {
+		close(fd);
+		answer_refused(sv, id, 0, VGPU_PROTOCOL, "malformed request file");
+		return;
+	}
+	uint8_t *payload = m->backend->host_alloc(m->backend_ctx, h.payload_len ? h.payload_len : 1);
+	size_t got = 0;
+	while (payload && got < h.payload_len) {
+		ssize_t n = pread(fd, payload + got, h.payload_len - got, (off_t)(sizeof(raw) + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (!payload || got != h.payload_len) {
+		m->backend->host_free(m->backend_ctx, payload, h.payload_len);
+		answer_refused(sv, id, h.op, payload ? VGPU_IO_ERROR : VGPU_NO_MEMORY,
+			       "cannot read the request");
+		return;
+	}
+	struct spool_reply *r = malloc(sizeof(*r));
+	if (!r) {
+		m->backend->host_free(m->backend_ctx, payload, h.payload_len);
+		return; /* stays journaled; queued again at the next start */
+	}
+	r->sv = sv;
+	r->id = id;
+	sv->refs++;
+	vgpu_admit(m, sv->vm, &vgpu_transport_spool, r, raw, &h, payload);
+}
+
+/* Take what is published in req/: check, journal, admit. */
+static void scan_requests(struct spool_vm *sv)
+{
+	struct mediator *m = sv->m;
+	/* A new open file description each time: a dup() would share the
+	 * directory offset, left at the end by the previous scan. */
+	int dfd = openat(sv->req_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		const char *name = e->d_name;
+		uint64_t id;
+		struct stat st;
+
+		if (name[0] == '.')
+			continue; /* ".", "..", and clients' temporary files */
+		if (!parse_name(name, ".req", &id)) {
+			vgpu_log_guest(&sv->vm->rl, LOG_WARNING,
+				       "VM %s: unexpected file in its spool removed", sv->vm->uuid);
+			unlinkat(sv->req_fd, name, 0);
+			continue;
+		}
+		if (fstatat(sv->req_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (!S_ISREG(st.st_mode)) {
+			unlinkat(sv->req_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+			answer_refused(sv, id, 0, VGPU_PROTOCOL,
+				       S_ISLNK(st.st_mode) ? "a symlink" : "not a regular file");
+			continue;
+		}
+		if ((uint64_t)st.st_size > VGPU_PROTO_HEADER_SIZE + (uint64_t)m->limits.max_payload) {
+			unlinkat(sv->req_fd, name, 0);
+			answer_refused(sv, id, 0, VGPU_LIMIT, "file over the size limit");
+			continue;
+		}
+		/* Accept: from here on it is answered exactly once. */
+		if (renameat(sv->req_fd, name, sv->journal_fd, name) != 0) {
+			vgpu_log(LOG_ERR, "spool: journaling %s: %s", name, strerror(errno));
+			continue;
+		}
+		admit_journaled(sv, name, id);
+	}
+	closedir(d);
+	fsync(sv->journal_fd);
+}
+
+/* At start-up: finish what a crashed mediator left in the journal. */
+static void recover(struct spool_vm *sv)
+{
+	int dfd = openat(sv->journal_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	int requeued = 0, finished = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char tmp[64], resp[64];
+		uint64_t id;
+
+		if (parse_name(e->d_name, ".done", &id)) {
+			snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+			id_name(id, ".resp", resp, sizeof(resp));
+			renameat(sv->resp_fd, tmp, sv->resp_fd, resp); /* ENOENT: already published */
+			unlinkat(sv->journal_fd, e->d_name, 0);
+			finished++;
+		} else if (parse_name(e->d_name, ".req", &id)) {
+			admit_journaled(sv, e->d_name, id);
+			requeued++;
+		} else if (e->d_name[0] != '.') {
+			unlinkat(sv->journal_fd, e->d_name, 0);
+		}
+	}
+	closedir(d);
+	if (requeued || finished)
+		vgpu_log(LOG_NOTICE, "VM %s: spool journal: %d accepted requests queued again, "
+			 "%d answers published", sv->vm->uuid, requeued, finished);
+}
+
+static int spool_vm_added(struct mediator *m, struct vgpu_vm *vm)
+{
+	struct spool *sp = spool_of(m);
+	struct spool_vm *sv = calloc(1, sizeof(*sv));
+	int vm_fd = -1;
+
+	if (!sv)
+		return VGPU_NO_MEMORY;
+	sv->m = m;
+	sv->vm = vm;
+	sv->refs = 1;
+	sv->req_fd = sv->resp_fd = sv->journal_fd = -1;
+	vm_fd = open_dir_at(sp->dir_fd, vm->uuid, true, 0755);
+	if (vm_fd >= 0) {
+		/* The guest writes req/ and removes what it read from resp/, over
+		 * NFS usually as a squashed uid: both are writable by all (dom0's
+		 * exports give each VM only its own directory; docs/nfs.md). */
+		sv->req_fd = open_dir_at(vm_fd, "req", true, 0777);
+		sv->resp_fd = open_dir_at(vm_fd, "resp", true, 0777);
+		fchmodat(vm_fd, "req", 0777, 0);
+		fchmodat(vm_fd, "resp", 0777, 0);
+		close(vm_fd);
+	}
+	sv->journal_fd = open_dir_at(sp->journal_root_fd, vm->uuid, true, 0700);
+	if (sv->req_fd < 0 || sv->resp_fd < 0 || sv->journal_fd < 0) {
+		vgpu_log(LOG_ERR, "spool: cannot set up %s/%s: %s", m->set.spool_dir, vm->uuid,
+			 strerror(errno));
+		sv_unref(sv);
+		return VGPU_IO_ERROR;
+	}
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s/req", m->set.spool_dir, vm->uuid);
+	sv->wd = inotify_add_watch(sp->ino_fd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
+	vm->transport_state[IDX] = sv;
+	recover(sv);
+	if (sp->accepting)
+		scan_requests(sv);
+	return VGPU_OK;
+}
+
+static void spool_vm_removed(struct mediator *m, struct vgpu_vm *vm)
+{
+	struct spool_vm *sv = vm->transport_state[IDX];
+
+	if (!sv)
+		return;
+	if (sv->wd >= 0)
+		inotify_rm_watch(spool_of(m)->ino_fd, sv->wd);
+	sv->vm = NULL; /* answers still owed are dropped; they stay journaled */
+	vm->transport_state[IDX] = NULL;
+	sv_unref(sv);
+}
+
+static void scan_all(struct mediator *m)
+{
+	if (!spool_of(m)->accepting)
+		return;
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		struct spool_vm *sv = m->vms[i].in_use ? m->vms[i].transport_state[IDX] : NULL;
+
+		if (sv)
+			scan_requests(sv);
+	}
+}
+
+static void inotify_event_fn(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	(void)events;
+	/* Which directory does not matter much: scanning all is cheap. */
+	while (read(spool_of(m)->ino_fd, buf, sizeof(buf)) > 0)
+		;
+	scan_all(m);
+}
+
+static void timer_fn(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(spool_of(m)->timer_fd, &ticks, sizeof(ticks)) < 0) {
+		/* EAGAIN */
+	}
+	scan_all(m);
+}
+
+static int spool_start(struct mediator *m)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+	char path[4200];
+
+	if (!sp)
+		return VGPU_NO_MEMORY;
+	m->transport_ctx[IDX] = sp;
+	sp->lock_fd = sp->dir_fd = sp->journal_root_fd = sp->ino_fd = sp->timer_fd = -1;
+	if (mkdir(m->set.spool_dir, 0755) != 0 && errno != EEXIST) {
+		vgpu_log(LOG_ERR, "spool: cannot create %s: %s", m->set.spool_dir, strerror(errno));
+		return VGPU_IO_ERROR;
+	}
+	sp->dir_fd = open(m->set.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/.mediator.lock", m->set.spool_dir);
+	sp->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sp->dir_fd < 0 || sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		vgpu_log(LOG_ERR, "spool %s: %s", m->set.spool_dir,
+			 errno == EWOULDBLOCK ? "another vgpu-mediator serves it" : strerror(errno));
+		return VGPU_BUSY;
+	}
+	sp->journal_root_fd = open_dir_at(sp->dir_fd, ".journal", true, 0700);
+	sp->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	sp->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (sp->journal_root_fd < 0 || sp->ino_fd < 0 || sp->timer_fd < 0)
+		return VGPU_IO_ERROR;
+	long long ms = m->set.spool_poll_ms;
+	struct itimerspec its = { .it_interval = { ms / 1000, (ms % 1000) * 1000000 },
+				  .it_value = { ms / 1000, (ms % 1000) * 1000000 } };
+	timerfd_settime(sp->timer_fd, 0, &its, NULL);
+	sp->ino_watch = (struct vgpu_loop_watch){ .fd = sp->ino_fd, .fn = inotify_event_fn, .ctx = m };
+	sp->timer_watch = (struct vgpu_loop_watch){ .fd = sp->timer_fd, .fn = timer_fn, .ctx = m };
+	if (vgpu_loop_add(m->loop, &sp->ino_watch, EPOLLIN) != VGPU_OK ||
+	    vgpu_loop_add(m->loop, &sp->timer_watch, EPOLLIN) != VGPU_OK)
+		return VGPU_IO_ERROR;
+	sp->accepting = true;
+	return VGPU_OK;
+}
+
+static void spool_stop_accepting(struct mediator *m)
+{
+	if (spool_of(m))
+		spool_of(m)->accepting = false;
+}
+
+static void spool_stop(struct mediator *m)
+{
+	struct spool *sp = spool_of(m);
+
+	if (!sp)
+		return;
+	for (long long i = 0; i < m->set.max_vms; i++)
+		if (m->vms[i].in_use)
+			spool_vm_removed(m, &m->vms[i]);
+	if (sp->ino_fd >= 0) {
+		vgpu_loop_remove(m->loop, &sp->ino_watch);
+		close(sp->ino_fd);
+	}
+	if (sp->timer_fd >= 0) {
+		vgpu_loop_remove(m->loop, &sp->timer_watch);
+		close(sp->timer_fd);
+	}
+	if (sp->journal_root_fd >= 0)
+		close(sp->journal_root_fd);
+	if (sp->dir_fd >= 0)
+		close(sp->dir_fd);
+	if (sp->lock_fd >= 0)
+		close(sp->lock_fd);
+	free(sp);
+	m->transport_ctx[IDX] = NULL;
+}
+
+static uint64_t spool_pending(struct mediator *m)
+{
+	(void)m;
+	return 0; /* responses are written as they complete */
+}
+
+const struct vgpu_transport vgpu_transport_spool = {
+	.name = "spool",
+	.index = IDX,
+	.start = spool_start,
+	.stop_accepting = spool_stop_accepting,
+	.stop = spool_stop,
+	.vm_added = spool_vm_added,
+	.vm_removed = spool_vm_removed,
+	.respond = spool_respond,
+	.pending = spool_pending,
+};
