@@ -196,7 +196,9 @@ int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config
 		ex = update_registry(db, cur->vm_uuid, upd);
 		if (ex == EXIT_OK)
 			printf("Registry updated.%s\n",
-			       device_changes ? " The change takes effect at the VM's next start." : "");
+			       device_changes ? " A running mediator applies it to the VM's new requests "
+						"within a second; the VM's device shows it after its next start."
+					      : "");
 		return ex;
 	}
 

@@ -240,9 +240,10 @@ static int setup(struct mediator *m, struct runtime *rt)
 	m->limits.max_payload = (uint32_t)(m->set.max_request_mib << 20);
 	m->limits.max_elems = (uint32_t)(m->set.max_elems_mi << 20);
 	m->limits.max_dim = (uint32_t)m->set.max_dim;
-	m->backend = vgpu_backend_select(m->set.backend, err, sizeof(err));
+	char why[512];
+	m->backend = vgpu_backend_select(m->set.backend, why, sizeof(why));
 	if (!m->backend) {
-		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, err);
+		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, why);
 		return -1;
 	}
 	/* The dispatcher keeps max_inflight works in the backend; the backend
@@ -256,7 +257,10 @@ static int setup(struct mediator *m, struct runtime *rt)
 		vgpu_log(LOG_ERR, "backend %s: %s", m->backend->name, err);
 		return -1;
 	}
-	vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
+	if (why[0])
+		vgpu_log(LOG_NOTICE, "backend %s (auto: %s)", m->backend->name, why);
+	else
+		vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
 	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,
 			   (uint32_t)m->set.queue_total, &m->queue) != VGPU_OK ||
