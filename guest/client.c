@@ -7,6 +7,10 @@
  * as they are. A response's 56-byte prefix is read and checked first; only
  * then is its output read, straight into the caller's array.
  *
+ * Request ids count from 1, unless the transport is shared with other
+ * processes (spool: claim_id()): then they are random 64-bit numbers that
+ * the transport has checked are not in use.
+ *
  * Must never: write into a caller's array before the response naming it was
  * checked (request id outstanding, op and output size as submitted), read
  * past the message being decoded, trust a length from the mediator, touch a
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "libvgpu.h"
@@ -183,6 +188,7 @@ static int recv_step(vgpu_client *c, size_t *ret_got)
 {
 	uint8_t *buf;
 	size_t len, got = 0, before = c->prefix_got;
+	int rc;
 
 	if (c->broken)
 		return c->broken;
@@ -193,11 +199,16 @@ static int recv_step(vgpu_client *c, size_t *ret_got)
 		buf = c->prefix + c->prefix_got;
 		len = sizeof(c->prefix) - c->prefix_got;
 	}
-	if (c->t->ops->recv(c->t, buf, len, &got) != VGPU_OK) {
-		fail_connection(c, VGPU_IO_ERROR, "the connection to the mediator %s",
-				c->target || c->prefix_got ? "broke inside a response"
-							   : "was closed");
-		return VGPU_IO_ERROR;
+	rc = c->t->ops->recv(c->t, buf, len, &got);
+	if (rc != VGPU_OK) {
+		rc = rc == VGPU_PROTOCOL ? VGPU_PROTOCOL : VGPU_IO_ERROR;
+		if (c->t->why[0])
+			fail_connection(c, rc, "%s", c->t->why);
+		else
+			fail_connection(c, rc, "the connection to the mediator %s",
+					c->target || c->prefix_got ? "broke inside a response"
+								   : "was closed");
+		return rc;
 	}
 	*ret_got = got;
 	if (got == 0)
@@ -273,21 +284,65 @@ void vgpu_client_set_log(vgpu_client *c, vgpu_log_fn *fn, void *opaque)
 	c->log_opaque = opaque;
 }
 
-/* A free slot and a fresh id for it; at most one lap of the table. */
-static struct pending *take_slot(vgpu_client *c)
-{
-	for (;;) {
-		uint64_t id = c->next_id++;
-		struct pending *s = &c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING];
+/* Draws made for one random id before giving up: a free slot is found
+ * within about 1024 draws even when all but one are taken. */
+#define MAX_ID_DRAWS 65536
+/* Ids the transport may refuse as in use before the submit fails. */
+#define MAX_ID_CLAIMS 16
 
-		if (c->next_id == 0)
-			c->next_id = 1;
-		if (id && !s->id) {
-			s->id = id;
-			c->outstanding++;
-			return s;
-		}
+/* A random id whose slot is free, that the transport accepts. */
+static int draw_id(vgpu_client *c, uint64_t *ret_id)
+{
+	int claims = 0;
+
+	for (int draws = 0; draws < MAX_ID_DRAWS && claims < MAX_ID_CLAIMS; draws++) {
+		uint64_t id;
+		ssize_t n = getrandom(&id, sizeof(id), 0);
+		int rc;
+
+		if (n != (ssize_t)sizeof(id))
+			continue; /* EINTR, or a short read before the pool is ready */
+		if (!id || c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING].id)
+			continue;
+		claims++;
+		rc = c->t->ops->claim_id(c->t, id);
+		if (rc == VGPU_BUSY)
+			continue;
+		if (rc == VGPU_OK)
+			*ret_id = id;
+		return rc;
 	}
+	snprintf(c->t->why, sizeof(c->t->why), "no usable request id found");
+	return VGPU_IO_ERROR;
+}
+
+/* A free slot and a fresh id for it; sequential ids take at most one lap of
+ * the table. The caller checked that a slot is free. */
+static int take_slot(vgpu_client *c, struct pending **ret)
+{
+	struct pending *s;
+	uint64_t id = 0;
+
+	if (c->t->ops->claim_id) {
+		int rc = draw_id(c, &id);
+
+		if (rc != VGPU_OK) {
+			fail_connection(c, VGPU_IO_ERROR, "%s",
+					c->t->why[0] ? c->t->why : "choosing a request id failed");
+			return VGPU_IO_ERROR;
+		}
+	} else {
+		do {
+			id = c->next_id++;
+			if (c->next_id == 0)
+				c->next_id = 1;
+		} while (!id || c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING].id);
+	}
+	s = &c->slots[id % VGPU_CLIENT_MAX_OUTSTANDING];
+	s->id = id;
+	c->outstanding++;
+	*ret = s;
+	return VGPU_OK;
 }
 
 /* Read every response that is ready now. */
@@ -314,8 +369,9 @@ static int send_all(vgpu_client *c, struct iovec *iov, int iovcnt)
 		if (c->broken)
 			return c->broken;
 		if (c->t->ops->send(c->t, iov + first, iovcnt - first, &n) != VGPU_OK) {
-			fail_connection(c, VGPU_IO_ERROR,
-					"the connection to the mediator broke while sending");
+			fail_connection(c, VGPU_IO_ERROR, "%s",
+					c->t->why[0] ? c->t->why
+						     : "the connection to the mediator broke while sending");
 			return VGPU_IO_ERROR;
 		}
 		while (n && first < iovcnt) {
@@ -368,7 +424,9 @@ int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
 	if (c->outstanding >= VGPU_CLIENT_MAX_OUTSTANDING)
 		return VGPU_LIMIT;
 
-	s = take_slot(c);
+	rc = take_slot(c, &s);
+	if (rc != VGPU_OK)
+		return rc;
 	s->op = (uint16_t)op;
 	s->out = out;
 	s->out_count = out_count;

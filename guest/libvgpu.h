@@ -15,8 +15,19 @@
  *
  * Transports (the URI):
  *   unix:/path/to/vm-<uuid>.sock   the mediator's Unix socket for this VM
- *   spool:/mnt/vgpu                the VM's spool directory (not implemented
- *                                  yet: VGPU_UNSUPPORTED)
+ *   spool:/mnt/vgpu                the VM's spool directory (an absolute
+ *                                  path; its req/ and resp/ are made by the
+ *                                  mediator, never by the library)
+ *
+ * Over spool, each request is a file published in req/ when vgpu_submit()
+ * returns (written, fsync()ed and renamed, so it survives a crash of this
+ * program), and each response a file in resp/ that vgpu_wait() polls for:
+ * every 50 us at first, backing off to every 2 ms (VGPU_SPOOL_POLL_MAX_US in
+ * the environment at vgpu_connect(): 100 to 1000000 us). Request ids are
+ * then random 64-bit numbers, so that several processes (each with its own
+ * clients) can share the directory; a client touches only its own files.
+ * vgpu_close() leaves requests already published to the mediator (their
+ * responses are then never collected by this client).
  *
  * Buffers: input and output arrays are the caller's. They are read and
  * written in place (no copies), so they must stay valid and untouched from
@@ -54,10 +65,13 @@ typedef void vgpu_log_fn(void *opaque, const char *message);
 /*
  * Connect to the mediator named by @uri. *ret is freed with vgpu_close().
  * VGPU_INVALID_PARAM for a malformed URI (unknown scheme, empty path,
- * control characters, a socket path too long for sockaddr_un),
- * VGPU_UNSUPPORTED for a transport this build lacks (spool:, for now),
- * VGPU_NOT_FOUND when no socket is at the path, VGPU_DENIED without
- * permission, VGPU_IO_ERROR when nobody listens, VGPU_NO_MEMORY.
+ * control characters, a socket path too long for sockaddr_un, a relative
+ * spool directory), VGPU_UNSUPPORTED for a transport this build lacks,
+ * VGPU_NOT_FOUND when no socket is at the path, or when the spool
+ * directory, its req/ or its resp/ is missing or not a directory (is the
+ * VM's spool directory mounted? is the VM registered with the mediator?),
+ * VGPU_DENIED without permission (spool: to write req/, or to read and
+ * write resp/), VGPU_IO_ERROR when nobody listens, VGPU_NO_MEMORY.
  */
 int vgpu_connect(const char *uri, vgpu_client **ret);
 
@@ -89,7 +103,10 @@ int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
  * @request_id and return its status: VGPU_OK, or the mediator's error
  * (VGPU_BUSY when its queue was full, VGPU_DENIED, VGPU_LIMIT, ...), or
  * VGPU_IO_ERROR / VGPU_PROTOCOL when the connection failed before the
- * response was read. Each of those ends the request: its id is forgotten.
+ * response was read (spool: VGPU_PROTOCOL for a response file that is not
+ * a regular file, is larger than the request's answer can be, or does not
+ * match its name or its header; the file is removed and the client fails
+ * like a socket with a bad response). Each of those ends the request: its id is forgotten.
  * VGPU_TIMEOUT leaves it outstanding (wait again); VGPU_NOT_FOUND means
  * @request_id is not outstanding (never submitted, or already waited for);
  * VGPU_INVALID_PARAM for a NULL @c or a @timeout_ms below -1. Responses to other requests that arrive meanwhile

@@ -45,6 +45,8 @@ int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret)
 			return VGPU_INVALID_PARAM;
 	if (kind == VGPU_URI_UNIX && len >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return VGPU_INVALID_PARAM;
+	if (kind == VGPU_URI_SPOOL && path[0] != '/')
+		return VGPU_INVALID_PARAM; /* the directory must not depend on the cwd */
 	ret->kind = kind;
 	memcpy(ret->path, path, len + 1);
 	return VGPU_OK;
@@ -61,6 +63,7 @@ int vgpu_transport_open(const char *uri, struct vgpu_transport **ret)
 	case VGPU_URI_UNIX:
 		return vgpu_transport_unix_open(u.path, ret);
 	case VGPU_URI_SPOOL:
+		return vgpu_transport_spool_open(u.path, ret);
 	default:
 		return VGPU_UNSUPPORTED;
 	}

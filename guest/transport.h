@@ -6,9 +6,11 @@
  * messages itself. Every operation is non-blocking except wait(), so that
  * the core can read responses while a large request is still being
  * written (a mediator that stops reading until its responses are taken
- * would otherwise deadlock with us). The socket transport is the first
- * implementation; the spool transport (files published by rename) slots in
- * behind the same four operations.
+ * would otherwise deadlock with us). The socket transport is one
+ * implementation; the spool transport (transport_spool.c) is another: it
+ * cuts the bytes sent at message boundaries into request files, and hands
+ * back the response files it finds one whole message at a time, so the
+ * core frames and checks spool responses exactly as socket ones.
  *
  * Must never: block in send() or recv(), raise SIGPIPE, leak a descriptor
  * into a child (everything is O_CLOEXEC), or keep state outside its struct.
@@ -17,6 +19,7 @@
 #define VGPU_GUEST_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
 #include "vgpu_error.h"
@@ -45,16 +48,34 @@ struct vgpu_transport_ops {
 	 * Wait at most @timeout_ms (-1: forever) until an operation in @want
 	 * (VGPU_TRANSPORT_* bits) can make progress; *ret_ready gets those that
 	 * can (0 on timeout). A broken channel reports everything in @want
-	 * ready, so that the next send() or recv() says what broke.
+	 * ready, so that the next send() or recv() says what broke. A channel
+	 * that announces nothing (spool: files on NFS) sleeps one poll
+	 * interval and reports RECV, meaning "look again": recv() may then
+	 * find nothing, and the core waits again.
 	 */
 	int (*wait)(struct vgpu_transport *t, int want, int timeout_ms, int *ret_ready);
 	/* Release everything; @t is gone afterwards. */
 	void (*close)(struct vgpu_transport *t);
+	/*
+	 * Optional. NULL: the core numbers requests 1, 2, 3, ... (ids unique on
+	 * this connection). Otherwise ids must also be unique among other
+	 * processes sharing the channel: the core draws random non-zero ids and
+	 * asks claim_id() about each before using it: VGPU_OK, VGPU_BUSY when
+	 * the id is in use (draw another), or why the channel failed.
+	 */
+	int (*claim_id)(struct vgpu_transport *t, uint64_t id);
 };
 
-/* The part every transport's own struct starts with. */
+/*
+ * The part every transport's own struct starts with. send() and recv()
+ * fail with VGPU_IO_ERROR, or VGPU_PROTOCOL for bytes the peer got wrong
+ * that the stream cannot show (spool: a response file that is a symlink,
+ * oversized, or torn); a transport may describe the failure in @why, which
+ * the core then logs instead of its own words.
+ */
 struct vgpu_transport {
 	const struct vgpu_transport_ops *ops;
+	char why[256]; /* "" or the last failure, one line */
 };
 
 enum vgpu_uri_kind {
@@ -71,9 +92,9 @@ struct vgpu_uri {
 /*
  * Parse @uri ("unix:/run/vgpu/vm-<uuid>.sock", "spool:/mnt/vgpu").
  * VGPU_INVALID_PARAM for NULL, an unknown scheme, an empty path, a control
- * character in the path, or a socket path longer than a sockaddr_un holds;
- * VGPU_LIMIT for a path of 4096 bytes or more. @ret is written only on
- * success.
+ * character in the path, a socket path longer than a sockaddr_un holds, or
+ * a spool directory that is not an absolute path; VGPU_LIMIT for a path of
+ * 4096 bytes or more. @ret is written only on success.
  */
 int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret);
 
@@ -84,8 +105,19 @@ int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret);
  */
 int vgpu_transport_unix_open(const char *path, struct vgpu_transport **ret);
 
-/* Open the transport @uri names: vgpu_uri_parse()'s and the transport's errors;
- * VGPU_UNSUPPORTED for spool: (not implemented yet). */
+/*
+ * Use the spool directory @dir (absolute): @dir/req and @dir/resp must be
+ * there already (the mediator makes them; this never does). VGPU_NOT_FOUND
+ * when @dir, req/ or resp/ is missing or not a directory (a symlinked req/
+ * or resp/ counts as missing), VGPU_DENIED without permission to write
+ * req/ or to read and write resp/, VGPU_INVALID_PARAM for a relative @dir,
+ * VGPU_IO_ERROR, VGPU_NO_MEMORY. Polls for responses at intervals from
+ * 50 us doubling to VGPU_SPOOL_POLL_MAX_US (environment, 100 to 1000000,
+ * default 2000).
+ */
+int vgpu_transport_spool_open(const char *dir, struct vgpu_transport **ret);
+
+/* Open the transport @uri names: vgpu_uri_parse()'s and the transport's errors. */
 int vgpu_transport_open(const char *uri, struct vgpu_transport **ret);
 
 #endif

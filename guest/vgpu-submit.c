@@ -62,7 +62,8 @@ static void usage(FILE *f)
 		"  sgemm                           sized by --m, --n, --k (default %u each)\n"
 		"\n"
 		"options:\n"
-		"  --transport URI   unix:/path/to/vm-<uuid>.sock or spool:/mnt/vgpu\n"
+		"  --transport URI   unix:/path/to/vm-<uuid>.sock, or spool:DIR with DIR the\n"
+		"                    VM's spool directory as an absolute path (spool:/mnt/vgpu)\n"
 		"  --n N             vector length 1..%" PRIu32 "; sgemm columns 1..%" PRIu32 "\n"
 		"  --m M, --k K      sgemm rows of A, columns of A, 1..%" PRIu32 "\n"
 		"  --verify          check every result against a CPU computation\n"
@@ -300,6 +301,20 @@ static void log_to_stderr(void *opaque, const char *message)
 	fprintf(stderr, PROG ": %s\n", message);
 }
 
+/* What a spool directory needs, when it lacks it. */
+static const char *connect_hint(const char *uri, int rc)
+{
+	if (strncmp(uri, "spool:", 6) != 0)
+		return "";
+	if (rc == VGPU_NOT_FOUND)
+		return " (a spool directory must be there and hold the directories req/ and "
+		       "resp/, which the mediator creates for each registered VM: is the VM's "
+		       "spool directory mounted there?)";
+	if (rc == VGPU_DENIED)
+		return " (req/ must be writable, and resp/ readable and writable)";
+	return "";
+}
+
 static bool connection_lost(int status)
 {
 	return status == VGPU_IO_ERROR || status == VGPU_PROTOCOL;
@@ -490,13 +505,14 @@ int main(int argc, char **argv)
 	rc = vgpu_connect(a.transport, &c);
 	if (rc == VGPU_INVALID_PARAM) {
 		status = usage_error("--transport: '%s' is not a transport URI "
-				     "(unix:/path/to/vm-<uuid>.sock or spool:/mnt/vgpu)",
+				     "(unix:/path/to/vm-<uuid>.sock, or spool:/mnt/vgpu: an "
+				     "absolute directory)",
 				     a.transport);
 		goto out;
 	}
 	if (rc != VGPU_OK) {
-		fprintf(stderr, PROG ": cannot connect to %s: %s\n", a.transport,
-			vgpu_strerror(rc));
+		fprintf(stderr, PROG ": cannot connect to %s: %s%s\n", a.transport,
+			vgpu_strerror(rc), connect_hint(a.transport, rc));
 		goto out;
 	}
 	vgpu_client_set_log(c, log_to_stderr, NULL);

@@ -45,6 +45,7 @@ struct mediator_settings {
 	long long max_vms;
 	long long max_conns_per_vm;
 	long long spool_poll_ms;
+	bool spool_sync;            /* fsync the spool's files and journal */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */

@@ -2,7 +2,8 @@
 # `make run`: the main job on embedded defaults, all under ./var/.
 #  1. a fresh registry with 8 VMs in both pools at every priority;
 #  2. vgpu-mediator on ./var/run (cuda when a GPU is usable, else cpu);
-#  3. 8 VM clients as separate processes at once, each checking every result;
+#  3. 8 VM clients as separate processes at once, each checking every result,
+#     four over their VM's socket and four over their VM's spool directory;
 #  4. the tables per VM and per priority level, then the mediator stops.
 # usage: run-example.sh BUILD_DIR
 set -eu
@@ -41,21 +42,24 @@ for _ in $(seq 100); do [ -S "$run/control.sock" ] && break; sleep 0.1; done
 echo "mediator: $(grep -o 'backend [a-z]*' "$var/mediator.log" | head -n1), registry $db"
 
 pids=()
+n=0
 while read -r uuid name pool prio op args; do
+	n=$((n + 1))
+	if [ $((n % 2)) -eq 1 ]; then uri="unix:$run/vm-$uuid.sock"; tr=socket; else uri="spool:$var/spool/$uuid"; tr=spool; fi
 	# shellcheck disable=SC2086 # the sizes are words
-	"$submit" --transport "unix:$run/vm-$uuid.sock" "$op" $args --verify --repeat 50 --json \
+	"$submit" --transport "$uri" "$op" $args --verify --repeat 50 --json \
 		>"$var/clients/$name.json" 2>"$var/clients/$name.err" &
-	pids+=("$!:$name:$pool:$prio:$op")
+	pids+=("$!:$name:$pool:$prio:$op:$tr")
 done <<<"$vms"
 
 failed=0
-printf '\n%-12s %-4s %-7s %-11s %8s %9s %10s %10s\n' VM POOL PRIORITY OP REQUESTS FAILURES P50_US P99_US
+printf '\n%-12s %-4s %-8s %-7s %-11s %8s %9s %10s %10s\n' VM POOL PRIORITY VIA OP REQUESTS FAILURES P50_US P99_US
 for entry in "${pids[@]}"; do
-	IFS=: read -r pid name pool prio op <<<"$entry"
+	IFS=: read -r pid name pool prio op tr <<<"$entry"
 	wait "$pid" || failed=1
-	jq -r --arg n "$name" --arg p "$pool" --arg r "$prio" --arg o "$op" \
-		'"\($n) \($p) \($r) \($o) \(.requests) \(.failures) \(.latency_us.p50) \(.latency_us.p99)"' \
-		"$var/clients/$name.json" | xargs printf '%-12s %-4s %-7s %-11s %8s %9s %10.0f %10.0f\n'
+	jq -r --arg n "$name" --arg p "$pool" --arg r "$prio" --arg o "$op" --arg t "$tr" \
+		'"\($n) \($p) \($r) \($t) \($o) \(.requests) \(.failures) \(.latency_us.p50 // 0) \(.latency_us.p99 // 0)"' \
+		"$var/clients/$name.json" | xargs printf '%-12s %-4s %-8s %-7s %-11s %8s %9s %10.0f %10.0f\n'
 done
 echo
 "$admin" --db "$db" stats --run-dir "$run"

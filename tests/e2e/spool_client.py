@@ -11,9 +11,11 @@ usage: spool_client.py VMDIR ACTION [ARGS]
   put-vm-id ID VMID     a vector_add naming vm_id VMID
   put-symlink ID        req/<ID>.req as a symlink to /etc/passwd
   put-garbage ID        64 random bytes
-  put-oversize ID       a sparse file larger than any limit
+  put-oversize ID [OP]  a sparse file larger than any limit (with a header
+                        naming OP, default 2 = saxpy)
   put-badname NAME      a file with an unexpected name
   wait ID TIMEOUT       wait for resp/<ID>.resp, print its status, remove it
+  wait-op ID TIMEOUT    the same, printing "status op"
   collect IDS TIMEOUT   wait for every id (comma-separated hex), print
                         "status=count" pairs; exit 1 if any is missing
 IDs are 16 lowercase hex digits.
@@ -35,7 +37,7 @@ def publish(vmdir, name, data):
     os.rename(tmp, os.path.join(vmdir, "req", name))
 
 
-def wait_response(vmdir, ident, timeout):
+def wait_response(vmdir, ident, timeout, with_op=False):
     path = os.path.join(vmdir, "resp", ident + ".resp")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,7 +52,8 @@ def wait_response(vmdir, ident, timeout):
         magic, ver, mtype, req_id, op, _, flags, plen, csum = rc.struct.unpack("<IHHQHHIII", h)
         if req_id != int(ident, 16) or len(data) != 32 + plen:
             raise SystemExit("malformed response for " + ident)
-        return rc.struct.unpack("<i", data[32:36])[0]
+        status = rc.struct.unpack("<i", data[32:36])[0]
+        return (status, op) if with_op else status
     return None
 
 
@@ -83,6 +86,8 @@ def main():
     elif action == "put-oversize":
         tmp = os.path.join(vmdir, "req", ".tmp-big")
         with open(tmp, "wb") as f:
+            op = int(args[1]) if len(args) > 1 else 2
+            f.write(rc.header(int(ident, 16), op, (2 << 30) - 32))
             f.truncate(2 << 30)
         os.rename(tmp, os.path.join(vmdir, "req", name))
     elif action == "put-badname":
@@ -90,6 +95,9 @@ def main():
     elif action == "wait":
         status = wait_response(vmdir, ident, float(args[1]))
         print("none" if status is None else status)
+    elif action == "wait-op":
+        r = wait_response(vmdir, ident, float(args[1]), with_op=True)
+        print("none" if r is None else "%d %d" % r)
     elif action == "collect":
         counts, missing = {}, 0
         deadline = float(args[1])

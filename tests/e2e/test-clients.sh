@@ -1,7 +1,8 @@
 #!/bin/bash
 # Eight VMs in both pools at every priority, each a separate vgpu-submit
-# process, all at once over their own sockets: every result is checked and
-# the mediator's statistics account for every request.
+# process, all at once, odd VMs over their sockets and even VMs over their
+# spool directories: every result is checked and the mediator's statistics
+# account for every request.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high; vm 2 A medium; vm 3 A low; vm 4 A medium
@@ -15,7 +16,8 @@ ops=("vector-add --n 100000" "saxpy --n 65537" "sgemm --m 64 --n 48 --k 33" "red
 pids=()
 for i in 1 2 3 4 5 6 7 8; do
 	# shellcheck disable=SC2086 # the op and its sizes are words
-	"$VGPU_SUBMIT_BIN" --transport "unix:$(sock $i)" ${ops[$((i - 1))]} --verify --repeat 20 --json \
+	if [ $((i % 2)) -eq 1 ]; then uri="unix:$(sock $i)"; else uri="spool:$SPOOL/$(uuid $i)"; fi
+	"$VGPU_SUBMIT_BIN" --transport "$uri" ${ops[$((i - 1))]} --verify --repeat 20 --json \
 		>"$T/client$i.json" 2>"$T/client$i.err" &
 	pids+=($!)
 done

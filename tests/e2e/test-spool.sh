@@ -22,14 +22,25 @@ expect_eq "$($SC "$D1" wait "$(id 3)" 10)" "-14" "symlinked request: VGPU_PROTOC
 [ ! -L "$D1/req/$(id 3).req" ] && pass "symlink removed, not followed" || fail "symlink still there"
 $SC "$D1" put-garbage "$(id 4)"
 expect_eq "$($SC "$D1" wait "$(id 4)" 10)" "-14" "garbage request: VGPU_PROTOCOL"
-$SC "$D1" put-oversize "$(id 5)"
-expect_eq "$($SC "$D1" wait "$(id 5)" 10)" "-13" "oversized request file: VGPU_LIMIT"
+$SC "$D1" put-oversize "$(id 5)" 2
+expect_eq "$($SC "$D1" wait-op "$(id 5)" 10)" "-13 2" "oversized saxpy file: VGPU_LIMIT, answered as a saxpy"
 $SC "$D1" put-badname "not-a-request"
 gone() { [ ! -e "$D1/req/not-a-request" ]; }
 wait_for "unexpected name removed" 5 gone
 $SC "$D2" put "$(id 6)" 10
 expect_eq "$($SC "$D2" wait "$(id 6)" 10)" "0" "the other VM is served"
 expect_eq "$(ls -A "$SPOOL/.journal/$(uuid 1)" | wc -l)" "0" "journal empty once everything is answered"
+
+# The real guest library over the spool, several requests in flight.
+for op in "vector-add --n 100000" "saxpy --n 4097" "sgemm --m 33 --n 17 --k 65" "reduce-sum --n 1000"; do
+	# shellcheck disable=SC2086
+	if "$VGPU_SUBMIT_BIN" --transport "spool:$D2" $op --verify --repeat 10 --depth 4 >/dev/null 2>"$T/sub.err"; then
+		pass "vgpu-submit over the spool: ${op%% *} verified"
+	else
+		fail "vgpu-submit over the spool: ${op%% *}: $(cat "$T/sub.err")"
+	fi
+done
+expect_eq "$(ls -A "$D2/req" "$D2/resp" | grep -vc ':$\|^$')" "0" "req/ and resp/ empty afterwards"
 
 # kill -9 under load, then a restart.
 stop_mediator

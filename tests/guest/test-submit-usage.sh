@@ -63,7 +63,7 @@ expect 2 "--vm-id: '4294967296' is not an integer from 0 to 4294967295" \
 	--transport $T saxpy --vm-id 4294967296
 expect 2 "--timeout-ms: '0'" --transport $T saxpy --timeout-ms 0
 # URIs: malformed ones are usage errors.
-for uri in bogus /run/vgpu/vm.sock unix: spool: 'unix:/a
+for uri in bogus /run/vgpu/vm.sock unix: spool: spool:relative/dir spool:./x 'unix:/a
 b' tcp:1.2.3.4:5; do
 	expect 2 "is not a transport URI" --transport "$uri" vector-add
 done
@@ -71,7 +71,18 @@ long=unix:/$(printf 'a%.0s' $(seq 1 120))
 expect 2 "is not a transport URI" --transport "$long" vector-add
 # Well-formed URIs that cannot be reached fail with status 1.
 expect 1 "cannot connect to unix:/nonexistent/vm-test.sock: not found" --transport $T vector-add
-expect 1 "cannot connect to spool:/mnt/vgpu: not supported" --transport spool:/mnt/vgpu saxpy
+expect 1 "cannot connect to spool:/nonexistent/vgpu: not found \(a spool directory must .*req/ and resp/" \
+	--transport spool:/nonexistent/vgpu saxpy
+# A spool directory without req/ and resp/ (the mediator makes them, never the client).
+spool=$(mktemp -d)
+trap 'rm -rf "$spool"' EXIT
+expect 1 "cannot connect to spool:$spool: not found \(.*req/ and resp/" --transport "spool:$spool" saxpy
+mkdir "$spool/req"
+expect 1 "cannot connect to spool:$spool: not found" --transport "spool:$spool" saxpy
+if [ -e "$spool/resp" ]; then
+	echo "FAIL: vgpu-submit created resp/"
+	fails=$((fails + 1))
+fi
 # Usage is checked before the transport: a bad size wins over a dead socket.
 expect 2 "--n" --transport $T vector-add --n 0 --verify --json
 

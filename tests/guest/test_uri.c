@@ -48,6 +48,8 @@ static void test_parse_bad(void **state)
 		"", "unix", "unix:", "spool:", "/run/vgpu/vm.sock", "UNIX:/x", "Unix:/x",
 		"tcp:127.0.0.1:5", "unix /x", " unix:/x", "file:/x", "spool", ":/x",
 		"unix:/x\n", "unix:/a\tb", "spool:/mnt/\x7f", "unix:\x01",
+		/* A spool directory is absolute: it must not depend on the cwd. */
+		"spool:relative/dir", "spool:./vgpu", "spool:vgpu", "spool:~/vgpu",
 	};
 	struct vgpu_uri u = { .kind = 99, .path = "untouched" };
 
@@ -100,7 +102,7 @@ static void test_connect_errors(void **state)
 	assert_int_equal(vgpu_connect("unix:", &c), VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_connect(NULL, &c), VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_connect("unix:/x", NULL), VGPU_INVALID_PARAM);
-	assert_int_equal(vgpu_connect("spool:/mnt/vgpu", &c), VGPU_UNSUPPORTED);
+	assert_int_equal(vgpu_connect("spool:relative", &c), VGPU_INVALID_PARAM);
 	assert_non_null(mkdtemp(dir));
 	snprintf(uri, sizeof(uri), "unix:%s/missing.sock", dir);
 	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND);
@@ -126,6 +128,83 @@ static void test_connect_errors(void **state)
 	rmdir(dir);
 }
 
+static void make_dir(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(mkdir(path, 0700), 0);
+}
+
+static void remove_entry(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (rmdir(path) != 0)
+		assert_int_equal(unlink(path), 0);
+}
+
+/* spool:DIR needs DIR/req and DIR/resp, real directories the mediator made:
+ * the client creates neither and answers VGPU_NOT_FOUND without them. */
+static void test_spool_connect(void **state)
+{
+	char dir[] = "/tmp/vgpu-uri-XXXXXX", uri[256], path[256];
+	vgpu_client *c = (vgpu_client *)1;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_int_equal(vgpu_connect("spool:/nonexistent/vgpu", &c), VGPU_NOT_FOUND);
+	assert_non_null(mkdtemp(dir));
+	snprintf(uri, sizeof(uri), "spool:%s", dir);
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND); /* neither */
+	make_dir(dir, "req");
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND); /* no resp/ */
+	snprintf(path, sizeof(path), "%s/resp", dir);
+	assert_int_equal(stat(path, &st), -1); /* and it was not created */
+	remove_entry(dir, "req");
+	make_dir(dir, "resp");
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND); /* no req/ */
+	snprintf(path, sizeof(path), "%s/req", dir);
+	assert_int_equal(stat(path, &st), -1);
+	/* req/ a regular file, then a symlink to a directory: both refused. */
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND);
+	remove_entry(dir, "req");
+	assert_int_equal(symlink(dir, path), 0);
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_NOT_FOUND);
+	remove_entry(dir, "req");
+	/* The spool directory itself is a file. */
+	snprintf(path, sizeof(path), "spool:%s/resp/file", dir);
+	snprintf(uri, sizeof(uri), "%s/resp/file", dir);
+	fd = open(uri, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(vgpu_connect(path, &c), VGPU_NOT_FOUND);
+	assert_int_equal(unlink(uri), 0);
+	/* Both there: connected, and nothing written by connecting. */
+	make_dir(dir, "req");
+	snprintf(uri, sizeof(uri), "spool:%s", dir);
+	assert_ptr_equal(c, (vgpu_client *)1);
+	assert_int_equal(vgpu_connect(uri, &c), VGPU_OK);
+	vgpu_close(c);
+	/* Without write permission on req/ (only meaningful when not root). */
+	if (geteuid() != 0) {
+		snprintf(path, sizeof(path), "%s/req", dir);
+		assert_int_equal(chmod(path, 0500), 0);
+		c = (vgpu_client *)1;
+		assert_int_equal(vgpu_connect(uri, &c), VGPU_DENIED);
+		assert_ptr_equal(c, (vgpu_client *)1);
+		assert_int_equal(chmod(path, 0700), 0);
+	}
+	remove_entry(dir, "req");
+	remove_entry(dir, "resp");
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_parse_long),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_spool_connect),
 	};
 
 	return cmocka_run_group_tests_name("guest-uri", tests, NULL, NULL);
