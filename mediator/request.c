@@ -35,7 +35,7 @@ static void respond(struct vgpu_request *req)
 		req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX;
 		req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
 		if (!req->resp) {
-			vgpu_log(LOG_ERR, "out of memory answering request %llu",
+			vgpu_log(LOG_ERR, "out of memory answering request %016llx",
 				 (unsigned long long)req->request_id);
 			vgpu_request_free(req);
 			return;
@@ -60,7 +60,7 @@ static void reject(struct vgpu_request *req, struct vgpu_vm *vm, int status, con
 {
 	struct mediator *m = req->m;
 
-	vgpu_log_guest(&vm->rl, LOG_WARNING, "VM %s: request %llu refused: %s", vm->uuid,
+	vgpu_log_guest(&vm->rl, LOG_WARNING, "VM %s: request %016llx refused: %s", vm->uuid,
 		       (unsigned long long)req->request_id, why);
 	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_REJECTED, 0, 0, 0, 0);
 	req->status = status;

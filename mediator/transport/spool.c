@@ -59,7 +59,7 @@ struct spool_reply {
 };
 
 struct spool {
-	int lock_fd, dir_fd, journal_root_fd, ino_fd, timer_fd;
+	int lock_fd, dir_fd, journal_root_fd, rejected_fd, ino_fd, timer_fd;
 	struct vgpu_loop_watch ino_watch, timer_watch;
 	bool accepting;
 };
@@ -292,7 +292,17 @@ static void scan_requests(struct spool_vm *sv)
 		if (fstatat(sv->req_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
 		if (!S_ISREG(st.st_mode)) {
-			unlinkat(sv->req_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+			/* Out of req/ whatever it is: a symlink or file is removed, a
+			 * directory (maybe not empty) is moved aside into
+			 * SPOOL/.rejected/ for the administrator. */
+			if (unlinkat(sv->req_fd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
+				char aside[128];
+
+				snprintf(aside, sizeof(aside), "%s-%016" PRIx64 "-%llu", sv->vm->uuid, id,
+					 (unsigned long long)vgpu_now_ns());
+				if (renameat(sv->req_fd, name, spool_of(m)->rejected_fd, aside) != 0)
+					continue; /* cannot move it: answer nothing, try later */
+			}
 			answer_refused(sv, id, 0, VGPU_PROTOCOL,
 				       S_ISLNK(st.st_mode) ? "a symlink" : "not a regular file");
 			continue;
@@ -449,7 +459,7 @@ static int spool_start(struct mediator *m)
 	if (!sp)
 		return VGPU_NO_MEMORY;
 	m->transport_ctx[IDX] = sp;
-	sp->lock_fd = sp->dir_fd = sp->journal_root_fd = sp->ino_fd = sp->timer_fd = -1;
+	sp->lock_fd = sp->dir_fd = sp->journal_root_fd = sp->rejected_fd = sp->ino_fd = sp->timer_fd = -1;
 	if (mkdir(m->set.spool_dir, 0755) != 0 && errno != EEXIST) {
 		vgpu_log(LOG_ERR, "spool: cannot create %s: %s", m->set.spool_dir, strerror(errno));
 		return VGPU_IO_ERROR;
@@ -463,9 +473,10 @@ static int spool_start(struct mediator *m)
 		return VGPU_BUSY;
 	}
 	sp->journal_root_fd = open_dir_at(sp->dir_fd, ".journal", true, 0700);
+	sp->rejected_fd = open_dir_at(sp->dir_fd, ".rejected", true, 0700);
 	sp->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	sp->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (sp->journal_root_fd < 0 || sp->ino_fd < 0 || sp->timer_fd < 0)
+	if (sp->journal_root_fd < 0 || sp->rejected_fd < 0 || sp->ino_fd < 0 || sp->timer_fd < 0)
 		return VGPU_IO_ERROR;
 	long long ms = m->set.spool_poll_ms;
 	struct itimerspec its = { .it_interval = { ms / 1000, (ms % 1000) * 1000000 },
@@ -505,6 +516,8 @@ static void spool_stop(struct mediator *m)
 	}
 	if (sp->journal_root_fd >= 0)
 		close(sp->journal_root_fd);
+	if (sp->rejected_fd >= 0)
+		close(sp->rejected_fd);
 	if (sp->dir_fd >= 0)
 		close(sp->dir_fd);
 	if (sp->lock_fd >= 0)

@@ -14,6 +14,7 @@ usage: spool_client.py VMDIR ACTION [ARGS]
   put-oversize ID [OP]  a sparse file larger than any limit (with a header
                         naming OP, default 2 = saxpy)
   put-badname NAME      a file with an unexpected name
+  put-dir ID            req/<ID>.req as a directory holding a file
   wait ID TIMEOUT       wait for resp/<ID>.resp, print its status, remove it
   wait-op ID TIMEOUT    the same, printing "status op"
   collect IDS TIMEOUT   wait for every id (comma-separated hex), print
@@ -89,6 +90,11 @@ def main():
             op = int(args[1]) if len(args) > 1 else 2
             f.write(rc.header(int(ident, 16), op, (2 << 30) - 32))
             f.truncate(2 << 30)
+        os.rename(tmp, os.path.join(vmdir, "req", name))
+    elif action == "put-dir":
+        tmp = os.path.join(vmdir, "req", ".tmp-dir-%d" % os.getpid())
+        os.mkdir(tmp)
+        open(os.path.join(tmp, "inside"), "w").close()
         os.rename(tmp, os.path.join(vmdir, "req", name))
     elif action == "put-badname":
         publish(vmdir, ident, b"x")

@@ -20,6 +20,11 @@ expect_eq "$($SC "$D2" wait "$(id 2)" 10)" "-10" "request naming another VM's id
 $SC "$D1" put-symlink "$(id 3)"
 expect_eq "$($SC "$D1" wait "$(id 3)" 10)" "-14" "symlinked request: VGPU_PROTOCOL"
 [ ! -L "$D1/req/$(id 3).req" ] && pass "symlink removed, not followed" || fail "symlink still there"
+$SC "$D1" put-dir "$(id 7)"
+expect_eq "$($SC "$D1" wait "$(id 7)" 10)" "-14" "a directory published as a request: VGPU_PROTOCOL"
+sleep 0.3
+[ ! -e "$D1/req/$(id 7).req" ] && [ ! -e "$D1/resp/$(id 7).resp" ] && pass "moved out of req/ and answered once" ||
+	fail "directory request still there or answered again"
 $SC "$D1" put-garbage "$(id 4)"
 expect_eq "$($SC "$D1" wait "$(id 4)" 10)" "-14" "garbage request: VGPU_PROTOCOL"
 $SC "$D1" put-oversize "$(id 5)" 2
