@@ -217,12 +217,20 @@ run_step submit-saxpy 25 "$OUT/submit.json" submit saxpy --n 1048577 --repeat 20
 run_step submit-reduce-sum 25 "$OUT/submit.json" submit reduce-sum --n 16777216 --repeat 20
 run_step submit-sgemm 25 "$OUT/submit.json" submit sgemm --m 512 --n 384 --k 257 --repeat 20
 run_step submit-depth8 25 "$OUT/submit.json" submit vector-add --n 65536 --repeat 200 --depth 8
+# The same end to end over VM 2's spool directory.
+S2=spool:$SPOOL/$VM2
+export S2
+submit_spool() { "$BIN/vgpu-submit" --transport "$S2" "$@" --verify --timeout-ms 20000 --json; }
+export -f submit_spool
+run_step spool-vector-add 25 "$OUT/submit.json" submit_spool vector-add --n 4194304 --repeat 20
+run_step spool-sgemm 25 "$OUT/submit.json" submit_spool sgemm --m 512 --n 384 --k 257 --repeat 20
 
-# ---- the benchmark, over VM 1's socket ----
+# ---- the benchmark, over VM 1's socket and its spool directory ----
 BENCH_T=$(cap 150)
 BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s after this
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
 run_step bench "$BENCH_T" "$OUT/bench.txt" "$BIN/vgpu-bench" --transport "$U1" \
+	--transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
 
 run_step stats 15 "$STEPS_LOG" "$BIN/vgpu-admin" --db "$DB" stats --run-dir "$RUN"
