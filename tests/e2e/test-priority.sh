@@ -6,15 +6,19 @@
 
 vm 1 A low; vm 2 A low; vm 3 B low; vm 4 B high
 start_mediator --set cpu_threads=1 --set max_inflight=1
-work="sgemm --m 192 --n 192 --k 192 --repeat 12 --json"
+# Each low client keeps 4 requests in flight, so the queue always holds low
+# work; the high client sends one request at a time.
+low="sgemm --m 256 --n 256 --k 256 --repeat 40 --depth 4 --json"
+high="sgemm --m 256 --n 256 --k 256 --repeat 10 --json"
 pids=()
 for i in 1 2 3; do
 	# shellcheck disable=SC2086
-	"$VGPU_SUBMIT_BIN" --transport "unix:$(sock $i)" $work >"$T/low$i.json" & pids+=($!)
+	"$VGPU_SUBMIT_BIN" --transport "unix:$(sock $i)" $low >"$T/low$i.json" & pids+=($!)
 done
-sleep 0.3
+queued() { stats | jq -e '.mediator.queued >= 3'; }
+wait_for "low-priority work queued" 20 queued
 # shellcheck disable=SC2086
-"$VGPU_SUBMIT_BIN" --transport "unix:$(sock 4)" $work >"$T/high.json"
+"$VGPU_SUBMIT_BIN" --transport "unix:$(sock 4)" $high >"$T/high.json"
 for p in "${pids[@]}"; do wait "$p"; done
 high=$(jq -r '.queue_us.p50' "$T/high.json")
 low=$(jq -s -r '[.[].queue_us.p50] | min' "$T"/low*.json)
