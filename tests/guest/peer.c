@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "peer.h"
 
 static void *run(void *arg)
@@ -162,30 +163,7 @@ void peer_answer(int fd, const struct peer_req *r)
 
 	if (!out)
 		return;
-	switch (v->op) {
-	case VGPU_OP_VECTOR_ADD:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[i] = v->in[0][i] + v->in[1][i];
-		break;
-	case VGPU_OP_SAXPY:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[i] = q->alpha * v->in[0][i] + v->in[1][i];
-		break;
-	case VGPU_OP_REDUCE_SUM:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[0] += v->in[0][i];
-		break;
-	case VGPU_OP_SGEMM:
-		for (uint64_t i = 0; i < q->m; i++)
-			for (uint64_t j = 0; j < q->n; j++) {
-				float acc = 0;
-
-				for (uint64_t l = 0; l < q->k; l++)
-					acc += v->in[0][i * q->k + l] * v->in[1][l * q->n + j];
-				out[i * q->n + j] = q->alpha * acc + q->beta * v->in[2][i * q->n + j];
-			}
-		break;
-	}
+	vgpu_reference_run(v->op, q, v->in, out);
 	peer_respond(fd, r->h.request_id, v->op, VGPU_OK, out, v->out_count);
 	free(out);
 }

@@ -30,6 +30,7 @@
 
 #include <cmocka.h>
 
+#include "backend.h"
 #include "libvgpu.h"
 #include "transport.h"
 
@@ -209,30 +210,7 @@ static int answer(const struct spool *s, const struct req *r)
 
 	if (!out)
 		return -1;
-	switch (v->op) {
-	case VGPU_OP_VECTOR_ADD:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[i] = v->in[0][i] + v->in[1][i];
-		break;
-	case VGPU_OP_SAXPY:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[i] = q->alpha * v->in[0][i] + v->in[1][i];
-		break;
-	case VGPU_OP_REDUCE_SUM:
-		for (uint64_t i = 0; i < q->n; i++)
-			out[0] += v->in[0][i];
-		break;
-	case VGPU_OP_SGEMM:
-		for (uint64_t i = 0; i < q->m; i++)
-			for (uint64_t j = 0; j < q->n; j++) {
-				float acc = 0;
-
-				for (uint64_t l = 0; l < q->k; l++)
-					acc += v->in[0][i * q->k + l] * v->in[1][l * q->n + j];
-				out[i * q->n + j] = q->alpha * acc + q->beta * v->in[2][i * q->n + j];
-			}
-		break;
-	}
+	vgpu_reference_run(v->op, q, v->in, out);
 	rc = put_response(s, r->h.request_id, v->op, VGPU_OK, out, v->out_count);
 	free(out);
 	return rc;
