@@ -4,6 +4,12 @@
  * max_inflight of them there; and the backend's completion callback, which
  * queues finished requests for the loop thread.
  *
+ * vgpu_dispatch_now() does the same on the loop thread right after
+ * admission when the backend has room: an idle mediator then starts a
+ * request without waking the dispatcher thread (one thread hand-off less
+ * on the latency of small requests). The queue still decides what runs: it
+ * pops the highest priority, whichever thread pops.
+ *
  * Must never: block on the GPU (submit is asynchronous), call into a
  * transport (only the loop thread does), or lose a popped request (every
  * one reaches the completion list, with an error status if the backend
@@ -38,6 +44,22 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 	}
 }
 
+/* Hand @item (popped, and counted in m->inflight) to the backend. */
+static void submit(struct mediator *m, struct vgpu_queue_item *item)
+{
+	struct vgpu_request *req = (struct vgpu_request *)item;
+	int rc;
+
+	req->queue_ns = vgpu_now_ns() - item->enqueued_ns;
+	req->work.done = work_done;
+	/* The backend counts a work as in flight until its done() has
+	 * returned, a moment longer than we do: wait that moment out. */
+	while ((rc = m->backend->submit(m->backend_ctx, &req->work)) == VGPU_BUSY)
+		usleep(50);
+	if (rc != VGPU_OK)
+		work_done(&req->work, rc, 0);
+}
+
 static void *dispatcher_main(void *arg)
 {
 	struct mediator *m = arg;
@@ -51,25 +73,37 @@ static void *dispatcher_main(void *arg)
 		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, -1);
 		if (!item)
 			break; /* closed and empty */
-		struct vgpu_request *req = (struct vgpu_request *)item;
-
-		req->queue_ns = vgpu_now_ns() - item->enqueued_ns;
-		req->work.done = work_done;
 		pthread_mutex_lock(&m->done_lock);
 		m->inflight++;
 		pthread_mutex_unlock(&m->done_lock);
-		int rc;
-		/* The backend counts a work as in flight until its done() has
-		 * returned, a moment longer than we do: wait that moment out. */
-		while ((rc = m->backend->submit(m->backend_ctx, &req->work)) == VGPU_BUSY)
-			usleep(50);
-		if (rc != VGPU_OK)
-			work_done(&req->work, rc, 0);
+		submit(m, item);
 	}
 	pthread_mutex_lock(&m->done_lock);
 	m->dispatcher_exited = true;
 	pthread_mutex_unlock(&m->done_lock);
 	return NULL;
+}
+
+void vgpu_dispatch_now(struct mediator *m)
+{
+	struct vgpu_queue_item *item;
+
+	pthread_mutex_lock(&m->done_lock);
+	if (m->inflight >= (uint32_t)m->set.max_inflight) {
+		pthread_mutex_unlock(&m->done_lock);
+		return;
+	}
+	m->inflight++;
+	pthread_mutex_unlock(&m->done_lock);
+	item = vgpu_queue_pop(m->queue, 0);
+	if (item) {
+		submit(m, item);
+		return;
+	}
+	pthread_mutex_lock(&m->done_lock);
+	m->inflight--;
+	pthread_cond_signal(&m->inflight_cond);
+	pthread_mutex_unlock(&m->done_lock);
 }
 
 int vgpu_dispatcher_start(struct mediator *m)

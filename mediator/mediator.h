@@ -97,7 +97,6 @@ struct vgpu_request {
 	size_t resp_len;
 	size_t resp_cap;
 	uint64_t queue_ns, exec_ns;
-	bool queued;                         /* counted as submitted */
 	struct vgpu_request *next_done;
 };
 
@@ -145,6 +144,9 @@ void vgpu_deliver_done(void *ctx, uint32_t events);
 
 /* dispatch.c */
 int vgpu_dispatcher_start(struct mediator *m);
+/* Loop thread, after a push: submit the queue's head at once if the backend
+ * has room. */
+void vgpu_dispatch_now(struct mediator *m);
 /* After vgpu_queue_close(): true once every queued and in-flight request
  * has been handed to the loop. */
 bool vgpu_dispatcher_drained(struct mediator *m);

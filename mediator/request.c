@@ -130,8 +130,10 @@ void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transp
 		reject(req, vm, rc, rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
 		return;
 	}
-	req->queued = true;
+	/* From the push on, another thread may already run (and finish) the
+	 * request: only the VM's fields are read from here. */
 	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_SUBMITTED, 0, 0, 0, 0);
+	vgpu_dispatch_now(m);
 }
 
 void vgpu_deliver_done(void *ctx, uint32_t events)
