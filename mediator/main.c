@@ -48,6 +48,7 @@ static const struct vgpu_conf_option options[] = {
 	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },
 	{ "max_conns_per_vm", VGPU_CONF_INT, I(max_conns_per_vm), 1, 1024, "8", "socket connections per VM" },
 	{ "spool_sync", VGPU_CONF_BOOL, offsetof(struct mediator_settings, spool_sync), 0, 0, 0, "no", "fsync spool files: answers survive a host crash too" },
+	{ "spool_stale_s", VGPU_CONF_INT, I(spool_stale_s), 1, 31536000, "3600", "age (s) of uncollected answers and clients' temporary files to remove" },
 	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };

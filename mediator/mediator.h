@@ -46,6 +46,7 @@ struct mediator_settings {
 	long long max_conns_per_vm;
 	long long spool_poll_ms;
 	bool spool_sync;            /* fsync the spool's files and journal */
+	long long spool_stale_s;    /* age after which leftovers are removed */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */

@@ -20,6 +20,9 @@
  * the process. With spool_sync = yes every step is also fsync()ed, so that
  * the same holds across a crash of the host, at a few ms per request.
  *
+ * Temporary files a dead client left in req/, and answers nobody collected
+ * in resp/, are removed once older than spool_stale_s.
+ *
  * Must never: follow a symlink (every open is O_NOFOLLOW), read a file that
  * is not regular or is larger than the limits, keep a file with an unexpected
  * name (it is removed and logged), or let one VM's files reach another's.
@@ -38,6 +41,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mediator.h"
@@ -60,6 +64,7 @@ struct spool_reply {
 
 struct spool {
 	int lock_fd, dir_fd, journal_root_fd, rejected_fd, ino_fd, timer_fd;
+	uint64_t last_sweep_ns;
 	struct vgpu_loop_watch ino_watch, timer_watch;
 	bool accepting;
 };
@@ -439,16 +444,70 @@ static void inotify_event_fn(void *ctx, uint32_t events)
 	scan_all(m);
 }
 
+/* Remove from @dir_fd the files whose names start with @prefix (any name
+ * when "") and that were last changed more than @max_age_s ago. */
+static int sweep_dir(int dir_fd, const char *prefix, const char *suffix, time_t max_age_s)
+{
+	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	time_t now = time(NULL);
+	struct dirent *e;
+	int removed = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name), slen = strlen(suffix);
+		struct stat st;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 || len < slen || strcmp(e->d_name + len - slen, suffix))
+			continue;
+		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtime > max_age_s && unlinkat(dir_fd, e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+/* Clients that died leave temporary files in req/ and answers nobody reads
+ * in resp/: both are removed once older than spool_stale_s. */
+static void sweep_stale(struct mediator *m)
+{
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		struct spool_vm *sv = m->vms[i].in_use ? m->vms[i].transport_state[IDX] : NULL;
+		int n;
+
+		if (!sv)
+			continue;
+		n = sweep_dir(sv->req_fd, ".", "", (time_t)m->set.spool_stale_s) +
+		    sweep_dir(sv->resp_fd, "", ".resp", (time_t)m->set.spool_stale_s);
+		if (n)
+			vgpu_log(LOG_NOTICE, "VM %s: %d stale spool files removed", sv->vm->uuid, n);
+	}
+}
+
 static void timer_fn(void *ctx, uint32_t events)
 {
 	struct mediator *m = ctx;
+	struct spool *sp = spool_of(m);
 	uint64_t ticks;
 
 	(void)events;
-	if (read(spool_of(m)->timer_fd, &ticks, sizeof(ticks)) < 0) {
+	if (read(sp->timer_fd, &ticks, sizeof(ticks)) < 0) {
 		/* EAGAIN */
 	}
 	scan_all(m);
+	/* The sweep reads every directory: about once a second is plenty. */
+	uint64_t now = vgpu_now_ns();
+	if (now - sp->last_sweep_ns >= 1000000000ull) {
+		sp->last_sweep_ns = now;
+		sweep_stale(m);
+	}
 }
 
 static int spool_start(struct mediator *m)

@@ -47,6 +47,18 @@ for op in "vector-add --n 100000" "saxpy --n 4097" "sgemm --m 33 --n 17 --k 65" 
 done
 expect_eq "$(ls -A "$D2/req" "$D2/resp" | grep -vc ':$\|^$')" "0" "req/ and resp/ empty afterwards"
 
+# Leftovers of dead clients: old temporary files and uncollected answers go,
+# fresh ones stay.
+stop_mediator
+start_mediator --set spool_poll_ms=50 --set spool_stale_s=60
+: >"$D2/req/.tmp-dead-client"; touch -d '2 hours ago' "$D2/req/.tmp-dead-client"
+: >"$D2/resp/00000000000000aa.resp"; touch -d '2 hours ago' "$D2/resp/00000000000000aa.resp"
+: >"$D2/req/.tmp-live-client"; : >"$D2/resp/00000000000000bb.resp"
+stale_gone() { [ ! -e "$D2/req/.tmp-dead-client" ] && [ ! -e "$D2/resp/00000000000000aa.resp" ]; }
+wait_for "stale temporary file and uncollected answer removed" 3 stale_gone
+[ -e "$D2/req/.tmp-live-client" ] && [ -e "$D2/resp/00000000000000bb.resp" ] && pass "fresh files kept" || fail "fresh files removed"
+rm -f "$D2/req/.tmp-live-client" "$D2/resp/00000000000000bb.resp"
+
 # kill -9 under load, then a restart.
 stop_mediator
 start_mediator --set spool_poll_ms=50 --set cpu_threads=1 --set max_inflight=1
