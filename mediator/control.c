@@ -83,7 +83,7 @@ static char *stats_document(struct mediator *m)
 		json_array_append_new(vms, o);
 	}
 	pthread_mutex_lock(&m->done_lock);
-	inflight = m->inflight;
+	inflight = m->inflight - m->idle_reserved;
 	pthread_mutex_unlock(&m->done_lock);
 	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i}, s:o, s:o}", "mediator", "version",
 				 VGPU_VERSION, "backend", m->backend->name, "uptime_s",

@@ -52,10 +52,9 @@ static void submit(struct mediator *m, struct vgpu_queue_item *item)
 
 	req->queue_ns = vgpu_now_ns() - item->enqueued_ns;
 	req->work.done = work_done;
-	/* The backend counts a work as in flight until its done() has
-	 * returned, a moment longer than we do: wait that moment out. */
-	while ((rc = m->backend->submit(m->backend_ctx, &req->work)) == VGPU_BUSY)
-		usleep(50);
+	/* Never VGPU_BUSY: a backend frees a work's slot before calling its
+	 * done(), and m->inflight reserves a slot before every pop. */
+	rc = m->backend->submit(m->backend_ctx, &req->work);
 	if (rc != VGPU_OK)
 		work_done(&req->work, rc, 0);
 }
@@ -65,20 +64,26 @@ static void *dispatcher_main(void *arg)
 	struct mediator *m = arg;
 
 	for (;;) {
+		/* Reserve a backend slot, then wait for work to fill it: the loop
+		 * thread (vgpu_dispatch_now) reserves the same way, so together
+		 * they never hand the backend more than max_inflight works. */
 		pthread_mutex_lock(&m->done_lock);
 		while (m->inflight >= (uint32_t)m->set.max_inflight)
 			pthread_cond_wait(&m->inflight_cond, &m->done_lock);
+		m->inflight++;
+		m->idle_reserved = true;
 		pthread_mutex_unlock(&m->done_lock);
 
 		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, -1);
+		pthread_mutex_lock(&m->done_lock);
+		m->idle_reserved = false;
+		pthread_mutex_unlock(&m->done_lock);
 		if (!item)
 			break; /* closed and empty */
-		pthread_mutex_lock(&m->done_lock);
-		m->inflight++;
-		pthread_mutex_unlock(&m->done_lock);
 		submit(m, item);
 	}
 	pthread_mutex_lock(&m->done_lock);
+	m->inflight--; /* the slot reserved for the pop that found nothing */
 	m->dispatcher_exited = true;
 	pthread_mutex_unlock(&m->done_lock);
 	return NULL;

@@ -248,11 +248,9 @@ static int setup(struct mediator *m, struct runtime *rt)
 		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, why);
 		return -1;
 	}
-	/* The dispatcher keeps max_inflight works in the backend; the backend
-	 * still counts each until its done() returns, hence the headroom. */
 	struct vgpu_backend_config bc = {
 		.threads = (int)m->set.cpu_threads,
-		.max_inflight = 2 * (int)m->set.max_inflight,
+		.max_inflight = (int)m->set.max_inflight,
 		.max_device_bytes = 0,
 	};
 	if (m->backend->init(&bc, &m->backend_ctx, err, sizeof(err)) != VGPU_OK) {
@@ -319,7 +317,7 @@ static void teardown(struct mediator *m, struct runtime *rt)
 	vgpu_stats_free(m->stats);
 	vgpu_queue_free(m->queue);
 	vgpu_loop_free(m->loop);
-	if (m->done_efd > 0)
+	if (m->done_efd >= 0)
 		close(m->done_efd);
 	if (rt->sig_fd >= 0)
 		close(rt->sig_fd);
@@ -339,7 +337,7 @@ static uint64_t pending_responses(struct mediator *m)
 
 int main(int argc, char **argv)
 {
-	struct mediator m = { 0 };
+	struct mediator m = { .done_efd = -1 };
 	struct runtime rt = { .m = &m, .sig_fd = -1, .timer_fd = -1 };
 	int lock_fd, rc = parse_args(&m, argc, argv);
 

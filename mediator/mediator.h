@@ -121,7 +121,9 @@ struct mediator {
 	pthread_mutex_t done_lock;
 	pthread_cond_t inflight_cond;
 	struct vgpu_request *done_head, *done_tail;
-	uint32_t inflight;                   /* submitted to the backend, not done */
+	uint32_t inflight;                   /* backend slots taken: works not done,
+					      * plus the dispatcher's reservation */
+	bool idle_reserved;                  /* that reservation is held, unused */
 	bool dispatcher_exited;              /* under done_lock */
 	int done_efd;                        /* eventfd: completions waiting */
 	struct vgpu_loop_watch done_watch;

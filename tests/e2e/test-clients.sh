@@ -35,6 +35,7 @@ done
 expect_eq "$(echo "$doc" | jq -r '[.priorities[].completed] | add')" "160" "160 completed across priority levels"
 expect_eq "$(echo "$doc" | jq -r '.priorities[] | select(.priority_name == "high") | .completed')" "60" "high priority: 3 VMs x 20"
 expect_eq "$(echo "$doc" | jq -r '.mediator.backend')" "cpu" "cpu backend"
+expect_eq "$(echo "$doc" | jq -r '"\(.mediator.queued) \(.mediator.inflight)"')" "0 0" "idle: nothing queued or in flight"
 
 # The control panel shows the mediator's figures too.
 admin status --run-dir "$RUN" >"$T/status.txt"
