@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "client_util.h"
 #include "libvgpu.h"
 #include "peer.h"
 
@@ -28,39 +29,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static vgpu_client *connect_to(struct peer *p)
-{
-	vgpu_client *c = NULL;
 
-	assert_int_equal(vgpu_connect(p->uri, &c), VGPU_OK);
-	assert_non_null(c);
-	return c;
-}
 
-static uint64_t submit_add(vgpu_client *c, const float *a, const float *b, float *out, uint32_t n)
-{
-	struct vgpu_op_params p = { .n = n };
-	const float *in[3] = { a, b, NULL };
-	uint64_t id = 0;
 
-	assert_int_equal(vgpu_submit(c, VGPU_OP_VECTOR_ADD, &p, in, out, &id), VGPU_OK);
-	assert_true(id != 0);
-	return id;
-}
-
-/* Collects what the client logs. */
-struct log_seen {
-	int count;
-	char last[256];
-};
-
-static void log_cb(void *opaque, const char *msg)
-{
-	struct log_seen *l = opaque;
-
-	l->count++;
-	snprintf(l->last, sizeof(l->last), "%s", msg);
-}
 
 /* --- Responses in completion order, matched by id ------------------------ */
 
@@ -92,9 +63,9 @@ static void test_out_of_order(void **state)
 
 	(void)state;
 	peer_start(&p, script_reverse);
-	c = connect_to(&p);
-	uint64_t id1 = submit_add(c, a, b, out1, 4);
-	uint64_t id2 = submit_add(c, a, b2, out2, 4);
+	c = tc_connect(p.uri);
+	uint64_t id1 = tc_submit_add(c, a, b, out1, 4);
+	uint64_t id2 = tc_submit_add(c, a, b2, out2, 4);
 	/* Waiting for the first reads the second's response first and keeps it. */
 	assert_int_equal(vgpu_wait(c, id1, 5000, &t), VGPU_OK);
 	assert_true(t.queue_ns == 111 && t.exec_ns == 222);
@@ -214,13 +185,13 @@ static void expect_bad(enum bad_kind kind, int want, const char *log_part)
 
 	bad_kind = kind;
 	peer_start(&p, script_bad);
-	c = connect_to(&p);
-	vgpu_client_set_log(c, log_cb, &seen);
-	id = submit_add(c, a, a, out, 4);
+	c = tc_connect(p.uri);
+	vgpu_client_set_log(c, tc_log_cb, &seen);
+	id = tc_submit_add(c, a, a, out, 4);
 	if (kind == BAD_TWICE) {
 		/* The first answer is fine and kept; the second names a request that
 		 * is already answered. */
-		id2 = submit_add(c, a, a, out, 4);
+		id2 = tc_submit_add(c, a, a, out, 4);
 		assert_int_equal(vgpu_wait(c, id2, 5000, &t), want);
 		assert_int_equal(vgpu_wait(c, id, 0, &t), VGPU_BUSY);
 	} else {
@@ -309,10 +280,10 @@ static void test_eof_fails_all(void **state)
 
 	(void)state;
 	peer_start(&p, script_read_two_close);
-	c = connect_to(&p);
-	vgpu_client_set_log(c, log_cb, &seen);
-	uint64_t id1 = submit_add(c, a, a, out1, 4);
-	uint64_t id2 = submit_add(c, a, a, out2, 4);
+	c = tc_connect(p.uri);
+	vgpu_client_set_log(c, tc_log_cb, &seen);
+	uint64_t id1 = tc_submit_add(c, a, a, out1, 4);
+	uint64_t id2 = tc_submit_add(c, a, a, out2, 4);
 	assert_int_equal(vgpu_wait(c, id2, 5000, NULL), VGPU_IO_ERROR);
 	assert_int_equal(vgpu_wait(c, id1, 0, NULL), VGPU_IO_ERROR);
 	assert_int_equal(vgpu_wait(c, id1, 0, NULL), VGPU_NOT_FOUND);
@@ -355,7 +326,7 @@ static void test_error_status(void **state)
 
 	(void)state;
 	peer_start(&p, script_busy_then_ok);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	assert_int_equal(vgpu_vector_add(c, a, a, out, 3, &t), VGPU_BUSY);
 	assert_int_equal(vgpu_vector_add(c, a, a, out, 3, &t), VGPU_OK);
 	assert_true(out[0] == 2 && out[2] == 6);
@@ -389,7 +360,7 @@ static void test_timeout(void **state)
 
 	(void)state;
 	peer_start(&p, script_delayed);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	assert_int_equal(vgpu_submit(c, VGPU_OP_REDUCE_SUM, &prm,
 				     (const float *const[3]){ x, NULL, NULL }, &sum, &id),
 			 VGPU_OK);
@@ -435,7 +406,7 @@ static void test_byte_by_byte(void **state)
 
 	(void)state;
 	peer_start(&p, script_dribble);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	assert_int_equal(vgpu_saxpy(c, 2.0f, x, y, 3, &t), VGPU_OK);
 	assert_true(y[0] == 5 && y[1] == 6 && y[2] == 7);
 	assert_true(t.queue_ns == 3 && t.exec_ns == 4);
@@ -477,7 +448,7 @@ static void test_outstanding_limit(void **state)
 
 	(void)state;
 	peer_start(&p, script_hold_all);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	for (int i = 0; i < VGPU_CLIENT_MAX_OUTSTANDING; i++) {
 		x[i] = (float)i;
 		assert_int_equal(vgpu_submit(c, VGPU_OP_REDUCE_SUM, &prm,
@@ -532,9 +503,9 @@ static void test_reads_while_writing(void **state)
 		b[i] = 0.5f;
 	}
 	peer_start(&p, script_answer_first);
-	c = connect_to(&p);
-	uint64_t id1 = submit_add(c, a, b, out1, BIG);
-	uint64_t id2 = submit_add(c, b, b, out2, BIG);
+	c = tc_connect(p.uri);
+	uint64_t id1 = tc_submit_add(c, a, b, out1, BIG);
+	uint64_t id2 = tc_submit_add(c, b, b, out2, BIG);
 	assert_int_equal(vgpu_wait(c, id2, 10000, NULL), VGPU_OK);
 	assert_int_equal(vgpu_wait(c, id1, 10000, NULL), VGPU_OK);
 	for (uint32_t i = 0; i < BIG; i += 4099)
@@ -575,7 +546,7 @@ static void test_sgemm_framing(void **state)
 
 	(void)state;
 	peer_start(&p, script_check_sgemm);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	assert_int_equal(vgpu_sgemm(c, 2, 3, 1, 2.0f, A, B, 0.5f, C, NULL), VGPU_OK);
 	/* C = 2 * A B + 0.5 * C, in place. */
 	assert_true(C[0] == 7 && C[2] == 21 && C[3] == 24 && C[5] == 42);
@@ -604,7 +575,7 @@ static void test_bad_arguments(void **state)
 
 	(void)state;
 	peer_start(&p, script_drain);
-	c = connect_to(&p);
+	c = tc_connect(p.uri);
 	assert_int_equal(vgpu_submit(NULL, VGPU_OP_VECTOR_ADD, &prm, in, out, &id),
 			 VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_submit(c, VGPU_OP_VECTOR_ADD, NULL, in, out, &id),
@@ -648,9 +619,9 @@ static void test_close_outstanding(void **state)
 
 	(void)state;
 	peer_start(&p, script_drain);
-	c = connect_to(&p);
-	submit_add(c, a, a, out, 2);
-	submit_add(c, a, a, out, 2);
+	c = tc_connect(p.uri);
+	tc_submit_add(c, a, a, out, 2);
+	tc_submit_add(c, a, a, out, 2);
 	vgpu_close(c);
 	peer_finish(&p);
 }

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "client_util.h"
 #include "libvgpu.h"
 #include "transport.h"
 
@@ -255,39 +256,9 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Collects what the client logs. */
-struct log_seen {
-	int count;
-	char last[256];
-};
 
-static void log_cb(void *opaque, const char *msg)
-{
-	struct log_seen *l = opaque;
 
-	l->count++;
-	snprintf(l->last, sizeof(l->last), "%s", msg);
-}
 
-static vgpu_client *connect_spool(const struct spool *s)
-{
-	vgpu_client *c = NULL;
-
-	assert_int_equal(vgpu_connect(s->uri, &c), VGPU_OK);
-	assert_non_null(c);
-	return c;
-}
-
-static uint64_t submit_add(vgpu_client *c, const float *a, const float *b, float *out, uint32_t n)
-{
-	struct vgpu_op_params p = { .n = n };
-	const float *in[3] = { a, b, NULL };
-	uint64_t id = 0;
-
-	assert_int_equal(vgpu_submit(c, VGPU_OP_VECTOR_ADD, &p, in, out, &id), VGPU_OK);
-	assert_true(id != 0);
-	return id;
-}
 
 /* --- What a submit publishes --------------------------------------------- */
 
@@ -305,9 +276,9 @@ static void test_request_file(void **state)
 
 	(void)state;
 	spool_make(&s);
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	assert_int_equal(count(s.req) + count(s.resp), 0); /* connecting writes nothing */
-	id = submit_add(c, a, b, out, 4);
+	id = tc_submit_add(c, a, b, out, 4);
 
 	/* Exactly one file, req/<16 lowercase hex digits of the id>.req: no
 	 * temporary file is left behind. */
@@ -370,7 +341,7 @@ static void test_random_ids(void **state)
 
 	(void)state;
 	spool_make(&s);
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	for (int i = 0; i < 64; i++) {
 		x[i] = (float)i;
 		assert_int_equal(vgpu_submit(c, VGPU_OP_REDUCE_SUM, &p,
@@ -570,10 +541,10 @@ static void expect_bad(enum bad_kind kind, const char *log_part)
 	uint64_t id, id2;
 
 	spool_make(&s);
-	c = connect_spool(&s);
-	vgpu_client_set_log(c, log_cb, &seen);
-	id = submit_add(c, a, a, out, 4);
-	id2 = submit_add(c, a, a, out2, 4);
+	c = tc_connect(s.uri);
+	vgpu_client_set_log(c, tc_log_cb, &seen);
+	id = tc_submit_add(c, a, a, out, 4);
+	id2 = tc_submit_add(c, a, a, out2, 4);
 	empty_dir(s.req); /* the mediator took both */
 	put_bad(&s, kind, id);
 	assert_int_equal(vgpu_wait(c, id, 5000, &t), VGPU_PROTOCOL);
@@ -645,7 +616,7 @@ static void test_timeout(void **state)
 
 	(void)state;
 	spool_make(&s);
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	assert_int_equal(vgpu_submit(c, VGPU_OP_REDUCE_SUM, &prm,
 				     (const float *const[3]){ x, NULL, NULL }, &sum, &id),
 			 VGPU_OK);
@@ -690,10 +661,10 @@ static void test_other_ids_ignored(void **state)
 
 	(void)state;
 	spool_make(&s);
-	c = connect_spool(&s);
-	c2 = connect_spool(&s); /* another process sharing the directory */
-	id = submit_add(c, a, a, out, 2);
-	id2 = submit_add(c2, a, a, out2, 2);
+	c = tc_connect(s.uri);
+	c2 = tc_connect(s.uri); /* another process sharing the directory */
+	id = tc_submit_add(c, a, a, out, 2);
+	id2 = tc_submit_add(c2, a, a, out2, 2);
 	assert_true(id != id2);
 	assert_int_equal(count(s.req), 2);
 	/* A garbage file under another id, and a good answer to c2's request. */
@@ -747,9 +718,9 @@ static void test_close_outstanding(void **state)
 
 	(void)state;
 	spool_make(&s);
-	c = connect_spool(&s);
-	id[0] = submit_add(c, a, a, out, 2);
-	id[1] = submit_add(c, a, a, out, 2);
+	c = tc_connect(s.uri);
+	id[0] = tc_submit_add(c, a, a, out, 2);
+	id[1] = tc_submit_add(c, a, a, out, 2);
 	vgpu_close(c);
 	assert_int_equal(list(s.req, names, 8), 2);
 	for (int i = 0; i < 2; i++) {
@@ -836,7 +807,7 @@ static void test_blocking_and_async(void **state)
 	spool_make(&s);
 	an.s = &s;
 	assert_int_equal(pthread_create(&th, NULL, answer_loop, &an), 0);
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	assert_int_equal(vgpu_saxpy(c, 2.0f, x, y, 3, &t), VGPU_OK);
 	assert_true(y[0] == 3 && y[1] == 4 && y[2] == 5);
 	assert_true(t.queue_ns == 111 && t.exec_ns == 222);
@@ -845,7 +816,7 @@ static void test_blocking_and_async(void **state)
 	assert_int_equal(vgpu_sgemm(c, 2, 3, 1, 2.0f, A, B, 0.5f, C, NULL), VGPU_OK);
 	assert_true(C[0] == 7 && C[2] == 21 && C[3] == 24 && C[5] == 42);
 	for (int i = 0; i < 4; i++)
-		ids[i] = submit_add(c, a, a, outs[i], 4);
+		ids[i] = tc_submit_add(c, a, a, outs[i], 4);
 	for (int i = 3; i >= 0; i--)
 		assert_int_equal(vgpu_wait(c, ids[i], 5000, NULL), VGPU_OK);
 	for (int i = 0; i < 4; i++)
@@ -875,9 +846,9 @@ static void test_late_answer(void **state)
 	setenv("VGPU_SPOOL_POLL_MAX_US", "bogus", 1); /* ignored: the default */
 	spool_make(&s);
 	an.s = &s;
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	unsetenv("VGPU_SPOOL_POLL_MAX_US");
-	id = submit_add(c, a, a, out, 2);
+	id = tc_submit_add(c, a, a, out, 2);
 	assert_int_equal(vgpu_wait(c, id, 100, NULL), VGPU_TIMEOUT); /* backed off */
 	assert_int_equal(pthread_create(&th, NULL, answer_loop, &an), 0);
 	t0 = now_ms();
@@ -910,7 +881,7 @@ static void test_large(void **state)
 	spool_make(&s);
 	an.s = &s;
 	assert_int_equal(pthread_create(&th, NULL, answer_loop, &an), 0);
-	c = connect_spool(&s);
+	c = tc_connect(s.uri);
 	assert_int_equal(vgpu_vector_add(c, a, a, out, n, NULL), VGPU_OK);
 	for (uint32_t i = 0; i < n; i += 4099)
 		assert_true(out[i] == 2 * a[i]);
