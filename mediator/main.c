@@ -309,7 +309,10 @@ static int setup(struct mediator *m, struct runtime *rt)
 static void teardown(struct mediator *m, struct runtime *rt)
 {
 	vgpu_control_stop(m);
-	for (int t = 0; t < m->n_transports && m->vms; t++)
+	for (long long i = 0; m->vms && i < m->set.max_vms; i++)
+		for (int t = 0; t < m->n_transports && m->vms[i].in_use; t++)
+			m->transports[t]->vm_removed(m, &m->vms[i]);
+	for (int t = 0; t < m->n_transports; t++)
 		m->transports[t]->stop(m);
 	if (m->backend_ctx)
 		m->backend->fini(m->backend_ctx);

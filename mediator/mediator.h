@@ -72,6 +72,7 @@ struct vgpu_transport {
 	int (*start)(struct mediator *m);
 	/* Stop taking new requests (shutdown); responses still go out. */
 	void (*stop_accepting)(struct mediator *m);
+	/* Release the transport's own state; every VM was removed before. */
 	void (*stop)(struct mediator *m);
 	int (*vm_added)(struct mediator *m, struct vgpu_vm *vm);
 	void (*vm_removed)(struct mediator *m, struct vgpu_vm *vm);
@@ -159,6 +160,8 @@ void vgpu_dispatcher_join(struct mediator *m);
 /* Read the registry and add, update or remove VMs (loop thread). */
 int vgpu_vms_reload(struct mediator *m);
 struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
+/* Transport @idx's state for VM slot @slot; NULL when the slot is free. */
+void *vgpu_vm_state(struct mediator *m, long long slot, int idx);
 
 /* control.c */
 int vgpu_control_start(struct mediator *m);

@@ -342,7 +342,7 @@ static int sock_start(struct mediator *m)
 static void sock_stop_accepting(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct sock_vm *sv = m->vms[i].in_use ? m->vms[i].transport_state[IDX] : NULL;
+		struct sock_vm *sv = vgpu_vm_state(m, i, IDX);
 
 		if (!sv || sv->listen_fd < 0)
 			continue;
@@ -355,11 +355,6 @@ static void sock_stop_accepting(struct mediator *m)
 
 static void sock_stop(struct mediator *m)
 {
-	if (!global(m))
-		return;
-	for (long long i = 0; i < m->set.max_vms; i++)
-		if (m->vms[i].in_use)
-			sock_vm_removed(m, &m->vms[i]);
 	free(m->transport_ctx[IDX]);
 	m->transport_ctx[IDX] = NULL;
 }

@@ -425,7 +425,7 @@ static void scan_all(struct mediator *m)
 	if (!spool_of(m)->accepting)
 		return;
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct spool_vm *sv = m->vms[i].in_use ? m->vms[i].transport_state[IDX] : NULL;
+		struct spool_vm *sv = vgpu_vm_state(m, i, IDX);
 
 		if (sv)
 			scan_requests(sv);
@@ -479,7 +479,7 @@ static int sweep_dir(int dir_fd, const char *prefix, const char *suffix, time_t 
 static void sweep_stale(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct spool_vm *sv = m->vms[i].in_use ? m->vms[i].transport_state[IDX] : NULL;
+		struct spool_vm *sv = vgpu_vm_state(m, i, IDX);
 		int n;
 
 		if (!sv)
@@ -562,9 +562,6 @@ static void spool_stop(struct mediator *m)
 
 	if (!sp)
 		return;
-	for (long long i = 0; i < m->set.max_vms; i++)
-		if (m->vms[i].in_use)
-			spool_vm_removed(m, &m->vms[i]);
 	if (sp->ino_fd >= 0) {
 		vgpu_loop_remove(m->loop, &sp->ino_watch);
 		close(sp->ino_fd);
