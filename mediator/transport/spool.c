@@ -27,7 +27,8 @@
  * is not regular or is larger than the limits, keep a file with an unexpected
  * name (it is removed and logged), or let one VM's files reach another's.
  * Files are read and written on the loop thread: a large request blocks the
- * loop while it is read from the page cache (tens of ms for 128 MiB).
+ * loop while it is read (expected: tens of ms for 128 MiB from the page
+ * cache; not measured).
  */
 #include <dirent.h>
 #include <errno.h>
