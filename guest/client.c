@@ -11,6 +11,15 @@
  * processes (spool: claim_id()): then they are random 64-bit numbers that
  * the transport has checked are not in use.
  *
+ * Over a shared-memory window (shm:) nothing is written or read: a
+ * descriptor names where the arrays lie in the window. Arrays the caller
+ * placed there (vgpu_buffer_alloc()) are used in place; others are copied
+ * into a staging block of the window at submit, and an output's block is
+ * copied out when its completion is taken.
+ *
+ * Waiting first polls for VGPU_SPIN_US (socket and shm; default 50 us),
+ * then sleeps: an answer that comes within that time costs no wake-up.
+ *
  * Must never: write into a caller's array before the response naming it was
  * checked (request id outstanding, op and output size as submitted), read
  * past the message being decoded, trust a length from the mediator, touch a
@@ -28,11 +37,15 @@
 
 #include "libvgpu.h"
 #include "transport.h"
+#include "transport_shm.h"
 
 /* Floats go to and come from the wire as they lie in memory, uncopied. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "libvgpu sends float arrays as they are: little-endian hosts only"
 #endif
+
+/* Every outstanding request fits in the window's rings at once. */
+_Static_assert(VGPU_CLIENT_MAX_OUTSTANDING <= VGPU_RING_ENTRIES, "rings too small");
 
 /* One outstanding request. */
 struct pending {
@@ -44,10 +57,13 @@ struct pending {
 	uint64_t out_count;  /* floats a VGPU_OK response must carry */
 	uint64_t submit_ns;  /* CLOCK_MONOTONIC when it was submitted */
 	struct vgpu_timing timing;
+	void *stage[4];      /* shm: staging blocks of inputs 0..2 and the output */
 };
 
 struct vgpu_client {
-	struct vgpu_transport *t;        /* NULL once the connection failed */
+	struct vgpu_transport *t;        /* stream transports; NULL once the connection failed */
+	struct vgpu_shm *shm;            /* shm: the window, mapped until vgpu_close() */
+	uint64_t spin_ns;                /* poll this long before sleeping in a wait */
 	int broken;                      /* VGPU_OK, or why the connection failed */
 	struct vgpu_proto_limits limits; /* the protocol's ceilings; the mediator has its own */
 	uint64_t next_id;                /* next request id to try (never 0) */
@@ -71,20 +87,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t float_bits(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
 /*
  * The connection is unusable from now on: every request still outstanding
  * ends with @status, and no byte is read into any caller's buffer again.
@@ -104,7 +106,9 @@ static void fail_connection(vgpu_client *c, int status, const char *fmt, ...)
 		va_end(ap);
 		c->log_fn(c->log_opaque, msg);
 	}
-	c->t->ops->close(c->t);
+	/* A window stays mapped: the caller's buffers may lie in it. */
+	if (c->t)
+		c->t->ops->close(c->t);
 	c->t = NULL;
 	c->target = NULL;
 	for (size_t i = 0; i < VGPU_CLIENT_MAX_OUTSTANDING; i++) {
@@ -126,6 +130,11 @@ static struct pending *find(vgpu_client *c, uint64_t id)
 
 static void release(vgpu_client *c, struct pending *s)
 {
+	/* After a failure the mediator may still write a staging block: those
+	 * are never reused, and go with the window at vgpu_close(). */
+	for (int i = 0; i < 4 && !c->broken; i++)
+		if (s->stage[i])
+			vgpu_shm_free(c->shm, s->stage[i]);
 	memset(s, 0, sizeof(*s));
 	c->outstanding--;
 }
@@ -237,7 +246,8 @@ static int recv_step(vgpu_client *c, size_t *ret_got)
 
 int vgpu_connect(const char *uri, vgpu_client **ret)
 {
-	struct vgpu_transport *t;
+	struct vgpu_transport *t = NULL;
+	struct vgpu_uri u;
 	vgpu_client *c;
 	int rc;
 
@@ -251,13 +261,20 @@ int vgpu_connect(const char *uri, vgpu_client **ret)
 		free(c);
 		return VGPU_NO_MEMORY;
 	}
-	rc = vgpu_transport_open(uri, &t);
+	rc = vgpu_uri_parse(uri, &u);
+	if (rc == VGPU_OK && u.kind == VGPU_URI_SHM)
+		rc = vgpu_shm_open(u.path, vgpu_env_ull("VGPU_SHM_MIB", 1, 2048, 64) << 20, &c->shm,
+				   NULL, 0);
+	else if (rc == VGPU_OK)
+		rc = vgpu_transport_open(uri, &t);
 	if (rc != VGPU_OK) {
 		free(c->slots);
 		free(c);
 		return rc;
 	}
 	c->t = t;
+	if (u.kind != VGPU_URI_SPOOL) /* spool waits poll files at their own pace */
+		c->spin_ns = vgpu_env_ull("VGPU_SPIN_US", 0, 10000, 50) * 1000u;
 	c->limits.max_payload = VGPU_PROTO_MAX_PAYLOAD;
 	c->limits.max_elems = VGPU_PROTO_MAX_PAYLOAD / sizeof(float);
 	c->limits.max_dim = UINT32_MAX;
@@ -272,6 +289,7 @@ void vgpu_close(vgpu_client *c)
 		return;
 	if (c->t)
 		c->t->ops->close(c->t);
+	vgpu_shm_close(c->shm);
 	free(c->slots);
 	free(c);
 }
@@ -323,7 +341,7 @@ static int take_slot(vgpu_client *c, struct pending **ret)
 	struct pending *s;
 	uint64_t id = 0;
 
-	if (c->t->ops->claim_id) {
+	if (c->t && c->t->ops->claim_id) {
 		int rc = draw_id(c, &id);
 
 		if (rc != VGPU_OK) {
@@ -396,6 +414,89 @@ static int send_all(vgpu_client *c, struct iovec *iov, int iovcnt)
 	return VGPU_OK;
 }
 
+/* The window offset of @len bytes at @p: in place when the caller put
+ * them in the window, else in a new staging block of @s (filled from @p
+ * when @copy_in). VGPU_INVALID_PARAM for a pointer into the window that is
+ * not inside one allocated block; window_alloc()'s errors. */
+static int shm_place(vgpu_client *c, struct pending *s, int stage, const void *p, uint64_t len,
+		     bool copy_in, uint32_t *ret_off)
+{
+	void *block;
+	int rc;
+
+	if (vgpu_shm_offset(c->shm, p, len, ret_off))
+		return VGPU_OK;
+	if (vgpu_shm_contains(c->shm, p))
+		return VGPU_INVALID_PARAM;
+	rc = vgpu_shm_alloc(c->shm, len, &block);
+	if (rc != VGPU_OK)
+		return rc == VGPU_LIMIT ? VGPU_LIMIT : VGPU_NO_MEMORY;
+	s->stage[stage] = block;
+	if (copy_in)
+		memcpy(block, p, len);
+	return vgpu_shm_offset(c->shm, block, len, ret_off) ? VGPU_OK : VGPU_INVALID_PARAM;
+}
+
+static int shm_submit(vgpu_client *c, struct pending *s, int op,
+		      const struct vgpu_op_params *params, const float *const in[3],
+		      const uint64_t in_count[3], int n_inputs)
+{
+	struct vgpu_ring_desc d = { .request_id = s->id, .op = (uint16_t)op, .params = *params };
+	int rc;
+
+	for (int i = 0; i < n_inputs; i++) {
+		rc = shm_place(c, s, i, in[i], in_count[i] * sizeof(float), true, &d.in_off[i]);
+		if (rc != VGPU_OK)
+			return rc;
+	}
+	/* An output that is its own input (saxpy's y, sgemm's C) shares the
+	 * input's block; any other gets its own. */
+	int role = op == VGPU_OP_SAXPY ? 1 : op == VGPU_OP_SGEMM ? 2 : -1;
+	if (role >= 0 && s->out == in[role]) {
+		d.out_off = d.in_off[role];
+		s->stage[3] = s->stage[role];
+		s->stage[role] = NULL;
+	} else {
+		rc = shm_place(c, s, 3, s->out, s->out_count * sizeof(float), false, &d.out_off);
+		if (rc != VGPU_OK)
+			return rc;
+	}
+	rc = vgpu_shm_submit(c->shm, &d);
+	if (rc != VGPU_OK)
+		fail_connection(c, rc, "%s", c->shm->why);
+	return rc;
+}
+
+/* Take every completion in the ring. */
+static int shm_drain(vgpu_client *c)
+{
+	struct vgpu_ring_cqe e;
+	int rc;
+
+	if (c->broken)
+		return c->broken;
+	while ((rc = vgpu_shm_next(c->shm, &e)) == VGPU_OK) {
+		struct pending *s = find(c, e.request_id);
+
+		if (!s || s->done) {
+			fail_connection(c, VGPU_PROTOCOL, "completion for unknown request %llu",
+					(unsigned long long)e.request_id);
+			return VGPU_PROTOCOL;
+		}
+		s->status = e.status;
+		s->timing.queue_ns = e.queue_ns;
+		s->timing.exec_ns = e.exec_ns;
+		if (e.status == VGPU_OK && s->stage[3])
+			memcpy(s->out, s->stage[3], s->out_count * sizeof(float));
+		complete(s);
+	}
+	if (rc != VGPU_TIMEOUT) {
+		fail_connection(c, rc, "%s", c->shm->why);
+		return rc;
+	}
+	return VGPU_OK;
+}
+
 int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
 		const float *const in[3], float *out, uint64_t *ret_request_id)
 {
@@ -432,13 +533,16 @@ int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
 	s->out_count = out_count;
 	s->submit_ns = now_ns();
 
-	/* The parameter block, as docs/protocol.md lays it out. */
-	put32(block, params->vm_id);
-	put32(block + 4, params->m);
-	put32(block + 8, params->n);
-	put32(block + 12, params->k);
-	put32(block + 16, float_bits(params->alpha));
-	put32(block + 20, float_bits(params->beta));
+	if (c->shm) {
+		rc = shm_submit(c, s, op, params, in, in_count, n_inputs);
+		if (rc != VGPU_OK) {
+			release(c, s);
+			return rc;
+		}
+		*ret_request_id = s->id;
+		return VGPU_OK;
+	}
+	vgpu_proto_encode_params(params, block);
 	h.op = (uint16_t)op;
 	h.request_id = s->id;
 	h.payload_len = (uint32_t)payload;
@@ -475,27 +579,72 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 		return VGPU_NOT_FOUND;
 	if (timeout_ms >= 0)
 		deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t spin_until = timeout_ms == 0 ? 0 : now_ns() + c->spin_ns;
 	while (!s->done) {
 		size_t got = 0;
 		int wait_ms = -1, ready;
 
-		if (recv_step(c, &got) != VGPU_OK)
-			break; /* the connection failed: s is done */
-		if (got)
+		if (c->shm) {
+			if (shm_drain(c) != VGPU_OK || s->done)
+				break; /* the connection failed (s is done), or s is */
+		} else {
+			if (recv_step(c, &got) != VGPU_OK)
+				break; /* the connection failed: s is done */
+			if (got)
+				continue;
+		}
+		uint64_t now = now_ns();
+		if (now < spin_until && (timeout_ms < 0 || now < deadline))
 			continue;
 		if (timeout_ms >= 0) {
-			uint64_t now = now_ns();
-
 			if (now >= deadline)
 				return VGPU_TIMEOUT;
 			wait_ms = (int)((deadline - now + 999999u) / 1000000u);
 		}
-		if (c->t->ops->wait(c->t, VGPU_TRANSPORT_RECV, wait_ms, &ready) != VGPU_OK)
+		if (c->shm) {
+			if (vgpu_shm_wait(c->shm, wait_ms) != VGPU_OK && shm_drain(c) == VGPU_OK &&
+			    !s->done)
+				fail_connection(c, VGPU_IO_ERROR, "%s", c->shm->why);
+		} else if (c->t->ops->wait(c->t, VGPU_TRANSPORT_RECV, wait_ms, &ready) != VGPU_OK) {
 			fail_connection(c, VGPU_IO_ERROR, "waiting on the connection failed");
+		}
 	}
 	status = s->status;
 	if (status == VGPU_OK && ret_timing)
 		*ret_timing = s->timing;
 	release(c, s);
 	return status;
+}
+
+int vgpu_buffer_alloc(vgpu_client *c, size_t size, void **ret)
+{
+	void *p;
+
+	if (!c || !ret)
+		return VGPU_INVALID_PARAM;
+	if (c->shm) {
+		int rc = vgpu_shm_alloc(c->shm, size, &p);
+
+		if (rc != VGPU_OK)
+			return rc == VGPU_LIMIT ? VGPU_LIMIT : VGPU_NO_MEMORY;
+	} else {
+		size_t bytes = size ? (size + 63) & ~(size_t)63 : 64;
+
+		if (bytes < size || !(p = aligned_alloc(64, bytes)))
+			return VGPU_NO_MEMORY;
+	}
+	*ret = p;
+	return VGPU_OK;
+}
+
+int vgpu_buffer_free(vgpu_client *c, void *p)
+{
+	if (!c)
+		return VGPU_INVALID_PARAM;
+	if (!p)
+		return VGPU_OK;
+	if (c->shm)
+		return vgpu_shm_free(c->shm, p) == VGPU_OK ? VGPU_OK : VGPU_INVALID_PARAM;
+	free(p);
+	return VGPU_OK;
 }

@@ -18,6 +18,19 @@
  *   spool:/mnt/vgpu                the VM's spool directory (an absolute
  *                                  path; its req/ and resp/ are made by the
  *                                  mediator, never by the library)
+ *   shm:/path/to/vm-<uuid>.sock    a shared-memory window, asked for on the
+ *                                  VM's socket: the fast path
+ *
+ * Over shm, the mediator maps a window with this client: arrays placed in it
+ * with vgpu_buffer_alloc() go to the GPU and back without a copy (the
+ * mediator pins the window); other arrays are copied into a staging block
+ * of the window at vgpu_submit() and outputs out of it at vgpu_wait(). The
+ * window's data area is VGPU_SHM_MIB MiB (environment at vgpu_connect():
+ * 1 to 2048, default 64; the mediator's shm_max_mib may refuse it).
+ *
+ * Waiting polls for VGPU_SPIN_US microseconds (environment at
+ * vgpu_connect(): 0 to 10000, default 50; socket and shm) before it
+ * sleeps, so that a quick answer costs no wake-up; set 0 to never spin.
  *
  * Over spool, each request is a file published in req/ when vgpu_submit()
  * returns (written, fsync()ed and renamed, so it survives a crash of this
@@ -32,7 +45,9 @@
  * Buffers: input and output arrays are the caller's. They are read and
  * written in place (no copies), so they must stay valid and untouched from
  * vgpu_submit() until vgpu_wait() for that request returns. An output's
- * content is unspecified unless the request's status is VGPU_OK.
+ * content is unspecified unless the request's status is VGPU_OK. After a
+ * connection failed, a shm window's buffers named by requests that did not
+ * complete may still be written by the mediator until vgpu_close().
  */
 #ifndef VGPU_LIBVGPU_H
 #define VGPU_LIBVGPU_H
@@ -90,9 +105,11 @@ void vgpu_client_set_log(vgpu_client *c, vgpu_log_fn *fn, void *opaque);
  * float). params->vm_id is 0 or this VM's id; unused fields must be 0.
  * Blocks until the whole request is written (reading responses meanwhile).
  * *ret_request_id identifies the request for vgpu_wait().
- * VGPU_INVALID_PARAM for NULL arguments or bad parameters, VGPU_LIMIT for
- * sizes past the protocol's ceiling or when VGPU_CLIENT_MAX_OUTSTANDING
- * requests are outstanding, VGPU_IO_ERROR or VGPU_PROTOCOL once the
+ * VGPU_INVALID_PARAM for NULL arguments or bad parameters (shm: also a
+ * pointer into the window that is not inside one vgpu_buffer_alloc()
+ * block), VGPU_LIMIT for sizes past the protocol's ceiling or when
+ * VGPU_CLIENT_MAX_OUTSTANDING requests are outstanding, VGPU_NO_MEMORY (shm)
+ * when the window has no room to stage an array, VGPU_IO_ERROR or VGPU_PROTOCOL once the
  * connection has failed (it stays failed: connect again).
  */
 int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
@@ -115,6 +132,18 @@ int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
  */
 int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 	      struct vgpu_timing *ret_timing);
+
+/*
+ * Memory for op arrays, 64-byte aligned, of at least @size bytes: in the
+ * shared window on a shm: connection (zero-copy requests), ordinary memory
+ * otherwise. Free it with vgpu_buffer_free() on the same client before
+ * vgpu_close(), which unmaps a window. VGPU_NO_MEMORY when the window (or
+ * the heap) has no room, VGPU_LIMIT for a size past the whole window,
+ * VGPU_INVALID_PARAM for NULL arguments. free: VGPU_OK (also for NULL), or
+ * VGPU_INVALID_PARAM for a pointer that vgpu_buffer_alloc() did not return.
+ */
+int vgpu_buffer_alloc(vgpu_client *c, size_t size, void **ret);
+int vgpu_buffer_free(vgpu_client *c, void *p);
 
 /* Blocking ops: submit and wait. @ret_timing may be NULL. */
 

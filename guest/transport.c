@@ -5,6 +5,7 @@
  * without control characters; anything else is refused before any file or
  * socket is touched.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -16,6 +17,7 @@ static const struct {
 } schemes[] = {
 	{ "unix:", VGPU_URI_UNIX },
 	{ "spool:", VGPU_URI_SPOOL },
+	{ "shm:", VGPU_URI_SHM },
 };
 
 int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret)
@@ -43,7 +45,8 @@ int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret)
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
 			return VGPU_INVALID_PARAM;
-	if (kind == VGPU_URI_UNIX && len >= sizeof(((struct sockaddr_un *)0)->sun_path))
+	if ((kind == VGPU_URI_UNIX || kind == VGPU_URI_SHM) &&
+	    len >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return VGPU_INVALID_PARAM;
 	if (kind == VGPU_URI_SPOOL && path[0] != '/')
 		return VGPU_INVALID_PARAM; /* the directory must not depend on the cwd */
@@ -67,4 +70,20 @@ int vgpu_transport_open(const char *uri, struct vgpu_transport **ret)
 	default:
 		return VGPU_UNSUPPORTED;
 	}
+}
+
+unsigned long long vgpu_env_ull(const char *name, unsigned long long low, unsigned long long high,
+				unsigned long long def)
+{
+	const char *v = secure_getenv(name);
+	unsigned long long x = 0;
+
+	if (!v || !*v || strlen(v) > 12)
+		return def;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return def;
+		x = x * 10 + (unsigned)(*p - '0');
+	}
+	return x < low ? low : x > high ? high : x;
 }

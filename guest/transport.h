@@ -81,6 +81,7 @@ struct vgpu_transport {
 enum vgpu_uri_kind {
 	VGPU_URI_UNIX = 1,  /* unix:PATH - a Unix stream socket */
 	VGPU_URI_SPOOL = 2, /* spool:DIR - the VM's spool directory */
+	VGPU_URI_SHM = 3,   /* shm:PATH - a shared-memory window asked for on a socket */
 };
 
 /* A parsed transport URI. */
@@ -90,13 +91,18 @@ struct vgpu_uri {
 };
 
 /*
- * Parse @uri ("unix:/run/vgpu/vm-<uuid>.sock", "spool:/mnt/vgpu").
+ * Parse @uri ("unix:/run/vgpu/vm-<uuid>.sock", "spool:/mnt/vgpu",
+ * "shm:/run/vgpu/vm-<uuid>.sock").
  * VGPU_INVALID_PARAM for NULL, an unknown scheme, an empty path, a control
- * character in the path, a socket path longer than a sockaddr_un holds, or
+ * character in the path, a socket path (unix:, shm:) longer than a sockaddr_un holds, or
  * a spool directory that is not an absolute path; VGPU_LIMIT for a path of
  * 4096 bytes or more. @ret is written only on success.
  */
 int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret);
+
+/* Connect a blocking, close-on-exec Unix stream socket to @path: the
+ * errors of vgpu_transport_unix_open(). */
+int vgpu_unix_connect(const char *path, int *ret_fd);
 
 /*
  * Connect to the Unix stream socket at @path. VGPU_NOT_FOUND when nothing
@@ -119,5 +125,10 @@ int vgpu_transport_spool_open(const char *dir, struct vgpu_transport **ret);
 
 /* Open the transport @uri names: vgpu_uri_parse()'s and the transport's errors. */
 int vgpu_transport_open(const char *uri, struct vgpu_transport **ret);
+
+/* The environment variable @name (secure_getenv) as a decimal number
+ * clamped to [@low, @high]; @def when unset, empty or not all digits. */
+unsigned long long vgpu_env_ull(const char *name, unsigned long long low, unsigned long long high,
+				unsigned long long def);
 
 #endif

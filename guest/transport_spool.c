@@ -507,19 +507,8 @@ static const struct vgpu_transport_ops spool_ops = {
 /* VGPU_SPOOL_POLL_MAX_US: digits only, clamped to 100..1000000; else 2000. */
 static unsigned poll_max_us(void)
 {
-	const char *v = secure_getenv("VGPU_SPOOL_POLL_MAX_US");
-	unsigned long long x = 0;
-
-	if (!v || !*v || strlen(v) > 12)
-		return POLL_MAX_US_DEFAULT;
-	for (const char *p = v; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return POLL_MAX_US_DEFAULT;
-		x = x * 10 + (unsigned)(*p - '0');
-	}
-	if (x < POLL_MAX_US_LOW)
-		return POLL_MAX_US_LOW;
-	return x > POLL_MAX_US_HIGH ? POLL_MAX_US_HIGH : (unsigned)x;
+	return (unsigned)vgpu_env_ull("VGPU_SPOOL_POLL_MAX_US", POLL_MAX_US_LOW, POLL_MAX_US_HIGH,
+				      POLL_MAX_US_DEFAULT);
 }
 
 /* @dir's subdirectory @name, which must be a real directory (not a symlink). */

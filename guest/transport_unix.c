@@ -134,33 +134,41 @@ static int finish_connect(int fd)
 	return err;
 }
 
-int vgpu_transport_unix_open(const char *path, struct vgpu_transport **ret)
+int vgpu_unix_connect(const char *path, int *ret_fd)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct unix_transport *u;
 	size_t len = strlen(path);
 	int fd, err = 0;
 
 	if (len == 0 || len >= sizeof(addr.sun_path))
 		return VGPU_INVALID_PARAM;
 	memcpy(addr.sun_path, path, len + 1);
-	u = calloc(1, sizeof(*u));
-	if (!u)
-		return VGPU_NO_MEMORY;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		free(u);
+	if (fd < 0)
 		return errno_to_vgpu(errno);
-	}
 	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		err = errno == EINTR ? finish_connect(fd) : errno;
 	if (err) {
 		close(fd);
-		free(u);
 		return errno_to_vgpu(err);
 	}
+	*ret_fd = fd;
+	return VGPU_OK;
+}
+
+int vgpu_transport_unix_open(const char *path, struct vgpu_transport **ret)
+{
+	struct unix_transport *u = calloc(1, sizeof(*u));
+	int rc;
+
+	if (!u)
+		return VGPU_NO_MEMORY;
+	rc = vgpu_unix_connect(path, &u->fd);
+	if (rc != VGPU_OK) {
+		free(u);
+		return rc;
+	}
 	u->base.ops = &unix_ops;
-	u->fd = fd;
 	*ret = &u->base;
 	return VGPU_OK;
 }

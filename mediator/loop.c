@@ -84,7 +84,7 @@ int vgpu_loop_run_once(struct vgpu_loop *loop, int timeout_ms)
 	int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout_ms);
 
 	if (n < 0)
-		return errno == EINTR ? VGPU_OK : VGPU_IO_ERROR;
+		return errno == EINTR ? 0 : VGPU_IO_ERROR;
 	loop->dispatching = true;
 	loop->n_removed = 0;
 	loop->overflow = false;
@@ -95,5 +95,5 @@ int vgpu_loop_run_once(struct vgpu_loop *loop, int timeout_ms)
 			w->fn(w->ctx, events[i].events);
 	}
 	loop->dispatching = false;
-	return VGPU_OK;
+	return n;
 }

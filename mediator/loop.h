@@ -29,7 +29,8 @@ int vgpu_loop_add(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t ev
 int vgpu_loop_modify(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t events);
 void vgpu_loop_remove(struct vgpu_loop *loop, struct vgpu_loop_watch *w);
 
-/* Run one round: wait up to @timeout_ms for events and dispatch them. */
+/* Run one round: wait up to @timeout_ms for events and dispatch them.
+ * Returns how many fired (0 on timeout or EINTR), or VGPU_IO_ERROR. */
 int vgpu_loop_run_once(struct vgpu_loop *loop, int timeout_ms);
 
 #endif

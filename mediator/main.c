@@ -50,6 +50,9 @@ static const struct vgpu_conf_option options[] = {
 	{ "spool_sync", VGPU_CONF_BOOL, offsetof(struct mediator_settings, spool_sync), 0, 0, 0, "no", "fsync spool files: answers survive a host crash too" },
 	{ "spool_stale_s", VGPU_CONF_INT, I(spool_stale_s), 1, 31536000, "3600", "age (s) of uncollected answers and clients' temporary files to remove" },
 	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
+	{ "shm_max_mib", VGPU_CONF_INT, I(shm_max_mib), 1, 2048, "1024", "data area of one shared-memory window, MiB" },
+	{ "shm_total_mib", VGPU_CONF_INT, I(shm_total_mib), 1, 1048576, "4096", "all shared-memory windows together, MiB (pinned host memory)" },
+	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "50", "after activity the loop polls this long before it sleeps (latency for CPU)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -291,6 +294,7 @@ static int setup(struct mediator *m, struct runtime *rt)
 
 	m->transports[m->n_transports++] = &vgpu_transport_socket;
 	m->transports[m->n_transports++] = &vgpu_transport_spool;
+	m->transports[m->n_transports++] = &vgpu_transport_shm;
 	for (int t = 0; t < m->n_transports; t++)
 		if (m->transports[t]->start(m) != VGPU_OK)
 			return -1;
@@ -358,9 +362,15 @@ int main(int argc, char **argv)
 	}
 	vgpu_log(LOG_NOTICE, "ready: registry %s, sockets in %s", m.set.db, m.set.run_dir);
 
-	uint64_t stop_deadline = 0;
+	uint64_t stop_deadline = 0, poll_until = 0;
 	for (;;) {
-		vgpu_loop_run_once(m.loop, 200);
+		/* Right after activity, look again without sleeping for poll_us:
+		 * the next request or completion then costs no wake-up. */
+		bool polling = vgpu_now_ns() < poll_until;
+		int n = vgpu_loop_run_once(m.loop, polling ? 0 : 200);
+
+		if (n > 0)
+			poll_until = vgpu_now_ns() + (uint64_t)m.set.poll_us * 1000u;
 		if (rt.reload && !m.stopping) {
 			rt.reload = false;
 			vgpu_vms_reload(&m);

@@ -24,7 +24,7 @@
 #include "vgpu_config.h"
 #include "vgpu_protocol.h"
 
-#define VGPU_MAX_TRANSPORTS 2
+#define VGPU_MAX_TRANSPORTS 3
 
 /* Settings: defaults, then the config file, then the command line. */
 struct mediator_settings {
@@ -47,6 +47,9 @@ struct mediator_settings {
 	long long spool_poll_ms;
 	bool spool_sync;            /* fsync the spool's files and journal */
 	long long spool_stale_s;    /* age after which leftovers are removed */
+	long long shm_max_mib;      /* data area of one shared-memory window */
+	long long shm_total_mib;    /* all windows together (pinned memory) */
+	long long poll_us;          /* the loop polls this long after activity */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */
@@ -69,6 +72,8 @@ struct vgpu_request;
 struct vgpu_transport {
 	const char *name;
 	int index;                           /* into vgpu_vm.transport_state */
+	bool zero_copy;                      /* data stays in the guest's window:
+					      * no payload or response buffers */
 	int (*start)(struct mediator *m);
 	/* Stop taking new requests (shutdown); responses still go out. */
 	void (*stop_accepting)(struct mediator *m);
@@ -139,6 +144,20 @@ struct mediator {
 void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
 		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
 		const struct vgpu_msg_header *h, uint8_t *payload);
+/* The parts of admission every transport shares. new: a request for a
+ * message that arrived on @t for @vm (NULL, logged, when out of memory).
+ * admit: @view is checked (sizes within the limits, inputs readable);
+ * check the vm_id and the queue, then queue it or answer it at once. Its
+ * output goes to @out (zero-copy transports) or, with @out NULL, to a
+ * response buffer allocated here. reject: answer at once with @status,
+ * logging @why rate-limited and counting it. Each takes @req over. */
+struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
+				      const struct vgpu_transport *t, void *reply_ctx,
+				      uint64_t request_id, int op);
+void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
+			const struct vgpu_request_view *view, float *out);
+void vgpu_request_reject(struct vgpu_request *req, struct vgpu_vm *vm, int status,
+			 const char *why);
 /* Release everything @req holds. */
 void vgpu_request_free(struct vgpu_request *req);
 /* Answer @req with @status (loop thread), e.g. for a VM that went away. */
@@ -167,8 +186,23 @@ void *vgpu_vm_state(struct mediator *m, long long slot, int idx);
 int vgpu_control_start(struct mediator *m);
 void vgpu_control_stop(struct mediator *m);
 
-/* transport/socket.c, transport/spool.c */
+/* transport/socket.c, transport/spool.c, transport/shm.c */
 extern const struct vgpu_transport vgpu_transport_socket;
 extern const struct vgpu_transport vgpu_transport_spool;
+extern const struct vgpu_transport vgpu_transport_shm;
+
+/* transport/shm.c, for the socket transport: the connection @conn_fd of
+ * @vm asked for a window with @data_bytes of data area. On VGPU_OK,
+ * *ret_session is the new session and ret_fds its window memfd, doorbell
+ * and notify eventfds, which the caller sends to the client and closes.
+ * The session shuts @conn_fd down when its client breaks the ring's rules,
+ * and lives until vgpu_shm_detach(). VGPU_INVALID_PARAM for a size that
+ * is not whole pages within the ring's bounds, VGPU_LIMIT past
+ * shm_max_mib, VGPU_BUSY past shm_total_mib, VGPU_NO_MEMORY, VGPU_IO_ERROR,
+ * VGPU_SHUTDOWN. */
+int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
+		    void **ret_session, int ret_fds[3]);
+/* The connection that owned @session is gone (NULL is fine). */
+void vgpu_shm_detach(void *session);
 
 #endif

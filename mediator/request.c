@@ -24,26 +24,29 @@ void vgpu_request_free(struct vgpu_request *req)
 	free(req);
 }
 
-/* Build the response prefix in req->resp (allocating a bare one for errors)
- * and hand it to the transport. Loop thread. */
+/* Hand @req's outcome to its transport (loop thread). A stream transport
+ * gets the response prefix built in req->resp (a bare one is allocated for
+ * errors); a zero-copy transport reads req's fields itself. */
 static void respond(struct vgpu_request *req)
 {
 	struct mediator *m = req->m;
 	uint64_t out_count = req->status == VGPU_OK ? req->work.out_count : 0;
 
-	if (!req->resp) {
-		req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX;
-		req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+	if (!req->transport->zero_copy) {
 		if (!req->resp) {
-			vgpu_log(LOG_ERR, "out of memory answering request %016llx",
-				 (unsigned long long)req->request_id);
-			vgpu_request_free(req);
-			return;
+			req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX;
+			req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+			if (!req->resp) {
+				vgpu_log(LOG_ERR, "out of memory answering request %016llx",
+					 (unsigned long long)req->request_id);
+				vgpu_request_free(req);
+				return;
+			}
 		}
+		vgpu_proto_encode_response(req->request_id, req->op, req->status, req->queue_ns,
+					   req->exec_ns, out_count, req->resp);
+		req->resp_len = VGPU_PROTO_RESPONSE_PREFIX + out_count * sizeof(float);
 	}
-	vgpu_proto_encode_response(req->request_id, req->op, req->status, req->queue_ns,
-				   req->exec_ns, out_count, req->resp);
-	req->resp_len = VGPU_PROTO_RESPONSE_PREFIX + out_count * sizeof(float);
 	/* The payload is not needed any more; free it before the write. */
 	m->backend->host_free(m->backend_ctx, req->payload, req->payload_len);
 	req->payload = NULL;
@@ -56,7 +59,7 @@ void vgpu_request_fail(struct vgpu_request *req, int status)
 	respond(req);
 }
 
-static void reject(struct vgpu_request *req, struct vgpu_vm *vm, int status, const char *why)
+void vgpu_request_reject(struct vgpu_request *req, struct vgpu_vm *vm, int status, const char *why)
 {
 	struct mediator *m = req->m;
 
@@ -67,59 +70,59 @@ static void reject(struct vgpu_request *req, struct vgpu_vm *vm, int status, con
 	respond(req);
 }
 
-void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
-		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
-		const struct vgpu_msg_header *h, uint8_t *payload)
+struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
+				      const struct vgpu_transport *t, void *reply_ctx,
+				      uint64_t request_id, int op)
 {
-	struct vgpu_request_view view;
 	struct vgpu_request *req = calloc(1, sizeof(*req));
-	int rc;
 
 	if (!req) {
-		m->backend->host_free(m->backend_ctx, payload, h->payload_len);
 		vgpu_log(LOG_ERR, "out of memory admitting a request of VM %s", vm->uuid);
-		return;
+		return NULL;
 	}
 	req->m = m;
 	req->transport = t;
 	req->reply_ctx = reply_ctx;
 	req->vm_slot = vm->slot;
-	req->request_id = h->request_id;
-	req->op = h->op;
-	req->payload = payload;
-	req->payload_len = h->payload_len;
+	req->request_id = request_id;
+	req->op = op;
+	return req;
+}
 
-	rc = vgpu_proto_parse_request(raw, h, payload, &m->limits, &view);
-	if (rc != VGPU_OK) {
-		reject(req, vm, rc, rc == VGPU_LIMIT ? "over the size limits" : "malformed request");
-		return;
-	}
-	if (view.params.vm_id != 0 && view.params.vm_id != (uint32_t)vm->vm_id) {
+void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
+			const struct vgpu_request_view *view, float *out)
+{
+	struct mediator *m = req->m;
+	int rc;
+
+	if (view->params.vm_id != 0 && view->params.vm_id != (uint32_t)vm->vm_id) {
 		char why[96];
 
 		snprintf(why, sizeof(why), "names vm_id %u, but the channel is vm_id %d",
-			 view.params.vm_id, vm->vm_id);
-		reject(req, vm, VGPU_DENIED, why);
+			 view->params.vm_id, vm->vm_id);
+		vgpu_request_reject(req, vm, VGPU_DENIED, why);
 		return;
 	}
 	if (m->stopping) {
-		reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
+		vgpu_request_reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
 		return;
 	}
-
-	req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view.out_count * sizeof(float);
-	req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
-	if (!req->resp) {
-		req->resp_cap = 0;
-		reject(req, vm, VGPU_NO_MEMORY, "no memory for the output");
-		return;
+	if (!out) {
+		req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view->out_count * sizeof(float);
+		req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+		if (!req->resp) {
+			req->resp_cap = 0;
+			vgpu_request_reject(req, vm, VGPU_NO_MEMORY, "no memory for the output");
+			return;
+		}
+		out = (float *)(void *)(req->resp + VGPU_PROTO_RESPONSE_PREFIX);
 	}
-	req->work.op = view.op;
-	req->work.params = view.params;
-	memcpy(req->work.in, view.in, sizeof(view.in));
-	memcpy(req->work.in_count, view.in_count, sizeof(view.in_count));
-	req->work.out = (float *)(void *)(req->resp + VGPU_PROTO_RESPONSE_PREFIX);
-	req->work.out_count = view.out_count;
+	req->work.op = view->op;
+	req->work.params = view->params;
+	memcpy(req->work.in, view->in, sizeof(view->in));
+	memcpy(req->work.in_count, view->in_count, sizeof(view->in_count));
+	req->work.out = out;
+	req->work.out_count = view->out_count;
 	req->work.priority = vm->priority;
 	req->work.user = req;
 	req->item.priority = vm->priority;
@@ -127,13 +130,37 @@ void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transp
 
 	rc = vgpu_queue_push(m->queue, &req->item);
 	if (rc != VGPU_OK) {
-		reject(req, vm, rc, rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
 		return;
 	}
 	/* From the push on, another thread may already run (and finish) the
 	 * request: only the VM's fields are read from here. */
 	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_SUBMITTED, 0, 0, 0, 0);
 	vgpu_dispatch_now(m);
+}
+
+void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+		const struct vgpu_msg_header *h, uint8_t *payload)
+{
+	struct vgpu_request_view view;
+	struct vgpu_request *req = vgpu_request_new(m, vm, t, reply_ctx, h->request_id, h->op);
+	int rc;
+
+	if (!req) {
+		m->backend->host_free(m->backend_ctx, payload, h->payload_len);
+		return;
+	}
+	req->payload = payload;
+	req->payload_len = h->payload_len;
+	rc = vgpu_proto_parse_request(raw, h, payload, &m->limits, &view);
+	if (rc != VGPU_OK) {
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_LIMIT ? "over the size limits" : "malformed request");
+		return;
+	}
+	vgpu_request_admit(req, vm, &view, NULL);
 }
 
 void vgpu_deliver_done(void *ctx, uint32_t events)

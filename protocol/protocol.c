@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
 #include "vgpu_protocol.h"
 
 const struct vgpu_proto_limits vgpu_proto_default_limits = {
@@ -39,57 +40,6 @@ int vgpu_op_from_name(const char *name)
 			return op;
 	}
 	return 0;
-}
-
-/* Little-endian loads and stores, independent of the host's order. */
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static uint32_t getf_bits(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, sizeof(u));
-	return u;
-}
-
-static float get_float(const uint8_t *p)
-{
-	uint32_t u = get32(p);
-	float f;
-
-	memcpy(&f, &u, sizeof(f));
-	return f;
 }
 
 /* CRC32C (Castagnoli), bitwise: it only ever covers 32 + 24 bytes. */
@@ -140,9 +90,22 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
 	h.flags = get32(in + 20);
 	h.payload_len = get32(in + 24);
 	h.checksum = get32(in + 28);
-	if ((h.type != VGPU_MSG_REQUEST && h.type != VGPU_MSG_RESPONSE) || get16(in + 18) != 0 ||
-	    h.flags != 0 || !vgpu_op_name(h.op))
+	if (get16(in + 18) != 0 || h.flags != 0)
 		return VGPU_PROTOCOL;
+	switch (h.type) {
+	case VGPU_MSG_REQUEST:
+	case VGPU_MSG_RESPONSE:
+		if (!vgpu_op_name(h.op))
+			return VGPU_PROTOCOL;
+		break;
+	case VGPU_MSG_ATTACH:
+	case VGPU_MSG_ATTACHED:
+		if (h.op != 0)
+			return VGPU_PROTOCOL;
+		break;
+	default:
+		return VGPU_PROTOCOL;
+	}
 	if (h.payload_len > limits->max_payload || h.payload_len > VGPU_PROTO_MAX_PAYLOAD)
 		return VGPU_LIMIT;
 	*ret = h;
@@ -160,8 +123,8 @@ int vgpu_proto_op_shape(int op, const struct vgpu_op_params *p,
 	bool uses_beta = op == VGPU_OP_SGEMM;
 
 	if (!vgpu_op_name(op) || p->n == 0 || (uses_mk && (p->m == 0 || p->k == 0)) ||
-	    (!uses_mk && (p->m || p->k)) || (!uses_alpha && getf_bits(p->alpha)) ||
-	    (!uses_beta && getf_bits(p->beta)))
+	    (!uses_mk && (p->m || p->k)) || (!uses_alpha && float_bits(p->alpha)) ||
+	    (!uses_beta && float_bits(p->beta)))
 		return VGPU_INVALID_PARAM;
 	switch (op) {
 	case VGPU_OP_VECTOR_ADD:
@@ -198,14 +161,24 @@ int vgpu_proto_op_shape(int op, const struct vgpu_op_params *p,
 	return VGPU_OK;
 }
 
-static void encode_params(const struct vgpu_op_params *p, uint8_t out[VGPU_PROTO_PARAMS_SIZE])
+void vgpu_proto_encode_params(const struct vgpu_op_params *p, uint8_t out[VGPU_PROTO_PARAMS_SIZE])
 {
 	put32(out, p->vm_id);
 	put32(out + 4, p->m);
 	put32(out + 8, p->n);
 	put32(out + 12, p->k);
-	put32(out + 16, getf_bits(p->alpha));
-	put32(out + 20, getf_bits(p->beta));
+	put32(out + 16, float_bits(p->alpha));
+	put32(out + 20, float_bits(p->beta));
+}
+
+void vgpu_proto_decode_params(const uint8_t in[VGPU_PROTO_PARAMS_SIZE], struct vgpu_op_params *ret)
+{
+	ret->vm_id = get32(in);
+	ret->m = get32(in + 4);
+	ret->n = get32(in + 8);
+	ret->k = get32(in + 12);
+	ret->alpha = bits_float(get32(in + 16));
+	ret->beta = bits_float(get32(in + 20));
 }
 
 int vgpu_proto_build_request(uint64_t request_id, int op, const struct vgpu_op_params *params,
@@ -231,7 +204,7 @@ int vgpu_proto_build_request(uint64_t request_id, int op, const struct vgpu_op_p
 	h.op = (uint16_t)op;
 	h.payload_len = (uint32_t)(len - VGPU_PROTO_HEADER_SIZE);
 	vgpu_proto_encode_header(&h, msg);
-	encode_params(params, msg + VGPU_PROTO_HEADER_SIZE);
+	vgpu_proto_encode_params(params, msg + VGPU_PROTO_HEADER_SIZE);
 	p = msg + VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE;
 	for (int i = 0; i < n_inputs; i++) {
 		memcpy(p, in[i], in_count[i] * sizeof(float));
@@ -256,12 +229,7 @@ int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 		return VGPU_PROTOCOL;
 	memset(&v, 0, sizeof(v));
 	v.op = (enum vgpu_op)h->op;
-	v.params.vm_id = get32(payload);
-	v.params.m = get32(payload + 4);
-	v.params.n = get32(payload + 8);
-	v.params.k = get32(payload + 12);
-	v.params.alpha = get_float(payload + 16);
-	v.params.beta = get_float(payload + 20);
+	vgpu_proto_decode_params(payload, &v.params);
 	rc = vgpu_proto_op_shape(h->op, &v.params, limits, &n_inputs, v.in_count, &v.out_count);
 	if (rc != VGPU_OK)
 		return rc;

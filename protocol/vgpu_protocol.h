@@ -36,6 +36,8 @@ extern "C" {
 enum vgpu_msg_type {
 	VGPU_MSG_REQUEST = 1,
 	VGPU_MSG_RESPONSE = 2,
+	VGPU_MSG_ATTACH = 3,   /* ask for a shared-memory window (vgpu_ring.h); op 0 */
+	VGPU_MSG_ATTACHED = 4, /* the mediator's answer to it; op 0 */
 };
 
 enum vgpu_op {
@@ -123,6 +125,11 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
  * @header and whose fixed block is @block (@block_len bytes, may be 0). */
 uint32_t vgpu_proto_checksum(const uint8_t header[VGPU_PROTO_HEADER_SIZE], const uint8_t *block,
 			     size_t block_len);
+
+/* The 24 wire bytes of a parameter block, and back (no checks: see
+ * vgpu_proto_op_shape()). */
+void vgpu_proto_encode_params(const struct vgpu_op_params *p, uint8_t out[VGPU_PROTO_PARAMS_SIZE]);
+void vgpu_proto_decode_params(const uint8_t in[VGPU_PROTO_PARAMS_SIZE], struct vgpu_op_params *ret);
 
 /*
  * Build a whole request in one malloc()ed buffer: header, parameter block

@@ -66,6 +66,12 @@ struct vgpu_backend_ops {
 	 * NULL. Every buffer must be freed before fini(). */
 	void *(*host_alloc)(void *ctx, size_t size);
 	void (*host_free)(void *ctx, void *ptr, size_t size);
+	/* Make @size bytes at @ptr (page-aligned, e.g. a shared-memory window)
+	 * something works may read and write at full speed (cuda: pins them
+	 * with cudaHostRegister); VGPU_NO_MEMORY / VGPU_BACKEND when that
+	 * fails. Unregister only after every work touching them is done. */
+	int (*host_register)(void *ctx, void *ptr, size_t size);
+	void (*host_unregister)(void *ctx, void *ptr);
 };
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;

@@ -255,6 +255,21 @@ static void cpu_host_free(void *ctx, void *ptr, size_t size)
 	free(ptr);
 }
 
+/* The CPU reads any memory at full speed: nothing to do. */
+static int cpu_host_register(void *ctx, void *ptr, size_t size)
+{
+	(void)ctx;
+	(void)ptr;
+	(void)size;
+	return VGPU_OK;
+}
+
+static void cpu_host_unregister(void *ctx, void *ptr)
+{
+	(void)ctx;
+	(void)ptr;
+}
+
 const struct vgpu_backend_ops vgpu_backend_cpu = {
 	.name = "cpu",
 	.probe = cpu_probe,
@@ -263,4 +278,6 @@ const struct vgpu_backend_ops vgpu_backend_cpu = {
 	.submit = cpu_submit,
 	.host_alloc = cpu_host_alloc,
 	.host_free = cpu_host_free,
+	.host_register = cpu_host_register,
+	.host_unregister = cpu_host_unregister,
 };

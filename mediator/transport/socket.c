@@ -3,7 +3,11 @@
  * VM, RUNDIR/vm-<uuid>.sock. Whoever connects to a VM's socket speaks for
  * that VM (identity comes from the channel); the QEMU device and local
  * clients connect here. Requests stream in back to back; responses go out
- * in completion order, matched by request_id.
+ * in completion order, matched by request_id. A connection's first message
+ * may instead ask for a shared-memory window (vgpu_ring.h): the reply
+ * carries the window's descriptors, and from then on the connection only
+ * stands for the session's life (transport/shm.c); a byte sent on it
+ * after that ends both.
  *
  * Must never: block the loop (every fd is non-blocking), read a payload
  * larger than the limits allow, keep a connection whose framing is broken
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "mediator.h"
+#include "vgpu_ring.h"
 
 #define IDX 0  /* this transport's index in transport_state */
 
@@ -49,6 +54,8 @@ struct conn {
 	int refs;                    /* the open socket + each request not yet answered */
 	bool open;
 	bool want_out;               /* EPOLLOUT armed */
+	bool used;                   /* a request came: no attach any more */
+	void *session;               /* transport/shm.c's, once attached */
 	uint8_t hdr[VGPU_PROTO_HEADER_SIZE];
 	size_t hdr_got;
 	struct vgpu_msg_header h;
@@ -78,6 +85,8 @@ static void conn_close(struct conn *c)
 		return;
 	c->open = false;
 	vgpu_loop_remove(m->loop, &c->watch);
+	vgpu_shm_detach(c->session);
+	c->session = NULL;
 	close(c->fd);
 	m->backend->host_free(m->backend_ctx, c->payload, c->h.payload_len);
 	c->payload = NULL;
@@ -164,6 +173,73 @@ static void sock_respond(struct mediator *m, struct vgpu_request *req)
 		flush(c);
 }
 
+/* A guest broke the framing: log (rate-limited), count, close. */
+static void refuse(struct conn *c, const char *why)
+{
+	struct vgpu_vm *vm = c->sv->vm;
+
+	vgpu_log_guest(&vm->rl, LOG_WARNING, "VM %s: %s on its socket; closing the connection",
+		       vm->uuid, why);
+	vgpu_stats_record(c->m->stats, vm->slot, vm->priority, VGPU_OUTCOME_REJECTED, 0, 0, 0, 0);
+	conn_close(c);
+}
+
+/* The attach message is in c->payload: make the window and answer with
+ * its descriptors. false when the connection was closed. */
+static bool attach(struct conn *c)
+{
+	struct mediator *m = c->m;
+	struct vgpu_vm *vm = c->sv->vm;
+	uint8_t reply[VGPU_RING_ATTACH_MSG];
+	union {
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = reply, .iov_len = sizeof(reply) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	void *session = NULL;
+	uint64_t want = 0;
+	int fds[3] = { -1, -1, -1 };
+	int rc = vgpu_ring_parse_attach(c->hdr, &c->h, c->payload, &want);
+
+	m->backend->host_free(m->backend_ctx, c->payload, c->h.payload_len);
+	c->payload = NULL;
+	c->hdr_got = 0;
+	if (rc != VGPU_OK) {
+		refuse(c, "malformed attach message");
+		return false;
+	}
+	rc = vgpu_shm_attach(m, vm, want, c->fd, &session, fds);
+	if (rc != VGPU_OK)
+		vgpu_log_guest(&vm->rl, LOG_WARNING,
+			       "VM %s: shared-memory window of %llu bytes refused: %s", vm->uuid,
+			       (unsigned long long)want, vgpu_strerror(rc));
+	vgpu_ring_encode_attached(rc, rc == VGPU_OK ? VGPU_RING_DATA_OFFSET + want : 0, reply);
+	if (rc == VGPU_OK) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	}
+	/* Nothing else was ever written here: the socket buffer has room. */
+	ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	c->session = session;
+	if (n != (ssize_t)sizeof(reply)) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
 /* One read step; false when the connection was closed. */
 static bool read_some(struct conn *c)
 {
@@ -171,7 +247,16 @@ static bool read_some(struct conn *c)
 	struct vgpu_vm *vm = c->sv->vm;
 	ssize_t n;
 
-	if (c->hdr_got < sizeof(c->hdr)) {
+	if (c->session) {
+		uint8_t byte;
+
+		/* Attached: the connection only says when the client is gone. */
+		n = recv(c->fd, &byte, 1, 0);
+		if (n > 0) {
+			refuse(c, "data after the window was attached");
+			return false;
+		}
+	} else if (c->hdr_got < sizeof(c->hdr)) {
 		n = recv(c->fd, c->hdr + c->hdr_got, sizeof(c->hdr) - c->hdr_got, 0);
 	} else {
 		n = recv(c->fd, c->payload + c->payload_got, c->h.payload_len - c->payload_got, 0);
@@ -191,13 +276,13 @@ static bool read_some(struct conn *c)
 		if (c->hdr_got < sizeof(c->hdr))
 			return true;
 		int rc = vgpu_proto_decode_header(c->hdr, &m->limits, &c->h);
-		if (rc != VGPU_OK || c->h.type != VGPU_MSG_REQUEST) {
-			vgpu_log_guest(&vm->rl, LOG_WARNING,
-				       "VM %s: %s header on its socket; closing the connection",
-				       vm->uuid, rc == VGPU_LIMIT ? "oversized" : "malformed");
-			vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_REJECTED, 0,
-					  0, 0, 0);
-			conn_close(c);
+		if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH)) {
+			refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");
+			return false;
+		}
+		if (c->h.type == VGPU_MSG_ATTACH &&
+		    (c->used || c->h.payload_len != VGPU_PROTO_PARAMS_SIZE)) {
+			refuse(c, c->used ? "attach message after requests" : "malformed attach message");
 			return false;
 		}
 		c->payload = m->backend->host_alloc(m->backend_ctx, c->h.payload_len ? c->h.payload_len : 1);
@@ -213,7 +298,10 @@ static bool read_some(struct conn *c)
 	}
 	if (c->payload_got < c->h.payload_len)
 		return true;
+	if (c->h.type == VGPU_MSG_ATTACH)
+		return attach(c);
 	/* A whole message: admission takes the payload. */
+	c->used = true;
 	uint8_t *payload = c->payload;
 	c->payload = NULL;
 	c->hdr_got = 0;

@@ -1,0 +1,474 @@
+/*
+ * shm.c - the shared-memory ring transport (ARCHITECTURE.md, Transports):
+ * the fast path. A connection on a VM's socket asks for a window
+ * (socket.c calls vgpu_shm_attach()); the mediator makes a sealed memfd
+ * with a submission ring, a completion ring and a data area, pins it for
+ * the backend, and the client gets the memfd and two eventfds: a doorbell
+ * it writes after publishing descriptors, and a notify fd this side writes
+ * after publishing completions. Inputs are read and outputs written in
+ * the window itself: the GPU copies straight from and to it.
+ *
+ * Identity comes from the channel: a session belongs to the VM whose
+ * socket asked for it, and its descriptors can only name its own window.
+ *
+ * Must never: read a descriptor in place (each is copied out before it is
+ * decoded, so the guest cannot change it between check and use), trust an
+ * index the client writes (its tail may only run ENTRIES ahead of our
+ * head; our own indexes are kept privately and only published), take more
+ * requests than the completion ring can answer, or unmap a window while a
+ * request still points into it (requests hold references).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mediator.h"
+#include "vgpu_ring.h"
+
+#define IDX 2              /* this transport's index in transport_state */
+#define BATCH 64           /* descriptors taken per doorbell round, for fairness */
+
+struct shm_global {
+	uint64_t pending;      /* answers waiting for room in a completion ring */
+	uint64_t bytes;        /* of all live windows */
+};
+
+struct session;
+
+struct shm_vm {
+	struct session *sessions;
+};
+
+struct session {
+	struct mediator *m;
+	struct vgpu_vm *vm;          /* NULL once the VM or its connection is gone */
+	struct shm_vm *sv;
+	int refs;                    /* the connection + each request not yet answered */
+	bool serving;                /* taking descriptors (doorbell watched) */
+	int conn_fd;                 /* the owning connection (borrowed): shut down on abuse */
+	uint8_t *win;                /* the mapping */
+	size_t win_size;
+	bool registered;             /* pinned by the backend */
+	int doorbell_fd;             /* client -> mediator */
+	int notify_fd;               /* mediator -> client */
+	struct vgpu_loop_watch watch;
+	uint32_t sq_head;            /* next descriptor to take (private copy) */
+	uint32_t cq_tail;            /* next completion slot (private copy) */
+	uint32_t taken;              /* descriptors taken, not yet completed */
+	struct vgpu_request *backlog_head, *backlog_tail; /* answered, no CQ room yet */
+	struct session *next;        /* in sv->sessions */
+};
+
+static struct shm_global *global(struct mediator *m)
+{
+	return m->transport_ctx[IDX];
+}
+
+static uint32_t *index_at(struct session *s, size_t off)
+{
+	return (uint32_t *)(void *)(s->win + off);
+}
+
+static void kick(int efd)
+{
+	uint64_t one = 1;
+
+	if (write(efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, which is all we want. */
+	}
+}
+
+static void session_unref(struct session *s)
+{
+	if (--s->refs > 0)
+		return;
+	struct mediator *m = s->m;
+
+	if (s->registered)
+		m->backend->host_unregister(m->backend_ctx, s->win);
+	munmap(s->win, s->win_size);
+	global(m)->bytes -= s->win_size;
+	close(s->notify_fd);
+	free(s);
+}
+
+/* Stop taking descriptors; answers to what was taken still go out. */
+static void stop_serving(struct session *s)
+{
+	if (!s->serving)
+		return;
+	s->serving = false;
+	vgpu_loop_remove(s->m->loop, &s->watch);
+	close(s->doorbell_fd);
+	s->doorbell_fd = -1;
+}
+
+/* The session's VM or connection is gone: unlink it and drop the
+ * connection's reference. */
+static void session_close(struct session *s)
+{
+	stop_serving(s);
+	if (s->sv) {
+		struct session **pp = &s->sv->sessions;
+
+		while (*pp && *pp != s)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = s->next;
+		s->sv = NULL;
+	}
+	s->vm = NULL;
+	s->conn_fd = -1;
+}
+
+/* A client broke the ring's rules: no more service, and its connection is
+ * shut down so that it learns (the socket transport then detaches). */
+static void abuse(struct session *s, const char *why)
+{
+	vgpu_log_guest(&s->vm->rl, LOG_WARNING, "VM %s: shared-memory ring: %s; detaching",
+		       s->vm->uuid, why);
+	stop_serving(s);
+	if (s->conn_fd >= 0)
+		shutdown(s->conn_fd, SHUT_RDWR);
+}
+
+/* Move answers into the completion ring while it has room. */
+static void flush_backlog(struct session *s)
+{
+	uint32_t cq_head = __atomic_load_n(index_at(s, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
+	bool posted = false, was_full = s->taken >= VGPU_RING_ENTRIES;
+
+	while (s->backlog_head && s->cq_tail - cq_head < VGPU_RING_ENTRIES) {
+		struct vgpu_request *req = s->backlog_head;
+		struct vgpu_ring_cqe e = {
+			.request_id = req->request_id,
+			.status = req->status,
+			.queue_ns = req->queue_ns,
+			.exec_ns = req->exec_ns,
+		};
+		uint8_t *slot = s->win + VGPU_RING_CQ_OFFSET +
+				(size_t)(s->cq_tail % VGPU_RING_ENTRIES) * VGPU_RING_CQE_SIZE;
+
+		vgpu_ring_encode_cqe(&e, slot);
+		s->cq_tail++;
+		s->backlog_head = req->next_done;
+		if (!s->backlog_head)
+			s->backlog_tail = NULL;
+		global(s->m)->pending--;
+		s->taken--;
+		posted = true;
+		vgpu_request_free(req);
+		s->refs--; /* never the last: the caller holds one */
+	}
+	if (!posted)
+		return;
+	__atomic_store_n(index_at(s, VGPU_RING_OFF_CQ_TAIL), s->cq_tail, __ATOMIC_RELEASE);
+	kick(s->notify_fd);
+	if (was_full && s->serving)
+		kick(s->doorbell_fd); /* descriptors may wait for the room made */
+}
+
+/* Take one descriptor at sq_head and admit or refuse it. */
+static void take_one(struct session *s)
+{
+	struct mediator *m = s->m;
+	struct vgpu_vm *vm = s->vm;
+	uint8_t raw[VGPU_RING_DESC_SIZE];
+	struct vgpu_ring_desc d;
+	struct vgpu_ring_view rv;
+	struct vgpu_request *req;
+	int rc;
+
+	/* Our copy: the guest may rewrite the slot at any time from here on. */
+	memcpy(raw, s->win + VGPU_RING_SQ_OFFSET +
+			    (size_t)(s->sq_head % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE,
+	       sizeof(raw));
+	s->sq_head++;
+	rc = vgpu_ring_decode_desc(raw, &d);
+	req = vgpu_request_new(m, vm, &vgpu_transport_shm, s, d.request_id, d.op);
+	if (!req)
+		return; /* logged; the client's request is never answered, like a lost message */
+	s->refs++;
+	s->taken++;
+	if (rc == VGPU_OK)
+		rc = vgpu_ring_check_desc(&d, &m->limits, s->win_size, &rv);
+	if (rc != VGPU_OK) {
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_LIMIT	   ? "over the size limits"
+				    : rc == VGPU_PROTOCOL ? "malformed ring descriptor"
+							  : "bad sizes or offsets in its descriptor");
+		return;
+	}
+	struct vgpu_request_view view = {
+		.op = rv.op,
+		.params = rv.params,
+		.out_count = rv.out_count,
+	};
+	for (int i = 0; i < rv.n_inputs; i++) {
+		view.in[i] = (const float *)(const void *)(s->win + rv.in_off[i]);
+		view.in_count[i] = rv.in_count[i];
+	}
+	vgpu_request_admit(req, vm, &view, (float *)(void *)(s->win + rv.out_off));
+}
+
+/* Take what the client published, as far as the completion ring can
+ * answer it, at most BATCH per round. */
+static void take_descriptors(struct session *s)
+{
+	uint32_t tail = __atomic_load_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	if (tail - s->sq_head > VGPU_RING_ENTRIES) {
+		abuse(s, "submission tail out of range");
+		return;
+	}
+	while (s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES && n < BATCH) {
+		take_one(s);
+		n++;
+	}
+	if (s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES)
+		kick(s->doorbell_fd); /* more to take: come back next round */
+	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_HEAD), s->sq_head, __ATOMIC_RELEASE);
+}
+
+static void doorbell_event(void *ctx, uint32_t events)
+{
+	struct session *s = ctx;
+	uint64_t n;
+
+	(void)events;
+	if (read(s->doorbell_fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing new; look anyway. */
+	}
+	s->refs++; /* hold s across the callbacks below */
+	flush_backlog(s);
+	if (s->serving)
+		take_descriptors(s);
+	session_unref(s);
+}
+
+static void shm_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct session *s = req->reply_ctx;
+
+	if (!s->vm) {
+		s->taken--;
+		vgpu_request_free(req);
+		session_unref(s);
+		return;
+	}
+	req->next_done = NULL;
+	if (s->backlog_tail)
+		s->backlog_tail->next_done = req;
+	else
+		s->backlog_head = req;
+	s->backlog_tail = req;
+	global(m)->pending++;
+	s->refs++;
+	flush_backlog(s);
+	session_unref(s);
+}
+
+/* Write the control page: what the client reads to find its way. */
+static void init_window(struct session *s)
+{
+	uint8_t *p = s->win;
+
+	memset(p, 0, VGPU_RING_PAGE);
+	*index_at(s, VGPU_RING_OFF_MAGIC) = VGPU_RING_MAGIC;
+	*index_at(s, VGPU_RING_OFF_VERSION) = VGPU_RING_VERSION;
+	*index_at(s, VGPU_RING_OFF_ENTRIES) = VGPU_RING_ENTRIES;
+	uint64_t w = s->win_size;
+	memcpy(p + VGPU_RING_OFF_WINDOW, &w, sizeof(w));
+}
+
+int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
+		    void **ret_session, int ret_fds[3])
+{
+	struct shm_vm *sv = vm->transport_state[IDX];
+	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
+	uint64_t total = (uint64_t)m->set.shm_total_mib << 20;
+	struct session *s;
+	int memfd = -1, rc = VGPU_IO_ERROR;
+
+	if (!sv || m->stopping)
+		return VGPU_SHUTDOWN;
+	if (data_bytes < VGPU_RING_MIN_DATA || data_bytes > VGPU_RING_MAX_DATA ||
+	    data_bytes % VGPU_RING_PAGE)
+		return VGPU_INVALID_PARAM;
+	if (data_bytes > max)
+		return VGPU_LIMIT;
+	size_t size = (size_t)(VGPU_RING_DATA_OFFSET + data_bytes);
+	if (global(m)->bytes + size > total)
+		return VGPU_BUSY;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return VGPU_NO_MEMORY;
+	s->doorbell_fd = s->notify_fd = -1;
+	memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (memfd < 0 || ftruncate(memfd, (off_t)size) != 0 ||
+	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
+	    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		vgpu_log(LOG_ERR, "VM %s: cannot make a %zu-byte window: %s", vm->uuid, size,
+			 strerror(errno));
+		rc = errno == ENOMEM || errno == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
+		goto fail;
+	}
+	s->win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (s->win == MAP_FAILED) {
+		s->win = NULL;
+		rc = VGPU_NO_MEMORY;
+		goto fail;
+	}
+	s->win_size = size;
+	init_window(s);
+	rc = m->backend->host_register(m->backend_ctx, s->win, size);
+	if (rc != VGPU_OK) {
+		vgpu_log(LOG_ERR, "VM %s: cannot pin a %zu-byte window: %s", vm->uuid, size,
+			 vgpu_strerror(rc));
+		goto fail;
+	}
+	s->registered = true;
+	s->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->doorbell_fd < 0 || s->notify_fd < 0) {
+		rc = VGPU_IO_ERROR;
+		goto fail;
+	}
+	ret_fds[0] = memfd;
+	ret_fds[1] = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
+	ret_fds[2] = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
+	if (ret_fds[1] < 0 || ret_fds[2] < 0) {
+		if (ret_fds[1] >= 0)
+			close(ret_fds[1]);
+		if (ret_fds[2] >= 0)
+			close(ret_fds[2]);
+		rc = VGPU_IO_ERROR;
+		goto fail;
+	}
+	s->watch = (struct vgpu_loop_watch){ .fd = s->doorbell_fd, .fn = doorbell_event, .ctx = s };
+	if (vgpu_loop_add(m->loop, &s->watch, EPOLLIN) != VGPU_OK) {
+		close(ret_fds[1]);
+		close(ret_fds[2]);
+		rc = VGPU_IO_ERROR;
+		goto fail;
+	}
+	s->m = m;
+	s->vm = vm;
+	s->sv = sv;
+	s->refs = 1;
+	s->serving = true;
+	s->conn_fd = conn_fd;
+	s->next = sv->sessions;
+	sv->sessions = s;
+	global(m)->bytes += size;
+	vgpu_log(LOG_INFO, "VM %s: shared-memory window of %zu MiB attached", vm->uuid, size >> 20);
+	*ret_session = s;
+	return VGPU_OK;
+fail:
+	if (s->registered)
+		m->backend->host_unregister(m->backend_ctx, s->win);
+	if (s->win)
+		munmap(s->win, size);
+	if (memfd >= 0)
+		close(memfd);
+	if (s->doorbell_fd >= 0)
+		close(s->doorbell_fd);
+	if (s->notify_fd >= 0)
+		close(s->notify_fd);
+	free(s);
+	return rc;
+}
+
+void vgpu_shm_detach(void *session)
+{
+	struct session *s = session;
+
+	if (!s)
+		return;
+	/* Answers that found no room are dropped with the client. */
+	while (s->backlog_head) {
+		struct vgpu_request *req = s->backlog_head;
+
+		s->backlog_head = req->next_done;
+		global(s->m)->pending--;
+		s->taken--;
+		vgpu_request_free(req);
+		s->refs--;
+	}
+	s->backlog_tail = NULL;
+	session_close(s);
+	session_unref(s);
+}
+
+static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
+{
+	(void)m;
+	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
+	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+}
+
+/* The socket transport closes the VM's connections, which detaches their
+ * sessions; any left (whatever the order) stop here and are freed when
+ * their connection detaches them. */
+static void shm_vm_removed(struct mediator *m, struct vgpu_vm *vm)
+{
+	struct shm_vm *sv = vm->transport_state[IDX];
+
+	(void)m;
+	if (!sv)
+		return;
+	while (sv->sessions)
+		session_close(sv->sessions);
+	free(sv);
+	vm->transport_state[IDX] = NULL;
+}
+
+static int shm_start(struct mediator *m)
+{
+	m->transport_ctx[IDX] = calloc(1, sizeof(struct shm_global));
+	return m->transport_ctx[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+}
+
+/* Shutdown: take no new descriptors; answers still go out. */
+static void shm_stop_accepting(struct mediator *m)
+{
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
+
+		for (struct session *s = sv ? sv->sessions : NULL; s; s = s->next)
+			stop_serving(s);
+	}
+}
+
+static void shm_stop(struct mediator *m)
+{
+	free(m->transport_ctx[IDX]);
+	m->transport_ctx[IDX] = NULL;
+}
+
+static uint64_t shm_pending(struct mediator *m)
+{
+	return global(m)->pending;
+}
+
+const struct vgpu_transport vgpu_transport_shm = {
+	.name = "shm",
+	.index = IDX,
+	.zero_copy = true,
+	.start = shm_start,
+	.stop_accepting = shm_stop_accepting,
+	.stop = shm_stop,
+	.vm_added = shm_vm_added,
+	.vm_removed = shm_vm_removed,
+	.respond = shm_respond,
+	.pending = shm_pending,
+};

@@ -1,0 +1,121 @@
+/*
+ * vgpu_ring.h - the shared-memory ring: a window that one client and the
+ * mediator both map, with a submission ring, a completion ring and a data
+ * area (docs/protocol.md, "Shared-memory ring", is the specification).
+ *
+ * A client asks for a window over the VM's socket with an attach message
+ * (type VGPU_MSG_ATTACH); the mediator creates the window (a sealed memfd)
+ * and two eventfds and passes them back with the reply (VGPU_MSG_ATTACHED).
+ * From then on a request is a 64-byte descriptor naming offsets in the
+ * data area, where its inputs already lie and its output is written: no
+ * byte of data is copied, and the mediator pins the window for the GPU.
+ *
+ * Like vgpu_protocol.h, this file is shared by libvgpu and the mediator:
+ * it decodes from private copies only (a descriptor is copied out of the
+ * shared window before it is looked at) and checks every offset against
+ * the window before anything is touched.
+ */
+#ifndef VGPU_RING_H
+#define VGPU_RING_H
+
+#include <stdint.h>
+
+#include "vgpu_protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VGPU_RING_MAGIC 0x4e524756u  /* "VGRN" as bytes in the window */
+#define VGPU_RING_VERSION 1
+#define VGPU_RING_ENTRIES 1024u      /* both rings; a power of two */
+#define VGPU_RING_DESC_SIZE 64
+#define VGPU_RING_CQE_SIZE 32
+#define VGPU_RING_PAGE 4096u
+
+/* The window's layout: the control page, then the rings, then data. */
+#define VGPU_RING_SQ_OFFSET VGPU_RING_PAGE
+#define VGPU_RING_CQ_OFFSET (VGPU_RING_SQ_OFFSET + VGPU_RING_ENTRIES * VGPU_RING_DESC_SIZE)
+#define VGPU_RING_DATA_OFFSET (VGPU_RING_CQ_OFFSET + VGPU_RING_ENTRIES * VGPU_RING_CQE_SIZE)
+/* Data area sizes a window may have: 1 MiB to 2 GiB (offsets are 32-bit). */
+#define VGPU_RING_MIN_DATA ((uint64_t)1 << 20)
+#define VGPU_RING_MAX_DATA ((uint64_t)2 << 30)
+
+/* Offsets of the control page's fields. The four indexes are free-running
+ * 32-bit counters, each in its own cache line; a ring holds
+ * tail - head entries (mod 2^32), never more than VGPU_RING_ENTRIES. */
+#define VGPU_RING_OFF_MAGIC 0       /* u32, written by the mediator */
+#define VGPU_RING_OFF_VERSION 4     /* u32 */
+#define VGPU_RING_OFF_ENTRIES 8     /* u32 */
+#define VGPU_RING_OFF_WINDOW 16     /* u64: window bytes */
+#define VGPU_RING_OFF_SQ_TAIL 64    /* u32: client publishes descriptors */
+#define VGPU_RING_OFF_SQ_HEAD 128   /* u32: mediator has taken them */
+#define VGPU_RING_OFF_CQ_TAIL 192   /* u32: mediator publishes completions */
+#define VGPU_RING_OFF_CQ_HEAD 256   /* u32: client has taken them */
+
+/* One request (64 bytes in the submission ring). */
+struct vgpu_ring_desc {
+	uint64_t request_id;            /* the client's; echoed in the completion */
+	uint16_t op;                    /* enum vgpu_op */
+	uint16_t flags;                 /* 0 */
+	struct vgpu_op_params params;   /* as in a request's parameter block */
+	uint32_t in_off[3];             /* window offsets of the op's inputs; unused 0 */
+	uint32_t out_off;               /* window offset of its output */
+};
+
+/* One answer (32 bytes in the completion ring). */
+struct vgpu_ring_cqe {
+	uint64_t request_id;
+	int32_t status;                 /* VGPU_OK or a negative vgpu_error code */
+	uint64_t queue_ns, exec_ns;
+};
+
+/* A descriptor checked against a window: sizes and offsets, all in range. */
+struct vgpu_ring_view {
+	uint64_t request_id;
+	enum vgpu_op op;
+	struct vgpu_op_params params;
+	int n_inputs;
+	uint64_t in_off[3], in_count[3]; /* floats */
+	uint64_t out_off, out_count;
+};
+
+void vgpu_ring_encode_desc(const struct vgpu_ring_desc *d, uint8_t out[VGPU_RING_DESC_SIZE]);
+/* VGPU_PROTOCOL for non-zero reserved bytes; @ret is written only on VGPU_OK. */
+int vgpu_ring_decode_desc(const uint8_t in[VGPU_RING_DESC_SIZE], struct vgpu_ring_desc *ret);
+void vgpu_ring_encode_cqe(const struct vgpu_ring_cqe *e, uint8_t out[VGPU_RING_CQE_SIZE]);
+/* VGPU_PROTOCOL for a non-zero reserved field or a positive status. */
+int vgpu_ring_decode_cqe(const uint8_t in[VGPU_RING_CQE_SIZE], struct vgpu_ring_cqe *ret);
+
+/*
+ * Check @d against @limits and a window of @window bytes: the op's shape
+ * (vgpu_proto_op_shape()'s errors), flags 0 (VGPU_PROTOCOL), each array
+ * 4-byte aligned and wholly inside the data area [VGPU_RING_DATA_OFFSET,
+ * @window), unused offsets 0, and the output either disjoint from every
+ * input or exactly the input of the same role (saxpy's y, sgemm's C):
+ * VGPU_INVALID_PARAM otherwise. @ret is written only on VGPU_OK.
+ */
+int vgpu_ring_check_desc(const struct vgpu_ring_desc *d, const struct vgpu_proto_limits *limits,
+			 uint64_t window, struct vgpu_ring_view *ret);
+
+/* The attach handshake over the socket (docs/protocol.md). Its block is 24
+ * bytes: attach carries the data bytes wanted (u64) and 16 zero bytes; the
+ * reply carries status (i32), entries (u32), window bytes (u64) and 8 zero
+ * bytes, with the window's memfd and the two eventfds as SCM_RIGHTS. */
+#define VGPU_RING_ATTACH_MSG (VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE)
+void vgpu_ring_encode_attach(uint64_t data_bytes, uint8_t out[VGPU_RING_ATTACH_MSG]);
+/* The data bytes a checked attach message asks for; VGPU_PROTOCOL when
+ * @h / @block are not one. */
+int vgpu_ring_parse_attach(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			   const struct vgpu_msg_header *h, const uint8_t *block,
+			   uint64_t *ret_data_bytes);
+void vgpu_ring_encode_attached(int32_t status, uint64_t window, uint8_t out[VGPU_RING_ATTACH_MSG]);
+int vgpu_ring_parse_attached(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			     const struct vgpu_msg_header *h, const uint8_t *block,
+			     int32_t *ret_status, uint64_t *ret_window);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
