@@ -20,8 +20,10 @@
 #   mediator     vgpu-mediator --backend cuda in the background, until its
 #                VM sockets appear
 #   submit-*     vgpu-submit --verify --repeat 20 for each op over VM 2's
-#                socket: the cuda backend end to end
-#   bench        vgpu-bench over VM 1's socket, --json $OUT/bench.json
+#                socket: the cuda backend end to end (spool-*, shm-*: the
+#                same over its spool directory and a shared-memory window)
+#   bench        vgpu-bench over VM 1's window, socket and spool directory,
+#                --json $OUT/bench.json
 #   stats        vgpu-admin stats from the running mediator
 #   stop         SIGTERM to the mediator; it must exit 0
 # Files in $OUT (8 at most come back): summary.txt, steps.log, bench.json,
@@ -34,7 +36,7 @@ set -u
 
 BIN=${VGPU_DEVBIN:-./.devbin}
 OUT=${OUT:-$PWD/.devout}
-TOTAL_S=${VGPU_DEV_TOTAL_S:-480}       # the whole script stays under this
+TOTAL_S=${VGPU_DEV_TOTAL_S:-560}       # the whole script stays under this
 STOP_RESERVE_S=45                      # kept back for stopping the mediator
 RUN=/tmp/vgpu-run
 SPOOL=/tmp/vgpu-spool
@@ -224,13 +226,23 @@ submit_spool() { "$BIN/vgpu-submit" --transport "$S2" "$@" --verify --timeout-ms
 export -f submit_spool
 run_step spool-vector-add 25 "$OUT/submit.json" submit_spool vector-add --n 4194304 --repeat 20
 run_step spool-sgemm 25 "$OUT/submit.json" submit_spool sgemm --m 512 --n 384 --k 257 --repeat 20
+# And over a shared-memory window asked for on VM 2's socket.
+M2=shm:$RUN/vm-$VM2.sock
+export M2
+submit_shm() { "$BIN/vgpu-submit" --transport "$M2" "$@" --verify --timeout-ms 20000 --json; }
+export -f submit_shm
+run_step shm-vector-add 25 "$OUT/submit.json" submit_shm vector-add --n 4194304 --repeat 20
+run_step shm-saxpy 25 "$OUT/submit.json" submit_shm saxpy --n 1048577 --repeat 20
+run_step shm-reduce-sum 25 "$OUT/submit.json" submit_shm reduce-sum --n 16777216 --repeat 20
+run_step shm-sgemm 25 "$OUT/submit.json" submit_shm sgemm --m 512 --n 384 --k 257 --repeat 20
+run_step shm-depth8 25 "$OUT/submit.json" submit_shm vector-add --n 65536 --repeat 200 --depth 8
 
-# ---- the benchmark, over VM 1's socket and its spool directory ----
-BENCH_T=$(cap 150)
+# ---- the benchmark, over VM 1's window, socket and spool directory ----
+BENCH_T=$(cap 240)
 BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s after this
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
-run_step bench "$BENCH_T" "$OUT/bench.txt" "$BIN/vgpu-bench" --transport "$U1" \
-	--transport "spool:$SPOOL/$VM1" \
+run_step bench "$BENCH_T" "$OUT/bench.txt" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
+	--transport "$U1" --transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
 
 run_step stats 15 "$STEPS_LOG" "$BIN/vgpu-admin" --db "$DB" stats --run-dir "$RUN"

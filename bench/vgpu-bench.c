@@ -14,7 +14,11 @@
  *   mediated          the same op through libvgpu over each --transport,
  *                     blocking (vgpu_vector_add(), vgpu_sgemm()): the
  *                     client's wall time per request, with the mediator's
- *                     own queue and execution times beside it
+ *                     own queue and execution times beside it. Its arrays
+ *                     come from vgpu_buffer_alloc(), as a program that
+ *                     wants speed allocates them: in the shared window
+ *                     over shm: (VGPU_SHM_MIB defaults to 1024 here), so
+ *                     that both sides start from pinned memory
  *   mediated, pipelined  vector_add with --depth requests in flight
  *                     (vgpu_submit()/vgpu_wait()): requests per second and
  *                     GB/s (bytes in + out)
@@ -357,13 +361,56 @@ static void check_against(struct check *c, const char *what, const float *out, c
 
 /* ---- the work of one case ---- */
 
+__attribute__((format(printf, 2, 3))) static void set_error(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf[0])
+		return; /* keep the first */
+	va_start(ap, fmt);
+	vsnprintf(buf, 256, fmt, ap);
+	va_end(ap);
+}
+
+#define MAX_BUFS 16 /* a case's buffers from one client at once */
+
 struct transport {
 	const char *uri;
 	char label[16];
 	vgpu_client *client;
 	int connect_rc;
+	void *bufs[MAX_BUFS];  /* from vgpu_buffer_alloc(), for this case */
+	int n_bufs;
 };
 static struct transport transports[MAX_TRANSPORTS];
+
+/* @floats floats from @tp's client, freed at the end of the case; NULL
+ * (with the reason in @err) when the client has no room. */
+static float *buf_alloc(struct transport *tp, size_t floats, char *err)
+{
+	void *p = NULL;
+	int rc;
+
+	if (tp->n_bufs == MAX_BUFS) {
+		set_error(err, "more than %d buffers", MAX_BUFS);
+		return NULL;
+	}
+	rc = vgpu_buffer_alloc(tp->client, floats * sizeof(float), &p);
+	if (rc != VGPU_OK) {
+		set_error(err, "vgpu_buffer_alloc(%zu bytes): %s", floats * sizeof(float),
+			  vgpu_strerror(rc));
+		return NULL;
+	}
+	tp->bufs[tp->n_bufs++] = p;
+	return p;
+}
+
+static void bufs_free(struct transport *tp)
+{
+	for (int i = 0; i < tp->n_bufs; i++)
+		vgpu_buffer_free(tp->client, tp->bufs[i]);
+	tp->n_bufs = 0;
+}
 
 static void log_connect(void *opaque, const char *message)
 {
@@ -377,6 +424,11 @@ static void log_connect(void *opaque, const char *message)
  */
 static void drop_client(struct transport *tp, int why)
 {
+	/* Buffers go first: vgpu_buffer_free() needs the client, and nothing
+	 * writes them between the two calls (libvgpu has no threads). */
+	for (int i = 0; i < tp->n_bufs; i++)
+		vgpu_buffer_free(tp->client, tp->bufs[i]);
+	tp->n_bufs = 0;
 	vgpu_close(tp->client);
 	tp->client = NULL;
 	tp->connect_rc = why;
@@ -409,6 +461,7 @@ struct work {
 	float alpha, beta;
 	float *pa, *pb, *pc, *pout; /* pinned */
 	float *ga, *gb, *gc, *gout; /* pageable */
+	float *ma, *mb, *mc;        /* mediated inputs: vgpu_buffer_alloc() of the client */
 	float *mout;                /* mediated output (sgemm: C worked in place) */
 	float *ref;                 /* the native result */
 	struct bn_vadd *vadd;
@@ -423,16 +476,6 @@ struct work {
 	struct mediated_result med[MAX_TRANSPORTS];
 };
 
-__attribute__((format(printf, 2, 3))) static void set_error(char *buf, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (buf[0])
-		return; /* keep the first */
-	va_start(ap, fmt);
-	vsnprintf(buf, 256, fmt, ap);
-	va_end(ap);
-}
 
 static float *page_alloc(size_t floats)
 {
@@ -475,9 +518,9 @@ static int it_mediated(struct work *w, struct vgpu_timing *t)
 	int rc;
 
 	if (w->cd->kind == CASE_VADD)
-		rc = vgpu_vector_add(w->client, w->ga, w->gb, w->mout, d, t);
+		rc = vgpu_vector_add(w->client, w->ma, w->mb, w->mout, d, t);
 	else
-		rc = vgpu_sgemm(w->client, d, d, d, w->alpha, w->ga, w->gb, w->beta, w->mout, t);
+		rc = vgpu_sgemm(w->client, d, d, d, w->alpha, w->ma, w->mb, w->beta, w->mout, t);
 	return rc;
 }
 
@@ -547,7 +590,7 @@ static int pipelined_mediated(struct work *w, struct transport *tp, unsigned tot
 	uint64_t *ids = calloc((size_t)depth, sizeof(*ids));
 	bool *busy = calloc((size_t)depth, sizeof(*busy));
 	struct vgpu_op_params p = { .n = (uint32_t)w->cd->n };
-	const float *const in[3] = { w->ga, w->gb, NULL };
+	const float *const in[3] = { w->ma, w->mb, NULL };
 	uint64_t budget = (uint64_t)(opt.budget_s * 1e9), t0 = 0;
 	int rc = 0;
 
@@ -557,7 +600,7 @@ static int pipelined_mediated(struct work *w, struct transport *tp, unsigned tot
 		goto out;
 	}
 	for (int s = 0; s < depth; s++) {
-		if (!(outs[s] = page_alloc(w->n_out))) {
+		if (!(outs[s] = buf_alloc(tp, w->n_out, m->error))) {
 			rc = VGPU_NO_MEMORY;
 			goto out;
 		}
@@ -617,9 +660,6 @@ static int pipelined_mediated(struct work *w, struct transport *tp, unsigned tot
 		drop_client(tp, rc); /* before the buffers go: see drop_client() */
 	}
 out:
-	if (outs)
-		for (int s = 0; s < depth; s++)
-			free(outs[s]);
 	free(outs);
 	free(ids);
 	free(busy);
@@ -704,12 +744,11 @@ static void work_free(struct work *w)
 	free(w->gb);
 	free(w->gc);
 	free(w->gout);
-	free(w->mout);
 	free(w->ref);
 	w->vadd = NULL;
 	w->sgemm = NULL;
 	w->pa = w->pb = w->pc = w->pout = NULL;
-	w->ga = w->gb = w->gc = w->gout = w->mout = w->ref = NULL;
+	w->ga = w->gb = w->gc = w->gout = w->ref = NULL;
 }
 
 static int work_setup(struct work *w, size_t case_index)
@@ -740,11 +779,10 @@ static int work_setup(struct work *w, size_t case_index)
 	w->ga = page_alloc(w->n_a);
 	w->gb = page_alloc(w->n_b);
 	w->gout = page_alloc(w->n_out);
-	w->mout = page_alloc(w->n_out);
 	w->ref = page_alloc(w->n_out);
 	if (w->n_c)
 		w->gc = page_alloc(w->n_c);
-	if (!w->ga || !w->gb || !w->gout || !w->mout || !w->ref || (w->n_c && !w->gc)) {
+	if (!w->ga || !w->gb || !w->gout || !w->ref || (w->n_c && !w->gc)) {
 		set_error(w->error, "out of memory");
 		return -1;
 	}
@@ -757,7 +795,6 @@ static int work_setup(struct work *w, size_t case_index)
 	if (w->n_c)
 		memcpy(w->gc, w->pc, w->n_c * sizeof(float));
 	memset(w->gout, 0xff, w->n_out * sizeof(float)); /* touch the pages */
-	memset(w->mout, 0xff, w->n_out * sizeof(float));
 	if (cd->kind == CASE_VADD)
 		w->vadd = bn_vadd_create(cd->n, opt.depth);
 	else
@@ -774,12 +811,11 @@ static unsigned case_repeat(const struct case_def *cd)
 	return opt.repeat ? opt.repeat : cd->repeat;
 }
 
+static void run_mediated_on(struct work *w, struct transport *tp, struct mediated_result *m);
+
+/* Connect if need be, place the inputs in the client's buffers, run. */
 static void run_mediated(struct work *w, struct transport *tp, struct mediated_result *m)
 {
-	size_t d = w->cd->n;
-	unsigned repeat = case_repeat(w->cd);
-	int rc;
-
 	if (!tp->client) {
 		tp->connect_rc = vgpu_connect(tp->uri, &tp->client);
 		if (tp->connect_rc != VGPU_OK) {
@@ -791,10 +827,35 @@ static void run_mediated(struct work *w, struct transport *tp, struct mediated_r
 		vgpu_client_set_log(tp->client, log_connect, (void *)tp->uri);
 	}
 	w->client = tp->client;
+	w->ma = buf_alloc(tp, w->n_a, m->error);
+	w->mb = buf_alloc(tp, w->n_b, m->error);
+	w->mout = buf_alloc(tp, w->n_out, m->error);
+	w->mc = w->n_c ? buf_alloc(tp, w->n_c, m->error) : NULL;
+	if (!w->ma || !w->mb || !w->mout || (w->n_c && !w->mc)) {
+		bufs_free(tp);
+		failures++;
+		return;
+	}
+	memcpy(w->ma, w->ga, w->n_a * sizeof(float));
+	memcpy(w->mb, w->gb, w->n_b * sizeof(float));
+	if (w->n_c)
+		memcpy(w->mc, w->gc, w->n_c * sizeof(float));
+	run_mediated_on(w, tp, m);
+	if (tp->client)
+		bufs_free(tp);
+	w->ma = w->mb = w->mc = w->mout = NULL;
+}
+
+static void run_mediated_on(struct work *w, struct transport *tp, struct mediated_result *m)
+{
+	size_t d = w->cd->n;
+	unsigned repeat = case_repeat(w->cd);
+	int rc;
+
 	/* Correctness first, on a poisoned output: one request, separate out. */
 	{
 		struct vgpu_op_params p = { 0 };
-		const float *in[3] = { w->ga, w->gb, NULL };
+		const float *in[3] = { w->ma, w->mb, NULL };
 		uint64_t id;
 		int op;
 
@@ -807,7 +868,7 @@ static void run_mediated(struct work *w, struct transport *tp, struct mediated_r
 			p.m = p.n = p.k = (uint32_t)d;
 			p.alpha = w->alpha;
 			p.beta = w->beta;
-			in[2] = w->gc;
+			in[2] = w->mc;
 		}
 		rc = vgpu_submit(w->client, op, &p, in, w->mout, &id);
 		if (rc == VGPU_OK)
@@ -828,7 +889,7 @@ static void run_mediated(struct work *w, struct transport *tp, struct mediated_r
 	}
 	/* sgemm works C in place from here: start from the input C. */
 	if (w->cd->kind == CASE_SGEMM)
-		memcpy(w->mout, w->gc, w->n_out * sizeof(float));
+		memcpy(w->mout, w->mc, w->n_out * sizeof(float));
 	rc = measure(w, it_mediated, repeat, &m->lat, &m->exec, &m->queue);
 	if (rc != 0) {
 		set_error(m->error, "blocking request: %s", vgpu_strerror(rc));
@@ -1452,6 +1513,7 @@ int main(int argc, char **argv)
 	signal(SIGALRM, watchdog);
 	alarm((unsigned)opt.deadline_s + WATCHDOG_GRACE_S);
 
+	setenv("VGPU_SHM_MIB", "1024", 0); /* room for 64 MiB vectors at depth 4 */
 	if (bn_init(opt.device, &dev) != 0) {
 		errorf("CUDA: %s", bn_error());
 		return 1;

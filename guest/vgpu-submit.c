@@ -62,8 +62,11 @@ static void usage(FILE *f)
 		"  sgemm                           sized by --m, --n, --k (default %u each)\n"
 		"\n"
 		"options:\n"
-		"  --transport URI   unix:/path/to/vm-<uuid>.sock, or spool:DIR with DIR the\n"
-		"                    VM's spool directory as an absolute path (spool:/mnt/vgpu)\n"
+		"  --transport URI   unix:/path/to/vm-<uuid>.sock; shm:/path/to/vm-<uuid>.sock\n"
+		"                    (a shared-memory window asked for on that socket; its\n"
+		"                    size follows the work unless VGPU_SHM_MIB is set); or\n"
+		"                    spool:DIR with DIR the VM's spool directory as an\n"
+		"                    absolute path (spool:/mnt/vgpu)\n"
 		"  --n N             vector length 1..%" PRIu32 "; sgemm columns 1..%" PRIu32 "\n"
 		"  --m M, --k K      sgemm rows of A, columns of A, 1..%" PRIu32 "\n"
 		"  --verify          check every result against a CPU computation\n"
@@ -301,9 +304,17 @@ static void log_to_stderr(void *opaque, const char *message)
 	fprintf(stderr, PROG ": %s\n", message);
 }
 
-/* What a spool directory needs, when it lacks it. */
+/* What a spool directory or a window needs, when it lacks it. */
 static const char *connect_hint(const char *uri, int rc)
 {
+	if (strncmp(uri, "shm:", 4) == 0) {
+		if (rc == VGPU_LIMIT)
+			return " (the window asked for is larger than the mediator's shm_max_mib: "
+			       "set VGPU_SHM_MIB lower, or run less at once)";
+		if (rc == VGPU_BUSY)
+			return " (the mediator's windows together reached its shm_total_mib)";
+		return "";
+	}
 	if (strncmp(uri, "spool:", 6) != 0)
 		return "";
 	if (rc == VGPU_NOT_FOUND)
@@ -502,10 +513,23 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* A window holds what --depth requests stage at once (the arrays here
+	 * are ordinary memory), unless the caller chose its size. */
+	if (strncmp(a.transport, "shm:", 4) == 0) {
+		uint64_t bytes = w.out_count * sizeof(float), mib;
+		char v[24];
+
+		for (int i = 0; i < 3; i++)
+			bytes += w.in_count[i] * sizeof(float);
+		mib = (s.depth * (bytes + 4096) >> 20) + 1;
+		snprintf(v, sizeof(v), "%" PRIu64, mib > 2048 ? 2048 : mib);
+		setenv("VGPU_SHM_MIB", v, 0);
+	}
 	rc = vgpu_connect(a.transport, &c);
 	if (rc == VGPU_INVALID_PARAM) {
 		status = usage_error("--transport: '%s' is not a transport URI "
-				     "(unix:/path/to/vm-<uuid>.sock, or spool:/mnt/vgpu: an "
+				     "(unix:/path/to/vm-<uuid>.sock, shm:/path/to/vm-<uuid>.sock, "
+				     "or spool:/mnt/vgpu: an "
 				     "absolute directory)",
 				     a.transport);
 		goto out;

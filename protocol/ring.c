@@ -26,9 +26,6 @@ void vgpu_ring_encode_desc(const struct vgpu_ring_desc *d, uint8_t out[VGPU_RING
 
 int vgpu_ring_decode_desc(const uint8_t in[VGPU_RING_DESC_SIZE], struct vgpu_ring_desc *ret)
 {
-	for (int i = 52; i < VGPU_RING_DESC_SIZE; i++)
-		if (in[i])
-			return VGPU_PROTOCOL;
 	ret->request_id = get64(in);
 	ret->op = get16(in + 8);
 	ret->flags = get16(in + 10);
@@ -36,6 +33,10 @@ int vgpu_ring_decode_desc(const uint8_t in[VGPU_RING_DESC_SIZE], struct vgpu_rin
 	for (int i = 0; i < 3; i++)
 		ret->in_off[i] = get32(in + 36 + 4 * i);
 	ret->out_off = get32(in + 48);
+	/* Checked last: a malformed descriptor is still answered by its id. */
+	for (int i = 52; i < VGPU_RING_DESC_SIZE; i++)
+		if (in[i])
+			return VGPU_PROTOCOL;
 	return VGPU_OK;
 }
 

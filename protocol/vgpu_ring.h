@@ -81,7 +81,8 @@ struct vgpu_ring_view {
 };
 
 void vgpu_ring_encode_desc(const struct vgpu_ring_desc *d, uint8_t out[VGPU_RING_DESC_SIZE]);
-/* VGPU_PROTOCOL for non-zero reserved bytes; @ret is written only on VGPU_OK. */
+/* Fills all of @ret; VGPU_PROTOCOL (with @ret filled, so that the answer
+ * can name the request) for non-zero reserved bytes. */
 int vgpu_ring_decode_desc(const uint8_t in[VGPU_RING_DESC_SIZE], struct vgpu_ring_desc *ret);
 void vgpu_ring_encode_cqe(const struct vgpu_ring_cqe *e, uint8_t out[VGPU_RING_CQE_SIZE]);
 /* VGPU_PROTOCOL for a non-zero reserved field or a positive status. */
