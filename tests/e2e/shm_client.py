@@ -230,7 +230,10 @@ def main():
         cases.append(("reserved-bytes", None, None, None))
         w.submit(0, 0, 0, [], 0, raw=struct.pack("<QHH", 201, 9, 0) + bytes(24) + bytes(28))
         cases.append(("unknown-op", None, None, None))
-        w.submit(202, SAXPY, 16, [a, c], c)  # saxpy's y in place: allowed
+        # Requests in flight together get outputs of their own: two writing
+        # one array at once would race on it (the client's own loss).
+        c2 = w.alloc(16)
+        w.submit(202, SAXPY, 16, [a, c2], c2)  # saxpy's y in place: allowed
         cases.append(("saxpy-in-place", None, None, None))
         w.submit(203, VECTOR_ADD, 16, [a, b], c)
         cases.append(("good", None, None, None))
@@ -247,8 +250,11 @@ def main():
         count, n = int(args[0]), 4
         a = w.put_floats([1.0] * n)
         b = w.put_floats([2.0] * n)
-        c = w.alloc(n)
+        outs = w.alloc(16 * 4 * ENTRIES)  # an output per request in flight (at most 3 x 1024)
         sent, got = 0, []
+
+        def out_of(rid):
+            return outs + (rid % (4 * ENTRIES)) * 64
 
         def room():
             return (w.sq_tail - w.u32(SQ_HEAD)) & 0xFFFFFFFF < ENTRIES
@@ -264,7 +270,7 @@ def main():
                 if w.u32(SQ_HEAD) == head:
                     break  # no descriptor taken for 1.5 s: stalled
                 continue
-            w.submit(sent + 1, VECTOR_ADD, n, [a, b], c)
+            w.submit(sent + 1, VECTOR_ADD, n, [a, b], out_of(sent + 1))
             sent += 1
         stalled = sent
         # Phase 2: take completions, ring to say so, submit the rest.
@@ -274,7 +280,7 @@ def main():
             got += new
             os.write(w.doorbell, struct.pack("<Q", 1))
             while sent < count and room():
-                w.submit(sent + 1, VECTOR_ADD, n, [a, b], c)
+                w.submit(sent + 1, VECTOR_ADD, n, [a, b], out_of(sent + 1))
                 sent += 1
             idle = 0 if new else idle + 1
             if len(got) < count and not new and not w.wait(2):
@@ -304,9 +310,10 @@ def main():
         print("sealed" if not shrink and not grow else "not sealed")
         return 0
     if action == "abandon":
+        a = w.put_floats([1.0] * 1024)
+        outs = w.alloc(1024 * int(args[0]))
         for i in range(int(args[0])):
-            vadd(w, i + 1, 1024) if i < 8 else w.submit(i + 1, VECTOR_ADD, 1024,
-                                                         [DATA_OFF, DATA_OFF + 4096], DATA_OFF + 8192)
+            w.submit(i + 1, VECTOR_ADD, 1024, [a, a], outs + i * 4096)
         print("gone")
         return 0
     sys.exit(__doc__)
