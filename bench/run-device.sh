@@ -208,34 +208,20 @@ start_mediator() {
 }
 start_mediator
 
-# ---- the cuda backend end to end, over VM 2's socket ----
-U2=unix:$RUN/vm-$VM2.sock
+# ---- the cuda backend end to end, over VM 2's socket, spool and a window ----
 U1=unix:$RUN/vm-$VM1.sock
-submit() { "$BIN/vgpu-submit" --transport "$U2" "$@" --verify --timeout-ms 20000 --json; }
-export U1 U2
+# submit URI ARGS...: vgpu-submit on VM 2, every result verified.
+submit() { local uri=$1; shift; "$BIN/vgpu-submit" --transport "$uri" "$@" --verify --timeout-ms 20000 --json; }
 export -f submit
-run_step submit-vector-add 25 "$OUT/submit.json" submit vector-add --n 4194304 --repeat 20
-run_step submit-saxpy 25 "$OUT/submit.json" submit saxpy --n 1048577 --repeat 20
-run_step submit-reduce-sum 25 "$OUT/submit.json" submit reduce-sum --n 16777216 --repeat 20
-run_step submit-sgemm 25 "$OUT/submit.json" submit sgemm --m 512 --n 384 --k 257 --repeat 20
-run_step submit-depth8 25 "$OUT/submit.json" submit vector-add --n 65536 --repeat 200 --depth 8
-# The same end to end over VM 2's spool directory.
-S2=spool:$SPOOL/$VM2
-export S2
-submit_spool() { "$BIN/vgpu-submit" --transport "$S2" "$@" --verify --timeout-ms 20000 --json; }
-export -f submit_spool
-run_step spool-vector-add 25 "$OUT/submit.json" submit_spool vector-add --n 4194304 --repeat 20
-run_step spool-sgemm 25 "$OUT/submit.json" submit_spool sgemm --m 512 --n 384 --k 257 --repeat 20
-# And over a shared-memory window asked for on VM 2's socket.
-M2=shm:$RUN/vm-$VM2.sock
-export M2
-submit_shm() { "$BIN/vgpu-submit" --transport "$M2" "$@" --verify --timeout-ms 20000 --json; }
-export -f submit_shm
-run_step shm-vector-add 25 "$OUT/submit.json" submit_shm vector-add --n 4194304 --repeat 20
-run_step shm-saxpy 25 "$OUT/submit.json" submit_shm saxpy --n 1048577 --repeat 20
-run_step shm-reduce-sum 25 "$OUT/submit.json" submit_shm reduce-sum --n 16777216 --repeat 20
-run_step shm-sgemm 25 "$OUT/submit.json" submit_shm sgemm --m 512 --n 384 --k 257 --repeat 20
-run_step shm-depth8 25 "$OUT/submit.json" submit_shm vector-add --n 65536 --repeat 200 --depth 8
+for t in "submit unix:$RUN/vm-$VM2.sock" "spool spool:$SPOOL/$VM2" "shm shm:$RUN/vm-$VM2.sock"; do
+	name=${t%% *} uri=${t#* }
+	run_step "$name-vector-add" 25 "$OUT/submit.json" submit "$uri" vector-add --n 4194304 --repeat 20
+	run_step "$name-sgemm" 25 "$OUT/submit.json" submit "$uri" sgemm --m 512 --n 384 --k 257 --repeat 20
+	[ "$name" = spool ] && continue # the spool is slow: two ops are enough there
+	run_step "$name-saxpy" 25 "$OUT/submit.json" submit "$uri" saxpy --n 1048577 --repeat 20
+	run_step "$name-reduce-sum" 25 "$OUT/submit.json" submit "$uri" reduce-sum --n 16777216 --repeat 20
+	run_step "$name-depth8" 25 "$OUT/submit.json" submit "$uri" vector-add --n 65536 --repeat 200 --depth 8
+done
 
 # ---- the benchmark, over VM 1's window, socket and spool directory ----
 BENCH_T=$(cap 240)

@@ -36,6 +36,8 @@ import struct
 import sys
 import time
 
+from raw_client import closed, connect, crc32c  # same directory: one CRC, one connect
+
 MAGIC, VERSION, ATTACH, ATTACHED = 0x55504756, 1, 3, 4
 RING_MAGIC, ENTRIES, DESC, CQE, PAGE = 0x4E524756, 1024, 64, 32, 4096
 SQ_OFF = PAGE
@@ -45,33 +47,10 @@ SQ_TAIL, SQ_HEAD, CQ_TAIL, CQ_HEAD = 64, 128, 192, 256
 VECTOR_ADD, SAXPY = 1, 2
 
 
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
-    return crc ^ 0xFFFFFFFF
-
-
 def small_msg(mtype, block, corrupt=False):
     h = struct.pack("<IHHQHHIII", MAGIC, VERSION, mtype, 0, 0, 0, 0, 24, 0)
     csum = crc32c(block, crc32c(h)) ^ (1 if corrupt else 0)
     return h[:28] + struct.pack("<I", csum) + block
-
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(300)  # sanitizer builds are slow
-    s.connect(path)
-    return s
-
-
-def closed(s):
-    try:
-        return s.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
-        return True
 
 
 class Window:

@@ -11,18 +11,11 @@ import os
 import struct
 import sys
 
+from gen_protocol_corpus import crc32c  # same directory
+
 PAGE, ENTRIES = 4096, 1024
 DATA = PAGE + ENTRIES * 64 + ENTRIES * 32
 MAGIC, VERSION, ATTACH, ATTACHED = 0x55504756, 1, 3, 4
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def desc(rid, op, n, ins, out, m=0, k=0, alpha=0.0, beta=0.0, flags=0, tail=bytes(12)):
