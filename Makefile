@@ -1,8 +1,12 @@
 # Thin wrapper over Meson, so that the usual commands do the usual things.
 #   make            build (into build/)
-#   make test       install test dependencies, build, run every suite, then
+#   make test       install test dependencies, build QEMU with vgpu-stub (make
+#                   qemu), build, run every suite (the VM test included), then
 #                   again built with ASan+UBSan (build-asan/), and the threaded
 #                   suites built with ThreadSanitizer (build-tsan/)
+#   make qemu       Debian's QEMU source with vgpu-stub, built into build-qemu/
+#                   (ccache in /var/cache/vgpu/ccache)
+#   make test-vm    only the VM test: boot a guest with vgpu-stub
 #   make run        build and run the example job under ./var/
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       only install the Debian packages
@@ -17,9 +21,9 @@ TSAN_SUITES = --suite mediator --suite backend --suite guest --suite e2e
 MESON_TEST_FLAGS ?= --print-errorlogs
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES = xe_vm_list conf cli_values protocol
+FUZZ_HARNESSES = xe_vm_list conf cli_values protocol ring
 
-.PHONY: all deps deps-build test test-plain test-asan test-tsan run install fuzz clean
+.PHONY: all deps deps-build test test-plain test-asan test-tsan test-vm qemu run install fuzz clean
 
 all: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -38,12 +42,19 @@ $(ASAN_BUILD)/build.ninja:
 		-Dbuildtype=debug
 
 test: deps
-	@$(MAKE) --no-print-directory test-plain test-asan test-tsan
+	@$(MAKE) --no-print-directory qemu test-plain test-asan test-tsan
 	@scripts/test-summary.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) $(MESON_TEST_FLAGS)
+
+qemu:
+	scripts/build-qemu.sh
+
+test-vm: deps qemu $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	meson test -C $(BUILD) $(MESON_TEST_FLAGS) --suite vm
 
 test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)

@@ -1,0 +1,43 @@
+#!/bin/busybox sh
+# guest-init.sh - /init of the VM test's initramfs (busybox and the guest
+# tools, nothing else). It reports on the serial console, between
+# VGPU-TEST-BEGIN and VGPU-TEST-END, what the guest sees of its vgpu-stub
+# devices, then powers the VM off. The host side (test-vm.sh) checks it.
+#
+# vgpu_test=regs on the kernel command line also pokes the registers with
+# devmem: the magic, an unknown offset, a write to a read-only register,
+# and 50 reads of an unknown offset (for the host to see rate-limiting).
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+test=$(sed -n 's/.*vgpu_test=\([a-z]*\).*/\1/p' /proc/cmdline)
+echo "VGPU-TEST-BEGIN $test"
+for d in /sys/bus/pci/devices/*; do
+	echo "PCI $(basename "$d") $(cat "$d/vendor") $(cat "$d/device") $(cat "$d/class")"
+done
+vgpu-guest-info
+echo "INFO-RC $?"
+vgpu-guest-info --json
+echo "JSON-RC $?"
+setpriv --reuid=1000 --regid=1000 --clear-groups vgpu-guest-info
+echo "USER-RC $?"
+if [ "$test" = regs ]; then
+	dev=$(grep -l 0x1111 /sys/bus/pci/devices/*/device | head -n 1)
+	base=$(head -n 1 "${dev%/device}/resource" | cut -d ' ' -f 1)
+	echo "REG-MAGIC $(devmem "$base" 32)"
+	echo "REG-VMID $(devmem $((base + 0x10)) 32)"
+	echo "REG-UNKNOWN $(devmem $((base + 0x100)) 32)"
+	devmem "$base" 32 0x12345678
+	echo "REG-MAGIC-AFTER-WRITE $(devmem "$base" 32)"
+	i=0
+	while [ $i -lt 50 ]; do
+		devmem $((base + 0x400)) 32 >/dev/null
+		i=$((i + 1))
+	done
+	echo "REG-BURST-DONE"
+fi
+echo "VGPU-TEST-END"
+poweroff -f

@@ -1,0 +1,155 @@
+#!/bin/bash
+# test-vm.sh - the vgpu-stub device in a real VM: the QEMU built by
+# scripts/build-qemu.sh boots Debian's kernel (TCG) with an initramfs of
+# busybox and vgpu-guest-info (guest-init.sh), and the guest's console
+# says what it found. Checked here:
+#   - one device (pool B, priority 2, vm_id 7): PCI ids and class in sysfs,
+#     vgpu-guest-info's text and JSON, its refusal without root, and the
+#     registers themselves (devmem): magic, vm_id, an unknown offset reads
+#     0, a write to a read-only register is ignored, each logged as a guest
+#     error, and a burst of bad reads is rate-limited in the log;
+#   - two devices with different properties in one guest;
+#   - no device: vgpu-guest-info says so (exit 1);
+#   - invalid property values: QEMU refuses to start, naming the problem;
+#   - the whole path: registry -> vgpu-qemu-wrapper (fake xenstore-read)
+#     -> the "stock wrapper" (a script running this QEMU) -> the guest
+#     reads the registry's values.
+set -eu
+: "${VGPU_QEMU:?run through meson test (make test-vm)}" "${VGPU_GUEST_INFO_BIN:?}"
+: "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_BUILD:?}" "${VGPU_FAKES:?}" "${VGPU_ADMIN_BIN:?}"
+. "$VGPU_TESTS/lib/assert.sh"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-vm.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+[ -x "$VGPU_QEMU" ] || { echo "# no QEMU at $VGPU_QEMU: run make qemu"; exit 1; }
+ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
+BUSYBOX=$ASSETS/busybox
+
+# The initramfs: busybox, the guest tool, and the init script.
+mkdir -p "$T/root/bin"
+cp "$BUSYBOX" "$T/root/bin/busybox"
+cp "$VGPU_GUEST_INFO_BIN" "$T/root/bin/vgpu-guest-info"
+cp "$VGPU_TESTS/vm/guest-init.sh" "$T/root/init"
+chmod 755 "$T/root/init" "$T/root/bin/"*
+(cd "$T/root" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 >"$T/initrd.gz")
+
+# The arguments of a test VM, without devices.
+vm_args() { # TEST
+	echo -M pc -accel tcg -m 256 -smp 1 -display none -no-reboot -nodefaults -serial stdio \
+		-kernel "$ASSETS/vmlinuz" -initrd "$T/initrd.gz"
+}
+APPEND_BASE="console=ttyS0 quiet panic=-1"
+
+# boot NAME TEST [QEMU ARGS...]: the guest's report in $T/NAME.out (between
+# the markers, carriage returns dropped), QEMU's guest-error log in
+# $T/NAME.qlog; the boot's seconds in BOOT_S.
+boot() {
+	local name=$1 test=$2 t0
+	shift 2
+	t0=$(date +%s%N)
+	# shellcheck disable=SC2046 # vm_args is words
+	timeout 240 "$VGPU_QEMU" $(vm_args) -append "$APPEND_BASE vgpu_test=$test" \
+		-d guest_errors -D "$T/$name.qlog" "$@" >"$T/$name.raw" 2>"$T/$name.err" || true
+	BOOT_S=$(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9}")
+	tr -d '\r' <"$T/$name.raw" | sed -n '/^VGPU-TEST-BEGIN/,/^VGPU-TEST-END/p' >"$T/$name.out"
+	if ! grep -q '^VGPU-TEST-END' "$T/$name.out"; then
+		fail "$name: the guest did not finish its report"
+		tail -n 20 "$T/$name.raw" "$T/$name.err" | sed 's/^/#   /'
+		return 1
+	fi
+}
+line() { sed -n "s/^$2 //p" "$T/$1.out" | head -n 1; }
+json() { sed -n '/^{"devices"/p' "$T/$1.out" | head -n 1 | jq -r "$2"; }
+
+# ---- one device ----
+boot one regs -device vgpu-stub,pool_id=B,priority=2,vm_id=7
+pass "guest booted and reported in $BOOT_S s"
+pci=$(grep '^PCI .* 0x1af4 0x1111 ' "$T/one.out" || true)
+expect_eq "$(echo "$pci" | wc -l)" "1" "one PCI device 1af4:1111 in sysfs"
+expect_eq "$(echo "$pci" | cut -d ' ' -f 5)" "0x120000" "its class is 0x1200 (processing accelerator)"
+expect_eq "$(line one INFO-RC)" "0" "vgpu-guest-info exits 0"
+expect_eq "$(line one pool)" "B" "vgpu-guest-info: pool B"
+expect_eq "$(line one priority)" "2 (high)" "vgpu-guest-info: priority 2 (high)"
+expect_eq "$(line one vm_id)" "7" "vgpu-guest-info: vm_id 7"
+expect_eq "$(line one version)" "1.0" "vgpu-guest-info: device version 1.0"
+expect_eq "$(json one '.devices | length')" "1" "--json: one device"
+expect_eq "$(json one '.devices[0] | "\(.pool) \(.priority) \(.vm_id) \(.version) \(.class) \(.ready)"')" \
+	"B 2 7 1.0 0x120000 true" "--json: pool, priority, vm_id, version, class, ready"
+expect_eq "$(line one USER-RC)" "3" "without root: exit 3"
+grep -q "run as root" "$T/one.out" && pass "without root: says to run as root" || fail "no hint about root"
+expect_eq "$(line one REG-MAGIC)" "0x55504756" "register MAGIC reads \"VGPU\""
+expect_eq "$(line one REG-VMID)" "0x00000007" "register VM_ID reads 7"
+expect_eq "$(line one REG-UNKNOWN)" "0x00000000" "an unknown offset reads 0"
+expect_eq "$(line one REG-MAGIC-AFTER-WRITE)" "0x55504756" "a write to a read-only register is ignored"
+grep -q "vgpu-stub: read of unknown register 0x100" "$T/one.qlog" &&
+	pass "unknown read logged as a guest error" || fail "unknown read not logged: $(head -c 300 "$T/one.qlog")"
+grep -q "vgpu-stub: write of 0x12345678 to read-only register 0x000 (size 4) ignored" "$T/one.qlog" &&
+	pass "ignored write logged as a guest error" || fail "ignored write not logged"
+n=$(grep -c "read of unknown register 0x400" "$T/one.qlog" || true)
+[ "$n" -ge 1 ] && [ "$n" -le 20 ] && pass "50 bad reads: $n logged (at most 10 per second)" ||
+	fail "50 bad reads: $n lines logged"
+
+# ---- two devices ----
+boot two basic -device vgpu-stub,pool_id=A,priority=0,vm_id=1 \
+	-device vgpu-stub,pool_id=B,priority=1,vm_id=4294967295
+expect_eq "$(line two JSON-RC)" "0" "two devices: vgpu-guest-info exits 0"
+expect_eq "$(json two '[.devices[] | "\(.pool)/\(.priority)/\(.vm_id)"] | sort | join(" ")')" \
+	"A/0/1 B/1/4294967295" "two devices, each with its own properties"
+
+# ---- no device ----
+boot none basic
+expect_eq "$(line none INFO-RC)" "1" "no device: exit 1"
+grep -q "no vgpu-stub device (PCI 1af4:1111)" "$T/none.out" && pass "no device: says so" ||
+	fail "no device: message missing"
+
+# ---- invalid properties: QEMU does not start ----
+bad_props() { # PROPS EXPECTED-TEXT
+	local rc=0
+	timeout 60 "$VGPU_QEMU" -M pc -accel tcg -display none -nodefaults -S \
+		-device "vgpu-stub$1" >"$T/bad.out" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$2" "$T/bad.out"; then
+		pass "refused at start: vgpu-stub$1"
+	else
+		fail "vgpu-stub$1: exit $rc, output: $(head -c 300 "$T/bad.out")"
+	fi
+}
+bad_props ",pool_id=C,priority=0,vm_id=1" "pool_id must be A or B, not 'C'"
+bad_props ",pool_id=AB" "pool_id must be A or B, not 'AB'"
+bad_props ",priority=1,vm_id=1" "pool_id must be A or B, not '(unset)'"
+bad_props ",pool_id=a" "pool_id must be A or B, not 'a'"
+bad_props ",pool_id=B,priority=3" "priority must be 0, 1 or 2, not 3"
+bad_props ",pool_id=B,priority=-1" "priority"
+bad_props ",pool_id=B,vm_id=4294967296" "vm_id"
+bad_props ",pool_id=B,vm_id=-1" "vm_id"
+bad_props ",pool_id=B,vm_id=seven" "vm_id"
+bad_props ",pool_id=B,colour=red" "colour"
+
+# ---- registry -> vgpu-qemu-wrapper -> QEMU -> guest ----
+export VGPU_DB=$T/vgpu_config.db VGPU_CONF=$T/none.conf FAKE_XENSTORE_DIR=$T/xs
+UUID=0a1b2c3d-0000-4000-8000-0000000000aa
+"$VGPU_ADMIN_BIN" register-vm --vm-uuid "$UUID" --vm-name wrapped-vm --pool B --priority high \
+	--vm-id 42 >/dev/null
+mkdir -p "$FAKE_XENSTORE_DIR/local/domain/5"
+printf '/vm/%s\n' "$UUID" >"$FAKE_XENSTORE_DIR/local/domain/5/vm"
+printf 'wrapped-vm\n' >"$FAKE_XENSTORE_DIR/local/domain/5/name"
+# The stock wrapper's part: drop the domid and --syslog, run QEMU.
+cat >"$T/stock-wrapper" <<EOF
+#!/bin/bash
+shift 2
+exec "$VGPU_QEMU" "\$@"
+EOF
+chmod 755 "$T/stock-wrapper"
+export VGPU_STOCK_WRAPPER=$T/stock-wrapper
+t0=$(date +%s%N)
+# shellcheck disable=SC2046 # vm_args is words
+PATH="$VGPU_FAKES:$PATH" timeout 240 "$VGPU_BUILD/xcpng/vgpu-qemu-wrapper" 5 --syslog $(vm_args) \
+	-append "$APPEND_BASE vgpu_test=basic" >"$T/wrap.raw" 2>"$T/wrap.err" || true
+tr -d '\r' <"$T/wrap.raw" | sed -n '/^VGPU-TEST-BEGIN/,/^VGPU-TEST-END/p' >"$T/wrap.out"
+if grep -q '^VGPU-TEST-END' "$T/wrap.out"; then
+	pass "wrapper path: guest booted ($(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9}") s)"
+else
+	fail "wrapper path: no report"; tail -n 20 "$T/wrap.raw" "$T/wrap.err" | sed 's/^/#   /'
+fi
+expect_eq "$(json wrap '.devices[0] | "\(.pool) \(.priority) \(.vm_id)"')" "B 2 42" \
+	"wrapper path: the guest reads the registry's pool, priority and vm_id"
+finish
