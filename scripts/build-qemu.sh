@@ -18,7 +18,8 @@
 #    once the cache is warm; a repeated build in the same tree is a
 #    no-op for ninja.
 #
-# Result: build-qemu/qemu-system-x86_64 (a link to the built binary).
+# Result: build-qemu/qemu-system-x86_64 (a link to the built binary; run
+# it with -L /usr/share/qemu -L /usr/share/seabios for the firmware).
 # Never: touch the system's QEMU, or build from anything but Debian's
 # source package.
 set -euo pipefail
@@ -30,8 +31,10 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-2G}
 say() { echo "build-qemu: $*"; }
 
 # ---- 1. packages ----
+# The last two are Debian's firmware and option ROMs (SeaBIOS, linuxboot):
+# the dfsg source has none, so the built QEMU runs with -L for both.
 PKGS=(dpkg-dev ccache ninja-build meson pkg-config python3 python3-venv libglib2.0-dev
-      libpixman-1-dev zlib1g-dev libfdt-dev flex bison)
+      libpixman-1-dev zlib1g-dev libfdt-dev flex bison seabios qemu-system-data)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

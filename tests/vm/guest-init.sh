@@ -13,6 +13,9 @@ mkdir -p /proc /sys /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /etc
+printf 'root:x:0:0::/:/bin/sh\nguest:x:1000:1000::/:/bin/sh\n' >/etc/passwd
+printf 'root:x:0:\nguest:x:1000:\n' >/etc/group
 test=$(sed -n 's/.*vgpu_test=\([a-z]*\).*/\1/p' /proc/cmdline)
 echo "VGPU-TEST-BEGIN $test"
 for d in /sys/bus/pci/devices/*; do
@@ -22,7 +25,7 @@ vgpu-guest-info
 echo "INFO-RC $?"
 vgpu-guest-info --json
 echo "JSON-RC $?"
-setpriv --reuid=1000 --regid=1000 --clear-groups vgpu-guest-info
+su -s /bin/sh guest -c vgpu-guest-info
 echo "USER-RC $?"
 if [ "$test" = regs ]; then
 	dev=$(grep -l 0x1111 /sys/bus/pci/devices/*/device | head -n 1)

@@ -20,7 +20,7 @@ set -eu
 . "$VGPU_TESTS/lib/assert.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-vm.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap '[ -n "${VGPU_VM_KEEP:-}" ] || rm -rf "$T"' EXIT
 [ -x "$VGPU_QEMU" ] || { echo "# no QEMU at $VGPU_QEMU: run make qemu"; exit 1; }
 ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
 BUSYBOX=$ASSETS/busybox
@@ -35,7 +35,7 @@ chmod 755 "$T/root/init" "$T/root/bin/"*
 
 # The arguments of a test VM, without devices.
 vm_args() { # TEST
-	echo -M pc -accel tcg -m 256 -smp 1 -display none -no-reboot -nodefaults -serial stdio \
+	echo -L /usr/share/qemu -L /usr/share/seabios -M pc -accel tcg -m 256 -smp 1 -display none -no-reboot -nodefaults -serial stdio \
 		-kernel "$ASSETS/vmlinuz" -initrd "$T/initrd.gz"
 }
 APPEND_BASE="console=ttyS0 quiet panic=-1"
@@ -58,7 +58,7 @@ boot() {
 		return 1
 	fi
 }
-line() { sed -n "s/^$2 //p" "$T/$1.out" | head -n 1; }
+line() { sed -n "s/^$2  *//p" "$T/$1.out" | head -n 1; }
 json() { sed -n '/^{"devices"/p' "$T/$1.out" | head -n 1 | jq -r "$2"; }
 
 # ---- one device ----
@@ -105,7 +105,7 @@ grep -q "no vgpu-stub device (PCI 1af4:1111)" "$T/none.out" && pass "no device: 
 # ---- invalid properties: QEMU does not start ----
 bad_props() { # PROPS EXPECTED-TEXT
 	local rc=0
-	timeout 60 "$VGPU_QEMU" -M pc -accel tcg -display none -nodefaults -S \
+	timeout 60 "$VGPU_QEMU" -L /usr/share/qemu -L /usr/share/seabios -M pc -accel tcg -display none -nodefaults -S \
 		-device "vgpu-stub$1" >"$T/bad.out" 2>&1 || rc=$?
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$2" "$T/bad.out"; then
 		pass "refused at start: vgpu-stub$1"
