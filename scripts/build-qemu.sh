@@ -28,6 +28,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${VGPU_QEMU_BUILD:-$ROOT/build-qemu}
 export CCACHE_DIR=${VGPU_CCACHE_DIR:-/var/cache/vgpu/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-2G}
+# Paths inside the checkout are hashed relative to it, and the working
+# directory not at all: a fresh clone elsewhere hits what another built.
+export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
 say() { echo "build-qemu: $*"; }
 
 # ---- 1. packages ----
