@@ -3,7 +3,8 @@
 #  1. a fresh registry with 8 VMs in both pools at every priority;
 #  2. vgpu-mediator on ./var/run (cuda when a GPU is usable, else cpu);
 #  3. 8 VM clients as separate processes at once, each checking every result,
-#     four over their VM's socket and four over their VM's spool directory;
+#     three over their VM's socket, three over their VM's spool directory
+#     and two over a shared-memory window asked for on their VM's socket;
 #  4. the tables per VM and per priority level, then the mediator stops.
 # usage: run-example.sh BUILD_DIR
 set -eu
@@ -45,7 +46,11 @@ pids=()
 n=0
 while read -r uuid name pool prio op args; do
 	n=$((n + 1))
-	if [ $((n % 2)) -eq 1 ]; then uri="unix:$run/vm-$uuid.sock"; tr=socket; else uri="spool:$var/spool/$uuid"; tr=spool; fi
+	case $((n % 3)) in
+	1) uri="unix:$run/vm-$uuid.sock" tr=socket ;;
+	2) uri="spool:$var/spool/$uuid" tr=spool ;;
+	0) uri="shm:$run/vm-$uuid.sock" tr=shm ;;
+	esac
 	# shellcheck disable=SC2086 # the sizes are words
 	"$submit" --transport "$uri" "$op" $args --verify --repeat 50 --json \
 		>"$var/clients/$name.json" 2>"$var/clients/$name.err" &
