@@ -17,7 +17,7 @@
  * into a staging block of the window at submit, and an output's block is
  * copied out when its completion is taken.
  *
- * Waiting first polls for VGPU_SPIN_US (socket and shm; default 50 us),
+ * Waiting first polls for VGPU_SPIN_US (socket and shm; default 200 us),
  * then sleeps: an answer that comes within that time costs no wake-up.
  *
  * Must never: write into a caller's array before the response naming it was
@@ -274,7 +274,7 @@ int vgpu_connect(const char *uri, vgpu_client **ret)
 	}
 	c->t = t;
 	if (u.kind != VGPU_URI_SPOOL) /* spool waits poll files at their own pace */
-		c->spin_ns = vgpu_env_ull("VGPU_SPIN_US", 0, 10000, 50) * 1000u;
+		c->spin_ns = vgpu_env_ull("VGPU_SPIN_US", 0, 10000, 200) * 1000u;
 	c->limits.max_payload = VGPU_PROTO_MAX_PAYLOAD;
 	c->limits.max_elems = VGPU_PROTO_MAX_PAYLOAD / sizeof(float);
 	c->limits.max_dim = UINT32_MAX;

@@ -29,7 +29,7 @@
  * 1 to 2048, default 64; the mediator's shm_max_mib may refuse it).
  *
  * Waiting polls for VGPU_SPIN_US microseconds (environment at
- * vgpu_connect(): 0 to 10000, default 50; socket and shm) before it
+ * vgpu_connect(): 0 to 10000, default 200; socket and shm) before it
  * sleeps, so that a quick answer costs no wake-up; set 0 to never spin.
  *
  * Over spool, each request is a file published in req/ when vgpu_submit()

@@ -89,26 +89,27 @@ static void *dispatcher_main(void *arg)
 	return NULL;
 }
 
-void vgpu_dispatch_now(struct mediator *m)
+bool vgpu_dispatch_now(struct mediator *m)
 {
 	struct vgpu_queue_item *item;
 
 	pthread_mutex_lock(&m->done_lock);
 	if (m->inflight >= (uint32_t)m->set.max_inflight) {
 		pthread_mutex_unlock(&m->done_lock);
-		return;
+		return false;
 	}
 	m->inflight++;
 	pthread_mutex_unlock(&m->done_lock);
 	item = vgpu_queue_pop(m->queue, 0);
 	if (item) {
 		submit(m, item);
-		return;
+		return true;
 	}
 	pthread_mutex_lock(&m->done_lock);
 	m->inflight--;
 	pthread_cond_signal(&m->inflight_cond);
 	pthread_mutex_unlock(&m->done_lock);
+	return true; /* the dispatcher took it already */
 }
 
 int vgpu_dispatcher_start(struct mediator *m)

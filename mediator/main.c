@@ -52,7 +52,7 @@ static const struct vgpu_conf_option options[] = {
 	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
 	{ "shm_max_mib", VGPU_CONF_INT, I(shm_max_mib), 1, 2048, "1024", "data area of one shared-memory window, MiB" },
 	{ "shm_total_mib", VGPU_CONF_INT, I(shm_total_mib), 1, 1048576, "4096", "all shared-memory windows together, MiB (pinned host memory)" },
-	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "50", "after activity the loop polls this long before it sleeps (latency for CPU)" },
+	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "200", "after activity the loop polls this long before it sleeps (latency for CPU)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 

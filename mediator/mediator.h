@@ -167,9 +167,10 @@ void vgpu_deliver_done(void *ctx, uint32_t events);
 
 /* dispatch.c */
 int vgpu_dispatcher_start(struct mediator *m);
-/* Loop thread, after a push: submit the queue's head at once if the backend
- * has room. */
-void vgpu_dispatch_now(struct mediator *m);
+/* Loop thread, after a quiet push: submit the queue's head at once if the
+ * backend has room. false when it had none (the caller then wakes the
+ * dispatcher, which submits when a slot frees). */
+bool vgpu_dispatch_now(struct mediator *m);
 /* After vgpu_queue_close(): true once every queued and in-flight request
  * has been handed to the loop. */
 bool vgpu_dispatcher_drained(struct mediator *m);

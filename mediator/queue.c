@@ -11,6 +11,7 @@
  * queue when a push is refused.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -93,7 +94,7 @@ void vgpu_queue_free(struct vgpu_queue *q)
 	free(q);
 }
 
-int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
+static int push(struct vgpu_queue *q, struct vgpu_queue_item *item, bool wake)
 {
 	struct queue_level *lv;
 	int rc = VGPU_OK;
@@ -120,10 +121,28 @@ int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
 		lv->depth++;
 		q->per_vm[item->vm_slot]++;
 		q->total++;
-		pthread_cond_signal(&q->nonempty);
+		if (wake)
+			pthread_cond_signal(&q->nonempty);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
+{
+	return push(q, item, true);
+}
+
+int vgpu_queue_push_quiet(struct vgpu_queue *q, struct vgpu_queue_item *item)
+{
+	return push(q, item, false);
+}
+
+void vgpu_queue_wake(struct vgpu_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	pthread_cond_signal(&q->nonempty);
+	pthread_mutex_unlock(&q->lock);
 }
 
 /* Unlink the head of the highest non-empty level. Caller holds the lock. */

@@ -128,7 +128,7 @@ void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 	req->item.priority = vm->priority;
 	req->item.vm_slot = vm->slot;
 
-	rc = vgpu_queue_push(m->queue, &req->item);
+	rc = vgpu_queue_push_quiet(m->queue, &req->item);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,
 				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
@@ -137,7 +137,8 @@ void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 	/* From the push on, another thread may already run (and finish) the
 	 * request: only the VM's fields are read from here. */
 	vgpu_stats_record(m->stats, vm->slot, vm->priority, VGPU_OUTCOME_SUBMITTED, 0, 0, 0, 0);
-	vgpu_dispatch_now(m);
+	if (!vgpu_dispatch_now(m))
+		vgpu_queue_wake(m->queue); /* the dispatcher takes it when a slot frees */
 }
 
 void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
