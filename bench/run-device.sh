@@ -26,6 +26,8 @@
 #                --json $OUT/bench.json
 #   stats        vgpu-admin stats from the running mediator
 #   stop         SIGTERM to the mediator; it must exit 0
+# VGPU_MEDIATOR_CPUS and VGPU_BENCH_CPUS (taskset -c lists) pin the
+# mediator and the bench, for placement experiments.
 # Files in $OUT (8 at most come back): summary.txt, steps.log, bench.json,
 # bench.txt, cuda-check.log, submit.json, mediator.log. The short tables are
 # printed last. Exit status 0 only when every step succeeded.
@@ -43,6 +45,10 @@ SPOOL=/tmp/vgpu-spool
 VM1=6f1c2a10-0000-4000-8000-0000000b0001 # the bench's VM: pool A, high
 VM2=6f1c2a10-0000-4000-8000-0000000b0002 # vgpu-submit's VM: pool B, medium
 
+# Optional CPU placement, for experiments: taskset -c lists.
+MEDIATOR_WRAP=() BENCH_WRAP=()
+[ -n "${VGPU_MEDIATOR_CPUS:-}" ] && MEDIATOR_WRAP=(taskset -c "$VGPU_MEDIATOR_CPUS")
+[ -n "${VGPU_BENCH_CPUS:-}" ] && BENCH_WRAP=(taskset -c "$VGPU_BENCH_CPUS")
 mkdir -p "$OUT"
 BIN=$(cd "$BIN" 2>/dev/null && pwd || echo "$BIN")
 WORK=$(mktemp -d /tmp/vgpu-dev.XXXXXX)
@@ -183,7 +189,7 @@ start_mediator() {
 	mkdir -p "$SPOOL"
 	limit=$(cap 45)
 	t0=$(ms)
-	"$BIN/vgpu-mediator" --db "$DB" --backend cuda --run-dir "$RUN" --spool-dir "$SPOOL" \
+	"${MEDIATOR_WRAP[@]}" "$BIN/vgpu-mediator" --db "$DB" --backend cuda --run-dir "$RUN" --spool-dir "$SPOOL" \
 		--log stderr --log-level info 2>"$WORK/mediator.log" &
 	MPID=$!
 	echo "=== mediator: pid $MPID" >>"$STEPS_LOG"
@@ -227,7 +233,7 @@ done
 BENCH_T=$(cap 240)
 BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s after this
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
-run_step bench "$BENCH_T" "$OUT/bench.txt" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
+run_step bench "$BENCH_T" "$OUT/bench.txt" "${BENCH_WRAP[@]}" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
 	--transport "$U1" --transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
 
