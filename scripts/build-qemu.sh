@@ -76,6 +76,7 @@ if [ "$(cat "$OUT/src.version" 2>/dev/null)" != "$version" ]; then
 	say "apt-get source qemu ($version)"
 	rm -rf "$src" "$OUT/dl" "$OUT/obj"
 	mkdir -p "$OUT/dl"
+	chown _apt "$OUT/dl" 2>/dev/null || true # apt downloads as _apt where it can
 	(cd "$OUT/dl" && apt-get source -qq "qemu=$version" >/dev/null)
 	mv "$(find "$OUT/dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n 1)" "$src"
 	rm -rf "$OUT/dl"
@@ -113,6 +114,7 @@ if [ ! -f "$obj/build.ninja" ]; then
 		>"$OUT/configure.log" 2>&1) || { tail -n 30 "$OUT/configure.log"; exit 1; }
 fi
 t0=$(date +%s)
+ccache -z >/dev/null 2>&1 || true # the figures below are this build's
 ninja -C "$obj" qemu-system-x86_64 >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log"; exit 1; }
 # QEMU itself builds without -Werror (its warnings vary with the compiler);
 # ours must build clean.
@@ -122,4 +124,4 @@ if grep -A4 'hw/misc/vgpu-stub[^ ]*:[0-9]*:[0-9]*: warning' "$OUT/build.log"; th
 	exit 1
 fi
 ln -sf "$obj/qemu-system-x86_64" "$OUT/qemu-system-x86_64"
-say "built $OUT/qemu-system-x86_64 in $(($(date +%s) - t0)) s ($(grep -c '^\[' "$OUT/build.log" || true) steps; ccache: $(ccache -s 2>/dev/null | grep -m1 -i 'hits' | tr -s ' ' || true))"
+say "built $OUT/qemu-system-x86_64 in $(($(date +%s) - t0)) s ($(grep -c '^\[' "$OUT/build.log" || true) steps; ccache$(ccache -s 2>/dev/null | grep -m1 -i 'hits' | tr -s ' ' || true))"
