@@ -128,6 +128,7 @@ static bool small_ok(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 		     const struct vgpu_msg_header *h, const uint8_t *block, uint16_t type)
 {
 	return h->type == type && h->payload_len == VGPU_PROTO_PARAMS_SIZE && h->op == 0 &&
+	       h->request_id == 0 &&
 	       vgpu_proto_checksum(raw_header, block, VGPU_PROTO_PARAMS_SIZE) == h->checksum;
 }
 

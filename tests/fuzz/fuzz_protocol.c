@@ -1,10 +1,13 @@
 /*
  * fuzz_protocol.c - the wire-format decoder (protocol/protocol.c), fed a
  * whole message: header, then the payload when its length fits the input.
- * Invariants: whatever is accepted has counts that add up to payload_len,
+ * Invariants: an accepted header is a request or response naming a known
+ * op, or an attach message naming none (the ring's, fuzzed by fuzz_ring);
+ * whatever is accepted has counts that add up to payload_len,
  * pointers inside the payload, and re-encodes to exactly the input bytes
  * (one message, one encoding).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +81,12 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 
 	if (vgpu_proto_decode_header(msg, l, &h) != VGPU_OK)
 		return;
-	if (h.payload_len > l->max_payload || !vgpu_op_name(h.op) ||
-	    (h.type != VGPU_MSG_REQUEST && h.type != VGPU_MSG_RESPONSE))
+	bool data_msg = h.type == VGPU_MSG_REQUEST || h.type == VGPU_MSG_RESPONSE;
+	bool ring_msg = h.type == VGPU_MSG_ATTACH || h.type == VGPU_MSG_ATTACHED;
+
+	/* Requests and responses name an op; the ring's attach messages none. */
+	if (h.payload_len > l->max_payload || (data_msg && !vgpu_op_name(h.op)) ||
+	    (ring_msg && h.op != 0) || (!data_msg && !ring_msg))
 		abort();
 	vgpu_proto_encode_header(&h, again);
 	if (memcmp(again, msg, sizeof(again)) != 0)

@@ -78,6 +78,9 @@ def main():
         "resp-reduce-sum": response(6, REDUCE_SUM, 0, 0, 0, 1),
         "resp-busy": response(7, SAXPY, -9, 0, 0),
         "resp-denied": response(8, VECTOR_ADD, -10, 0, 0),
+        # The ring's attach messages: type 3 and 4, op 0 (fuzz_ring parses them).
+        "attach": sign(header(3, 0, 0, 24) + struct.pack("<QQQ", 1 << 20, 0, 0)),
+        "attached": sign(header(4, 0, 0, 24) + struct.pack("<iIQQ", 0, 1024, 102400 + (1 << 20), 0)),
         # Broken ones.
         "bad-magic": request(1, VECTOR_ADD, n=1, counts=(1, 1), magic=0x55504757),
         "bad-version": request(1, VECTOR_ADD, n=1, counts=(1, 1), version=2),
