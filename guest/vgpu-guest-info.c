@@ -191,7 +191,8 @@ static int find(struct stub *out, int max)
 		    vendor != VGPU_STUB_VENDOR_ID || device != VGPU_STUB_DEVICE_ID)
 			continue;
 		memset(&out[n], 0, sizeof(out[n]));
-		snprintf(out[n].addr, sizeof(out[n].addr), "%s", e->d_name);
+		/* plausible_addr() checked that it fits. */
+		memcpy(out[n].addr, e->d_name, strlen(e->d_name) + 1);
 		if (!read_hex(e->d_name, "class", &out[n].class_code))
 			out[n].class_code = 0;
 		n++;
