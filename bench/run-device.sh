@@ -23,7 +23,8 @@
 #                socket: the cuda backend end to end (spool-*, shm-*: the
 #                same over its spool directory and a shared-memory window)
 #   bench        vgpu-bench over VM 1's window, socket and spool directory,
-#                --json $OUT/bench.json
+#                --json $OUT/bench.json; the host's steal time meanwhile
+#                (/proc/stat) is printed with the result
 #   stats        vgpu-admin stats from the running mediator
 #   stop         SIGTERM to the mediator; it must exit 0
 # VGPU_MEDIATOR_CPUS and VGPU_BENCH_CPUS (taskset -c lists) pin the
@@ -232,10 +233,17 @@ done
 # ---- the benchmark, over VM 1's window, socket and spool directory ----
 BENCH_T=$(cap 240)
 BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s after this
+# The CPU time the host took from this VM during the bench (the steal
+# column of /proc/stat, all CPUs): small-op latencies move with it.
+cpu_ticks() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print t, $9}' /proc/stat; }
+read -r TOTAL0 STEAL0 <<<"$(cpu_ticks)"
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
 run_step bench "$BENCH_T" "$OUT/bench.txt" "${BENCH_WRAP[@]}" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
 	--transport "$U1" --transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
+read -r TOTAL1 STEAL1 <<<"$(cpu_ticks)"
+STEAL_NOTE="steal during the bench: $((STEAL1 - STEAL0)) of $((TOTAL1 - TOTAL0)) ticks ($(awk "BEGIN{printf \"%.2f\", 100 * ($STEAL1 - $STEAL0) / ($TOTAL1 - $TOTAL0 + 1)}")%)"
+echo "=== $STEAL_NOTE" >>"$STEPS_LOG"
 
 run_step stats 15 "$STEPS_LOG" "$BIN/vgpu-admin" --db "$DB" stats --run-dir "$RUN"
 
@@ -283,6 +291,7 @@ stop_mediator
 			"$(awk "BEGIN{print ${S_MS[$i]}/1000}")" "${S_NOTE[$i]}"
 	done
 	echo
+	echo "${STEAL_NOTE:-steal: not measured}"
 	echo "RESULT: $([ $failed -eq 0 ] && echo PASS || echo FAIL) ($failed of ${#S_NAME[@]} steps failed, $(elapsed_s) s; files in $OUT)"
 } >"$OUT/summary.txt"
 cat "$OUT/summary.txt"
