@@ -21,7 +21,12 @@
  * LAUNCH_SPIN_NS before sleeping on their condition variable, so that a
  * client submitting again right after its done() costs no thread wake-up
  * (on the H100 a 4 KiB vector_add went from native + 20 us to native + 3 us;
- * the price is up to 50 us of one core's time after each burst of work).
+ * the price is up to LAUNCH_SPIN_NS of one core's time after each burst).
+ * The window should outlast a request's whole round trip: at 50 us,
+ * back-to-back requests of 40 to 60 us looked bistable on the H100 (a
+ * missed window lengthens the cycle past the window, so the next one is
+ * missed too); 200 us, like the mediator's poll_us and libvgpu's
+ * VGPU_SPIN_US, made that mode rarer (docs/performance.md, run 12).
  *
  * Never: call done() with a lock held, or wait on the GPU in the launcher.
  */
@@ -34,7 +39,7 @@
 #define LAUNCH_WINDOW 32         /* works on the GPU at once, all levels */
 #define SPIN_NS 100000u          /* a waiter polls this long before it sleeps */
 #define POLL_NS 2000u            /* between two polls */
-#define LAUNCH_SPIN_NS 50000u    /* an idle launcher watches for work this long */
+#define LAUNCH_SPIN_NS 200000u   /* an idle launcher or waiter watches for work this long */
 
 /* Works of @level on the GPU at most: 16, 24 and 32 of LAUNCH_WINDOW. */
 static int window_of(int level)
