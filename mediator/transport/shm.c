@@ -175,26 +175,29 @@ static void flush_backlog(struct session *s)
 		kick(s->doorbell_fd); /* descriptors may wait for the room made */
 }
 
-/* Take one descriptor at sq_head and admit or refuse it. */
-static void take_one(struct session *s)
+/* Take one descriptor at sq_head and admit or refuse it; false (nothing
+ * taken) when there is no memory to answer it with. */
+static bool take_one(struct session *s)
 {
 	struct mediator *m = s->m;
 	struct vgpu_vm *vm = s->vm;
 	uint8_t raw[VGPU_RING_DESC_SIZE];
 	struct vgpu_ring_desc d;
 	struct vgpu_ring_view rv;
-	struct vgpu_request *req;
+	/* The request first: a descriptor is only taken once it can be answered. */
+	struct vgpu_request *req = vgpu_request_new(m, vm, &vgpu_transport_shm, s, 0, 0);
 	int rc;
 
+	if (!req)
+		return false;
 	/* Our copy: the guest may rewrite the slot at any time from here on. */
 	memcpy(raw, s->win + VGPU_RING_SQ_OFFSET +
 			    (size_t)(s->sq_head % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE,
 	       sizeof(raw));
 	s->sq_head++;
 	rc = vgpu_ring_decode_desc(raw, &d);
-	req = vgpu_request_new(m, vm, &vgpu_transport_shm, s, d.request_id, d.op);
-	if (!req)
-		return; /* logged; the client's request is never answered, like a lost message */
+	req->request_id = d.request_id;
+	req->op = d.op;
 	s->refs++;
 	s->taken++;
 	if (rc == VGPU_OK)
@@ -204,7 +207,7 @@ static void take_one(struct session *s)
 				    rc == VGPU_LIMIT	   ? "over the size limits"
 				    : rc == VGPU_PROTOCOL ? "malformed ring descriptor"
 							  : "bad sizes or offsets in its descriptor");
-		return;
+		return true;
 	}
 	struct vgpu_request_view view = {
 		.op = rv.op,
@@ -216,6 +219,7 @@ static void take_one(struct session *s)
 		view.in_count[i] = rv.in_count[i];
 	}
 	vgpu_request_admit(req, vm, &view, (float *)(void *)(s->win + rv.out_off));
+	return true;
 }
 
 /* Take what the client published, as far as the completion ring can
@@ -223,6 +227,7 @@ static void take_one(struct session *s)
 static void take_descriptors(struct session *s)
 {
 	uint32_t tail = __atomic_load_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
+	bool oom = false;
 	int n = 0;
 
 	if (tail - s->sq_head > VGPU_RING_ENTRIES) {
@@ -230,10 +235,13 @@ static void take_descriptors(struct session *s)
 		return;
 	}
 	while (s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES && n < BATCH) {
-		take_one(s);
+		if (!take_one(s)) {
+			oom = true; /* logged; left in the ring for the next doorbell */
+			break;
+		}
 		n++;
 	}
-	if (s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES)
+	if (!oom && s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES)
 		kick(s->doorbell_fd); /* more to take: come back next round */
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_HEAD), s->sq_head, __ATOMIC_RELEASE);
 }
