@@ -38,6 +38,7 @@
 #include "libvgpu.h"
 #include "transport.h"
 #include "transport_shm.h"
+#include "vgpu_spin.h"
 
 /* Floats go to and come from the wire as they lie in memory, uncopied. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -594,8 +595,10 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 				continue;
 		}
 		uint64_t now = now_ns();
-		if (now < spin_until && (timeout_ms < 0 || now < deadline))
+		if (now < spin_until && (timeout_ms < 0 || now < deadline)) {
+			vgpu_cpu_relax();
 			continue;
+		}
 		if (timeout_ms >= 0) {
 			if (now >= deadline)
 				return VGPU_TIMEOUT;

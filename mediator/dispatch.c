@@ -10,10 +10,14 @@
  * on the latency of small requests). The queue still decides what runs: it
  * pops the highest priority, whichever thread pops.
  *
+ * A request of a zero-copy transport is answered by that transport on the
+ * backend thread that finished it (vgpu_transport.complete); others go
+ * to the loop thread through the completion list.
+ *
  * Must never: block on the GPU (submit is asynchronous), call into a
- * transport (only the loop thread does), or lose a popped request (every
- * one reaches the completion list, with an error status if the backend
- * refused it).
+ * transport except through its thread-safe complete(), or lose a popped
+ * request (every one is answered by complete() or reaches the completion
+ * list, with an error status if the backend refused it).
  */
 #include <stdint.h>
 #include <unistd.h>
@@ -29,6 +33,18 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 
 	req->status = status;
 	req->exec_ns = exec_ns;
+	if (req->transport->complete) {
+		/* Answered right here: no hand-off to the loop thread. From a
+		 * true return on, req may be gone. */
+		vgpu_request_record(req);
+		if (req->transport->complete(m, req)) {
+			pthread_mutex_lock(&m->done_lock);
+			m->inflight--;
+			pthread_cond_signal(&m->inflight_cond);
+			pthread_mutex_unlock(&m->done_lock);
+			return;
+		}
+	}
 	pthread_mutex_lock(&m->done_lock);
 	req->next_done = NULL;
 	if (m->done_tail)

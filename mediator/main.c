@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "vgpu_spin.h"
 #include "mediator.h"
 
 #define DEFAULT_CONF "/etc/vgpu/mediator.conf"
@@ -371,6 +372,8 @@ int main(int argc, char **argv)
 
 		if (n > 0)
 			poll_until = vgpu_now_ns() + (uint64_t)m.set.poll_us * 1000u;
+		else if (polling)
+			vgpu_cpu_relax();
 		if (rt.reload && !m.stopping) {
 			rt.reload = false;
 			vgpu_vms_reload(&m);

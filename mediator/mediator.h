@@ -4,8 +4,9 @@
  * request life cycle, the dispatcher and the control socket.
  *
  * Threads: the loop thread owns the VM table, every connection and every
- * response; the dispatcher thread only pops the queue and submits to the
- * backend; backend threads only call request_done(). Shared state between
+ * response but those a zero-copy transport posts from a backend thread
+ * itself (vgpu_transport.complete); the dispatcher thread only pops the
+ * queue and submits to the backend; backend threads only call work_done(). Shared state between
  * them is the queue (its own lock), the stats (their own lock), the
  * completion list and the in-flight count (done_lock).
  */
@@ -84,6 +85,10 @@ struct vgpu_transport {
 	/* Send req->resp on the channel it came from (loop thread), then
 	 * request_free() it; drop it when the channel is gone. */
 	void (*respond)(struct mediator *m, struct vgpu_request *req);
+	/* Optional, for zero-copy transports: called on a backend thread when
+	 * @req is done (statistics recorded); answer it there and return true,
+	 * or return false, doing nothing, to have the loop respond() as usual. */
+	bool (*complete)(struct mediator *m, struct vgpu_request *req);
 	/* Responses not yet written out (shutdown waits for 0). */
 	uint64_t (*pending)(struct mediator *m);
 };
@@ -104,6 +109,7 @@ struct vgpu_request {
 	size_t resp_len;
 	size_t resp_cap;
 	uint64_t queue_ns, exec_ns;
+	bool recorded;                       /* its outcome is in the statistics */
 	struct vgpu_request *next_done;
 };
 
@@ -162,6 +168,8 @@ void vgpu_request_reject(struct vgpu_request *req, struct vgpu_vm *vm, int statu
 void vgpu_request_free(struct vgpu_request *req);
 /* Answer @req with @status (loop thread), e.g. for a VM that went away. */
 void vgpu_request_fail(struct vgpu_request *req, int status);
+/* Count a finished request in the statistics (any thread, once). */
+void vgpu_request_record(struct vgpu_request *req);
 /* Loop thread: deliver every completed request (done_efd readable). */
 void vgpu_deliver_done(void *ctx, uint32_t events);
 

@@ -164,6 +164,19 @@ void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transp
 	vgpu_request_admit(req, vm, &view, NULL);
 }
 
+void vgpu_request_record(struct vgpu_request *req)
+{
+	uint64_t bytes_in = 0;
+
+	for (int i = 0; i < 3; i++)
+		bytes_in += req->work.in_count[i] * sizeof(float);
+	vgpu_stats_record(req->m->stats, req->vm_slot, req->item.priority,
+			  req->status == VGPU_OK ? VGPU_OUTCOME_COMPLETED : VGPU_OUTCOME_FAILED,
+			  req->queue_ns, req->exec_ns, bytes_in,
+			  req->status == VGPU_OK ? req->work.out_count * sizeof(float) : 0);
+	req->recorded = true;
+}
+
 void vgpu_deliver_done(void *ctx, uint32_t events)
 {
 	struct mediator *m = ctx;
@@ -181,15 +194,10 @@ void vgpu_deliver_done(void *ctx, uint32_t events)
 
 	while (list) {
 		struct vgpu_request *req = list;
-		uint64_t bytes_in = 0;
 
 		list = req->next_done;
-		for (int i = 0; i < 3; i++)
-			bytes_in += req->work.in_count[i] * sizeof(float);
-		vgpu_stats_record(m->stats, req->vm_slot, req->item.priority,
-				  req->status == VGPU_OK ? VGPU_OUTCOME_COMPLETED : VGPU_OUTCOME_FAILED,
-				  req->queue_ns, req->exec_ns, bytes_in,
-				  req->status == VGPU_OK ? req->work.out_count * sizeof(float) : 0);
+		if (!req->recorded)
+			vgpu_request_record(req);
 		respond(req);
 	}
 }

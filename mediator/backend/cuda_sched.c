@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 
 #include "backend_internal.h"
+#include "vgpu_spin.h"
 #include "cuda_internal.h"
 
 #define LAUNCH_WINDOW 32         /* works on the GPU at once, all levels */
@@ -94,7 +95,7 @@ static void idle(struct vgpu_cuda_ctx *c)
 
 	pthread_mutex_unlock(&c->lock);
 	while (atomic_load(&c->wake_seq) == seen && vgpu_backend_now_ns() - t0 < LAUNCH_SPIN_NS)
-		;
+		vgpu_cpu_relax();
 	pthread_mutex_lock(&c->lock);
 	if (atomic_load(&c->wake_seq) == seen)
 		pthread_cond_wait(&c->launch_cond, &c->lock);
@@ -162,7 +163,7 @@ static void pause_ns(uint64_t ns)
 	uint64_t t0 = vgpu_backend_now_ns();
 
 	while (vgpu_backend_now_ns() - t0 < ns)
-		;
+		vgpu_cpu_relax();
 }
 
 /* Poll @ev every POLL_NS (a tighter loop of cudaEventQuery contends with
@@ -233,7 +234,7 @@ static void *waiter_main(void *arg)
 			pthread_mutex_unlock(&c->fly_lock);
 			while (atomic_load(&lv->fly_seq) == seen &&
 			       vgpu_backend_now_ns() - t0 < LAUNCH_SPIN_NS)
-				;
+				vgpu_cpu_relax();
 			pthread_mutex_lock(&c->fly_lock);
 			if (atomic_load(&lv->fly_seq) == seen)
 				pthread_cond_wait(&lv->fly_cond, &c->fly_lock);

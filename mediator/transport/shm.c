@@ -11,6 +11,15 @@
  * Identity comes from the channel: a session belongs to the VM whose
  * socket asked for it, and its descriptors can only name its own window.
  *
+ * Threads: the loop thread takes descriptors, attaches and detaches; a
+ * backend thread that finishes a request posts its completion itself
+ * (shm_complete(): one thread hand-off less on every request). A session's
+ * lock guards what both touch: references, the taken count, the
+ * completion ring's tail and backlog, the VM pointer (NULL once closed)
+ * and the doorbell. A session is freed only on the loop thread: a backend
+ * thread never drops the last reference (while the VM pointer is set, the
+ * connection holds one; once it is NULL, completions go through the loop).
+ *
  * Must never: read a descriptor in place (each is copied out before it is
  * decoded, so the guest cannot change it between check and use), trust an
  * index the client writes (its tail may only run ENTRIES ahead of our
@@ -19,6 +28,7 @@
  * request still points into it (requests hold references).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +46,8 @@
 #define BATCH 64           /* descriptors taken per doorbell round, for fairness */
 
 struct shm_global {
-	uint64_t pending;      /* answers waiting for room in a completion ring */
-	uint64_t bytes;        /* of all live windows */
+	uint64_t pending;      /* answers waiting for room in a completion ring (atomic) */
+	uint64_t bytes;        /* of all live windows (loop thread) */
 };
 
 struct session;
@@ -48,21 +58,22 @@ struct shm_vm {
 
 struct session {
 	struct mediator *m;
-	struct vgpu_vm *vm;          /* NULL once the VM or its connection is gone */
+	pthread_mutex_t lock;        /* guards the fields marked (L) */
+	struct vgpu_vm *vm;          /* (L) NULL once the VM or its connection is gone */
 	struct shm_vm *sv;
-	int refs;                    /* the connection + each request not yet answered */
-	bool serving;                /* taking descriptors (doorbell watched) */
+	int refs;                    /* (L) the connection + each request not yet answered */
+	bool serving;                /* (L) taking descriptors (doorbell watched and open) */
 	int conn_fd;                 /* the owning connection (borrowed): shut down on abuse */
 	uint8_t *win;                /* the mapping */
 	size_t win_size;
 	bool registered;             /* pinned by the backend */
-	int doorbell_fd;             /* client -> mediator */
+	int doorbell_fd;             /* (L) client -> mediator */
 	int notify_fd;               /* mediator -> client */
 	struct vgpu_loop_watch watch;
 	uint32_t sq_head;            /* next descriptor to take (private copy) */
-	uint32_t cq_tail;            /* next completion slot (private copy) */
-	uint32_t taken;              /* descriptors taken, not yet completed */
-	struct vgpu_request *backlog_head, *backlog_tail; /* answered, no CQ room yet */
+	uint32_t cq_tail;            /* (L) next completion slot (private copy) */
+	uint32_t taken;              /* (L) descriptors taken, not yet completed */
+	struct vgpu_request *backlog_head, *backlog_tail; /* (L) answered, no CQ room yet */
 	struct session *next;        /* in sv->sessions */
 };
 
@@ -85,10 +96,9 @@ static void kick(int efd)
 	}
 }
 
-static void session_unref(struct session *s)
+/* Loop thread, the last reference gone: release the window. */
+static void session_free(struct session *s)
 {
-	if (--s->refs > 0)
-		return;
 	struct mediator *m = s->m;
 
 	if (s->registered)
@@ -96,24 +106,46 @@ static void session_unref(struct session *s)
 	munmap(s->win, s->win_size);
 	global(m)->bytes -= s->win_size;
 	close(s->notify_fd);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
-/* Stop taking descriptors; answers to what was taken still go out. */
-static void stop_serving(struct session *s)
+/* Loop thread. */
+static void session_unref(struct session *s)
 {
-	if (!s->serving)
-		return;
-	s->serving = false;
-	vgpu_loop_remove(s->m->loop, &s->watch);
-	close(s->doorbell_fd);
-	s->doorbell_fd = -1;
+	pthread_mutex_lock(&s->lock);
+	bool last = --s->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (last)
+		session_free(s);
 }
 
-/* The session's VM or connection is gone: unlink it and drop the
- * connection's reference. */
+/* Loop thread: stop taking descriptors; answers to what was taken still
+ * go out. */
+static void stop_serving(struct session *s)
+{
+	int fd;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->serving) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->serving = false;
+	fd = s->doorbell_fd;
+	s->doorbell_fd = -1;
+	pthread_mutex_unlock(&s->lock);
+	vgpu_loop_remove(s->m->loop, &s->watch);
+	close(fd);
+}
+
+/* Loop thread: the session's VM or connection is gone. From here on its
+ * completions go through the loop (shm_respond()). */
 static void session_close(struct session *s)
 {
+	pthread_mutex_lock(&s->lock);
+	s->vm = NULL;
+	pthread_mutex_unlock(&s->lock);
 	stop_serving(s);
 	if (s->sv) {
 		struct session **pp = &s->sv->sessions;
@@ -124,7 +156,6 @@ static void session_close(struct session *s)
 			*pp = s->next;
 		s->sv = NULL;
 	}
-	s->vm = NULL;
 	s->conn_fd = -1;
 }
 
@@ -139,8 +170,9 @@ static void abuse(struct session *s, const char *why)
 		shutdown(s->conn_fd, SHUT_RDWR);
 }
 
-/* Move answers into the completion ring while it has room. */
-static void flush_backlog(struct session *s)
+/* Move answers into the completion ring while it has room. Lock held;
+ * the caller holds a reference besides the answers' own. */
+static void flush_backlog_locked(struct session *s)
 {
 	uint32_t cq_head = __atomic_load_n(index_at(s, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
 	bool posted = false, was_full = s->taken >= VGPU_RING_ENTRIES;
@@ -161,7 +193,7 @@ static void flush_backlog(struct session *s)
 		s->backlog_head = req->next_done;
 		if (!s->backlog_head)
 			s->backlog_tail = NULL;
-		global(s->m)->pending--;
+		__atomic_sub_fetch(&global(s->m)->pending, 1, __ATOMIC_RELAXED);
 		s->taken--;
 		posted = true;
 		vgpu_request_free(req);
@@ -198,8 +230,10 @@ static bool take_one(struct session *s)
 	rc = vgpu_ring_decode_desc(raw, &d);
 	req->request_id = d.request_id;
 	req->op = d.op;
+	pthread_mutex_lock(&s->lock);
 	s->refs++;
 	s->taken++;
+	pthread_mutex_unlock(&s->lock);
 	if (rc == VGPU_OK)
 		rc = vgpu_ring_check_desc(&d, &m->limits, s->win_size, &rv);
 	if (rc != VGPU_OK) {
@@ -222,8 +256,18 @@ static bool take_one(struct session *s)
 	return true;
 }
 
+/* Whether the completion ring can answer another descriptor. */
+static bool has_room(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool room = s->taken < VGPU_RING_ENTRIES;
+	pthread_mutex_unlock(&s->lock);
+	return room;
+}
+
 /* Take what the client published, as far as the completion ring can
- * answer it, at most BATCH per round. */
+ * answer it, at most BATCH per round. Loop thread; s->serving is only
+ * written on it, so it reads it without the lock. */
 static void take_descriptors(struct session *s)
 {
 	uint32_t tail = __atomic_load_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
@@ -234,14 +278,14 @@ static void take_descriptors(struct session *s)
 		abuse(s, "submission tail out of range");
 		return;
 	}
-	while (s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES && n < BATCH) {
+	while (s->serving && s->sq_head != tail && has_room(s) && n < BATCH) {
 		if (!take_one(s)) {
 			oom = true; /* logged; left in the ring for the next doorbell */
 			break;
 		}
 		n++;
 	}
-	if (!oom && s->serving && s->sq_head != tail && s->taken < VGPU_RING_ENTRIES)
+	if (!oom && s->serving && s->sq_head != tail && has_room(s))
 		kick(s->doorbell_fd); /* more to take: come back next round */
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_HEAD), s->sq_head, __ATOMIC_RELEASE);
 }
@@ -255,33 +299,66 @@ static void doorbell_event(void *ctx, uint32_t events)
 	if (read(s->doorbell_fd, &n, sizeof(n)) < 0) {
 		/* EAGAIN: nothing new; look anyway. */
 	}
+	pthread_mutex_lock(&s->lock);
 	s->refs++; /* hold s across the callbacks below */
-	flush_backlog(s);
+	flush_backlog_locked(s);
+	pthread_mutex_unlock(&s->lock);
 	if (s->serving)
 		take_descriptors(s);
 	session_unref(s);
 }
 
-static void shm_respond(struct mediator *m, struct vgpu_request *req)
+/* Queue @req's answer and post what fits. Lock held, VM set. */
+static void answer_locked(struct session *s, struct vgpu_request *req)
 {
-	struct session *s = req->reply_ctx;
-
-	if (!s->vm) {
-		s->taken--;
-		vgpu_request_free(req);
-		session_unref(s);
-		return;
-	}
 	req->next_done = NULL;
 	if (s->backlog_tail)
 		s->backlog_tail->next_done = req;
 	else
 		s->backlog_head = req;
 	s->backlog_tail = req;
-	global(m)->pending++;
-	s->refs++;
-	flush_backlog(s);
-	session_unref(s);
+	__atomic_add_fetch(&global(s->m)->pending, 1, __ATOMIC_RELAXED);
+	flush_backlog_locked(s);
+}
+
+/* Loop thread: refusals at admission, and completions that a backend
+ * thread left to the loop. */
+static void shm_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct session *s = req->reply_ctx;
+	bool last = false;
+
+	(void)m;
+	pthread_mutex_lock(&s->lock);
+	if (!s->vm) {
+		s->taken--;
+		last = --s->refs == 0;
+		pthread_mutex_unlock(&s->lock);
+		vgpu_request_free(req);
+		if (last)
+			session_free(s);
+		return;
+	}
+	/* The connection's reference outlives this: vm is set. */
+	answer_locked(s, req);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A backend thread: post the completion now, unless the session is
+ * closing (then the loop answers, and may free the session). */
+static bool shm_complete(struct mediator *m, struct vgpu_request *req)
+{
+	struct session *s = req->reply_ctx;
+
+	(void)m;
+	pthread_mutex_lock(&s->lock);
+	if (!s->vm) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	answer_locked(s, req);
+	pthread_mutex_unlock(&s->lock);
+	return true;
 }
 
 /* Write the control page: what the client reads to find its way. */
@@ -320,6 +397,10 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return VGPU_NO_MEMORY;
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		return VGPU_NO_MEMORY;
+	}
 	s->doorbell_fd = s->notify_fd = -1;
 	memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (memfd < 0 || ftruncate(memfd, (off_t)size) != 0 ||
@@ -392,6 +473,7 @@ fail:
 		close(s->doorbell_fd);
 	if (s->notify_fd >= 0)
 		close(s->notify_fd);
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return rc;
 }
@@ -402,17 +484,22 @@ void vgpu_shm_detach(void *session)
 
 	if (!s)
 		return;
-	/* Answers that found no room are dropped with the client. */
+	/* Closed and drained in one step: from here on backend threads hand
+	 * their completions to the loop, and answers that found no room are
+	 * dropped with the client. */
+	pthread_mutex_lock(&s->lock);
+	s->vm = NULL;
 	while (s->backlog_head) {
 		struct vgpu_request *req = s->backlog_head;
 
 		s->backlog_head = req->next_done;
-		global(s->m)->pending--;
+		__atomic_sub_fetch(&global(s->m)->pending, 1, __ATOMIC_RELAXED);
 		s->taken--;
 		vgpu_request_free(req);
-		s->refs--;
+		s->refs--; /* never the last: the connection's is dropped below */
 	}
 	s->backlog_tail = NULL;
+	pthread_mutex_unlock(&s->lock);
 	session_close(s);
 	session_unref(s);
 }
@@ -465,7 +552,7 @@ static void shm_stop(struct mediator *m)
 
 static uint64_t shm_pending(struct mediator *m)
 {
-	return global(m)->pending;
+	return __atomic_load_n(&global(m)->pending, __ATOMIC_RELAXED);
 }
 
 const struct vgpu_transport vgpu_transport_shm = {
@@ -478,5 +565,6 @@ const struct vgpu_transport vgpu_transport_shm = {
 	.vm_added = shm_vm_added,
 	.vm_removed = shm_vm_removed,
 	.respond = shm_respond,
+	.complete = shm_complete,
 	.pending = shm_pending,
 };
