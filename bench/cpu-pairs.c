@@ -12,7 +12,9 @@
  * Never: run unpinned (a pair whose thread cannot be pinned is skipped and
  * printed as "-").
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setaffinity_np, when built by hand */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
