@@ -63,6 +63,7 @@
 
 #include "libvgpu.h"
 #include "native.h"
+#include "vgpu_clock.h"
 
 #define PROG "vgpu-bench"
 #define MAX_TRANSPORTS 4
@@ -115,14 +116,6 @@ static struct {
 
 static uint64_t t_start_ns, deadline_ns;
 static int failures, checks_passed;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 __attribute__((format(printf, 1, 2))) static void errorf(const char *fmt, ...)
 {
@@ -526,7 +519,7 @@ static int it_mediated(struct work *w, struct vgpu_timing *t)
 
 static bool out_of_time(void)
 {
-	return now_ns() >= deadline_ns;
+	return vgpu_now_ns() >= deadline_ns;
 }
 
 /*
@@ -547,9 +540,9 @@ static int measure(struct work *w, iter_fn *fn, unsigned repeat, struct series *
 		if (rc != 0)
 			return rc;
 	}
-	start = now_ns();
+	start = vgpu_now_ns();
 	for (unsigned i = 0; i < repeat; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = vgpu_now_ns();
 
 		if (i >= MIN_SAMPLES && (t0 - start >= budget || t0 >= deadline_ns)) {
 			lat->stopped_early = true;
@@ -557,7 +550,7 @@ static int measure(struct work *w, iter_fn *fn, unsigned repeat, struct series *
 		}
 		memset(&t, 0, sizeof(t));
 		rc = fn(w, &t);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = vgpu_now_ns();
 
 		if (rc != 0)
 			return rc;
@@ -572,7 +565,7 @@ static int measure(struct work *w, iter_fn *fn, unsigned repeat, struct series *
 
 static void pipe_finish(struct pipe_result *r, const struct work *w, uint64_t t0)
 {
-	r->seconds = (double)(now_ns() - t0) / 1e9;
+	r->seconds = (double)(vgpu_now_ns() - t0) / 1e9;
 	r->gbps = r->seconds > 0 ? (double)r->requests * (double)w->bytes / r->seconds / 1e9 : 0;
 }
 
@@ -610,7 +603,7 @@ static int pipelined_mediated(struct work *w, struct transport *tp, unsigned tot
 		unsigned n_req = round == 0 ? (unsigned)depth : total;
 
 		if (round == 1)
-			t0 = now_ns();
+			t0 = vgpu_now_ns();
 		for (unsigned i = 0; i < n_req; i++) {
 			int s = (int)(i % (unsigned)depth);
 
@@ -620,7 +613,7 @@ static int pipelined_mediated(struct work *w, struct transport *tp, unsigned tot
 				if (rc != VGPU_OK)
 					break;
 			}
-			uint64_t now = now_ns();
+			uint64_t now = vgpu_now_ns();
 
 			if (round == 1 && i >= 2u * (unsigned)depth &&
 			    (now - t0 >= budget || now >= deadline_ns)) {
@@ -690,7 +683,7 @@ static int pipelined_native(struct work *w, unsigned total)
 		unsigned n_req = round == 0 ? (unsigned)depth : total;
 
 		if (round == 1)
-			t0 = now_ns();
+			t0 = vgpu_now_ns();
 		for (unsigned i = 0; i < n_req && rc == 0; i++) {
 			int s = (int)(i % (unsigned)depth);
 
@@ -699,7 +692,7 @@ static int pipelined_native(struct work *w, unsigned total)
 				if ((rc = bn_vadd_wait(w->vadd, s)) != 0)
 					break;
 			}
-			uint64_t now = now_ns();
+			uint64_t now = vgpu_now_ns();
 
 			if (round == 1 && i >= 2u * (unsigned)depth &&
 			    (now - t0 >= budget || now >= deadline_ns)) {
@@ -1324,7 +1317,7 @@ static int write_json(const struct bn_device_info *dev, struct work *works, size
 		"\n  ],\n  \"checks_passed\": %d, \"failures\": %d, \"complete\": %s, "
 		"\"elapsed_s\": ",
 		checks_passed, failures, complete ? "true" : "false");
-	json_num(f, (double)(now_ns() - t_start_ns) / 1e9);
+	json_num(f, (double)(vgpu_now_ns() - t_start_ns) / 1e9);
 	fputs("\n}\n", f);
 	if (fclose(f) != 0 || rename(tmp, opt.json) != 0) {
 		errorf("%s: %s", opt.json, strerror(errno));
@@ -1508,7 +1501,7 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv);
 	if (rc >= 0)
 		return rc;
-	t_start_ns = now_ns();
+	t_start_ns = vgpu_now_ns();
 	deadline_ns = t_start_ns + (uint64_t)(opt.deadline_s * 1e9);
 	signal(SIGALRM, watchdog);
 	alarm((unsigned)opt.deadline_s + WATCHDOG_GRACE_S);
@@ -1591,7 +1584,7 @@ int main(int argc, char **argv)
 	else
 		printf(" none evaluated\n");
 	printf("checks passed %d, failures %d, %.1f s: %s\n", checks_passed, failures,
-	       (double)(now_ns() - t_start_ns) / 1e9, failures ? "FAIL" : "PASS");
+	       (double)(vgpu_now_ns() - t_start_ns) / 1e9, failures ? "FAIL" : "PASS");
 	for (size_t i = 0; i < n_works; i++) {
 		series_free(&works[i].native);
 		series_free(&works[i].pageable);

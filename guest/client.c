@@ -33,12 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "libvgpu.h"
 #include "transport.h"
 #include "transport_shm.h"
 #include "vgpu_spin.h"
+#include "vgpu_clock.h"
 
 /* Floats go to and come from the wire as they lie in memory, uncopied. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -79,14 +79,6 @@ struct vgpu_client {
 	vgpu_log_fn *log_fn;             /* where failures are described, or NULL */
 	void *log_opaque;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The connection is unusable from now on: every request still outstanding
@@ -143,7 +135,7 @@ static void release(vgpu_client *c, struct pending *s)
 static void complete(struct pending *s)
 {
 	s->done = true;
-	s->timing.total_ns = now_ns() - s->submit_ns;
+	s->timing.total_ns = vgpu_now_ns() - s->submit_ns;
 }
 
 /* The whole prefix is in: check it against the request it names. */
@@ -532,7 +524,7 @@ int vgpu_submit(vgpu_client *c, int op, const struct vgpu_op_params *params,
 	s->op = (uint16_t)op;
 	s->out = out;
 	s->out_count = out_count;
-	s->submit_ns = now_ns();
+	s->submit_ns = vgpu_now_ns();
 
 	if (c->shm) {
 		rc = shm_submit(c, s, op, params, in, in_count, n_inputs);
@@ -579,8 +571,8 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 	if (!s)
 		return VGPU_NOT_FOUND;
 	if (timeout_ms >= 0)
-		deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-	uint64_t spin_until = timeout_ms == 0 ? 0 : now_ns() + c->spin_ns;
+		deadline = vgpu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t spin_until = timeout_ms == 0 ? 0 : vgpu_now_ns() + c->spin_ns;
 	while (!s->done) {
 		size_t got = 0;
 		int wait_ms = -1, ready;
@@ -594,7 +586,7 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 			if (got)
 				continue;
 		}
-		uint64_t now = now_ns();
+		uint64_t now = vgpu_now_ns();
 		if (now < spin_until && (timeout_ms < 0 || now < deadline)) {
 			vgpu_cpu_relax();
 			continue;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <syslog.h>
 
+#include "vgpu_clock.h"
+
 /* Levels are syslog's: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG. */
 void vgpu_log_open(bool to_syslog, int max_level);
 void vgpu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -31,6 +33,5 @@ void vgpu_log_guest(struct vgpu_ratelimit *rl, int level, const char *fmt, ...)
 /* A level from "error", "warning", "notice", "info", "debug"; -1 if none. */
 int vgpu_log_level_parse(const char *name);
 
-uint64_t vgpu_now_ns(void);
 
 #endif

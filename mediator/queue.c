@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "queue.h"
+#include "vgpu_clock.h"
 #include "vgpu_error.h"
 
 #define QUEUE_LEVELS VGPU_PRIORITY_LEVELS
@@ -37,14 +38,6 @@ struct vgpu_queue {
 	bool closed;                  /* set once by vgpu_queue_close */
 	uint32_t per_vm[];            /* items queued per VM slot, max_vms of them */
 };
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int vgpu_queue_new(uint32_t max_vms, uint32_t per_vm_cap, uint32_t total_cap,
 		   struct vgpu_queue **ret_queue)
@@ -112,7 +105,7 @@ static int push(struct vgpu_queue *q, struct vgpu_queue_item *item, bool wake)
 	} else {
 		lv = &q->level[item->priority];
 		item->next = NULL;
-		item->enqueued_ns = monotonic_ns();
+		item->enqueued_ns = vgpu_now_ns();
 		if (lv->tail)
 			lv->tail->next = item;
 		else
@@ -178,7 +171,7 @@ struct vgpu_queue_item *vgpu_queue_pop(struct vgpu_queue *q, int timeout_ms)
 	if (!q)
 		return NULL;
 	if (timeout_ms > 0) {
-		end_ns = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+		end_ns = vgpu_now_ns() + (uint64_t)timeout_ms * 1000000u;
 		deadline.tv_sec = (time_t)(end_ns / 1000000000u);
 		deadline.tv_nsec = (long)(end_ns % 1000000000u);
 	}

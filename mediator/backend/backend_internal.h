@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "vgpu_clock.h"
 
 /* Works a backend accepts at once when the config says 0. */
 #define VGPU_BACKEND_DEFAULT_INFLIGHT 256
@@ -27,8 +28,5 @@ int vgpu_backend_work_check(const struct vgpu_work *w);
 
 /* Inputs @op reads (1..3); 0 for an unknown op. */
 int vgpu_backend_op_inputs(enum vgpu_op op);
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t vgpu_backend_now_ns(void);
 
 #endif

@@ -73,7 +73,7 @@ static struct cpu_node *first_queued(struct cpu_ctx *c, int *ret_level)
 static void finish(struct cpu_ctx *c, struct cpu_node *node)
 {
 	struct vgpu_work *w = node->work;
-	uint64_t exec_ns = vgpu_backend_now_ns() - node->start_ns;
+	uint64_t exec_ns = vgpu_now_ns() - node->start_ns;
 
 	if (w->op == VGPU_OP_REDUCE_SUM) {
 		double sum = 0.0;
@@ -108,7 +108,7 @@ static void *worker_main(void *arg)
 		uint32_t part = node->next_part++;
 
 		if (part == 0)
-			node->start_ns = vgpu_backend_now_ns();
+			node->start_ns = vgpu_now_ns();
 		if (node->next_part == node->parts) {
 			c->head[level] = node->next;
 			if (!c->head[level])

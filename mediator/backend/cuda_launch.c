@@ -188,7 +188,7 @@ static void close_job(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, int
 		for (int i = 0; i < used; i++)
 			cudaStreamSynchronize(lv->lane[i].stream);
 		cudaGetLastError();
-		job->end_ns = vgpu_backend_now_ns();
+		job->end_ns = vgpu_now_ns();
 		job->waited = true;
 	}
 	vgpu_cuda_track(job);
@@ -205,7 +205,7 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 	job->gpu_status = cudaSuccess;
 	job->waited = false;
 	job->n_dev = 0;
-	job->start_ns = vgpu_backend_now_ns();
+	job->start_ns = vgpu_now_ns();
 	job->end_ns = 0;
 	if (w->op == VGPU_OP_SGEMM) {
 		size_t sizes[3] = {
@@ -229,7 +229,7 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 		return rc;
 	if (rc != VGPU_OK) {
 		job->status = rc;
-		job->end_ns = vgpu_backend_now_ns();
+		job->end_ns = vgpu_now_ns();
 		job->waited = true;
 		vgpu_cuda_track(job);
 		return rc;

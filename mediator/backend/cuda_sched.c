@@ -91,10 +91,10 @@ static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c)
 static void idle(struct vgpu_cuda_ctx *c)
 {
 	uint64_t seen = atomic_load(&c->wake_seq);
-	uint64_t t0 = vgpu_backend_now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
 	pthread_mutex_unlock(&c->lock);
-	while (atomic_load(&c->wake_seq) == seen && vgpu_backend_now_ns() - t0 < LAUNCH_SPIN_NS)
+	while (atomic_load(&c->wake_seq) == seen && vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
 		vgpu_cpu_relax();
 	pthread_mutex_lock(&c->lock);
 	if (atomic_load(&c->wake_seq) == seen)
@@ -160,9 +160,9 @@ void vgpu_cuda_track(struct vgpu_cuda_job *job)
 /* Busy-wait @ns on the clock alone: no CUDA call, no lock. */
 static void pause_ns(uint64_t ns)
 {
-	uint64_t t0 = vgpu_backend_now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
-	while (vgpu_backend_now_ns() - t0 < ns)
+	while (vgpu_now_ns() - t0 < ns)
 		vgpu_cpu_relax();
 }
 
@@ -170,11 +170,11 @@ static void pause_ns(uint64_t ns)
  * the launcher's calls for the driver), then sleep in cudaEventSynchronize. */
 static cudaError_t wait_event(cudaEvent_t ev)
 {
-	uint64_t t0 = vgpu_backend_now_ns();
+	uint64_t t0 = vgpu_now_ns();
 	cudaError_t e;
 
 	while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
-		if (vgpu_backend_now_ns() - t0 > SPIN_NS)
+		if (vgpu_now_ns() - t0 > SPIN_NS)
 			return cudaEventSynchronize(ev);
 		pause_ns(POLL_NS);
 	}
@@ -229,11 +229,11 @@ static void *waiter_main(void *arg)
 			if (c->fly_quit)
 				break;
 			/* Like the launcher's idle(): watch, then sleep. */
-			uint64_t seen = atomic_load(&lv->fly_seq), t0 = vgpu_backend_now_ns();
+			uint64_t seen = atomic_load(&lv->fly_seq), t0 = vgpu_now_ns();
 
 			pthread_mutex_unlock(&c->fly_lock);
 			while (atomic_load(&lv->fly_seq) == seen &&
-			       vgpu_backend_now_ns() - t0 < LAUNCH_SPIN_NS)
+			       vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
 				vgpu_cpu_relax();
 			pthread_mutex_lock(&c->fly_lock);
 			if (atomic_load(&lv->fly_seq) == seen)
@@ -245,7 +245,7 @@ static void *waiter_main(void *arg)
 			job->gpu_status = wait_event(job->done_ev);
 			if (job->gpu_status != cudaSuccess)
 				cudaGetLastError();
-			job->end_ns = vgpu_backend_now_ns();
+			job->end_ns = vgpu_now_ns();
 		}
 		/* Only this thread removes from the list; the launcher appends. */
 		pthread_mutex_lock(&c->fly_lock);

@@ -4,7 +4,6 @@
  *
  * Never: trust a size in a work without recomputing it from the params.
  */
-#include <time.h>
 
 #include "backend_internal.h"
 
@@ -57,12 +56,4 @@ int vgpu_backend_work_check(const struct vgpu_work *w)
 			return VGPU_INVALID_PARAM;
 	}
 	return w->out_count == out ? VGPU_OK : VGPU_INVALID_PARAM;
-}
-
-uint64_t vgpu_backend_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

@@ -35,19 +35,12 @@
 #include "check.h"
 #include "cuda_kernels.h"
 #include "vgpu_error.h"
+#include "vgpu_clock.h"
 
 static const struct vgpu_backend_ops *cu;
 static const struct vgpu_backend_ops *cpu = &vgpu_backend_cpu;
 static int failures, checks;
 static bool quick, perf_only;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void row(bool ok, const char *what, const char *detail)
 {
@@ -88,7 +81,7 @@ static void sync_done(struct vgpu_work *w, int status, uint64_t exec_ns)
 	s->calls++;
 	s->status = status;
 	s->exec_ns = exec_ns;
-	s->done_ns = now_ns();
+	s->done_ns = vgpu_now_ns();
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -119,7 +112,7 @@ static int run_one(const struct vgpu_backend_ops *b, void *ctx, struct vgpu_work
 	sync_init(&s);
 	w->done = sync_done;
 	w->user = &s;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
 	while ((rc = b->submit(ctx, w)) == VGPU_BUSY)
 		usleep(100);
@@ -301,7 +294,7 @@ static void concurrency(void *ctx)
 		row(false, "concurrency", "host_alloc failed");
 		goto out;
 	}
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
 	for (int s = 0; s < SUBMITTERS; s++) {
 		subs[s] = (struct submitter){ cu, ctx, f + s * PER_SUBMITTER, 0 };
@@ -317,7 +310,7 @@ static void concurrency(void *ctx)
 				  4096) > 1.0)
 			bad++;
 	}
-	uint64_t wall = now_ns() - t0;
+	uint64_t wall = vgpu_now_ns() - t0;
 
 	usleep(100000); /* a second done() would come now */
 	for (int i = 0; i < total; i++)
@@ -373,7 +366,7 @@ static void priority(void *ctx)
 	}
 	usleep(2000);
 	bt_case_work(&tiny, &high, 2, sync_done, &hs);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 	int rc = cu->submit(ctx, &high);
 	bool ok = rc == VGPU_OK && sync_wait(&hs, 1, 120) && hs.status == VGPU_OK;
 	int lows_after = 0, lows_ok = 0;
@@ -523,14 +516,14 @@ static void device_oom(int device)
 static void pinned_reuse(void *ctx)
 {
 	size_t size = (size_t)64 << 20;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 	void *p = cu->host_alloc(ctx, size);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = vgpu_now_ns();
 
 	cu->host_free(ctx, p, size);
-	uint64_t t2 = now_ns();
+	uint64_t t2 = vgpu_now_ns();
 	void *q = cu->host_alloc(ctx, size);
-	uint64_t t3 = now_ns();
+	uint64_t t3 = vgpu_now_ns();
 	char detail[160];
 
 	snprintf(detail, sizeof(detail), "first %.1f us, again %.1f us, same buffer: %s",
@@ -574,14 +567,14 @@ static void perf_vector_add(void *ctx, uint32_t n, int reps, int depth)
 		return;
 	}
 	for (int r = -10; r < reps && ok; r++) { /* 10 warm-up rounds */
-		t0 = now_ns();
+		t0 = vgpu_now_ns();
 		ok = cudaMemcpyAsync(da, tc.in[0], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
 		     cudaMemcpyAsync(db, tc.in[1], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
 		     vgpu_cuda_vector_add(da, db, n, s) == cudaSuccess &&
 		     cudaMemcpyAsync(tc.out, da, bytes, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
 		     cudaStreamSynchronize(s) == cudaSuccess;
 		if (r >= 0)
-			nat[r] = now_ns() - t0;
+			nat[r] = vgpu_now_ns() - t0;
 	}
 	for (int r = -10; r < reps && ok; r++) {
 		struct vgpu_work w;
@@ -600,7 +593,7 @@ static void perf_vector_add(void *ctx, uint32_t n, int reps, int depth)
 	uint64_t per = 0;
 
 	if (ok && ws && ss) {
-		t0 = now_ns();
+		t0 = vgpu_now_ns();
 		for (int i = 0; i < depth; i++) {
 			sync_init(&ss[i]);
 			bt_case_work(&tc, &ws[i], 0, sync_done, &ss[i]);

@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "check.h"
+#include "vgpu_clock.h"
 
 #define MAX_ITEMS 2048
 #define WAIT_S 120
@@ -319,14 +320,6 @@ static void priority_order(void **state)
 	tracker_destroy(&t);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void high_overtakes_large_low(void **state)
 {
 	struct tracker t;
@@ -338,11 +331,11 @@ static void high_overtakes_large_low(void **state)
 	/* 8 parts of 1 Mi elements: the high one gets in after the first. */
 	small_item(&low, &t, 0, ctx, 0, 8u << 20, on_done);
 	small_item(&high, &t, 1, ctx, 2, 16, on_done);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
 	assert_int_equal(B->submit(ctx, &low.w), VGPU_OK);
 	assert_int_equal(B->submit(ctx, &high.w), VGPU_OK);
-	uint64_t gap = now_ns() - t0;
+	uint64_t gap = vgpu_now_ns() - t0;
 
 	wait_until(&t, done_at_least, 2);
 	if (gap < 1000000) /* unless this thread was descheduled for a part's time */

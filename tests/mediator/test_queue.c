@@ -17,19 +17,12 @@
 
 #include "queue.h"
 #include "vgpu_error.h"
+#include "vgpu_clock.h"
 
 struct tagged {
 	struct vgpu_queue_item item; /* first: a popped item is a struct tagged */
 	int id;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(int ms)
 {
@@ -68,7 +61,7 @@ static void priority_order(void **state)
 	static const int expect[9] = { 2, 4, 8, 1, 5, 6, 0, 3, 7 };
 	struct vgpu_queue *q = new_queue(4, 16, 16);
 	struct tagged t[9];
-	uint64_t before = now_ns();
+	uint64_t before = vgpu_now_ns();
 	int i;
 	(void)state;
 
@@ -219,10 +212,10 @@ struct popper {
 static void *popper_main(void *arg)
 {
 	struct popper *p = arg;
-	uint64_t start = now_ns();
+	uint64_t start = vgpu_now_ns();
 
 	p->got = vgpu_queue_pop(p->q, p->timeout_ms);
-	p->elapsed_ns = now_ns() - start;
+	p->elapsed_ns = vgpu_now_ns() - start;
 	return NULL;
 }
 
@@ -314,13 +307,13 @@ static void pop_timeout(void **state)
 	uint64_t start, elapsed;
 	(void)state;
 
-	start = now_ns();
+	start = vgpu_now_ns();
 	assert_null(vgpu_queue_pop(q, 0));
-	assert_true(now_ns() - start < 50000000ull);
+	assert_true(vgpu_now_ns() - start < 50000000ull);
 
-	start = now_ns();
+	start = vgpu_now_ns();
 	assert_null(vgpu_queue_pop(q, 50));
-	elapsed = now_ns() - start;
+	elapsed = vgpu_now_ns() - start;
 	assert_true(elapsed >= 50000000ull);
 	assert_true(elapsed < 1000000000ull); /* generous for sanitizer builds */
 	vgpu_queue_free(q);
