@@ -419,9 +419,7 @@ static void drop_client(struct transport *tp, int why)
 {
 	/* Buffers go first: vgpu_buffer_free() needs the client, and nothing
 	 * writes them between the two calls (libvgpu has no threads). */
-	for (int i = 0; i < tp->n_bufs; i++)
-		vgpu_buffer_free(tp->client, tp->bufs[i]);
-	tp->n_bufs = 0;
+	bufs_free(tp);
 	vgpu_close(tp->client);
 	tp->client = NULL;
 	tp->connect_rc = why;

@@ -18,6 +18,7 @@ int window_init(struct window *w, uint64_t base, uint64_t size)
 		return VGPU_NO_MEMORY;
 	w->b[0] = (struct window_block){ .off = base, .size = size, .used = false };
 	w->n = 1;
+	w->size = size;
 	return VGPU_OK;
 }
 
@@ -30,11 +31,7 @@ void window_fini(struct window *w)
 
 int window_alloc(struct window *w, uint64_t size, uint64_t *ret_off)
 {
-	uint64_t total = 0;
-
-	for (int i = 0; i < w->n; i++)
-		total += w->b[i].size;
-	if (size > total)
+	if (size > w->size)
 		return VGPU_LIMIT;
 	size = size ? (size + WINDOW_ALIGN - 1) / WINDOW_ALIGN * WINDOW_ALIGN : WINDOW_ALIGN;
 	for (int i = 0; i < w->n; i++) {

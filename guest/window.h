@@ -27,6 +27,7 @@ struct window_block {
 struct window {
 	struct window_block *b;  /* sorted by offset, covering [base, base + size) */
 	int n;
+	uint64_t size;           /* of the whole area */
 };
 
 /* Manage [@base, @base + @size) (@base and @size multiples of 64).

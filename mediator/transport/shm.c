@@ -256,13 +256,14 @@ static bool take_one(struct session *s)
 	return true;
 }
 
-/* Whether the completion ring can answer another descriptor. */
-static bool has_room(struct session *s)
+/* How many more descriptors the completion ring can answer. Backend
+ * threads only lower `taken`, so the figure stays safe while it ages. */
+static uint32_t room(struct session *s)
 {
 	pthread_mutex_lock(&s->lock);
-	bool room = s->taken < VGPU_RING_ENTRIES;
+	uint32_t r = VGPU_RING_ENTRIES - s->taken;
 	pthread_mutex_unlock(&s->lock);
-	return room;
+	return r;
 }
 
 /* Take what the client published, as far as the completion ring can
@@ -271,6 +272,7 @@ static bool has_room(struct session *s)
 static void take_descriptors(struct session *s)
 {
 	uint32_t tail = __atomic_load_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
+	uint32_t budget;
 	bool oom = false;
 	int n = 0;
 
@@ -278,14 +280,16 @@ static void take_descriptors(struct session *s)
 		abuse(s, "submission tail out of range");
 		return;
 	}
-	while (s->serving && s->sq_head != tail && has_room(s) && n < BATCH) {
+	budget = room(s);
+	while (s->serving && s->sq_head != tail && budget > 0 && n < BATCH) {
 		if (!take_one(s)) {
 			oom = true; /* logged; left in the ring for the next doorbell */
 			break;
 		}
+		budget--;
 		n++;
 	}
-	if (!oom && s->serving && s->sq_head != tail && has_room(s))
+	if (!oom && s->serving && s->sq_head != tail && room(s) > 0)
 		kick(s->doorbell_fd); /* more to take: come back next round */
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_HEAD), s->sq_head, __ATOMIC_RELEASE);
 }
