@@ -26,7 +26,8 @@
  * back-to-back requests of 40 to 60 us looked bistable on the H100 (a
  * missed window lengthens the cycle past the window, so the next one is
  * missed too); 200 us, like the mediator's poll_us and libvgpu's
- * VGPU_SPIN_US, made that mode rarer (docs/performance.md, run 12).
+ * VGPU_SPIN_US, closes that loop, but a slow mode with another cause
+ * remained (docs/performance.md, runs 12 to 16).
  *
  * Never: call done() with a lock held, or wait on the GPU in the launcher.
  */
