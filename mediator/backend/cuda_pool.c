@@ -184,14 +184,6 @@ void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void vgpu_cuda_pool_usage(struct vgpu_cuda_pool *p, size_t *ret_in_use, size_t *ret_cached)
-{
-	pthread_mutex_lock(&p->lock);
-	*ret_in_use = p->in_use;
-	*ret_cached = p->cached;
-	pthread_mutex_unlock(&p->lock);
-}
-
 void vgpu_cuda_pool_free(struct vgpu_cuda_pool *p)
 {
 	if (!p)

@@ -49,9 +49,6 @@ int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret);
 /* Give back a block from vgpu_cuda_pool_get() with the same @size. */
 void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size);
 
-/* Bytes now in use and cached (for tests and statistics). */
-void vgpu_cuda_pool_usage(struct vgpu_cuda_pool *p, size_t *ret_in_use, size_t *ret_cached);
-
 /* Release every cached block; blocks still in use are leaked. NULL is fine. */
 void vgpu_cuda_pool_free(struct vgpu_cuda_pool *p);
 
