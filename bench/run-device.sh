@@ -29,8 +29,8 @@
 #   stop         SIGTERM to the mediator; it must exit 0
 # VGPU_MEDIATOR_CPUS and VGPU_BENCH_CPUS (taskset -c lists) pin the
 # mediator and the bench, for placement experiments.
-# Files in $OUT (8 at most come back): summary.txt, steps.log, bench.json,
-# bench.txt, cuda-check.log, submit.json, mediator.log. The short tables are
+# Files in $OUT: summary.txt, steps.log, bench.json,
+# bench.txt, cuda-check.log, submit.json, mediator.log, threads.log. The short tables are
 # printed last. Exit status 0 only when every step succeeded.
 #
 # Never: change the card's settings, leave the mediator running, or report
@@ -236,12 +236,41 @@ BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s a
 # The CPU time the host took from this VM during the bench (the steal
 # column of /proc/stat, all CPUs): small-op latencies move with it.
 cpu_ticks() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print t, $9}' /proc/stat; }
+# Where the mediator's and the bench's threads ran meanwhile: every 0.2 s,
+# per thread, its CPU and /proc's schedstat (ns on a CPU, ns waiting on a
+# run queue, time slices) and involuntary switches, into threads.log;
+# thread_table sums it up per thread (the slow mode of the small-op figures,
+# docs/performance.md, runs 6 to 18).
+sample_threads() {
+	local p t
+	while :; do
+		for p in $(pgrep -x vgpu-mediator) $(pgrep -x vgpu-bench); do
+			for t in "/proc/$p"/task/*; do
+				read -r run wait slices <"$t/schedstat" 2>/dev/null || continue
+				echo "$(ms) ${t##*/} $(cat "$t/comm" 2>/dev/null) $(awk '{print $39}' "$t/stat" 2>/dev/null)" \
+					"$run $wait $slices $(awk '/^nonvoluntary/{print $2}' "$t/status" 2>/dev/null)"
+			done
+		done
+		sleep 0.2
+	done
+}
+thread_table() { # per thread seen for over 10 ms of CPU: first and last sample
+	awk '{ k = $2; if (!(k in f)) { f[k] = $0; c[k] = $4; m[k] = 0 } else if ($4 != c[k]) { m[k]++; c[k] = $4 } l[k] = $0 }
+	END { for (k in l) { split(f[k], a); split(l[k], b)
+			if ((b[5] - a[5]) / 1e6 < 10) continue
+			printf "%-15s %8s %9.1f %9.2f %8d %7d\n", b[3], k, (b[5] - a[5]) / 1e6, (b[6] - a[6]) / 1e6, b[7] - a[7], m[k] } }' "$1" | sort -k3 -nr
+}
+thread_head() { printf '%-15s %8s %9s %9s %8s %7s\n' thread tid "cpu-ms" "rqwait-ms" slices moves; }
+sample_threads >"$OUT/threads.log" 2>/dev/null &
+SAMPLER=$!
 read -r TOTAL0 STEAL0 <<<"$(cpu_ticks)"
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
 run_step bench "$BENCH_T" "$OUT/bench.txt" "${BENCH_WRAP[@]}" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
 	--transport "$U1" --transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
 read -r TOTAL1 STEAL1 <<<"$(cpu_ticks)"
+kill "$SAMPLER" 2>/dev/null
+wait "$SAMPLER" 2>/dev/null
 STEAL_NOTE="steal during the bench: $((STEAL1 - STEAL0)) of $((TOTAL1 - TOTAL0)) ticks ($(awk "BEGIN{printf \"%.2f\", 100 * ($STEAL1 - $STEAL0) / ($TOTAL1 - $TOTAL0 + 1)}")%)"
 echo "=== $STEAL_NOTE" >>"$STEPS_LOG"
 
@@ -292,6 +321,7 @@ stop_mediator
 	done
 	echo
 	echo "${STEAL_NOTE:-steal: not measured}"
+	[ -s "$OUT/threads.log" ] && { thread_head; thread_table "$OUT/threads.log"; }
 	echo "RESULT: $([ $failed -eq 0 ] && echo PASS || echo FAIL) ($failed of ${#S_NAME[@]} steps failed, $(elapsed_s) s; files in $OUT)"
 } >"$OUT/summary.txt"
 cat "$OUT/summary.txt"

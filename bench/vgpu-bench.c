@@ -2,7 +2,7 @@
  * vgpu-bench - native CUDA against the mediated path, in one process run.
  *
  *   vgpu-bench [--transport URI]... [--json FILE] [--repeat N] [--warmup N]
- *              [--depth D] [--case NAME]... [--budget-s S] [--deadline-s S]
+ *              [--warmup-ms MS] [--depth D] [--case NAME]... [--budget-s S] [--deadline-s S]
  *              [--timeout-ms MS] [--device N] [--seed S] [--list] [--help]
  *
  * For each case (vector_add at 4 KiB, 256 KiB, 4 MiB and 64 MiB per vector;
@@ -100,6 +100,7 @@ static struct {
 	const char *json;
 	unsigned repeat;  /* 0: each case's default */
 	unsigned warmup;
+	unsigned warmup_ms;
 	int depth;
 	double budget_s;
 	double deadline_s;
@@ -111,7 +112,7 @@ static struct {
 	int argc;
 	char **argv;
 } opt = {
-	.warmup = 3, .depth = 4, .budget_s = 10, .deadline_s = 300, .timeout_ms = 60000, .seed = 1,
+	.warmup = 3, .warmup_ms = 200, .depth = 4, .budget_s = 10, .deadline_s = 300, .timeout_ms = 60000, .seed = 1,
 };
 
 static uint64_t t_start_ns, deadline_ns;
@@ -533,7 +534,10 @@ static int measure(struct work *w, iter_fn *fn, unsigned repeat, struct series *
 	int rc;
 
 	lat->ran = true;
-	for (unsigned i = 0; i < opt.warmup; i++) {
+	start = vgpu_now_ns();
+	for (unsigned i = 0; i < opt.warmup ||
+			     vgpu_now_ns() - start < (uint64_t)opt.warmup_ms * 1000000u;
+	     i++) {
 		rc = fn(w, &t);
 		if (rc != 0)
 			return rc;
@@ -1213,11 +1217,11 @@ static int write_json(const struct bn_device_info *dev, struct work *works, size
 		dev->driver_version, dev->runtime_version, bn_cublas_version());
 	json_str(f, bn_cublas_name());
 	fprintf(f,
-		"},\n  \"settings\": {\"warmup\": %u, \"repeat\": %u, \"depth\": %d, "
+		"},\n  \"settings\": {\"warmup\": %u, \"warmup_ms\": %u, \"repeat\": %u, \"depth\": %d, "
 		"\"budget_s\": %g, \"deadline_s\": %g, \"timeout_ms\": %d, \"seed\": %" PRIu64
 		", \"percentiles\": \"p50 is the median; p90 and p99 are nearest-rank\", "
 		"\"clock\": \"CLOCK_MONOTONIC wall time per iteration, in this process\"},\n",
-		opt.warmup, opt.repeat, opt.depth, opt.budget_s, opt.deadline_s, opt.timeout_ms,
+		opt.warmup, opt.warmup_ms, opt.repeat, opt.depth, opt.budget_s, opt.deadline_s, opt.timeout_ms,
 		opt.seed);
 	fputs("  \"targets\": {\"small_latency\": \"vadd 4 KiB and 256 KiB: mediated p50 <= native "
 	      "pinned p50 + 30 us\", \"large_throughput\": \"vadd 4 MiB and 64 MiB: pipelined "
@@ -1339,7 +1343,10 @@ static void usage(FILE *f)
 		"  --case NAME      run only this case (repeatable; see --list)\n"
 		"  --repeat N       timed iterations of every case (default: 50; 20 for\n"
 		"                   vadd-64MiB, 10 for sgemm-4096)\n"
-		"  --warmup N       untimed iterations first (default 3)\n"
+		"  --warmup N       untimed iterations first (default 3) ...\n"
+		"  --warmup-ms MS   ... and for at least MS milliseconds (default 200): the\n"
+		"                   mediator's threads, idle while the native side ran,\n"
+		"                   start slow (docs/performance.md, run 18)\n"
 		"  --depth D        requests in flight for pipelined runs, 1..64 (default 4)\n"
 		"  --budget-s S     stop a measurement after S seconds, keeping >= %d samples\n"
 		"                   (default 10)\n"
@@ -1379,6 +1386,7 @@ static int parse_args(int argc, char **argv)
 		{ "case", required_argument, NULL, 'c' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "warmup", required_argument, NULL, 'w' },
+		{ "warmup-ms", required_argument, NULL, 'W' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "budget-s", required_argument, NULL, 'b' },
 		{ "deadline-s", required_argument, NULL, 'D' },
@@ -1427,6 +1435,11 @@ static int parse_args(int argc, char **argv)
 			if (parse_num("--warmup", optarg, 0, 1000, &v))
 				return 2;
 			opt.warmup = (unsigned)v;
+			break;
+		case 'W':
+			if (parse_num("--warmup-ms", optarg, 0, 10000, &v))
+				return 2;
+			opt.warmup_ms = (unsigned)v;
 			break;
 		case 'd':
 			if (parse_num("--depth", optarg, 1, 64, &v))
@@ -1541,9 +1554,9 @@ int main(int argc, char **argv)
 	for (int t = 0; t < opt.n_transports; t++)
 		printf("transport %s: %s%s\n", transports[t].label, transports[t].uri,
 		       transports[t].client ? "" : " (NOT CONNECTED)");
-	printf("warm-up %u, repeat %s, depth %d; p50 = median, p99 nearest rank; wall time per "
+	printf("warm-up %u and %u ms, repeat %s, depth %d; p50 = median, p99 nearest rank; wall time per "
 	       "request incl. copies\n\n",
-	       opt.warmup, opt.repeat ? "as given" : "50 (64MiB: 20, sgemm-4096: 10)", opt.depth);
+	       opt.warmup, opt.warmup_ms, opt.repeat ? "as given" : "50 (64MiB: 20, sgemm-4096: 10)", opt.depth);
 	printf("%-12s %-16s %10s %10s %11s  %-30s %s\n", "case", "path", "p50", "p99", "rate",
 	       "vs native pinned", "check");
 	fflush(stdout);

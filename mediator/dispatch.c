@@ -79,6 +79,7 @@ static void *dispatcher_main(void *arg)
 {
 	struct mediator *m = arg;
 
+	pthread_setname_np(pthread_self(), "vgpu-dispatch");
 	for (;;) {
 		/* Reserve a backend slot, then wait for work to fill it: the loop
 		 * thread (vgpu_dispatch_now) reserves the same way, so together

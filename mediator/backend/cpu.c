@@ -94,6 +94,7 @@ static void *worker_main(void *arg)
 {
 	struct cpu_ctx *c = arg;
 
+	pthread_setname_np(pthread_self(), "vgpu-cpu");
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		int level;

@@ -33,6 +33,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "backend_internal.h"
 #include "vgpu_spin.h"
@@ -106,6 +107,7 @@ static void *launcher_main(void *arg)
 {
 	struct vgpu_cuda_ctx *c = arg;
 
+	pthread_setname_np(pthread_self(), "vgpu-launch");
 	cudaSetDevice(c->device);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
@@ -220,7 +222,10 @@ static void *waiter_main(void *arg)
 {
 	struct vgpu_cuda_level *lv = arg;
 	struct vgpu_cuda_ctx *c = lv->c;
+	char name[16];
 
+	snprintf(name, sizeof(name), "vgpu-wait%d", lv->index);
+	pthread_setname_np(pthread_self(), name);
 	cudaSetDevice(c->device); /* done() may call host_free() */
 	pthread_mutex_lock(&c->fly_lock);
 	for (;;) {
