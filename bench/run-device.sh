@@ -236,6 +236,9 @@ BENCH_DEADLINE=$((BENCH_T > 90 ? BENCH_T - 70 : 20)) # its watchdog fires 60 s a
 # The CPU time the host took from this VM during the bench (the steal
 # column of /proc/stat, all CPUs): small-op latencies move with it.
 cpu_ticks() { awk '/^cpu /{t=0; for (i = 2; i <= NF; i++) t += $i; print t, $9}' /proc/stat; }
+# The GPU's interrupts meanwhile (/proc/interrupts, all CPUs): a request
+# path that waits on blocking-sync events costs one per request.
+gpu_irqs() { awk '/nvidia/{for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i} END{print n + 0}' /proc/interrupts; }
 # Where the mediator's and the bench's threads ran meanwhile: every 0.2 s,
 # per thread, its CPU and /proc's schedstat (ns on a CPU, ns waiting on a
 # run queue, time slices) and involuntary switches, into threads.log;
@@ -264,14 +267,16 @@ thread_head() { printf '%-15s %8s %9s %9s %8s %7s\n' thread tid "cpu-ms" "rqwait
 sample_threads >"$OUT/threads.log" 2>/dev/null &
 SAMPLER=$!
 read -r TOTAL0 STEAL0 <<<"$(cpu_ticks)"
+IRQ0=$(gpu_irqs)
 # shellcheck disable=SC2086 # VGPU_BENCH_ARGS are words
 run_step bench "$BENCH_T" "$OUT/bench.txt" "${BENCH_WRAP[@]}" "$BIN/vgpu-bench" --transport "shm:$RUN/vm-$VM1.sock" \
 	--transport "$U1" --transport "spool:$SPOOL/$VM1" \
 	--json "$OUT/bench.json" --deadline-s "$BENCH_DEADLINE" ${VGPU_BENCH_ARGS:-}
 read -r TOTAL1 STEAL1 <<<"$(cpu_ticks)"
+IRQ1=$(gpu_irqs)
 kill "$SAMPLER" 2>/dev/null
 wait "$SAMPLER" 2>/dev/null
-STEAL_NOTE="steal during the bench: $((STEAL1 - STEAL0)) of $((TOTAL1 - TOTAL0)) ticks ($(awk "BEGIN{printf \"%.2f\", 100 * ($STEAL1 - $STEAL0) / ($TOTAL1 - $TOTAL0 + 1)}")%)"
+STEAL_NOTE="steal during the bench: $((STEAL1 - STEAL0)) of $((TOTAL1 - TOTAL0)) ticks ($(awk "BEGIN{printf \"%.2f\", 100 * ($STEAL1 - $STEAL0) / ($TOTAL1 - $TOTAL0 + 1)}")%); GPU interrupts: $((IRQ1 - IRQ0))"
 echo "=== $STEAL_NOTE" >>"$STEPS_LOG"
 
 run_step stats 15 "$STEPS_LOG" "$BIN/vgpu-admin" --db "$DB" stats --run-dir "$RUN"

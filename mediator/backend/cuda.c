@@ -308,7 +308,7 @@ static void cuda_fini(void *ctx)
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
+	vgpu_mutex_lock(&c->lock);
 	c->stopping = true;
 	while (c->inflight > 0 || c->in_done > 0)
 		pthread_cond_wait(&c->idle_cond, &c->lock);
@@ -324,7 +324,7 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 
 	if (rc != VGPU_OK)
 		return rc;
-	pthread_mutex_lock(&c->lock);
+	vgpu_mutex_lock(&c->lock);
 	if (c->stopping) {
 		rc = VGPU_SHUTDOWN;
 	} else if (c->inflight >= c->max_inflight || !c->free_jobs) {

@@ -176,8 +176,9 @@ static void close_job(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, int
 			note(job, r);
 	}
 	if (e == cudaSuccess && !job->done_ev) {
-		e = cudaEventCreateWithFlags(&job->done_ev,
-					     cudaEventDisableTiming | cudaEventBlockingSync);
+		/* Not blocking-sync: that would cost an interrupt per work
+		 * (cuda_sched.c). */
+		e = cudaEventCreateWithFlags(&job->done_ev, cudaEventDisableTiming);
 		if (e != cudaSuccess)
 			job->done_ev = NULL;
 	}
