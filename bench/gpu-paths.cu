@@ -19,6 +19,11 @@
  *        relay   a client thread hands the op to a launcher thread, which
  *                issues it and hands the event to a waiter thread, which
  *                flags the client (the mediator's whole path, less its loop)
+ *   --arm        sleep once in cudaEventSynchronize() on the event first
+ *
+ * Every mode but sync uses a blocking-sync event, as the mediator did until
+ * run 21: count the GPU's interrupts (/proc/interrupts) around a run to see
+ * what that costs.
  *
  * Prints one line: the settings, then p50 and p90 of the round trip and
  * p50 of the issue time (the API calls of one op) in us.

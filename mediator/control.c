@@ -82,7 +82,7 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "priority", json_integer(vm->priority));
 		json_array_append_new(vms, o);
 	}
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	inflight = m->inflight - m->idle_reserved;
 	pthread_mutex_unlock(&m->done_lock);
 	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i}, s:o, s:o}", "mediator", "version",

@@ -38,14 +38,14 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 		 * true return on, req may be gone. */
 		vgpu_request_record(req);
 		if (req->transport->complete(m, req)) {
-			vgpu_mutex_lock(&m->done_lock);
+			pthread_mutex_lock(&m->done_lock);
 			m->inflight--;
 			pthread_cond_signal(&m->inflight_cond);
 			pthread_mutex_unlock(&m->done_lock);
 			return;
 		}
 	}
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	req->next_done = NULL;
 	if (m->done_tail)
 		m->done_tail->next_done = req;
@@ -84,7 +84,7 @@ static void *dispatcher_main(void *arg)
 		/* Reserve a backend slot, then wait for work to fill it: the loop
 		 * thread (vgpu_dispatch_now) reserves the same way, so together
 		 * they never hand the backend more than max_inflight works. */
-		vgpu_mutex_lock(&m->done_lock);
+		pthread_mutex_lock(&m->done_lock);
 		while (m->inflight >= (uint32_t)m->set.max_inflight)
 			pthread_cond_wait(&m->inflight_cond, &m->done_lock);
 		m->inflight++;
@@ -92,14 +92,14 @@ static void *dispatcher_main(void *arg)
 		pthread_mutex_unlock(&m->done_lock);
 
 		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, -1);
-		vgpu_mutex_lock(&m->done_lock);
+		pthread_mutex_lock(&m->done_lock);
 		m->idle_reserved = false;
 		pthread_mutex_unlock(&m->done_lock);
 		if (!item)
 			break; /* closed and empty */
 		submit(m, item);
 	}
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	m->inflight--; /* the slot reserved for the pop that found nothing */
 	m->dispatcher_exited = true;
 	pthread_mutex_unlock(&m->done_lock);
@@ -110,7 +110,7 @@ bool vgpu_dispatch_now(struct mediator *m)
 {
 	struct vgpu_queue_item *item;
 
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	if (m->inflight >= (uint32_t)m->set.max_inflight) {
 		pthread_mutex_unlock(&m->done_lock);
 		return false;
@@ -122,7 +122,7 @@ bool vgpu_dispatch_now(struct mediator *m)
 		submit(m, item);
 		return true;
 	}
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	m->inflight--;
 	pthread_cond_signal(&m->inflight_cond);
 	pthread_mutex_unlock(&m->done_lock);
@@ -139,7 +139,7 @@ bool vgpu_dispatcher_drained(struct mediator *m)
 {
 	bool drained;
 
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	drained = m->dispatcher_exited && m->inflight == 0 && !m->done_head;
 	pthread_mutex_unlock(&m->done_lock);
 	return drained;

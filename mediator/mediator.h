@@ -24,7 +24,6 @@
 #include "stats.h"
 #include "vgpu_config.h"
 #include "vgpu_protocol.h"
-#include "vgpu_spin.h"
 
 #define VGPU_MAX_TRANSPORTS 3
 

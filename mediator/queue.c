@@ -18,7 +18,6 @@
 #include "queue.h"
 #include "vgpu_clock.h"
 #include "vgpu_error.h"
-#include "vgpu_spin.h"
 
 #define QUEUE_LEVELS VGPU_PRIORITY_LEVELS
 
@@ -98,7 +97,7 @@ static int push(struct vgpu_queue *q, struct vgpu_queue_item *item, bool wake)
 	if (item->vm_slot >= q->max_vms)
 		return VGPU_INVALID_PARAM;
 
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	if (q->closed) {
 		rc = VGPU_SHUTDOWN;
 	} else if (q->total >= q->total_cap || q->per_vm[item->vm_slot] >= q->per_vm_cap) {
@@ -134,7 +133,7 @@ int vgpu_queue_push_quiet(struct vgpu_queue *q, struct vgpu_queue_item *item)
 
 void vgpu_queue_wake(struct vgpu_queue *q)
 {
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	pthread_cond_signal(&q->nonempty);
 	pthread_mutex_unlock(&q->lock);
 }
@@ -177,7 +176,7 @@ struct vgpu_queue_item *vgpu_queue_pop(struct vgpu_queue *q, int timeout_ms)
 		deadline.tv_nsec = (long)(end_ns % 1000000000u);
 	}
 
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		item = take_locked(q);
 		if (item || q->closed || timeout_ms == 0)
@@ -209,7 +208,7 @@ uint32_t vgpu_queue_drain_vm(struct vgpu_queue *q, uint32_t vm_slot,
 		return 0;
 	}
 
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	/* Highest level first, oldest first: the order pop would have used. */
 	for (p = QUEUE_LEVELS - 1; p >= 0 && q->per_vm[vm_slot] > 0; p--) {
 		lv = &q->level[p];
@@ -240,7 +239,7 @@ void vgpu_queue_close(struct vgpu_queue *q)
 {
 	if (!q)
 		return;
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	q->closed = true;
 	pthread_cond_broadcast(&q->nonempty);
 	pthread_mutex_unlock(&q->lock);
@@ -252,7 +251,7 @@ uint32_t vgpu_queue_depth(struct vgpu_queue *q, int priority)
 
 	if (!q || priority < -1 || priority >= QUEUE_LEVELS)
 		return 0;
-	vgpu_mutex_lock(&q->lock);
+	pthread_mutex_lock(&q->lock);
 	depth = priority < 0 ? q->total : q->level[priority].depth;
 	pthread_mutex_unlock(&q->lock);
 	return depth;

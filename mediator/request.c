@@ -187,7 +187,7 @@ void vgpu_deliver_done(void *ctx, uint32_t events)
 	if (read(m->done_efd, &n, sizeof(n)) < 0) {
 		/* EAGAIN: another round already took them. */
 	}
-	vgpu_mutex_lock(&m->done_lock);
+	pthread_mutex_lock(&m->done_lock);
 	list = m->done_head;
 	m->done_head = m->done_tail = NULL;
 	pthread_mutex_unlock(&m->done_lock);

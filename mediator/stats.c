@@ -22,7 +22,6 @@
 #include "backend/backend.h"
 #include "stats.h"
 #include "vgpu_error.h"
-#include "vgpu_spin.h"
 
 struct vgpu_stats {
 	pthread_mutex_t lock;
@@ -157,7 +156,7 @@ void vgpu_stats_record(struct vgpu_stats *s, uint32_t vm_slot, int priority,
 		return;
 	vm_ok = vm_slot < s->max_vms;
 	level_ok = priority >= 0 && priority < VGPU_PRIORITY_LEVELS;
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	if (vm_ok)
 		series_add(&s->vm[vm_slot], outcome, queue_ns, exec_ns, bytes_in, bytes_out);
 	if (level_ok)
@@ -169,7 +168,7 @@ void vgpu_stats_reset_vm(struct vgpu_stats *s, uint32_t vm_slot)
 {
 	if (!s || vm_slot >= s->max_vms)
 		return;
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	memset(&s->vm[vm_slot], 0, sizeof(s->vm[vm_slot]));
 	pthread_mutex_unlock(&s->lock);
 }
@@ -182,7 +181,7 @@ void vgpu_stats_vm(struct vgpu_stats *s, uint32_t vm_slot, struct vgpu_series *r
 		memset(ret, 0, sizeof(*ret));
 		return;
 	}
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	*ret = s->vm[vm_slot];
 	pthread_mutex_unlock(&s->lock);
 }
@@ -195,7 +194,7 @@ void vgpu_stats_priority(struct vgpu_stats *s, int priority, struct vgpu_series 
 		memset(ret, 0, sizeof(*ret));
 		return;
 	}
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	*ret = s->level[priority];
 	pthread_mutex_unlock(&s->lock);
 }

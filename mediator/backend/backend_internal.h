@@ -11,7 +11,6 @@
 
 #include "backend.h"
 #include "vgpu_clock.h"
-#include "vgpu_spin.h"
 
 /* Works a backend accepts at once when the config says 0. */
 #define VGPU_BACKEND_DEFAULT_INFLIGHT 256

@@ -87,7 +87,7 @@ static void finish(struct cpu_ctx *c, struct cpu_node *node)
 	c->inflight--;
 	pthread_mutex_unlock(&c->lock);
 	w->done(w, VGPU_OK, exec_ns);
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 }
 
 static void *worker_main(void *arg)
@@ -95,7 +95,7 @@ static void *worker_main(void *arg)
 	struct cpu_ctx *c = arg;
 
 	pthread_setname_np(pthread_self(), "vgpu-cpu");
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		int level;
 		struct cpu_node *node = first_queued(c, &level);
@@ -119,7 +119,7 @@ static void *worker_main(void *arg)
 		}
 		pthread_mutex_unlock(&c->lock);
 		double sum = vgpu_cpu_op_run_part(node->work, part, node->parts);
-		vgpu_mutex_lock(&c->lock);
+		pthread_mutex_lock(&c->lock);
 		node->partial[part] = sum;
 		if (++node->parts_done == node->parts)
 			finish(c, node);
@@ -130,7 +130,7 @@ static void *worker_main(void *arg)
 
 static void cpu_stop(struct cpu_ctx *c, int started)
 {
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	pthread_cond_broadcast(&c->work_cond);
 	pthread_mutex_unlock(&c->lock);
@@ -213,7 +213,7 @@ static int cpu_submit(void *ctx, struct vgpu_work *work)
 
 	if (rc != VGPU_OK)
 		return rc;
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	if (c->stopping) {
 		rc = VGPU_SHUTDOWN;
 	} else if (c->inflight >= c->max_inflight || !c->free_nodes) {

@@ -99,6 +99,8 @@ static void destroy(struct vgpu_cuda_ctx *c)
 			}
 			if (c->jobs[j].done_ev)
 				cudaEventDestroy(c->jobs[j].done_ev);
+			if (c->jobs[j].block_ev)
+				cudaEventDestroy(c->jobs[j].block_ev);
 		}
 	}
 	cudaFreeHost(c->results);
@@ -308,7 +310,7 @@ static void cuda_fini(void *ctx)
 
 	if (!c)
 		return;
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	while (c->inflight > 0 || c->in_done > 0)
 		pthread_cond_wait(&c->idle_cond, &c->lock);
@@ -324,7 +326,7 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 
 	if (rc != VGPU_OK)
 		return rc;
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	if (c->stopping) {
 		rc = VGPU_SHUTDOWN;
 	} else if (c->inflight >= c->max_inflight || !c->free_jobs) {

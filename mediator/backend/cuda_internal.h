@@ -27,6 +27,9 @@
 #define VGPU_CUDA_MIN_CHUNK_ELEMS (((size_t)2 << 20) / sizeof(float))
 #define VGPU_CUDA_RESULT_FLOATS 16                /* pinned result slot per job (64 B) */
 #define VGPU_CUDA_MAX_DEV 3                       /* device blocks one job holds */
+/* A work that moves at least this much (inputs + output) also records a
+ * blocking-sync event, for its waiter to sleep on (cuda_sched.c). */
+#define VGPU_CUDA_BLOCKING_BYTES ((uint64_t)1 << 20)
 
 /* One stream with the device buffers only its own work uses; stream order
  * keeps consecutive works from overlapping on them. */
@@ -70,6 +73,9 @@ struct vgpu_cuda_job {
 	int n_dev;
 	float *result;             /* pinned slot: reduce_sum's result lands here */
 	cudaEvent_t done_ev;       /* recorded on lane 0 last; made on first use */
+	cudaEvent_t block_ev;      /* blocking-sync, recorded after done_ev for
+				    * large works only; made on first use */
+	bool blocking;             /* block_ev was recorded for this work */
 	cudaEvent_t join[VGPU_CUDA_LANES]; /* lanes 1.. joined into lane 0; made on first use */
 	struct vgpu_cuda_job *next; /* in a level queue, a fly list or the free list */
 };

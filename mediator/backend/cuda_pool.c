@@ -18,7 +18,6 @@
 
 #include "cuda_pool.h"
 #include "vgpu_error.h"
-#include "vgpu_spin.h"
 
 #define CLASSES 168 /* 42 octaves above the minimum */
 
@@ -133,7 +132,7 @@ int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret)
 	if (c >= CLASSES || class_size(p, c) > p->limit_held)
 		return VGPU_NO_MEMORY;
 	bytes = class_size(p, c);
-	vgpu_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->lock);
 	if (p->list[c]) {
 		struct block *b = p->list[c];
 
@@ -171,7 +170,7 @@ void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size)
 
 	if (!ptr)
 		return;
-	vgpu_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->lock);
 	p->in_use -= bytes;
 	b = p->cached + bytes <= p->limit_cached ? malloc(sizeof(*b)) : NULL;
 	if (b) {
@@ -189,7 +188,7 @@ void vgpu_cuda_pool_free(struct vgpu_cuda_pool *p)
 {
 	if (!p)
 		return;
-	vgpu_mutex_lock(&p->lock);
+	pthread_mutex_lock(&p->lock);
 	evict(p, SIZE_MAX);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_destroy(&p->lock);

@@ -12,18 +12,22 @@
  * Every work ends with an event on its level's first stream, so a level's
  * works finish in the order they were launched: its waiter waits for the
  * oldest one, polling it every POLL_NS for SPIN_NS (a small op is done
- * within microseconds), then sleeping between polls for 1/32 of the time
- * waited so far (SLEEP_MIN_NS to SLEEP_MAX_NS: a long op is seen done at
- * most about 3% late), then gives the memory back and calls done(). No
- * stream callbacks: done() runs on a thread of ours, and a device error
- * reaches every waiting work as an error status, exactly once.
+ * within microseconds), then gives the memory back and calls done(). A
+ * wait that outlasts SPIN_NS sleeps: in cudaEventSynchronize() on the
+ * work's blocking-sync event when it has one (works that move at least
+ * VGPU_CUDA_BLOCKING_BYTES), else between polls for 1/32 of the time
+ * waited so far (SLEEP_MIN_NS to SLEEP_MAX_NS). No stream callbacks: done()
+ * runs on a thread of ours, and a device error reaches every waiting work
+ * as an error status, exactly once.
  *
- * No blocking-sync events and no cudaEventSynchronize(): such an event
- * makes the GPU raise an interrupt when it completes (on the H100 machine,
- * 3350 interrupts for 5050 small ops; plain events, none), and inside a VM
- * an interrupt delivered to the vCPU of one of the request's threads cost
+ * Why small works get no blocking-sync event: such an event makes the GPU
+ * raise an interrupt when it completes (on the H100 machine, 3350
+ * interrupts for 5050 small ops; plain events, none), and inside a VM an
+ * interrupt delivered to the vCPU of one of the request's threads cost
  * about 30 us per request: the small-op slow mode of docs/performance.md,
- * runs 6 to 19.
+ * runs 6 to 20. Why large works do: sleeping in steps instead cost the
+ * pipelined 4 MiB and 64 MiB cases up to a quarter of their throughput
+ * (run 21).
  *
  * Idle, the launcher and each waiter watch an atomic counter for
  * LAUNCH_SPIN_NS before sleeping on their condition variable, so that a
@@ -109,7 +113,7 @@ static void idle(struct vgpu_cuda_ctx *c)
 	pthread_mutex_unlock(&c->lock);
 	while (atomic_load(&c->wake_seq) == seen && vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
 		vgpu_cpu_relax();
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	if (atomic_load(&c->wake_seq) == seen)
 		pthread_cond_wait(&c->launch_cond, &c->lock);
 }
@@ -120,7 +124,7 @@ static void *launcher_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "vgpu-launch");
 	cudaSetDevice(c->device);
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct vgpu_cuda_job *job = next_job(c);
 
@@ -135,7 +139,7 @@ static void *launcher_main(void *arg)
 
 		pthread_mutex_unlock(&c->lock);
 		int rc = vgpu_cuda_launch(c, job, others);
-		vgpu_mutex_lock(&c->lock);
+		pthread_mutex_lock(&c->lock);
 		if (rc != VGPU_BUSY)
 			continue;
 		/* Its device memory is held by works on the GPU: back in front,
@@ -159,7 +163,7 @@ void vgpu_cuda_track(struct vgpu_cuda_job *job)
 	struct vgpu_cuda_ctx *c = job->c;
 	struct vgpu_cuda_level *lv = &c->level[job->work->priority];
 
-	vgpu_mutex_lock(&c->fly_lock);
+	pthread_mutex_lock(&c->fly_lock);
 	job->next = NULL;
 	if (lv->fly_tail)
 		lv->fly_tail->next = job;
@@ -180,17 +184,23 @@ static void pause_ns(uint64_t ns)
 		vgpu_cpu_relax();
 }
 
-/* Poll @ev every POLL_NS for SPIN_NS (a tighter loop of cudaEventQuery
- * contends with the launcher's calls for the driver), then sleep between
- * polls for 1/32 of the time waited, within SLEEP_MIN_NS..SLEEP_MAX_NS. */
-static cudaError_t wait_event(cudaEvent_t ev)
+/* Poll @job's done_ev every POLL_NS for SPIN_NS (a tighter loop of
+ * cudaEventQuery contends with the launcher's calls for the driver), then
+ * sleep on its block_ev if it has one, else between polls for 1/32 of the
+ * time waited, within SLEEP_MIN_NS..SLEEP_MAX_NS. */
+static cudaError_t wait_job(const struct vgpu_cuda_job *job)
 {
 	uint64_t t0 = vgpu_now_ns();
 	cudaError_t e;
 
-	while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
+	while ((e = cudaEventQuery(job->done_ev)) == cudaErrorNotReady) {
 		uint64_t waited = vgpu_now_ns() - t0;
 
+		if (waited >= SPIN_NS && job->blocking) {
+			/* block_ev follows done_ev on the same stream. */
+			e = cudaEventSynchronize(job->block_ev);
+			return e == cudaSuccess ? cudaEventQuery(job->done_ev) : e;
+		}
 		if (waited < SPIN_NS) {
 			pause_ns(POLL_NS);
 		} else {
@@ -220,7 +230,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	job->n_dev = 0;
 	uint64_t exec_ns = job->end_ns > job->start_ns ? job->end_ns - job->start_ns : 0;
 
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	job->next = c->free_jobs;
 	c->free_jobs = job;
 	c->inflight--;
@@ -233,7 +243,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 
 	w->done(w, status, exec_ns);
 
-	vgpu_mutex_lock(&c->lock);
+	pthread_mutex_lock(&c->lock);
 	if (--c->in_done == 0 && c->inflight == 0)
 		pthread_cond_broadcast(&c->idle_cond);
 	pthread_mutex_unlock(&c->lock);
@@ -248,7 +258,7 @@ static void *waiter_main(void *arg)
 	snprintf(name, sizeof(name), "vgpu-wait%d", lv->index);
 	pthread_setname_np(pthread_self(), name);
 	cudaSetDevice(c->device); /* done() may call host_free() */
-	vgpu_mutex_lock(&c->fly_lock);
+	pthread_mutex_lock(&c->fly_lock);
 	for (;;) {
 		struct vgpu_cuda_job *job = lv->fly_head;
 
@@ -262,26 +272,26 @@ static void *waiter_main(void *arg)
 			while (atomic_load(&lv->fly_seq) == seen &&
 			       vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
 				vgpu_cpu_relax();
-			vgpu_mutex_lock(&c->fly_lock);
+			pthread_mutex_lock(&c->fly_lock);
 			if (atomic_load(&lv->fly_seq) == seen)
 				pthread_cond_wait(&lv->fly_cond, &c->fly_lock);
 			continue;
 		}
 		pthread_mutex_unlock(&c->fly_lock);
 		if (!job->waited) {
-			job->gpu_status = wait_event(job->done_ev);
+			job->gpu_status = wait_job(job);
 			if (job->gpu_status != cudaSuccess)
 				cudaGetLastError();
 			job->end_ns = vgpu_now_ns();
 		}
 		/* Only this thread removes from the list; the launcher appends. */
-		vgpu_mutex_lock(&c->fly_lock);
+		pthread_mutex_lock(&c->fly_lock);
 		lv->fly_head = job->next;
 		if (!lv->fly_head)
 			lv->fly_tail = NULL;
 		pthread_mutex_unlock(&c->fly_lock);
 		complete(c, job);
-		vgpu_mutex_lock(&c->fly_lock);
+		pthread_mutex_lock(&c->fly_lock);
 	}
 	pthread_mutex_unlock(&c->fly_lock);
 	return NULL;
@@ -306,7 +316,7 @@ int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c)
 void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c)
 {
 	if (c->launcher_started) {
-		vgpu_mutex_lock(&c->lock);
+		pthread_mutex_lock(&c->lock);
 		c->quit = true;
 		atomic_fetch_add(&c->wake_seq, 1);
 		pthread_cond_broadcast(&c->launch_cond);
@@ -314,7 +324,7 @@ void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c)
 		pthread_join(c->launcher, NULL);
 		c->launcher_started = false;
 	}
-	vgpu_mutex_lock(&c->fly_lock);
+	pthread_mutex_lock(&c->fly_lock);
 	c->fly_quit = true;
 	for (int l = 0; l < c->waiters_started; l++) {
 		atomic_fetch_add(&c->level[l].fly_seq, 1);

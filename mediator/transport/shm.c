@@ -113,7 +113,7 @@ static void session_free(struct session *s)
 /* Loop thread. */
 static void session_unref(struct session *s)
 {
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	bool last = --s->refs == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (last)
@@ -126,7 +126,7 @@ static void stop_serving(struct session *s)
 {
 	int fd;
 
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	if (!s->serving) {
 		pthread_mutex_unlock(&s->lock);
 		return;
@@ -143,7 +143,7 @@ static void stop_serving(struct session *s)
  * completions go through the loop (shm_respond()). */
 static void session_close(struct session *s)
 {
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	s->vm = NULL;
 	pthread_mutex_unlock(&s->lock);
 	stop_serving(s);
@@ -230,7 +230,7 @@ static bool take_one(struct session *s)
 	rc = vgpu_ring_decode_desc(raw, &d);
 	req->request_id = d.request_id;
 	req->op = d.op;
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	s->refs++;
 	s->taken++;
 	pthread_mutex_unlock(&s->lock);
@@ -260,7 +260,7 @@ static bool take_one(struct session *s)
  * threads only lower `taken`, so the figure stays safe while it ages. */
 static uint32_t room(struct session *s)
 {
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	uint32_t r = VGPU_RING_ENTRIES - s->taken;
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -303,7 +303,7 @@ static void doorbell_event(void *ctx, uint32_t events)
 	if (read(s->doorbell_fd, &n, sizeof(n)) < 0) {
 		/* EAGAIN: nothing new; look anyway. */
 	}
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	s->refs++; /* hold s across the callbacks below */
 	flush_backlog_locked(s);
 	pthread_mutex_unlock(&s->lock);
@@ -333,7 +333,7 @@ static void shm_respond(struct mediator *m, struct vgpu_request *req)
 	bool last = false;
 
 	(void)m;
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	if (!s->vm) {
 		s->taken--;
 		last = --s->refs == 0;
@@ -355,7 +355,7 @@ static bool shm_complete(struct mediator *m, struct vgpu_request *req)
 	struct session *s = req->reply_ctx;
 
 	(void)m;
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	if (!s->vm) {
 		pthread_mutex_unlock(&s->lock);
 		return false;
@@ -491,7 +491,7 @@ void vgpu_shm_detach(void *session)
 	/* Closed and drained in one step: from here on backend threads hand
 	 * their completions to the loop, and answers that found no room are
 	 * dropped with the client. */
-	vgpu_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	s->vm = NULL;
 	while (s->backlog_head) {
 		struct vgpu_request *req = s->backlog_head;
