@@ -28,11 +28,12 @@
  * Prints one line: the settings, then p50 and p90 of the round trip and
  * p50 of the issue time (the API calls of one op) in us.
  *
- *   nvcc -O2 -arch=sm_90 bench/gpu-paths.cu -o gpu-paths
- *   ./gpu-paths --mem memfd --stream priority --wait waiter --n 1024
+ *   build/bench/gpu-paths --mem memfd --stream priority --wait waiter --n 1024
+ *   bash bench/gpu-paths.sh build/bench/gpu-paths 4    (every setting, 4 rounds)
  *
  * Never: time anything before the work is seen complete.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -173,6 +174,22 @@ static double pct_us(uint64_t *v, int n, int pct)
 	return (double)v[(size_t)(n - 1) * (size_t)pct / 100] / 1000.0;
 }
 
+/* @v as a whole decimal number in [@lo, @hi], else the usage. */
+static unsigned long number(const char *name, const char *v, unsigned long lo, unsigned long hi)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi) {
+		fprintf(stderr, "gpu-paths: %s: '%s' is not a number from %lu to %lu\n", name, v, lo,
+			hi);
+		exit(2);
+	}
+	return x;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: gpu-paths [--mem hostalloc|memfd] [--stream plain|priority]\n"
@@ -203,9 +220,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--wait"))
 			wait = v;
 		else if (!strcmp(argv[i], "--n"))
-			n = (unsigned)strtoul(v, NULL, 10);
+			n = (unsigned)number("--n", v, 1, 1u << 24);
 		else if (!strcmp(argv[i], "--iters"))
-			iters = atoi(v);
+			iters = (int)number("--iters", v, 10, 1000000);
 		else
 			usage();
 		i++;
@@ -215,7 +232,7 @@ int main(int argc, char **argv)
 					 : !strcmp(wait, "waiter") ? 2 : !strcmp(wait, "relay") ? 3 : -1;
 
 	if ((!memfd && strcmp(mem, "hostalloc")) || (!prio && strcmp(stream, "plain")) ||
-	    mode < 0 || n < 1 || n > (1u << 24) || iters < 10 || iters > 1000000)
+	    mode < 0)
 		usage();
 
 	static struct path p;

@@ -1,10 +1,12 @@
 #!/bin/bash
-# test-bench-usage.sh - vgpu-bench's command line on a machine without a
-# GPU (this one): --help and --list exit 0, and every bad value or unknown
-# argument exits 2 with a message naming it, before CUDA is touched. The
-# measurements themselves run on the H100 (bench/run-device.sh).
+# test-bench-usage.sh - vgpu-bench's and gpu-paths' command lines on a
+# machine without a GPU (this one): vgpu-bench's --help and --list exit 0,
+# and every bad value or unknown argument of either exits 2 with a message
+# naming it, before CUDA is touched. The measurements themselves run on the
+# H100 (bench/run-device.sh, bench/gpu-paths.sh).
 set -u
 BIN=${VGPU_BENCH_BIN:?VGPU_BENCH_BIN is not set}
+GPU_PATHS=${VGPU_GPU_PATHS_BIN:?VGPU_GPU_PATHS_BIN is not set}
 . "$VGPU_TESTS/lib/assert.sh"
 
 out=$("$BIN" --help); rc=$?
@@ -28,5 +30,23 @@ done <<'CASES'
 --case nope|--case: no case 'nope' (see --list)
 --bogus|unrecognized option '--bogus'
 extra|unexpected argument 'extra'
+CASES
+while IFS='|' read -r args msg; do
+	# shellcheck disable=SC2086 # args are words
+	err=$("$GPU_PATHS" $args 2>&1 >/dev/null); rc=$?
+	expect_eq "$rc" "2" "gpu-paths usage error exits 2: $args"
+	grep -qF -- "$msg" <<<"$err" && pass "gpu-paths names the problem: $args" ||
+		fail "gpu-paths message for $args: $err"
+done <<'CASES'
+--n 5x|--n: '5x' is not a number from 1 to 16777216
+--n 0|--n: '0' is not a number from 1 to 16777216
+--n -3|--n: '-3' is not a number from 1 to 16777216
+--n 16777217|--n: '16777217' is not a number from 1 to 16777216
+--iters 9|--iters: '9' is not a number from 10 to 1000000
+--mem disk|usage: gpu-paths
+--stream fast|usage: gpu-paths
+--wait never|usage: gpu-paths
+--bogus 1|usage: gpu-paths
+--n|usage: gpu-paths
 CASES
 finish
