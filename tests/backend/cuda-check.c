@@ -5,7 +5,8 @@
  * many works in flight from several threads; a high-priority work among
  * saturating low-priority ones; a device-pool bound too small for a work
  * (VGPU_NO_MEMORY, then later works succeed, some waiting for memory); a
- * real cudaMalloc failure; pinned-buffer reuse. Then, for information,
+ * real cudaMalloc failure; pinned-buffer reuse; small works raise no GPU
+ * interrupt while large ones do (/proc/interrupts). Then, for information,
  * vector_add timings against native CUDA in the same process (the same
  * kernel, copy in, compute, copy out, stream sync). Prints a table and exits
  * 0 only when every check passed (info lines are not checks).
@@ -538,6 +539,85 @@ static void info(const char *what, const char *detail)
 	fflush(stdout);
 }
 
+/* The GPU's interrupts so far: the counts of the /proc/interrupts lines
+ * that name nvidia, over all CPUs; -1 when there is none. */
+static long long gpu_interrupts(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[4096];
+	long long total = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+
+		if (!p || !strstr(line, "nvidia"))
+			continue;
+		if (total < 0)
+			total = 0;
+		for (p++;;) {
+			char *end;
+			long long v = strtoll(p, &end, 10);
+
+			if (end == p)
+				break;
+			total += v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return total;
+}
+
+/* @count vector_adds of @n floats one after another; the GPU interrupts
+ * they caused, or -1 when a work failed or interrupts cannot be read. */
+static long long interrupts_of(void *ctx, uint32_t n, int count)
+{
+	struct bt_alloc pinned = { cu->host_alloc, cu->host_free, ctx };
+	struct bt_case tc;
+	struct vgpu_work w;
+	uint64_t wall, exec;
+	long long before, after;
+	bool ok = true;
+
+	if (!bt_case_new(&tc, VGPU_OP_VECTOR_ADD, 0, n, 0, 1.0f, 0.0f, 7, &pinned))
+		return -1;
+	before = gpu_interrupts();
+	for (int i = 0; i < count && ok; i++) {
+		bt_case_work(&tc, &w, 2, NULL, NULL);
+		ok = run_one(cu, ctx, &w, &wall, &exec) == VGPU_OK;
+	}
+	after = gpu_interrupts();
+	ok = ok && bt_case_check(&tc, tc.out, NULL, rel_of(VGPU_OP_VECTOR_ADD, 0), 4096) <= 1.0;
+	bt_case_free(&tc);
+	return ok && before >= 0 && after >= before ? after - before : -1;
+}
+
+/*
+ * Small works must not arm GPU interrupts: inside a VM each one cost a
+ * request about 30 us (docs/performance.md, runs 19 to 21). Large works do
+ * arm them (their waiter sleeps on a blocking-sync event), which shows that
+ * the count is read from the right lines.
+ */
+static void no_interrupts(void *ctx)
+{
+	enum { SMALL = 1000, LARGE = 50 };
+	long long small = interrupts_of(ctx, 1u << 10, SMALL);
+	long long large = interrupts_of(ctx, 1u << 20, LARGE);
+	char detail[160];
+
+	if (gpu_interrupts() < 0) {
+		info("GPU interrupts", "no nvidia line in /proc/interrupts: not checked");
+		return;
+	}
+	snprintf(detail, sizeof(detail), "%d works of 4 KiB: %lld; %d of 4 MiB: %lld", SMALL,
+		 small, LARGE, large);
+	/* A few may come from the driver's own housekeeping meanwhile. */
+	row(small >= 0 && small <= SMALL / 100 && large >= LARGE / 2,
+	    "small works raise no GPU interrupt", detail);
+}
+
 static uint64_t median(uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(v[0]), cmp_u64);
@@ -681,6 +761,7 @@ int main(int argc, char **argv)
 		correctness(cu_ctx, cpu_ctx);
 		printf("\n| %-4s | %-44s | %s\n", "", "behaviour", "detail");
 		pinned_reuse(cu_ctx);
+		no_interrupts(cu_ctx);
 		concurrency(cu_ctx);
 		if (!quick)
 			priority(cu_ctx);
