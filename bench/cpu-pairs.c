@@ -7,7 +7,8 @@
  * host (the mediator's small-op latency crosses such lines dozens of times
  * per request: docs/performance.md, runs 11 to 16).
  *
- *   gcc -O2 -pthread bench/cpu-pairs.c -o cpu-pairs && ./cpu-pairs [ROUNDS]
+ *   build/bench/cpu-pairs [ROUNDS]    (by hand: gcc -O2 -pthread -Icommon
+ *                                      bench/cpu-pairs.c -o cpu-pairs)
  *
  * Never: run unpinned (a pair whose thread cannot be pinned is skipped and
  * printed as "-").
@@ -21,8 +22,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "vgpu_clock.h"
 
 #define MAX_CPUS 64
 #define SAMPLES 101
@@ -33,14 +35,6 @@ struct pair {
 	_Atomic long *flag;
 	int pinned;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int pin(int cpu)
 {
@@ -86,7 +80,7 @@ static uint64_t measure(int a, int b, long rounds)
 	if (pin(a) != 0 || pthread_create(&th, NULL, echo, &p) != 0)
 		return 0;
 	for (int s = 0; s < SAMPLES; s++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = vgpu_now_ns();
 
 		for (long i = 0; i < rounds; i++) {
 			atomic_store_explicit(&flag, ++v, memory_order_release);
@@ -94,7 +88,7 @@ static uint64_t measure(int a, int b, long rounds)
 				;
 			v++;
 		}
-		samples[s] = (now_ns() - t0) / (uint64_t)rounds;
+		samples[s] = (vgpu_now_ns() - t0) / (uint64_t)rounds;
 	}
 	pthread_join(th, NULL);
 	if (!p.pinned)

@@ -40,12 +40,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 
 #include <cuda_runtime.h>
+
+#include "vgpu_clock.h"
+#include "vgpu_spin.h"
 
 #define CK(call)                                                                       \
 	do {                                                                           \
@@ -74,19 +76,6 @@ __global__ void vadd(const float *a, const float *b, float *c, unsigned n)
 		c[i] = a[i] + b[i];
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void relax(void)
-{
-	__builtin_ia32_pause();
-}
-
 struct path {
 	unsigned n;
 	float *h[3], *d[3];
@@ -101,7 +90,7 @@ struct path {
 static void issue(struct path *p)
 {
 	size_t bytes = (size_t)p->n * sizeof(float);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vgpu_now_ns();
 
 	CK(cudaMemcpyAsync(p->d[0], p->h[0], bytes, cudaMemcpyHostToDevice, p->s));
 	CK(cudaMemcpyAsync(p->d[1], p->h[1], bytes, cudaMemcpyHostToDevice, p->s));
@@ -110,7 +99,7 @@ static void issue(struct path *p)
 	CK(cudaGetLastError());
 	CK(cudaMemcpyAsync(p->h[2], p->d[2], bytes, cudaMemcpyDeviceToHost, p->s));
 	CK(cudaEventRecord(p->ev, p->s));
-	p->issue_ns = now_ns() - t0;
+	p->issue_ns = vgpu_now_ns() - t0;
 }
 
 static void poll_event(cudaEvent_t ev)
@@ -118,10 +107,10 @@ static void poll_event(cudaEvent_t ev)
 	cudaError_t e;
 
 	while ((e = cudaEventQuery(ev)) == cudaErrorNotReady) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = vgpu_now_ns();
 
-		while (now_ns() - t0 < POLL_NS)
-			relax();
+		while (vgpu_now_ns() - t0 < POLL_NS)
+			vgpu_cpu_relax();
 	}
 	CK(e);
 }
@@ -132,7 +121,7 @@ static bool await(struct path *p, std::atomic<uint64_t> *seq, uint64_t seen)
 	while (seq->load() == seen) {
 		if (p->quit.load())
 			return false;
-		relax();
+		vgpu_cpu_relax();
 	}
 	return true;
 }
@@ -293,7 +282,7 @@ int main(int argc, char **argv)
 	int warm = 50;
 
 	for (int i = -warm; i < iters; i++) {
-		uint64_t t0 = now_ns(), seen;
+		uint64_t t0 = vgpu_now_ns(), seen;
 		unsigned k = (unsigned)(i + warm) % n;
 
 		p.h[2][k] = -1.0f;
@@ -318,7 +307,7 @@ int main(int argc, char **argv)
 			await(&p, &p.to_client, seen);
 			break;
 		}
-		uint64_t t = now_ns() - t0;
+		uint64_t t = vgpu_now_ns() - t0;
 
 		if (p.h[2][k] != (float)k + 1.0f) {
 			fprintf(stderr, "gpu-paths: wrong result at %u\n", k);

@@ -29,9 +29,9 @@
 #   stop         SIGTERM to the mediator; it must exit 0
 # VGPU_MEDIATOR_CPUS and VGPU_BENCH_CPUS (taskset -c lists) pin the
 # mediator and the bench, for placement experiments.
-# Files in $OUT: summary.txt, steps.log, bench.json,
-# bench.txt, cuda-check.log, submit.json, mediator.log, threads.log. The short tables are
-# printed last. Exit status 0 only when every step succeeded.
+# Files in $OUT: summary.txt, steps.log, bench.json, bench.txt,
+# cuda-check.log, submit.json, mediator.log, threads.log. The short tables
+# are printed last. Exit status 0 only when every step succeeded.
 #
 # Never: change the card's settings, leave the mediator running, or report
 # a step that did not run as passed.
@@ -243,7 +243,7 @@ gpu_irqs() { awk '/nvidia/{for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i}
 # per thread, its CPU and /proc's schedstat (ns on a CPU, ns waiting on a
 # run queue, time slices) and involuntary switches, into threads.log;
 # thread_table sums it up per thread (the slow mode of the small-op figures,
-# docs/performance.md, runs 6 to 18).
+# docs/performance.md, runs 6 to 22).
 sample_threads() {
 	local p t
 	while :; do

@@ -1346,7 +1346,7 @@ static void usage(FILE *f)
 		"  --warmup N       untimed iterations first (default 3) ...\n"
 		"  --warmup-ms MS   ... and for at least MS milliseconds (default 200): the\n"
 		"                   mediator's threads, idle while the native side ran,\n"
-		"                   start slow (docs/performance.md, run 18)\n"
+		"                   start slow (docs/performance.md, run 19)\n"
 		"  --depth D        requests in flight for pipelined runs, 1..64 (default 4)\n"
 		"  --budget-s S     stop a measurement after S seconds, keeping >= %d samples\n"
 		"                   (default 10)\n"

