@@ -175,7 +175,7 @@ void vgpu_deliver_done(void *ctx, uint32_t events);
 
 /* dispatch.c */
 int vgpu_dispatcher_start(struct mediator *m);
-/* Loop thread, after a quiet push: submit the queue's head at once if the
+/* Loop thread, after a push: submit the queue's head at once if the
  * backend has room. false when it had none (the caller then wakes the
  * dispatcher, which submits when a slot frees). */
 bool vgpu_dispatch_now(struct mediator *m);

@@ -87,7 +87,7 @@ void vgpu_queue_free(struct vgpu_queue *q)
 	free(q);
 }
 
-static int push(struct vgpu_queue *q, struct vgpu_queue_item *item, bool wake)
+int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
 {
 	struct queue_level *lv;
 	int rc = VGPU_OK;
@@ -114,21 +114,9 @@ static int push(struct vgpu_queue *q, struct vgpu_queue_item *item, bool wake)
 		lv->depth++;
 		q->per_vm[item->vm_slot]++;
 		q->total++;
-		if (wake)
-			pthread_cond_signal(&q->nonempty);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc;
-}
-
-int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
-{
-	return push(q, item, true);
-}
-
-int vgpu_queue_push_quiet(struct vgpu_queue *q, struct vgpu_queue_item *item)
-{
-	return push(q, item, false);
 }
 
 void vgpu_queue_wake(struct vgpu_queue *q)

@@ -31,13 +31,13 @@ void vgpu_queue_free(struct vgpu_queue *q);
 /* Append @item (priority and vm_slot set by the caller). VGPU_BUSY when the
  * VM's or the total cap is reached (the caller answers busy at once),
  * VGPU_SHUTDOWN after vgpu_queue_close(), VGPU_INVALID_PARAM for a priority
- * outside 0..2 or vm_slot >= max_vms. A refused push changes nothing. */
+ * outside 0..2 or vm_slot >= max_vms. A refused push changes nothing.
+ * It wakes no sleeping popper: the pusher (the loop thread) pops the item
+ * itself next and calls vgpu_queue_wake() only when it could not. Waking a
+ * popper that then loses the race costs the request its wake-up latency
+ * (measured on the H100: up to 30 us of queue time). */
 int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item);
-/* The same, waking no popper: for a caller that pops the item itself next
- * (the loop thread), and calls vgpu_queue_wake() when it could not. Waking a
- * sleeping popper that then loses the race costs the request its wake-up
- * latency (measured on the H100: up to 30 us of queue time). */
-int vgpu_queue_push_quiet(struct vgpu_queue *q, struct vgpu_queue_item *item);
+/* Wake one sleeping popper, to take what is queued. */
 void vgpu_queue_wake(struct vgpu_queue *q);
 
 /* The oldest item of the highest non-empty priority, waiting up to

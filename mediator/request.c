@@ -128,7 +128,7 @@ void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 	req->item.priority = vm->priority;
 	req->item.vm_slot = vm->slot;
 
-	rc = vgpu_queue_push_quiet(m->queue, &req->item);
+	rc = vgpu_queue_push(m->queue, &req->item);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,
 				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
