@@ -256,8 +256,7 @@ int vgpu_connect(const char *uri, vgpu_client **ret)
 	}
 	rc = vgpu_uri_parse(uri, &u);
 	if (rc == VGPU_OK && u.kind == VGPU_URI_SHM)
-		rc = vgpu_shm_open(u.path, vgpu_env_ull("VGPU_SHM_MIB", 1, 2048, 64) << 20, &c->shm,
-				   NULL, 0);
+		rc = vgpu_shm_open(u.path, vgpu_env_ull("VGPU_SHM_MIB", 1, 2048, 64) << 20, &c->shm);
 	else if (rc == VGPU_OK)
 		rc = vgpu_transport_open(uri, &t);
 	if (rc != VGPU_OK) {
@@ -423,11 +422,12 @@ static int shm_place(vgpu_client *c, struct pending *s, int stage, const void *p
 		return VGPU_INVALID_PARAM;
 	rc = vgpu_shm_alloc(c->shm, len, &block);
 	if (rc != VGPU_OK)
-		return rc == VGPU_LIMIT ? VGPU_LIMIT : VGPU_NO_MEMORY;
+		return rc;
 	s->stage[stage] = block;
 	if (copy_in)
 		memcpy(block, p, len);
-	return vgpu_shm_offset(c->shm, block, len, ret_off) ? VGPU_OK : VGPU_INVALID_PARAM;
+	*ret_off = (uint32_t)((uint8_t *)block - c->shm->win);
+	return VGPU_OK;
 }
 
 static int shm_submit(vgpu_client *c, struct pending *s, int op,
@@ -444,11 +444,12 @@ static int shm_submit(vgpu_client *c, struct pending *s, int op,
 	}
 	/* An output that is its own input (saxpy's y, sgemm's C) shares the
 	 * input's block; any other gets its own. */
-	int role = op == VGPU_OP_SAXPY ? 1 : op == VGPU_OP_SGEMM ? 2 : -1;
-	if (role >= 0 && s->out == in[role]) {
-		d.out_off = d.in_off[role];
-		s->stage[3] = s->stage[role];
-		s->stage[role] = NULL;
+	int inplace = vgpu_proto_inplace_input(op);
+
+	if (inplace >= 0 && s->out == in[inplace]) {
+		d.out_off = d.in_off[inplace];
+		s->stage[3] = s->stage[inplace];
+		s->stage[inplace] = NULL;
 	} else {
 		rc = shm_place(c, s, 3, s->out, s->out_count * sizeof(float), false, &d.out_off);
 		if (rc != VGPU_OK)
@@ -621,7 +622,7 @@ int vgpu_buffer_alloc(vgpu_client *c, size_t size, void **ret)
 		int rc = vgpu_shm_alloc(c->shm, size, &p);
 
 		if (rc != VGPU_OK)
-			return rc == VGPU_LIMIT ? VGPU_LIMIT : VGPU_NO_MEMORY;
+			return rc;
 	} else {
 		size_t bytes = size ? (size + 63) & ~(size_t)63 : 64;
 

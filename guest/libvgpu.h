@@ -139,8 +139,9 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
  * otherwise. Free it with vgpu_buffer_free() on the same client before
  * vgpu_close(), which unmaps a window. VGPU_NO_MEMORY when the window (or
  * the heap) has no room, VGPU_LIMIT for a size past the whole window,
- * VGPU_INVALID_PARAM for NULL arguments. free: VGPU_OK (also for NULL), or
- * VGPU_INVALID_PARAM for a pointer that vgpu_buffer_alloc() did not return.
+ * VGPU_INVALID_PARAM for NULL arguments. free: VGPU_OK (also for NULL); on
+ * a shm: connection VGPU_INVALID_PARAM for a pointer that vgpu_buffer_alloc()
+ * did not return, elsewhere such a pointer is undefined behaviour (free()).
  */
 int vgpu_buffer_alloc(vgpu_client *c, size_t size, void **ret);
 int vgpu_buffer_free(vgpu_client *c, void *p);

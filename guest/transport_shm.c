@@ -20,7 +20,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "transport_shm.h"
@@ -73,25 +72,28 @@ static int handshake(struct vgpu_shm *s, uint64_t data_bytes, int fds[3], uint64
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int got[3];
 
-		memcpy(got, CMSG_DATA(cm), (k < 3 ? k : 3) * sizeof(int));
-		for (size_t i = 0; i < k && i < 3; i++)
-			fds[i] = got[i];
-		for (size_t i = 3; i < k; i++) {
-			int extra;
+		for (size_t i = 0; i < k; i++) {
+			int fd;
 
-			memcpy(&extra, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			close(extra);
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (i < 3 && fds[i] < 0)
+				fds[i] = fd;
+			else
+				close(fd); /* beyond three, or a second message's */
 		}
+	}
+	if (n <= 0) {
+		snprintf(s->why, sizeof(s->why), "%s",
+			 n == 0 ? "the mediator closed the connection" : strerror(errno));
+		return VGPU_IO_ERROR;
 	}
 	if (n != (ssize_t)sizeof(msg) || (mh.msg_flags & MSG_CTRUNC) ||
 	    vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, &h) != VGPU_OK ||
 	    vgpu_ring_parse_attached(msg, &h, msg + VGPU_PROTO_HEADER_SIZE, &status, ret_window) !=
 		    VGPU_OK) {
-		snprintf(s->why, sizeof(s->why), n == 0 ? "the mediator closed the connection"
-							: "malformed answer to the attach message");
-		return n == 0 ? VGPU_IO_ERROR : VGPU_PROTOCOL;
+		snprintf(s->why, sizeof(s->why), "malformed answer to the attach message");
+		return VGPU_PROTOCOL;
 	}
 	if (status != VGPU_OK) {
 		snprintf(s->why, sizeof(s->why), "the mediator refused the window: %s",
@@ -133,8 +135,7 @@ static int map_window(struct vgpu_shm *s, int memfd, uint64_t window)
 	return window_init(&s->alloc, VGPU_RING_DATA_OFFSET, window - VGPU_RING_DATA_OFFSET);
 }
 
-int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret, char *why,
-		  size_t why_size)
+int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret)
 {
 	struct vgpu_shm *s = calloc(1, sizeof(*s));
 	int fds[3] = { -1, -1, -1 };
@@ -157,8 +158,6 @@ int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret, 
 	s->doorbell_fd = fds[1];
 	s->notify_fd = fds[2];
 	if (rc != VGPU_OK) {
-		if (why && why_size)
-			snprintf(why, why_size, "%s", s->why);
 		vgpu_shm_close(s);
 		return rc;
 	}

@@ -33,11 +33,9 @@ struct vgpu_shm {
  * data area (whole pages, 1 MiB to 2 GiB). vgpu_unix_connect()'s errors,
  * the mediator's refusal (VGPU_LIMIT past its shm_max_mib, VGPU_BUSY past
  * its shm_total_mib, VGPU_INVALID_PARAM, ...), VGPU_PROTOCOL for a
- * malformed answer, VGPU_TIMEOUT when none comes; @why (may be NULL) then
- * says what happened.
+ * malformed answer, VGPU_TIMEOUT when none comes.
  */
-int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret, char *why,
-		  size_t why_size);
+int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret);
 /* Unmap and close everything (NULL is fine). */
 void vgpu_shm_close(struct vgpu_shm *s);
 

@@ -102,9 +102,10 @@ int vgpu_ring_check_desc(const struct vgpu_ring_desc *d, const struct vgpu_proto
 		return VGPU_INVALID_PARAM;
 	/* The output is written while inputs are still read: it may only be
 	 * the very input it updates (saxpy's y, sgemm's C), or apart. */
-	int same_role = v.op == VGPU_OP_SAXPY ? 1 : v.op == VGPU_OP_SGEMM ? 2 : -1;
+	int inplace = vgpu_proto_inplace_input(v.op);
+
 	for (int i = 0; i < v.n_inputs; i++) {
-		if (i == same_role && v.in_off[i] == v.out_off)
+		if (i == inplace && v.in_off[i] == v.out_off)
 			continue;
 		if (overlap(v.in_off[i], v.in_count[i] * sizeof(float), v.out_off,
 			    v.out_count * sizeof(float)))

@@ -109,6 +109,13 @@ int vgpu_proto_op_shape(int op, const struct vgpu_op_params *params,
 			const struct vgpu_proto_limits *limits, int *ret_n_inputs,
 			uint64_t ret_in_count[3], uint64_t *ret_out_count);
 
+/* The input that @op's output may update in place (saxpy's y: 1, sgemm's
+ * C: 2), or -1: the only input an output may share memory with. */
+static inline int vgpu_proto_inplace_input(int op)
+{
+	return op == VGPU_OP_SAXPY ? 1 : op == VGPU_OP_SGEMM ? 2 : -1;
+}
+
 /* Write @h as the 32 wire bytes of a header (magic, version, checksum = @h's). */
 void vgpu_proto_encode_header(const struct vgpu_msg_header *h, uint8_t out[VGPU_PROTO_HEADER_SIZE]);
 
