@@ -161,6 +161,12 @@ static int read_regs(struct stub *d)
 			d->magic, VGPU_STUB_MAGIC_VALUE);
 		return 3;
 	}
+	/* Another major version may have moved the registers (the spec). */
+	if (d->version >> 16 != VGPU_STUB_VERSION_VALUE >> 16) {
+		fprintf(stderr, PROG ": %s has register map version %u.%u; this tool reads %u.x\n",
+			d->addr, d->version >> 16, d->version & 0xffff, VGPU_STUB_VERSION_VALUE >> 16);
+		return 3;
+	}
 	return 0;
 }
 
@@ -193,8 +199,7 @@ static int find(struct stub *out, int max)
 		memset(&out[n], 0, sizeof(out[n]));
 		/* plausible_addr() checked that it fits. */
 		memcpy(out[n].addr, e->d_name, strlen(e->d_name) + 1);
-		if (!read_hex(e->d_name, "class", &out[n].class_code))
-			out[n].class_code = 0;
+		read_hex(e->d_name, "class", &out[n].class_code); /* stays 0 when unreadable */
 		n++;
 	}
 	closedir(dir);

@@ -385,7 +385,7 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
 	uint64_t total = (uint64_t)m->set.shm_total_mib << 20;
 	struct session *s;
-	int memfd = -1, rc = VGPU_IO_ERROR;
+	int memfd = -1, doorbell, notify, rc = VGPU_IO_ERROR;
 
 	if (!sv || m->stopping)
 		return VGPU_SHUTDOWN;
@@ -410,9 +410,11 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	if (memfd < 0 || ftruncate(memfd, (off_t)size) != 0 ||
 	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
 	    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		int err = errno;
+
 		vgpu_log(LOG_ERR, "VM %s: cannot make a %zu-byte window: %s", vm->uuid, size,
-			 strerror(errno));
-		rc = errno == ENOMEM || errno == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
+			 strerror(err));
+		rc = err == ENOMEM || err == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
 		goto fail;
 	}
 	s->win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
@@ -436,24 +438,27 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 		rc = VGPU_IO_ERROR;
 		goto fail;
 	}
-	ret_fds[0] = memfd;
-	ret_fds[1] = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
-	ret_fds[2] = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
-	if (ret_fds[1] < 0 || ret_fds[2] < 0) {
-		if (ret_fds[1] >= 0)
-			close(ret_fds[1]);
-		if (ret_fds[2] >= 0)
-			close(ret_fds[2]);
-		rc = VGPU_IO_ERROR;
-		goto fail;
-	}
 	s->watch = (struct vgpu_loop_watch){ .fd = s->doorbell_fd, .fn = doorbell_event, .ctx = s };
 	if (vgpu_loop_add(m->loop, &s->watch, EPOLLIN) != VGPU_OK) {
-		close(ret_fds[1]);
-		close(ret_fds[2]);
 		rc = VGPU_IO_ERROR;
 		goto fail;
 	}
+	/* The client's copies: the last step that can fail, so that @ret_fds
+	 * is written only on success (the caller closes what it was given). */
+	doorbell = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
+	notify = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
+	if (doorbell < 0 || notify < 0) {
+		if (doorbell >= 0)
+			close(doorbell);
+		if (notify >= 0)
+			close(notify);
+		vgpu_loop_remove(m->loop, &s->watch);
+		rc = VGPU_IO_ERROR;
+		goto fail;
+	}
+	ret_fds[0] = memfd;
+	ret_fds[1] = doorbell;
+	ret_fds[2] = notify;
 	s->m = m;
 	s->vm = vm;
 	s->sv = sv;

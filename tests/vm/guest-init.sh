@@ -33,13 +33,17 @@ if [ "$test" = regs ]; then
 	echo "REG-MAGIC $(devmem "$base" 32)"
 	echo "REG-VMID $(devmem $((base + 0x10)) 32)"
 	echo "REG-UNKNOWN $(devmem $((base + 0x100)) 32)"
-	devmem "$base" 32 0x12345678
-	echo "REG-MAGIC-AFTER-WRITE $(devmem "$base" 32)"
+	devmem $((base + 0x10)) 32 0x12345678
+	echo "REG-VMID-AFTER-WRITE $(devmem $((base + 0x10)) 32)"
 	i=0
 	while [ $i -lt 50 ]; do
 		devmem $((base + 0x400)) 32 >/dev/null
 		i=$((i + 1))
 	done
+	# One more guest error a second later: the device then logs how many
+	# of the burst it left out.
+	sleep 2
+	devmem $((base + 0x404)) 32 >/dev/null
 	echo "REG-BURST-DONE"
 fi
 echo "VGPU-TEST-END"
