@@ -7,8 +7,9 @@
 # The patch adds hw/misc/vgpu-stub.c and its two headers (device/, as they
 # are: the one source builds against 4.2.1 and 7.2) and hooks them into
 # QEMU 4.2's make-based build: a line at the top of hw/misc/Makefile.objs
-# and a Kconfig entry at the top of hw/misc/Kconfig (on by default wherever
-# PCI devices are). Its context lines are the first lines of those files,
+# and a Kconfig entry at the top of hw/misc/Kconfig (default y with PCI
+# devices; XCP-ng's spec configures --without-default-devices, so
+# docs/xcp-ng.md also sets CONFIG_VGPU_STUB=y). Its context lines are the first lines of those files,
 # the same from QEMU 4.0 to 5.0. It applies with `patch -p1`.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ done
 	echo
 	echo "From the vgpu project's device/ (docs/specs/vgpu-stub.md is the register map)."
 	echo
-	(cd "$work" && LC_ALL=C TZ=UTC diff -Naur --label a/hw/misc/Kconfig --label b/hw/misc/Kconfig \
+	(cd "$work" && LC_ALL=C diff -Naur --label a/hw/misc/Kconfig --label b/hw/misc/Kconfig \
 		a/hw/misc/Kconfig b/hw/misc/Kconfig || true)
 	(cd "$work" && LC_ALL=C diff -Naur --label a/hw/misc/Makefile.objs --label b/hw/misc/Makefile.objs \
 		a/hw/misc/Makefile.objs b/hw/misc/Makefile.objs || true)
