@@ -50,31 +50,22 @@ struct shm_global {
 	uint64_t bytes;        /* of all live windows (loop thread) */
 };
 
-struct session;
-
-struct shm_vm {
-	struct session *sessions;
-};
-
 struct session {
 	struct mediator *m;
 	pthread_mutex_t lock;        /* guards the fields marked (L) */
 	struct vgpu_vm *vm;          /* (L) NULL once the VM or its connection is gone */
-	struct shm_vm *sv;
 	int refs;                    /* (L) the connection + each request not yet answered */
-	bool serving;                /* (L) taking descriptors (doorbell watched and open) */
 	int conn_fd;                 /* the owning connection (borrowed): shut down on abuse */
-	uint8_t *win;                /* the mapping */
+	uint8_t *win;                /* the mapping, pinned by the backend */
 	size_t win_size;
-	bool registered;             /* pinned by the backend */
-	int doorbell_fd;             /* (L) client -> mediator */
+	int doorbell_fd;             /* (L) client -> mediator; -1 once no longer served
+				      * (written on the loop thread only) */
 	int notify_fd;               /* mediator -> client */
 	struct vgpu_loop_watch watch;
 	uint32_t sq_head;            /* next descriptor to take (private copy) */
 	uint32_t cq_tail;            /* (L) next completion slot (private copy) */
 	uint32_t taken;              /* (L) descriptors taken, not yet completed */
 	struct vgpu_request *backlog_head, *backlog_tail; /* (L) answered, no CQ room yet */
-	struct session *next;        /* in sv->sessions */
 };
 
 static struct shm_global *global(struct mediator *m)
@@ -101,8 +92,7 @@ static void session_free(struct session *s)
 {
 	struct mediator *m = s->m;
 
-	if (s->registered)
-		m->backend->host_unregister(m->backend_ctx, s->win);
+	m->backend->host_unregister(m->backend_ctx, s->win);
 	munmap(s->win, s->win_size);
 	global(m)->bytes -= s->win_size;
 	close(s->notify_fd);
@@ -127,14 +117,11 @@ static void stop_serving(struct session *s)
 	int fd;
 
 	pthread_mutex_lock(&s->lock);
-	if (!s->serving) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
-	s->serving = false;
 	fd = s->doorbell_fd;
 	s->doorbell_fd = -1;
 	pthread_mutex_unlock(&s->lock);
+	if (fd < 0)
+		return;
 	vgpu_loop_remove(s->m->loop, &s->watch);
 	close(fd);
 }
@@ -147,27 +134,17 @@ static void session_close(struct session *s)
 	s->vm = NULL;
 	pthread_mutex_unlock(&s->lock);
 	stop_serving(s);
-	if (s->sv) {
-		struct session **pp = &s->sv->sessions;
-
-		while (*pp && *pp != s)
-			pp = &(*pp)->next;
-		if (*pp)
-			*pp = s->next;
-		s->sv = NULL;
-	}
-	s->conn_fd = -1;
 }
 
 /* A client broke the ring's rules: no more service, and its connection is
- * shut down so that it learns (the socket transport then detaches). */
+ * shut down so that it learns (the socket transport then detaches). Only
+ * while the session is served, so the connection is still there. */
 static void abuse(struct session *s, const char *why)
 {
 	vgpu_log_guest(&s->vm->rl, LOG_WARNING, "VM %s: shared-memory ring: %s; detaching",
 		       s->vm->uuid, why);
 	stop_serving(s);
-	if (s->conn_fd >= 0)
-		shutdown(s->conn_fd, SHUT_RDWR);
+	shutdown(s->conn_fd, SHUT_RDWR);
 }
 
 /* Move answers into the completion ring while it has room. Lock held;
@@ -203,7 +180,7 @@ static void flush_backlog_locked(struct session *s)
 		return;
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_CQ_TAIL), s->cq_tail, __ATOMIC_RELEASE);
 	kick(s->notify_fd);
-	if (was_full && s->serving)
+	if (was_full && s->doorbell_fd >= 0)
 		kick(s->doorbell_fd); /* descriptors may wait for the room made */
 }
 
@@ -267,7 +244,7 @@ static uint32_t room(struct session *s)
 }
 
 /* Take what the client published, as far as the completion ring can
- * answer it, at most BATCH per round. Loop thread; s->serving is only
+ * answer it, at most BATCH per round. Loop thread; s->doorbell_fd is only
  * written on it, so it reads it without the lock. */
 static void take_descriptors(struct session *s)
 {
@@ -281,7 +258,7 @@ static void take_descriptors(struct session *s)
 		return;
 	}
 	budget = room(s);
-	while (s->serving && s->sq_head != tail && budget > 0 && n < BATCH) {
+	while (s->doorbell_fd >= 0 && s->sq_head != tail && budget > 0 && n < BATCH) {
 		if (!take_one(s)) {
 			oom = true; /* logged; left in the ring for the next doorbell */
 			break;
@@ -289,7 +266,7 @@ static void take_descriptors(struct session *s)
 		budget--;
 		n++;
 	}
-	if (!oom && s->serving && s->sq_head != tail && room(s) > 0)
+	if (!oom && s->doorbell_fd >= 0 && s->sq_head != tail && room(s) > 0)
 		kick(s->doorbell_fd); /* more to take: come back next round */
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_HEAD), s->sq_head, __ATOMIC_RELEASE);
 }
@@ -307,7 +284,7 @@ static void doorbell_event(void *ctx, uint32_t events)
 	s->refs++; /* hold s across the callbacks below */
 	flush_backlog_locked(s);
 	pthread_mutex_unlock(&s->lock);
-	if (s->serving)
+	if (s->doorbell_fd >= 0)
 		take_descriptors(s);
 	session_unref(s);
 }
@@ -325,29 +302,6 @@ static void answer_locked(struct session *s, struct vgpu_request *req)
 	flush_backlog_locked(s);
 }
 
-/* Loop thread: refusals at admission, and completions that a backend
- * thread left to the loop. */
-static void shm_respond(struct mediator *m, struct vgpu_request *req)
-{
-	struct session *s = req->reply_ctx;
-	bool last = false;
-
-	(void)m;
-	pthread_mutex_lock(&s->lock);
-	if (!s->vm) {
-		s->taken--;
-		last = --s->refs == 0;
-		pthread_mutex_unlock(&s->lock);
-		vgpu_request_free(req);
-		if (last)
-			session_free(s);
-		return;
-	}
-	/* The connection's reference outlives this: vm is set. */
-	answer_locked(s, req);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* A backend thread: post the completion now, unless the session is
  * closing (then the loop answers, and may free the session). */
 static bool shm_complete(struct mediator *m, struct vgpu_request *req)
@@ -360,9 +314,25 @@ static bool shm_complete(struct mediator *m, struct vgpu_request *req)
 		pthread_mutex_unlock(&s->lock);
 		return false;
 	}
+	/* The connection's reference outlives this: vm is set. */
 	answer_locked(s, req);
 	pthread_mutex_unlock(&s->lock);
 	return true;
+}
+
+/* Loop thread: refusals at admission, and completions that a backend
+ * thread left to the loop: posted, or dropped with a closed session. */
+static void shm_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct session *s = req->reply_ctx;
+
+	if (shm_complete(m, req))
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->taken--;
+	pthread_mutex_unlock(&s->lock);
+	vgpu_request_free(req);
+	session_unref(s);
 }
 
 /* Write the control page: what the client reads to find its way. */
@@ -381,13 +351,13 @@ static void init_window(struct session *s)
 int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
 		    void **ret_session, int ret_fds[3])
 {
-	struct shm_vm *sv = vm->transport_state[IDX];
 	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
 	uint64_t total = (uint64_t)m->set.shm_total_mib << 20;
 	struct session *s;
+	bool registered = false;
 	int memfd = -1, doorbell, notify, rc = VGPU_IO_ERROR;
 
-	if (!sv || m->stopping)
+	if (m->stopping)
 		return VGPU_SHUTDOWN;
 	if (data_bytes < VGPU_RING_MIN_DATA || data_bytes > VGPU_RING_MAX_DATA ||
 	    data_bytes % VGPU_RING_PAGE)
@@ -431,7 +401,7 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 			 vgpu_strerror(rc));
 		goto fail;
 	}
-	s->registered = true;
+	registered = true;
 	s->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->doorbell_fd < 0 || s->notify_fd < 0) {
@@ -461,18 +431,14 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	ret_fds[2] = notify;
 	s->m = m;
 	s->vm = vm;
-	s->sv = sv;
 	s->refs = 1;
-	s->serving = true;
 	s->conn_fd = conn_fd;
-	s->next = sv->sessions;
-	sv->sessions = s;
 	global(m)->bytes += size;
 	vgpu_log(LOG_INFO, "VM %s: shared-memory window of %zu MiB attached", vm->uuid, size >> 20);
 	*ret_session = s;
 	return VGPU_OK;
 fail:
-	if (s->registered)
+	if (registered)
 		m->backend->host_unregister(m->backend_ctx, s->win);
 	if (s->win)
 		munmap(s->win, size);
@@ -513,27 +479,19 @@ void vgpu_shm_detach(void *session)
 	session_unref(s);
 }
 
+/* Sessions belong to the socket transport's connections: a VM's removal
+ * closes its connections, which detaches their sessions. */
 static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
 	(void)m;
-	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
-	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+	(void)vm;
+	return VGPU_OK;
 }
 
-/* The socket transport closes the VM's connections, which detaches their
- * sessions; any left (whatever the order) stop here and are freed when
- * their connection detaches them. */
 static void shm_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct shm_vm *sv = vm->transport_state[IDX];
-
 	(void)m;
-	if (!sv)
-		return;
-	while (sv->sessions)
-		session_close(sv->sessions);
-	free(sv);
-	vm->transport_state[IDX] = NULL;
+	(void)vm;
 }
 
 static int shm_start(struct mediator *m)
@@ -542,15 +500,12 @@ static int shm_start(struct mediator *m)
 	return m->transport_ctx[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
 }
 
-/* Shutdown: take no new descriptors; answers still go out. */
+/* Shutdown: sessions go on taking descriptors, which admission answers
+ * VGPU_SHUTDOWN, as the socket transport does for requests on open
+ * connections; new windows are refused (vgpu_shm_attach()). */
 static void shm_stop_accepting(struct mediator *m)
 {
-	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
-
-		for (struct session *s = sv ? sv->sessions : NULL; s; s = s->next)
-			stop_serving(s);
-	}
+	(void)m;
 }
 
 static void shm_stop(struct mediator *m)
