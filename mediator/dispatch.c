@@ -2,7 +2,8 @@
  * dispatch.c - the dispatcher thread: takes requests from the queue in
  * priority order and hands them to the backend, keeping at most
  * max_inflight of them there; and the backend's completion callback, which
- * queues finished requests for the loop thread.
+ * records the outcome and queues finished requests for the loop thread,
+ * unless their transport answers them there.
  *
  * vgpu_dispatch_now() does the same on the loop thread right after
  * admission when the backend has room: an idle mediator then starts a
@@ -33,29 +34,24 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 
 	req->status = status;
 	req->exec_ns = exec_ns;
-	if (req->transport->complete) {
-		/* Answered right here: no hand-off to the loop thread. From a
-		 * true return on, req may be gone. */
-		vgpu_request_record(req);
-		if (req->transport->complete(m, req)) {
-			pthread_mutex_lock(&m->done_lock);
-			m->inflight--;
-			pthread_cond_signal(&m->inflight_cond);
-			pthread_mutex_unlock(&m->done_lock);
-			return;
-		}
-	}
+	vgpu_request_record(req);
+	/* A zero-copy transport may answer right here, with no hand-off to the
+	 * loop thread. From a true return on, req may be gone. */
+	bool answered = req->transport->complete && req->transport->complete(m, req);
+
 	pthread_mutex_lock(&m->done_lock);
-	req->next_done = NULL;
-	if (m->done_tail)
-		m->done_tail->next_done = req;
-	else
-		m->done_head = req;
-	m->done_tail = req;
+	if (!answered) {
+		req->next_done = NULL;
+		if (m->done_tail)
+			m->done_tail->next_done = req;
+		else
+			m->done_head = req;
+		m->done_tail = req;
+	}
 	m->inflight--;
 	pthread_cond_signal(&m->inflight_cond);
 	pthread_mutex_unlock(&m->done_lock);
-	if (write(m->done_efd, &one, sizeof(one)) < 0) {
+	if (!answered && write(m->done_efd, &one, sizeof(one)) < 0) {
 		/* The counter is saturated only if the loop is gone; nothing to do. */
 	}
 }

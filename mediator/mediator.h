@@ -109,7 +109,6 @@ struct vgpu_request {
 	size_t resp_len;
 	size_t resp_cap;
 	uint64_t queue_ns, exec_ns;
-	bool recorded;                       /* its outcome is in the statistics */
 	struct vgpu_request *next_done;
 };
 

@@ -174,7 +174,6 @@ void vgpu_request_record(struct vgpu_request *req)
 			  req->status == VGPU_OK ? VGPU_OUTCOME_COMPLETED : VGPU_OUTCOME_FAILED,
 			  req->queue_ns, req->exec_ns, bytes_in,
 			  req->status == VGPU_OK ? req->work.out_count * sizeof(float) : 0);
-	req->recorded = true;
 }
 
 void vgpu_deliver_done(void *ctx, uint32_t events)
@@ -196,8 +195,6 @@ void vgpu_deliver_done(void *ctx, uint32_t events)
 		struct vgpu_request *req = list;
 
 		list = req->next_done;
-		if (!req->recorded)
-			vgpu_request_record(req);
 		respond(req);
 	}
 }
