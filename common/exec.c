@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "exec.h"
+#include "vgpu_clock.h"
 #include "vgpu_error.h"
 
 struct capture {
@@ -26,10 +26,7 @@ struct capture {
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)(vgpu_now_ns() / 1000000u);
 }
 
 /* Read what is available on @c; returns false at end of file. */

@@ -247,6 +247,28 @@ int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 	return VGPU_OK;
 }
 
+void vgpu_proto_encode_status(int32_t status, uint64_t queue_ns, uint64_t exec_ns,
+			      uint8_t out[VGPU_PROTO_STATUS_SIZE])
+{
+	put32(out, (uint32_t)status);
+	put32(out + 4, 0);
+	put64(out + 8, queue_ns);
+	put64(out + 16, exec_ns);
+}
+
+int vgpu_proto_decode_status(const uint8_t in[VGPU_PROTO_STATUS_SIZE], int32_t *ret_status,
+			     uint64_t *ret_queue_ns, uint64_t *ret_exec_ns)
+{
+	int32_t status = (int32_t)get32(in);
+
+	if (status > 0 || get32(in + 4) != 0)
+		return VGPU_PROTOCOL;
+	*ret_status = status;
+	*ret_queue_ns = get64(in + 8);
+	*ret_exec_ns = get64(in + 16);
+	return VGPU_OK;
+}
+
 void vgpu_proto_encode_response(uint64_t request_id, int op, int32_t status, uint64_t queue_ns,
 				uint64_t exec_ns, uint64_t out_count,
 				uint8_t out[VGPU_PROTO_RESPONSE_PREFIX])
@@ -261,10 +283,7 @@ void vgpu_proto_encode_response(uint64_t request_id, int op, int32_t status, uin
 	uint8_t *block = out + VGPU_PROTO_HEADER_SIZE;
 
 	vgpu_proto_encode_header(&h, out);
-	put32(block, (uint32_t)status);
-	put32(block + 4, 0);
-	put64(block + 8, queue_ns);
-	put64(block + 16, exec_ns);
+	vgpu_proto_encode_status(status, queue_ns, exec_ns, block);
 	put32(out + 28, vgpu_proto_checksum(out, block, VGPU_PROTO_STATUS_SIZE));
 }
 
@@ -277,13 +296,10 @@ int vgpu_proto_parse_response(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 
 	if (h->type != VGPU_MSG_RESPONSE || h->payload_len < VGPU_PROTO_STATUS_SIZE ||
 	    vgpu_proto_checksum(raw_header, payload, VGPU_PROTO_STATUS_SIZE) != h->checksum ||
-	    get32(payload + 4) != 0)
+	    vgpu_proto_decode_status(payload, &v.status, &v.queue_ns, &v.exec_ns) != VGPU_OK)
 		return VGPU_PROTOCOL;
 	data = h->payload_len - VGPU_PROTO_STATUS_SIZE;
-	v.status = (int32_t)get32(payload);
-	v.queue_ns = get64(payload + 8);
-	v.exec_ns = get64(payload + 16);
-	if (v.status > 0 || data % sizeof(float) || (v.status != VGPU_OK && data))
+	if (data % sizeof(float) || (v.status != VGPU_OK && data))
 		return VGPU_PROTOCOL;
 	v.out_count = data / sizeof(float);
 	v.out = v.out_count ? (const float *)(const void *)(payload + VGPU_PROTO_STATUS_SIZE) : NULL;

@@ -43,22 +43,14 @@ int vgpu_ring_decode_desc(const uint8_t in[VGPU_RING_DESC_SIZE], struct vgpu_rin
 void vgpu_ring_encode_cqe(const struct vgpu_ring_cqe *e, uint8_t out[VGPU_RING_CQE_SIZE])
 {
 	put64(out, e->request_id);
-	put32(out + 8, (uint32_t)e->status);
-	put32(out + 12, 0);
-	put64(out + 16, e->queue_ns);
-	put64(out + 24, e->exec_ns);
+	vgpu_proto_encode_status(e->status, e->queue_ns, e->exec_ns, out + 8);
 }
 
 int vgpu_ring_decode_cqe(const uint8_t in[VGPU_RING_CQE_SIZE], struct vgpu_ring_cqe *ret)
 {
-	struct vgpu_ring_cqe e = {
-		.request_id = get64(in),
-		.status = (int32_t)get32(in + 8),
-		.queue_ns = get64(in + 16),
-		.exec_ns = get64(in + 24),
-	};
+	struct vgpu_ring_cqe e = { .request_id = get64(in) };
 
-	if (e.status > 0 || get32(in + 12) != 0)
+	if (vgpu_proto_decode_status(in + 8, &e.status, &e.queue_ns, &e.exec_ns) != VGPU_OK)
 		return VGPU_PROTOCOL;
 	*ret = e;
 	return VGPU_OK;

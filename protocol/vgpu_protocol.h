@@ -137,6 +137,14 @@ uint32_t vgpu_proto_checksum(const uint8_t header[VGPU_PROTO_HEADER_SIZE], const
  * vgpu_proto_op_shape()). */
 void vgpu_proto_encode_params(const struct vgpu_op_params *p, uint8_t out[VGPU_PROTO_PARAMS_SIZE]);
 void vgpu_proto_decode_params(const uint8_t in[VGPU_PROTO_PARAMS_SIZE], struct vgpu_op_params *ret);
+/* The 24-byte status block that opens a response's payload and ends a
+ * ring completion: status, a reserved word 0, queue and execution ns.
+ * decode: VGPU_PROTOCOL for a positive status or a non-zero reserved word;
+ * the outputs are written only on VGPU_OK. */
+void vgpu_proto_encode_status(int32_t status, uint64_t queue_ns, uint64_t exec_ns,
+			      uint8_t out[VGPU_PROTO_STATUS_SIZE]);
+int vgpu_proto_decode_status(const uint8_t in[VGPU_PROTO_STATUS_SIZE], int32_t *ret_status,
+			     uint64_t *ret_queue_ns, uint64_t *ret_exec_ns);
 
 /*
  * Build a whole request in one malloc()ed buffer: header, parameter block
