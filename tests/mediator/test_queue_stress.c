@@ -56,6 +56,7 @@ static void *pusher_main(void *arg)
 		}
 		if (rc != VGPU_OK)
 			p->failed++;
+		vgpu_queue_wake(p->q); /* a push wakes nobody by itself */
 	}
 	return NULL;
 }
