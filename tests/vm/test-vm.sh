@@ -40,15 +40,22 @@ vm_args() { # TEST
 }
 APPEND_BASE="console=ttyS0 quiet panic=-1"
 
-# boot NAME TEST [QEMU ARGS...]: the guest's report in $T/NAME.out (between
-# the markers, carriage returns dropped), QEMU's guest-error log in
-# $T/NAME.qlog; the boot's seconds in BOOT_S.
-boot() {
-	local name=$1 test=$2 t0
+# boot_via NAME TEST LAUNCHER... [-- QEMU ARGS...]: LAUNCHER (QEMU itself,
+# or a wrapper and its first arguments) runs the test VM with QEMU ARGS
+# added; the guest's report in $T/NAME.out (between the markers, carriage
+# returns dropped), QEMU's guest-error log in $T/NAME.qlog; the boot's
+# seconds in BOOT_S.
+boot_via() {
+	local name=$1 test=$2 t0 launcher=()
 	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		launcher+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2046 # vm_args is words
-	timeout 240 "$VGPU_QEMU" $(vm_args) -append "$APPEND_BASE vgpu_test=$test" \
+	timeout 240 "${launcher[@]}" $(vm_args) -append "$APPEND_BASE vgpu_test=$test" \
 		-d guest_errors -D "$T/$name.qlog" "$@" >"$T/$name.raw" 2>"$T/$name.err" || true
 	BOOT_S=$(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9}")
 	tr -d '\r' <"$T/$name.raw" | sed -n '/^VGPU-TEST-BEGIN/,/^VGPU-TEST-END/p' >"$T/$name.out"
@@ -57,6 +64,12 @@ boot() {
 		tail -n 20 "$T/$name.raw" "$T/$name.err" | sed 's/^/#   /'
 		return 1
 	fi
+}
+# boot NAME TEST [QEMU ARGS...]: boot_via with QEMU itself.
+boot() {
+	local name=$1 test=$2
+	shift 2
+	boot_via "$name" "$test" "$VGPU_QEMU" -- "$@"
 }
 line() { sed -n "s/^$2  *//p" "$T/$1.out" | head -n 1; }
 json() { sed -n '/^{"devices"/p' "$T/$1.out" | head -n 1 | jq -r "$2"; }
@@ -108,8 +121,8 @@ grep -q "no vgpu-stub device (PCI 1af4:1111)" "$T/none.out" && pass "no device: 
 # ---- invalid properties: QEMU does not start ----
 bad_props() { # PROPS EXPECTED-TEXT
 	local rc=0
-	timeout 60 "$VGPU_QEMU" -L /usr/share/qemu -L /usr/share/seabios -M pc -accel tcg -display none -nodefaults -S \
-		-device "vgpu-stub$1" >"$T/bad.out" 2>&1 || rc=$?
+	# shellcheck disable=SC2046 # vm_args is words
+	timeout 60 "$VGPU_QEMU" $(vm_args) -S -device "vgpu-stub$1" >"$T/bad.out" 2>&1 </dev/null || rc=$?
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$2" "$T/bad.out"; then
 		pass "refused at start: vgpu-stub$1"
 	else
@@ -143,16 +156,8 @@ exec "$VGPU_QEMU" "\$@"
 EOF
 chmod 755 "$T/stock-wrapper"
 export VGPU_STOCK_WRAPPER=$T/stock-wrapper
-t0=$(date +%s%N)
-# shellcheck disable=SC2046 # vm_args is words
-PATH="$VGPU_FAKES:$PATH" timeout 240 "$VGPU_BUILD/xcpng/vgpu-qemu-wrapper" 5 --syslog $(vm_args) \
-	-append "$APPEND_BASE vgpu_test=basic" >"$T/wrap.raw" 2>"$T/wrap.err" || true
-tr -d '\r' <"$T/wrap.raw" | sed -n '/^VGPU-TEST-BEGIN/,/^VGPU-TEST-END/p' >"$T/wrap.out"
-if grep -q '^VGPU-TEST-END' "$T/wrap.out"; then
-	pass "wrapper path: guest booted ($(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9}") s)"
-else
-	fail "wrapper path: no report"; tail -n 20 "$T/wrap.raw" "$T/wrap.err" | sed 's/^/#   /'
-fi
+PATH="$VGPU_FAKES:$PATH" boot_via wrap basic "$VGPU_BUILD/xcpng/vgpu-qemu-wrapper" 5 --syslog &&
+	pass "wrapper path: guest booted ($BOOT_S s)"
 expect_eq "$(json wrap '.devices[0] | "\(.pool) \(.priority) \(.vm_id)"')" "B 2 42" \
 	"wrapper path: the guest reads the registry's pool, priority and vm_id"
 finish
