@@ -85,6 +85,43 @@ static void print_series_row(const char *label, json_t *o)
 	       json_number_value(json_object_get(json_object_get(o, "exec_us"), "p99")));
 }
 
+/* "held/limit" of budget kind @kind of VM @o, in MiB when @mib. */
+static void budget_cell(json_t *o, const char *kind, bool mib, char *out, size_t size)
+{
+	json_t *k = json_object_get(json_object_get(o, "budget"), kind);
+	double held = (double)json_integer_value(json_object_get(k, "held"));
+	double limit = (double)json_integer_value(json_object_get(k, "limit"));
+
+	if (mib)
+		snprintf(out, size, "%.1f/%.0f", held / 1048576.0, limit / 1048576.0);
+	else
+		snprintf(out, size, "%.0f/%.0f", held, limit);
+}
+
+static void print_budgets(json_t *doc)
+{
+	static const char *const kinds[] = { "bytes", "requests", "connections", "windows",
+					     "window_bytes" };
+	json_t *o;
+	size_t i;
+
+	printf("  %-38s %14s %11s %7s %7s %13s %8s\n", "BUDGETS (held/limit)", "BUFFERS_MIB",
+	       "REQUESTS", "CONNS", "WINDOWS", "WINDOWS_MIB", "REFUSED");
+	json_array_foreach(json_object_get(doc, "vms"), i, o) {
+		char cell[5][32];
+		long long refused = 0;
+
+		for (int k = 0; k < 5; k++) {
+			budget_cell(o, kinds[k], k == 0 || k == 4, cell[k], sizeof(cell[k]));
+			refused += (long long)json_integer_value(json_object_get(
+				json_object_get(json_object_get(o, "budget"), kinds[k]), "refused"));
+		}
+		printf("  %-38.36s %14s %11s %7s %7s %13s %8lld\n",
+		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?", cell[0], cell[1],
+		       cell[2], cell[3], cell[4], refused);
+	}
+}
+
 void print_mediator_stats(json_t *doc)
 {
 	json_t *med = json_object_get(doc, "mediator"), *o;
@@ -110,6 +147,7 @@ void print_mediator_stats(json_t *doc)
 		print_series_row(label, o);
 	}
 	printf("  (times in microseconds)\n");
+	print_budgets(doc);
 }
 
 int cmd_stats(struct cli *cli)

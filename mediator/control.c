@@ -22,12 +22,15 @@
 #include "mediator.h"
 
 #define CMD_MAX 64
+#define CLIENTS_MAX 16       /* control connections at once (root's tools) */
+#define ACCEPT_PAUSE_MS 100  /* rest after accept() failed or the clients are many */
 
 struct control {
 	struct mediator *m;
 	int fd;
 	struct vgpu_loop_watch watch;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int n_clients;
 };
 
 struct control_client {
@@ -42,6 +45,21 @@ static json_t *hist_json(const struct vgpu_hist *h)
 {
 	return json_pack("{s:f, s:f}", "p50", vgpu_hist_quantile(h, 0.50) / 1e3, "p99",
 			 vgpu_hist_quantile(h, 0.99) / 1e3);
+}
+
+/* Per kind: held now, the VM's limit, refusals. */
+static json_t *budget_json(struct mediator *m, uint32_t slot)
+{
+	struct vgpu_budget_usage u;
+	json_t *o = json_object();
+
+	vgpu_budget_usage(m->budget, slot, &u);
+	for (int k = 0; k < VGPU_BUDGET_KINDS; k++)
+		json_object_set_new(o, vgpu_budget_kind_name(k),
+				    json_pack("{s:I, s:I, s:I}", "held", (json_int_t)u.held[k],
+					      "limit", (json_int_t)u.limit[k], "refused",
+					      (json_int_t)u.refused[k]));
+	return o;
 }
 
 static json_t *series_json(const struct vgpu_series *s)
@@ -80,16 +98,18 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "vm_id", json_integer(vm->vm_id));
 		json_object_set_new(o, "pool_id", json_string(pool));
 		json_object_set_new(o, "priority", json_integer(vm->priority));
+		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		json_array_append_new(vms, o);
 	}
 	pthread_mutex_lock(&m->done_lock);
 	inflight = m->inflight - m->idle_reserved;
 	pthread_mutex_unlock(&m->done_lock);
-	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i}, s:o, s:o}", "mediator", "version",
-				 VGPU_VERSION, "backend", m->backend->name, "uptime_s",
+	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i, s:{s:I, s:I}}, s:o, s:o}", "mediator",
+				 "version", VGPU_VERSION, "backend", m->backend->name, "uptime_s",
 				 (json_int_t)((vgpu_now_ns() - m->started_ns) / 1000000000ull),
 				 "queued", (int)vgpu_queue_depth(m->queue, -1), "inflight",
-				 (int)inflight, "priorities", prio, "vms", vms);
+				 (int)inflight, "fds", "need", (json_int_t)m->fd_need, "limit",
+				 (json_int_t)m->fd_limit, "priorities", prio, "vms", vms);
 	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
 
 	json_decref(root);
@@ -98,6 +118,7 @@ static char *stats_document(struct mediator *m)
 
 static void client_close(struct control_client *cl)
 {
+	cl->ctl->n_clients--;
 	vgpu_loop_remove(cl->ctl->m->loop, &cl->watch);
 	close(cl->fd);
 	free(cl);
@@ -156,9 +177,17 @@ static void accept_event(void *ctx, uint32_t events)
 	int fd;
 
 	(void)events;
-	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (ctl->n_clients >= CLIENTS_MAX) {
+		/* Level-triggered: resting the socket keeps the loop from spinning. */
+		vgpu_loop_pause(ctl->m->loop, &ctl->watch, EPOLLIN, ACCEPT_PAUSE_MS);
 		return;
+	}
+	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			vgpu_loop_pause(ctl->m->loop, &ctl->watch, EPOLLIN, ACCEPT_PAUSE_MS);
+		return;
+	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl) {
 		close(fd);
@@ -170,7 +199,9 @@ static void accept_event(void *ctx, uint32_t events)
 	if (vgpu_loop_add(ctl->m->loop, &cl->watch, EPOLLIN) != VGPU_OK) {
 		close(fd);
 		free(cl);
+		return;
 	}
+	ctl->n_clients++;
 }
 
 int vgpu_control_start(struct mediator *m)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "vgpu_clock.h"
 #include "vgpu_error.h"
 
 #define MAX_EVENTS 64
@@ -20,6 +21,7 @@ struct vgpu_loop {
 	struct vgpu_loop_watch *removed[MAX_EVENTS];
 	int n_removed;
 	bool dispatching, overflow;
+	struct vgpu_loop_watch *paused;     /* vgpu_loop_pause()d, unordered */
 };
 
 int vgpu_loop_new(struct vgpu_loop **ret)
@@ -59,8 +61,52 @@ int vgpu_loop_modify(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t
 	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0 ? VGPU_OK : VGPU_IO_ERROR;
 }
 
+static void unpause(struct vgpu_loop *loop, struct vgpu_loop_watch *w)
+{
+	struct vgpu_loop_watch **pp = &loop->paused;
+
+	while (*pp && *pp != w)
+		pp = &(*pp)->next_paused;
+	if (*pp)
+		*pp = w->next_paused;
+	w->paused = false;
+	w->next_paused = NULL;
+}
+
+void vgpu_loop_pause(struct vgpu_loop *loop, struct vgpu_loop_watch *w, uint32_t events, int ms)
+{
+	/* Events 0: epoll keeps the fd but reports nothing but errors. */
+	vgpu_loop_modify(loop, w, 0);
+	w->resume_events = events;
+	w->resume_ns = vgpu_now_ns() + (uint64_t)ms * 1000000u;
+	if (!w->paused) {
+		w->paused = true;
+		w->next_paused = loop->paused;
+		loop->paused = w;
+	}
+}
+
+/* Watch again what is due; returns ms until the next one is (-1: none). */
+static int resume_due(struct vgpu_loop *loop)
+{
+	uint64_t now = vgpu_now_ns(), next = UINT64_MAX;
+
+	for (struct vgpu_loop_watch *w = loop->paused, *nx; w; w = nx) {
+		nx = w->next_paused;
+		if (w->resume_ns <= now) {
+			unpause(loop, w);
+			vgpu_loop_modify(loop, w, w->resume_events);
+		} else if (w->resume_ns < next) {
+			next = w->resume_ns;
+		}
+	}
+	return next == UINT64_MAX ? -1 : (int)((next - now) / 1000000u) + 1;
+}
+
 void vgpu_loop_remove(struct vgpu_loop *loop, struct vgpu_loop_watch *w)
 {
+	if (w->paused)
+		unpause(loop, w);
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	if (!loop->dispatching)
 		return;
@@ -81,6 +127,10 @@ static bool was_removed(const struct vgpu_loop *loop, const struct vgpu_loop_wat
 int vgpu_loop_run_once(struct vgpu_loop *loop, int timeout_ms)
 {
 	struct epoll_event events[MAX_EVENTS];
+	int due = loop->paused ? resume_due(loop) : -1;
+
+	if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+		timeout_ms = due;
 	int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout_ms);
 
 	if (n < 0)

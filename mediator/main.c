@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -54,6 +55,14 @@ static const struct vgpu_conf_option options[] = {
 	{ "shm_max_mib", VGPU_CONF_INT, I(shm_max_mib), 1, 2048, "1024", "data area of one shared-memory window, MiB" },
 	{ "shm_total_mib", VGPU_CONF_INT, I(shm_total_mib), 1, 1048576, "4096", "all shared-memory windows together, MiB (pinned host memory)" },
 	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "200", "after activity the loop polls this long before it sleeps (latency for CPU)" },
+	{ "vm_buffer_mib", VGPU_CONF_INT, I(vm_buffer_mib), 1, 1048576, "1024", "request and response buffers one VM may hold, MiB" },
+	{ "buffer_total_mib", VGPU_CONF_INT, I(buffer_total_mib), 1, 1048576, "4096", "request and response buffers of all VMs together, MiB" },
+	{ "vm_requests", VGPU_CONF_INT, I(vm_requests), 1, 65536, "256", "requests one VM may have held (queued, running, answers unsent)" },
+	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
+	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
+	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
+	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making windows, reading large spool files" },
+	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };
 
@@ -171,6 +180,48 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 	return 0;
 }
 
+/* File descriptors the mediator itself may need, beside its VMs': stdio,
+ * epoll, eventfds, timers, the signalfd, inotify, the spool's directories
+ * and lock, the registry, the workers' files, control clients, and the
+ * CUDA driver's own. */
+#define FD_BASE 256
+/* Per VM at rest: its listening socket and its spool's req/, resp/ and
+ * journal directories; per connection 1; per window being handed over 5
+ * (memfd, doorbell, notify and the client's two copies), then 2. */
+#define FD_PER_VM 4
+#define FD_PER_WINDOW 5
+
+/* The file descriptors the settings can make the mediator hold, and
+ * RLIMIT_NOFILE raised to them (as far as the hard limit, or root, lets). */
+static void raise_fd_limit(struct mediator *m)
+{
+	long long windows = m->set.vm_windows < m->set.max_conns_per_vm ? m->set.vm_windows
+									 : m->set.max_conns_per_vm;
+	rlim_t need = (rlim_t)(FD_BASE + m->set.max_vms * (FD_PER_VM + m->set.max_conns_per_vm +
+							   FD_PER_WINDOW * windows));
+	struct rlimit rl;
+
+	m->fd_need = need;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < need) {
+		struct rlimit want = { .rlim_cur = need, .rlim_max = rl.rlim_max < need ? need : rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+			/* Not root (or a limit above nr_open): as far as allowed. */
+			want.rlim_cur = want.rlim_max = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &want);
+		}
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	m->fd_limit = rl.rlim_cur;
+	if (rl.rlim_cur < need)
+		vgpu_log(LOG_WARNING, "file descriptors: the settings need up to %llu, the limit is %llu "
+			 "(raise LimitNOFILE, or lower max_vms, max_conns_per_vm or vm_windows); when "
+			 "they run out, new connections wait", (unsigned long long)need,
+			 (unsigned long long)rl.rlim_cur);
+}
+
 static int lock_run_dir(const char *run_dir)
 {
 	char path[4200];
@@ -243,6 +294,7 @@ static int setup(struct mediator *m, struct runtime *rt)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(m);
 	m->limits.max_payload = (uint32_t)(m->set.max_request_mib << 20);
 	m->limits.max_elems = (uint32_t)(m->set.max_elems_mi << 20);
 	m->limits.max_dim = (uint32_t)m->set.max_dim;
@@ -265,10 +317,29 @@ static int setup(struct mediator *m, struct runtime *rt)
 		vgpu_log(LOG_NOTICE, "backend %s (auto: %s)", m->backend->name, why);
 	else
 		vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
+	struct vgpu_budget_limits bl = {
+		.vm = {
+			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.vm_buffer_mib << 20,
+			[VGPU_BUDGET_REQUESTS] = (uint64_t)m->set.vm_requests,
+			[VGPU_BUDGET_CONNS] = (uint64_t)m->set.max_conns_per_vm,
+			[VGPU_BUDGET_WINDOWS] = (uint64_t)m->set.vm_windows,
+			[VGPU_BUDGET_WINDOW_BYTES] = (uint64_t)m->set.vm_window_mib << 20,
+		},
+		.total = {
+			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.buffer_total_mib << 20,
+			[VGPU_BUDGET_REQUESTS] = UINT64_MAX,
+			[VGPU_BUDGET_CONNS] = UINT64_MAX,
+			[VGPU_BUDGET_WINDOWS] = UINT64_MAX,
+			[VGPU_BUDGET_WINDOW_BYTES] = (uint64_t)m->set.shm_total_mib << 20,
+		},
+	};
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
 	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,
 			   (uint32_t)m->set.queue_total, &m->queue) != VGPU_OK ||
-	    vgpu_stats_new((uint32_t)m->set.max_vms, &m->stats) != VGPU_OK)
+	    vgpu_stats_new((uint32_t)m->set.max_vms, &m->stats) != VGPU_OK ||
+	    vgpu_budget_new((uint32_t)m->set.max_vms, &bl, &m->budget) != VGPU_OK ||
+	    vgpu_workers_new(m->loop, (int)m->set.workers, (uint32_t)m->set.max_vms,
+			     &m->workers) != VGPU_OK)
 		return -1;
 	m->vms = calloc((size_t)m->set.max_vms, sizeof(*m->vms));
 	if (!m->vms)
@@ -317,12 +388,16 @@ static void teardown(struct mediator *m, struct runtime *rt)
 	for (long long i = 0; m->vms && i < m->set.max_vms; i++)
 		for (int t = 0; t < m->n_transports && m->vms[i].in_use; t++)
 			m->transports[t]->vm_removed(m, &m->vms[i]);
+	/* Windows of the connections just closed are released on the workers,
+	 * with the backend still there to unpin them. */
+	vgpu_workers_free(m->workers);
 	for (int t = 0; t < m->n_transports; t++)
 		m->transports[t]->stop(m);
 	if (m->backend_ctx)
 		m->backend->fini(m->backend_ctx);
 	vgpu_db_close(m->db);
 	vgpu_stats_free(m->stats);
+	vgpu_budget_free(m->budget);
 	vgpu_queue_free(m->queue);
 	vgpu_loop_free(m->loop);
 	if (m->done_efd >= 0)
@@ -384,7 +459,8 @@ int main(int argc, char **argv)
 				m.transports[t]->stop_accepting(&m);
 			vgpu_queue_close(m.queue);
 		}
-		if (m.stopping && vgpu_dispatcher_drained(&m) && pending_responses(&m) == 0)
+		if (m.stopping && vgpu_dispatcher_drained(&m) && pending_responses(&m) == 0 &&
+		    vgpu_workers_pending(m.workers) == 0)
 			break;
 		if (stop_deadline && vgpu_now_ns() > stop_deadline) {
 			vgpu_log(LOG_ERR, "shutdown: clients did not take their answers in time");

@@ -18,14 +18,19 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "budget.h"
 #include "log.h"
 #include "loop.h"
 #include "queue.h"
 #include "stats.h"
 #include "vgpu_config.h"
 #include "vgpu_protocol.h"
+#include "worker.h"
 
 #define VGPU_MAX_TRANSPORTS 3
+/* spool_uid_base + vm_id stays below 2^31 - 1: larger uids are read as
+ * negative by some tools, and (uid_t)-1 means "unchanged". */
+#define VGPU_SPOOL_UID_MAX 2147483646
 
 /* Settings: defaults, then the config file, then the command line. */
 struct mediator_settings {
@@ -51,6 +56,15 @@ struct mediator_settings {
 	long long shm_max_mib;      /* data area of one shared-memory window */
 	long long shm_total_mib;    /* all windows together (pinned memory) */
 	long long poll_us;          /* the loop polls this long after activity */
+	/* Per-VM budgets (budget.h) and their host-wide totals. */
+	long long vm_buffer_mib;    /* request and response buffers held */
+	long long buffer_total_mib; /* the same, all VMs together */
+	long long vm_requests;      /* requests held (queued, running, answers unsent) */
+	long long vm_windows;       /* shared-memory windows */
+	long long vm_window_mib;    /* bytes of those windows */
+	long long msg_timeout_ms;   /* a message started must be complete by then */
+	long long workers;          /* threads for slow work off the loop */
+	long long spool_uid_base;   /* a VM's spool belongs to uid/gid base + vm_id */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */
@@ -105,9 +119,13 @@ struct vgpu_request {
 	int status;
 	uint8_t *payload;                    /* host_alloc()ed */
 	size_t payload_len;
-	uint8_t *resp;                       /* host_alloc()ed: prefix + output */
+	uint8_t *resp;                       /* host_alloc()ed: prefix + output, or
+					      * prefix[] for an error answer */
 	size_t resp_len;
 	size_t resp_cap;
+	uint64_t payload_held, resp_held;    /* bytes taken from the VM's budget */
+	bool counted;                        /* one of the VM's budget of requests */
+	uint8_t prefix[VGPU_PROTO_RESPONSE_PREFIX];
 	uint64_t queue_ns, exec_ns;
 	struct vgpu_request *next_done;
 };
@@ -120,12 +138,15 @@ struct mediator {
 	struct vgpu_loop *loop;
 	struct vgpu_queue *queue;
 	struct vgpu_stats *stats;
+	struct vgpu_budget *budget;          /* what each VM holds (budget.h) */
+	struct vgpu_workers *workers;        /* slow work off the loop (worker.h) */
 	vgpu_db *db;                         /* loop thread: registry polling */
 	struct vgpu_vm *vms;                 /* max_vms slots */
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS];
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
 	uint64_t started_ns;
+	uint64_t fd_need, fd_limit;          /* what the settings need; RLIMIT_NOFILE */
 	void *control;                       /* control.c's state */
 
 	pthread_t dispatcher;
@@ -143,22 +164,30 @@ struct mediator {
 };
 
 /* request.c */
-/* A transport read a whole message (header bytes @raw, decoded @h, payload
- * of h->payload_len bytes from backend->host_alloc, now owned here) on the
- * channel of @vm: check it, then queue it or answer it at once. */
-void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
-		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
-		const struct vgpu_msg_header *h, uint8_t *payload);
-/* The parts of admission every transport shares. new: a request for a
- * message that arrived on @t for @vm (NULL, logged, when out of memory).
- * admit: @view is checked (sizes within the limits, inputs readable);
- * check the vm_id and the queue, then queue it or answer it at once. Its
- * output goes to @out (zero-copy transports) or, with @out NULL, to a
- * response buffer allocated here. reject: answer at once with @status,
- * logging @why rate-limited and counting it. Each takes @req over. */
+/* The parts of admission every transport shares. Each takes @req over.
+ * new: a request for a message that arrived on @t for @vm (NULL, logged,
+ * when out of memory).
+ * head (stream transports: socket, spool): the header @raw/@h and the
+ * parameter block @params of a request arrived; check them, the vm_id,
+ * the queue's room and the VM's budget before anything is allocated. On
+ * VGPU_OK *ret_req is a new request holding a payload buffer of
+ * h->payload_len bytes (parameter block copied in) for the transport to
+ * fill, then to pass to submit(). Otherwise the request was answered with
+ * the returned status, and the transport skips the rest of the payload.
+ * submit: the payload is complete; queue it.
+ * admit (zero-copy transports): @view is checked (sizes within the limits,
+ * inputs readable); check the vm_id and the budget, then queue it with
+ * its output at @out, or answer it at once.
+ * reject: answer at once with @status, logging @why rate-limited and
+ * counting it. */
 struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
 				      const struct vgpu_transport *t, void *reply_ctx,
 				      uint64_t request_id, int op);
+int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		      void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+		      const struct vgpu_msg_header *h, const uint8_t params[VGPU_PROTO_PARAMS_SIZE],
+		      struct vgpu_request **ret_req);
+void vgpu_request_submit(struct vgpu_request *req, struct vgpu_vm *vm);
 void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 			const struct vgpu_request_view *view, float *out);
 void vgpu_request_reject(struct vgpu_request *req, struct vgpu_vm *vm, int status,
@@ -200,16 +229,21 @@ extern const struct vgpu_transport vgpu_transport_spool;
 extern const struct vgpu_transport vgpu_transport_shm;
 
 /* transport/shm.c, for the socket transport: the connection @conn_fd of
- * @vm asked for a window with @data_bytes of data area. On VGPU_OK,
- * *ret_session is the new session and ret_fds its window memfd, doorbell
- * and notify eventfds, which the caller sends to the client and closes.
- * The session shuts @conn_fd down when its client breaks the ring's rules,
- * and lives until vgpu_shm_detach(). VGPU_INVALID_PARAM for a size that
- * is not whole pages within the ring's bounds, VGPU_LIMIT past
- * shm_max_mib, VGPU_BUSY past shm_total_mib, VGPU_NO_MEMORY, VGPU_IO_ERROR,
- * VGPU_SHUTDOWN. */
+ * @vm asked for a window with @data_bytes of data area. What can be
+ * checked at once is: VGPU_INVALID_PARAM for a size that is not whole
+ * pages within the ring's bounds, VGPU_LIMIT past shm_max_mib or the VM's
+ * budget of windows, VGPU_BUSY past what the VM or the host holds,
+ * VGPU_NO_MEMORY, VGPU_SHUTDOWN; then nothing else happens. On VGPU_OK
+ * the window is made on a worker thread, and @ready(@ctx, ...) is called
+ * later on the loop thread: with VGPU_OK, the new session and its window
+ * memfd, doorbell and notify eventfds (the callee sends them to the client
+ * and closes them), or with an error (VGPU_NO_MEMORY, VGPU_IO_ERROR,
+ * VGPU_SHUTDOWN), a NULL session and no fds. The session shuts @conn_fd
+ * down when its client breaks the ring's rules, and lives until
+ * vgpu_shm_detach(). */
+typedef void (*vgpu_shm_ready_fn)(void *ctx, int rc, void *session, int fds[3]);
 int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
-		    void **ret_session, int ret_fds[3]);
+		    vgpu_shm_ready_fn ready, void *ctx);
 /* The connection that owned @session is gone (NULL is fine). */
 void vgpu_shm_detach(void *session);
 

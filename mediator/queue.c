@@ -87,6 +87,21 @@ void vgpu_queue_free(struct vgpu_queue *q)
 	free(q);
 }
 
+int vgpu_queue_room(struct vgpu_queue *q, uint32_t vm_slot)
+{
+	int rc = VGPU_OK;
+
+	if (!q || vm_slot >= q->max_vms)
+		return VGPU_INVALID_PARAM;
+	pthread_mutex_lock(&q->lock);
+	if (q->closed)
+		rc = VGPU_SHUTDOWN;
+	else if (q->total >= q->total_cap || q->per_vm[vm_slot] >= q->per_vm_cap)
+		rc = VGPU_BUSY;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
 int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
 {
 	struct queue_level *lv;

@@ -37,6 +37,10 @@ void vgpu_queue_free(struct vgpu_queue *q);
  * popper that then loses the race costs the request its wake-up latency
  * (measured on the H100: up to 30 us of queue time). */
 int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item);
+/* Whether a push for @vm_slot would be taken now: VGPU_OK, or the error
+ * the push would return. For checks before work is spent on a request
+ * (reading its payload); the push itself checks again. */
+int vgpu_queue_room(struct vgpu_queue *q, uint32_t vm_slot);
 /* Wake one sleeping popper, to take what is queued. */
 void vgpu_queue_wake(struct vgpu_queue *q);
 

@@ -2,11 +2,19 @@
  * request.c - admission and completion: the part of a request's life that
  * is the same whatever transport it came on.
  *
- * Admission checks, in order: the message parses (sizes, checksum, limits),
- * the vm_id inside it (if any) is the channel's own (identity comes from the
- * channel, never from the request), and the queue has room. Any failure is
- * answered at once with a status from the error space and counted as
- * rejected; nothing a guest sends can stop the mediator or reach another VM.
+ * Admission checks, in this order, before anything is allocated for the
+ * request's data: the head parses (header, then the parameter block:
+ * checksum, sizes against the limits, payload length), the vm_id inside it
+ * (if any) is the channel's own (identity comes from the channel, never
+ * from the request), the mediator is not stopping, the queue has room,
+ * and the VM's budget (budget.h) has room for the request and its buffers.
+ * Only then are the payload and response buffers allocated and the rest
+ * read. Any failure is answered at once with a status from the error
+ * space and counted as rejected; nothing a guest sends can stop the
+ * mediator or reach another VM.
+ *
+ * Every request holds what it took from its VM's budget until it is freed
+ * (its answer written or dropped), on whichever thread that happens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +23,30 @@
 
 #include "mediator.h"
 
+/* Give back the payload and what it took from the budget. */
+static void release_payload(struct vgpu_request *req)
+{
+	struct mediator *m = req->m;
+
+	if (req->payload)
+		m->backend->host_free(m->backend_ctx, req->payload, req->payload_len);
+	req->payload = NULL;
+	vgpu_budget_give(m->budget, req->vm_slot, VGPU_BUDGET_BYTES, req->payload_held);
+	req->payload_held = 0;
+}
+
 void vgpu_request_free(struct vgpu_request *req)
 {
 	if (!req)
 		return;
-	req->m->backend->host_free(req->m->backend_ctx, req->payload, req->payload_len);
-	req->m->backend->host_free(req->m->backend_ctx, req->resp, req->resp_cap);
+	struct mediator *m = req->m;
+
+	release_payload(req);
+	if (req->resp != req->prefix)
+		m->backend->host_free(m->backend_ctx, req->resp, req->resp_cap);
+	vgpu_budget_give(m->budget, req->vm_slot, VGPU_BUDGET_BYTES, req->resp_held);
+	if (req->counted)
+		vgpu_budget_give(m->budget, req->vm_slot, VGPU_BUDGET_REQUESTS, 1);
 	free(req);
 }
 
@@ -33,23 +59,14 @@ static void respond(struct vgpu_request *req)
 	uint64_t out_count = req->status == VGPU_OK ? req->work.out_count : 0;
 
 	if (!req->transport->zero_copy) {
-		if (!req->resp) {
-			req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX;
-			req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
-			if (!req->resp) {
-				vgpu_log(LOG_ERR, "out of memory answering request %016llx",
-					 (unsigned long long)req->request_id);
-				vgpu_request_free(req);
-				return;
-			}
-		}
+		if (!req->resp)
+			req->resp = req->prefix; /* an error answer: no allocation */
 		vgpu_proto_encode_response(req->request_id, req->op, req->status, req->queue_ns,
 					   req->exec_ns, out_count, req->resp);
 		req->resp_len = VGPU_PROTO_RESPONSE_PREFIX + out_count * sizeof(float);
 	}
 	/* The payload is not needed any more; free it before the write. */
-	m->backend->host_free(m->backend_ctx, req->payload, req->payload_len);
-	req->payload = NULL;
+	release_payload(req);
 	req->transport->respond(m, req);
 }
 
@@ -77,7 +94,8 @@ struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
 	struct vgpu_request *req = calloc(1, sizeof(*req));
 
 	if (!req) {
-		vgpu_log(LOG_ERR, "out of memory admitting a request of VM %s", vm->uuid);
+		vgpu_log_guest(&vm->rl, LOG_ERR, "out of memory admitting a request of VM %s",
+			       vm->uuid);
 		return NULL;
 	}
 	req->m = m;
@@ -89,34 +107,60 @@ struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
 	return req;
 }
 
-void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
-			const struct vgpu_request_view *view, float *out)
+/* The checks every request passes before it holds anything: its vm_id,
+ * shutdown, and (when @queue_first) the queue's room. VGPU_OK, or the
+ * request was answered. */
+static int check_admission(struct vgpu_request *req, struct vgpu_vm *vm,
+			   const struct vgpu_op_params *params, bool queue_first)
+{
+	struct mediator *m = req->m;
+
+	if (params->vm_id != 0 && params->vm_id != (uint32_t)vm->vm_id) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "names vm_id %u, but the channel is vm_id %d",
+			 params->vm_id, vm->vm_id);
+		vgpu_request_reject(req, vm, VGPU_DENIED, why);
+		return VGPU_DENIED;
+	}
+	if (m->stopping) {
+		vgpu_request_reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
+		return VGPU_SHUTDOWN;
+	}
+	int rc = queue_first ? vgpu_queue_room(m->queue, vm->slot) : VGPU_OK;
+	if (rc != VGPU_OK) {
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
+		return rc;
+	}
+	return VGPU_OK;
+}
+
+/* Take @kind's @amount from @vm's budget for @req; on a refusal answer it. */
+static int take(struct vgpu_request *req, struct vgpu_vm *vm, enum vgpu_budget_kind kind,
+		uint64_t amount)
+{
+	int rc = vgpu_budget_take(req->m->budget, vm->slot, kind, amount);
+
+	if (rc != VGPU_OK) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%s its budget of %s (%llu needed)",
+			 rc == VGPU_LIMIT ? "more than" : "over", vgpu_budget_kind_name(kind),
+			 (unsigned long long)amount);
+		vgpu_request_reject(req, vm, rc, why);
+	}
+	return rc;
+}
+
+/* Fill @req's work from @view and queue it; answer it when the queue
+ * refuses. */
+static void enqueue(struct vgpu_request *req, struct vgpu_vm *vm,
+		    const struct vgpu_request_view *view, float *out)
 {
 	struct mediator *m = req->m;
 	int rc;
 
-	if (view->params.vm_id != 0 && view->params.vm_id != (uint32_t)vm->vm_id) {
-		char why[96];
-
-		snprintf(why, sizeof(why), "names vm_id %u, but the channel is vm_id %d",
-			 view->params.vm_id, vm->vm_id);
-		vgpu_request_reject(req, vm, VGPU_DENIED, why);
-		return;
-	}
-	if (m->stopping) {
-		vgpu_request_reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
-		return;
-	}
-	if (!out) {
-		req->resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view->out_count * sizeof(float);
-		req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
-		if (!req->resp) {
-			req->resp_cap = 0;
-			vgpu_request_reject(req, vm, VGPU_NO_MEMORY, "no memory for the output");
-			return;
-		}
-		out = (float *)(void *)(req->resp + VGPU_PROTO_RESPONSE_PREFIX);
-	}
 	req->work.op = view->op;
 	req->work.params = view->params;
 	memcpy(req->work.in, view->in, sizeof(view->in));
@@ -141,27 +185,76 @@ void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 		vgpu_queue_wake(m->queue); /* the dispatcher takes it when a slot frees */
 }
 
-void vgpu_admit(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
-		void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
-		const struct vgpu_msg_header *h, uint8_t *payload)
+void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
+			const struct vgpu_request_view *view, float *out)
+{
+	if (check_admission(req, vm, &view->params, false) != VGPU_OK ||
+	    take(req, vm, VGPU_BUDGET_REQUESTS, 1) != VGPU_OK)
+		return;
+	req->counted = true;
+	enqueue(req, vm, view, out);
+}
+
+int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		      void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+		      const struct vgpu_msg_header *h, const uint8_t params[VGPU_PROTO_PARAMS_SIZE],
+		      struct vgpu_request **ret_req)
 {
 	struct vgpu_request_view view;
 	struct vgpu_request *req = vgpu_request_new(m, vm, t, reply_ctx, h->request_id, h->op);
 	int rc;
 
-	if (!req) {
-		m->backend->host_free(m->backend_ctx, payload, h->payload_len);
-		return;
-	}
-	req->payload = payload;
-	req->payload_len = h->payload_len;
-	rc = vgpu_proto_parse_request(raw, h, payload, &m->limits, &view);
+	if (!req)
+		return VGPU_NO_MEMORY;
+	rc = vgpu_proto_check_request_head(raw, h, params, &m->limits, &view);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,
 				    rc == VGPU_LIMIT ? "over the size limits" : "malformed request");
+		return rc;
+	}
+	rc = check_admission(req, vm, &view.params, true);
+	if (rc != VGPU_OK)
+		return rc;
+	size_t resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view.out_count * sizeof(float);
+	if ((rc = take(req, vm, VGPU_BUDGET_REQUESTS, 1)) != VGPU_OK)
+		return rc;
+	req->counted = true;
+	if ((rc = take(req, vm, VGPU_BUDGET_BYTES, h->payload_len + resp_cap)) != VGPU_OK)
+		return rc;
+	req->payload_held = h->payload_len;
+	req->resp_held = resp_cap;
+	req->payload = m->backend->host_alloc(m->backend_ctx, h->payload_len);
+	req->payload_len = h->payload_len;
+	req->resp = m->backend->host_alloc(m->backend_ctx, resp_cap);
+	req->resp_cap = resp_cap;
+	if (!req->payload || !req->resp) {
+		vgpu_request_reject(req, vm, VGPU_NO_MEMORY, "no memory for its buffers");
+		return VGPU_NO_MEMORY;
+	}
+	memcpy(req->payload, params, VGPU_PROTO_PARAMS_SIZE);
+	req->work.op = view.op;
+	req->work.params = view.params;
+	memcpy(req->work.in_count, view.in_count, sizeof(view.in_count));
+	req->work.out_count = view.out_count;
+	*ret_req = req;
+	return VGPU_OK;
+}
+
+void vgpu_request_submit(struct vgpu_request *req, struct vgpu_vm *vm)
+{
+	struct vgpu_request_view view = {
+		.op = req->work.op,
+		.params = req->work.params,
+		.out_count = req->work.out_count,
+	};
+
+	memcpy(view.in_count, req->work.in_count, sizeof(view.in_count));
+	vgpu_proto_request_inputs(&view, req->payload);
+	if (req->m->stopping) {
+		vgpu_request_reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
 		return;
 	}
-	vgpu_request_admit(req, vm, &view, NULL);
+	enqueue(req, vm, &view, (float *)(void *)(req->resp + VGPU_PROTO_RESPONSE_PREFIX));
 }
 
 void vgpu_request_record(struct vgpu_request *req)

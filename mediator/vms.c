@@ -5,7 +5,8 @@
  * pool and priority come from here, never from its requests.
  *
  * Must never: drop the whole table because one read of the registry failed
- * (a failed poll keeps the last good table and logs).
+ * (a failed poll keeps the last good table and logs), or give a removed
+ * VM's slot to another while anything of the old VM is held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +48,14 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 {
 	struct vgpu_vm *vm = NULL;
 
+	/* A removed VM's slot only once nothing of it is held any more: its
+	 * late answers and statistics must not reach the VM after it. */
 	for (long long i = 0; i < m->set.max_vms && !vm; i++)
-		if (!m->vms[i].in_use)
+		if (!m->vms[i].in_use && vgpu_budget_idle(m->budget, (uint32_t)i))
 			vm = &m->vms[i];
 	if (!vm) {
-		vgpu_log(LOG_ERR, "VM %s not served: max_vms (%lld) reached", cfg->vm_uuid,
-			 m->set.max_vms);
+		vgpu_log(LOG_ERR, "VM %s not served yet: max_vms (%lld) reached, or removed VMs' "
+			 "work is still finishing", cfg->vm_uuid, m->set.max_vms);
 		return;
 	}
 	memset(vm, 0, sizeof(*vm));
@@ -64,6 +67,7 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 	vm->priority = cfg->priority;
 	vm->in_use = true;
 	vgpu_stats_reset_vm(m->stats, vm->slot);
+	vgpu_budget_reset(m->budget, vm->slot);
 	for (int t = 0; t < m->n_transports; t++) {
 		if (m->transports[t]->vm_added(m, vm) != VGPU_OK) {
 			vgpu_log(LOG_ERR, "VM %s: the %s transport cannot serve it", vm->uuid,

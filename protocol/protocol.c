@@ -217,19 +217,20 @@ int vgpu_proto_build_request(uint64_t request_id, int op, const struct vgpu_op_p
 	return VGPU_OK;
 }
 
-int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
-			     const struct vgpu_msg_header *h, const uint8_t *payload,
-			     const struct vgpu_proto_limits *limits, struct vgpu_request_view *ret)
+int vgpu_proto_check_request_head(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+				  const struct vgpu_msg_header *h,
+				  const uint8_t params[VGPU_PROTO_PARAMS_SIZE],
+				  const struct vgpu_proto_limits *limits, struct vgpu_request_view *ret)
 {
 	struct vgpu_request_view v;
 	int n_inputs, rc;
 
 	if (h->type != VGPU_MSG_REQUEST || h->payload_len < VGPU_PROTO_PARAMS_SIZE ||
-	    vgpu_proto_checksum(raw_header, payload, VGPU_PROTO_PARAMS_SIZE) != h->checksum)
+	    vgpu_proto_checksum(raw_header, params, VGPU_PROTO_PARAMS_SIZE) != h->checksum)
 		return VGPU_PROTOCOL;
 	memset(&v, 0, sizeof(v));
 	v.op = (enum vgpu_op)h->op;
-	vgpu_proto_decode_params(payload, &v.params);
+	vgpu_proto_decode_params(params, &v.params);
 	rc = vgpu_proto_op_shape(h->op, &v.params, limits, &n_inputs, v.in_count, &v.out_count);
 	if (rc != VGPU_OK)
 		return rc;
@@ -238,13 +239,34 @@ int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 		expect += v.in_count[i] * sizeof(float);
 	if (expect != h->payload_len)
 		return VGPU_PROTOCOL;
-	const uint8_t *p = payload + VGPU_PROTO_PARAMS_SIZE;
-	for (int i = 0; i < n_inputs; i++) {
-		v.in[i] = (const float *)(const void *)p;
-		p += v.in_count[i] * sizeof(float);
-	}
 	*ret = v;
 	return VGPU_OK;
+}
+
+int vgpu_proto_parse_request(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			     const struct vgpu_msg_header *h, const uint8_t *payload,
+			     const struct vgpu_proto_limits *limits, struct vgpu_request_view *ret)
+{
+	struct vgpu_request_view v;
+
+	if (h->payload_len < VGPU_PROTO_PARAMS_SIZE)
+		return VGPU_PROTOCOL;
+	int rc = vgpu_proto_check_request_head(raw_header, h, payload, limits, &v);
+	if (rc != VGPU_OK)
+		return rc;
+	vgpu_proto_request_inputs(&v, payload);
+	*ret = v;
+	return VGPU_OK;
+}
+
+void vgpu_proto_request_inputs(struct vgpu_request_view *v, const uint8_t *payload)
+{
+	const uint8_t *p = payload + VGPU_PROTO_PARAMS_SIZE;
+
+	for (int i = 0; i < 3 && v->in_count[i]; i++) {
+		v->in[i] = (const float *)(const void *)p;
+		p += v->in_count[i] * sizeof(float);
+	}
 }
 
 void vgpu_proto_encode_status(int32_t status, uint64_t queue_ns, uint64_t exec_ns,

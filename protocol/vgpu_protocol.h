@@ -156,6 +156,23 @@ int vgpu_proto_build_request(uint64_t request_id, int op, const struct vgpu_op_p
 			     uint8_t **ret_msg, size_t *ret_len);
 
 /*
+ * Check a request's head before any more of it is read or allocated: the
+ * header, decoded in @h, and its parameter block @params (the first
+ * VGPU_PROTO_PARAMS_SIZE bytes of the payload): checksum, parameters
+ * against @limits, and that payload_len is exactly what they imply. Fills
+ * @ret's op, params and counts; its input pointers stay NULL (see
+ * vgpu_proto_request_inputs()). Errors as vgpu_proto_parse_request().
+ */
+int vgpu_proto_check_request_head(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+				  const struct vgpu_msg_header *h,
+				  const uint8_t params[VGPU_PROTO_PARAMS_SIZE],
+				  const struct vgpu_proto_limits *limits,
+				  struct vgpu_request_view *ret);
+/* Point @v's inputs into @payload (the whole payload, parameter block
+ * first), whose size vgpu_proto_check_request_head() checked. */
+void vgpu_proto_request_inputs(struct vgpu_request_view *v, const uint8_t *payload);
+
+/*
  * Check a request: @raw_header is the header's wire bytes (for the
  * checksum), @h its decoded form and @payload its payload_len bytes. Fills
  * @ret with pointers into @payload, which must stay alive and be 4-byte

@@ -11,6 +11,14 @@
  * Identity comes from the channel: a session belongs to the VM whose
  * socket asked for it, and its descriptors can only name its own window.
  *
+ * Making a window (creating, populating and pinning up to shm_max_mib)
+ * and releasing one take long: both run on a worker thread (worker.h),
+ * so that the loop goes on serving every VM meanwhile. A window is
+ * populated when it is made (fallocate), so that a host short of memory
+ * refuses the attach instead of failing a later request. Each window is
+ * taken from its VM's budget of windows and window bytes (and the host's
+ * shm_total_mib) before anything is made, and given back when it is gone.
+ *
  * Threads: the loop thread takes descriptors, attaches and detaches; a
  * backend thread that finishes a request posts its completion itself
  * (shm_complete(): one thread hand-off less on every request). A session's
@@ -47,11 +55,19 @@
 
 struct shm_global {
 	uint64_t pending;      /* answers waiting for room in a completion ring (atomic) */
-	uint64_t bytes;        /* of all live windows (loop thread) */
 };
 
 struct session {
 	struct mediator *m;
+	struct vgpu_job job;         /* making, then releasing the window */
+	uint32_t slot;               /* the VM's, for its budget */
+	struct vgpu_vm *owner;       /* the VM, while the window is made */
+	int memfd;                   /* while made: handed to the client */
+	int rc;                      /* the outcome of making it */
+	bool pinned;                 /* host_register()ed */
+	char why[96];                /* why making it failed */
+	vgpu_shm_ready_fn ready;     /* told when it is made */
+	void *ready_ctx;
 	pthread_mutex_t lock;        /* guards the fields marked (L) */
 	struct vgpu_vm *vm;          /* (L) NULL once the VM or its connection is gone */
 	int refs;                    /* (L) the connection + each request not yet answered */
@@ -87,17 +103,40 @@ static void kick(int efd)
 	}
 }
 
-/* Loop thread, the last reference gone: release the window. */
-static void session_free(struct session *s)
+/* A worker: unpin and unmap the window. */
+static void release_window(struct vgpu_job *job)
 {
+	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
 	struct mediator *m = s->m;
 
-	m->backend->host_unregister(m->backend_ctx, s->win);
-	munmap(s->win, s->win_size);
-	global(m)->bytes -= s->win_size;
-	close(s->notify_fd);
+	if (s->pinned)
+		m->backend->host_unregister(m->backend_ctx, s->win);
+	if (s->win)
+		munmap(s->win, s->win_size);
+	if (s->memfd >= 0)
+		close(s->memfd);
+}
+
+/* Loop thread: the window is gone; give back its budget. */
+static void window_released(struct vgpu_job *job)
+{
+	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+	struct mediator *m = s->m;
+
+	vgpu_budget_give(m->budget, s->slot, VGPU_BUDGET_WINDOW_BYTES, s->win_size);
+	vgpu_budget_give(m->budget, s->slot, VGPU_BUDGET_WINDOWS, 1);
+	if (s->notify_fd >= 0)
+		close(s->notify_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+/* Loop thread, the last reference gone: release the window on a worker. */
+static void session_free(struct session *s)
+{
+	s->job.run = release_window;
+	s->job.done = window_released;
+	vgpu_workers_submit(s->m->workers, &s->job);
 }
 
 /* Loop thread. */
@@ -348,14 +387,99 @@ static void init_window(struct session *s)
 	memcpy(p + VGPU_RING_OFF_WINDOW, &w, sizeof(w));
 }
 
+/* A worker: make, populate and pin the window; s->rc says how it went.
+ * On failure what was made stays for release_window(). */
+static void make_window(struct vgpu_job *job)
+{
+	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+	struct mediator *m = s->m;
+	size_t size = s->win_size;
+	int err = 0;
+
+	s->memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (s->memfd < 0 || ftruncate(s->memfd, (off_t)size) != 0 ||
+	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
+	    fcntl(s->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+		err = errno;
+	else /* Every page now: memory short shows here, not as SIGBUS later. */
+		err = posix_fallocate(s->memfd, 0, (off_t)size);
+	if (err) {
+		snprintf(s->why, sizeof(s->why), "cannot make it: %s", strerror(err));
+		s->rc = err == ENOMEM || err == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
+		return;
+	}
+	s->win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->memfd, 0);
+	if (s->win == MAP_FAILED) {
+		snprintf(s->why, sizeof(s->why), "cannot map it: %s", strerror(errno));
+		s->win = NULL;
+		s->rc = VGPU_NO_MEMORY;
+		return;
+	}
+	init_window(s);
+	s->rc = m->backend->host_register(m->backend_ctx, s->win, size);
+	if (s->rc != VGPU_OK)
+		snprintf(s->why, sizeof(s->why), "cannot pin it: %s", vgpu_strerror(s->rc));
+	s->pinned = s->rc == VGPU_OK;
+}
+
+/* Loop thread: the window is made (or not); add its eventfds and hand it
+ * to the connection. */
+static void window_made(struct vgpu_job *job)
+{
+	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
+	struct mediator *m = s->m;
+	int fds[3] = { -1, -1, -1 };
+	int rc = s->rc;
+
+	if (rc == VGPU_OK && m->stopping)
+		rc = VGPU_SHUTDOWN;
+	if (rc == VGPU_OK) {
+		s->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->watch = (struct vgpu_loop_watch){ .fd = s->doorbell_fd, .fn = doorbell_event,
+						     .ctx = s };
+		if (s->doorbell_fd < 0 || s->notify_fd < 0 ||
+		    vgpu_loop_add(m->loop, &s->watch, EPOLLIN) != VGPU_OK)
+			rc = VGPU_IO_ERROR;
+	}
+	if (rc == VGPU_OK) {
+		/* The client's copies: the last step that can fail. */
+		fds[1] = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
+		fds[2] = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
+		if (fds[1] < 0 || fds[2] < 0) {
+			vgpu_loop_remove(m->loop, &s->watch);
+			rc = VGPU_IO_ERROR;
+		}
+	}
+	if (rc != VGPU_OK) {
+		if (s->why[0]) /* made on a worker, logged here: the limiter is the loop's */
+			vgpu_log_guest(&s->owner->rl, LOG_ERR, "VM %s: a %zu-byte window: %s",
+				       s->owner->uuid, s->win_size, s->why);
+		for (int i = 1; i < 3; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		if (s->doorbell_fd >= 0)
+			close(s->doorbell_fd);
+		s->doorbell_fd = -1;
+		s->ready(s->ready_ctx, rc, NULL, NULL);
+		session_free(s);
+		return;
+	}
+	fds[0] = s->memfd; /* the caller sends and closes it */
+	s->memfd = -1;
+	s->vm = s->owner;
+	s->refs = 1;
+	vgpu_log_guest(&s->owner->rl, LOG_INFO, "VM %s: shared-memory window of %zu MiB attached",
+		       s->owner->uuid, s->win_size >> 20);
+	s->ready(s->ready_ctx, VGPU_OK, s, fds);
+}
+
 int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
-		    void **ret_session, int ret_fds[3])
+		    vgpu_shm_ready_fn ready, void *ctx)
 {
 	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
-	uint64_t total = (uint64_t)m->set.shm_total_mib << 20;
 	struct session *s;
-	bool registered = false;
-	int memfd = -1, doorbell, notify, rc = VGPU_IO_ERROR;
+	int rc;
 
 	if (m->stopping)
 		return VGPU_SHUTDOWN;
@@ -365,92 +489,33 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	if (data_bytes > max)
 		return VGPU_LIMIT;
 	size_t size = (size_t)(VGPU_RING_DATA_OFFSET + data_bytes);
-	if (global(m)->bytes + size > total)
-		return VGPU_BUSY;
-
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return VGPU_NO_MEMORY;
-	if (pthread_mutex_init(&s->lock, NULL) != 0) {
-		free(s);
-		return VGPU_NO_MEMORY;
-	}
-	s->doorbell_fd = s->notify_fd = -1;
-	memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (memfd < 0 || ftruncate(memfd, (off_t)size) != 0 ||
-	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
-	    fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-		int err = errno;
-
-		vgpu_log(LOG_ERR, "VM %s: cannot make a %zu-byte window: %s", vm->uuid, size,
-			 strerror(err));
-		rc = err == ENOMEM || err == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
-		goto fail;
-	}
-	s->win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	if (s->win == MAP_FAILED) {
-		s->win = NULL;
-		rc = VGPU_NO_MEMORY;
-		goto fail;
-	}
-	s->win_size = size;
-	init_window(s);
-	rc = m->backend->host_register(m->backend_ctx, s->win, size);
+	rc = vgpu_budget_take(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+	if (rc != VGPU_OK)
+		return rc;
+	rc = vgpu_budget_take(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
 	if (rc != VGPU_OK) {
-		vgpu_log(LOG_ERR, "VM %s: cannot pin a %zu-byte window: %s", vm->uuid, size,
-			 vgpu_strerror(rc));
-		goto fail;
+		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+		return rc;
 	}
-	registered = true;
-	s->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (s->doorbell_fd < 0 || s->notify_fd < 0) {
-		rc = VGPU_IO_ERROR;
-		goto fail;
+	s = calloc(1, sizeof(*s));
+	if (!s || pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
+		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+		return VGPU_NO_MEMORY;
 	}
-	s->watch = (struct vgpu_loop_watch){ .fd = s->doorbell_fd, .fn = doorbell_event, .ctx = s };
-	if (vgpu_loop_add(m->loop, &s->watch, EPOLLIN) != VGPU_OK) {
-		rc = VGPU_IO_ERROR;
-		goto fail;
-	}
-	/* The client's copies: the last step that can fail, so that @ret_fds
-	 * is written only on success (the caller closes what it was given). */
-	doorbell = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
-	notify = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
-	if (doorbell < 0 || notify < 0) {
-		if (doorbell >= 0)
-			close(doorbell);
-		if (notify >= 0)
-			close(notify);
-		vgpu_loop_remove(m->loop, &s->watch);
-		rc = VGPU_IO_ERROR;
-		goto fail;
-	}
-	ret_fds[0] = memfd;
-	ret_fds[1] = doorbell;
-	ret_fds[2] = notify;
 	s->m = m;
-	s->vm = vm;
-	s->refs = 1;
+	s->slot = vm->slot;
+	s->owner = vm;
 	s->conn_fd = conn_fd;
-	global(m)->bytes += size;
-	vgpu_log(LOG_INFO, "VM %s: shared-memory window of %zu MiB attached", vm->uuid, size >> 20);
-	*ret_session = s;
+	s->win_size = size;
+	s->memfd = s->doorbell_fd = s->notify_fd = -1;
+	s->rc = VGPU_ERROR;
+	s->ready = ready;
+	s->ready_ctx = ctx;
+	s->job = (struct vgpu_job){ .run = make_window, .done = window_made, .slot = vm->slot };
+	vgpu_workers_submit(m->workers, &s->job);
 	return VGPU_OK;
-fail:
-	if (registered)
-		m->backend->host_unregister(m->backend_ctx, s->win);
-	if (s->win)
-		munmap(s->win, size);
-	if (memfd >= 0)
-		close(memfd);
-	if (s->doorbell_fd >= 0)
-		close(s->doorbell_fd);
-	if (s->notify_fd >= 0)
-		close(s->notify_fd);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
-	return rc;
 }
 
 void vgpu_shm_detach(void *session)

@@ -9,10 +9,25 @@
  * stands for the session's life (transport/shm.c); a byte sent on it
  * after that ends both.
  *
- * Must never: block the loop (every fd is non-blocking), read a payload
- * larger than the limits allow, keep a connection whose framing is broken
- * (a malformed header closes it: the stream cannot be resynchronised), or
- * free a connection that requests still point at (reference counts).
+ * A message is read in steps, each checked before the next is read: the
+ * header, then the parameter block, then (admission has checked the
+ * limits and taken the payload's bytes from the VM's budget) the payload
+ * into its buffer. A refused request's payload is read and dropped, never
+ * stored. A message must be complete within msg_timeout_ms of its first
+ * byte, or the connection is closed (the VM's other connections go on).
+ *
+ * Back-pressure: while WQ_BACKLOG answers wait for the client to read them
+ * (the socket is full), the connection is not read, so a client that
+ * never reads its answers stops itself, holding at most its budget and
+ * that many refusals. A client may pipeline up to WQ_BACKLOG requests
+ * before it reads, as before.
+ *
+ * Must never: block the loop (every fd is non-blocking), allocate for a
+ * message before its head was checked, keep a connection whose framing is
+ * broken (a malformed header closes it: the stream cannot be
+ * resynchronised), spin on a listening socket whose accept() fails (it is
+ * paused), or free a connection that requests still point at (reference
+ * counts).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,16 +37,21 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "mediator.h"
 #include "vgpu_ring.h"
 
-#define IDX 0  /* this transport's index in transport_state */
+#define IDX 0              /* this transport's index in transport_state */
+#define ACCEPT_PAUSE_MS 100 /* a listening socket's rest after accept() failed */
+#define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
 
 struct sock_global {
 	uint64_t pending;            /* responses queued for writing */
+	int timer_fd;                /* the message deadline sweep */
+	struct vgpu_loop_watch timer_watch;
 };
 
 struct conn;
@@ -43,25 +63,42 @@ struct sock_vm {
 	struct vgpu_loop_watch watch;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct conn *conns;
-	int n_conns;
+};
+
+enum conn_state {
+	READ_HEADER,    /* hdr[0..hdr_got) */
+	READ_PARAMS,    /* params[0..params_got) */
+	READ_PAYLOAD,   /* req->payload[0..payload_got) */
+	SKIP_PAYLOAD,   /* a refused request: skip bytes are left to drop */
+	ATTACHING,      /* a window is being made (transport/shm.c): not read */
+	ATTACHED,       /* the connection stands for the window's session */
 };
 
 struct conn {
 	struct sock_vm *sv;          /* NULL once the VM is gone */
 	struct mediator *m;
+	uint32_t slot;               /* the VM's, for its budget */
 	int fd;
 	struct vgpu_loop_watch watch;
-	int refs;                    /* the open socket + each request not yet answered */
+	int refs;                    /* the open socket + each request not yet answered
+				      * + a window being made */
 	bool open;
-	bool want_out;               /* EPOLLOUT armed */
+	uint32_t events;             /* armed in epoll */
 	bool used;                   /* a request came: no attach any more */
+	enum conn_state state;
+	uint64_t msg_start_ns;       /* first byte of the message being read; 0: none */
 	void *session;               /* transport/shm.c's, once attached */
 	uint8_t hdr[VGPU_PROTO_HEADER_SIZE];
 	size_t hdr_got;
 	struct vgpu_msg_header h;
-	uint8_t *payload;            /* being read: h.payload_len bytes */
+	uint8_t params[VGPU_PROTO_PARAMS_SIZE];
+	size_t params_got;
+	struct vgpu_request *req;    /* READ_PAYLOAD: the request being read */
 	size_t payload_got;
+	uint64_t skip;               /* SKIP_PAYLOAD: bytes left */
+	uint64_t window_want;        /* ATTACHING: the data area asked for */
 	struct vgpu_request *wq_head, *wq_tail;
+	uint32_t wq_count;           /* answers queued, not yet sent whole */
 	size_t wq_off;               /* bytes of wq_head's response written */
 	struct conn *next;
 };
@@ -88,8 +125,8 @@ static void conn_close(struct conn *c)
 	vgpu_shm_detach(c->session);
 	c->session = NULL;
 	close(c->fd);
-	m->backend->host_free(m->backend_ctx, c->payload, c->h.payload_len);
-	c->payload = NULL;
+	vgpu_request_free(c->req); /* a payload half read */
+	c->req = NULL;
 	while (c->wq_head) {
 		struct vgpu_request *req = c->wq_head;
 
@@ -99,6 +136,8 @@ static void conn_close(struct conn *c)
 		c->refs--; /* never the last: the socket's own ref is still held */
 	}
 	c->wq_tail = NULL;
+	c->wq_count = 0;
+	vgpu_budget_give(m->budget, c->slot, VGPU_BUDGET_CONNS, 1);
 	if (c->sv) {
 		struct conn **pp = &c->sv->conns;
 
@@ -106,18 +145,28 @@ static void conn_close(struct conn *c)
 			pp = &(*pp)->next;
 		if (*pp)
 			*pp = c->next;
-		c->sv->n_conns--;
 		c->sv = NULL;
 	}
 	conn_unref(c);
 }
 
-static void set_events(struct conn *c, bool out)
+/* Whether the connection is read: not while WQ_BACKLOG answers are
+ * blocked (back-pressure), nor while a window is being made. */
+static bool readable(const struct conn *c)
 {
-	if (c->want_out == out)
+	return c->wq_count < WQ_BACKLOG && c->state != ATTACHING;
+}
+
+/* Arm what the connection waits for: room for blocked answers, and the
+ * next bytes when it is read (a hang-up epoll always reports). */
+static void arm(struct conn *c)
+{
+	uint32_t ev = (c->wq_head ? EPOLLOUT : 0) | (readable(c) ? EPOLLIN | EPOLLRDHUP : 0);
+
+	if (ev == c->events)
 		return;
-	c->want_out = out;
-	vgpu_loop_modify(c->m->loop, &c->watch, EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0));
+	c->events = ev;
+	vgpu_loop_modify(c->m->loop, &c->watch, ev);
 }
 
 /* Write queued responses until done or EAGAIN. false: connection closed. */
@@ -131,10 +180,8 @@ static bool flush(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				set_events(c, true);
-				return true;
-			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
 			conn_close(c);
 			return false;
 		}
@@ -145,11 +192,12 @@ static bool flush(struct conn *c)
 		if (!c->wq_head)
 			c->wq_tail = NULL;
 		c->wq_off = 0;
+		c->wq_count--;
 		global(c->m)->pending--;
 		vgpu_request_free(req);
 		conn_unref(c); /* the socket's own ref keeps c alive here */
 	}
-	set_events(c, false);
+	arm(c);
 	return true;
 }
 
@@ -168,12 +216,14 @@ static void sock_respond(struct mediator *m, struct vgpu_request *req)
 	else
 		c->wq_head = req;
 	c->wq_tail = req;
+	c->wq_count++;
 	global(m)->pending++;
-	if (!c->want_out)
+	if (c->wq_head == req || c->wq_count >= WQ_BACKLOG)
 		flush(c);
 }
 
-/* A guest broke the framing: log (rate-limited), count, close. */
+/* A guest broke the framing or the deadline: log (rate-limited), count,
+ * close. */
 static void refuse(struct conn *c, const char *why)
 {
 	struct vgpu_vm *vm = c->sv->vm;
@@ -184,12 +234,22 @@ static void refuse(struct conn *c, const char *why)
 	conn_close(c);
 }
 
-/* The attach message is in c->payload: make the window and answer with
- * its descriptors. false when the connection was closed. */
-static bool attach(struct conn *c)
+/* The message is done: the next one starts with a header. */
+static void next_message(struct conn *c)
 {
-	struct mediator *m = c->m;
-	struct vgpu_vm *vm = c->sv->vm;
+	c->state = READ_HEADER;
+	c->hdr_got = 0;
+	c->params_got = 0;
+	c->payload_got = 0;
+	c->skip = 0;
+	c->msg_start_ns = 0;
+}
+
+/* transport/shm.c made the window (or could not): answer with its
+ * descriptors. Loop thread. */
+static void window_ready(void *ctx, int rc, void *session, int fds[3])
+{
+	struct conn *c = ctx;
 	uint8_t reply[VGPU_RING_ATTACH_MSG];
 	union {
 		char buf[CMSG_SPACE(3 * sizeof(int))];
@@ -197,24 +257,21 @@ static bool attach(struct conn *c)
 	} ctl;
 	struct iovec iov = { .iov_base = reply, .iov_len = sizeof(reply) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	void *session = NULL;
-	uint64_t want = 0;
-	int fds[3] = { -1, -1, -1 };
-	int rc = vgpu_ring_parse_attach(c->hdr, &c->h, c->payload, &want);
 
-	m->backend->host_free(m->backend_ctx, c->payload, c->h.payload_len);
-	c->payload = NULL;
-	c->hdr_got = 0;
-	if (rc != VGPU_OK) {
-		refuse(c, "malformed attach message");
-		return false;
+	if (!c->open) { /* the client left meanwhile */
+		vgpu_shm_detach(session);
+		for (int i = 0; rc == VGPU_OK && i < 3; i++)
+			close(fds[i]);
+		conn_unref(c);
+		return;
 	}
-	rc = vgpu_shm_attach(m, vm, want, c->fd, &session, fds);
 	if (rc != VGPU_OK)
-		vgpu_log_guest(&vm->rl, LOG_WARNING,
-			       "VM %s: shared-memory window of %llu bytes refused: %s", vm->uuid,
-			       (unsigned long long)want, vgpu_strerror(rc));
-	vgpu_ring_encode_attached(rc, rc == VGPU_OK ? VGPU_RING_DATA_OFFSET + want : 0, reply);
+		vgpu_log_guest(&c->sv->vm->rl, LOG_WARNING,
+			       "VM %s: shared-memory window of %llu bytes refused: %s",
+			       c->sv->vm->uuid, (unsigned long long)c->window_want,
+			       vgpu_strerror(rc));
+	vgpu_ring_encode_attached(rc, rc == VGPU_OK ? VGPU_RING_DATA_OFFSET + c->window_want : 0,
+				  reply);
 	if (rc == VGPU_OK) {
 		struct cmsghdr *cm;
 
@@ -225,89 +282,181 @@ static bool attach(struct conn *c)
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
 		cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+		memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
 	}
 	/* Nothing else was ever written here: the socket buffer has room. */
 	ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-	for (int i = 0; i < 3; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	for (int i = 0; rc == VGPU_OK && i < 3; i++)
+		close(fds[i]);
 	c->session = session;
-	if (n != (ssize_t)sizeof(reply)) {
+	if (rc == VGPU_OK)
+		c->state = ATTACHED;
+	else
+		next_message(c); /* refused: the connection may go on with requests */
+	if (n != (ssize_t)sizeof(reply))
 		conn_close(c);
+	else
+		arm(c);
+	conn_unref(c);
+}
+
+/* The attach message is whole (its block in c->params): have the window
+ * made. false when the connection was closed. */
+static bool attach(struct conn *c)
+{
+	struct vgpu_vm *vm = c->sv->vm;
+	uint64_t want = 0;
+
+	if (vgpu_ring_parse_attach(c->hdr, &c->h, c->params, &want) != VGPU_OK) {
+		refuse(c, "malformed attach message");
 		return false;
+	}
+	c->msg_start_ns = 0;
+	c->state = ATTACHING;
+	c->window_want = want;
+	c->refs++;      /* window_ready()'s */
+	int rc = vgpu_shm_attach(c->m, vm, want, c->fd, window_ready, c);
+	if (rc != VGPU_OK)
+		window_ready(c, rc, NULL, NULL);
+	else
+		arm(c);
+	return false; /* nothing more to read until the window is there */
+}
+
+/* The header is whole: check it. false when the connection was closed. */
+static bool header_done(struct conn *c)
+{
+	int rc = vgpu_proto_decode_header(c->hdr, &c->m->limits, &c->h);
+
+	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH)) {
+		refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");
+		return false;
+	}
+	if (c->h.type == VGPU_MSG_ATTACH &&
+	    (c->used || c->h.payload_len != VGPU_PROTO_PARAMS_SIZE)) {
+		refuse(c, c->used ? "attach message after requests" : "malformed attach message");
+		return false;
+	}
+	if (c->h.payload_len < VGPU_PROTO_PARAMS_SIZE) {
+		refuse(c, "request without a parameter block");
+		return false;
+	}
+	c->state = READ_PARAMS;
+	return true;
+}
+
+/* The parameter block is whole: admission decides, before any allocation,
+ * whether the payload is stored or dropped. */
+static bool params_done(struct conn *c)
+{
+	struct mediator *m = c->m;
+	struct vgpu_request *req = NULL;
+
+	if (c->h.type == VGPU_MSG_ATTACH)
+		return attach(c);
+	c->used = true;
+	c->refs++; /* the request's, dropped when it is answered */
+	int rc = vgpu_request_head(m, c->sv->vm, &vgpu_transport_socket, c, c->hdr, &c->h,
+				   c->params, &req);
+	if (!c->open)
+		return false;
+	if (rc != VGPU_OK) {
+		/* Answered already; its data is read and dropped. */
+		c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
+		c->state = SKIP_PAYLOAD;
+	} else {
+		c->req = req;
+		c->payload_got = VGPU_PROTO_PARAMS_SIZE;
+		c->state = READ_PAYLOAD;
 	}
 	return true;
 }
 
-/* One read step; false when the connection was closed. */
+/* The payload is whole (or dropped): hand it on, start the next message. */
+static bool payload_done(struct conn *c)
+{
+	struct vgpu_request *req = c->req;
+
+	c->req = NULL;
+	next_message(c);
+	if (req)
+		vgpu_request_submit(req, c->sv->vm);
+	return c->open;
+}
+
+/* One read step; false when reading should stop (closed, blocked, or
+ * nothing more to read now). */
 static bool read_some(struct conn *c)
 {
-	struct mediator *m = c->m;
-	struct vgpu_vm *vm = c->sv->vm;
+	uint8_t scratch[4096];
+	void *dst;
+	size_t want;
 	ssize_t n;
 
-	if (c->session) {
-		uint8_t byte;
-
-		/* Attached: the connection only says when the client is gone. */
-		n = recv(c->fd, &byte, 1, 0);
-		if (n > 0) {
-			refuse(c, "data after the window was attached");
-			return false;
-		}
-	} else if (c->hdr_got < sizeof(c->hdr)) {
-		n = recv(c->fd, c->hdr + c->hdr_got, sizeof(c->hdr) - c->hdr_got, 0);
-	} else {
-		n = recv(c->fd, c->payload + c->payload_got, c->h.payload_len - c->payload_got, 0);
+	switch (c->state) {
+	case READ_HEADER:
+		dst = c->hdr + c->hdr_got;
+		want = sizeof(c->hdr) - c->hdr_got;
+		break;
+	case READ_PARAMS:
+		dst = c->params + c->params_got;
+		want = sizeof(c->params) - c->params_got;
+		break;
+	case READ_PAYLOAD:
+		dst = c->req->payload + c->payload_got;
+		want = c->h.payload_len - c->payload_got;
+		break;
+	case SKIP_PAYLOAD:
+		dst = scratch;
+		want = c->skip < sizeof(scratch) ? (size_t)c->skip : sizeof(scratch);
+		break;
+	case ATTACHED:
+		dst = scratch; /* the connection only says when the client is gone */
+		want = 1;
+		break;
+	default: /* ATTACHING: not read */
+		return false;
 	}
-	if (n == 0) {
+	n = want ? recv(c->fd, dst, want, 0) : 0;
+	if (n == 0 && want) {
 		conn_close(c);
 		return false;
 	}
 	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-			return errno == EINTR;
-		conn_close(c);
+		if (errno == EINTR)
+			return true;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			conn_close(c);
 		return false;
 	}
-	if (c->hdr_got < sizeof(c->hdr)) {
-		c->hdr_got += (size_t)n;
-		if (c->hdr_got < sizeof(c->hdr))
-			return true;
-		int rc = vgpu_proto_decode_header(c->hdr, &m->limits, &c->h);
-		if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH)) {
-			refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");
-			return false;
-		}
-		if (c->h.type == VGPU_MSG_ATTACH &&
-		    (c->used || c->h.payload_len != VGPU_PROTO_PARAMS_SIZE)) {
-			refuse(c, c->used ? "attach message after requests" : "malformed attach message");
-			return false;
-		}
-		c->payload = m->backend->host_alloc(m->backend_ctx, c->h.payload_len ? c->h.payload_len : 1);
-		if (!c->payload) {
-			vgpu_log(LOG_ERR, "VM %s: no memory for a %u-byte request; closing", vm->uuid,
-				 c->h.payload_len);
-			conn_close(c);
-			return false;
-		}
-		c->payload_got = 0;
-	} else {
-		c->payload_got += (size_t)n;
+	if (c->state == ATTACHED) {
+		refuse(c, "data after the window was attached");
+		return false;
 	}
-	if (c->payload_got < c->h.payload_len)
-		return true;
-	if (c->h.type == VGPU_MSG_ATTACH)
-		return attach(c);
-	/* A whole message: admission takes the payload. */
-	c->used = true;
-	uint8_t *payload = c->payload;
-	c->payload = NULL;
-	c->hdr_got = 0;
-	c->refs++;
-	vgpu_admit(m, vm, &vgpu_transport_socket, c, c->hdr, &c->h, payload);
-	return c->open;
+	if (!c->msg_start_ns)
+		c->msg_start_ns = vgpu_now_ns();
+	switch (c->state) {
+	case READ_HEADER:
+		c->hdr_got += (size_t)n;
+		return c->hdr_got < sizeof(c->hdr) || header_done(c);
+	case READ_PARAMS:
+		c->params_got += (size_t)n;
+		if (c->params_got < sizeof(c->params))
+			return true;
+		if (!params_done(c))
+			return false;
+		break;
+	case READ_PAYLOAD:
+		c->payload_got += (size_t)n;
+		break;
+	default: /* SKIP_PAYLOAD */
+		c->skip -= (uint64_t)n;
+		break;
+	}
+	if ((c->state == READ_PAYLOAD && c->payload_got == c->h.payload_len) ||
+	    (c->state == SKIP_PAYLOAD && c->skip == 0))
+		return payload_done(c);
+	return true;
 }
 
 static void conn_event(void *ctx, uint32_t events)
@@ -318,11 +467,38 @@ static void conn_event(void *ctx, uint32_t events)
 	if ((events & EPOLLOUT) && c->open)
 		flush(c);
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && c->open) {
-		/* Bounded work per event, for fairness between connections. */
-		for (int i = 0; i < 64 && c->open && c->sv && read_some(c); i++)
+		/* Bounded work per event, for fairness between connections; none
+		 * while an answer is blocked (back-pressure). */
+		for (int i = 0; i < 64 && c->open && c->sv && readable(c) && read_some(c); i++)
 			;
+		/* Not read, and gone both ways: it cannot take its answers or its
+		 * window, and epoll would report the hang-up again and again. */
+		if (c->open && (events & (EPOLLHUP | EPOLLERR)) && !readable(c))
+			conn_close(c);
 	}
 	conn_unref(c);
+}
+
+/* Close connections whose message started more than msg_timeout_ms ago. */
+static void deadline_event(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	uint64_t ticks, now = vgpu_now_ns();
+	uint64_t limit = (uint64_t)m->set.msg_timeout_ms * 1000000u;
+
+	(void)events;
+	if (read(global(m)->timer_fd, &ticks, sizeof(ticks)) < 0) {
+		/* EAGAIN */
+	}
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		struct sock_vm *sv = vgpu_vm_state(m, i, IDX);
+
+		for (struct conn *c = sv ? sv->conns : NULL, *next; c; c = next) {
+			next = c->next;
+			if (c->msg_start_ns && now - c->msg_start_ns > limit)
+				refuse(c, "a message not completed in time");
+		}
+	}
 }
 
 static void accept_event(void *ctx, uint32_t events)
@@ -333,9 +509,19 @@ static void accept_event(void *ctx, uint32_t events)
 
 	(void)events;
 	fd = accept4(sv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* The connection stays in the backlog, so the socket stays
+			 * ready: rest it, or the loop would spin. */
+			vgpu_log_guest(&sv->vm->rl, LOG_ERR, "VM %s: cannot accept a connection: %s",
+				       sv->vm->uuid, strerror(errno));
+			vgpu_loop_pause(m->loop, &sv->watch, EPOLLIN, ACCEPT_PAUSE_MS);
+		}
 		return;
-	if (sv->n_conns >= m->set.max_conns_per_vm || m->stopping) {
+	}
+	int rc = m->stopping ? VGPU_SHUTDOWN
+			     : vgpu_budget_take(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
+	if (rc != VGPU_OK) {
 		vgpu_log_guest(&sv->vm->rl, LOG_WARNING, "VM %s: connection refused (%s)",
 			       sv->vm->uuid, m->stopping ? "stopping" : "too many connections");
 		close(fd);
@@ -343,23 +529,26 @@ static void accept_event(void *ctx, uint32_t events)
 	}
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
+		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
 		close(fd);
 		return;
 	}
 	c->sv = sv;
 	c->m = m;
+	c->slot = sv->vm->slot;
 	c->fd = fd;
 	c->refs = 1;
 	c->open = true;
+	c->events = EPOLLIN | EPOLLRDHUP;
 	c->watch = (struct vgpu_loop_watch){ .fd = fd, .fn = conn_event, .ctx = c };
-	if (vgpu_loop_add(m->loop, &c->watch, EPOLLIN | EPOLLRDHUP) != VGPU_OK) {
+	if (vgpu_loop_add(m->loop, &c->watch, c->events) != VGPU_OK) {
+		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
 		close(fd);
 		free(c);
 		return;
 	}
 	c->next = sv->conns;
 	sv->conns = c;
-	sv->n_conns++;
 }
 
 static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
@@ -421,8 +610,22 @@ static void sock_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 
 static int sock_start(struct mediator *m)
 {
-	m->transport_ctx[IDX] = calloc(1, sizeof(struct sock_global));
-	return m->transport_ctx[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+	struct sock_global *g = calloc(1, sizeof(*g));
+
+	m->transport_ctx[IDX] = g;
+	if (!g)
+		return VGPU_NO_MEMORY;
+	/* The deadline is checked four times per msg_timeout_ms (at least
+	 * every 50 ms): a message is cut within 1.25 times it. */
+	long long ms = m->set.msg_timeout_ms / 4 > 50 ? m->set.msg_timeout_ms / 4 : 50;
+	struct itimerspec its = { .it_interval = { ms / 1000, (ms % 1000) * 1000000 },
+				  .it_value = { ms / 1000, (ms % 1000) * 1000000 } };
+	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	g->timer_watch = (struct vgpu_loop_watch){ .fd = g->timer_fd, .fn = deadline_event, .ctx = m };
+	if (g->timer_fd < 0 || timerfd_settime(g->timer_fd, 0, &its, NULL) != 0 ||
+	    vgpu_loop_add(m->loop, &g->timer_watch, EPOLLIN) != VGPU_OK)
+		return VGPU_IO_ERROR;
+	return VGPU_OK;
 }
 
 /* Shutdown: no new connections or requests; connections stay open so that
@@ -443,7 +646,13 @@ static void sock_stop_accepting(struct mediator *m)
 
 static void sock_stop(struct mediator *m)
 {
-	free(m->transport_ctx[IDX]);
+	struct sock_global *g = global(m);
+
+	if (g && g->timer_fd >= 0) {
+		vgpu_loop_remove(m->loop, &g->timer_watch);
+		close(g->timer_fd);
+	}
+	free(g);
 	m->transport_ctx[IDX] = NULL;
 }
 

@@ -23,12 +23,22 @@
  * Temporary files a dead client left in req/, and answers nobody collected
  * in resp/, are removed once older than spool_stale_s.
  *
+ * Who may write: req/ and resp/ belong to the VM's own uid and gid
+ * (spool_uid_base + vm_id; its NFS export squashes the guest to them), mode
+ * 0700, and answers are that uid's, 0600: no other local user, and no
+ * other VM's export, can read or write them.
+ *
+ * A request file is read in steps, each checked before the next: its
+ * size, its header and parameter block (admission: limits, vm_id, queue
+ * room, the VM's budget), and only then its payload, into a buffer taken
+ * from the VM's budget. Payloads over SPOOL_INLINE bytes are read on a
+ * worker thread (worker.h), so a large file delays no other VM.
+ *
  * Must never: follow a symlink (every open is O_NOFOLLOW), read a file that
  * is not regular or is larger than the limits, keep a file with an unexpected
  * name (it is removed and logged), or let one VM's files reach another's.
- * Files are read and written on the loop thread: a large request blocks the
- * loop while it is read (expected: tens of ms for 128 MiB from the page
- * cache; not measured).
+ * Responses are written on the loop thread (at most the response size
+ * limit; not measured).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,10 +59,12 @@
 
 #define IDX 1  /* this transport's index in transport_state */
 #define ID_HEX 16
+#define SPOOL_INLINE (64u << 10) /* payloads read on the loop thread, bytes */
 
 struct spool_vm {
 	struct mediator *m;
 	struct vgpu_vm *vm;          /* NULL once the VM left the registry */
+	uid_t uid;                   /* the VM's: owner of req/, resp/ and answers */
 	int req_fd, resp_fd, journal_fd;
 	int wd;                      /* inotify watch on req/ */
 	int refs;                    /* the VM + each request not yet answered */
@@ -61,6 +73,15 @@ struct spool_vm {
 struct spool_reply {
 	struct spool_vm *sv;
 	uint64_t id;
+};
+
+/* A payload read on a worker. */
+struct spool_read {
+	struct vgpu_job job;
+	struct spool_vm *sv;         /* holds a reference (the request's) */
+	struct vgpu_request *req;
+	char name[ID_HEX + 8];       /* in the journal */
+	int rc;
 };
 
 struct spool {
@@ -125,9 +146,14 @@ static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *d
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
-	fd = openat(sv->resp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = openat(sv->resp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
+	if (fchown(fd, sv->uid, (gid_t)sv->uid) != 0) {
+		close(fd);
+		unlinkat(sv->resp_fd, tmp, 0);
+		return -1;
+	}
 	for (size_t off = 0; off < len;) {
 		ssize_t n = write(fd, data + off, len - off);
 
@@ -161,8 +187,10 @@ static void publish(struct spool_vm *sv, uint64_t id)
 		vgpu_log(LOG_ERR, "spool: journal %s: %s", req, strerror(errno));
 	if (sv->m->set.spool_sync)
 		fsync(sv->journal_fd);
+	/* The guest can make this fail (resp/ is its directory): rate-limited. */
 	if (renameat(sv->resp_fd, tmp, sv->resp_fd, resp) != 0)
-		vgpu_log(LOG_ERR, "spool: publishing %s: %s", resp, strerror(errno));
+		vgpu_log_guest(&sv->vm->rl, LOG_ERR, "VM %s: spool: publishing %s: %s",
+			       sv->vm->uuid, resp, strerror(errno));
 	if (sv->m->set.spool_sync)
 		fsync(sv->resp_fd);
 	unlinkat(sv->journal_fd, done, 0);
@@ -192,19 +220,74 @@ static void spool_respond(struct mediator *m, struct vgpu_request *req)
 	if (sv->vm && write_tmp_response(sv, r->id, req->resp, req->resp_len) == 0)
 		publish(sv, r->id);
 	else if (sv->vm)
-		vgpu_log(LOG_ERR, "VM %s: cannot write the response to %016" PRIx64 ": %s",
-			 sv->vm->uuid, r->id, strerror(errno));
+		vgpu_log_guest(&sv->vm->rl, LOG_ERR,
+			       "VM %s: cannot write the response to %016" PRIx64 ": %s",
+			       sv->vm->uuid, r->id, strerror(errno));
 	vgpu_request_free(req);
 	free(r);
 	sv_unref(sv);
 }
 
-/* Read the journal entry @name (already accepted) and admit it. */
+/* Read @len bytes of @fd from @off into @buf; VGPU_OK or VGPU_IO_ERROR. */
+static int read_all(int fd, uint8_t *buf, size_t len, off_t off)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return VGPU_IO_ERROR;
+		got += (size_t)n;
+	}
+	return VGPU_OK;
+}
+
+/* Read the rest of @req's payload (after the parameter block) from the
+ * journal entry @name. */
+static int read_payload(struct spool_vm *sv, const char *name, struct vgpu_request *req)
+{
+	int fd = openat(sv->journal_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	const size_t skip = VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE;
+
+	if (fd < 0)
+		return VGPU_IO_ERROR;
+	int rc = read_all(fd, req->payload + VGPU_PROTO_PARAMS_SIZE,
+			  req->payload_len - VGPU_PROTO_PARAMS_SIZE, (off_t)skip);
+	close(fd);
+	return rc;
+}
+
+static void read_job(struct vgpu_job *job)
+{
+	struct spool_read *rd = (struct spool_read *)job;
+
+	rd->rc = read_payload(rd->sv, rd->name, rd->req);
+}
+
+/* Loop thread: the worker read the payload (or could not). */
+static void read_done(struct vgpu_job *job)
+{
+	struct spool_read *rd = (struct spool_read *)job;
+	struct spool_vm *sv = rd->sv;
+
+	if (!sv->vm) /* the VM left meanwhile: it stays journaled */
+		vgpu_request_fail(rd->req, VGPU_DENIED);
+	else if (rd->rc != VGPU_OK)
+		vgpu_request_reject(rd->req, sv->vm, rd->rc, "cannot read the request");
+	else
+		vgpu_request_submit(rd->req, sv->vm);
+	free(rd);
+}
+
+/* Read the journal entry @name (already accepted) and admit it: header
+ * and parameter block first, the payload only once admission took it. */
 static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
 {
 	struct mediator *m = sv->m;
-	uint8_t raw[VGPU_PROTO_HEADER_SIZE];
+	uint8_t head[VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE];
 	struct vgpu_msg_header h;
+	struct vgpu_request *req;
 	struct stat st;
 	int fd = openat(sv->journal_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
@@ -215,40 +298,43 @@ static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
 		answer_refused(sv, id, 0, VGPU_PROTOCOL, "not a regular file");
 		return;
 	}
-	if (pread(fd, raw, sizeof(raw), 0) != (ssize_t)sizeof(raw) ||
-	    vgpu_proto_decode_header(raw, &m->limits, &h) != VGPU_OK || h.type != VGPU_MSG_REQUEST ||
-	    h.request_id != id || (uint64_t)st.st_size != sizeof(raw) + (uint64_t)h.payload_len) {
-		close(fd);
+	int rc = read_all(fd, head, sizeof(head), 0);
+	close(fd);
+	if (rc != VGPU_OK ||
+	    vgpu_proto_decode_header(head, &m->limits, &h) != VGPU_OK || h.type != VGPU_MSG_REQUEST ||
+	    h.request_id != id || h.payload_len < VGPU_PROTO_PARAMS_SIZE ||
+	    (uint64_t)st.st_size != VGPU_PROTO_HEADER_SIZE + (uint64_t)h.payload_len) {
 		answer_refused(sv, id, 0, VGPU_PROTOCOL, "malformed request file");
 		return;
 	}
-	uint8_t *payload = m->backend->host_alloc(m->backend_ctx, h.payload_len ? h.payload_len : 1);
-	size_t got = 0;
-	while (payload && got < h.payload_len) {
-		ssize_t n = pread(fd, payload + got, h.payload_len - got, (off_t)(sizeof(raw) + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (!payload || got != h.payload_len) {
-		m->backend->host_free(m->backend_ctx, payload, h.payload_len);
-		answer_refused(sv, id, h.op, payload ? VGPU_IO_ERROR : VGPU_NO_MEMORY,
-			       "cannot read the request");
-		return;
-	}
 	struct spool_reply *r = malloc(sizeof(*r));
-	if (!r) {
-		m->backend->host_free(m->backend_ctx, payload, h.payload_len);
+	if (!r)
 		return; /* stays journaled; queued again at the next start */
-	}
 	r->sv = sv;
 	r->id = id;
 	sv->refs++;
-	vgpu_admit(m, sv->vm, &vgpu_transport_spool, r, raw, &h, payload);
+	rc = vgpu_request_head(m, sv->vm, &vgpu_transport_spool, r, head, &h,
+			       head + VGPU_PROTO_HEADER_SIZE, &req);
+	if (rc != VGPU_OK)
+		return; /* answered */
+	if (h.payload_len <= SPOOL_INLINE) {
+		rc = read_payload(sv, name, req);
+		if (rc != VGPU_OK)
+			vgpu_request_reject(req, sv->vm, rc, "cannot read the request");
+		else
+			vgpu_request_submit(req, sv->vm);
+		return;
+	}
+	struct spool_read *rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		vgpu_request_reject(req, sv->vm, VGPU_NO_MEMORY, "no memory to read it");
+		return;
+	}
+	rd->job = (struct vgpu_job){ .run = read_job, .done = read_done, .slot = sv->vm->slot };
+	rd->sv = sv;
+	rd->req = req;
+	snprintf(rd->name, sizeof(rd->name), "%s", name);
+	vgpu_workers_submit(m->workers, &rd->job);
 }
 
 /* The op of the request file @name, read from its header without checking
@@ -322,7 +408,9 @@ static void scan_requests(struct spool_vm *sv)
 		}
 		/* Accept: from here on it is answered exactly once. */
 		if (renameat(sv->req_fd, name, sv->journal_fd, name) != 0) {
-			vgpu_log(LOG_ERR, "spool: journaling %s: %s", name, strerror(errno));
+			/* e.g. the guest removed it meanwhile: rate-limited */
+			vgpu_log_guest(&sv->vm->rl, LOG_ERR, "VM %s: spool: journaling %s: %s",
+				       sv->vm->uuid, name, strerror(errno));
 			continue;
 		}
 		admit_journaled(sv, name, id);
@@ -368,6 +456,17 @@ static void recover(struct spool_vm *sv)
 			 "%d answers published", sv->vm->uuid, requeued, finished);
 }
 
+/* Give the directory @fd to @uid (and the gid of that number), mode 0700;
+ * @fd, or -1 (closed) when that fails. */
+static int own_dir(int fd, uid_t uid)
+{
+	if (fd >= 0 && (fchown(fd, uid, (gid_t)uid) != 0 || fchmod(fd, 0700) != 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int spool_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct spool *sp = spool_of(m);
@@ -380,15 +479,22 @@ static int spool_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	sv->vm = vm;
 	sv->refs = 1;
 	sv->req_fd = sv->resp_fd = sv->journal_fd = -1;
+	long long uid = m->set.spool_uid_base + vm->vm_id;
+	if (uid > VGPU_SPOOL_UID_MAX) {
+		vgpu_log(LOG_ERR, "spool: VM %s not served: spool_uid_base + vm_id (%lld) is over "
+			 "%d", vm->uuid, uid, VGPU_SPOOL_UID_MAX);
+		sv_unref(sv);
+		return VGPU_LIMIT;
+	}
+	sv->uid = (uid_t)uid;
 	vm_fd = open_dir_at(sp->dir_fd, vm->uuid, true, 0755);
 	if (vm_fd >= 0) {
 		/* The guest writes req/ and removes what it read from resp/, over
-		 * NFS usually as a squashed uid: both are writable by all (dom0's
-		 * exports give each VM only its own directory; docs/nfs.md). */
-		sv->req_fd = open_dir_at(vm_fd, "req", true, 0777);
-		sv->resp_fd = open_dir_at(vm_fd, "resp", true, 0777);
-		fchmodat(vm_fd, "req", 0777, 0);
-		fchmodat(vm_fd, "resp", 0777, 0);
+		 * NFS as the uid its export squashes it to (docs/nfs.md): the
+		 * VM's own, and nobody else's. Set at every start, through the
+		 * opened directories (no path to race on). */
+		sv->req_fd = own_dir(open_dir_at(vm_fd, "req", true, 0700), sv->uid);
+		sv->resp_fd = own_dir(open_dir_at(vm_fd, "resp", true, 0700), sv->uid);
 		close(vm_fd);
 	}
 	sv->journal_fd = open_dir_at(sp->journal_root_fd, vm->uuid, true, 0700);
@@ -487,8 +593,9 @@ static void sweep_stale(struct mediator *m)
 			continue;
 		n = sweep_dir(sv->req_fd, ".", "", (time_t)m->set.spool_stale_s) +
 		    sweep_dir(sv->resp_fd, "", ".resp", (time_t)m->set.spool_stale_s);
-		if (n)
-			vgpu_log(LOG_NOTICE, "VM %s: %d stale spool files removed", sv->vm->uuid, n);
+		if (n) /* the guest makes these files: rate-limited */
+			vgpu_log_guest(&sv->vm->rl, LOG_NOTICE, "VM %s: %d stale spool files removed",
+				       sv->vm->uuid, n);
 	}
 }
 
