@@ -25,8 +25,9 @@ vm() { admin register-vm --vm-uuid "$(uuid "$1")" --vm-name "vm$1" --pool "$2" -
 sock() { echo "$RUN/vm-$(uuid "$1").sock"; }
 
 # start_mediator [ARGS...]: start it and wait until its sockets exist.
+# $MEDIATOR_WRAP, when set, is a command line the mediator runs under.
 start_mediator() {
-	"$VGPU_MEDIATOR_BIN" --db "$DB" --run-dir "$RUN" --spool-dir "$SPOOL" --backend cpu \
+	${MEDIATOR_WRAP:-} "$VGPU_MEDIATOR_BIN" --db "$DB" --run-dir "$RUN" --spool-dir "$SPOOL" --backend cpu \
 		--log stderr --log-level info "$@" 2>>"$T/mediator.log" &
 	MPID=$!
 	for _ in $(seq 100); do
@@ -60,6 +61,16 @@ wait_for() {
 }
 
 stats() { admin stats --json --run-dir "$RUN"; }
+# vm_stat N JQ: one field of VM N's statistics (jq path after the VM object).
+vm_stat() { stats | jq -r --arg u "$(uuid "$1")" ".vms[] | select(.vm_uuid == \$u) | $2"; }
+# vm_stat_is N JQ VALUE: whether it is VALUE now (for wait_for).
+vm_stat_is() { [ "$(vm_stat "$1" "$2")" = "$3" ]; }
+
+# The running mediator's resident memory (KiB), CPU time (clock ticks) and
+# open file descriptors.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$MPID/status"; }
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$MPID/stat"; }
+fd_count() { find "/proc/$MPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 
 # e2e_finish: stop a running mediator the normal way, check that it exited 0
 # and that no sanitizer spoke in its log, then report.

@@ -15,6 +15,12 @@ usage: raw_client.py SOCKET ACTION [ARGS]
   pipeline COUNT N     COUNT vector_adds of N floats back to back, then reads all
                        answers; prints "status=count" pairs
   pipeline-sgemm COUNT D  the same with COUNT sgemms of D x D x D (zeros)
+  paced COUNT INTERVAL_US N
+                       COUNT vector_adds of N floats, one sent every
+                       INTERVAL_US whether or not the last was answered (an
+                       open loop: a stall of the mediator delays every request
+                       due meanwhile); prints the latency from each request's
+                       due time to its answer, "p50 p99 max" in microseconds
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import os
@@ -22,6 +28,8 @@ import random
 import socket
 import struct
 import sys
+import threading
+import time
 
 MAGIC, VERSION, REQUEST, RESPONSE, VECTOR_ADD = 0x55504756, 1, 1, 2, 1
 
@@ -151,6 +159,35 @@ def main():
             counts[r[1]] = counts.get(r[1], 0) + 1
         print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
         return 0 if seen == set(range(1, count + 1)) else 1
+    if action == "paced":
+        count, interval, n = int(args[0]), int(args[1]) / 1e6, int(args[2])
+        msgs = [request(i + 1, n) for i in range(count)]
+        due, lat, bad = [0.0] * count, [], []
+
+        def reader():
+            for _ in range(count):
+                r = read_response(s)
+                if r is None or r[1] != 0:
+                    bad.append(r)
+                    return
+                lat.append(time.monotonic() - due[r[0] - 1])
+
+        t = threading.Thread(target=reader)
+        t.start()
+        start = time.monotonic()
+        for i in range(count):
+            due[i] = start + i * interval
+            wait = due[i] - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            s.sendall(msgs[i])
+        t.join()
+        if bad or len(lat) != count:
+            raise SystemExit("paced: a request failed: %r" % bad[:1])
+        lat.sort()
+        pick = lambda q: lat[min(count - 1, (count * q + 99) // 100 - 1)] * 1e6
+        print("%.0f %.0f %.0f" % (pick(50), pick(99), lat[-1] * 1e6))
+        return 0
     sys.exit(__doc__)
 
 

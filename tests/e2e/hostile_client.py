@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""A hostile and careless client for the budget tests (issue 9): it tries to
+make the mediator hold memory, file descriptors and time. Every action
+prints one line of results; the shell tests decide what they must be.
+
+usage: hostile_client.py SOCKET ACTION [ARGS]
+  unread COUNT N HOLD  sends up to COUNT vector_adds of N floats and never
+                       reads while sending (a send blocked for 2 s ends the
+                       sending: back-pressure); prints "sent K" at once, holds
+                       HOLD seconds, then reads the K answers and prints
+                       "status=count" pairs (each request answered once)
+  head-first MIB       a request whose header and parameter block announce
+                       MIB MiB but whose checksum is wrong: prints the status
+                       and how long the answer took with none of the payload
+                       sent; then sends the payload and a good request on the
+                       same connection: "STATUS MS good=STATUS"
+  stall COUNT MIB HOLD COUNT connections each send the head of a valid
+                       vector_add of MIB MiB and 4 KiB of it, then stall;
+                       prints "answered=A closed=C open=O" after HOLD seconds
+                       (A: answered at once, C: closed by the mediator)
+  stall-header HOLD    10 bytes of a header, then nothing: "closed MS" or "open"
+  conns COUNT HOLD     opens COUNT connections, holds them HOLD seconds;
+                       prints "opened K"
+  attach-storm SECONDS MIB
+                       attaches windows of MIB MiB one after another for
+                       SECONDS, writes each whole and closes it before the
+                       next; prints
+                       "attached=A refused=R"
+  all SECONDS          every kind above at once (threads) for SECONDS; prints
+                       "done"
+Exit status 0 when the exchange itself worked, 1 otherwise.
+"""
+import contextlib
+import io
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+from raw_client import connect, crc32c, header, read_response, request
+from shm_client import Window
+
+VECTOR_ADD = 1
+
+
+def vadd_head(req_id, n, corrupt=False):
+    """Header and parameter block of a vector_add of n floats."""
+    params = struct.pack("<IIIIff", 0, 0, n, 0, 0.0, 0.0)
+    plen = 24 + 8 * n
+    h = header(req_id, VECTOR_ADD, plen)
+    csum = crc32c(params, crc32c(h)) ^ (1 if corrupt else 0)
+    return header(req_id, VECTOR_ADD, plen, csum) + params
+
+
+def unread(path, count, n, hold):
+    s = connect(path)
+    s.settimeout(2)
+    sent = 0
+    for i in range(count):
+        msg = request(i + 1, n)
+        try:
+            s.sendall(msg)
+        except socket.timeout:
+            break  # back-pressure: the mediator stopped reading
+        sent += 1
+    print("sent %d" % sent, flush=True)
+    time.sleep(hold)
+    s.settimeout(300)
+    counts, seen = {}, set()
+    for _ in range(sent):
+        r = read_response(s)
+        if r is None:
+            raise SystemExit("connection closed before %d answers" % sent)
+        if r[0] in seen:
+            raise SystemExit("request %d answered twice" % r[0])
+        seen.add(r[0])
+        counts[r[1]] = counts.get(r[1], 0) + 1
+    print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
+    return 0 if seen == set(range(1, sent + 1)) else 1
+
+
+def head_first(path, mib):
+    n = (mib << 20) // 8
+    s = connect(path)
+    t0 = time.monotonic()
+    s.sendall(vadd_head(5, n, corrupt=True))
+    s.settimeout(10)
+    try:
+        r = read_response(s)
+    except socket.timeout:
+        r = None
+    ms = (time.monotonic() - t0) * 1000
+    if r is None:
+        print("none %d good=none" % ms)
+        return 0
+    s.sendall(bytes(8 * n))  # the payload it announced: skipped by the mediator
+    s.sendall(request(6, 16))
+    g = read_response(s)
+    print("%d %d good=%s" % (r[1], ms, "closed" if g is None else g[1]))
+    return 0
+
+
+def stall(path, count, mib, hold):
+    n = (mib << 20) // 8
+    conns, answered = [], 0
+    for i in range(count):
+        s = connect(path)
+        s.sendall(vadd_head(i + 1, n) + bytes(4096))
+        conns.append(s)
+    time.sleep(1)
+    for s in conns:
+        s.setblocking(False)
+        try:
+            if s.recv(1, socket.MSG_PEEK):
+                answered += 1
+        except BlockingIOError:
+            pass
+    deadline = time.monotonic() + hold
+    closed = set()
+    while time.monotonic() < deadline and len(closed) < count:
+        for i, s in enumerate(conns):
+            if i in closed:
+                continue
+            try:
+                while True:  # drain an answer, look for the end of the stream
+                    b = s.recv(65536)
+                    if not b:
+                        closed.add(i)
+                        break
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed.add(i)
+        time.sleep(0.05)
+    print("answered=%d closed=%d open=%d" % (answered, len(closed), count - len(closed)))
+    return 0
+
+
+def stall_header(path, hold):
+    s = connect(path)
+    s.sendall(vadd_head(1, 16)[:10])
+    t0 = time.monotonic()
+    s.settimeout(hold)
+    try:
+        gone = s.recv(1) == b""
+    except socket.timeout:
+        gone = False
+    except ConnectionResetError:
+        gone = True
+    print("closed %d" % ((time.monotonic() - t0) * 1000) if gone else "open")
+    return 0
+
+
+def conns(path, count, hold):
+    held = []
+    for _ in range(count):
+        try:
+            held.append(connect(path))
+        except OSError:
+            break
+    print("opened %d" % len(held), flush=True)
+    time.sleep(hold)
+    return 0
+
+
+def attach_storm(path, seconds, mib):
+    attached = refused = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        w = Window(path, int(mib * (1 << 20)))
+        if w.status == 0:
+            attached += 1
+            # Use it all, as a guest would: freeing its pages is then real work.
+            chunk = bytes(1 << 20)
+            for off in range(0, w.size - len(chunk) + 1, len(chunk)):
+                w.m[off:off + len(chunk)] = chunk
+            w.m.close()
+        else:
+            refused += 1
+        for fd in w.fds:
+            os.close(fd)
+        w.s.close()
+    print("attached=%d refused=%d" % (attached, refused))
+    return 0
+
+
+def everything(path, seconds):
+    """Each hostile behaviour in a loop, all at once, until the time is up."""
+    end = time.monotonic() + seconds
+    errors = []
+
+    def loop(fn, *args):
+        while time.monotonic() < end:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    fn(path, *args)
+            except (OSError, SystemExit) as e:  # the mediator may cut us off: that is fine
+                errors.append(repr(e))
+                time.sleep(0.05)
+
+    jobs = [(unread, 2000, 4096, 1), (stall, 4, 64, 2), (stall_header, 2),
+            (conns, 12, 1), (attach_storm, 2, 64), (head_first, 32)]
+    threads = [threading.Thread(target=loop, args=j) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("done")
+    return 0
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    path, action, a = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if action == "unread":
+        return unread(path, int(a[0]), int(a[1]), float(a[2]))
+    if action == "head-first":
+        return head_first(path, int(a[0]))
+    if action == "stall":
+        return stall(path, int(a[0]), int(a[1]), float(a[2]))
+    if action == "stall-header":
+        return stall_header(path, float(a[0]))
+    if action == "conns":
+        return conns(path, int(a[0]), float(a[1]))
+    if action == "attach-storm":
+        return attach_storm(path, float(a[0]), float(a[1]))
+    if action == "all":
+        return everything(path, float(a[0]))
+    sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
