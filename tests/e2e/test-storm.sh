@@ -13,10 +13,13 @@ start_mediator --set shm_max_mib=1024 --set vm_window_mib=2100 --set shm_total_m
 S1=$(sock 1); S2=$(sock 2)
 expect_eq "$(python3 "$RAW" "$S2" ok 1024)" "0" "warm-up request served"
 
-measure() { python3 "$RAW" "$S2" paced 2000 2000 1024; }
+measure() { python3 "$RAW" "$S2" paced 4000 1500 1024; }
 read -r alone50 alone99 alonemax <<<"$(measure)"
 echo "# alone: p50 $alone50 us, p99 $alone99 us, max $alonemax us"
-python3 "$HC" "$S1" attach-storm 6 1024 >"$T/storm.out" 2>&1 &
+# The storm's own process runs at the lowest CPU priority: a guest's work
+# runs on its own vCPUs, not on dom0's, so only the mediator's share of the
+# storm may compete with VM 2 here (2 cores in CI).
+nice -n 19 python3 "$HC" "$S1" attach-storm 9 1024 >"$T/storm.out" 2>&1 &
 hp=$!
 sleep 1
 read -r storm50 storm99 stormmax <<<"$(measure)"

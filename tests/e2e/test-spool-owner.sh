@@ -1,0 +1,40 @@
+#!/bin/bash
+# Who may act as a VM on dom0 (issue 9): a VM's spool req/ and resp/ belong
+# to its own uid (spool_uid_base + vm_id, the uid its NFS export squashes
+# the guest to), mode 0700, and answers are that uid's, 0600. Another
+# local user, and another VM's uid, can neither publish a request nor read
+# an answer; the VM's own uid does both. A request over 64 KiB (read on a
+# worker thread) is served the same way.
+. "$(dirname "$0")/lib.sh"
+# Run as other uids: the system's python3 (a user's pyenv is not theirs to
+# read), and copies of the clients where they can read them (the checkout
+# may be in a private directory).
+SC="/usr/bin/python3 $T/py/spool_client.py"
+BASE=3000000
+
+vm 1 A high; vm 2 B low
+chmod 755 "$T" # the VMs' uids must reach SPOOL, as over NFS
+mkdir "$T/py" && cp "$VGPU_TESTS/e2e/spool_client.py" "$VGPU_TESTS/e2e/raw_client.py" "$T/py/"
+start_mediator --set spool_uid_base=$BASE
+D1=$SPOOL/$(uuid 1); U1=$((BASE + 1)); U2=$((BASE + 2))
+as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"; }
+
+expect_eq "$(stat -c '%a %u %g' "$D1/req")" "700 $U1 $U1" "req/ is VM 1's uid's, 0700"
+expect_eq "$(stat -c '%a %u %g' "$D1/resp")" "700 $U1 $U1" "resp/ is VM 1's uid's, 0700"
+expect_eq "$(stat -c '%a %u' "$SPOOL/$(uuid 2)/req")" "700 $U2" "VM 2's req/ is its own uid's"
+as 65534 touch "$D1/req/.tmp-x" 2>/dev/null && fail "nobody wrote into VM 1's req/" \
+	|| pass "another local user cannot write VM 1's req/"
+as "$U2" touch "$D1/req/.tmp-x" 2>/dev/null && fail "VM 2's uid wrote into VM 1's req/" \
+	|| pass "VM 2's uid cannot write VM 1's req/"
+as "$U2" ls "$D1/resp" >/dev/null 2>&1 && fail "VM 2's uid listed VM 1's answers" \
+	|| pass "VM 2's uid cannot read VM 1's resp/"
+
+id=00000000000000a1
+as "$U1" $SC "$D1" put $id 100 && pass "VM 1's uid publishes a request" || fail "VM 1's uid cannot publish"
+wait_for "its answer" 10 test -f "$D1/resp/$id.resp"
+expect_eq "$(stat -c '%a %u' "$D1/resp/$id.resp")" "600 $U1" "the answer is VM 1's uid's, 0600"
+expect_eq "$(as "$U1" $SC "$D1" wait $id 10)" "0" "VM 1's uid reads and removes its answer"
+big=00000000000000a2
+as "$U1" $SC "$D1" put $big 100000 # 800 KB: read on a worker thread
+expect_eq "$(as "$U1" $SC "$D1" wait $big 20)" "0" "a 800 KB request read on a worker, served"
+e2e_finish
