@@ -38,8 +38,10 @@ used=$(( $(cpu_ticks) - t0 ))
 # takes all 200.
 [ "$used" -lt 20 ] && pass "no spin while accept fails: $used ticks of CPU in 2 s (bound 20)" \
 	|| fail "the mediator used $used ticks of CPU in 2 s while accept failed"
-grep -q "cannot accept a connection: Too many open files" "$T/mediator.log" \
-	&& pass "the failure is logged" || fail "accept failure not logged"
+n=$(grep -c "cannot accept a connection: Too many open files" "$T/mediator.log" || true)
+# About 25 failed accepts in these 2.5 s; the guest's log budget is 10 per 10 s.
+[ "$n" -ge 1 ] && [ "$n" -le 10 ] && pass "the failure is logged, rate-limited ($n lines)" \
+	|| fail "accept failure logged $n times (want 1 to 10)"
 wait $hp
 # The client is gone: descriptors are free again, and new work is served.
 wait_for "VM 1 accepted again" 10 python3 "$RAW" "$S1" ok 100

@@ -59,6 +59,12 @@ done
 [ "$(vm_stat 8 .rejected)" -gt 0 ] && pass "VM 8 was refused ($(vm_stat 8 .rejected) times)" \
 	|| fail "VM 8 was never refused: the soak proves nothing"
 wait_for "VM 8 holds nothing at the end" 20 vm_stat_is 8 '[.budget[].held] | add' 0
+# Every line VM 8 can cause is rate-limited: at most 10 per 10 s window
+# (plus one "suppressed" line per window), over the soak and the warm-up.
+lines=$(grep -c "VM $(uuid 8)" "$T/mediator.log" || true)
+[ "$lines" -le $(( (SECONDS_SOAK / 10 + 3) * 11 )) ] \
+	&& pass "VM 8's log lines rate-limited: $lines in $SECONDS_SOAK s" \
+	|| fail "VM 8 caused $lines log lines in $SECONDS_SOAK s"
 fds_back() { [ "$(fd_count)" -eq "$fds0" ]; }
 wait_for "descriptors back to $fds0" 10 fds_back
 rss1=$(rss_kb)
