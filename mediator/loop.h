@@ -1,7 +1,9 @@
 /*
  * loop.h - the mediator's event loop: one thread, epoll, a callback per fd.
  * Everything that touches VMs and connections runs on this thread; other
- * threads reach it only through vgpu_loop_wake()'s eventfd.
+ * threads reach it only by writing to an eventfd that it watches: the
+ * mediator's done_efd (backend threads, dispatch.c; read by
+ * vgpu_deliver_done in request.c) and the worker pool's (worker.c).
  */
 #ifndef VGPU_MEDIATOR_LOOP_H
 #define VGPU_MEDIATOR_LOOP_H

@@ -172,7 +172,9 @@ struct mediator {
  * the queue's room and the VM's budget before anything is allocated. On
  * VGPU_OK *ret_req is a new request holding a payload buffer of
  * h->payload_len bytes (parameter block copied in) for the transport to
- * fill, then to pass to submit(). Otherwise the request was answered with
+ * fill, then to pass to submit(). VGPU_ERROR: not even the request could
+ * be allocated, nothing was answered, and @reply_ctx was not taken (the
+ * transport drops the channel). Otherwise the request was answered with
  * the returned status, and the transport skips the rest of the payload.
  * submit: the payload is complete; queue it.
  * admit (zero-copy transports): @view is checked (sizes within the limits,

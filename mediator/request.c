@@ -205,7 +205,7 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 	int rc;
 
 	if (!req)
-		return VGPU_NO_MEMORY;
+		return VGPU_ERROR; /* nothing answered: see mediator.h */
 	rc = vgpu_proto_check_request_head(raw, h, params, &m->limits, &view);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,

@@ -25,6 +25,7 @@ struct slot_fifo {
 	struct vgpu_job *head, *tail;
 	int32_t next_active;          /* next slot in the round-robin list, -1 at its end */
 	bool active;                  /* on that list */
+	bool running;                 /* a job of this slot is on a worker */
 };
 
 struct vgpu_workers {
@@ -43,7 +44,24 @@ struct vgpu_workers {
 	struct slot_fifo slot[];
 };
 
-/* Lock held: the next job, round-robin between slots. */
+/* Lock held: put slot @s at the back of the round-robin line. */
+static void enqueue_slot_locked(struct vgpu_workers *w, int32_t s)
+{
+	struct slot_fifo *f = &w->slot[s];
+
+	if (f->active || f->running || !f->head)
+		return;
+	if (w->active_tail >= 0)
+		w->slot[w->active_tail].next_active = s;
+	else
+		w->active_head = s;
+	w->active_tail = s;
+	f->active = true;
+}
+
+/* Lock held: the next job, round-robin between slots. A slot whose job
+ * runs is out of the line until it ends, so that one VM occupies one
+ * worker at most. */
 static struct vgpu_job *take_locked(struct vgpu_workers *w)
 {
 	int32_t s = w->active_head;
@@ -61,15 +79,19 @@ static struct vgpu_job *take_locked(struct vgpu_workers *w)
 		w->active_tail = -1;
 	f->next_active = -1;
 	f->active = false;
-	if (f->head) { /* to the back of the line */
-		if (w->active_tail >= 0)
-			w->slot[w->active_tail].next_active = s;
-		else
-			w->active_head = s;
-		w->active_tail = s;
-		f->active = true;
-	}
+	f->running = true;
 	return job;
+}
+
+/* Lock held: @job ran; its slot may go on. */
+static void finished_locked(struct vgpu_workers *w, struct vgpu_job *job)
+{
+	int32_t s = (int32_t)(job->slot < w->max_vms ? job->slot : 0);
+
+	w->slot[s].running = false;
+	enqueue_slot_locked(w, s);
+	if (w->slot[s].active)
+		pthread_cond_signal(&w->cond);
 }
 
 static void *worker_main(void *arg)
@@ -78,7 +100,9 @@ static void *worker_main(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "vgpu-worker");
-	/* Linux: the nice value of this thread alone. */
+	/* Linux: the nice value of this thread alone. Lower, not idle: under
+	 * steady load an idle-class worker could take many seconds per window
+	 * (SCHED_IDLE measured no better for the other VMs' latency). */
 	setpriority(PRIO_PROCESS, 0, WORKER_NICE);
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -93,6 +117,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		job->run(job);
 		pthread_mutex_lock(&w->lock);
+		finished_locked(w, job);
 		job->next = NULL;
 		if (w->done_tail)
 			w->done_tail->next = job;
@@ -181,14 +206,7 @@ void vgpu_workers_submit(struct vgpu_workers *w, struct vgpu_job *job)
 	else
 		f->head = job;
 	f->tail = job;
-	if (!f->active) {
-		if (w->active_tail >= 0)
-			w->slot[w->active_tail].next_active = s;
-		else
-			w->active_head = s;
-		w->active_tail = s;
-		f->active = true;
-	}
+	enqueue_slot_locked(w, s);
 	w->pending++;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -221,6 +239,9 @@ void vgpu_workers_free(struct vgpu_workers *w)
 		if (!job)
 			break;
 		job->run(job);
+		pthread_mutex_lock(&w->lock);
+		finished_locked(w, job);
+		pthread_mutex_unlock(&w->lock);
 		w->pending--;
 		job->done(job);
 	}

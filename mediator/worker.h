@@ -5,10 +5,11 @@
  * small requests.
  *
  * A job runs on a worker thread, then its done callback runs on the loop
- * thread. Jobs are taken round-robin between VMs (FIFO within a VM), so a
- * VM that submits many slow jobs delays another VM's by at most one job
- * per worker. Workers run at a lower CPU priority (nice 10) than the loop
- * and the backend.
+ * thread. Jobs are taken round-robin between VMs (FIFO within a VM), and
+ * one VM has at most one job running at a time: a VM that submits many
+ * slow jobs occupies one worker, and delays another VM's jobs by at most
+ * one job. Workers run at a lower CPU priority (nice 10) than the loop and
+ * the backend.
  */
 #ifndef VGPU_MEDIATOR_WORKER_H
 #define VGPU_MEDIATOR_WORKER_H

@@ -11,11 +11,11 @@
  * Identity comes from the channel: a session belongs to the VM whose
  * socket asked for it, and its descriptors can only name its own window.
  *
- * Making a window (creating, populating and pinning up to shm_max_mib)
- * and releasing one take long: both run on a worker thread (worker.h),
- * so that the loop goes on serving every VM meanwhile. A window is
- * populated when it is made (fallocate), so that a host short of memory
- * refuses the attach instead of failing a later request. Each window is
+ * Making a window (creating and pinning up to shm_max_mib: the CUDA
+ * backend's cudaHostRegister faults in and locks every page) and
+ * releasing one (unpinning, and freeing the pages when the mediator holds
+ * the last reference) take long: both run on a worker thread (worker.h),
+ * so that the loop goes on serving every VM meanwhile. Each window is
  * taken from its VM's budget of windows and window bytes (and the host's
  * shm_total_mib) before anything is made, and given back when it is gone.
  *
@@ -103,7 +103,8 @@ static void kick(int efd)
 	}
 }
 
-/* A worker: unpin and unmap the window. */
+/* A worker: unpin and unmap the window (when ours is the last reference,
+ * munmap frees its pages: tens of ms per GiB). */
 static void release_window(struct vgpu_job *job)
 {
 	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
@@ -401,8 +402,6 @@ static void make_window(struct vgpu_job *job)
 	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
 	    fcntl(s->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
 		err = errno;
-	else /* Every page now: memory short shows here, not as SIGBUS later. */
-		err = posix_fallocate(s->memfd, 0, (off_t)size);
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "cannot make it: %s", strerror(err));
 		s->rc = err == ENOMEM || err == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;

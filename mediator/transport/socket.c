@@ -125,8 +125,11 @@ static void conn_close(struct conn *c)
 	vgpu_shm_detach(c->session);
 	c->session = NULL;
 	close(c->fd);
-	vgpu_request_free(c->req); /* a payload half read */
-	c->req = NULL;
+	if (c->req) { /* a payload half read */
+		vgpu_request_free(c->req);
+		c->req = NULL;
+		c->refs--; /* its reference; never the last */
+	}
 	while (c->wq_head) {
 		struct vgpu_request *req = c->wq_head;
 
@@ -358,6 +361,11 @@ static bool params_done(struct conn *c)
 	c->refs++; /* the request's, dropped when it is answered */
 	int rc = vgpu_request_head(m, c->sv->vm, &vgpu_transport_socket, c, c->hdr, &c->h,
 				   c->params, &req);
+	if (rc == VGPU_ERROR) { /* not even the request: nothing can answer it */
+		c->refs--;
+		conn_close(c);
+		return false;
+	}
 	if (!c->open)
 		return false;
 	if (rc != VGPU_OK) {

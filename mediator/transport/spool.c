@@ -315,6 +315,11 @@ static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
 	sv->refs++;
 	rc = vgpu_request_head(m, sv->vm, &vgpu_transport_spool, r, head, &h,
 			       head + VGPU_PROTO_HEADER_SIZE, &req);
+	if (rc == VGPU_ERROR) { /* no memory: it stays journaled, queued again at the next start */
+		free(r);
+		sv->refs--; /* never the last: the VM's is held */
+		return;
+	}
 	if (rc != VGPU_OK)
 		return; /* answered */
 	if (h.payload_len <= SPOOL_INLINE) {

@@ -19,12 +19,13 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
                        prints "answered=A closed=C open=O" after HOLD seconds
                        (A: answered at once, C: closed by the mediator)
   stall-header HOLD    10 bytes of a header, then nothing: "closed MS" or "open"
-  conns COUNT HOLD     opens COUNT connections, holds them HOLD seconds;
-                       prints "opened K"
+  conns COUNT HOLD     opens COUNT connections (stopping at one that the
+                       mediator has not accepted within 1 s), holds them HOLD
+                       seconds; prints "opened K"
   attach-storm SECONDS MIB
                        attaches windows of MIB MiB one after another for
-                       SECONDS, writes each whole and closes it before the
-                       next; prints
+                       SECONDS, writes every other one whole, and closes
+                       each before the next; prints
                        "attached=A refused=R"
   all SECONDS          every kind above at once (threads) for SECONDS; prints
                        how many rounds of each completed: "unread=N stall=N ..."
@@ -155,10 +156,17 @@ def stall_header(path, hold):
 def conns(path, count, hold):
     held = []
     for _ in range(count):
-        try:
-            held.append(connect(path))
-        except OSError:
+        s, give_up = None, time.monotonic() + 1
+        while s is None and time.monotonic() < give_up:
+            try:
+                s = connect(path)
+            except BlockingIOError:  # the listen backlog is full: wait for accept()
+                time.sleep(0.01)
+            except OSError:
+                break
+        if s is None:
             break
+        held.append(s)
     print("opened %d" % len(held), flush=True)
     time.sleep(hold)
     return 0
@@ -171,9 +179,11 @@ def attach_storm(path, seconds, mib):
         w = Window(path, int(mib * (1 << 20)))
         if w.status == 0:
             attached += 1
-            # Use it all, as a guest would: freeing its pages is then real work.
+            # Every other window is used whole, as a guest would (its pages
+            # are then the client's too); the others are dropped at once,
+            # which makes the mediator's share of the churn the largest.
             chunk = bytes(1 << 20)
-            for off in range(0, w.size - len(chunk) + 1, len(chunk)):
+            for off in range(0, w.size - len(chunk) + 1 if attached % 2 else 0, len(chunk)):
                 w.m[off:off + len(chunk)] = chunk
             w.m.close()
         else:
@@ -187,7 +197,8 @@ def attach_storm(path, seconds, mib):
 
 def everything(path, seconds):
     """Each hostile behaviour in a loop, all at once, until the time is up;
-    prints how many rounds of each ran ("unread=N stall=N ...")."""
+    prints how many rounds of each ran ("unread=N stall=N ..."), a round
+    the mediator cut short (refused, closed) included."""
     end = time.monotonic() + seconds
     rounds = {}
 
@@ -195,9 +206,9 @@ def everything(path, seconds):
         while time.monotonic() < end:
             try:
                 fn(path, *args)
-                rounds[fn.__name__] = rounds.get(fn.__name__, 0) + 1
-            except (OSError, SystemExit):  # the mediator may cut us off: that is fine
+            except (OSError, SystemExit):  # the mediator cut it short: that is fine
                 time.sleep(0.05)
+            rounds[fn.__name__] = rounds.get(fn.__name__, 0) + 1
 
     jobs = [(unread, 2000, 4096, 1), (stall, 4, 64, 2), (stall_header, 2),
             (conns, 12, 1), (attach_storm, 2, 64), (head_first, 32)]

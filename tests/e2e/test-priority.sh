@@ -1,7 +1,8 @@
 #!/bin/bash
 # Queued high-priority work overtakes queued low-priority work: one CPU worker,
 # one request in the backend at a time; three low-priority VMs keep the queue
-# full, then a high-priority VM arrives. Its queue wait must be shorter.
+# full, then a high-priority VM arrives. Its queue wait must be shorter by a
+# margin, not by any gap: its p50 at most a quarter of the low VMs' (below).
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A low; vm 2 A low; vm 3 B low; vm 4 B high
@@ -23,11 +24,21 @@ for p in "${pids[@]}"; do wait "$p"; done
 high=$(jq -r '.queue_us.p50' "$T/high.json")
 low=$(jq -s -r '[.[].queue_us.p50] | min' "$T"/low*.json)
 echo "# queue wait p50: high ${high} us, lowest of the low ${low} us"
-awk -v h="$high" -v l="$low" 'BEGIN { exit !(h < l) }' && pass "high priority waits less in the queue (p50 $high us < $low us)" ||
-	fail "high priority did not overtake (p50 $high us vs $low us)"
+# The margin: a high request waits for the one low request running
+# (max_inflight=1), a low one for the dozen queued ahead of it. Measured
+# over 8 to 14 runs each of the plain, ASan and TSan builds, some beside two
+# busy loops: low/high 9.5 to 32. Without priority (VM 4 low too): 1.0 to
+# 1.1. So high must wait at most a quarter of low's time.
+margin=4
+awk -v h="$high" -v l="$low" -v k="$margin" 'BEGIN { exit !(k * h <= l) }' &&
+	pass "high priority waits at most 1/$margin of low's time in the queue (p50 $high us vs $low us)" ||
+	fail "high priority did not overtake by ${margin}x (p50 $high us vs $low us)"
 doc=$(stats)
-hp=$(echo "$doc" | jq -r '.priorities[] | select(.priority_name == "high") | .queue_wait_us.p50')
-lp=$(echo "$doc" | jq -r '.priorities[] | select(.priority_name == "low") | .queue_wait_us.p50')
-awk -v h="$hp" -v l="$lp" 'BEGIN { exit !(h < l) }' && pass "mediator's own figures agree (high $hp us < low $lp us)" ||
-	fail "mediator's figures: high $hp us, low $lp us"
+level() { echo "$doc" | jq -r --arg p "$1" ".priorities[] | select(.priority_name == \$p) | $2"; }
+expect_eq "$(level high .completed)" "10" "mediator counted the 10 high-priority requests"
+hp=$(level high .queue_wait_us.p50)
+lp=$(level low .queue_wait_us.p50)
+awk -v h="$hp" -v l="$lp" -v k="$margin" 'BEGIN { exit !(k * h <= l) }' &&
+	pass "mediator's own figures agree: at most 1/$margin (high $hp us vs low $lp us)" ||
+	fail "mediator's figures: high $hp us, low $lp us, not ${margin}x apart"
 e2e_finish
