@@ -3,6 +3,11 @@
  * libFuzzer, so that `make test` replays every corpus with gcc and the
  * sanitizers. With -Dfuzzing=true the harnesses link libFuzzer instead.
  * usage: HARNESS FILE|DIR...
+ *
+ * Each input gets an allocation of exactly its size, as libFuzzer gives it,
+ * so that ASan reports a harness reading past its input's end; a larger
+ * buffer would hide that. An input over REPLAY_MAX_INPUT is refused, never
+ * cut short.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -13,26 +18,51 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REPLAY_MAX_INPUT (1u << 20)
+/* Far above any corpus file (a few KiB), far below what hurts to allocate. */
+#define REPLAY_MAX_INPUT (64u << 20)
 
 static int replay_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	uint8_t *buf;
-	size_t n;
+	size_t size;
 
 	if (!f) {
 		perror(path);
 		return -1;
 	}
-	buf = malloc(REPLAY_MAX_INPUT);
-	if (!buf) {
+	if (fstat(fileno(f), &st) != 0) {
+		perror(path);
 		fclose(f);
 		return -1;
 	}
-	n = fread(buf, 1, REPLAY_MAX_INPUT, f);
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)REPLAY_MAX_INPUT) {
+		if (S_ISREG(st.st_mode))
+			fprintf(stderr, "%s: %lld bytes, over the %u this replay takes\n",
+				path, (long long)st.st_size, REPLAY_MAX_INPUT);
+		else
+			fprintf(stderr, "%s: not a regular file\n", path);
+		fclose(f);
+		return -1;
+	}
+	size = (size_t)st.st_size;
+	/* An empty input is the end of a 1-byte allocation: ASan's malloc(0)
+	 * would leave one byte readable. */
+	buf = malloc(size > 0 ? size : 1);
+	if (!buf) {
+		fprintf(stderr, "%s: out of memory for %zu bytes\n", path, size);
+		fclose(f);
+		return -1;
+	}
+	if (fread(buf, 1, size, f) != size || fgetc(f) != EOF) {
+		fprintf(stderr, "%s: changed or unreadable while read\n", path);
+		free(buf);
+		fclose(f);
+		return -1;
+	}
 	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
+	LLVMFuzzerTestOneInput(size > 0 ? buf : buf + 1, size);
 	free(buf);
 	return 0;
 }

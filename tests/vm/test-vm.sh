@@ -119,26 +119,32 @@ grep -q "no vgpu-stub device (PCI 1af4:1111)" "$T/none.out" && pass "no device: 
 	fail "no device: message missing"
 
 # ---- invalid properties: QEMU does not start ----
-bad_props() { # PROPS EXPECTED-TEXT
-	local rc=0
+# QEMU's error line repeats the option it refuses ("PROG: -device
+# vgpu-stub,PROPS: MESSAGE"), so a property's name or value found anywhere
+# in its output proves nothing. The whole line must be there: that option,
+# then the message for that very problem (vgpu-stub's realize, or QEMU
+# 7.2's property parser).
+bad_props() { # PROPS MESSAGE
+	local rc=0 want
+	want="$(basename "$VGPU_QEMU"): -device vgpu-stub$1: $2"
 	# shellcheck disable=SC2046 # vm_args is words
 	timeout 60 "$VGPU_QEMU" $(vm_args) -S -device "vgpu-stub$1" >"$T/bad.out" 2>&1 </dev/null || rc=$?
-	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "$2" "$T/bad.out"; then
-		pass "refused at start: vgpu-stub$1"
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qxF -- "$want" "$T/bad.out"; then
+		pass "refused at start: vgpu-stub$1: $2"
 	else
-		fail "vgpu-stub$1: exit $rc, output: $(head -c 300 "$T/bad.out")"
+		fail "vgpu-stub$1: exit $rc, expected \"$want\", output: $(head -c 300 "$T/bad.out")"
 	fi
 }
-bad_props ",pool_id=C,priority=0,vm_id=1" "pool_id must be A or B, not 'C'"
-bad_props ",pool_id=AB" "pool_id must be A or B, not 'AB'"
-bad_props ",priority=1,vm_id=1" "pool_id must be A or B, not '(unset)'"
-bad_props ",pool_id=a" "pool_id must be A or B, not 'a'"
-bad_props ",pool_id=B,priority=3" "priority must be 0, 1 or 2, not 3"
-bad_props ",pool_id=B,priority=-1" "priority"
-bad_props ",pool_id=B,vm_id=4294967296" "vm_id"
-bad_props ",pool_id=B,vm_id=-1" "vm_id"
-bad_props ",pool_id=B,vm_id=seven" "vm_id"
-bad_props ",pool_id=B,colour=red" "colour"
+bad_props ",pool_id=C,priority=0,vm_id=1" "vgpu-stub: pool_id must be A or B, not 'C'"
+bad_props ",pool_id=AB" "vgpu-stub: pool_id must be A or B, not 'AB'"
+bad_props ",priority=1,vm_id=1" "vgpu-stub: pool_id must be A or B, not '(unset)'"
+bad_props ",pool_id=a" "vgpu-stub: pool_id must be A or B, not 'a'"
+bad_props ",pool_id=B,priority=3" "vgpu-stub: priority must be 0, 1 or 2, not 3"
+bad_props ",pool_id=B,priority=-1" "Parameter 'priority' expects uint32_t"
+bad_props ",pool_id=B,vm_id=4294967296" "Parameter 'vm_id' expects uint32_t"
+bad_props ",pool_id=B,vm_id=-1" "Parameter 'vm_id' expects uint32_t"
+bad_props ",pool_id=B,vm_id=seven" "Parameter 'vm_id' expects integer"
+bad_props ",pool_id=B,colour=red" "Property 'vgpu-stub.colour' not found"
 
 # ---- registry -> vgpu-qemu-wrapper -> QEMU -> guest ----
 export VGPU_DB=$T/vgpu_config.db VGPU_CONF=$T/none.conf FAKE_XENSTORE_DIR=$T/xs
