@@ -388,7 +388,7 @@ static void init_window(struct session *s)
 	memcpy(p + VGPU_RING_OFF_WINDOW, &w, sizeof(w));
 }
 
-/* A worker: make, populate and pin the window; s->rc says how it went.
+/* A worker: make and pin the window; s->rc says how it went.
  * On failure what was made stays for release_window(). */
 static void make_window(struct vgpu_job *job)
 {
