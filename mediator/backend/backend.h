@@ -68,8 +68,11 @@ struct vgpu_backend_ops {
 	void (*host_free)(void *ctx, void *ptr, size_t size);
 	/* Make @size bytes at @ptr (page-aligned, e.g. a shared-memory window)
 	 * something works may read and write at full speed (cuda: pins them
-	 * with cudaHostRegister); VGPU_NO_MEMORY / VGPU_BACKEND when that
-	 * fails. Unregister only after every work touching them is done. */
+	 * with cudaHostRegister, after faulting every page in: it reads and
+	 * writes back each page, so nothing else may write them meanwhile);
+	 * VGPU_NO_MEMORY / VGPU_BACKEND when that fails. Slow (tens of ms per
+	 * GiB): not for the loop thread. Unregister only after every work
+	 * touching them is done. */
 	int (*host_register)(void *ctx, void *ptr, size_t size);
 	void (*host_unregister)(void *ctx, void *ptr);
 };

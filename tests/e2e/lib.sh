@@ -25,9 +25,11 @@ vm() { admin register-vm --vm-uuid "$(uuid "$1")" --vm-name "vm$1" --pool "$2" -
 sock() { echo "$RUN/vm-$(uuid "$1").sock"; }
 
 # start_mediator [ARGS...]: start it and wait until its sockets exist.
-# $MEDIATOR_WRAP, when set, is a command line the mediator runs under.
+# $MEDIATOR_WRAP, when set, is a command line the mediator runs under;
+# $VGPU_E2E_BACKEND picks the backend (cpu; cuda on the GPU machine).
 start_mediator() {
-	${MEDIATOR_WRAP:-} "$VGPU_MEDIATOR_BIN" --db "$DB" --run-dir "$RUN" --spool-dir "$SPOOL" --backend cpu \
+	${MEDIATOR_WRAP:-} "$VGPU_MEDIATOR_BIN" --db "$DB" --run-dir "$RUN" --spool-dir "$SPOOL" \
+		--backend "${VGPU_E2E_BACKEND:-cpu}" \
 		--log stderr --log-level info "$@" 2>>"$T/mediator.log" &
 	MPID=$!
 	for _ in $(seq 100); do
