@@ -179,8 +179,8 @@ def attach_storm(path, seconds, mib):
         w = Window(path, int(mib * (1 << 20)))
         if w.status == 0:
             attached += 1
-            # Every other window is used whole, as a guest would (its pages
-            # are then the client's too); the others are dropped at once,
+            # Every other window is used whole, as a guest would (freeing
+            # its pages is then real work); the others are dropped at once,
             # which makes the mediator's share of the churn the largest.
             chunk = bytes(1 << 20)
             for off in range(0, w.size - len(chunk) + 1 if attached % 2 else 0, len(chunk)):
