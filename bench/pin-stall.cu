@@ -76,11 +76,15 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--populate")) {
 			populate = true;
 		} else if (!strcmp(argv[i], "--step") && i + 1 < argc) {
-			step = (size_t)strtoul(argv[++i], NULL, 10) << 20;
-			if (step == 0 || step > size) {
-				fprintf(stderr, "pin-stall: --step must be 1..1024 MiB\n");
+			char *end;
+			unsigned long mib = strtoul(argv[++i], &end, 10);
+
+			if (*argv[i] < '0' || *argv[i] > '9' || *end || mib == 0 || mib > 1024) {
+				fprintf(stderr, "pin-stall: --step: '%s' is not a number from 1 to 1024\n",
+					argv[i]);
 				return 2;
 			}
+			step = (size_t)mib << 20;
 		} else {
 			fprintf(stderr, "usage: pin-stall [--populate] [--step MiB]\n");
 			return 2;

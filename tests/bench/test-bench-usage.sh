@@ -1,5 +1,5 @@
 #!/bin/bash
-# test-bench-usage.sh - vgpu-bench's and gpu-paths' command lines on a
+# test-bench-usage.sh - vgpu-bench's, gpu-paths' and pin-stall's command lines on a
 # machine without a GPU (this one): vgpu-bench's --help and --list exit 0,
 # and every bad value or unknown argument of either exits 2 with a message
 # naming it, before CUDA is touched. The measurements themselves run on the
@@ -7,6 +7,7 @@
 set -u
 BIN=${VGPU_BENCH_BIN:?VGPU_BENCH_BIN is not set}
 GPU_PATHS=${VGPU_GPU_PATHS_BIN:?VGPU_GPU_PATHS_BIN is not set}
+PIN_STALL=${VGPU_PIN_STALL_BIN:?VGPU_PIN_STALL_BIN is not set}
 . "$VGPU_TESTS/lib/assert.sh"
 
 out=$("$BIN" --help); rc=$?
@@ -48,5 +49,19 @@ done <<'CASES'
 --wait never|usage: gpu-paths
 --bogus 1|usage: gpu-paths
 --n|usage: gpu-paths
+CASES
+while IFS='|' read -r args msg; do
+	# shellcheck disable=SC2086 # args are words
+	err=$("$PIN_STALL" $args 2>&1 >/dev/null); rc=$?
+	expect_eq "$rc" "2" "pin-stall usage error exits 2: $args"
+	grep -qF -- "$msg" <<<"$err" && pass "pin-stall names the problem: $args" ||
+		fail "pin-stall message for $args: $err"
+done <<'CASES'
+--step 0|--step: '0' is not a number from 1 to 1024
+--step 1025|--step: '1025' is not a number from 1 to 1024
+--step 5x|--step: '5x' is not a number from 1 to 1024
+--step -1|--step: '-1' is not a number from 1 to 1024
+--step|usage: pin-stall
+--bogus|usage: pin-stall
 CASES
 finish

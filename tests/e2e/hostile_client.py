@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 
-from raw_client import connect, crc32c, header, read_response, request
+from raw_client import connect, crc32c, header, read_answers, read_response, request
 from shm_client import Window
 
 VECTOR_ADD = 1
@@ -68,17 +68,7 @@ def unread(path, count, n, hold):
     print("sent %d" % sent, flush=True)
     time.sleep(hold)
     s.settimeout(300)
-    counts, seen = {}, set()
-    for _ in range(sent):
-        r = read_response(s)
-        if r is None:
-            raise SystemExit("connection closed before %d answers" % sent)
-        if r[0] in seen:
-            raise SystemExit("request %d answered twice" % r[0])
-        seen.add(r[0])
-        counts[r[1]] = counts.get(r[1], 0) + 1
-    print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
-    return 0 if seen == set(range(1, sent + 1)) else 1
+    return read_answers(s, sent)
 
 
 def head_first(path, mib):

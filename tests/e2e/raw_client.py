@@ -92,6 +92,22 @@ def read_response(s):
     return req_id, status, struct.unpack("<%df" % (len(out) // 4), out)
 
 
+def read_answers(s, count):
+    """Read the answers to requests 1..count; print "status=count" pairs;
+    0 when each was answered exactly once."""
+    seen, counts = set(), {}
+    for _ in range(count):
+        r = read_response(s)
+        if r is None:
+            raise SystemExit("connection closed before %d answers" % count)
+        if r[0] in seen:
+            raise SystemExit("request %d answered twice" % r[0])
+        seen.add(r[0])
+        counts[r[1]] = counts.get(r[1], 0) + 1
+    print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
+    return 0 if seen == set(range(1, count + 1)) else 1
+
+
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(300)  # sanitizer builds are slow
@@ -148,17 +164,7 @@ def main():
         count, n = int(args[0]), int(args[1])
         make = request if action == "pipeline" else sgemm_request
         s.sendall(b"".join(make(i + 1, n) for i in range(count)))
-        seen, counts = set(), {}
-        for _ in range(count):
-            r = read_response(s)
-            if r is None:
-                raise SystemExit("connection closed early")
-            if r[0] in seen:
-                raise SystemExit("request %d answered twice" % r[0])
-            seen.add(r[0])
-            counts[r[1]] = counts.get(r[1], 0) + 1
-        print(" ".join("%d=%d" % kv for kv in sorted(counts.items())))
-        return 0 if seen == set(range(1, count + 1)) else 1
+        return read_answers(s, count)
     if action == "paced":
         count, interval, n = int(args[0]), int(args[1]) / 1e6, int(args[2])
         msgs = [request(i + 1, n) for i in range(count)]
