@@ -49,7 +49,8 @@ void vgpu_budget_free(struct vgpu_budget *b);
 const char *vgpu_budget_kind_name(enum vgpu_budget_kind kind);
 
 /* Take @amount of @kind for VM slot @slot. VGPU_OK; VGPU_LIMIT when
- * @amount alone is more than the VM's limit (it can never fit); VGPU_BUSY
+ * @amount alone is more than the VM's limit or the host's total (it can
+ * never fit); VGPU_BUSY
  * when it does not fit now, beside what the VM or all VMs hold. A refusal
  * changes nothing but the VM's refusal count. */
 int vgpu_budget_take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,

@@ -6,9 +6,14 @@
  * Threads: the loop thread owns the VM table, every connection and every
  * response but those a zero-copy transport posts from a backend thread
  * itself (vgpu_transport.complete); the dispatcher thread only pops the
- * queue and submits to the backend; backend threads only call work_done(). Shared state between
- * them is the queue (its own lock), the stats (their own lock), the
- * completion list and the in-flight count (done_lock).
+ * queue and submits to the backend; backend threads call work_done(),
+ * which records the outcome and either posts a window's completion (and
+ * frees the request) or hands the request to the loop; worker threads
+ * (worker.h) run slow jobs whose results only the loop thread uses.
+ * Shared state between them is the queue (its own lock), the stats and the
+ * budgets (their own locks), a window session's fields (its lock), the
+ * completion list and the in-flight count (done_lock), and the workers'
+ * job lists (theirs).
  */
 #ifndef VGPU_MEDIATOR_H
 #define VGPU_MEDIATOR_H
@@ -240,7 +245,8 @@ extern const struct vgpu_transport vgpu_transport_shm;
  * later on the loop thread: with VGPU_OK, the new session and its window
  * memfd, doorbell and notify eventfds (the callee sends them to the client
  * and closes them), or with an error (VGPU_NO_MEMORY, VGPU_IO_ERROR,
- * VGPU_SHUTDOWN), a NULL session and no fds. The session shuts @conn_fd
+ * VGPU_BACKEND when pinning failed, VGPU_SHUTDOWN), a NULL session and no
+ * fds. The session shuts @conn_fd
  * down when its client breaks the ring's rules, and lives until
  * vgpu_shm_detach(). */
 typedef void (*vgpu_shm_ready_fn)(void *ctx, int rc, void *session, int fds[3]);

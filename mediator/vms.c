@@ -54,8 +54,11 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 		if (!m->vms[i].in_use && vgpu_budget_idle(m->budget, (uint32_t)i))
 			vm = &m->vms[i];
 	if (!vm) {
-		vgpu_log(LOG_ERR, "VM %s not served yet: max_vms (%lld) reached, or removed VMs' "
-			 "work is still finishing", cfg->vm_uuid, m->set.max_vms);
+		/* Tried at every registry read until a slot frees: rate-limited. */
+		static struct vgpu_ratelimit rl;
+
+		vgpu_log_guest(&rl, LOG_ERR, "VM %s not served yet: max_vms (%lld) reached, or "
+			       "removed VMs' work is still finishing", cfg->vm_uuid, m->set.max_vms);
 		return;
 	}
 	memset(vm, 0, sizeof(*vm));

@@ -12,14 +12,12 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "vgpu_error.h"
 #include "worker.h"
 
 #define MAX_THREADS 64
-#define WORKER_NICE 10
 
 struct slot_fifo {
 	struct vgpu_job *head, *tail;
@@ -100,10 +98,6 @@ static void *worker_main(void *arg)
 	uint64_t one = 1;
 
 	pthread_setname_np(pthread_self(), "vgpu-worker");
-	/* Linux: the nice value of this thread alone. Lower, not idle: under
-	 * steady load an idle-class worker could take many seconds per window
-	 * (SCHED_IDLE measured no better for the other VMs' latency). */
-	setpriority(PRIO_PROCESS, 0, WORKER_NICE);
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		struct vgpu_job *job = take_locked(w);

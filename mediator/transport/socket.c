@@ -20,7 +20,9 @@
  * (the socket is full), the connection is not read, so a client that
  * never reads its answers stops itself, holding at most its budget and
  * that many refusals. A client may pipeline up to WQ_BACKLOG requests
- * before it reads, as before.
+ * before it reads, as before. Answers that make no progress for
+ * msg_timeout_ms close the connection, so that buffers held for a client
+ * that does not read come back (the host-wide total is shared).
  *
  * Must never: block the loop (every fd is non-blocking), allocate for a
  * message before its head was checked, keep a connection whose framing is
@@ -99,6 +101,7 @@ struct conn {
 	uint64_t window_want;        /* ATTACHING: the data area asked for */
 	struct vgpu_request *wq_head, *wq_tail;
 	uint32_t wq_count;           /* answers queued, not yet sent whole */
+	uint64_t out_stuck_ns;       /* since when a send found no room; 0: it has */
 	size_t wq_off;               /* bytes of wq_head's response written */
 	struct conn *next;
 };
@@ -183,11 +186,15 @@ static bool flush(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (!c->out_stuck_ns)
+					c->out_stuck_ns = vgpu_now_ns();
 				break;
+			}
 			conn_close(c);
 			return false;
 		}
+		c->out_stuck_ns = 0;
 		c->wq_off += (size_t)n;
 		if (c->wq_off < req->resp_len)
 			continue;
@@ -487,7 +494,8 @@ static void conn_event(void *ctx, uint32_t events)
 	conn_unref(c);
 }
 
-/* Close connections whose message started more than msg_timeout_ms ago. */
+/* Close connections whose message started, or whose answers stopped
+ * moving, more than msg_timeout_ms ago. */
 static void deadline_event(void *ctx, uint32_t events)
 {
 	struct mediator *m = ctx;
@@ -505,6 +513,8 @@ static void deadline_event(void *ctx, uint32_t events)
 			next = c->next;
 			if (c->msg_start_ns && now - c->msg_start_ns > limit)
 				refuse(c, "a message not completed in time");
+			else if (c->wq_head && c->out_stuck_ns && now - c->out_stuck_ns > limit)
+				refuse(c, "answers not read in time");
 		}
 	}
 }

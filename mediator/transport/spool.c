@@ -10,12 +10,14 @@
  *
  * Nothing accepted is lost: an accepted request is first moved (rename) into
  * SPOOL/.journal/<vm-uuid>/<id>.req, outside what the guest can see. When it
- * is answered, the response is written to resp/.tmp-<id> and synced, the
- * journal entry is renamed to <id>.done, the response is published, and the
- * entry removed. After a crash, at start-up: <id>.req entries are queued
- * again (they were never answered); <id>.done entries publish a response
- * still in its temporary file, or are dropped (already published, maybe
- * already read). So every accepted request is answered exactly once across
+ * is answered, the response is written to the journal as .tmp-<id> (never
+ * into resp/, whose names the guest controls: a FIFO or a hard link placed
+ * there must not block the loop or be written through) and synced, the
+ * journal entry is renamed to <id>.done, the response is published (renamed
+ * into resp/), and the entry removed. After a crash, at start-up: <id>.req
+ * entries are queued again (they were never answered); <id>.done entries
+ * publish a response still in its temporary file, or are dropped (already
+ * published, maybe already read); other temporary files are removed. So every accepted request is answered exactly once across
  * a crash of the mediator: renames are atomic, and the page cache outlives
  * the process. With spool_sync = yes every step is also fsync()ed, so that
  * the same holds across a crash of the host, at a few ms per request.
@@ -60,6 +62,9 @@
 #define IDX 1  /* this transport's index in transport_state */
 #define ID_HEX 16
 #define SPOOL_INLINE (64u << 10) /* payloads read on the loop thread, bytes */
+#define SCAN_MAX 64               /* files taken per VM per scan: the rest wait for the
+				   * next one (spool_poll_ms), so that a VM that drops
+				   * thousands of files delays the loop a bounded time */
 
 struct spool_vm {
 	struct mediator *m;
@@ -139,19 +144,20 @@ static int open_dir_at(int at, const char *name, bool create, mode_t mode)
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* Write @len bytes of @data as resp/.tmp-<id>, synced; 0 or -1. */
+/* Write @len bytes of @data as the journal's .tmp-<id> (the VM's uid's,
+ * 0600), synced; 0 or -1. */
 static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *data, size_t len)
 {
 	char tmp[64];
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
-	fd = openat(sv->resp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = openat(sv->journal_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	if (fchown(fd, sv->uid, (gid_t)sv->uid) != 0) {
 		close(fd);
-		unlinkat(sv->resp_fd, tmp, 0);
+		unlinkat(sv->journal_fd, tmp, 0);
 		return -1;
 	}
 	for (size_t off = 0; off < len;) {
@@ -161,7 +167,7 @@ static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *d
 			continue;
 		if (n <= 0) {
 			close(fd);
-			unlinkat(sv->resp_fd, tmp, 0);
+			unlinkat(sv->journal_fd, tmp, 0);
 			return -1;
 		}
 		off += (size_t)n;
@@ -188,7 +194,7 @@ static void publish(struct spool_vm *sv, uint64_t id)
 	if (sv->m->set.spool_sync)
 		fsync(sv->journal_fd);
 	/* The guest can make this fail (resp/ is its directory): rate-limited. */
-	if (renameat(sv->resp_fd, tmp, sv->resp_fd, resp) != 0)
+	if (renameat(sv->journal_fd, tmp, sv->resp_fd, resp) != 0)
 		vgpu_log_guest(&sv->vm->rl, LOG_ERR, "VM %s: spool: publishing %s: %s",
 			       sv->vm->uuid, resp, strerror(errno));
 	if (sv->m->set.spool_sync)
@@ -367,19 +373,21 @@ static void scan_requests(struct spool_vm *sv)
 	int dfd = openat(sv->req_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *e;
+	int taken = 0;
 
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
 		return;
 	}
-	while ((e = readdir(d))) {
+	while (taken < SCAN_MAX && (e = readdir(d))) {
 		const char *name = e->d_name;
 		uint64_t id;
 		struct stat st;
 
 		if (name[0] == '.')
 			continue; /* ".", "..", and clients' temporary files */
+		taken++;
 		if (!parse_name(name, ".req", &id)) {
 			vgpu_log_guest(&sv->vm->rl, LOG_WARNING,
 				       "VM %s: unexpected file in its spool removed", sv->vm->uuid);
@@ -425,6 +433,37 @@ static void scan_requests(struct spool_vm *sv)
 		fsync(sv->journal_fd);
 }
 
+/* Remove from @dir_fd the files whose names start with @prefix (any name
+ * when "") and that were last changed more than @max_age_s ago (-1: any
+ * age). */
+static int sweep_dir(int dir_fd, const char *prefix, const char *suffix, time_t max_age_s)
+{
+	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	time_t now = time(NULL);
+	struct dirent *e;
+	int removed = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name), slen = strlen(suffix);
+		struct stat st;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 || len < slen || strcmp(e->d_name + len - slen, suffix))
+			continue;
+		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtime > max_age_s && unlinkat(dir_fd, e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
 /* At start-up: finish what a crashed mediator left in the journal. */
 static void recover(struct spool_vm *sv)
 {
@@ -445,7 +484,7 @@ static void recover(struct spool_vm *sv)
 		if (parse_name(e->d_name, ".done", &id)) {
 			snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
 			id_name(id, ".resp", resp, sizeof(resp));
-			renameat(sv->resp_fd, tmp, sv->resp_fd, resp); /* ENOENT: already published */
+			renameat(sv->journal_fd, tmp, sv->resp_fd, resp); /* ENOENT: already published */
 			unlinkat(sv->journal_fd, e->d_name, 0);
 			finished++;
 		} else if (parse_name(e->d_name, ".req", &id)) {
@@ -456,6 +495,8 @@ static void recover(struct spool_vm *sv)
 		}
 	}
 	closedir(d);
+	/* What is left of answers being written when the last mediator died. */
+	sweep_dir(sv->journal_fd, ".tmp-", "", -1);
 	if (requeued || finished)
 		vgpu_log(LOG_NOTICE, "VM %s: spool journal: %d accepted requests queued again, "
 			 "%d answers published", sv->vm->uuid, requeued, finished);
@@ -554,36 +595,6 @@ static void inotify_event_fn(void *ctx, uint32_t events)
 	while (read(spool_of(m)->ino_fd, buf, sizeof(buf)) > 0)
 		;
 	scan_all(m);
-}
-
-/* Remove from @dir_fd the files whose names start with @prefix (any name
- * when "") and that were last changed more than @max_age_s ago. */
-static int sweep_dir(int dir_fd, const char *prefix, const char *suffix, time_t max_age_s)
-{
-	int dfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	time_t now = time(NULL);
-	struct dirent *e;
-	int removed = 0;
-
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return 0;
-	}
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name), slen = strlen(suffix);
-		struct stat st;
-
-		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || strcmp(e->d_name, ".") == 0 ||
-		    strcmp(e->d_name, "..") == 0 || len < slen || strcmp(e->d_name + len - slen, suffix))
-			continue;
-		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		    now - st.st_mtime > max_age_s && unlinkat(dir_fd, e->d_name, 0) == 0)
-			removed++;
-	}
-	closedir(d);
-	return removed;
 }
 
 /* Clients that died leave temporary files in req/ and answers nobody reads

@@ -5,7 +5,7 @@ prints one line of results; the shell tests decide what they must be.
 
 usage: hostile_client.py SOCKET ACTION [ARGS]
   unread COUNT N HOLD  sends up to COUNT vector_adds of N floats and never
-                       reads while sending (a send blocked for 2 s ends the
+                       reads while sending (a send blocked for 0.5 s ends the
                        sending: back-pressure); prints "sent K" at once, holds
                        HOLD seconds, then reads the K answers and prints
                        "status=count" pairs (each request answered once)
@@ -56,7 +56,7 @@ def vadd_head(req_id, n, corrupt=False):
 
 def unread(path, count, n, hold):
     s = connect(path)
-    s.settimeout(2)
+    s.settimeout(0.5)
     sent = 0
     for i in range(count):
         msg = request(i + 1, n)

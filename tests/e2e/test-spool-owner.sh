@@ -37,4 +37,12 @@ expect_eq "$(as "$U1" $SC "$D1" wait $id 10)" "0" "VM 1's uid reads and removes 
 big=00000000000000a2
 as "$U1" $SC "$D1" put $big 100000 # 800 KB: read on a worker thread
 expect_eq "$(as "$U1" $SC "$D1" wait $big 20)" "0" "a 800 KB request read on a worker, served"
+# Names in resp/ are the guest's: FIFOs where the mediator once wrote its
+# temporary answer, and where the answer will be published, block nothing;
+# the answer replaces the second, and the other VM is served meanwhile.
+fifo=00000000000000a3
+as "$U1" mkfifo "$D1/resp/.tmp-$fifo" "$D1/resp/$fifo.resp"
+as "$U1" $SC "$D1" put $fifo 100
+expect_eq "$(as "$U1" $SC "$D1" wait $fifo 10)" "0" "answered despite FIFOs in resp/"
+expect_eq "$(python3 "$RAW" "$(sock 2)" ok 100)" "0" "the other VM served"
 e2e_finish
