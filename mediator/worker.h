@@ -8,9 +8,8 @@
  * thread. Jobs are taken round-robin between VMs (FIFO within a VM), and
  * one VM has at most one job running at a time: a VM that submits many
  * slow jobs occupies one worker, and delays another VM's jobs by at most
- * one job. Workers run at the loop's CPU priority: a lower one measured no
- * better for the other VMs' latency, and would stretch the time a window's
- * pinning holds back every other GPU submission (cudaHostRegister).
+ * one job. Workers run at a lower CPU priority (nice 10) than the loop and
+ * the backend.
  */
 #ifndef VGPU_MEDIATOR_WORKER_H
 #define VGPU_MEDIATOR_WORKER_H
