@@ -271,18 +271,22 @@ static void read_job(struct vgpu_job *job)
 	rd->rc = read_payload(rd->sv, rd->name, rd->req);
 }
 
-/* Loop thread: the worker read the payload (or could not). */
+/* Loop thread: @req's payload was read with outcome @rc: queue it. */
+static void payload_read(struct spool_vm *sv, struct vgpu_request *req, int rc)
+{
+	if (!sv->vm) /* the VM left meanwhile: it stays journaled */
+		vgpu_request_fail(req, VGPU_DENIED);
+	else if (rc != VGPU_OK)
+		vgpu_request_reject(req, sv->vm, rc, "cannot read the request");
+	else
+		vgpu_request_submit(req, sv->vm);
+}
+
 static void read_done(struct vgpu_job *job)
 {
 	struct spool_read *rd = (struct spool_read *)job;
-	struct spool_vm *sv = rd->sv;
 
-	if (!sv->vm) /* the VM left meanwhile: it stays journaled */
-		vgpu_request_fail(rd->req, VGPU_DENIED);
-	else if (rd->rc != VGPU_OK)
-		vgpu_request_reject(rd->req, sv->vm, rd->rc, "cannot read the request");
-	else
-		vgpu_request_submit(rd->req, sv->vm);
+	payload_read(rd->sv, rd->req, rd->rc);
 	free(rd);
 }
 
@@ -329,11 +333,7 @@ static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
 	if (rc != VGPU_OK)
 		return; /* answered */
 	if (h.payload_len <= SPOOL_INLINE) {
-		rc = read_payload(sv, name, req);
-		if (rc != VGPU_OK)
-			vgpu_request_reject(req, sv->vm, rc, "cannot read the request");
-		else
-			vgpu_request_submit(req, sv->vm);
+		payload_read(sv, req, read_payload(sv, name, req));
 		return;
 	}
 	struct spool_read *rd = calloc(1, sizeof(*rd));

@@ -32,13 +32,19 @@ done <<'CASES'
 --bogus|unrecognized option '--bogus'
 extra|unexpected argument 'extra'
 CASES
-while IFS='|' read -r args msg; do
-	# shellcheck disable=SC2086 # args are words
-	err=$("$GPU_PATHS" $args 2>&1 >/dev/null); rc=$?
-	expect_eq "$rc" "2" "gpu-paths usage error exits 2: $args"
-	grep -qF -- "$msg" <<<"$err" && pass "gpu-paths names the problem: $args" ||
-		fail "gpu-paths message for $args: $err"
-done <<'CASES'
+# usage_errors NAME BIN: each "args|message" line of stdin makes BIN exit 2
+# with the message on stderr.
+usage_errors() {
+	local name=$1 bin=$2 args msg err rc
+	while IFS='|' read -r args msg; do
+		# shellcheck disable=SC2086 # args are words
+		err=$("$bin" $args 2>&1 >/dev/null); rc=$?
+		expect_eq "$rc" "2" "$name usage error exits 2: $args"
+		grep -qF -- "$msg" <<<"$err" && pass "$name names the problem: $args" ||
+			fail "$name message for $args: $err"
+	done
+}
+usage_errors gpu-paths "$GPU_PATHS" <<'CASES'
 --n 5x|--n: '5x' is not a number from 1 to 16777216
 --n 0|--n: '0' is not a number from 1 to 16777216
 --n -3|--n: '-3' is not a number from 1 to 16777216
@@ -50,13 +56,7 @@ done <<'CASES'
 --bogus 1|usage: gpu-paths
 --n|usage: gpu-paths
 CASES
-while IFS='|' read -r args msg; do
-	# shellcheck disable=SC2086 # args are words
-	err=$("$PIN_STALL" $args 2>&1 >/dev/null); rc=$?
-	expect_eq "$rc" "2" "pin-stall usage error exits 2: $args"
-	grep -qF -- "$msg" <<<"$err" && pass "pin-stall names the problem: $args" ||
-		fail "pin-stall message for $args: $err"
-done <<'CASES'
+usage_errors pin-stall "$PIN_STALL" <<'CASES'
 --step 0|--step: '0' is not a number from 1 to 1024
 --step 1025|--step: '1025' is not a number from 1 to 1024
 --step 5x|--step: '5x' is not a number from 1 to 1024
