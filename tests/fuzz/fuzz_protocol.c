@@ -55,6 +55,38 @@ static void check_request(const uint8_t *msg, const struct vgpu_msg_header *h,
 	free(again);
 }
 
+/* The mediator's two steps (a request's head before its payload is read,
+ * then its inputs): the head alone, from the parameter block, agrees with
+ * parsing the whole message, and never points at data. @avail: payload
+ * bytes present (the head may come without the rest). */
+static void check_head(const uint8_t *msg, const struct vgpu_msg_header *h, size_t avail,
+		       const struct vgpu_proto_limits *l)
+{
+	const uint8_t *payload = msg + VGPU_PROTO_HEADER_SIZE;
+	struct vgpu_request_view head, whole;
+
+	if (h->type != VGPU_MSG_REQUEST || h->payload_len < VGPU_PROTO_PARAMS_SIZE ||
+	    avail < VGPU_PROTO_PARAMS_SIZE)
+		return;
+	int rc = vgpu_proto_check_request_head(msg, h, payload, l, &head);
+	if (avail < h->payload_len) {
+		if (rc == VGPU_OK && head.in[0])
+			abort();
+		return;
+	}
+	int whole_rc = vgpu_proto_parse_request(msg, h, payload, l, &whole);
+	if (rc != whole_rc)
+		abort();
+	if (rc != VGPU_OK)
+		return;
+	if (head.in[0] || head.out_count != whole.out_count ||
+	    memcmp(head.in_count, whole.in_count, sizeof(head.in_count)) != 0)
+		abort();
+	vgpu_proto_request_inputs(&head, payload);
+	if (memcmp(head.in, whole.in, sizeof(head.in)) != 0)
+		abort();
+}
+
 static void check_response(const uint8_t *msg, const struct vgpu_msg_header *h)
 {
 	const uint8_t *payload = msg + VGPU_PROTO_HEADER_SIZE;
@@ -91,6 +123,7 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 	vgpu_proto_encode_header(&h, again);
 	if (memcmp(again, msg, sizeof(again)) != 0)
 		abort();
+	check_head(msg, &h, size - VGPU_PROTO_HEADER_SIZE, l);
 	if (h.payload_len > size - VGPU_PROTO_HEADER_SIZE)
 		return;
 	check_request(msg, &h, l);

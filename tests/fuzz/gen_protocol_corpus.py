@@ -106,6 +106,11 @@ def main():
         "bad-resp-odd-length": sign(header(RESPONSE, 1, VECTOR_ADD, 27)
                                 + struct.pack("<iIQQ", 0, 0, 0, 0) + bytes(3)),
         "header-only": header(REQUEST, 1, VECTOR_ADD, 0),
+        # A head whose data has not arrived (the mediator admits the head
+        # first): a valid vector_add of 1024 floats, its parameter block only.
+        "head-without-data": request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[:56],
+        "head-bad-checksum-without-data": request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[:28]
+        + b"\1\2\3\4" + request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[32:56],
         "short": header(REQUEST, 1, VECTOR_ADD, 0)[:20],
     }
     for name, data in seeds.items():
