@@ -68,8 +68,8 @@ void vgpu_budget_free(struct vgpu_budget *b)
 	free(b);
 }
 
-int vgpu_budget_take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
-		     uint64_t amount)
+static int take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
+		uint64_t amount, bool count)
 {
 	int rc = VGPU_OK;
 
@@ -85,11 +85,23 @@ int vgpu_budget_take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind
 	if (rc == VGPU_OK) {
 		v->held[kind] += amount;
 		b->total[kind] += amount;
-	} else {
+	} else if (count) {
 		v->refused[kind]++;
 	}
 	pthread_mutex_unlock(&b->lock);
 	return rc;
+}
+
+int vgpu_budget_take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
+		     uint64_t amount)
+{
+	return take(b, slot, kind, amount, true);
+}
+
+int vgpu_budget_try(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
+		    uint64_t amount)
+{
+	return take(b, slot, kind, amount, false);
 }
 
 void vgpu_budget_give(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,

@@ -55,6 +55,10 @@ const char *vgpu_budget_kind_name(enum vgpu_budget_kind kind);
  * changes nothing but the VM's refusal count. */
 int vgpu_budget_take(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
 		     uint64_t amount);
+/* The same, but a refusal is not counted: for a caller that can make
+ * room and try again (transport/shm.c's kept windows). */
+int vgpu_budget_try(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
+		    uint64_t amount);
 /* Give back what a take got (any thread). */
 void vgpu_budget_give(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
 		      uint64_t amount);

@@ -60,6 +60,7 @@ static const struct vgpu_conf_option options[] = {
 	{ "vm_requests", VGPU_CONF_INT, I(vm_requests), 1, 65536, "256", "requests one VM may have held (queued, running, answers unsent)" },
 	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
 	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
+	{ "window_keep_s", VGPU_CONF_INT, I(window_keep_s), 0, 3600, "30", "a window whose client is gone is kept this long for the VM's next window of its size (0: released at once)" },
 	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
 	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making windows, reading large spool files" },
 	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
@@ -186,19 +187,19 @@ static int parse_args(struct mediator *m, int argc, char **argv)
  * CUDA driver's own. */
 #define FD_BASE 256
 /* Per VM at rest: its listening socket and its spool's req/, resp/ and
- * journal directories; per connection 1; per window being handed over 5
- * (memfd, doorbell, notify and the client's two copies), then 2. */
+ * journal directories; per connection 1; per window being handed over 6
+ * (memfd, doorbell, notify and the client's three copies), then 3, and 1
+ * (the memfd) while it is kept for the VM's next client. */
 #define FD_PER_VM 4
-#define FD_PER_WINDOW 5
+#define FD_PER_WINDOW 6
 
 /* The file descriptors the settings can make the mediator hold, and
  * RLIMIT_NOFILE raised to them (as far as the hard limit, or root, lets). */
 static void raise_fd_limit(struct mediator *m)
 {
-	long long windows = m->set.vm_windows < m->set.max_conns_per_vm ? m->set.vm_windows
-									 : m->set.max_conns_per_vm;
+	/* Kept windows need no connection: a VM may hold vm_windows. */
 	rlim_t need = (rlim_t)(FD_BASE + m->set.max_vms * (FD_PER_VM + m->set.max_conns_per_vm +
-							   FD_PER_WINDOW * windows));
+							   FD_PER_WINDOW * m->set.vm_windows));
 	struct rlimit rl;
 
 	m->fd_need = need;

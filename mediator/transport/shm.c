@@ -45,6 +45,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "mediator.h"
@@ -55,16 +56,42 @@
 
 struct shm_global {
 	uint64_t pending;      /* answers waiting for room in a completion ring (atomic) */
+	int timer_fd;          /* once a second: kept windows past window_keep_s */
+	struct vgpu_loop_watch timer_watch;
+	bool watching;
+};
+
+/* A window: the memfd, its mapping, pinned by the backend. Its VM's
+ * budget holds it (windows, window bytes) from the attach until it is
+ * released; in between it serves one session, then may be kept for the
+ * VM's next one (see "Kept windows" above). */
+struct window {
+	struct vgpu_job job;         /* releasing it */
+	struct mediator *m;
+	uint32_t slot;               /* the VM's, for its budget */
+	uint8_t *mem;
+	size_t size;
+	int memfd;                   /* ours; the client gets a copy */
+	bool budgeted;               /* its budget is taken */
+	bool pinned;                 /* host_register()ed */
+	bool made;                   /* whole: may be kept and used again */
+	uint64_t kept_ns;            /* when it was kept */
+	struct window *next;         /* its VM's kept windows */
+};
+
+/* A VM's kept windows, newest first. Loop thread. */
+struct shm_vm {
+	struct window *kept;
 };
 
 struct session {
 	struct mediator *m;
-	struct vgpu_job job;         /* making, then releasing the window */
-	uint32_t slot;               /* the VM's, for its budget */
+	struct vgpu_job job;         /* making the window (or making it ready again) */
+	struct window *w;
+	bool take_on_worker;         /* take w's budget there, after the VM's kept
+				      * windows it replaces are released */
 	struct vgpu_vm *owner;       /* the VM, while the window is made */
-	int memfd;                   /* while made: handed to the client */
 	int rc;                      /* the outcome of making it */
-	bool pinned;                 /* host_register()ed */
 	char why[96];                /* why making it failed */
 	vgpu_shm_ready_fn ready;     /* told when it is made */
 	void *ready_ctx;
@@ -72,7 +99,7 @@ struct session {
 	struct vgpu_vm *vm;          /* (L) NULL once the VM or its connection is gone */
 	int refs;                    /* (L) the connection + each request not yet answered */
 	int conn_fd;                 /* the owning connection (borrowed): shut down on abuse */
-	uint8_t *win;                /* the mapping, pinned by the backend */
+	uint8_t *win;                /* w->mem and w->size, read on every descriptor */
 	size_t win_size;
 	int doorbell_fd;             /* (L) client -> mediator; -1 once no longer served
 				      * (written on the loop thread only) */
@@ -104,40 +131,95 @@ static void kick(int efd)
 }
 
 /* A worker: unpin and unmap the window (when ours is the last reference,
- * munmap frees its pages: tens of ms per GiB). */
+ * munmap frees its pages: tens of ms per GiB), and give its budget back
+ * here rather than on the loop: a window that replaces it takes that
+ * budget in the VM's next job, which runs after this one. */
 static void release_window(struct vgpu_job *job)
 {
-	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
-	struct mediator *m = s->m;
+	struct window *w = (struct window *)(void *)job;
+	struct mediator *m = w->m;
 
-	if (s->pinned)
-		m->backend->host_unregister(m->backend_ctx, s->win);
-	if (s->win)
-		munmap(s->win, s->win_size);
-	if (s->memfd >= 0)
-		close(s->memfd);
+	if (w->pinned)
+		m->backend->host_unregister(m->backend_ctx, w->mem);
+	if (w->mem)
+		munmap(w->mem, w->size);
+	if (w->memfd >= 0)
+		close(w->memfd);
+	if (w->budgeted) {
+		vgpu_budget_give(m->budget, w->slot, VGPU_BUDGET_WINDOW_BYTES, w->size);
+		vgpu_budget_give(m->budget, w->slot, VGPU_BUDGET_WINDOWS, 1);
+	}
 }
 
-/* Loop thread: the window is gone; give back its budget. */
-static void window_released(struct vgpu_job *job)
+static void window_freed(struct vgpu_job *job)
 {
-	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
-	struct mediator *m = s->m;
+	free(job);
+}
 
-	vgpu_budget_give(m->budget, s->slot, VGPU_BUDGET_WINDOW_BYTES, s->win_size);
-	vgpu_budget_give(m->budget, s->slot, VGPU_BUDGET_WINDOWS, 1);
+/* Loop thread: release @w on a worker. */
+static void window_release(struct window *w)
+{
+	w->job = (struct vgpu_job){ .run = release_window, .done = window_freed, .slot = w->slot };
+	vgpu_workers_submit(w->m->workers, &w->job);
+}
+
+static struct shm_vm *vm_state(struct vgpu_vm *vm)
+{
+	return vm->in_use ? vm->transport_state[IDX] : NULL;
+}
+
+/* Loop thread: release @sv's windows kept since before @before_ns. */
+static void release_kept(struct shm_vm *sv, uint64_t before_ns)
+{
+	struct window **pp = &sv->kept;
+
+	while (*pp) {
+		struct window *w = *pp;
+
+		if (w->kept_ns < before_ns) {
+			*pp = w->next;
+			window_release(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+/* Loop thread: every VM's kept windows, to make room for another VM's. */
+static void release_all_kept(struct mediator *m)
+{
+	for (long long i = 0; i < m->set.max_vms; i++) {
+		struct shm_vm *sv = vm_state(&m->vms[i]);
+
+		if (sv)
+			release_kept(sv, UINT64_MAX);
+	}
+}
+
+/* Loop thread: @vm's session is done with @w: keep it for the VM's next
+ * window of the same size, or release it. */
+static void window_put(struct mediator *m, struct vgpu_vm *vm, struct window *w)
+{
+	struct shm_vm *sv = vm_state(vm);
+
+	if (w->made && sv && !m->stopping && m->set.window_keep_s > 0) {
+		w->kept_ns = vgpu_now_ns();
+		w->next = sv->kept;
+		sv->kept = w;
+		return;
+	}
+	window_release(w);
+}
+
+/* Loop thread, the last reference gone. */
+static void session_free(struct session *s)
+{
+	if (s->w)
+		window_put(s->m, s->owner, s->w);
 	if (s->notify_fd >= 0)
 		close(s->notify_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
-}
-
-/* Loop thread, the last reference gone: release the window on a worker. */
-static void session_free(struct session *s)
-{
-	s->job.run = release_window;
-	s->job.done = window_released;
-	vgpu_workers_submit(s->m->workers, &s->job);
 }
 
 /* Loop thread. */
@@ -375,50 +457,78 @@ static void shm_respond(struct mediator *m, struct vgpu_request *req)
 	session_unref(s);
 }
 
-/* Write the control page: what the client reads to find its way. */
-static void init_window(struct session *s)
+/* Write the control page: what the client reads to find its way. A kept
+ * window's is written anew: indexes from 0, whatever its last client left. */
+static void init_window(struct window *w)
 {
-	uint8_t *p = s->win;
+	uint8_t *p = w->mem;
 
 	memset(p, 0, VGPU_RING_PAGE);
-	*index_at(s, VGPU_RING_OFF_MAGIC) = VGPU_RING_MAGIC;
-	*index_at(s, VGPU_RING_OFF_VERSION) = VGPU_RING_VERSION;
-	*index_at(s, VGPU_RING_OFF_ENTRIES) = VGPU_RING_ENTRIES;
-	uint64_t w = s->win_size;
-	memcpy(p + VGPU_RING_OFF_WINDOW, &w, sizeof(w));
+	*(uint32_t *)(void *)(p + VGPU_RING_OFF_MAGIC) = VGPU_RING_MAGIC;
+	*(uint32_t *)(void *)(p + VGPU_RING_OFF_VERSION) = VGPU_RING_VERSION;
+	*(uint32_t *)(void *)(p + VGPU_RING_OFF_ENTRIES) = VGPU_RING_ENTRIES;
+	uint64_t size = w->size;
+	memcpy(p + VGPU_RING_OFF_WINDOW, &size, sizeof(size));
 }
 
-/* A worker: make and pin the window; s->rc says how it went.
- * On failure what was made stays for release_window(). */
+/* Take a window's budget for VM slot @slot; @count: count a refusal. */
+static int take_budget(struct mediator *m, uint32_t slot, size_t size, bool count)
+{
+	int (*take)(struct vgpu_budget *, uint32_t, enum vgpu_budget_kind, uint64_t) =
+		count ? vgpu_budget_take : vgpu_budget_try;
+	int rc = take(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
+
+	if (rc != VGPU_OK)
+		return rc;
+	rc = take(m->budget, slot, VGPU_BUDGET_WINDOW_BYTES, size);
+	if (rc != VGPU_OK)
+		vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
+	return rc;
+}
+
+/* A worker: make and pin the window, or make a kept one ready again;
+ * s->rc says how it went. On failure what was made stays for
+ * release_window(). */
 static void make_window(struct vgpu_job *job)
 {
 	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
 	struct mediator *m = s->m;
-	size_t size = s->win_size;
+	struct window *w = s->w;
 	int err = 0;
 
-	s->memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (s->memfd < 0 || ftruncate(s->memfd, (off_t)size) != 0 ||
+	if (s->take_on_worker) {
+		s->rc = take_budget(m, w->slot, w->size, true);
+		if (s->rc != VGPU_OK)
+			return; /* a refusal: socket.c says so */
+		w->budgeted = true;
+	}
+	if (w->made) {
+		init_window(w);
+		s->rc = VGPU_OK;
+		return;
+	}
+	w->memfd = memfd_create("vgpu-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (w->memfd < 0 || ftruncate(w->memfd, (off_t)w->size) != 0 ||
 	    /* The client can neither shrink the window under us (SIGBUS) nor grow it. */
-	    fcntl(s->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+	    fcntl(w->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
 		err = errno;
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "cannot make it: %s", strerror(err));
 		s->rc = err == ENOMEM || err == ENOSPC ? VGPU_NO_MEMORY : VGPU_IO_ERROR;
 		return;
 	}
-	s->win = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->memfd, 0);
-	if (s->win == MAP_FAILED) {
+	w->mem = mmap(NULL, w->size, PROT_READ | PROT_WRITE, MAP_SHARED, w->memfd, 0);
+	if (w->mem == MAP_FAILED) {
 		snprintf(s->why, sizeof(s->why), "cannot map it: %s", strerror(errno));
-		s->win = NULL;
+		w->mem = NULL;
 		s->rc = VGPU_NO_MEMORY;
 		return;
 	}
-	init_window(s);
-	s->rc = m->backend->host_register(m->backend_ctx, s->win, size);
+	init_window(w);
+	s->rc = m->backend->host_register(m->backend_ctx, w->mem, w->size);
 	if (s->rc != VGPU_OK)
 		snprintf(s->why, sizeof(s->why), "cannot pin it: %s", vgpu_strerror(s->rc));
-	s->pinned = s->rc == VGPU_OK;
+	w->pinned = w->made = s->rc == VGPU_OK;
 }
 
 /* Loop thread: the window is made (or not); add its eventfds and hand it
@@ -443,9 +553,10 @@ static void window_made(struct vgpu_job *job)
 	}
 	if (rc == VGPU_OK) {
 		/* The client's copies: the last step that can fail. */
+		fds[0] = fcntl(s->w->memfd, F_DUPFD_CLOEXEC, 0);
 		fds[1] = fcntl(s->doorbell_fd, F_DUPFD_CLOEXEC, 0);
 		fds[2] = fcntl(s->notify_fd, F_DUPFD_CLOEXEC, 0);
-		if (fds[1] < 0 || fds[2] < 0) {
+		if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
 			vgpu_loop_remove(m->loop, &s->watch);
 			rc = VGPU_IO_ERROR;
 		}
@@ -454,7 +565,7 @@ static void window_made(struct vgpu_job *job)
 		if (s->why[0]) /* made on a worker, logged here: the limiter is the loop's */
 			vgpu_log_guest(&s->owner->rl, LOG_ERR, "VM %s: a %zu-byte window: %s",
 				       s->owner->uuid, s->win_size, s->why);
-		for (int i = 1; i < 3; i++)
+		for (int i = 0; i < 3; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		if (s->doorbell_fd >= 0)
@@ -464,8 +575,7 @@ static void window_made(struct vgpu_job *job)
 		session_free(s);
 		return;
 	}
-	fds[0] = s->memfd; /* the caller sends and closes it */
-	s->memfd = -1;
+	s->win = s->w->mem;
 	s->vm = s->owner;
 	s->refs = 1;
 	vgpu_log_guest(&s->owner->rl, LOG_INFO, "VM %s: shared-memory window of %zu MiB attached",
@@ -473,42 +583,97 @@ static void window_made(struct vgpu_job *job)
 	s->ready(s->ready_ctx, VGPU_OK, s, fds);
 }
 
+/* Loop thread: the window @vm's new session will use: a kept one of
+ * @size, or a new one with its budget taken (*on_worker: taken on the
+ * worker instead, after the VM's kept windows it replaces are released
+ * there). NULL with *rc set when refused. */
+static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t size,
+				 bool *on_worker, int *rc)
+{
+	struct shm_vm *sv = vm_state(vm);
+	struct window *w;
+
+	*on_worker = false;
+	for (struct window **pp = &sv->kept; *pp; pp = &(*pp)->next) {
+		if ((*pp)->size == size) {
+			w = *pp;
+			*pp = w->next;
+			*rc = VGPU_OK;
+			return w;
+		}
+	}
+	*rc = take_budget(m, vm->slot, size, !sv->kept);
+	if (*rc == VGPU_BUSY && sv->kept) {
+		/* The VM's kept windows give way to the one it asks for now. */
+		release_kept(sv, UINT64_MAX);
+		*on_worker = true;
+	} else if (*rc == VGPU_BUSY) {
+		/* Refused; if the host's total is what is short, other VMs'
+		 * kept windows give way for the next try. */
+		struct vgpu_budget_usage u;
+
+		vgpu_budget_usage(m->budget, vm->slot, &u);
+		if (u.held[VGPU_BUDGET_WINDOWS] < u.limit[VGPU_BUDGET_WINDOWS] &&
+		    size <= u.limit[VGPU_BUDGET_WINDOW_BYTES] - u.held[VGPU_BUDGET_WINDOW_BYTES])
+			release_all_kept(m);
+		return NULL;
+	} else if (*rc != VGPU_OK) {
+		if (sv->kept) /* uncounted above: this refusal is final, count it */
+			take_budget(m, vm->slot, size, true);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		if (!*on_worker) {
+			vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
+			vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+		}
+		*rc = VGPU_NO_MEMORY;
+		return NULL;
+	}
+	w->m = m;
+	w->slot = vm->slot;
+	w->size = size;
+	w->memfd = -1;
+	w->budgeted = !*on_worker;
+	return w;
+}
+
 int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes, int conn_fd,
 		    vgpu_shm_ready_fn ready, void *ctx)
 {
 	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
 	struct session *s;
+	struct window *w;
+	bool on_worker;
 	int rc;
 
 	if (m->stopping)
 		return VGPU_SHUTDOWN;
+	if (!vm_state(vm))
+		return VGPU_NO_MEMORY; /* vm_added() could not set it up (logged) */
 	if (data_bytes < VGPU_RING_MIN_DATA || data_bytes > VGPU_RING_MAX_DATA ||
 	    data_bytes % VGPU_RING_PAGE)
 		return VGPU_INVALID_PARAM;
 	if (data_bytes > max)
 		return VGPU_LIMIT;
 	size_t size = (size_t)(VGPU_RING_DATA_OFFSET + data_bytes);
-	rc = vgpu_budget_take(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
-	if (rc != VGPU_OK)
+	w = window_get(m, vm, size, &on_worker, &rc);
+	if (!w)
 		return rc;
-	rc = vgpu_budget_take(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
-	if (rc != VGPU_OK) {
-		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
-		return rc;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s || pthread_mutex_init(&s->lock, NULL) != 0) {
 		free(s);
-		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
-		vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+		window_put(m, vm, w); /* kept again, or released with its budget */
 		return VGPU_NO_MEMORY;
 	}
 	s->m = m;
-	s->slot = vm->slot;
+	s->w = w;
+	s->take_on_worker = on_worker;
 	s->owner = vm;
 	s->conn_fd = conn_fd;
 	s->win_size = size;
-	s->memfd = s->doorbell_fd = s->notify_fd = -1;
+	s->doorbell_fd = s->notify_fd = -1;
 	s->rc = VGPU_ERROR;
 	s->ready = ready;
 	s->ready_ctx = ctx;
@@ -543,38 +708,96 @@ void vgpu_shm_detach(void *session)
 	session_unref(s);
 }
 
-/* Sessions belong to the socket transport's connections: a VM's removal
- * closes its connections, which detaches their sessions. */
+void vgpu_shm_kept(const struct vgpu_vm *vm, uint64_t *count, uint64_t *bytes)
+{
+	const struct shm_vm *sv = vm->in_use ? vm->transport_state[IDX] : NULL;
+
+	*count = *bytes = 0;
+	for (const struct window *w = sv ? sv->kept : NULL; w; w = w->next) {
+		++*count;
+		*bytes += w->size;
+	}
+}
+
 static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
 	(void)m;
-	(void)vm;
-	return VGPU_OK;
+	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
+	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
 }
 
+/* Its sessions belong to the socket transport's connections, which its
+ * removal closes (their windows are released as their last requests end);
+ * its kept windows are released now. */
 static void shm_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
+	struct shm_vm *sv = vm_state(vm);
+
 	(void)m;
-	(void)vm;
+	if (!sv)
+		return;
+	release_kept(sv, UINT64_MAX);
+	free(sv);
+	vm->transport_state[IDX] = NULL;
+}
+
+/* Once a second: windows kept longer than window_keep_s are released. */
+static void keep_timer_event(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	uint64_t ticks, keep_ns = (uint64_t)m->set.window_keep_s * 1000000000ull,
+			now = vgpu_now_ns();
+
+	(void)events;
+	if (read(global(m)->timer_fd, &ticks, sizeof(ticks)) < 0) {
+		/* EAGAIN: look anyway */
+	}
+	for (long long i = 0; now > keep_ns && i < m->set.max_vms; i++) {
+		struct shm_vm *sv = vm_state(&m->vms[i]);
+
+		if (sv)
+			release_kept(sv, now - keep_ns);
+	}
 }
 
 static int shm_start(struct mediator *m)
 {
-	m->transport_ctx[IDX] = calloc(1, sizeof(struct shm_global));
-	return m->transport_ctx[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+	struct itimerspec second = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	struct shm_global *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return VGPU_NO_MEMORY;
+	m->transport_ctx[IDX] = g;
+	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	g->timer_watch = (struct vgpu_loop_watch){ .fd = g->timer_fd, .fn = keep_timer_event,
+						   .ctx = m };
+	if (g->timer_fd < 0 || timerfd_settime(g->timer_fd, 0, &second, NULL) != 0 ||
+	    vgpu_loop_add(m->loop, &g->timer_watch, EPOLLIN) != VGPU_OK)
+		return VGPU_IO_ERROR;
+	g->watching = true;
+	return VGPU_OK;
 }
 
 /* Shutdown: sessions go on taking descriptors, which admission answers
  * VGPU_SHUTDOWN, as the socket transport does for requests on open
- * connections; new windows are refused (vgpu_shm_attach()). */
+ * connections; new windows are refused (vgpu_shm_attach()), and none is
+ * kept any more. */
 static void shm_stop_accepting(struct mediator *m)
 {
-	(void)m;
+	release_all_kept(m);
 }
 
 static void shm_stop(struct mediator *m)
 {
-	free(m->transport_ctx[IDX]);
+	struct shm_global *g = global(m);
+
+	if (!g)
+		return;
+	if (g->watching)
+		vgpu_loop_remove(m->loop, &g->timer_watch);
+	if (g->timer_fd >= 0)
+		close(g->timer_fd);
+	free(g);
 	m->transport_ctx[IDX] = NULL;
 }
 

@@ -22,10 +22,12 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
   conns COUNT HOLD     opens COUNT connections (stopping at one that the
                        mediator has not accepted within 1 s), holds them HOLD
                        seconds; prints "opened K"
-  attach-storm SECONDS MIB
+  attach-storm SECONDS MIB [vary]
                        attaches windows of MIB MiB one after another for
                        SECONDS, writes every other one whole, and closes
-                       each before the next; prints
+                       each before the next; "vary": each a size not asked
+                       for in the last 16 (MIB, MIB - 4, ... MIB - 60), so
+                       that no kept window fits; prints
                        "attached=A refused=R"
   all SECONDS          every kind above at once (threads) for SECONDS; prints
                        how many rounds of each completed: "unread=N stall=N ..."
@@ -162,11 +164,12 @@ def conns(path, count, hold):
     return 0
 
 
-def attach_storm(path, seconds, mib):
+def attach_storm(path, seconds, mib, vary=False):
     attached = refused = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        w = Window(path, int(mib * (1 << 20)))
+        size = mib - 4 * ((attached + refused) % 16) if vary else mib
+        w = Window(path, int(size * (1 << 20)))
         if w.status == 0:
             attached += 1
             # Every other window is used whole, as a guest would (freeing
@@ -201,7 +204,7 @@ def everything(path, seconds):
             rounds[fn.__name__] = rounds.get(fn.__name__, 0) + 1
 
     jobs = [(unread, 2000, 4096, 1), (stall, 4, 64, 2), (stall_header, 2),
-            (conns, 12, 1), (attach_storm, 2, 64), (head_first, 32)]
+            (conns, 12, 1), (attach_storm, 2, 64, True), (head_first, 32)]
     threads = [threading.Thread(target=loop, args=j) for j in jobs]
     real, sys.stdout = sys.stdout, io.StringIO()  # the rounds' own lines are not wanted
     for t in threads:
@@ -228,7 +231,7 @@ def main():
     if action == "conns":
         return conns(path, int(a[0]), float(a[1]))
     if action == "attach-storm":
-        return attach_storm(path, float(a[0]), float(a[1]))
+        return attach_storm(path, float(a[0]), float(a[1]), a[2:] == ["vary"])
     if action == "all":
         return everything(path, float(a[0]))
     sys.exit(__doc__)

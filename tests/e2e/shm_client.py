@@ -25,6 +25,11 @@ usage: shm_client.py SOCKET ACTION [ARGS]
   seal               tries to shrink and to grow the window's memfd; prints
                      "sealed" when both fail
   abandon N          submits N vector_adds and closes at once; prints "gone"
+  reuse MIB          attaches a window of MIB MiB, leaves a random token
+                     at the end of its data area and a submission index
+                     behind, closes; attaches one of MIB MiB again and
+                     prints "same" or "new" (whether the token is there)
+                     and the status of a vector_add in it
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import ctypes
@@ -155,6 +160,26 @@ def main():
         if len(args) > 1 and args[1] == "hold":
             sys.stdin.read()
         return 0
+    if action == "reuse":
+        size = int(float(args[0]) * (1 << 20))
+        token = os.urandom(8)
+        w = Window(path, size)
+        if w.status != 0:
+            raise SystemExit("attach refused: %d" % w.status)
+        w.m[w.size - 8:] = token
+        w.set_u32(SQ_TAIL, 17)  # left behind: the next window's control page starts anew
+        w.m.close()
+        for fd in w.fds:
+            os.close(fd)
+        w.s.close()
+        w = Window(path, size)
+        if w.status != 0:
+            raise SystemExit("second attach refused: %d" % w.status)
+        c = vadd(w, 9, 256)
+        got = w.collect(1)
+        good = got == [(9, 0)] and w.floats(c, 256) == tuple(3.0 * i for i in range(256))
+        print("same" if w.m[w.size - 8:] == token else "new", got[0][1] if got else "none")
+        return 0 if good else 1
     if action == "bad-attach":
         s = connect(path)
         s.sendall(small_msg(ATTACH, struct.pack("<QQQ", 1 << 20, 0, 0), corrupt=True))
