@@ -109,7 +109,10 @@ static void print_budgets(json_t *doc)
 	       "REQUESTS", "CONNS", "WINDOWS", "WINDOWS_MIB", "KEPT", "REFUSED");
 	json_array_foreach(json_object_get(doc, "vms"), i, o) {
 		char cell[5][32];
-		long long refused = 0;
+
+		/* Refusals: past a budget, and new windows past window_rate_mib_s. */
+		long long refused = (long long)json_integer_value(
+			json_object_get(json_object_get(o, "windows"), "too_fast"));
 
 		for (int k = 0; k < 5; k++) {
 			budget_cell(o, kinds[k], k == 0 || k == 4, cell[k], sizeof(cell[k]));
@@ -120,7 +123,7 @@ static void print_budgets(json_t *doc)
 		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?", cell[0], cell[1],
 		       cell[2], cell[3], cell[4],
 		       (long long)json_integer_value(
-			       json_object_get(json_object_get(o, "kept_windows"), "count")),
+			       json_object_get(json_object_get(o, "windows"), "kept")),
 		       refused);
 	}
 }

@@ -99,10 +99,12 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "pool_id", json_string(pool));
 		json_object_set_new(o, "priority", json_integer(vm->priority));
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
-		uint64_t kept, kept_bytes;
-		vgpu_shm_kept(vm, &kept, &kept_bytes);
-		json_object_set_new(o, "kept_windows", json_pack("{s:I, s:I}", "count", (json_int_t)kept,
-								 "bytes", (json_int_t)kept_bytes));
+		struct vgpu_shm_usage w;
+		vgpu_shm_vm_usage(vm, &w);
+		json_object_set_new(o, "windows", json_pack("{s:I, s:I, s:I}", "kept",
+							    (json_int_t)w.kept, "kept_bytes",
+							    (json_int_t)w.kept_bytes, "too_fast",
+							    (json_int_t)w.too_fast));
 		json_array_append_new(vms, o);
 	}
 	pthread_mutex_lock(&m->done_lock);

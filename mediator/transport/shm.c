@@ -82,6 +82,9 @@ struct window {
 /* A VM's kept windows, newest first. Loop thread. */
 struct shm_vm {
 	struct window *kept;
+	double tokens;               /* bytes of new windows it may have made now */
+	uint64_t tokens_ns;          /* when they were counted */
+	uint64_t too_fast;           /* windows refused for window_rate_mib_s */
 };
 
 struct session {
@@ -583,6 +586,26 @@ static void window_made(struct vgpu_job *job)
 	s->ready(s->ready_ctx, VGPU_OK, s, fds);
 }
 
+/* Whether @sv may have a new window of @size made now. Each new window
+ * is pinned and later freed, and under CUDA pinning holds back every VM's
+ * GPU work (about 55 ms a GiB): after the first vm_window_mib, a VM's new
+ * windows come at window_rate_mib_s. Kept windows used again cost nothing
+ * and do not count. */
+static bool rate_allows(struct mediator *m, struct shm_vm *sv, size_t size)
+{
+	double rate = (double)m->set.window_rate_mib_s * 1048576.0;
+	double burst = (double)((uint64_t)m->set.vm_window_mib << 20);
+	uint64_t now = vgpu_now_ns();
+
+	if (m->set.window_rate_mib_s == 0)
+		return true;
+	sv->tokens += rate * (double)(now - sv->tokens_ns) / 1e9;
+	if (sv->tokens > burst)
+		sv->tokens = burst;
+	sv->tokens_ns = now;
+	return sv->tokens >= (double)size;
+}
+
 /* Loop thread: the window @vm's new session will use: a kept one of
  * @size, or a new one with its budget taken (*on_worker: taken on the
  * worker instead, after the VM's kept windows it replaces are released
@@ -602,7 +625,14 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 			return w;
 		}
 	}
+	if (!rate_allows(m, sv, size)) {
+		sv->too_fast++;
+		*rc = VGPU_BUSY;
+		return NULL;
+	}
 	*rc = take_budget(m, vm->slot, size, !sv->kept);
+	if (*rc == VGPU_OK || (*rc == VGPU_BUSY && sv->kept))
+		sv->tokens -= (double)size;
 	if (*rc == VGPU_BUSY && sv->kept) {
 		/* The VM's kept windows give way to the one it asks for now. */
 		release_kept(sv, UINT64_MAX);
@@ -708,22 +738,30 @@ void vgpu_shm_detach(void *session)
 	session_unref(s);
 }
 
-void vgpu_shm_kept(const struct vgpu_vm *vm, uint64_t *count, uint64_t *bytes)
+void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
 {
 	const struct shm_vm *sv = vm->in_use ? vm->transport_state[IDX] : NULL;
 
-	*count = *bytes = 0;
-	for (const struct window *w = sv ? sv->kept : NULL; w; w = w->next) {
-		++*count;
-		*bytes += w->size;
+	memset(ret, 0, sizeof(*ret));
+	if (!sv)
+		return;
+	ret->too_fast = sv->too_fast;
+	for (const struct window *w = sv->kept; w; w = w->next) {
+		ret->kept++;
+		ret->kept_bytes += w->size;
 	}
 }
 
 static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
-	(void)m;
-	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
-	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+	struct shm_vm *sv = calloc(1, sizeof(*sv));
+
+	if (!sv)
+		return VGPU_NO_MEMORY;
+	sv->tokens = (double)((uint64_t)m->set.vm_window_mib << 20);
+	sv->tokens_ns = vgpu_now_ns();
+	vm->transport_state[IDX] = sv;
+	return VGPU_OK;
 }
 
 /* Its sessions belong to the socket transport's connections, which its

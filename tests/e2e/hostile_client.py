@@ -25,9 +25,9 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
   attach-storm SECONDS MIB [vary]
                        attaches windows of MIB MiB one after another for
                        SECONDS, writes every other one whole, and closes
-                       each before the next; "vary": each a size not asked
-                       for in the last 16 (MIB, MIB - 4, ... MIB - 60), so
-                       that no kept window fits; prints
+                       each before the next; "vary": each attempt asks for
+                       the next of 16 sizes in turn (MIB, MIB - 4, ...
+                       MIB - 60), so that a kept window seldom fits; prints
                        "attached=A refused=R"
   all SECONDS          every kind above at once (threads) for SECONDS; prints
                        how many rounds of each completed: "unread=N stall=N ..."

@@ -15,7 +15,7 @@ S1=$(sock 1); S2=$(sock 2)
 
 expect_eq "$(python3 "$SHM" "$S1" reuse 64)" "same 0" \
 	"the next client of the same size gets the window, its ring set anew"
-expect_eq "$(vm_stat 1 .kept_windows.count)/$(vm_stat 1 .kept_windows.bytes)" \
+expect_eq "$(vm_stat 1 .windows.kept)/$(vm_stat 1 .windows.kept_bytes)" \
 	"1/$(( (64 << 20) + 4096 + 1024 * 96 ))" "kept: one window, its size"
 expect_eq "$(vm_stat 1 .budget.windows.held)" "1" "a kept window stays in the VM's budget"
 admin stats --run-dir "$RUN" >"$T/stats.txt"
@@ -27,7 +27,7 @@ grep -q "KEPT" "$T/stats.txt" && pass "vgpu-admin stats shows kept windows" \
 expect_eq "$(python3 "$SHM" "$S1" attach 32)" "0" "a window of another size replaces the kept one"
 expect_eq "$(vm_stat 1 .budget.windows.refused)/$(vm_stat 1 .budget.window_bytes.refused)" "0/0" \
 	"no refusal counted for it"
-expect_eq "$(vm_stat 1 .kept_windows.bytes)" "$(( (32 << 20) + 4096 + 1024 * 96 ))" \
+expect_eq "$(vm_stat 1 .windows.kept_bytes)" "$(( (32 << 20) + 4096 + 1024 * 96 ))" \
 	"now the 32 MiB one is kept"
 
 # The host's total (140 MiB): VM 1 keeps 64 MiB, VM 2 asks for 80.
@@ -36,7 +36,7 @@ first=$(python3 "$SHM" "$S2" attach 80 2>&1 | tail -1)
 expect_eq "$first" "-9" "VM 2 first answered VGPU_BUSY (host total)"
 attach_80() { [ "$(python3 "$SHM" "$S2" attach 80 2>&1 | tail -1)" = 0 ]; }
 wait_for "VM 2 served once VM 1's kept window gave way" 5 attach_80
-expect_eq "$(vm_stat 1 .kept_windows.count)" "0" "VM 1 keeps none"
+expect_eq "$(vm_stat 1 .windows.kept)" "0" "VM 1 keeps none"
 
 # Past window_keep_s (3 s) a kept window is released.
 wait_for "VM 2's kept window released after window_keep_s" 6 vm_stat_is 2 .budget.windows.held 0
@@ -46,7 +46,7 @@ expect_eq "$(vm_stat 2 .budget.window_bytes.held)" "0" "its bytes given back"
 # can only be served in VM 1's slot, which is free only then (within 2 s:
 # before window_keep_s could have released it).
 python3 "$SHM" "$S1" attach 64 >/dev/null
-expect_eq "$(vm_stat 1 .kept_windows.count)" "1" "VM 1 keeps a window"
+expect_eq "$(vm_stat 1 .windows.kept)" "1" "VM 1 keeps a window"
 admin remove-vm --vm-uuid "$(uuid 1)" >/dev/null
 vm 3 A high
 wait_for "VM 3 served in VM 1's slot" 2 test -S "$(sock 3)"
