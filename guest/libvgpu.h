@@ -26,7 +26,10 @@
  * mediator pins the window); other arrays are copied into a staging block
  * of the window at vgpu_submit() and outputs out of it at vgpu_wait(). The
  * window's data area is VGPU_SHM_MIB MiB (environment at vgpu_connect():
- * 1 to 2048, default 64; the mediator's shm_max_mib may refuse it).
+ * 1 to 2048, default 64; the mediator's shm_max_mib may refuse it). The
+ * mediator may hand this client a window an earlier client of the same VM
+ * had, not cleared (docs/mediator.md, Kept windows): clear what must not
+ * be left behind before vgpu_close().
  *
  * Waiting polls for VGPU_SPIN_US microseconds (environment at
  * vgpu_connect(): 0 to 10000, default 200; socket and shm) before it
