@@ -8,7 +8,9 @@
  * bytes of request and response buffers (being read, queued, running and
  * answers not yet written), requests held, connections, shared-memory
  * windows and their bytes. Bytes and window bytes also have a host-wide
- * total. Thread-safe: takes happen on the loop thread, gives on any thread.
+ * total. Thread-safe: takes and gives on any thread (takes are on the loop
+ * thread but for a window's that waits for the release of the VM's kept
+ * windows, on a worker).
  */
 #ifndef VGPU_BUDGET_H
 #define VGPU_BUDGET_H

@@ -19,6 +19,16 @@
  * taken from its VM's budget of windows and window bytes (and the host's
  * shm_total_mib) before anything is made, and given back when it is gone.
  *
+ * Kept windows: when a session ends, its window is kept for its VM
+ * (window_keep_s) and given to the VM's next session of the same size, so
+ * that a client that comes back pins nothing again (under CUDA a pin holds
+ * back every VM's GPU work). A kept window stays in the budget and gives
+ * way to the VM's window of another size (released first on the VM's
+ * worker queue, whose next job, the new window, takes the budget there),
+ * to another VM when the host's total is short, and at expiry, removal and
+ * shutdown. It is never handed to another VM. New windows past the VM's
+ * first vm_window_mib are rate-limited (window_rate_mib_s).
+ *
  * Threads: the loop thread takes descriptors, attaches and detaches; a
  * backend thread that finishes a request posts its completion itself
  * (shm_complete(): one thread hand-off less on every request). A session's
@@ -69,6 +79,7 @@ struct window {
 	struct vgpu_job job;         /* releasing it */
 	struct mediator *m;
 	uint32_t slot;               /* the VM's, for its budget */
+	char uuid[VGPU_UUID_STRLEN + 1]; /* the VM's: kept only for that VM */
 	uint8_t *mem;
 	size_t size;
 	int memfd;                   /* ours; the client gets a copy */
@@ -200,12 +211,15 @@ static void release_all_kept(struct mediator *m)
 }
 
 /* Loop thread: @vm's session is done with @w: keep it for the VM's next
- * window of the same size, or release it. */
+ * window of the same size, or release it. @vm is the slot the session
+ * was made for; by now another VM may have it (a window whose budget is
+ * taken on the worker holds none while it waits), hence the uuid. */
 static void window_put(struct mediator *m, struct vgpu_vm *vm, struct window *w)
 {
 	struct shm_vm *sv = vm_state(vm);
 
-	if (w->made && sv && !m->stopping && m->set.window_keep_s > 0) {
+	if (w->made && sv && strcmp(vm->uuid, w->uuid) == 0 && !m->stopping &&
+	    m->set.window_keep_s > 0) {
 		w->kept_ns = vgpu_now_ns();
 		w->next = sv->kept;
 		sv->kept = w;
@@ -567,7 +581,7 @@ static void window_made(struct vgpu_job *job)
 	if (rc != VGPU_OK) {
 		if (s->why[0]) /* made on a worker, logged here: the limiter is the loop's */
 			vgpu_log_guest(&s->owner->rl, LOG_ERR, "VM %s: a %zu-byte window: %s",
-				       s->owner->uuid, s->win_size, s->why);
+				       s->w->uuid, s->win_size, s->why);
 		for (int i = 0; i < 3; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
@@ -582,7 +596,7 @@ static void window_made(struct vgpu_job *job)
 	s->vm = s->owner;
 	s->refs = 1;
 	vgpu_log_guest(&s->owner->rl, LOG_INFO, "VM %s: shared-memory window of %zu MiB attached",
-		       s->owner->uuid, s->win_size >> 20);
+		       s->w->uuid, s->win_size >> 20);
 	s->ready(s->ready_ctx, VGPU_OK, s, fds);
 }
 
@@ -663,6 +677,7 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 	}
 	w->m = m;
 	w->slot = vm->slot;
+	memcpy(w->uuid, vm->uuid, sizeof(w->uuid));
 	w->size = size;
 	w->memfd = -1;
 	w->budgeted = !*on_worker;

@@ -33,14 +33,13 @@
  * A request file is read in steps, each checked before the next: its
  * size, its header and parameter block (admission: limits, vm_id, queue
  * room, the VM's budget), and only then its payload, into a buffer taken
- * from the VM's budget. Payloads over SPOOL_INLINE bytes are read on a
- * worker thread (worker.h), so a large file delays no other VM.
+ * from the VM's budget. Payloads over SPOOL_INLINE bytes are read, and
+ * answers over it written, on a worker thread (worker.h), so a large file
+ * delays no other VM.
  *
  * Must never: follow a symlink (every open is O_NOFOLLOW), read a file that
  * is not regular or is larger than the limits, keep a file with an unexpected
  * name (it is removed and logged), or let one VM's files reach another's.
- * Responses are written on the loop thread (at most the response size
- * limit; not measured).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -61,7 +60,8 @@
 
 #define IDX 1  /* this transport's index in transport_state */
 #define ID_HEX 16
-#define SPOOL_INLINE (64u << 10) /* payloads read on the loop thread, bytes */
+#define SPOOL_INLINE (64u << 10) /* payloads read and answers written on the loop
+				   * thread, bytes; larger ones on a worker */
 #define SCAN_MAX 64               /* files taken per VM per scan: the rest wait for the
 				   * next one (spool_poll_ms), so that a VM that drops
 				   * thousands of files delays the loop a bounded time */
@@ -78,6 +78,13 @@ struct spool_vm {
 struct spool_reply {
 	struct spool_vm *sv;
 	uint64_t id;
+};
+
+/* An answer over SPOOL_INLINE, written on a worker. */
+struct spool_write {
+	struct vgpu_job job;
+	struct vgpu_request *req;    /* its reply_ctx, a struct spool_reply, holds sv */
+	int rc, err;
 };
 
 /* A payload read on a worker. */
@@ -217,21 +224,63 @@ static void answer_refused(struct spool_vm *sv, uint64_t id, int op, int status,
 		publish(sv, id);
 }
 
-static void spool_respond(struct mediator *m, struct vgpu_request *req)
+/* Loop thread: @req's answer is written (@rc 0) or not (errno @err):
+ * publish it, and let the request go. */
+static void answer_written(struct vgpu_request *req, int rc, int err)
 {
 	struct spool_reply *r = req->reply_ctx;
 	struct spool_vm *sv = r->sv;
 
-	(void)m;
-	if (sv->vm && write_tmp_response(sv, r->id, req->resp, req->resp_len) == 0)
+	if (sv->vm && rc == 0)
 		publish(sv, r->id);
 	else if (sv->vm)
 		vgpu_log_guest(&sv->vm->rl, LOG_ERR,
 			       "VM %s: cannot write the response to %016" PRIx64 ": %s",
-			       sv->vm->uuid, r->id, strerror(errno));
+			       sv->vm->uuid, r->id, strerror(err));
 	vgpu_request_free(req);
 	free(r);
 	sv_unref(sv);
+}
+
+static void write_job(struct vgpu_job *job)
+{
+	struct spool_write *wr = (struct spool_write *)job;
+	struct vgpu_request *req = wr->req;
+	struct spool_reply *r = req->reply_ctx;
+
+	wr->rc = write_tmp_response(r->sv, r->id, req->resp, req->resp_len);
+	wr->err = errno;
+}
+
+static void write_done(struct vgpu_job *job)
+{
+	struct spool_write *wr = (struct spool_write *)job;
+
+	answer_written(wr->req, wr->rc, wr->err);
+	free(wr);
+}
+
+/* A large answer (up to the largest request's output) is written on a
+ * worker, so that the loop serves every VM meanwhile; the journal entry
+ * .tmp-<id> is the worker's alone until the loop publishes it. */
+static void spool_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct spool_reply *r = req->reply_ctx;
+	struct spool_write *wr;
+
+	if (!r->sv->vm) { /* the VM left: it stays journaled for its next start */
+		answer_written(req, -1, 0);
+		return;
+	}
+	if (req->resp_len > SPOOL_INLINE && (wr = calloc(1, sizeof(*wr)))) {
+		wr->req = req;
+		wr->job = (struct vgpu_job){ .run = write_job, .done = write_done,
+					     .slot = req->vm_slot };
+		vgpu_workers_submit(m->workers, &wr->job);
+		return;
+	}
+	int rc = write_tmp_response(r->sv, r->id, req->resp, req->resp_len);
+	answer_written(req, rc, errno);
 }
 
 /* Read @len bytes of @fd from @off into @buf; VGPU_OK or VGPU_IO_ERROR. */

@@ -67,14 +67,14 @@ expect_eq "$(vm_stat 1 .windows.kept)" "1" "one window kept"
 expect_eq "$(vm_stat 1 .budget.windows.held)" "1" "the kept window is in VM 1's budget"
 expect_eq "$(vm_stat 1 .windows.too_fast)" "0" "none refused for the rate"
 
-storm "1 GiB windows, sizes that do not repeat, window_rate_mib_s 64" 200 1 vary
+storm "1 GiB windows, 16 sizes in turn, window_rate_mib_s 64" 200 1 vary
 too_fast=$(vm_stat 1 .windows.too_fast)
 [ "$too_fast" -gt 0 ] && pass "new windows refused for the rate: $too_fast" \
 	|| fail "no window refused for the rate"
 
 stop_mediator
 start_mediator "${SETTINGS[@]}" --set window_rate_mib_s=0
-storm "1 GiB windows, sizes that do not repeat, no rate limit" 600 3 vary
+storm "1 GiB windows, 16 sizes in turn, no rate limit" 600 3 vary
 expect_eq "$(vm_stat 1 .windows.too_fast)" "0" "none refused for the rate when it is off"
 vm_kept_le_2() { [ "$(vm_stat 1 .windows.kept)" -le 2 ]; }
 wait_for "at most two kept windows (2100 MiB budget)" 10 vm_kept_le_2
