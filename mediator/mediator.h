@@ -103,6 +103,8 @@ struct vgpu_transport {
 	void (*stop)(struct mediator *m);
 	int (*vm_added)(struct mediator *m, struct vgpu_vm *vm);
 	void (*vm_removed)(struct mediator *m, struct vgpu_vm *vm);
+	/* Optional: @vm's vm_id changed (its identity for the transport). */
+	void (*vm_updated)(struct mediator *m, struct vgpu_vm *vm);
 	/* Send req->resp on the channel it came from (loop thread), then
 	 * request_free() it; drop it when the channel is gone. */
 	void (*respond)(struct mediator *m, struct vgpu_request *req);

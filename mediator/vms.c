@@ -81,9 +81,11 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 		 vm->vm_id, vm->pool, vgpu_priority_name(vm->priority));
 }
 
-static void vm_update(struct vgpu_vm *vm, const struct vgpu_vm_config *cfg)
+static void vm_update(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_vm_config *cfg)
 {
-	if (vm->vm_id == cfg->vm_id && vm->pool == cfg->pool_id && vm->priority == cfg->priority &&
+	bool new_id = vm->vm_id != cfg->vm_id;
+
+	if (!new_id && vm->pool == cfg->pool_id && vm->priority == cfg->priority &&
 	    strcmp(vm->name, cfg->vm_name) == 0)
 		return;
 	vgpu_log(LOG_NOTICE, "VM %s now vm_id %d, pool %c, priority %s", vm->uuid, cfg->vm_id,
@@ -92,6 +94,9 @@ static void vm_update(struct vgpu_vm *vm, const struct vgpu_vm_config *cfg)
 	vm->pool = cfg->pool_id;
 	vm->priority = cfg->priority;
 	memcpy(vm->name, cfg->vm_name, sizeof(vm->name));
+	for (int t = 0; new_id && t < m->n_transports; t++)
+		if (m->transports[t]->vm_updated)
+			m->transports[t]->vm_updated(m, vm);
 }
 
 int vgpu_vms_reload(struct mediator *m)
@@ -123,7 +128,7 @@ int vgpu_vms_reload(struct mediator *m)
 
 		for (size_t j = 0; j < n && vm->in_use && !found; j++) {
 			if (strcmp(cfg[j].vm_uuid, vm->uuid) == 0) {
-				vm_update(vm, &cfg[j]);
+				vm_update(m, vm, &cfg[j]);
 				found = true;
 			}
 		}

@@ -84,6 +84,7 @@ struct spool_reply {
 struct spool_write {
 	struct vgpu_job job;
 	struct vgpu_request *req;    /* its reply_ctx, a struct spool_reply, holds sv */
+	uid_t uid;                   /* the answer's owner */
 	int rc, err;
 };
 
@@ -153,7 +154,11 @@ static int open_dir_at(int at, const char *name, bool create, mode_t mode)
 
 /* Write @len bytes of @data as the journal's .tmp-<id> (the VM's uid's,
  * 0600), synced; 0 or -1. */
-static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *data, size_t len)
+/* Write an answer to the journal as .tmp-<id>, @uid's, 0600 (@uid: the
+ * VM's when the answer was due; a worker must not read sv->uid, which the
+ * loop changes with the VM's vm_id). */
+static int write_tmp_response(struct spool_vm *sv, uid_t uid, uint64_t id, const uint8_t *data,
+			      size_t len)
 {
 	char tmp[64];
 	int fd;
@@ -162,7 +167,7 @@ static int write_tmp_response(struct spool_vm *sv, uint64_t id, const uint8_t *d
 	fd = openat(sv->journal_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (fchown(fd, sv->uid, (gid_t)sv->uid) != 0) {
+	if (fchown(fd, uid, (gid_t)uid) != 0) {
 		close(fd);
 		unlinkat(sv->journal_fd, tmp, 0);
 		return -1;
@@ -220,7 +225,7 @@ static void answer_refused(struct spool_vm *sv, uint64_t id, int op, int status,
 			  0, 0);
 	vgpu_proto_encode_response(id, vgpu_op_name(op) ? op : VGPU_OP_VECTOR_ADD, status, 0, 0, 0,
 				   msg);
-	if (write_tmp_response(sv, id, msg, sizeof(msg)) == 0)
+	if (write_tmp_response(sv, sv->uid, id, msg, sizeof(msg)) == 0)
 		publish(sv, id);
 }
 
@@ -248,7 +253,7 @@ static void write_job(struct vgpu_job *job)
 	struct vgpu_request *req = wr->req;
 	struct spool_reply *r = req->reply_ctx;
 
-	wr->rc = write_tmp_response(r->sv, r->id, req->resp, req->resp_len);
+	wr->rc = write_tmp_response(r->sv, wr->uid, r->id, req->resp, req->resp_len);
 	wr->err = errno;
 }
 
@@ -274,12 +279,13 @@ static void spool_respond(struct mediator *m, struct vgpu_request *req)
 	}
 	if (req->resp_len > SPOOL_INLINE && (wr = calloc(1, sizeof(*wr)))) {
 		wr->req = req;
+		wr->uid = r->sv->uid;
 		wr->job = (struct vgpu_job){ .run = write_job, .done = write_done,
 					     .slot = req->vm_slot };
 		vgpu_workers_submit(m->workers, &wr->job);
 		return;
 	}
-	int rc = write_tmp_response(r->sv, r->id, req->resp, req->resp_len);
+	int rc = write_tmp_response(r->sv, r->sv->uid, r->id, req->resp, req->resp_len);
 	answer_written(req, rc, errno);
 }
 
@@ -609,6 +615,62 @@ static int spool_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	return VGPU_OK;
 }
 
+/* Give the answer @name in @dir_fd to @uid if it is a plain file of
+ * @old's with one link (never through a link the guest made). */
+static void own_answer(int dir_fd, const char *name, uid_t old, uid_t uid)
+{
+	int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == old && st.st_nlink == 1 &&
+	    fchown(fd, uid, (gid_t)uid) != 0)
+		vgpu_log(LOG_ERR, "spool: giving %s to uid %u: %s", name, (unsigned)uid,
+			 strerror(errno));
+	close(fd);
+}
+
+/* The VM's vm_id changed: its req/ and resp/ and the answers waiting in
+ * resp/ go to its new uid at once (the old one, which another VM may get,
+ * loses them). */
+static void spool_vm_updated(struct mediator *m, struct vgpu_vm *vm)
+{
+	struct spool_vm *sv = vm->transport_state[IDX];
+	long long uid = m->set.spool_uid_base + vm->vm_id;
+	uid_t old;
+
+	if (!sv || (uid_t)uid == sv->uid)
+		return;
+	if (uid > VGPU_SPOOL_UID_MAX) {
+		vgpu_log(LOG_ERR, "spool: VM %s: spool_uid_base + vm_id (%lld) is over %d: its "
+			 "spool is root's until its vm_id is mended", vm->uuid, uid, VGPU_SPOOL_UID_MAX);
+		uid = 0;
+	}
+	old = sv->uid;
+	sv->uid = (uid_t)uid;
+	if (fchown(sv->req_fd, sv->uid, (gid_t)sv->uid) != 0 ||
+	    fchown(sv->resp_fd, sv->uid, (gid_t)sv->uid) != 0)
+		vgpu_log(LOG_ERR, "spool: VM %s: giving its directories to uid %u: %s", vm->uuid,
+			 (unsigned)sv->uid, strerror(errno));
+	int dfd = openat(sv->resp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	uint64_t id;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d)))
+		if (parse_name(e->d_name, ".resp", &id))
+			own_answer(dirfd(d), e->d_name, old, sv->uid);
+	closedir(d);
+	vgpu_log(LOG_NOTICE, "spool: VM %s: req/ and resp/ now belong to uid %u", vm->uuid,
+		 (unsigned)sv->uid);
+}
+
 static void spool_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct spool_vm *sv = vm->transport_state[IDX];
@@ -769,6 +831,7 @@ const struct vgpu_transport vgpu_transport_spool = {
 	.stop = spool_stop,
 	.vm_added = spool_vm_added,
 	.vm_removed = spool_vm_removed,
+	.vm_updated = spool_vm_updated,
 	.respond = spool_respond,
 	.pending = spool_pending,
 };

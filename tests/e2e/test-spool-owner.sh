@@ -36,7 +36,8 @@ expect_eq "$(stat -c '%a %u' "$D1/resp/$id.resp")" "600 $U1" "the answer is VM 1
 expect_eq "$(as "$U1" $SC "$D1" wait $id 10)" "0" "VM 1's uid reads and removes its answer"
 big=00000000000000a2
 as "$U1" $SC "$D1" put $big 100000 # 800 KB: read on a worker thread
-expect_eq "$(as "$U1" $SC "$D1" wait $big 20)" "0" "a 800 KB request read on a worker, served"
+expect_eq "$(as "$U1" $SC "$D1" wait $big 20)" "0" \
+	"a 800 KB request read (and its 400 KB answer written) on a worker, served"
 # Names in resp/ are the guest's: FIFOs where the mediator once wrote its
 # temporary answer, and where the answer will be published, block nothing;
 # the answer replaces the second, and the other VM is served meanwhile.
@@ -45,4 +46,22 @@ as "$U1" mkfifo "$D1/resp/.tmp-$fifo" "$D1/resp/$fifo.resp"
 as "$U1" $SC "$D1" put $fifo 100
 expect_eq "$(as "$U1" $SC "$D1" wait $fifo 10)" "0" "answered despite FIFOs in resp/"
 expect_eq "$(python3 "$RAW" "$(sock 2)" ok 100)" "0" "the other VM served"
+
+# VM 1's vm_id changes to 5: its directories, and the answer waiting in
+# resp/, go to uid BASE + 5 at once; its old uid (which a VM given vm_id 1
+# would be squashed to) loses them.
+waiting=00000000000000a4
+as "$U1" $SC "$D1" put $waiting 100
+wait_for "an answer waiting" 10 test -f "$D1/resp/$waiting.resp"
+ln -s /etc/hostname "$D1/resp/00000000000000a5.resp" # a link is never followed
+admin set-vm-id --vm-uuid "$(uuid 1)" --vm-id 5 --yes --no-restart >"$T/set.out" 2>&1 || { fail "set-vm-id"; cat "$T/set.out"; }
+U5=$((BASE + 5))
+req_owner_is() { [ "$(stat -c %u "$D1/req")" = "$1" ]; }
+wait_for "req/ is the new uid's" 10 req_owner_is "$U5"
+expect_eq "$(stat -c '%a %u %g' "$D1/resp")" "700 $U5 $U5" "resp/ too"
+expect_eq "$(stat -c '%a %u' "$D1/resp/$waiting.resp")" "600 $U5" "the waiting answer too"
+expect_eq "$(stat -c %u /etc/hostname)" "0" "a file a link in resp/ names is left alone"
+as "$U1" touch "$D1/req/.tmp-y" 2>/dev/null && fail "the old uid still writes req/" \
+	|| pass "the old uid cannot write req/ any more"
+expect_eq "$(as "$U5" $SC "$D1" wait $waiting 10)" "0" "the new uid reads the waiting answer"
 e2e_finish
