@@ -110,9 +110,9 @@ static void print_budgets(json_t *doc)
 	json_array_foreach(json_object_get(doc, "vms"), i, o) {
 		char cell[5][32];
 
-		/* Refusals: past a budget, and new windows past window_rate_mib_s. */
-		long long refused = (long long)json_integer_value(
-			json_object_get(json_object_get(o, "windows"), "too_fast"));
+		/* Refusals: past a budget, and new pinned memory past its rate. */
+		long long refused = (long long)json_integer_value(json_object_get(
+			json_object_get(json_object_get(o, "budget"), "new_pinned"), "refused"));
 
 		for (int k = 0; k < 5; k++) {
 			budget_cell(o, kinds[k], k == 0 || k == 4, cell[k], sizeof(cell[k]));

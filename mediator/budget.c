@@ -17,6 +17,9 @@
 struct vm_figures {
 	uint64_t held[VGPU_BUDGET_KINDS];
 	uint64_t refused[VGPU_BUDGET_KINDS];
+	double pin_tokens;     /* bytes it may pin now, as of pin_ns */
+	uint64_t pin_ns;       /* 0: a full bucket */
+	uint64_t pin_refused;
 };
 
 struct vgpu_budget {
@@ -118,6 +121,36 @@ void vgpu_budget_give(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kin
 	pthread_mutex_unlock(&b->lock);
 }
 
+int vgpu_budget_pin(struct vgpu_budget *b, uint32_t slot, uint64_t bytes, uint64_t now_ns)
+{
+	int rc = VGPU_OK;
+
+	if (slot >= b->max_vms)
+		return VGPU_INVALID_PARAM;
+	if (b->limits.pin_rate == 0 || bytes == 0)
+		return VGPU_OK;
+	pthread_mutex_lock(&b->lock);
+	struct vm_figures *v = &b->vm[slot];
+	double burst = (double)b->limits.pin_burst;
+	if (v->pin_ns == 0) {
+		v->pin_tokens = burst;
+		v->pin_ns = now_ns;
+	} else if (now_ns > v->pin_ns) { /* an older reading (another thread's) adds nothing */
+		v->pin_tokens += (double)b->limits.pin_rate * (double)(now_ns - v->pin_ns) / 1e9;
+		if (v->pin_tokens > burst)
+			v->pin_tokens = burst;
+		v->pin_ns = now_ns;
+	}
+	if (v->pin_tokens >= (double)bytes) {
+		v->pin_tokens -= (double)bytes;
+	} else {
+		v->pin_refused++;
+		rc = VGPU_BUSY;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
 bool vgpu_budget_idle(struct vgpu_budget *b, uint32_t slot)
 {
 	bool idle = true;
@@ -137,6 +170,8 @@ void vgpu_budget_reset(struct vgpu_budget *b, uint32_t slot)
 		return;
 	pthread_mutex_lock(&b->lock);
 	memset(b->vm[slot].refused, 0, sizeof(b->vm[slot].refused));
+	b->vm[slot].pin_ns = 0;
+	b->vm[slot].pin_refused = 0;
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -149,5 +184,7 @@ void vgpu_budget_usage(struct vgpu_budget *b, uint32_t slot, struct vgpu_budget_
 	memcpy(ret->held, b->vm[slot].held, sizeof(ret->held));
 	memcpy(ret->refused, b->vm[slot].refused, sizeof(ret->refused));
 	memcpy(ret->limit, b->limits.vm, sizeof(ret->limit));
+	ret->pin_rate = b->limits.pin_rate;
+	ret->pin_refused = b->vm[slot].pin_refused;
 	pthread_mutex_unlock(&b->lock);
 }

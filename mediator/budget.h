@@ -28,10 +28,12 @@ enum vgpu_budget_kind {
 };
 
 /* The limit of each kind: per VM, and for all VMs together (UINT64_MAX:
- * none). */
+ * none); and each VM's rate of new pinned memory (vgpu_budget_pin). */
 struct vgpu_budget_limits {
 	uint64_t vm[VGPU_BUDGET_KINDS];
 	uint64_t total[VGPU_BUDGET_KINDS];
+	uint64_t pin_rate;  /* bytes per second; 0: no limit */
+	uint64_t pin_burst; /* bytes a VM may have pinned at once, before the rate */
 };
 
 /* One VM's figures, for statistics. */
@@ -39,6 +41,7 @@ struct vgpu_budget_usage {
 	uint64_t held[VGPU_BUDGET_KINDS];
 	uint64_t limit[VGPU_BUDGET_KINDS];
 	uint64_t refused[VGPU_BUDGET_KINDS]; /* takes refused since the slot was taken */
+	uint64_t pin_rate, pin_refused;      /* vgpu_budget_pin's limit, and its refusals */
 };
 
 struct vgpu_budget;
@@ -64,6 +67,14 @@ int vgpu_budget_try(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind 
 /* Give back what a take got (any thread). */
 void vgpu_budget_give(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
 		      uint64_t amount);
+
+/* New pinned memory: a shared-memory window made, or a request buffer
+ * the backend has no pinned block cached for. Under CUDA pinning holds
+ * back every VM's GPU work while it runs (tens of ms per GiB), so each VM
+ * gets a token bucket: pin_burst bytes at once, then pin_rate a second.
+ * VGPU_OK (the tokens are taken) or VGPU_BUSY (counted as a refusal);
+ * @now_ns is the caller's clock (vgpu_now_ns()). */
+int vgpu_budget_pin(struct vgpu_budget *b, uint32_t slot, uint64_t bytes, uint64_t now_ns);
 
 /* Whether VM slot @slot holds nothing: a removed VM's slot is reused only
  * then, so that late answers and statistics never reach another VM. */

@@ -59,6 +59,8 @@ static json_t *budget_json(struct mediator *m, uint32_t slot)
 				    json_pack("{s:I, s:I, s:I}", "held", (json_int_t)u.held[k],
 					      "limit", (json_int_t)u.limit[k], "refused",
 					      (json_int_t)u.refused[k]));
+	json_object_set_new(o, "new_pinned", json_pack("{s:I, s:I}", "rate", (json_int_t)u.pin_rate,
+						       "refused", (json_int_t)u.pin_refused));
 	return o;
 }
 
@@ -101,10 +103,8 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		struct vgpu_shm_usage w;
 		vgpu_shm_vm_usage(vm, &w);
-		json_object_set_new(o, "windows", json_pack("{s:I, s:I, s:I}", "kept",
-							    (json_int_t)w.kept, "kept_bytes",
-							    (json_int_t)w.kept_bytes, "too_fast",
-							    (json_int_t)w.too_fast));
+		json_object_set_new(o, "windows", json_pack("{s:I, s:I}", "kept", (json_int_t)w.kept,
+							    "kept_bytes", (json_int_t)w.kept_bytes));
 		json_array_append_new(vms, o);
 	}
 	pthread_mutex_lock(&m->done_lock);

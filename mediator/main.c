@@ -61,7 +61,7 @@ static const struct vgpu_conf_option options[] = {
 	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
 	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
 	{ "window_keep_s", VGPU_CONF_INT, I(window_keep_s), 0, 3600, "30", "a window whose client is gone is kept this long for the VM's next window of its size (0: released at once)" },
-	{ "window_rate_mib_s", VGPU_CONF_INT, I(window_rate_mib_s), 0, 1048576, "64", "MiB of new windows one VM may have made per second once past its first vm_window_mib (0: no limit; kept windows used again do not count)" },
+	{ "pin_rate_mib_s", VGPU_CONF_INT, I(pin_rate_mib_s), 0, 1048576, "64", "MiB of new pinned memory (windows made; request buffers the CUDA backend has no block cached for) one VM may have per second once past its first vm_window_mib + vm_buffer_mib (0: no limit)" },
 	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
 	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making windows, reading large spool files" },
 	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
@@ -334,6 +334,8 @@ static int setup(struct mediator *m, struct runtime *rt)
 			[VGPU_BUDGET_WINDOWS] = UINT64_MAX,
 			[VGPU_BUDGET_WINDOW_BYTES] = (uint64_t)m->set.shm_total_mib << 20,
 		},
+		.pin_rate = (uint64_t)m->set.pin_rate_mib_s << 20,
+		.pin_burst = ((uint64_t)m->set.vm_window_mib + (uint64_t)m->set.vm_buffer_mib) << 20,
 	};
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
 	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,

@@ -68,7 +68,7 @@ struct mediator_settings {
 	long long vm_windows;       /* shared-memory windows */
 	long long vm_window_mib;    /* bytes of those windows */
 	long long window_keep_s;    /* a window whose client left is kept this long */
-	long long window_rate_mib_s; /* new windows per VM, past its first vm_window_mib */
+	long long pin_rate_mib_s;   /* new pinned memory per VM (budget.h, vgpu_budget_pin) */
 	long long msg_timeout_ms;   /* a message started must be complete by then */
 	long long workers;          /* threads for slow work off the loop */
 	long long spool_uid_base;   /* a VM's spool belongs to uid/gid base + vm_id */
@@ -258,11 +258,11 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 		    vgpu_shm_ready_fn ready, void *ctx);
 /* The connection that owned @session is gone (NULL is fine). */
 void vgpu_shm_detach(void *session);
-/* @vm's windows, for statistics: those kept (their client left; kept
+/* @vm's kept windows, for statistics: their client left; kept
  * window_keep_s for the VM's next window of the same size, still in its
- * budget), and the new ones refused for window_rate_mib_s. */
+ * budget. */
 struct vgpu_shm_usage {
-	uint64_t kept, kept_bytes, too_fast;
+	uint64_t kept, kept_bytes;
 };
 void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret);
 

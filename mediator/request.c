@@ -153,6 +153,34 @@ static int take(struct vgpu_request *req, struct vgpu_vm *vm, enum vgpu_budget_k
 	return rc;
 }
 
+/* Under a backend that pins host buffers, the bytes of @req's buffers
+ * that no pinned block cached now can serve come from the VM's rate of
+ * new pinned memory (budget.h: pinning holds back every VM's GPU work).
+ * A payload and an answer of one size class count as cached if one block
+ * is: a small undercount. On a refusal answer it. */
+static int pin(struct vgpu_request *req, struct vgpu_vm *vm, size_t payload, size_t resp)
+{
+	struct mediator *m = req->m;
+	uint64_t fresh = 0;
+	int rc;
+
+	if (!m->backend->host_cached)
+		return VGPU_OK;
+	if (!m->backend->host_cached(m->backend_ctx, payload))
+		fresh += payload;
+	if (!m->backend->host_cached(m->backend_ctx, resp))
+		fresh += resp;
+	rc = vgpu_budget_pin(m->budget, vm->slot, fresh, vgpu_now_ns());
+	if (rc != VGPU_OK) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%llu bytes of new pinned memory: over pin_rate_mib_s",
+			 (unsigned long long)fresh);
+		vgpu_request_reject(req, vm, rc, why);
+	}
+	return rc;
+}
+
 /* Fill @req's work from @view and queue it; answer it when the queue
  * refuses. */
 static void enqueue(struct vgpu_request *req, struct vgpu_vm *vm,
@@ -223,6 +251,8 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 		return rc;
 	req->payload_held = h->payload_len;
 	req->resp_held = resp_cap;
+	if ((rc = pin(req, vm, h->payload_len, resp_cap)) != VGPU_OK)
+		return rc;
 	req->payload = m->backend->host_alloc(m->backend_ctx, h->payload_len);
 	req->payload_len = h->payload_len;
 	req->resp = m->backend->host_alloc(m->backend_ctx, resp_cap);

@@ -66,6 +66,10 @@ struct vgpu_backend_ops {
 	 * NULL. Every buffer must be freed before fini(). */
 	void *(*host_alloc)(void *ctx, size_t size);
 	void (*host_free)(void *ctx, void *ptr, size_t size);
+	/* Optional: whether host_alloc(@size) now would be served from memory
+	 * already pinned, not by pinning more (which under CUDA holds back the
+	 * GPU's other work while it runs). NULL: host memory is never pinned. */
+	bool (*host_cached)(void *ctx, size_t size);
 	/* Make @size bytes at @ptr (page-aligned, e.g. a shared-memory window)
 	 * something works may read and write at full speed (cuda: pins them
 	 * with cudaHostRegister, after faulting every page in: it reads and

@@ -372,6 +372,14 @@ static void *cuda_host_alloc(void *ctx, size_t size)
 	return (char *)block + HOST_HEADER;
 }
 
+static bool cuda_host_cached(void *ctx, size_t size)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+
+	return size <= SIZE_MAX - HOST_HEADER &&
+	       vgpu_cuda_pool_cached(c->host_pool, size + HOST_HEADER);
+}
+
 static void cuda_host_free(void *ctx, void *ptr, size_t size)
 {
 	struct vgpu_cuda_ctx *c = ctx;
@@ -446,6 +454,7 @@ static const struct vgpu_backend_ops cuda_ops = {
 	.submit = cuda_submit,
 	.host_alloc = cuda_host_alloc,
 	.host_free = cuda_host_free,
+	.host_cached = cuda_host_cached,
 	.host_register = cuda_host_register,
 	.host_unregister = cuda_host_unregister,
 };

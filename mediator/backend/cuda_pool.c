@@ -162,6 +162,19 @@ int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret)
 	return rc;
 }
 
+bool vgpu_cuda_pool_cached(struct vgpu_cuda_pool *p, size_t size)
+{
+	unsigned int c = class_of(p, size ? size : 1);
+	bool cached;
+
+	if (c >= CLASSES)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	cached = p->list[c] != NULL;
+	pthread_mutex_unlock(&p->lock);
+	return cached;
+}
+
 void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size)
 {
 	unsigned int c = class_of(p, size ? size : 1);

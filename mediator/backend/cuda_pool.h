@@ -46,6 +46,9 @@ bool vgpu_cuda_pool_fits(const struct vgpu_cuda_pool *p, const size_t *sizes, in
  */
 int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret);
 
+/* Whether a block for @size is cached now (get() would call no CUDA). */
+bool vgpu_cuda_pool_cached(struct vgpu_cuda_pool *p, size_t size);
+
 /* Give back a block from vgpu_cuda_pool_get() with the same @size. */
 void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size);
 

@@ -26,8 +26,8 @@
  * way to the VM's window of another size (released first on the VM's
  * worker queue, whose next job, the new window, takes the budget there),
  * to another VM when the host's total is short, and at expiry, removal and
- * shutdown. It is never handed to another VM. New windows past the VM's
- * first vm_window_mib are rate-limited (window_rate_mib_s).
+ * shutdown. It is never handed to another VM. New windows come at the
+ * VM's rate of new pinned memory (budget.h, vgpu_budget_pin).
  *
  * Threads: the loop thread takes descriptors, attaches and detaches; a
  * backend thread that finishes a request posts its completion itself
@@ -93,9 +93,6 @@ struct window {
 /* A VM's kept windows, newest first. Loop thread. */
 struct shm_vm {
 	struct window *kept;
-	double tokens;               /* bytes of new windows it may have made now */
-	uint64_t tokens_ns;          /* when they were counted */
-	uint64_t too_fast;           /* windows refused for window_rate_mib_s */
 };
 
 struct session {
@@ -144,6 +141,13 @@ static void kick(int efd)
 	}
 }
 
+/* Give back a window's budget (any thread). */
+static void give_budget(struct mediator *m, uint32_t slot, size_t size)
+{
+	vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOW_BYTES, size);
+	vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
+}
+
 /* A worker: unpin and unmap the window (when ours is the last reference,
  * munmap frees its pages: tens of ms per GiB), and give its budget back
  * here rather than on the loop: a window that replaces it takes that
@@ -159,10 +163,8 @@ static void release_window(struct vgpu_job *job)
 		munmap(w->mem, w->size);
 	if (w->memfd >= 0)
 		close(w->memfd);
-	if (w->budgeted) {
-		vgpu_budget_give(m->budget, w->slot, VGPU_BUDGET_WINDOW_BYTES, w->size);
-		vgpu_budget_give(m->budget, w->slot, VGPU_BUDGET_WINDOWS, 1);
-	}
+	if (w->budgeted)
+		give_budget(m, w->slot, w->size);
 }
 
 static void window_freed(struct vgpu_job *job)
@@ -600,26 +602,6 @@ static void window_made(struct vgpu_job *job)
 	s->ready(s->ready_ctx, VGPU_OK, s, fds);
 }
 
-/* Whether @sv may have a new window of @size made now. Each new window
- * is pinned and later freed, and under CUDA pinning holds back every VM's
- * GPU work (about 55 ms a GiB): after the first vm_window_mib, a VM's new
- * windows come at window_rate_mib_s. Kept windows used again cost nothing
- * and do not count. */
-static bool rate_allows(struct mediator *m, struct shm_vm *sv, size_t size)
-{
-	double rate = (double)m->set.window_rate_mib_s * 1048576.0;
-	double burst = (double)((uint64_t)m->set.vm_window_mib << 20);
-	uint64_t now = vgpu_now_ns();
-
-	if (m->set.window_rate_mib_s == 0)
-		return true;
-	sv->tokens += rate * (double)(now - sv->tokens_ns) / 1e9;
-	if (sv->tokens > burst)
-		sv->tokens = burst;
-	sv->tokens_ns = now;
-	return sv->tokens >= (double)size;
-}
-
 /* Loop thread: the window @vm's new session will use: a kept one of
  * @size, or a new one with its budget taken (*on_worker: taken on the
  * worker instead, after the VM's kept windows it replaces are released
@@ -639,15 +621,23 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 			return w;
 		}
 	}
-	if (!rate_allows(m, sv, size)) {
-		sv->too_fast++;
-		*rc = VGPU_BUSY;
-		return NULL;
-	}
 	*rc = take_budget(m, vm->slot, size, !sv->kept);
-	if (*rc == VGPU_OK || (*rc == VGPU_BUSY && sv->kept))
-		sv->tokens -= (double)size;
-	if (*rc == VGPU_BUSY && sv->kept) {
+	bool replace = *rc == VGPU_BUSY && sv->kept;
+	if (*rc == VGPU_OK || replace) {
+		/* A new window is pinned, and later freed: at the VM's rate
+		 * (pin_rate_mib_s; under CUDA a pin holds back every VM's GPU
+		 * work), checked before anything is taken or given way. */
+		int pin_rc = vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns());
+
+		if (pin_rc != VGPU_OK) {
+			if (*rc == VGPU_OK) {
+				give_budget(m, vm->slot, size);
+			}
+			*rc = pin_rc;
+			return NULL;
+		}
+	}
+	if (replace) {
 		/* The VM's kept windows give way to the one it asks for now. */
 		release_kept(sv, UINT64_MAX);
 		*on_worker = true;
@@ -669,8 +659,7 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		if (!*on_worker) {
-			vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOW_BYTES, size);
-			vgpu_budget_give(m->budget, vm->slot, VGPU_BUDGET_WINDOWS, 1);
+			give_budget(m, vm->slot, size);
 		}
 		*rc = VGPU_NO_MEMORY;
 		return NULL;
@@ -758,10 +747,7 @@ void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
 	const struct shm_vm *sv = vm->in_use ? vm->transport_state[IDX] : NULL;
 
 	memset(ret, 0, sizeof(*ret));
-	if (!sv)
-		return;
-	ret->too_fast = sv->too_fast;
-	for (const struct window *w = sv->kept; w; w = w->next) {
+	for (const struct window *w = sv ? sv->kept : NULL; w; w = w->next) {
 		ret->kept++;
 		ret->kept_bytes += w->size;
 	}
@@ -769,14 +755,9 @@ void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
 
 static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct shm_vm *sv = calloc(1, sizeof(*sv));
-
-	if (!sv)
-		return VGPU_NO_MEMORY;
-	sv->tokens = (double)((uint64_t)m->set.vm_window_mib << 20);
-	sv->tokens_ns = vgpu_now_ns();
-	vm->transport_state[IDX] = sv;
-	return VGPU_OK;
+	(void)m;
+	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
+	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
 }
 
 /* Its sessions belong to the socket transport's connections, which its

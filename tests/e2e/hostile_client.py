@@ -29,6 +29,12 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
                        the next of 16 sizes in turn (MIB, MIB - 4, ...
                        MIB - 60), so that a kept window seldom fits; prints
                        "attached=A refused=R"
+  buffer-churn SECONDS vector_adds of 16 to 56 Mi floats over the socket,
+                       one at a time, eight sizes in turn (payloads of 128
+                       to 448 MiB, answers half that: 3 GiB of distinct
+                       buffer sizes, more than the CUDA backend's pinned
+                       cache keeps), for SECONDS; prints
+                       "sent=N 0=A -9=B ..." (statuses)
   all SECONDS          every kind above at once (threads) for SECONDS; prints
                        how many rounds of each completed: "unread=N stall=N ..."
 Exit status 0 when the exchange itself worked, 1 otherwise.
@@ -188,6 +194,43 @@ def attach_storm(path, seconds, mib, vary=False):
     return 0
 
 
+def buffer_churn(path, seconds):
+    sizes = [16, 20, 24, 28, 32, 40, 48, 56]
+    s = connect(path)
+    end = time.monotonic() + seconds
+    counts, sent = {}, 0
+    while time.monotonic() < end:
+        n = sizes[sent % len(sizes)] << 20
+        params = struct.pack("<IIIIff", 0, 0, n, 0, 0.0, 0.0)
+        payload_len = len(params) + 8 * n
+        h = header(sent + 1, 1, payload_len)
+        s.sendall(header(sent + 1, 1, payload_len, crc32c(params, crc32c(h))) + params)
+        zeros = bytes(1 << 20)
+        for _ in range(8 * n >> 20):
+            s.sendall(zeros)
+        sent += 1
+        # The answer: a 32-byte header, then its body, read and dropped.
+        got = bytearray()
+        while len(got) < 32:
+            chunk = s.recv(32 - len(got))
+            if not chunk:
+                raise SystemExit("closed")
+            got += chunk
+        left = struct.unpack_from("<I", got, 24)[0]
+        status = None
+        buf = bytearray(1 << 20)
+        while left:
+            k = s.recv_into(buf, min(left, len(buf)))
+            if not k:
+                raise SystemExit("closed")
+            if status is None:
+                status = struct.unpack_from("<i", buf, 0)[0]
+            left -= k
+        counts[status] = counts.get(status, 0) + 1
+    print("sent=%d %s" % (sent, " ".join("%d=%d" % kv for kv in sorted(counts.items()))))
+    return 0
+
+
 def everything(path, seconds):
     """Each hostile behaviour in a loop, all at once, until the time is up;
     prints how many rounds of each ran ("unread=N stall=N ..."), a round
@@ -232,6 +275,8 @@ def main():
         return conns(path, int(a[0]), float(a[1]))
     if action == "attach-storm":
         return attach_storm(path, float(a[0]), float(a[1]), a[2:] == ["vary"])
+    if action == "buffer-churn":
+        return buffer_churn(path, float(a[0]))
     if action == "all":
         return everything(path, float(a[0]))
     sys.exit(__doc__)

@@ -9,10 +9,10 @@
 SHM=$VGPU_TESTS/e2e/shm_client.py
 
 vm 1 A high; vm 2 B low
-# No rate limit here (window_rate_mib_s, below): windows come and go fast.
+# No rate limit here (pin_rate_mib_s, below): windows come and go fast.
 start_mediator --set max_vms=2 --set registry_poll_ms=100 --set vm_windows=1 \
 	--set vm_window_mib=120 --set shm_total_mib=140 --set window_keep_s=3 \
-	--set window_rate_mib_s=0
+	--set pin_rate_mib_s=0
 S1=$(sock 1); S2=$(sock 2)
 
 expect_eq "$(python3 "$SHM" "$S1" reuse 64)" "same 0" \
@@ -55,14 +55,14 @@ wait_for "VM 3 served in VM 1's slot" 2 test -S "$(sock 3)"
 expect_eq "$(python3 "$SHM" "$(sock 3)" ok 1000)" "0" "VM 3 served over a window"
 stop_mediator
 
-# window_rate_mib_s: past its first vm_window_mib (64), a VM's new windows
-# come at 16 MiB/s; a kept window used again does not count.
-start_mediator --set vm_window_mib=64 --set window_rate_mib_s=16
+# pin_rate_mib_s: past its first vm_window_mib + vm_buffer_mib (64 + 1), a
+# VM's new windows come at 16 MiB/s; a kept window used again does not count.
+start_mediator --set vm_window_mib=64 --set vm_buffer_mib=1 --set pin_rate_mib_s=16
 S2=$(sock 2)
 expect_eq "$(python3 "$SHM" "$S2" attach 32)/$(python3 "$SHM" "$S2" attach 28)" "0/0" \
 	"two new windows within the VM's first 64 MiB"
 expect_eq "$(python3 "$SHM" "$S2" attach 24)" "-9" "a third at once: VGPU_BUSY (too fast)"
-expect_eq "$(vm_stat 2 .windows.too_fast)" "1" "counted as too fast"
+expect_eq "$(vm_stat 2 .budget.new_pinned.refused)" "1" "counted as too fast"
 expect_eq "$(python3 "$SHM" "$S2" reuse 32)" "same 0" "a kept one is used again meanwhile"
 sleep 1.6
 expect_eq "$(python3 "$SHM" "$S2" attach 24)" "0" "made once the rate allows it (1.6 s x 16 MiB/s)"

@@ -12,9 +12,9 @@
 #   (window_keep_s) and hands it to the next one: nothing is made, pinned
 #   or freed again. The issue's bound, 2x.
 # - 16 sizes in turn, so that a kept window seldom fits, at the default
-#   window_rate_mib_s: past its budget's worth the VM's new windows are
+#   pin_rate_mib_s: past its budgets' worth the VM's new windows are
 #   refused (VGPU_BUSY) until the rate allows them. 2x.
-# - the same with no rate limit (window_rate_mib_s=0): every window is made
+# - the same with no rate limit (pin_rate_mib_s=0): every window is made
 #   and released on the workers, off the loop thread, as fast as the client
 #   asks; the kernel's own work on the pages (faulting 1 GiB in for the
 #   client, freeing it) shares the two cores with VM 2, and rounds measured
@@ -65,17 +65,17 @@ storm "1 GiB windows, one size" 200 3
 # Kept for the next client: one window in VM 1's budget, nothing else.
 expect_eq "$(vm_stat 1 .windows.kept)" "1" "one window kept"
 expect_eq "$(vm_stat 1 .budget.windows.held)" "1" "the kept window is in VM 1's budget"
-expect_eq "$(vm_stat 1 .windows.too_fast)" "0" "none refused for the rate"
+expect_eq "$(vm_stat 1 .budget.new_pinned.refused)" "0" "none refused for the rate"
 
-storm "1 GiB windows, 16 sizes in turn, window_rate_mib_s 64" 200 1 vary
-too_fast=$(vm_stat 1 .windows.too_fast)
+storm "1 GiB windows, 16 sizes in turn, pin_rate_mib_s 64" 200 1 vary
+too_fast=$(vm_stat 1 .budget.new_pinned.refused)
 [ "$too_fast" -gt 0 ] && pass "new windows refused for the rate: $too_fast" \
 	|| fail "no window refused for the rate"
 
 stop_mediator
-start_mediator "${SETTINGS[@]}" --set window_rate_mib_s=0
+start_mediator "${SETTINGS[@]}" --set pin_rate_mib_s=0
 storm "1 GiB windows, 16 sizes in turn, no rate limit" 600 3 vary
-expect_eq "$(vm_stat 1 .windows.too_fast)" "0" "none refused for the rate when it is off"
+expect_eq "$(vm_stat 1 .budget.new_pinned.refused)" "0" "none refused for the rate when it is off"
 vm_kept_le_2() { [ "$(vm_stat 1 .windows.kept)" -le 2 ]; }
 wait_for "at most two kept windows (2100 MiB budget)" 10 vm_kept_le_2
 e2e_finish

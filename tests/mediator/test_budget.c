@@ -3,7 +3,8 @@
  * past what the VM or all VMs hold, VGPU_LIMIT for what can never fit,
  * refusal counts, gives (also more than held: clamped), idle slots, reset,
  * bad slots and kinds, and takes and gives from several threads at once
- * (for ThreadSanitizer) ending exactly where they started.
+ * (for ThreadSanitizer) ending exactly where they started; the rate of new
+ * pinned memory (a bucket per VM: burst, refill, refusals, reset).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@
 
 static struct vgpu_budget *new_budget(uint32_t max_vms, uint64_t vm_bytes, uint64_t total_bytes)
 {
-	struct vgpu_budget_limits l;
+	struct vgpu_budget_limits l = { .pin_rate = 1000, .pin_burst = 500 };
 	struct vgpu_budget *b = NULL;
 
 	for (int k = 0; k < VGPU_BUDGET_KINDS; k++) {
@@ -52,6 +53,37 @@ static void per_vm_limit(void **state)
 	assert_int_equal(u.refused[VGPU_BUDGET_BYTES], 0);
 	vgpu_budget_give(b, 0, VGPU_BUDGET_BYTES, 60);
 	assert_int_equal(vgpu_budget_take(b, 0, VGPU_BUDGET_BYTES, 60), VGPU_OK);
+	vgpu_budget_free(b);
+}
+
+/* 1000 bytes a second, 500 at once (new_budget); times in ns. */
+static void pin_rate(void **state)
+{
+	struct vgpu_budget *b = new_budget(4, 100, 1000);
+	struct vgpu_budget_usage u;
+	const uint64_t s = 1000000000ull, t0 = 5 * s;
+
+	(void)state;
+	assert_int_equal(vgpu_budget_pin(b, 0, 300, t0), VGPU_OK);
+	assert_int_equal(vgpu_budget_pin(b, 0, 200, t0), VGPU_OK);
+	assert_int_equal(vgpu_budget_pin(b, 0, 1, t0), VGPU_BUSY);      /* the burst is spent */
+	assert_int_equal(vgpu_budget_pin(b, 1, 500, t0), VGPU_OK);      /* VM 1 has its own */
+	assert_int_equal(vgpu_budget_pin(b, 0, 100, t0 + s / 20), VGPU_BUSY); /* 50 came back */
+	assert_int_equal(vgpu_budget_pin(b, 0, 100, t0 + s / 10), VGPU_OK);   /* 100 */
+	assert_int_equal(vgpu_budget_pin(b, 0, 0, t0 + s / 10), VGPU_OK);     /* nothing new */
+	assert_int_equal(vgpu_budget_pin(b, 0, 501, t0 + 100 * s), VGPU_BUSY); /* over the burst */
+	assert_int_equal(vgpu_budget_pin(b, 0, 500, t0 + 100 * s), VGPU_OK);  /* full, not more */
+	vgpu_budget_usage(b, 0, &u);
+	assert_int_equal(u.pin_rate, 1000);
+	assert_int_equal(u.pin_refused, 3);
+	/* A clock that goes back (another thread's older reading): a full bucket
+	 * is not granted twice, the bucket is simply not refilled. */
+	assert_int_equal(vgpu_budget_pin(b, 1, 1, t0 - s), VGPU_BUSY);
+	vgpu_budget_reset(b, 0);
+	vgpu_budget_usage(b, 0, &u);
+	assert_int_equal(u.pin_refused, 0);
+	assert_int_equal(vgpu_budget_pin(b, 0, 500, t0 + 100 * s), VGPU_OK); /* full again */
+	assert_int_equal(vgpu_budget_pin(b, 9, 1, t0), VGPU_INVALID_PARAM);
 	vgpu_budget_free(b);
 }
 
@@ -166,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(per_vm_limit),
 		cmocka_unit_test(host_total),
+		cmocka_unit_test(pin_rate),
 		cmocka_unit_test(idle_and_reset),
 		cmocka_unit_test(bad_arguments),
 		cmocka_unit_test(threads),
