@@ -243,14 +243,16 @@ extern const struct vgpu_transport vgpu_transport_shm;
  * @vm asked for a window with @data_bytes of data area. What can be
  * checked at once is: VGPU_INVALID_PARAM for a size that is not whole
  * pages within the ring's bounds, VGPU_LIMIT past shm_max_mib or the VM's
- * budget of windows, VGPU_BUSY past what the VM or the host holds,
- * VGPU_NO_MEMORY, VGPU_SHUTDOWN; then nothing else happens. On VGPU_OK
- * the window is made on a worker thread, and @ready(@ctx, ...) is called
- * later on the loop thread: with VGPU_OK, the new session and its window
- * memfd, doorbell and notify eventfds (the callee sends them to the client
- * and closes them), or with an error (VGPU_NO_MEMORY, VGPU_IO_ERROR,
- * VGPU_BACKEND when pinning failed, VGPU_SHUTDOWN), a NULL session and no
- * fds. The session shuts @conn_fd
+ * budget of windows, VGPU_BUSY past what the VM or the host holds or
+ * past the VM's rate of new pinned memory, VGPU_NO_MEMORY, VGPU_SHUTDOWN;
+ * then nothing else happens. On VGPU_OK the window (a kept one of the VM,
+ * or a new one) is made ready on a worker thread, and @ready(@ctx, ...) is
+ * called later on the loop thread: with VGPU_OK, the new session and its
+ * window memfd, doorbell and notify eventfds (the callee sends them to the
+ * client and closes them), or with an error (VGPU_BUSY when the budget of
+ * a window that replaces kept ones, taken on the worker, was refused,
+ * VGPU_NO_MEMORY, VGPU_IO_ERROR, VGPU_BACKEND when pinning failed,
+ * VGPU_SHUTDOWN), a NULL session and no fds. The session shuts @conn_fd
  * down when its client breaks the ring's rules, and lives until
  * vgpu_shm_detach(). */
 typedef void (*vgpu_shm_ready_fn)(void *ctx, int rc, void *session, int fds[3]);

@@ -1,7 +1,7 @@
 /*
  * worker.h - threads for work too slow for the loop thread: making and
  * pinning a shared-memory window, releasing one, reading a large spool
- * file. While a worker does that, the loop goes on serving every VM's
+ * file and writing a large spool answer. While a worker does that, the loop goes on serving every VM's
  * small requests.
  *
  * A job runs on a worker thread, then its done callback runs on the loop

@@ -643,12 +643,15 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 		*on_worker = true;
 	} else if (*rc == VGPU_BUSY) {
 		/* Refused; if the host's total is what is short, other VMs'
-		 * kept windows give way for the next try. */
+		 * kept windows give way for the next try. They will pin again
+		 * when used: this VM pays for that from its own rate, so that
+		 * it cannot make the others re-pin for free. */
 		struct vgpu_budget_usage u;
 
 		vgpu_budget_usage(m->budget, vm->slot, &u);
 		if (u.held[VGPU_BUDGET_WINDOWS] < u.limit[VGPU_BUDGET_WINDOWS] &&
-		    size <= u.limit[VGPU_BUDGET_WINDOW_BYTES] - u.held[VGPU_BUDGET_WINDOW_BYTES])
+		    size <= u.limit[VGPU_BUDGET_WINDOW_BYTES] - u.held[VGPU_BUDGET_WINDOW_BYTES] &&
+		    vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns()) == VGPU_OK)
 			release_all_kept(m);
 		return NULL;
 	} else if (*rc != VGPU_OK) {

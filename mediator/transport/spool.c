@@ -65,6 +65,7 @@
 #define SCAN_MAX 64               /* files taken per VM per scan: the rest wait for the
 				   * next one (spool_poll_ms), so that a VM that drops
 				   * thousands of files delays the loop a bounded time */
+#define REOWN_MAX 4096            /* names of resp/ read when a VM's vm_id changes */
 
 struct spool_vm {
 	struct mediator *m;
@@ -152,11 +153,9 @@ static int open_dir_at(int at, const char *name, bool create, mode_t mode)
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* Write @len bytes of @data as the journal's .tmp-<id> (the VM's uid's,
- * 0600), synced; 0 or -1. */
-/* Write an answer to the journal as .tmp-<id>, @uid's, 0600 (@uid: the
- * VM's when the answer was due; a worker must not read sv->uid, which the
- * loop changes with the VM's vm_id). */
+/* Write @len bytes of @data as the journal's .tmp-<id>, @uid's, 0600
+ * (@uid: the VM's when the answer was due; a worker must not read sv->uid,
+ * which the loop changes with the VM's vm_id), synced; 0 or -1. */
 static int write_tmp_response(struct spool_vm *sv, uid_t uid, uint64_t id, const uint8_t *data,
 			      size_t len)
 {
@@ -260,7 +259,20 @@ static void write_job(struct vgpu_job *job)
 static void write_done(struct vgpu_job *job)
 {
 	struct spool_write *wr = (struct spool_write *)job;
+	struct spool_reply *r = wr->req->reply_ctx;
 
+	if (wr->rc == 0 && wr->uid != r->sv->uid) {
+		/* The VM's vm_id changed meanwhile: its new uid's, as resp/ is.
+		 * The journal is the mediator's alone: no link to follow. */
+		char tmp[64];
+
+		snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, r->id);
+		if (fchownat(r->sv->journal_fd, tmp, r->sv->uid, (gid_t)r->sv->uid,
+			     AT_SYMLINK_NOFOLLOW) != 0) {
+			wr->rc = -1;
+			wr->err = errno;
+		}
+	}
 	answer_written(wr->req, wr->rc, wr->err);
 	free(wr);
 }
@@ -663,7 +675,9 @@ static void spool_vm_updated(struct mediator *m, struct vgpu_vm *vm)
 			close(dfd);
 		return;
 	}
-	while ((e = readdir(d)))
+	/* On the loop, once per change of vm_id (an administrator's act); the
+	 * guest chooses how many names resp/ holds, so only so many are read. */
+	for (int n = 0; n < REOWN_MAX && (e = readdir(d)); n++)
 		if (parse_name(e->d_name, ".resp", &id))
 			own_answer(dirfd(d), e->d_name, old, sv->uid);
 	closedir(d);
@@ -820,7 +834,8 @@ static void spool_stop(struct mediator *m)
 static uint64_t spool_pending(struct mediator *m)
 {
 	(void)m;
-	return 0; /* responses are written as they complete */
+	return 0; /* answers are written as they complete (large ones by a
+		   * worker: shutdown also waits for the workers) */
 }
 
 const struct vgpu_transport vgpu_transport_spool = {
