@@ -17,21 +17,13 @@ HC=$VGPU_TESTS/e2e/hostile_client.py
 [ "${VGPU_E2E_BACKEND:-cpu}" = cuda ] || { fail "run with VGPU_E2E_BACKEND=cuda (bench/device-e2e.sh)"; finish; }
 
 vm 1 A high; vm 2 B low
-measure() { python3 "$RAW" "$S2" paced 4000 1500 1024; }
 # churn_rounds: three rounds of VM 2 alone, then during 9 s of VM 1's churn;
 # sets median (in %).
 churn_rounds() {
 	local ratios=()
 	for round in 1 2 3; do
-		read -r alone50 alone99 alonemax <<<"$(measure)"
-		python3 "$HC" "$S1" buffer-churn 9 >"$T/churn.out" 2>&1 &
-		local hp=$!
-		sleep 1
-		read -r storm50 storm99 stormmax <<<"$(measure)"
-		wait $hp
-		echo "# alone: p50 $alone50 us, p99 $alone99 us; during the churn: p50 $storm50 us," \
-			"p99 $storm99 us, max $stormmax us; $(cat "$T/churn.out")"
-		ratios+=("$((100 * storm99 / alone99))")
+		load_round "$T/churn.out" python3 "$HC" "$S1" buffer-churn 9
+		ratios+=("$((100 * load99 / alone99))")
 	done
 	median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)
 	echo "# ratios ${ratios[*]} %"

@@ -31,17 +31,9 @@ start_mediator "${SETTINGS[@]}"
 S1=$(sock 1); S2=$(sock 2)
 expect_eq "$(python3 "$RAW" "$S2" ok 1024)" "0" "warm-up request served"
 
-measure() { python3 "$RAW" "$S2" paced 4000 1500 1024; }
 # storm_round [vary]: VM 2's p99 alone, then during 9 s of VM 1's storm.
 storm_round() {
-	read -r alone50 alone99 alonemax <<<"$(measure)"
-	nice -n 19 python3 "$HC" "$S1" attach-storm 9 1024 "$@" >"$T/storm.out" 2>&1 &
-	local hp=$!
-	sleep 1
-	read -r storm50 storm99 stormmax <<<"$(measure)"
-	wait $hp
-	echo "# alone: p50 $alone50 us, p99 $alone99 us, max $alonemax us;" \
-		"during the storm: p50 $storm50 us, p99 $storm99 us, max $stormmax us; $(cat "$T/storm.out")"
+	load_round "$T/storm.out" nice -n 19 python3 "$HC" "$S1" attach-storm 9 1024 "$@"
 	attached=$(sed -n 's/attached=\([0-9]*\).*/\1/p' "$T/storm.out")
 }
 # storm NAME BOUND MIN_ATTACHED [vary]: three rounds; the median of their
@@ -52,7 +44,7 @@ storm() {
 	shift 3
 	for round in 1 2 3; do
 		storm_round "$@"
-		ratios+=("$((100 * storm99 / alone99))")
+		ratios+=("$((100 * load99 / alone99))")
 		[ "${attached:-0}" -ge "$min" ] || fail "$name, round $round: $(cat "$T/storm.out")"
 	done
 	median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 2p)
