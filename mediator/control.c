@@ -102,7 +102,7 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "priority", json_integer(vm->priority));
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		struct vgpu_shm_usage w;
-		vgpu_shm_vm_usage(vm, &w);
+		vgpu_shm_vm_usage(m, vm, &w);
 		json_object_set_new(o, "windows", json_pack("{s:I, s:I}", "kept", (json_int_t)w.kept,
 							    "kept_bytes", (json_int_t)w.kept_bytes));
 		json_array_append_new(vms, o);

@@ -266,6 +266,7 @@ void vgpu_shm_detach(void *session);
 struct vgpu_shm_usage {
 	uint64_t kept, kept_bytes;
 };
-void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret);
+void vgpu_shm_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
+		       struct vgpu_shm_usage *ret);
 
 #endif

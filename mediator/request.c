@@ -164,8 +164,8 @@ static int pin(struct vgpu_request *req, struct vgpu_vm *vm, size_t payload, siz
 	uint64_t fresh = 0;
 	int rc;
 
-	if (!m->backend->host_cached)
-		return VGPU_OK;
+	if (!m->backend->host_cached || m->set.pin_rate_mib_s == 0)
+		return VGPU_OK; /* nothing to count: no pool lookups on the way */
 	if (!m->backend->host_cached(m->backend_ctx, payload))
 		fresh += payload;
 	if (!m->backend->host_cached(m->backend_ctx, resp))

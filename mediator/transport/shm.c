@@ -98,9 +98,8 @@ struct shm_vm {
 struct session {
 	struct mediator *m;
 	struct vgpu_job job;         /* making the window (or making it ready again) */
-	struct window *w;
-	bool take_on_worker;         /* take w's budget there, after the VM's kept
-				      * windows it replaces are released */
+	struct window *w;            /* not yet budgeted: its budget is taken on the
+				      * worker, after the kept windows it replaces */
 	struct vgpu_vm *owner;       /* the VM, while the window is made */
 	int rc;                      /* the outcome of making it */
 	char why[96];                /* why making it failed */
@@ -110,8 +109,6 @@ struct session {
 	struct vgpu_vm *vm;          /* (L) NULL once the VM or its connection is gone */
 	int refs;                    /* (L) the connection + each request not yet answered */
 	int conn_fd;                 /* the owning connection (borrowed): shut down on abuse */
-	uint8_t *win;                /* w->mem and w->size, read on every descriptor */
-	size_t win_size;
 	int doorbell_fd;             /* (L) client -> mediator; -1 once no longer served
 				      * (written on the loop thread only) */
 	int notify_fd;               /* mediator -> client */
@@ -129,7 +126,7 @@ static struct shm_global *global(struct mediator *m)
 
 static uint32_t *index_at(struct session *s, size_t off)
 {
-	return (uint32_t *)(void *)(s->win + off);
+	return (uint32_t *)(void *)(s->w->mem + off);
 }
 
 static void kick(int efd)
@@ -179,11 +176,6 @@ static void window_release(struct window *w)
 	vgpu_workers_submit(w->m->workers, &w->job);
 }
 
-static struct shm_vm *vm_state(struct vgpu_vm *vm)
-{
-	return vm->in_use ? vm->transport_state[IDX] : NULL;
-}
-
 /* Loop thread: release @sv's windows kept since before @before_ns. */
 static void release_kept(struct shm_vm *sv, uint64_t before_ns)
 {
@@ -205,7 +197,7 @@ static void release_kept(struct shm_vm *sv, uint64_t before_ns)
 static void release_all_kept(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct shm_vm *sv = vm_state(&m->vms[i]);
+		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
 
 		if (sv)
 			release_kept(sv, UINT64_MAX);
@@ -218,7 +210,7 @@ static void release_all_kept(struct mediator *m)
  * taken on the worker holds none while it waits), hence the uuid. */
 static void window_put(struct mediator *m, struct vgpu_vm *vm, struct window *w)
 {
-	struct shm_vm *sv = vm_state(vm);
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
 
 	if (w->made && sv && strcmp(vm->uuid, w->uuid) == 0 && !m->stopping &&
 	    m->set.window_keep_s > 0) {
@@ -303,7 +295,7 @@ static void flush_backlog_locked(struct session *s)
 			.queue_ns = req->queue_ns,
 			.exec_ns = req->exec_ns,
 		};
-		uint8_t *slot = s->win + VGPU_RING_CQ_OFFSET +
+		uint8_t *slot = s->w->mem + VGPU_RING_CQ_OFFSET +
 				(size_t)(s->cq_tail % VGPU_RING_ENTRIES) * VGPU_RING_CQE_SIZE;
 
 		vgpu_ring_encode_cqe(&e, slot);
@@ -341,7 +333,7 @@ static bool take_one(struct session *s)
 	if (!req)
 		return false;
 	/* Our copy: the guest may rewrite the slot at any time from here on. */
-	memcpy(raw, s->win + VGPU_RING_SQ_OFFSET +
+	memcpy(raw, s->w->mem + VGPU_RING_SQ_OFFSET +
 			    (size_t)(s->sq_head % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE,
 	       sizeof(raw));
 	s->sq_head++;
@@ -353,7 +345,7 @@ static bool take_one(struct session *s)
 	s->taken++;
 	pthread_mutex_unlock(&s->lock);
 	if (rc == VGPU_OK)
-		rc = vgpu_ring_check_desc(&d, &m->limits, s->win_size, &rv);
+		rc = vgpu_ring_check_desc(&d, &m->limits, s->w->size, &rv);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,
 				    rc == VGPU_LIMIT	   ? "over the size limits"
@@ -367,10 +359,10 @@ static bool take_one(struct session *s)
 		.out_count = rv.out_count,
 	};
 	for (int i = 0; i < rv.n_inputs; i++) {
-		view.in[i] = (const float *)(const void *)(s->win + rv.in_off[i]);
+		view.in[i] = (const float *)(const void *)(s->w->mem + rv.in_off[i]);
 		view.in_count[i] = rv.in_count[i];
 	}
-	vgpu_request_admit(req, vm, &view, (float *)(void *)(s->win + rv.out_off));
+	vgpu_request_admit(req, vm, &view, (float *)(void *)(s->w->mem + rv.out_off));
 	return true;
 }
 
@@ -515,7 +507,7 @@ static void make_window(struct vgpu_job *job)
 	struct window *w = s->w;
 	int err = 0;
 
-	if (s->take_on_worker) {
+	if (!w->budgeted) {
 		s->rc = take_budget(m, w->slot, w->size, true);
 		if (s->rc != VGPU_OK)
 			return; /* a refusal: socket.c says so */
@@ -583,7 +575,7 @@ static void window_made(struct vgpu_job *job)
 	if (rc != VGPU_OK) {
 		if (s->why[0]) /* made on a worker, logged here: the limiter is the loop's */
 			vgpu_log_guest(&s->owner->rl, LOG_ERR, "VM %s: a %zu-byte window: %s",
-				       s->w->uuid, s->win_size, s->why);
+				       s->w->uuid, s->w->size, s->why);
 		for (int i = 0; i < 3; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
@@ -594,85 +586,77 @@ static void window_made(struct vgpu_job *job)
 		session_free(s);
 		return;
 	}
-	s->win = s->w->mem;
 	s->vm = s->owner;
 	s->refs = 1;
 	vgpu_log_guest(&s->owner->rl, LOG_INFO, "VM %s: shared-memory window of %zu MiB attached",
-		       s->w->uuid, s->win_size >> 20);
+		       s->w->uuid, s->w->size >> 20);
 	s->ready(s->ready_ctx, VGPU_OK, s, fds);
 }
 
-/* Loop thread: the window @vm's new session will use: a kept one of
- * @size, or a new one with its budget taken (*on_worker: taken on the
- * worker instead, after the VM's kept windows it replaces are released
- * there). NULL with *rc set when refused. */
-static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t size,
-				 bool *on_worker, int *rc)
+/* Loop thread: another VM was refused a window of @size for the host's
+ * total: if that is what is short, every VM's kept windows give way for
+ * its next try. They will pin again when used: the VM pays for that from
+ * its own rate, so that it cannot make the others re-pin for free. */
+static void make_room(struct mediator *m, struct vgpu_vm *vm, size_t size)
 {
-	struct shm_vm *sv = vm_state(vm);
+	struct vgpu_budget_usage u;
+
+	vgpu_budget_usage(m->budget, vm->slot, &u);
+	if (u.held[VGPU_BUDGET_WINDOWS] < u.limit[VGPU_BUDGET_WINDOWS] &&
+	    size <= u.limit[VGPU_BUDGET_WINDOW_BYTES] - u.held[VGPU_BUDGET_WINDOW_BYTES] &&
+	    vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns()) == VGPU_OK)
+		release_all_kept(m);
+}
+
+/* Loop thread: the window @vm's new session will use: a kept one of
+ * @size, or a new one. A new one's budget is taken here, or, when it fits
+ * only once the VM's kept windows give way, on the worker after their
+ * release (w->budgeted false). NULL with *rc set when refused. */
+static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t size, int *rc)
+{
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
 	struct window *w;
 
-	*on_worker = false;
+	*rc = VGPU_OK;
 	for (struct window **pp = &sv->kept; *pp; pp = &(*pp)->next) {
 		if ((*pp)->size == size) {
 			w = *pp;
 			*pp = w->next;
-			*rc = VGPU_OK;
 			return w;
 		}
 	}
+	/* With kept windows, a refusal is not final: do not count it yet. */
 	*rc = take_budget(m, vm->slot, size, !sv->kept);
 	bool replace = *rc == VGPU_BUSY && sv->kept;
-	if (*rc == VGPU_OK || replace) {
-		/* A new window is pinned, and later freed: at the VM's rate
-		 * (pin_rate_mib_s; under CUDA a pin holds back every VM's GPU
-		 * work), checked before anything is taken or given way. */
-		int pin_rc = vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns());
-
-		if (pin_rc != VGPU_OK) {
-			if (*rc == VGPU_OK) {
-				give_budget(m, vm->slot, size);
-			}
-			*rc = pin_rc;
-			return NULL;
-		}
-	}
-	if (replace) {
-		/* The VM's kept windows give way to the one it asks for now. */
-		release_kept(sv, UINT64_MAX);
-		*on_worker = true;
-	} else if (*rc == VGPU_BUSY) {
-		/* Refused; if the host's total is what is short, other VMs'
-		 * kept windows give way for the next try. They will pin again
-		 * when used: this VM pays for that from its own rate, so that
-		 * it cannot make the others re-pin for free. */
-		struct vgpu_budget_usage u;
-
-		vgpu_budget_usage(m->budget, vm->slot, &u);
-		if (u.held[VGPU_BUDGET_WINDOWS] < u.limit[VGPU_BUDGET_WINDOWS] &&
-		    size <= u.limit[VGPU_BUDGET_WINDOW_BYTES] - u.held[VGPU_BUDGET_WINDOW_BYTES] &&
-		    vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns()) == VGPU_OK)
-			release_all_kept(m);
+	if (*rc == VGPU_BUSY && !replace) {
+		make_room(m, vm, size);
 		return NULL;
-	} else if (*rc != VGPU_OK) {
-		if (sv->kept) /* uncounted above: this refusal is final, count it */
+	}
+	if (*rc != VGPU_OK && !replace) {
+		if (sv->kept) /* final (more than the budget): count it now */
 			take_budget(m, vm->slot, size, true);
 		return NULL;
 	}
-	w = calloc(1, sizeof(*w));
+	/* A new window is pinned, and later freed: at the VM's rate
+	 * (pin_rate_mib_s; under CUDA a pin holds back every VM's GPU work),
+	 * checked before the kept windows give way. */
+	*rc = vgpu_budget_pin(m->budget, vm->slot, size, vgpu_now_ns());
+	w = *rc == VGPU_OK ? calloc(1, sizeof(*w)) : NULL;
 	if (!w) {
-		if (!*on_worker) {
+		if (*rc == VGPU_OK)
+			*rc = VGPU_NO_MEMORY;
+		if (!replace)
 			give_budget(m, vm->slot, size);
-		}
-		*rc = VGPU_NO_MEMORY;
 		return NULL;
 	}
+	if (replace)
+		release_kept(sv, UINT64_MAX);
 	w->m = m;
 	w->slot = vm->slot;
 	memcpy(w->uuid, vm->uuid, sizeof(w->uuid));
 	w->size = size;
 	w->memfd = -1;
-	w->budgeted = !*on_worker;
+	w->budgeted = !replace;
 	return w;
 }
 
@@ -682,12 +666,11 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	uint64_t max = (uint64_t)m->set.shm_max_mib << 20;
 	struct session *s;
 	struct window *w;
-	bool on_worker;
 	int rc;
 
 	if (m->stopping)
 		return VGPU_SHUTDOWN;
-	if (!vm_state(vm))
+	if (!vgpu_vm_state(m, vm->slot, IDX))
 		return VGPU_NO_MEMORY; /* vm_added() could not set it up (logged) */
 	if (data_bytes < VGPU_RING_MIN_DATA || data_bytes > VGPU_RING_MAX_DATA ||
 	    data_bytes % VGPU_RING_PAGE)
@@ -695,7 +678,7 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	if (data_bytes > max)
 		return VGPU_LIMIT;
 	size_t size = (size_t)(VGPU_RING_DATA_OFFSET + data_bytes);
-	w = window_get(m, vm, size, &on_worker, &rc);
+	w = window_get(m, vm, size, &rc);
 	if (!w)
 		return rc;
 	s = calloc(1, sizeof(*s));
@@ -706,10 +689,8 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 	}
 	s->m = m;
 	s->w = w;
-	s->take_on_worker = on_worker;
 	s->owner = vm;
 	s->conn_fd = conn_fd;
-	s->win_size = size;
 	s->doorbell_fd = s->notify_fd = -1;
 	s->rc = VGPU_ERROR;
 	s->ready = ready;
@@ -745,9 +726,9 @@ void vgpu_shm_detach(void *session)
 	session_unref(s);
 }
 
-void vgpu_shm_vm_usage(const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
+void vgpu_shm_vm_usage(struct mediator *m, const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
 {
-	const struct shm_vm *sv = vm->in_use ? vm->transport_state[IDX] : NULL;
+	const struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
 
 	memset(ret, 0, sizeof(*ret));
 	for (const struct window *w = sv ? sv->kept : NULL; w; w = w->next) {
@@ -768,7 +749,7 @@ static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
  * its kept windows are released now. */
 static void shm_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct shm_vm *sv = vm_state(vm);
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
 
 	(void)m;
 	if (!sv)
@@ -790,7 +771,7 @@ static void keep_timer_event(void *ctx, uint32_t events)
 		/* EAGAIN: look anyway */
 	}
 	for (long long i = 0; now > keep_ns && i < m->set.max_vms; i++) {
-		struct shm_vm *sv = vm_state(&m->vms[i]);
+		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
 
 		if (sv)
 			release_kept(sv, now - keep_ns);

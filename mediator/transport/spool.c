@@ -146,6 +146,12 @@ static void id_name(uint64_t id, const char *suffix, char *out, size_t size)
 	snprintf(out, size, "%016" PRIx64 "%s", id, suffix);
 }
 
+/* The journal's name for an answer being written: ".tmp-<16 hex>". */
+static void tmp_name(uint64_t id, char *out, size_t size)
+{
+	snprintf(out, size, ".tmp-%016" PRIx64, id);
+}
+
 static int open_dir_at(int at, const char *name, bool create, mode_t mode)
 {
 	if (create && mkdirat(at, name, mode) != 0 && errno != EEXIST)
@@ -162,7 +168,7 @@ static int write_tmp_response(struct spool_vm *sv, uid_t uid, uint64_t id, const
 	char tmp[64];
 	int fd;
 
-	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+	tmp_name(id, tmp, sizeof(tmp));
 	fd = openat(sv->journal_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
@@ -196,7 +202,7 @@ static void publish(struct spool_vm *sv, uint64_t id)
 {
 	char tmp[64], req[64], done[64], resp[64];
 
-	snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+	tmp_name(id, tmp, sizeof(tmp));
 	id_name(id, ".req", req, sizeof(req));
 	id_name(id, ".done", done, sizeof(done));
 	id_name(id, ".resp", resp, sizeof(resp));
@@ -266,7 +272,7 @@ static void write_done(struct vgpu_job *job)
 		 * The journal is the mediator's alone: no link to follow. */
 		char tmp[64];
 
-		snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, r->id);
+		tmp_name(r->id, tmp, sizeof(tmp));
 		if (fchownat(r->sv->journal_fd, tmp, r->sv->uid, (gid_t)r->sv->uid,
 			     AT_SYMLINK_NOFOLLOW) != 0) {
 			wr->rc = -1;
@@ -549,7 +555,7 @@ static void recover(struct spool_vm *sv)
 		uint64_t id;
 
 		if (parse_name(e->d_name, ".done", &id)) {
-			snprintf(tmp, sizeof(tmp), ".tmp-%016" PRIx64, id);
+			tmp_name(id, tmp, sizeof(tmp));
 			id_name(id, ".resp", resp, sizeof(resp));
 			renameat(sv->journal_fd, tmp, sv->resp_fd, resp); /* ENOENT: already published */
 			unlinkat(sv->journal_fd, e->d_name, 0);
