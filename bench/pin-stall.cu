@@ -7,12 +7,14 @@
  * times. Prints how long pinning and unpinning took and the copies' p50,
  * p99 and worst round trip in each round: the worst shows how long the
  * driver held the copies back. --populate faults the memory in before
- * pinning (as the CUDA backend does now). Then one 64 MiB copy from
+ * pinning (as the CUDA backend does now). --alloc pins with cudaHostAlloc
+ * and unpins with cudaFreeHost instead (as the backend's request buffers
+ * did before run 27). Then one 64 MiB copy from
  * pageable memory, from one registration, and across two adjacent
  * registrations (which CUDA refuses: windows cannot be pinned piecewise).
  *
  *   nvcc -O2 -std=c++17 bench/pin-stall.cu -o pin-stall
- *   pin-stall [--populate] [--step MiB]
+ *   pin-stall [--populate | --alloc] [--step MiB]
  */
 #include <cuda_runtime.h>
 #include <pthread.h>
@@ -69,12 +71,14 @@ int main(int argc, char **argv)
 {
 	const size_t size = (size_t)1 << 30;
 	size_t step = size;
-	bool populate = false;
+	bool populate = false, alloc = false;
 	pthread_t t;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--populate")) {
 			populate = true;
+		} else if (!strcmp(argv[i], "--alloc")) {
+			alloc = true;
 		} else if (!strcmp(argv[i], "--step") && i + 1 < argc) {
 			char *end;
 			unsigned long mib = strtoul(argv[++i], &end, 10);
@@ -86,7 +90,7 @@ int main(int argc, char **argv)
 			}
 			step = (size_t)mib << 20;
 		} else {
-			fprintf(stderr, "usage: pin-stall [--populate] [--step MiB]\n");
+			fprintf(stderr, "usage: pin-stall [--populate | --alloc] [--step MiB]\n");
 			return 2;
 		}
 	}
@@ -99,15 +103,22 @@ int main(int argc, char **argv)
 	pthread_join(t, NULL);
 	report("alone");
 	for (int round = 0; round < 3; round++) {
-		char *p = (char *)mmap(NULL, size, PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+		char *p = alloc ? NULL
+				: (char *)mmap(NULL, size, PROT_READ | PROT_WRITE,
+					       MAP_SHARED | MAP_ANONYMOUS |
+						       (populate ? MAP_POPULATE : 0),
+					       -1, 0);
 		if (p == MAP_FAILED)
 			return 1;
 		stop = 0;
 		pthread_create(&t, NULL, copier, NULL);
 		usleep(100000);
 		uint64_t t0 = vgpu_now_ns();
-		for (size_t off = 0; off < size; off += step)
+		if (alloc && cudaHostAlloc((void **)&p, size, cudaHostAllocPortable) != cudaSuccess) {
+			fprintf(stderr, "pin-stall: cudaHostAlloc failed\n");
+			return 1;
+		}
+		for (size_t off = 0; !alloc && off < size; off += step)
 			if (cudaHostRegister(p + off, std::min(step, size - off), 0) != cudaSuccess) {
 				fprintf(stderr, "pin-stall: cudaHostRegister failed\n");
 				return 1;
@@ -115,17 +126,20 @@ int main(int argc, char **argv)
 		uint64_t t1 = vgpu_now_ns();
 		usleep(100000);
 		uint64_t t2 = vgpu_now_ns();
-		for (size_t off = 0; off < size; off += step)
+		if (alloc)
+			cudaFreeHost(p);
+		for (size_t off = 0; !alloc && off < size; off += step)
 			cudaHostUnregister(p + off);
 		uint64_t t3 = vgpu_now_ns();
-		munmap(p, size);
+		if (!alloc)
+			munmap(p, size);
 		usleep(100000);
 		stop = 1;
 		pthread_join(t, NULL);
 		char what[128];
 		snprintf(what, sizeof(what), "pin 1 GiB%s in %zu MiB steps: %.0f ms, unpin %.0f ms",
-			 populate ? " (populated)" : "", step >> 20, (double)(t1 - t0) / 1e6,
-			 (double)(t3 - t2) / 1e6);
+			 alloc ? " (cudaHostAlloc)" : populate ? " (populated)" : "", step >> 20,
+			 (double)(t1 - t0) / 1e6, (double)(t3 - t2) / 1e6);
 		report(what);
 	}
 	const size_t half = (size_t)64 << 20;

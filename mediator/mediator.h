@@ -116,6 +116,9 @@ struct vgpu_transport {
 	uint64_t (*pending)(struct mediator *m);
 };
 
+struct vgpu_request;
+typedef void (*vgpu_request_ready_fn)(void *reply_ctx, struct vgpu_request *req, int rc);
+
 struct vgpu_request {
 	struct vgpu_queue_item item;         /* queue link: must stay first */
 	struct vgpu_work work;
@@ -133,6 +136,10 @@ struct vgpu_request {
 	size_t resp_len;
 	size_t resp_cap;
 	uint64_t payload_held, resp_held;    /* bytes taken from the VM's budget */
+	uint8_t params_raw[VGPU_PROTO_PARAMS_SIZE]; /* head(): for the payload's start */
+	struct vgpu_job job;                 /* alloc() on a worker */
+	vgpu_request_ready_fn ready;         /* alloc()'s */
+	int alloc_rc;
 	bool counted;                        /* one of the VM's budget of requests */
 	uint8_t prefix[VGPU_PROTO_RESPONSE_PREFIX];
 	uint64_t queue_ns, exec_ns;
@@ -179,12 +186,20 @@ struct mediator {
  * head (stream transports: socket, spool): the header @raw/@h and the
  * parameter block @params of a request arrived; check them, the vm_id,
  * the queue's room and the VM's budget before anything is allocated. On
- * VGPU_OK *ret_req is a new request holding a payload buffer of
- * h->payload_len bytes (parameter block copied in) for the transport to
- * fill, then to pass to submit(). VGPU_ERROR: not even the request could
+ * VGPU_OK *ret_req is a new request, its buffers not allocated yet: the
+ * transport passes it to alloc(). VGPU_ERROR: not even the request could
  * be allocated, nothing was answered, and @reply_ctx was not taken (the
  * transport drops the channel). Otherwise the request was answered with
  * the returned status, and the transport skips the rest of the payload.
+ * alloc: give a request from head() its payload buffer (h->payload_len
+ * bytes, the parameter block copied in) and its answer buffer: at once
+ * when that is cheap (the backend pins nothing, or has blocks of those
+ * sizes pinned already), else on a worker thread (pinning new memory
+ * takes milliseconds per MiB and holds back the GPU path: never on the
+ * loop). Then, on the loop thread, @ready(reply_ctx, req, rc): on VGPU_OK
+ * the transport fills the payload and passes it to submit(); otherwise
+ * the transport only notes that the payload is to be skipped: @req is
+ * answered right after ready() returns, and must not be touched.
  * submit: the payload is complete; queue it.
  * admit (zero-copy transports): @view is checked (sizes within the limits,
  * inputs readable); check the vm_id and the budget, then queue it with
@@ -198,6 +213,7 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 		      void *reply_ctx, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
 		      const struct vgpu_msg_header *h, const uint8_t params[VGPU_PROTO_PARAMS_SIZE],
 		      struct vgpu_request **ret_req);
+void vgpu_request_alloc(struct vgpu_request *req, vgpu_request_ready_fn ready);
 void vgpu_request_submit(struct vgpu_request *req, struct vgpu_vm *vm);
 void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 			const struct vgpu_request_view *view, float *out);

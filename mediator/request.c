@@ -8,14 +8,16 @@
  * (if any) is the channel's own (identity comes from the channel, never
  * from the request), the mediator is not stopping, the queue has room,
  * and the VM's budget (budget.h) has room for the request and its buffers.
- * Only then are the payload and response buffers allocated and the rest
- * read. Any failure is answered at once with a status from the error
+ * Only then are the payload and response buffers allocated (on a worker
+ * thread when the backend must pin memory for them: vgpu_request_alloc())
+ * and the rest read. Any failure is answered at once with a status from the error
  * space and counted as rejected; nothing a guest sends can stop the
  * mediator or reach another VM.
  *
  * Every request holds what it took from its VM's budget until it is freed
  * (its answer written or dropped), on whichever thread that happens.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,21 +255,74 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 	req->resp_held = resp_cap;
 	if ((rc = pin(req, vm, h->payload_len, resp_cap)) != VGPU_OK)
 		return rc;
-	req->payload = m->backend->host_alloc(m->backend_ctx, h->payload_len);
 	req->payload_len = h->payload_len;
-	req->resp = m->backend->host_alloc(m->backend_ctx, resp_cap);
 	req->resp_cap = resp_cap;
-	if (!req->payload || !req->resp) {
-		vgpu_request_reject(req, vm, VGPU_NO_MEMORY, "no memory for its buffers");
-		return VGPU_NO_MEMORY;
-	}
-	memcpy(req->payload, params, VGPU_PROTO_PARAMS_SIZE);
+	memcpy(req->params_raw, params, VGPU_PROTO_PARAMS_SIZE);
 	req->work.op = view.op;
 	req->work.params = view.params;
 	memcpy(req->work.in_count, view.in_count, sizeof(view.in_count));
 	req->work.out_count = view.out_count;
 	*ret_req = req;
 	return VGPU_OK;
+}
+
+/* Any thread: @req's payload buffer (parameter block copied in) and
+ * answer buffer. */
+static int alloc_buffers(struct vgpu_request *req)
+{
+	struct mediator *m = req->m;
+
+	req->payload = m->backend->host_alloc(m->backend_ctx, req->payload_len);
+	req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+	if (!req->payload || !req->resp)
+		return VGPU_NO_MEMORY;
+	memcpy(req->payload, req->params_raw, VGPU_PROTO_PARAMS_SIZE);
+	return VGPU_OK;
+}
+
+/* Loop thread: the buffers are there, or not: tell the transport, then
+ * (when not) answer the request. */
+static void buffers_done(struct vgpu_request *req)
+{
+	struct vgpu_vm *vm = &req->m->vms[req->vm_slot];
+	int rc = req->alloc_rc;
+
+	req->ready(req->reply_ctx, req, rc);
+	if (rc == VGPU_OK)
+		return;
+	if (vm->in_use)
+		vgpu_request_reject(req, vm, rc, "no memory for its buffers");
+	else
+		vgpu_request_fail(req, rc); /* the VM left meanwhile */
+}
+
+static void alloc_job(struct vgpu_job *job)
+{
+	struct vgpu_request *req = (struct vgpu_request *)((char *)job -
+							   offsetof(struct vgpu_request, job));
+
+	req->alloc_rc = alloc_buffers(req);
+}
+
+static void alloc_job_done(struct vgpu_job *job)
+{
+	buffers_done((struct vgpu_request *)((char *)job - offsetof(struct vgpu_request, job)));
+}
+
+void vgpu_request_alloc(struct vgpu_request *req, vgpu_request_ready_fn ready)
+{
+	struct mediator *m = req->m;
+
+	req->ready = ready;
+	if (!m->backend->host_cached || (m->backend->host_cached(m->backend_ctx, req->payload_len) &&
+					 m->backend->host_cached(m->backend_ctx, req->resp_cap))) {
+		req->alloc_rc = alloc_buffers(req);
+		buffers_done(req);
+		return;
+	}
+	req->job = (struct vgpu_job){ .run = alloc_job, .done = alloc_job_done,
+				      .slot = req->vm_slot };
+	vgpu_workers_submit(m->workers, &req->job);
 }
 
 void vgpu_request_submit(struct vgpu_request *req, struct vgpu_vm *vm)

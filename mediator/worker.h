@@ -1,8 +1,9 @@
 /*
  * worker.h - threads for work too slow for the loop thread: making and
- * pinning a shared-memory window, releasing one, reading a large spool
- * file and writing a large spool answer. While a worker does that, the loop goes on serving every VM's
- * small requests.
+ * pinning a shared-memory window, releasing one, pinning a request's new
+ * buffers, reading a large spool file and writing a large spool answer.
+ * While a worker does that, the loop goes on serving every VM's small
+ * requests.
  *
  * A job runs on a worker thread, then its done callback runs on the loop
  * thread. Jobs are taken round-robin between VMs (FIFO within a VM), and

@@ -279,8 +279,9 @@ static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char
 		destroy(c);
 		return rc;
 	}
-	if (vgpu_cuda_pool_new(VGPU_CUDA_POOL_DEVICE, c->device_limit, SIZE_MAX, &c->dev_pool) ||
-	    vgpu_cuda_pool_new(VGPU_CUDA_POOL_HOST, 0,
+	if (vgpu_cuda_pool_new(VGPU_CUDA_POOL_DEVICE, c->device, c->device_limit, SIZE_MAX,
+			       &c->dev_pool) ||
+	    vgpu_cuda_pool_new(VGPU_CUDA_POOL_HOST, c->device, 0,
 			       cfg->max_host_cache_bytes ? cfg->max_host_cache_bytes
 							 : HOST_CACHE_BYTES,
 			       &c->host_pool))

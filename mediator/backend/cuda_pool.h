@@ -5,11 +5,15 @@
  * classes (four per power of two: at most 25% slack) and handed out again.
  *
  * Device pools are bounded by the bytes they hold (in use plus cached);
- * host pools are bounded only by what they cache.
+ * host pools are bounded only by what they cache. A host block is
+ * anonymous memory faulted in first, then registered (cudaHostRegister):
+ * that holds the driver's lock about 9x less time than cudaHostAlloc.
+ * Host blocks the cache does not keep are unregistered and unmapped by a
+ * thread of the pool's own, never on the thread that gives them back.
  *
- * Never: call CUDA from vgpu_cuda_pool_put() on a device pool (it runs on
- * the completion thread and must not stall on a cudaFree), or hand one
- * block to two users.
+ * Never: call CUDA from vgpu_cuda_pool_put() (it runs on the loop and the
+ * completion threads and must not stall on a cudaFree or an
+ * unregistration), or hand one block to two users.
  */
 #ifndef VGPU_CUDA_POOL_H
 #define VGPU_CUDA_POOL_H
@@ -19,19 +23,19 @@
 
 enum vgpu_cuda_pool_kind {
 	VGPU_CUDA_POOL_DEVICE, /* cudaMalloc */
-	VGPU_CUDA_POOL_HOST,   /* cudaHostAlloc(portable) */
+	VGPU_CUDA_POOL_HOST,   /* mmap + cudaHostRegister(portable) */
 };
 
 struct vgpu_cuda_pool;
 
 /*
- * A pool of @kind. @limit_held (device pools; 0: none) bounds the bytes in
- * use plus cached; @limit_cached bounds the bytes kept for reuse. The caller
- * must have made its device current. *ret is freed with
+ * A pool of @kind on @device. @limit_held (device pools; 0: none) bounds
+ * the bytes in use plus cached; @limit_cached bounds the bytes kept for
+ * reuse. The caller must have made @device current. *ret is freed with
  * vgpu_cuda_pool_free().
  */
-int vgpu_cuda_pool_new(enum vgpu_cuda_pool_kind kind, size_t limit_held, size_t limit_cached,
-		       struct vgpu_cuda_pool **ret);
+int vgpu_cuda_pool_new(enum vgpu_cuda_pool_kind kind, int device, size_t limit_held,
+		       size_t limit_cached, struct vgpu_cuda_pool **ret);
 
 /* Bytes a request of @size really takes (its class), or 0 if too large. */
 size_t vgpu_cuda_pool_class_bytes(const struct vgpu_cuda_pool *p, size_t size);

@@ -13,8 +13,11 @@
  * header, then the parameter block, then (admission has checked the
  * limits and taken the payload's bytes from the VM's budget) the payload
  * into its buffer. A refused request's payload is read and dropped, never
- * stored. A message must be complete within msg_timeout_ms of its first
- * byte, or the connection is closed (the VM's other connections go on).
+ * stored. Buffers the backend must pin anew are made on a worker thread
+ * (vgpu_request_alloc()); the connection is not read meanwhile. A message
+ * must be complete within msg_timeout_ms of its first byte (its payload
+ * within msg_timeout_ms of the end of a wait for a worker), or the
+ * connection is closed (the VM's other connections go on).
  *
  * Back-pressure: while WQ_BACKLOG answers wait for the client to read them
  * (the socket is full), the connection is not read, so a client that
@@ -72,6 +75,7 @@ enum conn_state {
 	READ_PARAMS,    /* params[0..params_got) */
 	READ_PAYLOAD,   /* req->payload[0..payload_got) */
 	SKIP_PAYLOAD,   /* a refused request: skip bytes are left to drop */
+	ALLOCATING,     /* the request's buffers are being made on a worker: not read */
 	ATTACHING,      /* a window is being made (transport/shm.c): not read */
 	ATTACHED,       /* the connection stands for the window's session */
 };
@@ -157,10 +161,11 @@ static void conn_close(struct conn *c)
 }
 
 /* Whether the connection is read: not while WQ_BACKLOG answers are
- * blocked (back-pressure), nor while a window is being made. */
+ * blocked (back-pressure), nor while a window or a request's buffers are
+ * being made. */
 static bool readable(const struct conn *c)
 {
-	return c->wq_count < WQ_BACKLOG && c->state != ATTACHING;
+	return c->wq_count < WQ_BACKLOG && c->state != ATTACHING && c->state != ALLOCATING;
 }
 
 /* Arm what the connection waits for: room for blocked answers, and the
@@ -355,6 +360,33 @@ static bool header_done(struct conn *c)
 	return true;
 }
 
+/* vgpu_request_alloc() is done with @req: read its payload into its
+ * buffer, or drop it (@rc: @req is answered). Maybe on a later loop turn,
+ * then the connection may have closed meanwhile. */
+static void buffers_ready(void *ctx, struct vgpu_request *req, int rc)
+{
+	struct conn *c = ctx;
+
+	if (!c->open) {
+		if (rc == VGPU_OK) { /* else the answer drops it */
+			vgpu_request_free(req);
+			conn_unref(c); /* the request's */
+		}
+		return;
+	}
+	if (rc != VGPU_OK) {
+		c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
+		c->state = SKIP_PAYLOAD;
+	} else {
+		c->req = req;
+		c->payload_got = VGPU_PROTO_PARAMS_SIZE;
+		c->state = READ_PAYLOAD;
+	}
+	if (!c->msg_start_ns) /* it waited for a worker: the client's time starts now */
+		c->msg_start_ns = vgpu_now_ns();
+	arm(c);
+}
+
 /* The parameter block is whole: admission decides, before any allocation,
  * whether the payload is stored or dropped. */
 static bool params_done(struct conn *c)
@@ -379,12 +411,15 @@ static bool params_done(struct conn *c)
 		/* Answered already; its data is read and dropped. */
 		c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
 		c->state = SKIP_PAYLOAD;
-	} else {
-		c->req = req;
-		c->payload_got = VGPU_PROTO_PARAMS_SIZE;
-		c->state = READ_PAYLOAD;
+		return true;
 	}
-	return true;
+	c->state = ALLOCATING;
+	vgpu_request_alloc(req, buffers_ready);
+	if (c->state != ALLOCATING)
+		return c->open; /* done at once */
+	c->msg_start_ns = 0; /* the client waits for us, not we for it: no deadline */
+	arm(c);
+	return false;
 }
 
 /* The payload is whole (or dropped): hand it on, start the next message. */
@@ -429,7 +464,7 @@ static bool read_some(struct conn *c)
 		dst = scratch; /* the connection only says when the client is gone */
 		want = 1;
 		break;
-	default: /* ATTACHING: not read */
+	default: /* ALLOCATING, ATTACHING: not read */
 		return false;
 	}
 	n = want ? recv(c->fd, dst, want, 0) : 0;

@@ -94,7 +94,6 @@ struct spool_read {
 	struct vgpu_job job;
 	struct spool_vm *sv;         /* holds a reference (the request's) */
 	struct vgpu_request *req;
-	char name[ID_HEX + 8];       /* in the journal */
 	int rc;
 };
 
@@ -322,12 +321,17 @@ static int read_all(int fd, uint8_t *buf, size_t len, off_t off)
 	return VGPU_OK;
 }
 
-/* Read the rest of @req's payload (after the parameter block) from the
- * journal entry @name. */
-static int read_payload(struct spool_vm *sv, const char *name, struct vgpu_request *req)
+/* Read the rest of @req's payload (after the parameter block) from its
+ * journal entry. */
+static int read_payload(struct spool_vm *sv, struct vgpu_request *req)
 {
-	int fd = openat(sv->journal_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	const struct spool_reply *r = req->reply_ctx;
 	const size_t skip = VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE;
+	char name[ID_HEX + 8];
+	int fd;
+
+	id_name(r->id, ".req", name, sizeof(name));
+	fd = openat(sv->journal_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
 	if (fd < 0)
 		return VGPU_IO_ERROR;
@@ -341,7 +345,7 @@ static void read_job(struct vgpu_job *job)
 {
 	struct spool_read *rd = (struct spool_read *)job;
 
-	rd->rc = read_payload(rd->sv, rd->name, rd->req);
+	rd->rc = read_payload(rd->sv, rd->req);
 }
 
 /* Loop thread: @req's payload was read with outcome @rc: queue it. */
@@ -361,6 +365,30 @@ static void read_done(struct vgpu_job *job)
 
 	payload_read(rd->sv, rd->req, rd->rc);
 	free(rd);
+}
+
+/* vgpu_request_alloc() gave @req its buffers: read its payload, on a
+ * worker when it is large. Not @rc: @req is answered. */
+static void buffers_ready(void *ctx, struct vgpu_request *req, int rc)
+{
+	struct spool_reply *r = ctx;
+	struct spool_vm *sv = r->sv;
+	struct spool_read *rd;
+
+	if (rc != VGPU_OK)
+		return;
+	if (!sv->vm || req->payload_len <= SPOOL_INLINE) {
+		payload_read(sv, req, sv->vm ? read_payload(sv, req) : VGPU_OK);
+		return;
+	}
+	if (!(rd = calloc(1, sizeof(*rd)))) {
+		vgpu_request_reject(req, sv->vm, VGPU_NO_MEMORY, "no memory to read it");
+		return;
+	}
+	rd->job = (struct vgpu_job){ .run = read_job, .done = read_done, .slot = sv->vm->slot };
+	rd->sv = sv;
+	rd->req = req;
+	vgpu_workers_submit(sv->m->workers, &rd->job);
 }
 
 /* Read the journal entry @name (already accepted) and admit it: header
@@ -405,20 +433,7 @@ static void admit_journaled(struct spool_vm *sv, const char *name, uint64_t id)
 	}
 	if (rc != VGPU_OK)
 		return; /* answered */
-	if (h.payload_len <= SPOOL_INLINE) {
-		payload_read(sv, req, read_payload(sv, name, req));
-		return;
-	}
-	struct spool_read *rd = calloc(1, sizeof(*rd));
-	if (!rd) {
-		vgpu_request_reject(req, sv->vm, VGPU_NO_MEMORY, "no memory to read it");
-		return;
-	}
-	rd->job = (struct vgpu_job){ .run = read_job, .done = read_done, .slot = sv->vm->slot };
-	rd->sv = sv;
-	rd->req = req;
-	snprintf(rd->name, sizeof(rd->name), "%s", name);
-	vgpu_workers_submit(m->workers, &rd->job);
+	vgpu_request_alloc(req, buffers_ready);
 }
 
 /* The op of the request file @name, read from its header without checking

@@ -29,12 +29,13 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
                        the next of 16 sizes in turn (MIB, MIB - 4, ...
                        MIB - 60), so that a kept window seldom fits; prints
                        "attached=A refused=R"
-  buffer-churn SECONDS vector_adds of 16 to 56 Mi floats over the socket,
+  buffer-churn SECONDS [MI...]
+                       vector_adds of 16 to 56 Mi floats over the socket,
                        one at a time, eight sizes in turn (payloads of 128
                        to 448 MiB, answers half that: 3 GiB of distinct
                        buffer sizes, more than the CUDA backend's pinned
-                       cache keeps), for SECONDS; prints
-                       "sent=N 0=A -9=B ..." (statuses)
+                       cache keeps), or of the sizes MI (Mi floats) given,
+                       for SECONDS; prints "sent=N 0=A -9=B ..." (statuses)
   all SECONDS          every kind above at once (threads) for SECONDS; prints
                        how many rounds of each completed: "unread=N stall=N ..."
 Exit status 0 when the exchange itself worked, 1 otherwise.
@@ -194,8 +195,8 @@ def attach_storm(path, seconds, mib, vary=False):
     return 0
 
 
-def buffer_churn(path, seconds):
-    sizes = [16, 20, 24, 28, 32, 40, 48, 56]
+def buffer_churn(path, seconds, sizes):
+    sizes = sizes or [16, 20, 24, 28, 32, 40, 48, 56]
     s = connect(path)
     end = time.monotonic() + seconds
     counts, sent = {}, 0
@@ -276,7 +277,7 @@ def main():
     if action == "attach-storm":
         return attach_storm(path, float(a[0]), float(a[1]), a[2:] == ["vary"])
     if action == "buffer-churn":
-        return buffer_churn(path, float(a[0]))
+        return buffer_churn(path, float(a[0]), [int(x) for x in a[1:]])
     if action == "all":
         return everything(path, float(a[0]))
     sys.exit(__doc__)
