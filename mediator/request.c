@@ -267,13 +267,13 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 }
 
 /* Any thread: @req's payload buffer (parameter block copied in) and
- * answer buffer. */
-static int alloc_buffers(struct vgpu_request *req)
+ * answer buffer, from @alloc. */
+static int alloc_buffers(struct vgpu_request *req, void *(*alloc)(void *ctx, size_t size))
 {
 	struct mediator *m = req->m;
 
-	req->payload = m->backend->host_alloc(m->backend_ctx, req->payload_len);
-	req->resp = m->backend->host_alloc(m->backend_ctx, req->resp_cap);
+	req->payload = alloc(m->backend_ctx, req->payload_len);
+	req->resp = req->payload ? alloc(m->backend_ctx, req->resp_cap) : NULL;
 	if (!req->payload || !req->resp)
 		return VGPU_NO_MEMORY;
 	memcpy(req->payload, req->params_raw, VGPU_PROTO_PARAMS_SIZE);
@@ -301,7 +301,7 @@ static void alloc_job(struct vgpu_job *job)
 	struct vgpu_request *req = (struct vgpu_request *)((char *)job -
 							   offsetof(struct vgpu_request, job));
 
-	req->alloc_rc = alloc_buffers(req);
+	req->alloc_rc = alloc_buffers(req, req->m->backend->host_alloc);
 }
 
 static void alloc_job_done(struct vgpu_job *job)
@@ -312,14 +312,18 @@ static void alloc_job_done(struct vgpu_job *job)
 void vgpu_request_alloc(struct vgpu_request *req, vgpu_request_ready_fn ready)
 {
 	struct mediator *m = req->m;
+	const struct vgpu_backend_ops *b = m->backend;
 
 	req->ready = ready;
-	if (!m->backend->host_cached || (m->backend->host_cached(m->backend_ctx, req->payload_len) &&
-					 m->backend->host_cached(m->backend_ctx, req->resp_cap))) {
-		req->alloc_rc = alloc_buffers(req);
+	/* At once when the backend never pins, or has both blocks cached. */
+	req->alloc_rc = alloc_buffers(req, b->host_alloc_cached ? b->host_alloc_cached
+								: b->host_alloc);
+	if (req->alloc_rc == VGPU_OK || !b->host_alloc_cached) {
 		buffers_done(req);
 		return;
 	}
+	b->host_free(m->backend_ctx, req->payload, req->payload_len); /* back to the cache */
+	req->payload = NULL;
 	req->job = (struct vgpu_job){ .run = alloc_job, .done = alloc_job_done,
 				      .slot = req->vm_slot };
 	vgpu_workers_submit(m->workers, &req->job);

@@ -63,13 +63,18 @@ struct vgpu_backend_ops {
 	/* Host memory for payloads and outputs that the backend copies from
 	 * and to at full speed (cuda: pinned, from a pool of reused buffers),
 	 * aligned to 64 bytes; NULL when out of memory. host_free accepts
-	 * NULL. Every buffer must be freed before fini(). */
+	 * NULL. Every buffer must be freed before fini(). Any thread: under
+	 * CUDA new pinned memory is made on the mediator's worker threads. */
 	void *(*host_alloc)(void *ctx, size_t size);
 	void (*host_free)(void *ctx, void *ptr, size_t size);
-	/* Optional: whether host_alloc(@size) now would be served from memory
-	 * already pinned, not by pinning more (which under CUDA holds back the
-	 * GPU's other work while it runs). NULL: host memory is never pinned. */
+	/* Optional, both NULL when host memory is never pinned (host_alloc is
+	 * then always cheap). host_cached: whether host_alloc(@size) now would
+	 * be served from memory already pinned, not by pinning more (which
+	 * under CUDA holds back the GPU's other work while it runs).
+	 * host_alloc_cached: host_alloc(@size) from memory already pinned
+	 * only; NULL when none is there (it never pins). */
 	bool (*host_cached)(void *ctx, size_t size);
+	void *(*host_alloc_cached)(void *ctx, size_t size);
 	/* Make @size bytes at @ptr (page-aligned, e.g. a shared-memory window)
 	 * something works may read and write at full speed (cuda: pins them
 	 * with cudaHostRegister, after faulting every page in: it reads and

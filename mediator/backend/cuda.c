@@ -355,22 +355,37 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 }
 
 /* host_alloc: pinned memory from the pool, behind a header that records the
- * size, so that host_free() returns it to the right class whatever it is told. */
-static void *cuda_host_alloc(void *ctx, size_t size)
+ * size, so that host_free() returns it to the right class whatever it is
+ * told. @cached_only: from the pool's cache, or nothing. */
+static void *host_get(struct vgpu_cuda_ctx *c, size_t size, bool cached_only)
 {
-	struct vgpu_cuda_ctx *c = ctx;
 	uint64_t *hdr;
 	void *block;
 
 	if (size > SIZE_MAX - HOST_HEADER)
 		return NULL;
-	cudaSetDevice(c->device);
-	if (vgpu_cuda_pool_get(c->host_pool, size + HOST_HEADER, &block) != VGPU_OK)
-		return NULL;
+	if (cached_only) {
+		if (vgpu_cuda_pool_try_get(c->host_pool, size + HOST_HEADER, &block) != VGPU_OK)
+			return NULL;
+	} else {
+		cudaSetDevice(c->device);
+		if (vgpu_cuda_pool_get(c->host_pool, size + HOST_HEADER, &block) != VGPU_OK)
+			return NULL;
+	}
 	hdr = block;
 	hdr[0] = HOST_MAGIC;
 	hdr[1] = size;
 	return (char *)block + HOST_HEADER;
+}
+
+static void *cuda_host_alloc(void *ctx, size_t size)
+{
+	return host_get(ctx, size, false);
+}
+
+static void *cuda_host_alloc_cached(void *ctx, size_t size)
+{
+	return host_get(ctx, size, true);
 }
 
 static bool cuda_host_cached(void *ctx, size_t size)
@@ -456,6 +471,7 @@ static const struct vgpu_backend_ops cuda_ops = {
 	.host_alloc = cuda_host_alloc,
 	.host_free = cuda_host_free,
 	.host_cached = cuda_host_cached,
+	.host_alloc_cached = cuda_host_alloc_cached,
 	.host_register = cuda_host_register,
 	.host_unregister = cuda_host_unregister,
 };

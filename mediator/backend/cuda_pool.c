@@ -230,13 +230,41 @@ static void *releaser(void *arg)
 	return NULL;
 }
 
+/* Lock held: take a cached block of class @c into *ret; false if none. */
+static bool take_cached(struct vgpu_cuda_pool *p, unsigned int c, void **ret)
+{
+	struct block *b = p->list[c];
+
+	if (!b)
+		return false;
+	p->list[c] = b->next;
+	p->cached -= class_size(p, c);
+	p->in_use += class_size(p, c);
+	*ret = b->ptr;
+	free(b);
+	return true;
+}
+
+int vgpu_cuda_pool_try_get(struct vgpu_cuda_pool *p, size_t size, void **ret)
+{
+	unsigned int c = class_of(p, size ? size : 1);
+	bool got;
+
+	if (c >= CLASSES)
+		return VGPU_BUSY;
+	pthread_mutex_lock(&p->lock);
+	got = take_cached(p, c, ret);
+	pthread_mutex_unlock(&p->lock);
+	return got ? VGPU_OK : VGPU_BUSY;
+}
+
 /* A new block is made outside the lock (pinning takes milliseconds per MiB,
  * and the loop thread asks the pool what it caches meanwhile), its bytes
  * reserved in in_use first. */
 int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret)
 {
 	unsigned int c = class_of(p, size ? size : 1);
-	struct block *b, *evicted = NULL;
+	struct block *evicted = NULL;
 	size_t bytes;
 	void *ptr = NULL;
 
@@ -244,13 +272,8 @@ int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret)
 		return VGPU_NO_MEMORY;
 	bytes = class_size(p, c);
 	pthread_mutex_lock(&p->lock);
-	if ((b = p->list[c])) {
-		p->list[c] = b->next;
-		p->cached -= bytes;
-		p->in_use += bytes;
+	if (take_cached(p, c, ret)) {
 		pthread_mutex_unlock(&p->lock);
-		*ret = b->ptr;
-		free(b);
 		return VGPU_OK;
 	}
 	if (p->in_use + p->cached > p->limit_held - bytes)

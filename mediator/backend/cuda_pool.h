@@ -1,6 +1,6 @@
 /*
  * cuda_pool.h - reusable CUDA memory: device buffers for the launcher, and
- * pinned host buffers for host_alloc(). cudaMalloc, cudaHostAlloc and their
+ * pinned host buffers for host_alloc(). cudaMalloc, pinning and their
  * frees are slow and may synchronize the device, so blocks are kept in size
  * classes (four per power of two: at most 25% slack) and handed out again.
  *
@@ -13,7 +13,8 @@
  *
  * Never: call CUDA from vgpu_cuda_pool_put() (it runs on the loop and the
  * completion threads and must not stall on a cudaFree or an
- * unregistration), or hand one block to two users.
+ * unregistration; the one exception: no memory for a list node), call
+ * CUDA from vgpu_cuda_pool_try_get(), or hand one block to two users.
  */
 #ifndef VGPU_CUDA_POOL_H
 #define VGPU_CUDA_POOL_H
@@ -52,6 +53,10 @@ int vgpu_cuda_pool_get(struct vgpu_cuda_pool *p, size_t size, void **ret);
 
 /* Whether a block for @size is cached now (get() would call no CUDA). */
 bool vgpu_cuda_pool_cached(struct vgpu_cuda_pool *p, size_t size);
+
+/* A cached block of at least @size bytes in *ret, or VGPU_BUSY when none
+ * is cached (nothing made: no CUDA call). */
+int vgpu_cuda_pool_try_get(struct vgpu_cuda_pool *p, size_t size, void **ret);
 
 /* Give back a block from vgpu_cuda_pool_get() with the same @size. */
 void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size);

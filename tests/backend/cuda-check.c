@@ -533,6 +533,30 @@ static void pinned_reuse(void *ctx)
 	cu->host_free(ctx, q, size);
 }
 
+/* host_alloc_cached serves only what the pool holds, and never pins: a
+ * size class no earlier check used (700 MiB). */
+static void pinned_cached_only(void *ctx)
+{
+	size_t size = (size_t)700 << 20;
+	void *none = cu->host_alloc_cached(ctx, size);
+	void *p = cu->host_alloc(ctx, size);
+
+	cu->host_free(ctx, p, size);
+	bool cached = cu->host_cached(ctx, size);
+	void *q = cu->host_alloc_cached(ctx, size);
+	void *r = q ? cu->host_alloc_cached(ctx, size) : NULL;
+	char detail[160];
+
+	snprintf(detail, sizeof(detail), "before: %s; after a free: cached %s, %s; again: %s",
+		 none ? "a block" : "none", cached ? "yes" : "no",
+		 q == p ? "the same block" : "another", r ? "a block" : "none");
+	row(p && !none && cached && q == p && !r, "host_alloc_cached takes only cached blocks",
+	    detail);
+	cu->host_free(ctx, none, size);
+	cu->host_free(ctx, q, size);
+	cu->host_free(ctx, r, size);
+}
+
 static void info(const char *what, const char *detail)
 {
 	printf("| %-4s | %-44s | %s\n", "info", what, detail);
@@ -761,6 +785,7 @@ int main(int argc, char **argv)
 		correctness(cu_ctx, cpu_ctx);
 		printf("\n| %-4s | %-44s | %s\n", "", "behaviour", "detail");
 		pinned_reuse(cu_ctx);
+		pinned_cached_only(cu_ctx);
 		no_interrupts(cu_ctx);
 		concurrency(cu_ctx);
 		if (!quick)

@@ -18,6 +18,9 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
                        vector_add of MIB MiB and 4 KiB of it, then stall;
                        prints "answered=A closed=C open=O" after HOLD seconds
                        (A: answered at once, C: closed by the mediator)
+  head-close COUNT MIB COUNT connections each send the head of a valid
+                       vector_add of MIB MiB and close at once (while the
+                       mediator makes its buffers); prints "sent K"
   stall-header HOLD    10 bytes of a header, then nothing: "closed MS" or "open"
   conns COUNT HOLD     opens COUNT connections (stopping at one that the
                        mediator has not accepted within 1 s), holds them HOLD
@@ -98,6 +101,15 @@ def head_first(path, mib):
     s.sendall(request(6, 16))
     g = read_response(s)
     print("%d %d good=%s" % (r[1], ms, "closed" if g is None else g[1]))
+    return 0
+
+
+def head_close(path, count, mib):
+    for i in range(count):
+        s = connect(path)
+        s.sendall(vadd_head(i + 1, (mib << 20) // 8))
+        s.close()
+    print("sent %d" % count)
     return 0
 
 
@@ -270,6 +282,8 @@ def main():
         return head_first(path, int(a[0]))
     if action == "stall":
         return stall(path, int(a[0]), int(a[1]), float(a[2]))
+    if action == "head-close":
+        return head_close(path, int(a[0]), int(a[1]))
     if action == "stall-header":
         return stall_header(path, float(a[0]))
     if action == "conns":
