@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Thin wrapper over Meson, so that the usual commands do the usual things.
 #   make            build (into build/)
 #   make test       install test dependencies, build QEMU with vgpu-stub (make

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.h - what the files of vgpu-admin share: the parsed command line, the
  * command table entry, exit codes and output helpers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_scan.c - scan-vms and status: the registry joined with what xe says is
  * on this host. A host VM matches a registry entry by UUID, else by name

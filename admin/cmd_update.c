@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_update.c - set-pool, set-priority, set-vm-id and update-vm. Each builds
  * one vgpu_vm_update, drops the fields that would not change, checks what it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_vms.c - register-vm, show-vm, list-vms and remove-vm: the commands that
  * touch only the registry, never a running VM.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - vgpu-admin: the command table, option parsing and dispatch.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mediator.c - vgpu-admin's side of the mediator's control socket: one
  * command, one JSON document back. Bounded (4 MiB, 3 s) so that a stuck or

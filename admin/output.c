@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * output.c - messages, terminal-safe text and JSON for vgpu-admin, and the
  * mapping from library errors to exit codes.

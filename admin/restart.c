@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * restart.c - applying a change of pool, priority or vm_id to a VM, with the
  * seed's restart workflow: show current and new settings, ask, shut the VM

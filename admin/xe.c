@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xe.c - running `xe` and reading its answers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xe.h - the XCP-ng toolstack as vgpu-admin uses it: power state, the VM
  * list, shutdown and start. Every call runs `xe` by argument vector with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cpu-pairs.c - how long a cache line takes to go from one CPU to another
  * and back, for every pair of CPUs: two threads pinned to CPUs a and b

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # device-e2e.sh - end-to-end tests (tests/e2e) on the GPU machine against
 # the CUDA backend, with the binaries carried in ./.devbin (as for
 # run-device.sh; VGPU_DEVBIN overrides) and this tree's tests:
@@ -9,7 +10,7 @@
 # $OUT); its exit status, time and checks are printed. Exit status 0 only
 # when every test passed. VGPU_E2E_BACKEND=cpu runs them on the CPU backend.
 set -u
-[ $# -gt 0 ] || { sed -n '2,11p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '3,11p' "$0"; exit 2; }
 BIN=$(cd "${VGPU_DEVBIN:-./.devbin}" && pwd) || exit 2
 OUT=${OUT:-$PWD/.devout}
 mkdir -p "$OUT"

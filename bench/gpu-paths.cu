@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gpu-paths.cu - one small vector_add round trip (copy in, kernel, copy
  * out) done the ways the mediator and the native bench differ, each in its

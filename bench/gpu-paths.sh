@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # gpu-paths.sh - run gpu-paths (bench/gpu-paths.cu) in every setting that
 # tells the mediator's GPU path from native's, each in a fresh process,
 # interleaved, ROUNDS times (docs/performance.md, run 18):

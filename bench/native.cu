@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * native.cu - vgpu-bench's native CUDA side (see native.h): the mediator's
  * ops done directly in this process, with the CUDA runtime (linked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * native.h - the "native" side of vgpu-bench: the same work as the
  * mediator's ops, done directly with the CUDA runtime in this process

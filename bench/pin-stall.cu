@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pin-stall.cu - what pinning a shared-memory window costs the other VMs
  * (issue 9; docs/performance.md, run 24). One thread copies 4 KiB to the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # run-device.sh - the CUDA correctness suite and the benchmark on the GPU
 # machine, in one command, from the repository root:
 #

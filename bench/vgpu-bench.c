@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu-bench - native CUDA against the mediated path, in one process run.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conf.c - the `key = value` configuration parser behind conf.h.
  * Must never: accept a value outside its option's bounds, read an unbounded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * conf.h - configuration files as a data table (the shape of Redis's
  * config.c): each program lists its settings once, with type, bounds and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * error.c - vgpu_strerror(): the single table of error messages.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec.c - fork/exec with pipes, a deadline and bounded capture.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec.h - run a command by argument vector, never through a shell, with a
  * deadline and bounded capture of its output. vgpu-admin runs `xe` with it and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu_clock.h - the one clock every timing in vgpu reads: CLOCK_MONOTONIC
  * in nanoseconds (never the wall clock, which jumps).

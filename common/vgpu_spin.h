@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu_spin.h - the body of every busy-wait loop in vgpu: tell the CPU we
  * are spinning (x86 PAUSE, arm64 YIELD), as CPU vendors ask of spin loops,

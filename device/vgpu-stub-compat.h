@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vgpu-stub-compat.h - the QEMU API differences between the versions
  * vgpu-stub.c builds against: QEMU 4.2.1 (XCP-ng 8.2's device model) and

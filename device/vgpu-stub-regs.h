@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu-stub-regs.h - the register map of the vgpu-stub PCI device's BAR0,
  * shared by the device (QEMU) and the guest tools. docs/specs/vgpu-stub.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vgpu-stub.c - the vgpu-stub PCI device: how a VM learns its vgpu pool,
  * priority and VM id (docs/specs/vgpu-stub.md is the register map).

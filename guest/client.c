@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client.c - libvgpu's core: requests go out back to back, responses come
  * back in completion order and are matched to their requests by id.

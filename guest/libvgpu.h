@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libvgpu.h - the guest's C API to the vgpu mediator.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ops.c - the blocking ops of libvgpu: each is vgpu_submit() then
  * vgpu_wait() without a deadline.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submit.h - the workload half of vgpu-submit: deterministic inputs, the
  * CPU reference and the comparison of results (submit_check.c).

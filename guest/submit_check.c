@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * submit_check.c - vgpu-submit's inputs and their CPU reference.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport.h - how libvgpu moves message bytes, behind one small ops
  * struct (internal; not installed).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport_shm.c - the client end of the shared-memory ring (vgpu_ring.h):
  * ask the VM's socket for a window, map it, publish descriptors and take

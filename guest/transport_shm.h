@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport_shm.h - the client end of the shared-memory ring (internal;
  * not installed). Unlike the stream transports of transport.h it moves no

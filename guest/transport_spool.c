@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport_spool.c - the spool transport: the VM's spool directory D
  * (SPOOL/<vm-uuid>/ in dom0, NFS-mounted at /mnt/vgpu in the VM), whose

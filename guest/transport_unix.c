@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * transport_unix.c - the socket transport: one Unix stream socket to the
  * mediator (RUNDIR/vm-<uuid>.sock), whose owner the mediator takes as the

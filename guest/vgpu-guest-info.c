@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu-guest-info - inside a VM: find the vgpu-stub PCI device(s) and print
  * what they say: pool, priority, VM id and device version.

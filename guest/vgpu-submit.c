@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu-submit - run one op of the catalogue through the mediator, check it,
  * and report latencies.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * window.c - first-fit allocation of offsets in a shared-memory window's
  * data area (see window.h). Linear in the number of blocks, which is

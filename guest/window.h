@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * window.h - the client's allocator over a shared-memory window's data
  * area (internal; not installed). It hands out offsets only: what lies at

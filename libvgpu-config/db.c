@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * db.c - opening and closing the registry, schema migrations, and the small
  * helpers every query file uses.

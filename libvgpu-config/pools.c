@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pools.c - reading pools. Pools A and B are created with the schema; the
  * registry has no command that adds or removes pools.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * schema.h - the registry's migrations, generated from schema/NNN_*.sql.
  * vgpu_schema_migrations[i] takes the schema from version i to i + 1.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * validate.c - the one definition of a valid UUID, pool, priority, vm_id and
  * name, and the parsers the tools use for the same values. The library checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu_config.h - libvgpu-config: the registry of pools and VMs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vms.c - registering, changing, listing and removing VMs.
  *

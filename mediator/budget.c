@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * budget.c - per-VM and host-wide resource accounting (see budget.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * budget.h - what each VM may make the mediator hold, and what it holds
  * now (ARCHITECTURE.md principle 2: a bad client gets an error and costs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * control.c - RUNDIR/control.sock, for vgpu-admin: a client writes one
  * command line ("stats"), gets one JSON document back, and the connection

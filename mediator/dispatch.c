@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dispatch.c - the dispatcher thread: takes requests from the queue in
  * priority order and hands them to the backend, keeping at most

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - see log.h. Must never block the event loop for long (stderr and
  * syslog writes are short) or let a guest write unbounded log lines.

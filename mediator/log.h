@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h - the mediator's logging: to syslog or stderr, with levels, and a
  * rate limit for messages a guest can trigger (a hostile guest must not be

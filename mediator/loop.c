@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.c - epoll behind loop.h. Must never dispatch a watch after it was
  * removed in the same round (a callback may remove other watches).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loop.h - the mediator's event loop: one thread, epoll, a callback per fd.
  * Everything that touches VMs and connections runs on this thread; other

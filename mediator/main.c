@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - vgpu-mediator: settings, start-up, the loop, and shutdown.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mediator.h - the state of one vgpu-mediator process and the pieces that
  * share it: settings, the VM table (from the registry), transports, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue.c - the mediator's bounded priority queue (see queue.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue.h - the mediator's one queue across pools A and B: three priority
  * levels, FIFO within a level, bounded per VM and in total.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * request.c - admission and completion: the part of a request's life that
  * is the same whatever transport it came on.

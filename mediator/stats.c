@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats.c - counters and latency histograms per VM slot and per priority
  * level (see stats.h).

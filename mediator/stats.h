@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stats.h - counters and latency distributions per VM and per priority
  * level: submitted, completed, failed, rejected, bytes moved, queue wait and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vms.c - the mediator's VM table, kept equal to the registry: polled every
  * registry_poll_ms, so a VM registered, removed, or moved to another pool or

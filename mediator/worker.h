@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * worker.h - threads for work too slow for the loop thread: making and
  * pinning a shared-memory window, releasing one, pinning a request's new

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * le.h - little-endian loads and stores, independent of the host's order,
  * for the protocol's encoders and decoders (internal to protocol/).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * protocol.c - encoding and checking vgpu messages (see vgpu_protocol.h and
  * docs/protocol.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c - the shared-memory ring's descriptors, completions and attach
  * messages (see vgpu_ring.h and docs/protocol.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu_protocol.h - the one wire format between guests and the mediator.
  *

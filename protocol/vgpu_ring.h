@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu_ring.h - the shared-memory ring: a window that one client and the
  * mediator both map, with a submission ring, a completion ring and a data

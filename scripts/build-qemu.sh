@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # build-qemu.sh - a QEMU with the vgpu-stub device, from Debian's own QEMU
 # source (the QEMU this project's tests boot guests in):
 #

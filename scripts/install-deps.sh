@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install the Debian packages that building and testing vgpu need.
 # Idempotent and quiet when everything is there; run as root on Debian 12.
 # usage: install-deps.sh [build|test|fuzz]   (default: test, which includes build)

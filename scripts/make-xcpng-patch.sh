@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # make-xcpng-patch.sh - the vgpu-stub device as a patch for XCP-ng 8.2's
 # QEMU 4.2.1 package (docs/xcp-ng.md says how to build the RPM with it).
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # `make run`: the main job on embedded defaults, all under ./var/.
 #  1. a fresh registry with 8 VMs in both pools at every priority;
 #  2. vgpu-mediator on ./var/run (cuda when a GPU is usable, else cpu);

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Print one closing line over the meson test logs of the given build
 # directories: "tests: N passed, M failed". Exits non-zero when any failed.
 set -eu

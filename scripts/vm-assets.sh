@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # vm-assets.sh - what the VM test boots, from Debian's packages: the kernel
 # of linux-image-amd64 and the busybox of busybox-static, unpacked with
 # `apt-get download` and `dpkg-deb -x` (nothing is installed on the host).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * qemu_opts.c - building the `-device vgpu-stub,...` argument.
  *

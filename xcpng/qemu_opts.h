@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * qemu_opts.h - the QEMU command-line text vgpu-qemu-wrapper adds: option
  * values escaped the way QEMU's option parser reads them, and the argument

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * vgpu-qemu-wrapper.c - xenopsd's device-model wrapper for vgpu.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # vgpu-vm-startup.sh - copy a VM's vgpu settings from the registry into its
 # XAPI platform keys (platform:vgpu-pool, vgpu-priority, vgpu-vm-id), which
 # reach xenstore at /local/domain/<domid>/platform/ when the domain is built.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenstore.c - reading a domain's keys with `xenstore-read`, and the parsers
  * behind xenstore.h.

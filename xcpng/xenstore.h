@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenstore.h - what vgpu-qemu-wrapper asks xenstore: a domain's VM UUID and
  * name, read through the `xenstore-read` command with a deadline, and the

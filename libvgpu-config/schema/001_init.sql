@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- Schema version 1: the seed's registry of pools and VMs.
 CREATE TABLE IF NOT EXISTS pools (
     pool_id     CHAR(1) PRIMARY KEY CHECK (pool_id IN ('A', 'B')),

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Turn the numbered migrations schema/NNN_*.sql into the two forms the
 project ships: a C array for libvgpu-config (applied on open) and
 init_db.sql (the whole current schema, for the sqlite3 shell).

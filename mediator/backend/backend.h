@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend.h - the executor interface: what runs the catalogue of ops.
  *

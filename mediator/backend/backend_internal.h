@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend_internal.h - helpers shared by the executor backends (cpu, cuda),
  * not part of the interface the mediator sees.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cpu.c - the CPU backend: the catalogue run by a pool of worker threads.
  *

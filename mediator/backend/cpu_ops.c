@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cpu_ops.c - the CPU backend's kernels (see cpu_ops.h).
  *

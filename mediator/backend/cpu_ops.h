@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cpu_ops.h - the CPU backend's kernels: each op cut into parts that
  * workers run independently (disjoint output ranges), so that one large

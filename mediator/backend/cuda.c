@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda.c - the CUDA backend: the catalogue on one GPU, in the mediator's one
  * CUDA context (the runtime's primary context of config.device). This file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_blas.c - dlopen() of cuBLAS for the CUDA backend (see cuda_blas.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_blas.h - cuBLAS, loaded with dlopen() when the CUDA backend starts.
  *

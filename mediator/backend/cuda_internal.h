@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_internal.h - the CUDA backend's state, shared by cuda.c (threads,
  * queues, the ops table) and cuda_launch.c (what one work enqueues).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_kernels.cu - the kernels of the CUDA backend's catalogue: vector_add,
  * saxpy and the two stages of reduce_sum (sgemm is cuBLAS).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_kernels.h - the CUDA backend's own kernels (cuda_kernels.cu), as
  * C-callable launchers that enqueue on a stream and return the launch

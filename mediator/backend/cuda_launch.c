@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_launch.c - what one work enqueues on the GPU (launcher thread only).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_none.c - vgpu_backend_cuda for builds without nvcc: there is none.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_pool.c - size-class caches of device and pinned host memory (see
  * cuda_pool.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_pool.h - reusable CUDA memory: device buffers for the launcher, and
  * pinned host buffers for host_alloc(). cudaMalloc, pinning and their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda_sched.c - the CUDA backend's threads: one launcher, and one waiter
  * per priority level.

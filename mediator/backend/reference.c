@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reference.c - vgpu_reference_run(): the plain, single-threaded definition
  * of every op, which the tests hold both backends to.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * select.c - vgpu_backend_select(): the backend a name asks for.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * work.c - the checks every backend makes on a work before accepting it,
  * and the clock backends time works with.

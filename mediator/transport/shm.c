@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shm.c - the shared-memory ring transport (ARCHITECTURE.md, Transports):
  * the fast path. A connection on a VM's socket asks for a window

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * socket.c - the socket transport: one Unix stream socket per registered
  * VM, RUNDIR/vm-<uuid>.sock. Whoever connects to a VM's socket speaks for

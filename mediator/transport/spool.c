@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spool.c - the spool transport: the seed's shared directory, made safe.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.c - test cases and float-tolerance checks shared by the backend
  * tests and cuda-check (see check.h).

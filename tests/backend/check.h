@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.h - what the backend tests and cuda-check share: one op with its
  * inputs filled with reproducible values, a work over it, and a check of

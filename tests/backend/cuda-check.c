@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cuda-check.c - the CUDA backend on a real GPU, in one command: every op
  * on the cuda and the cpu backend from tiny sizes to 64 MiB vectors and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cpu.c - the CPU backend: every op against vgpu_reference_run() at
  * edge and multi-part sizes, with one worker and several; bad works refused;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_reference.c - vgpu_reference_run(), the oracle of every backend
  * test, against results worked out by hand: each op on tiny inputs, sgemm's

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test-bench-usage.sh - vgpu-bench's, gpu-paths' and pin-stall's command lines on a
 # machine without a GPU (this one): vgpu-bench's --help and --list exit 0,
 # and every bad value or unknown argument of either exits 2 with a message

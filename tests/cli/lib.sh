@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # lib.sh - shared by the vgpu-admin tests: a temporary registry, the fake xe
 # first on PATH, and assertions that print what they check.
 # Sourced by bash scripts run under `meson test` (env from tests/meson.build).

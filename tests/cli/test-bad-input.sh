@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Bad input on every flag: a clear message naming the problem, a non-zero
 # exit, and a registry left exactly as it was.
 . "$(dirname "$0")/lib.sh"

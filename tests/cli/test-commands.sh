@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The whole vgpu-admin command set on a real SQLite registry, with the fake xe
 # for the commands that ask the toolstack (scan-vms, status).
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Eight vgpu-admin processes registering and updating VMs in one registry at
 # once: no update lost, never "database is locked", integrity_check ok.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # init_db.sql on its own with the sqlite3 shell (the seed's build step), the
 # schema's constraints enforced by SQLite itself, and a version-1 registry
 # migrated forward by vgpu-admin with its rows intact.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # `make install`'s layout: meson install into a staging DESTDIR, then the
 # installed vgpu-admin runs against the installed library.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # --json on every read command, parsed back with jq and compared with the
 # registry and the fake host.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The restart workflow of set-pool, set-priority, set-vm-id and update-vm on a
 # running VM: confirmation (yes, no, no terminal), the order shutdown ->
 # registry -> start, forced shutdown, and rollback when a step fails.

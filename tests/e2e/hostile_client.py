@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A hostile and careless client for the budget tests (issue 9): it tries to
 make the mediator hold memory, file descriptors and time. Every action
 prints one line of results; the shell tests decide what they must be.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # lib.sh - shared by the end-to-end tests: a registry with VMs, a real
 # vgpu-mediator on temporary paths (cpu backend), and clients that are real
 # processes: vgpu-submit and raw_client.py.

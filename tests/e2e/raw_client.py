@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A raw vgpu protocol client for the end-to-end tests: it speaks the wire
 format of docs/protocol.md byte by byte (independently of the C code under
 test) and can also break it on purpose.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shm_api.c - libvgpu over a shared-memory window, against a real mediator
  * (test-shm.sh starts it and passes the socket as VGPU_TEST_SOCKET): arrays

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A raw shared-memory ring client for the end-to-end tests: it attaches a
 window and speaks the ring of docs/protocol.md byte by byte (independently
 of the C code under test), and can also break its rules on purpose.

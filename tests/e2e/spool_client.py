@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Spool-level actions for the end-to-end tests: publish request files into
 a VM's spool directory the way a guest does (temporary name, then rename),
 publish broken ones on purpose, and collect responses.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Back-pressure: with a small per-VM queue, a flood of pipelined requests gets
 # some VGPU_BUSY answers at once instead of growing memory; every request is
 # answered exactly once and the other VM is still served.

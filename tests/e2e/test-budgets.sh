@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Per-VM budgets against a hostile socket client (issue 9): answers it
 # reads late or never, payloads announced and never sent, headers left
 # half-written, and a request refused from its head alone. The mediator's memory stays within

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Eight VMs in both pools at every priority, each a separate vgpu-submit
 # process, all at once, odd VMs over their sockets and even VMs over their
 # spool directories: every result is checked and the mediator's statistics

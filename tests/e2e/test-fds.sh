@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # File descriptors (issue 9): the mediator raises RLIMIT_NOFILE to what its
 # settings need, says so when it cannot, and when accept() fails for want
 # of descriptors it rests the listening socket instead of spinning a core.

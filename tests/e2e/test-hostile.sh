@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A hostile guest: garbage, oversized and inconsistent messages and a request
 # naming another VM's id. Each gets an error response or a closed connection,
 # is counted as rejected, and other VMs go on unaffected.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Kept windows (issue 9): a window whose client left stays with its VM for
 # window_keep_s, counted in the VM's budget, and the VM's next client that
 # asks for the same size gets it (nothing made, pinned or freed again).

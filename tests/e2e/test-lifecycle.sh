@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Registry changes reach the running mediator within a second (new VM, new
 # priority, removed VM); SIGTERM answers everything accepted before exiting;
 # a second mediator on the same run directory is refused; bad settings are

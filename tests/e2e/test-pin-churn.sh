@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # New pinned memory under CUDA (issue 9), on the GPU machine only:
 #
 #   bash bench/device-e2e.sh pin-churn

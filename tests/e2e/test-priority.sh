@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Queued high-priority work overtakes queued low-priority work: one CPU worker,
 # one request in the backend at a time; three low-priority VMs keep the queue
 # full, then a high-priority VM arrives. Its queue wait must be shorter by a

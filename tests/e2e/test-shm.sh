@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The shared-memory ring end to end: libvgpu (vgpu-submit and the shm_api
 # program) over windows of a real mediator, an independent ring client
 # (shm_client.py) that breaks each rule once, window limits, and a client

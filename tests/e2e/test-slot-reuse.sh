@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A removed VM's slot is not given to another VM while anything of the old
 # one is held (issue 9): its request still running finishes first, and the
 # VM that takes the slot then starts with its own statistics only.

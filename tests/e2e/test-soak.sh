@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Soak (issue 9): 8 VMs at once for 30 s. VM 8 is hostile in every way at
 # once (answers never read, payloads announced and stalled, half headers,
 # connection floods, storms of 64 MiB windows of changing sizes, refused heads with skipped

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Who may act as a VM on dom0 (issue 9): a VM's spool req/ and resp/ belong
 # to its own uid (spool_uid_base + vm_id, the uid its NFS export squashes
 # the guest to), mode 0700, and answers are that uid's, 0600. Another

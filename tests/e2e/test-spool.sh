@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # The spool transport, the seed's shared directory made safe: a directory per
 # VM, requests published by rename, responses the same way; hostile files get
 # error responses; and kill -9 of the mediator under load, then a restart:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # One VM makes, uses (every other one) and drops 1 GiB shared-memory
 # windows in a loop while another VM's small requests are timed (issue 9):
 # p99 during the storm against p99 alone (an open loop, one request due

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_cli_values.c - the validators and parsers behind every vgpu-admin flag
  * value (libvgpu-config/validate.c). Invariant: what a parser accepts is

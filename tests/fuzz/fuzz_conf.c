@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_conf.c - the `key = value` configuration parser (common/conf.c).
  * Invariant: accepted values are within their option's bounds.

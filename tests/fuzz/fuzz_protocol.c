@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_protocol.c - the wire-format decoder (protocol/protocol.c), fed a
  * whole message: header, then the payload when its length fits the input.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ring.c - the shared-memory ring's decoders (protocol/ring.c): a
  * 64-byte descriptor checked against a window whose size the input also

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_xe_vm_list.c - the parser of `xe vm-list` records (admin/xe.c).
  * Invariant: every VM returned carries a valid lower-case UUID and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of fuzz_protocol (tests/fuzz/corpus/protocol/).
 
 Run once by hand; the files it writes are committed. The encoding here is

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of fuzz_ring (tests/fuzz/corpus/ring/).
 
 Run once by hand; the files it writes are committed. Each seed is 4 bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * replay.c - runs a libFuzzer harness over its committed corpus without
  * libFuzzer, so that `make test` replays every corpus with gcc and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client_util.h - small steps of the guest tests, shared by test_client.c
  * (socket, scripted peer) and test_spool.c (spool directory): connect,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer.c - a scripted socket peer for libvgpu's protocol-level tests (see
  * peer.h for what it may and may not be used for).

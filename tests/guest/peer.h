@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * peer.h - the other end of a client's socket, scripted by a test.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test-guest-info-usage.sh - vgpu-guest-info on a machine without the
 # device (this one): usage errors exit 2 naming the problem, --help and
 # --version exit 0, and a plain run says there is no vgpu-stub (exit 1).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test-submit-usage.sh - vgpu-submit refuses bad usage with exit status 2
 # and a message naming the problem, before it connects to anything; and
 # reports transport failures with exit status 1.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_client.c - libvgpu at the protocol level: what the client does with
  * each response a peer can send (out of order, unknown id, wrong op or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_spool.c - libvgpu's spool transport at the file level: the exact
  * request files a submit publishes, and what the client does with each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_uri.c - transport URIs: what vgpu_uri_parse() accepts, and what
  * vgpu_connect() answers for each kind of bad or unreachable URI.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_window.c - the client's allocator of offsets in a shared-memory
  * window's data area (guest/window.c): rounding and alignment, first fit,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Run a command with a pseudo-terminal as its stdin/stdout/stderr, answer
 its prompt, and pass its output and exit status through.
 

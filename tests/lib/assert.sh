@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # assert.sh - the assertions every shell test shares: each prints "ok - ..."
 # or "not ok - ...", and finish() exits non-zero when any failed.
 FAILS=0

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_budget.c - per-VM budgets: takes within the VM's limit, VGPU_BUSY
  * past what the VM or all VMs hold, VGPU_LIMIT for what can never fit,

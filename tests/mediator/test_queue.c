@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_queue.c - the mediator's priority queue, one thread at a time except
  * where a popper must be woken: priority order across levels, FIFO within a

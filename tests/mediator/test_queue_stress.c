@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_queue_stress.c - the queue under contention: 4 pushers of 10000
  * items each (one VM slot each, priorities mixed, retrying on VGPU_BUSY

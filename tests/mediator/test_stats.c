@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_stats.c - the mediator's statistics: counters per VM and per priority
  * level, bytes and latencies recorded only for finished work, histogram

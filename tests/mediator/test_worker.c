@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_worker.c - the worker pool and the loop's pause: every job runs on a
  * worker and then its done() on the loop thread; jobs of different VMs are

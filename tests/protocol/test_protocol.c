@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_protocol.c - the wire format (protocol/protocol.c) against its
  * specification, docs/protocol.md: exact bytes, round trips of every op,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_ring.c - the shared-memory ring's wire pieces (protocol/ring.c,
  * protocol/vgpu_ring.h): exact bytes of descriptors and completions, every

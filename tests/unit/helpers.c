@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * helpers.c - temporary directories, files and raw SQLite access for the
  * unit tests (see helpers.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * helpers.h - what the unit tests share: temporary directories, files, and
  * direct SQLite access to a registry behind libvgpu-config's back (to build

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_concurrency.c - several processes writing one registry at once, as
  * vgpu-admin, the start-time hook and the mediator do. 8 children, started

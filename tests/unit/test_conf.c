@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_conf.c - the table-driven `key = value` parser of common/conf.h:
  * defaults, every option type and its bounds, then files: comments, blank

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_exec.c - vgpu_exec from common/exec.h: stdout, stderr and exit status
  * captured; arguments passed verbatim (no shell); stdin is /dev/null; a

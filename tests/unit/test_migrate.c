@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_migrate.c - schema migrations on open: a version-1 registry made from
  * the shipped schema/001_init.sql (path in $VGPU_SCHEMA_V1) is brought to

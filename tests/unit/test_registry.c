@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry.c - opening and closing the registry and reading its pools:
  * vgpu_db_path's three sources, vgpu_db_init (directories created, WAL on,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_validate.c - the pure functions of libvgpu-config and the error
  * table: UUID, pool, priority, vm_id and name validity; the parsers the tools

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_vms.c - libvgpu-config's VM functions against a real registry file:
  * register (defaults, explicit values, automatic vm_id with gap filling,

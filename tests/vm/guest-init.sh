@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: MIT
 # guest-init.sh - /init of the VM test's initramfs (busybox and the guest
 # tools, nothing else). It reports on the serial console, between
 # VGPU-TEST-BEGIN and VGPU-TEST-END, what the guest sees of its vgpu-stub

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test-vm.sh - the vgpu-stub device in a real VM: the QEMU built by
 # scripts/build-qemu.sh boots Debian's kernel (TCG) with an initramfs of
 # busybox and vgpu-guest-info (guest-init.sh), and the guest's console

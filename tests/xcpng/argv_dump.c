@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * argv_dump.c - stands in for XCP-ng's stock qemu-wrapper in the tests of
  * vgpu-qemu-wrapper: writes its whole argument vector, argv[0] included, to

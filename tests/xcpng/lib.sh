@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash disable=SC2034 # the variables are for the tests
 # tests/xcpng/lib.sh - what the XCP-ng integration tests share: a private
 # temporary directory, the fake xenstore, a registry made with sqlite3, the

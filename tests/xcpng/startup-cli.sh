@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # startup-cli.sh - vgpu-vm-startup.sh VM-UUID: sets the platform keys of a
 # registered VM with one xe vm-param-set, and nothing for any other VM.
 . "$(dirname "$0")/startup-lib.sh"

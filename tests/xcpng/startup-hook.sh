@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # startup-hook.sh - vgpu-vm-startup.sh as an /etc/xapi.d/vm-pre-start/ hook
 # (-vmuuid U -reason R): the same work, and it never vetoes a start: every
 # outcome exits 0.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # tests/xcpng/startup-lib.sh - what the vgpu-vm-startup.sh tests share on top
 # of lib.sh: the real vgpu-admin ($VGPU_ADMIN_BIN) and a private `xe` stub.

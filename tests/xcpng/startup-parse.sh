@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # startup-parse.sh - vgpu-vm-startup.sh reads vgpu-admin's --export output
 # strictly and never executes it: a stand-in vgpu-admin prints bad output.
 . "$(dirname "$0")/startup-lib.sh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_parsers.c - unit tests of the parsers and builders behind
  * vgpu-qemu-wrapper: domids, the xenstore `vm` value, QEMU option escaping

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-help.sh - --help and --version, only as the sole argument.
 . "$(dirname "$0")/lib.sh"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-passthrough.sh - every VM the wrapper cannot or need not decorate
 # starts with its arguments unchanged, and the reason is logged.
 . "$(dirname "$0")/lib.sh"

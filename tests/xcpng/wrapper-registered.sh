@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-registered.sh - vgpu-qemu-wrapper adds -device vgpu-stub for a
 # registered VM, found by UUID or (its UUID changed) by name, after the
 # original arguments, which pass byte for byte.

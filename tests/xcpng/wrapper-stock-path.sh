@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-stock-path.sh - which stock wrapper runs: VGPU_STOCK_WRAPPER over
 # the file's stock_wrapper over the default; never the wrapper itself.
 . "$(dirname "$0")/lib.sh"

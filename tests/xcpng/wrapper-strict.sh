@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-strict.sh - with strict = yes, trouble reading xenstore or the
 # registry stops the start (status 1, no exec); unregistered VMs still pass.
 . "$(dirname "$0")/lib.sh"

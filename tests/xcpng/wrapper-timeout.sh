@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # wrapper-timeout.sh - a hanging xenstore-read delays the start by the
 # wrapper's 5 s deadline at most, then the VM starts unchanged.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # xcpng-patch.sh - scripts/make-xcpng-patch.sh makes a patch that `patch
 # -p1` applies to the files QEMU 4.2.1 has (their first lines, as in QEMU
 # 4.0 to 5.0, written out below, followed by other lines), adding the
