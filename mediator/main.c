@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -31,44 +30,6 @@
 #define DEFAULT_CONF "/etc/vgpu/mediator.conf"
 #define SHUTDOWN_GRACE_NS (60ull * 1000000000ull)
 
-#define S(f) offsetof(struct mediator_settings, f), sizeof(((struct mediator_settings *)0)->f)
-#define I(f) offsetof(struct mediator_settings, f), 0
-static const struct vgpu_conf_option options[] = {
-	{ "db", VGPU_CONF_PATH, S(db), 0, 0, VGPU_DEFAULT_DB_PATH, "the registry" },
-	{ "spool_dir", VGPU_CONF_PATH, S(spool_dir), 0, 0, "/var/vgpu", "spool directory (per-VM subdirectories)" },
-	{ "run_dir", VGPU_CONF_PATH, S(run_dir), 0, 0, "/run/vgpu", "sockets and the lock file" },
-	{ "backend", VGPU_CONF_STRING, S(backend), 0, 0, "auto", "auto, cuda or cpu" },
-	{ "log", VGPU_CONF_STRING, S(log), 0, 0, "stderr", "stderr or syslog" },
-	{ "log_level", VGPU_CONF_STRING, S(log_level), 0, 0, "info", "error, warning, notice, info, debug" },
-	{ "max_request_mib", VGPU_CONF_INT, I(max_request_mib), 1, 1024, "512", "largest request payload, MiB" },
-	{ "max_elems_mi", VGPU_CONF_INT, I(max_elems_mi), 1, 256, "64", "largest array, Mi floats" },
-	{ "max_dim", VGPU_CONF_INT, I(max_dim), 1, 16384, "8192", "largest sgemm dimension" },
-	{ "queue_per_vm", VGPU_CONF_INT, I(queue_per_vm), 1, 65536, "64", "queued requests per VM" },
-	{ "queue_total", VGPU_CONF_INT, I(queue_total), 1, 1048576, "1024", "queued requests in all" },
-	{ "max_inflight", VGPU_CONF_INT, I(max_inflight), 1, 1024, "16", "requests in the backend at once" },
-	{ "cpu_threads", VGPU_CONF_INT, I(cpu_threads), 0, 1024, "0", "cpu backend threads (0: one per core)" },
-	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
-	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },
-	{ "max_conns_per_vm", VGPU_CONF_INT, I(max_conns_per_vm), 1, 1024, "8", "socket connections per VM" },
-	{ "spool_sync", VGPU_CONF_BOOL, offsetof(struct mediator_settings, spool_sync), 0, 0, 0, "no", "fsync spool files: answers survive a host crash too" },
-	{ "spool_stale_s", VGPU_CONF_INT, I(spool_stale_s), 1, 31536000, "3600", "age (s) of uncollected answers and clients' temporary files to remove" },
-	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
-	{ "shm_max_mib", VGPU_CONF_INT, I(shm_max_mib), 1, 2048, "1024", "data area of one shared-memory window, MiB" },
-	{ "shm_total_mib", VGPU_CONF_INT, I(shm_total_mib), 1, 1048576, "4096", "all shared-memory windows together, MiB (pinned host memory)" },
-	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "200", "after activity the loop polls this long before it sleeps (latency for CPU)" },
-	{ "vm_buffer_mib", VGPU_CONF_INT, I(vm_buffer_mib), 1, 1048576, "1024", "request and response buffers one VM may hold, MiB" },
-	{ "buffer_total_mib", VGPU_CONF_INT, I(buffer_total_mib), 1, 1048576, "4096", "request and response buffers of all VMs together, MiB" },
-	{ "vm_requests", VGPU_CONF_INT, I(vm_requests), 1, 65536, "256", "requests one VM may have held (queued, running, answers unsent)" },
-	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
-	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
-	{ "window_keep_s", VGPU_CONF_INT, I(window_keep_s), 0, 3600, "30", "a window whose client is gone is kept this long for the VM's next window of its size (0: released at once)" },
-	{ "pin_rate_mib_s", VGPU_CONF_INT, I(pin_rate_mib_s), 0, 1048576, "64", "MiB of new pinned memory (windows made; request buffers the CUDA backend has no block cached for) one VM may have per second once past its first vm_window_mib + vm_buffer_mib (0: no limit)" },
-	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
-	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making windows, reading large spool files" },
-	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
-	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
-};
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -78,7 +39,7 @@ static void usage(FILE *out)
 		"Queues the GPU work of every registered VM by priority and runs it.\n\n"
 		"Settings (config file %s, `key = value`; --set KEY=VALUE overrides):\n",
 		DEFAULT_CONF);
-	for (const struct vgpu_conf_option *o = options; o->name; o++)
+	for (const struct vgpu_conf_option *o = vgpu_mediator_options; o->name; o++)
 		fprintf(out, "  %-18s %s (default %s)\n", o->name, o->help, o->default_value);
 	fprintf(out, "\nThe registry path follows $VGPU_DB when --db and the file do not set it.\n"
 		     "Signals: TERM/INT finish accepted work and exit; HUP re-reads the registry.\n");
@@ -101,7 +62,7 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 	char err[512];
 	int c;
 
-	vgpu_conf_defaults(options, &m->set);
+	vgpu_conf_defaults(vgpu_mediator_options, &m->set);
 	if (env_db && *env_db)
 		snprintf(m->set.db, sizeof(m->set.db), "%s", env_db);
 	/* First pass: only --config, so that the file comes before the flags. */
@@ -114,7 +75,7 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 	}
 	if (!conf || !*conf)
 		conf = DEFAULT_CONF;
-	int rc = vgpu_conf_load(conf, options, &m->set, err, sizeof(err));
+	int rc = vgpu_conf_load(conf, vgpu_mediator_options, &m->set, err, sizeof(err));
 	if (rc != VGPU_OK && !(rc == VGPU_NOT_FOUND && !conf_given)) {
 		fprintf(stderr, "vgpu-mediator: %s\n", err);
 		return 3;
@@ -142,7 +103,7 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 				return 3;
 			}
 			*eq = '\0';
-			if (vgpu_conf_set(options, &m->set, kv, eq + 1, err, sizeof(err)) != VGPU_OK) {
+			if (vgpu_conf_set(vgpu_mediator_options, &m->set, kv, eq + 1, err, sizeof(err)) != VGPU_OK) {
 				fprintf(stderr, "vgpu-mediator: --set: %s\n", err);
 				return 3;
 			}
@@ -158,7 +119,7 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 			usage(stderr);
 			return 3;
 		}
-		if (vgpu_conf_set(options, &m->set, key, optarg, err, sizeof(err)) != VGPU_OK) {
+		if (vgpu_conf_set(vgpu_mediator_options, &m->set, key, optarg, err, sizeof(err)) != VGPU_OK) {
 			fprintf(stderr, "vgpu-mediator: %s\n", err);
 			return 3;
 		}
@@ -286,7 +247,6 @@ static void timer_event(void *ctx, uint32_t events)
 
 static int setup(struct mediator *m, struct runtime *rt)
 {
-	char err[512];
 	sigset_t mask;
 
 	/* Block the signals before any thread exists, so that every thread
@@ -298,62 +258,7 @@ static int setup(struct mediator *m, struct runtime *rt)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(m);
-	m->limits.max_payload = (uint32_t)(m->set.max_request_mib << 20);
-	m->limits.max_elems = (uint32_t)(m->set.max_elems_mi << 20);
-	m->limits.max_dim = (uint32_t)m->set.max_dim;
-	char why[512];
-	m->backend = vgpu_backend_select(m->set.backend, why, sizeof(why));
-	if (!m->backend) {
-		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, why);
-		return -1;
-	}
-	struct vgpu_backend_config bc = {
-		.threads = (int)m->set.cpu_threads,
-		.max_inflight = (int)m->set.max_inflight,
-		.max_device_bytes = 0,
-	};
-	if (m->backend->init(&bc, &m->backend_ctx, err, sizeof(err)) != VGPU_OK) {
-		vgpu_log(LOG_ERR, "backend %s: %s", m->backend->name, err);
-		return -1;
-	}
-	if (why[0])
-		vgpu_log(LOG_NOTICE, "backend %s (auto: %s)", m->backend->name, why);
-	else
-		vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
-	struct vgpu_budget_limits bl = {
-		.vm = {
-			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.vm_buffer_mib << 20,
-			[VGPU_BUDGET_REQUESTS] = (uint64_t)m->set.vm_requests,
-			[VGPU_BUDGET_CONNS] = (uint64_t)m->set.max_conns_per_vm,
-			[VGPU_BUDGET_WINDOWS] = (uint64_t)m->set.vm_windows,
-			[VGPU_BUDGET_WINDOW_BYTES] = (uint64_t)m->set.vm_window_mib << 20,
-		},
-		.total = {
-			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.buffer_total_mib << 20,
-			[VGPU_BUDGET_REQUESTS] = UINT64_MAX,
-			[VGPU_BUDGET_CONNS] = UINT64_MAX,
-			[VGPU_BUDGET_WINDOWS] = UINT64_MAX,
-			[VGPU_BUDGET_WINDOW_BYTES] = (uint64_t)m->set.shm_total_mib << 20,
-		},
-		.pin_rate = (uint64_t)m->set.pin_rate_mib_s << 20,
-		.pin_burst = ((uint64_t)m->set.vm_window_mib + (uint64_t)m->set.vm_buffer_mib) << 20,
-	};
-	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
-	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,
-			   (uint32_t)m->set.queue_total, &m->queue) != VGPU_OK ||
-	    vgpu_stats_new((uint32_t)m->set.max_vms, &m->stats) != VGPU_OK ||
-	    vgpu_budget_new((uint32_t)m->set.max_vms, &bl, &m->budget) != VGPU_OK ||
-	    vgpu_workers_new(m->loop, (int)m->set.workers, (uint32_t)m->set.max_vms,
-			     &m->workers) != VGPU_OK)
-		return -1;
-	m->vms = calloc((size_t)m->set.max_vms, sizeof(*m->vms));
-	if (!m->vms)
-		return -1;
-	pthread_mutex_init(&m->done_lock, NULL);
-	pthread_cond_init(&m->inflight_cond, NULL);
-	m->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	m->done_watch = (struct vgpu_loop_watch){ .fd = m->done_efd, .fn = vgpu_deliver_done, .ctx = m };
-	if (m->done_efd < 0 || vgpu_loop_add(m->loop, &m->done_watch, EPOLLIN) != VGPU_OK)
+	if (vgpu_mediator_init(m) != VGPU_OK)
 		return -1;
 
 	rt->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -369,19 +274,12 @@ static int setup(struct mediator *m, struct runtime *rt)
 	    vgpu_loop_add(m->loop, &rt->timer_watch, EPOLLIN) != VGPU_OK)
 		return -1;
 
-	m->transports[m->n_transports++] = &vgpu_transport_socket;
-	m->transports[m->n_transports++] = &vgpu_transport_spool;
-	m->transports[m->n_transports++] = &vgpu_transport_shm;
-	for (int t = 0; t < m->n_transports; t++)
-		if (m->transports[t]->start(m) != VGPU_OK)
-			return -1;
-	if (vgpu_control_start(m) != VGPU_OK)
+	if (vgpu_mediator_add_transport(m, &vgpu_transport_socket) != VGPU_OK ||
+	    vgpu_mediator_add_transport(m, &vgpu_transport_spool) != VGPU_OK ||
+	    vgpu_mediator_add_transport(m, &vgpu_transport_shm) != VGPU_OK)
 		return -1;
-	if (vgpu_vms_reload(m) != VGPU_OK)
+	if (vgpu_control_start(m) != VGPU_OK || vgpu_mediator_start(m) != VGPU_OK)
 		return -1;
-	if (vgpu_dispatcher_start(m) != VGPU_OK)
-		return -1;
-	m->started_ns = vgpu_now_ns();
 	return 0;
 }
 
@@ -390,37 +288,11 @@ static int setup(struct mediator *m, struct runtime *rt)
 static void teardown(struct mediator *m, struct runtime *rt)
 {
 	vgpu_control_stop(m);
-	for (long long i = 0; m->vms && i < m->set.max_vms; i++)
-		for (int t = 0; t < m->n_transports && m->vms[i].in_use; t++)
-			m->transports[t]->vm_removed(m, &m->vms[i]);
-	/* Windows of the connections just closed are released on the workers,
-	 * with the backend still there to unpin them. */
-	vgpu_workers_free(m->workers);
-	for (int t = 0; t < m->n_transports; t++)
-		m->transports[t]->stop(m);
-	if (m->backend_ctx)
-		m->backend->fini(m->backend_ctx);
-	vgpu_db_close(m->db);
-	vgpu_stats_free(m->stats);
-	vgpu_budget_free(m->budget);
-	vgpu_queue_free(m->queue);
-	vgpu_loop_free(m->loop);
-	if (m->done_efd >= 0)
-		close(m->done_efd);
+	vgpu_mediator_fini(m);
 	if (rt->sig_fd >= 0)
 		close(rt->sig_fd);
 	if (rt->timer_fd >= 0)
 		close(rt->timer_fd);
-	free(m->vms);
-}
-
-static uint64_t pending_responses(struct mediator *m)
-{
-	uint64_t n = 0;
-
-	for (int t = 0; t < m->n_transports; t++)
-		n += m->transports[t]->pending(m);
-	return n;
 }
 
 int main(int argc, char **argv)
@@ -460,12 +332,9 @@ int main(int argc, char **argv)
 		}
 		if (m.stopping && !stop_deadline) {
 			stop_deadline = vgpu_now_ns() + SHUTDOWN_GRACE_NS;
-			for (int t = 0; t < m.n_transports; t++)
-				m.transports[t]->stop_accepting(&m);
-			vgpu_queue_close(m.queue);
+			vgpu_mediator_stop_accepting(&m);
 		}
-		if (m.stopping && vgpu_dispatcher_drained(&m) && pending_responses(&m) == 0 &&
-		    vgpu_workers_pending(m.workers) == 0)
+		if (m.stopping && vgpu_mediator_drained(&m))
 			break;
 		if (stop_deadline && vgpu_now_ns() > stop_deadline) {
 			vgpu_log(LOG_ERR, "shutdown: clients did not take their answers in time");

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "conf.h"
 #include "budget.h"
 #include "log.h"
 #include "loop.h"
@@ -33,7 +34,7 @@
 #include "vgpu_protocol.h"
 #include "worker.h"
 
-#define VGPU_MAX_TRANSPORTS 3
+#define VGPU_MAX_TRANSPORTS 8 /* registered at once: socket, spool, shm, and room */
 /* spool_uid_base + vm_id stays below 2^31 - 1: larger uids are read as
  * negative by some tools, and (uid_t)-1 means "unchanged". */
 #define VGPU_SPOOL_UID_MAX 2147483646
@@ -91,10 +92,12 @@ struct vgpu_vm {
 struct mediator;
 struct vgpu_request;
 
-/* A way for guests to reach the mediator (ARCHITECTURE.md, Transports). */
+/* A way for guests to reach the mediator (ARCHITECTURE.md, Transports).
+ * Registered with vgpu_mediator_add_transport(); its state, global and per
+ * VM, is found through the struct itself (vgpu_transport_ctx(),
+ * vgpu_vm_state()), never through a fixed number. */
 struct vgpu_transport {
 	const char *name;
-	int index;                           /* into vgpu_vm.transport_state */
 	bool zero_copy;                      /* data stays in the guest's window:
 					      * no payload or response buffers */
 	int (*start)(struct mediator *m);
@@ -159,7 +162,7 @@ struct mediator {
 	struct vgpu_workers *workers;        /* slow work off the loop (worker.h) */
 	vgpu_db *db;                         /* loop thread: registry polling */
 	struct vgpu_vm *vms;                 /* max_vms slots */
-	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS];
+	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
 	uint64_t started_ns;
@@ -240,12 +243,42 @@ bool vgpu_dispatch_now(struct mediator *m);
 bool vgpu_dispatcher_drained(struct mediator *m);
 void vgpu_dispatcher_join(struct mediator *m);
 
+/* settings.c: every setting of struct mediator_settings (conf.h's table). */
+extern const struct vgpu_conf_option vgpu_mediator_options[];
+
+/* core.c: a mediator's life, without its command line, signals, control
+ * socket and registry polling (main.c), so that tests can run the core.
+ * init: from m->set (settings already complete): limits, backend, budgets,
+ * loop, queue, statistics, workers, the VM table and the completion
+ * eventfd. add_transport: register @t (before start; VGPU_LIMIT past
+ * VGPU_MAX_TRANSPORTS, VGPU_EXISTS twice). start: start the transports in
+ * their order, read the registry (VMs are added to every transport),
+ * start the dispatcher. fini: remove every VM from the transports, run
+ * the workers' last jobs, stop the transports and the backend, free all;
+ * after a failed or partial init or start too (the caller joins the
+ * dispatcher first if it was started). */
+int vgpu_mediator_init(struct mediator *m);
+int vgpu_mediator_add_transport(struct mediator *m, const struct vgpu_transport *t);
+int vgpu_mediator_start(struct mediator *m);
+/* Shutdown, first step: the transports take no new requests, the queue
+ * closes; what was accepted goes on. drained: everything accepted was
+ * answered and written, and no worker job is left. */
+void vgpu_mediator_stop_accepting(struct mediator *m);
+bool vgpu_mediator_drained(struct mediator *m);
+void vgpu_mediator_fini(struct mediator *m);
+/* Transport @t's own state (set by its start()), and setting it. */
+void *vgpu_transport_ctx(struct mediator *m, const struct vgpu_transport *t);
+void vgpu_transport_set_ctx(struct mediator *m, const struct vgpu_transport *t, void *ctx);
+
 /* vms.c */
 /* Read the registry and add, update or remove VMs (loop thread). */
 int vgpu_vms_reload(struct mediator *m);
 struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
-/* Transport @idx's state for VM slot @slot; NULL when the slot is free. */
-void *vgpu_vm_state(struct mediator *m, long long slot, int idx);
+/* Transport @t's state for VM slot @slot; NULL when the slot is free. */
+void *vgpu_vm_state(struct mediator *m, long long slot, const struct vgpu_transport *t);
+/* Set transport @t's state for @vm (its vm_added() and vm_removed()). */
+void vgpu_vm_set_state(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
+		       void *state);
 
 /* control.c */
 int vgpu_control_start(struct mediator *m);

@@ -22,11 +22,6 @@ struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid)
 	return NULL;
 }
 
-void *vgpu_vm_state(struct mediator *m, long long slot, int idx)
-{
-	return m->vms[slot].in_use ? m->vms[slot].transport_state[idx] : NULL;
-}
-
 static void vm_remove(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct vgpu_queue_item *list = NULL;

@@ -62,7 +62,7 @@
 #include "mediator.h"
 #include "vgpu_ring.h"
 
-#define IDX 2              /* this transport's index in transport_state */
+#define SELF (&vgpu_transport_shm)
 #define BATCH 64           /* descriptors taken per doorbell round, for fairness */
 
 struct shm_global {
@@ -122,7 +122,7 @@ struct session {
 
 static struct shm_global *global(struct mediator *m)
 {
-	return m->transport_ctx[IDX];
+	return vgpu_transport_ctx(m, SELF);
 }
 
 static uint32_t *index_at(struct session *s, size_t off)
@@ -198,7 +198,7 @@ static void release_kept(struct shm_vm *sv, uint64_t before_ns)
 static void release_all_kept(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct shm_vm *sv = vgpu_vm_state(m, i, SELF);
 
 		if (sv)
 			release_kept(sv, UINT64_MAX);
@@ -211,7 +211,7 @@ static void release_all_kept(struct mediator *m)
  * taken on the worker holds none while it waits), hence the uuid. */
 static void window_put(struct mediator *m, struct vgpu_vm *vm, struct window *w)
 {
-	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 
 	if (w->made && sv && strcmp(vm->uuid, w->uuid) == 0 && !m->stopping &&
 	    m->set.window_keep_s > 0) {
@@ -615,7 +615,7 @@ static void make_room(struct mediator *m, struct vgpu_vm *vm, size_t size)
  * release (w->budgeted false). NULL with *rc set when refused. */
 static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t size, int *rc)
 {
-	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 	struct window *w;
 
 	*rc = VGPU_OK;
@@ -671,7 +671,7 @@ int vgpu_shm_attach(struct mediator *m, struct vgpu_vm *vm, uint64_t data_bytes,
 
 	if (m->stopping)
 		return VGPU_SHUTDOWN;
-	if (!vgpu_vm_state(m, vm->slot, IDX))
+	if (!vgpu_vm_state(m, vm->slot, SELF))
 		return VGPU_NO_MEMORY; /* vm_added() could not set it up (logged) */
 	if (data_bytes < VGPU_RING_MIN_DATA || data_bytes > VGPU_RING_MAX_DATA ||
 	    data_bytes % VGPU_RING_PAGE)
@@ -729,7 +729,7 @@ void vgpu_shm_detach(void *session)
 
 void vgpu_shm_vm_usage(struct mediator *m, const struct vgpu_vm *vm, struct vgpu_shm_usage *ret)
 {
-	const struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
+	const struct shm_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 
 	memset(ret, 0, sizeof(*ret));
 	for (const struct window *w = sv ? sv->kept : NULL; w; w = w->next) {
@@ -740,9 +740,10 @@ void vgpu_shm_vm_usage(struct mediator *m, const struct vgpu_vm *vm, struct vgpu
 
 static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
-	(void)m;
-	vm->transport_state[IDX] = calloc(1, sizeof(struct shm_vm));
-	return vm->transport_state[IDX] ? VGPU_OK : VGPU_NO_MEMORY;
+	struct shm_vm *sv = calloc(1, sizeof(*sv));
+
+	vgpu_vm_set_state(m, vm, SELF, sv);
+	return sv ? VGPU_OK : VGPU_NO_MEMORY;
 }
 
 /* Its sessions belong to the socket transport's connections, which its
@@ -750,14 +751,14 @@ static int shm_vm_added(struct mediator *m, struct vgpu_vm *vm)
  * its kept windows are released now. */
 static void shm_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, IDX);
+	struct shm_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 
 	(void)m;
 	if (!sv)
 		return;
 	release_kept(sv, UINT64_MAX);
 	free(sv);
-	vm->transport_state[IDX] = NULL;
+	vgpu_vm_set_state(m, vm, SELF, NULL);
 }
 
 /* Once a second: windows kept longer than window_keep_s are released. */
@@ -772,7 +773,7 @@ static void keep_timer_event(void *ctx, uint32_t events)
 		/* EAGAIN: look anyway */
 	}
 	for (long long i = 0; now > keep_ns && i < m->set.max_vms; i++) {
-		struct shm_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct shm_vm *sv = vgpu_vm_state(m, i, SELF);
 
 		if (sv)
 			release_kept(sv, now - keep_ns);
@@ -786,7 +787,7 @@ static int shm_start(struct mediator *m)
 
 	if (!g)
 		return VGPU_NO_MEMORY;
-	m->transport_ctx[IDX] = g;
+	vgpu_transport_set_ctx(m, SELF, g);
 	g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	g->timer_watch = (struct vgpu_loop_watch){ .fd = g->timer_fd, .fn = keep_timer_event,
 						   .ctx = m };
@@ -817,7 +818,7 @@ static void shm_stop(struct mediator *m)
 	if (g->timer_fd >= 0)
 		close(g->timer_fd);
 	free(g);
-	m->transport_ctx[IDX] = NULL;
+	vgpu_transport_set_ctx(m, SELF, NULL);
 }
 
 static uint64_t shm_pending(struct mediator *m)
@@ -827,7 +828,6 @@ static uint64_t shm_pending(struct mediator *m)
 
 const struct vgpu_transport vgpu_transport_shm = {
 	.name = "shm",
-	.index = IDX,
 	.zero_copy = true,
 	.start = shm_start,
 	.stop_accepting = shm_stop_accepting,

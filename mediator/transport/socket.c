@@ -50,7 +50,7 @@
 #include "mediator.h"
 #include "vgpu_ring.h"
 
-#define IDX 0              /* this transport's index in transport_state */
+#define SELF (&vgpu_transport_socket)
 #define ACCEPT_PAUSE_MS 100 /* a listening socket's rest after accept() failed */
 #define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
 
@@ -113,7 +113,7 @@ struct conn {
 
 static struct sock_global *global(struct mediator *m)
 {
-	return m->transport_ctx[IDX];
+	return vgpu_transport_ctx(m, SELF);
 }
 
 static void conn_unref(struct conn *c)
@@ -543,7 +543,7 @@ static void deadline_event(void *ctx, uint32_t events)
 		/* EAGAIN */
 	}
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct sock_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct sock_vm *sv = vgpu_vm_state(m, i, SELF);
 
 		for (struct conn *c = sv ? sv->conns : NULL, *next; c; c = next) {
 			next = c->next;
@@ -634,7 +634,7 @@ static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	sv->watch = (struct vgpu_loop_watch){ .fd = fd, .fn = accept_event, .ctx = sv };
 	if (vgpu_loop_add(m->loop, &sv->watch, EPOLLIN) != VGPU_OK)
 		goto fail;
-	vm->transport_state[IDX] = sv;
+	vgpu_vm_set_state(m, vm, SELF, sv);
 	return VGPU_OK;
 fail:
 	if (fd >= 0) {
@@ -647,7 +647,7 @@ fail:
 
 static void sock_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct sock_vm *sv = vm->transport_state[IDX];
+	struct sock_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 
 	if (!sv)
 		return;
@@ -659,14 +659,14 @@ static void sock_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 		unlink(sv->path);
 	}
 	free(sv);
-	vm->transport_state[IDX] = NULL;
+	vgpu_vm_set_state(m, vm, SELF, NULL);
 }
 
 static int sock_start(struct mediator *m)
 {
 	struct sock_global *g = calloc(1, sizeof(*g));
 
-	m->transport_ctx[IDX] = g;
+	vgpu_transport_set_ctx(m, SELF, g);
 	if (!g)
 		return VGPU_NO_MEMORY;
 	/* The deadline is checked four times per msg_timeout_ms (at least
@@ -687,7 +687,7 @@ static int sock_start(struct mediator *m)
 static void sock_stop_accepting(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct sock_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct sock_vm *sv = vgpu_vm_state(m, i, SELF);
 
 		if (!sv || sv->listen_fd < 0)
 			continue;
@@ -707,7 +707,7 @@ static void sock_stop(struct mediator *m)
 		close(g->timer_fd);
 	}
 	free(g);
-	m->transport_ctx[IDX] = NULL;
+	vgpu_transport_set_ctx(m, SELF, NULL);
 }
 
 static uint64_t sock_pending(struct mediator *m)
@@ -717,7 +717,6 @@ static uint64_t sock_pending(struct mediator *m)
 
 const struct vgpu_transport vgpu_transport_socket = {
 	.name = "socket",
-	.index = IDX,
 	.start = sock_start,
 	.stop_accepting = sock_stop_accepting,
 	.stop = sock_stop,

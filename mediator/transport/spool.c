@@ -59,7 +59,7 @@
 
 #include "mediator.h"
 
-#define IDX 1  /* this transport's index in transport_state */
+#define SELF (&vgpu_transport_spool)
 #define ID_HEX 16
 #define SPOOL_INLINE (64u << 10) /* payloads read and answers written on the loop
 				   * thread, bytes; larger ones on a worker */
@@ -107,7 +107,7 @@ struct spool {
 
 static struct spool *spool_of(struct mediator *m)
 {
-	return m->transport_ctx[IDX];
+	return vgpu_transport_ctx(m, SELF);
 }
 
 static void sv_unref(struct spool_vm *sv)
@@ -642,7 +642,7 @@ static int spool_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/%s/req", m->set.spool_dir, vm->uuid);
 	sv->wd = inotify_add_watch(sp->ino_fd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
-	vm->transport_state[IDX] = sv;
+	vgpu_vm_set_state(m, vm, SELF, sv);
 	recover(sv);
 	if (sp->accepting)
 		scan_requests(sv);
@@ -670,7 +670,7 @@ static void own_answer(int dir_fd, const char *name, uid_t old, uid_t uid)
  * loses them). */
 static void spool_vm_updated(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct spool_vm *sv = vm->transport_state[IDX];
+	struct spool_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 	long long uid = m->set.spool_uid_base + vm->vm_id;
 	uid_t old;
 
@@ -709,14 +709,14 @@ static void spool_vm_updated(struct mediator *m, struct vgpu_vm *vm)
 
 static void spool_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	struct spool_vm *sv = vm->transport_state[IDX];
+	struct spool_vm *sv = vgpu_vm_state(m, vm->slot, SELF);
 
 	if (!sv)
 		return;
 	if (sv->wd >= 0)
 		inotify_rm_watch(spool_of(m)->ino_fd, sv->wd);
 	sv->vm = NULL; /* answers still owed are dropped; they stay journaled */
-	vm->transport_state[IDX] = NULL;
+	vgpu_vm_set_state(m, vm, SELF, NULL);
 	sv_unref(sv);
 }
 
@@ -725,7 +725,7 @@ static void scan_all(struct mediator *m)
 	if (!spool_of(m)->accepting)
 		return;
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct spool_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct spool_vm *sv = vgpu_vm_state(m, i, SELF);
 
 		if (sv)
 			scan_requests(sv);
@@ -749,7 +749,7 @@ static void inotify_event_fn(void *ctx, uint32_t events)
 static void sweep_stale(struct mediator *m)
 {
 	for (long long i = 0; i < m->set.max_vms; i++) {
-		struct spool_vm *sv = vgpu_vm_state(m, i, IDX);
+		struct spool_vm *sv = vgpu_vm_state(m, i, SELF);
 		int n;
 
 		if (!sv)
@@ -788,7 +788,7 @@ static int spool_start(struct mediator *m)
 
 	if (!sp)
 		return VGPU_NO_MEMORY;
-	m->transport_ctx[IDX] = sp;
+	vgpu_transport_set_ctx(m, SELF, sp);
 	sp->lock_fd = sp->dir_fd = sp->journal_root_fd = sp->rejected_fd = sp->ino_fd = sp->timer_fd = -1;
 	if (mkdir(m->set.spool_dir, 0755) != 0 && errno != EEXIST) {
 		vgpu_log(LOG_ERR, "spool: cannot create %s: %s", m->set.spool_dir, strerror(errno));
@@ -850,7 +850,7 @@ static void spool_stop(struct mediator *m)
 	if (sp->lock_fd >= 0)
 		close(sp->lock_fd);
 	free(sp);
-	m->transport_ctx[IDX] = NULL;
+	vgpu_transport_set_ctx(m, SELF, NULL);
 }
 
 static uint64_t spool_pending(struct mediator *m)
@@ -862,7 +862,6 @@ static uint64_t spool_pending(struct mediator *m)
 
 const struct vgpu_transport vgpu_transport_spool = {
 	.name = "spool",
-	.index = IDX,
 	.start = spool_start,
 	.stop_accepting = spool_stop_accepting,
 	.stop = spool_stop,

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * settings.c - the mediator's settings: name, type, bounds, default and
+ * help of each (vgpu-mediator(8) and docs/mediator.md list them; keep in
+ * step). main.c reads them from the config file and the command line;
+ * tests start from the defaults (vgpu_conf_defaults()).
+ */
+#include <stddef.h>
+
+#include "conf.h"
+#include "mediator.h"
+
+#define S(f) offsetof(struct mediator_settings, f), sizeof(((struct mediator_settings *)0)->f)
+#define I(f) offsetof(struct mediator_settings, f), 0
+const struct vgpu_conf_option vgpu_mediator_options[] = {
+	{ "db", VGPU_CONF_PATH, S(db), 0, 0, VGPU_DEFAULT_DB_PATH, "the registry" },
+	{ "spool_dir", VGPU_CONF_PATH, S(spool_dir), 0, 0, "/var/vgpu", "spool directory (per-VM subdirectories)" },
+	{ "run_dir", VGPU_CONF_PATH, S(run_dir), 0, 0, "/run/vgpu", "sockets and the lock file" },
+	{ "backend", VGPU_CONF_STRING, S(backend), 0, 0, "auto", "auto, cuda or cpu" },
+	{ "log", VGPU_CONF_STRING, S(log), 0, 0, "stderr", "stderr or syslog" },
+	{ "log_level", VGPU_CONF_STRING, S(log_level), 0, 0, "info", "error, warning, notice, info, debug" },
+	{ "max_request_mib", VGPU_CONF_INT, I(max_request_mib), 1, 1024, "512", "largest request payload, MiB" },
+	{ "max_elems_mi", VGPU_CONF_INT, I(max_elems_mi), 1, 256, "64", "largest array, Mi floats" },
+	{ "max_dim", VGPU_CONF_INT, I(max_dim), 1, 16384, "8192", "largest sgemm dimension" },
+	{ "queue_per_vm", VGPU_CONF_INT, I(queue_per_vm), 1, 65536, "64", "queued requests per VM" },
+	{ "queue_total", VGPU_CONF_INT, I(queue_total), 1, 1048576, "1024", "queued requests in all" },
+	{ "max_inflight", VGPU_CONF_INT, I(max_inflight), 1, 1024, "16", "requests in the backend at once" },
+	{ "cpu_threads", VGPU_CONF_INT, I(cpu_threads), 0, 1024, "0", "cpu backend threads (0: one per core)" },
+	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
+	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },
+	{ "max_conns_per_vm", VGPU_CONF_INT, I(max_conns_per_vm), 1, 1024, "8", "socket connections per VM" },
+	{ "spool_sync", VGPU_CONF_BOOL, offsetof(struct mediator_settings, spool_sync), 0, 0, 0, "no", "fsync spool files: answers survive a host crash too" },
+	{ "spool_stale_s", VGPU_CONF_INT, I(spool_stale_s), 1, 31536000, "3600", "age (s) of uncollected answers and clients' temporary files to remove" },
+	{ "spool_poll_ms", VGPU_CONF_INT, I(spool_poll_ms), 10, 10000, "100", "spool scan interval (inotify also wakes it)" },
+	{ "shm_max_mib", VGPU_CONF_INT, I(shm_max_mib), 1, 2048, "1024", "data area of one shared-memory window, MiB" },
+	{ "shm_total_mib", VGPU_CONF_INT, I(shm_total_mib), 1, 1048576, "4096", "all shared-memory windows together, MiB (pinned host memory)" },
+	{ "poll_us", VGPU_CONF_INT, I(poll_us), 0, 10000, "200", "after activity the loop polls this long before it sleeps (latency for CPU)" },
+	{ "vm_buffer_mib", VGPU_CONF_INT, I(vm_buffer_mib), 1, 1048576, "1024", "request and response buffers one VM may hold, MiB" },
+	{ "buffer_total_mib", VGPU_CONF_INT, I(buffer_total_mib), 1, 1048576, "4096", "request and response buffers of all VMs together, MiB" },
+	{ "vm_requests", VGPU_CONF_INT, I(vm_requests), 1, 65536, "256", "requests one VM may have held (queued, running, answers unsent)" },
+	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
+	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
+	{ "window_keep_s", VGPU_CONF_INT, I(window_keep_s), 0, 3600, "30", "a window whose client is gone is kept this long for the VM's next window of its size (0: released at once)" },
+	{ "pin_rate_mib_s", VGPU_CONF_INT, I(pin_rate_mib_s), 0, 1048576, "64", "MiB of new pinned memory (windows made; request buffers the CUDA backend has no block cached for) one VM may have per second once past its first vm_window_mib + vm_buffer_mib (0: no limit)" },
+	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
+	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making and releasing windows, pinning new request buffers (CUDA), large spool reads and writes" },
+	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
+};

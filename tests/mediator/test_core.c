@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_core.c - the mediator's core (core.c, request.c, the queue, the
+ * dispatcher, the CPU backend, a real SQLite registry) driven through a
+ * transport of the test's own, registered as the real ones are:
+ * - transports are registered, not numbered: two of them each find their
+ *   own global and per-VM state, every VM is added to and removed from
+ *   both, one cannot be registered twice;
+ * - a request goes head, buffers, payload, queue, backend and back to the
+ *   transport, with the right result;
+ * - admission answers before it allocates: a bad checksum, a vm_id that is
+ *   not the channel's, a request over the VM's budget, one at shutdown;
+ *   the VM holds nothing afterwards.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "mediator.h"
+
+#define UUID1 "6f1c2a10-0000-4000-8000-0000000c0001"
+#define UUID2 "6f1c2a10-0000-4000-8000-0000000c0002"
+#define MAX_ANSWERS 16
+#define N 1000 /* floats per vector */
+
+extern const struct vgpu_transport test_a, test_b;
+
+struct answer {
+	uint64_t id;
+	int status;
+	size_t out_count;
+	float out[N];
+};
+
+/* Transport A's state: what happened to it, and the answers it was given. */
+struct ta_ctx {
+	int added, removed, stopped;
+	int n_answers;
+	struct answer answers[MAX_ANSWERS];
+	uint8_t *msg; /* the request being admitted: its payload comes from here */
+};
+
+static struct ta_ctx ta;
+static int tb_ctx_marker, tb_added, tb_removed;
+static char state_a[4] = "a", state_b[4] = "b"; /* per-VM states: a pointer is enough */
+
+static int a_start(struct mediator *m)
+{
+	vgpu_transport_set_ctx(m, &test_a, &ta);
+	return VGPU_OK;
+}
+
+static void a_stop_accepting(struct mediator *m)
+{
+	(void)m;
+}
+
+static void a_stop(struct mediator *m)
+{
+	(void)m;
+	ta.stopped++;
+}
+
+static int a_vm_added(struct mediator *m, struct vgpu_vm *vm)
+{
+	vgpu_vm_set_state(m, vm, &test_a, state_a);
+	ta.added++;
+	return VGPU_OK;
+}
+
+static void a_vm_removed(struct mediator *m, struct vgpu_vm *vm)
+{
+	assert_ptr_equal(vgpu_vm_state(m, vm->slot, &test_a), state_a);
+	vgpu_vm_set_state(m, vm, &test_a, NULL);
+	ta.removed++;
+}
+
+/* A stream transport's answer: the response prefix, then the output. */
+static void a_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct ta_ctx *t = vgpu_transport_ctx(m, &test_a);
+
+	assert_ptr_equal(t, &ta);
+	assert_true(t->n_answers < MAX_ANSWERS);
+	struct answer *a = &t->answers[t->n_answers++];
+	a->id = req->request_id;
+	a->status = req->status;
+	a->out_count = (req->resp_len - VGPU_PROTO_RESPONSE_PREFIX) / sizeof(float);
+	assert_true(a->out_count <= N);
+	memcpy(a->out, req->resp + VGPU_PROTO_RESPONSE_PREFIX, a->out_count * sizeof(float));
+	vgpu_request_free(req);
+}
+
+static uint64_t a_pending(struct mediator *m)
+{
+	(void)m;
+	return 0;
+}
+
+const struct vgpu_transport test_a = {
+	.name = "test-a",
+	.start = a_start,
+	.stop_accepting = a_stop_accepting,
+	.stop = a_stop,
+	.vm_added = a_vm_added,
+	.vm_removed = a_vm_removed,
+	.respond = a_respond,
+	.pending = a_pending,
+};
+
+static int b_start(struct mediator *m)
+{
+	vgpu_transport_set_ctx(m, &test_b, &tb_ctx_marker);
+	return VGPU_OK;
+}
+
+static int b_vm_added(struct mediator *m, struct vgpu_vm *vm)
+{
+	vgpu_vm_set_state(m, vm, &test_b, state_b);
+	tb_added++;
+	return VGPU_OK;
+}
+
+static void b_vm_removed(struct mediator *m, struct vgpu_vm *vm)
+{
+	assert_ptr_equal(vgpu_vm_state(m, vm->slot, &test_b), state_b);
+	vgpu_vm_set_state(m, vm, &test_b, NULL);
+	tb_removed++;
+}
+
+static void b_respond(struct mediator *m, struct vgpu_request *req)
+{
+	(void)m;
+	vgpu_request_free(req);
+}
+
+/* A second transport that takes no requests: only its state is looked at. */
+const struct vgpu_transport test_b = {
+	.name = "test-b",
+	.start = b_start,
+	.stop_accepting = a_stop_accepting,
+	.stop = a_stop_accepting,
+	.vm_added = b_vm_added,
+	.vm_removed = b_vm_removed,
+	.respond = b_respond,
+	.pending = a_pending,
+};
+
+struct fixture {
+	struct mediator m;
+	char dir[64];
+};
+
+/* A registry in a fresh directory with VM 1 (vm_id 1) and VM 2 (vm_id 2);
+ * a mediator on the CPU backend with transports A and B, started; @kv
+ * (NULL-terminated "key", "value" pairs) changes settings first. */
+static struct fixture *start(const char *const *kv)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[512];
+	vgpu_db *db;
+
+	assert_non_null(f);
+	memset(&ta, 0, sizeof(ta));
+	tb_added = tb_removed = 0;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vgpu-core-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(vgpu_conf_defaults(vgpu_mediator_options, &f->m.set), VGPU_OK);
+	snprintf(f->m.set.db, sizeof(f->m.set.db), "%s/registry.db", f->dir);
+	snprintf(f->m.set.backend, sizeof(f->m.set.backend), "cpu");
+	f->m.set.cpu_threads = 2;
+	f->m.set.max_vms = 4;
+	for (int i = 0; kv && kv[i]; i += 2)
+		assert_int_equal(vgpu_conf_set(vgpu_mediator_options, &f->m.set, kv[i], kv[i + 1],
+					       err, sizeof(err)),
+				 VGPU_OK);
+	assert_int_equal(vgpu_db_init(f->m.set.db, 0, &db, err, sizeof(err)), VGPU_OK);
+	assert_int_equal(vgpu_register_vm(db, UUID1, "one", 'A', 2, 1, NULL), VGPU_OK);
+	assert_int_equal(vgpu_register_vm(db, UUID2, "two", 'B', 0, 2, NULL), VGPU_OK);
+	vgpu_db_close(db);
+
+	assert_int_equal(vgpu_mediator_init(&f->m), VGPU_OK);
+	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_a), VGPU_OK);
+	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_b), VGPU_OK);
+	assert_int_equal(vgpu_mediator_start(&f->m), VGPU_OK);
+	return f;
+}
+
+static void stop(struct fixture *f)
+{
+	char path[96];
+
+	f->m.stopping = true;
+	vgpu_mediator_stop_accepting(&f->m);
+	for (int i = 0; i < 200 && !vgpu_mediator_drained(&f->m); i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_true(vgpu_mediator_drained(&f->m));
+	vgpu_dispatcher_join(&f->m);
+	vgpu_mediator_fini(&f->m);
+	assert_int_equal(ta.removed, 2);
+	assert_int_equal(tb_removed, 2);
+	assert_int_equal(ta.stopped, 1);
+	static const char *const files[] = { "registry.db", "registry.db-wal", "registry.db-shm" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		unlink(path);
+	}
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+}
+
+/* Send a vector_add of a[i] = i, b[i] = 2i (@n floats) as VM @uuid's request
+ * @id over transport A; @vm_id goes in its parameter block, @corrupt
+ * breaks its checksum. The status head() returned. */
+static void payload_ready(void *ctx, struct vgpu_request *req, int rc);
+
+static int send_vadd(struct fixture *f, const char *uuid, uint64_t id, uint32_t n, uint32_t vm_id,
+		     bool corrupt)
+{
+	struct vgpu_op_params p = { .vm_id = vm_id, .n = n };
+	float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+	const float *in[3] = { a, b, NULL };
+	struct vgpu_msg_header h;
+	struct vgpu_request *req = NULL;
+	size_t len;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	for (uint32_t i = 0; i < n; i++) {
+		a[i] = (float)i;
+		b[i] = 2.0f * (float)i;
+	}
+	assert_int_equal(vgpu_proto_build_request(id, VGPU_OP_VECTOR_ADD, &p, in, &f->m.limits, &ta.msg,
+						  &len),
+			 VGPU_OK);
+	free(a);
+	free(b);
+	if (corrupt)
+		ta.msg[VGPU_PROTO_HEADER_SIZE] ^= 1; /* the parameter block, not the checksum */
+	assert_int_equal(vgpu_proto_decode_header(ta.msg, &f->m.limits, &h), VGPU_OK);
+	struct vgpu_vm *vm = vgpu_vm_by_uuid(&f->m, uuid);
+	assert_non_null(vm);
+	int rc = vgpu_request_head(&f->m, vm, &test_a, &ta, ta.msg, &h,
+				   ta.msg + VGPU_PROTO_HEADER_SIZE, &req);
+	if (rc == VGPU_OK)
+		vgpu_request_alloc(req, payload_ready);
+	free(ta.msg);
+	ta.msg = NULL;
+	return rc;
+}
+
+/* The buffers are there: copy the payload in (the transport's part). */
+static void payload_ready(void *ctx, struct vgpu_request *req, int rc)
+{
+	assert_ptr_equal(ctx, &ta);
+	assert_int_equal(rc, VGPU_OK);
+	assert_non_null(ta.msg); /* the CPU backend allocates at once */
+	memcpy(req->payload + VGPU_PROTO_PARAMS_SIZE,
+	       ta.msg + VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE,
+	       req->payload_len - VGPU_PROTO_PARAMS_SIZE);
+	vgpu_request_submit(req, &req->m->vms[req->vm_slot]);
+}
+
+static void wait_answers(struct fixture *f, int count)
+{
+	for (int i = 0; i < 500 && ta.n_answers < count; i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_int_equal(ta.n_answers, count);
+}
+
+static uint64_t held(struct fixture *f, const char *uuid, enum vgpu_budget_kind kind)
+{
+	struct vgpu_budget_usage u;
+
+	vgpu_budget_usage(f->m.budget, vgpu_vm_by_uuid(&f->m, uuid)->slot, &u);
+	return u.held[kind];
+}
+
+static void test_registered(void **state)
+{
+	(void)state;
+	struct fixture *f = start(NULL);
+
+	assert_ptr_equal(vgpu_transport_ctx(&f->m, &test_a), &ta);
+	assert_ptr_equal(vgpu_transport_ctx(&f->m, &test_b), &tb_ctx_marker);
+	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_a), VGPU_EXISTS);
+	assert_int_equal(ta.added, 2);
+	assert_int_equal(tb_added, 2);
+	static const char *const uuids[] = { UUID1, UUID2 };
+
+	for (int i = 0; i < 2; i++) {
+		struct vgpu_vm *vm = vgpu_vm_by_uuid(&f->m, uuids[i]);
+
+		assert_non_null(vm);
+		assert_ptr_equal(vgpu_vm_state(&f->m, vm->slot, &test_a), state_a);
+		assert_ptr_equal(vgpu_vm_state(&f->m, vm->slot, &test_b), state_b);
+	}
+	/* A transport never registered has no state. */
+	static const struct vgpu_transport unregistered = { .name = "unregistered" };
+	assert_null(vgpu_transport_ctx(&f->m, &unregistered));
+	assert_null(vgpu_vm_state(&f->m, 0, &unregistered));
+	stop(f);
+}
+
+static void test_request_served(void **state)
+{
+	(void)state;
+	struct fixture *f = start(NULL);
+
+	assert_int_equal(send_vadd(f, UUID1, 7, N, 0, false), VGPU_OK);
+	assert_int_equal(send_vadd(f, UUID2, 8, N, 2, false), VGPU_OK);
+	wait_answers(f, 2);
+	for (int k = 0; k < 2; k++) {
+		struct answer *a = &ta.answers[k];
+
+		assert_int_equal(a->status, VGPU_OK);
+		assert_true(a->id == 7 || a->id == 8);
+		assert_int_equal(a->out_count, N);
+		for (uint32_t i = 0; i < N; i++)
+			assert_true(a->out[i] == 3.0f * (float)i);
+	}
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_BYTES), 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
+	stop(f);
+}
+
+static void test_refused_before_allocation(void **state)
+{
+	(void)state;
+	static const char *const kv[] = { "vm_buffer_mib", "1", NULL };
+	struct fixture *f = start(kv);
+
+	/* Each is answered from the head, at once: nothing to wait for. */
+	assert_int_equal(send_vadd(f, UUID1, 1, N, 0, true), VGPU_PROTOCOL);
+	assert_int_equal(send_vadd(f, UUID1, 2, N, 2, false), VGPU_DENIED);
+	assert_int_equal(send_vadd(f, UUID1, 3, 256 * 1024, 0, false), VGPU_LIMIT);
+	assert_int_equal(ta.n_answers, 3);
+	assert_int_equal(ta.answers[0].status, VGPU_PROTOCOL);
+	assert_int_equal(ta.answers[1].status, VGPU_DENIED);
+	assert_int_equal(ta.answers[2].status, VGPU_LIMIT);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(ta.answers[k].out_count, 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_BYTES), 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
+	/* The VM goes on: a good request is served. */
+	assert_int_equal(send_vadd(f, UUID1, 4, N, 1, false), VGPU_OK);
+	wait_answers(f, 4);
+	assert_int_equal(ta.answers[3].status, VGPU_OK);
+	/* At shutdown a new request is refused, answered, and holds nothing. */
+	f->m.stopping = true;
+	assert_int_equal(send_vadd(f, UUID2, 5, N, 0, false), VGPU_SHUTDOWN);
+	assert_int_equal(ta.answers[4].status, VGPU_SHUTDOWN);
+	assert_int_equal(held(f, UUID2, VGPU_BUDGET_BYTES), 0);
+	stop(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_registered),
+		cmocka_unit_test(test_request_served),
+		cmocka_unit_test(test_refused_before_allocation),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
