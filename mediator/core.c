@@ -66,12 +66,13 @@ int vgpu_mediator_add_transport(struct mediator *m, const struct vgpu_transport 
 	return VGPU_OK;
 }
 
-/* The backend the settings name, started. */
+/* The backend the settings name (or the one the caller set), started. */
 static int start_backend(struct mediator *m)
 {
-	char why[512], err[512];
+	char why[512] = "", err[512];
 
-	m->backend = vgpu_backend_select(m->set.backend, why, sizeof(why));
+	if (!m->backend)
+		m->backend = vgpu_backend_select(m->set.backend, why, sizeof(why));
 	if (!m->backend) {
 		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, why);
 		return VGPU_NOT_FOUND;

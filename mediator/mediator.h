@@ -248,7 +248,8 @@ extern const struct vgpu_conf_option vgpu_mediator_options[];
 
 /* core.c: a mediator's life, without its command line, signals, control
  * socket and registry polling (main.c), so that tests can run the core.
- * init: from m->set (settings already complete): limits, backend, budgets,
+ * init: from m->set (settings already complete): limits, backend (the
+ * one m->backend names if set, e.g. by a test; else the settings'), budgets,
  * loop, queue, statistics, workers, the VM table and the completion
  * eventfd. add_transport: register @t (before start; VGPU_LIMIT past
  * VGPU_MAX_TRANSPORTS, VGPU_EXISTS twice). start: start the transports in

@@ -10,7 +10,13 @@
  *   transport, with the right result;
  * - admission answers before it allocates: a bad checksum, a vm_id that is
  *   not the channel's, a request over the VM's budget, one at shutdown;
- *   the VM holds nothing afterwards.
+ *   the VM holds nothing afterwards;
+ * - under a backend that pins host memory, buffers it has not cached are
+ *   made on a worker thread, never on the loop thread, and the request
+ *   goes on from there. That backend is the CPU backend itself with two
+ *   ops changed ("nothing is cached"): what is tested is the core's way
+ *   of using them; the CUDA backend's own runs on the GPU machine
+ *   (tests/backend/cuda-check.c, tests/e2e/test-pin-churn.sh).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +24,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +53,8 @@ struct ta_ctx {
 	int n_answers;
 	struct answer answers[MAX_ANSWERS];
 	uint8_t *msg; /* the request being admitted: its payload comes from here */
+	pthread_t loop_thread;
+	int ready_off_loop;  /* payload_ready() calls not on the loop thread */
 };
 
 static struct ta_ctx ta;
@@ -154,6 +163,35 @@ const struct vgpu_transport test_b = {
 	.pending = a_pending,
 };
 
+/* The CPU backend as a backend that pins would look to the core: nothing
+ * is ever cached, so every request's buffers are made on a worker. It
+ * counts the buffers made on the loop thread and elsewhere. */
+static struct vgpu_backend_ops pinning;
+static int allocs_on_loop, allocs_off_loop;
+
+static bool never_cached(void *ctx, size_t size)
+{
+	(void)ctx;
+	(void)size;
+	return false;
+}
+
+static void *nothing_cached(void *ctx, size_t size)
+{
+	(void)ctx;
+	(void)size;
+	return NULL;
+}
+
+static void *counted_alloc(void *ctx, size_t size)
+{
+	if (pthread_equal(pthread_self(), ta.loop_thread))
+		__atomic_add_fetch(&allocs_on_loop, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_add_fetch(&allocs_off_loop, 1, __ATOMIC_RELAXED);
+	return vgpu_backend_cpu.host_alloc(ctx, size);
+}
+
 struct fixture {
 	struct mediator m;
 	char dir[64];
@@ -162,7 +200,7 @@ struct fixture {
 /* A registry in a fresh directory with VM 1 (vm_id 1) and VM 2 (vm_id 2);
  * a mediator on the CPU backend with transports A and B, started; @kv
  * (NULL-terminated "key", "value" pairs) changes settings first. */
-static struct fixture *start(const char *const *kv)
+static struct fixture *start_with(const struct vgpu_backend_ops *backend, const char *const *kv)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[512];
@@ -170,7 +208,9 @@ static struct fixture *start(const char *const *kv)
 
 	assert_non_null(f);
 	memset(&ta, 0, sizeof(ta));
+	ta.loop_thread = pthread_self();
 	tb_added = tb_removed = 0;
+	allocs_on_loop = allocs_off_loop = 0;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/vgpu-core-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(vgpu_conf_defaults(vgpu_mediator_options, &f->m.set), VGPU_OK);
@@ -187,11 +227,17 @@ static struct fixture *start(const char *const *kv)
 	assert_int_equal(vgpu_register_vm(db, UUID2, "two", 'B', 0, 2, NULL), VGPU_OK);
 	vgpu_db_close(db);
 
+	f->m.backend = backend; /* NULL: the settings' (cpu) */
 	assert_int_equal(vgpu_mediator_init(&f->m), VGPU_OK);
 	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_a), VGPU_OK);
 	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_b), VGPU_OK);
 	assert_int_equal(vgpu_mediator_start(&f->m), VGPU_OK);
 	return f;
+}
+
+static struct fixture *start(const char *const *kv)
+{
+	return start_with(NULL, kv);
 }
 
 static void stop(struct fixture *f)
@@ -250,8 +296,10 @@ static int send_vadd(struct fixture *f, const char *uuid, uint64_t id, uint32_t 
 	assert_non_null(vm);
 	int rc = vgpu_request_head(&f->m, vm, &test_a, &ta, ta.msg, &h,
 				   ta.msg + VGPU_PROTO_HEADER_SIZE, &req);
-	if (rc == VGPU_OK)
-		vgpu_request_alloc(req, payload_ready);
+	if (rc == VGPU_OK) {
+		vgpu_request_alloc(req, payload_ready); /* frees ta.msg, at once or later */
+		return rc;
+	}
 	free(ta.msg);
 	ta.msg = NULL;
 	return rc;
@@ -262,10 +310,14 @@ static void payload_ready(void *ctx, struct vgpu_request *req, int rc)
 {
 	assert_ptr_equal(ctx, &ta);
 	assert_int_equal(rc, VGPU_OK);
-	assert_non_null(ta.msg); /* the CPU backend allocates at once */
+	assert_non_null(ta.msg);
+	if (!pthread_equal(pthread_self(), ta.loop_thread))
+		ta.ready_off_loop++;
 	memcpy(req->payload + VGPU_PROTO_PARAMS_SIZE,
 	       ta.msg + VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE,
 	       req->payload_len - VGPU_PROTO_PARAMS_SIZE);
+	free(ta.msg);
+	ta.msg = NULL;
 	vgpu_request_submit(req, &req->m->vms[req->vm_slot]);
 }
 
@@ -362,12 +414,44 @@ static void test_refused_before_allocation(void **state)
 	stop(f);
 }
 
+static void test_buffers_on_worker(void **state)
+{
+	(void)state;
+	pinning = vgpu_backend_cpu;
+	pinning.host_alloc = counted_alloc;
+	pinning.host_cached = never_cached;
+	pinning.host_alloc_cached = nothing_cached;
+	struct fixture *f = start_with(&pinning, NULL);
+
+	/* One at a time: the payload comes from ta.msg, and the transport
+	 * reads no further until the buffers are there. */
+	for (uint64_t id = 1; id <= 3; id++) {
+		assert_int_equal(send_vadd(f, UUID1, id, N, 0, false), VGPU_OK);
+		assert_non_null(ta.msg); /* not at once: a worker makes them */
+		for (int i = 0; i < 500 && ta.msg; i++)
+			vgpu_loop_run_once(f->m.loop, 10);
+		assert_null(ta.msg);
+	}
+	wait_answers(f, 3);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(ta.answers[k].status, VGPU_OK);
+		assert_int_equal(ta.answers[k].out_count, N);
+		assert_true(ta.answers[k].out[N - 1] == 3.0f * (float)(N - 1));
+	}
+	assert_int_equal(allocs_on_loop, 0);
+	assert_int_equal(allocs_off_loop, 6); /* a payload and an answer each */
+	assert_int_equal(ta.ready_off_loop, 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_BYTES), 0);
+	stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registered),
 		cmocka_unit_test(test_request_served),
 		cmocka_unit_test(test_refused_before_allocation),
+		cmocka_unit_test(test_buffers_on_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
