@@ -297,17 +297,21 @@ static void buffers_done(struct vgpu_request *req)
 		vgpu_request_fail(req, rc); /* the VM left meanwhile */
 }
 
+static struct vgpu_request *job_request(struct vgpu_job *job)
+{
+	return (struct vgpu_request *)(void *)((char *)job - offsetof(struct vgpu_request, job));
+}
+
 static void alloc_job(struct vgpu_job *job)
 {
-	struct vgpu_request *req = (struct vgpu_request *)((char *)job -
-							   offsetof(struct vgpu_request, job));
+	struct vgpu_request *req = job_request(job);
 
 	req->alloc_rc = alloc_buffers(req, req->m->backend->host_alloc);
 }
 
 static void alloc_job_done(struct vgpu_job *job)
 {
-	buffers_done((struct vgpu_request *)((char *)job - offsetof(struct vgpu_request, job)));
+	buffers_done(job_request(job));
 }
 
 void vgpu_request_alloc(struct vgpu_request *req, vgpu_request_ready_fn ready)

@@ -42,8 +42,7 @@ struct vgpu_cuda_pool {
 	struct block *list[CLASSES];
 	int device;           /* the releaser's current device */
 	struct block *release; /* host pools: blocks for the releaser */
-	bool stopping;
-	bool has_releaser;
+	bool stopping;         /* host pools: the releaser is to end */
 	pthread_cond_t release_cond;
 	pthread_t releaser;
 };
@@ -129,7 +128,6 @@ int vgpu_cuda_pool_new(enum vgpu_cuda_pool_kind kind, int device, size_t limit_h
 			free(p);
 			return VGPU_NO_MEMORY;
 		}
-		p->has_releaser = true;
 	}
 	*ret = p;
 	return VGPU_OK;
@@ -328,7 +326,7 @@ void vgpu_cuda_pool_put(struct vgpu_cuda_pool *p, void *ptr, size_t size)
 		b->next = p->list[c];
 		p->list[c] = b;
 		p->cached += bytes;
-	} else if (b && p->has_releaser) {
+	} else if (b && p->kind == VGPU_CUDA_POOL_HOST) { /* it has a releaser */
 		b->ptr = ptr;
 		b->bytes = bytes;
 		b->next = p->release;
@@ -349,7 +347,7 @@ void vgpu_cuda_pool_free(struct vgpu_cuda_pool *p)
 	p->stopping = true;
 	pthread_cond_signal(&p->release_cond);
 	pthread_mutex_unlock(&p->lock);
-	if (p->has_releaser)
+	if (p->kind == VGPU_CUDA_POOL_HOST)
 		pthread_join(p->releaser, NULL); /* it empties its list first */
 	release(p, evict_all(p, 0));
 	pthread_cond_destroy(&p->release_cond);

@@ -361,6 +361,13 @@ static bool header_done(struct conn *c)
 	return true;
 }
 
+/* The request was answered already: its data is read and dropped. */
+static void skip_payload(struct conn *c)
+{
+	c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
+	c->state = SKIP_PAYLOAD;
+}
+
 /* vgpu_request_alloc() is done with @req: read its payload into its
  * buffer, or drop it (@rc: @req is answered). Maybe on a later loop turn,
  * then the connection may have closed meanwhile. */
@@ -376,8 +383,7 @@ static void buffers_ready(void *ctx, struct vgpu_request *req, int rc)
 		return;
 	}
 	if (rc != VGPU_OK) {
-		c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
-		c->state = SKIP_PAYLOAD;
+		skip_payload(c);
 	} else {
 		c->req = req;
 		c->payload_got = VGPU_PROTO_PARAMS_SIZE;
@@ -409,9 +415,7 @@ static bool params_done(struct conn *c)
 	if (!c->open)
 		return false;
 	if (rc != VGPU_OK) {
-		/* Answered already; its data is read and dropped. */
-		c->skip = c->h.payload_len - VGPU_PROTO_PARAMS_SIZE;
-		c->state = SKIP_PAYLOAD;
+		skip_payload(c);
 		return true;
 	}
 	c->state = ALLOCATING;

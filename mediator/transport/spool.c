@@ -93,8 +93,7 @@ struct spool_write {
 /* A payload read on a worker. */
 struct spool_read {
 	struct vgpu_job job;
-	struct spool_vm *sv;         /* holds a reference (the request's) */
-	struct vgpu_request *req;
+	struct vgpu_request *req;    /* its reply holds the spool_vm's reference */
 	int rc;
 };
 
@@ -324,9 +323,10 @@ static int read_all(int fd, uint8_t *buf, size_t len, off_t off)
 
 /* Read the rest of @req's payload (after the parameter block) from its
  * journal entry. */
-static int read_payload(struct spool_vm *sv, struct vgpu_request *req)
+static int read_payload(struct vgpu_request *req)
 {
 	const struct spool_reply *r = req->reply_ctx;
+	const struct spool_vm *sv = r->sv;
 	const size_t skip = VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE;
 	char name[ID_HEX + 8];
 	int fd;
@@ -346,12 +346,14 @@ static void read_job(struct vgpu_job *job)
 {
 	struct spool_read *rd = (struct spool_read *)job;
 
-	rd->rc = read_payload(rd->sv, rd->req);
+	rd->rc = read_payload(rd->req);
 }
 
 /* Loop thread: @req's payload was read with outcome @rc: queue it. */
-static void payload_read(struct spool_vm *sv, struct vgpu_request *req, int rc)
+static void payload_read(struct vgpu_request *req, int rc)
 {
+	const struct spool_vm *sv = ((struct spool_reply *)req->reply_ctx)->sv;
+
 	if (!sv->vm) /* the VM left meanwhile: it stays journaled */
 		vgpu_request_fail(req, VGPU_DENIED);
 	else if (rc != VGPU_OK)
@@ -364,7 +366,7 @@ static void read_done(struct vgpu_job *job)
 {
 	struct spool_read *rd = (struct spool_read *)job;
 
-	payload_read(rd->sv, rd->req, rd->rc);
+	payload_read(rd->req, rd->rc);
 	free(rd);
 }
 
@@ -379,7 +381,7 @@ static void buffers_ready(void *ctx, struct vgpu_request *req, int rc)
 	if (rc != VGPU_OK)
 		return;
 	if (!sv->vm || req->payload_len <= SPOOL_INLINE) {
-		payload_read(sv, req, sv->vm ? read_payload(sv, req) : VGPU_OK);
+		payload_read(req, sv->vm ? read_payload(req) : VGPU_OK);
 		return;
 	}
 	if (!(rd = calloc(1, sizeof(*rd)))) {
@@ -387,7 +389,6 @@ static void buffers_ready(void *ctx, struct vgpu_request *req, int rc)
 		return;
 	}
 	rd->job = (struct vgpu_job){ .run = read_job, .done = read_done, .slot = sv->vm->slot };
-	rd->sv = sv;
 	rd->req = req;
 	vgpu_workers_submit(sv->m->workers, &rd->job);
 }

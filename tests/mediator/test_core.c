@@ -67,7 +67,7 @@ static int a_start(struct mediator *m)
 	return VGPU_OK;
 }
 
-static void a_stop_accepting(struct mediator *m)
+static void nothing(struct mediator *m)
 {
 	(void)m;
 }
@@ -117,7 +117,7 @@ static uint64_t a_pending(struct mediator *m)
 const struct vgpu_transport test_a = {
 	.name = "test-a",
 	.start = a_start,
-	.stop_accepting = a_stop_accepting,
+	.stop_accepting = nothing,
 	.stop = a_stop,
 	.vm_added = a_vm_added,
 	.vm_removed = a_vm_removed,
@@ -155,8 +155,8 @@ static void b_respond(struct mediator *m, struct vgpu_request *req)
 const struct vgpu_transport test_b = {
 	.name = "test-b",
 	.start = b_start,
-	.stop_accepting = a_stop_accepting,
-	.stop = a_stop_accepting,
+	.stop_accepting = nothing,
+	.stop = nothing,
 	.vm_added = b_vm_added,
 	.vm_removed = b_vm_removed,
 	.respond = b_respond,
