@@ -184,7 +184,10 @@ struct mediator {
 };
 
 /* request.c */
-/* The parts of admission every transport shares. Each takes @req over.
+/* Admission: one path for every transport (head() and admit() differ only
+ * in what they check first: a stream's head, or a ring's descriptor; then
+ * the same checks, in the same order, before anything is allocated).
+ * Each takes @req over.
  * new: a request for a message that arrived on @t for @vm (NULL, logged,
  * when out of memory).
  * head (stream transports: socket, spool): the header @raw/@h and the

@@ -111,10 +111,9 @@ struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
 }
 
 /* The checks every request passes before it holds anything: its vm_id,
- * shutdown, and (when @queue_first) the queue's room. VGPU_OK, or the
- * request was answered. */
+ * shutdown, the queue's room. VGPU_OK, or the request was answered. */
 static int check_admission(struct vgpu_request *req, struct vgpu_vm *vm,
-			   const struct vgpu_op_params *params, bool queue_first)
+			   const struct vgpu_op_params *params)
 {
 	struct mediator *m = req->m;
 
@@ -130,7 +129,7 @@ static int check_admission(struct vgpu_request *req, struct vgpu_vm *vm,
 		vgpu_request_reject(req, vm, VGPU_SHUTDOWN, "the mediator is stopping");
 		return VGPU_SHUTDOWN;
 	}
-	int rc = queue_first ? vgpu_queue_room(m->queue, vm->slot) : VGPU_OK;
+	int rc = vgpu_queue_room(m->queue, vm->slot);
 	if (rc != VGPU_OK) {
 		vgpu_request_reject(req, vm, rc,
 				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
@@ -216,14 +215,34 @@ static void enqueue(struct vgpu_request *req, struct vgpu_vm *vm,
 		vgpu_queue_wake(m->queue); /* the dispatcher takes it when a slot frees */
 }
 
+/* Admission, the one path every request takes whatever its transport,
+ * after its head or descriptor was checked (@view): the channel's checks,
+ * then its place in the VM's budget of requests and, for a stream
+ * transport, the @payload and @resp bytes of the buffers it will hold
+ * (and the VM's rate of new pinned memory for them). Nothing is
+ * allocated before it passes. VGPU_OK, or @req was answered. */
+static int admit(struct vgpu_request *req, struct vgpu_vm *vm,
+		 const struct vgpu_request_view *view, size_t payload, size_t resp)
+{
+	int rc = check_admission(req, vm, &view->params);
+
+	if (rc != VGPU_OK || (rc = take(req, vm, VGPU_BUDGET_REQUESTS, 1)) != VGPU_OK)
+		return rc;
+	req->counted = true;
+	if (payload + resp == 0)
+		return VGPU_OK; /* zero-copy: the data stays in the client's window */
+	if ((rc = take(req, vm, VGPU_BUDGET_BYTES, payload + resp)) != VGPU_OK)
+		return rc;
+	req->payload_held = payload;
+	req->resp_held = resp;
+	return pin(req, vm, payload, resp);
+}
+
 void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 			const struct vgpu_request_view *view, float *out)
 {
-	if (check_admission(req, vm, &view->params, false) != VGPU_OK ||
-	    take(req, vm, VGPU_BUDGET_REQUESTS, 1) != VGPU_OK)
-		return;
-	req->counted = true;
-	enqueue(req, vm, view, out);
+	if (admit(req, vm, view, 0, 0) == VGPU_OK)
+		enqueue(req, vm, view, out);
 }
 
 int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_transport *t,
@@ -243,18 +262,8 @@ int vgpu_request_head(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 				    rc == VGPU_LIMIT ? "over the size limits" : "malformed request");
 		return rc;
 	}
-	rc = check_admission(req, vm, &view.params, true);
-	if (rc != VGPU_OK)
-		return rc;
 	size_t resp_cap = VGPU_PROTO_RESPONSE_PREFIX + view.out_count * sizeof(float);
-	if ((rc = take(req, vm, VGPU_BUDGET_REQUESTS, 1)) != VGPU_OK)
-		return rc;
-	req->counted = true;
-	if ((rc = take(req, vm, VGPU_BUDGET_BYTES, h->payload_len + resp_cap)) != VGPU_OK)
-		return rc;
-	req->payload_held = h->payload_len;
-	req->resp_held = resp_cap;
-	if ((rc = pin(req, vm, h->payload_len, resp_cap)) != VGPU_OK)
+	if ((rc = admit(req, vm, &view, h->payload_len, resp_cap)) != VGPU_OK)
 		return rc;
 	req->payload_len = h->payload_len;
 	req->resp_cap = resp_cap;

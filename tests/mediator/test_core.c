@@ -16,7 +16,15 @@
  *   goes on from there. That backend is the CPU backend itself with two
  *   ops changed ("nothing is cached"): what is tested is the core's way
  *   of using them; the CUDA backend's own runs on the GPU machine
- *   (tests/backend/cuda-check.c, tests/e2e/test-pin-churn.sh).
+ *   (tests/backend/cuda-check.c, tests/e2e/test-pin-churn.sh);
+ * - the ring server (transport/ring.c, shared by the shm: windows and the
+ *   device's windows in guest RAM) through a zero-copy test transport on
+ *   a window of plain memory: descriptors written as a client writes
+ *   them are served in place; bad ones (offsets into the rings or past
+ *   the window, reserved bits, another vm_id) each get their error while
+ *   the good one is served; a submission tail out of range stops the
+ *   service and tells the owner; a closed server is released only once
+ *   its requests are answered, and the VM holds nothing afterwards.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,17 +36,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "mediator.h"
+#include "transport/ring.h"
+#include "vgpu_ring.h"
 
 #define UUID1 "6f1c2a10-0000-4000-8000-0000000c0001"
 #define UUID2 "6f1c2a10-0000-4000-8000-0000000c0002"
 #define MAX_ANSWERS 16
 #define N 1000 /* floats per vector */
 
-extern const struct vgpu_transport test_a, test_b;
+extern const struct vgpu_transport test_a, test_b, test_r;
 
 struct answer {
 	uint64_t id;
@@ -163,6 +175,62 @@ const struct vgpu_transport test_b = {
 	.pending = a_pending,
 };
 
+/* Transport R: zero-copy, its windows served by ring.c as shm.c's and
+ * device.c's are. No state of its own. */
+struct tr_server {
+	struct vgpu_ring_server rs;
+	int abused, released;
+};
+static uint64_t tr_pending;
+
+static int r_start(struct mediator *m)
+{
+	(void)m;
+	return VGPU_OK;
+}
+
+static int r_vm_added(struct mediator *m, struct vgpu_vm *vm)
+{
+	(void)m;
+	(void)vm;
+	return VGPU_OK;
+}
+
+static void r_vm_removed(struct mediator *m, struct vgpu_vm *vm)
+{
+	(void)m;
+	(void)vm;
+}
+
+static uint64_t r_pending(struct mediator *m)
+{
+	(void)m;
+	return __atomic_load_n(&tr_pending, __ATOMIC_RELAXED);
+}
+
+static void r_abused(struct vgpu_ring_server *rs)
+{
+	((struct tr_server *)(void *)rs)->abused++;
+}
+
+static void r_released(struct vgpu_ring_server *rs)
+{
+	((struct tr_server *)(void *)rs)->released++;
+}
+
+const struct vgpu_transport test_r = {
+	.name = "test-ring",
+	.zero_copy = true,
+	.start = r_start,
+	.stop_accepting = nothing,
+	.stop = nothing,
+	.vm_added = r_vm_added,
+	.vm_removed = r_vm_removed,
+	.respond = vgpu_ring_respond,
+	.complete = vgpu_ring_complete,
+	.pending = r_pending,
+};
+
 /* The CPU backend as a backend that pins would look to the core: nothing
  * is ever cached, so every request's buffers are made on a worker. It
  * counts the buffers made on the loop thread and elsewhere. */
@@ -231,6 +299,7 @@ static struct fixture *start_with(const struct vgpu_backend_ops *backend, const 
 	assert_int_equal(vgpu_mediator_init(&f->m), VGPU_OK);
 	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_a), VGPU_OK);
 	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_b), VGPU_OK);
+	assert_int_equal(vgpu_mediator_add_transport(&f->m, &test_r), VGPU_OK);
 	assert_int_equal(vgpu_mediator_start(&f->m), VGPU_OK);
 	return f;
 }
@@ -445,6 +514,114 @@ static void test_buffers_on_worker(void **state)
 	stop(f);
 }
 
+/* Write descriptor @d in slot @i of @mem's submission ring. */
+static void put_desc(uint8_t *mem, uint32_t i, uint64_t id, uint16_t flags, uint32_t vm_id,
+		     uint32_t a_off, uint32_t b_off, uint32_t out_off)
+{
+	struct vgpu_ring_desc d = {
+		.request_id = id,
+		.op = VGPU_OP_VECTOR_ADD,
+		.flags = flags,
+		.params = { .vm_id = vm_id, .n = N },
+		.in_off = { a_off, b_off, 0 },
+		.out_off = out_off,
+	};
+
+	vgpu_ring_encode_desc(&d, mem + VGPU_RING_SQ_OFFSET +
+					  (size_t)(i % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
+}
+
+static uint32_t *ring_index(uint8_t *mem, size_t off)
+{
+	return (uint32_t *)(void *)(mem + off);
+}
+
+static void test_ring_server(void **state)
+{
+	(void)state;
+	struct fixture *f = start(NULL);
+	const size_t size = VGPU_RING_DATA_OFFSET + (1u << 20);
+	const uint32_t a = VGPU_RING_DATA_OFFSET, b = a + N * 4, out = b + N * 4;
+	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct tr_server srv = { 0 };
+	int doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct vgpu_vm *vm = vgpu_vm_by_uuid(&f->m, UUID1);
+	uint64_t one = 1;
+
+	assert_true(mem != MAP_FAILED);
+	assert_true(doorbell >= 0 && notify >= 0);
+	vgpu_ring_init_window(mem, size);
+	for (uint32_t i = 0; i < N; i++) {
+		((float *)(void *)(mem + a))[i] = (float)i;
+		((float *)(void *)(mem + b))[i] = 2.0f * (float)i;
+	}
+	srv.rs.m = &f->m;
+	srv.rs.transport = &test_r;
+	srv.rs.mem = mem;
+	srv.rs.size = size;
+	srv.rs.pending = &tr_pending;
+	srv.rs.abused = r_abused;
+	srv.rs.release = r_released;
+	assert_int_equal(vgpu_ring_serve(&srv.rs, vm, dup(doorbell), dup(notify)), VGPU_OK);
+
+	/* The client's part: descriptors, then the tail, then the doorbell. */
+	put_desc(mem, 0, 1, 0, 0, a, b, out);                         /* good */
+	put_desc(mem, 1, 2, 0, 0, a, b, VGPU_RING_SQ_OFFSET);         /* output into the ring */
+	put_desc(mem, 2, 3, 0, 0, a, (uint32_t)size - 4, out);        /* input past the window */
+	put_desc(mem, 3, 4, 1, 0, a, b, out);                         /* reserved flags */
+	put_desc(mem, 4, 5, 0, 2, a, b, out);                         /* VM 2's vm_id */
+	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_SQ_TAIL), 5, __ATOMIC_RELEASE);
+	assert_int_equal(write(doorbell, &one, sizeof(one)), sizeof(one));
+	for (int i = 0; i < 500 && __atomic_load_n(ring_index(mem, VGPU_RING_OFF_CQ_TAIL),
+						    __ATOMIC_ACQUIRE) < 5; i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_int_equal(*ring_index(mem, VGPU_RING_OFF_CQ_TAIL), 5);
+	assert_int_equal(*ring_index(mem, VGPU_RING_OFF_SQ_HEAD), 5);
+	static const int expect[6] = { 0, VGPU_OK, VGPU_INVALID_PARAM, VGPU_INVALID_PARAM,
+				       VGPU_PROTOCOL, VGPU_DENIED };
+	int seen[6] = { 0 };
+	for (uint32_t i = 0; i < 5; i++) {
+		struct vgpu_ring_cqe e;
+
+		assert_int_equal(vgpu_ring_decode_cqe(mem + VGPU_RING_CQ_OFFSET +
+							      i * VGPU_RING_CQE_SIZE, &e),
+				 VGPU_OK);
+		assert_true(e.request_id >= 1 && e.request_id <= 5);
+		assert_int_equal(e.status, expect[e.request_id]);
+		seen[e.request_id]++;
+	}
+	for (int id = 1; id <= 5; id++)
+		assert_int_equal(seen[id], 1);
+	for (uint32_t i = 0; i < N; i++)
+		assert_true(((float *)(void *)(mem + out))[i] == 3.0f * (float)i);
+	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_CQ_HEAD), 5, __ATOMIC_RELEASE);
+
+	/* A request in flight when the client breaks the rules: the tail
+	 * runs more than the ring ahead. Service stops, the owner hears. */
+	put_desc(mem, 5, 6, 0, 0, a, b, out);
+	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_SQ_TAIL), 6, __ATOMIC_RELEASE);
+	assert_int_equal(write(doorbell, &one, sizeof(one)), sizeof(one));
+	vgpu_loop_run_once(f->m.loop, 10);
+	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_SQ_TAIL), 6 + VGPU_RING_ENTRIES + 1,
+			 __ATOMIC_RELEASE);
+	assert_int_equal(write(doorbell, &one, sizeof(one)), sizeof(one));
+	for (int i = 0; i < 100 && !srv.abused; i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_int_equal(srv.abused, 1);
+	/* Closed: released once request 6 (if still running) is answered. */
+	vgpu_ring_close(&srv.rs);
+	for (int i = 0; i < 500 && !srv.released; i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_int_equal(srv.released, 1);
+	assert_int_equal(r_pending(&f->m), 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
+	munmap(mem, size);
+	close(doorbell);
+	close(notify);
+	stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_request_served),
 		cmocka_unit_test(test_refused_before_allocation),
 		cmocka_unit_test(test_buffers_on_worker),
+		cmocka_unit_test(test_ring_server),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

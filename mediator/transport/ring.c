@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring.c - serving a ring window (ring.h): taking descriptors, admitting
+ * them, posting completions. Shared by the local shm: windows and the
+ * device's windows in guest RAM.
+ *
+ * Must never: read a descriptor in place (each is copied out before it is
+ * decoded, so the client cannot change it between check and use), trust an
+ * index the client writes (its tail may only run ENTRIES ahead of our
+ * head; our own indexes are kept privately and only published), take more
+ * requests than the completion ring can answer, or let the window go while
+ * a request still points into it (requests hold references). A backend
+ * thread never drops the last reference: while the VM pointer is set the
+ * owner holds one; once it is NULL, completions go through the loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "ring.h"
+#include "vgpu_ring.h"
+
+#define BATCH 64 /* descriptors taken per doorbell round, for fairness */
+
+static uint32_t *index_at(struct vgpu_ring_server *rs, size_t off)
+{
+	return (uint32_t *)(void *)(rs->mem + off);
+}
+
+static void kick(int efd)
+{
+	uint64_t one = 1;
+
+	if (write(efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, which is all we want. */
+	}
+}
+
+void vgpu_ring_init_window(uint8_t *mem, size_t size)
+{
+	uint64_t size64 = size;
+
+	memset(mem, 0, VGPU_RING_PAGE);
+	*(uint32_t *)(void *)(mem + VGPU_RING_OFF_MAGIC) = VGPU_RING_MAGIC;
+	*(uint32_t *)(void *)(mem + VGPU_RING_OFF_VERSION) = VGPU_RING_VERSION;
+	*(uint32_t *)(void *)(mem + VGPU_RING_OFF_ENTRIES) = VGPU_RING_ENTRIES;
+	memcpy(mem + VGPU_RING_OFF_WINDOW, &size64, sizeof(size64));
+}
+
+/* Loop thread, the last reference gone. */
+static void server_free(struct vgpu_ring_server *rs)
+{
+	if (rs->notify_fd >= 0)
+		close(rs->notify_fd);
+	rs->notify_fd = -1;
+	pthread_mutex_destroy(&rs->lock);
+	rs->release(rs);
+}
+
+/* Loop thread. */
+static void server_unref(struct vgpu_ring_server *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	bool last = --rs->refs == 0;
+	pthread_mutex_unlock(&rs->lock);
+	if (last)
+		server_free(rs);
+}
+
+/* Loop thread: stop taking descriptors; answers to what was taken still
+ * go out. */
+static void stop_serving(struct vgpu_ring_server *rs)
+{
+	int fd;
+
+	pthread_mutex_lock(&rs->lock);
+	fd = rs->doorbell_fd;
+	rs->doorbell_fd = -1;
+	pthread_mutex_unlock(&rs->lock);
+	if (fd < 0)
+		return;
+	vgpu_loop_remove(rs->m->loop, &rs->watch);
+	close(fd);
+}
+
+/* The client broke the ring's rules: no more service; its owner tells it.
+ * Only while served, so the VM is set. */
+static void abuse(struct vgpu_ring_server *rs, const char *why)
+{
+	vgpu_log_guest(&rs->vm->rl, LOG_WARNING, "VM %s: %s ring: %s; detaching", rs->vm->uuid,
+		       rs->transport->name, why);
+	stop_serving(rs);
+	rs->abused(rs);
+}
+
+/* Move answers into the completion ring while it has room. Lock held;
+ * the caller holds a reference besides the answers' own. */
+static void flush_backlog_locked(struct vgpu_ring_server *rs)
+{
+	uint32_t cq_head = __atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
+	bool posted = false, was_full = rs->taken >= VGPU_RING_ENTRIES;
+
+	while (rs->backlog_head && rs->cq_tail - cq_head < VGPU_RING_ENTRIES) {
+		struct vgpu_request *req = rs->backlog_head;
+		struct vgpu_ring_cqe e = {
+			.request_id = req->request_id,
+			.status = req->status,
+			.queue_ns = req->queue_ns,
+			.exec_ns = req->exec_ns,
+		};
+		uint8_t *slot = rs->mem + VGPU_RING_CQ_OFFSET +
+				(size_t)(rs->cq_tail % VGPU_RING_ENTRIES) * VGPU_RING_CQE_SIZE;
+
+		vgpu_ring_encode_cqe(&e, slot);
+		rs->cq_tail++;
+		rs->backlog_head = req->next_done;
+		if (!rs->backlog_head)
+			rs->backlog_tail = NULL;
+		__atomic_sub_fetch(rs->pending, 1, __ATOMIC_RELAXED);
+		rs->taken--;
+		posted = true;
+		vgpu_request_free(req);
+		rs->refs--; /* never the last: the caller holds one */
+	}
+	if (!posted)
+		return;
+	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_RELEASE);
+	kick(rs->notify_fd);
+	if (was_full && rs->doorbell_fd >= 0)
+		kick(rs->doorbell_fd); /* descriptors may wait for the room made */
+}
+
+/* Take one descriptor at sq_head and admit or refuse it; false (nothing
+ * taken) when there is no memory to answer it with. */
+static bool take_one(struct vgpu_ring_server *rs)
+{
+	struct mediator *m = rs->m;
+	struct vgpu_vm *vm = rs->vm;
+	uint8_t raw[VGPU_RING_DESC_SIZE];
+	struct vgpu_ring_desc d;
+	struct vgpu_ring_view rv;
+	/* The request first: a descriptor is only taken once it can be answered. */
+	struct vgpu_request *req = vgpu_request_new(m, vm, rs->transport, rs, 0, 0);
+	int rc;
+
+	if (!req)
+		return false;
+	/* Our copy: the client may rewrite the slot at any time from here on. */
+	memcpy(raw, rs->mem + VGPU_RING_SQ_OFFSET +
+			    (size_t)(rs->sq_head % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE,
+	       sizeof(raw));
+	rs->sq_head++;
+	rc = vgpu_ring_decode_desc(raw, &d);
+	req->request_id = d.request_id;
+	req->op = d.op;
+	pthread_mutex_lock(&rs->lock);
+	rs->refs++;
+	rs->taken++;
+	pthread_mutex_unlock(&rs->lock);
+	if (rc == VGPU_OK)
+		rc = vgpu_ring_check_desc(&d, &m->limits, rs->size, &rv);
+	if (rc != VGPU_OK) {
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_LIMIT	   ? "over the size limits"
+				    : rc == VGPU_PROTOCOL ? "malformed ring descriptor"
+							  : "bad sizes or offsets in its descriptor");
+		return true;
+	}
+	struct vgpu_request_view view = {
+		.op = rv.op,
+		.params = rv.params,
+		.out_count = rv.out_count,
+	};
+	for (int i = 0; i < rv.n_inputs; i++) {
+		view.in[i] = (const float *)(const void *)(rs->mem + rv.in_off[i]);
+		view.in_count[i] = rv.in_count[i];
+	}
+	vgpu_request_admit(req, vm, &view, (float *)(void *)(rs->mem + rv.out_off));
+	return true;
+}
+
+/* How many more descriptors the completion ring can answer. Backend
+ * threads only lower `taken`, so the figure stays safe while it ages. */
+static uint32_t room(struct vgpu_ring_server *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	uint32_t r = VGPU_RING_ENTRIES - rs->taken;
+	pthread_mutex_unlock(&rs->lock);
+	return r;
+}
+
+/* Take what the client published, as far as the completion ring can
+ * answer it, at most BATCH per round. Loop thread; rs->doorbell_fd is only
+ * written on it, so it reads it without the lock. */
+static void take_descriptors(struct vgpu_ring_server *rs)
+{
+	uint32_t tail = __atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
+	uint32_t budget;
+	bool oom = false;
+	int n = 0;
+
+	if (tail - rs->sq_head > VGPU_RING_ENTRIES) {
+		abuse(rs, "submission tail out of range");
+		return;
+	}
+	budget = room(rs);
+	while (rs->doorbell_fd >= 0 && rs->sq_head != tail && budget > 0 && n < BATCH) {
+		if (!take_one(rs)) {
+			oom = true; /* logged; left in the ring for the next doorbell */
+			break;
+		}
+		budget--;
+		n++;
+	}
+	if (!oom && rs->doorbell_fd >= 0 && rs->sq_head != tail && room(rs) > 0)
+		kick(rs->doorbell_fd); /* more to take: come back next round */
+	__atomic_store_n(index_at(rs, VGPU_RING_OFF_SQ_HEAD), rs->sq_head, __ATOMIC_RELEASE);
+}
+
+static void doorbell_event(void *ctx, uint32_t events)
+{
+	struct vgpu_ring_server *rs = ctx;
+	uint64_t n;
+
+	(void)events;
+	if (read(rs->doorbell_fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing new; look anyway. */
+	}
+	pthread_mutex_lock(&rs->lock);
+	rs->refs++; /* hold rs across the callbacks below */
+	flush_backlog_locked(rs);
+	pthread_mutex_unlock(&rs->lock);
+	if (rs->doorbell_fd >= 0)
+		take_descriptors(rs);
+	server_unref(rs);
+}
+
+int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbell_fd,
+		    int notify_fd)
+{
+	if (pthread_mutex_init(&rs->lock, NULL) != 0) {
+		close(doorbell_fd);
+		close(notify_fd);
+		return VGPU_NO_MEMORY;
+	}
+	rs->doorbell_fd = doorbell_fd;
+	rs->notify_fd = notify_fd;
+	rs->sq_head = rs->cq_tail = rs->taken = 0;
+	rs->backlog_head = rs->backlog_tail = NULL;
+	rs->watch = (struct vgpu_loop_watch){ .fd = doorbell_fd, .fn = doorbell_event, .ctx = rs };
+	if (vgpu_loop_add(rs->m->loop, &rs->watch, EPOLLIN) != VGPU_OK) {
+		close(doorbell_fd);
+		close(notify_fd);
+		pthread_mutex_destroy(&rs->lock);
+		return VGPU_IO_ERROR;
+	}
+	rs->vm = vm;
+	rs->refs = 1;
+	/* Descriptors published before we watched: look once. */
+	kick(doorbell_fd);
+	return VGPU_OK;
+}
+
+void vgpu_ring_close(struct vgpu_ring_server *rs)
+{
+	/* Closed and drained in one step: from here on backend threads hand
+	 * their completions to the loop, and answers that found no room are
+	 * dropped with the client. */
+	pthread_mutex_lock(&rs->lock);
+	rs->vm = NULL;
+	while (rs->backlog_head) {
+		struct vgpu_request *req = rs->backlog_head;
+
+		rs->backlog_head = req->next_done;
+		__atomic_sub_fetch(rs->pending, 1, __ATOMIC_RELAXED);
+		rs->taken--;
+		vgpu_request_free(req);
+		rs->refs--; /* never the last: the owner's is dropped below */
+	}
+	rs->backlog_tail = NULL;
+	pthread_mutex_unlock(&rs->lock);
+	stop_serving(rs);
+	server_unref(rs);
+}
+
+/* Queue @req's answer and post what fits. Lock held, VM set. */
+static void answer_locked(struct vgpu_ring_server *rs, struct vgpu_request *req)
+{
+	req->next_done = NULL;
+	if (rs->backlog_tail)
+		rs->backlog_tail->next_done = req;
+	else
+		rs->backlog_head = req;
+	rs->backlog_tail = req;
+	__atomic_add_fetch(rs->pending, 1, __ATOMIC_RELAXED);
+	flush_backlog_locked(rs);
+}
+
+/* A backend thread: post the completion now, unless the server is
+ * closing (then the loop answers, and may free it). */
+bool vgpu_ring_complete(struct mediator *m, struct vgpu_request *req)
+{
+	struct vgpu_ring_server *rs = req->reply_ctx;
+
+	(void)m;
+	pthread_mutex_lock(&rs->lock);
+	if (!rs->vm) {
+		pthread_mutex_unlock(&rs->lock);
+		return false;
+	}
+	/* The owner's reference outlives this: vm is set. */
+	answer_locked(rs, req);
+	pthread_mutex_unlock(&rs->lock);
+	return true;
+}
+
+/* Loop thread: refusals at admission, and completions that a backend
+ * thread left to the loop: posted, or dropped with a closed server. */
+void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req)
+{
+	struct vgpu_ring_server *rs = req->reply_ctx;
+
+	if (vgpu_ring_complete(m, req))
+		return;
+	pthread_mutex_lock(&rs->lock);
+	rs->taken--;
+	pthread_mutex_unlock(&rs->lock);
+	vgpu_request_free(req);
+	server_unref(rs);
+}
