@@ -101,6 +101,9 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
 		break;
 	case VGPU_MSG_ATTACH:
 	case VGPU_MSG_ATTACHED:
+	case VGPU_MSG_DEVICE:
+	case VGPU_MSG_WINDOW:
+	case VGPU_MSG_DEVICE_REPLY:
 		if (h.op != 0)
 			return VGPU_PROTOCOL;
 		break;

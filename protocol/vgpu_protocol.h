@@ -39,6 +39,9 @@ enum vgpu_msg_type {
 	VGPU_MSG_RESPONSE = 2,
 	VGPU_MSG_ATTACH = 3,   /* ask for a shared-memory window (vgpu_ring.h); op 0 */
 	VGPU_MSG_ATTACHED = 4, /* the mediator's answer to it; op 0 */
+	VGPU_MSG_DEVICE = 5,   /* a vgpu-stub device introduces itself (vgpu_device.h); op 0 */
+	VGPU_MSG_WINDOW = 6,   /* the device (un)registers a window in guest RAM; op 0 */
+	VGPU_MSG_DEVICE_REPLY = 7, /* the mediator's answer to either; op 0 */
 };
 
 enum vgpu_op {

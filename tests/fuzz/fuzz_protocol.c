@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vgpu_device.h"
 #include "vgpu_protocol.h"
+#include "vgpu_ring.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -107,6 +109,56 @@ static void check_response(const uint8_t *msg, const struct vgpu_msg_header *h)
 		abort();
 }
 
+/* The device's messages: what parses is within its bounds and encodes
+ * back to the very bytes. */
+static void check_device(const uint8_t *msg, const struct vgpu_msg_header *h)
+{
+	static uint8_t again[VGPU_PROTO_HEADER_SIZE + VGPU_DEV_MAX_PAYLOAD];
+	const uint8_t *payload = msg + VGPU_PROTO_HEADER_SIZE;
+	size_t len = VGPU_PROTO_HEADER_SIZE + h->payload_len;
+
+	if (!vgpu_dev_header_ok(h, h->type))
+		return;
+	if (h->type == VGPU_MSG_DEVICE) {
+		struct vgpu_dev_hello v;
+
+		if (vgpu_dev_parse_hello(msg, h, payload, &v) != VGPU_OK)
+			return;
+		if (v.n_regions > VGPU_DEV_MAX_REGIONS ||
+		    vgpu_dev_encode_hello(h->request_id, &v, again) != len ||
+		    memcmp(again, msg, len) != 0)
+			abort();
+		for (uint32_t i = 0; i < v.n_regions; i++)
+			if (!v.regions[i].size || v.regions[i].gpa + v.regions[i].size < v.regions[i].gpa)
+				abort();
+	} else if (h->type == VGPU_MSG_WINDOW) {
+		struct vgpu_dev_window w;
+		uint64_t sum = 0;
+
+		if (vgpu_dev_parse_window(msg, h, payload, &w) != VGPU_OK)
+			return;
+		for (uint32_t i = 0; i < w.n_extents; i++)
+			sum += w.extents[i].len;
+		if (w.n_extents > VGPU_DEV_MAX_EXTENTS || sum != w.bytes ||
+		    (w.action == VGPU_DEV_REGISTER &&
+		     (sum < VGPU_RING_DATA_OFFSET + VGPU_RING_MIN_DATA ||
+		      sum > VGPU_RING_DATA_OFFSET + VGPU_RING_MAX_DATA)) ||
+		    vgpu_dev_encode_window(h->request_id, &w, again) != len ||
+		    memcmp(again, msg, len) != 0)
+			abort();
+	} else if (h->type == VGPU_MSG_DEVICE_REPLY) {
+		uint16_t answered;
+		int32_t status;
+		uint64_t window;
+
+		if (vgpu_dev_parse_reply(msg, h, payload, &answered, &status, &window) != VGPU_OK)
+			return;
+		vgpu_dev_encode_reply(h->request_id, answered, status, window, again);
+		if (memcmp(again, msg, VGPU_DEV_REPLY_MSG) != 0)
+			abort();
+	}
+}
+
 static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits *l)
 {
 	struct vgpu_msg_header h;
@@ -115,7 +167,7 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 	if (vgpu_proto_decode_header(msg, l, &h) != VGPU_OK)
 		return;
 	bool data_msg = h.type == VGPU_MSG_REQUEST || h.type == VGPU_MSG_RESPONSE;
-	bool ring_msg = h.type == VGPU_MSG_ATTACH || h.type == VGPU_MSG_ATTACHED;
+	bool ring_msg = h.type >= VGPU_MSG_ATTACH && h.type <= VGPU_MSG_DEVICE_REPLY;
 
 	/* Requests and responses name an op; the ring's attach messages none. */
 	if (h.payload_len > l->max_payload || (data_msg && !vgpu_op_name(h.op)) ||
@@ -129,6 +181,7 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 		return;
 	check_request(msg, &h, l);
 	check_response(msg, &h);
+	check_device(msg, &h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

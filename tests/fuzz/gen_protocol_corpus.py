@@ -60,6 +60,27 @@ def response(req_id, op, status, queue_ns, exec_ns, out_count=0, **hdr):
     return sign(header(RESPONSE, req_id, op, len(block) + len(data), **hdr) + block + data)
 
 
+def sign_all(msg):
+    """The device's messages: CRC32C of the header (checksum zeroed) and the whole payload."""
+    msg = bytearray(msg)
+    msg[28:32] = b"\0\0\0\0"
+    msg[28:32] = struct.pack("<I", crc32c(bytes(msg)))
+    return bytes(msg)
+
+
+def device(version=0x00010001, memory=1, domid=0, regions=(), seq=1):
+    table = b"".join(struct.pack("<QQQ", *r) for r in regions)
+    block = struct.pack("<IIIIQ", version, memory, domid, len(regions), 0)
+    return sign_all(header(5, seq, 0, 24 + len(table)) + block + table)
+
+
+def window(action=1, extents=(), seq=1, total=None):
+    table = b"".join(struct.pack("<QQ", *e) for e in extents)
+    total = sum(e[1] for e in extents) if total is None else total
+    block = struct.pack("<IIQQ", action, len(extents), total, 0)
+    return sign_all(header(6, seq, 0, 24 + len(table)) + block + table)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
@@ -113,6 +134,15 @@ def main():
         "head-bad-checksum-without-data": request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[:28]
         + b"\1\2\3\4" + request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[32:56],
         "short": header(REQUEST, 1, VECTOR_ADD, 0)[:20],
+        # The vgpu-stub device's messages (protocol/vgpu_device.h): types 5 to 7.
+        "device-kvm": device(regions=((0, 3 << 30, 0), (4 << 30, 1 << 30, 3 << 30))),
+        "device-xen": device(memory=2, domid=7),
+        "device-overlap": device(regions=((0, 1 << 30, 0), (1 << 29, 1 << 30, 1 << 30))),
+        "window-two": window(extents=((1 << 30, 1 << 20), (3 << 30, 102400 + (1 << 20) - (1 << 20)))),
+        "window-one": window(extents=((1 << 30, 102400 + (1 << 20)),)),
+        "window-bad-sum": window(extents=((1 << 30, 102400 + (1 << 20)),), total=4096),
+        "window-unregister": window(action=2),
+        "device-reply": sign_all(header(7, 3, 0, 24) + struct.pack("<iIQQ", 0, 6, 102400 + (1 << 20), 0)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
