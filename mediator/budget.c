@@ -189,3 +189,23 @@ void vgpu_budget_usage(struct vgpu_budget *b, uint32_t slot, struct vgpu_budget_
 	ret->pin_refused = b->vm[slot].pin_refused;
 	pthread_mutex_unlock(&b->lock);
 }
+
+int vgpu_budget_take_window(struct vgpu_budget *b, uint32_t slot, uint64_t size, bool count)
+{
+	int (*take_fn)(struct vgpu_budget *, uint32_t, enum vgpu_budget_kind, uint64_t) =
+		count ? vgpu_budget_take : vgpu_budget_try;
+	int rc = take_fn(b, slot, VGPU_BUDGET_WINDOWS, 1);
+
+	if (rc != VGPU_OK)
+		return rc;
+	rc = take_fn(b, slot, VGPU_BUDGET_WINDOW_BYTES, size);
+	if (rc != VGPU_OK)
+		vgpu_budget_give(b, slot, VGPU_BUDGET_WINDOWS, 1);
+	return rc;
+}
+
+void vgpu_budget_give_window(struct vgpu_budget *b, uint32_t slot, uint64_t size)
+{
+	vgpu_budget_give(b, slot, VGPU_BUDGET_WINDOW_BYTES, size);
+	vgpu_budget_give(b, slot, VGPU_BUDGET_WINDOWS, 1);
+}

@@ -69,6 +69,12 @@ int vgpu_budget_try(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind 
 void vgpu_budget_give(struct vgpu_budget *b, uint32_t slot, enum vgpu_budget_kind kind,
 		      uint64_t amount);
 
+/* A ring window of @size bytes (shm: or a device's): one of the VM's
+ * windows and @size of its window bytes, both or neither. @count: a
+ * refusal is counted (vgpu_budget_take), else not (vgpu_budget_try). */
+int vgpu_budget_take_window(struct vgpu_budget *b, uint32_t slot, uint64_t size, bool count);
+void vgpu_budget_give_window(struct vgpu_budget *b, uint32_t slot, uint64_t size);
+
 /* New pinned memory: a shared-memory window made, or a request buffer
  * the backend has no pinned block cached for. Under CUDA pinning holds
  * back every VM's GPU work while it runs (tens of ms per GiB), so each VM

@@ -180,6 +180,18 @@ int vgpu_dev_parse_window(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 	}
 	if (sum < VGPU_RING_DATA_OFFSET + VGPU_RING_MIN_DATA || get64(payload + 8) != sum)
 		return VGPU_INVALID_PARAM;
+	/* No page twice: the rings and the data of one window are distinct
+	 * memory, as in a window the mediator makes. */
+	for (uint32_t i = 1; i < n; i++) {
+		const uint8_t *a = payload + VGPU_DEV_BLOCK + i * VGPU_DEV_EXTENT_SIZE;
+
+		for (uint32_t j = 0; j < i; j++) {
+			const uint8_t *b = payload + VGPU_DEV_BLOCK + j * VGPU_DEV_EXTENT_SIZE;
+
+			if (get64(a) < get64(b) + get64(b + 8) && get64(b) < get64(a) + get64(a + 8))
+				return VGPU_INVALID_PARAM;
+		}
+	}
 	ret->action = action;
 	ret->n_extents = n;
 	ret->bytes = sum;

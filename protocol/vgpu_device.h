@@ -105,8 +105,8 @@ bool vgpu_dev_header_ok(const struct vgpu_msg_header *h, uint16_t type);
  *   not wrapping, and none overlapping another in guest-physical space;
  * - WINDOW: register with 1..256 extents, each 4 KiB aligned and
  *   non-empty, not wrapping, summing to a window size vgpu_ring.h allows
- *   (VGPU_RING_DATA_OFFSET plus 1 MiB to 2 GiB of data, whole pages);
- *   unregister with none.
+ *   (VGPU_RING_DATA_OFFSET plus 1 MiB to 2 GiB of data, whole pages),
+ *   no two overlapping; unregister with none.
  * @ret is written only on VGPU_OK.
  */
 int vgpu_dev_parse_hello(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],

@@ -5,7 +5,7 @@
 # usage: install-deps.sh [build|test|fuzz]   (default: test, which includes build)
 set -eu
 
-build_pkgs="gcc make meson ninja-build pkg-config python3 libsqlite3-dev libjansson-dev"
+build_pkgs="gcc make meson ninja-build pkg-config python3 libsqlite3-dev libjansson-dev libxen-dev"
 test_pkgs="libcmocka-dev sqlite3 jq util-linux"
 
 case "${1:-test}" in

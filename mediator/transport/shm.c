@@ -103,13 +103,6 @@ static struct shm_global *global(struct mediator *m)
 	return vgpu_transport_ctx(m, SELF);
 }
 
-/* Give back a window's budget (any thread). */
-static void give_budget(struct mediator *m, uint32_t slot, size_t size)
-{
-	vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOW_BYTES, size);
-	vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
-}
-
 /* A worker: unpin and unmap the window (when ours is the last reference,
  * munmap frees its pages: tens of ms per GiB), and give its budget back
  * here rather than on the loop: a window that replaces it takes that
@@ -126,7 +119,7 @@ static void release_window(struct vgpu_job *job)
 	if (w->memfd >= 0)
 		close(w->memfd);
 	if (w->budgeted)
-		give_budget(m, w->slot, w->size);
+		vgpu_budget_give_window(m->budget, w->slot, w->size);
 }
 
 static void window_freed(struct vgpu_job *job)
@@ -208,21 +201,6 @@ static void session_abused(struct vgpu_ring_server *rs)
 	shutdown(((struct session *)(void *)rs)->conn_fd, SHUT_RDWR);
 }
 
-/* Take a window's budget for VM slot @slot; @count: count a refusal. */
-static int take_budget(struct mediator *m, uint32_t slot, size_t size, bool count)
-{
-	int (*take)(struct vgpu_budget *, uint32_t, enum vgpu_budget_kind, uint64_t) =
-		count ? vgpu_budget_take : vgpu_budget_try;
-	int rc = take(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
-
-	if (rc != VGPU_OK)
-		return rc;
-	rc = take(m->budget, slot, VGPU_BUDGET_WINDOW_BYTES, size);
-	if (rc != VGPU_OK)
-		vgpu_budget_give(m->budget, slot, VGPU_BUDGET_WINDOWS, 1);
-	return rc;
-}
-
 /* A worker: make and pin the window, or make a kept one ready again;
  * s->rc says how it went. On failure what was made stays for
  * release_window(). */
@@ -234,7 +212,7 @@ static void make_window(struct vgpu_job *job)
 	int err = 0;
 
 	if (!w->budgeted) {
-		s->rc = take_budget(m, w->slot, w->size, true);
+		s->rc = vgpu_budget_take_window(m->budget, w->slot, w->size, true);
 		if (s->rc != VGPU_OK)
 			return; /* a refusal: socket.c says so */
 		w->budgeted = true;
@@ -346,7 +324,7 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 		}
 	}
 	/* With kept windows, a refusal is not final: do not count it yet. */
-	*rc = take_budget(m, vm->slot, size, !sv->kept);
+	*rc = vgpu_budget_take_window(m->budget, vm->slot, size, !sv->kept);
 	bool replace = *rc == VGPU_BUSY && sv->kept;
 	if (*rc == VGPU_BUSY && !replace) {
 		make_room(m, vm, size);
@@ -354,7 +332,7 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 	}
 	if (*rc != VGPU_OK && !replace) {
 		if (sv->kept) /* final (more than the budget): count it now */
-			take_budget(m, vm->slot, size, true);
+			vgpu_budget_take_window(m->budget, vm->slot, size, true);
 		return NULL;
 	}
 	/* A new window is pinned, and later freed: at the VM's rate
@@ -366,7 +344,7 @@ static struct window *window_get(struct mediator *m, struct vgpu_vm *vm, size_t 
 		if (*rc == VGPU_OK)
 			*rc = VGPU_NO_MEMORY;
 		if (!replace)
-			give_budget(m, vm->slot, size);
+			vgpu_budget_give_window(m->budget, vm->slot, size);
 		return NULL;
 	}
 	if (replace)

@@ -230,6 +230,7 @@ static void test_window_refused(void **state)
 		{ 64, 8, 0, VGPU_INVALID_PARAM },                 /* empty extent */
 		{ 64, 8, 4 * MIB + 512, VGPU_INVALID_PARAM },     /* not whole pages */
 		{ 72, 8, UINT64_MAX & ~0xfffull, VGPU_INVALID_PARAM }, /* wraps */
+		{ 72, 8, 1024 * MIB + 4096, VGPU_INVALID_PARAM }, /* overlaps the first extent */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		w = window(2, each);
