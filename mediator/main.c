@@ -276,7 +276,8 @@ static int setup(struct mediator *m, struct runtime *rt)
 
 	if (vgpu_mediator_add_transport(m, &vgpu_transport_socket) != VGPU_OK ||
 	    vgpu_mediator_add_transport(m, &vgpu_transport_spool) != VGPU_OK ||
-	    vgpu_mediator_add_transport(m, &vgpu_transport_shm) != VGPU_OK)
+	    vgpu_mediator_add_transport(m, &vgpu_transport_shm) != VGPU_OK ||
+	    vgpu_mediator_add_transport(m, &vgpu_transport_device) != VGPU_OK)
 		return -1;
 	if (vgpu_control_start(m) != VGPU_OK || vgpu_mediator_start(m) != VGPU_OK)
 		return -1;

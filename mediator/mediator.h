@@ -288,10 +288,27 @@ void vgpu_vm_set_state(struct mediator *m, struct vgpu_vm *vm, const struct vgpu
 int vgpu_control_start(struct mediator *m);
 void vgpu_control_stop(struct mediator *m);
 
-/* transport/socket.c, transport/spool.c, transport/shm.c */
+/* transport/socket.c, transport/spool.c, transport/shm.c, transport/device.c */
 extern const struct vgpu_transport vgpu_transport_socket;
 extern const struct vgpu_transport vgpu_transport_spool;
 extern const struct vgpu_transport vgpu_transport_shm;
+extern const struct vgpu_transport vgpu_transport_device;
+
+/* transport/device.c, for the socket transport. hello: the first message
+ * of @vm's connection @conn_fd is a DEVICE message (@raw, @h, @payload:
+ * its whole payload, vgpu_dev_header_ok() checked) that came with @n_fds
+ * descriptors @fds (taken over: each is closed or kept, and set to -1
+ * where kept). The device is answered on @conn_fd (a DEVICE_REPLY); the
+ * session, or NULL when refused (the caller closes the connection).
+ * window: a WINDOW message on the session's connection (answered there).
+ * detach: the connection is gone (its window is closed and unmapped once
+ * its last request is answered). */
+void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
+			const uint8_t raw[VGPU_PROTO_HEADER_SIZE], const struct vgpu_msg_header *h,
+			const uint8_t *payload, int *fds, int n_fds);
+void vgpu_device_window(void *session, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
+			const struct vgpu_msg_header *h, const uint8_t *payload);
+void vgpu_device_detach(void *session);
 
 /* transport/shm.c, for the socket transport: the connection @conn_fd of
  * @vm asked for a window with @data_bytes of data area. What can be

@@ -258,9 +258,21 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	}
 	rs->vm = vm;
 	rs->refs = 1;
+	rs->draining = false;
 	/* Descriptors published before we watched: look once. */
 	kick(doorbell_fd);
 	return VGPU_OK;
+}
+
+void vgpu_ring_drain(struct vgpu_ring_server *rs)
+{
+	stop_serving(rs);
+	pthread_mutex_lock(&rs->lock);
+	rs->draining = true;
+	bool done = rs->taken == 0;
+	pthread_mutex_unlock(&rs->lock);
+	if (done)
+		rs->drained(rs);
 }
 
 void vgpu_ring_close(struct vgpu_ring_server *rs)
@@ -299,14 +311,14 @@ static void answer_locked(struct vgpu_ring_server *rs, struct vgpu_request *req)
 }
 
 /* A backend thread: post the completion now, unless the server is
- * closing (then the loop answers, and may free it). */
+ * closing or draining (then the loop answers, and may free it). */
 bool vgpu_ring_complete(struct mediator *m, struct vgpu_request *req)
 {
 	struct vgpu_ring_server *rs = req->reply_ctx;
 
 	(void)m;
 	pthread_mutex_lock(&rs->lock);
-	if (!rs->vm) {
+	if (!rs->vm || rs->draining) {
 		pthread_mutex_unlock(&rs->lock);
 		return false;
 	}
@@ -325,6 +337,16 @@ void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req)
 	if (vgpu_ring_complete(m, req))
 		return;
 	pthread_mutex_lock(&rs->lock);
+	if (rs->vm && rs->draining) {
+		rs->refs++; /* across drained(), which may close */
+		answer_locked(rs, req);
+		bool done = rs->taken == 0;
+		pthread_mutex_unlock(&rs->lock);
+		if (done)
+			rs->drained(rs);
+		server_unref(rs);
+		return;
+	}
 	rs->taken--;
 	pthread_mutex_unlock(&rs->lock);
 	vgpu_request_free(req);

@@ -44,6 +44,9 @@ struct vgpu_ring_server {
 	void (*abused)(struct vgpu_ring_server *rs);
 	/* The last reference is gone (loop thread): release the window. */
 	void (*release)(struct vgpu_ring_server *rs);
+	/* Optional, for vgpu_ring_drain(): every request taken is answered
+	 * in the rings (loop thread). */
+	void (*drained)(struct vgpu_ring_server *rs);
 
 	/* The server's own. */
 	pthread_mutex_t lock;
@@ -56,6 +59,7 @@ struct vgpu_ring_server {
 	uint32_t sq_head;            /* next descriptor to take (private copy) */
 	uint32_t cq_tail;            /* (L) next completion slot (private copy) */
 	uint32_t taken;              /* (L) descriptors taken, not yet completed */
+	bool draining;               /* (L) vgpu_ring_drain(): answers go through the loop */
 	struct vgpu_request *backlog_head, *backlog_tail; /* (L) answered, no CQ room yet */
 };
 
@@ -73,6 +77,14 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
  * descriptors, drop answers that found no room, and drop the owner's
  * reference; release() follows once the last request is answered. */
 void vgpu_ring_close(struct vgpu_ring_server *rs);
+
+/* Loop thread: the client asked to stop (a device unregistering its
+ * window): take no more descriptors, but answer every one taken in the
+ * rings, then call drained() (maybe at once), after which the owner
+ * closes. Answers that find the completion ring full wait for the client
+ * to make room (its doorbell is not served any more; a later answer or
+ * vgpu_ring_close() moves them). */
+void vgpu_ring_drain(struct vgpu_ring_server *rs);
 
 /* The transport ops (struct vgpu_transport respond and complete). */
 void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req);

@@ -8,7 +8,12 @@
  * may instead ask for a shared-memory window (vgpu_ring.h): the reply
  * carries the window's descriptors, and from then on the connection only
  * stands for the session's life (transport/shm.c); a byte sent on it
- * after that ends both.
+ * after that ends both. The VM's vgpu-stub device (QEMU) connects here
+ * too: its first message, DEVICE, comes with descriptors (SCM_RIGHTS,
+ * received only with a connection's first bytes), and from then on the
+ * connection carries its small device messages (vgpu_device.h), each read
+ * whole into a buffer of at most VGPU_DEV_MAX_PAYLOAD bytes and handed to
+ * transport/device.c, which answers on the connection.
  *
  * A message is read in steps, each checked before the next is read: the
  * header, then the parameter block, then (admission has checked the
@@ -48,11 +53,13 @@
 #include <unistd.h>
 
 #include "mediator.h"
+#include "vgpu_device.h"
 #include "vgpu_ring.h"
 
 #define SELF (&vgpu_transport_socket)
 #define ACCEPT_PAUSE_MS 100 /* a listening socket's rest after accept() failed */
 #define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
+#define MAX_FDS (VGPU_DEV_MAX_REGIONS + 2) /* a DEVICE message's descriptors */
 
 struct sock_global {
 	uint64_t pending;            /* responses queued for writing */
@@ -79,6 +86,7 @@ enum conn_state {
 	ALLOCATING,     /* the request's buffers are being made on a worker: not read */
 	ATTACHING,      /* a window is being made (transport/shm.c): not read */
 	ATTACHED,       /* the connection stands for the window's session */
+	READ_CONTROL,   /* a device message's payload: ctl[0..ctl_got) */
 };
 
 struct conn {
@@ -95,6 +103,11 @@ struct conn {
 	enum conn_state state;
 	uint64_t msg_start_ns;       /* first byte of the message being read; 0: none */
 	void *session;               /* transport/shm.c's, once attached */
+	void *device;                /* transport/device.c's, once DEVICE was accepted */
+	uint8_t *ctl;                /* READ_CONTROL: a device message's payload */
+	size_t ctl_got;
+	int fds[MAX_FDS];            /* descriptors that came with the first bytes */
+	int n_fds;
 	uint8_t hdr[VGPU_PROTO_HEADER_SIZE];
 	size_t hdr_got;
 	struct vgpu_msg_header h;
@@ -122,6 +135,15 @@ static void conn_unref(struct conn *c)
 		free(c);
 }
 
+/* Descriptors received and not taken by anyone. */
+static void close_fds(struct conn *c)
+{
+	for (int i = 0; i < c->n_fds; i++)
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+	c->n_fds = 0;
+}
+
 static void conn_close(struct conn *c)
 {
 	struct mediator *m = c->m;
@@ -132,6 +154,11 @@ static void conn_close(struct conn *c)
 	vgpu_loop_remove(m->loop, &c->watch);
 	vgpu_shm_detach(c->session);
 	c->session = NULL;
+	vgpu_device_detach(c->device);
+	c->device = NULL;
+	close_fds(c);
+	free(c->ctl);
+	c->ctl = NULL;
 	close(c->fd);
 	if (c->req) { /* a payload half read */
 		vgpu_request_free(c->req);
@@ -343,10 +370,32 @@ static bool attach(struct conn *c)
 static bool header_done(struct conn *c)
 {
 	int rc = vgpu_proto_decode_header(c->hdr, &c->m->limits, &c->h);
+	bool device_msg = c->h.type == VGPU_MSG_DEVICE || c->h.type == VGPU_MSG_WINDOW;
 
-	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH)) {
+	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH &&
+			      !device_msg)) {
 		refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");
 		return false;
+	}
+	/* DEVICE first, then WINDOW messages only; nothing else carries fds. */
+	if (c->n_fds && c->h.type != VGPU_MSG_DEVICE)
+		close_fds(c);
+	if (device_msg || c->device) {
+		bool first = c->h.type == VGPU_MSG_DEVICE && !c->used && !c->device;
+
+		if (!(first || (c->device && c->h.type == VGPU_MSG_WINDOW)) ||
+		    !vgpu_dev_header_ok(&c->h, c->h.type)) {
+			refuse(c, "a device message out of place or malformed");
+			return false;
+		}
+		c->used = true;
+		if (!c->ctl && !(c->ctl = malloc(VGPU_DEV_MAX_PAYLOAD))) {
+			conn_close(c);
+			return false;
+		}
+		c->ctl_got = 0;
+		c->state = READ_CONTROL;
+		return true;
 	}
 	if (c->h.type == VGPU_MSG_ATTACH &&
 	    (c->used || c->h.payload_len != VGPU_PROTO_PARAMS_SIZE)) {
@@ -439,6 +488,59 @@ static bool payload_done(struct conn *c)
 	return c->open;
 }
 
+/* A device message is whole: hand it to transport/device.c. false when
+ * the connection was closed. */
+static bool control_done(struct conn *c)
+{
+	if (c->h.type == VGPU_MSG_DEVICE) {
+		c->device = vgpu_device_hello(c->m, c->sv->vm, c->fd, c->hdr, &c->h, c->ctl, c->fds,
+					      c->n_fds);
+		c->n_fds = 0; /* taken over */
+		if (!c->device) {
+			conn_close(c);
+			return false;
+		}
+	} else {
+		vgpu_device_window(c->device, c->hdr, &c->h, c->ctl);
+	}
+	next_message(c);
+	return c->open;
+}
+
+/* recv() for a connection's first bytes: the descriptors that may come
+ * with them (a device's DEVICE message) are kept in c->fds. */
+static ssize_t recv_first(struct conn *c, void *dst, size_t want)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = dst, .iov_len = want };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			if (c->n_fds < MAX_FDS)
+				c->fds[c->n_fds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n >= 0 && (msg.msg_flags & MSG_CTRUNC))
+		close_fds(c); /* more than any message carries: a DEVICE then has too few */
+	return n;
+}
+
 /* One read step; false when reading should stop (closed, blocked, or
  * nothing more to read now). */
 static bool read_some(struct conn *c)
@@ -469,10 +571,17 @@ static bool read_some(struct conn *c)
 		dst = scratch; /* the connection only says when the client is gone */
 		want = 1;
 		break;
+	case READ_CONTROL:
+		dst = c->ctl + c->ctl_got;
+		want = c->h.payload_len - c->ctl_got;
+		break;
 	default: /* ALLOCATING, ATTACHING: not read */
 		return false;
 	}
-	n = want ? recv(c->fd, dst, want, 0) : 0;
+	if (c->state == READ_HEADER && !c->used && c->hdr_got == 0)
+		n = recv_first(c, dst, want);
+	else
+		n = want ? recv(c->fd, dst, want, 0) : 0;
 	if (n == 0 && want) {
 		conn_close(c);
 		return false;
@@ -504,6 +613,9 @@ static bool read_some(struct conn *c)
 	case READ_PAYLOAD:
 		c->payload_got += (size_t)n;
 		break;
+	case READ_CONTROL:
+		c->ctl_got += (size_t)n;
+		return c->ctl_got < c->h.payload_len || control_done(c);
 	default: /* SKIP_PAYLOAD */
 		c->skip -= (uint64_t)n;
 		break;

@@ -150,6 +150,44 @@ def vadd(w, req_id, n):
     return c
 
 
+def bad_descs(w):
+    """Descriptors each wrong in one way, then good ones: "name=status"
+    for each, and whether every one was answered and the good one right."""
+    a = w.put_floats([1.0] * 16)
+    b = w.put_floats([2.0] * 16)
+    c = w.alloc(16)
+    end = w.size
+    cases = [
+        ("in-rings", [SQ_OFF, b], c, {}),
+        ("in-control-page", [a, 0x40], c, {}),
+        ("past-window", [a, end - 60], c, {}),
+        ("huge-offset", [a, 0xFFFFFFC0], c, {}),
+        ("misaligned", [a + 2, b], c, {}),
+        ("out-over-input", [a, b], b, {}),
+        ("out-past-window", [a, b], end - 4, {}),
+        ("unused-offset", [a, b, a], c, {}),
+        ("other-vm", [a, b], c, {"vm_id": 99}),
+    ]
+    for i, (name, ins, out, kw) in enumerate(cases):
+        w.submit(100 + i, VECTOR_ADD, 16, ins, out, **kw)
+    good = struct.pack("<QHH", 200, VECTOR_ADD, 0) + struct.pack("<IIIIff", 0, 0, 16, 0, 0.0, 0.0)
+    w.submit(0, 0, 0, [], 0, raw=good + struct.pack("<IIII", a, b, 0, c) + b"\x01" + bytes(11))
+    cases.append(("reserved-bytes", None, None, None))
+    w.submit(0, 0, 0, [], 0, raw=struct.pack("<QHH", 201, 9, 0) + bytes(24) + bytes(28))
+    cases.append(("unknown-op", None, None, None))
+    # Requests in flight together get outputs of their own: two writing
+    # one array at once would race on it (the client's own loss).
+    c2 = w.alloc(16)
+    w.submit(202, SAXPY, 16, [a, c2], c2)  # saxpy's y in place: allowed
+    cases.append(("saxpy-in-place", None, None, None))
+    w.submit(203, VECTOR_ADD, 16, [a, b], c)
+    cases.append(("good", None, None, None))
+    got = dict(w.collect(len(cases)))
+    ids = list(range(100, 100 + len(cases) - 4)) + [200, 201, 202, 203]
+    line = " ".join("%s=%s" % (cases[i][0], got.get(rid, "none")) for i, rid in enumerate(ids))
+    return line, len(got) == len(cases) and w.floats(c, 16) == tuple([3.0] * 16)
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -213,39 +251,9 @@ def main():
         print(got[0][1] if got else "none")
         return 0 if good else 1
     if action == "descs":
-        a = w.put_floats([1.0] * 16)
-        b = w.put_floats([2.0] * 16)
-        c = w.alloc(16)
-        end = w.size
-        cases = [
-            ("in-rings", [SQ_OFF, b], c, {}),
-            ("in-control-page", [a, 0x40], c, {}),
-            ("past-window", [a, end - 60], c, {}),
-            ("huge-offset", [a, 0xFFFFFFC0], c, {}),
-            ("misaligned", [a + 2, b], c, {}),
-            ("out-over-input", [a, b], b, {}),
-            ("out-past-window", [a, b], end - 4, {}),
-            ("unused-offset", [a, b, a], c, {}),
-            ("other-vm", [a, b], c, {"vm_id": 99}),
-        ]
-        for i, (name, ins, out, kw) in enumerate(cases):
-            w.submit(100 + i, VECTOR_ADD, 16, ins, out, **kw)
-        good = struct.pack("<QHH", 200, VECTOR_ADD, 0) + struct.pack("<IIIIff", 0, 0, 16, 0, 0.0, 0.0)
-        w.submit(0, 0, 0, [], 0, raw=good + struct.pack("<IIII", a, b, 0, c) + b"\x01" + bytes(11))
-        cases.append(("reserved-bytes", None, None, None))
-        w.submit(0, 0, 0, [], 0, raw=struct.pack("<QHH", 201, 9, 0) + bytes(24) + bytes(28))
-        cases.append(("unknown-op", None, None, None))
-        # Requests in flight together get outputs of their own: two writing
-        # one array at once would race on it (the client's own loss).
-        c2 = w.alloc(16)
-        w.submit(202, SAXPY, 16, [a, c2], c2)  # saxpy's y in place: allowed
-        cases.append(("saxpy-in-place", None, None, None))
-        w.submit(203, VECTOR_ADD, 16, [a, b], c)
-        cases.append(("good", None, None, None))
-        got = dict(w.collect(len(cases)))
-        ids = list(range(100, 100 + len(cases) - 4)) + [200, 201, 202, 203]
-        print(" ".join("%s=%s" % (cases[i][0], got.get(rid, "none")) for i, rid in enumerate(ids)))
-        return 0 if len(got) == len(cases) and w.floats(c, 16) == tuple([3.0] * 16) else 1
+        line, good = bad_descs(w)
+        print(line)
+        return 0 if good else 1
     if action == "tail-jump":
         w.set_u32(SQ_TAIL, (w.u32(SQ_HEAD) + 5000) & 0xFFFFFFFF)
         os.write(w.doorbell, struct.pack("<Q", 1))

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A vgpu-stub device and its guest, played by one process, for the
+end-to-end tests of the mediator's device transport: "guest RAM" is a
+memfd in two regions (low RAM at guest-physical 0, high RAM at 4 GiB, as
+QEMU lays them out), sent to the mediator with the doorbell and completion
+eventfds in a DEVICE message; the "guest driver" places a ring window in
+that RAM in scattered extents and registers it with a WINDOW message; the
+"guest program" then speaks the ring in that memory. Everything is encoded
+here from docs/specs/vgpu-stub-1.1.md and docs/protocol.md, independently
+of the C code under test, and can break the rules on purpose. (This is
+the mediator's peer, not a fake of QEMU: QEMU and real guests are
+tests/vm's.)
+
+usage: device_client.py SOCKET ACTION [ARGS]
+  ok N            one vector_add of N floats through the window; prints its status
+  descs           shm_client.py's bad descriptors, through the device window
+  extents         registrations each wrong in one way, then a good one and an
+                  unregistration; prints "name=status" for each
+  hello-unsealed  guest RAM whose memfd can shrink; prints the reply's status
+                  and "closed" when the mediator hangs up
+  hello-fds       a DEVICE message without its memfd; the same
+  hello-twice     a second DEVICE message on the connection; "closed"
+  tail-jump       a submission tail far past the ring: prints the status of
+                  the unasked reply (window lost), then of a new registration
+  reregister K    K rounds of: requests in flight, unregister, register again;
+                  prints "taken=some answered=all-taken twice=0 wrong=0" when
+                  every descriptor taken was answered once, right
+  storm N         N doorbell writes around a few requests; prints the requests'
+                  statuses as "status=count"
+  window MIB      registers a window of MIB MiB of data; prints the status
+  hold            registers a window and keeps it until stdin closes; prints
+                  "registered" first
+Exit status 0 when the exchange itself worked, 1 otherwise.
+"""
+import ctypes
+import fcntl
+import mmap
+import os
+import socket
+import struct
+import sys
+
+from raw_client import closed, connect, crc32c, recv_exact
+from shm_client import CQ_HEAD, DATA_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES, Window, \
+    bad_descs, vadd
+
+MAGIC, VERSION = 0x55504756, 1
+DEVICE, WINDOW, REPLY = 5, 6, 7
+DEV_VERSION, MEMFD = 0x00010001, 1
+REGISTER, UNREGISTER = 1, 2
+MIB, GIB = 1 << 20, 1 << 30
+LOW, HIGH = 16 * MIB, 8 * MIB  # guest RAM: low at 0, high at 4 GiB (fd offset LOW)
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+
+
+def message(mtype, seq, payload):
+    h = struct.pack("<IHHQHHIII", MAGIC, VERSION, mtype, seq, 0, 0, 0, len(payload), 0)
+    return h[:28] + struct.pack("<I", crc32c(payload, crc32c(h))) + payload
+
+
+def fd_offset(gpa):
+    return gpa if gpa < LOW else gpa - 4 * GIB + LOW
+
+
+class Device:
+    """The device's connection and the guest's RAM."""
+
+    def __init__(self, path, seals=True, send_memfd=True):
+        self.s = connect(path)
+        self.ram = os.memfd_create("guest-ram", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        os.ftruncate(self.ram, LOW + HIGH)
+        if seals:
+            fcntl.fcntl(self.ram, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+        self.doorbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.seq = 1
+        regions = [(0, LOW, 0), (4 * GIB, HIGH, LOW)]
+        block = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, len(regions), 0)
+        table = b"".join(struct.pack("<QQQ", *r) for r in regions)
+        fds = ([self.ram, self.ram] if send_memfd else []) + [self.doorbell, self.notify]
+        socket.send_fds(self.s, [message(DEVICE, self.seq, block + table)], fds)
+        self.hello = self.reply()
+
+    def reply(self):
+        """(seq, type answered, status, window bytes), or None when closed."""
+        try:
+            msg = recv_exact(self.s, 56)
+        except (ConnectionResetError, socket.timeout):
+            return None
+        if msg is None:
+            return None
+        magic, _, mtype, seq = struct.unpack_from("<IHHQ", msg, 0)
+        status, answered, window, rsv = struct.unpack_from("<iIQQ", msg, 32)
+        if magic != MAGIC or mtype != REPLY or rsv:
+            raise SystemExit("not a device reply")
+        return seq, answered, status, window
+
+    def window_msg(self, action, extents, total=None):
+        self.seq += 1
+        total = sum(e[1] for e in extents) if total is None else total
+        block = struct.pack("<IIQQ", action, len(extents), total, 0)
+        self.s.sendall(message(WINDOW, self.seq, block + b"".join(
+            struct.pack("<QQ", *e) for e in extents)))
+        r = self.reply()
+        if r is not None and r[0] == 0:  # an unasked one first (a window lost)
+            r = self.reply()
+        if r is None:
+            return None
+        if r[0] != self.seq or r[1] != WINDOW:
+            raise SystemExit("reply out of order: %r" % (r,))
+        return r[2]
+
+
+def scattered(data_bytes):
+    """A window's extents, out of order and in both regions."""
+    total = DATA_OFF + data_bytes
+    return [(4 * GIB + MIB, 64 * 1024), (2 * MIB, 512 * 1024), (6 * MIB, total - 576 * 1024)]
+
+
+class DeviceWindow(Window):
+    """The ring as the guest sees it: its RAM's extents, one after another,
+    at one address of ours (so that Window's methods work unchanged)."""
+
+    def __init__(self, dev, extents):
+        self.s, self.doorbell, self.notify = dev.s, dev.doorbell, dev.notify
+        self.size = sum(e[1] for e in extents)
+        base = libc.mmap(None, self.size, 0,  # PROT_NONE
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        off = 0
+        for gpa, length in extents:
+            p = libc.mmap(base + off, length, mmap.PROT_READ | mmap.PROT_WRITE,
+                          mmap.MAP_SHARED | 0x10, dev.ram, fd_offset(gpa))  # MAP_FIXED
+            if p != base + off:
+                raise SystemExit("cannot map the guest's RAM")
+            off += length
+        self.m = (ctypes.c_char * self.size).from_address(base)
+        self.reset()
+
+    def reset(self):
+        """A registration starts the rings anew (the mediator wrote the control page)."""
+        if struct.unpack_from("<III", self.m, 0) != (RING_MAGIC, 1, ENTRIES):
+            raise SystemExit("bad control page")
+        self.sq_tail = self.u32(SQ_TAIL)
+        self.cq_head = self.u32(CQ_HEAD)
+        self.next_free = DATA_OFF
+
+
+def registered(path, data_bytes=MIB):
+    dev = Device(path)
+    if dev.hello is None or dev.hello[2] != 0:
+        raise SystemExit("device refused: %r" % (dev.hello,))
+    ext = scattered(data_bytes)
+    st = dev.window_msg(REGISTER, ext)
+    if st != 0:
+        raise SystemExit("window refused: %r" % st)
+    return dev, DeviceWindow(dev, ext), ext
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    path, action, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if action in ("hello-unsealed", "hello-fds"):
+        dev = Device(path, seals=action != "hello-unsealed", send_memfd=action != "hello-fds")
+        print(dev.hello[2] if dev.hello else "none", "closed" if closed(dev.s) else "open")
+        return 0
+    if action == "hello-twice":
+        dev = Device(path)
+        regions = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, 1, 0) + struct.pack("<QQQ", 0, LOW, 0)
+        socket.send_fds(dev.s, [message(DEVICE, 2, regions)], [dev.ram, dev.doorbell, dev.notify])
+        print("closed" if closed(dev.s) else "open")
+        return 0
+    if action == "extents":
+        dev = Device(path)
+        total = DATA_OFF + MIB
+        cases = [
+            ("outside-ram", [(1 * GIB, total)]),
+            ("in-the-hole", [(3 * GIB + 512 * MIB, total)]),
+            ("across-region-end", [(LOW - 64 * 1024, total)]),
+            ("overlapping", [(2 * MIB, 512 * 1024), (2 * MIB + 4096, total - 512 * 1024)]),
+            ("too-small", [(2 * MIB, DATA_OFF + MIB - 4096)]),
+            ("unaligned", [(2 * MIB + 100, total)]),
+            ("good", scattered(MIB)),
+        ]
+        out = ["%s=%s" % (name, dev.window_msg(REGISTER, ext)) for name, ext in cases]
+        out.append("unregister=%s" % dev.window_msg(UNREGISTER, []))
+        print(" ".join(out))
+        return 0
+    if action == "window":
+        dev = Device(path)
+        print(dev.window_msg(REGISTER, scattered(int(float(args[0]) * MIB))))
+        return 0
+    dev, w, ext = registered(path)
+    if action == "hold":
+        print("registered", flush=True)
+        sys.stdin.read()
+        return 0
+    if action == "ok":
+        n = int(args[0])
+        c = vadd(w, 7, n)
+        got = w.collect(1)
+        good = got == [(7, 0)] and w.floats(c, n) == tuple(3.0 * i for i in range(n))
+        print(got[0][1] if got else "none")
+        return 0 if good else 1
+    if action == "descs":
+        line, good = bad_descs(w)
+        print(line)
+        return 0 if good else 1
+    if action == "tail-jump":
+        w.set_u32(SQ_TAIL, (w.u32(SQ_HEAD) + 5000) & 0xFFFFFFFF)
+        os.write(w.doorbell, struct.pack("<Q", 1))
+        lost = dev.reply()
+        print(lost[2] if lost and lost[0] == 0 else "none", dev.window_msg(REGISTER, ext))
+        return 0
+    if action == "reregister":
+        # Descriptors the mediator had not taken when the window went are
+        # never served (the guest's own doing, as a device reset); every
+        # one it took is answered, once, before the unregistration is.
+        taken, answered, twice, wrong, rid = 0, 0, 0, 0, 0
+        for _ in range(int(args[0])):
+            seen, outs = set(), {}
+            for _ in range(32):
+                rid += 1
+                outs[rid] = vadd(w, rid, 1024)
+            st = dev.window_msg(UNREGISTER, [])
+            taken += w.u32(SQ_HEAD)
+            for r, status in w.completions():
+                twice += r in seen
+                seen.add(r)
+                wrong += status != 0 or w.floats(outs[r], 1024) != tuple(3.0 * i for i in range(1024))
+            answered += len(seen)
+            if st != 0 or dev.window_msg(REGISTER, ext) != 0:
+                raise SystemExit("re-registration refused")
+            w.reset()
+        print("taken=%s answered=%s twice=%d wrong=%d" % (
+            "some" if taken else "none", "all-taken" if answered == taken else answered,
+            twice, wrong))
+        return 0 if answered == taken and not twice and not wrong else 1
+    if action == "storm":
+        counts = {}
+        for k in range(int(args[0])):
+            os.write(w.doorbell, struct.pack("<Q", 1))
+            if k % 5000 == 0:
+                c = vadd(w, k + 1, 256)
+                for _, status in w.collect(1):
+                    ok = status == 0 and w.floats(c, 256) == tuple(3.0 * i for i in range(256))
+                    counts[status if ok else "wrong"] = counts.get(status if ok else "wrong", 0) + 1
+                w.next_free = DATA_OFF
+        print(" ".join("%s=%d" % kv for kv in sorted(counts.items(), key=str)))
+        return 0
+    sys.exit("unknown action: " + action)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

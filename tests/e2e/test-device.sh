@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The device transport end to end (issue 10): a vgpu-stub device and its
+# guest, played by device_client.py (guest RAM in a memfd, sent in a
+# DEVICE message; a ring window in scattered extents of it, registered
+# with WINDOW), against a real mediator: the window served in place,
+# every bad descriptor and bad registration refused with its error, a
+# device whose RAM can shrink refused, a broken ring losing its window,
+# re-registration under load answering every taken request once, doorbell
+# storms, the window budget, and a device that goes away giving back its
+# window. VM 2, a socket client, goes on throughout and stays correct.
+. "$(dirname "$0")/lib.sh"
+DEVC=$VGPU_TESTS/e2e/device_client.py
+
+vm 1 A high; vm 2 B low
+start_mediator --set shm_max_mib=16 --set vm_windows=2
+S1=$(sock 1); S2=$(sock 2)
+
+# VM 2's steady work beside everything VM 1's device does.
+"$VGPU_SUBMIT_BIN" --transport "unix:$S2" vector-add --n 4096 --verify --repeat 400 --depth 4 --json >"$T/vm2.json" 2>&1 &
+p2=$!
+
+expect_eq "$(python3 "$DEVC" "$S1" ok 80000)" "0" "a vector_add through a device window in guest RAM"
+expect_eq "$(python3 "$DEVC" "$S1" descs)" \
+	"in-rings=-3 in-control-page=-3 past-window=-3 huge-offset=-3 misaligned=-3 out-over-input=-3 out-past-window=-3 unused-offset=-3 other-vm=-10 reserved-bytes=-14 unknown-op=-3 saxpy-in-place=0 good=0" \
+	"bad descriptors each answered with their error, good ones served"
+expect_eq "$(python3 "$DEVC" "$S1" extents)" \
+	"outside-ram=-3 in-the-hole=-3 across-region-end=-3 overlapping=-3 too-small=-3 unaligned=-3 good=0 unregister=0" \
+	"window registrations naming memory the guest does not have, or malformed: refused"
+expect_eq "$(python3 "$DEVC" "$S1" hello-unsealed)" "-3 closed" "guest RAM that can shrink: device refused"
+expect_eq "$(python3 "$DEVC" "$S1" hello-fds)" "-14 closed" "DEVICE without its memfd: refused"
+expect_eq "$(python3 "$DEVC" "$S1" hello-twice)" "closed" "a second DEVICE message: connection closed"
+expect_eq "$(python3 "$DEVC" "$S1" tail-jump)" "-14 0" "a broken ring loses its window; the device registers again"
+out=$(timeout 120 python3 "$DEVC" "$S1" reregister 20) && pass "re-registration under load, 20 rounds: $out" \
+	|| fail "reregister: $out"
+expect_eq "$(timeout 120 python3 "$DEVC" "$S1" storm 30000)" "0=6" "30000 doorbells around 6 requests: each served"
+expect_eq "$(python3 "$DEVC" "$S1" window 32)" "-13" "a window past shm_max_mib: VGPU_LIMIT"
+
+# The VM's budget of windows (2): a third device's window waits its turn.
+python3 "$DEVC" "$S1" hold >"$T/h1" 2>&1 < <(sleep 600) &
+h1=$!
+python3 "$DEVC" "$S1" hold >"$T/h2" 2>&1 < <(sleep 600) &
+h2=$!
+both_held() { grep -q registered "$T/h1" && grep -q registered "$T/h2"; }
+wait_for "two devices of VM 1 hold a window each" 30 both_held
+expect_eq "$(vm_stat 1 .budget.windows.held)" "2" "both counted in VM 1's window budget"
+expect_eq "$(python3 "$DEVC" "$S1" window 1)" "-9" "a third window: over the VM's budget (VGPU_BUSY)"
+# The devices go away (QEMU killed): their windows come back.
+kill -9 "$h1" "$h2"
+wait_for "the windows given back" 10 vm_stat_is 1 .budget.windows.held 0
+expect_eq "$(python3 "$DEVC" "$S1" ok 1000)" "0" "a new device of VM 1 is served"
+
+wait $p2 && pass "VM 2's 400 socket requests beside it all verified" || fail "VM 2: $(cat "$T/vm2.json")"
+expect_eq "$(vm_stat 2 .budget.windows.held)" "0" "VM 2 holds no window"
+e2e_finish
