@@ -9,6 +9,8 @@
  *   properties     4.2: dc->props = ...;       5.0+: device_class_set_props()
  *   class_init     void *data in both (const void * from QEMU 10.1 on:
  *                  VGPU_CLASS_DATA names the type in one place)
+ *   msix_vector_use 4.2: returns int (always 0 for a valid vector);
+ *                  7.2: void. vgpu_msix_vector_use() discards either.
  */
 #ifndef VGPU_STUB_COMPAT_H
 #define VGPU_STUB_COMPAT_H
@@ -32,5 +34,8 @@
 /* QEMU 4.2: no setter; the property array hangs off the class. */
 #define device_class_set_props(dc, p) ((dc)->props = (p))
 #endif
+
+/* A vector in range: cannot fail in either version. */
+#define vgpu_msix_vector_use(dev, v) ((void)msix_vector_use((dev), (v)))
 
 #endif

@@ -13,11 +13,13 @@
 #define VGPU_STUB_VENDOR_ID 0x1af4  /* Red Hat / virtio range, as the seed */
 #define VGPU_STUB_DEVICE_ID 0x1111
 #define VGPU_STUB_CLASS 0x1200      /* processing accelerator */
-#define VGPU_STUB_REVISION 1
+#define VGPU_STUB_REVISION 2
 #define VGPU_STUB_BAR0_SIZE 4096
+#define VGPU_STUB_MSIX_BAR 1        /* BAR1: the MSI-X table and PBA */
+#define VGPU_STUB_MSIX_VECTORS 2    /* 0 completions, 1 link and window changes */
 
 #define VGPU_STUB_MAGIC_VALUE 0x55504756u  /* the bytes "VGPU" */
-#define VGPU_STUB_VERSION_VALUE 0x00010000u /* major 1 (high 16 bits), minor 0 */
+#define VGPU_STUB_VERSION_VALUE 0x00010001u /* major 1 (high 16 bits), minor 1 */
 
 /* Identity and state (read-only; writes are ignored and logged). */
 #define VGPU_STUB_REG_MAGIC 0x000
@@ -30,15 +32,38 @@
 
 /* STATUS bits. */
 #define VGPU_STUB_STATUS_READY (1u << 0)        /* properties valid, device usable */
+#define VGPU_STUB_STATUS_LINK (1u << 1)         /* connected to the mediator */
+#define VGPU_STUB_STATUS_WINDOW (1u << 2)       /* a window is registered and served */
 
-/* CAPABILITIES bits: none in version 1.0. The shared-memory transport will
- * announce itself here (VGPU_STUB_CAP_SHM) with the registers below. */
-#define VGPU_STUB_CAP_SHM (1u << 0)             /* reserved */
+/* CAPABILITIES bits. */
+#define VGPU_STUB_CAP_RING (1u << 0)            /* the ring registers below work
+						 * (the device has a mediator) */
 
-/* Reserved ranges: read as 0 in version 1.0 (and logged). */
-#define VGPU_STUB_DOORBELL_BASE 0x100    /* doorbell and interrupt registers */
-#define VGPU_STUB_DOORBELL_END 0x200
-#define VGPU_STUB_SHM_BASE 0x200         /* shared-memory window (BAR2) registers */
-#define VGPU_STUB_SHM_END 0x300
+/* Doorbell and interrupts (1.1). */
+#define VGPU_STUB_REG_DOORBELL 0x100     /* WO: descriptors were published */
+#define VGPU_STUB_REG_INT_STATUS 0x104   /* RO, write 1 to clear */
+#define VGPU_STUB_REG_INT_MASK 0x108     /* RW: set bits raise no INTx */
+#define VGPU_STUB_INT_COMPLETE (1u << 0)        /* completions were posted */
+#define VGPU_STUB_INT_LINK (1u << 1)            /* STATUS.LINK changed */
+#define VGPU_STUB_INT_WINDOW (1u << 2)          /* WIN_STATE changed */
+#define VGPU_STUB_INT_ALL 0x7u
+
+/* Window registration (1.1): the extent list is one page of guest RAM with
+ * up to 256 entries of 16 bytes (u64 guest-physical address, u64 length,
+ * both 4 KiB aligned), in the window's order. */
+#define VGPU_STUB_REG_WIN_LIST_LO 0x200  /* RW */
+#define VGPU_STUB_REG_WIN_LIST_HI 0x204  /* RW */
+#define VGPU_STUB_REG_WIN_EXTENTS 0x208  /* RW: 1..256 */
+#define VGPU_STUB_REG_WIN_CTRL 0x20c     /* WO */
+#define VGPU_STUB_REG_WIN_STATE 0x210    /* RO */
+#define VGPU_STUB_REG_WIN_ERROR 0x214    /* RO: a vgpu error code (negative) */
+#define VGPU_STUB_WIN_CTRL_REGISTER 1
+#define VGPU_STUB_WIN_CTRL_UNREGISTER 2
+#define VGPU_STUB_WIN_NONE 0
+#define VGPU_STUB_WIN_REGISTERING 1      /* also: waiting for the mediator */
+#define VGPU_STUB_WIN_REGISTERED 2
+#define VGPU_STUB_WIN_REFUSED 3
+#define VGPU_STUB_WIN_MAX_EXTENTS 256
+#define VGPU_STUB_WIN_EXTENT_SIZE 16
 
 #endif

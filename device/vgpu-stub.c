@@ -1,31 +1,48 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * vgpu-stub.c - the vgpu-stub PCI device: how a VM learns its vgpu pool,
- * priority and VM id (docs/specs/vgpu-stub.md is the register map).
+ * priority and VM id, and (version 1.1) how its guest reaches the GPU:
+ * a ring window the guest driver places in its own RAM and registers
+ * here, served by the mediator (docs/specs/vgpu-stub.md is the register
+ * map; docs/specs/vgpu-stub-1.1.md the design).
  *
  * vendor 0x1AF4, device 0x1111, class 0x1200 (processing accelerator),
- * BAR0: 4 KiB of 32-bit registers. Properties pool_id (A or B), priority
- * (0..2) and vm_id (uint32), set by vgpu-qemu-wrapper from the registry;
- * a bad value stops the device from realizing, so QEMU does not start.
- * Version 1.0 has identity registers only; the ranges the doorbell,
- * interrupt and shared-memory registers will take are reserved.
+ * revision 2. BAR0: 4 KiB of 32-bit registers; BAR1: MSI-X (2 vectors:
+ * completions, link and window changes), INTx pin A when MSI-X is off.
+ * Properties pool_id (A or B), priority (0..2) and vm_id (uint32), set by
+ * vgpu-qemu-wrapper from the registry (a bad value stops the device from
+ * realizing, so QEMU does not start), and mediator (the VM's socket path):
+ * without it the device has the identity registers only, as 1.0.
+ *
+ * With a mediator: the device connects at realize (before QEMU's chroot
+ * and privilege drop; vgpu-stub-link.c), reconnects while the mediator is
+ * away and registers the guest's window again; the doorbell register is
+ * an ioeventfd the mediator reads; the mediator's completion eventfd
+ * becomes an interrupt here. Migration is blocked (the GPU work and the
+ * mediator's mapping of guest RAM cannot follow the VM).
  *
  * Builds unchanged against QEMU 4.2.1 (XCP-ng 8.2) and 7.2 (Debian 12):
  * vgpu-stub-compat.h holds the differences.
  *
  * Never: abort or assert on anything a guest does. A read of an unknown
- * offset returns 0, a write is ignored, and both are logged as guest
- * errors, at most GUEST_LOG_BURST lines per second per device.
+ * offset returns 0, a write is ignored, a bad window registration is
+ * refused in WIN_STATE, and each is logged as a guest error, at most
+ * GUEST_LOG_BURST lines per second per device.
  */
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
 #include "qemu/log.h"
+#include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
+#include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
 #include "hw/qdev-properties.h"
+#include "migration/blocker.h"
 
 #include "vgpu-stub-compat.h"
+#include "vgpu-stub-link.h"
 #include "vgpu-stub-regs.h"
 
 #define TYPE_VGPU_STUB "vgpu-stub"
@@ -39,9 +56,25 @@ struct VGPUStubState {
 	char *pool_id;               /* property: "A" or "B" */
 	uint32_t priority;           /* property: 0..2 */
 	uint32_t vm_id;              /* property */
+	char *mediator;              /* property: the VM's mediator socket, or NULL */
 	int64_t log_window_ms;       /* start of the current rate-limit second */
 	unsigned log_count;          /* guest-error lines in it */
 	unsigned log_dropped;        /* lines not written in it */
+
+	/* 1.1, with a mediator. */
+	bool ring;                   /* the mediator property is set */
+	bool msix;                   /* MSI-X set up (else INTx only) */
+	EventNotifier doorbell;      /* guest -> mediator (ioeventfd) */
+	EventNotifier complete;      /* mediator -> interrupt */
+	VGPULink link;
+	Error *blocker;
+	uint32_t int_status, int_mask;
+	uint32_t list_lo, list_hi, extents;
+	uint32_t win_state;
+	int32_t win_error;
+	struct vgpu_dev_window *win; /* registered, or to register (kept for reconnects) */
+	uint64_t win_seq;            /* the WINDOW message awaiting its reply; 0 none */
+	bool unregistering;
 };
 
 /* A guest error, unless this second's budget is spent (the policy of
@@ -72,6 +105,177 @@ static void G_GNUC_PRINTF(2, 3) guest_error(VGPUStubState *s, const char *fmt, .
 	qemu_log("vgpu-stub: %s\n", msg);
 }
 
+/* ---- interrupts ---- */
+
+static void update_intx(VGPUStubState *s)
+{
+	PCIDevice *pdev = PCI_DEVICE(s);
+
+	if (!s->msix || !msix_enabled(pdev))
+		pci_set_irq(pdev, (s->int_status & ~s->int_mask) != 0);
+}
+
+static void raise_int(VGPUStubState *s, uint32_t cause)
+{
+	PCIDevice *pdev = PCI_DEVICE(s);
+
+	s->int_status |= cause;
+	if (s->msix && msix_enabled(pdev))
+		msix_notify(pdev, cause == VGPU_STUB_INT_COMPLETE ? 0 : 1);
+	else
+		update_intx(s);
+}
+
+/* The mediator posted completions. */
+static void completed(EventNotifier *e)
+{
+	VGPUStubState *s = container_of(e, VGPUStubState, complete);
+
+	if (event_notifier_test_and_clear(e))
+		raise_int(s, VGPU_STUB_INT_COMPLETE);
+}
+
+/* ---- the window ---- */
+
+static void window_state(VGPUStubState *s, uint32_t state, int32_t error)
+{
+	s->win_state = state;
+	s->win_error = error;
+	if (state != VGPU_STUB_WIN_REGISTERING)
+		raise_int(s, VGPU_STUB_INT_WINDOW);
+}
+
+static void forget_window(VGPUStubState *s)
+{
+	g_free(s->win);
+	s->win = NULL;
+	s->win_seq = 0;
+	s->unregistering = false;
+}
+
+/* WIN_CTRL register: copy the extent list out of guest RAM once, check
+ * it as the mediator will, and send it (or keep it for when the link is
+ * up). */
+static void register_window(VGPUStubState *s)
+{
+	uint64_t addr = (uint64_t)s->list_hi << 32 | s->list_lo;
+	uint8_t msg[VGPU_PROTO_HEADER_SIZE + VGPU_DEV_MAX_PAYLOAD];
+	uint8_t *list;
+	struct vgpu_dev_window *w, check;
+	struct vgpu_msg_header h;
+	int rc;
+
+	if (s->extents < 1 || s->extents > VGPU_STUB_WIN_MAX_EXTENTS || (addr & 0xfff)) {
+		guest_error(s, "window list at 0x%" PRIx64 " with %u extents: refused", addr,
+			    s->extents);
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, VGPU_INVALID_PARAM);
+		return;
+	}
+	list = g_malloc(s->extents * VGPU_STUB_WIN_EXTENT_SIZE);
+	if (pci_dma_read(PCI_DEVICE(s), addr, list, s->extents * VGPU_STUB_WIN_EXTENT_SIZE)) {
+		guest_error(s, "window list at 0x%" PRIx64 " unreadable (bus mastering off?)",
+			    addr);
+		g_free(list);
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, VGPU_IO_ERROR);
+		return;
+	}
+	w = g_new0(struct vgpu_dev_window, 1);
+	w->action = VGPU_DEV_REGISTER;
+	w->n_extents = s->extents;
+	for (uint32_t i = 0; i < s->extents; i++) {
+		w->extents[i].gpa = ldq_le_p(list + i * VGPU_STUB_WIN_EXTENT_SIZE);
+		w->extents[i].len = ldq_le_p(list + i * VGPU_STUB_WIN_EXTENT_SIZE + 8);
+		w->bytes += w->extents[i].len;
+	}
+	g_free(list);
+	/* The mediator's own checks, here first: a bad list never leaves. */
+	vgpu_dev_encode_window(0, w, msg);
+	rc = vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, &h);
+	if (rc == VGPU_OK)
+		rc = vgpu_dev_parse_window(msg, &h, msg + VGPU_PROTO_HEADER_SIZE, &check);
+	if (rc != VGPU_OK) {
+		guest_error(s, "window list refused (error %d): extents not whole pages, "
+			    "overlapping, or not a window's size", rc);
+		g_free(w);
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, rc);
+		return;
+	}
+	forget_window(s);
+	s->win = w;
+	window_state(s, VGPU_STUB_WIN_REGISTERING, 0);
+	s->win_seq = vgpu_link_send_window(&s->link, w); /* 0: sent once the link is up */
+}
+
+static void unregister_window(VGPUStubState *s)
+{
+	struct vgpu_dev_window un = { .action = VGPU_DEV_UNREGISTER };
+
+	if (!s->win || !s->link.up) {
+		forget_window(s); /* nothing registered with a mediator */
+		window_state(s, VGPU_STUB_WIN_NONE, 0);
+		return;
+	}
+	s->unregistering = true;
+	window_state(s, VGPU_STUB_WIN_REGISTERING, 0);
+	s->win_seq = vgpu_link_send_window(&s->link, &un);
+	if (!s->win_seq) { /* the link went down meanwhile */
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_NONE, 0);
+	}
+}
+
+static void link_changed(void *opaque, bool up)
+{
+	VGPUStubState *s = opaque;
+
+	s->win_seq = 0;
+	if (!up && s->unregistering) {
+		forget_window(s); /* the mediator that had it is gone */
+		window_state(s, VGPU_STUB_WIN_NONE, 0);
+	} else if (!up && s->win) {
+		window_state(s, VGPU_STUB_WIN_REGISTERING, 0); /* again once it is back */
+	} else if (up && s->win) {
+		s->win_seq = vgpu_link_send_window(&s->link, s->win);
+	}
+	raise_int(s, VGPU_STUB_INT_LINK);
+}
+
+static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t bytes)
+{
+	VGPUStubState *s = opaque;
+
+	(void)bytes;
+	if (seq == 0) { /* the mediator dropped the window: the guest broke its rules */
+		qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: the mediator dropped the window (error %d)\n",
+			      status);
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, status);
+		return;
+	}
+	if (seq != s->win_seq)
+		return; /* for a registration since replaced */
+	s->win_seq = 0;
+	if (s->unregistering) {
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_NONE, 0);
+	} else if (status == VGPU_OK) {
+		window_state(s, VGPU_STUB_WIN_REGISTERED, 0);
+	} else {
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, status);
+	}
+}
+
+static const VGPULinkOps link_ops = {
+	.link_changed = link_changed,
+	.window_reply = window_reply,
+};
+
+/* ---- registers ---- */
+
 static uint64_t vgpu_stub_read(void *opaque, hwaddr addr, unsigned size)
 {
 	VGPUStubState *s = opaque;
@@ -88,22 +292,80 @@ static uint64_t vgpu_stub_read(void *opaque, hwaddr addr, unsigned size)
 	case VGPU_STUB_REG_VM_ID:
 		return s->vm_id;
 	case VGPU_STUB_REG_STATUS:
-		return VGPU_STUB_STATUS_READY;
+		return VGPU_STUB_STATUS_READY | (s->link.up ? VGPU_STUB_STATUS_LINK : 0) |
+		       (s->win_state == VGPU_STUB_WIN_REGISTERED ? VGPU_STUB_STATUS_WINDOW : 0);
 	case VGPU_STUB_REG_CAPABILITIES:
-		return 0;
+		return s->ring ? VGPU_STUB_CAP_RING : 0;
+	case VGPU_STUB_REG_INT_STATUS:
+		return s->int_status;
+	case VGPU_STUB_REG_INT_MASK:
+		return s->int_mask;
+	case VGPU_STUB_REG_WIN_LIST_LO:
+		return s->list_lo;
+	case VGPU_STUB_REG_WIN_LIST_HI:
+		return s->list_hi;
+	case VGPU_STUB_REG_WIN_EXTENTS:
+		return s->extents;
+	case VGPU_STUB_REG_WIN_STATE:
+		return s->win_state;
+	case VGPU_STUB_REG_WIN_ERROR:
+		return (uint32_t)s->win_error;
 	default:
-		guest_error(s, "read of unknown register 0x%03" HWADDR_PRIx " (size %u): 0", addr,
-			    size);
+		guest_error(s, "read of %s register 0x%03" HWADDR_PRIx " (size %u): 0",
+			    addr == VGPU_STUB_REG_DOORBELL || addr == VGPU_STUB_REG_WIN_CTRL
+				    ? "write-only" : "unknown", addr, size);
 		return 0;
 	}
 }
 
 static void vgpu_stub_write(void *opaque, hwaddr addr, uint64_t val, unsigned size)
 {
-	/* Version 1.0 has no writable register. */
-	guest_error(opaque, "write of 0x%" PRIx64 " to %s register 0x%03" HWADDR_PRIx
-		    " (size %u) ignored",
-		    val, addr <= VGPU_STUB_REG_CAPABILITIES ? "read-only" : "unknown", addr, size);
+	VGPUStubState *s = opaque;
+
+	if (!s->ring || addr < VGPU_STUB_REG_DOORBELL) {
+		guest_error(s, "write of 0x%" PRIx64 " to %s register 0x%03" HWADDR_PRIx
+			    " (size %u) ignored", val,
+			    addr <= VGPU_STUB_REG_CAPABILITIES ? "read-only"
+			    : !s->ring ? "(no mediator) ring" : "unknown", addr, size);
+		return;
+	}
+	switch (addr) {
+	case VGPU_STUB_REG_INT_STATUS:
+		s->int_status &= ~(uint32_t)val;
+		update_intx(s);
+		return;
+	case VGPU_STUB_REG_INT_MASK:
+		s->int_mask = (uint32_t)val & VGPU_STUB_INT_ALL;
+		update_intx(s);
+		return;
+	case VGPU_STUB_REG_WIN_LIST_LO:
+		s->list_lo = (uint32_t)val;
+		return;
+	case VGPU_STUB_REG_WIN_LIST_HI:
+		s->list_hi = (uint32_t)val;
+		return;
+	case VGPU_STUB_REG_WIN_EXTENTS:
+		s->extents = (uint32_t)val;
+		return;
+	case VGPU_STUB_REG_WIN_CTRL:
+		if (s->win_state == VGPU_STUB_WIN_REGISTERING && s->link.up) {
+			guest_error(s, "WIN_CTRL %" PRIu64 " while the last one is pending: ignored",
+				    val);
+		} else if (val == VGPU_STUB_WIN_CTRL_REGISTER) {
+			register_window(s);
+		} else if (val == VGPU_STUB_WIN_CTRL_UNREGISTER) {
+			unregister_window(s);
+		} else {
+			guest_error(s, "WIN_CTRL %" PRIu64 ": no such command", val);
+		}
+		return;
+	default:
+		/* DOORBELL never arrives here: the ioeventfd takes it. */
+		guest_error(s, "write of 0x%" PRIx64 " to %s register 0x%03" HWADDR_PRIx
+			    " (size %u) ignored", val,
+			    addr == VGPU_STUB_REG_WIN_STATE || addr == VGPU_STUB_REG_WIN_ERROR
+				    ? "read-only" : "unknown", addr, size);
+	}
 }
 
 static const MemoryRegionOps vgpu_stub_mmio_ops = {
@@ -113,6 +375,34 @@ static const MemoryRegionOps vgpu_stub_mmio_ops = {
 	.valid = { .min_access_size = 4, .max_access_size = 4, .unaligned = false },
 	.impl = { .min_access_size = 4, .max_access_size = 4 },
 };
+
+/* ---- life ---- */
+
+static void ring_realize(VGPUStubState *s, Error **errp)
+{
+	PCIDevice *pdev = PCI_DEVICE(s);
+
+	error_setg(&s->blocker, "vgpu-stub: the VM's GPU work and the mediator's mapping of "
+		   "its RAM cannot migrate");
+	if (migrate_add_blocker(s->blocker, errp) < 0) {
+		error_free(s->blocker);
+		s->blocker = NULL;
+		return;
+	}
+	if (event_notifier_init(&s->doorbell, 0) < 0 || event_notifier_init(&s->complete, 0) < 0) {
+		error_setg(errp, "vgpu-stub: cannot make its eventfds");
+		return;
+	}
+	memory_region_add_eventfd(&s->mmio, VGPU_STUB_REG_DOORBELL, 4, false, 0, &s->doorbell);
+	event_notifier_set_handler(&s->complete, completed);
+	/* MSI-X where the machine has it; INTx otherwise. */
+	s->msix = msix_init_exclusive_bar(pdev, VGPU_STUB_MSIX_VECTORS, VGPU_STUB_MSIX_BAR,
+					  NULL) == 0;
+	for (unsigned v = 0; s->msix && v < VGPU_STUB_MSIX_VECTORS; v++)
+		vgpu_msix_vector_use(pdev, v);
+	vgpu_link_start(&s->link, s->mediator, event_notifier_get_fd(&s->doorbell),
+			event_notifier_get_fd(&s->complete), &link_ops, s);
+}
 
 static void vgpu_stub_realize(PCIDevice *pdev, Error **errp)
 {
@@ -131,12 +421,57 @@ static void vgpu_stub_realize(PCIDevice *pdev, Error **errp)
 	memory_region_init_io(&s->mmio, OBJECT(s), &vgpu_stub_mmio_ops, s, "vgpu-stub-mmio",
 			      VGPU_STUB_BAR0_SIZE);
 	pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->mmio);
+	pdev->config[PCI_INTERRUPT_PIN] = 1; /* INTA# */
+	s->ring = s->mediator && s->mediator[0];
+	if (s->ring)
+		ring_realize(s, errp);
+}
+
+static void vgpu_stub_exit(PCIDevice *pdev)
+{
+	VGPUStubState *s = VGPU_STUB(pdev);
+
+	if (!s->ring)
+		return;
+	vgpu_link_stop(&s->link);
+	memory_region_del_eventfd(&s->mmio, VGPU_STUB_REG_DOORBELL, 4, false, 0, &s->doorbell);
+	event_notifier_set_handler(&s->complete, NULL);
+	event_notifier_cleanup(&s->doorbell);
+	event_notifier_cleanup(&s->complete);
+	if (s->msix)
+		msix_uninit_exclusive_bar(pdev);
+	if (s->blocker) {
+		migrate_del_blocker(s->blocker);
+		error_free(s->blocker);
+		s->blocker = NULL;
+	}
+	forget_window(s);
+}
+
+/* A reset (the guest rebooting): its window goes, the registers start over. */
+static void vgpu_stub_reset(DeviceState *dev)
+{
+	VGPUStubState *s = VGPU_STUB(dev);
+
+	if (s->win)
+		unregister_window(s);
+	forget_window(s);
+	s->win_state = VGPU_STUB_WIN_NONE;
+	s->win_error = 0;
+	s->int_status = s->int_mask = 0;
+	s->list_lo = s->list_hi = s->extents = 0;
+	if (s->ring) {
+		if (s->msix)
+			msix_reset(PCI_DEVICE(s));
+		update_intx(s);
+	}
 }
 
 static Property vgpu_stub_properties[] = {
 	DEFINE_PROP_STRING("pool_id", VGPUStubState, pool_id),
 	DEFINE_PROP_UINT32("priority", VGPUStubState, priority, 0),
 	DEFINE_PROP_UINT32("vm_id", VGPUStubState, vm_id, 0),
+	DEFINE_PROP_STRING("mediator", VGPUStubState, mediator),
 	DEFINE_PROP_END_OF_LIST(),
 };
 
@@ -146,11 +481,13 @@ static void vgpu_stub_class_init(ObjectClass *klass, VGPU_CLASS_DATA *data)
 	PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
 
 	k->realize = vgpu_stub_realize;
+	k->exit = vgpu_stub_exit;
 	k->vendor_id = VGPU_STUB_VENDOR_ID;
 	k->device_id = VGPU_STUB_DEVICE_ID;
 	k->class_id = VGPU_STUB_CLASS;
 	k->revision = VGPU_STUB_REVISION;
-	dc->desc = "vgpu mediated GPU access (identity registers)";
+	dc->desc = "vgpu mediated GPU access";
+	dc->reset = vgpu_stub_reset;
 	set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 	device_class_set_props(dc, vgpu_stub_properties);
 }

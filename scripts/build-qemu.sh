@@ -10,7 +10,7 @@
 #    needs (as root; quiet when everything is there).
 # 2. `apt-get source qemu` into build-qemu/src (once per Debian version):
 #    the source with Debian's patches applied.
-# 3. Links device/vgpu-stub.c and its headers into hw/misc/ and adds the
+# 3. Links the files device/qemu-files lists into hw/misc/ and adds the
 #    meson.build and Kconfig lines (idempotent).
 # 4. Configures a small x86_64 system emulator (TCG and KVM, no UI, no
 #    tools, no docs, only the devices the boards select plus vgpu-stub)
@@ -85,11 +85,17 @@ if [ "$(cat "$OUT/src.version" 2>/dev/null)" != "$version" ]; then
 fi
 
 # ---- 3. the device ----
-for f in vgpu-stub.c vgpu-stub-compat.h vgpu-stub-regs.h; do
-	ln -sf "$ROOT/device/$f" "$src/hw/misc/$f"
-done
-grep -q VGPU_STUB "$src/hw/misc/meson.build" ||
-	echo "softmmu_ss.add(when: 'CONFIG_VGPU_STUB', if_true: files('vgpu-stub.c'))" >>"$src/hw/misc/meson.build"
+# device/qemu-files lists them: the device, and the protocol code it speaks.
+sources=()
+while read -r from to; do
+	ln -sf "$ROOT/$from" "$src/hw/misc/$to"
+	[[ $to == *.c ]] && sources+=("'$to'")
+done < <(grep -v '^#' "$ROOT/device/qemu-files")
+line="softmmu_ss.add(when: 'CONFIG_VGPU_STUB', if_true: files($(IFS=,; echo "${sources[*]}" | sed 's/,/, /g')))"
+grep -qxF "$line" "$src/hw/misc/meson.build" || {
+	sed -i '/CONFIG_VGPU_STUB/d' "$src/hw/misc/meson.build"
+	echo "$line" >>"$src/hw/misc/meson.build"
+}
 grep -q VGPU_STUB "$src/hw/misc/Kconfig" ||
 	printf '\nconfig VGPU_STUB\n    bool\n    default y if PCI_DEVICES\n    depends on PCI\n' >>"$src/hw/misc/Kconfig"
 grep -q VGPU_STUB "$src/configs/devices/i386-softmmu/default.mak" ||
@@ -119,7 +125,7 @@ ccache -z >/dev/null 2>&1 || true # the figures below are this build's
 ninja -C "$obj" qemu-system-x86_64 >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log"; exit 1; }
 # QEMU itself builds without -Werror (its warnings vary with the compiler);
 # ours must build clean.
-if grep -A4 'hw/misc/vgpu-stub[^ ]*:[0-9]*:[0-9]*: warning' "$OUT/build.log"; then
+if grep -A4 'hw/misc/\(vgpu\|le\.h\)[^ ]*:[0-9]*:[0-9]*: warning' "$OUT/build.log"; then
 	say "warnings in vgpu-stub: fix them"
 	touch "$ROOT/device/vgpu-stub.c" # so that the next build shows them again
 	exit 1

@@ -5,8 +5,9 @@
 #
 #   scripts/make-xcpng-patch.sh [OUT]    (default build-qemu/qemu-4.2.1-vgpu-stub.patch)
 #
-# The patch adds hw/misc/vgpu-stub.c and its two headers (device/, as they
-# are: the one source builds against 4.2.1 and 7.2) and hooks them into
+# The patch adds the files device/qemu-files lists to hw/misc/ (the device,
+# its link to the mediator and the protocol code it speaks, as they are:
+# the one source builds against 4.2.1 and 7.2) and hooks them into
 # QEMU 4.2's make-based build: a line at the top of hw/misc/Makefile.objs
 # and a Kconfig entry at the top of hw/misc/Kconfig (default y with PCI
 # devices; XCP-ng's spec configures --without-default-devices, so
@@ -26,13 +27,17 @@ printf '%s\n' 'common-obj-$(CONFIG_APPLESMC) += applesmc.o' \
 	>"$work/a/hw/misc/Makefile.objs"
 printf '%s\n' 'config APPLESMC' '    bool' '    depends on ISA_BUS' >"$work/a/hw/misc/Kconfig"
 
-{ echo 'common-obj-$(CONFIG_VGPU_STUB) += vgpu-stub.o'; cat "$work/a/hw/misc/Makefile.objs"; } \
+files=()
+objs=""
+while read -r from to; do
+	files+=("$to")
+	cp "$ROOT/$from" "$work/b/hw/misc/$to"
+	[[ $to == *.c ]] && objs="$objs ${to%.c}.o"
+done < <(grep -v '^#' "$ROOT/device/qemu-files")
+{ echo "common-obj-\$(CONFIG_VGPU_STUB) +=$objs"; cat "$work/a/hw/misc/Makefile.objs"; } \
 	>"$work/b/hw/misc/Makefile.objs"
 { printf '%s\n' 'config VGPU_STUB' '    bool' '    default y if PCI_DEVICES' '    depends on PCI' ''
   cat "$work/a/hw/misc/Kconfig"; } >"$work/b/hw/misc/Kconfig"
-for f in vgpu-stub.c vgpu-stub-compat.h vgpu-stub-regs.h; do
-	cp "$ROOT/device/$f" "$work/b/hw/misc/$f"
-done
 
 {
 	echo "vgpu-stub: the vgpu PCI device (vendor 0x1af4, device 0x1111), for QEMU 4.2.1"
@@ -43,7 +48,7 @@ done
 		a/hw/misc/Kconfig b/hw/misc/Kconfig || true)
 	(cd "$work" && LC_ALL=C diff -Naur --label a/hw/misc/Makefile.objs --label b/hw/misc/Makefile.objs \
 		a/hw/misc/Makefile.objs b/hw/misc/Makefile.objs || true)
-	for f in vgpu-stub-compat.h vgpu-stub-regs.h vgpu-stub.c; do
+	for f in "${files[@]}"; do
 		(cd "$work" && LC_ALL=C diff -Naur --label /dev/null --label "b/hw/misc/$f" \
 			/dev/null "b/hw/misc/$f" || true)
 	done

@@ -33,7 +33,7 @@ if [ "$test" = regs ]; then
 	base=$(head -n 1 "${dev%/device}/resource" | cut -d ' ' -f 1)
 	echo "REG-MAGIC $(devmem "$base" 32)"
 	echo "REG-VMID $(devmem $((base + 0x10)) 32)"
-	echo "REG-UNKNOWN $(devmem $((base + 0x100)) 32)"
+	echo "REG-UNKNOWN $(devmem $((base + 0x300)) 32)"
 	devmem $((base + 0x10)) 32 0x12345678
 	echo "REG-VMID-AFTER-WRITE $(devmem $((base + 0x10)) 32)"
 	i=0

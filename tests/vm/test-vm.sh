@@ -85,17 +85,17 @@ expect_eq "$(line one INFO-RC)" "0" "vgpu-guest-info exits 0"
 expect_eq "$(line one pool)" "B" "vgpu-guest-info: pool B"
 expect_eq "$(line one priority)" "2 (high)" "vgpu-guest-info: priority 2 (high)"
 expect_eq "$(line one vm_id)" "7" "vgpu-guest-info: vm_id 7"
-expect_eq "$(line one version)" "1.0" "vgpu-guest-info: device version 1.0"
+expect_eq "$(line one version)" "1.1" "vgpu-guest-info: device version 1.1"
 expect_eq "$(json one '.devices | length')" "1" "--json: one device"
 expect_eq "$(json one '.devices[0] | "\(.pool) \(.priority) \(.vm_id) \(.version) \(.class) \(.ready)"')" \
-	"B 2 7 1.0 0x120000 true" "--json: pool, priority, vm_id, version, class, ready"
+	"B 2 7 1.1 0x120000 true" "--json: pool, priority, vm_id, version, class, ready"
 expect_eq "$(line one USER-RC)" "3" "without root: exit 3"
 grep -q "run as root" "$T/one.out" && pass "without root: says to run as root" || fail "no hint about root"
 expect_eq "$(line one REG-MAGIC)" "0x55504756" "register MAGIC reads \"VGPU\""
 expect_eq "$(line one REG-VMID)" "0x00000007" "register VM_ID reads 7"
 expect_eq "$(line one REG-UNKNOWN)" "0x00000000" "an unknown offset reads 0"
 expect_eq "$(line one REG-VMID-AFTER-WRITE)" "0x00000007" "a write to a read-only register is ignored"
-grep -q "vgpu-stub: read of unknown register 0x100" "$T/one.qlog" &&
+grep -q "vgpu-stub: read of unknown register 0x300" "$T/one.qlog" &&
 	pass "unknown read logged as a guest error" || fail "unknown read not logged: $(head -c 300 "$T/one.qlog")"
 grep -q "vgpu-stub: write of 0x12345678 to read-only register 0x010 (size 4) ignored" "$T/one.qlog" &&
 	pass "ignored write logged as a guest error" || fail "ignored write not logged"

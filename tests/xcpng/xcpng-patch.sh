@@ -17,11 +17,13 @@ printf '%s\n' 'config APPLESMC' '    bool' '    depends on ISA_BUS' '' 'config M
 	>"$tree/hw/misc/Kconfig"
 
 (cd "$tree" && patch -p1 --quiet <"$T/vgpu.patch") || fail "the patch does not apply"
-for f in vgpu-stub.c vgpu-stub-compat.h vgpu-stub-regs.h; do
-	cmp -s "$VGPU_SRC/device/$f" "$tree/hw/misc/$f" || fail "hw/misc/$f differs from device/$f"
-done
-ok "adds the device's three source files unchanged"
-[ "$(head -n 1 "$tree/hw/misc/Makefile.objs")" = 'common-obj-$(CONFIG_VGPU_STUB) += vgpu-stub.o' ] &&
+n=0
+while read -r from to; do
+	cmp -s "$VGPU_SRC/$from" "$tree/hw/misc/$to" || fail "hw/misc/$to differs from $from"
+	n=$((n + 1))
+done < <(grep -v '^#' "$VGPU_SRC/device/qemu-files")
+ok "adds the $n files device/qemu-files lists, unchanged"
+[ "$(head -n 1 "$tree/hw/misc/Makefile.objs")" = 'common-obj-$(CONFIG_VGPU_STUB) += vgpu-stub.o vgpu-stub-link.o vgpu-protocol.o vgpu-protocol-device.o' ] &&
 	[ "$(sed -n 2p "$tree/hw/misc/Makefile.objs")" = 'common-obj-$(CONFIG_APPLESMC) += applesmc.o' ] ||
 	fail "Makefile.objs not hooked"
 grep -qx 'config VGPU_STUB' "$tree/hw/misc/Kconfig" && grep -qx '    default y if PCI_DEVICES' "$tree/hw/misc/Kconfig" &&
