@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -238,6 +239,15 @@ static int recv_step(vgpu_client *c, size_t *ret_got)
 	return VGPU_OK;
 }
 
+const char *vgpu_default_transport(void)
+{
+	const char *env = secure_getenv("VGPU_TRANSPORT");
+
+	if (env && *env)
+		return env;
+	return access("/dev/vgpu0", F_OK) == 0 ? "dev:/dev/vgpu0" : NULL;
+}
+
 int vgpu_connect(const char *uri, vgpu_client **ret)
 {
 	struct vgpu_transport *t = NULL;
@@ -245,8 +255,12 @@ int vgpu_connect(const char *uri, vgpu_client **ret)
 	vgpu_client *c;
 	int rc;
 
-	if (!uri || !ret)
+	if (!ret)
 		return VGPU_INVALID_PARAM;
+	if (!uri)
+		uri = vgpu_default_transport();
+	if (!uri)
+		return VGPU_NOT_FOUND;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return VGPU_NO_MEMORY;
@@ -258,6 +272,8 @@ int vgpu_connect(const char *uri, vgpu_client **ret)
 	rc = vgpu_uri_parse(uri, &u);
 	if (rc == VGPU_OK && u.kind == VGPU_URI_SHM)
 		rc = vgpu_shm_open(u.path, vgpu_env_ull("VGPU_SHM_MIB", 1, 2048, 64) << 20, &c->shm);
+	else if (rc == VGPU_OK && u.kind == VGPU_URI_DEV)
+		rc = vgpu_shm_open_dev(u.path, &c->shm);
 	else if (rc == VGPU_OK)
 		rc = vgpu_transport_open(uri, &t);
 	if (rc != VGPU_OK) {

@@ -20,7 +20,16 @@
  *                                  path; its req/ and resp/ are made by the
  *                                  mediator, never by the library)
  *   shm:/path/to/vm-<uuid>.sock    a shared-memory window, asked for on the
- *                                  VM's socket: the fast path
+ *                                  VM's socket: the fast path (host processes)
+ *   dev:/dev/vgpu0                 in a guest: the ring window of the VM's
+ *                                  vgpu-stub device, in guest RAM (the vgpu
+ *                                  driver's; docs/guest-driver.md)
+ *
+ * A dev: window works as a shm: one below (same ring, same calls), with
+ * its size set by the driver (its window_mib parameter). One program at a
+ * time has a device open. If the mediator goes away, requests in flight
+ * fail with VGPU_IO_ERROR and so does the connection; connect again (the
+ * device registers the window again once the mediator is back).
  *
  * Over shm, the mediator maps a window with this client: arrays placed in it
  * with vgpu_buffer_alloc() go to the GPU and back without a copy (the
@@ -83,9 +92,14 @@ typedef void vgpu_log_fn(void *opaque, const char *message);
 
 /*
  * Connect to the mediator named by @uri. *ret is freed with vgpu_close().
+ * A NULL @uri means the default: $VGPU_TRANSPORT when set, else
+ * dev:/dev/vgpu0 when that device exists (a guest with the driver), else
+ * VGPU_NOT_FOUND.
  * VGPU_INVALID_PARAM for a malformed URI (unknown scheme, empty path,
  * control characters, a socket path too long for sockaddr_un, a relative
- * spool directory), VGPU_UNSUPPORTED for a transport this build lacks,
+ * spool directory or device), VGPU_UNSUPPORTED for a transport this build lacks,
+ * VGPU_BUSY when another program has the device (dev:), VGPU_TIMEOUT when
+ * the device's window is not registered with the mediator within 30 s,
  * VGPU_NOT_FOUND when no socket is at the path, or when the spool
  * directory, its req/ or its resp/ is missing or not a directory (is the
  * VM's spool directory mounted? is the VM registered with the mediator?),
@@ -93,6 +107,10 @@ typedef void vgpu_log_fn(void *opaque, const char *message);
  * write resp/), VGPU_IO_ERROR when nobody listens, VGPU_NO_MEMORY.
  */
 int vgpu_connect(const char *uri, vgpu_client **ret);
+
+/* The URI vgpu_connect(NULL) uses: $VGPU_TRANSPORT, else "dev:/dev/vgpu0"
+ * when that device exists, else NULL. */
+const char *vgpu_default_transport(void);
 
 /* Close the connection and free @c (NULL is fine). Requests not waited for
  * are abandoned: their buffers are never touched again. */

@@ -19,6 +19,7 @@ static const struct {
 	{ "unix:", VGPU_URI_UNIX },
 	{ "spool:", VGPU_URI_SPOOL },
 	{ "shm:", VGPU_URI_SHM },
+	{ "dev:", VGPU_URI_DEV },
 };
 
 int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret)
@@ -49,8 +50,8 @@ int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret)
 	if ((kind == VGPU_URI_UNIX || kind == VGPU_URI_SHM) &&
 	    len >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return VGPU_INVALID_PARAM;
-	if (kind == VGPU_URI_SPOOL && path[0] != '/')
-		return VGPU_INVALID_PARAM; /* the directory must not depend on the cwd */
+	if ((kind == VGPU_URI_SPOOL || kind == VGPU_URI_DEV) && path[0] != '/')
+		return VGPU_INVALID_PARAM; /* the path must not depend on the cwd */
 	ret->kind = kind;
 	memcpy(ret->path, path, len + 1);
 	return VGPU_OK;

@@ -83,6 +83,7 @@ enum vgpu_uri_kind {
 	VGPU_URI_UNIX = 1,  /* unix:PATH - a Unix stream socket */
 	VGPU_URI_SPOOL = 2, /* spool:DIR - the VM's spool directory */
 	VGPU_URI_SHM = 3,   /* shm:PATH - a shared-memory window asked for on a socket */
+	VGPU_URI_DEV = 4,   /* dev:PATH - the ring window of a vgpu-stub device (/dev/vgpuN) */
 };
 
 /* A parsed transport URI. */
@@ -93,10 +94,10 @@ struct vgpu_uri {
 
 /*
  * Parse @uri ("unix:/run/vgpu/vm-<uuid>.sock", "spool:/mnt/vgpu",
- * "shm:/run/vgpu/vm-<uuid>.sock").
+ * "shm:/run/vgpu/vm-<uuid>.sock", "dev:/dev/vgpu0").
  * VGPU_INVALID_PARAM for NULL, an unknown scheme, an empty path, a control
  * character in the path, a socket path (unix:, shm:) longer than a sockaddr_un holds, or
- * a spool directory that is not an absolute path; VGPU_LIMIT for a path of
+ * a spool directory or device that is not an absolute path; VGPU_LIMIT for a path of
  * 4096 bytes or more. @ret is written only on success.
  */
 int vgpu_uri_parse(const char *uri, struct vgpu_uri *ret);

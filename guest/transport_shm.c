@@ -18,12 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "transport_shm.h"
+#include "vgpu_uapi.h"
 
 #define ATTACH_TIMEOUT_MS 10000
 
@@ -108,16 +111,16 @@ static int handshake(struct vgpu_shm *s, uint64_t data_bytes, int fds[3], uint64
 	return VGPU_OK;
 }
 
-/* The window the mediator made: its size and control page as promised. */
-static int map_window(struct vgpu_shm *s, int memfd, uint64_t window)
+/* Map @window bytes of @fd: the control page as promised. */
+static int map_window(struct vgpu_shm *s, int fd, uint64_t window)
 {
-	struct stat st;
-
-	if (fstat(memfd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != window) {
-		snprintf(s->why, sizeof(s->why), "the window is not the size announced");
+	if (window < VGPU_RING_DATA_OFFSET + VGPU_RING_MIN_DATA ||
+	    window > VGPU_RING_DATA_OFFSET + VGPU_RING_MAX_DATA) {
+		snprintf(s->why, sizeof(s->why), "a window of %llu bytes is not a ring's",
+			 (unsigned long long)window);
 		return VGPU_PROTOCOL;
 	}
-	s->win = mmap(NULL, (size_t)window, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	s->win = mmap(NULL, (size_t)window, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (s->win == MAP_FAILED) {
 		s->win = NULL;
 		snprintf(s->why, sizeof(s->why), "mapping the window failed: %s", strerror(errno));
@@ -152,12 +155,57 @@ int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret)
 		return rc;
 	}
 	rc = handshake(s, data_bytes, fds, &window);
+	if (rc == VGPU_OK) {
+		struct stat st; /* the mediator's memfd: the size it announced */
+
+		if (fstat(fds[0], &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size != window) {
+			snprintf(s->why, sizeof(s->why), "the window is not the size announced");
+			rc = VGPU_PROTOCOL;
+		}
+	}
 	if (rc == VGPU_OK)
 		rc = map_window(s, fds[0], window);
 	if (fds[0] >= 0)
 		close(fds[0]); /* the mapping keeps the window */
 	s->doorbell_fd = fds[1];
 	s->notify_fd = fds[2];
+	if (rc != VGPU_OK) {
+		vgpu_shm_close(s);
+		return rc;
+	}
+	*ret = s;
+	return VGPU_OK;
+}
+
+int vgpu_shm_open_dev(const char *path, struct vgpu_shm **ret)
+{
+	struct vgpu_shm *s = calloc(1, sizeof(*s));
+	struct vgpu_dev_info info;
+	int fd, rc;
+
+	if (!s)
+		return VGPU_NO_MEMORY;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT || errno == ENODEV || errno == ENXIO ? VGPU_NOT_FOUND
+		     : errno == EACCES || errno == EPERM		  ? VGPU_DENIED
+		     : errno == EBUSY					  ? VGPU_BUSY
+									  : VGPU_IO_ERROR;
+		free(s);
+		return rc;
+	}
+	s->sock_fd = -1;
+	s->doorbell_fd = s->notify_fd = fd;
+	/* Blocks until the mediator has the window (30 s at most). */
+	if (ioctl(fd, VGPU_IOC_WAIT, &info) != 0) {
+		rc = errno == ETIMEDOUT ? VGPU_TIMEOUT : VGPU_IO_ERROR;
+		snprintf(s->why, sizeof(s->why), "%s: the window is not registered with the mediator: %s",
+			 path, strerror(errno));
+		vgpu_shm_close(s);
+		return rc;
+	}
+	rc = map_window(s, fd, info.window_bytes);
 	if (rc != VGPU_OK) {
 		vgpu_shm_close(s);
 		return rc;
@@ -175,9 +223,10 @@ void vgpu_shm_close(struct vgpu_shm *s)
 		munmap(s->win, s->win_size);
 	if (s->doorbell_fd >= 0)
 		close(s->doorbell_fd);
-	if (s->notify_fd >= 0)
+	if (s->notify_fd >= 0 && s->notify_fd != s->doorbell_fd)
 		close(s->notify_fd);
-	close(s->sock_fd);
+	if (s->sock_fd >= 0)
+		close(s->sock_fd);
 	free(s);
 }
 
@@ -232,6 +281,7 @@ int vgpu_shm_submit(struct vgpu_shm *s, const struct vgpu_ring_desc *d)
 	s->sq_tail++;
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), s->sq_tail, __ATOMIC_RELEASE);
 	if (write(s->doorbell_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+		/* dev: EPIPE once the window is gone */
 		snprintf(s->why, sizeof(s->why), "ringing the doorbell failed: %s", strerror(errno));
 		return VGPU_IO_ERROR;
 	}
@@ -273,6 +323,10 @@ int vgpu_shm_wait(struct vgpu_shm *s, int timeout_ms)
 	if (poll(p, 2, timeout_ms) < 0 && errno != EINTR) {
 		snprintf(s->why, sizeof(s->why), "waiting for completions failed: %s",
 			 strerror(errno));
+		return VGPU_IO_ERROR;
+	}
+	if (p[0].revents & (POLLERR | POLLHUP)) { /* dev: the window is gone */
+		snprintf(s->why, sizeof(s->why), "the device's window is gone (the mediator went away)");
 		return VGPU_IO_ERROR;
 	}
 	if (p[0].revents & POLLIN) {

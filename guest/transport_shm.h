@@ -4,7 +4,9 @@
  * not installed). Unlike the stream transports of transport.h it moves no
  * bytes: the client core places arrays in the window (or finds them
  * there), publishes descriptors naming their offsets and takes
- * completions; see vgpu_ring.h and docs/protocol.md.
+ * completions; see vgpu_ring.h and docs/protocol.md. The same code serves
+ * a vgpu-stub device's window in a guest (dev:/dev/vgpuN, the guest
+ * driver's; docs/guest-driver.md): only opening it differs.
  */
 #ifndef VGPU_GUEST_TRANSPORT_SHM_H
 #define VGPU_GUEST_TRANSPORT_SHM_H
@@ -18,9 +20,10 @@
 #include "window.h"
 
 struct vgpu_shm {
-	int sock_fd;          /* the VM's socket: the session's lifeline */
+	int sock_fd;          /* shm: the VM's socket, the session's lifeline; dev: -1 */
 	int doorbell_fd;      /* written after publishing descriptors */
-	int notify_fd;        /* the mediator writes it after completions */
+	int notify_fd;        /* the mediator writes it after completions
+			       * (dev: the device's fd is both, and its own lifeline) */
 	uint8_t *win;         /* the mapping */
 	size_t win_size;
 	struct window alloc;  /* the data area's blocks */
@@ -37,6 +40,15 @@ struct vgpu_shm {
  * malformed answer, VGPU_TIMEOUT when none comes.
  */
 int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret);
+/*
+ * Open the guest driver's device @path (/dev/vgpuN), wait up to 30 s for
+ * its window to be registered with the mediator (a new open starts the
+ * rings anew), and map it. VGPU_NOT_FOUND when there is no such device,
+ * VGPU_DENIED without permission (the udev rule's group), VGPU_BUSY when
+ * another program has it open, VGPU_TIMEOUT when the mediator does not
+ * take the window in time, VGPU_PROTOCOL for a window not the ring's.
+ */
+int vgpu_shm_open_dev(const char *path, struct vgpu_shm **ret);
 /* Unmap and close everything (NULL is fine). */
 void vgpu_shm_close(struct vgpu_shm *s);
 
@@ -57,7 +69,8 @@ int vgpu_shm_submit(struct vgpu_shm *s, const struct vgpu_ring_desc *d);
  * VGPU_PROTOCOL for a corrupt ring or entry. */
 int vgpu_shm_next(struct vgpu_shm *s, struct vgpu_ring_cqe *ret);
 /* Sleep until the mediator signals completions or @timeout_ms (-1:
- * forever) passes. VGPU_IO_ERROR once the mediator has gone away. */
+ * forever) passes. VGPU_IO_ERROR once the mediator has gone away (dev:
+ * the device's window is gone: requests in flight are lost). */
 int vgpu_shm_wait(struct vgpu_shm *s, int timeout_ms);
 
 #endif

@@ -3,7 +3,7 @@
  * vgpu-submit - run one op of the catalogue through the mediator, check it,
  * and report latencies.
  *
- *   vgpu-submit --transport URI OP [--n N] [--m M --k K] [--verify]
+ *   vgpu-submit [--transport URI] OP [--n N] [--m M --k K] [--verify]
  *               [--repeat N] [--depth D] [--json] [--seed S] ...
  *
  * Exit status: 0 when every request succeeded (and, with --verify, every
@@ -54,7 +54,7 @@ static void usage(FILE *f)
 	const struct vgpu_proto_limits *l = &vgpu_proto_default_limits;
 
 	fprintf(f,
-		"usage: " PROG " --transport URI OP [options]\n"
+		"usage: " PROG " [--transport URI] OP [options]\n"
 		"\n"
 		"Runs OP through the vgpu mediator with deterministic pseudo-random inputs.\n"
 		"\n"
@@ -67,7 +67,9 @@ static void usage(FILE *f)
 		"                    (a shared-memory window asked for on that socket; its\n"
 		"                    size follows the work unless VGPU_SHM_MIB is set); or\n"
 		"                    spool:DIR with DIR the VM's spool directory as an\n"
-		"                    absolute path (spool:/mnt/vgpu)\n"
+		"                    absolute path (spool:/mnt/vgpu); or dev:/dev/vgpuN in\n"
+		"                    a guest with the vgpu driver. Default: $VGPU_TRANSPORT,\n"
+		"                    else dev:/dev/vgpu0 when it exists\n"
 		"  --n N             vector length 1..%" PRIu32 "; sgemm columns 1..%" PRIu32 "\n"
 		"  --m M, --k K      sgemm rows of A, columns of A, 1..%" PRIu32 "\n"
 		"  --verify          check every result against a CPU computation\n"
@@ -171,7 +173,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("unknown op '%s' (vector-add, saxpy, sgemm or reduce-sum)",
 				   a->op_name);
 	if (!a->transport)
-		return usage_error("--transport URI is required");
+		a->transport = vgpu_default_transport();
+	if (!a->transport)
+		return usage_error("--transport URI is required (no /dev/vgpu0 here, "
+				   "and VGPU_TRANSPORT is not set)");
 	if (a->op != VGPU_OP_SGEMM && (a->m || a->k))
 		return usage_error("--m and --k apply to sgemm only");
 	return 0;
@@ -308,6 +313,17 @@ static void log_to_stderr(void *opaque, const char *message)
 /* What a spool directory or a window needs, when it lacks it. */
 static const char *connect_hint(const char *uri, int rc)
 {
+	if (strncmp(uri, "dev:", 4) == 0) {
+		if (rc == VGPU_NOT_FOUND)
+			return " (is the vgpu driver loaded? modprobe vgpu)";
+		if (rc == VGPU_DENIED)
+			return " (the device belongs to the group the udev rule names: vgpu)";
+		if (rc == VGPU_BUSY)
+			return " (another program has the device open)";
+		if (rc == VGPU_TIMEOUT)
+			return " (the device's window was not registered with the mediator: is it running?)";
+		return "";
+	}
 	if (strncmp(uri, "shm:", 4) == 0) {
 		if (rc == VGPU_LIMIT)
 			return " (the window asked for is larger than the mediator's shm_max_mib: "
@@ -530,7 +546,7 @@ int main(int argc, char **argv)
 	if (rc == VGPU_INVALID_PARAM) {
 		status = usage_error("--transport: '%s' is not a transport URI "
 				     "(unix:/path/to/vm-<uuid>.sock, shm:/path/to/vm-<uuid>.sock, "
-				     "or spool:/mnt/vgpu: an "
+				     "dev:/dev/vgpu0, or spool:/mnt/vgpu: an "
 				     "absolute directory)",
 				     a.transport);
 		goto out;

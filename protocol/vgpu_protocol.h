@@ -16,9 +16,13 @@
 #ifndef VGPU_PROTOCOL_H
 #define VGPU_PROTOCOL_H
 
+#ifdef __KERNEL__ /* the guest driver uses the ring's layout */
+#include <linux/types.h>
+#else
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#endif
 
 #include "vgpu_error.h"
 

@@ -19,8 +19,6 @@
 #ifndef VGPU_RING_H
 #define VGPU_RING_H
 
-#include <stdint.h>
-
 #include "vgpu_protocol.h"
 
 #ifdef __cplusplus

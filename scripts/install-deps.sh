@@ -8,9 +8,13 @@ set -eu
 build_pkgs="gcc make meson ninja-build pkg-config python3 libsqlite3-dev libjansson-dev libxen-dev"
 test_pkgs="libcmocka-dev sqlite3 jq util-linux"
 
+# The guest driver is built against the headers of the kernel the VM
+# tests boot (scripts/guest-kernel.sh).
+guest_headers() { echo "linux-headers-$("$(dirname "$0")/guest-kernel.sh")"; }
+
 case "${1:-test}" in
 build) want="$build_pkgs" ;;
-test) want="$build_pkgs $test_pkgs" ;;
+test) want="$build_pkgs $test_pkgs $(guest_headers)" ;;
 fuzz) want="$build_pkgs $test_pkgs clang" ;;
 *) echo "usage: $0 [build|test|fuzz]" >&2; exit 2 ;;
 esac

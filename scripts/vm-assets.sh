@@ -13,8 +13,7 @@ set -euo pipefail
 DIR=${1:-${VGPU_VM_CACHE:-/var/cache/vgpu/vm}}
 mkdir -p "$DIR"
 # The versioned package behind the metapackage: linux-image-6.1.0-NN-amd64.
-kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n 1)
-[ -n "$kpkg" ] || { echo "vm-assets: no linux-image-amd64 in apt's lists (apt-get update?)" >&2; exit 1; }
+kpkg=linux-image-$("$(dirname "$0")/guest-kernel.sh")
 kver=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
 bver=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
 want="$kpkg $kver busybox-static $bver"

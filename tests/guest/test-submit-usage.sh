@@ -28,7 +28,7 @@ expect() {
 
 # Help goes to stdout with status 0.
 count=$((count + 1))
-if ! "$BIN" --help | grep -q '^usage: vgpu-submit --transport URI OP'; then
+if ! "$BIN" --help | grep -q '^usage: vgpu-submit \[--transport URI\] OP'; then
 	echo "FAIL: --help"
 	fails=$((fails + 1))
 fi

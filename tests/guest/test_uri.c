@@ -101,7 +101,16 @@ static void test_connect_errors(void **state)
 	(void)state;
 	assert_int_equal(vgpu_connect("bogus:/x", &c), VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_connect("unix:", &c), VGPU_INVALID_PARAM);
+	/* No URI: the default, $VGPU_TRANSPORT, else /dev/vgpu0 (none here). */
+	unsetenv("VGPU_TRANSPORT");
+	assert_null(vgpu_default_transport());
+	assert_int_equal(vgpu_connect(NULL, &c), VGPU_NOT_FOUND);
+	setenv("VGPU_TRANSPORT", "bogus:/x", 1);
+	assert_string_equal(vgpu_default_transport(), "bogus:/x");
 	assert_int_equal(vgpu_connect(NULL, &c), VGPU_INVALID_PARAM);
+	unsetenv("VGPU_TRANSPORT");
+	assert_int_equal(vgpu_connect("dev:relative/vgpu0", &c), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_connect("dev:/nonexistent/vgpu0", &c), VGPU_NOT_FOUND);
 	assert_int_equal(vgpu_connect("unix:/x", NULL), VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_connect("spool:relative", &c), VGPU_INVALID_PARAM);
 	assert_non_null(mkdtemp(dir));

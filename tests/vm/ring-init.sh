@@ -15,7 +15,45 @@ test=$(sed -n 's/.*vgpu_test=\([a-z]*\).*/\1/p' /proc/cmdline)
 arg=$(sed -n 's/.*vgpu_arg=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "VGPU-TEST-BEGIN $test"
 echo "GUEST-READY"
-guest_ring "$test" $arg
-echo "RING-RC $?"
+if [ "$test" = driver ] || [ "$test" = driverloop ]; then
+	# The guest driver and libvgpu's dev: transport (vgpu-submit's default).
+	mkdir -p /etc /tmp
+	chmod 1777 /tmp
+	printf 'root:x:0:0::/:/bin/sh\nguest:x:1000:1000::/:/bin/sh\n' >/etc/passwd
+	printf 'root:x:0:\nvgpu:x:900:guest\nguest:x:1000:\n' >/etc/group
+	insmod /lib/vgpu.ko window_mib=16
+	echo "INSMOD-RC $?"
+	sys=/sys/class/misc/vgpu0
+	for a in pool priority vm_id version link; do echo "SYSFS-$a $(cat $sys/$a)"; done
+	# No udev in the initramfs: what its rule (99-vgpu.rules) does, by hand.
+	chgrp vgpu /dev/vgpu0 && chmod 0660 /dev/vgpu0
+	if [ "$test" = driverloop ]; then
+		i=0
+		while [ $i -lt "${arg:-100}" ]; do
+			vgpu-submit vector-add --n 100000 --verify --repeat 20 >/dev/null 2>&1 && echo "LOOP-OK $i"
+			i=$((i + 1))
+		done
+	fi
+	for op in vector-add saxpy sgemm reduce-sum; do
+		vgpu-submit $op --verify --repeat 5 --depth 4 >/tmp/out 2>&1
+		echo "OP-$op $?"
+	done
+	vgpu-submit vector-add --n 1000000 --verify --repeat 3 >/dev/null 2>&1
+	echo "OP-large $?"
+	su -s /bin/sh guest -c "vgpu-submit vector-add --n 4096 --verify" >/tmp/out 2>&1
+	echo "USER-RC $?"
+	sed 's/^/USER-OUT /' /tmp/out
+	echo "SYSFS-window_state $(cat $sys/window_state)"
+	rmmod vgpu
+	echo "RMMOD-RC $?"
+	insmod /lib/vgpu.ko
+	vgpu-submit vector-add --n 4096 --verify >/dev/null 2>&1
+	echo "AGAIN-RC $?"
+	rmmod vgpu
+	dmesg | grep -c "vgpu.*did not release\|BUG\|WARNING" | sed 's/^/KERNEL-WARNINGS /'
+else
+	guest_ring "$test" $arg
+	echo "RING-RC $?"
+fi
 echo "VGPU-TEST-END"
 poweroff -f

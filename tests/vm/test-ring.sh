@@ -12,8 +12,13 @@
 #     ring (window lost, registered again), writes to read-only registers;
 #     the mediator goes on; guest errors logged by QEMU;
 #   - 8 guests booted at once, in both pools at every priority, each
-#     running verified work through its own device against one mediator,
-#     each VM's requests counted by the mediator;
+#     running verified work through its own device (driver and libvgpu)
+#     against one mediator, each VM's requests counted by the mediator;
+#   - the guest driver (vgpu.ko) and libvgpu's dev: transport: loads,
+#     identity in sysfs, every op through vgpu-submit's default transport,
+#     an unprivileged user of group vgpu, unloads cleanly and loads again;
+#     the 8 guests above run this; a guest reset while submitting
+#     registers its window again after the reboot;
 #   - the mediator killed -9 and restarted while a guest submits: the
 #     device reconnects and registers the window again, every request ends
 #     once (a verified result, or an error for those lost), none wrong;
@@ -21,7 +26,7 @@
 #     VM's window and requests.
 set -eu
 : "${VGPU_QEMU:?run through meson test}" "${VGPU_GUEST_RING_BIN:?}" "${VGPU_MEDIATOR_BIN:?}"
-: "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_ADMIN_BIN:?}"
+: "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_ADMIN_BIN:?}" "${VGPU_SUBMIT_STATIC_BIN:?}" "${VGPU_DRIVER_KO:?}"
 . "$VGPU_TESTS/lib/assert.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-ring.XXXXXX")
@@ -37,6 +42,9 @@ ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
 mkdir -p "$T/root/bin" "$T/run" "$T/spool"
 cp "$ASSETS/busybox" "$T/root/bin/busybox"
 cp "$VGPU_GUEST_RING_BIN" "$T/root/bin/guest_ring"
+cp "$VGPU_SUBMIT_STATIC_BIN" "$T/root/bin/vgpu-submit"
+mkdir -p "$T/root/lib" "$T/root/tmp"
+cp "$VGPU_DRIVER_KO" "$T/root/lib/vgpu.ko"
 cp "$VGPU_TESTS/vm/ring-init.sh" "$T/root/init"
 chmod 755 "$T/root/init" "$T/root/bin/"*
 (cd "$T/root" && find . | "$ASSETS/busybox" cpio -o -H newc 2>/dev/null | gzip -1 >"$T/initrd.gz")
@@ -63,13 +71,15 @@ start_mediator() {
 }
 vm_stat() { admin stats --json --run-dir "$T/run" | jq -r --arg u "$(uuid "$1")" ".vms[] | select(.vm_uuid == \$u) | $2"; }
 
-# guest NAME VM TEST [ARG]: boot VM's guest in the background; its console
-# in $T/NAME.raw, QEMU's guest errors in $T/NAME.qlog; its pid in GPID.
+# guest NAME VM TEST [ARG [QEMU ARGS...]]: boot VM's guest in the
+# background; its console in $T/NAME.raw, QEMU's guest errors in
+# $T/NAME.qlog; its pid in GPID.
 guest() {
 	local name=$1 vm=$2 test=$3 arg=${4:-0}
+	shift 4 2>/dev/null || shift $#
 	"$VGPU_QEMU" -L /usr/share/qemu -L /usr/share/seabios -M pc,memory-backend=ram -accel tcg \
 		-m 192 -object memory-backend-memfd,id=ram,size=192M,share=on \
-		-smp 1 -display none -no-reboot -nodefaults -serial stdio \
+		-smp 1 -display none -nodefaults -serial stdio "${@:--no-reboot}" \
 		-kernel "$ASSETS/vmlinuz" -initrd "$T/initrd.gz" \
 		-append "console=ttyS0 quiet panic=-1 hugepages=8 vgpu_test=$test vgpu_arg=$arg" \
 		-device "vgpu-stub,pool_id=A,priority=2,vm_id=$vm,mediator=$(sock "$vm")" \
@@ -89,6 +99,20 @@ wait_guest() { # NAME PID
 
 start_mediator
 
+# ---- the guest driver and libvgpu: every op through /dev/vgpu0 ----
+t0=$(date +%s)
+guest driver 5 driver; wait_guest driver "$GPID" && pass "driver guest booted and reported ($(($(date +%s) - t0)) s)"
+d() { line driver "$1"; }
+expect_eq "$(d INSMOD-RC)" "0" "vgpu.ko loads"
+expect_eq "$(d SYSFS-pool) $(d SYSFS-priority) $(d SYSFS-vm_id) $(d SYSFS-version) $(d SYSFS-link)" \
+	"A 2 5 1.1 1" "identity and link in sysfs (/sys/class/misc/vgpu0)"
+expect_eq "$(d OP-vector-add) $(d OP-saxpy) $(d OP-sgemm) $(d OP-reduce-sum) $(d OP-large)" "0 0 0 0 0" \
+	"vgpu-submit over dev:/dev/vgpu0 (its default): every op verified, and 3 x 1M-float vector_adds"
+expect_eq "$(d USER-RC)" "0" "an unprivileged user in group vgpu submits through the device"
+expect_eq "$(d SYSFS-window_state)" "2" "the window stays registered"
+expect_eq "$(d RMMOD-RC) $(d AGAIN-RC) $(d KERNEL-WARNINGS)" "0 0 0" \
+	"vgpu.ko unloads cleanly (the window released first), loads again and works; no kernel warning"
+
 # ---- one guest: every op, verified ----
 t0=$(date +%s)
 guest ops 1 ops 3; wait_guest ops "$GPID" && pass "one guest booted and reported ($(($(date +%s) - t0)) s)"
@@ -105,24 +129,50 @@ grep -q "vgpu-stub: window list at" "$T/hostile.qlog" && grep -q "read-only" "$T
 	pass "QEMU logged the guest's mistakes (LOG_GUEST_ERROR)" || fail "no guest errors logged"
 kill -0 "$MPID" && pass "mediator alive after the hostile guest" || fail "mediator died"
 
-# ---- 8 guests at once ----
+# ---- 8 guests at once, each through its driver and libvgpu ----
 t0=$(date +%s)
 pids=()
 for i in 1 2 3 4 5 6 7 8; do
-	guest "many$i" "$i" ops 2
+	guest "many$i" "$i" driver
 	pids+=("$GPID")
 done
 good=0
 for i in 1 2 3 4 5 6 7 8; do
 	wait_guest "many$i" "${pids[$((i - 1))]}" || continue
-	[ "$(line "many$i" RING-OPS)" = "vector_add=2/2 saxpy=2/2 sgemm=2/2 reduce_sum=2/2 int-status=set" ] &&
-		good=$((good + 1))
+	r="$(line "many$i" OP-vector-add) $(line "many$i" OP-saxpy) $(line "many$i" OP-sgemm)"
+	r="$r $(line "many$i" OP-reduce-sum) $(line "many$i" OP-large) $(line "many$i" USER-RC)"
+	[ "$r" = "0 0 0 0 0 0" ] && good=$((good + 1)) || echo "# many$i: $r"
 done
 expect_eq "$good" "8" "8 guests at once (pools A and B, priorities 0 to 2): every op verified in each ($(($(date +%s) - t0)) s)"
 counts=""
 for i in 1 2 3 4 5 6 7 8; do counts="$counts $(vm_stat "$i" .completed)"; done
-# VM 1: 12 before and 8 now; VM 2: the hostile guest's 3 good ones and 8.
-expect_eq "$counts" " 20 11 8 8 8 8 8 8" "the mediator counted each VM's completed requests"
+# Each driver guest completes 25 requests (4 ops x 5, 3 large, 1 as a user,
+# 1 after reloading); VM 1 had 12 before, VM 2's hostile guest 3, VM 5
+# was the first driver guest.
+expect_eq "$counts" " 37 28 25 25 50 25 25 25" "the mediator counted each VM's completed requests"
+
+# ---- a guest reboot: the driver registers the window again ----
+guest reboot 6 driverloop 30 -monitor "unix:$T/mon.sock,server,nowait"
+gp=$GPID
+for _ in $(seq 600); do grep -aq "LOOP-OK 1" "$T/reboot.raw" 2>/dev/null && break; sleep 0.1; done
+# QEMU's monitor: system_reset, then wait for its prompt again.
+python3 - "$T/mon.sock" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(10)
+buf = b""
+while not buf.endswith(b"(qemu) "):
+    buf += s.recv(4096)
+s.sendall(b"system_reset\r\n")
+buf = b""
+while b"(qemu) " not in buf:  # the command taken: its prompt again
+    buf += s.recv(4096)
+PY
+wait_guest reboot "$gp"
+expect_eq "$(tr -d '\r' <"$T/reboot.raw" | grep -c '^VGPU-TEST-BEGIN')" "2" "the guest was reset while submitting, and booted again"
+r="$(line reboot OP-vector-add) $(line reboot OP-saxpy) $(line reboot OP-sgemm) $(line reboot OP-reduce-sum)"
+expect_eq "$r" "0 0 0 0" "after the reboot the driver registered its window again: every op verified"
 
 # ---- the mediator killed -9 and restarted while a guest submits ----
 guest fault 3 loop 40
