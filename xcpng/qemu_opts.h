@@ -12,8 +12,9 @@
 
 #include "vgpu_config.h"
 
-/* Enough for the device argument of any valid vgpu_vm_config. */
-#define VGPU_QEMU_DEVICE_ARG_MAX 128
+/* Enough for the device argument of any valid vgpu_vm_config and a
+ * mediator directory of up to PATH_MAX bytes, every comma doubled. */
+#define VGPU_QEMU_DEVICE_ARG_MAX (128 + 2 * 4096 + 64)
 
 /*
  * Copy @value into @ret (@size bytes) with every ',' doubled, which is how a
@@ -23,11 +24,14 @@
 bool vgpu_qemu_opt_escape(const char *value, char *ret, size_t size);
 
 /*
- * "vgpu-stub,pool_id=P,priority=N,vm_id=M" for @vm, every value escaped.
- * VGPU_INVALID_PARAM when @vm holds an invalid pool, priority or vm_id;
- * VGPU_LIMIT when it does not fit @size bytes. @ret is written only on
- * VGPU_OK.
+ * "vgpu-stub,pool_id=P,priority=N,vm_id=M" for @vm, and, when
+ * @mediator_dir is not NULL or empty, ",mediator=DIR/vm-<uuid>.sock" (the
+ * VM's socket in the mediator's run_dir: the device connects to it), every
+ * value escaped. VGPU_INVALID_PARAM when @vm holds an invalid pool,
+ * priority, vm_id or uuid; VGPU_LIMIT when it does not fit @size bytes.
+ * @ret is written only on VGPU_OK.
  */
-int vgpu_qemu_stub_device_arg(const struct vgpu_vm_config *vm, char *ret, size_t size);
+int vgpu_qemu_stub_device_arg(const struct vgpu_vm_config *vm, const char *mediator_dir,
+			      char *ret, size_t size);
 
 #endif

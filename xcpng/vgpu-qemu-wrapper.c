@@ -40,6 +40,7 @@ struct settings {
 	char stock_wrapper[PATH_MAX]; /* the wrapper this one hands over to */
 	char db[PATH_MAX];            /* the registry, unless $VGPU_DB is set */
 	bool strict;                  /* trouble stops the start instead of passing through */
+	char mediator_dir[PATH_MAX];  /* the mediator's run_dir: the device's socket is there */
 };
 
 #define FIELD(f) offsetof(struct settings, f), sizeof(((struct settings *)0)->f)
@@ -50,6 +51,8 @@ static const struct vgpu_conf_option options[] = {
 	  "the vgpu registry (absolute path)" },
 	{ "strict", VGPU_CONF_BOOL, FIELD(strict), 0, 0, "no",
 	  "yes: refuse to start a VM when xenstore or the registry cannot be read" },
+	{ "mediator_dir", VGPU_CONF_PATH, FIELD(mediator_dir), 0, 0, "/run/vgpu",
+	  "the mediator's run_dir: the device connects to its VM's socket there (absolute path)" },
 	{ NULL },
 };
 
@@ -273,7 +276,7 @@ int main(int argc, char **argv)
 		v = lookup(domid, &s, &vm, why, sizeof(why));
 	}
 
-	if (v == ADD_DEVICE && vgpu_qemu_stub_device_arg(&vm, device, sizeof(device)) != VGPU_OK) {
+	if (v == ADD_DEVICE && vgpu_qemu_stub_device_arg(&vm, s.mediator_dir, device, sizeof(device)) != VGPU_OK) {
 		snprintf(why, sizeof(why), "VM %s has invalid settings in the registry",
 			 vm.vm_uuid);
 		v = TROUBLE;

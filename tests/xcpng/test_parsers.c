@@ -84,17 +84,27 @@ static void test_device_arg(void **state)
 	char arg[VGPU_QEMU_DEVICE_ARG_MAX];
 
 	(void)state;
-	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, arg, sizeof(arg)), VGPU_OK);
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, NULL, arg, sizeof(arg)), VGPU_OK);
 	assert_string_equal(arg, "vgpu-stub,pool_id=B,priority=2,vm_id=7");
 
 	vm.vm_id = VGPU_VM_ID_MAX;
 	vm.pool_id = 'A';
 	vm.priority = 0;
-	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, arg, sizeof(arg)), VGPU_OK);
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, NULL, arg, sizeof(arg)), VGPU_OK);
 	assert_string_equal(arg, "vgpu-stub,pool_id=A,priority=0,vm_id=2147483647");
 
+	/* With the mediator's directory: the VM's socket, commas doubled. */
+	strcpy(vm.vm_uuid, "0a1b2c3d-0000-4000-8000-000000000001");
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, "/run/v,gpu", arg, sizeof(arg)), VGPU_OK);
+	assert_string_equal(arg, "vgpu-stub,pool_id=A,priority=0,vm_id=2147483647,mediator=/run/v,,gpu/"
+				 "vm-0a1b2c3d-0000-4000-8000-000000000001.sock");
+	strcpy(vm.vm_uuid, "not-a-uuid");
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, "/run/vgpu", arg, sizeof(arg)),
+			 VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, "", arg, sizeof(arg)), VGPU_OK);
+
 	strcpy(arg, "keep");
-	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, arg, 20), VGPU_LIMIT);
+	assert_int_equal(vgpu_qemu_stub_device_arg(&vm, NULL, arg, 20), VGPU_LIMIT);
 	assert_string_equal(arg, "keep");
 
 	struct vgpu_vm_config bad[] = {
@@ -106,7 +116,7 @@ static void test_device_arg(void **state)
 		{ .vm_id = 1, .pool_id = 'A', .priority = -1 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(vgpu_qemu_stub_device_arg(&bad[i], arg, sizeof(arg)),
+		assert_int_equal(vgpu_qemu_stub_device_arg(&bad[i], NULL, arg, sizeof(arg)),
 				 VGPU_INVALID_PARAM);
 	assert_string_equal(arg, "keep");
 }

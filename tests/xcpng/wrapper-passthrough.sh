@@ -54,10 +54,10 @@ fi
 # The registry path from the configuration file, when $VGPU_DB is empty.
 printf 'db = %s\n' "$VGPU_DB" >"$VGPU_CONF"
 VGPU_DB='' run_wrapper 6 --syslog
-expect_argv "$STOCK" 6 --syslog -device vgpu-stub,pool_id=B,priority=2,vm_id=7
+expect_argv "$STOCK" 6 --syslog -device vgpu-stub,pool_id=B,priority=2,vm_id=7,mediator=/run/vgpu/vm-$UUID1.sock
 printf 'db = %s\n' "$T/missing.db" >"$VGPU_CONF"
 run_wrapper 6 --syslog
-expect_argv "$STOCK" 6 --syslog -device vgpu-stub,pool_id=B,priority=2,vm_id=7
+expect_argv "$STOCK" 6 --syslog -device vgpu-stub,pool_id=B,priority=2,vm_id=7,mediator=/run/vgpu/vm-$UUID1.sock
 rm "$VGPU_CONF"
 ok "db from the configuration file is used; \$VGPU_DB overrides it"
 

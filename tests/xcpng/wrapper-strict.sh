@@ -30,7 +30,7 @@ expect_argv "$STOCK" 6 --syslog "${QEMU_ARGS[@]}"
 ok "strict, unregistered VM: unchanged"
 
 run_wrapper 5 --syslog "${QEMU_ARGS[@]}"
-expect_argv "$STOCK" 5 --syslog "${QEMU_ARGS[@]}" -device vgpu-stub,pool_id=B,priority=2,vm_id=7
+expect_argv "$STOCK" 5 --syslog "${QEMU_ARGS[@]}" -device vgpu-stub,pool_id=B,priority=2,vm_id=7,mediator=/run/vgpu/vm-$UUID1.sock
 ok "strict, registered VM: device added"
 
 run_wrapper x5 --syslog "${QEMU_ARGS[@]}"
