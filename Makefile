@@ -8,7 +8,8 @@
 #   make qemu       Debian's QEMU source with vgpu-stub, built into build-qemu/
 #                   (ccache in /var/cache/vgpu/ccache)
 #   make test-vm    only the VM test: boot a guest with vgpu-stub
-#   make run        build and run the example job under ./var/
+#   make run        build (QEMU too) and run the example job under ./var/:
+#                   host clients and 4 guests through their devices
 #   make install    PREFIX=/usr/local DESTDIR=...
 #   make deps       only install the Debian packages
 #   make fuzz       fuzz every parser with libFuzzer for FUZZ_SECONDS each
@@ -72,7 +73,10 @@ test-tsan: $(TSAN_BUILD)/build.ninja
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 VGPU_E2E_SGEMM=384 \
 		meson test -C $(TSAN_BUILD) $(MESON_TEST_FLAGS) $(TSAN_SUITES)
 
-run: all
+# Guests too: QEMU (make qemu), the driver built against the guest kernel's
+# headers (make deps installs them).
+run: deps qemu $(BUILD)/build.ninja
+	ninja -C $(BUILD)
 	scripts/run-example.sh $(BUILD)
 
 install: all

@@ -26,7 +26,7 @@
 #     VM's window and requests.
 set -eu
 : "${VGPU_QEMU:?run through meson test}" "${VGPU_GUEST_RING_BIN:?}" "${VGPU_MEDIATOR_BIN:?}"
-: "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_ADMIN_BIN:?}" "${VGPU_SUBMIT_STATIC_BIN:?}" "${VGPU_DRIVER_KO:?}"
+: "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_ADMIN_BIN:?}" "${VGPU_BUILD:?}"
 . "$VGPU_TESTS/lib/assert.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-ring.XXXXXX")
@@ -39,15 +39,8 @@ cleanup() {
 trap cleanup EXIT
 [ -x "$VGPU_QEMU" ] || { echo "# no QEMU at $VGPU_QEMU: run make qemu"; exit 1; }
 ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
-mkdir -p "$T/root/bin" "$T/run" "$T/spool"
-cp "$ASSETS/busybox" "$T/root/bin/busybox"
-cp "$VGPU_GUEST_RING_BIN" "$T/root/bin/guest_ring"
-cp "$VGPU_SUBMIT_STATIC_BIN" "$T/root/bin/vgpu-submit"
-mkdir -p "$T/root/lib" "$T/root/tmp"
-cp "$VGPU_DRIVER_KO" "$T/root/lib/vgpu.ko"
-cp "$VGPU_TESTS/vm/ring-init.sh" "$T/root/init"
-chmod 755 "$T/root/init" "$T/root/bin/"*
-(cd "$T/root" && find . | "$ASSETS/busybox" cpio -o -H newc 2>/dev/null | gzip -1 >"$T/initrd.gz")
+mkdir -p "$T/run" "$T/spool"
+bash "$VGPU_SRC/scripts/guest-image.sh" "$VGPU_BUILD" "$T/initrd.gz"
 
 DB=$T/registry.db
 admin() { "$VGPU_ADMIN_BIN" --db "$DB" "$@"; }

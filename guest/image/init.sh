@@ -1,21 +1,42 @@
 #!/bin/busybox sh
 # SPDX-License-Identifier: MIT
-# ring-init.sh - /init of the device-path VM tests (test-ring.sh): busybox
-# and guest_ring. vgpu_test=ops|hostile|loop on the kernel command line
-# picks what guest_ring does (vgpu_arg=N its argument); its report goes
-# to the serial console between VGPU-TEST-BEGIN and VGPU-TEST-END, then
-# the VM powers off. Huge pages come from hugepages= on the command line.
+# init.sh - /init of the guest image scripts/guest-image.sh makes (busybox,
+# vgpu.ko, a static vgpu-submit, and for the tests guest_ring): what the
+# guest does comes from the kernel command line, vgpu_test=WHAT and
+# vgpu_arg=N:
+#   run          `make run`'s guest: load the driver, run workload N
+#                through /dev/vgpu0, print its JSON (RUN-JSON ...)
+#   driver       the driver and libvgpu checked (tests/vm/test-ring.sh)
+#   driverloop   N rounds of vector_adds first, then as driver
+#   ops|hostile|loop   guest_ring, driving the registers itself
+# The report goes to the serial console between VGPU-TEST-BEGIN and
+# VGPU-TEST-END, then the VM powers off. Huge pages (guest_ring) come from
+# hugepages= on the command line.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp
 test=$(sed -n 's/.*vgpu_test=\([a-z]*\).*/\1/p' /proc/cmdline)
 arg=$(sed -n 's/.*vgpu_arg=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "VGPU-TEST-BEGIN $test"
 echo "GUEST-READY"
-if [ "$test" = driver ] || [ "$test" = driverloop ]; then
+if [ "$test" = run ]; then
+	insmod /lib/vgpu.ko
+	case "$arg" in
+	1) job="vector-add --n 262144" ;;
+	2) job="saxpy --n 262144" ;;
+	3) job="sgemm --m 128 --n 128 --k 128" ;;
+	*) job="reduce-sum --n 262144" ;;
+	esac
+	# shellcheck disable=SC2086 # the job is words
+	vgpu-submit $job --verify --repeat 40 --json >/tmp/run.json 2>/tmp/run.err
+	echo "RUN-RC $?"
+	echo "RUN-JSON $(cat /tmp/run.json)"
+	sed 's/^/RUN-ERR /' /tmp/run.err
+elif [ "$test" = driver ] || [ "$test" = driverloop ]; then
 	# The guest driver and libvgpu's dev: transport (vgpu-submit's default).
 	mkdir -p /etc /tmp
 	chmod 1777 /tmp
