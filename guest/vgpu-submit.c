@@ -24,6 +24,7 @@
 
 #include "libvgpu.h"
 #include "submit.h"
+#include "vgpu_clock.h"
 
 #define PROG "vgpu-submit"
 #define MAX_REPEAT 1000000u
@@ -41,7 +42,7 @@ struct args {
 	int op;
 	const char *n, *m, *k;   /* as given; checked once the op is known */
 	const char *repeat, *depth, *seed, *vm_id, *timeout_ms;
-	bool verify, json;
+	bool verify, json, in_window;
 };
 
 /* Values of the numeric flags, once checked. */
@@ -80,6 +81,9 @@ static void usage(FILE *f)
 		"  --seed S          input seed, 0..2^64-1 (default 1)\n"
 		"  --vm-id ID        vm_id written in each request, 0..2^32-1 (default 0)\n"
 		"  --timeout-ms MS   give up on a response after MS, 1..%u (default: never)\n"
+		"  --in-window       place each request's arrays with vgpu_buffer_alloc()\n"
+		"                    (in the window over shm: and dev:, so no copy is made),\n"
+		"                    as a program after speed does\n"
 		"  --json            print one JSON object instead of text\n"
 		"  --help            show this and exit\n"
 		"\n"
@@ -121,7 +125,7 @@ static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	enum { O_TRANSPORT = 256, O_N, O_M, O_K, O_VERIFY, O_REPEAT, O_DEPTH, O_JSON, O_SEED,
+	enum { O_TRANSPORT = 256, O_N, O_M, O_K, O_VERIFY, O_REPEAT, O_DEPTH, O_JSON, O_IN_WINDOW, O_SEED,
 	       O_VM_ID, O_TIMEOUT, O_HELP };
 	static const struct option options[] = {
 		{ "transport", required_argument, NULL, O_TRANSPORT },
@@ -132,6 +136,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		{ "depth", required_argument, NULL, O_DEPTH },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "in-window", no_argument, NULL, O_IN_WINDOW },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "vm-id", required_argument, NULL, O_VM_ID },
 		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
@@ -151,6 +156,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_REPEAT: a->repeat = optarg; break;
 		case O_DEPTH: a->depth = optarg; break;
 		case O_JSON: a->json = true; break;
+		case O_IN_WINDOW: a->in_window = true; break;
 		case O_SEED: a->seed = optarg; break;
 		case O_VM_ID: a->vm_id = optarg; break;
 		case O_TIMEOUT: a->timeout_ms = optarg; break;
@@ -234,6 +240,7 @@ static int shape_work(const struct args *a, const struct settings *s, struct sub
 /* What the run saw. */
 struct tally {
 	uint64_t requests, failures, verified;
+	uint64_t wall_ns;                  /* the whole run */
 	uint64_t n_ok;                     /* entries in the arrays below */
 	uint64_t *total_ns, *queue_ns, *exec_ns;
 	uint64_t errors[32];               /* failures by -status; [0]: results that differed */
@@ -255,26 +262,70 @@ static void count_failure(struct tally *t, int status, uint64_t index, const cha
 		fprintf(stderr, PROG ": further failures are only counted\n");
 }
 
-/* One request's buffers: its output (saxpy's y and sgemm's C, in and out). */
+/* One request's buffers: its output (saxpy's y and sgemm's C, in and out),
+ * and with --in-window its own copies of the inputs, in the window. */
 struct slot {
 	uint64_t id;
 	uint64_t index; /* which of the --repeat requests */
 	float *out;
+	float *in[3];   /* --in-window: vgpu_buffer_alloc()ed, filled once */
+	bool windowed;  /* out and in[] are the client's (vgpu_buffer_free()) */
 };
 
-static int submit_one(vgpu_client *c, const struct submit_work *w, struct slot *sl)
+static int submit_one(vgpu_client *c, const struct submit_work *w, struct slot *sl, bool verify)
 {
 	const float *in[3] = { w->in[0], w->in[1], w->in[2] };
 
+	if (sl->windowed)
+		for (int i = 0; i < 3; i++)
+			in[i] = sl->in[i];
 	if (w->op == VGPU_OP_SAXPY || w->op == VGPU_OP_SGEMM) {
 		int inout = w->op == VGPU_OP_SAXPY ? 1 : 2;
 
 		memcpy(sl->out, w->in[inout], w->out_count * sizeof(float));
 		in[inout] = sl->out;
-	} else {
+	} else if (verify || !sl->windowed) {
 		memset(sl->out, 0xff, w->out_count * sizeof(float)); /* NaN: nothing stale passes */
 	}
 	return vgpu_submit(c, w->op, &w->params, in, sl->out, &sl->id);
+}
+
+/* --in-window: each slot's arrays from the client (in the window over shm:
+ * and dev:), the inputs copied in once. */
+static int window_slots(vgpu_client *c, const struct submit_work *w, struct slot *slots,
+			uint64_t depth)
+{
+	for (uint64_t i = 0; i < depth; i++) {
+		void *p;
+		int rc = vgpu_buffer_alloc(c, w->out_count * sizeof(float), &p);
+
+		if (rc != VGPU_OK)
+			return rc;
+		free(slots[i].out);
+		slots[i].out = p;
+		slots[i].windowed = true;
+		for (int k = 0; k < w->n_inputs; k++) {
+			rc = vgpu_buffer_alloc(c, w->in_count[k] * sizeof(float), &p);
+			if (rc != VGPU_OK)
+				return rc;
+			slots[i].in[k] = p;
+			memcpy(p, w->in[k], w->in_count[k] * sizeof(float));
+		}
+	}
+	return VGPU_OK;
+}
+
+static void window_slots_free(vgpu_client *c, struct slot *slots, uint64_t depth)
+{
+	for (uint64_t i = 0; slots && i < depth; i++) {
+		if (!slots[i].windowed)
+			continue;
+		vgpu_buffer_free(c, slots[i].out);
+		slots[i].out = NULL;
+		for (int k = 0; k < 3; k++)
+			vgpu_buffer_free(c, slots[i].in[k]);
+		slots[i].windowed = false;
+	}
 }
 
 static void finish_one(const struct submit_work *w, const struct slot *sl, int status,
@@ -364,7 +415,7 @@ static void run(vgpu_client *c, const struct submit_work *w, const struct settin
 
 			sl->index = next++;
 			t->requests++;
-			rc = submit_one(c, w, sl);
+			rc = submit_one(c, w, sl, verify);
 			if (rc != VGPU_OK) {
 				count_failure(t, rc, sl->index, vgpu_strerror(rc));
 				stop = connection_lost(rc);
@@ -442,6 +493,17 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
+/* Bytes in and out of the requests answered, per second of the run. */
+static double gbps(const struct submit_work *w, const struct tally *t)
+{
+	uint64_t bytes = w->out_count;
+
+	for (int i = 0; i < w->n_inputs; i++)
+		bytes += w->in_count[i];
+	bytes *= sizeof(float);
+	return t->wall_ns ? (double)(bytes * t->n_ok) / (double)t->wall_ns : 0.0;
+}
+
 static void report(const struct args *a, const struct settings *s, const struct submit_work *w,
 		   struct tally *t)
 {
@@ -476,7 +538,9 @@ static void report(const struct args *a, const struct settings *s, const struct 
 		print_dist("latency_us", t->total_ns, t->n_ok, true);
 		print_dist("queue_us", t->queue_ns, t->n_ok, true);
 		print_dist("exec_us", t->exec_ns, t->n_ok, true);
-		printf("}\n");
+		printf(",\"in_window\":%s,\"wall_s\":%.6f,\"throughput_gbps\":%.3f}\n",
+		       a->in_window ? "true" : "false", (double)t->wall_ns / 1e9,
+		       gbps(w, t));
 		return;
 	}
 	if (a->op == VGPU_OP_SGEMM)
@@ -492,6 +556,8 @@ static void report(const struct args *a, const struct settings *s, const struct 
 	print_dist("latency", t->total_ns, t->n_ok, false);
 	print_dist("queue", t->queue_ns, t->n_ok, false);
 	print_dist("exec", t->exec_ns, t->n_ok, false);
+	printf("throughput %.3f GB/s (bytes in and out of the %" PRIu64 " answered, over %.3f s)\n",
+	       gbps(w, t), t->n_ok, (double)t->wall_ns / 1e9);
 }
 
 int main(int argc, char **argv)
@@ -557,12 +623,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vgpu_client_set_log(c, log_to_stderr, NULL);
+	if (a.in_window && (rc = window_slots(c, &w, slots, s.depth)) != VGPU_OK) {
+		fprintf(stderr, PROG ": --in-window: %s (the window is too small for --depth "
+			"requests of this size?)\n", vgpu_strerror(rc));
+		goto out;
+	}
+	uint64_t t0 = vgpu_now_ns();
 	run(c, &w, &s, a.verify, slots, &t);
+	t.wall_ns = vgpu_now_ns() - t0;
+	window_slots_free(c, slots, s.depth);
 	vgpu_close(c); /* before the buffers of abandoned requests are freed */
 	c = NULL;
 	report(&a, &s, &w, &t);
 	status = t.failures == 0 && t.requests == s.repeat ? 0 : 1;
 out:
+	window_slots_free(c, slots, s.depth);
 	vgpu_close(c);
 	if (slots)
 		for (uint64_t i = 0; i < s.depth; i++)

@@ -12,6 +12,7 @@ build=$1 out=$2
 assets=$("$ROOT/scripts/vm-assets.sh")
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+chmod 755 "$root" # mktemp made it 0700: the guest's / for every user
 mkdir -p "$root/bin" "$root/lib" "$root/tmp"
 cp "$assets/busybox" "$root/bin/busybox"
 cp "$build/guest/vgpu-submit-static" "$root/bin/vgpu-submit"

@@ -4,6 +4,7 @@
 # vgpu.ko, a static vgpu-submit, and for the tests guest_ring): what the
 # guest does comes from the kernel command line, vgpu_test=WHAT and
 # vgpu_arg=N:
+#   gpu          the GPU machine's guest (bench/device-guest.sh)
 #   run          `make run`'s guest: load the driver, run workload N
 #                through /dev/vgpu0, print its JSON (RUN-JSON ...)
 #   driver       the driver and libvgpu checked (tests/vm/test-ring.sh)
@@ -23,7 +24,23 @@ test=$(sed -n 's/.*vgpu_test=\([a-z]*\).*/\1/p' /proc/cmdline)
 arg=$(sed -n 's/.*vgpu_arg=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "VGPU-TEST-BEGIN $test"
 echo "GUEST-READY"
-if [ "$test" = run ]; then
+if [ "$test" = gpu ]; then
+	# The GPU machine's guest (bench/device-guest.sh): every op verified,
+	# then large vector_adds pipelined and small ones one at a time, their
+	# arrays in the window (--in-window), JSON for the host.
+	insmod /lib/vgpu.ko window_mib=400
+	echo "INSMOD-RC $?"
+	for op in vector-add saxpy sgemm reduce-sum; do
+		vgpu-submit $op --verify --repeat 5 --depth 2 >/tmp/out 2>&1
+		echo "OP-$op $?"
+	done
+	vgpu-submit vector-add --n 16777216 --in-window --depth 2 --repeat 12 --json >/tmp/large.json 2>&1
+	echo "LARGE-RC $?"
+	echo "LARGE-JSON $(cat /tmp/large.json)"
+	vgpu-submit vector-add --n 1024 --in-window --repeat 400 --json >/tmp/small.json 2>&1
+	echo "SMALL-RC $?"
+	echo "SMALL-JSON $(cat /tmp/small.json)"
+elif [ "$test" = run ]; then
 	insmod /lib/vgpu.ko
 	case "$arg" in
 	1) job="vector-add --n 262144" ;;

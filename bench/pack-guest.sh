@@ -1,0 +1,34 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# pack-guest.sh - put in ./.devbin what bench/device-guest.sh needs on the
+# GPU machine (which has no network): the CUDA build's mediator, admin,
+# bench and device-peer (from BUILD_DEV, default build-dev), the QEMU that
+# `make qemu` built, stripped, with the libraries it needs that a stock
+# Ubuntu lacks and its firmware, Debian's guest kernel, and the guest image
+# (from BUILD, default build: vgpu.ko, static vgpu-submit).
+#
+#   bash bench/pack-guest.sh [BUILD_DEV [BUILD]]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+dev=${1:-build-dev} plain=${2:-build}
+D=$ROOT/.devbin
+mkdir -p "$D/qemu/firmware"
+for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-peer \
+	libvgpu-config/libvgpu-config.so.0 guest/libvgpu.so.0; do
+	cp -L "$dev/$f" "$D/"
+done
+cp -L /usr/lib/x86_64-linux-gnu/libjansson.so.4 "$D/"
+strip -o "$D/qemu/qemu-system-x86_64" "$(readlink -f "$ROOT/build-qemu/qemu-system-x86_64")"
+# Libraries beyond glibc's own (the GPU machine has neither QEMU's nor
+# libxen): carried beside the programs (LD_LIBRARY_PATH=.devbin).
+for prog in "$D/qemu/qemu-system-x86_64" "$D/vgpu-mediator" "$D/vgpu-admin" "$D/vgpu-bench"; do
+	LD_LIBRARY_PATH=$D ldd "$prog" | awk '/=> \// { print $3 }' |
+		grep -v -E '/lib(c|m|pthread|dl|rt|resolv|stdc\+\+)\.so|/\.devbin/' |
+		while read -r lib; do cp -L "$lib" "$D/"; done || true
+done
+for f in bios-256k.bin; do cp -L "/usr/share/seabios/$f" "$D/qemu/firmware/"; done
+for f in linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$D/qemu/firmware/" 2>/dev/null || true; done
+assets=$("$ROOT/scripts/vm-assets.sh")
+cp "$assets/vmlinuz" "$D/vmlinuz"
+"$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd.gz"
+du -sh "$D"
