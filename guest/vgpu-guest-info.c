@@ -230,6 +230,10 @@ static void print_text(const struct stub *d)
 	printf("vm_id     %u\n", d->vm_id);
 	printf("version   %u.%u\n", d->version >> 16, d->version & 0xffff);
 	printf("status    %s\n", d->status & VGPU_STUB_STATUS_READY ? "ready" : "not ready");
+	if (d->caps & VGPU_STUB_CAP_RING) /* 1.1 with a mediator: the ring's state */
+		printf("ring      link %s, window %s\n",
+		       d->status & VGPU_STUB_STATUS_LINK ? "up" : "down",
+		       d->status & VGPU_STUB_STATUS_WINDOW ? "registered" : "not registered");
 }
 
 static void print_json(const struct stub *d, int n)
@@ -238,11 +242,14 @@ static void print_json(const struct stub *d, int n)
 	for (int i = 0; i < n; i++)
 		printf("%s{\"pci\":\"%s\",\"vendor\":\"0x%04x\",\"device\":\"0x%04x\","
 		       "\"class\":\"0x%06x\",\"version\":\"%u.%u\",\"pool\":\"%s\",\"priority\":%u,"
-		       "\"priority_name\":\"%s\",\"vm_id\":%u,\"ready\":%s,\"capabilities\":%u}",
+		       "\"priority_name\":\"%s\",\"vm_id\":%u,\"ready\":%s,\"capabilities\":%u,"
+		       "\"link\":%s,\"window\":%s}",
 		       i ? "," : "", d[i].addr, VGPU_STUB_VENDOR_ID, VGPU_STUB_DEVICE_ID,
 		       d[i].class_code, d[i].version >> 16, d[i].version & 0xffff, pool_name(d[i].pool),
 		       d[i].priority, priority_name(d[i].priority), d[i].vm_id,
-		       d[i].status & VGPU_STUB_STATUS_READY ? "true" : "false", d[i].caps);
+		       d[i].status & VGPU_STUB_STATUS_READY ? "true" : "false", d[i].caps,
+		       d[i].status & VGPU_STUB_STATUS_LINK ? "true" : "false",
+		       d[i].status & VGPU_STUB_STATUS_WINDOW ? "true" : "false");
 	printf("]}\n");
 }
 
