@@ -5,11 +5,12 @@
  *
  *   vgpu-guest-info [--json] [--help] [--version]
  *
- * It looks under /sys/bus/pci/devices for vendor 0x1af4, device 0x1111,
- * enables the device when nothing has (writing 1 to its `enable`), maps
- * BAR0 (`resource0`) read-only and reads the registers of
- * docs/specs/vgpu-stub.md. Built static, so that it runs in a minimal
- * initramfs.
+ * It looks under /sys/bus/pci/devices for vendor 0x1af4, device 0x1111.
+ * With the guest driver (vgpu.ko) bound it reads the driver's sysfs
+ * attributes (no root needed); otherwise it enables the device when
+ * nothing has (writing 1 to its `enable`), maps BAR0 (`resource0`)
+ * read-only and reads the registers of docs/specs/vgpu-stub.md. Built
+ * static, so that it runs in a minimal initramfs.
  *
  * Exit status: 0 every device found was read; 1 no vgpu-stub device; 2
  * usage; 3 a device could not be read (permission: run as root; or it does
@@ -117,6 +118,64 @@ static int enable(const char *addr)
 		return err;
 	}
 	close(fd);
+	return 0;
+}
+
+/* A line of @dir/@name (sysfs) into @buf; false when unreadable. */
+static bool read_line(const char *dir, const char *name, char *buf, size_t size)
+{
+	char path[768];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fgets(buf, (int)size, f) != NULL;
+	fclose(f);
+	return ok;
+}
+
+/* With the guest driver bound (it owns BAR0, so resource0 cannot be
+ * mapped), the identity and the ring's state from its sysfs attributes:
+ * PCI_DIR/<addr>/misc/vgpuN/. No root needed. 1: no driver there. */
+static int read_driver(struct stub *d)
+{
+	char dir[512], path[768], buf[32];
+	unsigned maj = 0, min = 0, prio = 0, vm_id = 0, link = 0, state = 0;
+	unsigned long long bytes = 0;
+	struct dirent *e;
+	DIR *misc;
+
+	snprintf(dir, sizeof(dir), PCI_DIR "/%s/misc", d->addr);
+	misc = opendir(dir);
+	if (!misc)
+		return 1;
+	path[0] = '\0';
+	while ((e = readdir(misc)))
+		if (strncmp(e->d_name, "vgpu", 4) == 0 && strlen(e->d_name) < 64)
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+	closedir(misc);
+	if (!path[0] || !read_line(path, "pool", buf, sizeof(buf)))
+		return 1;
+	d->pool = (uint8_t)buf[0];
+	if (!read_line(path, "version", buf, sizeof(buf)) || sscanf(buf, "%u.%u", &maj, &min) != 2 ||
+	    !read_line(path, "priority", buf, sizeof(buf)) || sscanf(buf, "%u", &prio) != 1 ||
+	    !read_line(path, "vm_id", buf, sizeof(buf)) || sscanf(buf, "%u", &vm_id) != 1 ||
+	    !read_line(path, "link", buf, sizeof(buf)) || sscanf(buf, "%u", &link) != 1 ||
+	    !read_line(path, "window_state", buf, sizeof(buf)) || sscanf(buf, "%u", &state) != 1 ||
+	    !read_line(path, "window_bytes", buf, sizeof(buf)) || sscanf(buf, "%llu", &bytes) != 1) {
+		fprintf(stderr, PROG ": %s: the vgpu driver's attributes are unreadable\n", path);
+		return 3;
+	}
+	d->magic = VGPU_STUB_MAGIC_VALUE; /* the driver checked it at probe */
+	d->version = (maj & 0xffff) << 16 | (min & 0xffff);
+	d->priority = prio;
+	d->vm_id = vm_id;
+	d->status = VGPU_STUB_STATUS_READY | (link ? VGPU_STUB_STATUS_LINK : 0) |
+		    (state == VGPU_STUB_WIN_REGISTERED ? VGPU_STUB_STATUS_WINDOW : 0);
+	d->caps = bytes ? VGPU_STUB_CAP_RING : 0;
 	return 0;
 }
 
@@ -296,7 +355,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < n; i++) {
-		int rc = read_regs(&devs[i]);
+		int rc = read_driver(&devs[i]);
+
+		if (rc == 1)
+			rc = read_regs(&devs[i]);
 
 		if (rc)
 			return rc;

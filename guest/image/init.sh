@@ -64,6 +64,7 @@ elif [ "$test" = driver ] || [ "$test" = driverloop ]; then
 	sys=/sys/class/misc/vgpu0
 	for a in pool priority vm_id version link; do echo "SYSFS-$a $(cat $sys/$a)"; done
 	echo "GUEST-INFO-$(vgpu-guest-info | grep '^ring')"
+	echo "GUEST-INFO-USER-$(su -s /bin/sh guest -c vgpu-guest-info | grep '^vm_id')"
 	# No udev in the initramfs: what its rule (99-vgpu.rules) does, by hand.
 	chgrp vgpu /dev/vgpu0 && chmod 0660 /dev/vgpu0
 	if [ "$test" = driverloop ]; then

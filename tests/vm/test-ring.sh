@@ -99,7 +99,8 @@ d() { line driver "$1"; }
 expect_eq "$(d INSMOD-RC)" "0" "vgpu.ko loads"
 expect_eq "$(d SYSFS-pool) $(d SYSFS-priority) $(d SYSFS-vm_id) $(d SYSFS-version) $(d SYSFS-link)" \
 	"A 2 5 1.1 1" "identity and link in sysfs (/sys/class/misc/vgpu0)"
-expect_eq "$(d GUEST-INFO-ring)" "link up, window registered" "vgpu-guest-info shows the ring's state"
+expect_eq "$(d GUEST-INFO-ring)" "link up, window registered" "vgpu-guest-info shows the ring's state (from the driver's sysfs)"
+expect_eq "$(d GUEST-INFO-USER-vm_id)" "5" "with the driver, vgpu-guest-info works for an unprivileged user"
 expect_eq "$(d OP-vector-add) $(d OP-saxpy) $(d OP-sgemm) $(d OP-reduce-sum) $(d OP-large)" "0 0 0 0 0" \
 	"vgpu-submit over dev:/dev/vgpu0 (its default): every op verified, and 3 x 1M-float vector_adds"
 expect_eq "$(d USER-RC)" "0" "an unprivileged user in group vgpu submits through the device"
