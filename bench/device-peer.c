@@ -35,7 +35,7 @@
 #define WIN_GPA (1u << 20)
 #define WIN (VGPU_RING_DATA_OFFSET + (8u << 20))
 
-static int die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	fprintf(stderr, "device-peer: %s%s%s\n", what, errno ? ": " : "", errno ? strerror(errno) : "");
 	exit(1);
