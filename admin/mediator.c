@@ -106,8 +106,9 @@ static void print_budgets(json_t *doc)
 	json_t *o;
 	size_t i;
 
-	printf("  %-38s %14s %11s %7s %7s %13s %5s %8s\n", "BUDGETS (held/limit)", "BUFFERS_MIB",
-	       "REQUESTS", "CONNS", "WINDOWS", "WINDOWS_MIB", "KEPT", "REFUSED");
+	printf("  %-38s %14s %11s %7s %7s %13s %7s %7s %5s %8s\n", "BUDGETS (held/limit)",
+	       "BUFFERS_MIB", "REQUESTS", "CONNS", "WINDOWS", "WINDOWS_MIB", "DEV_DMA", "DEV_STG",
+	       "KEPT", "REFUSED");
 	json_array_foreach(json_object_get(doc, "vms"), i, o) {
 		char cell[5][32];
 
@@ -120,12 +121,14 @@ static void print_budgets(json_t *doc)
 			refused += (long long)json_integer_value(json_object_get(
 				json_object_get(json_object_get(o, "budget"), kinds[k]), "refused"));
 		}
-		printf("  %-38.36s %14s %11s %7s %7s %13s %5lld %8lld\n",
+		json_t *win = json_object_get(o, "windows");
+
+		printf("  %-38.36s %14s %11s %7s %7s %13s %7lld %7lld %5lld %8lld\n",
 		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?", cell[0], cell[1],
 		       cell[2], cell[3], cell[4],
-		       (long long)json_integer_value(
-			       json_object_get(json_object_get(o, "windows"), "kept")),
-		       refused);
+		       (long long)json_integer_value(json_object_get(win, "device_direct")),
+		       (long long)json_integer_value(json_object_get(win, "device_staged")),
+		       (long long)json_integer_value(json_object_get(win, "kept")), refused);
 	}
 }
 

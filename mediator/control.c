@@ -103,9 +103,14 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "priority", json_integer(vm->priority));
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		struct vgpu_shm_usage w;
+		struct vgpu_device_usage dw;
 		vgpu_shm_vm_usage(m, vm, &w);
-		json_object_set_new(o, "windows", json_pack("{s:I, s:I}", "kept", (json_int_t)w.kept,
-							    "kept_bytes", (json_int_t)w.kept_bytes));
+		vgpu_device_vm_usage(m, vm, &dw);
+		json_object_set_new(o, "windows",
+				    json_pack("{s:I, s:I, s:I, s:I}", "kept", (json_int_t)w.kept,
+					      "kept_bytes", (json_int_t)w.kept_bytes, "device_direct",
+					      (json_int_t)dw.direct, "device_staged",
+					      (json_int_t)dw.staged));
 		json_array_append_new(vms, o);
 	}
 	pthread_mutex_lock(&m->done_lock);

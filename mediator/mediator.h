@@ -309,6 +309,14 @@ void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
 void vgpu_device_window(void *session, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
 			const struct vgpu_msg_header *h, const uint8_t *payload);
 void vgpu_device_detach(void *session);
+/* @vm's device windows being served: the GPU copies straight from guest
+ * RAM (direct: pinned), or through staging (staged: Xen's foreign pages
+ * cannot be pinned). */
+struct vgpu_device_usage {
+	uint32_t direct, staged;
+};
+void vgpu_device_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
+			  struct vgpu_device_usage *ret);
 
 /* transport/shm.c, for the socket transport: the connection @conn_fd of
  * @vm asked for a window with @data_bytes of data area. What can be

@@ -53,6 +53,12 @@ struct dev_global {
 	uint64_t pending;            /* answers waiting for room in a completion ring */
 };
 
+/* A VM's device windows being served, by how the GPU reaches them (for
+ * statistics). Loop thread. */
+struct dev_vm {
+	uint32_t direct, staged;
+};
+
 struct dev_session;
 
 /* What a session does once its closing window is released. */
@@ -78,6 +84,7 @@ struct dev_window {
 	void *mem;
 	bool budgeted, pinned;
 	bool ring_closed;            /* vgpu_ring_close() called */
+	bool counted;                /* in its VM's dev_vm figures */
 	int rc;
 	char why[96];
 };
@@ -107,6 +114,20 @@ struct dev_session {
 static struct dev_global *global(struct mediator *m)
 {
 	return vgpu_transport_ctx(m, SELF);
+}
+
+/* Loop thread: @w starts (@delta 1) or stops (-1) being served. */
+static void count_window(struct dev_window *w, int delta)
+{
+	struct dev_vm *dv = vgpu_vm_state(w->m, w->slot, SELF);
+
+	if (!dv) /* the VM was removed meanwhile */
+		return;
+	if (w->pinned)
+		dv->direct += (uint32_t)delta;
+	else
+		dv->staged += (uint32_t)delta;
+	w->counted = delta > 0;
 }
 
 /* Answer the device. Nothing else is written on its connection and each
@@ -184,6 +205,8 @@ static void window_released(struct vgpu_ring_server *rs)
 	struct dev_window *w = (struct dev_window *)(void *)rs;
 	struct dev_session *s = w->closed_by;
 
+	if (w->counted)
+		count_window(w, -1);
 	window_release(w);
 	if (!s)
 		return;
@@ -322,6 +345,7 @@ static void map_done(struct vgpu_job *job)
 		window_release(w);
 	} else {
 		s->win = w;
+		count_window(w, 1);
 		vgpu_log_guest(&s->vm->rl, LOG_INFO,
 			       "VM %s: device window of %llu KiB registered (%s, %s)", s->uuid,
 			       (unsigned long long)(w->bytes >> 10), w->map->ops->name,
@@ -547,18 +571,29 @@ static void dev_stop(struct mediator *m)
 	vgpu_transport_set_ctx(m, SELF, NULL);
 }
 
-/* A VM's devices are its socket's connections: closed with it. */
+/* A VM's devices are its socket's connections, closed with it; here only
+ * its figures. */
 static int dev_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
-	(void)m;
-	(void)vm;
-	return VGPU_OK;
+	struct dev_vm *dv = calloc(1, sizeof(*dv));
+
+	vgpu_vm_set_state(m, vm, SELF, dv);
+	return dv ? VGPU_OK : VGPU_NO_MEMORY;
 }
 
 static void dev_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	(void)m;
-	(void)vm;
+	free(vgpu_vm_state(m, vm->slot, SELF));
+	vgpu_vm_set_state(m, vm, SELF, NULL);
+}
+
+void vgpu_device_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
+			  struct vgpu_device_usage *ret)
+{
+	const struct dev_vm *dv = vgpu_vm_state(m, vm->slot, SELF);
+
+	ret->direct = dv ? dv->direct : 0;
+	ret->staged = dv ? dv->staged : 0;
 }
 
 static uint64_t dev_pending(struct mediator *m)

@@ -44,10 +44,16 @@ h2=$!
 both_held() { grep -q registered "$T/h1" && grep -q registered "$T/h2"; }
 wait_for "two devices of VM 1 hold a window each" 30 both_held
 expect_eq "$(vm_stat 1 .budget.windows.held)" "2" "both counted in VM 1's window budget"
+expect_eq "$(vm_stat 1 .windows.device_direct) $(vm_stat 1 .windows.device_staged)" "2 0" \
+	"vgpu-admin stats: both served straight from guest RAM (memfd: pinned), none staged"
+admin stats --run-dir "$RUN" >"$T/stats.txt"
+row=$(awk -v u="$(uuid 1)" '/BUDGETS/ { b = 1 } b && $1 == u { print $(NF - 3), $(NF - 2) }' "$T/stats.txt")
+expect_eq "$row" "2 0" "the text table's DEV_DMA and DEV_STG columns"
 expect_eq "$(python3 "$DEVC" "$S1" window 1)" "-9" "a third window: over the VM's budget (VGPU_BUSY)"
 # The devices go away (QEMU killed): their windows come back.
 kill -9 "$h1" "$h2"
 wait_for "the windows given back" 10 vm_stat_is 1 .budget.windows.held 0
+expect_eq "$(vm_stat 1 .windows.device_direct)" "0" "and no device window counted any more"
 expect_eq "$(python3 "$DEVC" "$S1" ok 1000)" "0" "a new device of VM 1 is served"
 
 wait $p2 && pass "VM 2's 400 socket requests beside it all verified" || fail "VM 2: $(cat "$T/vm2.json")"
