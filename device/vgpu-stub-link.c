@@ -243,7 +243,10 @@ static bool try_connect(VGPULink *l)
 	if (strlen(l->path) >= sizeof(addr.sun_path))
 		return false;
 	memcpy(addr.sun_path, l->path, strlen(l->path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking from the start: with the mediator's backlog full (it is
+	 * stalled, or restarting) connect() says EAGAIN instead of stopping
+	 * QEMU's main loop; the timer tries again. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
 		if (!l->failed_logged)
 			warn_report("vgpu-stub: cannot reach the mediator at %s: %s; retrying every %d ms",
@@ -265,9 +268,8 @@ static bool try_connect(VGPULink *l)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
-	/* Blocking: a fresh socket has room for this small message. */
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)len ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+	/* A fresh socket has room for this small message; if not, later. */
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
 		close(fd);
 		return false;
 	}

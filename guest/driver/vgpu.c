@@ -61,7 +61,7 @@
 
 static unsigned int window_mib = 16;
 module_param(window_mib, uint, 0444);
-MODULE_PARM_DESC(window_mib, "data area of each device's ring window, MiB (1 to 512; default 16)");
+MODULE_PARM_DESC(window_mib, "data area of each device's ring window, MiB (1 to 508; default 16)");
 
 static DEFINE_IDA(vgpu_ida);
 
@@ -86,6 +86,7 @@ struct vgpu_dev {
 	bool leak;                   /* never acknowledged unregistration: keep the memory */
 	struct delayed_work retry;   /* registering again after VGPU_BUSY */
 	bool removing;
+	int irqs;                    /* handlers requested (devm) */
 	spinlock_t lock;             /* the fields below */
 	wait_queue_head_t wq;
 	u64 events;                  /* completion interrupts not yet read */
@@ -456,6 +457,9 @@ ATTRIBUTE_GROUPS(vgpu);
 
 /* ---- the PCI device ---- */
 
+static void stop_irqs(struct vgpu_dev *d);
+static bool unregister_and_wait(struct vgpu_dev *d);
+
 static int setup_irqs(struct vgpu_dev *d)
 {
 	struct pci_dev *pdev = d->pdev;
@@ -468,21 +472,30 @@ static int setup_irqs(struct vgpu_dev *d)
 	if (pdev->msix_enabled && n == VGPU_STUB_MSIX_VECTORS) {
 		rc = devm_request_irq(&pdev->dev, pci_irq_vector(pdev, 0), irq_complete, 0,
 				      d->name, d);
+		if (rc)
+			return rc;
+		d->irqs = 1;
+		rc = devm_request_irq(&pdev->dev, pci_irq_vector(pdev, 1), irq_status, 0,
+				      d->name, d);
 		if (!rc)
-			rc = devm_request_irq(&pdev->dev, pci_irq_vector(pdev, 1), irq_status, 0,
-					      d->name, d);
+			d->irqs = 2;
 		return rc;
 	}
-	return devm_request_irq(&pdev->dev, pci_irq_vector(pdev, 0), irq_status, IRQF_SHARED,
-				d->name, d);
+	rc = devm_request_irq(&pdev->dev, pci_irq_vector(pdev, 0), irq_status, IRQF_SHARED,
+			      d->name, d);
+	if (!rc)
+		d->irqs = 1;
+	return rc;
 }
 
 static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct vgpu_dev *d;
+	bool registered = false;
 	int rc;
 
-	if (window_mib < 1 || window_mib > 512)
+	/* 256 chunks of 2 MiB at most, the rings included: 508 MiB of data. */
+	if (window_mib < 1 || window_mib > 508)
 		return -EINVAL;
 	d = devm_kzalloc(&pdev->dev, sizeof(*d), GFP_KERNEL);
 	if (!d)
@@ -521,6 +534,7 @@ static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 			goto fail;
 		}
 		register_window(d);
+		registered = true;
 	}
 	d->misc = (struct miscdevice){ .minor = MISC_DYNAMIC_MINOR, .name = d->name,
 				       .fops = &vgpu_fops, .groups = vgpu_groups,
@@ -534,10 +548,14 @@ static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 d->ring ? ", ring window registering" : " (no mediator: identity only)");
 	return 0;
 fail:
-	WRITE_ONCE(d->removing, true);
-	cancel_delayed_work_sync(&d->retry);
-	if (d->ring)
-		pci_free_irq_vectors(pdev);
+	/* Only misc_register() fails after the window was registered. */
+	if (registered && !unregister_and_wait(d)) {
+		dev_warn(&pdev->dev, "the device did not release the window: its %zu bytes are kept\n",
+			 d->window_bytes);
+		d->n_chunks = 0; /* kept: never freed under the mediator */
+		d->list = NULL;
+	}
+	stop_irqs(d);
 	free_window(d);
 	ida_free(&vgpu_ida, d->index);
 	return rc;
@@ -548,22 +566,9 @@ static void vgpu_remove(struct pci_dev *pdev)
 	struct vgpu_dev *d = pci_get_drvdata(pdev);
 
 	misc_deregister(&d->misc);
-	WRITE_ONCE(d->removing, true);
-	cancel_delayed_work_sync(&d->retry);
 	if (d->ring) {
-		unsigned int waited = 0;
-
-		wr(d, VGPU_STUB_REG_WIN_CTRL, VGPU_STUB_WIN_CTRL_UNREGISTER);
-		while (rd(d, VGPU_STUB_REG_WIN_STATE) != VGPU_STUB_WIN_NONE &&
-		       waited < VGPU_UNREGISTER_WAIT_MS) {
-			msleep(10);
-			waited += 10;
-		}
-		d->leak = rd(d, VGPU_STUB_REG_WIN_STATE) != VGPU_STUB_WIN_NONE;
-		devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 0), d);
-		if (pdev->msix_enabled)
-			devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 1), d);
-		pci_free_irq_vectors(pdev);
+		d->leak = !unregister_and_wait(d);
+		stop_irqs(d);
 		if (d->leak)
 			dev_warn(&pdev->dev, "the device did not release the window: its %zu bytes are kept\n",
 				 d->window_bytes);
@@ -571,6 +576,41 @@ static void vgpu_remove(struct pci_dev *pdev)
 			free_window(d);
 	}
 	ida_free(&vgpu_ida, d->index);
+}
+
+/* No more interrupts, and no retry queued by one (in this order: an
+ * interrupt handler may queue the retry until it is freed). */
+static void stop_irqs(struct vgpu_dev *d)
+{
+	struct pci_dev *pdev = d->pdev;
+
+	WRITE_ONCE(d->removing, true);
+	if (d->irqs) {
+		devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 0), d);
+		if (d->irqs > 1)
+			devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 1), d);
+		d->irqs = 0;
+	}
+	cancel_delayed_work_sync(&d->retry);
+	if (d->ring)
+		pci_free_irq_vectors(pdev);
+}
+
+/* Unregister the window and wait for the device to say so: the mediator
+ * answers every request it took first. false when it never does. */
+static bool unregister_and_wait(struct vgpu_dev *d)
+{
+	unsigned int waited = 0;
+
+	WRITE_ONCE(d->removing, true); /* no retry registers it again */
+	cancel_delayed_work_sync(&d->retry);
+	wr(d, VGPU_STUB_REG_WIN_CTRL, VGPU_STUB_WIN_CTRL_UNREGISTER);
+	while (rd(d, VGPU_STUB_REG_WIN_STATE) != VGPU_STUB_WIN_NONE &&
+	       waited < VGPU_UNREGISTER_WAIT_MS) {
+		msleep(10);
+		waited += 10;
+	}
+	return rd(d, VGPU_STUB_REG_WIN_STATE) == VGPU_STUB_WIN_NONE;
 }
 
 static const struct pci_device_id vgpu_ids[] = {
@@ -584,6 +624,10 @@ static struct pci_driver vgpu_driver = {
 	.id_table = vgpu_ids,
 	.probe = vgpu_probe,
 	.remove = vgpu_remove,
+	/* Unbinding through sysfs while a program has the device open or
+	 * mapped would free the window under it: not offered (rmmod waits for
+	 * the last close; hot-unplug is not handled: docs/guest-driver.md). */
+	.driver.suppress_bind_attrs = true,
 };
 module_pci_driver(vgpu_driver);
 

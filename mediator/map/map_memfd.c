@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "map.h"
@@ -109,6 +111,13 @@ int vgpu_map_memfd_open(const struct vgpu_dev_hello *h, const int *fds,
 		if (r->fd_offset > (uint64_t)st.st_size ||
 		    r->size > (uint64_t)st.st_size - r->fd_offset) {
 			snprintf(why, why_len, "region %u: past the end of its memfd", i);
+			return VGPU_INVALID_PARAM;
+		}
+		struct statfs fs;
+		/* Huge pages can run out under a mapping (a hole punched in a
+		 * hugetlbfs file faults with SIGBUS): shmem memfds only. */
+		if (fstatfs(fds[i], &fs) != 0 || fs.f_type == HUGETLBFS_MAGIC) {
+			snprintf(why, why_len, "region %u: huge-page memory is not taken", i);
 			return VGPU_INVALID_PARAM;
 		}
 		if (seals < 0 || !(seals & F_SEAL_SHRINK)) {

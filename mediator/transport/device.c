@@ -99,6 +99,7 @@ struct dev_session {
 	uint32_t domid;              /* Xen */
 	struct vgpu_guest_map *map;  /* NULL while being opened (Xen) */
 	struct vgpu_job job;         /* opening a Xen map */
+	struct vgpu_guest_map *opened; /* the worker's result, published on the loop */
 	int open_rc;
 	char why[128];
 	uint64_t hello_seq;
@@ -450,7 +451,7 @@ static void open_job(struct vgpu_job *job)
 	struct dev_session *s = (struct dev_session *)(void *)((char *)job -
 							      offsetof(struct dev_session, job));
 
-	s->open_rc = vgpu_map_xen_open(s->domid, s->uuid, &s->map, s->why, sizeof(s->why));
+	s->open_rc = vgpu_map_xen_open(s->domid, s->uuid, &s->opened, s->why, sizeof(s->why));
 }
 
 static void open_done(struct vgpu_job *job)
@@ -458,8 +459,9 @@ static void open_done(struct vgpu_job *job)
 	struct dev_session *s = (struct dev_session *)(void *)((char *)job -
 							      offsetof(struct dev_session, job));
 
+	if (s->open_rc == VGPU_OK)
+		s->map = s->opened; /* from here on WINDOW messages are taken */
 	if (s->open_rc != VGPU_OK) {
-		s->map = NULL;
 		if (s->vm)
 			vgpu_log_guest(&s->vm->rl, LOG_WARNING, "VM %s: device refused: %s", s->uuid,
 				       s->why);
@@ -470,6 +472,25 @@ static void open_done(struct vgpu_job *job)
 		reply(s, s->hello_seq, VGPU_MSG_DEVICE, VGPU_OK, 0);
 	}
 	session_unref(s);
+}
+
+/* Whether @fd is an eventfd (what the loop and ring.c may read and write
+ * without blocking on a peer's whim); made non-blocking. */
+static bool nonblocking_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+	int fl;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	if (strcmp(target, "anon_inode:[eventfd]") != 0)
+		return false;
+	fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
 }
 
 void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
@@ -485,6 +506,11 @@ void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
 		snprintf(why, sizeof(why), "%d descriptors sent, %u expected", n_fds,
 			 vgpu_dev_hello_fds(&hello));
 		rc = VGPU_PROTOCOL;
+	}
+	if (rc == VGPU_OK && (!nonblocking_eventfd(fds[n_fds - 2]) ||
+			      !nonblocking_eventfd(fds[n_fds - 1]))) {
+		snprintf(why, sizeof(why), "its doorbell or completion descriptor is not an eventfd");
+		rc = VGPU_INVALID_PARAM;
 	}
 	if (rc == VGPU_OK && m->stopping)
 		rc = VGPU_SHUTDOWN;

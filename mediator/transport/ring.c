@@ -13,6 +13,7 @@
  * thread never drops the last reference: while the VM pointer is set the
  * owner holds one; once it is NULL, completions go through the loop.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,17 @@ static uint32_t *index_at(struct vgpu_ring_server *rs, size_t off)
 	return (uint32_t *)(void *)(rs->mem + off);
 }
 
+/* Signal @efd. Never blocks, even if the peer, which shares the eventfd's
+ * file description, turned O_NONBLOCK off and filled the counter: a full
+ * counter is skipped (the peer's own loss), the write is only tried when
+ * poll says it would not block. */
 static void kick(int efd)
 {
+	struct pollfd p = { .fd = efd, .events = POLLOUT };
 	uint64_t one = 1;
 
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
+		return;
 	if (write(efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is already non-zero, which is all we want. */
 	}
@@ -237,6 +245,23 @@ static void doorbell_event(void *ctx, uint32_t events)
 	server_unref(rs);
 }
 
+/* Drop the answers that found no room in the completion ring (a closing
+ * client, or one that asked to stop and does not take them). Lock held;
+ * the caller holds a reference besides the answers' own. */
+static void drop_backlog_locked(struct vgpu_ring_server *rs)
+{
+	while (rs->backlog_head) {
+		struct vgpu_request *req = rs->backlog_head;
+
+		rs->backlog_head = req->next_done;
+		__atomic_sub_fetch(rs->pending, 1, __ATOMIC_RELAXED);
+		rs->taken--;
+		vgpu_request_free(req);
+		rs->refs--; /* never the last: the caller's is still held */
+	}
+	rs->backlog_tail = NULL;
+}
+
 int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbell_fd,
 		    int notify_fd)
 {
@@ -269,6 +294,10 @@ void vgpu_ring_drain(struct vgpu_ring_server *rs)
 	stop_serving(rs);
 	pthread_mutex_lock(&rs->lock);
 	rs->draining = true;
+	/* What fits goes out now; what does not is dropped: the client asked
+	 * to stop and no doorbell of its will move it any more. */
+	flush_backlog_locked(rs);
+	drop_backlog_locked(rs);
 	bool done = rs->taken == 0;
 	pthread_mutex_unlock(&rs->lock);
 	if (done)
@@ -282,16 +311,7 @@ void vgpu_ring_close(struct vgpu_ring_server *rs)
 	 * dropped with the client. */
 	pthread_mutex_lock(&rs->lock);
 	rs->vm = NULL;
-	while (rs->backlog_head) {
-		struct vgpu_request *req = rs->backlog_head;
-
-		rs->backlog_head = req->next_done;
-		__atomic_sub_fetch(rs->pending, 1, __ATOMIC_RELAXED);
-		rs->taken--;
-		vgpu_request_free(req);
-		rs->refs--; /* never the last: the owner's is dropped below */
-	}
-	rs->backlog_tail = NULL;
+	drop_backlog_locked(rs); /* the owner's reference is dropped below */
 	pthread_mutex_unlock(&rs->lock);
 	stop_serving(rs);
 	server_unref(rs);
@@ -340,6 +360,7 @@ void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req)
 	if (rs->vm && rs->draining) {
 		rs->refs++; /* across drained(), which may close */
 		answer_locked(rs, req);
+		drop_backlog_locked(rs); /* no room: the client asked to stop */
 		bool done = rs->taken == 0;
 		pthread_mutex_unlock(&rs->lock);
 		if (done)

@@ -81,9 +81,9 @@ void vgpu_ring_close(struct vgpu_ring_server *rs);
 /* Loop thread: the client asked to stop (a device unregistering its
  * window): take no more descriptors, but answer every one taken in the
  * rings, then call drained() (maybe at once), after which the owner
- * closes. Answers that find the completion ring full wait for the client
- * to make room (its doorbell is not served any more; a later answer or
- * vgpu_ring_close() moves them). */
+ * closes. Answers that find the completion ring full are dropped (the
+ * client asked to stop, and its doorbell is not served any more), so a
+ * client that does not take its completions cannot stall the drain. */
 void vgpu_ring_drain(struct vgpu_ring_server *rs);
 
 /* The transport ops (struct vgpu_transport respond and complete). */
