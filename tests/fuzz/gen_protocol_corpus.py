@@ -142,6 +142,7 @@ def main():
         "window-one": window(extents=((1 << 30, 102400 + (1 << 20)),)),
         "window-bad-sum": window(extents=((1 << 30, 102400 + (1 << 20)),), total=4096),
         "window-unregister": window(action=2),
+        "window-overlap": window(extents=((1 << 30, 1 << 20), ((1 << 30) + 4096, 102400))),
         "device-reply": sign_all(header(7, 3, 0, 24) + struct.pack("<iIQQ", 0, 6, 102400 + (1 << 20), 0)),
     }
     for name, data in seeds.items():

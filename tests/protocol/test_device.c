@@ -339,6 +339,7 @@ static void test_independent_seeds(void **state)
 	assert_int_equal(parse_seed("window-two", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-unregister", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-bad-sum", VGPU_MSG_WINDOW), VGPU_INVALID_PARAM);
+	assert_int_equal(parse_seed("window-overlap", VGPU_MSG_WINDOW), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("device-reply", VGPU_MSG_DEVICE_REPLY), VGPU_OK);
 }
 
