@@ -14,6 +14,9 @@
 #     a static vgpu-submit, VM 1's vgpu-stub device on the CUDA mediator:
 #     every op verified through the device; vector_add of 64 MiB vectors
 #     pipelined (depth 2, arrays in the window); 4 KiB one at a time.
+# VGPU_DEVICE_DMA=staged runs the mediator with device_dma=staged: the
+# guest's window goes through the CUDA backend's pinned staging, as Xen's
+# unpinnable pages would (default auto: pinned guest RAM).
 # Results in $OUT (./.devout): guest.console, *.json, mediator.log,
 # summary.txt (printed last). Exit status 0 when every step passed.
 set -u
@@ -30,7 +33,7 @@ step() { echo "=== $*"; }
 "$BIN/vgpu-admin" --db "$W/db" register-vm --vm-uuid $VM1 --vm-name guest1 --pool A --priority high >/dev/null
 "$BIN/vgpu-admin" --db "$W/db" register-vm --vm-uuid $VM2 --vm-name host2 --pool B --priority high >/dev/null
 "$BIN/vgpu-mediator" --db "$W/db" --run-dir "$W/run" --spool-dir "$W/spool" --backend "${VGPU_GUEST_BACKEND:-cuda}" \
-	--log stderr --log-level info 2>"$OUT/mediator.log" &
+	--set "device_dma=${VGPU_DEVICE_DMA:-auto}" --log stderr --log-level info 2>"$OUT/mediator.log" &
 MPID=$!
 for _ in $(seq 300); do [ -S "$W/run/vm-$VM2.sock" ] && break; sleep 0.1; done
 if [ ! -S "$W/run/vm-$VM2.sock" ]; then
@@ -65,7 +68,8 @@ g SMALL-JSON >"$OUT/guest-small.json"
 kill -TERM $MPID; wait $MPID; echo "mediator exit $?"
 
 {
-	echo "== device path on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), $(date -u +%F)"
+	echo "== device path on $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), $(date -u +%F), device_dma=${VGPU_DEVICE_DMA:-auto}"
+	echo "guest window: $(grep -o 'device window of [0-9]* KiB registered ([^)]*)' "$OUT/mediator.log" | tail -n 1)"
 	echo "guest ops verified (exit status; 0 ok): vector-add $(g OP-vector-add) saxpy $(g OP-saxpy) sgemm $(g OP-sgemm) reduce-sum $(g OP-reduce-sum)"
 	jq -r '"mediator overhead, device path (host side, vector_add 4 KiB, \(.repeat) requests, \(.wrong) wrong): doorbell->completion p50 \(.rtt_us.p50) us p99 \(.rtt_us.p99) us; less execution p50 \(.overhead_us.p50) us p99 \(.overhead_us.p99) us"' "$OUT/peer.json"
 	native=$(jq -r '.cases[] | select(.name == "vadd-64MiB") | .native_pinned_gb_per_s' "$OUT/bench.json")

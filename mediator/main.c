@@ -137,6 +137,10 @@ static int parse_args(struct mediator *m, int argc, char **argv)
 		fprintf(stderr, "vgpu-mediator: log must be stderr or syslog\n");
 		return 3;
 	}
+	if (strcmp(m->set.device_dma, "auto") && strcmp(m->set.device_dma, "staged")) {
+		fprintf(stderr, "vgpu-mediator: device_dma must be auto or staged\n");
+		return 3;
+	}
 	if (vgpu_log_level_parse(m->set.log_level) < 0) {
 		fprintf(stderr, "vgpu-mediator: log_level must be error, warning, notice, info or debug\n");
 		return 3;

@@ -47,6 +47,7 @@ struct mediator_settings {
 	char backend[16];          /* auto | cpu | cuda */
 	char log[16];              /* stderr | syslog */
 	char log_level[16];
+	char device_dma[16];        /* auto | staged */
 	long long max_request_mib; /* payload limit */
 	long long max_elems_mi;    /* floats per array, in Mi */
 	long long max_dim;         /* sgemm dimensions */

@@ -41,6 +41,7 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "vm_windows", VGPU_CONF_INT, I(vm_windows), 0, 1024, "4", "shared-memory windows per VM" },
 	{ "vm_window_mib", VGPU_CONF_INT, I(vm_window_mib), 1, 1048576, "2048", "all of one VM's shared-memory windows, MiB" },
 	{ "window_keep_s", VGPU_CONF_INT, I(window_keep_s), 0, 3600, "30", "a window whose client is gone is kept this long for the VM's next window of its size (0: released at once)" },
+	{ "device_dma", VGPU_CONF_STRING, S(device_dma), 0, 0, "auto", "how the GPU reaches a device window in guest RAM: auto (straight from guest RAM where it can be pinned, KVM; staged where it cannot, Xen) or staged (always through the mediator's pinned staging: guest RAM is never locked)" },
 	{ "pin_rate_mib_s", VGPU_CONF_INT, I(pin_rate_mib_s), 0, 1048576, "64", "MiB of new pinned memory (windows made; request buffers the CUDA backend has no block cached for) one VM may have per second once past its first vm_window_mib + vm_buffer_mib (0: no limit)" },
 	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
 	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making and releasing windows, pinning new request buffers (CUDA), large spool reads and writes" },

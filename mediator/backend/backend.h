@@ -13,6 +13,7 @@
 #ifndef VGPU_BACKEND_H
 #define VGPU_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ struct vgpu_work {
 	float *out;              /* output buffer of out_count floats */
 	uint64_t out_count;
 	int priority;            /* 0..2: selects the stream / worker order */
+	/* The buffers are in memory the backend could not pin (a Xen guest's
+	 * foreign pages): cuda copies them through pinned staging of its own
+	 * instead of handing them to the copy engines. */
+	bool staged;
 	/* Called once when the work finished: status VGPU_OK, or VGPU_BACKEND /
 	 * VGPU_NO_MEMORY with the output undefined; exec_ns is the backend's
 	 * own execution time (copies and compute). */

@@ -92,6 +92,7 @@ static void destroy(struct vgpu_cuda_ctx *c)
 			cudaFree(ln->buf[0]);
 			cudaFree(ln->buf[1]);
 			cudaFree(ln->scratch);
+			cudaFreeHost(ln->stage);
 		}
 	}
 	if (c->jobs) {
@@ -104,8 +105,11 @@ static void destroy(struct vgpu_cuda_ctx *c)
 				cudaEventDestroy(c->jobs[j].done_ev);
 			if (c->jobs[j].block_ev)
 				cudaEventDestroy(c->jobs[j].block_ev);
+			free(c->jobs[j].copies);
+			cudaFreeHost(c->jobs[j].bounce);
 		}
 	}
+	vgpu_cuda_copier_free(c->copier);
 	cudaFreeHost(c->results);
 	vgpu_cuda_pool_free(c->dev_pool);
 	vgpu_cuda_pool_free(c->host_pool);

@@ -26,6 +26,13 @@
 #define VGPU_CUDA_CHUNK_BYTES ((size_t)8 << 20)
 #define VGPU_CUDA_CHUNK_ELEMS (VGPU_CUDA_CHUNK_BYTES / sizeof(float))
 #define VGPU_CUDA_MIN_CHUNK_ELEMS (((size_t)2 << 20) / sizeof(float))
+/* Works in memory the GPU cannot reach directly (vgpu_work.staged;
+ * cuda_stage.c): a small one goes through its job's pinned bounce buffer,
+ * a larger one through its lanes' staging buffers (both inputs of a chunk),
+ * copied by CUDA's callback thread with VGPU_CUDA_COPIERS - 1 helpers. */
+#define VGPU_CUDA_BOUNCE_BYTES ((size_t)256 << 10)
+#define VGPU_CUDA_STAGE_BYTES (2 * VGPU_CUDA_CHUNK_BYTES)
+#define VGPU_CUDA_COPIERS 4
 #define VGPU_CUDA_RESULT_FLOATS 16                /* pinned result slot per job (64 B) */
 #define VGPU_CUDA_MAX_DEV 3                       /* device blocks one job holds */
 /* A work that moves at least this much (inputs + output) also records a
@@ -38,6 +45,19 @@ struct vgpu_cuda_lane {
 	cudaStream_t stream;
 	float *buf[2];     /* VGPU_CUDA_CHUNK_BYTES each */
 	double *scratch;   /* VGPU_CUDA_REDUCE_BLOCKS doubles */
+	void *stage;       /* pinned, VGPU_CUDA_STAGE_BYTES; made on the first staged work */
+};
+
+struct vgpu_cuda_copier;
+
+/* Host copies one step of a staged work makes on CUDA's callback thread
+ * (cuda_stage.c), in stream order with the GPU's copies of the same lane. */
+struct vgpu_cuda_copy {
+	struct vgpu_cuda_copier *copier;
+	int n;
+	void *dst[2];
+	const void *src[2];
+	size_t bytes[2];
 };
 
 struct vgpu_cuda_job;
@@ -77,7 +97,16 @@ struct vgpu_cuda_job {
 	cudaEvent_t block_ev;      /* blocking-sync, recorded after done_ev for
 				    * large works only; made on first use */
 	bool blocking;             /* block_ev was recorded for this work */
-	cudaEvent_t join[VGPU_CUDA_LANES]; /* lanes 1.. joined into lane 0; made on first use */
+	cudaEvent_t join[VGPU_CUDA_LANES]; /* lanes 1.. joined into lane 0; made on first use;
+					    * join[0]: a staged sgemm's product made, for lane 1 */
+	/* Host memory the GPU copies from and to (cuda_stage.c): the work's
+	 * own buffers, or a small staged work's bounce buffer. */
+	const float *in[3];
+	float *out;
+	enum { VGPU_CUDA_DIRECT, VGPU_CUDA_BOUNCED, VGPU_CUDA_STAGED } path;
+	void *bounce;              /* pinned, VGPU_CUDA_BOUNCE_BYTES; made on first use */
+	struct vgpu_cuda_copy *copies; /* a staged work's host copies */
+	size_t n_copies, cap_copies;
 	struct vgpu_cuda_job *next; /* in a level queue, a fly list or the free list */
 };
 
@@ -108,6 +137,8 @@ struct vgpu_cuda_ctx {
 	pthread_mutex_t fly_lock;       /* guards the levels' fly lists */
 	bool fly_quit;                  /* waiters: exit once their list is empty */
 
+	struct vgpu_cuda_copier *copier; /* made on the first staged work */
+
 	pthread_t launcher;
 	bool launcher_started;
 	int waiters_started;
@@ -136,6 +167,23 @@ int vgpu_cuda_status(cudaError_t e);
  * Launcher thread only.
  */
 int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool may_wait);
+
+/* cuda_stage.c. Launcher: where @job's copies go from and to (job->in,
+ * job->out, job->path), its inputs copied to its bounce buffer when it is
+ * small and staged. VGPU_NO_MEMORY when what that takes cannot be made. */
+int vgpu_cuda_stage_prepare(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job);
+/* Waiter, before done(): a bounced work's output to the work's buffer. */
+void vgpu_cuda_stage_finish(struct vgpu_cuda_job *job, int status);
+/* Copy @n (1 or 2) host buffers, together at most VGPU_CUDA_STAGE_BYTES,
+ * to device memory through @ln's staging buffer, in @ln's stream order. */
+cudaError_t vgpu_cuda_stage_in(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job, int n,
+			       void *const dev[], const void *const src[], const size_t bytes[]);
+/* Copy @bytes (at most VGPU_CUDA_STAGE_BYTES) of device memory to @dst
+ * through @ln's staging buffer, in @ln's stream order. */
+cudaError_t vgpu_cuda_stage_out(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job, void *dst,
+				const void *dev, size_t bytes);
+/* The helpers' threads stopped and freed (NULL: nothing). */
+void vgpu_cuda_copier_free(struct vgpu_cuda_copier *cp);
 
 /* Hand a launched @job to its level's waiter (job->waited: nothing to wait for). */
 void vgpu_cuda_track(struct vgpu_cuda_job *job);

@@ -68,6 +68,28 @@ static void note(struct vgpu_cuda_job *job, cudaError_t e)
 	cudaGetLastError(); /* clear it, if it is not sticky */
 }
 
+/* Host memory to device memory on @ln: straight from the buffers, or
+ * through the lane's staging when the work is staged (cuda_stage.c). */
+static cudaError_t to_device(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job, int n,
+			     void *const dev[], const void *const src[], const size_t bytes[])
+{
+	cudaError_t e = cudaSuccess;
+
+	if (job->path == VGPU_CUDA_STAGED)
+		return vgpu_cuda_stage_in(ln, job, n, dev, src, bytes);
+	for (int i = 0; i < n && e == cudaSuccess; i++)
+		e = cudaMemcpyAsync(dev[i], src[i], bytes[i], cudaMemcpyHostToDevice, ln->stream);
+	return e;
+}
+
+static cudaError_t to_host(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job, void *dst,
+			   const void *dev, size_t bytes)
+{
+	if (job->path == VGPU_CUDA_STAGED)
+		return vgpu_cuda_stage_out(ln, job, dst, dev, bytes);
+	return cudaMemcpyAsync(dst, dev, bytes, cudaMemcpyDeviceToHost, ln->stream);
+}
+
 /* Chunks of a vector op on the level's lanes; returns the lanes used. */
 static int enqueue_vector(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
 {
@@ -81,26 +103,23 @@ static int enqueue_vector(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
 		uint64_t off = ch * ce;
 		uint32_t cnt = (uint32_t)(n - off < ce ? n - off : ce);
 		size_t bytes = (size_t)cnt * sizeof(float);
+		void *dev[2] = { ln->buf[0], ln->buf[1] };
+		const void *src[2] = { job->in[0] + off, partials ? NULL : job->in[1] + off };
+		const size_t sizes[2] = { bytes, bytes };
 		cudaStream_t s = ln->stream;
-		cudaError_t e;
+		cudaError_t e = to_device(ln, job, partials ? 1 : 2, dev, src, sizes);
 
-		e = cudaMemcpyAsync(ln->buf[0], w->in[0] + off, bytes, cudaMemcpyHostToDevice, s);
-		if (e == cudaSuccess && !partials)
-			e = cudaMemcpyAsync(ln->buf[1], w->in[1] + off, bytes,
-					    cudaMemcpyHostToDevice, s);
 		if (e == cudaSuccess) {
 			switch (w->op) {
 			case VGPU_OP_VECTOR_ADD:
 				e = vgpu_cuda_vector_add(ln->buf[0], ln->buf[1], cnt, s);
 				if (e == cudaSuccess)
-					e = cudaMemcpyAsync(w->out + off, ln->buf[0], bytes,
-							    cudaMemcpyDeviceToHost, s);
+					e = to_host(ln, job, job->out + off, ln->buf[0], bytes);
 				break;
 			case VGPU_OP_SAXPY:
 				e = vgpu_cuda_saxpy(w->params.alpha, ln->buf[0], ln->buf[1], cnt, s);
 				if (e == cudaSuccess)
-					e = cudaMemcpyAsync(w->out + off, ln->buf[1], bytes,
-							    cudaMemcpyDeviceToHost, s);
+					e = to_host(ln, job, job->out + off, ln->buf[1], bytes);
 				break;
 			default: /* VGPU_OP_REDUCE_SUM */
 				e = vgpu_cuda_reduce_chunk(ln->buf[0], cnt, ln->scratch,
@@ -116,23 +135,86 @@ static int enqueue_vector(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
 	return chunks < VGPU_CUDA_LANES ? (int)chunks : VGPU_CUDA_LANES;
 }
 
-static void enqueue_sgemm(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
-			  struct vgpu_cuda_job *job)
+/* Make @ev (job->join[i], created on first use) mark where @from is now,
+ * and make @to wait for it. */
+static cudaError_t join_lane(cudaEvent_t *ev, cudaStream_t from, cudaStream_t to)
+{
+	cudaError_t e = cudaSuccess;
+
+	if (!*ev) {
+		e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming);
+		if (e != cudaSuccess)
+			*ev = NULL;
+	}
+	if (e == cudaSuccess)
+		e = cudaEventRecord(*ev, from);
+	if (e == cudaSuccess)
+		e = cudaStreamWaitEvent(to, *ev, 0);
+	return e;
+}
+
+/* A staged matrix from @src to @dev (or, with @src NULL, from @dev to
+ * @dst), in pieces of at most VGPU_CUDA_STAGE_BYTES dealt to the level's
+ * lanes from *@lane on, so that one lane's DMA overlaps the next one's
+ * host copy. */
+static cudaError_t stage_matrix(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job,
+				char *dev, const char *src, char *dst, size_t bytes, int *lane)
+{
+	cudaError_t e = cudaSuccess;
+
+	for (size_t off = 0; off < bytes && e == cudaSuccess; off += VGPU_CUDA_STAGE_BYTES) {
+		struct vgpu_cuda_lane *ln = &lv->lane[(*lane)++ % VGPU_CUDA_LANES];
+		size_t len = bytes - off < VGPU_CUDA_STAGE_BYTES ? bytes - off
+								 : VGPU_CUDA_STAGE_BYTES;
+		void *const d[1] = { dev + off };
+		const void *const h[1] = { src + off };
+
+		e = src ? vgpu_cuda_stage_in(ln, job, 1, d, h, &len)
+			: vgpu_cuda_stage_out(ln, job, dst + off, dev + off, len);
+	}
+	return e;
+}
+
+/* sgemm's inputs on the device, on lane 0 when it is done: one copy each,
+ * or staged pieces over every lane, then joined into lane 0. Returns the
+ * lanes used. */
+static int sgemm_in(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, cudaError_t *ret)
+{
+	const struct vgpu_work *w = job->work;
+	bool read_c = w->params.beta != 0.0f; /* beta == 0: C is not read */
+	int count = read_c ? 3 : 2, lane = 0, used;
+	cudaError_t e = cudaSuccess;
+
+	if (job->path != VGPU_CUDA_STAGED) {
+		void *dev[3] = { job->dev[0], job->dev[1], job->dev[2] };
+		const void *src[3] = { job->in[0], job->in[1], job->in[2] };
+
+		*ret = to_device(&lv->lane[0], job, count, dev, src, job->dev_size);
+		return 1;
+	}
+	for (int i = 0; i < count && e == cudaSuccess; i++)
+		e = stage_matrix(lv, job, job->dev[i], (const char *)job->in[i], NULL,
+				 job->dev_size[i], &lane);
+	used = lane < VGPU_CUDA_LANES ? lane : VGPU_CUDA_LANES;
+	for (int i = 1; i < used && e == cudaSuccess; i++)
+		e = join_lane(&job->join[i], lv->lane[i].stream, lv->lane[0].stream);
+	*ret = e;
+	return used;
+}
+
+/* Returns the lanes used. */
+static int enqueue_sgemm(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
+			 struct vgpu_cuda_job *job)
 {
 	const struct vgpu_work *w = job->work;
 	const struct vgpu_op_params *p = &w->params;
-	cudaStream_t s = lv->lane[0].stream;
 	float *da = job->dev[0], *db = job->dev[1], *dc = job->dev[2];
 	cudaError_t e;
+	int used = sgemm_in(lv, job, &e), lane = 0;
 
-	e = cudaMemcpyAsync(da, w->in[0], job->dev_size[0], cudaMemcpyHostToDevice, s);
-	if (e == cudaSuccess)
-		e = cudaMemcpyAsync(db, w->in[1], job->dev_size[1], cudaMemcpyHostToDevice, s);
-	if (e == cudaSuccess && p->beta != 0.0f) /* beta == 0: C is not read */
-		e = cudaMemcpyAsync(dc, w->in[2], job->dev_size[2], cudaMemcpyHostToDevice, s);
 	if (e != cudaSuccess) {
 		note(job, e);
-		return;
+		return used;
 	}
 	cublasStatus_t st = c->cublas.sgemm(lv->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)p->n,
 					    (int)p->m, (int)p->k, &p->alpha, db, (int)p->n, da,
@@ -141,11 +223,22 @@ static void enqueue_sgemm(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 	if (st != CUBLAS_STATUS_SUCCESS) {
 		job->status = st == CUBLAS_STATUS_ALLOC_FAILED ? VGPU_NO_MEMORY : VGPU_BACKEND;
 		cudaGetLastError();
-		return;
+		return used;
 	}
-	e = cudaMemcpyAsync(w->out, dc, job->dev_size[2], cudaMemcpyDeviceToHost, s);
+	if (job->path != VGPU_CUDA_STAGED) {
+		e = to_host(&lv->lane[0], job, job->out, dc, job->dev_size[2]);
+	} else {
+		/* Every lane waits for the product, then takes its pieces. */
+		for (int i = 1; i < VGPU_CUDA_LANES && e == cudaSuccess; i++)
+			e = join_lane(&job->join[0], lv->lane[0].stream, lv->lane[i].stream);
+		if (e == cudaSuccess)
+			e = stage_matrix(lv, job, (char *)dc, NULL, (char *)job->out,
+					 job->dev_size[2], &lane);
+		used = VGPU_CUDA_LANES;
+	}
 	if (e != cudaSuccess)
 		note(job, e);
+	return used;
 }
 
 /* Join lanes 1..@used-1 into lane 0, finish reduce_sum there, record
@@ -158,17 +251,8 @@ static void close_job(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, int
 	cudaStream_t s0 = lv->lane[0].stream;
 	cudaError_t e = cudaSuccess;
 
-	for (int i = 1; i < used && e == cudaSuccess; i++) {
-		if (!job->join[i]) {
-			e = cudaEventCreateWithFlags(&job->join[i], cudaEventDisableTiming);
-			if (e != cudaSuccess)
-				job->join[i] = NULL;
-		}
-		if (e == cudaSuccess)
-			e = cudaEventRecord(job->join[i], lv->lane[i].stream);
-		if (e == cudaSuccess)
-			e = cudaStreamWaitEvent(s0, job->join[i], 0);
-	}
+	for (int i = 1; i < used && e == cudaSuccess; i++)
+		e = join_lane(&job->join[i], lv->lane[i].stream, s0);
 	if (e == cudaSuccess && w->op == VGPU_OP_REDUCE_SUM && job->status == VGPU_OK) {
 		uint64_t ce = vgpu_cuda_chunk_elems(w->params.n);
 		uint64_t chunks = (w->params.n + ce - 1) / ce;
@@ -248,6 +332,11 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 	}
 	if (rc == VGPU_BUSY)
 		return rc;
+	if (rc == VGPU_OK) {
+		rc = vgpu_cuda_stage_prepare(c, job);
+		if (rc != VGPU_OK)
+			release(c, job);
+	}
 	if (rc != VGPU_OK) {
 		job->status = rc;
 		job->end_ns = vgpu_now_ns();
@@ -256,7 +345,7 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 		return rc;
 	}
 	if (w->op == VGPU_OP_SGEMM)
-		enqueue_sgemm(c, lv, job);
+		used = enqueue_sgemm(c, lv, job);
 	else
 		used = enqueue_vector(lv, job);
 	close_job(lv, job, used);

@@ -222,6 +222,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 		status = vgpu_cuda_status(job->gpu_status);
 	if (status == VGPU_OK && w->op == VGPU_OP_REDUCE_SUM)
 		w->out[0] = job->result[0];
+	vgpu_cuda_stage_finish(job, status);
 	for (int i = 0; i < job->n_dev; i++)
 		vgpu_cuda_pool_put(c->dev_pool, job->dev[i], job->dev_size[i]);
 	job->n_dev = 0;

@@ -82,7 +82,9 @@ struct dev_window {
 	uint32_t n_ext;
 	uint64_t bytes;
 	void *mem;
-	bool budgeted, pinned;
+	bool budgeted;
+	bool pin;                    /* to be pinned: pins() when registered */
+	bool pinned;                 /* host_register()ed */
 	bool ring_closed;            /* vgpu_ring_close() called */
 	bool counted;                /* in its VM's dev_vm figures */
 	int rc;
@@ -298,7 +300,7 @@ static void map_job(struct vgpu_job *job)
 		return;
 	}
 	vgpu_ring_init_window(w->mem, w->bytes);
-	if (w->map->pinnable) {
+	if (w->pin) {
 		rc = m->backend->host_register(m->backend_ctx, w->mem, w->bytes);
 		if (rc != VGPU_OK) {
 			snprintf(w->why, sizeof(w->why), "cannot pin it: %s", vgpu_strerror(rc));
@@ -356,6 +358,14 @@ static void map_done(struct vgpu_job *job)
 	session_unref(s);
 }
 
+/* Whether the GPU copies straight from @s's windows (pinned), rather than
+ * through the backend's staging: where the mapping can be pinned (memfd,
+ * not Xen's foreign pages) and the operator did not ask for staging. */
+static bool pins(const struct dev_session *s)
+{
+	return s->map->pinnable && strcmp(s->m->set.device_dma, "staged") != 0;
+}
+
 static void register_window(struct dev_session *s, uint64_t seq, const struct vgpu_dev_window *dw)
 {
 	struct mediator *m = s->m;
@@ -372,7 +382,7 @@ static void register_window(struct dev_session *s, uint64_t seq, const struct vg
 		return;
 	}
 	rc = vgpu_budget_take_window(m->budget, s->slot, dw->bytes, true);
-	if (rc == VGPU_OK && s->map->pinnable) {
+	if (rc == VGPU_OK && pins(s)) {
 		rc = vgpu_budget_pin(m->budget, s->slot, dw->bytes, vgpu_now_ns());
 		if (rc != VGPU_OK)
 			vgpu_budget_give_window(m->budget, s->slot, dw->bytes);
@@ -409,6 +419,8 @@ static void register_window(struct dev_session *s, uint64_t seq, const struct vg
 	w->rs.abused = window_abused;
 	w->rs.release = window_released;
 	w->rs.drained = window_drained;
+	w->pin = pins(s);
+	w->rs.staged = !w->pin;
 	s->making = w;
 	s->refs++; /* map_done()'s */
 	w->job = (struct vgpu_job){ .run = map_job, .done = map_done, .slot = s->slot };

@@ -185,6 +185,7 @@ static bool take_one(struct vgpu_ring_server *rs)
 		view.in[i] = (const float *)(const void *)(rs->mem + rv.in_off[i]);
 		view.in_count[i] = rv.in_count[i];
 	}
+	req->work.staged = rs->staged;
 	vgpu_request_admit(req, vm, &view, (float *)(void *)(rs->mem + rv.out_off));
 	return true;
 }

@@ -39,6 +39,7 @@ struct vgpu_ring_server {
 	size_t size;
 	uint64_t *pending;           /* the transport's count of answers waiting for
 				      * room in a completion ring (atomic) */
+	bool staged;                 /* the backend could not pin mem (vgpu_work.staged) */
 	/* The client broke the ring's rules: the server stopped serving; the
 	 * owner tells the client (e.g. shuts its connection down). Loop thread. */
 	void (*abused)(struct vgpu_ring_server *rs);

@@ -6,7 +6,8 @@
  * many works in flight from several threads; a high-priority work among
  * saturating low-priority ones; a device-pool bound too small for a work
  * (VGPU_NO_MEMORY, then later works succeed, some waiting for memory); a
- * real cudaMalloc failure; pinned-buffer reuse; small works raise no GPU
+ * real cudaMalloc failure; pinned-buffer reuse; every op again staged
+ * (vgpu_work.staged: Xen's unpinnable guest RAM) from malloc'd buffers; small works raise no GPU
  * interrupt while large ones do (/proc/interrupts). Then, for information,
  * vector_add timings against native CUDA in the same process (the same
  * kernel, copy in, compute, copy out, stream sync). Prints a table and exits
@@ -182,13 +183,19 @@ static void op_label(char *buf, size_t size, enum vgpu_op op, uint32_t m, uint32
 		snprintf(buf, size, "%s n=%u (%.1f KiB)", vgpu_op_name(op), n, n * 4.0 / 1024);
 }
 
-/* Every op on both backends, against exact results. */
-static void correctness(void *cu_ctx, void *cpu_ctx)
+/* Every op on both backends, against exact results. @staged: the works
+ * are staged (vgpu_work.staged), in plain malloc() memory as Xen's foreign
+ * pages would be, on cuda only. */
+static void correctness(void *cu_ctx, void *cpu_ctx, bool staged)
 {
 	struct bt_alloc pinned = { cu->host_alloc, cu->host_free, cu_ctx };
 
-	printf("\n| %-4s | %-44s | %s\n", "", "op on cuda and cpu",
-	       "cuda err/tol, cpu err/tol, cuda exec ms (wall), cpu wall ms");
+	if (staged)
+		printf("\n| %-4s | %-44s | %s\n", "", "staged op on cuda (malloc'd buffers)",
+		       "cuda err/tol, cuda exec ms (wall)");
+	else
+		printf("\n| %-4s | %-44s | %s\n", "", "op on cuda and cpu",
+		       "cuda err/tol, cpu err/tol, cuda exec ms (wall), cpu wall ms");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct op_case *oc = &cases[i];
 		struct bt_case tc;
@@ -200,7 +207,7 @@ static void correctness(void *cu_ctx, void *cpu_ctx)
 			continue;
 		op_label(label, sizeof(label), oc->op, oc->m, oc->n, oc->k);
 		if (!bt_case_new(&tc, oc->op, oc->m, oc->n, oc->k, oc->alpha, oc->beta,
-				 (uint32_t)i + 7, &pinned)) {
+				 (uint32_t)i + 7, staged ? &bt_malloc : &pinned)) {
 			row(false, label, "host_alloc failed");
 			continue;
 		}
@@ -209,8 +216,19 @@ static void correctness(void *cu_ctx, void *cpu_ctx)
 		double rel = rel_of(oc->op, oc->k);
 
 		bt_case_work(&tc, &w, (int)(i % 3), NULL, NULL);
+		w.staged = staged;
 		int rc_cu = run_one(cu, cu_ctx, &w, &cu_wall, &cu_exec);
 		double e_cu = rc_cu == VGPU_OK ? bt_case_check(&tc, tc.out, NULL, rel, samples) : INFINITY;
+
+		if (staged) {
+			snprintf(detail, sizeof(detail), "%.3g, %.3f (%.3f)%s%s", e_cu, cu_exec / 1e6,
+				 cu_wall / 1e6, rc_cu ? " cuda: " : "",
+				 rc_cu ? vgpu_strerror(rc_cu) : "");
+			row(rc_cu == VGPU_OK && e_cu <= 1.0, label, detail);
+			free(cpu_out);
+			bt_case_free(&tc);
+			continue;
+		}
 
 		bt_case_work(&tc, &w, (int)(i % 3), NULL, NULL);
 		w.out = cpu_out;
@@ -649,6 +667,99 @@ static uint64_t median(uint64_t *v, int n)
 	return v[n / 2];
 }
 
+/* @depth works of @tc submitted back to back (staged or not): the time
+ * per work, 0 when one failed. */
+static uint64_t pipelined_ns(void *ctx, struct bt_case *tc, int depth, bool staged)
+{
+	struct vgpu_work *ws = calloc((size_t)depth, sizeof(*ws));
+	struct sync *ss = calloc((size_t)depth, sizeof(*ss));
+	uint64_t t0 = vgpu_now_ns(), last = 0;
+	bool ok = ws && ss;
+
+	for (int i = 0; ok && i < depth; i++) {
+		sync_init(&ss[i]);
+		bt_case_work(tc, &ws[i], 0, sync_done, &ss[i]);
+		ws[i].staged = staged;
+		while (cu->submit(ctx, &ws[i]) == VGPU_BUSY)
+			usleep(20);
+	}
+	for (int i = 0; ok && i < depth; i++) {
+		ok = sync_wait(&ss[i], 1, 60) && ss[i].status == VGPU_OK;
+		last = ss[i].done_ns > last ? ss[i].done_ns : last;
+	}
+	for (int i = 0; ws && ss && i < depth; i++)
+		sync_destroy(&ss[i]);
+	free(ws);
+	free(ss);
+	return ok ? (last - t0) / (uint64_t)depth : 0;
+}
+
+/* The path of Xen's unpinnable guest RAM (vgpu_work.staged): @depth
+ * vector_adds of @n floats per vector at once, from pinned buffers, from
+ * malloc'd ones through the backend's staging, and from malloc'd ones
+ * handed to the copy engines as they are (the driver's pageable copies:
+ * what the staging replaces), each against native CUDA from pinned
+ * buffers (one stream, copy in, kernel, copy out). */
+static void perf_staged(void *ctx, uint32_t n, int depth)
+{
+	struct bt_alloc pinned = { cu->host_alloc, cu->host_free, ctx };
+	size_t bytes = (size_t)n * sizeof(float);
+	struct bt_case tp, tm;
+	float *da = NULL, *db = NULL;
+	cudaStream_t s = NULL;
+	uint64_t nat = UINT64_MAX, pin = 0, stg = 0, pag = 0;
+	char what[96], detail[256];
+	bool ok;
+
+	ok = bt_case_new(&tp, VGPU_OP_VECTOR_ADD, 0, n, 0, 0, 0, 5, &pinned);
+	if (ok && !bt_case_new(&tm, VGPU_OP_VECTOR_ADD, 0, n, 0, 0, 0, 5, &bt_malloc)) {
+		bt_case_free(&tp);
+		ok = false;
+	}
+	if (!ok || cudaMalloc((void **)&da, bytes) != cudaSuccess ||
+	    cudaMalloc((void **)&db, bytes) != cudaSuccess ||
+	    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess) {
+		info("perf staged", "cannot set up");
+		return;
+	}
+	for (int r = 0; r < 5 && ok; r++) { /* best of 5 */
+		uint64_t t0 = vgpu_now_ns();
+
+		ok = cudaMemcpyAsync(da, tp.in[0], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
+		     cudaMemcpyAsync(db, tp.in[1], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
+		     vgpu_cuda_vector_add(da, db, n, s) == cudaSuccess &&
+		     cudaMemcpyAsync(tp.out, da, bytes, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
+		     cudaStreamSynchronize(s) == cudaSuccess;
+		nat = vgpu_now_ns() - t0 < nat ? vgpu_now_ns() - t0 : nat;
+	}
+	for (int r = 0; r < 2 && ok; r++) { /* the second round counts */
+		pin = pipelined_ns(ctx, &tp, depth, false);
+		stg = pipelined_ns(ctx, &tm, depth, true);
+		pag = pipelined_ns(ctx, &tm, depth, false);
+		ok = pin && stg && pag;
+	}
+	if (ok) {
+		double moved = 3.0 * (double)bytes; /* two inputs, one output */
+
+		snprintf(what, sizeof(what), "perf staged vector_add %.0f MiB x %d",
+			 bytes / 1048576.0, depth);
+		snprintf(detail, sizeof(detail),
+			 "GB/s: native pinned %.1f; backend pinned %.1f (%.2fx), staged %.1f (%.2fx), "
+			 "pageable unstaged %.1f (%.2fx)",
+			 moved / (double)nat, moved / (double)pin, (double)nat / (double)pin,
+			 moved / (double)stg, (double)nat / (double)stg, moved / (double)pag,
+			 (double)nat / (double)pag);
+		info(what, detail);
+	} else {
+		info("perf staged", "a run failed");
+	}
+	cudaStreamDestroy(s);
+	cudaFree(da);
+	cudaFree(db);
+	bt_case_free(&tp);
+	bt_case_free(&tm);
+}
+
 /* vector_add of @n floats per vector: native (one stream, copy in, kernel,
  * copy out, sync) against the backend, one at a time and @depth at once. */
 static void perf_vector_add(void *ctx, uint32_t n, int reps, int depth)
@@ -693,30 +804,9 @@ static void perf_vector_add(void *ctx, uint32_t n, int reps, int depth)
 		}
 	}
 	/* @depth at once, submitted back to back: time per work. */
-	struct vgpu_work *ws = calloc((size_t)depth, sizeof(*ws));
-	struct sync *ss = calloc((size_t)depth, sizeof(*ss));
-	uint64_t per = 0;
+	uint64_t per = ok ? pipelined_ns(ctx, &tc, depth, false) : 0;
 
-	if (ok && ws && ss) {
-		t0 = vgpu_now_ns();
-		for (int i = 0; i < depth; i++) {
-			sync_init(&ss[i]);
-			bt_case_work(&tc, &ws[i], 0, sync_done, &ss[i]);
-			while (cu->submit(ctx, &ws[i]) == VGPU_BUSY)
-				usleep(20);
-		}
-		for (int i = 0; i < depth; i++)
-			ok = sync_wait(&ss[i], 1, 60) && ss[i].status == VGPU_OK && ok;
-		uint64_t last = 0;
-
-		for (int i = 0; i < depth; i++) {
-			last = ss[i].done_ns > last ? ss[i].done_ns : last;
-			sync_destroy(&ss[i]);
-		}
-		per = (last - t0) / (uint64_t)depth;
-	}
-	free(ws);
-	free(ss);
+	ok = ok && per;
 	if (ok) {
 		uint64_t wall_p99;
 		uint64_t nat_m = median(nat, reps), wall_m = median(wall, reps), exec_m = median(exec, reps);
@@ -783,7 +873,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!perf_only) {
-		correctness(cu_ctx, cpu_ctx);
+		correctness(cu_ctx, cpu_ctx, false);
+		correctness(cu_ctx, cpu_ctx, true);
 		printf("\n| %-4s | %-44s | %s\n", "", "behaviour", "detail");
 		pinned_reuse(cu_ctx);
 		pinned_cached_only(cu_ctx);
@@ -795,8 +886,11 @@ int main(int argc, char **argv)
 	perf_vector_add(cu_ctx, 1u << 10, 200, 32);
 	perf_vector_add(cu_ctx, 1u << 16, 100, 16);
 	perf_vector_add(cu_ctx, 1u << 20, 50, 8);
-	if (!quick)
+	if (!quick) {
 		perf_vector_add(cu_ctx, 1u << 24, 10, 8);
+		perf_staged(cu_ctx, 1u << 24, 8);
+	}
+	perf_staged(cu_ctx, 1u << 20, 16);
 	if (!perf_only) {
 		small_pool(cfg.device);
 		device_oom(cfg.device);

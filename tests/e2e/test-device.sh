@@ -58,4 +58,18 @@ expect_eq "$(python3 "$DEVC" "$S1" ok 1000)" "0" "a new device of VM 1 is served
 
 wait $p2 && pass "VM 2's 400 socket requests beside it all verified" || fail "VM 2: $(cat "$T/vm2.json")"
 expect_eq "$(vm_stat 2 .budget.windows.held)" "0" "VM 2 holds no window"
+
+# device_dma=staged: the path of Xen's unpinnable pages, chosen per window,
+# here on memfd RAM (the CPU backend reads either; cuda-check runs the
+# CUDA backend's staging on the GPU).
+stop_mediator
+start_mediator --set shm_max_mib=16 --set vm_windows=2 --set device_dma=staged
+python3 "$DEVC" "$S1" hold >"$T/h3" 2>&1 < <(sleep 600) &
+h3=$!
+wait_for "a device of VM 1 holds a window" 30 grep -q registered "$T/h3"
+expect_eq "$(vm_stat 1 .windows.device_direct) $(vm_stat 1 .windows.device_staged)" "0 1" \
+	"device_dma=staged: the window counted as staged, not pinned"
+expect_eq "$(python3 "$DEVC" "$S1" ok 80000)" "0" "a vector_add through a staged window"
+kill -9 "$h3"
+wait_for "the staged window given back" 10 vm_stat_is 1 .windows.device_staged 0
 e2e_finish
