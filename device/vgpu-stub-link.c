@@ -11,9 +11,18 @@
  * fds. Under Xen (QEMU started with -xen-domid) it carries the domain id
  * and no fds: the mediator maps the frames itself.
  *
- * Never: block QEMU's main loop (the socket is non-blocking once the
- * DEVICE message is sent), or trust a reply that does not parse (the
- * connection is dropped and made again).
+ * Reconnecting: the device connects to the mediator's socket at start
+ * and, while the link is down, once a second. Under XCP-ng QEMU chroots
+ * itself and drops to a per-domain uid after start, so that path may be
+ * out of its reach by the time a restarted mediator is back. The device
+ * therefore also listens, on the socket path plus ".dev", bound at start
+ * while QEMU is still root (mode 0600: only root, the mediator, can dial
+ * it); the listening descriptor outlives the chroot, and a mediator that
+ * dials it gets the DEVICE message as if the device had connected. One
+ * connection at a time: a second one is closed at once.
+ *
+ * Never: block QEMU's main loop (the sockets are non-blocking), or trust
+ * a reply that does not parse (the connection is dropped and made again).
  */
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
@@ -22,6 +31,7 @@
 #include "exec/memory.h"
 #include "hw/xen/xen.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -210,10 +220,10 @@ static void link_readable(void *opaque)
 	}
 }
 
-/* Connect and send DEVICE; false (logged once per outage) when not now. */
-static bool try_connect(VGPULink *l)
+/* Send DEVICE on @fd (connected, non-blocking; taken over) and wait for
+ * the answer there. false when it cannot be sent now. */
+static bool start_session(VGPULink *l, int fd)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vgpu_dev_hello hello = { .version = VGPU_DEV_VERSION };
 	int fds[VGPU_DEV_MAX_REGIONS + 2];
 	unsigned n_fds = 0;
@@ -222,7 +232,6 @@ static bool try_connect(VGPULink *l)
 		char buf[CMSG_SPACE(sizeof(fds))];
 		struct cmsghdr align;
 	} ctl;
-	int fd;
 
 	if (xen_domid != 0) {
 		hello.memory = VGPU_DEV_MEM_XEN;
@@ -234,28 +243,13 @@ static bool try_connect(VGPULink *l)
 				warn_report("vgpu-stub: guest RAM is not shared memory with an fd: run "
 					    "the VM with -object memory-backend-memfd,share=on");
 			l->failed_logged = true;
+			close(fd);
 			return false;
 		}
 		n_fds = hello.n_regions;
 	}
 	fds[n_fds++] = l->doorbell_fd;
 	fds[n_fds++] = l->complete_fd;
-	if (strlen(l->path) >= sizeof(addr.sun_path))
-		return false;
-	memcpy(addr.sun_path, l->path, strlen(l->path) + 1);
-	/* Non-blocking from the start: with the mediator's backlog full (it is
-	 * stalled, or restarting) connect() says EAGAIN instead of stopping
-	 * QEMU's main loop; the timer tries again. */
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		if (!l->failed_logged)
-			warn_report("vgpu-stub: cannot reach the mediator at %s: %s; retrying every %d ms",
-				    l->path, strerror(errno), RETRY_MS);
-		l->failed_logged = true;
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
 	l->hello_seq = ++l->seq;
 	size_t len = vgpu_dev_encode_hello(l->hello_seq, &hello, msg);
 	struct iovec iov = { .iov_base = msg, .iov_len = len };
@@ -279,6 +273,79 @@ static bool try_connect(VGPULink *l)
 	return true;
 }
 
+/* Connect and send DEVICE; false (logged once per outage) when not now. */
+static bool try_connect(VGPULink *l)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(l->path) >= sizeof(addr.sun_path))
+		return false;
+	memcpy(addr.sun_path, l->path, strlen(l->path) + 1);
+	/* Non-blocking from the start: with the mediator's backlog full (it is
+	 * stalled, or restarting) connect() says EAGAIN instead of stopping
+	 * QEMU's main loop; the timer tries again. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		if (!l->failed_logged)
+			warn_report("vgpu-stub: cannot reach the mediator at %s: %s; retrying every "
+				    "%d ms%s", l->path, strerror(errno), RETRY_MS,
+				    l->listen_fd >= 0 ? " (and it may dial back)" : "");
+		l->failed_logged = true;
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	return start_session(l, fd);
+}
+
+/* A mediator dials back (see the top): the connection becomes the link,
+ * unless there is one. */
+static void link_accept(void *opaque)
+{
+	VGPULink *l = opaque;
+	int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (l->fd >= 0) { /* connected already (or saying DEVICE): one link at a time */
+		close(fd);
+		return;
+	}
+	if (start_session(l, fd))
+		info_report("vgpu-stub: the mediator dialed back (%s)", l->dev_path);
+}
+
+/* Listen on dev_path (QEMU is still root: realize). Without it the device
+ * reconnects only by itself, which a chroot may prevent. */
+static void link_listen(VGPULink *l)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	l->listen_fd = -1;
+	l->dev_path = g_strdup_printf("%s.dev", l->path);
+	if (strlen(l->dev_path) >= sizeof(addr.sun_path)) {
+		warn_report("vgpu-stub: %s: path too long to listen on; a restarted mediator "
+			    "cannot dial back", l->dev_path);
+		return;
+	}
+	memcpy(addr.sun_path, l->dev_path, strlen(l->dev_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0) {
+		unlink(l->dev_path); /* an earlier QEMU's for this VM */
+		if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+		    chmod(l->dev_path, 0600) == 0 && listen(fd, 1) == 0) {
+			l->listen_fd = fd;
+			qemu_set_fd_handler(fd, link_accept, NULL, l);
+			return;
+		}
+		close(fd);
+	}
+	warn_report("vgpu-stub: cannot listen on %s: %s; a restarted mediator cannot dial back",
+		    l->dev_path, strerror(errno));
+}
+
 static void link_retry(void *opaque)
 {
 	VGPULink *l = opaque;
@@ -297,6 +364,7 @@ void vgpu_link_start(VGPULink *l, const char *path, int doorbell_fd, int complet
 	l->ops = ops;
 	l->opaque = opaque;
 	l->retry = timer_new_ms(QEMU_CLOCK_REALTIME, link_retry, l);
+	link_listen(l);
 	if (xen_domid == 0) {
 		l->listener = (MemoryListener){ .region_add = section_add,
 						.region_del = section_del,
@@ -318,6 +386,14 @@ void vgpu_link_stop(VGPULink *l)
 		timer_free(l->retry);
 		l->retry = NULL;
 	}
+	if (l->listen_fd >= 0) {
+		qemu_set_fd_handler(l->listen_fd, NULL, NULL, NULL);
+		close(l->listen_fd);
+		unlink(l->dev_path); /* fails harmlessly inside a chroot */
+		l->listen_fd = -1;
+	}
+	g_free(l->dev_path);
+	l->dev_path = NULL;
 	if (l->listening)
 		memory_listener_unregister(&l->listener);
 	l->listening = false;
@@ -342,4 +418,12 @@ uint64_t vgpu_link_send_window(VGPULink *l, const struct vgpu_dev_window *w)
 		return 0;
 	}
 	return seq;
+}
+
+void vgpu_link_wait(VGPULink *l, int ms)
+{
+	struct pollfd p = { .fd = l->fd, .events = POLLIN };
+
+	if (l->fd >= 0 && poll(&p, 1, ms) > 0)
+		link_readable(l);
 }

@@ -23,13 +23,16 @@ typedef struct VGPULink VGPULink;
 typedef struct VGPULinkOps {
 	/* The mediator accepted the device (@up), or the connection is gone. */
 	void (*link_changed)(void *opaque, bool up);
-	/* A reply to a WINDOW message (@seq), or an unasked one (@seq 0: the
-	 * mediator dropped the window; @status says why). */
+	/* A reply to a WINDOW message (@seq), or an unasked one (@seq of the
+	 * window's registration again, @status an error: the mediator dropped
+	 * the window). */
 	void (*window_reply)(void *opaque, uint64_t seq, int32_t status, uint64_t bytes);
 } VGPULinkOps;
 
 struct VGPULink {
 	char *path;                  /* the mediator's socket for this VM */
+	char *dev_path;              /* ours, where a restarted mediator dials: path.dev */
+	int listen_fd;               /* bound at start (as root, before any chroot); -1 none */
 	int fd;                      /* -1 while not connected */
 	bool up;                     /* DEVICE accepted */
 	int doorbell_fd, complete_fd; /* the device's eventfds (borrowed) */
@@ -50,12 +53,17 @@ struct VGPULink {
 	void *opaque;
 };
 
-/* Start: watch guest RAM, connect now (realize: before QEMU's chroot and
- * privilege drop) and from then on whenever the connection is lost. */
+/* Start: watch guest RAM, listen on path.dev for a mediator dialing back,
+ * connect now (realize: before QEMU's chroot and privilege drop) and
+ * from then on whenever the connection is lost. */
 void vgpu_link_start(VGPULink *l, const char *path, int doorbell_fd, int complete_fd,
 		     const VGPULinkOps *ops, void *opaque);
 void vgpu_link_stop(VGPULink *l);
 /* Send a WINDOW message; its sequence number (0: not sent, the link is down). */
 uint64_t vgpu_link_send_window(VGPULink *l, const struct vgpu_dev_window *w);
+/* Wait up to @ms for the mediator's next message and handle it (the ops
+ * are called as from the main loop): for a device reset, which must not
+ * return before the mediator is done with the guest's memory. */
+void vgpu_link_wait(VGPULink *l, int ms);
 
 #endif

@@ -31,6 +31,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
@@ -47,6 +48,7 @@
 
 #define TYPE_VGPU_STUB "vgpu-stub"
 #define GUEST_LOG_BURST 10        /* guest-error lines per second per device */
+#define RESET_WAIT_MS 2000        /* a reset waits this long for the mediator at most */
 
 VGPU_STUB_DECLARE_TYPE(VGPUStubState, VGPU_STUB, TYPE_VGPU_STUB)
 
@@ -74,6 +76,9 @@ struct VGPUStubState {
 	int32_t win_error;
 	struct vgpu_dev_window *win; /* registered, or to register (kept for reconnects) */
 	uint64_t win_seq;            /* the WINDOW message awaiting its reply; 0 none */
+	uint64_t reg_seq;            /* the registration the mediator serves the window under */
+	uint64_t reset_seq;          /* a reset's unregistration, until the mediator drained */
+	bool reset_busy;             /* the mediator answered it VGPU_BUSY */
 	bool unregistering;
 };
 
@@ -150,6 +155,7 @@ static void forget_window(VGPUStubState *s)
 	g_free(s->win);
 	s->win = NULL;
 	s->win_seq = 0;
+	s->reg_seq = 0;
 	s->unregistering = false;
 }
 
@@ -165,6 +171,13 @@ static void register_window(VGPUStubState *s)
 	struct vgpu_msg_header h;
 	int rc;
 
+	if (s->reset_seq) {
+		/* The mediator is still answering the requests of the window the
+		 * guest had before its reset: the driver tries again (BUSY). */
+		forget_window(s);
+		window_state(s, VGPU_STUB_WIN_REFUSED, VGPU_BUSY);
+		return;
+	}
 	if (s->extents < 1 || s->extents > VGPU_STUB_WIN_MAX_EXTENTS || (addr & 0xfff)) {
 		guest_error(s, "window list at 0x%" PRIx64 " with %u extents: refused", addr,
 			    s->extents);
@@ -232,6 +245,8 @@ static void link_changed(void *opaque, bool up)
 	VGPUStubState *s = opaque;
 
 	s->win_seq = 0;
+	s->reg_seq = 0;
+	s->reset_seq = 0; /* a mediator that drained, or one that is gone */
 	if (!up && s->unregistering) {
 		forget_window(s); /* the mediator that had it is gone */
 		window_state(s, VGPU_STUB_WIN_NONE, 0);
@@ -248,7 +263,14 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 	VGPUStubState *s = opaque;
 
 	(void)bytes;
-	if (seq == 0) { /* the mediator dropped the window: the guest broke its rules */
+	if (s->reset_seq && seq == s->reset_seq) { /* drained: the guest may register again */
+		s->reset_seq = 0;
+		s->reset_busy = status == VGPU_BUSY;
+		return;
+	}
+	if (seq == s->reg_seq && !s->win_seq && status != VGPU_OK) {
+		/* Unasked: the mediator dropped the window (the guest broke the
+		 * ring's rules). Only for the registration being served. */
 		qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: the mediator dropped the window (error %d)\n",
 			      status);
 		forget_window(s);
@@ -262,6 +284,7 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 		forget_window(s);
 		window_state(s, VGPU_STUB_WIN_NONE, 0);
 	} else if (status == VGPU_OK) {
+		s->reg_seq = seq;
 		window_state(s, VGPU_STUB_WIN_REGISTERED, 0);
 	} else {
 		forget_window(s);
@@ -448,13 +471,45 @@ static void vgpu_stub_exit(PCIDevice *pdev)
 	forget_window(s);
 }
 
+/* A reset with a window registered: unregister it and wait (vCPUs are
+ * paused during a reset) until the mediator answers, which it does once
+ * no request of the window runs any more: the rebooted guest never finds
+ * the mediator writing into memory it reuses. Bounded by RESET_WAIT_MS;
+ * past that a new registration is refused BUSY until the answer comes. */
+static void drain_for_reset(VGPUStubState *s)
+{
+	struct vgpu_dev_window un = { .action = VGPU_DEV_UNREGISTER };
+	int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME), left;
+
+	forget_window(s); /* answers to its messages are stale from here on */
+	do {
+		s->reset_busy = false;
+		s->reset_seq = vgpu_link_send_window(&s->link, &un);
+		while (s->reset_seq &&
+		       (left = start + RESET_WAIT_MS - qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) > 0)
+			vgpu_link_wait(&s->link, (int)left);
+		if (s->reset_busy) /* still mapping a registration: again */
+			g_usleep(1000);
+	} while (s->reset_busy &&
+		 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start < RESET_WAIT_MS);
+	if (!s->link.up)
+		return; /* lost meanwhile (and said so); reset_seq cleared */
+	if (s->reset_seq || s->reset_busy)
+		warn_report("vgpu-stub: reset: the mediator did not release the guest's window "
+			    "within %d ms; the guest restarts regardless", RESET_WAIT_MS);
+	else
+		info_report("vgpu-stub: reset: the mediator released the window in %" PRId64 " ms",
+			    qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start);
+	s->reset_busy = false;
+}
+
 /* A reset (the guest rebooting): its window goes, the registers start over. */
 static void vgpu_stub_reset(DeviceState *dev)
 {
 	VGPUStubState *s = VGPU_STUB(dev);
 
-	if (s->win)
-		unregister_window(s);
+	if (s->win && s->link.up && !s->reset_seq)
+		drain_for_reset(s);
 	forget_window(s);
 	s->win_state = VGPU_STUB_WIN_NONE;
 	s->win_error = 0;

@@ -28,7 +28,9 @@
  * the driver may free or reuse it. A WINDOW message while a window is
  * being mapped or closed is refused VGPU_BUSY (the device retries). A
  * guest that breaks the ring's rules loses its window: the device is told
- * with an unasked reply (sequence 0; WIN_STATE refused).
+ * with an unasked reply that carries the sequence of the window's
+ * registration again, now with an error (WIN_STATE refused); a reply to
+ * a registration sent since cannot be mistaken for it.
  *
  * Threads: loop thread, but for the worker jobs (mapping, unmapping) and
  * what ring.c runs on backend threads.
@@ -51,11 +53,14 @@
 
 struct dev_global {
 	uint64_t pending;            /* answers waiting for room in a completion ring */
+	uint64_t vm_gen;             /* dev_vm generations handed out (loop thread) */
 };
 
 /* A VM's device windows being served, by how the GPU reaches them (for
- * statistics). Loop thread. */
+ * statistics). Loop thread. gen tells this VM from a later one in its
+ * slot: a window that outlives its VM does not count against the next. */
 struct dev_vm {
+	uint64_t gen;
 	uint32_t direct, staged;
 };
 
@@ -87,6 +92,7 @@ struct dev_window {
 	bool pinned;                 /* host_register()ed */
 	bool ring_closed;            /* vgpu_ring_close() called */
 	bool counted;                /* in its VM's dev_vm figures */
+	uint64_t vm_gen;             /* of that dev_vm */
 	int rc;
 	char why[96];
 };
@@ -124,13 +130,15 @@ static void count_window(struct dev_window *w, int delta)
 {
 	struct dev_vm *dv = vgpu_vm_state(w->m, w->slot, SELF);
 
-	if (!dv) /* the VM was removed meanwhile */
+	if (delta > 0)
+		w->vm_gen = dv ? dv->gen : 0;
+	w->counted = delta > 0;
+	if (!dv || dv->gen != w->vm_gen) /* the VM was removed meanwhile */
 		return;
 	if (w->pinned)
 		dv->direct += (uint32_t)delta;
 	else
 		dv->staged += (uint32_t)delta;
-	w->counted = delta > 0;
 }
 
 /* Answer the device. Nothing else is written on its connection and each
@@ -271,7 +279,7 @@ static void close_window(struct dev_session *s, enum after_close after, uint64_t
 }
 
 /* ring.c: the guest broke the ring's rules; the server stopped. The
- * device learns it from an unasked reply (sequence 0). */
+ * device learns it from an unasked reply to the window's registration. */
 static void window_abused(struct vgpu_ring_server *rs)
 {
 	struct dev_window *w = (struct dev_window *)(void *)rs;
@@ -279,7 +287,7 @@ static void window_abused(struct vgpu_ring_server *rs)
 
 	if (!s || s->win != w)
 		return;
-	reply(s, 0, VGPU_MSG_WINDOW, VGPU_PROTOCOL, 0);
+	reply(s, w->seq, VGPU_MSG_WINDOW, VGPU_PROTOCOL, 0);
 	close_window(s, AFTER_NOTHING, 0, NULL);
 }
 
@@ -615,6 +623,8 @@ static int dev_vm_added(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct dev_vm *dv = calloc(1, sizeof(*dv));
 
+	if (dv)
+		dv->gen = ++global(m)->vm_gen;
 	vgpu_vm_set_state(m, vm, SELF, dv);
 	return dv ? VGPU_OK : VGPU_NO_MEMORY;
 }

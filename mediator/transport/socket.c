@@ -15,6 +15,15 @@
  * whole into a buffer of at most VGPU_DEV_MAX_PAYLOAD bytes and handed to
  * transport/device.c, which answers on the connection.
  *
+ * Dialing back: QEMU connects at start, before it drops its privileges
+ * and chroots itself (XCP-ng), so it may not reach this socket again when
+ * the mediator restarts. Its device therefore also listens, on
+ * RUNDIR/vm-<uuid>.sock.dev (bound as root before the drop); every
+ * DIAL_MS, a VM with no device connection is dialed there, and the
+ * connection is then the device's, as if it had connected (the same
+ * reading, budget and checks; its DEVICE message is due within
+ * msg_timeout_ms).
+ *
  * A message is read in steps, each checked before the next is read: the
  * header, then the parameter block, then (admission has checked the
  * limits and taken the payload's bytes from the VM's budget) the payload
@@ -60,6 +69,7 @@
 #define ACCEPT_PAUSE_MS 100 /* a listening socket's rest after accept() failed */
 #define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
 #define MAX_FDS (VGPU_DEV_MAX_REGIONS + 2) /* a DEVICE message's descriptors */
+#define DIAL_MS 1000        /* how often a VM's device is dialed while it has no connection */
 
 struct sock_global {
 	uint64_t pending;            /* responses queued for writing */
@@ -75,6 +85,8 @@ struct sock_vm {
 	int listen_fd;
 	struct vgpu_loop_watch watch;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char dev_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* the device's */
+	uint64_t dialed_ns;          /* the last dial; 0: never */
 	struct conn *conns;
 };
 
@@ -100,6 +112,7 @@ struct conn {
 	bool open;
 	uint32_t events;             /* armed in epoll */
 	bool used;                   /* a request came: no attach any more */
+	bool dialed;                 /* we connected to the device's socket */
 	enum conn_state state;
 	uint64_t msg_start_ns;       /* first byte of the message being read; 0: none */
 	void *session;               /* transport/shm.c's, once attached */
@@ -646,6 +659,75 @@ static void conn_event(void *ctx, uint32_t events)
 	conn_unref(c);
 }
 
+/* Make @fd (connected, non-blocking) a connection of @sv's VM, whose
+ * budget already counts it. NULL (fd closed, budget given back) on failure. */
+static struct conn *conn_new(struct sock_vm *sv, int fd)
+{
+	struct mediator *m = sv->m;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
+		close(fd);
+		return NULL;
+	}
+	c->sv = sv;
+	c->m = m;
+	c->slot = sv->vm->slot;
+	c->fd = fd;
+	c->refs = 1;
+	c->open = true;
+	c->events = EPOLLIN | EPOLLRDHUP;
+	c->watch = (struct vgpu_loop_watch){ .fd = fd, .fn = conn_event, .ctx = c };
+	if (vgpu_loop_add(m->loop, &c->watch, c->events) != VGPU_OK) {
+		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	c->next = sv->conns;
+	sv->conns = c;
+	return c;
+}
+
+/* Dial @sv's device (see the top), unless it has a connection that is or
+ * may become its device's, or was dialed less than DIAL_MS ago. Quiet
+ * when nothing listens there (no device, or its QEMU is gone). */
+static void dial(struct sock_vm *sv, uint64_t now)
+{
+	struct mediator *m = sv->m;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct conn *c;
+	int fd;
+
+	if (m->stopping || sv->listen_fd < 0 || !sv->dev_path[0] ||
+	    (sv->dialed_ns && now - sv->dialed_ns < (uint64_t)DIAL_MS * 1000000u))
+		return;
+	for (c = sv->conns; c; c = c->next)
+		if (c->device || c->dialed)
+			return;
+	sv->dialed_ns = now;
+	memcpy(addr.sun_path, sv->dev_path, strlen(sv->dev_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		close(fd); /* ENOENT, ECONNREFUSED: no device; EAGAIN: next time */
+		return;
+	}
+	if (vgpu_budget_take(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1) != VGPU_OK) {
+		close(fd);
+		return;
+	}
+	c = conn_new(sv, fd);
+	if (!c)
+		return;
+	c->dialed = true;
+	c->msg_start_ns = now; /* its DEVICE message is due within msg_timeout_ms */
+	vgpu_log_guest(&sv->vm->rl, LOG_INFO, "VM %s: dialed its device at %s", sv->vm->uuid,
+		       sv->dev_path);
+}
+
 /* Close connections whose message started, or whose answers stopped
  * moving, more than msg_timeout_ms ago. */
 static void deadline_event(void *ctx, uint32_t events)
@@ -668,6 +750,8 @@ static void deadline_event(void *ctx, uint32_t events)
 			else if (c->wq_head && c->out_stuck_ns && now - c->out_stuck_ns > limit)
 				refuse(c, "answers not read in time");
 		}
+		if (sv)
+			dial(sv, now);
 	}
 }
 
@@ -697,28 +781,7 @@ static void accept_event(void *ctx, uint32_t events)
 		close(fd);
 		return;
 	}
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
-		close(fd);
-		return;
-	}
-	c->sv = sv;
-	c->m = m;
-	c->slot = sv->vm->slot;
-	c->fd = fd;
-	c->refs = 1;
-	c->open = true;
-	c->events = EPOLLIN | EPOLLRDHUP;
-	c->watch = (struct vgpu_loop_watch){ .fd = fd, .fn = conn_event, .ctx = c };
-	if (vgpu_loop_add(m->loop, &c->watch, c->events) != VGPU_OK) {
-		vgpu_budget_give(m->budget, sv->vm->slot, VGPU_BUDGET_CONNS, 1);
-		close(fd);
-		free(c);
-		return;
-	}
-	c->next = sv->conns;
-	sv->conns = c;
+	conn_new(sv, fd);
 }
 
 static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
@@ -732,7 +795,7 @@ static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	sv->m = m;
 	sv->vm = vm;
 	if ((size_t)snprintf(sv->path, sizeof(sv->path), "%s/vm-%s.sock", m->set.run_dir,
-			     vm->uuid) >= sizeof(sv->path)) {
+			     vm->uuid) >= sizeof(sv->path) - 4) {
 		vgpu_log(LOG_ERR, "run directory %s is too long for socket paths", m->set.run_dir);
 		goto fail;
 	}
@@ -751,6 +814,8 @@ static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	if (vgpu_loop_add(m->loop, &sv->watch, EPOLLIN) != VGPU_OK)
 		goto fail;
 	vgpu_vm_set_state(m, vm, SELF, sv);
+	snprintf(sv->dev_path, sizeof(sv->dev_path), "%s.dev", sv->path);
+	dial(sv, vgpu_now_ns()); /* a device whose mediator restarted: at once */
 	return VGPU_OK;
 fail:
 	if (fd >= 0) {

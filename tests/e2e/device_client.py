@@ -22,7 +22,8 @@ usage: device_client.py SOCKET ACTION [ARGS]
   hello-fds       a DEVICE message without its memfd; the same
   hello-twice     a second DEVICE message on the connection; "closed"
   tail-jump       a submission tail far past the ring: prints the status of
-                  the unasked reply (window lost), then of a new registration
+                  the unasked reply (window lost; it carries the registration's
+                  sequence), then of a new registration
   reregister K    K rounds of: requests in flight, unregister, register again;
                   prints "taken=some answered=all-taken twice=0 wrong=0" when
                   every descriptor taken was answered once, right
@@ -31,6 +32,11 @@ usage: device_client.py SOCKET ACTION [ARGS]
   window MIB      registers a window of MIB MiB of data; prints the status
   hold            registers a window and keeps it until stdin closes; prints
                   "registered" first
+  dialed          listens on SOCKET.dev as a device does, for the mediator to
+                  dial: says nothing on the first connection (prints
+                  "silent=closed" when the mediator cuts it within 5 s), then
+                  is the device on the second and runs one vector_add
+                  (prints "device=STATUS")
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import ctypes
@@ -40,6 +46,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 from raw_client import closed, connect, crc32c, recv_exact
 from shm_client import CQ_HEAD, DATA_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES, Window, \
@@ -70,8 +77,8 @@ def fd_offset(gpa):
 class Device:
     """The device's connection and the guest's RAM."""
 
-    def __init__(self, path, seals=True, send_memfd=True):
-        self.s = connect(path)
+    def __init__(self, path, seals=True, send_memfd=True, sock=None):
+        self.s = sock if sock is not None else connect(path)
         self.ram = os.memfd_create("guest-ram", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         os.ftruncate(self.ram, LOW + HIGH)
         if seals:
@@ -79,6 +86,7 @@ class Device:
         self.doorbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.seq = 1
+        self.registration = 0  # the registration's sequence while a window is registered
         regions = [(0, LOW, 0), (4 * GIB, HIGH, LOW)]
         block = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, len(regions), 0)
         table = b"".join(struct.pack("<QQQ", *r) for r in regions)
@@ -107,12 +115,13 @@ class Device:
         self.s.sendall(message(WINDOW, self.seq, block + b"".join(
             struct.pack("<QQ", *e) for e in extents)))
         r = self.reply()
-        if r is not None and r[0] == 0:  # an unasked one first (a window lost)
-            r = self.reply()
+        if r is not None and self.registration and r[0] == self.registration and r[2] != 0:
+            r = self.reply()  # an unasked one first: that window was lost
         if r is None:
             return None
         if r[0] != self.seq or r[1] != WINDOW:
             raise SystemExit("reply out of order: %r" % (r,))
+        self.registration = self.seq if action == REGISTER and r[2] == 0 else 0
         return r[2]
 
 
@@ -150,8 +159,8 @@ class DeviceWindow(Window):
         self.next_free = DATA_OFF
 
 
-def registered(path, data_bytes=MIB):
-    dev = Device(path)
+def registered(path, data_bytes=MIB, sock=None):
+    dev = Device(path, sock=sock)
     if dev.hello is None or dev.hello[2] != 0:
         raise SystemExit("device refused: %r" % (dev.hello,))
     ext = scattered(data_bytes)
@@ -191,6 +200,30 @@ def main():
         out.append("unregister=%s" % dev.window_msg(UNREGISTER, []))
         print(" ".join(out))
         return 0
+    if action == "dialed":
+        lpath = path + ".dev"
+        if os.path.exists(lpath):
+            os.unlink(lpath)
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ls.bind(lpath)
+        ls.listen(4)
+        ls.settimeout(30)
+        c, _ = ls.accept()
+        c.settimeout(10)
+        t0 = time.monotonic()
+        try:
+            silent = "closed" if c.recv(1) == b"" and time.monotonic() - t0 < 5 else "open"
+        except (ConnectionResetError, socket.timeout):
+            silent = "open"
+        c, _ = ls.accept()
+        c.settimeout(300)
+        dev, w, _ = registered(path, sock=c)
+        out = vadd(w, 7, 1000)
+        got = w.collect(1)
+        good = got == [(7, 0)] and w.floats(out, 1000) == tuple(3.0 * i for i in range(1000))
+        print("silent=%s device=%s" % (silent, (got[0][1] if good else "wrong") if got else "none"))
+        os.unlink(lpath)
+        return 0 if good else 1
     if action == "window":
         dev = Device(path)
         print(dev.window_msg(REGISTER, scattered(int(float(args[0]) * MIB))))
@@ -214,8 +247,10 @@ def main():
     if action == "tail-jump":
         w.set_u32(SQ_TAIL, (w.u32(SQ_HEAD) + 5000) & 0xFFFFFFFF)
         os.write(w.doorbell, struct.pack("<Q", 1))
+        # The unasked reply names the lost window's registration.
         lost = dev.reply()
-        print(lost[2] if lost and lost[0] == 0 else "none", dev.window_msg(REGISTER, ext))
+        print(lost[2] if lost and lost[0] == dev.registration else "none",
+              dev.window_msg(REGISTER, ext))
         return 0
     if action == "reregister":
         # Descriptors the mediator had not taken when the window went are

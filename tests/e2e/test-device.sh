@@ -7,8 +7,9 @@
 # every bad descriptor and bad registration refused with its error, a
 # device whose RAM can shrink refused, a broken ring losing its window,
 # re-registration under load answering every taken request once, doorbell
-# storms, the window budget, and a device that goes away giving back its
-# window. VM 2, a socket client, goes on throughout and stays correct.
+# storms, the window budget, a device that goes away giving back its
+# window, staged windows, and the mediator dialing a device's own socket.
+# VM 2, a socket client, goes on throughout and stays correct.
 . "$(dirname "$0")/lib.sh"
 DEVC=$VGPU_TESTS/e2e/device_client.py
 
@@ -63,7 +64,7 @@ expect_eq "$(vm_stat 2 .budget.windows.held)" "0" "VM 2 holds no window"
 # here on memfd RAM (the CPU backend reads either; cuda-check runs the
 # CUDA backend's staging on the GPU).
 stop_mediator
-start_mediator --set shm_max_mib=16 --set vm_windows=2 --set device_dma=staged
+start_mediator --set shm_max_mib=16 --set vm_windows=2 --set device_dma=staged --set msg_timeout_ms=1000
 python3 "$DEVC" "$S1" hold >"$T/h3" 2>&1 < <(sleep 600) &
 h3=$!
 wait_for "a device of VM 1 holds a window" 30 grep -q registered "$T/h3"
@@ -72,4 +73,18 @@ expect_eq "$(vm_stat 1 .windows.device_direct) $(vm_stat 1 .windows.device_stage
 expect_eq "$(python3 "$DEVC" "$S1" ok 80000)" "0" "a vector_add through a staged window"
 kill -9 "$h3"
 wait_for "the staged window given back" 10 vm_stat_is 1 .windows.device_staged 0
+
+# Dialing back: a chrooted QEMU cannot reach vm-<uuid>.sock after a
+# mediator restart, so the mediator dials the device's own socket,
+# vm-<uuid>.sock.dev, once a second while the VM has no device. A listener
+# that accepts and says nothing is cut after msg_timeout_ms (1 s here) and
+# dialed again; answering as a device, it is served like one that
+# connected. VM 2's socket clients go on meanwhile.
+"$VGPU_SUBMIT_BIN" --transport "unix:$S2" vector-add --n 4096 --verify --repeat 200 --depth 4 --json >"$T/vm2b.json" 2>&1 &
+p2=$!
+expect_eq "$(timeout 60 python3 "$DEVC" "$S1" dialed)" "silent=closed device=0" \
+	"the mediator dials a device's socket: a silent one is cut within 5 s, a real one served"
+grep -q "VM $(uuid 1): dialed its device" "$T/mediator.log" && pass "the mediator logged the dial" ||
+	fail "no dial in the mediator's log"
+wait $p2 && pass "VM 2's socket requests beside it all verified" || fail "VM 2: $(cat "$T/vm2b.json")"
 e2e_finish
