@@ -20,13 +20,7 @@
 # Results in $OUT (./.devout): guest.console, *.json, mediator.log,
 # summary.txt (printed last). Exit status 0 when every step passed.
 set -u
-BIN=$(cd "${VGPU_DEVBIN:-./.devbin}" && pwd) || exit 2
-OUT=${OUT:-$PWD/.devout}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$BIN
-VGPU_CUBLAS=${VGPU_CUBLAS:-$(ls /usr/local/cuda/lib64/libcublas.so* 2>/dev/null | head -n 1)}
-export VGPU_CUBLAS
-W=$(mktemp -d /tmp/vgpu-guest.XXXXXX)
+. "$(dirname "$0")/device-env.sh" guest
 VM1=6f1c2a10-0000-4000-8000-0000000d0001 VM2=6f1c2a10-0000-4000-8000-0000000d0002
 failed=0
 step() { echo "=== $*"; }

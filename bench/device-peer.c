@@ -9,11 +9,21 @@
  * request's execution (exec_ns, which the mediator reports in the
  * completion: the backend's copies and kernel).
  *
- *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--json]
+ *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--json]
  *
- * Prints p50 and p99 of the round trip and of the overhead (microseconds);
- * exit status 1 when a request fails or its result is wrong (checked
- * against a + b for every request).
+ * Prints p50 and p99 of the round trip and of the overhead (microseconds),
+ * the overhead split into the request's time in the mediator's queue
+ * (queue_ns: admitted to handed to the backend) and the rest (doorbell to
+ * admitted, backend pick-up, completion posted), and those two averaged
+ * over the slowest 1% of requests by overhead (where the tail goes); exit
+ * status 1 when a request fails or its result is wrong (checked against
+ * a + b for every request).
+ *
+ * Also, for telling the mediator's tail from the machine's: "noise", the
+ * gaps of 5 us and more that this process, spinning on the clock alone for
+ * --noise-ms (default 1000) before the requests, saw in its own run (a
+ * core taken away: interrupts, the hypervisor), per second and the
+ * largest; and the median time between the slowest 1% of requests.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +85,44 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One request's overhead and its two parts, ordered by the overhead. */
+struct split {
+	uint64_t over, queue, rest, at;
+};
+
+/* Gaps of GAP_NS and more seen while spinning on the clock for @ms. */
+#define GAP_NS 5000u
+struct noise {
+	double per_s, max_us;
+};
+
+static struct noise clock_noise(unsigned ms)
+{
+	uint64_t t0 = vgpu_now_ns(), last = t0, end = t0 + (uint64_t)ms * 1000000u, gaps = 0, max = 0;
+
+	while (last < end) {
+		uint64_t now = vgpu_now_ns();
+
+		if (now - last >= GAP_NS) {
+			gaps++;
+			if (now - last > max)
+				max = now - last;
+		}
+		last = now;
+	}
+	return (struct noise){ ms ? (double)gaps * 1000.0 / ms : 0, (double)max / 1000.0 };
+}
+
+static int cmp_at(const void *a, const void *b)
+{
+	return cmp(&((const struct split *)a)->at, &((const struct split *)b)->at);
+}
+
+static int cmp_split(const void *a, const void *b)
+{
+	return cmp(&((const struct split *)a)->over, &((const struct split *)b)->over);
+}
+
 static double pct(uint64_t *v, unsigned n, unsigned q)
 {
 	unsigned rank = (n * q + 99) / 100;
@@ -84,12 +132,12 @@ static double pct(uint64_t *v, unsigned n, unsigned q)
 
 int main(int argc, char **argv)
 {
-	unsigned n = 1024, repeat = 2000, warmup = 200;
+	unsigned n = 1024, repeat = 2000, warmup = 200, noise_ms = 1000;
 	bool json = false;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
 	if (argc < 2 || strlen(argv[1]) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--json]\n");
+		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--json]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -101,16 +149,20 @@ int main(int argc, char **argv)
 			repeat = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (i + 1 < argc && strcmp(argv[i], "--warmup") == 0)
 			warmup = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (i + 1 < argc && strcmp(argv[i], "--noise-ms") == 0)
+			noise_ms = (unsigned)strtoul(argv[++i], NULL, 10);
 		else
 			return fprintf(stderr, "device-peer: bad argument %s\n", argv[i]), 2;
 	}
-	if (n < 1 || (uint64_t)n * 12 > (8u << 20) || repeat < 1 || repeat > 1000000)
-		return fprintf(stderr, "device-peer: --n 1..699050, --repeat 1..1000000\n"), 2;
+	if (n < 1 || (uint64_t)n * 12 > (8u << 20) || repeat < 1 || repeat > 1000000 || noise_ms > 60000)
+		return fprintf(stderr, "device-peer: --n 1..699050, --repeat 1..1000000, --noise-ms 0..60000\n"), 2;
 
 	/* The "guest": its RAM, sealed as QEMU's memory-backend-memfd does. */
 	int ram = memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int notify = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int pair[2] = { -1, -1 }; /* completions: the mediator's end is sent */
+	int notify = socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0
+			     ? pair[1] : -1;
 	if (ram < 0 || ftruncate(ram, RAM) != 0 ||
 	    fcntl(ram, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0 || doorbell < 0 || notify < 0)
 		die("guest RAM");
@@ -162,9 +214,13 @@ int main(int argc, char **argv)
 	uint32_t *cq_tail = (uint32_t *)(void *)(w + VGPU_RING_OFF_CQ_TAIL);
 	uint32_t *cq_head = (uint32_t *)(void *)(w + VGPU_RING_OFF_CQ_HEAD);
 	uint64_t *rtt = calloc(repeat, sizeof(*rtt)), *over = calloc(repeat, sizeof(*over));
+	uint64_t *queue = calloc(repeat, sizeof(*queue)), *rest = calloc(repeat, sizeof(*rest));
+	struct split *by_over = calloc(repeat, sizeof(*by_over));
+	uint64_t *queue_gap = calloc(repeat, sizeof(*queue_gap));
+	struct noise noise = clock_noise(noise_ms);
 	uint32_t tail = 0, head = 0, bad = 0;
 	uint64_t one = 1;
-	if (!rtt || !over)
+	if (!rtt || !over || !queue || !rest || !by_over || !queue_gap)
 		die("memory");
 	for (unsigned k = 0; k < warmup + repeat; k++) {
 		struct vgpu_ring_desc d = { .request_id = k + 1, .op = VGPU_OP_VECTOR_ADD,
@@ -190,20 +246,50 @@ int main(int argc, char **argv)
 		__atomic_store_n(cq_head, ++head, __ATOMIC_RELEASE);
 		if (k >= warmup) {
 			rtt[k - warmup] = t1 - t0;
-			over[k - warmup] = t1 - t0 > e.exec_ns ? t1 - t0 - e.exec_ns : 0;
+			uint64_t o = t1 - t0 > e.exec_ns ? t1 - t0 - e.exec_ns : 0;
+
+			over[k - warmup] = o;
+			queue[k - warmup] = e.queue_ns;
+			rest[k - warmup] = o > e.queue_ns ? o - e.queue_ns : 0;
+			by_over[k - warmup] = (struct split){ o, e.queue_ns, rest[k - warmup], t0 };
 		}
 	}
 	qsort(rtt, repeat, sizeof(*rtt), cmp);
 	qsort(over, repeat, sizeof(*over), cmp);
+	qsort(queue, repeat, sizeof(*queue), cmp);
+	qsort(rest, repeat, sizeof(*rest), cmp);
+	qsort(by_over, repeat, sizeof(*by_over), cmp_split);
+	unsigned tail_n = repeat / 100 ? repeat / 100 : 1;
+	double tail_q = 0, tail_r = 0;
+	for (unsigned i = repeat - tail_n; i < repeat; i++) {
+		tail_q += (double)by_over[i].queue / 1e3 / tail_n;
+		tail_r += (double)by_over[i].rest / 1e3 / tail_n;
+	}
+	/* The slowest 1% in time order: the median time between them. */
+	qsort(by_over + repeat - tail_n, tail_n, sizeof(*by_over), cmp_at);
+	for (unsigned i = 1; i < tail_n; i++)
+		queue_gap[i - 1] = by_over[repeat - tail_n + i].at - by_over[repeat - tail_n + i - 1].at;
+	qsort(queue_gap, tail_n > 1 ? tail_n - 1 : 0, sizeof(*queue_gap), cmp);
+	double tail_every_ms = tail_n > 1 ? (double)queue_gap[(tail_n - 1) / 2] / 1e6 : 0;
 	if (json)
 		printf("{\"n\":%u,\"repeat\":%u,\"wrong\":%u,\"rtt_us\":{\"p50\":%.3f,\"p99\":%.3f},"
-		       "\"overhead_us\":{\"p50\":%.3f,\"p99\":%.3f}}\n",
+		       "\"overhead_us\":{\"p50\":%.3f,\"p99\":%.3f},"
+		       "\"queue_us\":{\"p50\":%.3f,\"p99\":%.3f},\"rest_us\":{\"p50\":%.3f,\"p99\":%.3f},"
+		       "\"slowest_1pct_us\":{\"queue\":%.3f,\"rest\":%.3f},\"slowest_1pct_every_ms\":%.3f,"
+		       "\"noise\":{\"gaps_5us_per_s\":%.1f,\"max_us\":%.1f}}\n",
 		       n, repeat, bad, pct(rtt, repeat, 50), pct(rtt, repeat, 99), pct(over, repeat, 50),
-		       pct(over, repeat, 99));
+		       pct(over, repeat, 99), pct(queue, repeat, 50), pct(queue, repeat, 99),
+		       pct(rest, repeat, 50), pct(rest, repeat, 99), tail_q, tail_r, tail_every_ms,
+		       noise.per_s, noise.max_us);
 	else
 		printf("device path, vector_add n=%u, %u requests (%u wrong): doorbell to completion "
-		       "p50 %.1f us p99 %.1f us; less execution p50 %.1f us p99 %.1f us\n",
+		       "p50 %.1f us p99 %.1f us; less execution p50 %.1f us p99 %.1f us "
+		       "(queued p50 %.1f p99 %.1f, the rest p50 %.1f p99 %.1f; slowest 1%%: "
+		       "queued %.1f, the rest %.1f on average, one every %.2f ms); this process alone "
+		       "on the clock: %.1f gaps of 5 us or more per second, the largest %.1f us\n",
 		       n, repeat, bad, pct(rtt, repeat, 50), pct(rtt, repeat, 99), pct(over, repeat, 50),
-		       pct(over, repeat, 99));
+		       pct(over, repeat, 99), pct(queue, repeat, 50), pct(queue, repeat, 99),
+		       pct(rest, repeat, 50), pct(rest, repeat, 99), tail_q, tail_r, tail_every_ms,
+		       noise.per_s, noise.max_us);
 	return bad ? 1 : 0;
 }

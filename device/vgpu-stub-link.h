@@ -35,7 +35,8 @@ struct VGPULink {
 	int listen_fd;               /* bound at start (as root, before any chroot); -1 none */
 	int fd;                      /* -1 while not connected */
 	bool up;                     /* DEVICE accepted */
-	int doorbell_fd, complete_fd; /* the device's eventfds (borrowed) */
+	int doorbell_fd, complete_fd; /* the doorbell eventfd, the mediator's end of the
+				       * completion socket pair (borrowed) */
 	QEMUTimer *retry;            /* reconnects while the mediator is away */
 	uint64_t seq;                /* last message's sequence number */
 	uint64_t hello_seq;

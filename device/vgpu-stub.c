@@ -36,6 +36,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/timer.h"
+#include "sysemu/cpus.h"
 #include "qapi/error.h"
 #include "hw/pci/msix.h"
 #include "hw/pci/pci.h"
@@ -67,7 +68,9 @@ struct VGPUStubState {
 	bool ring;                   /* the mediator property is set */
 	bool msix;                   /* MSI-X set up (else INTx only) */
 	EventNotifier doorbell;      /* guest -> mediator (ioeventfd) */
-	EventNotifier complete;      /* mediator -> interrupt */
+	int complete[2];             /* mediator -> interrupt: a datagram socket pair,
+				      * [0] read here, [1] the mediator's (sent, kept
+				      * for reconnects); -1 none */
 	VGPULink link;
 	Error *blocker;
 	uint32_t int_status, int_mask;
@@ -78,7 +81,8 @@ struct VGPUStubState {
 	uint64_t win_seq;            /* the WINDOW message awaiting its reply; 0 none */
 	uint64_t reg_seq;            /* the registration the mediator serves the window under */
 	uint64_t reset_seq;          /* a reset's unregistration, until the mediator drained */
-	bool reset_busy;             /* the mediator answered it VGPU_BUSY */
+	bool held;                   /* the mediator may hold a window of ours: a registration
+				      * went out and no answer since says it holds none */
 	bool unregistering;
 };
 
@@ -131,12 +135,16 @@ static void raise_int(VGPUStubState *s, uint32_t cause)
 		update_intx(s);
 }
 
-/* The mediator posted completions. */
-static void completed(EventNotifier *e)
+/* The mediator posted completions: one datagram each time, all read. */
+static void completed(void *opaque)
 {
-	VGPUStubState *s = container_of(e, VGPUStubState, complete);
+	VGPUStubState *s = opaque;
+	char sig[64];
+	bool any = false;
 
-	if (event_notifier_test_and_clear(e))
+	while (recv(s->complete[0], sig, sizeof(sig), MSG_DONTWAIT) > 0)
+		any = true;
+	if (any)
 		raise_int(s, VGPU_STUB_INT_COMPLETE);
 }
 
@@ -220,13 +228,14 @@ static void register_window(VGPUStubState *s)
 	s->win = w;
 	window_state(s, VGPU_STUB_WIN_REGISTERING, 0);
 	s->win_seq = vgpu_link_send_window(&s->link, w); /* 0: sent once the link is up */
+	s->held |= s->win_seq != 0;
 }
 
 static void unregister_window(VGPUStubState *s)
 {
 	struct vgpu_dev_window un = { .action = VGPU_DEV_UNREGISTER };
 
-	if (!s->win || !s->link.up) {
+	if (!s->held || !s->link.up) {
 		forget_window(s); /* nothing registered with a mediator */
 		window_state(s, VGPU_STUB_WIN_NONE, 0);
 		return;
@@ -247,6 +256,7 @@ static void link_changed(void *opaque, bool up)
 	s->win_seq = 0;
 	s->reg_seq = 0;
 	s->reset_seq = 0; /* a mediator that drained, or one that is gone */
+	s->held = false;  /* a new session holds nothing; a lost one released it all */
 	if (!up && s->unregistering) {
 		forget_window(s); /* the mediator that had it is gone */
 		window_state(s, VGPU_STUB_WIN_NONE, 0);
@@ -254,6 +264,7 @@ static void link_changed(void *opaque, bool up)
 		window_state(s, VGPU_STUB_WIN_REGISTERING, 0); /* again once it is back */
 	} else if (up && s->win) {
 		s->win_seq = vgpu_link_send_window(&s->link, s->win);
+		s->held = s->win_seq != 0;
 	}
 	raise_int(s, VGPU_STUB_INT_LINK);
 }
@@ -265,7 +276,7 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 	(void)bytes;
 	if (s->reset_seq && seq == s->reset_seq) { /* drained: the guest may register again */
 		s->reset_seq = 0;
-		s->reset_busy = status == VGPU_BUSY;
+		s->held = false;
 		return;
 	}
 	if (seq == s->reg_seq && !s->win_seq && status != VGPU_OK) {
@@ -273,6 +284,7 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 		 * ring's rules). Only for the registration being served. */
 		qemu_log_mask(LOG_GUEST_ERROR, "vgpu-stub: the mediator dropped the window (error %d)\n",
 			      status);
+		s->held = false;
 		forget_window(s);
 		window_state(s, VGPU_STUB_WIN_REFUSED, status);
 		return;
@@ -281,12 +293,16 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 		return; /* for a registration since replaced */
 	s->win_seq = 0;
 	if (s->unregistering) {
+		s->held = false;
 		forget_window(s);
 		window_state(s, VGPU_STUB_WIN_NONE, 0);
 	} else if (status == VGPU_OK) {
 		s->reg_seq = seq;
 		window_state(s, VGPU_STUB_WIN_REGISTERED, 0);
 	} else {
+		/* Refused: a replaced window was closed first, so none is held,
+		 * unless BUSY (something still under way there). */
+		s->held &= status == VGPU_BUSY;
 		forget_window(s);
 		window_state(s, VGPU_STUB_WIN_REFUSED, status);
 	}
@@ -412,19 +428,30 @@ static void ring_realize(VGPUStubState *s, Error **errp)
 		s->blocker = NULL;
 		return;
 	}
-	if (event_notifier_init(&s->doorbell, 0) < 0 || event_notifier_init(&s->complete, 0) < 0) {
-		error_setg(errp, "vgpu-stub: cannot make its eventfds");
-		return;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s->complete) != 0) {
+		error_setg_errno(errp, errno, "vgpu-stub: cannot make its completion sockets");
+		goto fail;
+	}
+	if (event_notifier_init(&s->doorbell, 0) < 0) {
+		error_setg(errp, "vgpu-stub: cannot make its doorbell eventfd");
+		close(s->complete[0]);
+		close(s->complete[1]);
+		goto fail;
 	}
 	memory_region_add_eventfd(&s->mmio, VGPU_STUB_REG_DOORBELL, 4, false, 0, &s->doorbell);
-	event_notifier_set_handler(&s->complete, completed);
+	qemu_set_fd_handler(s->complete[0], completed, NULL, s);
 	/* MSI-X where the machine has it; INTx otherwise. */
 	s->msix = msix_init_exclusive_bar(pdev, VGPU_STUB_MSIX_VECTORS, VGPU_STUB_MSIX_BAR,
 					  NULL) == 0;
 	for (unsigned v = 0; s->msix && v < VGPU_STUB_MSIX_VECTORS; v++)
 		vgpu_msix_vector_use(pdev, v);
 	vgpu_link_start(&s->link, s->mediator, event_notifier_get_fd(&s->doorbell),
-			event_notifier_get_fd(&s->complete), &link_ops, s);
+			s->complete[1], &link_ops, s);
+	return;
+fail: /* exit is not called for a device that did not realize */
+	migrate_del_blocker(s->blocker);
+	error_free(s->blocker);
+	s->blocker = NULL;
 }
 
 static void vgpu_stub_realize(PCIDevice *pdev, Error **errp)
@@ -458,9 +485,11 @@ static void vgpu_stub_exit(PCIDevice *pdev)
 		return;
 	vgpu_link_stop(&s->link);
 	memory_region_del_eventfd(&s->mmio, VGPU_STUB_REG_DOORBELL, 4, false, 0, &s->doorbell);
-	event_notifier_set_handler(&s->complete, NULL);
+	qemu_set_fd_handler(s->complete[0], NULL, NULL, NULL);
 	event_notifier_cleanup(&s->doorbell);
-	event_notifier_cleanup(&s->complete);
+	close(s->complete[0]);
+	close(s->complete[1]);
+	s->complete[0] = s->complete[1] = -1;
 	if (s->msix)
 		msix_uninit_exclusive_bar(pdev);
 	if (s->blocker) {
@@ -471,36 +500,35 @@ static void vgpu_stub_exit(PCIDevice *pdev)
 	forget_window(s);
 }
 
-/* A reset with a window registered: unregister it and wait (vCPUs are
- * paused during a reset) until the mediator answers, which it does once
- * no request of the window runs any more: the rebooted guest never finds
- * the mediator writing into memory it reuses. Bounded by RESET_WAIT_MS;
- * past that a new registration is refused BUSY until the answer comes. */
+/* A reset while the mediator may hold a window of ours: unregister it and
+ * wait until the mediator answers, which it does once no request of the
+ * window runs any more (it never refuses an unregistration): the rebooted
+ * guest never finds the mediator writing into memory it reuses. A system
+ * reset runs with the vCPUs paused; it waits RESET_WAIT_MS at most. A bus
+ * reset the guest itself asks for runs on its vCPU thread with the BQL
+ * held and the other vCPUs running: not waited for there (a guest could
+ * freeze QEMU's main loop with it). In both cases registrations are
+ * refused BUSY until the answer comes. */
 static void drain_for_reset(VGPUStubState *s)
 {
 	struct vgpu_dev_window un = { .action = VGPU_DEV_UNREGISTER };
 	int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME), left;
 
 	forget_window(s); /* answers to its messages are stale from here on */
-	do {
-		s->reset_busy = false;
-		s->reset_seq = vgpu_link_send_window(&s->link, &un);
-		while (s->reset_seq &&
-		       (left = start + RESET_WAIT_MS - qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) > 0)
-			vgpu_link_wait(&s->link, (int)left);
-		if (s->reset_busy) /* still mapping a registration: again */
-			g_usleep(1000);
-	} while (s->reset_busy &&
-		 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start < RESET_WAIT_MS);
+	s->reset_seq = vgpu_link_send_window(&s->link, &un);
+	if (!s->reset_seq || qemu_in_vcpu_thread())
+		return;
+	while (s->reset_seq &&
+	       (left = start + RESET_WAIT_MS - qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) > 0)
+		vgpu_link_wait(&s->link, (int)left);
 	if (!s->link.up)
 		return; /* lost meanwhile (and said so); reset_seq cleared */
-	if (s->reset_seq || s->reset_busy)
+	if (s->reset_seq)
 		warn_report("vgpu-stub: reset: the mediator did not release the guest's window "
 			    "within %d ms; the guest restarts regardless", RESET_WAIT_MS);
 	else
 		info_report("vgpu-stub: reset: the mediator released the window in %" PRId64 " ms",
 			    qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - start);
-	s->reset_busy = false;
 }
 
 /* A reset (the guest rebooting): its window goes, the registers start over. */
@@ -508,7 +536,7 @@ static void vgpu_stub_reset(DeviceState *dev)
 {
 	VGPUStubState *s = VGPU_STUB(dev);
 
-	if (s->win && s->link.up && !s->reset_seq)
+	if (s->held && s->link.up && !s->reset_seq)
 		drain_for_reset(s);
 	forget_window(s);
 	s->win_state = VGPU_STUB_WIN_NONE;

@@ -329,10 +329,15 @@ int vgpu_shm_wait(struct vgpu_shm *s, int timeout_ms)
 		snprintf(s->why, sizeof(s->why), "the device's window is gone (the mediator went away)");
 		return VGPU_IO_ERROR;
 	}
-	if (p[0].revents & POLLIN) {
+	if ((p[0].revents & POLLIN) && s->sock_fd < 0) { /* dev: the driver's event count */
 		if (read(s->notify_fd, &n, sizeof(n)) < 0) {
 			/* EAGAIN: another reader took it; the ring says what is there. */
 		}
+	} else if (p[0].revents & POLLIN) { /* shm: the mediator's datagrams, all of them */
+		char sig[64];
+
+		while (recv(s->notify_fd, sig, sizeof(sig), MSG_DONTWAIT) > 0)
+			;
 	}
 	if (p[1].revents) {
 		snprintf(s->why, sizeof(s->why), "the mediator closed the connection");

@@ -17,10 +17,11 @@
 struct vgpu_loop {
 	int epfd;
 	/* Watches removed during the current round: skipped if still pending.
-	 * When more are removed than fit, the round ends early; epoll is
-	 * level-triggered, so the rest fire again in the next round. */
-	struct vgpu_loop_watch *removed[MAX_EVENTS];
-	int n_removed;
+	 * The list grows as needed: a round must not end early, since an
+	 * edge-triggered watch (a ring's doorbell) would not fire again. Only
+	 * when it cannot grow (no memory) does the round end early. */
+	struct vgpu_loop_watch **removed;
+	int n_removed, cap_removed;
 	bool dispatching, overflow;
 	struct vgpu_loop_watch *paused;     /* vgpu_loop_pause()d, unordered */
 };
@@ -31,10 +32,15 @@ int vgpu_loop_new(struct vgpu_loop **ret)
 
 	if (!loop)
 		return VGPU_NO_MEMORY;
-	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->cap_removed = MAX_EVENTS;
+	loop->removed = calloc((size_t)loop->cap_removed, sizeof(*loop->removed));
+	loop->epfd = loop->removed ? epoll_create1(EPOLL_CLOEXEC) : -1;
 	if (loop->epfd < 0) {
+		int rc = loop->removed ? VGPU_IO_ERROR : VGPU_NO_MEMORY;
+
+		free(loop->removed);
 		free(loop);
-		return VGPU_IO_ERROR;
+		return rc;
 	}
 	*ret = loop;
 	return VGPU_OK;
@@ -45,6 +51,7 @@ void vgpu_loop_free(struct vgpu_loop *loop)
 	if (!loop)
 		return;
 	close(loop->epfd);
+	free(loop->removed);
 	free(loop);
 }
 
@@ -111,10 +118,18 @@ void vgpu_loop_remove(struct vgpu_loop *loop, struct vgpu_loop_watch *w)
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	if (!loop->dispatching)
 		return;
-	if (loop->n_removed < MAX_EVENTS)
-		loop->removed[loop->n_removed++] = w;
-	else
-		loop->overflow = true;
+	if (loop->n_removed == loop->cap_removed) {
+		struct vgpu_loop_watch **more = realloc(loop->removed, 2 * (size_t)loop->cap_removed *
+								      sizeof(*more));
+
+		if (!more) {
+			loop->overflow = true;
+			return;
+		}
+		loop->removed = more;
+		loop->cap_removed *= 2;
+	}
+	loop->removed[loop->n_removed++] = w;
 }
 
 static bool was_removed(const struct vgpu_loop *loop, const struct vgpu_loop_watch *w)

@@ -154,11 +154,12 @@ static int parse_args(struct mediator *m, int argc, char **argv)
  * CUDA driver's own. */
 #define FD_BASE 256
 /* Per VM at rest: its listening socket and its spool's req/, resp/ and
- * journal directories; per connection 1; per window being handed over 6
- * (memfd, doorbell, notify and the client's three copies), then 3, and 1
- * (the memfd) while it is kept for the VM's next client. */
+ * journal directories; per connection 1; per window being handed over 7
+ * (memfd, doorbell, our end of the notify socket pair, the ring's private
+ * eventfd and the client's three descriptors), then 4, and 1 (the memfd)
+ * while it is kept for the VM's next client (a device window: 5). */
 #define FD_PER_VM 4
-#define FD_PER_WINDOW 6
+#define FD_PER_WINDOW 7
 
 /* The file descriptors the settings can make the mediator hold, and
  * RLIMIT_NOFILE raised to them (as far as the hard limit, or root, lets). */

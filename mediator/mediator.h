@@ -328,7 +328,7 @@ void vgpu_device_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
  * then nothing else happens. On VGPU_OK the window (a kept one of the VM,
  * or a new one) is made ready on a worker thread, and @ready(@ctx, ...) is
  * called later on the loop thread: with VGPU_OK, the new session and its
- * window memfd, doorbell and notify eventfds (the callee sends them to the
+ * window memfd, doorbell eventfd and notify socket (the callee sends them to the
  * client and closes them), or with an error (VGPU_BUSY when the budget of
  * a window that replaces kept ones, taken on the worker, was refused,
  * VGPU_NO_MEMORY, VGPU_IO_ERROR, VGPU_BACKEND when pinning failed,

@@ -7,7 +7,8 @@
  * can reach the guest's RAM (under KVM the guest RAM's memfds and where
  * each lies in guest-physical space; under Xen the domain id), with the
  * doorbell eventfd (the guest's doorbell writes) and the completion
- * eventfd (which QEMU turns into an interrupt) as SCM_RIGHTS. Then WINDOW
+ * socket (the mediator's end of an AF_UNIX datagram pair; QEMU turns its
+ * datagrams into an interrupt) as SCM_RIGHTS. Then WINDOW
  * messages register the ring window the guest driver allocated in its
  * RAM (its extents, guest-physical, in the window's order) or unregister
  * it. The mediator answers each with DEVICE_REPLY.
@@ -29,7 +30,7 @@
 extern "C" {
 #endif
 
-#define VGPU_DEV_VERSION 0x00010001u /* the device's VERSION register */
+#define VGPU_DEV_VERSION 0x00010002u /* the device messages: 1.1, completions on a socket (2) */
 #define VGPU_DEV_BLOCK 24            /* the fixed block of each message */
 #define VGPU_DEV_REGION_SIZE 24      /* a DEVICE table entry */
 #define VGPU_DEV_EXTENT_SIZE 16      /* a WINDOW table entry */
@@ -76,7 +77,7 @@ struct vgpu_dev_window {
 };
 
 /* The fds a DEVICE message carries: its regions' memfds (memfd), then the
- * doorbell and the completion eventfds. */
+ * doorbell eventfd and the completion socket. */
 static inline unsigned vgpu_dev_hello_fds(const struct vgpu_dev_hello *h)
 {
 	return (h->memory == VGPU_DEV_MEM_MEMFD ? h->n_regions : 0) + 2;

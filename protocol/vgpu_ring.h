@@ -6,7 +6,9 @@
  *
  * A client asks for a window over the VM's socket with an attach message
  * (type VGPU_MSG_ATTACH); the mediator creates the window (a sealed memfd)
- * and two eventfds and passes them back with the reply (VGPU_MSG_ATTACHED).
+ * a doorbell eventfd and a datagram socket pair for completion signals,
+ * and passes the memfd, the doorbell and the client's end of the pair
+ * back with the reply (VGPU_MSG_ATTACHED).
  * From then on a request is a 64-byte descriptor naming offsets in the
  * data area, where its inputs already lie and its output is written: no
  * byte of data is copied, and the mediator pins the window for the GPU.
@@ -101,7 +103,8 @@ int vgpu_ring_check_desc(const struct vgpu_ring_desc *d, const struct vgpu_proto
 /* The attach handshake over the socket (docs/protocol.md). Its block is 24
  * bytes: attach carries the data bytes wanted (u64) and 16 zero bytes; the
  * reply carries status (i32), entries (u32), window bytes (u64) and 8 zero
- * bytes, with the window's memfd and the two eventfds as SCM_RIGHTS. */
+ * bytes, with the window's memfd, the doorbell eventfd and the client's
+ * end of the notify socket pair as SCM_RIGHTS. */
 #define VGPU_RING_ATTACH_MSG (VGPU_PROTO_HEADER_SIZE + VGPU_PROTO_PARAMS_SIZE)
 void vgpu_ring_encode_attach(uint64_t data_bytes, uint8_t out[VGPU_RING_ATTACH_MSG]);
 /* The data bytes a checked attach message asks for; VGPU_PROTOCOL when

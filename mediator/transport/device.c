@@ -7,8 +7,8 @@
  * mediator maps that RAM (map.h: memfd under KVM, xen under XCP-ng) and
  * serves the window with the same ring code as the local shm: windows
  * (ring.c). The doorbell is the device's eventfd (the guest's write to the
- * DOORBELL register), completions go to the device's eventfd, which QEMU
- * turns into an interrupt (docs/specs/vgpu-stub-1.1.md).
+ * DOORBELL register); completions are signalled on the device's datagram
+ * socket, which QEMU turns into an interrupt (docs/specs/vgpu-stub-1.1.md).
  *
  * Identity comes from the channel: the device's connection is on its VM's
  * socket, the memory it names is checked to be that VM's (memfd: the fds
@@ -25,8 +25,10 @@
  * registered, closes it first, and is answered only once its requests in
  * flight have been answered in its rings and it is unmapped: from the
  * reply on, the mediator touches none of that guest memory any more, so
- * the driver may free or reuse it. A WINDOW message while a window is
- * being mapped or closed is refused VGPU_BUSY (the device retries). A
+ * the driver may free or reuse it. A registration while a window is
+ * being mapped or closed is refused VGPU_BUSY (the driver retries); an
+ * unregistration never is (a device reset waits for its answer): it is
+ * answered once what is under way is done and released. A
  * guest that breaks the ring's rules loses its window: the device is told
  * with an unasked reply that carries the sequence of the window's
  * registration again, now with an error (WIN_STATE refused); a reply to
@@ -103,7 +105,7 @@ struct dev_session {
 	uint32_t slot;
 	char uuid[VGPU_UUID_STRLEN + 1];
 	int conn_fd;                 /* socket.c's (borrowed) */
-	int doorbell_fd, notify_fd;  /* the device's eventfds */
+	int doorbell_fd, notify_fd;  /* the device's doorbell eventfd and completion socket */
 	uint32_t domid;              /* Xen */
 	struct vgpu_guest_map *map;  /* NULL while being opened (Xen) */
 	struct vgpu_job job;         /* opening a Xen map */
@@ -117,6 +119,7 @@ struct dev_session {
 	enum after_close after;      /* what its release is waited for */
 	uint64_t after_seq;
 	struct vgpu_dev_window *after_dw;
+	uint64_t unregister_seq;     /* an unregistration that came while mapping; 0 none */
 	int refs;                    /* the connection + a job in flight + a closing window */
 };
 
@@ -363,6 +366,13 @@ static void map_done(struct vgpu_job *job)
 			       w->pinned ? "GPU copies from guest RAM" : "copies staged");
 		reply(s, w->seq, VGPU_MSG_WINDOW, VGPU_OK, w->bytes);
 	}
+	if (s->unregister_seq) { /* asked while it was being mapped: now */
+		uint64_t seq = s->unregister_seq;
+
+		s->unregister_seq = 0;
+		if (s->vm)
+			close_window(s, AFTER_UNREGISTER, seq, NULL);
+	}
 	session_unref(s);
 }
 
@@ -435,6 +445,27 @@ static void register_window(struct dev_session *s, uint64_t seq, const struct vg
 	vgpu_workers_submit(m->workers, &w->job);
 }
 
+/* An unregistration while the map is opened, a window mapped or closed:
+ * answer it when what is under way is done. An earlier one still waiting
+ * is answered VGPU_BUSY: the device waits for the latest only. */
+static void unregister_later(struct dev_session *s, uint64_t seq)
+{
+	if (s->making) {
+		if (s->unregister_seq)
+			reply(s, s->unregister_seq, VGPU_MSG_WINDOW, VGPU_BUSY, 0);
+		s->unregister_seq = seq;
+	} else if (s->closing) {
+		if (s->after != AFTER_NOTHING) /* a registration or unregistration after it */
+			reply(s, s->after_seq, VGPU_MSG_WINDOW, VGPU_BUSY, 0);
+		free(s->after_dw);
+		s->after_dw = NULL;
+		s->after = AFTER_UNREGISTER;
+		s->after_seq = seq;
+	} else {
+		reply(s, seq, VGPU_MSG_WINDOW, VGPU_OK, 0); /* no map yet: no window */
+	}
+}
+
 void vgpu_device_window(void *session, const uint8_t raw[VGPU_PROTO_HEADER_SIZE],
 			const struct vgpu_msg_header *h, const uint8_t *payload)
 {
@@ -452,6 +483,10 @@ void vgpu_device_window(void *session, const uint8_t raw[VGPU_PROTO_HEADER_SIZE]
 		vgpu_log_guest(&s->vm->rl, LOG_WARNING, "VM %s: device: %s window message", s->uuid,
 			       rc == VGPU_PROTOCOL ? "malformed" : "an invalid");
 		reply(s, h->request_id, VGPU_MSG_WINDOW, rc, 0);
+	} else if (dw->action == VGPU_DEV_UNREGISTER && (!s->map || s->making || s->closing)) {
+		/* Never refused busy (a device reset waits for this answer):
+		 * answered once nothing of the device's window runs any more. */
+		unregister_later(s, h->request_id);
 	} else if (!s->map || s->making || s->closing) {
 		/* Still opening the map, or a window being mapped or closed. */
 		reply(s, h->request_id, VGPU_MSG_WINDOW, VGPU_BUSY, 0);
@@ -494,23 +529,32 @@ static void open_done(struct vgpu_job *job)
 	session_unref(s);
 }
 
-/* Whether @fd is an eventfd (what the loop and ring.c may read and write
- * without blocking on a peer's whim); made non-blocking. */
-static bool nonblocking_eventfd(int fd)
+/* Whether @fd is an eventfd (the doorbell: ring.c watches it
+ * edge-triggered and never reads or writes it). */
+static bool is_eventfd(int fd)
 {
 	char path[64], target[64];
 	ssize_t n;
-	int fl;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, target, sizeof(target) - 1);
 	if (n <= 0)
 		return false;
 	target[n] = '\0';
-	if (strcmp(target, "anon_inode:[eventfd]") != 0)
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* Whether @fd is an AF_UNIX datagram socket (the completion signal:
+ * ring.c sends on it with MSG_DONTWAIT, whatever flags its peer sets). */
+static bool is_unix_dgram(int fd)
+{
+	int domain = 0, type = 0;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX)
 		return false;
-	fl = fcntl(fd, F_GETFL);
-	return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+	len = sizeof(int);
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
 }
 
 void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
@@ -527,9 +571,9 @@ void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
 			 vgpu_dev_hello_fds(&hello));
 		rc = VGPU_PROTOCOL;
 	}
-	if (rc == VGPU_OK && (!nonblocking_eventfd(fds[n_fds - 2]) ||
-			      !nonblocking_eventfd(fds[n_fds - 1]))) {
-		snprintf(why, sizeof(why), "its doorbell or completion descriptor is not an eventfd");
+	if (rc == VGPU_OK && (!is_eventfd(fds[n_fds - 2]) || !is_unix_dgram(fds[n_fds - 1]))) {
+		snprintf(why, sizeof(why), "its doorbell is not an eventfd, or its completion "
+			 "descriptor not a Unix datagram socket");
 		rc = VGPU_INVALID_PARAM;
 	}
 	if (rc == VGPU_OK && m->stopping)
@@ -544,7 +588,8 @@ void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
 		s->conn_fd = conn_fd;
 		s->refs = 1;
 		s->hello_seq = h->request_id;
-		/* The eventfds are the last two; the session keeps them. */
+		/* The doorbell and completion socket are the last two; the
+		 * session keeps them. */
 		s->doorbell_fd = fds[n_fds - 2];
 		s->notify_fd = fds[n_fds - 1];
 		fds[n_fds - 2] = fds[n_fds - 1] = -1;

@@ -12,12 +12,23 @@
  * a request still points into it (requests hold references). A backend
  * thread never drops the last reference: while the VM pointer is set the
  * owner holds one; once it is NULL, completions go through the loop.
+ *
+ * Never block on a descriptor the client shares. The client holds the
+ * same open file description of the doorbell eventfd (and, for devices,
+ * QEMU made it), so it can turn O_NONBLOCK off and empty or fill the
+ * counter between our poll and our read or write: the doorbell is
+ * therefore watched edge-triggered and never read or written here (every
+ * write of the client's is a new edge); completions are signalled on a
+ * datagram socket of our own end with MSG_DONTWAIT; and coming back for
+ * more (a batch cut short, room made in a full completion ring) goes
+ * through a private eventfd (again_fd) that no one else holds.
  */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ring.h"
@@ -30,19 +41,25 @@ static uint32_t *index_at(struct vgpu_ring_server *rs, size_t off)
 	return (uint32_t *)(void *)(rs->mem + off);
 }
 
-/* Signal @efd. Never blocks, even if the peer, which shares the eventfd's
- * file description, turned O_NONBLOCK off and filled the counter: a full
- * counter is skipped (the peer's own loss), the write is only tried when
- * poll says it would not block. */
-static void kick(int efd)
+/* Come back to @rs on the loop: its private eventfd. */
+static void again(struct vgpu_ring_server *rs)
 {
-	struct pollfd p = { .fd = efd, .events = POLLOUT };
 	uint64_t one = 1;
 
-	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
-		return;
-	if (write(efd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is already non-zero, which is all we want. */
+	if (write(rs->again_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: already due, which is all we want. */
+	}
+}
+
+/* Tell the client completions were posted: one datagram on our own end of
+ * the socket pair. A full queue (a client that does not read) is already
+ * a signal; MSG_DONTWAIT holds whatever flags the client's end has. */
+static void signal_client(struct vgpu_ring_server *rs)
+{
+	static const char one = 1;
+
+	if (send(rs->notify_fd, &one, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* EAGAIN: the client has signals it has not read yet. */
 	}
 }
 
@@ -63,6 +80,11 @@ static void server_free(struct vgpu_ring_server *rs)
 	if (rs->notify_fd >= 0)
 		close(rs->notify_fd);
 	rs->notify_fd = -1;
+	if (rs->again_fd >= 0) {
+		vgpu_loop_remove(rs->m->loop, &rs->again_watch);
+		close(rs->again_fd);
+	}
+	rs->again_fd = -1;
 	pthread_mutex_destroy(&rs->lock);
 	rs->release(rs);
 }
@@ -135,9 +157,9 @@ static void flush_backlog_locked(struct vgpu_ring_server *rs)
 	if (!posted)
 		return;
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_RELEASE);
-	kick(rs->notify_fd);
+	signal_client(rs);
 	if (was_full && rs->doorbell_fd >= 0)
-		kick(rs->doorbell_fd); /* descriptors may wait for the room made */
+		again(rs); /* descriptors may wait for the room made */
 }
 
 /* Take one descriptor at sq_head and admit or refuse it; false (nothing
@@ -224,19 +246,13 @@ static void take_descriptors(struct vgpu_ring_server *rs)
 		n++;
 	}
 	if (!oom && rs->doorbell_fd >= 0 && rs->sq_head != tail && room(rs) > 0)
-		kick(rs->doorbell_fd); /* more to take: come back next round */
+		again(rs); /* more to take: come back next round */
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_SQ_HEAD), rs->sq_head, __ATOMIC_RELEASE);
 }
 
-static void doorbell_event(void *ctx, uint32_t events)
+/* One round: post what waited for room, take what the client published. */
+static void take_round(struct vgpu_ring_server *rs)
 {
-	struct vgpu_ring_server *rs = ctx;
-	uint64_t n;
-
-	(void)events;
-	if (read(rs->doorbell_fd, &n, sizeof(n)) < 0) {
-		/* EAGAIN: nothing new; look anyway. */
-	}
 	pthread_mutex_lock(&rs->lock);
 	rs->refs++; /* hold rs across the callbacks below */
 	flush_backlog_locked(rs);
@@ -244,6 +260,26 @@ static void doorbell_event(void *ctx, uint32_t events)
 	if (rs->doorbell_fd >= 0)
 		take_descriptors(rs);
 	server_unref(rs);
+}
+
+/* The doorbell rang: an edge, not read (see the top). */
+static void doorbell_event(void *ctx, uint32_t events)
+{
+	(void)events;
+	take_round(ctx);
+}
+
+/* We asked to come back: our own eventfd, emptied. */
+static void again_event(void *ctx, uint32_t events)
+{
+	struct vgpu_ring_server *rs = ctx;
+	uint64_t n;
+
+	(void)events;
+	if (read(rs->again_fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing due; look anyway. */
+	}
+	take_round(rs);
 }
 
 /* Drop the answers that found no room in the completion ring (a closing
@@ -275,8 +311,20 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	rs->notify_fd = notify_fd;
 	rs->sq_head = rs->cq_tail = rs->taken = 0;
 	rs->backlog_head = rs->backlog_tail = NULL;
+	rs->again_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	rs->watch = (struct vgpu_loop_watch){ .fd = doorbell_fd, .fn = doorbell_event, .ctx = rs };
-	if (vgpu_loop_add(rs->m->loop, &rs->watch, EPOLLIN) != VGPU_OK) {
+	rs->again_watch = (struct vgpu_loop_watch){ .fd = rs->again_fd, .fn = again_event, .ctx = rs };
+	if (rs->again_fd < 0 || vgpu_loop_add(rs->m->loop, &rs->again_watch, EPOLLIN) != VGPU_OK) {
+		if (rs->again_fd >= 0)
+			close(rs->again_fd);
+		close(doorbell_fd);
+		close(notify_fd);
+		pthread_mutex_destroy(&rs->lock);
+		return VGPU_IO_ERROR;
+	}
+	if (vgpu_loop_add(rs->m->loop, &rs->watch, EPOLLIN | EPOLLET) != VGPU_OK) {
+		vgpu_loop_remove(rs->m->loop, &rs->again_watch);
+		close(rs->again_fd);
 		close(doorbell_fd);
 		close(notify_fd);
 		pthread_mutex_destroy(&rs->lock);
@@ -286,7 +334,7 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	rs->refs = 1;
 	rs->draining = false;
 	/* Descriptors published before we watched: look once. */
-	kick(doorbell_fd);
+	again(rs);
 	return VGPU_OK;
 }
 

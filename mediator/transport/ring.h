@@ -7,7 +7,7 @@
  *
  * The owner (a transport) maps the window, fills in the server's fields
  * and calls vgpu_ring_serve(); from then on the doorbell eventfd wakes the
- * loop, which copies descriptors out, checks them against the window and
+ * loop (edge-triggered, never read: ring.c says why), which copies descriptors out, checks them against the window and
  * admits them (vgpu_request_admit()); completions are posted by the
  * backend thread that finished the request (vgpu_ring_complete()), or by
  * the loop when the server is closing. The owner's transport uses
@@ -55,8 +55,9 @@ struct vgpu_ring_server {
 	int refs;                    /* (L) the owner's + each request not yet answered */
 	int doorbell_fd;             /* (L) client -> mediator; -1 once no longer served
 				      * (written on the loop thread only) */
-	int notify_fd;               /* mediator -> client */
-	struct vgpu_loop_watch watch;
+	int notify_fd;               /* mediator -> client: our end of a datagram socket pair */
+	int again_fd;                /* ours alone: come back to the ring (any thread) */
+	struct vgpu_loop_watch watch, again_watch;
 	uint32_t sq_head;            /* next descriptor to take (private copy) */
 	uint32_t cq_tail;            /* (L) next completion slot (private copy) */
 	uint32_t taken;              /* (L) descriptors taken, not yet completed */
@@ -69,7 +70,9 @@ struct vgpu_ring_server {
 void vgpu_ring_init_window(uint8_t *mem, size_t size);
 
 /* Loop thread: start serving @rs for @vm; the server takes @doorbell_fd
- * and @notify_fd over (closed at release; on failure too). The owner
+ * (an eventfd the client writes) and @notify_fd (our end of an AF_UNIX
+ * datagram socket pair, the client's end readable when completions were
+ * posted) over (closed at release; on failure too). The owner
  * holds the one reference. VGPU_IO_ERROR when the doorbell cannot be
  * watched (then release() was not called: the owner frees). */
 int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbell_fd,

@@ -4,9 +4,10 @@
  * the fast path. A connection on a VM's socket asks for a window
  * (socket.c calls vgpu_shm_attach()); the mediator makes a sealed memfd
  * with a submission ring, a completion ring and a data area, pins it for
- * the backend, and the client gets the memfd and two eventfds: a doorbell
- * it writes after publishing descriptors, and a notify fd this side writes
- * after publishing completions. Inputs are read and outputs written in
+ * the backend, and the client gets the memfd, a doorbell eventfd it writes
+ * after publishing descriptors, and its end of a datagram socket pair on
+ * which this side signals completions (ring.c: nothing the client shares
+ * can make the mediator block). Inputs are read and outputs written in
  * the window itself: the GPU copies straight from and to it.
  *
  * Identity comes from the channel: a session belongs to the VM whose
@@ -253,18 +254,20 @@ static void window_made(struct vgpu_job *job)
 	struct session *s = (struct session *)((char *)job - offsetof(struct session, job));
 	struct mediator *m = s->rs.m;
 	int fds[3] = { -1, -1, -1 };
-	int doorbell = -1, notify = -1;
+	int doorbell = -1, notify = -1, pair[2] = { -1, -1 };
 	int rc = s->rc;
 
 	if (rc == VGPU_OK && m->stopping)
 		rc = VGPU_SHUTDOWN;
 	if (rc == VGPU_OK) {
 		doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0) {
+			notify = pair[0];
+			fds[2] = pair[1]; /* the client's end */
+		}
 		/* The client's copies. */
 		fds[0] = fcntl(s->w->memfd, F_DUPFD_CLOEXEC, 0);
 		fds[1] = doorbell < 0 ? -1 : fcntl(doorbell, F_DUPFD_CLOEXEC, 0);
-		fds[2] = notify < 0 ? -1 : fcntl(notify, F_DUPFD_CLOEXEC, 0);
 		if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
 			rc = VGPU_IO_ERROR;
 	}

@@ -54,7 +54,7 @@ from shm_client import CQ_HEAD, DATA_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES,
 
 MAGIC, VERSION = 0x55504756, 1
 DEVICE, WINDOW, REPLY = 5, 6, 7
-DEV_VERSION, MEMFD = 0x00010001, 1
+DEV_VERSION, MEMFD = 0x00010002, 1
 REGISTER, UNREGISTER = 1, 2
 MIB, GIB = 1 << 20, 1 << 30
 LOW, HIGH = 16 * MIB, 8 * MIB  # guest RAM: low at 0, high at 4 GiB (fd offset LOW)
@@ -84,13 +84,16 @@ class Device:
         if seals:
             fcntl.fcntl(self.ram, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
         self.doorbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.notify = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Completions: a datagram socket pair; the mediator gets one end.
+        self.notify, self.notify_mediator = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.setblocking(False)
         self.seq = 1
         self.registration = 0  # the registration's sequence while a window is registered
         regions = [(0, LOW, 0), (4 * GIB, HIGH, LOW)]
         block = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, len(regions), 0)
         table = b"".join(struct.pack("<QQQ", *r) for r in regions)
-        fds = ([self.ram, self.ram] if send_memfd else []) + [self.doorbell, self.notify]
+        fds = ([self.ram, self.ram] if send_memfd else []) + [self.doorbell,
+                                                              self.notify_mediator.fileno()]
         socket.send_fds(self.s, [message(DEVICE, self.seq, block + table)], fds)
         self.hello = self.reply()
 
@@ -136,7 +139,7 @@ class DeviceWindow(Window):
     at one address of ours (so that Window's methods work unchanged)."""
 
     def __init__(self, dev, extents):
-        self.s, self.doorbell, self.notify = dev.s, dev.doorbell, dev.notify
+        self.s, self.doorbell, self.notify = dev.s, dev.doorbell, dev.notify.fileno()
         self.size = sum(e[1] for e in extents)
         base = libc.mmap(None, self.size, 0,  # PROT_NONE
                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
@@ -181,7 +184,8 @@ def main():
     if action == "hello-twice":
         dev = Device(path)
         regions = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, 1, 0) + struct.pack("<QQQ", 0, LOW, 0)
-        socket.send_fds(dev.s, [message(DEVICE, 2, regions)], [dev.ram, dev.doorbell, dev.notify])
+        socket.send_fds(dev.s, [message(DEVICE, 2, regions)],
+                        [dev.ram, dev.doorbell, dev.notify_mediator.fileno()])
         print("closed" if closed(dev.s) else "open")
         return 0
     if action == "extents":

@@ -33,6 +33,13 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
                        the next of 16 sizes in turn (MIB, MIB - 4, ...
                        MIB - 60), so that a kept window seldom fits; prints
                        "attached=A refused=R"
+  touch-storm SECONDS MIB [vary]
+                       the same memory work with no mediator (SOCKET is not
+                       used): its own memfds of the same sizes (one kept
+                       and mapped again without "vary"), every other one
+                       written whole, for SECONDS; the control
+                       that tells the kernel's share of a storm from the
+                       mediator's; prints "made=N"
   buffer-churn SECONDS [MI...]
                        vector_adds of 16 to 56 Mi floats over the socket,
                        one at a time, eight sizes in turn (payloads of 128
@@ -45,6 +52,7 @@ usage: hostile_client.py SOCKET ACTION [ARGS]
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import io
+import mmap
 import os
 import socket
 import struct
@@ -208,6 +216,29 @@ def attach_storm(path, seconds, mib, vary=False):
     return 0
 
 
+def touch_storm(seconds, mib, vary=False):
+    made = 0
+    end = time.monotonic() + seconds
+    chunk = bytes(1 << 20)
+    kept = -1  # one size: one memfd used again and again, as the mediator keeps its window
+    while time.monotonic() < end:
+        size = int((mib - 4 * (made % 16) if vary else mib) * (1 << 20))
+        fd = kept if kept >= 0 else os.memfd_create("touch-storm", os.MFD_CLOEXEC)
+        if fd != kept:
+            os.ftruncate(fd, size)
+        made += 1
+        m = mmap.mmap(fd, size)
+        for off in range(0, size - len(chunk) + 1 if made % 2 else 0, len(chunk)):
+            m[off:off + len(chunk)] = chunk
+        m.close()
+        if vary:
+            os.close(fd)
+        else:
+            kept = fd
+    print("made=%d" % made)
+    return 0
+
+
 def buffer_churn(path, seconds, sizes):
     sizes = sizes or [16, 20, 24, 28, 32, 40, 48, 56]
     s = connect(path)
@@ -291,6 +322,8 @@ def main():
         return conns(path, int(a[0]), float(a[1]))
     if action == "attach-storm":
         return attach_storm(path, float(a[0]), float(a[1]), a[2:] == ["vary"])
+    if action == "touch-storm":
+        return touch_storm(float(a[0]), float(a[1]), a[2:] == ["vary"])
     if action == "buffer-churn":
         return buffer_churn(path, float(a[0]), [int(x) for x in a[1:]])
     if action == "all":

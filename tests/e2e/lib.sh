@@ -69,27 +69,34 @@ vm_stat() { stats | jq -r --arg u "$(uuid "$1")" ".vms[] | select(.vm_uuid == \$
 # vm_stat_is N JQ VALUE: whether it is VALUE now (for wait_for).
 vm_stat_is() { [ "$(vm_stat "$1" "$2")" = "$3" ]; }
 
-# load_round OUT CMD...: VM 2's 4 KiB round trips over socket $S2 (an open
-# loop: 4000, one due every 1.5 ms) alone, then while CMD runs in the
-# background (started 1 s before; its output in OUT); sets alone50, alone99,
-# alonemax and load50, load99, loadmax (us) and prints them with OUT.
-load_round() {
+# during OUT CMD...: VM 2's 4 KiB round trips over socket $S2 (an open
+# loop: 4000, one due every 1.5 ms) while CMD runs in the background
+# (started 1 s before; its output in OUT); sets load50, load99, loadmax (us).
+during() {
 	local out=$1 hp
 	shift
-	read -r alone50 alone99 alonemax <<<"$(python3 "$RAW" "$S2" paced 4000 1500 1024)"
 	"$@" >"$out" 2>&1 &
 	hp=$!
 	sleep 1
 	read -r load50 load99 loadmax <<<"$(python3 "$RAW" "$S2" paced 4000 1500 1024)"
 	wait $hp
+}
+
+# load_round OUT CMD...: the same round trips alone (alone50, alone99,
+# alonemax), then during CMD (load50, load99, loadmax); prints them with OUT.
+load_round() {
+	read -r alone50 alone99 alonemax <<<"$(python3 "$RAW" "$S2" paced 4000 1500 1024)"
+	during "$@"
 	echo "# alone: p50 $alone50 us, p99 $alone99 us, max $alonemax us;" \
-		"under load: p50 $load50 us, p99 $load99 us, max $loadmax us; $(cat "$out")"
+		"under load: p50 $load50 us, p99 $load99 us, max $loadmax us; $(cat "$1")"
 }
 
 # The running mediator's resident memory (KiB), CPU time (clock ticks) and
 # open file descriptors.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$MPID/status"; }
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$MPID/stat"; }
+# The same for its loop thread alone (the main thread).
+loop_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$MPID/task/$MPID/stat"; }
 fd_count() { find "/proc/$MPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 
 # e2e_finish: stop a running mediator the normal way, check that it exited 0

@@ -31,6 +31,14 @@ usage: shm_client.py SOCKET ACTION [ARGS]
                      behind, closes; attaches one of MIB MiB again and
                      prints "same" or "new" (whether the token is there)
                      and the status of a vector_add in it
+  thief COUNT        turns O_NONBLOCK off on its doorbell and completion
+                     descriptors, as a client that wants the mediator to
+                     block on them would; rings the doorbell COUNT times
+                     with a request each, never reads a completion signal,
+                     waits for the COUNT completions, then reads its own
+                     doorbell: prints "rang=COUNT doorbell=D served=S
+                     notify=socket|other" (D = COUNT: the mediator never
+                     read the doorbell, so never could block on it)
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import ctypes
@@ -38,6 +46,7 @@ import mmap
 import os
 import select
 import socket
+import stat
 import struct
 import sys
 import time
@@ -129,8 +138,11 @@ class Window:
         r, _, _ = select.select([self.notify, self.s], [], [], timeout)
         if self.s in r:
             return False
-        if self.notify in r:
+        # One datagram per completion signal: take them all, or stale ones
+        # would wake the next waits at once.
+        while self.notify in r:
             os.read(self.notify, 8)
+            r, _, _ = select.select([self.notify], [], [], 0)
         return True
 
     def collect(self, count):
@@ -321,6 +333,26 @@ def main():
         except OSError:
             pass
         print("sealed" if not shrink and not grow else "not sealed")
+        return 0
+    if action == "thief":
+        for fd in (w.doorbell, w.notify):
+            os.set_blocking(fd, False)
+            os.set_blocking(fd, True)  # O_NONBLOCK off, on the shared description
+        a = w.put_floats([1.0] * 16)
+        count = min(int(args[0]), ENTRIES)
+        outs = w.alloc(16 * (count + 1))
+        for rid in range(1, count + 1):
+            w.submit(rid, VECTOR_ADD, 16, [a, a], outs + rid * 64)  # rings the doorbell
+        end = time.monotonic() + 30
+        while w.u32(CQ_TAIL) != count and time.monotonic() < end:
+            time.sleep(0.01)
+        os.set_blocking(w.doorbell, False)
+        try:
+            left = struct.unpack("<Q", os.read(w.doorbell, 8))[0]
+        except BlockingIOError:
+            left = 0
+        kind = "socket" if stat.S_ISSOCK(os.fstat(w.notify).st_mode) else "other"
+        print("rang=%d doorbell=%d served=%d notify=%s" % (count, left, w.u32(CQ_TAIL), kind))
         return 0
     if action == "abandon":
         a = w.put_floats([1.0] * 1024)

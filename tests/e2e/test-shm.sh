@@ -58,6 +58,14 @@ exec 7>&- 8>&-
 wait_for "windows given back when their clients go" 30 \
 	bash -c "[ \"\$(python3 '$SHMC' '$S1' attach 16)\" = 0 ]"
 
+# A client that turns O_NONBLOCK off on the descriptors it shares with the
+# mediator: the mediator never reads its doorbell (edge-triggered) and
+# signals completions on a socket of its own end, so it cannot be made to
+# block; every request is served, and the other VM too.
+expect_eq "$(timeout 60 python3 "$SHMC" "$S1" thief 300)" "rang=300 doorbell=300 served=300 notify=socket" \
+	"a client blocking its shared descriptors: the mediator never reads its doorbell, serves all"
+expect_eq "$(python3 "$SHMC" "$S2" ok 100)" "0" "the other VM is served"
+
 # A client that vanishes with work in flight; then the VM is still served.
 expect_eq "$(python3 "$SHMC" "$S1" abandon 200)" "gone" "client gone with 200 requests in flight"
 expect_eq "$(python3 "$SHMC" "$S2" ok 100)" "0" "the other VM is served"

@@ -68,7 +68,7 @@ def sign_all(msg):
     return bytes(msg)
 
 
-def device(version=0x00010001, memory=1, domid=0, regions=(), seq=1):
+def device(version=0x00010002, memory=1, domid=0, regions=(), seq=1):
     table = b"".join(struct.pack("<QQQ", *r) for r in regions)
     block = struct.pack("<IIIIQ", version, memory, domid, len(regions), 0)
     return sign_all(header(5, seq, 0, 24 + len(table)) + block + table)

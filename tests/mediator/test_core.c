@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -545,12 +546,14 @@ static void test_ring_server(void **state)
 	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct tr_server srv = { 0 };
 	int doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	int notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int pair[2] = { -1, -1 }; /* completion signals: [0] the server's, [1] ours */
 	struct vgpu_vm *vm = vgpu_vm_by_uuid(&f->m, UUID1);
 	uint64_t one = 1;
+	char sig;
 
 	assert_true(mem != MAP_FAILED);
-	assert_true(doorbell >= 0 && notify >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+	assert_true(doorbell >= 0);
 	vgpu_ring_init_window(mem, size);
 	for (uint32_t i = 0; i < N; i++) {
 		((float *)(void *)(mem + a))[i] = (float)i;
@@ -563,7 +566,7 @@ static void test_ring_server(void **state)
 	srv.rs.pending = &tr_pending;
 	srv.rs.abused = r_abused;
 	srv.rs.release = r_released;
-	assert_int_equal(vgpu_ring_serve(&srv.rs, vm, dup(doorbell), dup(notify)), VGPU_OK);
+	assert_int_equal(vgpu_ring_serve(&srv.rs, vm, dup(doorbell), pair[0]), VGPU_OK);
 
 	/* The client's part: descriptors, then the tail, then the doorbell. */
 	put_desc(mem, 0, 1, 0, 0, a, b, out);                         /* good */
@@ -593,6 +596,12 @@ static void test_ring_server(void **state)
 	}
 	for (int id = 1; id <= 5; id++)
 		assert_int_equal(seen[id], 1);
+	/* Signalled on the socket, and the doorbell never read (edge-triggered:
+	 * a client turning O_NONBLOCK off cannot block the loop on it). */
+	assert_int_equal(recv(pair[1], &sig, 1, MSG_DONTWAIT), 1);
+	uint64_t rung = 0;
+	assert_int_equal(read(doorbell, &rung, sizeof(rung)), sizeof(rung));
+	assert_int_equal(rung, 1);
 	for (uint32_t i = 0; i < N; i++)
 		assert_true(((float *)(void *)(mem + out))[i] == 3.0f * (float)i);
 	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_CQ_HEAD), 5, __ATOMIC_RELEASE);
@@ -618,7 +627,7 @@ static void test_ring_server(void **state)
 	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
 	munmap(mem, size);
 	close(doorbell);
-	close(notify);
+	close(pair[1]);
 	stop(f);
 }
 

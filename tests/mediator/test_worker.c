@@ -188,6 +188,61 @@ static void pause_rests_a_ready_fd(void **state)
 	close(efd);
 }
 
+/* A callback that removes many watches in one round (a registry reload
+ * dropping VMs): an edge-triggered watch ready in the same round must still
+ * fire (it would never fire again if the round were cut short). */
+#define MANY 150
+static struct vgpu_loop *many_loop;
+static struct vgpu_loop_watch many_w[MANY];
+static int edge_fired;
+
+static void remove_many(void *ctx, uint32_t events)
+{
+	(void)ctx;
+	(void)events;
+	for (int i = 0; i < MANY; i++)
+		vgpu_loop_remove(many_loop, &many_w[i]);
+}
+
+static void on_edge(void *ctx, uint32_t events)
+{
+	(void)ctx;
+	(void)events;
+	edge_fired++;
+}
+
+static void many_removals_keep_an_edge(void **state)
+{
+	int remover = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC), edge = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int quiet[MANY];
+	struct vgpu_loop_watch wr = { .fd = remover, .fn = remove_many };
+	struct vgpu_loop_watch we = { .fd = edge, .fn = on_edge };
+	uint64_t one = 1;
+
+	(void)state;
+	assert_int_equal(vgpu_loop_new(&many_loop), VGPU_OK);
+	for (int i = 0; i < MANY; i++) {
+		quiet[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		many_w[i] = (struct vgpu_loop_watch){ .fd = quiet[i], .fn = on_edge };
+		assert_int_equal(vgpu_loop_add(many_loop, &many_w[i], EPOLLIN), VGPU_OK);
+	}
+	/* The remover is ready first, the edge after it: one round, in order. */
+	assert_int_equal(vgpu_loop_add(many_loop, &wr, EPOLLIN), VGPU_OK);
+	assert_int_equal(vgpu_loop_add(many_loop, &we, EPOLLIN | EPOLLET), VGPU_OK);
+	assert_int_equal(write(edge, &one, sizeof(one)), sizeof(one));
+	edge_fired = 0;
+	for (int i = 0; i < 5; i++)
+		vgpu_loop_run_once(many_loop, 10);
+	assert_int_equal(edge_fired, 1);
+	vgpu_loop_remove(many_loop, &wr);
+	vgpu_loop_remove(many_loop, &we);
+	vgpu_loop_free(many_loop);
+	for (int i = 0; i < MANY; i++)
+		close(quiet[i]);
+	close(remover);
+	close(edge);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +250,7 @@ int main(void)
 		cmocka_unit_test(round_robin_between_vms),
 		cmocka_unit_test(follow_up_runs_at_shutdown),
 		cmocka_unit_test(pause_rests_a_ready_fd),
+		cmocka_unit_test(many_removals_keep_an_edge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

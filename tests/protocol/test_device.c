@@ -84,7 +84,7 @@ static void test_hello_layout(void **state)
 	assert_int_equal(get_le(msg + 6, 2), VGPU_MSG_DEVICE);
 	assert_int_equal(get_le(msg + 8, 8), 9);
 	assert_int_equal(get_le(msg + 24, 4), 24 + 2 * 24);
-	assert_int_equal(get_le(msg + 32, 4), 0x00010001);
+	assert_int_equal(get_le(msg + 32, 4), 0x00010002);
 	assert_int_equal(get_le(msg + 36, 4), 1);
 	assert_int_equal(get_le(msg + 40, 4), 0);
 	assert_int_equal(get_le(msg + 44, 4), 2);
