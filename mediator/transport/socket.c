@@ -814,7 +814,9 @@ static int sock_vm_added(struct mediator *m, struct vgpu_vm *vm)
 	if (vgpu_loop_add(m->loop, &sv->watch, EPOLLIN) != VGPU_OK)
 		goto fail;
 	vgpu_vm_set_state(m, vm, SELF, sv);
-	snprintf(sv->dev_path, sizeof(sv->dev_path), "%s.dev", sv->path);
+	if ((size_t)snprintf(sv->dev_path, sizeof(sv->dev_path), "%s.dev", sv->path) >=
+	    sizeof(sv->dev_path))
+		sv->dev_path[0] = '\0'; /* cannot happen: the path was checked above */
 	dial(sv, vgpu_now_ns()); /* a device whose mediator restarted: at once */
 	return VGPU_OK;
 fail:
