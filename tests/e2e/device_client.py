@@ -162,6 +162,15 @@ class DeviceWindow(Window):
         self.next_free = DATA_OFF
 
 
+def one_vadd(w, n):
+    """One vector_add of n floats in the window: (its status or "none",
+    whether it was served and its sums right)."""
+    c = vadd(w, 7, n)
+    got = w.collect(1)
+    good = got == [(7, 0)] and w.floats(c, n) == tuple(3.0 * i for i in range(n))
+    return (got[0][1] if got else "none"), good
+
+
 def registered(path, data_bytes=MIB, sock=None):
     dev = Device(path, sock=sock)
     if dev.hello is None or dev.hello[2] != 0:
@@ -222,10 +231,8 @@ def main():
         c, _ = ls.accept()
         c.settimeout(300)
         dev, w, _ = registered(path, sock=c)
-        out = vadd(w, 7, 1000)
-        got = w.collect(1)
-        good = got == [(7, 0)] and w.floats(out, 1000) == tuple(3.0 * i for i in range(1000))
-        print("silent=%s device=%s" % (silent, (got[0][1] if good else "wrong") if got else "none"))
+        status, good = one_vadd(w, 1000)
+        print("silent=%s device=%s" % (silent, status if good else "wrong"))
         os.unlink(lpath)
         return 0 if good else 1
     if action == "window":
@@ -238,11 +245,8 @@ def main():
         sys.stdin.read()
         return 0
     if action == "ok":
-        n = int(args[0])
-        c = vadd(w, 7, n)
-        got = w.collect(1)
-        good = got == [(7, 0)] and w.floats(c, n) == tuple(3.0 * i for i in range(n))
-        print(got[0][1] if got else "none")
+        status, good = one_vadd(w, int(args[0]))
+        print(status)
         return 0 if good else 1
     if action == "descs":
         line, good = bad_descs(w)

@@ -138,6 +138,8 @@ def main():
         "device-kvm": device(regions=((0, 3 << 30, 0), (4 << 30, 1 << 30, 3 << 30))),
         "device-xen": device(memory=2, domid=7),
         "device-overlap": device(regions=((0, 1 << 30, 0), (1 << 29, 1 << 30, 1 << 30))),
+        # A device of the messages before the completion socket (1.1's first).
+        "device-old-version": device(version=0x00010001, regions=((0, 1 << 30, 0),)),
         "window-two": window(extents=((1 << 30, 1 << 20), (3 << 30, 102400 + (1 << 20) - (1 << 20)))),
         "window-one": window(extents=((1 << 30, 102400 + (1 << 20)),)),
         "window-bad-sum": window(extents=((1 << 30, 102400 + (1 << 20)),), total=4096),

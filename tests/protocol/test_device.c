@@ -335,6 +335,7 @@ static void test_independent_seeds(void **state)
 	assert_int_equal(parse_seed("device-kvm", VGPU_MSG_DEVICE), VGPU_OK);
 	assert_int_equal(parse_seed("device-xen", VGPU_MSG_DEVICE), VGPU_OK);
 	assert_int_equal(parse_seed("device-overlap", VGPU_MSG_DEVICE), VGPU_INVALID_PARAM);
+	assert_int_equal(parse_seed("device-old-version", VGPU_MSG_DEVICE), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("window-one", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-two", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-unregister", VGPU_MSG_WINDOW), VGPU_OK);
