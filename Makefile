@@ -8,6 +8,10 @@
 #   make qemu       Debian's QEMU source with vgpu-stub, built into build-qemu/
 #                   (ccache in /var/cache/vgpu/ccache)
 #   make test-vm    only the VM test: boot a guest with vgpu-stub
+#   make test-qemu42  the device built into QEMU 4.2 (XCP-ng 8.2's device
+#                   model) from the operator's patch, then the VM suites
+#                   booted in it (downloads QEMU 4.2 from Ubuntu's archive,
+#                   so not part of make test)
 #   make run        build (QEMU too) and run the example job under ./var/:
 #                   host clients and 4 guests through their devices
 #   make install    PREFIX=/usr/local DESTDIR=...
@@ -25,7 +29,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES = xe_vm_list conf cli_values protocol ring
 
-.PHONY: all deps deps-build test test-plain test-asan test-tsan test-vm qemu run install fuzz clean
+.PHONY: all deps deps-build test test-plain test-asan test-tsan test-vm test-qemu42 qemu run install fuzz clean
 
 all: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -58,6 +62,15 @@ qemu:
 test-vm: deps qemu $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 	meson test -C $(BUILD) $(MESON_TEST_FLAGS) --suite vm
+
+# Its own build directory: the same tests, their QEMU option pointing at 4.2.
+QEMU42_BUILD ?= build-q42
+test-qemu42: deps
+	scripts/build-qemu42.sh
+	[ -f $(QEMU42_BUILD)/build.ninja ] || \
+		meson setup $(QEMU42_BUILD) -Dqemu=$(CURDIR)/build-qemu42/qemu-system-x86_64
+	ninja -C $(QEMU42_BUILD)
+	meson test -C $(QEMU42_BUILD) $(MESON_TEST_FLAGS) --suite vm
 
 test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
@@ -97,4 +110,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(QEMU42_BUILD)
