@@ -23,7 +23,7 @@ enum exit_code {
 	EXIT_ERROR = 1,        /* database, I/O or xe failure */
 	EXIT_USAGE = 2,        /* unknown command or option, malformed value */
 	EXIT_NOT_FOUND = 3,    /* VM or pool not registered */
-	EXIT_CONFLICT = 4,     /* UUID already registered, vm_id taken, ambiguous */
+	EXIT_CONFLICT = 4,     /* UUID or pool exists, vm_id taken, ambiguous, pool has VMs */
 	EXIT_NOT_CONFIRMED = 5,/* answered no, or no terminal and no --yes */
 	EXIT_VM_STATE = 6,     /* change undone but VM not returned to its power state */
 };
@@ -44,6 +44,13 @@ enum option_bit {
 	OPT_HELP = 1u << 11,
 	OPT_VERSION = 1u << 12,
 	OPT_RUN_DIR = 1u << 13,
+	OPT_NAME = 1u << 14,        /* a pool's name */
+	OPT_DESCRIPTION = 1u << 15,
+	OPT_WEIGHT = 1u << 16,
+	OPT_CAP = 1u << 17,
+	OPT_GPUS = 1u << 18,
+	OPT_RATE_LIMIT = 1u << 19,
+	OPT_MEM_QUOTA = 1u << 20,
 };
 
 #define DEFAULT_RUN_DIR "/run/vgpu"
@@ -60,10 +67,17 @@ struct cli {
 	bool json, yes, no_restart, export_env;
 	char vm_uuid[VGPU_UUID_STRLEN + 1]; /* normalized, when OPT_VM_UUID */
 	const char *vm_name;        /* validated, when OPT_VM_NAME */
-	char pool;                  /* 'A'/'B', when OPT_POOL */
+	char pool;                  /* 'A'..'Z', when OPT_POOL */
 	int priority;               /* 0..2, when OPT_PRIORITY */
 	int vm_id;                  /* 1..max, when OPT_VM_ID */
 	int timeout_s;              /* per xe step */
+	const char *pool_name;      /* validated, when OPT_NAME */
+	const char *description;    /* validated, when OPT_DESCRIPTION */
+	int weight;                 /* VGPU_WEIGHT_MIN.., when OPT_WEIGHT */
+	int cap_percent;            /* 1..100, when OPT_CAP */
+	unsigned gpus;              /* mask (0: all), when OPT_GPUS */
+	int rate_limit_ms;          /* 0..VGPU_RATE_LIMIT_MS_MAX, when OPT_RATE_LIMIT */
+	long long mem_quota_mib;    /* 0..VGPU_MEM_QUOTA_MIB_MAX, when OPT_MEM_QUOTA */
 };
 
 struct command {
@@ -107,6 +121,10 @@ int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config
 /* Command implementations. */
 int cmd_list_pools(struct cli *cli);
 int cmd_show_pool(struct cli *cli);
+int cmd_create_pool(struct cli *cli);
+int cmd_update_pool(struct cli *cli);
+int cmd_delete_pool(struct cli *cli);
+int cmd_set_sched(struct cli *cli);
 int cmd_register_vm(struct cli *cli);
 int cmd_show_vm(struct cli *cli);
 int cmd_list_vms(struct cli *cli);

@@ -136,6 +136,17 @@ static void print_host_group(const struct joined *j, char group)
 		printf("  (none)\n");
 }
 
+/* Pools A and B are always listed; C to Z when a host VM is in them. */
+static bool group_listed(const struct joined *j, char pool)
+{
+	if (pool == VGPU_DEFAULT_POOL || pool == VGPU_SECOND_POOL)
+		return true;
+	for (size_t h = 0; h < j->n_host; h++)
+		if (j->host_match[h] >= 0 && j->reg[j->host_match[h]].pool_id == pool)
+			return true;
+	return false;
+}
+
 int cmd_scan_vms(struct cli *cli)
 {
 	struct joined j;
@@ -153,19 +164,23 @@ int cmd_scan_vms(struct cli *cli)
 		goto out;
 	if (cli->json) {
 		json_t *groups = json_object();
-		const char *names[] = { "A", "B", "unregistered" };
 
-		for (int g = 0; g < 3; g++) {
-			json_t *arr = json_array();
+		/* The pools 'A' .. 'Z', then the unregistered (g 0). */
+		for (int i = 0; i <= 26; i++) {
+			char g = i < 26 ? (char)('A' + i) : 0, name[2] = { g, '\0' };
+			json_t *arr;
 
+			if (g && !group_listed(&j, g))
+				continue;
+			arr = json_array();
 			for (size_t h = 0; h < j.n_host; h++) {
 				long m = j.host_match[h];
-				bool in = g == 2 ? m < 0 : m >= 0 && j.reg[m].pool_id == names[g][0];
+				bool in = !g ? m < 0 : m >= 0 && j.reg[m].pool_id == g;
 
 				if (in)
 					json_array_append_new(arr, json_host_vm(&j, h));
 			}
-			json_object_set_new(groups, names[g], arr);
+			json_object_set_new(groups, g ? name : "unregistered", arr);
 		}
 		json_t *absent = json_array();
 		for (size_t r = 0; r < j.n_reg; r++)
@@ -173,8 +188,9 @@ int cmd_scan_vms(struct cli *cli)
 				json_array_append_new(absent, json_vm(&j.reg[r]));
 		ex = print_json(json_pack("{s:o, s:o}", "groups", groups, "not_on_host", absent));
 	} else {
-		print_host_group(&j, 'A');
-		print_host_group(&j, 'B');
+		for (char g = 'A'; g <= 'Z'; g++)
+			if (group_listed(&j, g))
+				print_host_group(&j, g);
 		print_host_group(&j, 0);
 		size_t absent = 0;
 		for (size_t r = 0; r < j.n_reg; r++)

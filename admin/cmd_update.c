@@ -2,7 +2,9 @@
 /*
  * cmd_update.c - set-pool, set-priority, set-vm-id and update-vm. Each builds
  * one vgpu_vm_update, drops the fields that would not change, checks what it
- * can before anything is touched, and hands over to restart.c.
+ * can before anything is touched, and hands over to restart.c. And
+ * set-sched, whose settings (weight, rate limit, memory quota) the mediator
+ * applies live: no restart.
  */
 #include <string.h>
 
@@ -96,4 +98,47 @@ int cmd_update_vm(struct cli *cli)
 	if (cli->given & OPT_VM_ID)
 		upd.vm_id = cli->vm_id;
 	return change_vm(cli, upd);
+}
+
+int cmd_set_sched(struct cli *cli)
+{
+	struct vgpu_vm_update upd = VGPU_VM_UPDATE_INIT;
+	struct vgpu_vm_config vm;
+	int rc, ex;
+	vgpu_db *db;
+
+	if (!(cli->given & (OPT_WEIGHT | OPT_RATE_LIMIT | OPT_MEM_QUOTA))) {
+		print_error("set-sched needs at least one of --weight, --rate-limit, --mem-quota");
+		return EXIT_USAGE;
+	}
+	if (cli->given & OPT_WEIGHT)
+		upd.weight = cli->weight;
+	if (cli->given & OPT_RATE_LIMIT)
+		upd.rate_limit_ms = cli->rate_limit_ms;
+	if (cli->given & OPT_MEM_QUOTA)
+		upd.mem_quota_mib = cli->mem_quota_mib;
+	db = cli_open_db(cli, &ex);
+	if (!db)
+		return ex;
+	rc = vgpu_update_vm(db, cli->vm_uuid, &upd);
+	if (rc == VGPU_OK)
+		rc = vgpu_get_vm_config(db, cli->vm_uuid, &vm);
+	if (rc != VGPU_OK) {
+		ex = cli_fail(db, rc, "cannot change the VM");
+	} else {
+		printf("VM %s: weight %d in pool %c, ", vm.vm_uuid, vm.weight, vm.pool_id);
+		if (vm.rate_limit_ms)
+			printf("at most %d GPU-ms per second, ", vm.rate_limit_ms);
+		else
+			printf("no rate limit, ");
+		if (vm.mem_quota_mib)
+			printf("at most %lld MiB of device memory.\n", vm.mem_quota_mib);
+		else
+			printf("no memory quota.\n");
+		printf("A running mediator applies it at its next registry read; the VM keeps "
+		       "running.\n");
+		ex = EXIT_OK;
+	}
+	vgpu_db_close(db);
+	return ex;
 }

@@ -66,6 +66,15 @@ int cmd_show_vm(struct cli *cli)
 		printf("  vm_id:     %d\n", vm.vm_id);
 		printf("  Pool:      %c\n", vm.pool_id);
 		printf("  Priority:  %s (%d)\n", vgpu_priority_name(vm.priority), vm.priority);
+		printf("  Weight:    %d (within pool %c)\n", vm.weight, vm.pool_id);
+		if (vm.rate_limit_ms)
+			printf("  GPU rate:  at most %d GPU-ms per second\n", vm.rate_limit_ms);
+		else
+			printf("  GPU rate:  no limit\n");
+		if (vm.mem_quota_mib)
+			printf("  Memory:    at most %lld MiB of device memory\n", vm.mem_quota_mib);
+		else
+			printf("  Memory:    no quota\n");
 		printf("  Created:   %s\n", vm.created_at);
 		printf("  Updated:   %s\n", vm.updated_at);
 		ex = EXIT_OK;

@@ -14,14 +14,23 @@
 #include "cli.h"
 
 #define VM_SELECT "--vm-uuid UUID"
-#define VM_FIELDS "[--vm-name NAME] [--pool A|B] [--priority low|medium|high] [--vm-id N]"
+#define VM_FIELDS "[--vm-name NAME] [--pool A-Z] [--priority low|medium|high] [--vm-id N]"
+#define POOL_FIELDS "[--name NAME] [--description TEXT] [--weight 1-10000] [--cap 1-100] " \
+	"[--gpus all|N,...]"
+#define POOL_OPTS (OPT_POOL | OPT_NAME | OPT_DESCRIPTION | OPT_WEIGHT | OPT_CAP | OPT_GPUS)
 #define RESTART "[--yes] [--no-restart] [--timeout SECONDS]"
 
 const struct command commands[] = {
 	{ "list-pools", cmd_list_pools, OPT_JSON, 0, "[--json]",
 	  "List the pools with their VM counts" },
-	{ "show-pool", cmd_show_pool, OPT_POOL | OPT_JSON, OPT_POOL, "--pool-id A|B [--json]",
+	{ "show-pool", cmd_show_pool, OPT_POOL | OPT_JSON, OPT_POOL, "--pool-id A-Z [--json]",
 	  "Show one pool and its VMs" },
+	{ "create-pool", cmd_create_pool, POOL_OPTS, OPT_POOL, "--pool C-Z " POOL_FIELDS,
+	  "Create a pool (defaults: weight 100, no cap, all GPUs)" },
+	{ "update-pool", cmd_update_pool, POOL_OPTS, OPT_POOL, "--pool A-Z " POOL_FIELDS,
+	  "Change a pool's name, description, weight, cap or GPUs (live)" },
+	{ "delete-pool", cmd_delete_pool, OPT_POOL, OPT_POOL, "--pool C-Z",
+	  "Delete a pool that has no VMs (A and B stay)" },
 	{ "scan-vms", cmd_scan_vms, OPT_JSON | OPT_TIMEOUT, 0, "[--json]",
 	  "List this host's VMs grouped as Pool A, Pool B and Unregistered (needs xe)" },
 	{ "register-vm", cmd_register_vm, OPT_VM_UUID | OPT_VM_NAME | OPT_POOL | OPT_PRIORITY | OPT_VM_ID,
@@ -30,9 +39,12 @@ const struct command commands[] = {
 	{ "show-vm", cmd_show_vm, OPT_VM_UUID | OPT_VM_NAME | OPT_JSON | OPT_EXPORT, 0,
 	  VM_SELECT "|--vm-name NAME [--json|--export]", "Show a VM's settings" },
 	{ "list-vms", cmd_list_vms, OPT_POOL | OPT_PRIORITY | OPT_JSON, 0,
-	  "[--pool A|B] [--priority low|medium|high] [--json]", "List registered VMs" },
+	  "[--pool A-Z] [--priority low|medium|high] [--json]", "List registered VMs" },
+	{ "set-sched", cmd_set_sched, OPT_VM_UUID | OPT_WEIGHT | OPT_RATE_LIMIT | OPT_MEM_QUOTA,
+	  OPT_VM_UUID, VM_SELECT " [--weight 1-10000] [--rate-limit MS] [--mem-quota MIB]",
+	  "Change a VM's weight in its pool, GPU-ms per second and memory quota (live)" },
 	{ "set-pool", cmd_set_pool, OPT_VM_UUID | OPT_POOL | OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT,
-	  OPT_VM_UUID | OPT_POOL, VM_SELECT " --pool A|B " RESTART,
+	  OPT_VM_UUID | OPT_POOL, VM_SELECT " --pool A-Z " RESTART,
 	  "Move a VM to another pool (restarts a running VM)" },
 	{ "set-priority", cmd_set_priority,
 	  OPT_VM_UUID | OPT_PRIORITY | OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT,
@@ -73,6 +85,13 @@ static const struct {
 	{ OPT_TIMEOUT, { "timeout", required_argument, NULL, 't' }, "--timeout" },
 	{ OPT_EXPORT, { "export", no_argument, NULL, 'e' }, "--export" },
 	{ OPT_RUN_DIR, { "run-dir", required_argument, NULL, 'R' }, "--run-dir" },
+	{ OPT_NAME, { "name", required_argument, NULL, 'm' }, "--name" },
+	{ OPT_DESCRIPTION, { "description", required_argument, NULL, 'D' }, "--description" },
+	{ OPT_WEIGHT, { "weight", required_argument, NULL, 'w' }, "--weight" },
+	{ OPT_CAP, { "cap", required_argument, NULL, 'c' }, "--cap" },
+	{ OPT_GPUS, { "gpus", required_argument, NULL, 'g' }, "--gpus" },
+	{ OPT_RATE_LIMIT, { "rate-limit", required_argument, NULL, 'l' }, "--rate-limit" },
+	{ OPT_MEM_QUOTA, { "mem-quota", required_argument, NULL, 'q' }, "--mem-quota" },
 	{ OPT_HELP, { "help", no_argument, NULL, 'h' }, "--help" },
 	{ OPT_VERSION, { "version", no_argument, NULL, 'V' }, "--version" },
 };
@@ -166,7 +185,57 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 		break;
 	case OPT_POOL:
 		if (vgpu_pool_id_parse(value, &cli->pool) != VGPU_OK)
-			return bad_value(name, value, "must be A or B");
+			return bad_value(name, value, "must be one letter A to Z");
+		break;
+	case OPT_NAME:
+		if (!*value || !vgpu_name_valid(value))
+			return bad_value(name, value,
+					 "1 to 255 bytes of printable UTF-8, no control characters");
+		cli->pool_name = value;
+		break;
+	case OPT_DESCRIPTION:
+		if (!vgpu_text_valid(value, VGPU_DESCRIPTION_MAX))
+			return bad_value(name, value,
+					 "at most 1023 bytes of printable UTF-8, no control characters");
+		cli->description = value;
+		break;
+	case OPT_WEIGHT:
+	case OPT_CAP:
+	case OPT_RATE_LIMIT:
+	case OPT_MEM_QUOTA: {
+		static const struct {
+			unsigned bit;
+			long long min, max;
+			const char *why;
+		} range[] = {
+			{ OPT_WEIGHT, VGPU_WEIGHT_MIN, VGPU_WEIGHT_MAX, "must be an integer in 1..10000" },
+			{ OPT_CAP, VGPU_CAP_PERCENT_MIN, VGPU_CAP_PERCENT_MAX,
+			  "must be a percentage in 1..100 (100: no cap)" },
+			{ OPT_RATE_LIMIT, 0, VGPU_RATE_LIMIT_MS_MAX,
+			  "must be GPU-milliseconds per second in 0..32000 (0: none)" },
+			{ OPT_MEM_QUOTA, 0, VGPU_MEM_QUOTA_MIB_MAX,
+			  "must be MiB in 0..16777216 (0: none)" },
+		};
+		long long v = 0;
+
+		for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++)
+			if (range[i].bit == bit &&
+			    vgpu_int_parse(value, range[i].min, range[i].max, &v) != VGPU_OK)
+				return bad_value(name, value, range[i].why);
+		if (bit == OPT_WEIGHT)
+			cli->weight = (int)v;
+		else if (bit == OPT_CAP)
+			cli->cap_percent = (int)v;
+		else if (bit == OPT_RATE_LIMIT)
+			cli->rate_limit_ms = (int)v;
+		else
+			cli->mem_quota_mib = v;
+		break;
+	}
+	case OPT_GPUS:
+		if (vgpu_gpus_parse(value, &cli->gpus) != VGPU_OK)
+			return bad_value(name, value,
+					 "must be all, or GPU numbers 0..31 separated by commas");
 		break;
 	case OPT_PRIORITY:
 		if (vgpu_priority_parse(value, &cli->priority) != VGPU_OK)

@@ -132,6 +132,49 @@ static void print_budgets(json_t *doc)
 	}
 }
 
+/* The scheduler: GPU time per pool and GPU since the start, each VM's
+ * share of it and its settings. */
+static void print_sched(json_t *doc)
+{
+	double total = 0;
+	json_t *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "pools"), i, o)
+		total += json_number_value(json_object_get(o, "gpu_ms"));
+	printf("\n  %-38s %6s %5s %-8s %12s %6s\n", "POOL", "WEIGHT", "CAP", "GPUS", "GPU_MS",
+	       "SHARE");
+	json_array_foreach(json_object_get(doc, "pools"), i, o) {
+		double ms = json_number_value(json_object_get(o, "gpu_ms"));
+
+		printf("  %-38s %6lld %4lld%% %-8s %12.1f %5.1f%%\n",
+		       json_string_value(json_object_get(o, "pool_id")) ?: "?",
+		       (long long)json_integer_value(json_object_get(o, "weight")),
+		       (long long)json_integer_value(json_object_get(o, "cap_percent")),
+		       json_string_value(json_object_get(o, "gpus")) ?: "?", ms,
+		       total > 0 ? 100 * ms / total : 0.0);
+	}
+	printf("  %-38s %6s %4s %-8s %12s %6s %10s\n", "VM", "WEIGHT", "POOL", "RATE_MS", "GPU_MS",
+	       "SHARE", "MEM_MIB");
+	json_array_foreach(json_object_get(doc, "vms"), i, o) {
+		json_t *sc = json_object_get(o, "sched");
+		double ms = json_number_value(json_object_get(sc, "gpu_ms"));
+		long long rate = (long long)json_integer_value(json_object_get(sc, "rate_limit_ms"));
+		long long quota = (long long)json_integer_value(json_object_get(sc, "mem_quota"));
+		char rate_s[24], mem_s[48];
+
+		snprintf(rate_s, sizeof(rate_s), rate ? "%lld" : "-", rate);
+		snprintf(mem_s, sizeof(mem_s), quota ? "%.1f/%.0f" : "%.1f/-",
+			 (double)json_integer_value(json_object_get(sc, "mem_held")) / 1048576.0,
+			 (double)quota / 1048576.0);
+		printf("  %-38.36s %6lld %4s %-8s %12.1f %5.1f%% %10s\n",
+		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?",
+		       (long long)json_integer_value(json_object_get(sc, "weight")),
+		       json_string_value(json_object_get(o, "pool_id")) ?: "?", rate_s, ms,
+		       total > 0 ? 100 * ms / total : 0.0, mem_s);
+	}
+}
+
 void print_mediator_stats(json_t *doc)
 {
 	json_t *med = json_object_get(doc, "mediator"), *o;
@@ -158,6 +201,7 @@ void print_mediator_stats(json_t *doc)
 	}
 	printf("  (times in microseconds)\n");
 	print_budgets(doc);
+	print_sched(doc);
 }
 
 int cmd_stats(struct cli *cli)

@@ -34,6 +34,7 @@ int cli_exit_code(int rc)
 		return EXIT_NOT_FOUND;
 	case VGPU_EXISTS:
 	case VGPU_AMBIGUOUS:
+	case VGPU_BUSY: /* a pool that still has VMs */
 		return EXIT_CONFLICT;
 	default:
 		return EXIT_ERROR;
@@ -122,26 +123,33 @@ json_t *json_vm(const struct vgpu_vm_config *vm)
 {
 	char pool[2] = { vm->pool_id, '\0' };
 
-	return json_pack("{s:i, s:s, s:o, s:s, s:i, s:s, s:s, s:s}",
+	return json_pack("{s:i, s:s, s:o, s:s, s:i, s:s, s:i, s:i, s:I, s:s, s:s}",
 			 "vm_id", vm->vm_id,
 			 "vm_uuid", vm->vm_uuid,
 			 "vm_name", json_text(vm->vm_name),
 			 "pool_id", pool,
 			 "priority", vm->priority,
 			 "priority_name", vgpu_priority_name(vm->priority),
+			 "weight", vm->weight,
+			 "rate_limit_ms", vm->rate_limit_ms,
+			 "mem_quota_mib", (json_int_t)vm->mem_quota_mib,
 			 "created_at", vm->created_at,
 			 "updated_at", vm->updated_at);
 }
 
 json_t *json_pool(const struct vgpu_pool_info *pool)
 {
-	char id[2] = { pool->pool_id, '\0' };
+	char id[2] = { pool->pool_id, '\0' }, gpus[96];
 
-	return json_pack("{s:s, s:o, s:o, s:b, s:i, s:s, s:s}",
+	vgpu_gpus_format(pool->gpus, gpus);
+	return json_pack("{s:s, s:o, s:o, s:b, s:i, s:i, s:s, s:i, s:s, s:s}",
 			 "pool_id", id,
 			 "pool_name", json_text(pool->pool_name),
 			 "description", json_text(pool->description),
 			 "enabled", pool->enabled,
+			 "weight", pool->weight,
+			 "cap_percent", pool->cap_percent,
+			 "gpus", gpus,
 			 "vm_count", pool->vm_count,
 			 "created_at", pool->created_at,
 			 "updated_at", pool->updated_at);

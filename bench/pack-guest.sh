@@ -1,11 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# pack-guest.sh - put in ./.devbin what bench/device-guest.sh needs on the
-# GPU machine (which has no network): the CUDA build's mediator, admin,
-# bench and device-peer (from BUILD_DEV, default build-dev), the QEMU that
-# `make qemu` built, stripped, with the libraries it needs that a stock
-# Ubuntu lacks and its firmware, Debian's guest kernel, and the guest image
-# (from BUILD, default build: vgpu.ko, static vgpu-submit).
+# pack-guest.sh - put in ./.devbin what the bench/device-*.sh scripts need
+# on the GPU machine (which has no network): the CUDA build's mediator,
+# admin, bench, device-peer, sched-cost and vgpu-submit (from BUILD_DEV,
+# default build-dev), the QEMU that `make qemu` built, stripped, with the
+# libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
+# guest kernel, and the guest image (from BUILD, default build: vgpu.ko,
+# static vgpu-submit).
 #
 #   bash bench/pack-guest.sh [BUILD_DEV [BUILD]]
 set -euo pipefail
@@ -14,6 +15,7 @@ dev=${1:-build-dev} plain=${2:-build}
 D=$ROOT/.devbin
 mkdir -p "$D/qemu/firmware"
 for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-peer \
+	bench/sched-cost guest/vgpu-submit \
 	libvgpu-config/libvgpu-config.so.0 guest/libvgpu.so.0; do
 	cp -L "$dev/$f" "$D/"
 done

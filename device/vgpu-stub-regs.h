@@ -24,7 +24,7 @@
 /* Identity and state (read-only; writes are ignored and logged). */
 #define VGPU_STUB_REG_MAGIC 0x000
 #define VGPU_STUB_REG_VERSION 0x004
-#define VGPU_STUB_REG_POOL_ID 0x008      /* 'A' (0x41) or 'B' (0x42) */
+#define VGPU_STUB_REG_POOL_ID 0x008      /* the pool's letter, 'A' (0x41) to 'Z' (0x5a) */
 #define VGPU_STUB_REG_PRIORITY 0x00c     /* 0 low, 1 medium, 2 high */
 #define VGPU_STUB_REG_VM_ID 0x010
 #define VGPU_STUB_REG_STATUS 0x014

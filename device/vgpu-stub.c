@@ -9,7 +9,7 @@
  * vendor 0x1AF4, device 0x1111, class 0x1200 (processing accelerator),
  * revision 2. BAR0: 4 KiB of 32-bit registers; BAR1: MSI-X (2 vectors:
  * completions, link and window changes), INTx pin A when MSI-X is off.
- * Properties pool_id (A or B), priority (0..2) and vm_id (uint32), set by
+ * Properties pool_id (one letter A to Z), priority (0..2) and vm_id (uint32), set by
  * vgpu-qemu-wrapper from the registry (a bad value stops the device from
  * realizing, so QEMU does not start), and mediator (the VM's socket path):
  * without it the device has the identity registers only, as 1.0.
@@ -458,8 +458,8 @@ static void vgpu_stub_realize(PCIDevice *pdev, Error **errp)
 {
 	VGPUStubState *s = VGPU_STUB(pdev);
 
-	if (!s->pool_id || (strcmp(s->pool_id, "A") != 0 && strcmp(s->pool_id, "B") != 0)) {
-		error_setg(errp, "vgpu-stub: pool_id must be A or B, not '%s'",
+	if (!s->pool_id || s->pool_id[0] < 'A' || s->pool_id[0] > 'Z' || s->pool_id[1]) {
+		error_setg(errp, "vgpu-stub: pool_id must be one letter A to Z, not '%s'",
 			   s->pool_id ? s->pool_id : "(unset)");
 		return;
 	}

@@ -274,10 +274,12 @@ static const char *priority_name(uint32_t p)
 	return p < 3 ? names[p] : "unknown";
 }
 
-/* 'A' or 'B' as a string; anything else as "?" (the device never says it). */
+/* 'A' to 'Z' as a string; anything else as "?" (the device never says it). */
 static const char *pool_name(uint32_t pool)
 {
-	return pool == 'A' ? "A" : pool == 'B' ? "B" : "?";
+	static const char letters[] = "A\0B\0C\0D\0E\0F\0G\0H\0I\0J\0K\0L\0M\0N\0O\0P\0Q\0R\0S\0T\0U\0V\0W\0X\0Y\0Z";
+
+	return pool >= 'A' && pool <= 'Z' ? &letters[(pool - 'A') * 2] : "?";
 }
 
 static void print_text(const struct stub *d)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * validate.c - the one definition of a valid UUID, pool, priority, vm_id and
- * name, and the parsers the tools use for the same values. The library checks
+ * validate.c - the one definition of a valid UUID, pool, priority, vm_id,
+ * name and GPU list, and the parsers the tools use for the same values. The library checks
  * every argument with these before it reaches SQL, so a caller that skips its
  * own checks still cannot store a bad row.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,7 +38,7 @@ int vgpu_uuid_normalize(const char *s, char ret_uuid[VGPU_UUID_STRLEN + 1])
 
 bool vgpu_pool_id_valid(char pool_id)
 {
-	return pool_id == 'A' || pool_id == 'B';
+	return pool_id >= 'A' && pool_id <= 'Z';
 }
 
 bool vgpu_priority_valid(int priority)
@@ -85,9 +86,14 @@ static size_t printable_utf8_len(const unsigned char *s)
 
 bool vgpu_name_valid(const char *s)
 {
+	return vgpu_text_valid(s, VGPU_NAME_MAX);
+}
+
+bool vgpu_text_valid(const char *s, size_t max)
+{
 	const unsigned char *p = (const unsigned char *)s;
 
-	if (!s || strnlen(s, VGPU_NAME_MAX + 1) > VGPU_NAME_MAX)
+	if (!s || strnlen(s, max + 1) > max)
 		return false;
 	while (*p) {
 		size_t n = printable_utf8_len(p);
@@ -132,17 +138,73 @@ const char *vgpu_priority_name(int priority)
 	return vgpu_priority_valid(priority) ? priority_names[priority] : "invalid";
 }
 
-int vgpu_vm_id_parse(const char *s, int *ret_vm_id)
+int vgpu_int_parse(const char *s, long long min, long long max, long long *ret)
 {
 	char *end;
 	long long v;
 
 	/* Digits only: strtoll alone would take "+5", " 5" and "0x5". */
-	if (!s || !isdigit((unsigned char)s[0]))
+	if (!s || !ret || !isdigit((unsigned char)s[0]))
 		return VGPU_INVALID_PARAM;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || *end || !vgpu_vm_id_valid(v))
+	if (errno || *end || v < min || v > max)
+		return VGPU_INVALID_PARAM;
+	*ret = v;
+	return VGPU_OK;
+}
+
+int vgpu_gpus_parse(const char *s, unsigned *ret_mask)
+{
+	unsigned mask = 0;
+	const char *p = s;
+
+	if (!s || !ret_mask)
+		return VGPU_INVALID_PARAM;
+	if (strcasecmp(s, "all") == 0) {
+		*ret_mask = 0;
+		return VGPU_OK;
+	}
+	/* "0", "0,2": indexes below VGPU_MAX_GPUS, no empty items, no repeats. */
+	for (;;) {
+		unsigned gpu = 0;
+		int digits = 0;
+
+		while (isdigit((unsigned char)*p) && digits < 3) {
+			gpu = gpu * 10 + (unsigned)(*p++ - '0');
+			digits++;
+		}
+		if (digits == 0 || gpu >= VGPU_MAX_GPUS || (mask >> gpu & 1u))
+			return VGPU_INVALID_PARAM;
+		mask |= 1u << gpu;
+		if (*p == '\0')
+			break;
+		if (*p++ != ',')
+			return VGPU_INVALID_PARAM;
+	}
+	*ret_mask = mask;
+	return VGPU_OK;
+}
+
+void vgpu_gpus_format(unsigned mask, char out[96])
+{
+	size_t n = 0;
+
+	if (mask == 0) {
+		snprintf(out, 96, "all");
+		return;
+	}
+	out[0] = '\0';
+	for (unsigned gpu = 0; gpu < VGPU_MAX_GPUS; gpu++)
+		if (mask >> gpu & 1u)
+			n += (size_t)snprintf(out + n, 96 - n, n ? ",%u" : "%u", gpu);
+}
+
+int vgpu_vm_id_parse(const char *s, int *ret_vm_id)
+{
+	long long v;
+
+	if (vgpu_int_parse(s, VGPU_VM_ID_MIN, VGPU_VM_ID_MAX, &v) != VGPU_OK)
 		return VGPU_INVALID_PARAM;
 	*ret_vm_id = (int)v;
 	return VGPU_OK;

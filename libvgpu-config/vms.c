@@ -13,8 +13,8 @@
 #include "internal.h"
 
 #define VM_COLUMNS                                                             \
-	"SELECT vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at" \
-	" FROM vms"
+	"SELECT vm_id, vm_uuid, vm_name, pool_id, priority, created_at, updated_at," \
+	" weight, rate_limit_ms, mem_quota_mib FROM vms"
 
 static void read_vm(sqlite3_stmt *stmt, void *row)
 {
@@ -28,6 +28,9 @@ static void read_vm(sqlite3_stmt *stmt, void *row)
 	vm->priority = sqlite3_column_int(stmt, 4);
 	db_column_text(stmt, 5, vm->created_at, sizeof(vm->created_at));
 	db_column_text(stmt, 6, vm->updated_at, sizeof(vm->updated_at));
+	vm->weight = sqlite3_column_int(stmt, 7);
+	vm->rate_limit_ms = sqlite3_column_int(stmt, 8);
+	vm->mem_quota_mib = sqlite3_column_int64(stmt, 9);
 }
 
 /* Normalize @uuid into @out or record why it is invalid. */
@@ -44,7 +47,49 @@ static int check_pool(vgpu_db *db, char pool_id, char *ret_pool_id)
 	char text[2] = { pool_id, '\0' };
 
 	if (vgpu_pool_id_parse(text, ret_pool_id) != VGPU_OK)
-		return db_fail(db, VGPU_INVALID_PARAM, "invalid pool: must be A or B");
+		return db_fail(db, VGPU_INVALID_PARAM, "invalid pool: must be one letter A to Z");
+	return VGPU_OK;
+}
+
+/* Inside the write's transaction: pool @pool_id exists. */
+static int check_pool_exists(vgpu_db *db, char pool_id)
+{
+	sqlite3_stmt *stmt;
+	int rc = db_prepare(db, "SELECT 1 FROM pools WHERE pool_id = ?1", &stmt);
+
+	if (rc != VGPU_OK)
+		return rc;
+	sqlite3_bind_text(stmt, 1, &pool_id, 1, SQLITE_STATIC);
+	switch (sqlite3_step(stmt)) {
+	case SQLITE_ROW:
+		break;
+	case SQLITE_DONE:
+		rc = db_fail(db, VGPU_NOT_FOUND, "pool %c does not exist (vgpu-admin create-pool)",
+			     pool_id);
+		break;
+	default:
+		rc = db_fail_sql(db, "reading the pool");
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* The scheduler's settings of @u that are set. */
+static int check_sched(vgpu_db *db, const struct vgpu_vm_update *u)
+{
+	if (u->weight != 0 && (u->weight < VGPU_WEIGHT_MIN || u->weight > VGPU_WEIGHT_MAX))
+		return db_fail(db, VGPU_INVALID_PARAM, "invalid weight %d: must be %d to %d",
+			       u->weight, VGPU_WEIGHT_MIN, VGPU_WEIGHT_MAX);
+	if (u->rate_limit_ms != -1 &&
+	    (u->rate_limit_ms < 0 || u->rate_limit_ms > VGPU_RATE_LIMIT_MS_MAX))
+		return db_fail(db, VGPU_INVALID_PARAM,
+			       "invalid rate limit %d: must be 0 (none) to %d GPU-ms per second",
+			       u->rate_limit_ms, VGPU_RATE_LIMIT_MS_MAX);
+	if (u->mem_quota_mib != -1 &&
+	    (u->mem_quota_mib < 0 || u->mem_quota_mib > VGPU_MEM_QUOTA_MIB_MAX))
+		return db_fail(db, VGPU_INVALID_PARAM,
+			       "invalid memory quota %lld: must be 0 (none) to %lld MiB",
+			       u->mem_quota_mib, VGPU_MEM_QUOTA_MIB_MAX);
 	return VGPU_OK;
 }
 
@@ -261,7 +306,8 @@ int vgpu_register_vm(vgpu_db *db, const char *vm_uuid, const char *vm_name, char
 	rc = db_begin(db);
 	if (rc != VGPU_OK)
 		return rc;
-	if ((rc = check_uuid_free(db, uuid)) != VGPU_OK)
+	if ((rc = check_uuid_free(db, uuid)) != VGPU_OK ||
+	    (rc = check_pool_exists(db, pool_id)) != VGPU_OK)
 		goto out;
 	if (vm_id == 0)
 		rc = next_vm_id(db, &vm_id);
@@ -319,7 +365,8 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 	    (rc = check_name(db, update->vm_name)) != VGPU_OK ||
 	    (update->pool_id && (rc = check_pool(db, update->pool_id, &pool_id)) != VGPU_OK) ||
 	    (update->priority != -1 && (rc = check_priority(db, update->priority)) != VGPU_OK) ||
-	    (update->vm_id != 0 && (rc = check_vm_id(db, update->vm_id)) != VGPU_OK))
+	    (update->vm_id != 0 && (rc = check_vm_id(db, update->vm_id)) != VGPU_OK) ||
+	    (rc = check_sched(db, update)) != VGPU_OK)
 		return rc;
 
 	rc = db_begin(db);
@@ -327,6 +374,8 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 		return rc;
 	rc = get_one_vm(db, VM_COLUMNS " WHERE vm_uuid = ?1", uuid, "UUID", &current);
 	if (rc != VGPU_OK)
+		goto out;
+	if (pool_id && (rc = check_pool_exists(db, pool_id)) != VGPU_OK)
 		goto out;
 	if (update->vm_id != 0 && (rc = check_vm_id_free(db, update->vm_id, uuid)) != VGPU_OK)
 		goto out;
@@ -336,6 +385,9 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 			" pool_id = COALESCE(?4, pool_id),"
 			" priority = COALESCE(?5, priority),"
 			" vm_id = COALESCE(?6, vm_id),"
+			" weight = COALESCE(?7, weight),"
+			" rate_limit_ms = COALESCE(?8, rate_limit_ms),"
+			" mem_quota_mib = COALESCE(?9, mem_quota_mib),"
 			" updated_at = CURRENT_TIMESTAMP"
 			" WHERE vm_uuid = ?1",
 			&stmt);
@@ -351,6 +403,12 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 		sqlite3_bind_int(stmt, 5, update->priority);
 	if (update->vm_id != 0)
 		sqlite3_bind_int(stmt, 6, update->vm_id);
+	if (update->weight != 0)
+		sqlite3_bind_int(stmt, 7, update->weight);
+	if (update->rate_limit_ms != -1)
+		sqlite3_bind_int(stmt, 8, update->rate_limit_ms);
+	if (update->mem_quota_mib != -1)
+		sqlite3_bind_int64(stmt, 9, update->mem_quota_mib);
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		rc = db_fail_sql(db, "updating the VM");
 		goto out;
@@ -368,7 +426,7 @@ int vgpu_set_vm_pool(vgpu_db *db, const char *vm_uuid, char pool_id)
 	struct vgpu_vm_update update = VGPU_VM_UPDATE_INIT;
 
 	if (pool_id == 0)
-		return db ? db_fail(db, VGPU_INVALID_PARAM, "invalid pool: must be A or B")
+		return db ? db_fail(db, VGPU_INVALID_PARAM, "invalid pool: must be one letter A to Z")
 			  : VGPU_INVALID_PARAM;
 	update.pool_id = pool_id;
 	return vgpu_update_vm(db, vm_uuid, &update);

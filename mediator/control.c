@@ -101,6 +101,14 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "vm_id", json_integer(vm->vm_id));
 		json_object_set_new(o, "pool_id", json_string(pool));
 		json_object_set_new(o, "priority", json_integer(vm->priority));
+		struct vgpu_sched_usage su;
+		vgpu_queue_usage(m->queue, vm->slot, UINT32_MAX, UINT32_MAX, &su);
+		json_object_set_new(o, "sched",
+				    json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:I}", "weight",
+					      vm->weight, "rate_limit_ms", vm->rate_limit_ms, "gpu_ms",
+					      su.vm_ns / 1e6, "picks", (json_int_t)su.picks, "aged",
+					      (json_int_t)su.aged, "mem_held", (json_int_t)su.mem_held,
+					      "mem_quota", (json_int_t)su.mem_quota));
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		struct vgpu_shm_usage w;
 		struct vgpu_device_usage dw;
@@ -113,15 +121,39 @@ static char *stats_document(struct mediator *m)
 					      (json_int_t)dw.staged));
 		json_array_append_new(vms, o);
 	}
+	json_t *pools = json_array(), *gpus = json_array();
+	for (uint32_t p = 0; p < VGPU_POOLS; p++) {
+		const struct vgpu_pool_state *ps = &m->pools[p];
+		char id[2] = { (char)('A' + p), '\0' }, list[96];
+		struct vgpu_sched_usage su;
+
+		if (!ps->defined)
+			continue;
+		vgpu_queue_usage(m->queue, UINT32_MAX, p, UINT32_MAX, &su);
+		vgpu_gpus_format(ps->gpus, list);
+		json_array_append_new(pools, json_pack("{s:s, s:i, s:i, s:s, s:f}", "pool_id", id,
+						       "weight", ps->weight, "cap_percent",
+						       ps->cap_percent, "gpus", list, "gpu_ms",
+						       su.pool_ns / 1e6));
+	}
+	for (uint32_t g = 0; g < m->n_gpus; g++) {
+		struct vgpu_sched_usage su;
+
+		vgpu_queue_usage(m->queue, UINT32_MAX, UINT32_MAX, g, &su);
+		json_array_append_new(gpus, json_pack("{s:i, s:f}", "gpu", (int)g, "busy_ms",
+						      su.gpu_ns / 1e6));
+	}
 	pthread_mutex_lock(&m->done_lock);
 	inflight = m->inflight - m->idle_reserved;
 	pthread_mutex_unlock(&m->done_lock);
-	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i, s:{s:I, s:I}}, s:o, s:o}", "mediator",
+	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i, s:{s:I, s:I}}, s:o, s:o, s:o, s:o}",
+				 "mediator",
 				 "version", VGPU_VERSION, "backend", m->backend->name, "uptime_s",
 				 (json_int_t)((vgpu_now_ns() - m->started_ns) / 1000000000ull),
 				 "queued", (int)vgpu_queue_depth(m->queue, -1), "inflight",
 				 (int)inflight, "fds", "need", (json_int_t)m->fd_need, "limit",
-				 (json_int_t)m->fd_limit, "priorities", prio, "vms", vms);
+				 (json_int_t)m->fd_limit, "priorities", prio, "pools", pools, "gpus",
+				 gpus, "vms", vms);
 	char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
 
 	json_decref(root);

@@ -121,9 +121,16 @@ int vgpu_mediator_init(struct mediator *m)
 		.pin_rate = (uint64_t)m->set.pin_rate_mib_s << 20,
 		.pin_burst = ((uint64_t)m->set.vm_window_mib + (uint64_t)m->set.vm_buffer_mib) << 20,
 	};
+	struct vgpu_sched_params sp;
+
+	vgpu_sched_params_default(&sp);
+	m->n_gpus = 1; /* one backend instance: one GPU */
+	sp.aging_ns = (uint64_t)m->set.sched_aging_ms * 1000000u;
+	sp.floor_permille = (uint32_t)m->set.sched_floor_permille;
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
-	    vgpu_queue_new((uint32_t)m->set.max_vms, (uint32_t)m->set.queue_per_vm,
-			   (uint32_t)m->set.queue_total, &m->queue) != VGPU_OK ||
+	    vgpu_queue_new((uint32_t)m->set.max_vms, VGPU_POOLS, m->n_gpus,
+			   (uint32_t)m->set.queue_per_vm,
+			   (uint32_t)m->set.queue_total, &sp, &m->queue) != VGPU_OK ||
 	    vgpu_stats_new((uint32_t)m->set.max_vms, &m->stats) != VGPU_OK ||
 	    vgpu_budget_new((uint32_t)m->set.max_vms, &bl, &m->budget) != VGPU_OK ||
 	    vgpu_workers_new(m->loop, (int)m->set.workers, (uint32_t)m->set.max_vms,

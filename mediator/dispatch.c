@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dispatch.c - the dispatcher thread: takes requests from the queue in
- * priority order and hands them to the backend, keeping at most
+ * the scheduler's order (scheduler.h) and hands them to the backend, keeping at most
  * max_inflight of them there; and the backend's completion callback, which
  * records the outcome and queues finished requests for the loop thread,
  * unless their transport answers them there.
@@ -9,8 +9,8 @@
  * vgpu_dispatch_now() does the same on the loop thread right after
  * admission when the backend has room: an idle mediator then starts a
  * request without waking the dispatcher thread (one thread hand-off less
- * on the latency of small requests). The queue still decides what runs: it
- * pops the highest priority, whichever thread pops.
+ * on the latency of small requests). The queue still decides what runs,
+ * whichever thread pops; each finished work's GPU time goes back to it.
  *
  * A request of a zero-copy transport is answered by that transport on the
  * backend thread that finished it (vgpu_transport.complete); others go
@@ -35,6 +35,7 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 
 	req->status = status;
 	req->exec_ns = exec_ns;
+	vgpu_queue_done(m->queue, &req->item, exec_ns);
 	vgpu_request_record(req);
 	/* A zero-copy transport may answer right here, with no hand-off to the
 	 * loop thread. From a true return on, req may be gone. */
@@ -63,7 +64,7 @@ static void submit(struct mediator *m, struct vgpu_queue_item *item)
 	struct vgpu_request *req = (struct vgpu_request *)item;
 	int rc;
 
-	req->queue_ns = vgpu_now_ns() - item->enqueued_ns;
+	req->queue_ns = vgpu_now_ns() - item->sched.enqueued_ns;
 	req->work.done = work_done;
 	/* Never VGPU_BUSY: a backend frees a work's slot before calling its
 	 * done(), and m->inflight reserves a slot before every pop. */
@@ -88,7 +89,7 @@ static void *dispatcher_main(void *arg)
 		m->idle_reserved = true;
 		pthread_mutex_unlock(&m->done_lock);
 
-		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, -1);
+		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, 0, -1);
 		pthread_mutex_lock(&m->done_lock);
 		m->idle_reserved = false;
 		pthread_mutex_unlock(&m->done_lock);
@@ -114,7 +115,7 @@ bool vgpu_dispatch_now(struct mediator *m)
 	}
 	m->inflight++;
 	pthread_mutex_unlock(&m->done_lock);
-	item = vgpu_queue_pop(m->queue, 0);
+	item = vgpu_queue_pop(m->queue, 0, 0);
 	if (item) {
 		submit(m, item);
 		return true;

@@ -38,6 +38,20 @@
 /* spool_uid_base + vm_id stays below 2^31 - 1: larger uids are read as
  * negative by some tools, and (uid_t)-1 means "unchanged". */
 #define VGPU_SPOOL_UID_MAX 2147483646
+#define VGPU_POOLS 26 /* 'A' .. 'Z': the queue's pools 0 .. 25 */
+
+static inline uint32_t vgpu_pool_index(char pool)
+{
+	return (uint32_t)(pool - 'A');
+}
+
+/* A pool's scheduler settings as last given to the queue. */
+struct vgpu_pool_state {
+	bool defined;
+	int weight;
+	int cap_percent;
+	unsigned gpus;
+};
 
 /* Settings: defaults, then the config file, then the command line. */
 struct mediator_settings {
@@ -75,6 +89,8 @@ struct mediator_settings {
 	long long msg_timeout_ms;   /* a message started must be complete by then */
 	long long workers;          /* threads for slow work off the loop */
 	long long spool_uid_base;   /* a VM's spool belongs to uid/gid base + vm_id */
+	long long sched_aging_ms;   /* scheduler.h: work this old may pass higher levels */
+	long long sched_floor_permille; /* ... within this share of GPU time per level */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */
@@ -85,7 +101,10 @@ struct vgpu_vm {
 	char name[VGPU_NAME_MAX + 1];
 	int vm_id;
 	char pool;
-	int priority;                        /* applies to requests admitted from now on */
+	int priority;                        /* applies to queued work too (scheduler.h) */
+	int weight;                          /* within its pool */
+	int rate_limit_ms;                   /* GPU-ms per second; 0: none */
+	long long mem_quota_mib;             /* device memory; 0: none */
 	struct vgpu_ratelimit rl;            /* for this VM's guest-triggered messages */
 	void *transport_state[VGPU_MAX_TRANSPORTS];
 };
@@ -163,6 +182,8 @@ struct mediator {
 	struct vgpu_workers *workers;        /* slow work off the loop (worker.h) */
 	vgpu_db *db;                         /* loop thread: registry polling */
 	struct vgpu_vm *vms;                 /* max_vms slots */
+	struct vgpu_pool_state pools[VGPU_POOLS];
+	uint32_t n_gpus;                     /* GPUs the queue schedules for */
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;

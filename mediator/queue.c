@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * queue.c - the mediator's bounded priority queue (see queue.h).
+ * queue.c - the mediator's queue (see queue.h): the scheduling policy and
+ * the cost estimates (scheduler.c, cost.c, neither thread-safe) behind one
+ * mutex, the caps on what is queued, and the waiting of the poppers.
  *
- * One mutex guards everything: three intrusive FIFO lists (head and tail per
- * priority level), a queued-item count per VM slot and one in total. A
- * condition variable on CLOCK_MONOTONIC wakes poppers, so that a wall-clock
- * jump neither stretches nor cuts a pop's timeout.
+ * A condition variable on CLOCK_MONOTONIC wakes poppers, so that a
+ * wall-clock jump neither stretches nor cuts a pop's timeout, nor the wait
+ * for held-back work. Every popper is woken (broadcast): each GPU has its
+ * own, and only the scheduler knows which of them can take a work.
  *
  * Never: allocate after vgpu_queue_new (a full queue answers VGPU_BUSY, the
  * caller owns every item), touch an item it does not hold, or change the
@@ -20,41 +22,36 @@
 #include "vgpu_clock.h"
 #include "vgpu_error.h"
 
-#define QUEUE_LEVELS VGPU_PRIORITY_LEVELS
-
-struct queue_level {
-	struct vgpu_queue_item *head; /* oldest, popped first */
-	struct vgpu_queue_item *tail; /* newest, where pushes go */
-	uint32_t depth;
-};
-
 struct vgpu_queue {
 	pthread_mutex_t lock;
-	pthread_cond_t nonempty;      /* signalled on push, broadcast on close */
-	struct queue_level level[QUEUE_LEVELS]; /* index = priority, 2 highest */
-	uint32_t total;               /* items queued in all levels */
+	pthread_cond_t changed;   /* pushes woken for, settings, close */
+	struct vgpu_sched *sched;
+	struct vgpu_cost cost;
 	uint32_t per_vm_cap;
 	uint32_t total_cap;
 	uint32_t max_vms;
-	bool closed;                  /* set once by vgpu_queue_close */
-	uint32_t per_vm[];            /* items queued per VM slot, max_vms of them */
+	bool closed;              /* set once by vgpu_queue_close */
 };
 
-int vgpu_queue_new(uint32_t max_vms, uint32_t per_vm_cap, uint32_t total_cap,
+int vgpu_queue_new(uint32_t max_vms, uint32_t max_pools, uint32_t n_gpus, uint32_t per_vm_cap,
+		   uint32_t total_cap, const struct vgpu_sched_params *params,
 		   struct vgpu_queue **ret_queue)
 {
 	pthread_condattr_t attr;
-	size_t size;
 	struct vgpu_queue *q;
+	int rc;
 
-	if (!ret_queue || max_vms == 0 || per_vm_cap == 0 || total_cap == 0)
+	if (!ret_queue || per_vm_cap == 0 || total_cap == 0)
 		return VGPU_INVALID_PARAM;
-	if (__builtin_mul_overflow((size_t)max_vms, sizeof(q->per_vm[0]), &size) ||
-	    __builtin_add_overflow(size, sizeof(*q), &size))
-		return VGPU_NO_MEMORY;
-	q = calloc(1, size);
+	q = calloc(1, sizeof(*q));
 	if (!q)
 		return VGPU_NO_MEMORY;
+	rc = vgpu_sched_new(max_vms, max_pools, n_gpus, params, &q->sched);
+	if (rc != VGPU_OK) {
+		free(q);
+		return rc;
+	}
+	vgpu_cost_init(&q->cost);
 	q->max_vms = max_vms;
 	q->per_vm_cap = per_vm_cap;
 	q->total_cap = total_cap;
@@ -64,7 +61,7 @@ int vgpu_queue_new(uint32_t max_vms, uint32_t per_vm_cap, uint32_t total_cap,
 	if (pthread_condattr_init(&attr) != 0)
 		goto fail_mutex;
 	if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&q->nonempty, &attr) != 0) {
+	    pthread_cond_init(&q->changed, &attr) != 0) {
 		pthread_condattr_destroy(&attr);
 		goto fail_mutex;
 	}
@@ -75,6 +72,7 @@ int vgpu_queue_new(uint32_t max_vms, uint32_t per_vm_cap, uint32_t total_cap,
 fail_mutex:
 	pthread_mutex_destroy(&q->lock);
 fail_free:
+	vgpu_sched_free(q->sched);
 	free(q);
 	return VGPU_ERROR;
 }
@@ -83,53 +81,91 @@ void vgpu_queue_free(struct vgpu_queue *q)
 {
 	if (!q)
 		return;
-	pthread_cond_destroy(&q->nonempty);
+	pthread_cond_destroy(&q->changed);
 	pthread_mutex_destroy(&q->lock);
+	vgpu_sched_free(q->sched);
 	free(q);
+}
+
+int vgpu_queue_set_pool(struct vgpu_queue *q, uint32_t pool, uint32_t weight,
+			uint32_t cap_permille, uint64_t gpus)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = vgpu_sched_set_pool(q->sched, pool, weight, cap_permille, gpus, vgpu_now_ns());
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int vgpu_queue_set_vm(struct vgpu_queue *q, uint32_t slot, uint32_t pool, int level,
+		      uint32_t weight, uint64_t rate_ns_per_s)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = vgpu_sched_set_vm(q->sched, slot, pool, level, weight, rate_ns_per_s, vgpu_now_ns());
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int vgpu_queue_set_vm_quota(struct vgpu_queue *q, uint32_t slot, uint64_t quota_bytes)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = vgpu_sched_set_vm_quota(q->sched, slot, quota_bytes);
+	pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int vgpu_queue_remove_vm(struct vgpu_queue *q, uint32_t slot)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	rc = vgpu_sched_remove_vm(q->sched, slot);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* Whether @slot may queue one more. Caller holds the lock. */
+static int room_locked(struct vgpu_queue *q, uint32_t slot)
+{
+	if (q->closed)
+		return VGPU_SHUTDOWN;
+	if (vgpu_sched_depth(q->sched, UINT32_MAX) >= q->total_cap ||
+	    vgpu_sched_depth(q->sched, slot) >= q->per_vm_cap)
+		return VGPU_BUSY;
+	return VGPU_OK;
 }
 
 int vgpu_queue_room(struct vgpu_queue *q, uint32_t vm_slot)
 {
-	int rc = VGPU_OK;
+	int rc;
 
 	if (!q || vm_slot >= q->max_vms)
 		return VGPU_INVALID_PARAM;
 	pthread_mutex_lock(&q->lock);
-	if (q->closed)
-		rc = VGPU_SHUTDOWN;
-	else if (q->total >= q->total_cap || q->per_vm[vm_slot] >= q->per_vm_cap)
-		rc = VGPU_BUSY;
+	rc = room_locked(q, vm_slot);
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
 
 int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
 {
-	struct queue_level *lv;
-	int rc = VGPU_OK;
+	int rc;
 
-	if (!q || !item || item->priority < 0 || item->priority >= QUEUE_LEVELS)
+	if (!q || !item || item->sched.vm_slot >= q->max_vms)
 		return VGPU_INVALID_PARAM;
-	if (item->vm_slot >= q->max_vms)
-		return VGPU_INVALID_PARAM;
-
 	pthread_mutex_lock(&q->lock);
-	if (q->closed) {
-		rc = VGPU_SHUTDOWN;
-	} else if (q->total >= q->total_cap || q->per_vm[item->vm_slot] >= q->per_vm_cap) {
-		rc = VGPU_BUSY;
-	} else {
-		lv = &q->level[item->priority];
-		item->next = NULL;
-		item->enqueued_ns = vgpu_now_ns();
-		if (lv->tail)
-			lv->tail->next = item;
-		else
-			lv->head = item;
-		lv->tail = item;
-		lv->depth++;
-		q->per_vm[item->vm_slot]++;
-		q->total++;
+	rc = room_locked(q, item->sched.vm_slot);
+	if (rc == VGPU_OK) {
+		item->sched.cost_ns = vgpu_cost_estimate(&q->cost, item->op, item->units);
+		rc = vgpu_sched_push(q->sched, &item->sched, vgpu_now_ns());
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc;
@@ -138,105 +174,80 @@ int vgpu_queue_push(struct vgpu_queue *q, struct vgpu_queue_item *item)
 void vgpu_queue_wake(struct vgpu_queue *q)
 {
 	pthread_mutex_lock(&q->lock);
-	pthread_cond_signal(&q->nonempty);
+	pthread_cond_broadcast(&q->changed);
 	pthread_mutex_unlock(&q->lock);
 }
 
-/* Unlink the head of the highest non-empty level. Caller holds the lock. */
-static struct vgpu_queue_item *take_locked(struct vgpu_queue *q)
+static struct timespec ts_of(uint64_t ns)
 {
-	struct vgpu_queue_item *item;
-	struct queue_level *lv;
-	int p;
-
-	for (p = QUEUE_LEVELS - 1; p >= 0; p--) {
-		lv = &q->level[p];
-		item = lv->head;
-		if (!item)
-			continue;
-		lv->head = item->next;
-		if (!lv->head)
-			lv->tail = NULL;
-		lv->depth--;
-		q->per_vm[item->vm_slot]--;
-		q->total--;
-		item->next = NULL;
-		return item;
-	}
-	return NULL;
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+	return ts;
 }
 
-struct vgpu_queue_item *vgpu_queue_pop(struct vgpu_queue *q, int timeout_ms)
+struct vgpu_queue_item *vgpu_queue_pop(struct vgpu_queue *q, uint32_t gpu, int timeout_ms)
 {
-	struct vgpu_queue_item *item;
-	struct timespec deadline = { 0 };
-	uint64_t end_ns;
+	struct vgpu_sched_item *item;
+	uint64_t end_ns = 0, retry, until;
+	struct timespec ts;
 
 	if (!q)
 		return NULL;
-	if (timeout_ms > 0) {
+	if (timeout_ms > 0)
 		end_ns = vgpu_now_ns() + (uint64_t)timeout_ms * 1000000u;
-		deadline.tv_sec = (time_t)(end_ns / 1000000000u);
-		deadline.tv_nsec = (long)(end_ns % 1000000000u);
-	}
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		item = take_locked(q);
-		if (item || q->closed || timeout_ms == 0)
+		item = vgpu_sched_pick(q->sched, gpu, vgpu_now_ns(), &retry);
+		if (item || timeout_ms == 0 || (q->closed && retry == 0))
 			break;
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&q->nonempty, &q->lock);
-		} else if (pthread_cond_timedwait(&q->nonempty, &q->lock, &deadline) == ETIMEDOUT) {
-			item = take_locked(q);
+		until = end_ns;
+		/* UINT64_MAX: held by a memory quota, until a done() wakes us. */
+		if (retry && retry != UINT64_MAX && (until == 0 || retry < until))
+			until = retry;
+		if (until == 0) {
+			pthread_cond_wait(&q->changed, &q->lock);
+			continue;
+		}
+		ts = ts_of(until);
+		if (pthread_cond_timedwait(&q->changed, &q->lock, &ts) == ETIMEDOUT &&
+		    until == end_ns) {
+			item = vgpu_sched_pick(q->sched, gpu, vgpu_now_ns(), NULL);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
-	return item;
+	return (struct vgpu_queue_item *)item;
+}
+
+void vgpu_queue_done(struct vgpu_queue *q, struct vgpu_queue_item *item, uint64_t measured_ns)
+{
+	pthread_mutex_lock(&q->lock);
+	vgpu_sched_done(q->sched, &item->sched, measured_ns);
+	if (measured_ns > 0)
+		vgpu_cost_learn(&q->cost, item->op, item->units, measured_ns);
+	/* Memory released may let a VM held at its quota go on. */
+	if (item->sched.mem_bytes)
+		pthread_cond_broadcast(&q->changed);
+	pthread_mutex_unlock(&q->lock);
 }
 
 uint32_t vgpu_queue_drain_vm(struct vgpu_queue *q, uint32_t vm_slot,
 			     struct vgpu_queue_item **ret_list)
 {
-	struct vgpu_queue_item *head = NULL, **out = &head;
-	struct vgpu_queue_item *item, **link;
-	struct queue_level *lv;
-	uint32_t count = 0;
-	int p;
+	struct vgpu_sched_item *list = NULL;
+	uint32_t n;
 
 	if (!ret_list)
 		return 0;
-	if (!q || vm_slot >= q->max_vms) {
-		*ret_list = NULL;
+	*ret_list = NULL;
+	if (!q || vm_slot >= q->max_vms)
 		return 0;
-	}
-
 	pthread_mutex_lock(&q->lock);
-	/* Highest level first, oldest first: the order pop would have used. */
-	for (p = QUEUE_LEVELS - 1; p >= 0 && q->per_vm[vm_slot] > 0; p--) {
-		lv = &q->level[p];
-		lv->tail = NULL;
-		link = &lv->head;
-		while ((item = *link)) {
-			if (item->vm_slot != vm_slot) {
-				lv->tail = item;
-				link = &item->next;
-				continue;
-			}
-			*link = item->next;
-			item->next = NULL;
-			*out = item;
-			out = &item->next;
-			lv->depth--;
-			q->per_vm[vm_slot]--;
-			q->total--;
-			count++;
-		}
-	}
+	n = vgpu_sched_drain_vm(q->sched, vm_slot, &list);
 	pthread_mutex_unlock(&q->lock);
-	*ret_list = head;
-	return count;
+	*ret_list = (struct vgpu_queue_item *)list;
+	return n;
 }
 
 void vgpu_queue_close(struct vgpu_queue *q)
@@ -245,18 +256,27 @@ void vgpu_queue_close(struct vgpu_queue *q)
 		return;
 	pthread_mutex_lock(&q->lock);
 	q->closed = true;
-	pthread_cond_broadcast(&q->nonempty);
+	pthread_cond_broadcast(&q->changed);
 	pthread_mutex_unlock(&q->lock);
 }
 
 uint32_t vgpu_queue_depth(struct vgpu_queue *q, int priority)
 {
-	uint32_t depth = 0;
+	uint32_t depth;
 
-	if (!q || priority < -1 || priority >= QUEUE_LEVELS)
+	if (!q || priority < -1 || priority >= VGPU_SCHED_LEVELS)
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	depth = priority < 0 ? q->total : q->level[priority].depth;
+	depth = priority < 0 ? vgpu_sched_depth(q->sched, UINT32_MAX)
+			     : vgpu_sched_level_depth(q->sched, priority);
 	pthread_mutex_unlock(&q->lock);
 	return depth;
+}
+
+void vgpu_queue_usage(struct vgpu_queue *q, uint32_t slot, uint32_t pool, uint32_t gpu,
+		      struct vgpu_sched_usage *ret)
+{
+	pthread_mutex_lock(&q->lock);
+	vgpu_sched_usage(q->sched, slot, pool, gpu, ret);
+	pthread_mutex_unlock(&q->lock);
 }

@@ -200,12 +200,26 @@ static void enqueue(struct vgpu_request *req, struct vgpu_vm *vm,
 	req->work.priority = vm->priority;
 	req->work.user = req;
 	req->item.priority = vm->priority;
-	req->item.vm_slot = vm->slot;
+	req->item.sched.vm_slot = vm->slot;
+	req->item.op = view->op;
+	req->item.units = vgpu_cost_units(view->op, &view->params);
+	/* What the work holds on the GPU while it runs: its arrays (the
+	 * quota's unit; sizes were checked against the limits). */
+	req->item.sched.mem_bytes = (view->in_count[0] + view->in_count[1] + view->in_count[2] +
+				     view->out_count) * sizeof(float);
 
 	rc = vgpu_queue_push(m->queue, &req->item);
 	if (rc != VGPU_OK) {
-		vgpu_request_reject(req, vm, rc,
-				    rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
+		char why[128];
+
+		if (rc == VGPU_NO_MEMORY)
+			snprintf(why, sizeof(why), "needs %llu bytes of device memory, more than "
+				 "the VM's quota of %lld MiB", (unsigned long long)req->item.sched.mem_bytes,
+				 vm->mem_quota_mib);
+		else
+			snprintf(why, sizeof(why), "%s",
+				 rc == VGPU_BUSY ? "queue full (back-pressure)" : "queue closed");
+		vgpu_request_reject(req, vm, rc, why);
 		return;
 	}
 	/* From the push on, another thread may already run (and finish) the

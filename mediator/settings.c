@@ -46,5 +46,7 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "msg_timeout_ms", VGPU_CONF_INT, I(msg_timeout_ms), 100, 3600000, "10000", "a message begun on a socket must be complete within this, or the connection is closed" },
 	{ "workers", VGPU_CONF_INT, I(workers), 1, 64, "2", "threads for slow work: making and releasing windows, pinning new request buffers (CUDA), large spool reads and writes" },
 	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
+	{ "sched_aging_ms", VGPU_CONF_INT, I(sched_aging_ms), 1, 60000, "50", "work that waited this long may pass higher priority levels, within sched_floor_permille" },
+	{ "sched_floor_permille", VGPU_CONF_INT, I(sched_floor_permille), 0, 1000, "50", "GPU time (per mille) each lower priority level may take from higher ones for work older than sched_aging_ms (0: strict priority, lower levels may starve)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };

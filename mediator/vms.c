@@ -2,7 +2,10 @@
 /*
  * vms.c - the mediator's VM table, kept equal to the registry: polled every
  * registry_poll_ms, so a VM registered, removed, or moved to another pool or
- * priority takes effect without a restart of the VM or the mediator. A VM's
+ * priority, or a pool's or VM's scheduler settings changed (weight, cap,
+ * GPUs, rate limit), takes effect without a restart of the VM or the
+ * mediator, for its queued work too: the queue's pools and VMs follow the
+ * registry at each read (pools first, since VMs refer to them). A VM's
  * pool and priority come from here, never from its requests.
  *
  * Must never: drop the whole table because one read of the registry failed
@@ -22,6 +25,55 @@ struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid)
 	return NULL;
 }
 
+/* The GPUs of a registry mask (0: all) among the queue's. */
+static uint64_t gpu_mask(const struct mediator *m, unsigned gpus)
+{
+	uint64_t all = m->n_gpus >= 64 ? UINT64_MAX : (1ull << m->n_gpus) - 1;
+
+	return gpus ? (uint64_t)gpus & all : all;
+}
+
+static void pool_sync(struct mediator *m, const struct vgpu_pool_info *p)
+{
+	struct vgpu_pool_state *st = &m->pools[vgpu_pool_index(p->pool_id)];
+	uint64_t mask = gpu_mask(m, p->gpus);
+
+	if (st->defined && st->weight == p->weight && st->cap_percent == p->cap_percent &&
+	    st->gpus == p->gpus)
+		return;
+	if (mask == 0) {
+		/* Only GPUs this host does not have: keep the last settings. */
+		static struct vgpu_ratelimit rl;
+
+		vgpu_log_guest(&rl, LOG_ERR, "pool %c: none of its GPUs (mask 0x%x) is on this host "
+			       "(%u GPU%s); its settings are not applied", p->pool_id, p->gpus,
+			       m->n_gpus, m->n_gpus == 1 ? "" : "s");
+		return;
+	}
+	if (vgpu_queue_set_pool(m->queue, vgpu_pool_index(p->pool_id), (uint32_t)p->weight,
+				(uint32_t)p->cap_percent * 10, mask) != VGPU_OK) {
+		vgpu_log(LOG_ERR, "pool %c: the scheduler refused its settings", p->pool_id);
+		return;
+	}
+	vgpu_log(LOG_NOTICE, "pool %c: weight %d, cap %d%%, GPUs 0x%llx", p->pool_id, p->weight,
+		 p->cap_percent, (unsigned long long)mask);
+	st->defined = true;
+	st->weight = p->weight;
+	st->cap_percent = p->cap_percent;
+	st->gpus = p->gpus;
+}
+
+/* @vm's scheduling settings to the queue. */
+static int vm_sync(struct mediator *m, struct vgpu_vm *vm)
+{
+	int rc = vgpu_queue_set_vm(m->queue, vm->slot, vgpu_pool_index(vm->pool), vm->priority,
+				   (uint32_t)vm->weight, (uint64_t)vm->rate_limit_ms * 1000000u);
+
+	return rc == VGPU_OK ? vgpu_queue_set_vm_quota(m->queue, vm->slot,
+						       (uint64_t)vm->mem_quota_mib << 20)
+			     : rc;
+}
+
 static void vm_remove(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct vgpu_queue_item *list = NULL;
@@ -34,9 +86,10 @@ static void vm_remove(struct mediator *m, struct vgpu_vm *vm)
 	while (list) {
 		struct vgpu_request *req = (struct vgpu_request *)list;
 
-		list = list->next;
+		list = (struct vgpu_queue_item *)list->sched.next;
 		vgpu_request_fail(req, VGPU_DENIED);
 	}
+	vgpu_queue_remove_vm(m->queue, vm->slot);
 	vm->in_use = false;
 }
 
@@ -64,6 +117,14 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 	vm->vm_id = cfg->vm_id;
 	vm->pool = cfg->pool_id;
 	vm->priority = cfg->priority;
+	vm->weight = cfg->weight;
+	vm->rate_limit_ms = cfg->rate_limit_ms;
+	vm->mem_quota_mib = cfg->mem_quota_mib;
+	if (vm_sync(m, vm) != VGPU_OK) {
+		vgpu_log(LOG_ERR, "VM %s: the scheduler refused its settings (pool %c unknown?)",
+			 vm->uuid, vm->pool);
+		return;
+	}
 	vm->in_use = true;
 	vgpu_stats_reset_vm(m->stats, vm->slot);
 	vgpu_budget_reset(m->budget, vm->slot);
@@ -82,14 +143,23 @@ static void vm_update(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 	bool new_id = vm->vm_id != cfg->vm_id;
 
 	if (!new_id && vm->pool == cfg->pool_id && vm->priority == cfg->priority &&
-	    strcmp(vm->name, cfg->vm_name) == 0)
+	    vm->weight == cfg->weight && vm->rate_limit_ms == cfg->rate_limit_ms &&
+	    vm->mem_quota_mib == cfg->mem_quota_mib && strcmp(vm->name, cfg->vm_name) == 0)
 		return;
-	vgpu_log(LOG_NOTICE, "VM %s now vm_id %d, pool %c, priority %s", vm->uuid, cfg->vm_id,
-		 cfg->pool_id, vgpu_priority_name(cfg->priority));
+	vgpu_log(LOG_NOTICE, "VM %s now vm_id %d, pool %c, priority %s, weight %d, rate limit %d "
+		 "GPU-ms/s, memory quota %lld MiB", vm->uuid, cfg->vm_id, cfg->pool_id,
+		 vgpu_priority_name(cfg->priority), cfg->weight, cfg->rate_limit_ms,
+		 cfg->mem_quota_mib);
 	vm->vm_id = cfg->vm_id;
 	vm->pool = cfg->pool_id;
 	vm->priority = cfg->priority;
+	vm->weight = cfg->weight;
+	vm->rate_limit_ms = cfg->rate_limit_ms;
+	vm->mem_quota_mib = cfg->mem_quota_mib;
 	memcpy(vm->name, cfg->vm_name, sizeof(vm->name));
+	/* Its queued work moves with it (scheduler.h). */
+	if (vm_sync(m, vm) != VGPU_OK)
+		vgpu_log(LOG_ERR, "VM %s: the scheduler refused its new settings", vm->uuid);
 	for (int t = 0; new_id && t < m->n_transports; t++)
 		if (m->transports[t]->vm_updated)
 			m->transports[t]->vm_updated(m, vm);
@@ -110,7 +180,16 @@ int vgpu_vms_reload(struct mediator *m)
 			return rc;
 		}
 	}
-	rc = vgpu_list_vms(m->db, 0, -1, &cfg, &n);
+	struct vgpu_pool_info *pools;
+	size_t n_pools;
+
+	rc = vgpu_list_pools(m->db, &pools, &n_pools);
+	if (rc == VGPU_OK) {
+		for (size_t i = 0; i < n_pools; i++)
+			pool_sync(m, &pools[i]);
+		free(pools);
+		rc = vgpu_list_vms(m->db, 0, -1, &cfg, &n);
+	}
 	if (rc != VGPU_OK) {
 		vgpu_log(LOG_ERR, "reading the registry: %s (keeping the last VM table)",
 			 vgpu_db_errmsg(m->db));

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: MIT
 """Turn the numbered migrations schema/NNN_*.sql into the two forms the
 project ships: a C array for libvgpu-config (applied on open) and
-init_db.sql (the whole current schema, for the sqlite3 shell).
+init_db.sql (the schema they end at, for the sqlite3 shell, made by
+applying them to an in-memory SQLite database).
 
 usage: embed.py OUT_C OUT_SQL MIGRATION.sql...
 The migrations must be numbered 001, 002, ... without gaps.
 """
 import os
 import re
+import sqlite3
 import sys
 
 
@@ -35,13 +37,41 @@ def main():
         c.write("const int vgpu_schema_migration_count = %d;\n" % len(texts))
 
     with open(out_sql, "w", encoding="utf-8") as s:
-        s.write("-- vgpu registry schema, version %d.\n" % len(texts))
-        s.write("-- Generated from libvgpu-config/schema/*.sql. Usage:\n")
-        s.write("--   sqlite3 /etc/vgpu/vgpu_config.db < init_db.sql\n")
-        s.write("PRAGMA foreign_keys = ON;\nBEGIN;\n\n")
-        for text in texts:
-            s.write(text.rstrip("\n") + "\n\n")
-        s.write("PRAGMA user_version = %d;\nCOMMIT;\n" % len(texts))
+        s.write(current_schema(texts))
+
+
+def current_schema(texts):
+    """The schema the migrations end at, as CREATE ... IF NOT EXISTS
+    statements and the default pools' rows: running it on a new file, or
+    again on a registry it made, is harmless. (The migrations themselves
+    are not: 003 makes its tables anew.)"""
+    db = sqlite3.connect(":memory:")
+    for text in texts:
+        db.executescript(text)
+    out = ["-- vgpu registry schema, version %d." % len(texts),
+           "-- Generated from libvgpu-config/schema/*.sql: the schema the migrations",
+           "-- end at. For a new registry (vgpu-admin also creates one itself):",
+           "--   sqlite3 /etc/vgpu/vgpu_config.db < init_db.sql",
+           "-- An older registry is brought forward by opening it with vgpu-admin",
+           "-- (any command), not with this file.",
+           "PRAGMA foreign_keys = ON;", "BEGIN;", ""]
+    rows = db.execute("SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL"
+                      " ORDER BY type = 'index', rowid").fetchall()
+    for kind, sql in rows:
+        sql = re.sub(r"^CREATE (TABLE|INDEX) (IF NOT EXISTS )?",
+                     r"CREATE \1 IF NOT EXISTS ", sql)
+        out.append(sql + ";")
+        out.append("")
+    for pool_id, name, description in db.execute(
+            "SELECT pool_id, pool_name, description FROM pools ORDER BY pool_id"):
+        out.append("INSERT OR IGNORE INTO pools (pool_id, pool_name, description)"
+                   " VALUES (%s, %s, %s);" % (quote(pool_id), quote(name), quote(description)))
+    out += ["", "PRAGMA user_version = %d;" % len(texts), "COMMIT;", ""]
+    return "\n".join(out)
+
+
+def quote(value):
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
 if __name__ == "__main__":

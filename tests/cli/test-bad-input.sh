@@ -29,12 +29,51 @@ bad show-vm --vm-uuid "not-a-uuid" -- 2 "expected xxxxxxxx-xxxx"
 bad remove-vm --vm-uuid "zz" -- 2 "invalid --vm-uuid"
 
 # Pools.
-for p in C c AB "" 1 "A "; do
-	bad register-vm --vm-uuid "$U3" --pool "$p" -- 2 "must be A or B"
+for p in "[" "@" AB "" 1 "A " "é"; do
+	bad register-vm --vm-uuid "$U3" --pool "$p" -- 2 "must be one letter A to Z"
 done
-bad set-pool --vm-uuid "$U1" --pool C --yes -- 2 "must be A or B"
-bad show-pool --pool-id Z -- 2 "must be A or B"
-bad list-vms --pool C -- 2 "must be A or B"
+bad set-pool --vm-uuid "$U1" --pool 1 --yes -- 2 "must be one letter A to Z"
+bad list-vms --pool AB -- 2 "must be one letter A to Z"
+# Letters whose pool was never made.
+bad register-vm --vm-uuid "$U3" --pool c -- 3 "pool C does not exist"
+bad show-pool --pool-id Z -- 3 "pool Z does not exist"
+bad update-pool --pool Q --weight 5 -- 3 "pool Q does not exist"
+bad delete-pool --pool Q -- 3 "pool Q does not exist"
+
+# Pool settings.
+bad create-pool --pool A -- 4 "pool A exists"
+bad delete-pool --pool A -- 2 "defaults"
+bad delete-pool --pool b -- 2 "defaults"
+bad create-pool -- 2 "needs --pool"
+bad update-pool --pool A -- 2 "at least one of"
+for w in 0 10001 -1 x "" 1.5 " 5" 99999999999999999999; do
+	bad create-pool --pool C --weight "$w" -- 2 "must be an integer in 1..10000"
+	bad update-pool --pool A --weight "$w" -- 2 "must be an integer in 1..10000"
+done
+for c in 0 101 -5 50% x; do
+	bad create-pool --pool C --cap "$c" -- 2 "must be a percentage in 1..100"
+done
+for g in 32 "0," ",1" "1,1" "" "-1" "0x1" "none" "0 1"; do
+	bad create-pool --pool C --gpus "$g" -- 2 "must be all, or GPU numbers 0..31"
+done
+bad create-pool --pool C --name "" -- 2 "invalid --name"
+bad create-pool --pool C --name "$(printf 'a\tb')" -- 2 "invalid --name"
+bad create-pool --pool C --description "$(printf 'x\001')" -- 2 "invalid --description"
+bad create-pool --pool C --description "$(head -c 1024 /dev/zero | tr '\0' d)" -- 2 "at most 1023 bytes"
+bad create-pool --pool C --weight 5 --weight 6 -- 2 "given twice"
+bad update-pool --pool A --vm-id 3 -- 2 "not valid for update-pool"
+
+# A VM's scheduler settings.
+bad set-sched --vm-uuid "$U1" -- 2 "at least one of"
+bad set-sched --weight 5 -- 2 "needs --vm-uuid"
+bad set-sched --vm-uuid "$U3" --weight 5 -- 3 "no VM is registered"
+for r in -1 32001 x "" 1e3; do
+	bad set-sched --vm-uuid "$U1" --rate-limit "$r" -- 2 "GPU-milliseconds per second in 0..32000"
+done
+for q in -1 16777217 x 1G; do
+	bad set-sched --vm-uuid "$U1" --mem-quota "$q" -- 2 "must be MiB in 0..16777216"
+done
+bad set-sched --vm-uuid "$U1" --weight 0 -- 2 "must be an integer in 1..10000"
 
 # Priorities.
 for p in 7 3 -1 "" lowest HIGH1 " 1"; do

@@ -9,7 +9,7 @@
 mkdir -p "$(dirname "$DB")"
 sqlite3 "$DB" <"$VGPU_INIT_DB_SQL" && pass "init_db.sql runs in the sqlite3 shell" || fail "init_db.sql failed"
 sqlite3 "$DB" <"$VGPU_INIT_DB_SQL" && pass "init_db.sql runs twice (idempotent)" || fail "second run failed"
-expect_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" "2" "schema version 2"
+expect_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" "3" "schema version 3"
 expect_eq "$(sqlite3 "$DB" "SELECT group_concat(pool_id || '=' || pool_name, ' ') FROM pools")" \
 	"A=Pool A B=Pool B" "pools A and B, once each"
 expect_eq "$(sqlite3 "$DB" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%' ORDER BY name)")" \
@@ -19,8 +19,12 @@ expect_eq "$(sqlite3 "$DB" "SELECT group_concat(name, ' ') FROM (SELECT name FRO
 sqlfail() { # sqlfail SQL DESCRIPTION: the statement must be refused
 	if sqlite3 "$DB" "PRAGMA foreign_keys = ON; $1" 2>/dev/null; then fail "$2"; else pass "$2"; fi
 }
-sqlfail "INSERT INTO pools (pool_id, pool_name) VALUES ('C', 'Pool C')" "pool C refused"
-sqlfail "INSERT INTO vms (vm_id, vm_uuid, pool_id) VALUES (1, 'u1', 'C')" "VM in pool C refused"
+sqlfail "INSERT INTO pools (pool_id, pool_name) VALUES ('1', 'Pool 1')" "pool 1 refused"
+sqlfail "INSERT INTO pools (pool_id, pool_name) VALUES ('c', 'Pool c')" "pool c (lower case) refused"
+sqlfail "INSERT INTO pools (pool_id, pool_name, weight) VALUES ('D', 'Pool D', 0)" "weight 0 refused"
+sqlfail "INSERT INTO pools (pool_id, pool_name, cap_percent) VALUES ('D', 'Pool D', 101)" "cap 101% refused"
+sqlfail "INSERT INTO vms (vm_id, vm_uuid, pool_id) VALUES (1, 'u1', 'C')" "VM in a pool that does not exist refused"
+sqlfail "INSERT INTO vms (vm_id, vm_uuid, rate_limit_ms) VALUES (1, 'u1', -1)" "negative rate limit refused"
 sqlfail "INSERT INTO vms (vm_id, vm_uuid, priority) VALUES (1, 'u1', 3)" "priority 3 refused"
 sqlfail "INSERT INTO vms (vm_id, vm_uuid) VALUES (0, 'u1')" "vm_id 0 refused"
 sqlfail "INSERT INTO vms (vm_id, vm_uuid) VALUES (2147483648, 'u1')" "vm_id 2^31 refused"
@@ -42,7 +46,7 @@ set +e; "$VGPU_ADMIN_BIN" --db "$V1" show-vm --vm-name old --export >"$T/out" 2>
 OUT=$(cat "$T/out"); ERR=$(cat "$T/err")
 expect_rc 0 "version-1 registry opened"
 expect_eq "$OUT" $'VGPU_VM_ID=4\nVGPU_POOL_ID=B\nVGPU_PRIORITY=2' "its row is intact and found by name"
-expect_eq "$(sqlite3 "$V1" 'PRAGMA user_version')" "2" "migrated to version 2"
+expect_eq "$(sqlite3 "$V1" 'PRAGMA user_version')" "3" "migrated to version 3"
 expect_eq "$(sqlite3 "$V1" "SELECT COUNT(*) FROM sqlite_master WHERE name = 'idx_vm_name'")" "1" "migration 2 applied"
 expect_eq "$(sqlite3 "$V1" 'PRAGMA integrity_check')" "ok" "integrity_check after migration"
 finish

@@ -49,7 +49,7 @@ expect_eq "$(echo "$OUT" | jq -r '.xe_available')" "true" "status JSON: xe avail
 expect_eq "$(echo "$OUT" | jq -r '.summary.vms, .summary.running, .summary.by_priority.high' | tr '\n' ' ')" \
 	"3 1 1 " "status JSON summary"
 expect_eq "$(echo "$OUT" | jq -r '.pools[1].vms[0].power_state')" "running" "status JSON power state"
-expect_eq "$(echo "$OUT" | jq -r '.schema_version')" "2" "status JSON schema version"
+expect_eq "$(echo "$OUT" | jq -r '.schema_version')" "3" "status JSON schema version"
 PATH=/usr/bin:/bin admin status --json
 expect_eq "$(echo "$OUT" | jq -r '.xe_available, .pools[0].vms[0].power_state' | tr '\n' ' ')" \
 	"false unknown " "status JSON without xe"

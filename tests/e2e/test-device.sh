@@ -48,7 +48,7 @@ expect_eq "$(vm_stat 1 .budget.windows.held)" "2" "both counted in VM 1's window
 expect_eq "$(vm_stat 1 .windows.device_direct) $(vm_stat 1 .windows.device_staged)" "2 0" \
 	"vgpu-admin stats: both served straight from guest RAM (memfd: pinned), none staged"
 admin stats --run-dir "$RUN" >"$T/stats.txt"
-row=$(awk -v u="$(uuid 1)" '/BUDGETS/ { b = 1 } b && $1 == u { print $(NF - 3), $(NF - 2) }' "$T/stats.txt")
+row=$(awk -v u="$(uuid 1)" '/BUDGETS/ { b = 1 } /^$/ { b = 0 } b && $1 == u { print $(NF - 3), $(NF - 2) }' "$T/stats.txt")
 expect_eq "$row" "2 0" "the text table's DEV_DMA and DEV_STG columns"
 expect_eq "$(python3 "$DEVC" "$S1" window 1)" "-9" "a third window: over the VM's budget (VGPU_BUSY)"
 # The devices go away (QEMU killed): their windows come back.

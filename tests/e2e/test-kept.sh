@@ -23,7 +23,7 @@ expect_eq "$(vm_stat 1 .windows.kept)/$(vm_stat 1 .windows.kept_bytes)" \
 expect_eq "$(vm_stat 1 .budget.windows.held)" "1" "a kept window stays in the VM's budget"
 admin stats --run-dir "$RUN" >"$T/stats.txt"
 # VM 1's row of the budgets table: ... WINDOWS_MIB DEV_DMA DEV_STG KEPT REFUSED.
-kept_cell=$(awk -v u="$(uuid 1)" '/BUDGETS/ { b = 1 } b && $1 == u { print $(NF - 1) }' "$T/stats.txt")
+kept_cell=$(awk -v u="$(uuid 1)" '/BUDGETS/ { b = 1 } /^$/ { b = 0 } b && $1 == u { print $(NF - 1) }' "$T/stats.txt")
 expect_eq "$kept_cell" "1" "vgpu-admin stats: VM 1's KEPT column"
 
 # Another size, with the VM's one window kept: the kept one gives way,

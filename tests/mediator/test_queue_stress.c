@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_queue_stress.c - the queue under contention: 4 pushers of 10000
- * items each (one VM slot each, priorities mixed, retrying on VGPU_BUSY
- * against small caps) and one popper. Every item comes out exactly once, the
- * caps are never exceeded, and per pusher each priority level stays FIFO.
- * Meant to be run under ThreadSanitizer too.
+ * items each (one VM slot each, retrying on VGPU_BUSY against small caps),
+ * a thread that keeps changing the VMs' priority, weight and pool while
+ * they push, and one popper that reports each item done. Every item comes
+ * out exactly once, the caps are never exceeded, and each pusher's items
+ * stay in order. Meant to be run under ThreadSanitizer too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "queue.h"
@@ -49,8 +51,9 @@ static void *pusher_main(void *arg)
 
 		t->pusher = p->id;
 		t->seq = i;
-		t->item.vm_slot = (uint32_t)p->id;
-		t->item.priority = (int)(rand_r(&seed) % 3);
+		t->item.sched.vm_slot = (uint32_t)p->id;
+		t->item.op = 1 + (int)(rand_r(&seed) % 4);
+		t->item.units = 1 + rand_r(&seed) % 100000;
 		while ((rc = vgpu_queue_push(p->q, &t->item)) == VGPU_BUSY) {
 			p->busy++;
 			sched_yield();
@@ -62,50 +65,84 @@ static void *pusher_main(void *arg)
 	return NULL;
 }
 
+static atomic_bool stop_changing;
+static atomic_int change_failed;
+
+/* Live settings changes while the others push and pop. */
+static void *changer_main(void *arg)
+{
+	struct vgpu_queue *q = arg;
+	unsigned int seed = 7;
+	long n = 0;
+
+	while (!atomic_load(&stop_changing)) {
+		uint32_t vm = rand_r(&seed) % PUSHERS;
+
+		if (vgpu_queue_set_vm(q, vm, rand_r(&seed) % 2, (int)(rand_r(&seed) % 3),
+				      1 + rand_r(&seed) % 8, 0) != VGPU_OK)
+			atomic_fetch_add(&change_failed, 1);
+		if (++n % 16 == 0 &&
+		    vgpu_queue_set_pool(q, rand_r(&seed) % 2, 1 + rand_r(&seed) % 4, 1000, 1) != VGPU_OK)
+			atomic_fetch_add(&change_failed, 1);
+		sched_yield();
+	}
+	return NULL;
+}
+
 static void stress(void **state)
 {
 	struct pusher pushers[PUSHERS];
-	pthread_t threads[PUSHERS];
-	int last[PUSHERS][3];
+	pthread_t threads[PUSHERS], changer;
+	struct vgpu_sched_params prm;
+	int last[PUSHERS];
 	unsigned char *seen;
 	struct vgpu_queue *q = NULL;
 	struct vgpu_queue_item *it;
 	struct tagged *t;
-	int i, got = 0, pr;
+	int i, got = 0;
 	(void)state;
 
-	assert_int_equal(vgpu_queue_new(PUSHERS, PER_VM_CAP, TOTAL_CAP, &q), VGPU_OK);
+	vgpu_sched_params_default(&prm);
+	assert_int_equal(vgpu_queue_new(PUSHERS, 2, 1, PER_VM_CAP, TOTAL_CAP, &prm, &q), VGPU_OK);
+	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
+	assert_int_equal(vgpu_queue_set_pool(q, 1, 1, 1000, 1), VGPU_OK);
+	for (i = 0; i < PUSHERS; i++)
+		assert_int_equal(vgpu_queue_set_vm(q, (uint32_t)i, (uint32_t)i % 2, i % 3, 1, 0), VGPU_OK);
 	seen = calloc(PUSHERS * PER_PUSHER, 1);
 	assert_non_null(seen);
 	for (i = 0; i < PUSHERS; i++) {
 		pushers[i] = (struct pusher){ .q = q, .id = i };
 		pushers[i].items = calloc(PER_PUSHER, sizeof(struct tagged));
 		assert_non_null(pushers[i].items);
-		for (pr = 0; pr < 3; pr++)
-			last[i][pr] = -1;
+		last[i] = -1;
 	}
+	atomic_store(&stop_changing, false);
+	assert_int_equal(pthread_create(&changer, NULL, changer_main, q), 0);
 	for (i = 0; i < PUSHERS; i++)
 		assert_int_equal(pthread_create(&threads[i], NULL, pusher_main, &pushers[i]), 0);
 
 	while (got < PUSHERS * PER_PUSHER) {
 		assert_true(vgpu_queue_depth(q, -1) <= TOTAL_CAP);
-		it = vgpu_queue_pop(q, 5000);
+		it = vgpu_queue_pop(q, 0, 5000);
 		assert_non_null(it); /* 5 s without an item: something was lost */
 		t = (struct tagged *)it;
 		assert_in_range(t->pusher, 0, PUSHERS - 1);
 		assert_in_range(t->seq, 0, PER_PUSHER - 1);
 		assert_int_equal(seen[t->pusher * PER_PUSHER + t->seq], 0);
 		seen[t->pusher * PER_PUSHER + t->seq] = 1;
-		pr = it->priority;
-		assert_true(t->seq > last[t->pusher][pr]);
-		last[t->pusher][pr] = t->seq;
+		assert_true(t->seq > last[t->pusher]);
+		last[t->pusher] = t->seq;
+		vgpu_queue_done(q, it, 1000 + (uint64_t)t->seq);
 		got++;
 	}
 	for (i = 0; i < PUSHERS; i++) {
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
 		assert_int_equal(pushers[i].failed, 0);
 	}
-	assert_null(vgpu_queue_pop(q, 0));
+	atomic_store(&stop_changing, true);
+	assert_int_equal(pthread_join(changer, NULL), 0);
+	assert_int_equal(atomic_load(&change_failed), 0);
+	assert_null(vgpu_queue_pop(q, 0, 0));
 	assert_int_equal(vgpu_queue_depth(q, -1), 0);
 	for (i = 0; i < PUSHERS * PER_PUSHER; i++)
 		assert_int_equal(seen[i], 1);

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_migrate.c - schema migrations on open: a version-1 registry made from
- * the shipped schema/001_init.sql (path in $VGPU_SCHEMA_V1) is brought to
- * VGPU_SCHEMA_VERSION with its rows intact; the seed's database without a
+ * the shipped schema/001_init.sql (path in $VGPU_SCHEMA_V1), and a version-2
+ * one (002 too, $VGPU_SCHEMA_V2), are brought to VGPU_SCHEMA_VERSION with
+ * their rows intact and the scheduler's settings at their defaults (v3:
+ * the tables made anew, the VMs' reference to the pools kept, pools C to Z
+ * possible); the seed's database without a
  * user_version (0) too; an empty file is created in full; a migration that
  * fails rolls back and leaves the version as it was; and the generated
  * init_db.sql ($VGPU_INIT_DB_SQL) builds exactly what the library considers
@@ -63,6 +66,9 @@ static void assert_migrated(const char *path)
 	assert_int_equal(cfg.priority, 2);
 	assert_string_equal(cfg.created_at, "2020-01-02 03:04:05");
 	assert_string_equal(cfg.updated_at, "2021-01-02 03:04:05");
+	assert_int_equal(cfg.weight, VGPU_WEIGHT_DEFAULT);
+	assert_int_equal(cfg.rate_limit_ms, 0);
+	assert_int_equal(cfg.mem_quota_mib, 0);
 	memset(&cfg, 0, sizeof(cfg));
 	assert_int_equal(vgpu_get_vm_config_by_name(db, "i-2-33-VM", &cfg), VGPU_OK);
 	assert_int_equal(cfg.vm_id, 7);
@@ -76,6 +82,17 @@ static void assert_migrated(const char *path)
 					  0, &added),
 			 VGPU_OK);
 	assert_int_equal(added.vm_id, 1);
+
+	/* v3: pools at their defaults; a new pool, and a VM moved into it. */
+	struct vgpu_pool_info pool;
+	assert_int_equal(vgpu_get_pool_info(db, 'B', &pool), VGPU_OK);
+	assert_int_equal(pool.weight, VGPU_WEIGHT_DEFAULT);
+	assert_int_equal(pool.cap_percent, 100);
+	assert_int_equal(pool.gpus, 0);
+	assert_int_equal(pool.vm_count, 1);
+	assert_int_equal(vgpu_create_pool(db, 'C', NULL), VGPU_OK);
+	assert_int_equal(vgpu_set_vm_pool(db, "aaaaaaaa-2222-3333-4444-555555555555", 'C'), VGPU_OK);
+	assert_int_equal(vgpu_delete_pool(db, 'C'), VGPU_BUSY);
 	vgpu_db_close(db);
 
 	sqlite3 *sql = th_sql_open(path);
@@ -84,7 +101,15 @@ static void assert_migrated(const char *path)
 					 " WHERE type = 'index' AND name = 'idx_vm_name'"
 					 " AND tbl_name = 'vms'"),
 			 1);
-	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM pools"), 2);
+	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM pools"), 3);
+	/* The reference followed the renamed table, and is enforced. */
+	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM pragma_foreign_key_list('vms')"
+					 " WHERE \"table\" = 'pools'"),
+			 1);
+	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM sqlite_master"
+					 " WHERE name LIKE '%%_v3'"),
+			 0);
+	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
 	assert_int_equal(th_sql_int(sql, "SELECT COUNT(*) FROM vms"), 2);
 	char *mode = th_sql_text(sql, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
@@ -118,6 +143,25 @@ static void migrate_from_v1(void **state)
 	free(path);
 	free(before);
 	free(after);
+}
+
+static void migrate_from_v2(void **state)
+{
+	char *path = th_join(*state, "v2.db");
+	char *v1 = read_env_file("VGPU_SCHEMA_V1");
+	char *v2 = read_env_file("VGPU_SCHEMA_V2");
+	size_t n1 = strlen(v1), n2 = strlen(v2);
+	char *both = malloc(n1 + n2 + 1);
+
+	assert_non_null(both);
+	memcpy(both, v1, n1);
+	memcpy(both + n1, v2, n2 + 1);
+	make_old_db(path, both, 2);
+	assert_migrated(path);
+	free(both);
+	free(v1);
+	free(v2);
+	free(path);
 }
 
 static void migrate_seed_without_version(void **state)
@@ -224,6 +268,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		D(migrate_from_v1),
+		D(migrate_from_v2),
 		D(migrate_seed_without_version),
 		D(create_from_empty_file),
 		D(failed_migration_rolls_back),

@@ -539,6 +539,104 @@ static void pools_count_vms(void **state)
 	free(pools);
 }
 
+/* Pools C to Z: created with settings or defaults, changed field by
+ * field (all or none), deleted only when empty; A and B stay. */
+static void pools_create_update_delete(void **state)
+{
+	struct th_db *t = *state;
+	struct vgpu_pool_settings st = VGPU_POOL_SETTINGS_INIT, bad;
+	struct vgpu_pool_info info, *pools = NULL;
+	char uuid[37], desc[VGPU_DESCRIPTION_MAX + 2];
+	size_t count = 0;
+
+	assert_int_equal(vgpu_create_pool(t->db, 'c', NULL), VGPU_OK);
+	assert_int_equal(vgpu_get_pool_info(t->db, 'C', &info), VGPU_OK);
+	assert_string_equal(info.pool_name, "Pool C");
+	assert_string_equal(info.description, "");
+	assert_int_equal(info.weight, VGPU_WEIGHT_DEFAULT);
+	assert_int_equal(info.cap_percent, 100);
+	assert_int_equal(info.gpus, 0);
+	FAILS(VGPU_EXISTS, "exists", vgpu_create_pool(t->db, 'C', NULL));
+	FAILS(VGPU_EXISTS, "exists", vgpu_create_pool(t->db, 'A', NULL));
+
+	st.pool_name = "render farm";
+	st.description = "nightly jobs";
+	st.weight = 400;
+	st.cap_percent = 50;
+	st.gpus = 0x5;
+	assert_int_equal(vgpu_create_pool(t->db, 'Z', &st), VGPU_OK);
+	assert_int_equal(vgpu_get_pool_info(t->db, 'z', &info), VGPU_OK);
+	assert_string_equal(info.pool_name, "render farm");
+	assert_string_equal(info.description, "nightly jobs");
+	assert_int_equal(info.weight, 400);
+	assert_int_equal(info.cap_percent, 50);
+	assert_int_equal(info.gpus, 0x5);
+	assert_int_equal(vgpu_list_pools(t->db, &pools, &count), VGPU_OK);
+	assert_int_equal(count, 4);
+	assert_int_equal(pools[2].pool_id, 'C');
+	assert_int_equal(pools[3].pool_id, 'Z');
+	free(pools);
+
+	/* Changes: one field; "" clears the description; bad values change
+	 * nothing, even beside good ones. */
+	st = (struct vgpu_pool_settings)VGPU_POOL_SETTINGS_INIT;
+	st.weight = 7;
+	assert_int_equal(vgpu_update_pool(t->db, 'Z', &st), VGPU_OK);
+	st = (struct vgpu_pool_settings)VGPU_POOL_SETTINGS_INIT;
+	st.description = "";
+	st.gpus = 0;
+	assert_int_equal(vgpu_update_pool(t->db, 'A', &st), VGPU_OK);
+	assert_int_equal(vgpu_get_pool_info(t->db, 'A', &info), VGPU_OK);
+	assert_string_equal(info.description, "");
+	assert_int_equal(info.weight, VGPU_WEIGHT_DEFAULT);
+	assert_int_equal(vgpu_get_pool_info(t->db, 'Z', &info), VGPU_OK);
+	assert_int_equal(info.weight, 7);
+	assert_int_equal(info.cap_percent, 50);
+	assert_string_equal(info.pool_name, "render farm");
+	memset(desc, 'x', sizeof(desc) - 1);
+	desc[sizeof(desc) - 1] = '\0';
+	const struct vgpu_pool_settings bads[] = {
+		{ .pool_name = "", .weight = 9, .gpus = -1 },
+		{ .pool_name = "a\nb", .gpus = -1 },
+		{ .description = desc, .gpus = -1 },
+		{ .description = "\x01", .gpus = -1 },
+		{ .weight = 10001, .gpus = -1 },
+		{ .weight = -3, .gpus = -1 },
+		{ .cap_percent = 101, .weight = 9, .gpus = -1 },
+		{ .cap_percent = -1, .gpus = -1 },
+		{ .gpus = 0x100000000LL, .weight = 9 },
+		{ .gpus = -2 },
+	};
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+		bad = bads[i];
+		FAILS(VGPU_INVALID_PARAM, "invalid", vgpu_update_pool(t->db, 'Z', &bad));
+		FAILS(VGPU_INVALID_PARAM, "invalid", vgpu_create_pool(t->db, 'Y', &bad));
+	}
+	assert_int_equal(vgpu_get_pool_info(t->db, 'Z', &info), VGPU_OK);
+	assert_int_equal(info.weight, 7);
+	FAILS(VGPU_NOT_FOUND, "Y does not exist", vgpu_get_pool_info(t->db, 'Y', &info));
+	FAILS(VGPU_NOT_FOUND, "does not exist", vgpu_update_pool(t->db, 'Y', &st));
+	FAILS(VGPU_INVALID_PARAM, "A to Z", vgpu_update_pool(t->db, '1', &st));
+	FAILS(VGPU_INVALID_PARAM, "missing", vgpu_update_pool(t->db, 'A', NULL));
+	FAILS(VGPU_INVALID_PARAM, "A to Z", vgpu_create_pool(t->db, '[', NULL));
+
+	/* Delete: refused while a VM is in the pool, and for A and B. */
+	th_uuid(uuid, 1);
+	assert_int_equal(vgpu_register_vm(t->db, uuid, NULL, 'C', -1, 0, NULL), VGPU_OK);
+	FAILS(VGPU_BUSY, "has 1 VM", vgpu_delete_pool(t->db, 'C'));
+	assert_int_equal(vgpu_remove_vm(t->db, uuid), VGPU_OK);
+	assert_int_equal(vgpu_delete_pool(t->db, 'c'), VGPU_OK);
+	FAILS(VGPU_NOT_FOUND, "does not exist", vgpu_delete_pool(t->db, 'C'));
+	FAILS(VGPU_NOT_FOUND, "does not exist",
+	      vgpu_register_vm(t->db, uuid, NULL, 'C', -1, 0, NULL));
+	FAILS(VGPU_INVALID_PARAM, "defaults", vgpu_delete_pool(t->db, 'A'));
+	FAILS(VGPU_INVALID_PARAM, "defaults", vgpu_delete_pool(t->db, 'b'));
+	FAILS(VGPU_INVALID_PARAM, "A to Z", vgpu_delete_pool(t->db, 0));
+	assert_int_equal(vgpu_delete_pool(NULL, 'C'), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_create_pool(NULL, 'C', NULL), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_update_pool(NULL, 'C', &st), VGPU_INVALID_PARAM);
+}
+
 static void pools_errors(void **state)
 {
 	struct th_db *t = *state;
@@ -546,7 +644,8 @@ static void pools_errors(void **state)
 	size_t count = 7;
 
 	memset(&info, 0x11, sizeof(info));
-	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_get_pool_info(t->db, 'C', &info));
+	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_get_pool_info(t->db, '[', &info));
+	FAILS(VGPU_NOT_FOUND, "does not exist", vgpu_get_pool_info(t->db, 'C', &info));
 	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_get_pool_info(t->db, 0, &info));
 	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_get_pool_info(t->db, '1', &info));
 	assert_int_equal(info.vm_count, 0x11111111);
@@ -592,6 +691,7 @@ int main(void)
 		T(writers_wait_for_the_lock),
 		T(pools_default),
 		T(pools_count_vms),
+		T(pools_create_update_delete),
 		T(pools_errors),
 	};
 

@@ -46,7 +46,10 @@ static void simple_predicates(void **state)
 	assert_true(vgpu_pool_id_valid('B'));
 	/* The predicate takes the stored form only; parsers accept lower case. */
 	assert_false(vgpu_pool_id_valid('a'));
-	assert_false(vgpu_pool_id_valid('C'));
+	assert_true(vgpu_pool_id_valid('C'));
+	assert_true(vgpu_pool_id_valid('Z'));
+	assert_false(vgpu_pool_id_valid('@'));
+	assert_false(vgpu_pool_id_valid('['));
 	assert_false(vgpu_pool_id_valid(0));
 
 	assert_true(vgpu_priority_valid(0));
@@ -95,7 +98,7 @@ static void name_valid(void **state)
 
 static void pool_id_parse(void **state)
 {
-	static const char *const bad[] = { "C", "c", "", "AB", " A", "A ", "1", "\xc1" };
+	static const char *const bad[] = { "@", "[", "", "AB", " A", "A ", "1", "\xc1" };
 	char pool = 'x';
 	(void)state;
 
@@ -110,6 +113,45 @@ static void pool_id_parse(void **state)
 		assert_int_equal(vgpu_pool_id_parse(bad[i], &pool), VGPU_INVALID_PARAM);
 	assert_int_equal(vgpu_pool_id_parse(NULL, &pool), VGPU_INVALID_PARAM);
 	assert_int_equal(pool, 'x');
+}
+
+static void gpus_parse_format(void **state)
+{
+	static const char *const bad[] = { "", ",", "0,", ",0", "0,,1", "1,1", "32", "-1", "0x1",
+					   " 0", "0 ", "1000", "al", "0;1", "00000" };
+	unsigned mask = 77;
+	char out[96];
+	long long v = 5;
+
+	(void)state;
+	assert_int_equal(vgpu_gpus_parse("all", &mask), VGPU_OK);
+	assert_int_equal(mask, 0);
+	assert_int_equal(vgpu_gpus_parse("ALL", &mask), VGPU_OK);
+	assert_int_equal(vgpu_gpus_parse("0", &mask), VGPU_OK);
+	assert_int_equal(mask, 1);
+	assert_int_equal(vgpu_gpus_parse("3,0,31", &mask), VGPU_OK);
+	assert_int_equal(mask, 0x80000009u);
+	vgpu_gpus_format(mask, out);
+	assert_string_equal(out, "0,3,31");
+	vgpu_gpus_format(0, out);
+	assert_string_equal(out, "all");
+	vgpu_gpus_format(0xffffffffu, out);
+	assert_true(strlen(out) < sizeof(out));
+	assert_int_equal(vgpu_gpus_parse(out, &mask), VGPU_OK);
+	assert_int_equal(mask, 0xffffffffu);
+	mask = 77;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(vgpu_gpus_parse(bad[i], &mask), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_gpus_parse(NULL, &mask), VGPU_INVALID_PARAM);
+	assert_int_equal(mask, 77);
+
+	assert_int_equal(vgpu_int_parse("250", 0, 32000, &v), VGPU_OK);
+	assert_int_equal(v, 250);
+	assert_int_equal(vgpu_int_parse("32001", 0, 32000, &v), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_int_parse("+1", 0, 9, &v), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_int_parse("1x", 0, 9, &v), VGPU_INVALID_PARAM);
+	assert_int_equal(vgpu_int_parse("99999999999999999999", 0, 9, &v), VGPU_INVALID_PARAM);
+	assert_int_equal(v, 250);
 }
 
 static void priority_parse(void **state)
@@ -245,6 +287,7 @@ int main(void)
 		cmocka_unit_test(simple_predicates),
 		cmocka_unit_test(name_valid),
 		cmocka_unit_test(pool_id_parse),
+		cmocka_unit_test(gpus_parse_format),
 		cmocka_unit_test(priority_parse),
 		cmocka_unit_test(vm_id_parse),
 		cmocka_unit_test(priority_name),

@@ -224,7 +224,7 @@ static void register_invalid_uuid(void **state)
 static void register_invalid_pool_priority_vm_id(void **state)
 {
 	struct th_db *t = *state;
-	static const char bad_pools[] = { 'C', 'c', 'Z', '1', ' ', '\n', (char)0xc1 };
+	static const char bad_pools[] = { '@', '[', '`', '1', ' ', '\n', (char)0xc1 };
 	static const int bad_priorities[] = { 3, -2, 100, INT_MIN, INT_MAX };
 	static const int bad_ids[] = { -1, -2, INT_MIN };
 	char uuid[37];
@@ -437,7 +437,9 @@ static void set_pool(void **state)
 	assert_int_equal(get(t, 1).pool_id, 'A');
 
 	FAILS(VGPU_NOT_FOUND, "no VM", vgpu_set_vm_pool(t->db, missing, 'B'));
-	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_set_vm_pool(t->db, uuid, 'C'));
+	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_set_vm_pool(t->db, uuid, '1'));
+	FAILS(VGPU_NOT_FOUND, "does not exist", vgpu_set_vm_pool(t->db, uuid, 'C'));
+	assert_int_equal(get(t, 1).pool_id, 'A');
 	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_set_vm_pool(t->db, uuid, 0));
 	FAILS(VGPU_INVALID_PARAM, "UUID", vgpu_set_vm_pool(t->db, "bad", 'B'));
 	assert_int_equal(vgpu_set_vm_pool(NULL, uuid, 'B'), VGPU_INVALID_PARAM);
@@ -572,6 +574,57 @@ static void update_name_null_keeps_empty_clears(void **state)
 	sqlite3_close(sql);
 }
 
+/* The scheduler's settings: defaults at registration, changed one by one
+ * or together, bad values refused without changing anything. */
+static void scheduler_settings(void **state)
+{
+	struct th_db *t = *state;
+	struct vgpu_vm_update up = VGPU_VM_UPDATE_INIT;
+	struct vgpu_vm_config cfg;
+	char uuid[37];
+
+	th_uuid(uuid, 1);
+	assert_int_equal(vgpu_register_vm(t->db, uuid, NULL, 0, -1, 0, &cfg), VGPU_OK);
+	assert_int_equal(cfg.weight, VGPU_WEIGHT_DEFAULT);
+	assert_int_equal(cfg.rate_limit_ms, 0);
+	assert_int_equal(cfg.mem_quota_mib, 0);
+
+	up.weight = 400;
+	assert_int_equal(vgpu_update_vm(t->db, uuid, &up), VGPU_OK);
+	up = (struct vgpu_vm_update)VGPU_VM_UPDATE_INIT;
+	up.rate_limit_ms = 250;
+	up.mem_quota_mib = 8192;
+	assert_int_equal(vgpu_update_vm(t->db, uuid, &up), VGPU_OK);
+	cfg = get(t, 1);
+	assert_int_equal(cfg.weight, 400);
+	assert_int_equal(cfg.rate_limit_ms, 250);
+	assert_int_equal(cfg.mem_quota_mib, 8192);
+	assert_int_equal(cfg.priority, VGPU_DEFAULT_PRIORITY);
+
+	/* 0 lifts a limit or a quota; the weight has no "none". */
+	up.rate_limit_ms = 0;
+	up.mem_quota_mib = 0;
+	assert_int_equal(vgpu_update_vm(t->db, uuid, &up), VGPU_OK);
+	cfg = get(t, 1);
+	assert_int_equal(cfg.rate_limit_ms, 0);
+	assert_int_equal(cfg.mem_quota_mib, 0);
+	assert_int_equal(cfg.weight, 400);
+
+	const struct vgpu_vm_update bads[] = {
+		{ .pool_id = 0, .priority = -1, .weight = 10001, .rate_limit_ms = 5, .mem_quota_mib = -1 },
+		{ .pool_id = 0, .priority = -1, .weight = -1, .rate_limit_ms = -1, .mem_quota_mib = -1 },
+		{ .pool_id = 0, .priority = -1, .weight = 9, .rate_limit_ms = 32001, .mem_quota_mib = -1 },
+		{ .pool_id = 0, .priority = -1, .weight = 9, .rate_limit_ms = -2, .mem_quota_mib = -1 },
+		{ .pool_id = 0, .priority = -1, .weight = 9, .rate_limit_ms = -1,
+		  .mem_quota_mib = VGPU_MEM_QUOTA_MIB_MAX + 1 },
+		{ .pool_id = 0, .priority = -1, .weight = 9, .rate_limit_ms = -1, .mem_quota_mib = -2 },
+	};
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
+		FAILS(VGPU_INVALID_PARAM, "invalid", vgpu_update_vm(t->db, uuid, &bads[i]));
+	cfg = get(t, 1);
+	assert_int_equal(cfg.weight, 400);
+}
+
 static void update_all_or_nothing(void **state)
 {
 	struct th_db *t = *state;
@@ -594,8 +647,10 @@ static void update_all_or_nothing(void **state)
 	up.priority = 3;
 	FAILS(VGPU_INVALID_PARAM, "priority", vgpu_update_vm(t->db, uuid, &up));
 	up.priority = 2;
-	up.pool_id = 'C';
+	up.pool_id = '1';
 	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_update_vm(t->db, uuid, &up));
+	up.pool_id = 'C';
+	FAILS(VGPU_NOT_FOUND, "does not exist", vgpu_update_vm(t->db, uuid, &up));
 	up.pool_id = 'B';
 	up.vm_id = -5;
 	FAILS(VGPU_INVALID_PARAM, "vm_id", vgpu_update_vm(t->db, uuid, &up));
@@ -697,7 +752,7 @@ static void list_vms_filters_and_order(void **state)
 
 	vms = NULL;
 	count = 42;
-	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_list_vms(t->db, 'C', -1, &vms, &count));
+	FAILS(VGPU_INVALID_PARAM, "pool", vgpu_list_vms(t->db, '1', -1, &vms, &count));
 	FAILS(VGPU_INVALID_PARAM, "priority", vgpu_list_vms(t->db, 0, 3, &vms, &count));
 	FAILS(VGPU_INVALID_PARAM, "priority", vgpu_list_vms(t->db, 0, -2, &vms, &count));
 	assert_null(vms);
@@ -765,6 +820,7 @@ int main(void)
 		T(set_id),
 		T(update_several_fields),
 		T(update_name_null_keeps_empty_clears),
+		T(scheduler_settings),
 		T(update_all_or_nothing),
 		T(remove_vm),
 		T(list_vms_filters_and_order),

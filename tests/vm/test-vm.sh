@@ -136,10 +136,11 @@ bad_props() { # PROPS MESSAGE
 		fail "vgpu-stub$1: exit $rc, expected \"$want\", output: $(head -c 300 "$T/bad.out")"
 	fi
 }
-bad_props ",pool_id=C,priority=0,vm_id=1" "vgpu-stub: pool_id must be A or B, not 'C'"
-bad_props ",pool_id=AB" "vgpu-stub: pool_id must be A or B, not 'AB'"
-bad_props ",priority=1,vm_id=1" "vgpu-stub: pool_id must be A or B, not '(unset)'"
-bad_props ",pool_id=a" "vgpu-stub: pool_id must be A or B, not 'a'"
+bad_props ",pool_id=1,priority=0,vm_id=1" "vgpu-stub: pool_id must be one letter A to Z, not '1'"
+bad_props ",pool_id=AB" "vgpu-stub: pool_id must be one letter A to Z, not 'AB'"
+bad_props ",priority=1,vm_id=1" "vgpu-stub: pool_id must be one letter A to Z, not '(unset)'"
+bad_props ",pool_id=a" "vgpu-stub: pool_id must be one letter A to Z, not 'a'"
+bad_props ",pool_id=[" "vgpu-stub: pool_id must be one letter A to Z, not '['"
 bad_props ",pool_id=B,priority=3" "vgpu-stub: priority must be 0, 1 or 2, not 3"
 bad_props ",pool_id=B,priority=-1" "Parameter 'priority' expects uint32_t"
 bad_props ",pool_id=B,vm_id=4294967296" "Parameter 'vm_id' expects uint32_t"

@@ -110,7 +110,8 @@ static void test_device_arg(void **state)
 	struct vgpu_vm_config bad[] = {
 		{ .vm_id = 0, .pool_id = 'A', .priority = 1 },
 		{ .vm_id = -1, .pool_id = 'A', .priority = 1 },
-		{ .vm_id = 1, .pool_id = 'C', .priority = 1 },
+		{ .vm_id = 1, .pool_id = '1', .priority = 1 },
+		{ .vm_id = 1, .pool_id = '[', .priority = 1 },
 		{ .vm_id = 1, .pool_id = ',', .priority = 1 },
 		{ .vm_id = 1, .pool_id = 'A', .priority = 3 },
 		{ .vm_id = 1, .pool_id = 'A', .priority = -1 },
