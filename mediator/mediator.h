@@ -91,6 +91,7 @@ struct mediator_settings {
 	long long spool_uid_base;   /* a VM's spool belongs to uid/gid base + vm_id */
 	long long sched_aging_ms;   /* scheduler.h: work this old may pass higher levels */
 	long long sched_floor_permille; /* ... within this share of GPU time per level */
+	long long sched_inflight_us; /* estimated GPU time one GPU is given at once */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */

@@ -226,9 +226,8 @@ void vgpu_queue_done(struct vgpu_queue *q, struct vgpu_queue_item *item, uint64_
 	vgpu_sched_done(q->sched, &item->sched, measured_ns);
 	if (measured_ns > 0)
 		vgpu_cost_learn(&q->cost, item->op, item->units, measured_ns);
-	/* Memory released may let a VM held at its quota go on. */
-	if (item->sched.mem_bytes)
-		pthread_cond_broadcast(&q->changed);
+	/* Memory released, or in-flight time, may let held work go on. */
+	pthread_cond_broadcast(&q->changed);
 	pthread_mutex_unlock(&q->lock);
 }
 

@@ -74,6 +74,9 @@ struct vgpu_sched {
 	uint64_t pool_floor[LEVELS];
 	struct bucket floor[LEVELS];
 	uint64_t gpu_used_ns[VGPU_SCHED_MAX_GPUS];
+	/* Per GPU, what runs: estimated time, and works per level. */
+	uint64_t gpu_inflight_ns[VGPU_SCHED_MAX_GPUS];
+	uint32_t gpu_inflight[VGPU_SCHED_MAX_GPUS][LEVELS];
 	struct sched_pool *pools;
 	struct sched_vm vms[];
 };
@@ -83,6 +86,8 @@ void vgpu_sched_params_default(struct vgpu_sched_params *p)
 	p->aging_ns = 50000000ull;
 	p->floor_permille = 50;
 	p->burst_ns = 100000000ull;
+	p->inflight_ns = 2000000ull;
+	p->inflight_min = 1;
 }
 
 static int64_t burst_of(uint64_t rate, uint64_t burst_ns)
@@ -177,6 +182,7 @@ int vgpu_sched_new(uint32_t max_vms, uint32_t max_pools, uint32_t n_gpus,
 
 	if (!ret || max_vms == 0 || max_vms >= NONE || max_pools == 0 || n_gpus == 0 ||
 	    n_gpus > VGPU_SCHED_MAX_GPUS || !params || params->floor_permille > 1000 ||
+	    params->inflight_min == 0 ||
 	    params->burst_ns == 0 || params->burst_ns > VGPU_SCHED_COST_MAX_NS)
 		return VGPU_INVALID_PARAM;
 	if (__builtin_mul_overflow((size_t)max_vms, sizeof(s->vms[0]), &size) ||
@@ -367,6 +373,26 @@ static struct vgpu_sched_item *take(struct vgpu_sched *s, uint32_t slot)
 	return item;
 }
 
+/* Whether work of @level may start on @gpu: fewer than inflight_min works
+ * run there, or the estimated time of what runs is below the in-flight
+ * budget, or every running work is of a lower level. */
+static bool room_on(const struct vgpu_sched *s, uint32_t gpu, int level)
+{
+	uint32_t running = 0;
+	int l;
+
+	if (s->p.inflight_ns == 0 || s->gpu_inflight_ns[gpu] < s->p.inflight_ns)
+		return true;
+	for (l = 0; l < LEVELS; l++)
+		running += s->gpu_inflight[gpu][l];
+	if (running < s->p.inflight_min)
+		return true;
+	for (l = LEVELS - 1; l >= level; l--)
+		if (s->gpu_inflight[gpu][l])
+			return false;
+	return true;
+}
+
 /* Whether VM @v may run on @gpu now; if held back only by a bucket,
  * *retry becomes the earliest time one opens. */
 static bool eligible(struct vgpu_sched *s, struct sched_vm *v, uint32_t gpu, uint64_t now,
@@ -377,6 +403,13 @@ static bool eligible(struct vgpu_sched *s, struct sched_vm *v, uint32_t gpu, uin
 
 	if (!(p->gpus >> gpu & 1))
 		return false;
+	/* The GPU holds its budget of work already: a level above everything
+	 * running may still go, the others wait for a done(). */
+	if (!room_on(s, gpu, v->level)) {
+		if (*retry == 0)
+			*retry = UINT64_MAX;
+		return false;
+	}
 	/* Over its memory quota: it waits for its own works to finish, at no
 	 * time known here (UINT64_MAX, unless a bucket opens sooner). */
 	if (v->mem_quota && v->mem_held &&
@@ -497,6 +530,8 @@ struct vgpu_sched_item *vgpu_sched_pick(struct vgpu_sched *s, uint32_t gpu, uint
 	}
 	v->picks++;
 	v->mem_held += item->mem_bytes;
+	s->gpu_inflight_ns[gpu] += item->cost_ns;
+	s->gpu_inflight[gpu][l]++;
 	return item;
 }
 
@@ -514,6 +549,11 @@ void vgpu_sched_done(struct vgpu_sched *s, const struct vgpu_sched_item *item,
 		measured_ns = VGPU_SCHED_COST_MAX_NS;
 	delta = (int64_t)measured_ns - (int64_t)item->cost_ns;
 	s->gpu_used_ns[item->gpu] += measured_ns;
+	s->gpu_inflight_ns[item->gpu] -= item->cost_ns < s->gpu_inflight_ns[item->gpu]
+						 ? item->cost_ns
+						 : s->gpu_inflight_ns[item->gpu];
+	if (s->gpu_inflight[item->gpu][item->level])
+		s->gpu_inflight[item->gpu][item->level]--;
 	p = &s->pools[item->pool];
 	vt_add(&p->vt[item->level], delta, p->weight);
 	bucket_take(&p->cap, delta);

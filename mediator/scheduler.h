@@ -22,6 +22,12 @@
  *     that level / its weight), among VMs under their rate limit;
  *  5. that VM's oldest work.
  * Between equal virtual times, the oldest work goes first.
+ * In-flight budget: a GPU is given work while the estimated time of what
+ * it runs is below inflight_ns (inflight_min works always: a backend
+ * that runs several at once, the CPU's threads, is kept busy), so that the backlog
+ * stays here, where weights apply, and not in the GPU's own queues; work
+ * of a level above everything running is not held back by it.
+ *
  * Work-conserving: a pool or VM held back by its cap or limit leaves the
  * GPU to the others; when everything queued is held back, pick says when
  * to ask again.
@@ -76,9 +82,11 @@ struct vgpu_sched_params {
 	uint64_t aging_ns;        /* work older than this may pass higher levels */
 	uint32_t floor_permille;  /* GPU time per level kept for aged work */
 	uint64_t burst_ns;        /* token buckets hold this much of their rate */
+	uint64_t inflight_ns;     /* estimated GPU time one GPU may hold (0: no limit) */
+	uint32_t inflight_min;    /* works a GPU is given whatever their time (>= 1) */
 };
 
-/* Defaults: aging 50 ms, floor 5%, burst 100 ms. */
+/* Defaults: aging 50 ms, floor 5%, burst 100 ms, in flight 2 ms or 1 work. */
 void vgpu_sched_params_default(struct vgpu_sched_params *p);
 
 struct vgpu_sched;
@@ -114,8 +122,8 @@ int vgpu_sched_push(struct vgpu_sched *s, struct vgpu_sched_item *item, uint64_t
 /* The work GPU @gpu runs next, charged; NULL when there is none it may
  * run now. Then *ret_retry_ns (if not NULL) is when held-back work may run
  * (a bucket refilled); UINT64_MAX when work is held back only by memory
- * quotas (it may run after a done()); 0 when there is nothing for this GPU
- * at all. */
+ * quotas or the in-flight budget (it may run after a done()); 0 when there
+ * is nothing for this GPU at all. */
 struct vgpu_sched_item *vgpu_sched_pick(struct vgpu_sched *s, uint32_t gpu, uint64_t now_ns,
 					uint64_t *ret_retry_ns);
 

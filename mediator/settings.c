@@ -48,5 +48,6 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "spool_uid_base", VGPU_CONF_INT, I(spool_uid_base), 1, 2147483646, "1879048192", "a VM's spool req/ and resp/ belong to uid and gid spool_uid_base + vm_id" },
 	{ "sched_aging_ms", VGPU_CONF_INT, I(sched_aging_ms), 1, 60000, "50", "work that waited this long may pass higher priority levels, within sched_floor_permille" },
 	{ "sched_floor_permille", VGPU_CONF_INT, I(sched_floor_permille), 0, 1000, "50", "GPU time (per mille) each lower priority level may take from higher ones for work older than sched_aging_ms (0: strict priority, lower levels may starve)" },
+	{ "sched_inflight_us", VGPU_CONF_INT, I(sched_inflight_us), 0, 10000000, "2000", "estimated GPU time of the work one GPU is given at once (one work always, one per thread with the cpu backend; work of a level above all that runs is not held back); keeps the backlog in the scheduler, where weights apply (0: max_inflight alone)" },
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL },
 };

@@ -63,6 +63,7 @@ static struct vgpu_queue *new_queue(uint32_t max_vms, uint32_t per_vm, uint32_t 
 	struct vgpu_queue *q = NULL;
 
 	vgpu_sched_params_default(&prm);
+	prm.inflight_ns = 0; /* these tests pop without done(); in_flight_budget has it */
 	assert_int_equal(vgpu_queue_new(max_vms, 2, 1, per_vm, total, &prm, &q), VGPU_OK);
 	assert_non_null(q);
 	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
@@ -446,6 +447,43 @@ static void memory_quota(void **state)
 	vgpu_queue_free(q);
 }
 
+/* The in-flight budget: low-priority work goes while the GPU's estimated
+ * time in flight is under it (one always), high priority above everything
+ * running goes anyway, and a done() lets the rest go on. */
+static void in_flight_budget(void **state)
+{
+	static const int levels[2] = { 0, 2 };
+	struct vgpu_sched_params prm;
+	struct vgpu_queue *q = NULL;
+	struct vgpu_queue_item *got[2];
+	struct tagged lo[3], hi;
+	(void)state;
+
+	vgpu_sched_params_default(&prm);
+	prm.inflight_ns = 1000000; /* 1 ms */
+	assert_int_equal(vgpu_queue_new(2, 2, 1, 8, 8, &prm, &q), VGPU_OK);
+	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
+	assert_int_equal(vgpu_queue_set_pool(q, 1, 1, 1000, 1), VGPU_OK);
+	for (uint32_t i = 0; i < 2; i++)
+		assert_int_equal(vgpu_queue_set_vm(q, i, i, levels[i], 1, 0), VGPU_OK);
+	for (int i = 0; i < 3; i++) {
+		init(&lo[i], i, 0);
+		lo[i].item.units = 200000; /* 0.8 ms each at 4 ps */
+		assert_int_equal(vgpu_queue_push(q, &lo[i].item), VGPU_OK);
+	}
+	got[0] = vgpu_queue_pop(q, 0, 0);
+	got[1] = vgpu_queue_pop(q, 0, 0);
+	assert_ptr_equal(got[0], &lo[0].item);
+	assert_ptr_equal(got[1], &lo[1].item); /* 0.8 ms in flight: under 1 ms */
+	assert_int_equal(pop_id(q), -1);       /* 1.6 ms: the third waits */
+	init(&hi, 9, 1);
+	assert_int_equal(vgpu_queue_push(q, &hi.item), VGPU_OK);
+	assert_int_equal(pop_id(q), 9); /* above everything running */
+	vgpu_queue_done(q, got[0], 800000);
+	assert_int_equal(pop_id(q), 2); /* 0.8 ms and high's 4 us: under 1 ms */
+	vgpu_queue_free(q);
+}
+
 static void drain_vm(void **state)
 {
 	static const int vm[8] = { 0, 1, 1, 0, 1, 2, 1, 2 };
@@ -561,6 +599,7 @@ int main(void)
 		cmocka_unit_test(held_back),
 		cmocka_unit_test(live_change_and_done),
 		cmocka_unit_test(memory_quota),
+		cmocka_unit_test(in_flight_budget),
 		cmocka_unit_test(drain_vm),
 		cmocka_unit_test(bad_arguments),
 	};

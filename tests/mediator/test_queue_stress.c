@@ -103,6 +103,7 @@ static void stress(void **state)
 	(void)state;
 
 	vgpu_sched_params_default(&prm);
+	prm.inflight_ns = 1000; /* the popper reports each done: a small budget, exercised */
 	assert_int_equal(vgpu_queue_new(PUSHERS, 2, 1, PER_VM_CAP, TOTAL_CAP, &prm, &q), VGPU_OK);
 	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
 	assert_int_equal(vgpu_queue_set_pool(q, 1, 1, 1000, 1), VGPU_OK);
