@@ -22,8 +22,8 @@
 # Tolerances are looser than the simulation's 2% (test_sched_sim.c): the
 # clients' round trips, the registry reads and the machine's noise all run
 # beside the backend. Measured over 4 runs of the plain build: within 0.003
-# of the expected share. Bound here: 0.08, for the sanitizer builds and
-# busier machines.
+# of the expected share; one run each under ASan and TSan: within 0.03.
+# Bound here: 0.08, for the sanitizer builds and busier machines.
 . "$(dirname "$0")/lib.sh"
 
 TOL=0.08
