@@ -199,6 +199,7 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 					 "at most 1023 bytes of printable UTF-8, no control characters");
 		cli->description = value;
 		break;
+	case OPT_TIMEOUT:
 	case OPT_WEIGHT:
 	case OPT_CAP:
 	case OPT_RATE_LIMIT:
@@ -208,6 +209,7 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 			long long min, max;
 			const char *why;
 		} range[] = {
+			{ OPT_TIMEOUT, 1, MAX_XE_TIMEOUT_S, "must be seconds in 1..3600" },
 			{ OPT_WEIGHT, VGPU_WEIGHT_MIN, VGPU_WEIGHT_MAX, "must be an integer in 1..10000" },
 			{ OPT_CAP, VGPU_CAP_PERCENT_MIN, VGPU_CAP_PERCENT_MAX,
 			  "must be a percentage in 1..100 (100: no cap)" },
@@ -222,7 +224,9 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 			if (range[i].bit == bit &&
 			    vgpu_int_parse(value, range[i].min, range[i].max, &v) != VGPU_OK)
 				return bad_value(name, value, range[i].why);
-		if (bit == OPT_WEIGHT)
+		if (bit == OPT_TIMEOUT)
+			cli->timeout_s = (int)v;
+		else if (bit == OPT_WEIGHT)
 			cli->weight = (int)v;
 		else if (bit == OPT_CAP)
 			cli->cap_percent = (int)v;
@@ -245,15 +249,6 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 		if (vgpu_vm_id_parse(value, &cli->vm_id) != VGPU_OK)
 			return bad_value(name, value, "must be an integer in 1..2147483647");
 		break;
-	case OPT_TIMEOUT: {
-		int t;
-
-		/* Same digits-only rules as a vm_id, then the smaller bound. */
-		if (vgpu_vm_id_parse(value, &t) != VGPU_OK || t > MAX_XE_TIMEOUT_S)
-			return bad_value(name, value, "must be seconds in 1..3600");
-		cli->timeout_s = t;
-		break;
-	}
 	case OPT_JSON:
 		cli->json = true;
 		break;

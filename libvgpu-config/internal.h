@@ -42,6 +42,10 @@ int db_collect(vgpu_db *db, sqlite3_stmt *stmt, size_t elem_size,
 	       void (*read)(sqlite3_stmt *stmt, void *row), const char *what, void **ret_rows,
 	       size_t *ret_count);
 
+/* @pool_id ('A' .. 'Z', either case) into *@ret_id in upper case, or
+ * VGPU_INVALID_PARAM recorded in @db (pools.c). */
+int db_check_pool_id(vgpu_db *db, char pool_id, char *ret_id);
+
 /* Bounded copy of a text column into @dst of @size bytes ("" for NULL). */
 void db_column_text(sqlite3_stmt *stmt, int col, char *dst, size_t size);
 

@@ -33,7 +33,7 @@ static void read_pool(sqlite3_stmt *stmt, void *row)
 	info->gpus = (unsigned)sqlite3_column_int64(stmt, 9);
 }
 
-static int check_pool_id(vgpu_db *db, char pool_id, char *ret_id)
+int db_check_pool_id(vgpu_db *db, char pool_id, char *ret_id)
 {
 	char text[2] = { pool_id, '\0' };
 
@@ -74,7 +74,7 @@ int vgpu_get_pool_info(vgpu_db *db, char pool_id, struct vgpu_pool_info *ret_inf
 		return VGPU_INVALID_PARAM;
 	if (!ret_info)
 		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
-	rc = check_pool_id(db, pool_id, &id[0]);
+	rc = db_check_pool_id(db, pool_id, &id[0]);
 	if (rc != VGPU_OK)
 		return rc;
 	rc = db_prepare(db, POOL_COLUMNS " WHERE p.pool_id = ?1", &stmt);
@@ -126,7 +126,7 @@ int vgpu_create_pool(vgpu_db *db, char pool_id, const struct vgpu_pool_settings 
 		return VGPU_INVALID_PARAM;
 	if (settings)
 		st = *settings;
-	if ((rc = check_pool_id(db, pool_id, &id[0])) != VGPU_OK ||
+	if ((rc = db_check_pool_id(db, pool_id, &id[0])) != VGPU_OK ||
 	    (rc = check_settings(db, &st)) != VGPU_OK)
 		return rc;
 	snprintf(name, sizeof(name), "Pool %c", id[0]);
@@ -161,7 +161,7 @@ int vgpu_update_pool(vgpu_db *db, char pool_id, const struct vgpu_pool_settings 
 		return VGPU_INVALID_PARAM;
 	if (!settings)
 		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
-	if ((rc = check_pool_id(db, pool_id, &id[0])) != VGPU_OK ||
+	if ((rc = db_check_pool_id(db, pool_id, &id[0])) != VGPU_OK ||
 	    (rc = check_settings(db, settings)) != VGPU_OK)
 		return rc;
 	rc = db_prepare(db,
@@ -204,7 +204,7 @@ int vgpu_delete_pool(vgpu_db *db, char pool_id)
 
 	if (!db)
 		return VGPU_INVALID_PARAM;
-	if ((rc = check_pool_id(db, pool_id, &id[0])) != VGPU_OK)
+	if ((rc = db_check_pool_id(db, pool_id, &id[0])) != VGPU_OK)
 		return rc;
 	if (id[0] == VGPU_DEFAULT_POOL || id[0] == VGPU_SECOND_POOL)
 		return db_fail(db, VGPU_INVALID_PARAM, "pools %c and %c are the defaults: they stay",

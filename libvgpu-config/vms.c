@@ -42,15 +42,6 @@ static int check_uuid(vgpu_db *db, const char *uuid, char out[VGPU_UUID_STRLEN +
 	return VGPU_OK;
 }
 
-static int check_pool(vgpu_db *db, char pool_id, char *ret_pool_id)
-{
-	char text[2] = { pool_id, '\0' };
-
-	if (vgpu_pool_id_parse(text, ret_pool_id) != VGPU_OK)
-		return db_fail(db, VGPU_INVALID_PARAM, "invalid pool: must be one letter A to Z");
-	return VGPU_OK;
-}
-
 /* Inside the write's transaction: pool @pool_id exists. */
 static int check_pool_exists(vgpu_db *db, char pool_id)
 {
@@ -298,7 +289,7 @@ int vgpu_register_vm(vgpu_db *db, const char *vm_uuid, const char *vm_name, char
 		priority = VGPU_DEFAULT_PRIORITY;
 	if ((rc = check_uuid(db, vm_uuid, uuid)) != VGPU_OK ||
 	    (rc = check_name(db, vm_name)) != VGPU_OK ||
-	    (rc = check_pool(db, pool_id, &pool_id)) != VGPU_OK ||
+	    (rc = db_check_pool_id(db, pool_id, &pool_id)) != VGPU_OK ||
 	    (rc = check_priority(db, priority)) != VGPU_OK ||
 	    (vm_id != 0 && (rc = check_vm_id(db, vm_id)) != VGPU_OK))
 		return rc;
@@ -363,7 +354,7 @@ int vgpu_update_vm(vgpu_db *db, const char *vm_uuid, const struct vgpu_vm_update
 		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
 	if ((rc = check_uuid(db, vm_uuid, uuid)) != VGPU_OK ||
 	    (rc = check_name(db, update->vm_name)) != VGPU_OK ||
-	    (update->pool_id && (rc = check_pool(db, update->pool_id, &pool_id)) != VGPU_OK) ||
+	    (update->pool_id && (rc = db_check_pool_id(db, update->pool_id, &pool_id)) != VGPU_OK) ||
 	    (update->priority != -1 && (rc = check_priority(db, update->priority)) != VGPU_OK) ||
 	    (update->vm_id != 0 && (rc = check_vm_id(db, update->vm_id)) != VGPU_OK) ||
 	    (rc = check_sched(db, update)) != VGPU_OK)
@@ -486,7 +477,7 @@ int vgpu_list_vms(vgpu_db *db, char pool_filter, int priority_filter,
 		return VGPU_INVALID_PARAM;
 	if (!ret_vms || !ret_count)
 		return db_fail(db, VGPU_INVALID_PARAM, "missing argument");
-	if ((pool_filter && (rc = check_pool(db, pool_filter, &pool)) != VGPU_OK) ||
+	if ((pool_filter && (rc = db_check_pool_id(db, pool_filter, &pool)) != VGPU_OK) ||
 	    (priority_filter != -1 && (rc = check_priority(db, priority_filter)) != VGPU_OK))
 		return rc;
 	rc = db_prepare(db,

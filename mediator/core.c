@@ -128,13 +128,8 @@ int vgpu_mediator_init(struct mediator *m)
 	sp.aging_ns = (uint64_t)m->set.sched_aging_ms * 1000000u;
 	sp.floor_permille = (uint32_t)m->set.sched_floor_permille;
 	sp.inflight_ns = (uint64_t)m->set.sched_inflight_us * 1000u;
-	/* The CPU backend runs one work per thread at once: keep them busy. */
-	if (strcmp(m->backend->name, "cpu") == 0) {
-		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-
-		sp.inflight_min = m->set.cpu_threads ? (uint32_t)m->set.cpu_threads
-						     : (uint32_t)(cores > 0 ? cores : 1);
-	}
+	if (m->backend->concurrency)
+		sp.inflight_min = m->backend->concurrency(m->backend_ctx);
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
 	    vgpu_queue_new((uint32_t)m->set.max_vms, VGPU_POOLS, m->n_gpus,
 			   (uint32_t)m->set.queue_per_vm,

@@ -205,8 +205,7 @@ static void enqueue(struct vgpu_request *req, struct vgpu_vm *vm,
 	req->item.units = vgpu_cost_units(view->op, &view->params);
 	/* What the work holds on the GPU while it runs: its arrays (the
 	 * quota's unit; sizes were checked against the limits). */
-	req->item.sched.mem_bytes = (view->in_count[0] + view->in_count[1] + view->in_count[2] +
-				     view->out_count) * sizeof(float);
+	req->item.sched.mem_bytes = vgpu_work_bytes(&req->work);
 
 	rc = vgpu_queue_push(m->queue, &req->item);
 	if (rc != VGPU_OK) {

@@ -118,15 +118,15 @@ static void bucket_refill(struct bucket *b, uint64_t now)
  * every registry read does, must not lose the time since the last refill). */
 static void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst_ns, uint64_t now)
 {
-	bool was_open = b->rate == 0;
+	bool had_limit = b->rate != 0;
 
-	if (!was_open)
+	if (had_limit)
 		bucket_refill(b, now);
 	b->rate = rate;
 	b->burst = burst_of(rate, burst_ns);
-	if (was_open || b->tokens > b->burst)
+	if (!had_limit || b->tokens > b->burst)
 		b->tokens = b->burst;
-	if (was_open)
+	if (!had_limit)
 		b->last_ns = now;
 }
 

@@ -90,7 +90,14 @@ struct vgpu_backend_ops {
 	 * touching them is done. */
 	int (*host_register)(void *ctx, void *ptr, size_t size);
 	void (*host_unregister)(void *ctx, void *ptr);
+	/* Optional: how many works it runs side by side (cpu: its threads);
+	 * NULL means one at a time, the rest overlapped in its queues. The
+	 * scheduler gives it at least that many at once (scheduler.h). */
+	unsigned (*concurrency)(void *ctx);
 };
+
+/* Bytes a work's arrays take: its inputs and its output. */
+uint64_t vgpu_work_bytes(const struct vgpu_work *w);
 
 extern const struct vgpu_backend_ops vgpu_backend_cpu;
 /* NULL when the build has no CUDA. */

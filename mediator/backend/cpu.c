@@ -272,6 +272,11 @@ static void cpu_host_unregister(void *ctx, void *ptr)
 	(void)ptr;
 }
 
+static unsigned cpu_concurrency(void *ctx)
+{
+	return (unsigned)((struct cpu_ctx *)ctx)->n_threads;
+}
+
 const struct vgpu_backend_ops vgpu_backend_cpu = {
 	.name = "cpu",
 	.probe = cpu_probe,
@@ -282,4 +287,5 @@ const struct vgpu_backend_ops vgpu_backend_cpu = {
 	.host_free = cpu_host_free,
 	.host_register = cpu_host_register,
 	.host_unregister = cpu_host_unregister,
+	.concurrency = cpu_concurrency,
 };

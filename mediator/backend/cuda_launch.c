@@ -28,12 +28,6 @@
 #include "backend_internal.h"
 #include "cuda_internal.h"
 
-/* Bytes a work moves: inputs and output. */
-static uint64_t work_bytes(const struct vgpu_work *w)
-{
-	return (w->in_count[0] + w->in_count[1] + w->in_count[2] + w->out_count) * sizeof(float);
-}
-
 static void release(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 {
 	for (int i = 0; i < job->n_dev; i++)
@@ -280,7 +274,7 @@ static void close_job(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, int
 	 * sleep but in steps. The event is an optimization: failing to make
 	 * it leaves the work to the polling waiter. */
 	job->blocking = false;
-	if (e == cudaSuccess && work_bytes(w) >= VGPU_CUDA_BLOCKING_BYTES) {
+	if (e == cudaSuccess && vgpu_work_bytes(w) >= VGPU_CUDA_BLOCKING_BYTES) {
 		if (!job->block_ev &&
 		    cudaEventCreateWithFlags(&job->block_ev, cudaEventDisableTiming |
 								 cudaEventBlockingSync) != cudaSuccess)

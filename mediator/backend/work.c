@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * work.c - the checks every backend makes on a work before accepting it,
- * and the clock backends time works with.
+ * and its size in bytes.
  *
  * Never: trust a size in a work without recomputing it from the params.
  */
@@ -20,6 +20,11 @@ int vgpu_backend_op_inputs(enum vgpu_op op)
 		return 1;
 	}
 	return 0;
+}
+
+uint64_t vgpu_work_bytes(const struct vgpu_work *w)
+{
+	return (w->in_count[0] + w->in_count[1] + w->in_count[2] + w->out_count) * sizeof(float);
 }
 
 int vgpu_backend_work_check(const struct vgpu_work *w)

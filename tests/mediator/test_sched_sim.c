@@ -13,7 +13,8 @@
  * index of the 6), caps (alone and against an uncapped pool), rate limits,
  * strict priority with aging (low-priority waits p99.9 <= 100 ms under
  * saturating high-priority load; with no aging floor it starves), a live
- * weight change (the new shares hold from 1 s after it), placement on 2
+ * weight change (the new shares hold from 1 s after it), no credit for a
+ * pool that was idle, placement on 2
  * and 4 GPUs; and the interface's bad arguments, drain and generations.
  */
 #include <stdarg.h>
@@ -443,6 +444,25 @@ static void live_weight_change(void **state)
 	sim_free(sim);
 }
 
+/* No credit for idling: a pool idle for 5 s while another ran gets its
+ * equal share from the moment it returns, not the GPU to itself until its
+ * virtual time catches up. */
+static void idle_gives_no_credit(void **state)
+{
+	struct sim *sim = sim_new(1, 2, NULL);
+
+	(void)state;
+	pool(sim, 0, 1, 1000, 1);
+	pool(sim, 1, 1, 1000, 1);
+	client(sim, 0, 0, 1, 0, 1 * MS, 1.0, 0); /* idle: nothing outstanding */
+	client(sim, 1, 0, 1, 0, 1 * MS, 1.0, 4);
+	sim_run(sim, 5 * S);
+	sim->c[0].depth = 4;
+	sim_measure(sim, 0, 1 * S);
+	expect_share(share(sim, 0, 1), 0.5, "pool back after 5 s idle, its first second");
+	sim_free(sim);
+}
+
 /* Placement: each pool's work runs only on its GPUs; a pool on both
  * shares each with the pool that has only that one. */
 static void placement(void **state)
@@ -567,6 +587,7 @@ int main(void)
 		cmocka_unit_test(rate_limits),
 		cmocka_unit_test(priority_and_aging),
 		cmocka_unit_test(live_weight_change),
+		cmocka_unit_test(idle_gives_no_credit),
 		cmocka_unit_test(placement),
 		cmocka_unit_test(bad_arguments_and_drain),
 	};
