@@ -8,9 +8,11 @@
 vm 1 A low; vm 2 B low
 # Two slots: when VM 1 leaves, its slot is the only one for VM 3.
 start_mediator --set max_vms=2 --set registry_poll_ms=100 --set cpu_threads=1 --set max_inflight=1
-# One sgemm of 1536 cubed: about a second on one core, long enough for the
-# registry change below to be seen while it runs (whatever the build).
-python3 "$RAW" "$(sock 1)" pipeline-sgemm 1 1536 >"$T/pipe.out" 2>&1 &
+# One sgemm: a second or more on one core, long enough for the registry
+# change below to be seen while it runs. 1536 cubed takes about a second in
+# the plain and ASan builds but 35 s or more under TSan, which instruments
+# every load of the product: `make test-tsan` sets a smaller size.
+python3 "$RAW" "$(sock 1)" pipeline-sgemm 1 "${VGPU_E2E_SGEMM_LONG:-1536}" >"$T/pipe.out" 2>&1 &
 client=$!
 running() { [ "$(stats | jq -r '.mediator.inflight')" -ge 1 ]; }
 wait_for "VM 1's sgemm running" 20 running
