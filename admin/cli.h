@@ -114,7 +114,9 @@ json_t *json_pool(const struct vgpu_pool_info *pool);
 int print_json(json_t *root);
 
 /* Apply @upd to the registered VM @cur, restarting it when it runs and the
- * change reaches its device (restart.c). Returns an exit code. */
+ * change is one its device shows only from its start: a new vm_id (a new
+ * pool or priority reaches the device live, through the mediator).
+ * restart.c. Returns an exit code. */
 int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config *cur,
 		 const struct vgpu_vm_update *upd);
 

@@ -2,9 +2,10 @@
 /*
  * cmd_update.c - set-pool, set-priority, set-vm-id and update-vm. Each builds
  * one vgpu_vm_update, drops the fields that would not change, checks what it
- * can before anything is touched, and hands over to restart.c. And
- * set-sched, whose settings (weight, rate limit, memory quota) the mediator
- * applies live: no restart.
+ * can before anything is touched, and hands over to restart.c (which
+ * restarts a running VM for a new vm_id only: pool and priority apply
+ * live). And set-sched, whose settings (weight, rate limit, memory quota)
+ * the mediator applies live: no restart.
  */
 #include <string.h>
 

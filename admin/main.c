@@ -19,6 +19,8 @@
 	"[--gpus all|N,...]"
 #define POOL_OPTS (OPT_POOL | OPT_NAME | OPT_DESCRIPTION | OPT_WEIGHT | OPT_CAP | OPT_GPUS)
 #define RESTART "[--yes] [--no-restart] [--timeout SECONDS]"
+/* Accepted by set-pool and set-priority for earlier scripts: no effect. */
+#define NO_RESTART_OPTS (OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT)
 
 const struct command commands[] = {
 	{ "list-pools", cmd_list_pools, OPT_JSON, 0, "[--json]",
@@ -43,13 +45,12 @@ const struct command commands[] = {
 	{ "set-sched", cmd_set_sched, OPT_VM_UUID | OPT_WEIGHT | OPT_RATE_LIMIT | OPT_MEM_QUOTA,
 	  OPT_VM_UUID, VM_SELECT " [--weight 1-10000] [--rate-limit MS] [--mem-quota MIB]",
 	  "Change a VM's weight in its pool, GPU-ms per second and memory quota (live)" },
-	{ "set-pool", cmd_set_pool, OPT_VM_UUID | OPT_POOL | OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT,
-	  OPT_VM_UUID | OPT_POOL, VM_SELECT " --pool A-Z " RESTART,
-	  "Move a VM to another pool (restarts a running VM)" },
-	{ "set-priority", cmd_set_priority,
-	  OPT_VM_UUID | OPT_PRIORITY | OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT,
-	  OPT_VM_UUID | OPT_PRIORITY, VM_SELECT " --priority low|medium|high " RESTART,
-	  "Change a VM's priority (restarts a running VM)" },
+	{ "set-pool", cmd_set_pool, OPT_VM_UUID | OPT_POOL | NO_RESTART_OPTS,
+	  OPT_VM_UUID | OPT_POOL, VM_SELECT " --pool A-Z",
+	  "Move a VM to another pool (live: no restart)" },
+	{ "set-priority", cmd_set_priority, OPT_VM_UUID | OPT_PRIORITY | NO_RESTART_OPTS,
+	  OPT_VM_UUID | OPT_PRIORITY, VM_SELECT " --priority low|medium|high",
+	  "Change a VM's priority (live: no restart)" },
 	{ "set-vm-id", cmd_set_vm_id, OPT_VM_UUID | OPT_VM_ID | OPT_YES | OPT_NO_RESTART | OPT_TIMEOUT,
 	  OPT_VM_UUID | OPT_VM_ID, VM_SELECT " --vm-id N " RESTART,
 	  "Change a VM's vm_id (restarts a running VM)" },
@@ -57,7 +58,7 @@ const struct command commands[] = {
 	  OPT_VM_UUID | OPT_VM_NAME | OPT_POOL | OPT_PRIORITY | OPT_VM_ID | OPT_YES | OPT_NO_RESTART |
 		  OPT_TIMEOUT,
 	  OPT_VM_UUID, VM_SELECT " " VM_FIELDS " " RESTART,
-	  "Change several settings at once (restarts a running VM)" },
+	  "Change several settings at once (restarts a running VM for a new vm_id)" },
 	{ "remove-vm", cmd_remove_vm, OPT_VM_UUID, OPT_VM_UUID, VM_SELECT,
 	  "Remove a VM from the registry" },
 	{ "status", cmd_status, OPT_JSON | OPT_TIMEOUT | OPT_RUN_DIR, 0, "[--json] [--run-dir DIR]",
@@ -119,13 +120,24 @@ static void usage(FILE *out)
 static void command_usage(const struct command *c, FILE *out)
 {
 	fprintf(out, "Usage: vgpu-admin %s %s\n\n%s.\n", c->name, c->synopsis, c->description);
-	if (c->accepts & OPT_NO_RESTART)
+	/* Only a new vm_id restarts a VM: its device shows the one it was
+	 * started with. A new pool or priority reaches the device live. */
+	if ((c->accepts & OPT_NO_RESTART) && (c->accepts & OPT_VM_ID))
 		fprintf(out,
-			"\nA running VM is shut down (forced after --timeout seconds, default %d),\n"
-			"the registry is updated and the VM is started again, after you confirm\n"
-			"(or with --yes). A halted VM is only updated. --no-restart only updates\n"
-			"the registry; the change takes effect at the VM's next start.\n",
+			"\nFor a new vm_id a running VM is shut down (forced after --timeout\n"
+			"seconds, default %d), the registry is updated and the VM is started\n"
+			"again, after you confirm (or with --yes). A halted VM is only updated.\n"
+			"--no-restart only updates the registry; the VM's device shows the new\n"
+			"vm_id at its next start. A new name, pool or priority alone restarts\n"
+			"nothing: the mediator applies it within a second.\n",
 			DEFAULT_XE_TIMEOUT_S);
+	else if (c->accepts & OPT_NO_RESTART)
+		fprintf(out,
+			"\nThe registry is updated and a running mediator applies the change within\n"
+			"a second, to the VM's queued and new requests and to the POOL_ID and\n"
+			"PRIORITY registers of its device (the guest sees them change): a running\n"
+			"VM is not restarted. --yes, --no-restart and --timeout are accepted, for\n"
+			"scripts written when this restarted the VM, and have no effect.\n");
 	fprintf(out, "\nAlso: --db PATH, --help.\n");
 }
 

@@ -132,8 +132,8 @@ static void print_budgets(json_t *doc)
 	}
 }
 
-/* The scheduler: GPU time per pool and GPU since the start, each VM's
- * share of it and its settings. */
+/* The scheduler: GPU time per pool since the start, each GPU's load, each
+ * VM's share of the GPU time, its settings and the GPUs its work ran on. */
 static void print_sched(json_t *doc)
 {
 	double total = 0;
@@ -154,8 +154,15 @@ static void print_sched(json_t *doc)
 		       json_string_value(json_object_get(o, "gpus")) ?: "?", ms,
 		       total > 0 ? 100 * ms / total : 0.0);
 	}
-	printf("  %-38s %6s %4s %-8s %12s %6s %10s\n", "VM", "WEIGHT", "POOL", "RATE_MS", "GPU_MS",
-	       "SHARE", "MEM_MIB");
+	printf("  %-38s %12s %6s %8s\n", "GPU", "BUSY_MS", "LOAD", "INFLIGHT");
+	json_array_foreach(json_object_get(doc, "gpus"), i, o)
+		printf("  %-38lld %12.1f %6.2f %8lld\n",
+		       (long long)json_integer_value(json_object_get(o, "gpu")),
+		       json_number_value(json_object_get(o, "busy_ms")),
+		       json_number_value(json_object_get(o, "load")),
+		       (long long)json_integer_value(json_object_get(o, "inflight")));
+	printf("  %-38s %6s %4s %-8s %12s %6s %10s %-8s\n", "VM", "WEIGHT", "POOL", "RATE_MS",
+	       "GPU_MS", "SHARE", "MEM_MIB", "RAN_ON");
 	json_array_foreach(json_object_get(doc, "vms"), i, o) {
 		json_t *sc = json_object_get(o, "sched");
 		double ms = json_number_value(json_object_get(sc, "gpu_ms"));
@@ -167,11 +174,12 @@ static void print_sched(json_t *doc)
 		snprintf(mem_s, sizeof(mem_s), quota ? "%.1f/%.0f" : "%.1f/-",
 			 (double)json_integer_value(json_object_get(sc, "mem_held")) / 1048576.0,
 			 (double)quota / 1048576.0);
-		printf("  %-38.36s %6lld %4s %-8s %12.1f %5.1f%% %10s\n",
+		printf("  %-38.36s %6lld %4s %-8s %12.1f %5.1f%% %10s %-8s\n",
 		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?",
 		       (long long)json_integer_value(json_object_get(sc, "weight")),
 		       json_string_value(json_object_get(o, "pool_id")) ?: "?", rate_s, ms,
-		       total > 0 ? 100 * ms / total : 0.0, mem_s);
+		       total > 0 ? 100 * ms / total : 0.0, mem_s,
+		       json_string_value(json_object_get(sc, "ran_on")) ?: "-");
 	}
 }
 

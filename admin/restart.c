@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * restart.c - applying a change of pool, priority or vm_id to a VM, with the
- * seed's restart workflow: show current and new settings, ask, shut the VM
- * down (forced after a timeout), update the registry, start the VM.
+ * restart.c - applying a change of name, pool, priority or vm_id to a VM.
+ * A new vm_id goes through the seed's restart workflow: show current and
+ * new settings, ask, shut the VM down (forced after a timeout), update the
+ * registry, start the VM; its device shows the vm_id QEMU was started with.
+ * Everything else only updates the registry: the mediator applies a new
+ * pool or priority within a second, to the VM's requests and to its
+ * device's registers (IDENTITY, docs/specs/vgpu-stub-1.1.md), so a
+ * running VM is not restarted for it.
  *
  * Must never: leave the registry holding new values when the VM could not be
  * restarted with them, or leave a VM halted that was running when a step
@@ -188,18 +193,26 @@ static int restart_with_change(const struct cli *cli, vgpu_db *db,
 int apply_change(const struct cli *cli, vgpu_db *db, const struct vgpu_vm_config *cur,
 		 const struct vgpu_vm_update *upd)
 {
-	bool device_changes = upd->pool_id || upd->priority != -1 || upd->vm_id;
+	/* Shown by the device only from its start: a restart applies it. */
+	bool restart = upd->vm_id != 0;
+	bool live = upd->pool_id || upd->priority != -1;
 	char state[XE_POWER_MAX + 1], host_uuid[VGPU_UUID_STRLEN + 1], err[512];
 	int rc, ex;
 
 	print_plan(cur, upd);
-	if (!device_changes || cli->no_restart) {
+	if (!restart || cli->no_restart) {
 		ex = update_registry(db, cur->vm_uuid, upd);
-		if (ex == EXIT_OK)
-			printf("Registry updated.%s\n",
-			       device_changes ? " A running mediator applies it to the VM's new requests "
-						"within a second; the VM's device shows it after its next start."
-					      : "");
+		if (ex != EXIT_OK)
+			return ex;
+		if (restart)
+			printf("Registry updated. A running mediator applies it within a second; the "
+			       "VM's device shows the new vm_id after its next start%s.\n",
+			       live ? " (its new pool and priority at once)" : "");
+		else if (live)
+			printf("Registry updated. A running mediator applies it within a second, to "
+			       "the VM's requests and to its device's registers: no restart needed.\n");
+		else
+			printf("Registry updated.\n");
 		return ex;
 	}
 

@@ -51,24 +51,39 @@ static _Noreturn void die(const char *what)
 	exit(1);
 }
 
-static void reply(int s, uint16_t want)
+/* The mediator's next message (replies and IDENTITY are one size) into @msg,
+ * its header into @h. */
+static void next_message(int s, uint8_t msg[VGPU_DEV_REPLY_MSG], struct vgpu_msg_header *h)
 {
-	uint8_t msg[VGPU_DEV_REPLY_MSG];
-	struct vgpu_msg_header h;
-	uint16_t answered;
-	int32_t status;
-	uint64_t window;
 	size_t got = 0;
 
-	while (got < sizeof(msg)) {
-		ssize_t n = recv(s, msg + got, sizeof(msg) - got, 0);
+	while (got < VGPU_DEV_REPLY_MSG) {
+		ssize_t n = recv(s, msg + got, VGPU_DEV_REPLY_MSG - got, 0);
 		if (n <= 0)
 			die("the mediator closed the connection");
 		got += (size_t)n;
 	}
 	errno = 0;
-	if (vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, &h) != VGPU_OK ||
-	    vgpu_dev_parse_reply(msg, &h, msg + VGPU_PROTO_HEADER_SIZE, &answered, &status,
+	if (vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, h) != VGPU_OK)
+		die("malformed message");
+}
+
+/* The reply to the last message sent (of type @want): IDENTITY messages
+ * (the VM's pool and priority, unasked) on the way are checked, then
+ * skipped. */
+static void reply(int s, uint16_t want)
+{
+	uint8_t msg[VGPU_DEV_REPLY_MSG];
+	struct vgpu_msg_header h;
+	struct vgpu_dev_identity id;
+	uint16_t answered;
+	int32_t status;
+	uint64_t window;
+
+	for (next_message(s, msg, &h); h.type == VGPU_MSG_IDENTITY; next_message(s, msg, &h))
+		if (vgpu_dev_parse_identity(msg, &h, msg + VGPU_PROTO_HEADER_SIZE, &id) != VGPU_OK)
+			die("malformed identity");
+	if (vgpu_dev_parse_reply(msg, &h, msg + VGPU_PROTO_HEADER_SIZE, &answered, &status,
 				 &window) != VGPU_OK ||
 	    answered != want)
 		die("malformed reply");

@@ -7,7 +7,7 @@
  *              [--timeout-ms MS] [--device N] [--seed S] [--list] [--help]
  *
  * For each case (vector_add at 4 KiB, 256 KiB, 4 MiB and 64 MiB per vector;
- * sgemm 1024 and 4096, square) it measures, in this order:
+ * sgemm 1024, 2048 and 4096, square) it measures, in this order:
  *   native pinned     cudaHostAlloc()ed buffers: copy in, kernel (sgemm:
  *                     cuBLAS), copy out, stream synchronize; wall time of
  *                     each iteration on this process's monotonic clock
@@ -26,7 +26,7 @@
  *   native, pipelined    the same depth on as many streams, for reference
  *   native pinned again  to show how much the native figure drifts
  * Each measurement warms up first, then runs --repeat iterations (by case:
- * 50, or 20 for 64 MiB and 10 for sgemm 4096), stopping early once it has
+ * 50, or 20 for 64 MiB and sgemm 2048, 10 for sgemm 4096), stopping early once it has
  * run --budget-s (at least 3 samples), and every case is skipped once
  * --deadline-s has passed. Reported: median, p90, p99 (nearest rank), and
  * the mediated/native ratio of medians, both measured in this run.
@@ -89,6 +89,7 @@ static const struct case_def cases[] = {
 	{ "vadd-4MiB", CASE_VADD, 1024 * 1024, 50, 2 },
 	{ "vadd-64MiB", CASE_VADD, 16 * 1024 * 1024, 20, 2 },
 	{ "sgemm-1024", CASE_SGEMM, 1024, 50, 0 },
+	{ "sgemm-2048", CASE_SGEMM, 2048, 20, 0 },
 	{ "sgemm-4096", CASE_SGEMM, 4096, 10, 0 },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
@@ -1343,7 +1344,7 @@ static void usage(FILE *f)
 		"  --json FILE      write every result to FILE (rewritten after each case)\n"
 		"  --case NAME      run only this case (repeatable; see --list)\n"
 		"  --repeat N       timed iterations of every case (default: 50; 20 for\n"
-		"                   vadd-64MiB, 10 for sgemm-4096)\n"
+		"                   vadd-64MiB and sgemm-2048, 10 for sgemm-4096)\n"
 		"  --warmup N       untimed iterations first (default 3) ...\n"
 		"  --warmup-ms MS   ... and for at least MS milliseconds (default 200): the\n"
 		"                   mediator's threads, idle while the native side ran,\n"
@@ -1557,7 +1558,7 @@ int main(int argc, char **argv)
 		       transports[t].client ? "" : " (NOT CONNECTED)");
 	printf("warm-up %u and %u ms, repeat %s, depth %d; p50 = median, p99 nearest rank; wall time per "
 	       "request incl. copies\n\n",
-	       opt.warmup, opt.warmup_ms, opt.repeat ? "as given" : "50 (64MiB: 20, sgemm-4096: 10)", opt.depth);
+	       opt.warmup, opt.warmup_ms, opt.repeat ? "as given" : "50 (64MiB, sgemm-2048: 20; sgemm-4096: 10)", opt.depth);
 	printf("%-12s %-16s %10s %10s %11s  %-30s %s\n", "case", "path", "p50", "p99", "rate",
 	       "vs native pinned", "check");
 	fflush(stdout);

@@ -21,8 +21,13 @@
  * dials it gets the DEVICE message as if the device had connected. One
  * connection at a time: a second one is closed at once.
  *
+ * What the mediator sends is all one size: replies to the device's
+ * messages, and IDENTITY (the VM's pool and priority, unasked, after the
+ * DEVICE reply and at each change in the registry).
+ *
  * Never: block QEMU's main loop (the sockets are non-blocking), or trust
- * a reply that does not parse (the connection is dropped and made again).
+ * a message that does not parse (the connection is dropped and made
+ * again).
  */
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
@@ -38,6 +43,8 @@
 #include "vgpu-stub-link.h"
 
 #define RETRY_MS 1000
+
+QEMU_BUILD_BUG_ON(VGPU_DEV_IDENTITY_MSG != VGPU_DEV_REPLY_MSG);
 
 static void link_retry(void *opaque);
 
@@ -162,15 +169,35 @@ static void disconnect(VGPULink *l)
 	timer_mod(l->retry, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + RETRY_MS);
 }
 
-static void handle_reply(VGPULink *l)
+/* An IDENTITY (header @h decoded): only on a link that is up. */
+static void handle_identity(VGPULink *l, const struct vgpu_msg_header *h)
+{
+	struct vgpu_dev_identity id;
+	int rc = vgpu_dev_parse_identity(l->in, h, l->in + VGPU_PROTO_HEADER_SIZE, &id);
+
+	if (rc != VGPU_OK || !l->up) {
+		warn_report("vgpu-stub: %s identity message from the mediator (error %d); "
+			    "reconnecting", rc != VGPU_OK ? "a malformed" : "an early", rc);
+		disconnect(l);
+		return;
+	}
+	l->ops->identity(l->opaque, &id);
+}
+
+/* A whole message in l->in: an IDENTITY or a reply. */
+static void handle_message(VGPULink *l)
 {
 	struct vgpu_msg_header h;
 	uint16_t answered;
 	int32_t status;
 	uint64_t window;
+	int rc = vgpu_proto_decode_header(l->in, &vgpu_proto_default_limits, &h);
 
-	if (vgpu_proto_decode_header(l->in, &vgpu_proto_default_limits, &h) != VGPU_OK ||
-	    !vgpu_dev_header_ok(&h, VGPU_MSG_DEVICE_REPLY) ||
+	if (rc == VGPU_OK && h.type == VGPU_MSG_IDENTITY) {
+		handle_identity(l, &h);
+		return;
+	}
+	if (rc != VGPU_OK || !vgpu_dev_header_ok(&h, VGPU_MSG_DEVICE_REPLY) ||
 	    vgpu_dev_parse_reply(l->in, &h, l->in + VGPU_PROTO_HEADER_SIZE, &answered, &status,
 				 &window) != VGPU_OK) {
 		warn_report("vgpu-stub: a malformed reply from the mediator; reconnecting");
@@ -215,7 +242,7 @@ static void link_readable(void *opaque)
 		l->in_got += (size_t)n;
 		if (l->in_got == sizeof(l->in)) {
 			l->in_got = 0;
-			handle_reply(l);
+			handle_message(l);
 		}
 	}
 }

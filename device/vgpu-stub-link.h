@@ -5,8 +5,10 @@
  * the VM's socket, introduce the device (DEVICE: the guest RAM's memfds
  * and their place in guest-physical space under KVM and TCG, the domain id
  * under Xen, the doorbell and completion eventfds), send window
- * (un)registrations, read the replies, and reconnect once a second while
- * the mediator is away. Everything runs in QEMU's main loop.
+ * (un)registrations, read the replies and the VM's identity (IDENTITY:
+ * its pool and priority, at link-up and at each change), and reconnect
+ * once a second while the mediator is away. Everything runs in QEMU's
+ * main loop.
  */
 #ifndef VGPU_STUB_LINK_H
 #define VGPU_STUB_LINK_H
@@ -27,6 +29,9 @@ typedef struct VGPULinkOps {
 	 * window's registration again, @status an error: the mediator dropped
 	 * the window). */
 	void (*window_reply)(void *opaque, uint64_t seq, int32_t status, uint64_t bytes);
+	/* The VM's pool and priority as the registry has them now (checked:
+	 * a letter A to Z, 0 to 2); sent after each link-up and each change. */
+	void (*identity)(void *opaque, const struct vgpu_dev_identity *id);
 } VGPULinkOps;
 
 struct VGPULink {
@@ -40,7 +45,7 @@ struct VGPULink {
 	QEMUTimer *retry;            /* reconnects while the mediator is away */
 	uint64_t seq;                /* last message's sequence number */
 	uint64_t hello_seq;
-	uint8_t in[VGPU_DEV_REPLY_MSG]; /* a reply being read */
+	uint8_t in[VGPU_DEV_REPLY_MSG]; /* a reply or an IDENTITY (one size) being read */
 	size_t in_got;
 	MemoryListener listener;     /* guest RAM with an fd (KVM, TCG) */
 	bool listening;

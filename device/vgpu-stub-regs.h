@@ -16,12 +16,14 @@
 #define VGPU_STUB_REVISION 2
 #define VGPU_STUB_BAR0_SIZE 4096
 #define VGPU_STUB_MSIX_BAR 1        /* BAR1: the MSI-X table and PBA */
-#define VGPU_STUB_MSIX_VECTORS 2    /* 0 completions, 1 link and window changes */
+#define VGPU_STUB_MSIX_VECTORS 2    /* 0 completions, 1 link, window and identity changes */
 
 #define VGPU_STUB_MAGIC_VALUE 0x55504756u  /* the bytes "VGPU" */
 #define VGPU_STUB_VERSION_VALUE 0x00010001u /* major 1 (high 16 bits), minor 1 */
 
-/* Identity and state (read-only; writes are ignored and logged). */
+/* Identity and state (read-only; writes are ignored and logged). POOL_ID
+ * and PRIORITY follow the registry while the device is linked to the
+ * mediator (1.1: a live change raises VGPU_STUB_INT_IDENTITY). */
 #define VGPU_STUB_REG_MAGIC 0x000
 #define VGPU_STUB_REG_VERSION 0x004
 #define VGPU_STUB_REG_POOL_ID 0x008      /* the pool's letter, 'A' (0x41) to 'Z' (0x5a) */
@@ -46,7 +48,8 @@
 #define VGPU_STUB_INT_COMPLETE (1u << 0)        /* completions were posted */
 #define VGPU_STUB_INT_LINK (1u << 1)            /* STATUS.LINK changed */
 #define VGPU_STUB_INT_WINDOW (1u << 2)          /* WIN_STATE changed */
-#define VGPU_STUB_INT_ALL 0x7u
+#define VGPU_STUB_INT_IDENTITY (1u << 3)        /* POOL_ID or PRIORITY changed */
+#define VGPU_STUB_INT_ALL 0xfu
 
 /* Window registration (1.1): the extent list is one page of guest RAM with
  * up to 256 entries of 16 bytes (u64 guest-physical address, u64 length,

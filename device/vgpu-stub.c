@@ -18,8 +18,12 @@
  * and privilege drop; vgpu-stub-link.c), reconnects while the mediator is
  * away and registers the guest's window again; the doorbell register is
  * an ioeventfd the mediator reads; the mediator's completion eventfd
- * becomes an interrupt here. Migration is blocked (the GPU work and the
- * mediator's mapping of guest RAM cannot follow the VM).
+ * becomes an interrupt here. The mediator also says the VM's pool and
+ * priority (IDENTITY, at each link-up and each change in the registry):
+ * POOL_ID and PRIORITY follow them, and the pool_id and priority
+ * properties with them, without a restart (the vm_id does not change).
+ * Migration is blocked (the GPU work and the mediator's mapping of guest
+ * RAM cannot follow the VM).
  *
  * Builds unchanged against QEMU 4.2.1 (XCP-ng 8.2) and 7.2 (Debian 12):
  * vgpu-stub-compat.h holds the differences.
@@ -56,8 +60,8 @@ VGPU_STUB_DECLARE_TYPE(VGPUStubState, VGPU_STUB, TYPE_VGPU_STUB)
 struct VGPUStubState {
 	PCIDevice parent_obj;
 	MemoryRegion mmio;           /* BAR0 */
-	char *pool_id;               /* property: "A" or "B" */
-	uint32_t priority;           /* property: 0..2 */
+	char *pool_id;               /* property: "A" to "Z"; then what the mediator says */
+	uint32_t priority;           /* property: 0..2; then what the mediator says */
 	uint32_t vm_id;              /* property */
 	char *mediator;              /* property: the VM's mediator socket, or NULL */
 	int64_t log_window_ms;       /* start of the current rate-limit second */
@@ -308,9 +312,29 @@ static void window_reply(void *opaque, uint64_t seq, int32_t status, uint64_t by
 	}
 }
 
+/* The mediator says the VM's pool and priority (checked by the link):
+ * the registers show them from now on. Said at every link-up, so only a
+ * change is logged and raises the identity interrupt. */
+static void identity(void *opaque, const struct vgpu_dev_identity *id)
+{
+	VGPUStubState *s = opaque;
+	char old_pool = s->pool_id[0];
+	uint32_t old_priority = s->priority;
+
+	if (id->pool == (uint8_t)old_pool && id->priority == old_priority)
+		return;
+	g_free(s->pool_id);
+	s->pool_id = g_strdup_printf("%c", (char)id->pool);
+	s->priority = id->priority;
+	info_report("vgpu-stub: pool %c, priority %" PRIu32 " (was %c, %" PRIu32 "), as the "
+		    "mediator says", s->pool_id[0], s->priority, old_pool, old_priority);
+	raise_int(s, VGPU_STUB_INT_IDENTITY);
+}
+
 static const VGPULinkOps link_ops = {
 	.link_changed = link_changed,
 	.window_reply = window_reply,
+	.identity = identity,
 };
 
 /* ---- registers ---- */

@@ -102,13 +102,18 @@ static char *stats_document(struct mediator *m)
 		json_object_set_new(o, "pool_id", json_string(pool));
 		json_object_set_new(o, "priority", json_integer(vm->priority));
 		struct vgpu_sched_usage su;
+		char ran_on[96];
 		vgpu_queue_usage(m->queue, vm->slot, UINT32_MAX, UINT32_MAX, &su);
+		if (su.vm_gpus)
+			vgpu_gpus_format((unsigned)su.vm_gpus, ran_on);
+		else
+			snprintf(ran_on, sizeof(ran_on), "-");
 		json_object_set_new(o, "sched",
-				    json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:I}", "weight",
+				    json_pack("{s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:s}", "weight",
 					      vm->weight, "rate_limit_ms", vm->rate_limit_ms, "gpu_ms",
 					      su.vm_ns / 1e6, "picks", (json_int_t)su.picks, "aged",
 					      (json_int_t)su.aged, "mem_held", (json_int_t)su.mem_held,
-					      "mem_quota", (json_int_t)su.mem_quota));
+					      "mem_quota", (json_int_t)su.mem_quota, "ran_on", ran_on));
 		json_object_set_new(o, "budget", budget_json(m, vm->slot));
 		struct vgpu_shm_usage w;
 		struct vgpu_device_usage dw;
@@ -129,23 +134,32 @@ static char *stats_document(struct mediator *m)
 
 		if (!ps->defined)
 			continue;
+		json_t *per_gpu = json_array();
 		vgpu_queue_usage(m->queue, UINT32_MAX, p, UINT32_MAX, &su);
 		vgpu_gpus_format(ps->gpus, list);
-		json_array_append_new(pools, json_pack("{s:s, s:i, s:i, s:s, s:f}", "pool_id", id,
-						       "weight", ps->weight, "cap_percent",
+		for (uint32_t g = 0; g < m->n_gpus; g++) {
+			struct vgpu_sched_usage gu;
+
+			vgpu_queue_usage(m->queue, UINT32_MAX, p, g, &gu);
+			json_array_append_new(per_gpu, json_real(gu.pool_gpu_ns / 1e6));
+		}
+		json_array_append_new(pools, json_pack("{s:s, s:i, s:i, s:s, s:f, s:o}", "pool_id",
+						       id, "weight", ps->weight, "cap_percent",
 						       ps->cap_percent, "gpus", list, "gpu_ms",
-						       su.pool_ns / 1e6));
+						       su.pool_ns / 1e6, "gpu_ms_per_gpu", per_gpu));
 	}
+	uint64_t up_ns = vgpu_now_ns() - m->started_ns;
 	for (uint32_t g = 0; g < m->n_gpus; g++) {
 		struct vgpu_sched_usage su;
 
 		vgpu_queue_usage(m->queue, UINT32_MAX, UINT32_MAX, g, &su);
-		json_array_append_new(gpus, json_pack("{s:i, s:f}", "gpu", (int)g, "busy_ms",
-						      su.gpu_ns / 1e6));
+		json_array_append_new(gpus, json_pack("{s:i, s:f, s:f, s:i}", "gpu", (int)g,
+						      "busy_ms", su.gpu_ns / 1e6, "load",
+						      up_ns ? (double)su.gpu_ns / (double)up_ns : 0.0,
+						      "inflight",
+						      (int)vgpu_dispatcher_inflight(m, g)));
 	}
-	pthread_mutex_lock(&m->done_lock);
-	inflight = m->inflight - m->idle_reserved;
-	pthread_mutex_unlock(&m->done_lock);
+	inflight = vgpu_dispatcher_inflight(m, UINT32_MAX);
 	json_t *root = json_pack("{s:{s:s, s:s, s:I, s:i, s:i, s:{s:I, s:I}}, s:o, s:o, s:o, s:o}",
 				 "mediator",
 				 "version", VGPU_VERSION, "backend", m->backend->name, "uptime_s",

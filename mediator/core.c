@@ -66,10 +66,12 @@ int vgpu_mediator_add_transport(struct mediator *m, const struct vgpu_transport 
 	return VGPU_OK;
 }
 
-/* The backend the settings name (or the one the caller set), started. */
+/* The backend the settings name (or the one the caller set), one instance
+ * per GPU: the `gpus` setting, or every device the backend has. */
 static int start_backend(struct mediator *m)
 {
 	char why[512] = "", err[512];
+	int have, want = (int)m->set.gpus;
 
 	if (!m->backend)
 		m->backend = vgpu_backend_select(m->set.backend, why, sizeof(why));
@@ -77,20 +79,37 @@ static int start_backend(struct mediator *m)
 		vgpu_log(LOG_ERR, "backend %s: %s", m->set.backend, why);
 		return VGPU_NOT_FOUND;
 	}
-	struct vgpu_backend_config bc = {
-		.threads = (int)m->set.cpu_threads,
-		.max_inflight = (int)m->set.max_inflight,
-		.max_device_bytes = 0,
-	};
-	int rc = m->backend->init(&bc, &m->backend_ctx, err, sizeof(err));
-	if (rc != VGPU_OK) {
-		vgpu_log(LOG_ERR, "backend %s: %s", m->backend->name, err);
-		return rc;
+	have = m->backend->devices ? m->backend->devices() : want ? want : 1;
+	if (want == 0)
+		want = have < VGPU_MAX_GPUS ? have : VGPU_MAX_GPUS;
+	if (want < 1 || want > have) {
+		vgpu_log(LOG_ERR, "backend %s: gpus=%d, but it has %d GPU%s", m->backend->name,
+			 (int)m->set.gpus, have, have == 1 ? "" : "s");
+		return VGPU_NOT_FOUND;
 	}
-	if (why[0])
-		vgpu_log(LOG_NOTICE, "backend %s (auto: %s)", m->backend->name, why);
-	else
-		vgpu_log(LOG_NOTICE, "backend %s", m->backend->name);
+	for (int i = 0; i < want; i++) {
+		struct vgpu_backend_config bc = {
+			.threads = (int)m->set.cpu_threads,
+			.device = i,
+			.max_inflight = (int)m->set.max_inflight,
+			.max_device_bytes = 0,
+			.copy_slice_bytes = (size_t)m->set.copy_slice_kib << 10,
+		};
+		struct vgpu_gpu *g = &m->gpu[i];
+		int rc = m->backend->init(&bc, &g->ctx, err, sizeof(err));
+
+		if (rc != VGPU_OK) {
+			vgpu_log(LOG_ERR, "backend %s, GPU %d: %s", m->backend->name, i, err);
+			return rc;
+		}
+		g->m = m;
+		g->index = (uint32_t)i;
+		pthread_cond_init(&g->room_cond, NULL);
+		m->n_gpus = (uint32_t)i + 1;
+	}
+	m->backend_ctx = m->gpu[0].ctx;
+	vgpu_log(LOG_NOTICE, "backend %s, %u GPU%s%s%s%s", m->backend->name, m->n_gpus,
+		 m->n_gpus == 1 ? "" : "s", why[0] ? " (auto: " : "", why, why[0] ? ")" : "");
 	return VGPU_OK;
 }
 
@@ -124,10 +143,10 @@ int vgpu_mediator_init(struct mediator *m)
 	struct vgpu_sched_params sp;
 
 	vgpu_sched_params_default(&sp);
-	m->n_gpus = 1; /* one backend instance: one GPU */
 	sp.aging_ns = (uint64_t)m->set.sched_aging_ms * 1000000u;
 	sp.floor_permille = (uint32_t)m->set.sched_floor_permille;
 	sp.inflight_ns = (uint64_t)m->set.sched_inflight_us * 1000u;
+	sp.guard_ns = (uint64_t)m->set.sched_guard_us * 1000u;
 	if (m->backend->concurrency)
 		sp.inflight_min = m->backend->concurrency(m->backend_ctx);
 	if (vgpu_loop_new(&m->loop) != VGPU_OK ||
@@ -143,7 +162,6 @@ int vgpu_mediator_init(struct mediator *m)
 	if (!m->vms)
 		return VGPU_NO_MEMORY;
 	pthread_mutex_init(&m->done_lock, NULL);
-	pthread_cond_init(&m->inflight_cond, NULL);
 	m->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	m->done_watch = (struct vgpu_loop_watch){ .fd = m->done_efd, .fn = vgpu_deliver_done, .ctx = m };
 	if (m->done_efd < 0 || vgpu_loop_add(m->loop, &m->done_watch, EPOLLIN) != VGPU_OK)
@@ -192,8 +210,11 @@ void vgpu_mediator_fini(struct mediator *m)
 	vgpu_workers_free(m->workers);
 	for (int t = 0; t < m->n_transports; t++)
 		m->transports[t]->stop(m);
-	if (m->backend_ctx)
-		m->backend->fini(m->backend_ctx);
+	/* GPU 0's last: its host memory is what the others' works used. */
+	for (uint32_t i = m->n_gpus; i-- > 0;) {
+		m->backend->fini(m->gpu[i].ctx);
+		pthread_cond_destroy(&m->gpu[i].room_cond);
+	}
 	vgpu_db_close(m->db);
 	vgpu_stats_free(m->stats);
 	vgpu_budget_free(m->budget);

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dispatch.c - the dispatcher thread: takes requests from the queue in
- * the scheduler's order (scheduler.h) and hands them to the backend, keeping at most
- * max_inflight of them there; and the backend's completion callback, which
- * records the outcome and queues finished requests for the loop thread,
- * unless their transport answers them there.
+ * dispatch.c - one dispatcher thread per GPU: each takes requests from the
+ * queue in the scheduler's order for its GPU (scheduler.h: a pool's work
+ * goes only to its GPUs) and hands them to that GPU's backend instance,
+ * keeping at most max_inflight of them there; and the backends' completion
+ * callback, which records the outcome and queues finished requests for the
+ * loop thread, unless their transport answers them there.
  *
  * vgpu_dispatch_now() does the same on the loop thread right after
- * admission when the backend has room: an idle mediator then starts a
- * request without waking the dispatcher thread (one thread hand-off less
- * on the latency of small requests). The queue still decides what runs,
- * whichever thread pops; each finished work's GPU time goes back to it.
+ * admission when a GPU has room: an idle mediator then starts a request
+ * without waking a dispatcher thread (one thread hand-off less on the
+ * latency of small requests). The queue still decides what runs, whichever
+ * thread pops; each finished work's GPU time goes back to it.
  *
  * A request of a zero-copy transport is answered by that transport on the
  * backend thread that finished it (vgpu_transport.complete); others go
@@ -22,6 +23,7 @@
  * list, with an error status if the backend refused it).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "mediator.h"
@@ -31,6 +33,7 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 {
 	struct vgpu_request *req = work->user;
 	struct mediator *m = req->m;
+	struct vgpu_gpu *g = &m->gpu[req->item.sched.gpu];
 	uint64_t one = 1;
 
 	req->status = status;
@@ -50,87 +53,105 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 			m->done_head = req;
 		m->done_tail = req;
 	}
-	m->inflight--;
-	pthread_cond_signal(&m->inflight_cond);
+	g->inflight--;
+	pthread_cond_signal(&g->room_cond);
 	pthread_mutex_unlock(&m->done_lock);
 	if (!answered && write(m->done_efd, &one, sizeof(one)) < 0) {
 		/* The counter is saturated only if the loop is gone; nothing to do. */
 	}
 }
 
-/* Hand @item (popped, and counted in m->inflight) to the backend. */
-static void submit(struct mediator *m, struct vgpu_queue_item *item)
+/* Hand @item (popped for @g, and counted in g->inflight) to @g's backend. */
+static void submit(struct vgpu_gpu *g, struct vgpu_queue_item *item)
 {
 	struct vgpu_request *req = (struct vgpu_request *)item;
+	struct mediator *m = g->m;
 	int rc;
 
 	req->queue_ns = vgpu_now_ns() - item->sched.enqueued_ns;
 	req->work.done = work_done;
 	/* Never VGPU_BUSY: a backend frees a work's slot before calling its
-	 * done(), and m->inflight reserves a slot before every pop. */
-	rc = m->backend->submit(m->backend_ctx, &req->work);
+	 * done(), and g->inflight reserves a slot before every pop. */
+	rc = m->backend->submit(g->ctx, &req->work);
 	if (rc != VGPU_OK)
 		work_done(&req->work, rc, 0);
 }
 
 static void *dispatcher_main(void *arg)
 {
-	struct mediator *m = arg;
+	struct vgpu_gpu *g = arg;
+	struct mediator *m = g->m;
+	char name[16];
 
-	pthread_setname_np(pthread_self(), "vgpu-dispatch");
+	snprintf(name, sizeof(name), "vgpu-dispatch%u", g->index);
+	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		/* Reserve a backend slot, then wait for work to fill it: the loop
 		 * thread (vgpu_dispatch_now) reserves the same way, so together
 		 * they never hand the backend more than max_inflight works. */
 		pthread_mutex_lock(&m->done_lock);
-		while (m->inflight >= (uint32_t)m->set.max_inflight)
-			pthread_cond_wait(&m->inflight_cond, &m->done_lock);
-		m->inflight++;
-		m->idle_reserved = true;
+		while (g->inflight >= (uint32_t)m->set.max_inflight)
+			pthread_cond_wait(&g->room_cond, &m->done_lock);
+		g->inflight++;
+		g->idle_reserved = true;
 		pthread_mutex_unlock(&m->done_lock);
 
-		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, 0, -1);
+		struct vgpu_queue_item *item = vgpu_queue_pop(m->queue, g->index, -1);
 		pthread_mutex_lock(&m->done_lock);
-		m->idle_reserved = false;
+		g->idle_reserved = false;
 		pthread_mutex_unlock(&m->done_lock);
 		if (!item)
 			break; /* closed and empty */
-		submit(m, item);
+		submit(g, item);
 	}
 	pthread_mutex_lock(&m->done_lock);
-	m->inflight--; /* the slot reserved for the pop that found nothing */
-	m->dispatcher_exited = true;
+	g->inflight--; /* the slot reserved for the pop that found nothing */
+	g->exited = true;
 	pthread_mutex_unlock(&m->done_lock);
 	return NULL;
 }
 
 bool vgpu_dispatch_now(struct mediator *m)
 {
-	struct vgpu_queue_item *item;
+	/* Each GPU in turn, from the one after the last that took work. */
+	for (uint32_t i = 0; i < m->n_gpus; i++) {
+		struct vgpu_gpu *g = &m->gpu[(m->next_gpu + i) % m->n_gpus];
+		struct vgpu_queue_item *item;
 
-	pthread_mutex_lock(&m->done_lock);
-	if (m->inflight >= (uint32_t)m->set.max_inflight) {
+		pthread_mutex_lock(&m->done_lock);
+		if (g->inflight >= (uint32_t)m->set.max_inflight) {
+			pthread_mutex_unlock(&m->done_lock);
+			continue;
+		}
+		g->inflight++;
 		pthread_mutex_unlock(&m->done_lock);
-		return false;
+		item = vgpu_queue_pop(m->queue, g->index, 0);
+		if (item) {
+			m->next_gpu = (g->index + 1) % m->n_gpus;
+			submit(g, item);
+			return true;
+		}
+		pthread_mutex_lock(&m->done_lock);
+		g->inflight--;
+		pthread_cond_signal(&g->room_cond);
+		pthread_mutex_unlock(&m->done_lock);
 	}
-	m->inflight++;
-	pthread_mutex_unlock(&m->done_lock);
-	item = vgpu_queue_pop(m->queue, 0, 0);
-	if (item) {
-		submit(m, item);
-		return true;
-	}
-	pthread_mutex_lock(&m->done_lock);
-	m->inflight--;
-	pthread_cond_signal(&m->inflight_cond);
-	pthread_mutex_unlock(&m->done_lock);
-	return true; /* the dispatcher took it already */
+	/* No GPU had room, or none may run the work now (a dispatcher took
+	 * it already, or it is held back by a limit): the caller wakes the
+	 * dispatchers, which wait for room or for when it may run. */
+	return false;
 }
 
 int vgpu_dispatcher_start(struct mediator *m)
 {
-	return pthread_create(&m->dispatcher, NULL, dispatcher_main, m) == 0 ? VGPU_OK
-									     : VGPU_ERROR;
+	for (uint32_t i = 0; i < m->n_gpus; i++) {
+		struct vgpu_gpu *g = &m->gpu[i];
+
+		if (pthread_create(&g->dispatcher, NULL, dispatcher_main, g) != 0)
+			return VGPU_ERROR;
+		g->started = true;
+	}
+	return VGPU_OK;
 }
 
 bool vgpu_dispatcher_drained(struct mediator *m)
@@ -138,12 +159,30 @@ bool vgpu_dispatcher_drained(struct mediator *m)
 	bool drained;
 
 	pthread_mutex_lock(&m->done_lock);
-	drained = m->dispatcher_exited && m->inflight == 0 && !m->done_head;
+	drained = !m->done_head;
+	for (uint32_t i = 0; i < m->n_gpus; i++)
+		drained = drained && m->gpu[i].exited && m->gpu[i].inflight == 0;
 	pthread_mutex_unlock(&m->done_lock);
 	return drained;
 }
 
+uint32_t vgpu_dispatcher_inflight(struct mediator *m, uint32_t gpu)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&m->done_lock);
+	for (uint32_t i = 0; i < m->n_gpus; i++)
+		if (gpu == UINT32_MAX || gpu == i)
+			n += m->gpu[i].inflight - m->gpu[i].idle_reserved;
+	pthread_mutex_unlock(&m->done_lock);
+	return n;
+}
+
 void vgpu_dispatcher_join(struct mediator *m)
 {
-	pthread_join(m->dispatcher, NULL);
+	for (uint32_t i = 0; i < m->n_gpus; i++)
+		if (m->gpu[i].started) {
+			pthread_join(m->gpu[i].dispatcher, NULL);
+			m->gpu[i].started = false;
+		}
 }

@@ -69,6 +69,8 @@ struct mediator_settings {
 	long long queue_total;
 	long long max_inflight;
 	long long cpu_threads;
+	long long gpus;             /* 0: all the backend has */
+	long long copy_slice_kib;   /* cuda: copies below high priority in pieces */
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;
@@ -92,6 +94,22 @@ struct mediator_settings {
 	long long sched_aging_ms;   /* scheduler.h: work this old may pass higher levels */
 	long long sched_floor_permille; /* ... within this share of GPU time per level */
 	long long sched_inflight_us; /* estimated GPU time one GPU is given at once */
+	long long sched_guard_us;   /* a level active this long holds lower ones to one work */
+};
+
+/* One GPU: a backend instance and the dispatcher thread that feeds it
+ * (dispatch.c). The counts are under mediator.done_lock. */
+struct vgpu_gpu {
+	struct mediator *m;
+	uint32_t index;
+	void *ctx;                           /* the backend instance */
+	pthread_t dispatcher;
+	bool started;                        /* the dispatcher thread exists */
+	pthread_cond_t room_cond;            /* a slot of this GPU freed */
+	uint32_t inflight;                   /* backend slots taken: works not done,
+					      * plus the dispatcher's reservation */
+	bool idle_reserved;                  /* that reservation is held, unused */
+	bool exited;                         /* the dispatcher is done */
 };
 
 /* One registered VM, in mediator.vms[slot]; loop thread only. */
@@ -128,7 +146,8 @@ struct vgpu_transport {
 	void (*stop)(struct mediator *m);
 	int (*vm_added)(struct mediator *m, struct vgpu_vm *vm);
 	void (*vm_removed)(struct mediator *m, struct vgpu_vm *vm);
-	/* Optional: @vm's vm_id changed (its identity for the transport). */
+	/* Optional: @vm's vm_id, pool or priority changed (what a transport
+	 * may show the VM: spool's uid, the device's registers). */
 	void (*vm_updated)(struct mediator *m, struct vgpu_vm *vm);
 	/* Send req->resp on the channel it came from (loop thread), then
 	 * request_free() it; drop it when the channel is gone. */
@@ -175,7 +194,9 @@ struct mediator {
 	struct mediator_settings set;
 	struct vgpu_proto_limits limits;
 	const struct vgpu_backend_ops *backend;
-	void *backend_ctx;
+	void *backend_ctx;                   /* GPU 0's: the host-memory ops' */
+	struct vgpu_gpu gpu[VGPU_MAX_GPUS];  /* n_gpus of them */
+	uint32_t next_gpu;                   /* loop thread: where dispatch_now starts */
 	struct vgpu_loop *loop;
 	struct vgpu_queue *queue;
 	struct vgpu_stats *stats;
@@ -184,7 +205,7 @@ struct mediator {
 	vgpu_db *db;                         /* loop thread: registry polling */
 	struct vgpu_vm *vms;                 /* max_vms slots */
 	struct vgpu_pool_state pools[VGPU_POOLS];
-	uint32_t n_gpus;                     /* GPUs the queue schedules for */
+	uint32_t n_gpus;                     /* GPUs: backend instances, dispatchers */
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
@@ -192,14 +213,8 @@ struct mediator {
 	uint64_t fd_need, fd_limit;          /* what the settings need; RLIMIT_NOFILE */
 	void *control;                       /* control.c's state */
 
-	pthread_t dispatcher;
-	pthread_mutex_t done_lock;
-	pthread_cond_t inflight_cond;
+	pthread_mutex_t done_lock;           /* the GPUs' counts and the done list */
 	struct vgpu_request *done_head, *done_tail;
-	uint32_t inflight;                   /* backend slots taken: works not done,
-					      * plus the dispatcher's reservation */
-	bool idle_reserved;                  /* that reservation is held, unused */
-	bool dispatcher_exited;              /* under done_lock */
 	int done_efd;                        /* eventfd: completions waiting */
 	struct vgpu_loop_watch done_watch;
 
@@ -260,13 +275,17 @@ void vgpu_deliver_done(void *ctx, uint32_t events);
 
 /* dispatch.c */
 int vgpu_dispatcher_start(struct mediator *m);
-/* Loop thread, after a push: submit the queue's head at once if the
- * backend has room. false when it had none (the caller then wakes the
- * dispatcher, which submits when a slot frees). */
+/* Loop thread, after a push: submit the queue's head at once if a GPU
+ * has room and the scheduler gives it work. false when none did (the
+ * caller then wakes the dispatchers, which submit when a slot frees or
+ * the work may run). */
 bool vgpu_dispatch_now(struct mediator *m);
 /* After vgpu_queue_close(): true once every queued and in-flight request
  * has been handed to the loop. */
 bool vgpu_dispatcher_drained(struct mediator *m);
+/* Works GPU @gpu's backend holds now (UINT32_MAX: all GPUs together). */
+uint32_t vgpu_dispatcher_inflight(struct mediator *m, uint32_t gpu);
+/* Every dispatcher that was started. */
 void vgpu_dispatcher_join(struct mediator *m);
 
 /* settings.c: every setting of struct mediator_settings (conf.h's table). */

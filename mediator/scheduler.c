@@ -52,6 +52,7 @@ struct sched_vm {
 	uint64_t mem_quota;    /* bytes; 0: none */
 	uint64_t mem_held;     /* bytes of its picked, unfinished works */
 	uint64_t used_ns, picks, aged;
+	uint64_t ran_on;       /* GPUs its works were given to (placement) */
 };
 
 struct sched_pool {
@@ -77,7 +78,9 @@ struct vgpu_sched {
 	/* Per GPU, what runs: estimated time, and works per level. */
 	uint64_t gpu_inflight_ns[VGPU_SCHED_MAX_GPUS];
 	uint32_t gpu_inflight[VGPU_SCHED_MAX_GPUS][LEVELS];
+	uint64_t gpu_picked_ns[VGPU_SCHED_MAX_GPUS][LEVELS]; /* last pick, +1 (0: never) */
 	struct sched_pool *pools;
+	uint64_t *pool_gpu_ns;     /* [pool * n_gpus + gpu]: placement */
 	struct sched_vm vms[];
 };
 
@@ -88,6 +91,7 @@ void vgpu_sched_params_default(struct vgpu_sched_params *p)
 	p->burst_ns = 100000000ull;
 	p->inflight_ns = 2000000ull;
 	p->inflight_min = 1;
+	p->guard_ns = 0;
 }
 
 static int64_t burst_of(uint64_t rate, uint64_t burst_ns)
@@ -192,7 +196,10 @@ int vgpu_sched_new(uint32_t max_vms, uint32_t max_pools, uint32_t n_gpus,
 	if (!s)
 		return VGPU_NO_MEMORY;
 	s->pools = calloc(max_pools, sizeof(s->pools[0]));
-	if (!s->pools) {
+	s->pool_gpu_ns = calloc((size_t)max_pools * n_gpus, sizeof(s->pool_gpu_ns[0]));
+	if (!s->pools || !s->pool_gpu_ns) {
+		free(s->pools);
+		free(s->pool_gpu_ns);
 		free(s);
 		return VGPU_NO_MEMORY;
 	}
@@ -213,6 +220,7 @@ void vgpu_sched_free(struct vgpu_sched *s)
 	if (!s)
 		return;
 	free(s->pools);
+	free(s->pool_gpu_ns);
 	free(s);
 }
 
@@ -373,14 +381,36 @@ static struct vgpu_sched_item *take(struct vgpu_sched *s, uint32_t slot)
 	return item;
 }
 
-/* Whether work of @level may start on @gpu: fewer than inflight_min works
- * run there, or the estimated time of what runs is below the in-flight
- * budget, or every running work is of a lower level. */
-static bool room_on(const struct vgpu_sched *s, uint32_t gpu, int level)
+/* Whether a level above @level is active on @gpu (running there, or
+ * given work there within guard_ns) while a work of a level below it
+ * already runs there: the guard of scheduler.h. */
+static bool guarded(const struct vgpu_sched *s, uint32_t gpu, int level, uint64_t now)
+{
+	if (s->p.guard_ns == 0)
+		return false; /* off */
+	for (int l = LEVELS - 1; l > level; l--) {
+		uint64_t at = s->gpu_picked_ns[gpu][l];
+		uint32_t below = 0;
+
+		if (!s->gpu_inflight[gpu][l] && (at == 0 || now - (at - 1) >= s->p.guard_ns))
+			continue;
+		for (int b = 0; b < l; b++)
+			below += s->gpu_inflight[gpu][b];
+		return below > 0;
+	}
+	return false;
+}
+
+/* Whether work of @level may start on @gpu: not guarded, and fewer than
+ * inflight_min works run there, or the estimated time of what runs is
+ * below the in-flight budget, or every running work is of a lower level. */
+static bool room_on(const struct vgpu_sched *s, uint32_t gpu, int level, uint64_t now)
 {
 	uint32_t running = 0;
 	int l;
 
+	if (guarded(s, gpu, level, now))
+		return false;
 	if (s->p.inflight_ns == 0 || s->gpu_inflight_ns[gpu] < s->p.inflight_ns)
 		return true;
 	for (l = 0; l < LEVELS; l++)
@@ -405,7 +435,7 @@ static bool eligible(struct vgpu_sched *s, struct sched_vm *v, uint32_t gpu, uin
 		return false;
 	/* The GPU holds its budget of work already: a level above everything
 	 * running may still go, the others wait for a done(). */
-	if (!room_on(s, gpu, v->level)) {
+	if (!room_on(s, gpu, v->level, now)) {
 		if (*retry == 0)
 			*retry = UINT64_MAX;
 		return false;
@@ -529,9 +559,11 @@ struct vgpu_sched_item *vgpu_sched_pick(struct vgpu_sched *s, uint32_t gpu, uint
 		v->aged++;
 	}
 	v->picks++;
+	v->ran_on |= 1ull << gpu;
 	v->mem_held += item->mem_bytes;
 	s->gpu_inflight_ns[gpu] += item->cost_ns;
 	s->gpu_inflight[gpu][l]++;
+	s->gpu_picked_ns[gpu][l] = now_ns + 1;
 	return item;
 }
 
@@ -558,6 +590,7 @@ void vgpu_sched_done(struct vgpu_sched *s, const struct vgpu_sched_item *item,
 	vt_add(&p->vt[item->level], delta, p->weight);
 	bucket_take(&p->cap, delta);
 	p->used_ns += measured_ns;
+	s->pool_gpu_ns[(size_t)item->pool * s->n_gpus + item->gpu] += measured_ns;
 	if (item->aged)
 		bucket_take(&s->floor[item->level], delta);
 	v = &s->vms[item->vm_slot];
@@ -619,9 +652,15 @@ void vgpu_sched_usage(const struct vgpu_sched *s, uint32_t slot, uint32_t pool, 
 		ret->aged = s->vms[slot].aged;
 		ret->mem_held = s->vms[slot].mem_held;
 		ret->mem_quota = s->vms[slot].mem_quota;
+		ret->vm_gpus = s->vms[slot].ran_on;
 	}
 	if (pool < s->max_pools)
 		ret->pool_ns = s->pools[pool].used_ns;
-	if (gpu < s->n_gpus)
+	if (gpu < s->n_gpus) {
 		ret->gpu_ns = s->gpu_used_ns[gpu];
+		for (int l = 0; l < LEVELS; l++)
+			ret->gpu_running += s->gpu_inflight[gpu][l];
+	}
+	if (pool < s->max_pools && gpu < s->n_gpus)
+		ret->pool_gpu_ns = s->pool_gpu_ns[(size_t)pool * s->n_gpus + gpu];
 }

@@ -27,6 +27,11 @@
  * that runs several at once, the CPU's threads, is kept busy), so that the backlog
  * stays here, where weights apply, and not in the GPU's own queues; work
  * of a level above everything running is not held back by it.
+ * Guard (guard_ns > 0): while a level has work running on a GPU, or was
+ * given work there within guard_ns, the levels below it get at most one
+ * work running there in all: the GPU's own queues then hold little for a high-priority
+ * work to wait behind (its latency), and still some work between its
+ * requests (the GPU's use).
  *
  * Work-conserving: a pool or VM held back by its cap or limit leaves the
  * GPU to the others; when everything queued is held back, pick says when
@@ -84,9 +89,11 @@ struct vgpu_sched_params {
 	uint64_t burst_ns;        /* token buckets hold this much of their rate */
 	uint64_t inflight_ns;     /* estimated GPU time one GPU may hold (0: no limit) */
 	uint32_t inflight_min;    /* works a GPU is given whatever their time (>= 1) */
+	uint64_t guard_ns;        /* a level counts as active this long after a pick */
 };
 
-/* Defaults: aging 50 ms, floor 5%, burst 100 ms, in flight 2 ms or 1 work. */
+/* Defaults: aging 50 ms, floor 5%, burst 100 ms, in flight 2 ms or 1 work,
+ * no guard. */
 void vgpu_sched_params_default(struct vgpu_sched_params *p);
 
 struct vgpu_sched;
@@ -145,6 +152,9 @@ struct vgpu_sched_usage {
 	uint64_t vm_ns, pool_ns, gpu_ns; /* of the VM, the pool, the GPU */
 	uint64_t picks, aged;            /* the VM's works picked; of them, aged */
 	uint64_t mem_held, mem_quota;    /* the VM's device memory in running works; quota */
+	uint64_t vm_gpus;                /* the GPUs the VM's works went to, a mask */
+	uint64_t pool_gpu_ns;            /* the pool's on the GPU */
+	uint32_t gpu_running;            /* works the GPU was given, not done */
 };
 /* Of VM @slot, pool @pool and GPU @gpu; each may be UINT32_MAX for none. */
 void vgpu_sched_usage(const struct vgpu_sched *s, uint32_t slot, uint32_t pool, uint32_t gpu,

@@ -6,7 +6,9 @@
  * GPUs, rate limit), takes effect without a restart of the VM or the
  * mediator, for its queued work too: the queue's pools and VMs follow the
  * registry at each read (pools first, since VMs refer to them). A VM's
- * pool and priority come from here, never from its requests.
+ * pool and priority come from here, never from its requests; a change of
+ * them or of the vm_id is passed to the transports (vm_updated: the
+ * device's registers follow it, the spool's owner the vm_id).
  *
  * Must never: drop the whole table because one read of the registry failed
  * (a failed poll keeps the last good table and logs), or give a removed
@@ -102,6 +104,15 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 	for (long long i = 0; i < m->set.max_vms && !vm; i++)
 		if (!m->vms[i].in_use && vgpu_budget_idle(m->budget, (uint32_t)i))
 			vm = &m->vms[i];
+	if (vm && !m->pools[vgpu_pool_index(cfg->pool_id)].defined) {
+		/* Its pool has none of this host's GPUs (pool_sync logged it):
+		 * tried again at every registry read, until the pool is fixed. */
+		static struct vgpu_ratelimit rl;
+
+		vgpu_log_guest(&rl, LOG_ERR, "VM %s not served yet: its pool %c has no GPU on this "
+			       "host", cfg->vm_uuid, cfg->pool_id);
+		return;
+	}
 	if (!vm) {
 		/* Tried at every registry read until a slot frees: rate-limited. */
 		static struct vgpu_ratelimit rl;
@@ -140,10 +151,11 @@ static void vm_add(struct mediator *m, const struct vgpu_vm_config *cfg)
 
 static void vm_update(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_vm_config *cfg)
 {
-	bool new_id = vm->vm_id != cfg->vm_id;
+	/* What the transports show the VM (spool: its uid; device: registers). */
+	bool new_identity = vm->vm_id != cfg->vm_id || vm->pool != cfg->pool_id ||
+			    vm->priority != cfg->priority;
 
-	if (!new_id && vm->pool == cfg->pool_id && vm->priority == cfg->priority &&
-	    vm->weight == cfg->weight && vm->rate_limit_ms == cfg->rate_limit_ms &&
+	if (!new_identity && vm->weight == cfg->weight && vm->rate_limit_ms == cfg->rate_limit_ms &&
 	    vm->mem_quota_mib == cfg->mem_quota_mib && strcmp(vm->name, cfg->vm_name) == 0)
 		return;
 	vgpu_log(LOG_NOTICE, "VM %s now vm_id %d, pool %c, priority %s, weight %d, rate limit %d "
@@ -160,7 +172,7 @@ static void vm_update(struct mediator *m, struct vgpu_vm *vm, const struct vgpu_
 	/* Its queued work moves with it (scheduler.h). */
 	if (vm_sync(m, vm) != VGPU_OK)
 		vgpu_log(LOG_ERR, "VM %s: the scheduler refused its new settings", vm->uuid);
-	for (int t = 0; new_id && t < m->n_transports; t++)
+	for (int t = 0; new_identity && t < m->n_transports; t++)
 		if (m->transports[t]->vm_updated)
 			m->transports[t]->vm_updated(m, vm);
 }

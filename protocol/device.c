@@ -75,11 +75,22 @@ void vgpu_dev_encode_reply(uint64_t seq, uint16_t answered, int32_t status, uint
 	finish(VGPU_MSG_DEVICE_REPLY, seq, VGPU_DEV_BLOCK, out);
 }
 
+void vgpu_dev_encode_identity(uint64_t seq, const struct vgpu_dev_identity *id,
+			      uint8_t out[VGPU_DEV_IDENTITY_MSG])
+{
+	uint8_t *p = out + VGPU_PROTO_HEADER_SIZE;
+
+	memset(p, 0, VGPU_DEV_BLOCK);
+	put32(p, id->pool);
+	put32(p + 4, id->priority);
+	finish(VGPU_MSG_IDENTITY, seq, VGPU_DEV_BLOCK, out);
+}
+
 bool vgpu_dev_header_ok(const struct vgpu_msg_header *h, uint16_t type)
 {
 	if (h->type != type || h->op != 0 || h->payload_len < VGPU_DEV_BLOCK)
 		return false;
-	if (type == VGPU_MSG_DEVICE_REPLY)
+	if (type == VGPU_MSG_DEVICE_REPLY || type == VGPU_MSG_IDENTITY)
 		return h->payload_len == VGPU_DEV_BLOCK;
 	return (type == VGPU_MSG_DEVICE || type == VGPU_MSG_WINDOW) &&
 	       h->payload_len <= VGPU_DEV_MAX_PAYLOAD;
@@ -220,5 +231,23 @@ int vgpu_dev_parse_reply(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 	*ret_answered = (uint16_t)answered;
 	*ret_status = status;
 	*ret_window = window;
+	return VGPU_OK;
+}
+
+int vgpu_dev_parse_identity(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			    const struct vgpu_msg_header *h, const uint8_t *payload,
+			    struct vgpu_dev_identity *ret)
+{
+	uint32_t pool, priority;
+
+	if (!intact(raw_header, h, payload, VGPU_MSG_IDENTITY) || get64(payload + 8) ||
+	    get64(payload + 16))
+		return VGPU_PROTOCOL;
+	pool = get32(payload);
+	priority = get32(payload + 4);
+	if (pool < 'A' || pool > 'Z' || priority > VGPU_DEV_MAX_PRIORITY)
+		return VGPU_INVALID_PARAM;
+	ret->pool = pool;
+	ret->priority = priority;
 	return VGPU_OK;
 }

@@ -104,6 +104,7 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
 	case VGPU_MSG_DEVICE:
 	case VGPU_MSG_WINDOW:
 	case VGPU_MSG_DEVICE_REPLY:
+	case VGPU_MSG_IDENTITY:
 		if (h.op != 0)
 			return VGPU_PROTOCOL;
 		break;

@@ -11,7 +11,12 @@
  * datagrams into an interrupt) as SCM_RIGHTS. Then WINDOW
  * messages register the ring window the guest driver allocated in its
  * RAM (its extents, guest-physical, in the window's order) or unregister
- * it. The mediator answers each with DEVICE_REPLY.
+ * it. The mediator answers each with DEVICE_REPLY. Unasked, the mediator
+ * sends IDENTITY once the device is accepted and again whenever the VM's
+ * pool or priority changes in the registry: the device shows them in its
+ * registers, so they follow a live change without a VM restart (the
+ * vm_id stays what the device was started with). The device answers
+ * nothing to it.
  *
  * Framing is the protocol's (vgpu_protocol.h): a 32-byte header (op 0,
  * request_id a sequence number the reply echoes) and a 24-byte block,
@@ -30,7 +35,10 @@
 extern "C" {
 #endif
 
-#define VGPU_DEV_VERSION 0x00010002u /* the device messages: 1.1, completions on a socket (2) */
+/* The device messages: 1.1, completions on a socket (2), IDENTITY (3). A
+ * device of another version would not understand what it is sent:
+ * refused. */
+#define VGPU_DEV_VERSION 0x00010003u
 #define VGPU_DEV_BLOCK 24            /* the fixed block of each message */
 #define VGPU_DEV_REGION_SIZE 24      /* a DEVICE table entry */
 #define VGPU_DEV_EXTENT_SIZE 16      /* a WINDOW table entry */
@@ -39,6 +47,9 @@ extern "C" {
 /* The largest payload of any device message. */
 #define VGPU_DEV_MAX_PAYLOAD (VGPU_DEV_BLOCK + VGPU_DEV_MAX_EXTENTS * VGPU_DEV_EXTENT_SIZE)
 #define VGPU_DEV_REPLY_MSG (VGPU_PROTO_HEADER_SIZE + VGPU_DEV_BLOCK)
+/* As long as a reply: every message to a device is this size. */
+#define VGPU_DEV_IDENTITY_MSG (VGPU_PROTO_HEADER_SIZE + VGPU_DEV_BLOCK)
+#define VGPU_DEV_MAX_PRIORITY 2      /* priorities are 0 low, 1 medium, 2 high */
 
 enum vgpu_dev_memory {
 	VGPU_DEV_MEM_MEMFD = 1,      /* KVM: guest RAM in memfds, sent as SCM_RIGHTS */
@@ -76,6 +87,13 @@ struct vgpu_dev_window {
 	struct vgpu_dev_extent extents[VGPU_DEV_MAX_EXTENTS];
 };
 
+/* What IDENTITY says: the VM's pool and priority as the registry has them
+ * now (the device's POOL_ID and PRIORITY registers). */
+struct vgpu_dev_identity {
+	uint32_t pool;               /* the pool's letter, 'A' (0x41) to 'Z' (0x5a) */
+	uint32_t priority;           /* 0..VGPU_DEV_MAX_PRIORITY */
+};
+
 /* The fds a DEVICE message carries: its regions' memfds (memfd), then the
  * doorbell eventfd and the completion socket. */
 static inline unsigned vgpu_dev_hello_fds(const struct vgpu_dev_hello *h)
@@ -89,10 +107,13 @@ size_t vgpu_dev_encode_hello(uint64_t seq, const struct vgpu_dev_hello *h, uint8
 size_t vgpu_dev_encode_window(uint64_t seq, const struct vgpu_dev_window *w, uint8_t *out);
 void vgpu_dev_encode_reply(uint64_t seq, uint16_t answered, int32_t status, uint64_t window,
 			   uint8_t out[VGPU_DEV_REPLY_MSG]);
+void vgpu_dev_encode_identity(uint64_t seq, const struct vgpu_dev_identity *id,
+			      uint8_t out[VGPU_DEV_IDENTITY_MSG]);
 
 /* Whether @h (decoded, vgpu_proto_decode_header()) can start a device
  * message of type @type: op 0, and a payload the type allows (DEVICE and
- * WINDOW at most VGPU_DEV_MAX_PAYLOAD, DEVICE_REPLY exactly the block).
+ * WINDOW at most VGPU_DEV_MAX_PAYLOAD, DEVICE_REPLY and IDENTITY exactly
+ * the block).
  * Read no more of a message that fails this. */
 bool vgpu_dev_header_ok(const struct vgpu_msg_header *h, uint16_t type);
 
@@ -121,6 +142,12 @@ int vgpu_dev_parse_window(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 int vgpu_dev_parse_reply(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
 			 const struct vgpu_msg_header *h, const uint8_t *payload,
 			 uint16_t *ret_answered, int32_t *ret_status, uint64_t *ret_window);
+/* An IDENTITY: VGPU_PROTOCOL as above (its last 16 bytes must be 0),
+ * VGPU_INVALID_PARAM for a pool that is not a letter A to Z or a priority
+ * over VGPU_DEV_MAX_PRIORITY. @ret is written only on VGPU_OK. */
+int vgpu_dev_parse_identity(const uint8_t raw_header[VGPU_PROTO_HEADER_SIZE],
+			    const struct vgpu_msg_header *h, const uint8_t *payload,
+			    struct vgpu_dev_identity *ret);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,7 @@ enum vgpu_msg_type {
 	VGPU_MSG_DEVICE = 5,   /* a vgpu-stub device introduces itself (vgpu_device.h); op 0 */
 	VGPU_MSG_WINDOW = 6,   /* the device (un)registers a window in guest RAM; op 0 */
 	VGPU_MSG_DEVICE_REPLY = 7, /* the mediator's answer to either; op 0 */
+	VGPU_MSG_IDENTITY = 8, /* the mediator tells a device its VM's pool and priority; op 0 */
 };
 
 enum vgpu_op {

@@ -4,7 +4,10 @@
  *
  * Two implementations: cpu (the reference, always built) and cuda (built
  * when nvcc is present; one CUDA context, a stream per priority level). The
- * mediator core never knows which one it has.
+ * mediator core never knows which one it has. It makes one instance per
+ * GPU (init() with cfg->device 0, 1, ...); the host-memory ops are called
+ * on the first instance only, and what they give must be usable by every
+ * instance's works (cuda: portable pinned memory).
  *
  * Threading: submit() may be called from any thread, also from inside a
  * done() callback; the backend calls work->done() exactly once per accepted
@@ -33,7 +36,9 @@ struct vgpu_work {
 	int priority;            /* 0..2: selects the stream / worker order */
 	/* The buffers are in memory the backend could not pin (a Xen guest's
 	 * foreign pages): cuda copies them through pinned staging of its own
-	 * instead of handing them to the copy engines. */
+	 * instead of handing them to the copy engines. A work not staged must
+	 * have its buffers in host_alloc()'d or host_register()'d memory: the
+	 * GPU reads and writes them in place (cuda: small works' kernels do). */
 	bool staged;
 	/* Called once when the work finished: status VGPU_OK, or VGPU_BACKEND /
 	 * VGPU_NO_MEMORY with the output undefined; exec_ns is the backend's
@@ -51,6 +56,8 @@ struct vgpu_backend_config {
 				  * what is free at init) */
 	size_t max_host_cache_bytes; /* cuda: freed pinned host buffers kept for
 				      * reuse (0: 2 GiB) */
+	size_t copy_slice_bytes; /* cuda: copies of works below high priority in
+				  * pieces of this size (0: whole copies) */
 };
 
 struct vgpu_backend_ops {
@@ -90,10 +97,14 @@ struct vgpu_backend_ops {
 	 * touching them is done. */
 	int (*host_register)(void *ctx, void *ptr, size_t size);
 	void (*host_unregister)(void *ctx, void *ptr);
-	/* Optional: how many works it runs side by side (cpu: its threads);
-	 * NULL means one at a time, the rest overlapped in its queues. The
-	 * scheduler gives it at least that many at once (scheduler.h). */
+	/* Optional: how many works it should hold at once to stay busy (cpu:
+	 * its threads; cuda: 2, one running and the next queued); NULL means
+	 * one. The scheduler gives it at least that many (scheduler.h). */
 	unsigned (*concurrency)(void *ctx);
+	/* Optional: how many devices init() may be given (cuda: the CUDA
+	 * devices present). NULL: any number, each an instance of its own
+	 * (cpu: an instance poses as one device, for tests of placement). */
+	int (*devices)(void);
 };
 
 /* Bytes a work's arrays take: its inputs and its output. */

@@ -21,6 +21,7 @@
 #include "cuda_pool.h"
 
 #define VGPU_CUDA_LANES 3                         /* streams per priority level */
+#define VGPU_CUDA_LAUNCHERS 2                     /* threads that enqueue works */
 /* Vector ops move chunks of 2 to 8 MiB, a quarter of the vector where that
  * fits (see vgpu_cuda_chunk_elems()); the lanes' buffers hold the largest. */
 #define VGPU_CUDA_CHUNK_BYTES ((size_t)8 << 20)
@@ -35,6 +36,11 @@
 #define VGPU_CUDA_COPIERS 4
 #define VGPU_CUDA_RESULT_FLOATS 16                /* pinned result slot per job (64 B) */
 #define VGPU_CUDA_MAX_DEV 3                       /* device blocks one job holds */
+/* A vector op that moves at most this much (inputs + output) in memory
+ * the GPU can reach (not staged) runs as one kernel on the host memory
+ * itself: no copies, so it never waits behind other works' copies in
+ * the copy engines' queues (cuda_launch.c). */
+#define VGPU_CUDA_ZEROCOPY_BYTES ((uint64_t)256 << 10)
 /* A work that moves at least this much (inputs + output) also records a
  * blocking-sync event, for its waiter to sleep on (cuda_sched.c). */
 #define VGPU_CUDA_BLOCKING_BYTES ((uint64_t)1 << 20)
@@ -43,6 +49,10 @@
  * keeps consecutive works from overlapping on them. */
 struct vgpu_cuda_lane {
 	cudaStream_t stream;
+	/* Its direct copies go in pieces of at most this many bytes (0: whole):
+	 * lanes below the high level, so that the copy engines can take a
+	 * high-priority copy between two pieces (cuda_launch.c). */
+	size_t slice;
 	float *buf[2];     /* VGPU_CUDA_CHUNK_BYTES each */
 	double *scratch;   /* VGPU_CUDA_REDUCE_BLOCKS doubles */
 	void *stage;       /* pinned, VGPU_CUDA_STAGE_BYTES; made on the first staged work */
@@ -112,6 +122,7 @@ struct vgpu_cuda_job {
 
 struct vgpu_cuda_ctx {
 	int device;
+	bool host_direct;               /* kernels may use pinned host pointers */
 	struct vgpu_cublas cublas;
 	struct vgpu_cuda_level level[VGPU_PRIORITY_LEVELS];
 	size_t device_limit;            /* bytes the device pool may hold */
@@ -120,7 +131,7 @@ struct vgpu_cuda_ctx {
 	float *results;                 /* pinned, VGPU_CUDA_RESULT_FLOATS per job */
 
 	pthread_mutex_t lock;           /* guards the fields below up to fly_lock */
-	pthread_cond_t launch_cond;     /* launcher: queued, capacity back, or quit */
+	pthread_cond_t launch_cond;     /* launchers: queued, capacity back, or quit */
 	pthread_cond_t idle_cond;       /* fini: nothing in flight */
 	struct vgpu_cuda_job *free_jobs;
 	int max_inflight;
@@ -139,8 +150,8 @@ struct vgpu_cuda_ctx {
 
 	struct vgpu_cuda_copier *copier; /* made on the first staged work */
 
-	pthread_t launcher;
-	bool launcher_started;
+	pthread_t launcher[VGPU_CUDA_LAUNCHERS]; /* below high; high (cuda_sched.c) */
+	int launchers_started;
 	int waiters_started;
 };
 

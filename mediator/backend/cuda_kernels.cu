@@ -23,16 +23,16 @@ static unsigned int blocks_for(uint32_t n)
 	return b < MAX_BLOCKS ? (b ? b : 1) : MAX_BLOCKS;
 }
 
-__global__ void k_vector_add(float *a, const float *b, uint32_t n)
+__global__ void k_vector_add(float *out, const float *a, const float *b, uint32_t n)
 {
 	for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-		a[i] = __fadd_rn(a[i], b[i]);
+		out[i] = __fadd_rn(a[i], b[i]);
 }
 
-__global__ void k_saxpy(float alpha, const float *x, float *y, uint32_t n)
+__global__ void k_saxpy(float *out, float alpha, const float *x, const float *y, uint32_t n)
 {
 	for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-		y[i] = __fadd_rn(__fmul_rn(alpha, x[i]), y[i]);
+		out[i] = __fadd_rn(__fmul_rn(alpha, x[i]), y[i]);
 }
 
 /* Sum of this block's @acc values; valid in thread 0. */
@@ -77,16 +77,17 @@ __global__ void k_reduce_doubles(const double *in, uint32_t count, double *out_d
 	}
 }
 
-extern "C" cudaError_t vgpu_cuda_vector_add(float *a, const float *b, uint32_t n, cudaStream_t s)
+extern "C" cudaError_t vgpu_cuda_vector_add(float *out, const float *a, const float *b,
+					    uint32_t n, cudaStream_t s)
 {
-	k_vector_add<<<blocks_for(n), THREADS, 0, s>>>(a, b, n);
+	k_vector_add<<<blocks_for(n), THREADS, 0, s>>>(out, a, b, n);
 	return cudaGetLastError();
 }
 
-extern "C" cudaError_t vgpu_cuda_saxpy(float alpha, const float *x, float *y, uint32_t n,
-				       cudaStream_t s)
+extern "C" cudaError_t vgpu_cuda_saxpy(float *out, float alpha, const float *x, const float *y,
+				       uint32_t n, cudaStream_t s)
 {
-	k_saxpy<<<blocks_for(n), THREADS, 0, s>>>(alpha, x, y, n);
+	k_saxpy<<<blocks_for(n), THREADS, 0, s>>>(out, alpha, x, y, n);
 	return cudaGetLastError();
 }
 

@@ -20,11 +20,15 @@ extern "C" {
 /* Blocks of the first reduce stage: a chunk's scratch holds this many doubles. */
 #define VGPU_CUDA_REDUCE_BLOCKS 256
 
-/* a[i] = a[i] + b[i], i < n. */
-cudaError_t vgpu_cuda_vector_add(float *a, const float *b, uint32_t n, cudaStream_t s);
+/* out[i] = a[i] + b[i], i < n (out may be a). Any pointer the device can
+ * reach: device memory, or pinned host memory (the small works' path). */
+cudaError_t vgpu_cuda_vector_add(float *out, const float *a, const float *b, uint32_t n,
+				 cudaStream_t s);
 
-/* y[i] = alpha * x[i] + y[i], i < n, rounded like the CPU (no fused multiply-add). */
-cudaError_t vgpu_cuda_saxpy(float alpha, const float *x, float *y, uint32_t n, cudaStream_t s);
+/* out[i] = alpha * x[i] + y[i], i < n (out may be y), rounded like the CPU
+ * (no fused multiply-add). */
+cudaError_t vgpu_cuda_saxpy(float *out, float alpha, const float *x, const float *y, uint32_t n,
+			    cudaStream_t s);
 
 /*
  * *out = the sum of x[0..n) in double. @scratch holds VGPU_CUDA_REDUCE_BLOCKS

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cuda_launch.c - what one work enqueues on the GPU (launcher thread only).
+ * cuda_launch.c - what one work enqueues on the GPU, on a launcher thread
+ * (cuda_sched.c: two run at once, for different levels; what they share,
+ * the device pool and the staging copier, is locked).
  *
  * vector_add, saxpy, reduce_sum: the vectors go through in chunks of 2 to
  * 8 MiB (vgpu_cuda_chunk_elems()), dealt round-robin to the level's lanes;
@@ -62,6 +64,22 @@ static void note(struct vgpu_cuda_job *job, cudaError_t e)
 	cudaGetLastError(); /* clear it, if it is not sticky */
 }
 
+/* One direct copy on @ln, in pieces of ln->slice bytes where it has one:
+ * the copy engines serve the streams' queues piece by piece, so a
+ * high-priority copy waits for one piece of a low-priority one, not all
+ * of it. */
+static cudaError_t copy(struct vgpu_cuda_lane *ln, void *dst, const void *src, size_t bytes,
+			enum cudaMemcpyKind kind)
+{
+	size_t piece = ln->slice ? ln->slice : bytes;
+	cudaError_t e = cudaSuccess;
+
+	for (size_t off = 0; off < bytes && e == cudaSuccess; off += piece)
+		e = cudaMemcpyAsync((char *)dst + off, (const char *)src + off,
+				    bytes - off < piece ? bytes - off : piece, kind, ln->stream);
+	return e;
+}
+
 /* Host memory to device memory on @ln: straight from the buffers, or
  * through the lane's staging when the work is staged (cuda_stage.c). */
 static cudaError_t to_device(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job, int n,
@@ -72,7 +90,7 @@ static cudaError_t to_device(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *jo
 	if (job->path == VGPU_CUDA_STAGED)
 		return vgpu_cuda_stage_in(ln, job, n, dev, src, bytes);
 	for (int i = 0; i < n && e == cudaSuccess; i++)
-		e = cudaMemcpyAsync(dev[i], src[i], bytes[i], cudaMemcpyHostToDevice, ln->stream);
+		e = copy(ln, dev[i], src[i], bytes[i], cudaMemcpyHostToDevice);
 	return e;
 }
 
@@ -81,16 +99,47 @@ static cudaError_t to_host(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job *job,
 {
 	if (job->path == VGPU_CUDA_STAGED)
 		return vgpu_cuda_stage_out(ln, job, dst, dev, bytes);
-	return cudaMemcpyAsync(dst, dev, bytes, cudaMemcpyDeviceToHost, ln->stream);
+	return copy(ln, dst, dev, bytes, cudaMemcpyDeviceToHost);
+}
+
+/* A small vector op as one kernel on lane 0, straight on the host memory
+ * (VGPU_CUDA_ZEROCOPY_BYTES); returns the lanes used. */
+static int enqueue_zerocopy(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
+{
+	const struct vgpu_work *w = job->work;
+	struct vgpu_cuda_lane *ln = &lv->lane[0];
+	uint32_t n = (uint32_t)w->params.n;
+	cudaError_t e;
+
+	switch (w->op) {
+	case VGPU_OP_VECTOR_ADD:
+		e = vgpu_cuda_vector_add(job->out, job->in[0], job->in[1], n, ln->stream);
+		break;
+	case VGPU_OP_SAXPY:
+		e = vgpu_cuda_saxpy(job->out, w->params.alpha, job->in[0], job->in[1], n,
+				    ln->stream);
+		break;
+	default: /* VGPU_OP_REDUCE_SUM: one chunk; close_job() finishes it */
+		e = vgpu_cuda_reduce_chunk(job->in[0], n, ln->scratch, job->dev[0], ln->stream);
+		break;
+	}
+	if (e != cudaSuccess)
+		note(job, e);
+	return 1;
 }
 
 /* Chunks of a vector op on the level's lanes; returns the lanes used. */
-static int enqueue_vector(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
+static int enqueue_vector(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
+			  struct vgpu_cuda_job *job)
 {
 	const struct vgpu_work *w = job->work;
 	uint64_t n = w->params.n, ce = vgpu_cuda_chunk_elems(n);
 	uint64_t chunks = (n + ce - 1) / ce;
 	double *partials = w->op == VGPU_OP_REDUCE_SUM ? job->dev[0] : NULL;
+
+	if (c->host_direct && job->path != VGPU_CUDA_STAGED &&
+	    vgpu_work_bytes(w) <= VGPU_CUDA_ZEROCOPY_BYTES)
+		return enqueue_zerocopy(lv, job);
 
 	for (uint64_t ch = 0; ch < chunks; ch++) {
 		struct vgpu_cuda_lane *ln = &lv->lane[ch % VGPU_CUDA_LANES];
@@ -106,12 +155,13 @@ static int enqueue_vector(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job)
 		if (e == cudaSuccess) {
 			switch (w->op) {
 			case VGPU_OP_VECTOR_ADD:
-				e = vgpu_cuda_vector_add(ln->buf[0], ln->buf[1], cnt, s);
+				e = vgpu_cuda_vector_add(ln->buf[0], ln->buf[0], ln->buf[1], cnt, s);
 				if (e == cudaSuccess)
 					e = to_host(ln, job, job->out + off, ln->buf[0], bytes);
 				break;
 			case VGPU_OP_SAXPY:
-				e = vgpu_cuda_saxpy(w->params.alpha, ln->buf[0], ln->buf[1], cnt, s);
+				e = vgpu_cuda_saxpy(ln->buf[1], w->params.alpha, ln->buf[0], ln->buf[1],
+						    cnt, s);
 				if (e == cudaSuccess)
 					e = to_host(ln, job, job->out + off, ln->buf[1], bytes);
 				break;
@@ -250,11 +300,14 @@ static void close_job(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, int
 	if (e == cudaSuccess && w->op == VGPU_OP_REDUCE_SUM && job->status == VGPU_OK) {
 		uint64_t ce = vgpu_cuda_chunk_elems(w->params.n);
 		uint64_t chunks = (w->params.n + ce - 1) / ce;
-		double *partials = job->dev[0];
-		float *sum = (float *)(partials + chunks);
-		cudaError_t r = vgpu_cuda_reduce_final(partials, (uint32_t)chunks, sum, s0);
+		/* The sum lands in the job's pinned result slot itself where
+		 * kernels may write host memory; else after the partials, and
+		 * is copied there. */
+		bool direct = lv->c->host_direct;
+		float *sum = direct ? job->result : (float *)((double *)job->dev[0] + chunks);
+		cudaError_t r = vgpu_cuda_reduce_final(job->dev[0], (uint32_t)chunks, sum, s0);
 
-		if (r == cudaSuccess)
+		if (r == cudaSuccess && !direct)
 			r = cudaMemcpyAsync(job->result, sum, sizeof(float), cudaMemcpyDeviceToHost,
 					    s0);
 		if (r != cudaSuccess)
@@ -341,7 +394,7 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 	if (w->op == VGPU_OP_SGEMM)
 		used = enqueue_sgemm(c, lv, job);
 	else
-		used = enqueue_vector(lv, job);
+		used = enqueue_vector(c, lv, job);
 	close_job(lv, job, used);
 	return VGPU_OK;
 }

@@ -86,7 +86,8 @@ static cudaError_t raw_alloc(const struct vgpu_cuda_pool *p, size_t bytes, void 
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (ptr == MAP_FAILED)
 		return cudaErrorMemoryAllocation;
-	e = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+	/* Mapped: a small work's kernel reads and writes it in place. */
+	e = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped);
 	if (e != cudaSuccess) {
 		munmap(ptr, host_map_bytes(bytes));
 		return e;

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cuda_sched.c - the CUDA backend's threads: one launcher, and one waiter
+ * cuda_sched.c - the CUDA backend's threads: two launchers, and one waiter
  * per priority level.
  *
- * The launcher takes the oldest queued work of the highest level and
- * enqueues it (cuda_launch.c). CUDA priorities do not preempt
+ * A launcher takes the oldest queued work of the highest level it serves
+ * and enqueues it (cuda_launch.c). One serves the high level alone, the
+ * other the levels below: enqueueing a large work takes tens to hundreds
+ * of microseconds of API calls (its copies go in pieces, cuda_launch.c),
+ * and a high-priority work that arrives meanwhile must not wait for them
+ * (on the H200 that wait was most of high priority's p99 under load,
+ * docs/performance.md run 34). CUDA priorities do not preempt
  * (ARCHITECTURE.md, principle 5), so it keeps at most LAUNCH_WINDOW works
  * on the GPU and lower levels fewer of them (16, 24, 32), leaving room for
  * high priority. A work whose device memory is held by others goes back to
@@ -43,9 +48,11 @@
  *
  * Never: call done() with a lock held, or wait on the GPU in the launcher.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "backend_internal.h"
@@ -71,17 +78,29 @@ static bool uses_pool(const struct vgpu_cuda_job *job)
 	return job->work->op == VGPU_OP_SGEMM || job->work->op == VGPU_OP_REDUCE_SUM;
 }
 
+/* The levels launcher @k serves: 0, the ones below high; 1, high. */
+static int top_of(int k)
+{
+	return k ? VGPU_PRIORITY_LEVELS - 1 : VGPU_PRIORITY_LEVELS - 2;
+}
+
+static int bottom_of(int k)
+{
+	return k ? VGPU_PRIORITY_LEVELS - 1 : 0;
+}
+
 /*
- * The launcher's next job, or NULL: the oldest of the highest level that
- * has room in the window. A level whose head waits for device memory is
- * skipped until a work completes, and while it waits, lower levels launch
- * only works that need no pool memory, so they cannot starve it. Lock held.
+ * Launcher @k's next job, or NULL: the oldest of the highest level it
+ * serves that has room in the window. A level whose head waits for device
+ * memory is skipped until a work completes, and while it waits, lower
+ * levels (also the other launcher's) launch only works that need no pool
+ * memory, so they cannot starve it. Lock held.
  */
-static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c)
+static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c, int k)
 {
 	bool blocked_above = false;
 
-	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
+	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= bottom_of(k); l--) {
 		struct vgpu_cuda_level *lv = &c->level[l];
 		struct vgpu_cuda_job *job = lv->head;
 
@@ -91,7 +110,8 @@ static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c)
 			blocked_above = true;
 			continue;
 		}
-		if (!job || c->launched >= window_of(l) || (blocked_above && uses_pool(job)))
+		if (l > top_of(k) || !job || c->launched >= window_of(l) ||
+		    (blocked_above && uses_pool(job)))
 			continue;
 		lv->head = job->next;
 		if (!lv->head)
@@ -118,15 +138,22 @@ static void idle(struct vgpu_cuda_ctx *c)
 		pthread_cond_wait(&c->launch_cond, &c->lock);
 }
 
+struct launcher {
+	struct vgpu_cuda_ctx *c;
+	int k;
+};
+
 static void *launcher_main(void *arg)
 {
-	struct vgpu_cuda_ctx *c = arg;
+	struct vgpu_cuda_ctx *c = ((struct launcher *)arg)->c;
+	int k = ((struct launcher *)arg)->k;
 
-	pthread_setname_np(pthread_self(), "vgpu-launch");
+	free(arg);
+	pthread_setname_np(pthread_self(), k ? "vgpu-launch-hi" : "vgpu-launch");
 	cudaSetDevice(c->device);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		struct vgpu_cuda_job *job = next_job(c);
+		struct vgpu_cuda_job *job = next_job(c, k);
 
 		if (!job) {
 			if (c->quit)
@@ -236,7 +263,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	c->generation++;
 	c->in_done++;
 	atomic_fetch_add(&c->wake_seq, 1);
-	pthread_cond_signal(&c->launch_cond);
+	pthread_cond_broadcast(&c->launch_cond);
 	pthread_mutex_unlock(&c->lock);
 
 	w->done(w, status, exec_ns);
@@ -297,11 +324,21 @@ static void *waiter_main(void *arg)
 
 int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c)
 {
-	int rc = pthread_create(&c->launcher, NULL, launcher_main, c);
+	int rc;
 
-	if (rc != 0)
-		return rc;
-	c->launcher_started = true;
+	for (int k = 0; k < VGPU_CUDA_LAUNCHERS; k++) {
+		struct launcher *arg = malloc(sizeof(*arg));
+
+		if (!arg)
+			return ENOMEM;
+		*arg = (struct launcher){ c, k };
+		rc = pthread_create(&c->launcher[k], NULL, launcher_main, arg);
+		if (rc != 0) {
+			free(arg);
+			return rc;
+		}
+		c->launchers_started = k + 1;
+	}
 	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
 		rc = pthread_create(&c->level[l].waiter, NULL, waiter_main, &c->level[l]);
 		if (rc != 0)
@@ -313,14 +350,15 @@ int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c)
 
 void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c)
 {
-	if (c->launcher_started) {
+	if (c->launchers_started) {
 		pthread_mutex_lock(&c->lock);
 		c->quit = true;
 		atomic_fetch_add(&c->wake_seq, 1);
 		pthread_cond_broadcast(&c->launch_cond);
 		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->launcher, NULL);
-		c->launcher_started = false;
+		for (int k = 0; k < c->launchers_started; k++)
+			pthread_join(c->launcher[k], NULL);
+		c->launchers_started = 0;
 	}
 	pthread_mutex_lock(&c->fly_lock);
 	c->fly_quit = true;

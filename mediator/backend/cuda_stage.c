@@ -211,8 +211,8 @@ static int bounce(struct vgpu_cuda_job *job)
 
 	if (!job->bounce) {
 		/* Once per job slot, on the launcher. */
-		if (cudaHostAlloc(&job->bounce, VGPU_CUDA_BOUNCE_BYTES, cudaHostAllocPortable) !=
-		    cudaSuccess) {
+		if (cudaHostAlloc(&job->bounce, VGPU_CUDA_BOUNCE_BYTES,
+				  cudaHostAllocPortable | cudaHostAllocMapped) != cudaSuccess) {
 			cudaGetLastError();
 			job->bounce = NULL;
 			return VGPU_NO_MEMORY;
@@ -245,11 +245,13 @@ int vgpu_cuda_stage_prepare(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	if ((w->in_count[0] + w->in_count[1] + w->in_count[2] + w->out_count) * sizeof(float) <=
 	    VGPU_CUDA_BOUNCE_BYTES)
 		return bounce(job);
-	if (!c->copier) {
+	/* Made once, by whichever launcher needs it first. */
+	pthread_mutex_lock(&c->lock);
+	if (!c->copier)
 		c->copier = copier_new();
-		if (!c->copier)
-			return VGPU_NO_MEMORY;
-	}
+	pthread_mutex_unlock(&c->lock);
+	if (!c->copier)
+		return VGPU_NO_MEMORY;
 	count = copies_of(w);
 	if (count > job->cap_copies) {
 		struct vgpu_cuda_copy *cp = realloc(job->copies, count * sizeof(*cp));

@@ -34,6 +34,12 @@
  * registration again, now with an error (WIN_STATE refused); a reply to
  * a registration sent since cannot be mistaken for it.
  *
+ * The device shows its VM's pool and priority in its registers: each
+ * accepted device is sent IDENTITY (the registry's values) right after
+ * its DEVICE is answered, and again whenever the registry poll sees the
+ * VM's pool or priority change (vm_updated), so that the guest sees a
+ * live change without a restart. The device answers nothing to it.
+ *
  * Threads: loop thread, but for the worker jobs (mapping, unmapping) and
  * what ring.c runs on backend threads.
  */
@@ -58,15 +64,17 @@ struct dev_global {
 	uint64_t vm_gen;             /* dev_vm generations handed out (loop thread) */
 };
 
+struct dev_session;
+
 /* A VM's device windows being served, by how the GPU reaches them (for
- * statistics). Loop thread. gen tells this VM from a later one in its
- * slot: a window that outlives its VM does not count against the next. */
+ * statistics), and its accepted devices (to tell them a new identity).
+ * Loop thread. gen tells this VM from a later one in its slot: a window
+ * that outlives its VM does not count against the next. */
 struct dev_vm {
 	uint64_t gen;
 	uint32_t direct, staged;
+	struct dev_session *devices; /* accepted, not detached; through next_of_vm */
 };
-
-struct dev_session;
 
 /* What a session does once its closing window is released. */
 enum after_close {
@@ -121,6 +129,10 @@ struct dev_session {
 	struct vgpu_dev_window *after_dw;
 	uint64_t unregister_seq;     /* an unregistration that came while mapping; 0 none */
 	int refs;                    /* the connection + a job in flight + a closing window */
+	bool listed;                 /* in its dev_vm's devices */
+	struct dev_session *next_of_vm;
+	uint64_t identity_seq;       /* IDENTITY messages sent on the connection */
+	struct vgpu_dev_identity told; /* in the last one */
 };
 
 static struct dev_global *global(struct mediator *m)
@@ -144,19 +156,77 @@ static void count_window(struct dev_window *w, int delta)
 		dv->staged += (uint32_t)delta;
 }
 
-/* Answer the device. Nothing else is written on its connection and each
- * message gets one small reply: a device that does not read them fills
- * its socket, and is cut off. */
+/* Write one small message to the device, never waiting. Only replies (one
+ * per message of the device's) and IDENTITY (one per acceptance and per
+ * change the administrator makes) are written: a device that does not
+ * read them fills its socket, and is cut off. */
+static void send_to_device(struct dev_session *s, const uint8_t *msg, size_t len)
+{
+	if (s->conn_fd < 0)
+		return;
+	if (send(s->conn_fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+		shutdown(s->conn_fd, SHUT_RDWR);
+}
+
+/* Answer the device. */
 static void reply(struct dev_session *s, uint64_t seq, uint16_t answered, int32_t status,
 		  uint64_t window)
 {
 	uint8_t msg[VGPU_DEV_REPLY_MSG];
 
-	if (s->conn_fd < 0)
-		return;
 	vgpu_dev_encode_reply(seq, answered, status, window, msg);
-	if (send(s->conn_fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(msg))
-		shutdown(s->conn_fd, SHUT_RDWR);
+	send_to_device(s, msg, sizeof(msg));
+}
+
+/* Tell the device its VM's pool and priority as they are now, unless it
+ * was told them last. Whether it was told. */
+static bool send_identity(struct dev_session *s)
+{
+	uint8_t msg[VGPU_DEV_IDENTITY_MSG];
+	struct vgpu_dev_identity id;
+
+	if (!s->vm)
+		return false;
+	id.pool = (uint8_t)s->vm->pool;
+	id.priority = (uint32_t)s->vm->priority;
+	if (s->identity_seq && id.pool == s->told.pool && id.priority == s->told.priority)
+		return false;
+	s->told = id;
+	vgpu_dev_encode_identity(++s->identity_seq, &id, msg);
+	send_to_device(s, msg, sizeof(msg));
+	return true;
+}
+
+/* Loop thread: @s was accepted (DEVICE answered VGPU_OK): from now on it
+ * is told its VM's identity, now and at each change. */
+static void device_accepted(struct dev_session *s)
+{
+	struct dev_vm *dv = vgpu_vm_state(s->m, s->slot, SELF);
+
+	if (dv && !s->listed) {
+		s->next_of_vm = dv->devices;
+		dv->devices = s;
+		s->listed = true;
+	}
+	send_identity(s);
+}
+
+/* Loop thread: @s's connection is gone; its VM stops telling it. */
+static void device_unlist(struct dev_session *s)
+{
+	struct dev_vm *dv;
+
+	if (!s->listed)
+		return;
+	dv = vgpu_vm_state(s->m, s->slot, SELF);
+	for (struct dev_session **p = dv ? &dv->devices : NULL; p && *p; p = &(*p)->next_of_vm) {
+		if (*p == s) {
+			*p = s->next_of_vm;
+			break;
+		}
+	}
+	s->listed = false;
+	s->next_of_vm = NULL;
 }
 
 static void session_unref(struct dev_session *s)
@@ -525,6 +595,8 @@ static void open_done(struct vgpu_job *job)
 			shutdown(s->conn_fd, SHUT_RDWR);
 	} else {
 		reply(s, s->hello_seq, VGPU_MSG_DEVICE, VGPU_OK, 0);
+		if (s->vm)
+			device_accepted(s);
 	}
 	session_unref(s);
 }
@@ -619,6 +691,7 @@ void *vgpu_device_hello(struct mediator *m, struct vgpu_vm *vm, int conn_fd,
 		vgpu_workers_submit(m->workers, &s->job);
 	} else {
 		reply(s, h->request_id, VGPU_MSG_DEVICE, VGPU_OK, 0);
+		device_accepted(s);
 	}
 	vgpu_log_guest(&vm->rl, LOG_INFO, "VM %s: device connected (%s)", vm->uuid,
 		       hello.memory == VGPU_DEV_MEM_XEN ? "xen" : "memfd");
@@ -631,6 +704,7 @@ void vgpu_device_detach(void *session)
 
 	if (!s)
 		return;
+	device_unlist(s);
 	s->vm = NULL;
 	s->conn_fd = -1;
 	close_window(s, AFTER_NOTHING, 0, NULL);
@@ -676,8 +750,32 @@ static int dev_vm_added(struct mediator *m, struct vgpu_vm *vm)
 
 static void dev_vm_removed(struct mediator *m, struct vgpu_vm *vm)
 {
-	free(vgpu_vm_state(m, vm->slot, SELF));
+	struct dev_vm *dv = vgpu_vm_state(m, vm->slot, SELF);
+
+	/* Its devices' connections close with its socket, maybe after this. */
+	while (dv && dv->devices) {
+		struct dev_session *s = dv->devices;
+
+		dv->devices = s->next_of_vm;
+		s->listed = false;
+		s->next_of_vm = NULL;
+	}
+	free(dv);
 	vgpu_vm_set_state(m, vm, SELF, NULL);
+}
+
+/* The VM's pool, priority or vm_id changed: its devices show the first
+ * two (the vm_id stays the one QEMU was started with). */
+static void dev_vm_updated(struct mediator *m, struct vgpu_vm *vm)
+{
+	struct dev_vm *dv = vgpu_vm_state(m, vm->slot, SELF);
+	unsigned n = 0;
+
+	for (struct dev_session *s = dv ? dv->devices : NULL; s; s = s->next_of_vm)
+		n += send_identity(s);
+	if (n)
+		vgpu_log(LOG_INFO, "VM %s: told its device%s pool %c, priority %s", vm->uuid,
+			 n == 1 ? "" : "s", vm->pool, vgpu_priority_name(vm->priority));
 }
 
 void vgpu_device_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
@@ -702,6 +800,7 @@ const struct vgpu_transport vgpu_transport_device = {
 	.stop = dev_stop,
 	.vm_added = dev_vm_added,
 	.vm_removed = dev_vm_removed,
+	.vm_updated = dev_vm_updated,
 	.respond = vgpu_ring_respond,
 	.complete = vgpu_ring_complete,
 	.pending = dev_pending,

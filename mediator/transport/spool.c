@@ -666,9 +666,9 @@ static void own_answer(int dir_fd, const char *name, uid_t old, uid_t uid)
 	close(fd);
 }
 
-/* The VM's vm_id changed: its req/ and resp/ and the answers waiting in
- * resp/ go to its new uid at once (the old one, which another VM may get,
- * loses them). */
+/* The VM's vm_id (or only its pool or priority: nothing to do) changed:
+ * its req/ and resp/ and the answers waiting in resp/ go to its new uid at
+ * once (the old one, which another VM may get, loses them). */
 static void spool_vm_updated(struct mediator *m, struct vgpu_vm *vm)
 {
 	struct spool_vm *sv = vgpu_vm_state(m, vm->slot, SELF);

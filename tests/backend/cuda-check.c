@@ -727,7 +727,7 @@ static void perf_staged(void *ctx, uint32_t n, int depth)
 
 		ok = cudaMemcpyAsync(da, tp.in[0], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
 		     cudaMemcpyAsync(db, tp.in[1], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
-		     vgpu_cuda_vector_add(da, db, n, s) == cudaSuccess &&
+		     vgpu_cuda_vector_add(da, da, db, n, s) == cudaSuccess &&
 		     cudaMemcpyAsync(tp.out, da, bytes, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
 		     cudaStreamSynchronize(s) == cudaSuccess;
 		nat = vgpu_now_ns() - t0 < nat ? vgpu_now_ns() - t0 : nat;
@@ -786,7 +786,7 @@ static void perf_vector_add(void *ctx, uint32_t n, int reps, int depth)
 		t0 = vgpu_now_ns();
 		ok = cudaMemcpyAsync(da, tc.in[0], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
 		     cudaMemcpyAsync(db, tc.in[1], bytes, cudaMemcpyHostToDevice, s) == cudaSuccess &&
-		     vgpu_cuda_vector_add(da, db, n, s) == cudaSuccess &&
+		     vgpu_cuda_vector_add(da, da, db, n, s) == cudaSuccess &&
 		     cudaMemcpyAsync(tc.out, da, bytes, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
 		     cudaStreamSynchronize(s) == cudaSuccess;
 		if (r >= 0)

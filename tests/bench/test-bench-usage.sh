@@ -15,7 +15,7 @@ out=$("$BIN" --help); rc=$?
 expect_eq "$rc" "0" "--help exits 0"
 grep -q -- '--warmup-ms MS' <<<"$out" && pass "--help describes --warmup-ms" || fail "--help: $out"
 expect_eq "$("$BIN" --list | tr '\n' ' ')" \
-	"vadd-4KiB vadd-256KiB vadd-4MiB vadd-64MiB sgemm-1024 sgemm-4096 " "--list names the cases"
+	"vadd-4KiB vadd-256KiB vadd-4MiB vadd-64MiB sgemm-1024 sgemm-2048 sgemm-4096 " "--list names the cases"
 while IFS='|' read -r args msg; do
 	# shellcheck disable=SC2086 # args are words
 	err=$("$BIN" $args 2>&1 >/dev/null); rc=$?

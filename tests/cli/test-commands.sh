@@ -13,7 +13,9 @@ for c in list-pools show-pool scan-vms register-vm show-vm list-vms set-pool set
 	expect_rc 0 "$c --help"
 	expect_out "Usage: vgpu-admin $c" "$c --help shows its usage"
 done
-admin help set-pool; expect_out "is shut down" "help set-pool explains the restart"
+admin help set-vm-id; expect_out "is shut down" "help set-vm-id explains the restart"
+admin help set-pool; expect_out "VM is not restarted" "help set-pool says the change is live"
+expect_out "have no effect" "help set-pool: --yes, --no-restart, --timeout change nothing"
 admin; expect_rc 2 "no command is a usage error"
 
 # --- registry created on first use, pools ---------------------------------
@@ -116,13 +118,16 @@ xe_ok vm-list
 reset_calls
 admin set-pool --vm-uuid "$U2" --pool A
 expect_rc 0 "set-pool on a halted VM"
+expect_out "no restart needed" "set-pool: registry only, applied live"
+admin set-vm-id --vm-uuid "$U2" --vm-id 70
+expect_rc 0 "set-vm-id on a halted VM"
 expect_out "The VM is halted" "halted VM only updated"
 expect_eq "$(grep -c 'vm-shutdown\|vm-start' "$FAKE_XE_DIR/calls.log" || true)" "0" "halted VM not restarted"
 admin set-priority --vm-uuid "$U3" --priority medium
 expect_rc 0 "set-priority on a VM not on this host"
-expect_out "not on this host" "says the VM is not on this host"
 admin set-vm-id --vm-uuid "$U3" --vm-id 100
-expect_rc 0 "set-vm-id"
+expect_rc 0 "set-vm-id on a VM not on this host"
+expect_out "not on this host" "says the VM is not on this host"
 admin update-vm --vm-uuid "$U3" --vm-name renamed --pool A --priority high --vm-id 101
 expect_rc 0 "update-vm with every field"
 expect_eq "$(sqlite3 "$DB" "SELECT vm_id||pool_id||priority||vm_name FROM vms WHERE vm_uuid='$U3'")" \

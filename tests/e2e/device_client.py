@@ -37,6 +37,10 @@ usage: device_client.py SOCKET ACTION [ARGS]
                   "silent=closed" when the mediator cuts it within 5 s), then
                   is the device on the second and runs one vector_add
                   (prints "device=STATUS")
+  identity        prints the IDENTITY that follows the DEVICE reply ("POOL
+                  PRIORITY"), then each later one as it comes, with the
+                  milliseconds since the last, "POOL PRIORITY MS"; stops when
+                  stdin closes
 Exit status 0 when the exchange itself worked, 1 otherwise.
 """
 import ctypes
@@ -46,6 +50,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 from raw_client import closed, connect, crc32c, recv_exact
@@ -53,8 +58,8 @@ from shm_client import CQ_HEAD, DATA_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES,
     bad_descs, vadd
 
 MAGIC, VERSION = 0x55504756, 1
-DEVICE, WINDOW, REPLY = 5, 6, 7
-DEV_VERSION, MEMFD = 0x00010002, 1
+DEVICE, WINDOW, REPLY, IDENTITY = 5, 6, 7, 8
+DEV_VERSION, MEMFD = 0x00010003, 1
 REGISTER, UNREGISTER = 1, 2
 MIB, GIB = 1 << 20, 1 << 30
 LOW, HIGH = 16 * MIB, 8 * MIB  # guest RAM: low at 0, high at 4 GiB (fd offset LOW)
@@ -89,6 +94,7 @@ class Device:
         self.notify.setblocking(False)
         self.seq = 1
         self.registration = 0  # the registration's sequence while a window is registered
+        self.identities = []  # (pool letter, priority, time.monotonic()) of each IDENTITY
         regions = [(0, LOW, 0), (4 * GIB, HIGH, LOW)]
         block = struct.pack("<IIIIQ", DEV_VERSION, MEMFD, 0, len(regions), 0)
         table = b"".join(struct.pack("<QQQ", *r) for r in regions)
@@ -96,20 +102,57 @@ class Device:
                                                               self.notify_mediator.fileno()]
         socket.send_fds(self.s, [message(DEVICE, self.seq, block + table)], fds)
         self.hello = self.reply()
+        if self.hello is not None and self.hello[2] == 0 and self.next_identity() is None:
+            raise SystemExit("no IDENTITY after the DEVICE reply")
 
-    def reply(self):
-        """(seq, type answered, status, window bytes), or None when closed."""
+    def message(self):
+        """The mediator's next message (56 bytes, checksum checked): (type,
+        seq, block), or None when closed."""
         try:
             msg = recv_exact(self.s, 56)
         except (ConnectionResetError, socket.timeout):
             return None
         if msg is None:
             return None
-        magic, _, mtype, seq = struct.unpack_from("<IHHQ", msg, 0)
-        status, answered, window, rsv = struct.unpack_from("<iIQQ", msg, 32)
-        if magic != MAGIC or mtype != REPLY or rsv:
-            raise SystemExit("not a device reply")
-        return seq, answered, status, window
+        magic, version, mtype, seq, op, rsv, flags, plen, csum = struct.unpack_from(
+            "<IHHQHHIII", msg, 0)
+        if (magic, version, op, rsv, flags, plen) != (MAGIC, VERSION, 0, 0, 0, 24) or \
+                csum != crc32c(msg[32:], crc32c(msg[:28] + b"\0\0\0\0")):
+            raise SystemExit("a malformed message from the mediator")
+        return mtype, seq, msg[32:]
+
+    def identity(self, block):
+        pool, priority, rsv1, rsv2 = struct.unpack("<IIQQ", block)
+        if not ord("A") <= pool <= ord("Z") or priority > 2 or rsv1 or rsv2:
+            raise SystemExit("a bad IDENTITY: %r" % (block,))
+        self.identities.append((chr(pool), priority, time.monotonic()))
+
+    def next_identity(self):
+        """Wait for the next IDENTITY: (pool, priority, time), or None when closed."""
+        while True:
+            m = self.message()
+            if m is None:
+                return None
+            if m[0] != IDENTITY:
+                raise SystemExit("a message of type %d, not IDENTITY" % m[0])
+            self.identity(m[2])
+            return self.identities[-1]
+
+    def reply(self):
+        """(seq, type answered, status, window bytes), or None when closed;
+        IDENTITY messages on the way are kept in self.identities."""
+        while True:
+            m = self.message()
+            if m is None:
+                return None
+            mtype, seq, block = m
+            if mtype == IDENTITY:
+                self.identity(block)
+                continue
+            status, answered, window, rsv = struct.unpack("<iIQQ", block)
+            if mtype != REPLY or rsv:
+                raise SystemExit("not a device reply")
+            return seq, answered, status, window
 
     def window_msg(self, action, extents, total=None):
         self.seq += 1
@@ -235,6 +278,22 @@ def main():
         print("silent=%s device=%s" % (silent, status if good else "wrong"))
         os.unlink(lpath)
         return 0 if good else 1
+    if action == "identity":
+        dev = Device(path)
+        if dev.hello is None or dev.hello[2] != 0:
+            raise SystemExit("device refused: %r" % (dev.hello,))
+        pool, prio, last = dev.identities[0]
+        print(pool, prio, flush=True)
+        # Until stdin closes: each IDENTITY as it comes.
+        dev.s.settimeout(None)
+        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+        while True:
+            got = dev.next_identity()
+            if got is None:
+                print("closed", flush=True)
+                return 1
+            print(got[0], got[1], int((got[2] - last) * 1000), flush=True)
+            last = got[2]
     if action == "window":
         dev = Device(path)
         print(dev.window_msg(REGISTER, scattered(int(float(args[0]) * MIB))))

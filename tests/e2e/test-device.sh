@@ -8,7 +8,9 @@
 # device whose RAM can shrink refused, a broken ring losing its window,
 # re-registration under load answering every taken request once, doorbell
 # storms, the window budget, a device that goes away giving back its
-# window, staged windows, and the mediator dialing a device's own socket.
+# window, staged windows, and the mediator dialing a device's own socket;
+# the VM's pool and priority told to the device (IDENTITY) once it is
+# accepted and within 2 s of a vgpu-admin change, with no VM restart.
 # VM 2, a socket client, goes on throughout and stays correct.
 . "$(dirname "$0")/lib.sh"
 DEVC=$VGPU_TESTS/e2e/device_client.py
@@ -36,6 +38,30 @@ out=$(timeout 120 python3 "$DEVC" "$S1" reregister 20) && pass "re-registration 
 	|| fail "reregister: $out"
 expect_eq "$(timeout 120 python3 "$DEVC" "$S1" storm 30000)" "0=6" "30000 doorbells around 6 requests: each served"
 expect_eq "$(python3 "$DEVC" "$S1" window 32)" "-13" "a window past shm_max_mib: VGPU_LIMIT"
+
+# IDENTITY: once the device is accepted, then at each change of the VM's
+# pool or priority (set-priority and set-pool change a running VM live:
+# no xe here, no restart); not for a change of weight.
+python3 "$DEVC" "$S1" identity >"$T/id" 2>&1 < <(sleep 600) &
+idp=$!
+wait_for "the accepted device is told its VM's pool and priority (A 2)" 30 grep -qx "A 2" "$T/id"
+ids() { grep -c "^[A-Z] [0-2]" "$T/id" || true; }
+admin set-priority --vm-uuid "$(uuid 1)" --priority low >"$T/set.out" 2>&1 ||
+	fail "set-priority: $(cat "$T/set.out")"
+grep -q "no restart" "$T/set.out" && pass "set-priority says no restart is needed" ||
+	fail "set-priority: $(cat "$T/set.out")"
+wait_for "set-priority low: IDENTITY A 0 within 2 s" 2 grep -q "^A 0 " "$T/id"
+admin set-pool --vm-uuid "$(uuid 1)" --pool B >/dev/null
+wait_for "set-pool B: IDENTITY B 0 within 2 s" 2 grep -q "^B 0 " "$T/id"
+admin update-vm --vm-uuid "$(uuid 1)" --pool A --priority high >/dev/null
+wait_for "update-vm back to A high: IDENTITY A 2 within 2 s" 2 grep -q "^A 2 " "$T/id"
+admin set-sched --vm-uuid "$(uuid 1)" --weight 50 >/dev/null
+sleep 1.5
+admin set-sched --vm-uuid "$(uuid 1)" --weight 100 >/dev/null
+expect_eq "$(ids)" "4" "one IDENTITY per change of pool or priority, none for a weight"
+grep -q "VM $(uuid 1): told its device pool A, priority high" "$T/mediator.log" &&
+	pass "the mediator logged what it told the device" || fail "no IDENTITY in the mediator's log"
+kill "$idp" 2>/dev/null; wait "$idp" 2>/dev/null || true
 
 # The VM's budget of windows (2): a third device's window waits its turn.
 python3 "$DEVC" "$S1" hold >"$T/h1" 2>&1 < <(sleep 600) &

@@ -156,6 +156,16 @@ static void check_device(const uint8_t *msg, const struct vgpu_msg_header *h)
 		vgpu_dev_encode_reply(h->request_id, answered, status, window, again);
 		if (memcmp(again, msg, VGPU_DEV_REPLY_MSG) != 0)
 			abort();
+	} else if (h->type == VGPU_MSG_IDENTITY) {
+		struct vgpu_dev_identity id;
+
+		if (vgpu_dev_parse_identity(msg, h, payload, &id) != VGPU_OK)
+			return;
+		if (id.pool < 'A' || id.pool > 'Z' || id.priority > VGPU_DEV_MAX_PRIORITY)
+			abort();
+		vgpu_dev_encode_identity(h->request_id, &id, again);
+		if (len != VGPU_DEV_IDENTITY_MSG || memcmp(again, msg, len) != 0)
+			abort();
 	}
 }
 
@@ -167,7 +177,7 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 	if (vgpu_proto_decode_header(msg, l, &h) != VGPU_OK)
 		return;
 	bool data_msg = h.type == VGPU_MSG_REQUEST || h.type == VGPU_MSG_RESPONSE;
-	bool ring_msg = h.type >= VGPU_MSG_ATTACH && h.type <= VGPU_MSG_DEVICE_REPLY;
+	bool ring_msg = h.type >= VGPU_MSG_ATTACH && h.type <= VGPU_MSG_IDENTITY;
 
 	/* Requests and responses name an op; the ring's attach messages none. */
 	if (h.payload_len > l->max_payload || (data_msg && !vgpu_op_name(h.op)) ||

@@ -68,7 +68,7 @@ def sign_all(msg):
     return bytes(msg)
 
 
-def device(version=0x00010002, memory=1, domid=0, regions=(), seq=1):
+def device(version=0x00010003, memory=1, domid=0, regions=(), seq=1):
     table = b"".join(struct.pack("<QQQ", *r) for r in regions)
     block = struct.pack("<IIIIQ", version, memory, domid, len(regions), 0)
     return sign_all(header(5, seq, 0, 24 + len(table)) + block + table)
@@ -79,6 +79,12 @@ def window(action=1, extents=(), seq=1, total=None):
     total = sum(e[1] for e in extents) if total is None else total
     block = struct.pack("<IIQQ", action, len(extents), total, 0)
     return sign_all(header(6, seq, 0, 24 + len(table)) + block + table)
+
+
+def identity(pool=ord("B"), priority=2, seq=1, reserved=(0, 0)):
+    """The mediator's IDENTITY (type 8): u32 pool letter, u32 priority, u64 0, u64 0."""
+    block = struct.pack("<IIQQ", pool, priority, *reserved)
+    return sign_all(header(8, seq, 0, 24) + block)
 
 
 def main():
@@ -134,18 +140,26 @@ def main():
         "head-bad-checksum-without-data": request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[:28]
         + b"\1\2\3\4" + request(1, VECTOR_ADD, n=1024, counts=(1024, 1024))[32:56],
         "short": header(REQUEST, 1, VECTOR_ADD, 0)[:20],
-        # The vgpu-stub device's messages (protocol/vgpu_device.h): types 5 to 7.
+        # The vgpu-stub device's messages (protocol/vgpu_device.h): types 5 to 8.
         "device-kvm": device(regions=((0, 3 << 30, 0), (4 << 30, 1 << 30, 3 << 30))),
         "device-xen": device(memory=2, domid=7),
         "device-overlap": device(regions=((0, 1 << 30, 0), (1 << 29, 1 << 30, 1 << 30))),
         # A device of the messages before the completion socket (1.1's first).
         "device-old-version": device(version=0x00010001, regions=((0, 1 << 30, 0),)),
+        # One of the messages before IDENTITY: it would not understand it.
+        "device-version-2": device(version=0x00010002, regions=((0, 1 << 30, 0),)),
         "window-two": window(extents=((1 << 30, 1 << 20), (3 << 30, 102400 + (1 << 20) - (1 << 20)))),
         "window-one": window(extents=((1 << 30, 102400 + (1 << 20)),)),
         "window-bad-sum": window(extents=((1 << 30, 102400 + (1 << 20)),), total=4096),
         "window-unregister": window(action=2),
         "window-overlap": window(extents=((1 << 30, 1 << 20), ((1 << 30) + 4096, 102400))),
         "device-reply": sign_all(header(7, 3, 0, 24) + struct.pack("<iIQQ", 0, 6, 102400 + (1 << 20), 0)),
+        # The mediator's IDENTITY (type 8): the VM's pool and priority now.
+        "identity": identity(),
+        "identity-z-low": identity(pool=ord("Z"), priority=0, seq=9),
+        "identity-lower-case": identity(pool=ord("b")),
+        "identity-bad-priority": identity(priority=3),
+        "identity-reserved": identity(reserved=(0, 1)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "queue.h"
 #include "vgpu_protocol.h"
@@ -55,22 +56,34 @@ static int pop_id(struct vgpu_queue *q)
 	return it ? ((struct tagged *)it)->id : -1;
 }
 
-/* Pools 0 and 1, equal; VM i in pool i % 2 at level @levels[i]. */
-static struct vgpu_queue *new_queue(uint32_t max_vms, uint32_t per_vm, uint32_t total,
-				    const int *levels)
+/* Pools 0 and 1, equal; VM i in pool i % 2 at level @levels[i]; the
+ * scheduler's parameters @prm. */
+static struct vgpu_queue *queue_with(uint32_t max_vms, uint32_t per_vm, uint32_t total,
+				     const int *levels, const struct vgpu_sched_params *prm)
 {
-	struct vgpu_sched_params prm;
 	struct vgpu_queue *q = NULL;
 
-	vgpu_sched_params_default(&prm);
-	prm.inflight_ns = 0; /* these tests pop without done(); in_flight_budget has it */
-	assert_int_equal(vgpu_queue_new(max_vms, 2, 1, per_vm, total, &prm, &q), VGPU_OK);
+	assert_int_equal(vgpu_queue_new(max_vms, 2, 1, per_vm, total, prm, &q), VGPU_OK);
 	assert_non_null(q);
 	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
 	assert_int_equal(vgpu_queue_set_pool(q, 1, 1, 1000, 1), VGPU_OK);
 	for (uint32_t i = 0; i < max_vms; i++)
 		assert_int_equal(vgpu_queue_set_vm(q, i, i % 2, levels ? levels[i] : 0, 1, 0), VGPU_OK);
 	return q;
+}
+
+/* The same with nothing held back by running work: these tests pop
+ * without done() (in_flight_budget and guard test what running work
+ * holds back). */
+static struct vgpu_queue *new_queue(uint32_t max_vms, uint32_t per_vm, uint32_t total,
+				    const int *levels)
+{
+	struct vgpu_sched_params prm;
+
+	vgpu_sched_params_default(&prm);
+	prm.inflight_ns = 0;
+	prm.guard_ns = 0;
+	return queue_with(max_vms, per_vm, total, levels, &prm);
 }
 
 /* VMs 0..2 low, medium, high (pools 0, 1, 0); VM 3 high in pool 1. */
@@ -461,11 +474,8 @@ static void in_flight_budget(void **state)
 
 	vgpu_sched_params_default(&prm);
 	prm.inflight_ns = 1000000; /* 1 ms */
-	assert_int_equal(vgpu_queue_new(2, 2, 1, 8, 8, &prm, &q), VGPU_OK);
-	assert_int_equal(vgpu_queue_set_pool(q, 0, 1, 1000, 1), VGPU_OK);
-	assert_int_equal(vgpu_queue_set_pool(q, 1, 1, 1000, 1), VGPU_OK);
-	for (uint32_t i = 0; i < 2; i++)
-		assert_int_equal(vgpu_queue_set_vm(q, i, i, levels[i], 1, 0), VGPU_OK);
+	prm.guard_ns = 0;          /* guard() tests it */
+	q = queue_with(2, 8, 8, levels, &prm);
 	for (int i = 0; i < 3; i++) {
 		init(&lo[i], i, 0);
 		lo[i].item.units = 200000; /* 0.8 ms each at 4 ps */
@@ -481,6 +491,51 @@ static void in_flight_budget(void **state)
 	assert_int_equal(pop_id(q), 9); /* above everything running */
 	vgpu_queue_done(q, got[0], 800000);
 	assert_int_equal(pop_id(q), 2); /* 0.8 ms and high's 4 us: under 1 ms */
+	vgpu_queue_free(q);
+}
+
+/* The guard: while high priority is active on the GPU (running, or given
+ * work within guard_ns), the levels below it get one work there at most;
+ * once it has been idle guard_ns, the in-flight budget alone applies. */
+static void guard(void **state)
+{
+	static const int levels[2] = { 0, 2 };
+	struct vgpu_sched_params prm;
+	struct vgpu_queue *q = NULL;
+	struct vgpu_queue_item *lo0, *hi0, *lo1;
+	struct tagged lo[3], hi;
+	uint64_t t0;
+	(void)state;
+
+	vgpu_sched_params_default(&prm);
+	prm.inflight_ns = 0;        /* the budget would admit every work */
+	prm.inflight_min = 4;
+	prm.guard_ns = 50000000;    /* 50 ms, far above this test's own delays */
+	q = queue_with(2, 8, 8, levels, &prm);
+	for (int i = 0; i < 3; i++) {
+		init(&lo[i], i, 0);
+		assert_int_equal(vgpu_queue_push(q, &lo[i].item), VGPU_OK);
+	}
+	init(&hi, 9, 1);
+	assert_int_equal(vgpu_queue_push(q, &hi.item), VGPU_OK);
+	hi0 = vgpu_queue_pop(q, 0, 0);
+	assert_ptr_equal(hi0, &hi.item);
+	lo0 = vgpu_queue_pop(q, 0, 0);
+	assert_ptr_equal(lo0, &lo[0].item); /* high runs: one low work may */
+	assert_null(vgpu_queue_pop(q, 0, 0)); /* a second may not */
+	t0 = vgpu_now_ns();
+	vgpu_queue_done(q, hi0, 1000);
+	assert_null(vgpu_queue_pop(q, 0, 0)); /* high done, but picked < 50 ms ago */
+	vgpu_queue_done(q, lo0, 1000);
+	lo1 = vgpu_queue_pop(q, 0, 0);
+	assert_ptr_equal(lo1, &lo[1].item); /* none below runs: one may */
+	/* After the guard time the budget alone applies: the third runs
+	 * beside the second. The pop waits for a done() or a change; the
+	 * guard's end is neither, so ask again after it. */
+	while (vgpu_now_ns() - t0 < prm.guard_ns + 1000000)
+		usleep(5000);
+	assert_int_equal(pop_id(q), 2);
+	vgpu_queue_done(q, lo1, 1000);
 	vgpu_queue_free(q);
 }
 
@@ -600,6 +655,7 @@ int main(void)
 		cmocka_unit_test(live_change_and_done),
 		cmocka_unit_test(memory_quota),
 		cmocka_unit_test(in_flight_budget),
+		cmocka_unit_test(guard),
 		cmocka_unit_test(drain_vm),
 		cmocka_unit_test(bad_arguments),
 	};

@@ -480,6 +480,25 @@ static void placement(void **state)
 	assert_int_equal(sim->c[0].gpu_used[1], 0);
 	assert_int_equal(sim->c[1].gpu_used[0], 0);
 	assert_true(sim->c[2].gpu_used[0] > 0 && sim->c[2].gpu_used[1] > 0);
+	/* What stats shows of it: the GPUs each VM ran on, each pool's time
+	 * per GPU, each GPU's time. */
+	{
+		struct vgpu_sched_usage u0, u2, p0g1, p2g0, p2g1, g0;
+
+		vgpu_sched_usage(sim->s, 0, UINT32_MAX, UINT32_MAX, &u0);
+		vgpu_sched_usage(sim->s, 2, UINT32_MAX, UINT32_MAX, &u2);
+		vgpu_sched_usage(sim->s, UINT32_MAX, 0, 1, &p0g1);
+		vgpu_sched_usage(sim->s, UINT32_MAX, 2, 0, &p2g0);
+		vgpu_sched_usage(sim->s, UINT32_MAX, 2, 1, &p2g1);
+		vgpu_sched_usage(sim->s, UINT32_MAX, 0, 0, &g0);
+		assert_int_equal(u0.vm_gpus, 1);
+		assert_int_equal(u2.vm_gpus, 3);
+		assert_int_equal(p0g1.pool_gpu_ns, 0);
+		assert_int_equal(p2g0.pool_gpu_ns + p2g1.pool_gpu_ns, p2g0.pool_ns);
+		assert_true(p2g0.pool_gpu_ns > 0 && p2g1.pool_gpu_ns > 0);
+		assert_int_equal(g0.pool_gpu_ns, g0.pool_ns); /* pool 0: GPU 0 only */
+		assert_true(g0.gpu_ns >= g0.pool_gpu_ns);
+	}
 	/* Equal weights over 2 GPUs: 2/3 of a GPU each. */
 	expect_share(share(sim, 0, 1), 1.0 / 3, "pool on GPU 0 (of 2 GPUs)");
 	expect_share(share(sim, 1, 2), 1.0 / 3, "pool on GPU 1");

@@ -6,7 +6,8 @@
  * way a parser must refuse a message: checksum, reserved bytes, a table
  * not the size its count says, versions, kinds and domids out of range,
  * regions and extents not whole pages, wrapping or overlapping, window
- * sums too small, too large or not what the block says. (The CRC32C
+ * sums too small, too large or not what the block says; an IDENTITY's
+ * pool and priority out of range or its reserved bytes set. (The CRC32C
  * itself is checked against an independent one in test_protocol.c.)
  * The fuzz seeds of these messages, written by an independent encoder
  * (tests/fuzz/gen_protocol_corpus.py), parse as their names say.
@@ -84,7 +85,7 @@ static void test_hello_layout(void **state)
 	assert_int_equal(get_le(msg + 6, 2), VGPU_MSG_DEVICE);
 	assert_int_equal(get_le(msg + 8, 8), 9);
 	assert_int_equal(get_le(msg + 24, 4), 24 + 2 * 24);
-	assert_int_equal(get_le(msg + 32, 4), 0x00010002);
+	assert_int_equal(get_le(msg + 32, 4), 0x00010003);
 	assert_int_equal(get_le(msg + 36, 4), 1);
 	assert_int_equal(get_le(msg + 40, 4), 0);
 	assert_int_equal(get_le(msg + 44, 4), 2);
@@ -304,6 +305,85 @@ static void test_header_and_reply(void **state)
 	assert_false(vgpu_dev_header_ok(&tiny, VGPU_MSG_DEVICE));
 }
 
+/* Decode the header of @msg and parse it as an IDENTITY; the status. */
+static int parse_identity(const uint8_t *msg, struct vgpu_dev_identity *ret)
+{
+	struct vgpu_msg_header h;
+	int rc = vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, &h);
+
+	return rc != VGPU_OK ? rc : vgpu_dev_parse_identity(msg, &h, msg + 32, ret);
+}
+
+static void test_identity(void **state)
+{
+	(void)state;
+	uint8_t msg[VGPU_DEV_IDENTITY_MSG];
+	struct vgpu_msg_header h;
+	struct vgpu_dev_identity id = { .pool = 'C', .priority = 1 }, back;
+
+	/* The bytes: header (type 8, op 0), then u32 pool, u32 priority, 16 zero bytes. */
+	memset(msg, 0xa5, sizeof(msg));
+	vgpu_dev_encode_identity(21, &id, msg);
+	assert_int_equal(get_le(msg + 6, 2), VGPU_MSG_IDENTITY);
+	assert_int_equal(get_le(msg + 8, 8), 21);
+	assert_int_equal(get_le(msg + 16, 2), 0);
+	assert_int_equal(get_le(msg + 24, 4), VGPU_DEV_BLOCK);
+	assert_int_equal(get_le(msg + 32, 4), 'C');
+	assert_int_equal(get_le(msg + 36, 4), 1);
+	assert_int_equal(get_le(msg + 40, 8), 0);
+	assert_int_equal(get_le(msg + 48, 8), 0);
+	assert_int_equal(VGPU_DEV_IDENTITY_MSG, VGPU_DEV_REPLY_MSG); /* one size to the device */
+	assert_int_equal(vgpu_proto_decode_header(msg, &vgpu_proto_default_limits, &h), VGPU_OK);
+	assert_true(vgpu_dev_header_ok(&h, VGPU_MSG_IDENTITY));
+	assert_false(vgpu_dev_header_ok(&h, VGPU_MSG_DEVICE_REPLY));
+	assert_int_equal(parse_identity(msg, &back), VGPU_OK);
+	assert_int_equal(back.pool, 'C');
+	assert_int_equal(back.priority, 1);
+
+	/* Every pool letter and priority round-trips; nothing else parses. */
+	for (uint32_t pool = 0; pool < 256; pool++) {
+		for (uint32_t prio = 0; prio < 5; prio++) {
+			int want = pool >= 'A' && pool <= 'Z' && prio <= 2 ? VGPU_OK
+									   : VGPU_INVALID_PARAM;
+
+			id = (struct vgpu_dev_identity){ .pool = pool, .priority = prio };
+			vgpu_dev_encode_identity(1, &id, msg);
+			memset(&back, 0x5a, sizeof(back));
+			assert_int_equal(parse_identity(msg, &back), want);
+			if (want == VGPU_OK)
+				assert_true(back.pool == pool && back.priority == prio);
+			else
+				assert_int_equal(back.pool, 0x5a5a5a5a); /* not written */
+		}
+	}
+	id = (struct vgpu_dev_identity){ .pool = 'A', .priority = 0xffffffffu };
+	vgpu_dev_encode_identity(1, &id, msg);
+	assert_int_equal(parse_identity(msg, &back), VGPU_INVALID_PARAM);
+
+	/* Reserved bytes, each of them, and the checksum. */
+	id = (struct vgpu_dev_identity){ .pool = 'B', .priority = 2 };
+	for (int i = 40; i < 56; i++) {
+		vgpu_dev_encode_identity(1, &id, msg);
+		msg[i] = 1;
+		reseal(msg);
+		assert_int_equal(parse_identity(msg, &back), VGPU_PROTOCOL);
+	}
+	vgpu_dev_encode_identity(1, &id, msg);
+	msg[33] ^= 0x01;
+	assert_int_equal(parse_identity(msg, &back), VGPU_PROTOCOL);
+
+	/* Headers: longer or shorter than the block, another type, an op. */
+	struct vgpu_msg_header bad = { .type = VGPU_MSG_IDENTITY, .payload_len = VGPU_DEV_BLOCK + 8 };
+	assert_false(vgpu_dev_header_ok(&bad, VGPU_MSG_IDENTITY));
+	bad.payload_len = VGPU_DEV_BLOCK - 8;
+	assert_false(vgpu_dev_header_ok(&bad, VGPU_MSG_IDENTITY));
+	bad.payload_len = VGPU_DEV_BLOCK;
+	bad.op = 1;
+	assert_false(vgpu_dev_header_ok(&bad, VGPU_MSG_IDENTITY));
+	vgpu_dev_encode_reply(3, VGPU_MSG_WINDOW, VGPU_OK, 0, msg); /* a reply is no identity */
+	assert_int_equal(parse_identity(msg, &back), VGPU_PROTOCOL);
+}
+
 /* Corpus file @name, parsed as its type; the parser's status. */
 static int parse_seed(const char *name, uint16_t type)
 {
@@ -311,6 +391,7 @@ static int parse_seed(const char *name, uint16_t type)
 	char path[4096];
 	struct vgpu_msg_header h;
 	struct vgpu_dev_window w;
+	struct vgpu_dev_identity id;
 	uint16_t answered;
 	int32_t status;
 	uint64_t win;
@@ -326,6 +407,13 @@ static int parse_seed(const char *name, uint16_t type)
 	assert_true(vgpu_dev_header_ok(&h, type));
 	if (type == VGPU_MSG_DEVICE_REPLY)
 		return vgpu_dev_parse_reply(msg, &h, msg + 32, &answered, &status, &win);
+	if (type == VGPU_MSG_IDENTITY) {
+		int rc = vgpu_dev_parse_identity(msg, &h, msg + 32, &id);
+
+		if (rc == VGPU_OK)
+			assert_true(id.pool >= 'A' && id.pool <= 'Z' && id.priority <= 2);
+		return rc;
+	}
 	return parse(msg, &w, type);
 }
 
@@ -336,12 +424,18 @@ static void test_independent_seeds(void **state)
 	assert_int_equal(parse_seed("device-xen", VGPU_MSG_DEVICE), VGPU_OK);
 	assert_int_equal(parse_seed("device-overlap", VGPU_MSG_DEVICE), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("device-old-version", VGPU_MSG_DEVICE), VGPU_INVALID_PARAM);
+	assert_int_equal(parse_seed("device-version-2", VGPU_MSG_DEVICE), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("window-one", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-two", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-unregister", VGPU_MSG_WINDOW), VGPU_OK);
 	assert_int_equal(parse_seed("window-bad-sum", VGPU_MSG_WINDOW), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("window-overlap", VGPU_MSG_WINDOW), VGPU_INVALID_PARAM);
 	assert_int_equal(parse_seed("device-reply", VGPU_MSG_DEVICE_REPLY), VGPU_OK);
+	assert_int_equal(parse_seed("identity", VGPU_MSG_IDENTITY), VGPU_OK);
+	assert_int_equal(parse_seed("identity-z-low", VGPU_MSG_IDENTITY), VGPU_OK);
+	assert_int_equal(parse_seed("identity-lower-case", VGPU_MSG_IDENTITY), VGPU_INVALID_PARAM);
+	assert_int_equal(parse_seed("identity-bad-priority", VGPU_MSG_IDENTITY), VGPU_INVALID_PARAM);
+	assert_int_equal(parse_seed("identity-reserved", VGPU_MSG_IDENTITY), VGPU_PROTOCOL);
 }
 
 int main(void)
@@ -352,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_window_layout),
 		cmocka_unit_test(test_window_refused),
 		cmocka_unit_test(test_header_and_reply),
+		cmocka_unit_test(test_identity),
 		cmocka_unit_test(test_independent_seeds),
 	};
 

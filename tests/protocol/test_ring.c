@@ -1036,7 +1036,7 @@ static void test_header_types(void **state)
 			h = (struct vgpu_msg_header){ .type = type, .op = op, .request_id = 5,
 						      .payload_len = 24 };
 
-			if (type >= VGPU_MSG_ATTACH && type <= VGPU_MSG_DEVICE_REPLY)
+			if (type >= VGPU_MSG_ATTACH && type <= VGPU_MSG_IDENTITY)
 				expect = op == 0 ? VGPU_OK : VGPU_PROTOCOL;
 			else if (type == VGPU_MSG_REQUEST || type == VGPU_MSG_RESPONSE)
 				expect = op >= 1 && op <= VGPU_OP_COUNT ? VGPU_OK : VGPU_PROTOCOL;
@@ -1059,7 +1059,7 @@ static void test_header_types(void **state)
 	h = (struct vgpu_msg_header){ .type = VGPU_MSG_ATTACHED, .flags = 1 };
 	vgpu_proto_encode_header(&h, raw);
 	assert_int_equal(vgpu_proto_decode_header(raw, deflim, &dec), VGPU_PROTOCOL);
-	h = (struct vgpu_msg_header){ .type = VGPU_MSG_DEVICE_REPLY + 1, .op = 0 };
+	h = (struct vgpu_msg_header){ .type = VGPU_MSG_IDENTITY + 1, .op = 0 };
 	vgpu_proto_encode_header(&h, raw);
 	assert_int_equal(vgpu_proto_decode_header(raw, deflim, &dec), VGPU_PROTOCOL);
 }

@@ -8,6 +8,10 @@
 # vgpu_test=regs on the kernel command line also pokes the registers with
 # devmem: the magic, an unknown offset, a write to a read-only register,
 # and 50 reads of an unknown offset (for the host to see rate-limiting).
+# vgpu_test=live watches the pool and priority vgpu-guest-info reads, ten
+# times a second: each change is a line "LIVE POOLPRIORITY INT_STATUS"
+# (the interrupt causes then, cleared after), until the pool and priority
+# are vgpu_want's (a letter and a digit), or 300 s passed.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev
@@ -46,6 +50,24 @@ if [ "$test" = regs ]; then
 	sleep 2
 	devmem $((base + 0x404)) 32 >/dev/null
 	echo "REG-BURST-DONE"
+fi
+if [ "$test" = live ]; then
+	want=$(sed -n 's/.*vgpu_want=\([A-Z][0-2]\).*/\1/p' /proc/cmdline)
+	dev=$(grep -l 0x1111 /sys/bus/pci/devices/*/device | head -n 1)
+	base=$(head -n 1 "${dev%/device}/resource" | cut -d ' ' -f 1)
+	last=""
+	i=0
+	while [ $i -lt 3000 ]; do
+		now=$(vgpu-guest-info --json | sed -n 's/.*"pool":"\([A-Z]\)","priority":\([0-2]\),.*/\1\2/p')
+		if [ "$now" != "$last" ]; then
+			echo "LIVE $now $(devmem $((base + 0x104)) 32)"
+			devmem $((base + 0x104)) 32 0xf
+			last=$now
+		fi
+		[ "$now" = "$want" ] && break
+		usleep 100000
+		i=$((i + 1))
+	done
 fi
 echo "VGPU-TEST-END"
 poweroff -f

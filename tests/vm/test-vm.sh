@@ -14,14 +14,25 @@
 #   - invalid property values: QEMU refuses to start, naming the problem;
 #   - the whole path: registry -> vgpu-qemu-wrapper (fake xenstore-read)
 #     -> the "stock wrapper" (a script running this QEMU) -> the guest
-#     reads the registry's values.
+#     reads the registry's values;
+#   - live identity: with the device linked to a mediator (CPU backend),
+#     vgpu-admin set-priority and set-pool change what the running guest
+#     reads (vgpu-guest-info) within a few seconds, with the identity
+#     interrupt cause raised, and neither QEMU nor the guest restarted.
 set -eu
 : "${VGPU_QEMU:?run through meson test (make test-vm)}" "${VGPU_GUEST_INFO_BIN:?}"
 : "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_BUILD:?}" "${VGPU_FAKES:?}" "${VGPU_ADMIN_BIN:?}"
+: "${VGPU_MEDIATOR_BIN:?}"
 . "$VGPU_TESTS/lib/assert.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-vm.XXXXXX")
-trap '[ -n "${VGPU_VM_KEEP:-}" ] || rm -rf "$T"' EXIT
+MPID="" QPID=""
+cleanup() {
+	[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null
+	[ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
+	[ -n "${VGPU_VM_KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
 [ -x "$VGPU_QEMU" ] || { echo "# no QEMU at $VGPU_QEMU: run make qemu"; exit 1; }
 ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
 BUSYBOX=$ASSETS/busybox
@@ -154,6 +165,83 @@ else
 	bad_props ",pool_id=B,vm_id=seven" "Parameter 'vm_id' expects integer"
 	bad_props ",pool_id=B,colour=red" "Property 'vgpu-stub.colour' not found"
 fi
+
+# ---- live identity: registry -> mediator -> device -> guest, no restart ----
+# Guest RAM in a shared memfd (the device's link needs it): QEMU 5.0 and
+# later name it as the machine's RAM, 4.2 only as a NUMA node's memory.
+if "$VGPU_QEMU" -version | grep -q 'version [1-4]\.'; then
+	RAM=(-M pc -numa node,memdev=ram)
+else
+	RAM=(-M pc,memory-backend=ram)
+fi
+LDB=$T/live.db
+LUUID=0a1b2c3d-0000-4000-8000-0000000000bb
+ladmin() { "$VGPU_ADMIN_BIN" --db "$LDB" "$@"; }
+ladmin register-vm --vm-uuid "$LUUID" --vm-name live-vm --pool B --priority high --vm-id 9 >/dev/null
+ladmin create-pool --pool C --name live >/dev/null
+mkdir -p "$T/run" "$T/spool"
+"$VGPU_MEDIATOR_BIN" --db "$LDB" --run-dir "$T/run" --spool-dir "$T/spool" --backend cpu \
+	--log stderr --log-level info 2>"$T/mediator.log" &
+MPID=$!
+for _ in $(seq 100); do [ -S "$T/run/control.sock" ] && break; sleep 0.1; done
+t0=$(date +%s%N)
+timeout 300 "$VGPU_QEMU" -L /usr/share/qemu -L /usr/share/seabios "${RAM[@]}" -accel tcg -m 256 \
+	-object memory-backend-memfd,id=ram,size=256M,share=on -smp 1 -display none -no-reboot \
+	-nodefaults -serial stdio -kernel "$ASSETS/vmlinuz" -initrd "$T/initrd.gz" \
+	-append "$APPEND_BASE vgpu_test=live vgpu_want=C0" \
+	-device "vgpu-stub,pool_id=B,priority=2,vm_id=9,mediator=$T/run/vm-$LUUID.sock" \
+	-d guest_errors -D "$T/live.qlog" >"$T/live.raw" 2>"$T/live.err" &
+QPID=$!
+# live_seen POOLPRIO: the guest reported it.
+live_seen() { tr -d '\r' <"$T/live.raw" | grep -q "^LIVE $1 "; }
+# live_wait POOLPRIO SECONDS: until the guest reports it; its wait in WAITED (s).
+live_wait() {
+	local t
+	t=$(date +%s%N)
+	while ! live_seen "$1"; do
+		kill -0 "$QPID" 2>/dev/null || break
+		[ $(( ($(date +%s%N) - t) / 1000000 )) -lt $(($2 * 1000)) ] || break
+		sleep 0.1
+	done
+	WAITED=$(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t) / 1e9}")
+	live_seen "$1"
+}
+linked() { grep -q "vgpu-stub: connected to the mediator" "$T/live.err"; }
+for _ in $(seq 2400); do linked && live_seen B2 && break; kill -0 "$QPID" 2>/dev/null || break; sleep 0.1; done
+if linked && live_seen B2; then
+	pass "live: the guest reads pool B, priority 2, with its device linked to the mediator ($(awk "BEGIN{printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9}") s)"
+	out=$(ladmin set-priority --vm-uuid "$LUUID" --priority low)
+	case "$out" in *"no restart needed"*) pass "live: set-priority says no restart is needed" ;;
+	*) fail "live: set-priority: $out" ;; esac
+	live_wait B0 5 && pass "live: set-priority low: the guest reads priority 0 ($WAITED s)" ||
+		fail "live: the guest did not read priority 0 within 5 s"
+	ladmin set-pool --vm-uuid "$LUUID" --pool C >/dev/null
+	live_wait C0 5 && pass "live: set-pool C: the guest reads pool C ($WAITED s)" ||
+		fail "live: the guest did not read pool C within 5 s"
+else
+	fail "live: the guest did not start watching with its device linked"
+	tail -n 20 "$T/live.raw" "$T/live.err" | sed 's/^/#   /'
+fi
+wait "$QPID" 2>/dev/null || true
+QPID=""
+tr -d '\r' <"$T/live.raw" | sed -n '/^VGPU-TEST-BEGIN/,/^VGPU-TEST-END/p' >"$T/live.out"
+expect_eq "$(sed -n 's/^LIVE \([A-Z][0-2]\) .*/\1/p' "$T/live.out" | tr '\n' ' ')" "B2 B0 C0 " \
+	"live: the guest saw B2, then B0, then C0, nothing else"
+int_bits() { sed -n "s/^LIVE $1 \(0x[0-9a-fA-F]*\)$/\1/p" "$T/live.out"; }
+b0=$(int_bits B0); c0=$(int_bits C0)
+[ -n "$b0" ] && [ -n "$c0" ] && [ $((b0 & 8)) = 8 ] && [ $((c0 & 8)) = 8 ] &&
+	pass "live: INT_STATUS bit 3 (identity changed) raised at each change ($b0, $c0)" ||
+	fail "live: INT_STATUS at the changes: '$b0' '$c0'"
+expect_eq "$(grep -c '^VGPU-TEST-BEGIN' "$T/live.out") $(grep -c '^VGPU-TEST-END' "$T/live.out")" "1 1" \
+	"live: one boot, finished by the guest itself: neither QEMU nor the guest restarted"
+grep -q "vgpu-stub: pool C, priority 0 (was B, 0), as the mediator says" "$T/live.err" &&
+	pass "live: QEMU logged the change" || fail "live: QEMU did not log the change: $(grep vgpu-stub "$T/live.err" | tail -n 3)"
+grep -q "VM $LUUID: told its device pool C, priority low" "$T/mediator.log" &&
+	pass "live: the mediator logged what it told the device" || fail "live: no IDENTITY in the mediator's log"
+[ -s "$T/live.qlog" ] && fail "live: guest errors logged: $(head -c 300 "$T/live.qlog")" ||
+	pass "live: no guest error logged"
+kill -TERM "$MPID"; wait "$MPID" 2>/dev/null || true
+MPID=""
 
 # ---- registry -> vgpu-qemu-wrapper -> QEMU -> guest ----
 export VGPU_DB=$T/vgpu_config.db VGPU_CONF=$T/none.conf FAKE_XENSTORE_DIR=$T/xs
