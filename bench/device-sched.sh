@@ -6,9 +6,11 @@
 # vgpu-submit among them).
 #
 #   1. latency: VM 1 (high priority, pool A) alone, then while VMs 2..8
-#      (low, pool B) saturate the GPU: 4 KiB vector_add and 1024^3 sgemm,
-#      one at a time, client-side latency p50/p99 and the mediator's queue
-#      and execution times;
+#      (low, pool B) saturate the GPU: 4 KiB vector_add and 1024^3 sgemm
+#      (sgemm: the client copies its arrays into the window each time;
+#      sgemmw: they are there already, --in-window), one at a time,
+#      client-side latency p50/p99 and the mediator's queue and execution
+#      times;
 #   2. tput: aggregate throughput: vgpu-bench's native 2048^3 sgemm
 #      (copy in, cuBLAS, copy out, one process alone) against the GFLOP/s
 #      of all eight VMs' completed sgemms while they saturate the GPU;
@@ -55,6 +57,8 @@ unload() { kill "${loads[@]}" 2>/dev/null; wait "${loads[@]}" 2>/dev/null; loads
 lat() { # lat NAME: VM 1's 4 KiB vector_adds and 1024^3 sgemms
 	sub 1 vector-add --n 1024 --repeat 3000 --json >"$OUT/$1-vadd.json" || failed=1
 	sub 1 sgemm --m 1024 --n 1024 --k 1024 --repeat 300 --json >"$OUT/$1-sgemm.json" || failed=1
+	sub 1 sgemm --m 1024 --n 1024 --k 1024 --repeat 300 --in-window --json \
+		>"$OUT/$1-sgemmw.json" || failed=1
 }
 gpu_ms() { admin stats --json --run-dir "$W/run" | jq -r '.vms[] | "\(.vm_id) \(.sched.gpu_ms)"' | sort; }
 window() { # window NAME: GPU ms per VM over 5 s
@@ -120,7 +124,7 @@ rm -rf "$W"
 row() { # row LABEL FILE
 	jq -r --arg l "$1" '"\($l): latency p50 \(.latency_us.p50) p99 \(.latency_us.p99) us; queue p99 \(.queue_us.p99), exec p50 \(.exec_us.p50) p99 \(.exec_us.p99) us"' "$2"
 }
-for k in vadd sgemm; do
+for k in vadd sgemm sgemmw; do
 	[ -f "$OUT/alone-$k.json" ] || continue
 	row "$k alone " "$OUT/alone-$k.json"
 	row "$k loaded" "$OUT/loaded-$k.json"

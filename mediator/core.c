@@ -94,6 +94,7 @@ static int start_backend(struct mediator *m)
 			.max_inflight = (int)m->set.max_inflight,
 			.max_device_bytes = 0,
 			.copy_slice_bytes = (size_t)m->set.copy_slice_kib << 10,
+			.hold_ns = (uint64_t)m->set.gpu_hold_us * 1000u,
 		};
 		struct vgpu_gpu *g = &m->gpu[i];
 		int rc = m->backend->init(&bc, &g->ctx, err, sizeof(err));

@@ -71,6 +71,7 @@ struct mediator_settings {
 	long long cpu_threads;
 	long long gpus;             /* 0: all the backend has */
 	long long copy_slice_kib;   /* cuda: copies below high priority in pieces */
+	long long gpu_hold_us;      /* cuda: lower levels hold while a higher runs (0: off) */
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;

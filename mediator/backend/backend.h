@@ -58,6 +58,9 @@ struct vgpu_backend_config {
 				      * reuse (0: 2 GiB) */
 	size_t copy_slice_bytes; /* cuda: copies of works below high priority in
 				  * pieces of this size (0: whole copies) */
+	uint64_t hold_ns;        /* cuda: works below a running level hold still,
+				  * until this long after its last work (0: off;
+				  * cuda_hold.c) */
 };
 
 struct vgpu_backend_ops {

@@ -19,6 +19,7 @@
  * not done.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,9 @@ static int cuda_probe(char *err, size_t err_size)
 static void destroy(struct vgpu_cuda_ctx *c)
 {
 	cudaSetDevice(c->device);
+	if (c->gate) /* nothing may hold on: the streams are synchronized below */
+		for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++)
+			atomic_store(&c->gate[l], 0);
 	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
 		struct vgpu_cuda_level *lv = &c->level[l];
 
@@ -110,6 +114,7 @@ static void destroy(struct vgpu_cuda_ctx *c)
 		}
 	}
 	vgpu_cuda_copier_free(c->copier);
+	vgpu_cuda_hold_free(c);
 	cudaFreeHost(c->results);
 	vgpu_cuda_pool_free(c->dev_pool);
 	vgpu_cuda_pool_free(c->host_pool);
@@ -120,6 +125,7 @@ static void destroy(struct vgpu_cuda_ctx *c)
 		pthread_cond_destroy(&c->level[l].fly_cond);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->fly_lock);
+	pthread_mutex_destroy(&c->hold_lock);
 	free(c->jobs);
 	free(c);
 }
@@ -151,6 +157,7 @@ static int setup_streams(struct vgpu_cuda_ctx *c, char *err, size_t err_size)
 		for (int i = 0; i < VGPU_CUDA_LANES; i++) {
 			struct vgpu_cuda_lane *ln = &lv->lane[i];
 
+			ln->level = lv;
 			e = cudaStreamCreateWithPriority(&ln->stream, cudaStreamNonBlocking,
 							 lv->cuda_priority);
 			if (e == cudaSuccess)
@@ -190,7 +197,11 @@ static int warm_up(struct vgpu_cuda_ctx *c, char *err, size_t err_size)
 		struct vgpu_cuda_lane *ln = &lv->lane[0];
 		cudaStream_t s = ln->stream;
 
-		e = cudaMemsetAsync(ln->buf[0], 0, 64, s);
+		/* A held level's wait on its (open) gate first: a driver that
+		 * cannot wait on memory fails here, not on the first work. */
+		e = vgpu_cuda_hold_wait(ln);
+		if (e == cudaSuccess)
+			e = cudaMemsetAsync(ln->buf[0], 0, 64, s);
 		if (e == cudaSuccess)
 			e = cudaMemsetAsync(ln->buf[1], 0, 64, s);
 		if (e == cudaSuccess)
@@ -240,6 +251,7 @@ static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->fly_lock, NULL);
+	pthread_mutex_init(&c->hold_lock, NULL);
 	pthread_cond_init(&c->launch_cond, NULL);
 	pthread_cond_init(&c->idle_cond, NULL);
 	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
@@ -256,6 +268,11 @@ static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char
 	if (!c->jobs)
 		return fail(c, VGPU_NO_MEMORY, err, err_size, "jobs", cudaErrorMemoryAllocation);
 
+	/* With the hold, every stream needs a hardware queue of its own
+	 * (cuda_hold.c): read when the context is made, so set before it, and
+	 * only if the operator did not set it. */
+	if (cfg->hold_ns)
+		setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
 	e = cudaSetDevice(c->device);
 	if (e == cudaSuccess)
 		e = cudaFree(NULL); /* creates the primary context now, not on the first work */
@@ -288,6 +305,11 @@ static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char
 		return VGPU_INVALID_PARAM;
 	}
 	c->device_limit = limit - reserved;
+	rc = vgpu_cuda_hold_init(c, cfg->hold_ns, err, err_size);
+	if (rc != VGPU_OK) {
+		destroy(c);
+		return rc;
+	}
 	rc = setup_streams(c, err, err_size);
 	if (rc != VGPU_OK)
 		return rc;

@@ -41,13 +41,20 @@
  * itself: no copies, so it never waits behind other works' copies in
  * the copy engines' queues (cuda_launch.c). */
 #define VGPU_CUDA_ZEROCOPY_BYTES ((uint64_t)256 << 10)
+/* With the hold on (cuda_hold.c), a held level's sgemm goes in K-slices
+ * of about this many floating-point operations: 2 GFLOP, about 40 us on an
+ * H200 (a 2048^3 sgemm in 8 slices). */
+#define VGPU_CUDA_SGEMM_SLICE_FLOP ((uint64_t)2 << 30)
 /* A work that moves at least this much (inputs + output) also records a
  * blocking-sync event, for its waiter to sleep on (cuda_sched.c). */
 #define VGPU_CUDA_BLOCKING_BYTES ((uint64_t)1 << 20)
 
 /* One stream with the device buffers only its own work uses; stream order
  * keeps consecutive works from overlapping on them. */
+struct vgpu_cuda_level;
+
 struct vgpu_cuda_lane {
+	struct vgpu_cuda_level *level;  /* the level it belongs to */
 	cudaStream_t stream;
 	/* Its direct copies go in pieces of at most this many bytes (0: whole):
 	 * lanes below the high level, so that the copy engines can take a
@@ -150,6 +157,19 @@ struct vgpu_cuda_ctx {
 
 	struct vgpu_cuda_copier *copier; /* made on the first staged work */
 
+	/* The hold (cuda_hold.c): off when wait_value is NULL. */
+	void *wait_value;               /* cuStreamWaitValue32, from the driver */
+	_Atomic uint32_t *gate;         /* pinned, mapped: level l's lanes wait while gate[l] != 0 */
+	uint64_t gate_dev;              /* gate's device address (CUdeviceptr) */
+	uint64_t hold_ns;               /* gates stay closed this long after the last work above */
+	pthread_mutex_t hold_lock;      /* guards the fields below */
+	int active[VGPU_PRIORITY_LEVELS];          /* launched, not completed */
+	uint64_t quiet_since[VGPU_PRIORITY_LEVELS]; /* when active[l] last fell to 0 */
+	uint64_t oldest[VGPU_PRIORITY_LEVELS];     /* launch time of what level l's waiter
+						    * waits for (0: nothing) */
+	bool forced[VGPU_PRIORITY_LEVELS];         /* open by force (HOLD_MAX_NS) */
+	uint64_t forced_count;          /* times a gate was forced open */
+
 	pthread_t launcher[VGPU_CUDA_LAUNCHERS]; /* below high; high (cuda_sched.c) */
 	int launchers_started;
 	int waiters_started;
@@ -195,6 +215,25 @@ cudaError_t vgpu_cuda_stage_out(struct vgpu_cuda_lane *ln, struct vgpu_cuda_job 
 				const void *dev, size_t bytes);
 /* The helpers' threads stopped and freed (NULL: nothing). */
 void vgpu_cuda_copier_free(struct vgpu_cuda_copier *cp);
+
+/* cuda_hold.c: the hold of lower levels while a higher one runs. */
+/* Off when @hold_ns is 0; else the driver's wait-value call and the gate
+ * words, or an error. */
+int vgpu_cuda_hold_init(struct vgpu_cuda_ctx *c, uint64_t hold_ns, char *err, size_t err_size);
+void vgpu_cuda_hold_free(struct vgpu_cuda_ctx *c);
+/* Whether works on @ln hold (the hold is on and ln is below high). */
+bool vgpu_cuda_held(const struct vgpu_cuda_lane *ln);
+/* Enqueue on @ln a wait for its level's gate to open (nothing when not held). */
+cudaError_t vgpu_cuda_hold_wait(struct vgpu_cuda_lane *ln);
+/* Launcher: a work of @level starts launching (closes the gates below);
+ * waiter, or a launch given up: one of @level is over. */
+void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level);
+void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level);
+/* Re-derive the gates now (opens those whose hold_ns ran out). */
+void vgpu_cuda_hold_update(struct vgpu_cuda_ctx *c);
+/* Waiter of @level: it now waits for a work launched at @launched_ns
+ * (0: for none); that work's gate opens by force after HOLD_MAX_NS. */
+void vgpu_cuda_hold_oldest(struct vgpu_cuda_ctx *c, int level, uint64_t launched_ns);
 
 /* Hand a launched @job to its level's waiter (job->waited: nothing to wait for). */
 void vgpu_cuda_track(struct vgpu_cuda_job *job);

@@ -74,9 +74,13 @@ static cudaError_t copy(struct vgpu_cuda_lane *ln, void *dst, const void *src, s
 	size_t piece = ln->slice ? ln->slice : bytes;
 	cudaError_t e = cudaSuccess;
 
-	for (size_t off = 0; off < bytes && e == cudaSuccess; off += piece)
-		e = cudaMemcpyAsync((char *)dst + off, (const char *)src + off,
-				    bytes - off < piece ? bytes - off : piece, kind, ln->stream);
+	for (size_t off = 0; off < bytes && e == cudaSuccess; off += piece) {
+		e = vgpu_cuda_hold_wait(ln);
+		if (e == cudaSuccess)
+			e = cudaMemcpyAsync((char *)dst + off, (const char *)src + off,
+					    bytes - off < piece ? bytes - off : piece, kind,
+					    ln->stream);
+	}
 	return e;
 }
 
@@ -109,8 +113,12 @@ static int enqueue_zerocopy(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *jo
 	const struct vgpu_work *w = job->work;
 	struct vgpu_cuda_lane *ln = &lv->lane[0];
 	uint32_t n = (uint32_t)w->params.n;
-	cudaError_t e;
+	cudaError_t e = vgpu_cuda_hold_wait(ln);
 
+	if (e != cudaSuccess) {
+		note(job, e);
+		return 1;
+	}
 	switch (w->op) {
 	case VGPU_OP_VECTOR_ADD:
 		e = vgpu_cuda_vector_add(job->out, job->in[0], job->in[1], n, ln->stream);
@@ -152,6 +160,8 @@ static int enqueue_vector(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 		cudaStream_t s = ln->stream;
 		cudaError_t e = to_device(ln, job, partials ? 1 : 2, dev, src, sizes);
 
+		if (e == cudaSuccess)
+			e = vgpu_cuda_hold_wait(ln);
 		if (e == cudaSuccess) {
 			switch (w->op) {
 			case VGPU_OP_VECTOR_ADD:
@@ -246,13 +256,53 @@ static int sgemm_in(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *job, cudaE
 	return used;
 }
 
+/* The product on lane 0: one cuBLAS call; on a held lane, K-slices of
+ * about VGPU_CUDA_SGEMM_SLICE_FLOP each, every one after a hold wait, so
+ * that its blocks leave the SMs to a higher level within one slice (a
+ * block of one large call runs for the whole K). C = A B in row-major is
+ * C^T = B^T A^T in cuBLAS's column-major; slice [k0, k0 + ks) of the sum
+ * takes columns k0.. of A (da + k0, lda = k) and rows k0.. of B
+ * (db + k0 * n, ldb = n); the first slice applies beta, the others add. */
+static cublasStatus_t product(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
+			      struct vgpu_cuda_job *job, cudaError_t *e)
+{
+	const struct vgpu_op_params *p = &job->work->params;
+	const float *da = job->dev[0], *db = job->dev[1];
+	float *dc = job->dev[2];
+	uint64_t ks = p->k;
+	cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+	static const float one = 1.0f;
+
+	if (vgpu_cuda_held(&lv->lane[0])) {
+		uint64_t per_k = 2 * p->m * p->n;
+
+		ks = per_k ? VGPU_CUDA_SGEMM_SLICE_FLOP / per_k : p->k;
+		ks = ks / 64 * 64;
+		if (ks < 256)
+			ks = 256;
+	}
+	/* At least one call, also for k == 0 (C = beta C). */
+	for (uint64_t k0 = 0; st == CUBLAS_STATUS_SUCCESS; ) {
+		uint64_t len = p->k - k0 < ks ? p->k - k0 : ks;
+
+		*e = vgpu_cuda_hold_wait(&lv->lane[0]);
+		if (*e != cudaSuccess)
+			break;
+		st = c->cublas.sgemm(lv->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)p->n, (int)p->m,
+				     (int)len, &p->alpha, db + k0 * p->n, (int)p->n, da + k0,
+				     (int)p->k, k0 ? &one : &p->beta, dc, (int)p->n);
+		k0 += len;
+		if (k0 >= p->k)
+			break;
+	}
+	return st;
+}
+
 /* Returns the lanes used. */
 static int enqueue_sgemm(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 			 struct vgpu_cuda_job *job)
 {
-	const struct vgpu_work *w = job->work;
-	const struct vgpu_op_params *p = &w->params;
-	float *da = job->dev[0], *db = job->dev[1], *dc = job->dev[2];
+	float *dc = job->dev[2];
 	cudaError_t e;
 	int used = sgemm_in(lv, job, &e), lane = 0;
 
@@ -260,10 +310,12 @@ static int enqueue_sgemm(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 		note(job, e);
 		return used;
 	}
-	cublasStatus_t st = c->cublas.sgemm(lv->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)p->n,
-					    (int)p->m, (int)p->k, &p->alpha, db, (int)p->n, da,
-					    (int)p->k, &p->beta, dc, (int)p->n);
+	cublasStatus_t st = product(c, lv, job, &e);
 
+	if (e != cudaSuccess) {
+		note(job, e);
+		return used;
+	}
 	if (st != CUBLAS_STATUS_SUCCESS) {
 		job->status = st == CUBLAS_STATUS_ALLOC_FAILED ? VGPU_NO_MEMORY : VGPU_BACKEND;
 		cudaGetLastError();

@@ -163,9 +163,14 @@ static void *launcher_main(void *arg)
 		}
 		uint64_t generation = c->generation;
 		bool others = c->launched > 1;
+		int level = job->work->priority;
 
 		pthread_mutex_unlock(&c->lock);
+		vgpu_cuda_hold_begin(c, level); /* ended in complete() */
 		int rc = vgpu_cuda_launch(c, job, others);
+
+		if (rc == VGPU_BUSY)
+			vgpu_cuda_hold_end(c, level);
 		pthread_mutex_lock(&c->lock);
 		if (rc != VGPU_BUSY)
 			continue;
@@ -255,6 +260,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	job->n_dev = 0;
 	uint64_t exec_ns = job->end_ns > job->start_ns ? job->end_ns - job->start_ns : 0;
 
+	vgpu_cuda_hold_end(c, w->priority);
 	pthread_mutex_lock(&c->lock);
 	job->next = c->free_jobs;
 	c->free_jobs = job;
@@ -274,6 +280,18 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Wait on @cond (with @lock held) for at most @ns. */
+static void wait_for_ns(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
 static void *waiter_main(void *arg)
 {
 	struct vgpu_cuda_level *lv = arg;
@@ -290,24 +308,46 @@ static void *waiter_main(void *arg)
 		if (!job) {
 			if (c->fly_quit)
 				break;
-			/* Like the launcher's idle(): watch, then sleep. */
-			uint64_t seen = atomic_load(&lv->fly_seq), t0 = vgpu_now_ns();
+			/* Like the launcher's idle(): watch, then sleep. With the
+			 * hold on, the gates below this level open hold_ns
+			 * after its last work (cuda_hold.c): re-derived once
+			 * that time is up, waiting for it if need be. */
+			uint64_t seen = atomic_load(&lv->fly_seq), t0 = vgpu_now_ns(), now;
+			bool reopen = c->wait_value != NULL;
 
 			pthread_mutex_unlock(&c->fly_lock);
 			while (atomic_load(&lv->fly_seq) == seen &&
-			       vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
+			       (now = vgpu_now_ns()) - t0 < LAUNCH_SPIN_NS) {
+				if (reopen && now - t0 > c->hold_ns) {
+					vgpu_cuda_hold_update(c);
+					reopen = false;
+				}
 				vgpu_cpu_relax();
+			}
 			pthread_mutex_lock(&c->fly_lock);
+			if (reopen && atomic_load(&lv->fly_seq) == seen) {
+				uint64_t spent = vgpu_now_ns() - t0;
+
+				if (spent < c->hold_ns)
+					wait_for_ns(&lv->fly_cond, &c->fly_lock, c->hold_ns - spent);
+				if (atomic_load(&lv->fly_seq) != seen)
+					continue; /* more work: its completion opens them */
+				pthread_mutex_unlock(&c->fly_lock);
+				vgpu_cuda_hold_update(c);
+				pthread_mutex_lock(&c->fly_lock);
+			}
 			if (atomic_load(&lv->fly_seq) == seen)
 				pthread_cond_wait(&lv->fly_cond, &c->fly_lock);
 			continue;
 		}
 		pthread_mutex_unlock(&c->fly_lock);
 		if (!job->waited) {
+			vgpu_cuda_hold_oldest(c, lv->index, job->start_ns);
 			job->gpu_status = wait_job(job);
 			if (job->gpu_status != cudaSuccess)
 				cudaGetLastError();
 			job->end_ns = vgpu_now_ns();
+			vgpu_cuda_hold_oldest(c, lv->index, 0);
 		}
 		/* Only this thread removes from the list; the launcher appends. */
 		pthread_mutex_lock(&c->fly_lock);
