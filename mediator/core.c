@@ -123,6 +123,7 @@ int vgpu_mediator_init(struct mediator *m)
 	int rc = start_backend(m);
 	if (rc != VGPU_OK)
 		return rc;
+	vgpu_remote_init(m);
 	struct vgpu_budget_limits bl = {
 		.vm = {
 			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.vm_buffer_mib << 20,

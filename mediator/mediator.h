@@ -207,6 +207,11 @@ struct mediator {
 	struct vgpu_vm *vms;                 /* max_vms slots */
 	struct vgpu_pool_state pools[VGPU_POOLS];
 	uint32_t n_gpus;                     /* GPUs: backend instances, dispatchers */
+	/* What guests' libcuda.so.1 are told of each GPU (remote.c); GPU i
+	 * is shown only where described[i] (the backend has CUDA devices). */
+	struct vgpu_cuda_device_desc gpu_desc[VGPU_MAX_GPUS];
+	bool gpu_described[VGPU_MAX_GPUS];
+	uint32_t cuda_driver_version;
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
@@ -321,6 +326,16 @@ void vgpu_transport_set_ctx(struct mediator *m, const struct vgpu_transport *t, 
 /* Read the registry and add, update or remove VMs (loop thread). */
 int vgpu_vms_reload(struct mediator *m);
 struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
+
+/* The GPUs of a registry mask (0: all) that this host has, as a bit mask. */
+uint64_t vgpu_gpu_mask(const struct mediator *m, unsigned gpus);
+
+/* remote.c: the description a guest's libcuda.so.1 gets of the GPUs
+ * @vm's pool may use, renumbered from 0 (at most VGPU_CUDA_MAX_DEVICES). */
+void vgpu_remote_describe(const struct mediator *m, const struct vgpu_vm *vm,
+			  struct vgpu_cuda_desc *d);
+/* remote.c: what the backend says of each GPU, at start (loop thread). */
+void vgpu_remote_init(struct mediator *m);
 /* Transport @t's state for VM slot @slot; NULL when the slot is free. */
 void *vgpu_vm_state(struct mediator *m, long long slot, const struct vgpu_transport *t);
 /* Set transport @t's state for @vm (its vm_added() and vm_removed()). */

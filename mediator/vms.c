@@ -28,7 +28,7 @@ struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid)
 }
 
 /* The GPUs of a registry mask (0: all) among the queue's. */
-static uint64_t gpu_mask(const struct mediator *m, unsigned gpus)
+uint64_t vgpu_gpu_mask(const struct mediator *m, unsigned gpus)
 {
 	uint64_t all = m->n_gpus >= 64 ? UINT64_MAX : (1ull << m->n_gpus) - 1;
 
@@ -38,7 +38,7 @@ static uint64_t gpu_mask(const struct mediator *m, unsigned gpus)
 static void pool_sync(struct mediator *m, const struct vgpu_pool_info *p)
 {
 	struct vgpu_pool_state *st = &m->pools[vgpu_pool_index(p->pool_id)];
-	uint64_t mask = gpu_mask(m, p->gpus);
+	uint64_t mask = vgpu_gpu_mask(m, p->gpus);
 
 	if (st->defined && st->weight == p->weight && st->cap_percent == p->cap_percent &&
 	    st->gpus == p->gpus)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "le.h"
+#include "cuda_desc.h"
 #include "vgpu_protocol.h"
 
 const struct vgpu_proto_limits vgpu_proto_default_limits = {
@@ -106,6 +107,11 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
 	case VGPU_MSG_DEVICE_REPLY:
 	case VGPU_MSG_IDENTITY:
 		if (h.op != 0)
+			return VGPU_PROTOCOL;
+		break;
+	case VGPU_MSG_CUDA:
+	case VGPU_MSG_CUDA_REPLY:
+		if (h.op == 0 || h.op > VGPU_CUDA_CALL_MAX)
 			return VGPU_PROTOCOL;
 		break;
 	default:

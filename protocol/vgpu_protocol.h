@@ -47,6 +47,8 @@ enum vgpu_msg_type {
 	VGPU_MSG_WINDOW = 6,   /* the device (un)registers a window in guest RAM; op 0 */
 	VGPU_MSG_DEVICE_REPLY = 7, /* the mediator's answer to either; op 0 */
 	VGPU_MSG_IDENTITY = 8, /* the mediator tells a device its VM's pool and priority; op 0 */
+	VGPU_MSG_CUDA = 9,     /* a guest's libcuda.so.1 calls the host (cuda_desc.h); op: the call */
+	VGPU_MSG_CUDA_REPLY = 10, /* the host's answer; op: the call */
 };
 
 enum vgpu_op {

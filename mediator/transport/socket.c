@@ -379,12 +379,40 @@ static bool attach(struct conn *c)
 	return false; /* nothing more to read until the window is there */
 }
 
+/* A guest's libcuda.so.1 asks what GPUs its VM has (remote.c). Its first
+ * and only message on a connection of its own: the answer (a few KiB)
+ * fits the empty socket buffer, as window_ready()'s does. false when the
+ * connection was closed. */
+static bool describe(struct conn *c)
+{
+	static uint8_t reply[VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_DESCRIBED_MAX]; /* loop thread */
+	static struct vgpu_cuda_desc d;
+	size_t len;
+
+	if (c->used || c->h.op != VGPU_CUDA_DESCRIBE || c->h.payload_len != 0) {
+		refuse(c, c->used ? "a CUDA description asked for after other messages"
+				  : "a malformed CUDA call");
+		return false;
+	}
+	c->used = true;
+	vgpu_remote_describe(c->m, c->sv->vm, &d);
+	len = vgpu_cuda_build_described(c->h.request_id, VGPU_OK, &d, reply, sizeof(reply));
+	if (len == 0 || send(c->fd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
+		conn_close(c);
+		return false;
+	}
+	next_message(c);
+	return true;
+}
+
 /* The header is whole: check it. false when the connection was closed. */
 static bool header_done(struct conn *c)
 {
 	int rc = vgpu_proto_decode_header(c->hdr, &c->m->limits, &c->h);
 	bool device_msg = c->h.type == VGPU_MSG_DEVICE || c->h.type == VGPU_MSG_WINDOW;
 
+	if (rc == VGPU_OK && c->h.type == VGPU_MSG_CUDA && !c->device)
+		return describe(c);
 	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH &&
 			      !device_msg)) {
 		refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");

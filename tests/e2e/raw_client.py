@@ -13,6 +13,9 @@ usage: raw_client.py SOCKET ACTION [ARGS]
                        statuses as "status=count"
   garbage              32 random bytes; prints "closed" if the mediator hangs up
   oversize             a header announcing a payload over any limit; "closed"
+  cuda-after-request, cuda-payload, cuda-unknown-call
+                       a guest libcuda's DESCRIBE call after a request, with a
+                       payload, or a call number that does not exist; "closed"
   pipeline COUNT N     COUNT vector_adds of N floats back to back, then reads all
                        answers; prints "status=count" pairs
   pipeline-sgemm COUNT D  the same with COUNT sgemms of D x D x D (zeros)
@@ -66,6 +69,13 @@ def sgemm_request(req_id, d):
     payload = params + bytes(3 * d * d * 4)
     h = header(req_id, 3, len(payload))
     return header(req_id, 3, len(payload), crc32c(params, crc32c(h))) + payload
+
+
+def sign_all(msg):
+    """The checksum of a message that covers its whole payload (the
+    device's and libcuda's): CRC32C of the header, checksum zeroed, and
+    the payload."""
+    return msg[:28] + struct.pack("<I", crc32c(msg[32:], crc32c(msg[:28] + b"\0\0\0\0"))) + msg[32:]
 
 
 def recv_exact(s, n):
@@ -155,6 +165,19 @@ def main():
         return 0
     if action == "garbage":
         s.sendall(os.urandom(32))
+        print("closed" if closed(s) else "open")
+        return 0
+    if action in ("cuda-after-request", "cuda-payload", "cuda-unknown-call"):
+        # A guest libcuda's DESCRIBE (type 9, call 1) out of place,
+        # malformed, or a call that does not exist.
+        if action == "cuda-after-request":
+            s.sendall(request(5, 2))
+            read_response(s)
+            msg = header(1, 1, 0, mtype=9)
+        else:
+            msg = header(1, 1, 8, mtype=9) + bytes(8) if action == "cuda-payload" \
+                else header(1, 77, 0, mtype=9)
+        s.sendall(sign_all(msg))
         print("closed" if closed(s) else "open")
         return 0
     if action == "oversize":

@@ -3,7 +3,8 @@
  * fuzz_protocol.c - the wire-format decoder (protocol/protocol.c), fed a
  * whole message: header, then the payload when its length fits the input.
  * Invariants: an accepted header is a request or response naming a known
- * op, or an attach message naming none (the ring's, fuzzed by fuzz_ring);
+ * op, an attach message naming none (the ring's, fuzzed by fuzz_ring), or
+ * a CUDA call or reply naming a known call (cuda_desc.h);
  * whatever is accepted has counts that add up to payload_len,
  * pointers inside the payload, and re-encodes to exactly the input bytes
  * (one message, one encoding).
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_desc.h"
 #include "vgpu_device.h"
 #include "vgpu_protocol.h"
 #include "vgpu_ring.h"
@@ -169,6 +171,36 @@ static void check_device(const uint8_t *msg, const struct vgpu_msg_header *h)
 	}
 }
 
+/* A CUDA description reply: what parses is within its bounds and
+ * encodes back to the very bytes. */
+static void check_cuda(const uint8_t *msg, const struct vgpu_msg_header *h)
+{
+	static uint8_t again[VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_DESCRIBED_MAX];
+	static struct vgpu_cuda_desc d;
+	uint32_t len;
+	int rc;
+
+	if (h->type != VGPU_MSG_CUDA_REPLY ||
+	    vgpu_cuda_described_len(msg, h->request_id, &len) != VGPU_OK)
+		return;
+	rc = vgpu_cuda_parse_described(msg, msg + VGPU_PROTO_HEADER_SIZE, len, &d);
+	if (rc > 0 || (rc != VGPU_OK && rc != VGPU_PROTOCOL && len != 4))
+		abort();
+	if (rc == VGPU_PROTOCOL)
+		return;
+	if (d.count > VGPU_CUDA_MAX_DEVICES)
+		abort();
+	for (uint32_t i = 0; i < d.count; i++)
+		if (d.dev[i].n_attrs > VGPU_CUDA_ATTRS || !memchr(d.dev[i].name, 0, VGPU_CUDA_NAME_LEN) ||
+		    !memchr(d.dev[i].pci_bus_id, 0, VGPU_CUDA_BUS_ID_LEN))
+			abort();
+	/* Names are compared up to their NUL: bytes after it are not kept. */
+	if (rc == VGPU_OK &&
+	    vgpu_cuda_build_described(h->request_id, rc, &d, again, sizeof(again)) !=
+		    VGPU_PROTO_HEADER_SIZE + len)
+		abort();
+}
+
 static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits *l)
 {
 	struct vgpu_msg_header h;
@@ -178,10 +210,13 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 		return;
 	bool data_msg = h.type == VGPU_MSG_REQUEST || h.type == VGPU_MSG_RESPONSE;
 	bool ring_msg = h.type >= VGPU_MSG_ATTACH && h.type <= VGPU_MSG_IDENTITY;
+	bool cuda_msg = h.type == VGPU_MSG_CUDA || h.type == VGPU_MSG_CUDA_REPLY;
 
-	/* Requests and responses name an op; the ring's attach messages none. */
+	/* Requests and responses name an op; the ring's attach messages none;
+	 * CUDA messages a call. */
 	if (h.payload_len > l->max_payload || (data_msg && !vgpu_op_name(h.op)) ||
-	    (ring_msg && h.op != 0) || (!data_msg && !ring_msg))
+	    (ring_msg && h.op != 0) || (cuda_msg && (h.op == 0 || h.op > VGPU_CUDA_CALL_MAX)) ||
+	    (!data_msg && !ring_msg && !cuda_msg))
 		abort();
 	vgpu_proto_encode_header(&h, again);
 	if (memcmp(again, msg, sizeof(again)) != 0)
@@ -192,6 +227,7 @@ static void one(const uint8_t *msg, size_t size, const struct vgpu_proto_limits 
 	check_request(msg, &h, l);
 	check_response(msg, &h);
 	check_device(msg, &h);
+	check_cuda(msg, &h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

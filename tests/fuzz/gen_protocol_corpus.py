@@ -87,6 +87,23 @@ def identity(pool=ord("B"), priority=2, seq=1, reserved=(0, 0)):
     return sign_all(header(8, seq, 0, 24) + block)
 
 
+def cuda_device(i=0, n_attrs=147, name=b"GPU"):
+    """One device of a CUDA description (protocol/cuda_desc.h)."""
+    return (name.ljust(256, b"\0") + bytes([i] * 16) + struct.pack("<Q", 80 << 30)
+            + (b"0000:%02x:00.0" % i).ljust(16, b"\0") + struct.pack("<I", n_attrs)
+            + struct.pack("<%di" % n_attrs, *range(n_attrs)))
+
+
+def described(devices, status=0, seq=1, cut=0):
+    """The mediator's reply to DESCRIBE (type 10, call 1): i32 status, then
+    the description: u32 format, u32 driver version, u32 count, devices."""
+    desc = b"" if status else struct.pack("<III", 1, 13000, len(devices)) + b"".join(devices)
+    payload = struct.pack("<i", status) + desc
+    if cut:
+        payload = payload[:-cut]
+    return sign_all(header(10, seq, 1, len(payload)) + payload)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
@@ -160,6 +177,15 @@ def main():
         "identity-lower-case": identity(pool=ord("b")),
         "identity-bad-priority": identity(priority=3),
         "identity-reserved": identity(reserved=(0, 1)),
+        # A guest's libcuda.so.1 and the mediator (types 9 and 10).
+        "cuda-describe": sign_all(header(9, 1, 1, 0)),
+        "cuda-described-none": described([]),
+        "cuda-described-two": described([cuda_device(0), cuda_device(1)]),
+        "cuda-described-denied": described([], status=-6),
+        "cuda-described-short": described([cuda_device(0)], cut=1),
+        "cuda-described-unterminated": described([cuda_device(0, name=b"x" * 256)]),
+        "cuda-described-attrs-over": described([cuda_device(0, n_attrs=193)]),
+        "cuda-bad-call": sign_all(header(9, 1, 2, 0)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "cuda_desc.h"
 #include "vgpu_protocol.h"
 #include "vgpu_ring.h"
 
@@ -1029,7 +1030,7 @@ static void test_header_types(void **state)
 	uint8_t raw[VGPU_PROTO_HEADER_SIZE];
 
 	(void)state;
-	for (uint16_t type = 0; type < 10; type++) {
+	for (uint16_t type = 0; type < 12; type++) {
 		for (uint16_t op = 0; op <= VGPU_OP_COUNT + 1; op++) {
 			int expect;
 
@@ -1040,6 +1041,8 @@ static void test_header_types(void **state)
 				expect = op == 0 ? VGPU_OK : VGPU_PROTOCOL;
 			else if (type == VGPU_MSG_REQUEST || type == VGPU_MSG_RESPONSE)
 				expect = op >= 1 && op <= VGPU_OP_COUNT ? VGPU_OK : VGPU_PROTOCOL;
+			else if (type == VGPU_MSG_CUDA || type == VGPU_MSG_CUDA_REPLY)
+				expect = op >= 1 && op <= VGPU_CUDA_CALL_MAX ? VGPU_OK : VGPU_PROTOCOL;
 			else
 				expect = VGPU_PROTOCOL;
 			vgpu_proto_encode_header(&h, raw);

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.c - contexts as the guest sees them. Each device has one primary
+ * context (what cudart uses); its handle is the address of an object here,
+ * its reference count and flags are kept here, and each thread's current
+ * context is a thread-local. The VM's worker on the host holds the one
+ * real context per device that the guest's work runs in
+ * (docs/specs/cuda-remoting.md). Contexts other than the primary ones
+ * (cuCtxCreate) are not implemented yet.
+ */
+#include <pthread.h>
+
+#include "shim.h"
+
+struct CUctx_st {
+	CUdevice dev;
+	unsigned int refs;   /* cuDevicePrimaryCtxRetain minus Release */
+	unsigned int flags;  /* cuDevicePrimaryCtxSetFlags */
+};
+
+static struct CUctx_st primary[VGPU_CUDA_MAX_DEVICES];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local CUcontext current;
+
+CUcontext vgpu_cuda_primary(CUdevice dev)
+{
+	if (!vgpu_cuda_device(dev))
+		return NULL;
+	primary[dev].dev = dev;
+	return &primary[dev];
+}
+
+CUdevice vgpu_cuda_ctx_device(CUcontext ctx)
+{
+	for (int i = 0; i < VGPU_CUDA_MAX_DEVICES; i++)
+		if (ctx == &primary[i] && vgpu_cuda_device(i))
+			return i;
+	return -1;
+}
+
+/* The primary context of @dev, after the usual checks. */
+static CUresult primary_of(CUdevice dev, CUcontext *ret)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	*ret = vgpu_cuda_primary(dev);
+	return *ret ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+	CUcontext ctx;
+	CUresult rc = primary_of(dev, &ctx);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!pctx)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	ctx->refs++;
+	pthread_mutex_unlock(&lock);
+	*pctx = ctx;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+	CUcontext ctx;
+	CUresult rc = primary_of(dev, &ctx);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	bool last = false;
+
+	pthread_mutex_lock(&lock);
+	if (ctx->refs == 0)
+		rc = CUDA_ERROR_INVALID_CONTEXT;
+	else
+		last = --ctx->refs == 0;
+	pthread_mutex_unlock(&lock);
+	if (last)
+		vgpu_cuda_cls_reset(ctx);
+	return rc;
+}
+
+CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
+{
+	CUcontext ctx;
+	CUresult rc = primary_of(dev, &ctx);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	pthread_mutex_lock(&lock);
+	ctx->flags = 0;
+	pthread_mutex_unlock(&lock);
+	vgpu_cuda_cls_reset(ctx);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
+{
+	const unsigned int known = CU_CTX_SCHED_MASK | CU_CTX_LMEM_RESIZE_TO_MAX |
+				   CU_CTX_COREDUMP_ENABLE | CU_CTX_USER_COREDUMP_ENABLE |
+				   CU_CTX_SYNC_MEMOPS;
+	CUcontext ctx;
+	CUresult rc = primary_of(dev, &ctx);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (flags & ~known)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	ctx->flags = flags;
+	pthread_mutex_unlock(&lock);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
+{
+	CUcontext ctx;
+	CUresult rc = primary_of(dev, &ctx);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!flags || !active)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	*flags = ctx->flags;
+	*active = ctx->refs > 0;
+	pthread_mutex_unlock(&lock);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetCurrent(CUcontext *pctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!pctx)
+		return CUDA_ERROR_INVALID_VALUE;
+	*pctx = current;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxSetCurrent(CUcontext ctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (ctx && vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	current = ctx;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetDevice(CUdevice *device)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!current)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	*device = vgpu_cuda_ctx_device(current);
+	return CUDA_SUCCESS;
+}
+
+/* CUDA 13: the device of @ctx, or of the current context when NULL. */
+CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!ctx)
+		ctx = current;
+	if (!ctx || vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	*device = vgpu_cuda_ctx_device(ctx);
+	return CUDA_SUCCESS;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fatbin.c - how long a module image is. cuLibraryLoadData() and
+ * cuModuleLoadData() get a bare pointer; the image's length is in its
+ * own headers (formats as ZLUDA's cuda_types/src/dark_api.rs describes
+ * them, commit 8a7931b):
+ *
+ *   fatbin wrapper  u32 magic 0x466243B1, u32 version (1 or 2),
+ *                   pointer to the fatbin, pointer (filename or list)
+ *   fatbin          u32 magic 0xBA55ED50, u16 version (1), u16 header
+ *                   size, u64 size of the entries after the header
+ *   entry           u16 kind, u16 version (0x0101), u32 header size,
+ *                   u32 payload size, ..., u32 compressed size at +16;
+ *                   the next entry follows header size + the larger of
+ *                   the two sizes
+ *   ELF (a cubin)   its section header table ends it
+ *   PTX             NUL-terminated text
+ *
+ * What is checked here is what the guest's own program handed to its own
+ * driver; the host checks again everything it receives.
+ */
+#include <elf.h>
+#include <string.h>
+
+#include "shim.h"
+
+#define WRAPPER_MAGIC 0x466243B1u
+#define FATBIN_MAGIC 0xBA55ED50u
+#define ENTRY_HEAD 64
+
+static uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+size_t vgpu_cuda_fatbin_size(const uint8_t *fb, size_t avail)
+{
+	uint16_t head;
+	uint64_t files, off;
+
+	if (avail < 16 || rd32(fb) != FATBIN_MAGIC || rd16(fb + 4) != 1)
+		return 0;
+	head = rd16(fb + 6);
+	files = rd64(fb + 8);
+	if (head < 16 || files > VGPU_CUDA_MAX_IMAGE || head + files > avail)
+		return 0;
+	/* Every entry within the fatbin. */
+	for (off = head; off < head + files;) {
+		const uint8_t *e = fb + off;
+		uint64_t left = head + files - off, size, payload, packed;
+
+		if (left < ENTRY_HEAD || rd16(e + 2) != 0x0101)
+			return 0;
+		payload = rd32(e + 8);
+		packed = rd32(e + 16);
+		size = rd32(e + 4) + (payload > packed ? payload : packed);
+		if (rd32(e + 4) < ENTRY_HEAD || size > left)
+			return 0;
+		off += size;
+	}
+	return (size_t)(head + files);
+}
+
+size_t vgpu_cuda_image_size(const void *image, const void **ret_fatbin)
+{
+	const uint8_t *p = image;
+
+	*ret_fatbin = image;
+	if (!p)
+		return 0;
+	if (rd32(p) == WRAPPER_MAGIC) {
+		uint32_t version = rd32(p + 4);
+		const void *data;
+
+		if (version != 1 && version != 2)
+			return 0;
+		memcpy(&data, p + 8, sizeof(data));
+		*ret_fatbin = data;
+		return data ? vgpu_cuda_fatbin_size(data, VGPU_CUDA_MAX_IMAGE) : 0;
+	}
+	if (rd32(p) == FATBIN_MAGIC)
+		return vgpu_cuda_fatbin_size(p, VGPU_CUDA_MAX_IMAGE);
+	if (memcmp(p, ELFMAG, SELFMAG) == 0 && p[EI_CLASS] == ELFCLASS64) {
+		Elf64_Ehdr eh;
+		uint64_t end;
+
+		memcpy(&eh, p, sizeof(eh));
+		end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+		return eh.e_shentsize == sizeof(Elf64_Shdr) && end <= VGPU_CUDA_MAX_IMAGE ? end : 0;
+	}
+	/* PTX: text up to its NUL, which starts with a comment or a directive. */
+	if (p[0] == '/' || p[0] == '.' || p[0] == '\n' || p[0] == ' ' || p[0] == '\t') {
+		size_t n = strnlen((const char *)p, VGPU_CUDA_MAX_IMAGE);
+
+		return n < VGPU_CUDA_MAX_IMAGE ? n + 1 : 0;
+	}
+	return 0;
+}

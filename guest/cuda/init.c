@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * init.c - cuInit(): reach the host, take its description of the GPUs the
+ * VM may use (cuda_desc.h), and keep it for every later query; the driver
+ * version; error names and strings.
+ *
+ * The host is the VM's channel to the mediator, VGPU_CUDA_TRANSPORT or
+ * else VGPU_TRANSPORT (libvgpu's variable): unix:PATH or shm:PATH (both
+ * name the VM's socket). dev: (the vgpu-stub device's ring) is not wired
+ * to the CUDA calls yet (docs/specs/cuda-remoting.md). With no channel
+ * set, or none answering within VGPU_CUDA_TIMEOUT_MS (default 5000),
+ * cuInit() fails with CUDA_ERROR_NO_DEVICE, as the NVIDIA driver does on a
+ * machine without a GPU, and says why on stderr.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "transport.h"
+#include "vgpu_clock.h"
+#include "vgpu_protocol.h"
+
+struct vgpu_cuda_state vgpu_cuda;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The channel's socket path, or NULL (with *why set). */
+static const char *socket_of(struct vgpu_uri *u, const char **why)
+{
+	const char *uri = secure_getenv("VGPU_CUDA_TRANSPORT");
+
+	if (!uri || !*uri)
+		uri = secure_getenv("VGPU_TRANSPORT");
+	if (!uri || !*uri) {
+		*why = "no channel to the host: set VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT";
+		return NULL;
+	}
+	if (vgpu_uri_parse(uri, u) != VGPU_OK) {
+		*why = "VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT is not a transport URI";
+		return NULL;
+	}
+	if (u->kind != VGPU_URI_UNIX && u->kind != VGPU_URI_SHM) {
+		*why = "the CUDA calls go over unix: or shm: only, so far";
+		return NULL;
+	}
+	return u->path;
+}
+
+/* Move @len bytes to or from @fd within @deadline_ms of the monotonic clock. */
+static int io_all(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		struct pollfd pfd = { fd, out ? POLLOUT : POLLIN, 0 };
+		uint64_t now = vgpu_now_ns();
+		ssize_t n;
+
+		if (now >= deadline_ns)
+			return VGPU_TIMEOUT;
+		if (poll(&pfd, 1, (int)((deadline_ns - now) / 1000000u) + 1) < 0 && errno != EINTR)
+			return VGPU_IO_ERROR;
+		if (!pfd.revents)
+			continue;
+		n = out ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+			: recv(fd, p, len, MSG_DONTWAIT);
+		if (n == 0 && !out)
+			return VGPU_IO_ERROR;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return VGPU_IO_ERROR;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return VGPU_OK;
+}
+
+/* Ask the host at @path for its description. */
+static int describe(const char *path, struct vgpu_cuda_desc *d)
+{
+	uint64_t deadline = vgpu_now_ns() +
+			    (uint64_t)vgpu_env_ull("VGPU_CUDA_TIMEOUT_MS", 1, 600000, 5000) * 1000000u;
+	uint8_t req[VGPU_PROTO_HEADER_SIZE], head[VGPU_PROTO_HEADER_SIZE];
+	static uint8_t payload[VGPU_CUDA_DESCRIBED_MAX];
+	uint32_t len;
+	int fd, rc;
+
+	rc = vgpu_unix_connect(path, &fd);
+	if (rc != VGPU_OK)
+		return rc;
+	vgpu_cuda_build_describe(1, req);
+	rc = io_all(fd, req, sizeof(req), true, deadline);
+	if (rc == VGPU_OK)
+		rc = io_all(fd, head, sizeof(head), false, deadline);
+	if (rc == VGPU_OK)
+		rc = vgpu_cuda_described_len(head, 1, &len);
+	if (rc == VGPU_OK)
+		rc = io_all(fd, payload, len, false, deadline);
+	if (rc == VGPU_OK)
+		rc = vgpu_cuda_parse_described(head, payload, len, d);
+	close(fd);
+	return rc;
+}
+
+static void init_once(void)
+{
+	struct vgpu_uri u;
+	const char *why = NULL, *path = socket_of(&u, &why);
+	int rc = path ? describe(path, &vgpu_cuda.desc) : VGPU_NOT_FOUND;
+
+	if (rc == VGPU_OK) {
+		vgpu_cuda.init_status = vgpu_cuda.desc.count ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
+		if (!vgpu_cuda.desc.count)
+			vgpu_cuda_log(true, "the host has no GPU for this VM");
+	} else {
+		vgpu_cuda.init_status = CUDA_ERROR_NO_DEVICE;
+		vgpu_cuda_log(true, "no GPU: %s", why ? why : vgpu_strerror(rc));
+	}
+	vgpu_cuda.initialized = true;
+}
+
+CUresult cuInit(unsigned int flags)
+{
+	if (flags != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_once(&once, init_once);
+	return vgpu_cuda.init_status;
+}
+
+CUresult vgpu_cuda_ready(void)
+{
+	return vgpu_cuda.initialized ? vgpu_cuda.init_status : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+const struct vgpu_cuda_device_desc *vgpu_cuda_device(CUdevice dev)
+{
+	if (!vgpu_cuda.initialized || dev < 0 || (uint32_t)dev >= vgpu_cuda.desc.count)
+		return NULL;
+	return &vgpu_cuda.desc.dev[dev];
+}
+
+/* Before cuInit too, as NVIDIA's driver answers it. */
+CUresult cuDriverGetVersion(int *version)
+{
+	if (!version)
+		return CUDA_ERROR_INVALID_VALUE;
+	*version = vgpu_cuda.initialized && vgpu_cuda.desc.driver_version
+			   ? (int)vgpu_cuda.desc.driver_version
+			   : CUDA_VERSION;
+	return CUDA_SUCCESS;
+}
+
+static const struct vgpu_cuda_error *error_of(CUresult error)
+{
+	size_t lo = 0, hi = vgpu_cuda_n_errors;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (vgpu_cuda_errors[mid].value < (int)error)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < vgpu_cuda_n_errors && vgpu_cuda_errors[lo].value == (int)error
+		       ? &vgpu_cuda_errors[lo]
+		       : NULL;
+}
+
+CUresult cuGetErrorName(CUresult error, const char **pStr)
+{
+	const struct vgpu_cuda_error *e = error_of(error);
+
+	if (!pStr)
+		return CUDA_ERROR_INVALID_VALUE;
+	*pStr = e ? e->name : NULL;
+	return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuGetErrorString(CUresult error, const char **pStr)
+{
+	const struct vgpu_cuda_error *e = error_of(error);
+
+	if (!pStr)
+		return CUDA_ERROR_INVALID_VALUE;
+	*pStr = e ? e->text : NULL;
+	return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* Lazy loading is the host driver's business; the guest loads nothing. */
+CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
+{
+	if (!mode)
+		return CUDA_ERROR_INVALID_VALUE;
+	*mode = CU_MODULE_EAGER_LOADING;
+	return CUDA_SUCCESS;
+}

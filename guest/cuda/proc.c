@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proc.c - cuGetProcAddress: how cudart, cuBLAS and PyTorch reach the
+ * driver. cudart dlopen()s libcuda.so.1 and asks for some 440 entry points
+ * by name and CUDA version (with CUDA 13's static cudart); a program calls
+ * a few dozen of them.
+ *
+ * The names and versions are the toolkit's (gen-names.py over
+ * cudaTypedefs.h): a name that is not an entry point of the driver API is
+ * CUDA_ERROR_NOT_FOUND with CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND; a name
+ * whose first version is newer than the caller's is
+ * CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT. Otherwise the caller gets
+ * the highest version not newer than it asked for, of the per-thread
+ * default stream variant (_ptds/_ptsz) when its flags ask for one, and
+ * that version's implementation here, or the entry's stub, which logs
+ * the entry point once and returns CUDA_ERROR_NOT_SUPPORTED (cudart
+ * refuses to start when an entry point it resolves at start-up is
+ * missing, even one it never calls).
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+
+/* What this library implements: entry point, version, variant. */
+struct impl {
+	const char *name;
+	int version;
+	int per_thread;
+	void *fn;
+};
+
+#define I(name, version, fn) { #name, version, 0, (void *)fn }
+
+/* The first version (CUDA 11.3), exported as cuGetProcAddress, which
+ * cuda.h maps to the second. */
+CUresult cuGetProcAddress_v1(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
+	__asm__("cuGetProcAddress");
+
+static const struct impl impls[] = {
+	I(cuCtxGetCurrent, 4000, cuCtxGetCurrent),
+	I(cuCtxGetDevice, 2000, cuCtxGetDevice),
+	I(cuCtxGetDevice, 13000, cuCtxGetDevice_v2),
+	I(cuCtxSetCurrent, 4000, cuCtxSetCurrent),
+	I(cuDeviceComputeCapability, 2000, cuDeviceComputeCapability),
+	I(cuDeviceGet, 2000, cuDeviceGet),
+	I(cuDeviceGetAttribute, 2000, cuDeviceGetAttribute),
+	I(cuDeviceGetByPCIBusId, 4010, cuDeviceGetByPCIBusId),
+	I(cuDeviceGetCount, 2000, cuDeviceGetCount),
+	I(cuDeviceGetName, 2000, cuDeviceGetName),
+	I(cuDeviceGetPCIBusId, 4010, cuDeviceGetPCIBusId),
+	I(cuDeviceGetUuid, 9020, cuDeviceGetUuid_v2),
+	I(cuDeviceGetUuid, 11040, cuDeviceGetUuid_v2),
+	I(cuDevicePrimaryCtxGetState, 7000, cuDevicePrimaryCtxGetState),
+	/* The first versions of these differ only in what the second made
+	 * defined (release and flags of an active context): served alike. */
+	I(cuDevicePrimaryCtxRelease, 7000, cuDevicePrimaryCtxRelease_v2),
+	I(cuDevicePrimaryCtxRelease, 11000, cuDevicePrimaryCtxRelease_v2),
+	I(cuDevicePrimaryCtxReset, 7000, cuDevicePrimaryCtxReset_v2),
+	I(cuDevicePrimaryCtxReset, 11000, cuDevicePrimaryCtxReset_v2),
+	I(cuDevicePrimaryCtxRetain, 7000, cuDevicePrimaryCtxRetain),
+	I(cuDevicePrimaryCtxSetFlags, 7000, cuDevicePrimaryCtxSetFlags_v2),
+	I(cuDevicePrimaryCtxSetFlags, 11000, cuDevicePrimaryCtxSetFlags_v2),
+	I(cuDeviceTotalMem, 3020, cuDeviceTotalMem_v2),
+	I(cuDriverGetVersion, 2020, cuDriverGetVersion),
+	I(cuGetErrorName, 6000, cuGetErrorName),
+	I(cuGetErrorString, 6000, cuGetErrorString),
+	I(cuGetExportTable, 3000, cuGetExportTable),
+	I(cuGetProcAddress, 11030, cuGetProcAddress_v1),
+	I(cuGetProcAddress, 12000, cuGetProcAddress_v2),
+	I(cuInit, 2000, cuInit),
+	I(cuLibraryLoadData, 12000, cuLibraryLoadData),
+	I(cuLibraryUnload, 12000, cuLibraryUnload),
+	I(cuModuleGetLoadingMode, 11070, cuModuleGetLoadingMode),
+};
+
+void *vgpu_cuda_impl(const char *name, int version, int per_thread)
+{
+	for (size_t i = 0; i < sizeof(impls) / sizeof(impls[0]); i++)
+		if (impls[i].version == version && impls[i].per_thread == per_thread &&
+		    strcmp(impls[i].name, name) == 0)
+			return impls[i].fn;
+	return NULL;
+}
+
+void vgpu_cuda_log(bool always, const char *fmt, ...)
+{
+	static int enabled = -1;
+	va_list ap;
+
+	if (enabled < 0)
+		enabled = getenv("VGPU_CUDA_LOG") != NULL;
+	if (!always && !enabled)
+		return;
+	fputs("vgpu libcuda: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+CUresult vgpu_cuda_unimplemented(size_t index)
+{
+	static _Atomic uint8_t told[2048];
+	const struct vgpu_cuda_entry *e = &vgpu_cuda_entries[index];
+
+	if (index >= sizeof(told) || !atomic_exchange(&told[index], 1))
+		vgpu_cuda_log(true, "%s (CUDA %d.%d%s) is not implemented yet: CUDA_ERROR_NOT_SUPPORTED",
+			      e->name, e->version / 1000, e->version % 1000 / 10,
+			      e->per_thread ? ", per-thread stream" : "");
+	return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* The first entry named @name (entries are sorted by name), or -1. */
+static long first_named(const char *name)
+{
+	size_t lo = 0, hi = vgpu_cuda_n_entries;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(vgpu_cuda_entries[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < vgpu_cuda_n_entries && strcmp(vgpu_cuda_entries[lo].name, name) == 0
+		       ? (long)lo
+		       : -1;
+}
+
+CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
+			     CUdriverProcAddressQueryResult *symbolStatus)
+{
+	CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	const struct vgpu_cuda_entry *match = NULL, *legacy = NULL, *best;
+	int per_thread = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
+	long i;
+
+	if (!symbol || !pfn ||
+	    (flags & ~(cuuint64_t)(CU_GET_PROC_ADDRESS_LEGACY_STREAM |
+				   CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)))
+		return CUDA_ERROR_INVALID_VALUE;
+	*pfn = NULL;
+	/* The highest version not newer than asked for: of the variant asked
+	 * for, else of the legacy one (most entry points have no per-thread
+	 * variant: the same function serves both). */
+	for (i = first_named(symbol); i >= 0 && (size_t)i < vgpu_cuda_n_entries &&
+				      strcmp(vgpu_cuda_entries[i].name, symbol) == 0;
+	     i++) {
+		const struct vgpu_cuda_entry *e = &vgpu_cuda_entries[i];
+
+		status = CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
+		if (e->version > cudaVersion)
+			continue;
+		if (e->per_thread == per_thread && (!match || e->version > match->version))
+			match = e;
+		if (!e->per_thread && (!legacy || e->version > legacy->version))
+			legacy = e;
+	}
+	best = match ? match : legacy;
+	if (!best) {
+		vgpu_cuda_log(false, "cuGetProcAddress(%s, %d): %s", symbol, cudaVersion,
+			      status == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND ? "no such entry point"
+									     : "newer than asked for");
+		if (symbolStatus)
+			*symbolStatus = status;
+		return CUDA_ERROR_NOT_FOUND;
+	}
+	*pfn = vgpu_cuda_impl(best->name, best->version, best->per_thread);
+	if (!*pfn)
+		*pfn = best->stub;
+	if (symbolStatus)
+		*symbolStatus = CU_GET_PROC_ADDRESS_SUCCESS;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuGetProcAddress_v1(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags)
+{
+	return cuGetProcAddress_v2(symbol, pfn, cudaVersion, flags, NULL);
+}

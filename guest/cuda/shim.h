@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shim.h - vgpu's libcuda.so.1: the CUDA driver API in a VM, answered from
+ * a guest-side cache where it can be and by the host where it must be
+ * (docs/specs/cuda-remoting.md). Internal to guest/cuda/.
+ *
+ * The types and prototypes are the CUDA toolkit's own (cuda.h), so every
+ * function here has the exact signature and exported name (cuda.h maps
+ * cuDeviceTotalMem to cuDeviceTotalMem_v2, and so on) that programs and
+ * NVIDIA's libraries expect.
+ *
+ * Never: trust the host's description beyond its checked bounds, or call
+ * into the host from a query that the cache answers.
+ */
+#ifndef VGPU_CUDA_SHIM_H
+#define VGPU_CUDA_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda.h>
+
+#include "cuda_desc.h"
+
+/* An entry point of the driver API (gen-names.py, from cudaTypedefs.h). */
+struct vgpu_cuda_entry {
+	const char *name;   /* without version suffix: "cuMemAlloc" */
+	int version;        /* the CUDA version it appeared in: 3020 */
+	int per_thread;     /* the _ptds/_ptsz variant (per-thread default stream) */
+	void *stub;         /* reports the call as not implemented */
+};
+extern const struct vgpu_cuda_entry vgpu_cuda_entries[];
+extern const size_t vgpu_cuda_n_entries;
+
+/* A CUresult value (gen-names.py, from cuda.h), sorted by value. */
+struct vgpu_cuda_error {
+	int value;
+	const char *name;  /* "CUDA_ERROR_INVALID_VALUE" */
+	const char *text;  /* the first sentence of cuda.h's description */
+};
+extern const struct vgpu_cuda_error vgpu_cuda_errors[];
+extern const size_t vgpu_cuda_n_errors;
+
+/* The stub of entry @index was called: logs that once per entry point,
+ * returns CUDA_ERROR_NOT_SUPPORTED. */
+CUresult vgpu_cuda_unimplemented(size_t index);
+
+/* The implementation of (@name, @version, @per_thread), or NULL (proc.c). */
+void *vgpu_cuda_impl(const char *name, int version, int per_thread);
+
+/* One line to stderr when VGPU_CUDA_LOG is set (or @always), prefixed
+ * "vgpu libcuda: ". */
+void vgpu_cuda_log(bool always, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* init.c: the state cuInit() makes. */
+struct vgpu_cuda_state {
+	bool initialized;
+	CUresult init_status;           /* what cuInit() returned, once tried */
+	struct vgpu_cuda_desc desc;     /* the host's devices, checked */
+};
+extern struct vgpu_cuda_state vgpu_cuda;
+
+/* CUDA_SUCCESS after a successful cuInit(), else what it returned
+ * (CUDA_ERROR_NOT_INITIALIZED before it). */
+CUresult vgpu_cuda_ready(void);
+/* The description of device @dev, or NULL for an ordinal out of range. */
+const struct vgpu_cuda_device_desc *vgpu_cuda_device(CUdevice dev);
+
+/* ctx.c: contexts, kept in the guest; the host's worker holds the real
+ * one. The primary context of device d is handle d + 1 (never NULL). */
+CUcontext vgpu_cuda_primary(CUdevice dev);
+/* The device of @ctx, or -1 for a handle that is not a live context. */
+CUdevice vgpu_cuda_ctx_device(CUcontext ctx);
+
+/* export.c: drop @ctx's context-local storage, calling the destructors
+ * (the context is reset, or released for the last time). */
+void vgpu_cuda_cls_reset(CUcontext ctx);
+
+/* fatbin.c: a module image's length from its own headers (a fatbin
+ * wrapper, a fatbin, an ELF cubin or PTX text), with *@ret_fatbin where
+ * the image itself starts (a wrapper points to its fatbin); 0 for
+ * anything else or longer than VGPU_CUDA_MAX_IMAGE. */
+#define VGPU_CUDA_MAX_IMAGE ((size_t)1 << 30)
+size_t vgpu_cuda_image_size(const void *image, const void **ret_fatbin);
+/* The length of the fatbin at @fb, of which @avail bytes may be read;
+ * 0 unless every entry lies within it. */
+size_t vgpu_cuda_fatbin_size(const uint8_t *fb, size_t avail);
+
+/* integrity.c: what the integrity check hashes (48 bytes, in this order,
+ * host byte order) and one record per device (28 bytes). */
+struct vgpu_cuda_integrity_in {
+	uint32_t driver_version;  /* what cuDriverGetVersion() says */
+	uint32_t version;         /* the caller's argument */
+	uint32_t pid;             /* getpid() */
+	uint32_t tid;             /* (uint32_t)pthread_self() */
+	uint64_t cudart_table;    /* address of the CUDART_INTERFACE table */
+	uint64_t integrity_table; /* address of the INTEGRITY_CHECK table */
+	uint64_t fn;              /* address of the check function itself */
+	uint64_t unix_seconds;    /* the caller's argument */
+};
+struct vgpu_cuda_device_hash {
+	uint8_t uuid[16];
+	int32_t pci_domain, pci_bus, pci_device;
+};
+_Static_assert(sizeof(struct vgpu_cuda_integrity_in) == 48, "hashed as 48 bytes");
+_Static_assert(sizeof(struct vgpu_cuda_device_hash) == 28, "hashed as 28 bytes");
+void vgpu_cuda_integrity_hash(const struct vgpu_cuda_integrity_in *in,
+			      const struct vgpu_cuda_device_hash *devs, size_t n_devs,
+			      uint64_t out[2]);
+
+#endif

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The scripted host peer of the guest libcuda.so.1 tests (no GPU here):
+it listens on a Unix socket where the VM's mediator socket would be and
+answers the shim's DESCRIBE call (docs/specs/cuda-remoting.md) with a
+description given on the command line, byte by byte from the wire format
+(independently of the C encoder), or misbehaves on purpose.
+
+usage: cuda_peer.py SOCKET MODE [--count N]
+  MODE  good       one device: the test device below (or --count N of them)
+        none       zero devices (a host with no GPU for this VM)
+        error      status VGPU_DENIED instead of a description
+        bad-crc    the right reply with a wrong checksum
+        short      a description one byte shorter than its counts say
+        huge       a header announcing a payload over the limit
+        hang       accepts, reads the call, never answers
+It serves connections until killed, and prints "ready" once listening.
+"""
+import os
+import socket
+import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import raw_client  # noqa: E402  (the protocol's helpers: crc32c, header, sign_all)
+
+MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
+VGPU_DENIED = -6
+
+# The test device: what tests/guest/test-cuda-shim.sh expects cudart to
+# report. Attribute numbers are CUdevice_attribute's (cuda.h).
+NAME = b"vgpu test device (H200-like)"
+UUID = bytes(range(0xA0, 0xB0))
+TOTAL_MEM = 143771 << 20
+ATTRS = {
+    1: 1024, 2: 1024, 3: 1024, 4: 64, 5: 2147483647, 6: 65535, 7: 65535,
+    8: 49152, 9: 65536, 10: 32, 11: 2147483647, 12: 65536, 13: 1980000,
+    14: 512, 15: 1, 16: 132, 17: 0, 18: 0, 19: 1, 20: 0, 31: 1, 32: 1,
+    33: 0x19, 34: 0, 35: 0, 36: 2619000, 37: 5120, 38: 52428800, 39: 2048,
+    40: 1, 41: 1, 50: 0, 75: 9, 76: 0, 78: 1, 79: 1, 80: 2048, 81: 233472,
+    82: 65536, 83: 1, 84: 1, 85: 0, 86: 1, 87: 1, 88: 1, 89: 1, 90: 1,
+    91: 1, 95: 1, 96: 1, 97: 232448, 98: 1, 99: 1, 100: 1, 101: 1, 102: 1,
+    106: 32, 111: 1024, 112: 1, 115: 1, 116: 1, 120: 1,
+}
+N_ATTRS = 147
+
+
+def header(req_id, payload_len, checksum=0):
+    return raw_client.header(req_id, DESCRIBE, payload_len, checksum, mtype=CUDA_REPLY)
+
+
+def device(i):
+    attrs = [ATTRS.get(a, 0) for a in range(1, N_ATTRS + 1)]
+    attrs[33 - 1] = 0x19 + i  # each device on its own bus
+    name = NAME.ljust(256, b"\0")
+    bus = b"0000:%02x:00.0" % (0x19 + i)
+    return (name + bytes([UUID[0] + i]) + UUID[1:] + struct.pack("<Q", TOTAL_MEM) +
+            bus.ljust(16, b"\0") + struct.pack("<I", N_ATTRS) +
+            struct.pack("<%di" % N_ATTRS, *attrs))
+
+
+def reply(req_id, mode, count):
+    if mode == "error":
+        payload = struct.pack("<i", VGPU_DENIED)
+    else:
+        n = 0 if mode == "none" else count
+        desc = struct.pack("<III", 1, 13000, n) + b"".join(device(i) for i in range(n))
+        if mode == "short":
+            desc = desc[:-1]
+        payload = struct.pack("<i", 0) + desc
+    if mode == "huge":
+        return header(req_id, 1 << 30)
+    msg = raw_client.sign_all(header(req_id, len(payload)) + payload)
+    if mode == "bad-crc":
+        msg = msg[:28] + bytes([msg[28] ^ 1]) + msg[29:]
+    return msg
+
+
+def main():
+    path, mode = sys.argv[1], sys.argv[2]
+    count = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--count" else 1
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    print("ready", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        head = raw_client.recv_exact(conn, 32)
+        if head is None:
+            conn.close()
+            continue
+        magic, _, mtype, req_id, op, _, _, plen, _ = struct.unpack("<IHHQHHIII", head)
+        if magic != MAGIC or mtype != CUDA or op != DESCRIBE or plen != 0:
+            conn.close()
+            continue
+        if mode == "hang":
+            hung = conn  # kept open, never answered
+            continue
+        conn.sendall(reply(req_id, mode, count))
+        conn.close()
+
+
+main()

@@ -1,0 +1,102 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# test-cuda-shim.sh - vgpu's libcuda.so.1 (guest/cuda/) under NVIDIA's own
+# static cudart: cuda_probe (built with nvcc's defaults) runs with the shim
+# first on its library path, against the scripted host peer cuda_peer.py
+# (this machine has no GPU, so the host's side is scripted; the mediator's
+# own answer is tested in tests/e2e). Checks:
+#   - no channel set, or a socket nobody listens on: cudart reports
+#     cudaErrorNoDevice (100) and the shim says why, one line;
+#   - a host with no GPU for the VM: cudaErrorNoDevice;
+#   - a peer that errs, garbles (checksum, length, oversized) or hangs:
+#     cudaErrorNoDevice, within VGPU_CUDA_TIMEOUT_MS for the hang;
+#   - one device, then two: cudart's start-up (export tables, the
+#     integrity check's hash, CUDA 13's cuLibraryLoadData) passes, and
+#     every property the probe prints is the description's;
+#   - the first call that needs the host's worker (cudaFree(0) calls
+#     cuMemFree, not implemented yet) fails cleanly with
+#     cudaErrorNotSupported and a log line naming the entry point.
+set -u
+PROBE=${VGPU_CUDA_PROBE:?}
+SHIM=${VGPU_CUDA_SHIM_DIR:?}
+PEER=${VGPU_CUDA_PEER:?}
+T=$(mktemp -d /tmp/vgpu-cuda-shim.XXXXXX)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$T"' EXIT
+fails=0
+count=0
+
+pass() { count=$((count + 1)); echo "ok - $*"; }
+fail() { count=$((count + 1)); fails=$((fails + 1)); echo "not ok - $*"; }
+# probe [ENV...]: runs the probe with the shim; output in $out, stderr in $err.
+# Sanitized builds: the shim's sanitizer runtime preloaded (the probe is
+# not built with it), and no leak report for cudart's own allocations.
+probe() {
+	env LD_LIBRARY_PATH="$SHIM" LD_PRELOAD="${VGPU_CUDA_PRELOAD:-}" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		VGPU_TRANSPORT= VGPU_CUDA_TRANSPORT= "$@" \
+		timeout 30 "$PROBE" >"$T/out" 2>"$T/err"
+	rc=$?
+	out=$(cat "$T/out")
+	err=$(cat "$T/err")
+}
+# peer NAME MODE [ARGS]: a peer on $T/NAME.sock, ready when it returns.
+peer() {
+	python3 "$PEER" "$T/$1.sock" "${@:2}" >"$T/$1.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 50); do grep -q ready "$T/$1.log" 2>/dev/null && return; sleep 0.1; done
+	echo "peer $1 did not start: $(cat "$T/$1.log")"
+	exit 1
+}
+check() { # check WHAT PATTERN: $out matches PATTERN
+	grep -qE -- "$2" <<<"$out" && pass "$1" || fail "$1: '$out' does not match '$2' ($err)"
+}
+check_err() {
+	grep -qE -- "$2" <<<"$err" && pass "$1" || fail "$1: stderr '$err' does not match '$2'"
+}
+
+# ---- no host ----
+probe
+check "no channel set: cudaErrorNoDevice" "^count 100 -1$"
+check_err "the shim says why" "^vgpu libcuda: no GPU: no channel to the host: set VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT$"
+probe VGPU_TRANSPORT="unix:$T/nobody.sock"
+check "nobody listening: cudaErrorNoDevice" "^count 100 -1$"
+check_err "and why" "^vgpu libcuda: no GPU: "
+probe VGPU_TRANSPORT="spool:$T"
+check "a transport the CUDA calls do not use: cudaErrorNoDevice" "^count 100 -1$"
+check_err "named in the message" "unix: or shm: only"
+
+# ---- bad hosts ----
+for mode in none error bad-crc short huge; do
+	peer "$mode" "$mode"
+	probe VGPU_TRANSPORT="unix:$T/$mode.sock"
+	check "peer '$mode': cudaErrorNoDevice" "^count 100 -1$"
+done
+peer hang hang
+t0=$(date +%s%N)
+probe VGPU_CUDA_TRANSPORT="unix:$T/hang.sock" VGPU_CUDA_TIMEOUT_MS=500
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a peer that never answers: cudaErrorNoDevice" "^count 100 -1$"
+[ "$ms" -lt 5000 ] && pass "after the 500 ms timeout ($ms ms, at most 5000)" || fail "took $ms ms"
+
+# ---- one device ----
+peer one good
+probe VGPU_TRANSPORT="unix:$T/one.sock"
+check "one device counted" "^count 0 1$"
+check "the driver version is the host's" "^driver 13000$"
+check "its properties are the description's" \
+	"^device 0 0 name=vgpu test device \(H200-like\) cc=9\.0 mem=150754820096 sms=132 warp=32 bus=25 uuid0=a0$"
+check "cudaFree(0): the first call for the worker fails cleanly" "^free 801 cudaErrorNotSupported$"
+check_err "naming the entry point" "cuMemFree \(CUDA 3\.2\) is not implemented yet"
+[ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
+probe VGPU_CUDA_TRANSPORT="shm:$T/one.sock" VGPU_TRANSPORT=unix:/nonexistent
+check "VGPU_CUDA_TRANSPORT first, shm: names the same socket" "^count 0 1$"
+
+# ---- two devices (the integrity hash covers each) ----
+peer two good --count 2
+probe VGPU_TRANSPORT="unix:$T/two.sock"
+check "two devices counted" "^count 0 2$"
+check "device 1 on its own bus, its own UUID" "^device 1 0 name=vgpu test device \(H200-like\) cc=9\.0 mem=150754820096 sms=132 warp=32 bus=26 uuid0=a1$"
+
+echo "# $((count - fails)) of $count passed"
+[ "$fails" = 0 ]

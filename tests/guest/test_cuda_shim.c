@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_cuda_shim.c - the guest libcuda.so.1's parts that need no peer:
+ * cuGetProcAddress's choice of entry point (names, versions, per-thread
+ * variants, symbolStatus), the integrity check's hash against ZLUDA's
+ * test vectors, the description's encoding (round trip and every kind of
+ * bad input), module image lengths, and error names.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shim.h"
+#include "vgpu_error.h"
+#include "vgpu_protocol.h"
+
+static void test_proc_address(void **state)
+{
+	CUdriverProcAddressQueryResult st;
+	void *fn = (void *)1;
+
+	(void)state;
+	/* Implemented: the implementation itself, whichever version fits. */
+	assert_int_equal(cuGetProcAddress_v2("cuInit", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_ptr_equal(fn, (void *)cuInit);
+	assert_int_equal(st, CU_GET_PROC_ADDRESS_SUCCESS);
+	assert_int_equal(cuGetProcAddress_v2("cuDeviceTotalMem", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_ptr_equal(fn, (void *)cuDeviceTotalMem_v2);
+	assert_int_equal(cuGetProcAddress_v2("cuCtxGetDevice", &fn, 12080, 0, &st), CUDA_SUCCESS);
+	assert_ptr_equal(fn, (void *)cuCtxGetDevice);
+	assert_int_equal(cuGetProcAddress_v2("cuCtxGetDevice", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_ptr_equal(fn, (void *)cuCtxGetDevice_v2);
+	/* An old version of an entry point implemented only in its new one:
+	 * the old one's stub, not the new function with another signature. */
+	assert_int_equal(cuGetProcAddress_v2("cuDeviceTotalMem", &fn, 3000, 0, &st), CUDA_SUCCESS);
+	assert_ptr_not_equal(fn, (void *)cuDeviceTotalMem_v2);
+	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
+	/* Known, not implemented: a stub that says so. */
+	assert_int_equal(cuGetProcAddress_v2("cuMemAlloc", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_non_null(fn);
+	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
+	/* Per-thread variants: a different entry where one exists. */
+	void *legacy, *ptsz;
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpyAsync", &legacy, 13000,
+					     CU_GET_PROC_ADDRESS_LEGACY_STREAM, &st), CUDA_SUCCESS);
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpyAsync", &ptsz, 13000,
+					     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
+			 CUDA_SUCCESS);
+	assert_ptr_not_equal(legacy, ptsz);
+	/* ... and the legacy one where none exists. */
+	assert_int_equal(cuGetProcAddress_v2("cuInit", &fn, 13000,
+					     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
+			 CUDA_SUCCESS);
+	assert_ptr_equal(fn, (void *)cuInit);
+	/* Not an entry point; newer than asked for; bad arguments. */
+	fn = (void *)1;
+	assert_int_equal(cuGetProcAddress_v2("cuNoSuchThing", &fn, 13000, 0, &st), CUDA_ERROR_NOT_FOUND);
+	assert_null(fn);
+	assert_int_equal(st, CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+	assert_int_equal(cuGetProcAddress_v2("", &fn, 0, 0, &st), CUDA_ERROR_NOT_FOUND);
+	assert_int_equal(cuGetProcAddress_v2("cuCtxGetDevice", &fn, 1000, 0, &st), CUDA_ERROR_NOT_FOUND);
+	assert_int_equal(st, CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
+	assert_int_equal(cuGetProcAddress_v2("cuInit", &fn, 13000, 4, &st), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGetProcAddress_v2(NULL, &fn, 13000, 0, &st), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGetProcAddress_v2("cuInit", NULL, 13000, 0, &st), CUDA_ERROR_INVALID_VALUE);
+	/* The first version of cuGetProcAddress, as exported. */
+	assert_int_equal(cuGetProcAddress_v2("cuGetProcAddress", &fn, 11030, 0, &st), CUDA_SUCCESS);
+	assert_ptr_not_equal(fn, (void *)cuGetProcAddress_v2);
+	/* Every implementation is reachable under its own name. */
+	assert_true(vgpu_cuda_n_entries > 600);
+	for (size_t i = 1; i < vgpu_cuda_n_entries; i++)
+		assert_true(strcmp(vgpu_cuda_entries[i - 1].name, vgpu_cuda_entries[i].name) <= 0);
+}
+
+/* ZLUDA's inputs (dark_api/src/lib.rs, tests), its constants for versions
+ * ending in 0 and 1, and the end-to-end results its algorithm gives. */
+static void test_integrity(void **state)
+{
+	struct vgpu_cuda_integrity_in in = {
+		.driver_version = 0x2f30, .version = 12082, .pid = 0x002fa423, .tid = 0xf79c1000,
+		.cudart_table = 0x7ffff6958240ull, .integrity_table = 0x7ffff6958220ull,
+		.fn = 0x7ffff2aaf4a0ull, .unix_seconds = 0x682b9cee,
+	};
+	struct vgpu_cuda_device_hash dev = { .pci_domain = 0, .pci_bus = 2, .pci_device = 0 };
+	const uint32_t guid[4] = { 0x8a2bfe9a, 0x382d25ac, 0xc5ae37ea, 0x5f32716d };
+	uint64_t out[2];
+
+	(void)state;
+	memcpy(dev.uuid, guid, sizeof(guid));
+	vgpu_cuda_integrity_hash(&in, &dev, 1, out);
+	assert_true(out[0] == 0xf7ce26b071a14844ull && out[1] == 0xdd021b05393e8c6cull);
+	vgpu_cuda_integrity_hash(&in, &dev, 0, out);
+	assert_true(out[0] == 0xd22dfa4f5eef7907ull && out[1] == 0xfa7b90d103755207ull);
+	in.version = 13000;
+	vgpu_cuda_integrity_hash(&in, &dev, 1, out);
+	assert_true(out[0] == 0x3341181C03CB675Cull && out[1] == 0x8ED383AA1F4CD1E8ull);
+	in.version = 13001;
+	vgpu_cuda_integrity_hash(&in, &dev, 1, out);
+	assert_true(out[0] == 0x1841181C03CB675Cull && out[1] == 0x8ED383AA1F4CD1E8ull);
+	/* Any input changes it. */
+	in.version = 12082;
+	in.tid ^= 1;
+	vgpu_cuda_integrity_hash(&in, &dev, 1, out);
+	assert_false(out[0] == 0xf7ce26b071a14844ull);
+}
+
+static void sample(struct vgpu_cuda_desc *d, uint32_t count)
+{
+	memset(d, 0, sizeof(*d));
+	d->driver_version = 13000;
+	d->count = count;
+	for (uint32_t i = 0; i < count; i++) {
+		snprintf(d->dev[i].name, sizeof(d->dev[i].name), "GPU %u", i);
+		snprintf(d->dev[i].pci_bus_id, sizeof(d->dev[i].pci_bus_id), "0000:%02x:00.0", i & 0xff);
+		d->dev[i].uuid[0] = (uint8_t)i;
+		d->dev[i].total_mem = (uint64_t)(i + 1) << 34;
+		d->dev[i].n_attrs = 147;
+		for (uint32_t a = 0; a < 147; a++)
+			d->dev[i].attr[a] = (int32_t)(a * 7 - 300);
+	}
+}
+
+static void test_desc(void **state)
+{
+	static uint8_t buf[VGPU_CUDA_DESC_MAX + 64];
+	static struct vgpu_cuda_desc d, e;
+	size_t len;
+
+	(void)state;
+	for (uint32_t count = 0; count <= VGPU_CUDA_MAX_DEVICES; count++) {
+		sample(&d, count);
+		len = vgpu_cuda_desc_encode(&d, buf, sizeof(buf));
+		assert_int_equal(len, vgpu_cuda_desc_size(&d));
+		assert_int_equal(vgpu_cuda_desc_decode(buf, len, &e), VGPU_OK);
+		assert_memory_equal(&d, &e, sizeof(d));
+	}
+	sample(&d, 2);
+	len = vgpu_cuda_desc_encode(&d, buf, sizeof(buf));
+	/* Every length but the right one. */
+	for (size_t cut = 0; cut < len; cut += 97)
+		assert_int_equal(vgpu_cuda_desc_decode(buf, cut, &e), VGPU_PROTOCOL);
+	assert_int_equal(vgpu_cuda_desc_decode(buf, len + 1, &e), VGPU_PROTOCOL);
+	assert_int_equal(vgpu_cuda_desc_decode(NULL, len, &e), VGPU_PROTOCOL);
+	/* Bad format, count, n_attrs, unterminated strings. */
+	uint8_t bad[sizeof(buf)];
+	memcpy(bad, buf, len);
+	bad[0] = 2;
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	memcpy(bad, buf, len);
+	bad[8] = VGPU_CUDA_MAX_DEVICES + 1;
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	memcpy(bad, buf, len);
+	bad[8] = 0xff, bad[11] = 0xff;
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	memcpy(bad, buf, len);
+	bad[VGPU_CUDA_DESC_HEAD + VGPU_CUDA_DEV_HEAD - 4] = VGPU_CUDA_ATTRS + 1;
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	memcpy(bad, buf, len);
+	memset(bad + VGPU_CUDA_DESC_HEAD, 'x', VGPU_CUDA_NAME_LEN);
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	memcpy(bad, buf, len);
+	memset(bad + VGPU_CUDA_DESC_HEAD + VGPU_CUDA_NAME_LEN + 24, 'x', VGPU_CUDA_BUS_ID_LEN);
+	assert_int_equal(vgpu_cuda_desc_decode(bad, len, &e), VGPU_PROTOCOL);
+	/* A failed decode leaves nothing behind. */
+	struct vgpu_cuda_desc zero;
+	memset(&zero, 0, sizeof(zero));
+	assert_memory_equal(&e, &zero, sizeof(zero));
+	/* The encoder refuses what the decoder would. */
+	sample(&d, 1);
+	d.dev[0].n_attrs = VGPU_CUDA_ATTRS + 1;
+	assert_int_equal(vgpu_cuda_desc_encode(&d, buf, sizeof(buf)), 0);
+	sample(&d, 1);
+	memset(d.dev[0].name, 'x', sizeof(d.dev[0].name));
+	assert_int_equal(vgpu_cuda_desc_encode(&d, buf, sizeof(buf)), 0);
+	sample(&d, 1);
+	assert_int_equal(vgpu_cuda_desc_encode(&d, buf, 100), 0);
+}
+
+/* The DESCRIBE exchange's framing: a reply built here parses; a reply to
+ * another id, call or with a bad checksum does not. */
+static void test_describe_messages(void **state)
+{
+	static uint8_t buf[VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_DESCRIBED_MAX];
+	static struct vgpu_cuda_desc d, e;
+	uint8_t req[VGPU_PROTO_HEADER_SIZE];
+	struct vgpu_proto_limits lim = { .max_payload = 0 };
+	struct vgpu_msg_header h;
+	uint32_t len;
+	size_t n;
+
+	(void)state;
+	vgpu_cuda_build_describe(7, req);
+	assert_int_equal(vgpu_proto_decode_header(req, &lim, &h), VGPU_OK);
+	assert_int_equal(h.type, VGPU_MSG_CUDA);
+	assert_int_equal(h.op, VGPU_CUDA_DESCRIBE);
+	sample(&d, 3);
+	n = vgpu_cuda_build_described(7, VGPU_OK, &d, buf, sizeof(buf));
+	assert_true(n > VGPU_PROTO_HEADER_SIZE);
+	assert_int_equal(vgpu_cuda_described_len(buf, 7, &len), VGPU_OK);
+	assert_int_equal(len, n - VGPU_PROTO_HEADER_SIZE);
+	assert_int_equal(vgpu_cuda_parse_described(buf, buf + VGPU_PROTO_HEADER_SIZE, len, &e), VGPU_OK);
+	assert_memory_equal(&d, &e, sizeof(d));
+	assert_int_equal(vgpu_cuda_described_len(buf, 8, &len), VGPU_PROTOCOL);
+	buf[VGPU_PROTO_HEADER_SIZE + 40] ^= 1;
+	assert_int_equal(vgpu_cuda_parse_described(buf, buf + VGPU_PROTO_HEADER_SIZE, len, &e),
+			 VGPU_PROTOCOL);
+	/* An error status travels alone. */
+	n = vgpu_cuda_build_described(9, VGPU_DENIED, NULL, buf, sizeof(buf));
+	assert_int_equal(n, VGPU_PROTO_HEADER_SIZE + 4);
+	assert_int_equal(vgpu_cuda_described_len(buf, 9, &len), VGPU_OK);
+	assert_int_equal(vgpu_cuda_parse_described(buf, buf + VGPU_PROTO_HEADER_SIZE, len, &e),
+			 VGPU_DENIED);
+	/* A call number out of range is no message at all. */
+	req[16] = VGPU_CUDA_CALL_MAX + 1;
+	assert_int_equal(vgpu_proto_decode_header(req, &lim, &h), VGPU_PROTOCOL);
+}
+
+static void test_images(void **state)
+{
+	static uint8_t fb[16 + 64 + 100];
+	const void *start;
+	struct {
+		uint32_t magic, version;
+		const void *data, *list;
+	} wrapper = { 0x466243B1u, 2, fb, NULL };
+	const char *ptx = "//\n.version 8.0\n.target sm_90\n";
+
+	(void)state;
+	memset(fb, 0, sizeof(fb));
+	uint32_t magic = 0xBA55ED50u;
+	uint16_t one = 1, head = 16, entry_version = 0x0101;
+	uint64_t files = 64 + 100;
+	uint32_t entry_head = 64, payload = 100;
+	memcpy(fb, &magic, 4);
+	memcpy(fb + 4, &one, 2);
+	memcpy(fb + 6, &head, 2);
+	memcpy(fb + 8, &files, 8);
+	memcpy(fb + 16 + 2, &entry_version, 2);
+	memcpy(fb + 16 + 4, &entry_head, 4);
+	memcpy(fb + 16 + 8, &payload, 4);
+	assert_int_equal(vgpu_cuda_image_size(fb, &start), sizeof(fb));
+	assert_ptr_equal(start, fb);
+	assert_int_equal(vgpu_cuda_image_size(&wrapper, &start), sizeof(fb));
+	assert_ptr_equal(start, fb);
+	assert_int_equal(vgpu_cuda_image_size(ptx, &start), strlen(ptx) + 1);
+	/* An entry running past the fatbin; a fatbin past what may be read;
+	 * a bad entry version; a wrapper of an unknown version; garbage. */
+	payload = 101;
+	memcpy(fb + 16 + 8, &payload, 4);
+	assert_int_equal(vgpu_cuda_fatbin_size(fb, sizeof(fb)), 0);
+	payload = 100;
+	memcpy(fb + 16 + 8, &payload, 4);
+	assert_int_equal(vgpu_cuda_fatbin_size(fb, sizeof(fb) - 1), 0);
+	fb[16 + 2] = 0;
+	assert_int_equal(vgpu_cuda_fatbin_size(fb, sizeof(fb)), 0);
+	fb[16 + 2] = 1;
+	wrapper.version = 3;
+	assert_int_equal(vgpu_cuda_image_size(&wrapper, &start), 0);
+	assert_int_equal(vgpu_cuda_image_size("garbage, not an image", &start), 0);
+	assert_int_equal(vgpu_cuda_image_size(NULL, &start), 0);
+}
+
+static void test_errors(void **state)
+{
+	const char *s = NULL;
+
+	(void)state;
+	assert_int_equal(cuGetErrorName(CUDA_ERROR_NOT_SUPPORTED, &s), CUDA_SUCCESS);
+	assert_string_equal(s, "CUDA_ERROR_NOT_SUPPORTED");
+	assert_int_equal(cuGetErrorString(CUDA_ERROR_NO_DEVICE, &s), CUDA_SUCCESS);
+	assert_non_null(strstr(s, "no CUDA-capable devices"));
+	assert_int_equal(cuGetErrorName((CUresult)12345, &s), CUDA_ERROR_INVALID_VALUE);
+	assert_null(s);
+	/* Before cuInit, queries say so. */
+	int n;
+	assert_int_equal(cuDeviceGetCount(&n), CUDA_ERROR_NOT_INITIALIZED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_proc_address),
+		cmocka_unit_test(test_integrity),
+		cmocka_unit_test(test_desc),
+		cmocka_unit_test(test_describe_messages),
+		cmocka_unit_test(test_images),
+		cmocka_unit_test(test_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
