@@ -4,7 +4,7 @@
 # the CUDA backend, with the binaries carried in ./.devbin (as for
 # run-device.sh; VGPU_DEVBIN overrides) and this tree's tests:
 #
-#   bash bench/device-e2e.sh storm kept budgets soak
+#   bash bench/device-e2e.sh storm kept budgets soak cuda
 #
 # Each test's whole output goes to $OUT/e2e-NAME.log (./.devout without
 # $OUT); its exit status, time and checks are printed. Exit status 0 only
@@ -18,6 +18,9 @@ export LD_LIBRARY_PATH=$BIN VGPU_SRC=$PWD VGPU_TESTS=$PWD/tests VGPU_FAKES=$PWD/
 export VGPU_ADMIN_BIN=$BIN/vgpu-admin VGPU_DB= VGPU_CONF=/nonexistent/vgpu.conf
 export VGPU_MEDIATOR_BIN=$BIN/vgpu-mediator VGPU_SUBMIT_BIN=$BIN/vgpu-submit
 export VGPU_SHM_API_BIN=$BIN/shm_api VGPU_E2E_BACKEND=${VGPU_E2E_BACKEND:-cuda}
+# test-cuda.sh: the guest libcuda.so.1 in a directory of its own (on the
+# library path of the probe alone: the mediator needs the real driver).
+export VGPU_CUDA_PROBE=$BIN/guest-cuda/cuda_probe VGPU_CUDA_SHIM_DIR=$BIN/guest-cuda
 failed=0
 for t in "$@"; do
 	start=$(date +%s)

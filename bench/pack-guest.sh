@@ -3,7 +3,8 @@
 # pack-guest.sh - put in ./.devbin what the bench/device-*.sh scripts need
 # on the GPU machine (which has no network): the CUDA build's mediator,
 # admin, bench, device-peer, sched-cost and vgpu-submit (from BUILD_DEV,
-# default build-dev), the QEMU that `make qemu` built, stripped, with the
+# default build-dev), the guest libcuda.so.1 and its probe (in
+# .devbin/guest-cuda), the QEMU that `make qemu` built, stripped, with the
 # libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
 # guest kernel, and the guest image (from BUILD, default build: vgpu.ko,
 # static vgpu-submit).
@@ -20,6 +21,10 @@ for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-p
 	cp -L "$dev/$f" "$D/"
 done
 cp -L /usr/lib/x86_64-linux-gnu/libjansson.so.4 "$D/"
+# The guest libcuda.so.1 and its probe (tests/e2e/test-cuda.sh), apart:
+# in .devbin itself it would shadow the machine's real driver.
+mkdir -p "$D/guest-cuda"
+cp -L "$dev/guest/cuda/libcuda.so.1" "$dev/tests/guest/cuda_probe" "$D/guest-cuda/"
 strip -o "$D/qemu/qemu-system-x86_64" "$(readlink -f "$ROOT/build-qemu/qemu-system-x86_64")"
 # Libraries beyond glibc's own (the GPU machine has neither QEMU's nor
 # libxen): carried beside the programs (LD_LIBRARY_PATH=.devbin).
