@@ -48,8 +48,16 @@ struct vgpu_cuda_desc {
 /* The calls of VGPU_MSG_CUDA (the header's op). */
 enum vgpu_cuda_call {
 	VGPU_CUDA_DESCRIBE = 1, /* no payload; the reply: i32 status, then the description */
+	/* The calls below carry an argument block (cuda_call.h). */
+	VGPU_CUDA_OPEN = 2,     /* this connection carries the process's calls from now on */
+	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes; r0 the device pointer */
+	VGPU_CUDA_MEM_FREE = 4, /* a0 the device pointer */
+	VGPU_CUDA_MEM_INFO = 5, /* r0 free, r1 total (the VM's quota, not the card) */
+	VGPU_CUDA_HTOD = 6,     /* a0 destination; the bytes follow the block */
+	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes; the bytes follow the reply's block */
+	VGPU_CUDA_SYNC = 8,     /* the context's work done (cuCtxSynchronize) */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_DESCRIBE
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_SYNC
 #define VGPU_CUDA_DESCRIBED_MAX (4 + VGPU_CUDA_DESC_MAX)
 
 /* The DESCRIBE request (a header alone) for @request_id. */

@@ -52,37 +52,6 @@ static const char *socket_of(struct vgpu_uri *u, const char **why)
 	return u->path;
 }
 
-/* Move @len bytes to or from @fd within @deadline_ms of the monotonic clock. */
-static int io_all(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		struct pollfd pfd = { fd, out ? POLLOUT : POLLIN, 0 };
-		uint64_t now = vgpu_now_ns();
-		ssize_t n;
-
-		if (now >= deadline_ns)
-			return VGPU_TIMEOUT;
-		if (poll(&pfd, 1, (int)((deadline_ns - now) / 1000000u) + 1) < 0 && errno != EINTR)
-			return VGPU_IO_ERROR;
-		if (!pfd.revents)
-			continue;
-		n = out ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-			: recv(fd, p, len, MSG_DONTWAIT);
-		if (n == 0 && !out)
-			return VGPU_IO_ERROR;
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return VGPU_IO_ERROR;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return VGPU_OK;
-}
-
 /* Ask the host at @path for its description. */
 static int describe(const char *path, struct vgpu_cuda_desc *d)
 {
@@ -96,14 +65,15 @@ static int describe(const char *path, struct vgpu_cuda_desc *d)
 	rc = vgpu_unix_connect(path, &fd);
 	if (rc != VGPU_OK)
 		return rc;
+	snprintf(vgpu_cuda.socket_path, sizeof(vgpu_cuda.socket_path), "%s", path);
 	vgpu_cuda_build_describe(1, req);
-	rc = io_all(fd, req, sizeof(req), true, deadline);
+	rc = vgpu_cuda_io(fd, req, sizeof(req), true, deadline);
 	if (rc == VGPU_OK)
-		rc = io_all(fd, head, sizeof(head), false, deadline);
+		rc = vgpu_cuda_io(fd, head, sizeof(head), false, deadline);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_described_len(head, 1, &len);
 	if (rc == VGPU_OK)
-		rc = io_all(fd, payload, len, false, deadline);
+		rc = vgpu_cuda_io(fd, payload, len, false, deadline);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_parse_described(head, payload, len, d);
 	close(fd);

@@ -34,6 +34,8 @@ struct impl {
 };
 
 #define I(name, version, fn) { #name, version, 0, (void *)fn }
+/* The per-thread default stream variant (_ptds, _ptsz). */
+#define PT(name, version, fn) { #name, version, 1, (void *)fn }
 
 /* The first version (CUDA 11.3), exported as cuGetProcAddress, which
  * cuda.h maps to the second. */
@@ -45,6 +47,8 @@ static const struct impl impls[] = {
 	I(cuCtxGetDevice, 2000, cuCtxGetDevice),
 	I(cuCtxGetDevice, 13000, cuCtxGetDevice_v2),
 	I(cuCtxSetCurrent, 4000, cuCtxSetCurrent),
+	I(cuCtxSynchronize, 2000, cuCtxSynchronize),
+	I(cuCtxSynchronize, 13000, cuCtxSynchronize_v2),
 	I(cuDeviceComputeCapability, 2000, cuDeviceComputeCapability),
 	I(cuDeviceGet, 2000, cuDeviceGet),
 	I(cuDeviceGetAttribute, 2000, cuDeviceGetAttribute),
@@ -74,6 +78,15 @@ static const struct impl impls[] = {
 	I(cuInit, 2000, cuInit),
 	I(cuLibraryLoadData, 12000, cuLibraryLoadData),
 	I(cuLibraryUnload, 12000, cuLibraryUnload),
+	I(cuMemAlloc, 3020, cuMemAlloc_v2),
+	I(cuMemFree, 3020, cuMemFree_v2),
+	I(cuMemGetInfo, 3020, cuMemGetInfo_v2),
+	/* Synchronous copies: no stream work of the process's to order them
+	 * against yet, so the per-thread variants are the same. */
+	I(cuMemcpyDtoH, 3020, cuMemcpyDtoH_v2),
+	PT(cuMemcpyDtoH, 7000, cuMemcpyDtoH_v2),
+	I(cuMemcpyHtoD, 3020, cuMemcpyHtoD_v2),
+	PT(cuMemcpyHtoD, 7000, cuMemcpyHtoD_v2),
 	I(cuModuleGetLoadingMode, 11070, cuModuleGetLoadingMode),
 };
 

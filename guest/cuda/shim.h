@@ -21,6 +21,7 @@
 
 #include <cuda.h>
 
+#include "cuda_call.h"
 #include "cuda_desc.h"
 
 /* An entry point of the driver API (gen-names.py, from cudaTypedefs.h). */
@@ -58,6 +59,7 @@ struct vgpu_cuda_state {
 	bool initialized;
 	CUresult init_status;           /* what cuInit() returned, once tried */
 	struct vgpu_cuda_desc desc;     /* the host's devices, checked */
+	char socket_path[4096];         /* where the description came from */
 };
 extern struct vgpu_cuda_state vgpu_cuda;
 
@@ -66,6 +68,16 @@ extern struct vgpu_cuda_state vgpu_cuda;
 CUresult vgpu_cuda_ready(void);
 /* The description of device @dev, or NULL for an ordinal out of range. */
 const struct vgpu_cuda_device_desc *vgpu_cuda_device(CUdevice dev);
+
+/* call.c: move @len bytes to or from @fd before @deadline_ns (UINT64_MAX:
+ * no deadline); VGPU_TIMEOUT, VGPU_IO_ERROR. */
+int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns);
+/* Call the host: @m (with m->data_len bytes of @data) out, the reply into
+ * @r, its data (at most @cap bytes) into @out. The reply's status; a
+ * connection that cannot be made or broke: CUDA_ERROR_NOT_SUPPORTED or
+ * CUDA_ERROR_LAUNCH_FAILED, then and for every later call. */
+CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
+			void *out, uint32_t cap);
 
 /* ctx.c: contexts, kept in the guest; the host's worker holds the real
  * one. The primary context of device d is handle d + 1 (never NULL). */

@@ -61,6 +61,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cuda_call.h"
 #include "mediator.h"
 #include "vgpu_device.h"
 #include "vgpu_ring.h"
@@ -70,6 +71,7 @@
 #define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
 #define MAX_FDS (VGPU_DEV_MAX_REGIONS + 2) /* a DEVICE message's descriptors */
 #define DIAL_MS 1000        /* how often a VM's device is dialed while it has no connection */
+#define CUDA_NOT_SUPPORTED 801 /* CUDA_ERROR_NOT_SUPPORTED (cuda.h, not included here) */
 
 struct sock_global {
 	uint64_t pending;            /* responses queued for writing */
@@ -405,6 +407,34 @@ static bool describe(struct conn *c)
 	return true;
 }
 
+/* A guest's libcuda.so.1 asks for its calls to be served (OPEN): not
+ * yet (docs/specs/cuda-remoting.md: the per-VM worker comes next). The
+ * answer is CUDA_ERROR_NOT_SUPPORTED, which the program's call returns;
+ * its argument block is dropped. Any other call before OPEN breaks the
+ * framing. false when the connection was closed. */
+static bool cuda_open(struct conn *c)
+{
+	struct vgpu_cuda_msg r = { .call = VGPU_CUDA_OPEN, .id = c->h.request_id,
+				   .status = CUDA_NOT_SUPPORTED };
+	uint8_t reply[VGPU_CUDA_MSG_HEAD];
+
+	if (c->used || c->h.op != VGPU_CUDA_OPEN || c->h.payload_len != VGPU_CUDA_BLOCK) {
+		refuse(c, c->used ? "a CUDA call after other messages" : "a CUDA call before OPEN");
+		return false;
+	}
+	c->used = true;
+	vgpu_log_guest(&c->sv->vm->rl, LOG_NOTICE, "VM %s: a CUDA program asks for the GPU; "
+		       "its calls are not served yet (CUDA_ERROR_NOT_SUPPORTED)", c->sv->vm->uuid);
+	vgpu_cuda_encode(&r, true, reply);
+	if (send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(reply)) {
+		conn_close(c);
+		return false;
+	}
+	c->skip = VGPU_CUDA_BLOCK;
+	c->state = SKIP_PAYLOAD;
+	return true;
+}
+
 /* The header is whole: check it. false when the connection was closed. */
 static bool header_done(struct conn *c)
 {
@@ -412,7 +442,7 @@ static bool header_done(struct conn *c)
 	bool device_msg = c->h.type == VGPU_MSG_DEVICE || c->h.type == VGPU_MSG_WINDOW;
 
 	if (rc == VGPU_OK && c->h.type == VGPU_MSG_CUDA && !c->device)
-		return describe(c);
+		return c->h.op == VGPU_CUDA_DESCRIBE ? describe(c) : cuda_open(c);
 	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH &&
 			      !device_msg)) {
 		refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");

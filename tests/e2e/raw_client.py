@@ -13,6 +13,8 @@ usage: raw_client.py SOCKET ACTION [ARGS]
                        statuses as "status=count"
   garbage              32 random bytes; prints "closed" if the mediator hangs up
   oversize             a header announcing a payload over any limit; "closed"
+  cuda-open            a guest libcuda's OPEN; prints the reply's CUresult
+  cuda-before-open     a call (MEM_ALLOC) without OPEN; "closed"
   cuda-after-request, cuda-payload, cuda-unknown-call
                        a guest libcuda's DESCRIBE call after a request, with a
                        payload, or a call number that does not exist; "closed"
@@ -179,6 +181,24 @@ def main():
                 else header(1, 77, 0, mtype=9)
         s.sendall(sign_all(msg))
         print("closed" if closed(s) else "open")
+        return 0
+    if action in ("cuda-open", "cuda-before-open"):
+        # A guest libcuda's OPEN (call 2, a 48-byte block): prints the
+        # reply's CUresult; or a call (MEM_ALLOC) without OPEN: "closed".
+        call = 2 if action == "cuda-open" else 3
+        block = struct.pack("<6Q", 0 if call == 2 else 4096, 0, 0, 0, 0, 0)
+        h = header(3, call, 48, mtype=9)
+        s.sendall(h[:28] + struct.pack("<I", crc32c(block, crc32c(h))) + block)
+        if call == 3:
+            print("closed" if closed(s) else "open")
+            return 0
+        r = recv_exact(s, 80)
+        if r is None:
+            print("closed")
+            return 1
+        mtype, rid, op = struct.unpack("<HQH", r[6:18])
+        status = struct.unpack("<i", r[32:36])[0]
+        print(status if (mtype, rid, op) == (10, 3, 2) else "malformed")
         return 0
     if action == "oversize":
         s.sendall(header(1, VECTOR_ADD, 0xFFFFFFF0))

@@ -6,9 +6,12 @@
 #   1. the CPU backend has no CUDA device: cudart reports cudaErrorNoDevice
 #      and the shim says the host has no GPU for the VM (with
 #      VGPU_E2E_BACKEND=cuda, on the GPU machine: the host's GPUs, by the
-#      name nvidia-smi gives, and cudaFree(0) failing cleanly on the first
-#      call that needs the host's worker);
-#   2. hostile CUDA calls on a VM's socket: a DESCRIBE after a request, one
+#      name nvidia-smi gives, and cudaMalloc failing cleanly: the host's
+#      worker is not built yet);
+#   2. OPEN, the call that asks for a process's calls to be served:
+#      answered CUDA_ERROR_NOT_SUPPORTED (801) and logged, for now; a call
+#      before OPEN closes the connection;
+#   3. hostile CUDA calls on a VM's socket: a DESCRIBE after a request, one
 #      with a payload, an unknown call number: each connection closed and
 #      logged, the mediator still serves that VM and another.
 . "$(dirname "$0")/lib.sh"
@@ -35,11 +38,19 @@ else
 	expect_eq "$(head -n 1 "$T/probe.out")" "count 0 $n" "CUDA backend: the host's $n GPU(s)"
 	grep -q "^device 0 0 name=$name cc=" "$T/probe.out" && pass "device 0 is the $name" ||
 		fail "$(cat "$T/probe.out")"
-	grep -q "^free 801 cudaErrorNotSupported$" "$T/probe.out" &&
-		pass "the first call for the worker fails cleanly" || fail "$(cat "$T/probe.out")"
+	grep -q "^malloc 801 cudaErrorNotSupported$" "$T/probe.out" &&
+		pass "its first call for the GPU fails cleanly (no worker yet)" || fail "$(cat "$T/probe.out")"
 fi
 
-# ---- 2. hostile calls ----
+# ---- 2. OPEN ----
+expect_eq "$(python3 "$RAW" "$(sock 1)" cuda-open)" "801" "OPEN: CUDA_ERROR_NOT_SUPPORTED"
+grep -q "VM $(uuid 1): a CUDA program asks for the GPU; its calls are not served yet" "$T/mediator.log" &&
+	pass "logged" || fail "$(grep -i cuda "$T/mediator.log")"
+expect_eq "$(python3 "$RAW" "$(sock 1)" cuda-before-open)" "closed" "a call before OPEN: connection closed"
+grep -q "a CUDA call before OPEN" "$T/mediator.log" && pass "logged as a framing error" ||
+	fail "$(grep -i cuda "$T/mediator.log")"
+
+# ---- 3. hostile calls ----
 for c in after-request payload unknown-call; do
 	expect_eq "$(python3 "$RAW" "$(sock 1)" "cuda-$c")" "closed" "a CUDA call '$c': connection closed"
 done

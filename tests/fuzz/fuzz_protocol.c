@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_call.h"
 #include "cuda_desc.h"
 #include "vgpu_device.h"
 #include "vgpu_protocol.h"
@@ -180,6 +181,22 @@ static void check_cuda(const uint8_t *msg, const struct vgpu_msg_header *h)
 	uint32_t len;
 	int rc;
 
+	/* The calls after OPEN: a call or reply that decodes encodes back to
+	 * its very header and block, with the data length its header says. */
+	if (h->op >= VGPU_CUDA_OPEN && h->payload_len >= VGPU_CUDA_BLOCK) {
+		bool reply = h->type == VGPU_MSG_CUDA_REPLY;
+		struct vgpu_cuda_msg m;
+
+		if (vgpu_cuda_decode(msg, reply, &m) != VGPU_OK)
+			return;
+		if (m.call != h->op || m.data_len != h->payload_len - VGPU_CUDA_BLOCK ||
+		    m.data_len > VGPU_CUDA_MAX_DATA)
+			abort();
+		vgpu_cuda_encode(&m, reply, again);
+		if (memcmp(again, msg, VGPU_CUDA_MSG_HEAD) != 0)
+			abort();
+		return;
+	}
 	if (h->type != VGPU_MSG_CUDA_REPLY ||
 	    vgpu_cuda_described_len(msg, h->request_id, &len) != VGPU_OK)
 		return;

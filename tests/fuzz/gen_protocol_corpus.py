@@ -104,6 +104,17 @@ def described(devices, status=0, seq=1, cut=0):
     return sign_all(header(10, seq, 1, len(payload)) + payload)
 
 
+def cuda_call(call, args=(), data=b"", reply=False, status=0, seq=1):
+    """A call after OPEN (type 9) or its reply (10): a 48-byte block (six
+    u64 arguments, or i32 status, u32 0, five u64 results), then data;
+    the checksum covers the header and the block."""
+    if reply:
+        block = struct.pack("<iI5Q", status, 0, *(list(args) + [0] * (5 - len(args))))
+    else:
+        block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
+    return sign(header(10 if reply else 9, seq, call, 48 + len(data)) + block + data)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
@@ -186,6 +197,15 @@ def main():
         "cuda-described-unterminated": described([cuda_device(0, name=b"x" * 256)]),
         "cuda-described-attrs-over": described([cuda_device(0, n_attrs=193)]),
         "cuda-bad-call": sign_all(header(9, 1, 2, 0)),
+        "cuda-open": cuda_call(2),
+        "cuda-alloc": cuda_call(3, (1 << 20,)),
+        "cuda-htod": cuda_call(6, (0x7F0000000000,), bytes(range(64))),
+        "cuda-dtoh": cuda_call(7, (0x7F0000000000, 64)),
+        "cuda-dtoh-reply": cuda_call(7, (), bytes(64), reply=True),
+        "cuda-info-reply": cuda_call(5, (1 << 30, 2 << 30), reply=True),
+        "cuda-error-reply-with-data": cuda_call(7, (), bytes(8), reply=True, status=1),
+        "cuda-unused-arg": cuda_call(8, (0, 0, 0, 0, 0, 1)),
+        "cuda-htod-empty": cuda_call(6, (0x7F0000000000,)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

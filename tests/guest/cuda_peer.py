@@ -7,7 +7,13 @@ description given on the command line, byte by byte from the wire format
 (independently of the C encoder), or misbehaves on purpose.
 
 usage: cuda_peer.py SOCKET MODE [--count N]
-  MODE  good       one device: the test device below (or --count N of them)
+  MODE  good       one device: the test device below (or --count N of them);
+                   the calls after OPEN (cuda_call.h) against an emulation
+                   of device memory (QUOTA bytes, allocations at opaque
+                   addresses, copies checked against them): the protocol,
+                   not a GPU
+        refuse-open  good, but OPEN answered CUDA_ERROR_NOT_SUPPORTED
+        die-after-3  good, but the call connection closes after 3 calls
         none       zero devices (a host with no GPU for this VM)
         error      status VGPU_DENIED instead of a description
         bad-crc    the right reply with a wrong checksum
@@ -25,6 +31,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import raw_client  # noqa: E402  (the protocol's helpers: crc32c, header, sign_all)
 
 MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
+OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
+SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
+QUOTA = 256 << 20
+BASE = 0x7F0000000000
 VGPU_DENIED = -6
 
 # The test device: what tests/guest/test-cuda-shim.sh expects cudart to
@@ -76,6 +86,69 @@ def reply(req_id, mode, count):
     return msg
 
 
+def result(req_id, call, status, values=(), data=b""):
+    """A reply: header, result block (i32 status, u32 0, five u64), data."""
+    block = struct.pack("<iI5Q", status, 0, *(list(values) + [0] * (5 - len(values))))
+    h = raw_client.header(req_id, call, 48 + len(data), mtype=CUDA_REPLY)
+    csum = raw_client.crc32c(block, raw_client.crc32c(h[:28] + b"\0\0\0\0"))
+    return h[:28] + struct.pack("<I", csum) + block + data
+
+
+def serve_calls(conn, req_id, mode):
+    """The calls after OPEN, one reply each, until the guest leaves."""
+    if mode == "refuse-open":
+        conn.sendall(result(req_id, OPEN, NOT_SUPPORTED))
+        return
+    conn.sendall(result(req_id, OPEN, SUCCESS))
+    mem, used, nxt, calls = {}, 0, BASE, 0
+
+    def find(ptr, n):
+        for base, buf in mem.items():
+            if base <= ptr and ptr + n <= base + len(buf):
+                return buf, ptr - base
+        return None, 0
+
+    while True:
+        head = raw_client.recv_exact(conn, 80)
+        if head is None:
+            return
+        _, _, mtype, rid, call, _, _, plen, _ = struct.unpack("<IHHQHHIII", head[:32])
+        a = struct.unpack("<6Q", head[32:])
+        data = raw_client.recv_exact(conn, plen - 48) if plen > 48 else b""
+        calls += 1
+        if mode == "die-after-3" and calls > 3:
+            return
+        status, values, out = SUCCESS, (), b""
+        if call == MEM_ALLOC:
+            if used + a[0] > QUOTA:
+                status = OUT_OF_MEMORY
+            else:
+                mem[nxt] = bytearray(a[0])
+                values, used, nxt = (nxt,), used + a[0], nxt + ((a[0] + 511) // 512) * 512
+        elif call == MEM_FREE:
+            if a[0] in mem:
+                used -= len(mem.pop(a[0]))
+            else:
+                status = INVALID_VALUE
+        elif call == MEM_INFO:
+            values = (QUOTA - used, QUOTA)
+        elif call == HTOD:
+            buf, off = find(a[0], len(data))
+            if buf is None:
+                status = INVALID_VALUE
+            else:
+                buf[off:off + len(data)] = data
+        elif call == DTOH:
+            buf, off = find(a[0], a[1])
+            if buf is None:
+                status = INVALID_VALUE
+            else:
+                out = bytes(buf[off:off + a[1]])
+        elif call != SYNC:
+            return
+        conn.sendall(result(rid, call, status, values, out))
+
+
 def main():
     path, mode = sys.argv[1], sys.argv[2]
     count = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--count" else 1
@@ -92,6 +165,11 @@ def main():
             conn.close()
             continue
         magic, _, mtype, req_id, op, _, _, plen, _ = struct.unpack("<IHHQHHIII", head)
+        if magic == MAGIC and mtype == CUDA and op == OPEN and plen == 48:
+            raw_client.recv_exact(conn, 48)
+            serve_calls(conn, req_id, mode)
+            conn.close()
+            continue
         if magic != MAGIC or mtype != CUDA or op != DESCRIBE or plen != 0:
             conn.close()
             continue

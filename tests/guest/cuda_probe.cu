@@ -24,9 +24,45 @@ int main()
 		       (int)e, p.name, p.major, p.minor, p.totalGlobalMem, p.multiProcessorCount,
 		       p.warpSize, p.pciBusID, (unsigned char)p.uuid.bytes[0]);
 	}
-	// Makes the primary context, then frees nothing: the first call that
-	// needs the host's worker (cuMemFree).
+	// The usual way to make the context: frees nothing.
 	e = cudaFree(0);
-	printf("free %d %s\n", (int)e, cudaGetErrorName(e));
+	printf("free0 %d\n", (int)e);
+
+	// Device memory, through the host: a round trip of 3 MiB (more than
+	// one piece when VGPU_CUDA_MAX_DATA is small), the VM's quota, one
+	// allocation over it, and freeing twice.
+	const size_t n = 3u << 20;
+	unsigned char *host = new unsigned char[n], *back = new unsigned char[n];
+	void *dev = nullptr, *huge = nullptr;
+	size_t free_b = 0, total_b = 0;
+
+	for (size_t i = 0; i < n; i++)
+		host[i] = (unsigned char)(i * 7 + 3);
+	e = cudaMalloc(&dev, n);
+	printf("malloc %d %s\n", (int)e, cudaGetErrorName(e));
+	if (e != cudaSuccess)
+		return 0;
+	cudaError_t up = cudaMemcpy(dev, host, n, cudaMemcpyHostToDevice);
+	cudaError_t down = cudaMemcpy(back, dev, n, cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (size_t i = 0; i < n; i++)
+		same = same && back[i] == host[i];
+	printf("copy %d %d %s\n", (int)up, (int)down, same ? "same" : "different");
+	e = cudaMemGetInfo(&free_b, &total_b);
+	printf("info %d free=%zu total=%zu\n", (int)e, free_b, total_b);
+	e = cudaMalloc(&huge, (size_t)1 << 40);
+	printf("huge %d %s\n", (int)e, cudaGetErrorName(e));
+	e = cudaDeviceSynchronize();
+	printf("sync %d\n", (int)e);
+	e = cudaFree(dev);
+	printf("free %d\n", (int)e);
+	e = cudaFree(dev);
+	printf("free-again %d %s\n", (int)e, cudaGetErrorName(e));
+	// Streams are not served yet: the call must fail cleanly.
+	cudaStream_t stream;
+	e = cudaStreamCreate(&stream);
+	printf("stream %d\n", (int)e);
+	delete[] host;
+	delete[] back;
 	return 0;
 }

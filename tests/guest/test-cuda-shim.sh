@@ -13,9 +13,14 @@
 #   - one device, then two: cudart's start-up (export tables, the
 #     integrity check's hash, CUDA 13's cuLibraryLoadData) passes, and
 #     every property the probe prints is the description's;
-#   - the first call that needs the host's worker (cudaFree(0) calls
-#     cuMemFree, not implemented yet) fails cleanly with
-#     cudaErrorNotSupported and a log line naming the entry point.
+#   - device memory through the host's calls (cuda_call.h; the peer
+#     emulates memory, it is no GPU): a 3 MiB round trip in 1 MiB pieces,
+#     the VM's quota as cudaMemGetInfo's total, an allocation over it
+#     (cudaErrorMemoryAllocation), a double free (cudaErrorInvalidValue);
+#   - a host that refuses the calls: cudaErrorNotSupported; a host that
+#     dies in the middle: the calls after it fail, the process goes on;
+#   - an entry point not implemented yet fails cleanly with
+#     CUDA_ERROR_NOT_SUPPORTED and a log line naming it.
 set -u
 PROBE=${VGPU_CUDA_PROBE:?}
 SHIM=${VGPU_CUDA_SHIM_DIR:?}
@@ -86,11 +91,36 @@ check "one device counted" "^count 0 1$"
 check "the driver version is the host's" "^driver 13000$"
 check "its properties are the description's" \
 	"^device 0 0 name=vgpu test device \(H200-like\) cc=9\.0 mem=150754820096 sms=132 warp=32 bus=25 uuid0=a0$"
-check "cudaFree(0): the first call for the worker fails cleanly" "^free 801 cudaErrorNotSupported$"
-check_err "naming the entry point" "cuMemFree \(CUDA 3\.2\) is not implemented yet"
+check "cudaFree(0) makes the context, frees nothing" "^free0 0$"
+check "cudaMalloc through the host" "^malloc 0 cudaSuccess$"
+check "3 MiB there and back, the same bytes" "^copy 0 0 same$"
+check "cudaMemGetInfo: the VM's quota (256 MiB here), less what it holds" \
+	"^info 0 free=$(((256 << 20) - (3 << 20))) total=$((256 << 20))$"
+check "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAllocation$"
+check "cudaDeviceSynchronize" "^sync 0$"
+check "cudaFree" "^free 0$"
+check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
+probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_PIECE_KIB=1024 VGPU_CUDA_LOG=1
+check "the same in 1 MiB pieces" "^copy 0 0 same$"
+[ "$(grep -c "" <<<"$err")" -gt 0 ] && pass "VGPU_CUDA_LOG logs" || fail "no log"
 probe VGPU_CUDA_TRANSPORT="shm:$T/one.sock" VGPU_TRANSPORT=unix:/nonexistent
 check "VGPU_CUDA_TRANSPORT first, shm: names the same socket" "^count 0 1$"
+
+# ---- hosts that refuse or lose the calls ----
+peer refuse refuse-open
+probe VGPU_TRANSPORT="unix:$T/refuse.sock"
+check "calls refused: cudaMalloc fails with cudaErrorNotSupported" "^malloc 801 cudaErrorNotSupported$"
+check_err "the shim says so" "the host refused this process's calls"
+peer die die-after-3
+probe VGPU_TRANSPORT="unix:$T/die.sock"
+check "a host gone after 3 calls (allocation, both copies): the 4th fails" "^info 719 "
+check "and every call after it (cudaErrorLaunchFailure)" "^sync 719$"
+check_err "the shim says the context is lost" "the connection to the host broke"
+[ "$rc" = 0 ] && pass "the probe itself goes on to its end" || fail "exit $rc"
+probe VGPU_TRANSPORT="unix:$T/one.sock"
+check "an entry point not implemented yet (cudaStreamCreate): cudaErrorNotSupported" "^stream 801$"
+check_err "and a log line naming it" "cuStreamCreate \(CUDA [0-9.]+\) is not implemented yet"
 
 # ---- two devices (the integrity hash covers each) ----
 peer two good --count 2

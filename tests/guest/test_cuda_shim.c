@@ -42,7 +42,7 @@ static void test_proc_address(void **state)
 	assert_ptr_not_equal(fn, (void *)cuDeviceTotalMem_v2);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Known, not implemented: a stub that says so. */
-	assert_int_equal(cuGetProcAddress_v2("cuMemAlloc", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_int_equal(cuGetProcAddress_v2("cuStreamCreate", &fn, 13000, 0, &st), CUDA_SUCCESS);
 	assert_non_null(fn);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Per-thread variants: a different entry where one exists. */
@@ -221,6 +221,74 @@ static void test_describe_messages(void **state)
 	assert_int_equal(vgpu_proto_decode_header(req, &lim, &h), VGPU_PROTOCOL);
 }
 
+/* The calls after OPEN: each encodes and decodes to itself; what a call
+ * does not use, a wrong data length, a bad checksum or type is refused. */
+static void test_call_messages(void **state)
+{
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+	struct vgpu_cuda_msg m, d;
+
+	(void)state;
+	const struct vgpu_cuda_msg good[] = {
+		{ .call = VGPU_CUDA_OPEN, .id = 1 },
+		{ .call = VGPU_CUDA_MEM_ALLOC, .id = 2, .v = { 1 << 20 } },
+		{ .call = VGPU_CUDA_MEM_FREE, .id = 3, .v = { 0x7f0000000000ull } },
+		{ .call = VGPU_CUDA_HTOD, .id = 4, .v = { 0x7f0000000000ull }, .data_len = 4096 },
+		{ .call = VGPU_CUDA_DTOH, .id = 5, .v = { 0x7f0000000000ull, 4096 } },
+		{ .call = VGPU_CUDA_SYNC, .id = 6 },
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		vgpu_cuda_encode(&good[i], false, head);
+		assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_OK);
+		assert_memory_equal(&d, &good[i], sizeof(d));
+		/* Not a reply. */
+		assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	}
+	/* Replies: results, and data only for a DTOH that succeeded. */
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_MEM_INFO, .id = 7, .v = { 10, 20 } };
+	vgpu_cuda_encode(&m, true, head);
+	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_OK);
+	assert_memory_equal(&d, &m, sizeof(d));
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_DTOH, .id = 8, .data_len = 4096 };
+	vgpu_cuda_encode(&m, true, head);
+	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_OK);
+	m.status = CUDA_ERROR_INVALID_VALUE;
+	vgpu_cuda_encode(&m, true, head);
+	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	/* Unused fields, data where none goes, none where some must. */
+	const struct vgpu_cuda_msg bad[] = {
+		{ .call = VGPU_CUDA_OPEN, .v = { 1 } },
+		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_SYNC, .v = { 0, 0, 0, 0, 0, 1 } },
+		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_HTOD, .v = { 1 } },
+		{ .call = VGPU_CUDA_DTOH, .v = { 1, 4 }, .data_len = 4 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vgpu_cuda_encode(&bad[i], false, head);
+		assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_PROTOCOL);
+	}
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_MEM_INFO, .v = { 0, 0, 1 } };
+	vgpu_cuda_encode(&m, true, head);
+	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	/* More data than a message carries; a bad checksum; DESCRIBE is no
+	 * block call; a call number beyond the last. */
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_HTOD, .v = { 1 },
+				    .data_len = VGPU_CUDA_MAX_DATA + 1 };
+	vgpu_cuda_encode(&m, false, head);
+	assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_LIMIT);
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1 } };
+	vgpu_cuda_encode(&m, false, head);
+	head[VGPU_PROTO_HEADER_SIZE] ^= 1;
+	assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_PROTOCOL);
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_DESCRIBE };
+	vgpu_cuda_encode(&m, false, head);
+	assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_PROTOCOL);
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_CALL_MAX + 1 };
+	vgpu_cuda_encode(&m, false, head);
+	assert_int_equal(vgpu_cuda_decode(head, false, &d), VGPU_PROTOCOL);
+}
+
 static void test_images(void **state)
 {
 	static uint8_t fb[16 + 64 + 100];
@@ -289,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_integrity),
 		cmocka_unit_test(test_desc),
 		cmocka_unit_test(test_describe_messages),
+		cmocka_unit_test(test_call_messages),
 		cmocka_unit_test(test_images),
 		cmocka_unit_test(test_errors),
 	};

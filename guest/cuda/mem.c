@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem.c - device memory and synchronous copies, on the host (call.c):
+ * pointers are the host worker's own device addresses, opaque here; the
+ * host checks each against what this VM allocated and its quota.
+ * Copies go in pieces of at most VGPU_CUDA_PIECE_KIB (4 to 65536, the
+ * most a message carries; default 65536), in order.
+ */
+#include "shim.h"
+#include "transport.h"
+
+static uint32_t piece_bytes(void)
+{
+	static uint32_t bytes;
+
+	if (!bytes)
+		bytes = (uint32_t)vgpu_env_ull("VGPU_CUDA_PIECE_KIB", 4, VGPU_CUDA_MAX_DATA >> 10,
+					       VGPU_CUDA_MAX_DATA >> 10) << 10;
+	return bytes;
+}
+
+CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_ALLOC, .v = { bytesize } }, r;
+	CUresult rc;
+
+	if (!dptr || bytesize == 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS)
+		*dptr = (CUdeviceptr)r.v[0];
+	return rc;
+}
+
+/* Freeing 0 does nothing, as cudaFree(NULL) (cudart asks for it when a
+ * program calls cudaFree(0) to make its context). */
+CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_FREE, .v = { dptr } }, r;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS || dptr == 0)
+		return rc;
+	return vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+}
+
+CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_INFO }, r;
+	CUresult rc;
+
+	if (!free || !total)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS) {
+		*free = (size_t)r.v[0];
+		*total = (size_t)r.v[1];
+	}
+	return rc;
+}
+
+CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+	const char *src = srcHost;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!srcHost && ByteCount)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
+		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
+							     : piece_bytes();
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_HTOD, .v = { dstDevice + off },
+					   .data_len = n }, r;
+
+		rc = vgpu_cuda_call(&m, src + off, &r, NULL, 0);
+		off += n;
+	}
+	return rc;
+}
+
+CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+	char *dst = dstHost;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!dstHost && ByteCount)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
+		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
+							     : piece_bytes();
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_DTOH, .v = { srcDevice + off, n } }, r;
+
+		rc = vgpu_cuda_call(&m, NULL, &r, dst + off, n);
+		if (rc == CUDA_SUCCESS && r.data_len != n)
+			rc = CUDA_ERROR_UNKNOWN;
+		off += n;
+	}
+	return rc;
+}
+
+CUresult cuCtxSynchronize(void)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_SYNC }, r;
+
+	return vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+}
+
+/* CUDA 13: @ctx's work (NULL: the current context's); the process has
+ * one context per device, all on the host's one connection. */
+CUresult cuCtxSynchronize_v2(CUcontext ctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (ctx && vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	return cuCtxSynchronize();
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cuda_call.c - the calls' encoding (cuda_call.h).
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "cuda_call.h"
+#include "le.h"
+#include "vgpu_error.h"
+
+/* The arguments (@reply false) or results each call uses, as bits of v[]. */
+static unsigned used(uint16_t call, bool reply)
+{
+	switch (call) {
+	case VGPU_CUDA_MEM_ALLOC: return 1u;                  /* bytes; the pointer */
+	case VGPU_CUDA_MEM_FREE:  return reply ? 0u : 1u;
+	case VGPU_CUDA_MEM_INFO:  return reply ? 3u : 0u;     /* -; free, total */
+	case VGPU_CUDA_HTOD:      return reply ? 0u : 1u;     /* destination */
+	case VGPU_CUDA_DTOH:      return reply ? 0u : 3u;     /* source, bytes */
+	default:                  return 0u;                  /* OPEN, SYNC */
+	}
+}
+
+void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGPU_CUDA_MSG_HEAD])
+{
+	struct vgpu_msg_header h = {
+		.type = reply ? VGPU_MSG_CUDA_REPLY : VGPU_MSG_CUDA,
+		.op = m->call,
+		.request_id = m->id,
+		.payload_len = VGPU_CUDA_BLOCK + m->data_len,
+	};
+	uint8_t *b = out + VGPU_PROTO_HEADER_SIZE;
+
+	memset(b, 0, VGPU_CUDA_BLOCK);
+	if (reply) {
+		put32(b, (uint32_t)m->status);
+		for (int i = 0; i < 5; i++)
+			put64(b + 8 + 8 * i, m->v[i]);
+	} else {
+		for (int i = 0; i < 6; i++)
+			put64(b + 8 * i, m->v[i]);
+	}
+	vgpu_proto_encode_header(&h, out);
+	put32(out + 28, vgpu_proto_checksum(out, b, VGPU_CUDA_BLOCK));
+}
+
+int vgpu_cuda_decode(const uint8_t in[VGPU_CUDA_MSG_HEAD], bool reply, struct vgpu_cuda_msg *m)
+{
+	const struct vgpu_proto_limits lim = { .max_payload = VGPU_CUDA_BLOCK + VGPU_CUDA_MAX_DATA };
+	const uint8_t *b = in + VGPU_PROTO_HEADER_SIZE;
+	struct vgpu_msg_header h;
+	int rc = vgpu_proto_decode_header(in, &lim, &h);
+	unsigned use;
+
+	memset(m, 0, sizeof(*m));
+	if (rc != VGPU_OK)
+		return rc;
+	if (h.type != (reply ? VGPU_MSG_CUDA_REPLY : VGPU_MSG_CUDA) || h.op < VGPU_CUDA_OPEN ||
+	    h.payload_len < VGPU_CUDA_BLOCK ||
+	    vgpu_proto_checksum(in, b, VGPU_CUDA_BLOCK) != h.checksum)
+		return VGPU_PROTOCOL;
+	m->call = h.op;
+	m->id = h.request_id;
+	m->data_len = h.payload_len - VGPU_CUDA_BLOCK;
+	use = used(h.op, reply);
+	if (reply) {
+		m->status = (int32_t)get32(b);
+		if (get32(b + 4) != 0)
+			return VGPU_PROTOCOL;
+		for (int i = 0; i < 5; i++)
+			m->v[i] = get64(b + 8 + 8 * i);
+	} else {
+		for (int i = 0; i < 6; i++)
+			m->v[i] = get64(b + 8 * i);
+	}
+	for (int i = 0; i < 6; i++)
+		if (!(use >> i & 1) && m->v[i] != 0)
+			return VGPU_PROTOCOL;
+	/* Data: a call's HTOD carries 1.., a reply's DTOH (status 0) some;
+	 * nothing else carries any. */
+	bool htod = !reply && h.op == VGPU_CUDA_HTOD;
+	bool dtoh = reply && h.op == VGPU_CUDA_DTOH && m->status == 0;
+
+	if (htod ? m->data_len == 0 : !dtoh && m->data_len != 0)
+		return VGPU_PROTOCOL;
+	return VGPU_OK;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cuda_call.h - the calls of a guest's libcuda.so.1 to its VM's host side,
+ * after DESCRIBE (cuda_desc.h): VGPU_MSG_CUDA messages whose op is the
+ * call, answered by VGPU_MSG_CUDA_REPLY messages with the same op and
+ * request id, in order, on the connection that OPEN made the process's
+ * (docs/specs/cuda-remoting.md, "Calls").
+ *
+ * A call's payload is a 48-byte argument block, six u64 (a0..a5; what a
+ * call does not use must be 0), then the call's data (HTOD: the bytes to
+ * copy). A reply's payload is a 48-byte result block, an i32 CUresult, a
+ * u32 0, five u64 (r0..r4), then its data (DTOH: the bytes, when the
+ * status is 0). The header's checksum covers the header and the block,
+ * not the data (as for requests: data is checked by its length alone).
+ * Data is at most VGPU_CUDA_MAX_DATA per message: larger copies go in
+ * pieces.
+ *
+ * Never: accept a message whose length is not exactly what its call and
+ * block say, or a block with a field the call does not use set.
+ */
+#ifndef VGPU_CUDA_CALL_H
+#define VGPU_CUDA_CALL_H
+
+#include <stdint.h>
+
+#include "cuda_desc.h"
+#include "vgpu_protocol.h"
+
+#define VGPU_CUDA_BLOCK 48
+#define VGPU_CUDA_MAX_DATA ((uint32_t)64 << 20)
+#define VGPU_CUDA_MSG_HEAD (VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_BLOCK)
+
+struct vgpu_cuda_msg {
+	uint16_t call;        /* enum vgpu_cuda_call, VGPU_CUDA_OPEN and above */
+	uint64_t id;          /* the request id */
+	int32_t status;       /* a reply's CUresult */
+	uint64_t v[6];        /* a call's a0..a5; a reply's r0..r4 (v[5] is 0) */
+	uint32_t data_len;    /* bytes after the block */
+};
+
+/* Header and block of @m as a call (@reply false) or a reply, into @out. */
+void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGPU_CUDA_MSG_HEAD]);
+/*
+ * Check the header and block at @in (VGPU_CUDA_MSG_HEAD bytes) as a call
+ * (@reply false) or a reply, and decode them into @m: VGPU_PROTOCOL for a
+ * wrong type, call, checksum, unused field, or a data length other than
+ * the call's (a call's: HTOD 1..VGPU_CUDA_MAX_DATA, others 0; a reply's:
+ * DTOH with status 0 the a1 of its call, which the caller checks, others
+ * 0); VGPU_LIMIT for more data than VGPU_CUDA_MAX_DATA.
+ */
+int vgpu_cuda_decode(const uint8_t in[VGPU_CUDA_MSG_HEAD], bool reply, struct vgpu_cuda_msg *m);
+
+#endif
