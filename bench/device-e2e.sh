@@ -21,6 +21,7 @@ export VGPU_SHM_API_BIN=$BIN/shm_api VGPU_E2E_BACKEND=${VGPU_E2E_BACKEND:-cuda}
 # test-cuda.sh: the guest libcuda.so.1 in a directory of its own (on the
 # library path of the probe alone: the mediator needs the real driver).
 export VGPU_CUDA_PROBE=$BIN/guest-cuda/cuda_probe VGPU_CUDA_SHIM_DIR=$BIN/guest-cuda
+export VGPU_CUDA_WORKER=$BIN/vgpu-cuda-worker
 failed=0
 for t in "$@"; do
 	start=$(date +%s)

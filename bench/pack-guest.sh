@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # pack-guest.sh - put in ./.devbin what the bench/device-*.sh scripts need
 # on the GPU machine (which has no network): the CUDA build's mediator,
-# admin, bench, device-peer, sched-cost and vgpu-submit (from BUILD_DEV,
+# admin, bench, device-peer, sched-cost, vgpu-submit and vgpu-cuda-worker (from BUILD_DEV,
 # default build-dev), the guest libcuda.so.1 and its probe (in
 # .devbin/guest-cuda), the QEMU that `make qemu` built, stripped, with the
 # libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
@@ -16,7 +16,7 @@ dev=${1:-build-dev} plain=${2:-build}
 D=$ROOT/.devbin
 mkdir -p "$D/qemu/firmware"
 for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-peer \
-	bench/sched-cost guest/vgpu-submit \
+	bench/sched-cost guest/vgpu-submit cudaworker/vgpu-cuda-worker \
 	libvgpu-config/libvgpu-config.so.0 guest/libvgpu.so.0; do
 	cp -L "$dev/$f" "$D/"
 done

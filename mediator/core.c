@@ -123,7 +123,6 @@ int vgpu_mediator_init(struct mediator *m)
 	int rc = start_backend(m);
 	if (rc != VGPU_OK)
 		return rc;
-	vgpu_remote_init(m);
 	struct vgpu_budget_limits bl = {
 		.vm = {
 			[VGPU_BUDGET_BYTES] = (uint64_t)m->set.vm_buffer_mib << 20,
@@ -204,6 +203,7 @@ bool vgpu_mediator_drained(struct mediator *m)
 
 void vgpu_mediator_fini(struct mediator *m)
 {
+	vgpu_cuda_release(m, NULL);
 	for (long long i = 0; m->vms && i < m->set.max_vms; i++)
 		for (int t = 0; t < m->n_transports && m->vms[i].in_use; t++)
 			m->transports[t]->vm_removed(m, &m->vms[i]);

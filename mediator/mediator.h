@@ -72,6 +72,8 @@ struct mediator_settings {
 	long long gpus;             /* 0: all the backend has */
 	long long copy_slice_kib;   /* cuda: copies below high priority in pieces */
 	long long gpu_hold_us;      /* cuda: lower levels hold while a higher runs (0: off) */
+	char cuda_worker[4096];     /* the CUDA worker program (cuda_host.c) */
+	char cuda_worker_user[64];  /* the user it runs as ("" : the mediator's) */
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;
@@ -125,6 +127,8 @@ struct vgpu_vm {
 	int weight;                          /* within its pool */
 	int rate_limit_ms;                   /* GPU-ms per second; 0: none */
 	long long mem_quota_mib;             /* device memory; 0: none */
+	struct vgpu_cuda_worker *cuda;       /* its CUDA worker (cuda_host.c), or NULL */
+	uint64_t cuda_spawned_ns;            /* when it was last started; 0: never */
 	struct vgpu_ratelimit rl;            /* for this VM's guest-triggered messages */
 	void *transport_state[VGPU_MAX_TRANSPORTS];
 };
@@ -207,11 +211,7 @@ struct mediator {
 	struct vgpu_vm *vms;                 /* max_vms slots */
 	struct vgpu_pool_state pools[VGPU_POOLS];
 	uint32_t n_gpus;                     /* GPUs: backend instances, dispatchers */
-	/* What guests' libcuda.so.1 are told of each GPU (remote.c); GPU i
-	 * is shown only where described[i] (the backend has CUDA devices). */
-	struct vgpu_cuda_device_desc gpu_desc[VGPU_MAX_GPUS];
-	bool gpu_described[VGPU_MAX_GPUS];
-	uint32_t cuda_driver_version;
+	struct vgpu_cuda_worker *cuda_workers; /* cuda_host.c: every one alive */
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
@@ -330,12 +330,15 @@ struct vgpu_vm *vgpu_vm_by_uuid(struct mediator *m, const char *uuid);
 /* The GPUs of a registry mask (0: all) that this host has, as a bit mask. */
 uint64_t vgpu_gpu_mask(const struct mediator *m, unsigned gpus);
 
-/* remote.c: the description a guest's libcuda.so.1 gets of the GPUs
- * @vm's pool may use, renumbered from 0 (at most VGPU_CUDA_MAX_DEVICES). */
-void vgpu_remote_describe(const struct mediator *m, const struct vgpu_vm *vm,
-			  struct vgpu_cuda_desc *d);
-/* remote.c: what the backend says of each GPU, at start (loop thread). */
-void vgpu_remote_init(struct mediator *m);
+/* cuda_host.c: hand a connection of @vm's libcuda.so.1 (its first header
+ * read, @head) to the VM's CUDA worker, started if need be with the VM's
+ * GPUs and quota of now. VGPU_OK: the worker has it (the caller closes
+ * its own descriptor); else why not (logged). Loop thread. */
+int vgpu_cuda_handoff(struct mediator *m, struct vgpu_vm *vm, int fd,
+		      const uint8_t head[VGPU_PROTO_HEADER_SIZE]);
+/* cuda_host.c: @vm left: its workers let go (they finish the calls in
+ * flight and exit). NULL: every VM's, killed (the mediator stops). */
+void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm);
 /* Transport @t's state for VM slot @slot; NULL when the slot is free. */
 void *vgpu_vm_state(struct mediator *m, long long slot, const struct vgpu_transport *t);
 /* Set transport @t's state for @vm (its vm_added() and vm_removed()). */

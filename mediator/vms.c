@@ -81,6 +81,7 @@ static void vm_remove(struct mediator *m, struct vgpu_vm *vm)
 	struct vgpu_queue_item *list = NULL;
 
 	vgpu_log(LOG_NOTICE, "VM %s (vm_id %d) left the registry", vm->uuid, vm->vm_id);
+	vgpu_cuda_release(m, vm);
 	for (int t = 0; t < m->n_transports; t++)
 		m->transports[t]->vm_removed(m, vm);
 	/* Its queued requests have no channel left to answer on. */

@@ -9,16 +9,20 @@
 #include "le.h"
 #include "vgpu_error.h"
 
-/* The arguments (@reply false) or results each call uses, as bits of v[]. */
+/* The arguments (@reply false) or results each call uses, as bits of v[].
+ * Every call after OPEN also carries a5, the guest's device (numbered as
+ * its description numbers them). */
 static unsigned used(uint16_t call, bool reply)
 {
+	unsigned device = !reply && call != VGPU_CUDA_OPEN ? 1u << 5 : 0u;
+
 	switch (call) {
-	case VGPU_CUDA_MEM_ALLOC: return 1u;                  /* bytes; the pointer */
-	case VGPU_CUDA_MEM_FREE:  return reply ? 0u : 1u;
-	case VGPU_CUDA_MEM_INFO:  return reply ? 3u : 0u;     /* -; free, total */
-	case VGPU_CUDA_HTOD:      return reply ? 0u : 1u;     /* destination */
-	case VGPU_CUDA_DTOH:      return reply ? 0u : 3u;     /* source, bytes */
-	default:                  return 0u;                  /* OPEN, SYNC */
+	case VGPU_CUDA_MEM_ALLOC: return device | 1u;         /* bytes; the pointer */
+	case VGPU_CUDA_MEM_FREE:  return device | (reply ? 0u : 1u);
+	case VGPU_CUDA_MEM_INFO:  return device | (reply ? 3u : 0u); /* -; free, total */
+	case VGPU_CUDA_HTOD:      return device | (reply ? 0u : 1u); /* destination */
+	case VGPU_CUDA_DTOH:      return device | (reply ? 0u : 3u); /* source, bytes */
+	default:                  return device;              /* OPEN, SYNC */
 	}
 }
 

@@ -7,8 +7,9 @@
  * (docs/specs/cuda-remoting.md, "Calls").
  *
  * A call's payload is a 48-byte argument block, six u64 (a0..a5; what a
- * call does not use must be 0), then the call's data (HTOD: the bytes to
- * copy). A reply's payload is a 48-byte result block, an i32 CUresult, a
+ * call does not use must be 0; a5 of every call after OPEN is the guest's
+ * device, numbered as the description numbers them), then the call's
+ * data (HTOD: the bytes to copy). A reply's payload is a 48-byte result block, an i32 CUresult, a
  * u32 0, five u64 (r0..r4), then its data (DTOH: the bytes, when the
  * status is 0). The header's checksum covers the header and the block,
  * not the data (as for requests: data is checked by its length alone).

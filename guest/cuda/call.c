@@ -113,6 +113,8 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 		pthread_mutex_unlock(&lock);
 		return broken;
 	}
+	if (m->call != VGPU_CUDA_OPEN)
+		m->v[5] = (uint64_t)vgpu_cuda_current_device();
 	if (exchange(conn, m, data, r, out, cap) != VGPU_OK) {
 		vgpu_cuda_log(true, "the connection to the host broke: the context is lost");
 		close(conn);

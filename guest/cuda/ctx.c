@@ -13,7 +13,6 @@
 #include "shim.h"
 
 struct CUctx_st {
-	CUdevice dev;
 	unsigned int refs;   /* cuDevicePrimaryCtxRetain minus Release */
 	unsigned int flags;  /* cuDevicePrimaryCtxSetFlags */
 };
@@ -24,10 +23,7 @@ static _Thread_local CUcontext current;
 
 CUcontext vgpu_cuda_primary(CUdevice dev)
 {
-	if (!vgpu_cuda_device(dev))
-		return NULL;
-	primary[dev].dev = dev;
-	return &primary[dev];
+	return vgpu_cuda_device(dev) ? &primary[dev] : NULL;
 }
 
 CUdevice vgpu_cuda_ctx_device(CUcontext ctx)
@@ -186,4 +182,11 @@ CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	*device = vgpu_cuda_ctx_device(ctx);
 	return CUDA_SUCCESS;
+}
+
+CUdevice vgpu_cuda_current_device(void)
+{
+	CUdevice dev = current ? vgpu_cuda_ctx_device(current) : 0;
+
+	return dev < 0 ? 0 : dev;
 }

@@ -84,6 +84,9 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 CUcontext vgpu_cuda_primary(CUdevice dev);
 /* The device of @ctx, or -1 for a handle that is not a live context. */
 CUdevice vgpu_cuda_ctx_device(CUcontext ctx);
+/* The calling thread's current context's device (0 without one): what
+ * each call tells the host its work is for. */
+CUdevice vgpu_cuda_current_device(void);
 
 /* export.c: drop @ctx's context-local storage, calling the destructors
  * (the context is reset, or released for the last time). */

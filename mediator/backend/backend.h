@@ -20,7 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cuda_desc.h"
 #include "vgpu_protocol.h"
 
 #define VGPU_PRIORITY_LEVELS 3 /* 0 low, 1 medium, 2 high (registry values) */
@@ -109,11 +108,6 @@ struct vgpu_backend_ops {
 	 * devices present). NULL: any number, each an instance of its own
 	 * (cpu: an instance poses as one device, for tests of placement). */
 	int (*devices)(void);
-	/* Optional: what a guest's libcuda.so.1 is told of this instance's
-	 * device (cuda_desc.h: name, UUID, memory, PCI bus id, every
-	 * attribute) and the driver's version. NULL: the backend has no CUDA
-	 * device to show (cpu), and guests see none. */
-	int (*describe)(void *ctx, struct vgpu_cuda_device_desc *d, uint32_t *driver_version);
 };
 
 /* Bytes a work's arrays take: its inputs and its output. */

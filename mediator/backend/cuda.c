@@ -26,8 +26,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cuda.h>
-
 #include "backend_internal.h"
 #include "cuda_internal.h"
 
@@ -545,40 +543,6 @@ static int cuda_devices(void)
 	return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
-/* The device as the CUDA runtime sees it; CUdevice_attribute and
- * cudaDeviceAttr number the attributes alike, so attribute a is asked for
- * as itself (one the device does not know reads 0). */
-static int cuda_describe(void *ctx, struct vgpu_cuda_device_desc *d, uint32_t *driver_version)
-{
-	struct vgpu_cuda_ctx *c = ctx;
-	struct cudaDeviceProp prop;
-	int prev, version = 0;
-	cudaError_t e;
-
-	memset(d, 0, sizeof(*d));
-	prev = enter_device(c);
-	e = cudaGetDeviceProperties(&prop, c->device);
-	if (e == cudaSuccess)
-		e = cudaDeviceGetPCIBusId(d->pci_bus_id, sizeof(d->pci_bus_id), c->device);
-	if (e == cudaSuccess)
-		e = cudaDriverGetVersion(&version);
-	if (e == cudaSuccess) {
-		snprintf(d->name, sizeof(d->name), "%s", prop.name);
-		memcpy(d->uuid, prop.uuid.bytes, sizeof(d->uuid));
-		d->total_mem = prop.totalGlobalMem;
-		d->n_attrs = CU_DEVICE_ATTRIBUTE_MAX - 1 < VGPU_CUDA_ATTRS ? CU_DEVICE_ATTRIBUTE_MAX - 1
-									 : VGPU_CUDA_ATTRS;
-		for (uint32_t a = 1; a <= d->n_attrs; a++)
-			if (cudaDeviceGetAttribute(&d->attr[a - 1], (enum cudaDeviceAttr)a, c->device) !=
-			    cudaSuccess)
-				d->attr[a - 1] = 0;
-		*driver_version = (uint32_t)version;
-	}
-	cudaGetLastError();
-	leave_device(c, prev);
-	return e == cudaSuccess ? VGPU_OK : VGPU_BACKEND;
-}
-
 static const struct vgpu_backend_ops cuda_ops = {
 	.name = "cuda",
 	.probe = cuda_probe,
@@ -593,7 +557,6 @@ static const struct vgpu_backend_ops cuda_ops = {
 	.host_unregister = cuda_host_unregister,
 	.concurrency = cuda_concurrency,
 	.devices = cuda_devices,
-	.describe = cuda_describe,
 };
 
 const struct vgpu_backend_ops *const vgpu_backend_cuda = &cuda_ops;

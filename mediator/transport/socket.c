@@ -71,7 +71,6 @@
 #define WQ_BACKLOG 64       /* unsent answers at which a connection is not read */
 #define MAX_FDS (VGPU_DEV_MAX_REGIONS + 2) /* a DEVICE message's descriptors */
 #define DIAL_MS 1000        /* how often a VM's device is dialed while it has no connection */
-#define CUDA_NOT_SUPPORTED 801 /* CUDA_ERROR_NOT_SUPPORTED (cuda.h, not included here) */
 
 struct sock_global {
 	uint64_t pending;            /* responses queued for writing */
@@ -381,58 +380,21 @@ static bool attach(struct conn *c)
 	return false; /* nothing more to read until the window is there */
 }
 
-/* A guest's libcuda.so.1 asks what GPUs its VM has (remote.c). Its first
- * and only message on a connection of its own: the answer (a few KiB)
- * fits the empty socket buffer, as window_ready()'s does. false when the
- * connection was closed. */
-static bool describe(struct conn *c)
+/* A guest's libcuda.so.1 speaks on this connection (DESCRIBE or OPEN, as
+ * its first message): the VM's CUDA worker takes it over (cuda_host.c).
+ * Our side is closed either way: false. */
+static bool cuda_handoff(struct conn *c)
 {
-	static uint8_t reply[VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_DESCRIBED_MAX]; /* loop thread */
-	static struct vgpu_cuda_desc d;
-	size_t len;
-
-	if (c->used || c->h.op != VGPU_CUDA_DESCRIBE || c->h.payload_len != 0) {
-		refuse(c, c->used ? "a CUDA description asked for after other messages"
-				  : "a malformed CUDA call");
-		return false;
-	}
-	c->used = true;
-	vgpu_remote_describe(c->m, c->sv->vm, &d);
-	len = vgpu_cuda_build_described(c->h.request_id, VGPU_OK, &d, reply, sizeof(reply));
-	if (len == 0 || send(c->fd, reply, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
-		conn_close(c);
-		return false;
-	}
-	next_message(c);
-	return true;
-}
-
-/* A guest's libcuda.so.1 asks for its calls to be served (OPEN): not
- * yet (docs/specs/cuda-remoting.md: the per-VM worker comes next). The
- * answer is CUDA_ERROR_NOT_SUPPORTED, which the program's call returns;
- * its argument block is dropped. Any other call before OPEN breaks the
- * framing. false when the connection was closed. */
-static bool cuda_open(struct conn *c)
-{
-	struct vgpu_cuda_msg r = { .call = VGPU_CUDA_OPEN, .id = c->h.request_id,
-				   .status = CUDA_NOT_SUPPORTED };
-	uint8_t reply[VGPU_CUDA_MSG_HEAD];
-
-	if (c->used || c->h.op != VGPU_CUDA_OPEN || c->h.payload_len != VGPU_CUDA_BLOCK) {
+	if (c->used || c->h.op > VGPU_CUDA_OPEN) {
 		refuse(c, c->used ? "a CUDA call after other messages" : "a CUDA call before OPEN");
 		return false;
 	}
-	c->used = true;
-	vgpu_log_guest(&c->sv->vm->rl, LOG_NOTICE, "VM %s: a CUDA program asks for the GPU; "
-		       "its calls are not served yet (CUDA_ERROR_NOT_SUPPORTED)", c->sv->vm->uuid);
-	vgpu_cuda_encode(&r, true, reply);
-	if (send(c->fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof(reply)) {
-		conn_close(c);
-		return false;
-	}
-	c->skip = VGPU_CUDA_BLOCK;
-	c->state = SKIP_PAYLOAD;
-	return true;
+	if (vgpu_cuda_handoff(c->m, c->sv->vm, c->fd, c->hdr) != VGPU_OK)
+		vgpu_log_guest(&c->sv->vm->rl, LOG_WARNING,
+			       "VM %s: a CUDA program's connection is closed: no CUDA worker for it",
+			       c->sv->vm->uuid);
+	conn_close(c);
+	return false;
 }
 
 /* The header is whole: check it. false when the connection was closed. */
@@ -442,7 +404,7 @@ static bool header_done(struct conn *c)
 	bool device_msg = c->h.type == VGPU_MSG_DEVICE || c->h.type == VGPU_MSG_WINDOW;
 
 	if (rc == VGPU_OK && c->h.type == VGPU_MSG_CUDA && !c->device)
-		return c->h.op == VGPU_CUDA_DESCRIBE ? describe(c) : cuda_open(c);
+		return cuda_handoff(c);
 	if (rc != VGPU_OK || (c->h.type != VGPU_MSG_REQUEST && c->h.type != VGPU_MSG_ATTACH &&
 			      !device_msg)) {
 		refuse(c, rc == VGPU_LIMIT ? "oversized header" : "malformed header");

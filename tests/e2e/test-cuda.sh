@@ -1,67 +1,173 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The guest libcuda.so.1 against the real mediator (issue 12, first part:
-# the description). cuda_probe (nvcc's defaults, static cudart) runs with
-# the shim over a VM's socket:
-#   1. the CPU backend has no CUDA device: cudart reports cudaErrorNoDevice
-#      and the shim says the host has no GPU for the VM (with
-#      VGPU_E2E_BACKEND=cuda, on the GPU machine: the host's GPUs, by the
-#      name nvidia-smi gives, and cudaMalloc failing cleanly: the host's
-#      worker is not built yet);
-#   2. OPEN, the call that asks for a process's calls to be served:
-#      answered CUDA_ERROR_NOT_SUPPORTED (801) and logged, for now; a call
-#      before OPEN closes the connection;
-#   3. hostile CUDA calls on a VM's socket: a DESCRIBE after a request, one
-#      with a payload, an unknown call number: each connection closed and
-#      logged, the mediator still serves that VM and another.
+# Guests' libcuda.so.1 against the real mediator and its per-VM CUDA
+# workers (issue 12). cuda_probe (nvcc's defaults, static cudart) runs with
+# the guest library over a VM's socket; the mediator hands the connection
+# to the VM's vgpu-cuda-worker, which runs the calls on the host's
+# libcuda.so.1:
+#   1. a host with no CUDA driver (this machine): the worker starts, as
+#      `nobody`, and shows no GPU: cudart reports cudaErrorNoDevice;
+#   2. the host's driver is vgpu's own libcuda.so.1 talking to the scripted
+#      host of tests/guest (cuda_peer.py: no GPU here; on the GPU machine,
+#      with VGPU_E2E_BACKEND=cuda, NVIDIA's driver): the probe's device,
+#      memory round trip, the VM's quota (64 MiB, enforced by the worker
+#      below the driver's 256), an allocation over it, two VMs each with a
+#      worker of its own;
+#   3. a worker killed under a client: the client's next call fails, the
+#      mediator logs it, starts a new worker for the next client (at most
+#      one a second), and the other VM is unaffected; a quota changed live
+#      goes to a new worker for new processes;
+#   4. hostile CUDA messages: DESCRIBE after a request, a call before
+#      OPEN, an unknown call number, a malformed call to the worker: each
+#      connection closed, the worker and the mediator still serve.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high
 vm 2 B low
-start_mediator
-probe() {
+probe() { # probe VM [ENV...]: the probe over VM's socket; output in $T/probe.out
+	local n=$1
+	shift
 	env LD_LIBRARY_PATH="$VGPU_CUDA_SHIM_DIR" LD_PRELOAD="${VGPU_CUDA_PRELOAD:-}" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-		VGPU_CUDA_TRANSPORT="unix:$(sock "$1")" timeout 60 "$VGPU_CUDA_PROBE" \
+		VGPU_CUDA_TRANSPORT="unix:$(sock "$n")" "$@" timeout 60 "$VGPU_CUDA_PROBE" \
 		>"$T/probe.out" 2>"$T/probe.err" || true
 }
+has() { grep -qE -- "$2" "$T/probe.out" && pass "$1" || fail "$1: $(cat "$T/probe.out" "$T/probe.err")"; }
+workers() { pgrep -f "vgpu-cuda-worker --vm-uuid" | sort; }
 
-# ---- 1. the description ----
-probe 1
 if [ "${VGPU_E2E_BACKEND:-cpu}" = cpu ]; then
-	expect_eq "$(head -n 1 "$T/probe.out")" "count 100 -1" "CPU backend: cudaErrorNoDevice"
+	# ---- 1. no driver ----
+	start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER"
+	probe 1
+	has "no CUDA driver on the host: cudaErrorNoDevice" "^count 100 -1$"
 	grep -q "^vgpu libcuda: the host has no GPU for this VM$" "$T/probe.err" &&
-		pass "the shim says the host has no GPU for the VM" || fail "$(cat "$T/probe.err")"
+		pass "the guest library says the host has no GPU for the VM" || fail "$(cat "$T/probe.err")"
+	grep -q "VM $(uuid 1): CUDA worker started (pid [0-9]*, GPUs 0)" "$T/mediator.log" &&
+		pass "the mediator started VM 1's worker" || fail "$(grep -i cuda "$T/mediator.log")"
+	pid=$(workers | head -n 1)
+	[ "$(id -u)" != 0 ] || expect_eq "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" \
+		"$(id -u nobody)" "the worker runs as nobody"
+	grep -q "vgpu-cuda-worker: VM $(uuid 1): 0 GPUs (no usable driver)" "$T/mediator.log" &&
+		pass "it logs that it has no usable driver" || fail "$(grep -i cuda "$T/mediator.log")"
+	stop_mediator
+	expect_eq "$MRC" "0" "mediator exits cleanly"
+	[ -z "$(workers)" ] && pass "and its workers with it" || fail "workers left: $(workers)"
+	# ---- 2. vgpu's libcuda.so.1 as the host's driver, on the scripted host ----
+	python3 "$VGPU_CUDA_PEER" "$T/peer.sock" good >"$T/peer.log" 2>&1 &
+	PEER=$!
+	for _ in $(seq 50); do grep -q ready "$T/peer.log" && break; sleep 0.1; done
+	MEDIATOR_WRAP="env LD_LIBRARY_PATH=$VGPU_CUDA_SHIM_DIR:${LD_LIBRARY_PATH:-} VGPU_CUDA_TRANSPORT=unix:$T/peer.sock"
+	NAME="vgpu test device \(H200-like\)"
 else
-	n=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
-	name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-	expect_eq "$(head -n 1 "$T/probe.out")" "count 0 $n" "CUDA backend: the host's $n GPU(s)"
-	grep -q "^device 0 0 name=$name cc=" "$T/probe.out" && pass "device 0 is the $name" ||
-		fail "$(cat "$T/probe.out")"
-	grep -q "^malloc 801 cudaErrorNotSupported$" "$T/probe.out" &&
-		pass "its first call for the GPU fails cleanly (no worker yet)" || fail "$(cat "$T/probe.out")"
+	MEDIATOR_WRAP=
+	NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 fi
-
-# ---- 2. OPEN ----
-expect_eq "$(python3 "$RAW" "$(sock 1)" cuda-open)" "801" "OPEN: CUDA_ERROR_NOT_SUPPORTED"
-grep -q "VM $(uuid 1): a CUDA program asks for the GPU; its calls are not served yet" "$T/mediator.log" &&
-	pass "logged" || fail "$(grep -i cuda "$T/mediator.log")"
-expect_eq "$(python3 "$RAW" "$(sock 1)" cuda-before-open)" "closed" "a call before OPEN: connection closed"
-grep -q "a CUDA call before OPEN" "$T/mediator.log" && pass "logged as a framing error" ||
-	fail "$(grep -i cuda "$T/mediator.log")"
-
-# ---- 3. hostile calls ----
-for c in after-request payload unknown-call; do
-	expect_eq "$(python3 "$RAW" "$(sock 1)" "cuda-$c")" "closed" "a CUDA call '$c': connection closed"
-done
-grep -q "a CUDA description asked for after other messages" "$T/mediator.log" &&
-	grep -q "a malformed CUDA call" "$T/mediator.log" && grep -q "malformed header" "$T/mediator.log" &&
-	pass "each logged" || fail "$(grep -i cuda "$T/mediator.log")"
-expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \
-	"the mediator still serves VM 1 and VM 2"
+admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 64 >/dev/null
+start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user=
+MEDIATOR_WRAP=
+probe 1
+has "VM 1 sees the host's GPU" "^count 0 1$"
+has "by its name" "^device 0 0 name=$NAME cc="
+has "cudaMalloc through the worker" "^malloc 0 cudaSuccess$"
+has "3 MiB there and back" "^copy 0 0 same$"
+has "cudaMemGetInfo: the VM's quota, 64 MiB, less the 3 it holds" "^info 0 free=$((61 << 20)) total=$((64 << 20))$"
+has "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAllocation$"
+has "cudaDeviceSynchronize" "^sync 0$"
+has "cudaFree, then again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
+probe 1 VGPU_CUDA_PIECE_KIB=1024
+has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2
-[ -s "$T/probe.out" ] && pass "and answers VM 2's libcuda: $(head -n 1 "$T/probe.out")" ||
-	fail "no answer: $(cat "$T/probe.err")"
+has "VM 2 too (no quota: the driver's memory)" "^copy 0 0 same$"
+[ "$(workers | wc -l)" = 2 ] && pass "one worker per VM" || fail "workers: $(workers)"
+
+# ---- 3. a worker killed; a quota changed ----
+cat >"$T/client.py" <<'PY'
+import socket, struct, sys, time
+sys.path.insert(0, sys.argv[2])
+import raw_client as rc
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+def call(n, args=(), data=b""):
+    block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
+    h = rc.header(n, n, 48 + len(data), mtype=9)
+    try:
+        s.sendall(h[:28] + struct.pack("<I", rc.crc32c(block, rc.crc32c(h))) + block + data)
+        r = rc.recv_exact(s, 80)
+    except OSError:
+        return None
+    return None if r is None else struct.unpack("<i", r[32:36])[0]
+if sys.argv[3] == "buffers":
+    # Five processes, each copying 64 MiB (the most a message carries) to
+    # a 4 KiB allocation: the worker buffers four (256 MiB, its budget)
+    # and refuses the fifth's bytes; each call fails.
+    conns = []
+    for i in range(5):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        call(2)
+        conns.append(s)
+    out = []
+    for s in conns:
+        call(3, (4096,))
+        out.append(str(call(6, (1 << 40,), bytes(64 << 20))))
+    print(" ".join(out))
+    sys.exit(0)
+print("open", call(2), flush=True)
+print("alloc", call(3, (4096,)), flush=True)
+if sys.argv[3] == "garbage":
+    s.sendall(b"\xff" * 80)
+    print("after-garbage", call(8), flush=True)
+    sys.exit(0)
+sys.stdin.readline()   # the test kills the worker meanwhile
+print("after-kill", call(8), flush=True)
+PY
+coproc CL { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" kill; }
+read -r -u "${CL[0]}" l1
+read -r -u "${CL[0]}" l2
+expect_eq "$l1/$l2" "open 0/alloc 0" "a raw client opens and allocates on VM 1's worker"
+pid=$(pgrep -f "vgpu-cuda-worker --vm-uuid $(uuid 1)")
+kill -9 "$pid"
+sleep 0.3
+echo go >&"${CL[1]}"
+read -r -u "${CL[0]}" l3
+expect_eq "$l3" "after-kill None" "its worker killed: its next call finds the connection gone"
+wait_for "the mediator logs the worker's death" 5 grep -q "VM $(uuid 1): its CUDA worker (pid $pid) was killed by signal 9" "$T/mediator.log"
+probe 2
+has "VM 2 is unaffected" "^copy 0 0 same$"
+sleep 1
+probe 1
+has "VM 1's next program gets a new worker" "^copy 0 0 same$"
+admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 32 >/dev/null
+sleep 1.2
+probe 1
+has "a quota changed live: a new process sees 32 MiB" "^info 0 free=$((29 << 20)) total=$((32 << 20))$"
+
+# ---- 4. hostile messages ----
+expect_eq "$(python3 "$VGPU_TESTS/e2e/raw_client.py" "$(sock 1)" cuda-after-request)" "closed" \
+	"DESCRIBE after a request: closed by the mediator"
+expect_eq "$(python3 "$VGPU_TESTS/e2e/raw_client.py" "$(sock 1)" cuda-before-open)" "closed" \
+	"a call before OPEN: closed by the mediator"
+expect_eq "$(python3 "$VGPU_TESTS/e2e/raw_client.py" "$(sock 1)" cuda-unknown-call)" "closed" \
+	"an unknown call: closed by the mediator"
+grep -q "a CUDA call after other messages" "$T/mediator.log" &&
+	grep -q "a CUDA call before OPEN" "$T/mediator.log" && grep -q "malformed header" "$T/mediator.log" &&
+	pass "each logged" || fail "$(grep -i cuda "$T/mediator.log")"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" garbage | tr '\n' ' ')" \
+	"open 0 alloc 0 after-garbage None " "a malformed call: the worker closes that connection"
+grep -q "a malformed call" "$T/mediator.log" && pass "and says so" || fail "$(grep -i worker "$T/mediator.log")"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" buffers)" "1 1 1 1 2" \
+	"five 64 MiB copies at once: four buffered (and refused: no such allocation), the fifth over the worker's 256 MiB: CUDA_ERROR_OUT_OF_MEMORY"
+probe 1
+has "the worker still serves VM 1's next program" "^copy 0 0 same$"
+expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \
+	"the mediator still serves VM 1 and VM 2's ops"
 stop_mediator
 expect_eq "$MRC" "0" "mediator exits cleanly"
+[ -z "$(workers)" ] && pass "and its workers with it" || fail "workers left: $(workers)"
+# No worker failed on its own (the sanitizer builds' reports end a worker
+# with a status of its own); the one killed above is the only one killed.
+! grep -q "CUDA worker (pid [0-9]*) exited with status" "$T/mediator.log" &&
+	[ "$(grep -c "CUDA worker (pid [0-9]*) was killed" "$T/mediator.log")" = 1 ] &&
+	pass "no worker failed by itself" || fail "$(grep "CUDA worker" "$T/mediator.log")"
+[ -n "${PEER:-}" ] && kill "$PEER" 2>/dev/null
 finish

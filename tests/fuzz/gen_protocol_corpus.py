@@ -204,7 +204,8 @@ def main():
         "cuda-dtoh-reply": cuda_call(7, (), bytes(64), reply=True),
         "cuda-info-reply": cuda_call(5, (1 << 30, 2 << 30), reply=True),
         "cuda-error-reply-with-data": cuda_call(7, (), bytes(8), reply=True, status=1),
-        "cuda-unused-arg": cuda_call(8, (0, 0, 0, 0, 0, 1)),
+        "cuda-sync-device-1": cuda_call(8, (0, 0, 0, 0, 0, 1)),
+        "cuda-unused-arg": cuda_call(8, (0, 0, 0, 0, 1)),
         "cuda-htod-empty": cuda_call(6, (0x7F0000000000,)),
     }
     for name, data in seeds.items():

@@ -20,12 +20,15 @@ usage: cuda_peer.py SOCKET MODE [--count N]
         short      a description one byte shorter than its counts say
         huge       a header announcing a payload over the limit
         hang       accepts, reads the call, never answers
-It serves connections until killed, and prints "ready" once listening.
+It serves each connection on a thread of its own until killed, and
+prints "ready" once listening.
 """
 import os
 import socket
 import struct
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import raw_client  # noqa: E402  (the protocol's helpers: crc32c, header, sign_all)
@@ -160,24 +163,24 @@ def main():
     print("ready", flush=True)
     while True:
         conn, _ = srv.accept()
-        head = raw_client.recv_exact(conn, 32)
-        if head is None:
-            conn.close()
-            continue
-        magic, _, mtype, req_id, op, _, _, plen, _ = struct.unpack("<IHHQHHIII", head)
-        if magic == MAGIC and mtype == CUDA and op == OPEN and plen == 48:
-            raw_client.recv_exact(conn, 48)
-            serve_calls(conn, req_id, mode)
-            conn.close()
-            continue
-        if magic != MAGIC or mtype != CUDA or op != DESCRIBE or plen != 0:
-            conn.close()
-            continue
-        if mode == "hang":
-            hung = conn  # kept open, never answered
-            continue
-        conn.sendall(reply(req_id, mode, count))
+        threading.Thread(target=serve, args=(conn, mode, count), daemon=True).start()
+
+
+def serve(conn, mode, count):
+    """One connection: a DESCRIBE, or an OPEN and its calls."""
+    head = raw_client.recv_exact(conn, 32)
+    if head is None:
         conn.close()
+        return
+    magic, _, mtype, req_id, op, _, _, plen, _ = struct.unpack("<IHHQHHIII", head)
+    if magic == MAGIC and mtype == CUDA and op == OPEN and plen == 48:
+        raw_client.recv_exact(conn, 48)
+        serve_calls(conn, req_id, mode)
+    elif magic == MAGIC and mtype == CUDA and op == DESCRIBE and plen == 0:
+        if mode == "hang":
+            time.sleep(3600)  # kept open, never answered
+        conn.sendall(reply(req_id, mode, count))
+    conn.close()
 
 
 main()

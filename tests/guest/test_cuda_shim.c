@@ -235,7 +235,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_MEM_FREE, .id = 3, .v = { 0x7f0000000000ull } },
 		{ .call = VGPU_CUDA_HTOD, .id = 4, .v = { 0x7f0000000000ull }, .data_len = 4096 },
 		{ .call = VGPU_CUDA_DTOH, .id = 5, .v = { 0x7f0000000000ull, 4096 } },
-		{ .call = VGPU_CUDA_SYNC, .id = 6 },
+		{ .call = VGPU_CUDA_SYNC, .id = 6, .v = { 0, 0, 0, 0, 0, 1 } }, /* device 1 */
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -259,7 +259,8 @@ static void test_call_messages(void **state)
 	const struct vgpu_cuda_msg bad[] = {
 		{ .call = VGPU_CUDA_OPEN, .v = { 1 } },
 		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1, 2 } },
-		{ .call = VGPU_CUDA_SYNC, .v = { 0, 0, 0, 0, 0, 1 } },
+		{ .call = VGPU_CUDA_OPEN, .v = { 0, 0, 0, 0, 0, 1 } }, /* OPEN names no device */
+		{ .call = VGPU_CUDA_SYNC, .v = { 0, 0, 0, 0, 1 } },
 		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_HTOD, .v = { 1 } },
 		{ .call = VGPU_CUDA_DTOH, .v = { 1, 4 }, .data_len = 4 },

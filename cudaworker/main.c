@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vgpu-cuda-worker - runs one VM's CUDA calls on the host's GPUs
+ * (docs/specs/cuda-remoting.md, "The worker"). Started by vgpu-mediator,
+ * never by hand:
+ *
+ *   vgpu-cuda-worker --vm-uuid UUID --gpus 0,1 [--mem-quota-mib N]
+ *                    [--user NAME]
+ *
+ * with the control socket (SOCK_SEQPACKET) as descriptor 3: each message
+ * on it is the 32-byte header the mediator read from a new connection of
+ * the VM's libcuda.so.1 and that connection's descriptor; the worker
+ * serves each on a thread of its own. It exits when the control socket
+ * closes (the mediator is gone or let it go), and its GPU memory and
+ * contexts go with it.
+ *
+ * Started as root with --user, it becomes that user (groups dropped, no
+ * new privileges) before it loads the driver: a VM's worker reaches the
+ * GPU device files and nothing of the registry's or the other VMs'.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#define CONTROL_FD 3
+#define PROG "vgpu-cuda-worker"
+
+static struct worker W;
+
+struct job {
+	int fd;
+	uint8_t head[VGPU_PROTO_HEADER_SIZE];
+};
+
+static void *conn_main(void *arg)
+{
+	struct job *j = arg;
+
+	worker_serve(&W, j->fd, j->head);
+	free(j);
+	pthread_mutex_lock(&W.lock);
+	W.conns--;
+	pthread_mutex_unlock(&W.lock);
+	return NULL;
+}
+
+/* "0,1,3" into @out (at most VGPU_CUDA_MAX_DEVICES ordinals 0..63). */
+static int parse_gpus(const char *s, int *out)
+{
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		long v = strtol(s, &end, 10);
+
+		if (end == s || v < 0 || v > 63 || n == VGPU_CUDA_MAX_DEVICES ||
+		    (*end && *end != ','))
+			return -1;
+		out[n++] = (int)v;
+		s = *end ? end + 1 : end;
+	}
+	return n;
+}
+
+static int become(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		fprintf(stderr, PROG ": no user %s\n", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+		fprintf(stderr, PROG ": cannot become %s: %s\n", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "vm-uuid", required_argument, NULL, 'v' },
+		{ "gpus", required_argument, NULL, 'g' },
+		{ "mem-quota-mib", required_argument, NULL, 'q' },
+		{ "user", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *uuid = "?", *user = NULL;
+	int ordinals[VGPU_CUDA_MAX_DEVICES], n = 0, opt;
+	char *end;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v':
+			uuid = optarg;
+			break;
+		case 'g':
+			n = parse_gpus(optarg, ordinals);
+			break;
+		case 'q':
+			W.quota = strtoull(optarg, &end, 10) << 20;
+			if (*end || W.quota >> 20 > (1ull << 40))
+				n = -1;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		default:
+			n = -1;
+		}
+	}
+	if (n <= 0 || optind != argc) {
+		fprintf(stderr, "usage: " PROG " --vm-uuid UUID --gpus N[,N...] [--mem-quota-mib N] "
+				"[--user NAME] (started by vgpu-mediator)\n");
+		return 2;
+	}
+	if (user && geteuid() == 0 && become(user))
+		return 1;
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	pthread_mutex_init(&W.lock, NULL);
+	worker_driver_up(&W, ordinals, n);
+	fprintf(stderr, PROG ": VM %s: %u GPU%s%s\n", uuid, W.desc.count,
+		W.desc.count == 1 ? "" : "s", W.drv_status ? " (no usable driver)" : "");
+
+	for (;;) {
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} ctl;
+		struct job *j = malloc(sizeof(*j));
+		struct iovec iov;
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+				      .msg_controllen = sizeof(ctl.buf) };
+		struct cmsghdr *cm;
+		pthread_t t;
+		ssize_t got;
+
+		if (!j)
+			return 1;
+		j->fd = -1;
+		iov = (struct iovec){ j->head, sizeof(j->head) };
+		got = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+		if (got < 0 && errno == EINTR) {
+			free(j);
+			continue;
+		}
+		if (got <= 0) { /* the mediator is gone: so are we */
+			free(j);
+			return 0;
+		}
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&j->fd, CMSG_DATA(cm), sizeof(int));
+		pthread_mutex_lock(&W.lock);
+		bool ok = j->fd >= 0 && got == (ssize_t)sizeof(j->head) && W.conns < WORKER_MAX_CONNS;
+		if (ok)
+			W.conns++;
+		pthread_mutex_unlock(&W.lock);
+		if (ok && pthread_create(&t, NULL, conn_main, j) == 0) {
+			pthread_detach(t);
+			continue;
+		}
+		if (ok) {
+			pthread_mutex_lock(&W.lock);
+			W.conns--;
+			pthread_mutex_unlock(&W.lock);
+		}
+		if (j->fd >= 0)
+			close(j->fd);
+		free(j);
+	}
+}

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * serve.c - one connection of a guest's libcuda.so.1 (cuda_call.h): its
+ * DESCRIBE, or its OPEN and then its calls, one at a time, until it
+ * closes. What the process allocated is freed when it goes.
+ *
+ * Every pointer a call names must lie within an allocation of this
+ * connection (the others of the VM are not its own to touch, and an
+ * address the driver would refuse gets a clean CUDA_ERROR_INVALID_VALUE
+ * instead); every allocation counts against the VM's quota before the
+ * driver is asked; a message that breaks the framing closes the
+ * connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vgpu_error.h"
+#include "worker.h"
+
+struct alloc {
+	CUdeviceptr ptr;
+	uint64_t size;
+	uint32_t dev;
+};
+
+struct conn {
+	struct worker *w;
+	int fd;
+	struct alloc *allocs;
+	uint32_t n_allocs, cap_allocs;
+	uint8_t *buf;                /* a copy's data, up to VGPU_CUDA_MAX_DATA */
+	size_t buf_cap;
+	bool dropped;                /* this call's data found no room */
+};
+
+static bool io(int fd, void *buf, size_t len, bool out)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = out ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool reply(struct conn *c, const struct vgpu_cuda_msg *m, CUresult status,
+		  const uint64_t *res, int n_res, const void *data, uint32_t len)
+{
+	struct vgpu_cuda_msg r = { .call = m->call, .id = m->id, .status = (int32_t)status };
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+
+	for (int i = 0; i < n_res; i++)
+		r.v[i] = res[i];
+	r.data_len = status == CUDA_SUCCESS ? len : 0;
+	vgpu_cuda_encode(&r, true, head);
+	return io(c->fd, head, sizeof(head), true) && (!r.data_len || io(c->fd, (void *)data,
+									  r.data_len, true));
+}
+
+/* Room for @len bytes of a copy's data, within the worker's budget of
+ * WORKER_MAX_BUFFERED for every connection's buffer. */
+static bool room(struct conn *c, size_t len)
+{
+	struct worker *w = c->w;
+	bool ok;
+
+	if (len <= c->buf_cap)
+		return true;
+	pthread_mutex_lock(&w->lock);
+	ok = w->buffered - c->buf_cap + len <= WORKER_MAX_BUFFERED;
+	if (ok)
+		w->buffered = w->buffered - c->buf_cap + len;
+	pthread_mutex_unlock(&w->lock);
+	if (!ok)
+		return false;
+	free(c->buf);
+	c->buf = malloc(len);
+	if (!c->buf) {
+		pthread_mutex_lock(&w->lock);
+		w->buffered -= len;
+		pthread_mutex_unlock(&w->lock);
+	}
+	c->buf_cap = c->buf ? len : 0;
+	return c->buf != NULL;
+}
+
+/* Read and drop @len bytes (a copy that found no room). */
+static bool drop(int fd, uint64_t len)
+{
+	char scratch[4096];
+
+	while (len > 0) {
+		size_t n = len < sizeof(scratch) ? (size_t)len : sizeof(scratch);
+
+		if (!io(fd, scratch, n, false))
+			return false;
+		len -= n;
+	}
+	return true;
+}
+
+/* The allocation of this connection that holds [@ptr, @ptr + @len), or
+ * NULL; @exact: it must start at @ptr. */
+static struct alloc *find(struct conn *c, uint64_t ptr, uint64_t len, bool exact)
+{
+	for (uint32_t i = 0; i < c->n_allocs; i++) {
+		struct alloc *a = &c->allocs[i];
+
+		if (exact ? a->ptr == ptr
+			  : ptr >= a->ptr && len <= a->size && ptr - a->ptr <= a->size - len)
+			return a;
+	}
+	return NULL;
+}
+
+static CUresult on_device(struct conn *c, uint32_t dev)
+{
+	if (dev >= c->w->desc.count)
+		return CUDA_ERROR_INVALID_DEVICE;
+	return c->w->drv.ctx_set_current(c->w->ctx[dev]);
+}
+
+static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t *ret)
+{
+	struct worker *w = c->w;
+	CUdeviceptr ptr;
+	CUresult rc;
+
+	if (size == 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (c->n_allocs == c->cap_allocs) {
+		uint32_t cap = c->cap_allocs ? c->cap_allocs * 2 : 64;
+		struct alloc *a;
+
+		if (c->n_allocs >= WORKER_MAX_ALLOCS)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		a = realloc(c->allocs, (size_t)cap * sizeof(*a));
+		if (!a)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		c->allocs = a;
+		c->cap_allocs = cap;
+	}
+	/* The quota first: held counts the bytes asked for until they are
+	 * given back, so two processes cannot both pass the check. */
+	pthread_mutex_lock(&w->lock);
+	if (w->quota && (size > w->quota || w->held > w->quota - size)) {
+		pthread_mutex_unlock(&w->lock);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	w->held += size;
+	pthread_mutex_unlock(&w->lock);
+	rc = on_device(c, dev);
+	if (rc == CUDA_SUCCESS)
+		rc = w->drv.mem_alloc(&ptr, (size_t)size);
+	if (rc != CUDA_SUCCESS) {
+		pthread_mutex_lock(&w->lock);
+		w->held -= size;
+		pthread_mutex_unlock(&w->lock);
+		return rc;
+	}
+	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev };
+	*ret = ptr;
+	return CUDA_SUCCESS;
+}
+
+static CUresult mem_free(struct conn *c, uint64_t ptr)
+{
+	struct alloc *a = find(c, ptr, 0, true);
+	CUresult rc;
+
+	if (!a)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = on_device(c, a->dev);
+	if (rc == CUDA_SUCCESS)
+		rc = c->w->drv.mem_free(a->ptr);
+	pthread_mutex_lock(&c->w->lock);
+	c->w->held -= a->size;
+	pthread_mutex_unlock(&c->w->lock);
+	*a = c->allocs[--c->n_allocs];
+	return rc;
+}
+
+/* One call (its data, if any, in c->buf); false when the connection must
+ * close. */
+static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
+{
+	struct worker *w = c->w;
+	uint32_t dev = m->v[5] < VGPU_CUDA_MAX_DEVICES ? (uint32_t)m->v[5] : UINT32_MAX;
+	uint64_t res[2] = { 0, 0 };
+	CUresult rc = CUDA_SUCCESS;
+	size_t free_b, total_b;
+
+	switch (m->call) {
+	case VGPU_CUDA_MEM_ALLOC:
+		rc = mem_alloc(c, m->v[0], dev, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	case VGPU_CUDA_MEM_FREE:
+		return reply(c, m, mem_free(c, m->v[0]), NULL, 0, NULL, 0);
+	case VGPU_CUDA_MEM_INFO:
+		if (w->quota) {
+			pthread_mutex_lock(&w->lock);
+			res[0] = w->quota - (w->held < w->quota ? w->held : w->quota);
+			pthread_mutex_unlock(&w->lock);
+			res[1] = w->quota;
+		} else if ((rc = on_device(c, dev)) == CUDA_SUCCESS &&
+			   (rc = w->drv.mem_info(&free_b, &total_b)) == CUDA_SUCCESS) {
+			res[0] = free_b;
+			res[1] = total_b;
+		}
+		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_HTOD: {
+		struct alloc *a = find(c, m->v[0], m->data_len, false);
+
+		if (c->dropped)
+			return reply(c, m, CUDA_ERROR_OUT_OF_MEMORY, NULL, 0, NULL, 0);
+		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
+		if (rc == CUDA_SUCCESS)
+			rc = w->drv.htod(m->v[0], c->buf, m->data_len);
+		return reply(c, m, rc, NULL, 0, NULL, 0);
+	}
+	case VGPU_CUDA_DTOH: {
+		struct alloc *a = m->v[1] && m->v[1] <= VGPU_CUDA_MAX_DATA
+					  ? find(c, m->v[0], m->v[1], false) : NULL;
+
+		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
+		if (rc == CUDA_SUCCESS && !room(c, m->v[1]))
+			rc = CUDA_ERROR_OUT_OF_MEMORY;
+		if (rc == CUDA_SUCCESS)
+			rc = w->drv.dtoh(c->buf, m->v[0], m->v[1]);
+		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
+	}
+	case VGPU_CUDA_SYNC:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = w->drv.ctx_sync();
+		return reply(c, m, rc, NULL, 0, NULL, 0);
+	default: /* OPEN again, DESCRIBE: out of place */
+		return false;
+	}
+}
+
+/* The calls after OPEN, until the connection closes or breaks framing. */
+static void calls(struct conn *c)
+{
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+	struct vgpu_cuda_msg m;
+
+	while (io(c->fd, head, sizeof(head), false)) {
+		int rc = vgpu_cuda_decode(head, false, &m);
+
+		if (rc != VGPU_OK) {
+			fprintf(stderr, "vgpu-cuda-worker: a malformed call (%s): closing its "
+					"connection\n", vgpu_strerror(rc));
+			return;
+		}
+		/* An HTOD's bytes: in the buffer, or dropped when the worker's
+		 * budget has no room (the call then fails, the framing holds). */
+		c->dropped = m.data_len && !room(c, m.data_len);
+		if (m.data_len && !(c->dropped ? drop(c->fd, m.data_len)
+					       : io(c->fd, c->buf, m.data_len, false)))
+			return;
+		if (!call(c, &m))
+			return;
+	}
+}
+
+/* What the process held goes back: its memory, on its devices. */
+static void release(struct conn *c)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t i = 0; i < c->n_allocs; i++) {
+		if (on_device(c, c->allocs[i].dev) == CUDA_SUCCESS)
+			c->w->drv.mem_free(c->allocs[i].ptr);
+		bytes += c->allocs[i].size;
+	}
+	pthread_mutex_lock(&c->w->lock);
+	c->w->held -= bytes;
+	c->w->buffered -= c->buf_cap;
+	pthread_mutex_unlock(&c->w->lock);
+	free(c->allocs);
+	free(c->buf);
+}
+
+static void describe(struct conn *c, const struct vgpu_msg_header *h)
+{
+	static uint8_t out[VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_DESCRIBED_MAX];
+	static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct vgpu_cuda_desc none = { 0 };
+	size_t len;
+
+	/* A worker without a driver shows no GPU: cuInit() says so. */
+	pthread_mutex_lock(&out_lock);
+	len = vgpu_cuda_build_described(h->request_id, VGPU_OK,
+					c->w->drv_status == CUDA_SUCCESS ? &c->w->desc : &none, out,
+					sizeof(out));
+	if (len)
+		io(c->fd, out, len, true);
+	pthread_mutex_unlock(&out_lock);
+}
+
+void worker_serve(struct worker *w, int fd, const uint8_t head[VGPU_PROTO_HEADER_SIZE])
+{
+	const struct vgpu_proto_limits lim = { .max_payload = VGPU_CUDA_BLOCK };
+	uint8_t open_msg[VGPU_CUDA_MSG_HEAD];
+	struct conn c = { .w = w, .fd = fd };
+	struct vgpu_msg_header h;
+	struct vgpu_cuda_msg m;
+
+	/* The mediator's loop had it non-blocking; a thread of ours waits. */
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+	    vgpu_proto_decode_header(head, &lim, &h) != VGPU_OK || h.type != VGPU_MSG_CUDA) {
+		close(fd);
+		return;
+	}
+	if (h.op == VGPU_CUDA_DESCRIBE && h.payload_len == 0) {
+		describe(&c, &h);
+	} else if (h.op == VGPU_CUDA_OPEN && h.payload_len == VGPU_CUDA_BLOCK) {
+		memcpy(open_msg, head, VGPU_PROTO_HEADER_SIZE);
+		if (io(fd, open_msg + VGPU_PROTO_HEADER_SIZE, VGPU_CUDA_BLOCK, false) &&
+		    vgpu_cuda_decode(open_msg, false, &m) == VGPU_OK) {
+			CUresult rc = w->drv_status != CUDA_SUCCESS ? w->drv_status
+				      : w->desc.count == 0 ? CUDA_ERROR_NO_DEVICE
+							   : CUDA_SUCCESS;
+
+			if (reply(&c, &m, rc, NULL, 0, NULL, 0) && rc == CUDA_SUCCESS)
+				calls(&c);
+		}
+	}
+	release(&c);
+	close(fd);
+}

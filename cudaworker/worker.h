@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.h - vgpu-cuda-worker: one process per VM that runs its guests'
+ * CUDA calls on the host's driver (docs/specs/cuda-remoting.md, "The
+ * worker"). Internal to cudaworker/.
+ *
+ * The mediator starts it on the VM's first CUDA call and hands it every
+ * connection of the VM's libcuda.so.1 processes (with the header it
+ * already read) over the control socket; each connection gets a thread
+ * of its own. The worker holds the VM's only contexts (the primary
+ * context of each of its GPUs), counts its device memory against the
+ * VM's quota, and frees what a process held when its connection closes.
+ *
+ * Never: trust a guest's pointer, length or count beyond the checks here,
+ * or let one connection's failure touch another's memory.
+ */
+#ifndef VGPU_CUDA_WORKER_H
+#define VGPU_CUDA_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cuda.h>
+
+#include "cuda_call.h"
+#include "cuda_desc.h"
+
+#define WORKER_MAX_CONNS 64          /* processes of the VM at once */
+#define WORKER_MAX_ALLOCS 65536      /* allocations one process holds */
+/* Host memory for the copies' data, all connections together: a
+ * connection's buffer grows to its largest piece (64 MiB at most). */
+#define WORKER_MAX_BUFFERED ((uint64_t)256 << 20)
+
+/* The driver's entry points the worker calls (driver.c). */
+struct driver {
+	CUresult (*init)(unsigned int flags);
+	CUresult (*driver_version)(int *version);
+	CUresult (*device_get)(CUdevice *dev, int ordinal);
+	CUresult (*device_count)(int *count);
+	CUresult (*device_name)(char *name, int len, CUdevice dev);
+	CUresult (*device_total_mem)(size_t *bytes, CUdevice dev);
+	CUresult (*device_uuid)(CUuuid *uuid, CUdevice dev);
+	CUresult (*device_bus_id)(char *bus_id, int len, CUdevice dev);
+	CUresult (*device_attribute)(int *value, CUdevice_attribute attr, CUdevice dev);
+	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
+	CUresult (*ctx_set_current)(CUcontext ctx);
+	CUresult (*mem_alloc)(CUdeviceptr *dptr, size_t bytes);
+	CUresult (*mem_free)(CUdeviceptr dptr);
+	CUresult (*mem_info)(size_t *free, size_t *total);
+	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t bytes);
+	CUresult (*dtoh)(void *dst, CUdeviceptr src, size_t bytes);
+	CUresult (*ctx_sync)(void);
+};
+
+/* The VM's side of things, shared by the connections' threads. */
+struct worker {
+	struct driver drv;
+	CUresult drv_status;             /* CUDA_SUCCESS once the driver is up */
+	struct vgpu_cuda_desc desc;      /* the VM's GPUs, numbered from 0 */
+	int host_ordinal[VGPU_CUDA_MAX_DEVICES]; /* desc.dev[i] is the host's device */
+	CUcontext ctx[VGPU_CUDA_MAX_DEVICES];    /* primary contexts, retained once */
+	uint64_t quota;                  /* bytes of device memory (0: none) */
+	pthread_mutex_t lock;            /* guards the fields below */
+	uint64_t held;                   /* bytes the VM's processes hold */
+	uint64_t buffered;               /* bytes of the connections' copy buffers */
+	int conns;                       /* connections being served */
+};
+
+/* driver.c: load the host's libcuda.so.1 (dlopen, the library path as
+ * usual), cuInit, describe the GPUs @ordinals (host numbering, @n of them)
+ * and retain their primary contexts. w->drv_status says how it went:
+ * CUDA_ERROR_NO_DEVICE when there is no driver, its error otherwise. */
+void worker_driver_up(struct worker *w, const int *ordinals, int n);
+
+/* serve.c: serve one connection (its first header already read by the
+ * mediator, @head) until it closes; closes @fd. */
+void worker_serve(struct worker *w, int fd, const uint8_t head[VGPU_PROTO_HEADER_SIZE]);
+
+#endif

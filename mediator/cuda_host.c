@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cuda_host.c - the mediator's side of guests' libcuda.so.1
+ * (docs/specs/cuda-remoting.md): each VM's CUDA calls run in a worker
+ * process of their own (vgpu-cuda-worker), started here on the VM's first
+ * CUDA message, with the GPUs of the VM's pool and its device-memory
+ * quota of that moment, as the `cuda_worker_user` (nobody by default).
+ * Every connection on which a VM's process speaks CUDA is handed to the
+ * worker, with the header already read, over a SOCK_SEQPACKET control
+ * socket; from then on the worker alone serves it.
+ *
+ * A worker that exits (a fault, a kill) is reaped through its pidfd and
+ * logged; the next CUDA message of its VM starts another, at most one a
+ * second (a guest cannot make the mediator fork in a loop). A worker whose
+ * VM's pool GPUs or quota changed is let go (its control socket closed: it
+ * serves the connections it has, then exits) and a new one takes the new
+ * connections, so a running process keeps its context and a new one sees
+ * the new settings. A VM that leaves the registry lets its worker go the
+ * same way; the mediator stopping kills them all.
+ *
+ * Never: block the loop on a worker (every send is non-blocking), or let
+ * a worker outlive the mediator (its parent-death signal, and the kill
+ * here).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mediator.h"
+
+#define RESPAWN_NS 1000000000ull /* a VM's worker is started at most once a second */
+
+extern char **environ;
+
+struct vgpu_cuda_worker {
+	struct mediator *m;
+	struct vgpu_vm *vm;          /* NULL once let go */
+	char uuid[VGPU_UUID_STRLEN + 1];
+	pid_t pid;
+	int ctl;                     /* -1 once let go */
+	int pidfd;
+	struct vgpu_loop_watch watch;
+	uint64_t gpus;               /* what it was started with */
+	long long quota_mib;
+	struct vgpu_cuda_worker *next;
+};
+
+static void unlink_worker(struct mediator *m, struct vgpu_cuda_worker *w)
+{
+	for (struct vgpu_cuda_worker **p = &m->cuda_workers; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+}
+
+/* Close its control socket: it finishes what it serves, then exits. */
+static void let_go(struct vgpu_cuda_worker *w)
+{
+	if (w->vm && w->vm->cuda == w)
+		w->vm->cuda = NULL;
+	w->vm = NULL;
+	if (w->ctl >= 0)
+		close(w->ctl);
+	w->ctl = -1;
+}
+
+/* Its pidfd is readable: it exited. */
+static void exited(void *ctx, uint32_t events)
+{
+	struct vgpu_cuda_worker *w = ctx;
+	struct mediator *m = w->m;
+	int status = 0;
+
+	(void)events;
+	if (waitpid(w->pid, &status, WNOHANG) == 0)
+		return; /* not yet */
+	if (WIFSIGNALED(status))
+		vgpu_log(LOG_WARNING, "VM %s: its CUDA worker (pid %d) was killed by signal %d; "
+			 "its processes' contexts are lost", w->uuid, (int)w->pid, WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		vgpu_log(LOG_WARNING, "VM %s: its CUDA worker (pid %d) exited with status %d",
+			 w->uuid, (int)w->pid, WEXITSTATUS(status));
+	else
+		vgpu_log(LOG_INFO, "VM %s: its CUDA worker (pid %d) exited", w->uuid, (int)w->pid);
+	vgpu_loop_remove(m->loop, &w->watch);
+	close(w->pidfd);
+	let_go(w);
+	unlink_worker(m, w);
+	free(w);
+}
+
+/* "0,1" of the GPUs in @mask. */
+static void gpu_list(uint64_t mask, char *out, size_t size)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < 64 && n < size; i++)
+		if (mask >> i & 1)
+			n += (size_t)snprintf(out + n, size - n, "%s%d", n ? "," : "", i);
+}
+
+static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
+{
+	char gpu_arg[256], quota_arg[32];
+	char *argv[12];
+	int argc = 0, sv[2], rc;
+	posix_spawn_file_actions_t fa;
+	struct vgpu_cuda_worker *w;
+	pid_t pid;
+
+	if (vm->cuda_spawned_ns && vgpu_now_ns() - vm->cuda_spawned_ns < RESPAWN_NS)
+		return VGPU_BUSY;
+	vm->cuda_spawned_ns = vgpu_now_ns();
+	gpu_list(gpus, gpu_arg, sizeof(gpu_arg));
+	snprintf(quota_arg, sizeof(quota_arg), "%lld", vm->mem_quota_mib);
+	argv[argc++] = (char *)"vgpu-cuda-worker";
+	argv[argc++] = (char *)"--vm-uuid";
+	argv[argc++] = vm->uuid;
+	argv[argc++] = (char *)"--gpus";
+	argv[argc++] = gpu_arg;
+	if (vm->mem_quota_mib > 0) {
+		argv[argc++] = (char *)"--mem-quota-mib";
+		argv[argc++] = quota_arg;
+	}
+	if (m->set.cuda_worker_user[0]) {
+		argv[argc++] = (char *)"--user";
+		argv[argc++] = m->set.cuda_worker_user;
+	}
+	argv[argc] = NULL;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return VGPU_NO_MEMORY;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		free(w);
+		return VGPU_ERROR;
+	}
+	/* The worker's end becomes its descriptor 3; nothing else of ours
+	 * goes with it. */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	rc = posix_spawn(&pid, m->set.cuda_worker, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sv[1]);
+	if (rc != 0) {
+		vgpu_log(LOG_ERR, "VM %s: cannot start its CUDA worker %s: %s", vm->uuid,
+			 m->set.cuda_worker, strerror(rc));
+		close(sv[0]);
+		free(w);
+		return VGPU_ERROR;
+	}
+	*w = (struct vgpu_cuda_worker){ .m = m, .vm = vm, .pid = pid, .ctl = sv[0], .gpus = gpus,
+					.quota_mib = vm->mem_quota_mib };
+	snprintf(w->uuid, sizeof(w->uuid), "%s", vm->uuid);
+	w->pidfd = pidfd_open(pid, 0);
+	w->watch = (struct vgpu_loop_watch){ .fd = w->pidfd, .fn = exited, .ctx = w };
+	if (w->pidfd < 0 || vgpu_loop_add(m->loop, &w->watch, EPOLLIN) != VGPU_OK) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (w->pidfd >= 0)
+			close(w->pidfd);
+		close(w->ctl);
+		free(w);
+		return VGPU_ERROR;
+	}
+	w->next = m->cuda_workers;
+	m->cuda_workers = w;
+	vm->cuda = w;
+	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s)", vm->uuid, (int)pid,
+		 gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
+		 vm->mem_quota_mib > 0 ? quota_arg : "");
+	return VGPU_OK;
+}
+
+int vgpu_cuda_handoff(struct mediator *m, struct vgpu_vm *vm, int fd,
+		      const uint8_t head[VGPU_PROTO_HEADER_SIZE])
+{
+	uint64_t gpus = vgpu_gpu_mask(m, m->pools[vgpu_pool_index(vm->pool)].gpus);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)head, .iov_len = VGPU_PROTO_HEADER_SIZE };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+	int rc;
+
+	if (vm->cuda && (vm->cuda->gpus != gpus || vm->cuda->quota_mib != vm->mem_quota_mib))
+		let_go(vm->cuda); /* new settings: new processes go to a new worker */
+	if (!vm->cuda && (rc = spawn(m, vm, gpus)) != VGPU_OK)
+		return rc;
+	memset(&ctl, 0, sizeof(ctl));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(vm->cuda->ctl, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != VGPU_PROTO_HEADER_SIZE) {
+		vgpu_log(LOG_WARNING, "VM %s: its CUDA worker does not take connections (%s)",
+			 vm->uuid, strerror(errno));
+		return VGPU_BUSY;
+	}
+	return VGPU_OK;
+}
+
+void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm)
+{
+	if (vm) {
+		if (vm->cuda)
+			let_go(vm->cuda);
+		return;
+	}
+	while (m->cuda_workers) {
+		struct vgpu_cuda_worker *w = m->cuda_workers;
+
+		kill(w->pid, SIGKILL);
+		waitpid(w->pid, NULL, 0);
+		vgpu_loop_remove(m->loop, &w->watch);
+		close(w->pidfd);
+		let_go(w);
+		m->cuda_workers = w->next;
+		free(w);
+	}
+}
