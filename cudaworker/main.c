@@ -10,9 +10,10 @@
  * with the control socket (SOCK_SEQPACKET) as descriptor 3: each message
  * on it is the 32-byte header the mediator read from a new connection of
  * the VM's libcuda.so.1 and that connection's descriptor; the worker
- * serves each on a thread of its own. It exits when the control socket
- * closes (the mediator is gone or let it go), and its GPU memory and
- * contexts go with it.
+ * serves each on a thread of its own. When the control socket closes (the
+ * mediator let it go) it serves the connections it has to their end, then
+ * exits, and its GPU memory and contexts go with it; when the mediator
+ * dies it is killed (its parent-death signal).
  *
  * Started as root with --user, it becomes that user (groups dropped, no
  * new privileges) before it loads the driver: a VM's worker reaches the
@@ -50,7 +51,8 @@ static void *conn_main(void *arg)
 	worker_serve(&W, j->fd, j->head);
 	free(j);
 	pthread_mutex_lock(&W.lock);
-	W.conns--;
+	if (--W.conns == 0)
+		pthread_cond_broadcast(&W.idle);
 	pthread_mutex_unlock(&W.lock);
 	return NULL;
 }
@@ -109,11 +111,15 @@ int main(int argc, char **argv)
 		case 'g':
 			n = parse_gpus(optarg, ordinals);
 			break;
-		case 'q':
-			W.quota = strtoull(optarg, &end, 10) << 20;
-			if (*end || W.quota >> 20 > (1ull << 40))
+		case 'q': {
+			unsigned long long mib = strtoull(optarg, &end, 10);
+
+			if (*end || mib > (1ull << 30)) /* 1 EiB: beyond any device */
 				n = -1;
+			else
+				W.quota = (uint64_t)mib << 20;
 			break;
+		}
 		case 'u':
 			user = optarg;
 			break;
@@ -131,6 +137,7 @@ int main(int argc, char **argv)
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	pthread_mutex_init(&W.lock, NULL);
+	pthread_cond_init(&W.idle, NULL);
 	worker_driver_up(&W, ordinals, n);
 	fprintf(stderr, PROG ": VM %s: %u GPU%s%s\n", uuid, W.desc.count,
 		W.desc.count == 1 ? "" : "s", W.drv_status ? " (no usable driver)" : "");
@@ -157,8 +164,15 @@ int main(int argc, char **argv)
 			free(j);
 			continue;
 		}
-		if (got <= 0) { /* the mediator is gone: so are we */
+		if (got <= 0) {
+			/* The mediator let us go (new settings for the VM, or the VM
+			 * left): the connections we have are served to their end.
+			 * (A mediator that died took us with it: PDEATHSIG.) */
 			free(j);
+			pthread_mutex_lock(&W.lock);
+			while (W.conns > 0)
+				pthread_cond_wait(&W.idle, &W.lock);
+			pthread_mutex_unlock(&W.lock);
 			return 0;
 		}
 		cm = CMSG_FIRSTHDR(&msg);

@@ -65,6 +65,7 @@ struct worker {
 	uint64_t held;                   /* bytes the VM's processes hold */
 	uint64_t buffered;               /* bytes of the connections' copy buffers */
 	int conns;                       /* connections being served */
+	pthread_cond_t idle;             /* conns fell to 0 */
 };
 
 /* driver.c: load the host's libcuda.so.1 (dlopen, the library path as

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cuda_desc.h"
 #include "mediator.h"
 
 #define RESPAWN_NS 1000000000ull /* a VM's worker is started at most once a second */
@@ -99,15 +100,19 @@ static void exited(void *ctx, uint32_t events)
 	free(w);
 }
 
-/* "0,1" of the GPUs in @mask. */
+/* "0,1" of the GPUs in @mask: the first VGPU_CUDA_MAX_DEVICES of them
+ * (what a description holds). */
 static void gpu_list(uint64_t mask, char *out, size_t size)
 {
 	size_t n = 0;
+	int k = 0;
 
 	out[0] = '\0';
-	for (int i = 0; i < 64 && n < size; i++)
-		if (mask >> i & 1)
+	for (int i = 0; i < 64 && n < size && k < VGPU_CUDA_MAX_DEVICES; i++)
+		if (mask >> i & 1) {
 			n += (size_t)snprintf(out + n, size - n, "%s%d", n ? "," : "", i);
+			k++;
+		}
 }
 
 static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
@@ -116,6 +121,8 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	char *argv[12];
 	int argc = 0, sv[2], rc;
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	struct vgpu_cuda_worker *w;
 	pid_t pid;
 
@@ -151,7 +158,16 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-	rc = posix_spawn(&pid, m->set.cuda_worker, &fa, NULL, argv, environ);
+	/* Not the mediator's blocked signals (its loop takes SIGTERM and the
+	 * like through a signalfd) nor its ignored SIGPIPE. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, m->set.cuda_worker, &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sv[1]);
 	if (rc != 0) {

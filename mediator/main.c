@@ -154,11 +154,14 @@ static int parse_args(struct mediator *m, int argc, char **argv)
  * CUDA driver's own. */
 #define FD_BASE 256
 /* Per VM at rest: its listening socket and its spool's req/, resp/ and
- * journal directories; per connection 1; per window being handed over 7
- * (memfd, doorbell, our end of the notify socket pair, the ring's private
- * eventfd and the client's three descriptors), then 4, and 1 (the memfd)
- * while it is kept for the VM's next client (a device window: 5). */
-#define FD_PER_VM 4
+ * journal directories, and its CUDA worker's control socket and pidfd
+ * (cuda_host.c; a worker let go for new settings keeps its two until it
+ * exits: counted as one more worker); per connection 1; per window being
+ * handed over 7 (memfd, doorbell, our end of the notify socket pair, the
+ * ring's private eventfd and the client's three descriptors), then 4, and
+ * 1 (the memfd) while it is kept for the VM's next client (a device
+ * window: 5). */
+#define FD_PER_VM 8
 #define FD_PER_WINDOW 7
 
 /* The file descriptors the settings can make the mediator hold, and

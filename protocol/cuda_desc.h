@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vgpu_protocol.h"
+
 #define VGPU_CUDA_DESC_FORMAT 1
 #define VGPU_CUDA_MAX_DEVICES 8
 #define VGPU_CUDA_ATTRS 192   /* CUdevice_attribute values 1..192 (CUDA 13: 1..147) */
@@ -45,19 +47,6 @@ struct vgpu_cuda_desc {
 	struct vgpu_cuda_device_desc dev[VGPU_CUDA_MAX_DEVICES];
 };
 
-/* The calls of VGPU_MSG_CUDA (the header's op). */
-enum vgpu_cuda_call {
-	VGPU_CUDA_DESCRIBE = 1, /* no payload; the reply: i32 status, then the description */
-	/* The calls below carry an argument block (cuda_call.h). */
-	VGPU_CUDA_OPEN = 2,     /* this connection carries the process's calls from now on */
-	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes; r0 the device pointer */
-	VGPU_CUDA_MEM_FREE = 4, /* a0 the device pointer */
-	VGPU_CUDA_MEM_INFO = 5, /* r0 free, r1 total (the VM's quota, not the card) */
-	VGPU_CUDA_HTOD = 6,     /* a0 destination; the bytes follow the block */
-	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes; the bytes follow the reply's block */
-	VGPU_CUDA_SYNC = 8,     /* the context's work done (cuCtxSynchronize) */
-};
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_SYNC
 #define VGPU_CUDA_DESCRIBED_MAX (4 + VGPU_CUDA_DESC_MAX)
 
 /* The DESCRIBE request (a header alone) for @request_id. */

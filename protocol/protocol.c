@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "le.h"
-#include "cuda_desc.h"
 #include "vgpu_protocol.h"
 
 const struct vgpu_proto_limits vgpu_proto_default_limits = {

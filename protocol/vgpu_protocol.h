@@ -47,9 +47,23 @@ enum vgpu_msg_type {
 	VGPU_MSG_WINDOW = 6,   /* the device (un)registers a window in guest RAM; op 0 */
 	VGPU_MSG_DEVICE_REPLY = 7, /* the mediator's answer to either; op 0 */
 	VGPU_MSG_IDENTITY = 8, /* the mediator tells a device its VM's pool and priority; op 0 */
-	VGPU_MSG_CUDA = 9,     /* a guest's libcuda.so.1 calls the host (cuda_desc.h); op: the call */
+	VGPU_MSG_CUDA = 9,     /* a guest's libcuda.so.1 calls the host (cuda_desc.h, cuda_call.h); op: the call */
 	VGPU_MSG_CUDA_REPLY = 10, /* the host's answer; op: the call */
 };
+
+/* The calls of VGPU_MSG_CUDA (the header's op). */
+enum vgpu_cuda_call {
+	VGPU_CUDA_DESCRIBE = 1, /* no payload; the reply: i32 status, then the description */
+	/* The calls below carry an argument block (cuda_call.h). */
+	VGPU_CUDA_OPEN = 2,     /* this connection carries the process's calls from now on */
+	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes; r0 the device pointer */
+	VGPU_CUDA_MEM_FREE = 4, /* a0 the device pointer */
+	VGPU_CUDA_MEM_INFO = 5, /* r0 free, r1 total (the VM's quota, not the card) */
+	VGPU_CUDA_HTOD = 6,     /* a0 destination; the bytes follow the block */
+	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes; the bytes follow the reply's block */
+	VGPU_CUDA_SYNC = 8,     /* the context's work done (cuCtxSynchronize) */
+};
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_SYNC
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

@@ -91,7 +91,7 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 	pthread_mutex_lock(&lock);
 	if (broken == CUDA_SUCCESS && conn < 0) {
 		struct vgpu_cuda_msg open = { .call = VGPU_CUDA_OPEN }, ok;
-		int fd, io;
+		int fd = -1, io;
 
 		io = vgpu_unix_connect(vgpu_cuda.socket_path, &fd);
 		if (io == VGPU_OK) {

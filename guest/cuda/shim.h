@@ -56,7 +56,7 @@ void vgpu_cuda_log(bool always, const char *fmt, ...) __attribute__((format(prin
 
 /* init.c: the state cuInit() makes. */
 struct vgpu_cuda_state {
-	bool initialized;
+	_Atomic bool initialized;       /* set last, once the rest is written */
 	CUresult init_status;           /* what cuInit() returned, once tried */
 	struct vgpu_cuda_desc desc;     /* the host's devices, checked */
 	char socket_path[4096];         /* where the description came from */

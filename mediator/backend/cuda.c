@@ -353,6 +353,7 @@ static void cuda_fini(void *ctx)
 
 	if (!c)
 		return;
+	vgpu_cuda_hold_stop(c);
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	while (c->inflight > 0 || c->in_done > 0)

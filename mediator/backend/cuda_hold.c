@@ -17,14 +17,17 @@
  * holding. A high-priority work then waits for at most the one piece of
  * each lower work already running, not for the pieces queued behind it.
  *
- * Starvation: a level's gate opens by force once the oldest work its
- * waiter waits for has been on the GPU for HOLD_MAX_NS, until that work
- * completes; the gates are re-derived at every launch and completion
- * above, so under continuous high-priority load each lower level still
- * completes a work every HOLD_MAX_NS or sooner. Deadlock: a work above
- * that cannot launch for device memory held by a held work gives its
- * hold back at once (the launcher's VGPU_BUSY path), so it never keeps a
- * gate closed on the work it waits for.
+ * Starvation and deadlock: a level's gate opens by force once the oldest
+ * work its waiter waits for has been on the GPU for HOLD_MAX_NS, until
+ * that work completes. The gates are re-derived at every launch and
+ * completion, and by the waiter of every held level at each of its polls
+ * (it never sleeps on an event while its level is held), so a gate never
+ * stays closed on a work past that bound, whatever else the GPU does: a
+ * work above that waits for device memory a held work holds, or a
+ * device-wide synchronization (cudaFree) behind a held stream, waits at
+ * most HOLD_MAX_NS. A work takes its hold only once it is past its
+ * memory (vgpu_cuda_launch()), and the backend's fini opens every gate
+ * before it waits for the works in flight.
  *
  * Streams of different levels must not share a hardware queue, or a held
  * stream would stall the high level's behind it: the backend asks CUDA for
@@ -105,7 +108,7 @@ static void set_gates(struct vgpu_cuda_ctx *c, uint64_t now)
 	bool above = false;
 
 	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
-		bool forced = c->oldest[l] && now - c->oldest[l] >= HOLD_MAX_NS;
+		bool forced = c->hold_stopped || (c->oldest[l] && now - c->oldest[l] >= HOLD_MAX_NS);
 
 		if (above && forced && !c->forced[l])
 			c->forced_count++;
@@ -169,4 +172,14 @@ cudaError_t vgpu_cuda_hold_wait(struct vgpu_cuda_lane *ln)
 			  0, CU_STREAM_WAIT_VALUE_EQ);
 
 	return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorUnknown;
+}
+
+void vgpu_cuda_hold_stop(struct vgpu_cuda_ctx *c)
+{
+	if (!c->wait_value)
+		return;
+	pthread_mutex_lock(&c->hold_lock);
+	c->hold_stopped = true;
+	set_gates(c, vgpu_now_ns());
+	pthread_mutex_unlock(&c->hold_lock);
 }

@@ -169,6 +169,7 @@ struct vgpu_cuda_ctx {
 						    * waits for (0: nothing) */
 	bool forced[VGPU_PRIORITY_LEVELS];         /* open by force (HOLD_MAX_NS) */
 	uint64_t forced_count;          /* times a gate was forced open */
+	bool hold_stopped;              /* fini: every gate open for good */
 
 	pthread_t launcher[VGPU_CUDA_LAUNCHERS]; /* below high; high (cuda_sched.c) */
 	int launchers_started;
@@ -231,6 +232,8 @@ void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level);
 void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level);
 /* Re-derive the gates now (opens those whose hold_ns ran out). */
 void vgpu_cuda_hold_update(struct vgpu_cuda_ctx *c);
+/* fini: every gate open, for good, before the works in flight are waited for. */
+void vgpu_cuda_hold_stop(struct vgpu_cuda_ctx *c);
 /* Waiter of @level: it now waits for a work launched at @launched_ns
  * (0: for none); that work's gate opens by force after HOLD_MAX_NS. */
 void vgpu_cuda_hold_oldest(struct vgpu_cuda_ctx *c, int level, uint64_t launched_ns);

@@ -431,6 +431,9 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 	}
 	if (rc == VGPU_BUSY)
 		return rc;
+	/* From here on the job is tracked, and complete() ends its hold
+	 * (cuda_hold.c): lower levels hold from now until then. */
+	vgpu_cuda_hold_begin(c, w->priority);
 	if (rc == VGPU_OK) {
 		rc = vgpu_cuda_stage_prepare(c, job);
 		if (rc != VGPU_OK)

@@ -163,14 +163,10 @@ static void *launcher_main(void *arg)
 		}
 		uint64_t generation = c->generation;
 		bool others = c->launched > 1;
-		int level = job->work->priority;
 
 		pthread_mutex_unlock(&c->lock);
-		vgpu_cuda_hold_begin(c, level); /* ended in complete() */
 		int rc = vgpu_cuda_launch(c, job, others);
 
-		if (rc == VGPU_BUSY)
-			vgpu_cuda_hold_end(c, level);
 		pthread_mutex_lock(&c->lock);
 		if (rc != VGPU_BUSY)
 			continue;
@@ -219,9 +215,14 @@ static void pause_ns(uint64_t ns)
 /* Poll @job's done_ev every POLL_NS for SPIN_NS (a tighter loop of
  * cudaEventQuery contends with the launcher's calls for the driver), then
  * sleep on its block_ev if it has one, else between polls for 1/32 of the
- * time waited, within SLEEP_MIN_NS..SLEEP_MAX_NS. */
-static cudaError_t wait_job(const struct vgpu_cuda_job *job)
+ * time waited, within SLEEP_MIN_NS..SLEEP_MAX_NS. A work of a held level
+ * (cuda_hold.c) never sleeps on its event: its waiter re-derives the
+ * gates at every poll once SPIN_NS has passed, so that a gate closed on it opens when its time
+ * is up even if nothing else happens on the GPU. */
+static cudaError_t wait_job(struct vgpu_cuda_ctx *c, const struct vgpu_cuda_level *lv,
+			    const struct vgpu_cuda_job *job)
 {
+	bool held = vgpu_cuda_held(&lv->lane[0]);
 	uint64_t t0 = vgpu_now_ns();
 	cudaError_t e;
 
@@ -233,7 +234,9 @@ static cudaError_t wait_job(const struct vgpu_cuda_job *job)
 			pause_ns(POLL_NS);
 			continue;
 		}
-		if (job->blocking) {
+		if (held)
+			vgpu_cuda_hold_update(c);
+		if (job->blocking && !held) {
 			/* block_ev follows done_ev on the same stream. */
 			e = cudaEventSynchronize(job->block_ev);
 			return e == cudaSuccess ? cudaEventQuery(job->done_ev) : e;
@@ -343,7 +346,7 @@ static void *waiter_main(void *arg)
 		pthread_mutex_unlock(&c->fly_lock);
 		if (!job->waited) {
 			vgpu_cuda_hold_oldest(c, lv->index, job->start_ns);
-			job->gpu_status = wait_job(job);
+			job->gpu_status = wait_job(c, lv, job);
 			if (job->gpu_status != cudaSuccess)
 				cudaGetLastError();
 			job->end_ns = vgpu_now_ns();

@@ -16,7 +16,8 @@
 #   3. a worker killed under a client: the client's next call fails, the
 #      mediator logs it, starts a new worker for the next client (at most
 #      one a second), and the other VM is unaffected; a quota changed live
-#      goes to a new worker for new processes;
+#      goes to a new worker for new processes while a running one keeps
+#      its worker until it ends;
 #   4. hostile CUDA messages: DESCRIBE after a request, a call before
 #      OPEN, an unknown call number, a malformed call to the worker: each
 #      connection closed, the worker and the mediator still serve.
@@ -137,10 +138,20 @@ has "VM 2 is unaffected" "^copy 0 0 same$"
 sleep 1
 probe 1
 has "VM 1's next program gets a new worker" "^copy 0 0 same$"
+coproc CL2 { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" kill; }
+read -r -u "${CL2[0]}" l1
+read -r -u "${CL2[0]}" l2
+old_pid=$(pgrep -f "vgpu-cuda-worker --vm-uuid $(uuid 1)")
 admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 32 >/dev/null
 sleep 1.2
 probe 1
 has "a quota changed live: a new process sees 32 MiB" "^info 0 free=$((29 << 20)) total=$((32 << 20))$"
+echo go >&"${CL2[1]}"
+read -r -u "${CL2[0]}" l3
+expect_eq "$l1/$l2/$l3" "open 0/alloc 0/after-kill 0" \
+	"a process running across the change keeps its worker and its context"
+wait_for "that worker exits once its last process is gone" 5 \
+	grep -q "VM $(uuid 1): its CUDA worker (pid $old_pid) exited$" "$T/mediator.log"
 
 # ---- 4. hostile messages ----
 expect_eq "$(python3 "$VGPU_TESTS/e2e/raw_client.py" "$(sock 1)" cuda-after-request)" "closed" \
