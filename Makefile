@@ -84,6 +84,7 @@ $(TSAN_BUILD)/build.ninja:
 test-tsan: $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 VGPU_E2E_SGEMM=384 VGPU_E2E_SGEMM_LONG=640 \
+	VGPU_E2E_WINDOW_SCALE=3 \
 		meson test -C $(TSAN_BUILD) $(MESON_TEST_FLAGS) $(TSAN_SUITES)
 
 # Guests too: QEMU (make qemu), the driver built against the guest kernel's

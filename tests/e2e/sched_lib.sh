@@ -8,12 +8,14 @@ used() {
 	stats | jq -r '.vms[] | "\(.vm_id) \(.sched.gpu_ms)"'
 	echo "0 $(($(date +%s%N) / 1000000))"
 }
-# window SECONDS: GPU ms used by each VM over the next SECONDS, as
-# "VM_ID MS" lines, and the wall time as "0 MS".
+# window SECONDS: GPU ms used by each VM over the next SECONDS (times
+# VGPU_E2E_WINDOW_SCALE: the TSan build's works are slow enough that 3 s
+# hold some 17 of them, too few to weigh six VMs' shares), as "VM_ID MS"
+# lines, and the wall time as "0 MS".
 window() {
 	local a b
 	a=$(used)
-	sleep "$1"
+	sleep "$(($1 * ${VGPU_E2E_WINDOW_SCALE:-1}))"
 	b=$(used)
 	join <(echo "$a" | sort) <(echo "$b" | sort) | awk '{ printf "%s %.3f\n", $1, $3 - $2 }'
 }

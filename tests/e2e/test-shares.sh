@@ -41,7 +41,7 @@ stop_clients() { kill -9 "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/
 
 # Everyone is submitting before the first window.
 busy() { [ "$(stats | jq '[.vms[] | select(.completed > 20)] | length')" = 7 ]; }
-wait_for "seven VMs running sgemms" 30 busy
+wait_for "seven VMs running sgemms" 60 busy
 sleep 1
 
 # ---- 1. one VM against six ----
