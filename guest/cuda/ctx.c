@@ -155,16 +155,7 @@ CUresult cuCtxSetCurrent(CUcontext ctx)
 
 CUresult cuCtxGetDevice(CUdevice *device)
 {
-	CUresult rc = vgpu_cuda_ready();
-
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	if (!device)
-		return CUDA_ERROR_INVALID_VALUE;
-	if (!current)
-		return CUDA_ERROR_INVALID_CONTEXT;
-	*device = vgpu_cuda_ctx_device(current);
-	return CUDA_SUCCESS;
+	return cuCtxGetDevice_v2(device, NULL);
 }
 
 /* CUDA 13: the device of @ctx, or of the current context when NULL. */

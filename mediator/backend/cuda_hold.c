@@ -110,9 +110,6 @@ static void set_gates(struct vgpu_cuda_ctx *c, uint64_t now)
 	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
 		bool forced = c->hold_stopped || (c->oldest[l] && now - c->oldest[l] >= HOLD_MAX_NS);
 
-		if (above && forced && !c->forced[l])
-			c->forced_count++;
-		c->forced[l] = forced;
 		atomic_store(&c->gate[l], (uint32_t)(above && !forced));
 		if (c->active[l] > 0 || now - c->quiet_since[l] < c->hold_ns)
 			above = true;

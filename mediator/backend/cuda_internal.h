@@ -167,8 +167,6 @@ struct vgpu_cuda_ctx {
 	uint64_t quiet_since[VGPU_PRIORITY_LEVELS]; /* when active[l] last fell to 0 */
 	uint64_t oldest[VGPU_PRIORITY_LEVELS];     /* launch time of what level l's waiter
 						    * waits for (0: nothing) */
-	bool forced[VGPU_PRIORITY_LEVELS];         /* open by force (HOLD_MAX_NS) */
-	uint64_t forced_count;          /* times a gate was forced open */
 	bool hold_stopped;              /* fini: every gate open for good */
 
 	pthread_t launcher[VGPU_CUDA_LAUNCHERS]; /* below high; high (cuda_sched.c) */

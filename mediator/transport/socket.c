@@ -61,7 +61,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cuda_call.h"
 #include "mediator.h"
 #include "vgpu_device.h"
 #include "vgpu_ring.h"

@@ -103,7 +103,8 @@ check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidV
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
 probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_PIECE_KIB=1024 VGPU_CUDA_LOG=1
 check "the same in 1 MiB pieces" "^copy 0 0 same$"
-[ "$(grep -c "" <<<"$err")" -gt 0 ] && pass "VGPU_CUDA_LOG logs" || fail "no log"
+grep -q "^vgpu libcuda: export table CUDART_INTERFACE$" <<<"$err" &&
+	pass "VGPU_CUDA_LOG logs the tables cudart asks for" || fail "no log: $err"
 probe VGPU_CUDA_TRANSPORT="shm:$T/one.sock" VGPU_TRANSPORT=unix:/nonexistent
 check "VGPU_CUDA_TRANSPORT first, shm: names the same socket" "^count 0 1$"
 

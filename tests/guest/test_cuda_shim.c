@@ -72,7 +72,8 @@ static void test_proc_address(void **state)
 	/* The first version of cuGetProcAddress, as exported. */
 	assert_int_equal(cuGetProcAddress_v2("cuGetProcAddress", &fn, 11030, 0, &st), CUDA_SUCCESS);
 	assert_ptr_not_equal(fn, (void *)cuGetProcAddress_v2);
-	/* Every implementation is reachable under its own name. */
+	/* The generated table: the whole driver API, sorted by name (the
+	 * binary search relies on it). */
 	assert_true(vgpu_cuda_n_entries > 600);
 	for (size_t i = 1; i < vgpu_cuda_n_entries; i++)
 		assert_true(strcmp(vgpu_cuda_entries[i - 1].name, vgpu_cuda_entries[i].name) <= 0);
