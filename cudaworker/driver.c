@@ -46,6 +46,11 @@ static bool load(struct driver *d)
 	SYM(htod, "cuMemcpyHtoD_v2");
 	SYM(dtoh, "cuMemcpyDtoH_v2");
 	SYM(ctx_sync, "cuCtxSynchronize");
+	SYM(library_load, "cuLibraryLoadData");
+	SYM(library_unload, "cuLibraryUnload");
+	SYM(library_get_kernel, "cuLibraryGetKernel");
+	SYM(kernel_param_info, "cuKernelGetParamInfo");
+	SYM(launch, "cuLaunchKernel");
 	return true;
 }
 

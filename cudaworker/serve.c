@@ -2,7 +2,7 @@
 /*
  * serve.c - one connection of a guest's libcuda.so.1 (cuda_call.h): its
  * DESCRIBE, or its OPEN and then its calls, one at a time, until it
- * closes. What the process allocated is freed when it goes.
+ * closes. What the process allocated or loaded is freed when it goes.
  *
  * Every pointer a call names must lie within an allocation of this
  * connection (the others of the VM are not its own to touch, and an
@@ -36,6 +36,7 @@ struct conn {
 	uint8_t *buf;                /* a copy's data, up to VGPU_CUDA_MAX_DATA */
 	size_t buf_cap;
 	bool dropped;                /* this call's data found no room */
+	struct modules mods;         /* its libraries and kernels (module.c) */
 };
 
 static bool io(int fd, void *buf, size_t len, bool out)
@@ -198,7 +199,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 {
 	struct worker *w = c->w;
 	uint32_t dev = m->v[5] < VGPU_CUDA_MAX_DEVICES ? (uint32_t)m->v[5] : UINT32_MAX;
-	uint64_t res[2] = { 0, 0 };
+	uint64_t res[2] = { 0, 0 };  /* MEM_ALLOC, MEM_INFO, LIB_LOAD */
 	CUresult rc = CUDA_SUCCESS;
 	size_t free_b, total_b;
 
@@ -246,6 +247,31 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		if (rc == CUDA_SUCCESS)
 			rc = w->drv.ctx_sync();
 		return reply(c, m, rc, NULL, 0, NULL, 0);
+	case VGPU_CUDA_LIB_LOAD:
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = module_load(w, &c->mods, c->buf, m->data_len, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	case VGPU_CUDA_LIB_UNLOAD:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = module_unload(w, &c->mods, m->v[0]);
+		return reply(c, m, rc, NULL, 0, NULL, 0);
+	case VGPU_CUDA_GET_KERNEL: {
+		uint64_t k[3] = { 0, 0, 0 };
+		const uint32_t *layout = NULL;
+
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = module_kernel(w, &c->mods, m->v[0], (const char *)c->buf, m->data_len, k,
+					   &layout);
+		return reply(c, m, rc, k, 3, layout, (uint32_t)(8 * k[1]));
+	}
+	case VGPU_CUDA_LAUNCH:
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = module_launch(w, &c->mods, m, c->buf);
+		return reply(c, m, rc, NULL, 0, NULL, 0);
 	default: /* OPEN again, DESCRIBE: out of place */
 		return false;
 	}
@@ -276,10 +302,13 @@ static void calls(struct conn *c)
 	}
 }
 
-/* What the process held goes back: its memory, on its devices. */
+/* What the process held goes back: its modules, its memory, on its
+ * devices. */
 static void release(struct conn *c)
 {
 	uint64_t bytes = 0;
+
+	module_release(c->w, &c->mods);
 
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
 		if (on_device(c, c->allocs[i].dev) == CUDA_SUCCESS)

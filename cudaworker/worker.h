@@ -25,12 +25,18 @@
 
 #include "cuda_call.h"
 #include "cuda_desc.h"
+#include "cuda_image.h"
 
 #define WORKER_MAX_CONNS 64          /* processes of the VM at once */
 #define WORKER_MAX_ALLOCS 65536      /* allocations one process holds */
 /* Host memory for the copies' data, all connections together: a
  * connection's buffer grows to its largest piece (64 MiB at most). */
 #define WORKER_MAX_BUFFERED ((uint64_t)256 << 20)
+/* Modules one process holds: libraries, their images' bytes together
+ * (the driver keeps a copy of each), and kernels asked for. */
+#define WORKER_MAX_LIBS 256
+#define WORKER_MAX_IMAGE_BYTES ((uint64_t)256 << 20)
+#define WORKER_MAX_KERNELS 4096
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -51,6 +57,15 @@ struct driver {
 	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t bytes);
 	CUresult (*dtoh)(void *dst, CUdeviceptr src, size_t bytes);
 	CUresult (*ctx_sync)(void);
+	CUresult (*library_load)(CUlibrary *lib, const void *code, CUjit_option *jit_options,
+				 void **jit_values, unsigned int n_jit, CUlibraryOption *options,
+				 void **values, unsigned int n_options);
+	CUresult (*library_unload)(CUlibrary lib);
+	CUresult (*library_get_kernel)(CUkernel *kernel, CUlibrary lib, const char *name);
+	CUresult (*kernel_param_info)(CUkernel kernel, size_t index, size_t *offset, size_t *size);
+	CUresult (*launch)(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+			   unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
+			   CUstream stream, void **params, void **extra);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -67,6 +82,29 @@ struct worker {
 	int conns;                       /* connections being served */
 	pthread_cond_t idle;             /* conns fell to 0 */
 };
+
+/* A process's modules (module.c): its libraries and kernels. */
+struct modules {
+	struct wlib *libs;               /* WORKER_MAX_LIBS slots, n_libs used */
+	uint32_t n_libs;
+	uint64_t image_bytes;            /* the images', together */
+	struct wkernel *kernels;         /* WORKER_MAX_KERNELS slots, n_kernels used */
+	uint32_t n_kernels;
+};
+
+/* module.c: the calls of cuda_call.h on modules, in the calling thread's
+ * current context; each returns the CUresult for the reply. */
+CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
+		     uint64_t *handle);
+CUresult module_unload(struct worker *w, struct modules *mo, uint64_t handle);
+/* res: the kernel's handle, parameter count and bytes; *@ret_layout its
+ * (offset, size) pairs, until the library is unloaded. */
+CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
+		       uint32_t len, uint64_t res[3], const uint32_t **ret_layout);
+/* @m a LAUNCH call, @params its data. */
+CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
+		       uint8_t *params);
+void module_release(struct worker *w, struct modules *mo);
 
 /* driver.c: load the host's libcuda.so.1 (dlopen, the library path as
  * usual), cuInit, describe the GPUs @ordinals (host numbering, @n of them)

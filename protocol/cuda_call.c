@@ -22,7 +22,34 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_MEM_INFO:  return device | (reply ? 3u : 0u); /* -; free, total */
 	case VGPU_CUDA_HTOD:      return device | (reply ? 0u : 1u); /* destination */
 	case VGPU_CUDA_DTOH:      return device | (reply ? 0u : 3u); /* source, bytes */
+	case VGPU_CUDA_LIB_LOAD:  return device | (reply ? 1u : 0u); /* -; the library */
+	case VGPU_CUDA_LIB_UNLOAD: return device | (reply ? 0u : 1u);
+	case VGPU_CUDA_GET_KERNEL: return device | (reply ? 7u : 1u); /* library; kernel, n, bytes */
+	case VGPU_CUDA_LAUNCH:    return device | (reply ? 0u : 31u); /* kernel, dimensions, shared */
 	default:                  return device;              /* OPEN, SYNC */
+	}
+}
+
+/* Whether @m (its block decoded) may carry m->data_len bytes of data. */
+static bool data_fits(const struct vgpu_cuda_msg *m, bool reply)
+{
+	uint64_t n = m->data_len;
+
+	if (reply && m->status != 0)
+		return n == 0;
+	if (reply && m->call == VGPU_CUDA_DTOH)
+		return true; /* at most VGPU_CUDA_MAX_DATA; its call's a1: the caller checks */
+	if (reply && m->call == VGPU_CUDA_GET_KERNEL)
+		return m->v[1] <= VGPU_CUDA_MAX_PARAMS && m->v[2] <= VGPU_CUDA_MAX_PARAM_BYTES &&
+		       n == 8 * m->v[1];
+	if (reply)
+		return n == 0;
+	switch (m->call) {
+	case VGPU_CUDA_HTOD:
+	case VGPU_CUDA_LIB_LOAD:   return n >= 1; /* at most VGPU_CUDA_MAX_DATA */
+	case VGPU_CUDA_GET_KERNEL: return n >= 1 && n <= VGPU_CUDA_MAX_NAME;
+	case VGPU_CUDA_LAUNCH:     return n <= VGPU_CUDA_MAX_PARAM_BYTES;
+	default:                   return n == 0;
 	}
 }
 
@@ -81,12 +108,7 @@ int vgpu_cuda_decode(const uint8_t in[VGPU_CUDA_MSG_HEAD], bool reply, struct vg
 	for (int i = 0; i < 6; i++)
 		if (!(use >> i & 1) && m->v[i] != 0)
 			return VGPU_PROTOCOL;
-	/* Data: a call's HTOD carries 1.., a reply's DTOH (status 0) some;
-	 * nothing else carries any. */
-	bool htod = !reply && h.op == VGPU_CUDA_HTOD;
-	bool dtoh = reply && h.op == VGPU_CUDA_DTOH && m->status == 0;
-
-	if (htod ? m->data_len == 0 : !dtoh && m->data_len != 0)
+	if (!data_fits(m, reply))
 		return VGPU_PROTOCOL;
 	return VGPU_OK;
 }

@@ -9,8 +9,10 @@
  * A call's payload is a 48-byte argument block, six u64 (a0..a5; what a
  * call does not use must be 0; a5 of every call after OPEN is the guest's
  * device, numbered as the description numbers them), then the call's
- * data (HTOD: the bytes to copy). A reply's payload is a 48-byte result block, an i32 CUresult, a
- * u32 0, five u64 (r0..r4), then its data (DTOH: the bytes, when the
+ * data (HTOD: the bytes to copy; LIB_LOAD: the image; GET_KERNEL: the
+ * name; LAUNCH: the parameters). A reply's payload is a 48-byte result
+ * block, an i32 CUresult, a u32 0, five u64 (r0..r4), then its data
+ * (DTOH: the bytes; GET_KERNEL: the parameters' layout; only when the
  * status is 0). The header's checksum covers the header and the block,
  * not the data (as for requests: data is checked by its length alone).
  * Data is at most VGPU_CUDA_MAX_DATA per message: larger copies go in
@@ -30,6 +32,12 @@
 #define VGPU_CUDA_BLOCK 48
 #define VGPU_CUDA_MAX_DATA ((uint32_t)64 << 20)
 #define VGPU_CUDA_MSG_HEAD (VGPU_PROTO_HEADER_SIZE + VGPU_CUDA_BLOCK)
+/* A kernel's name, with its NUL (GET_KERNEL's data). */
+#define VGPU_CUDA_MAX_NAME 4096u
+/* A kernel's parameters: at most this many, in at most this many bytes
+ * (CUDA's own limit since 12.1: 32764 bytes). */
+#define VGPU_CUDA_MAX_PARAMS 1024u
+#define VGPU_CUDA_MAX_PARAM_BYTES 32764u
 
 struct vgpu_cuda_msg {
 	uint16_t call;        /* enum vgpu_cuda_call, VGPU_CUDA_OPEN and above */
@@ -45,9 +53,12 @@ void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGP
  * Check the header and block at @in (VGPU_CUDA_MSG_HEAD bytes) as a call
  * (@reply false) or a reply, and decode them into @m: VGPU_PROTOCOL for a
  * wrong type, call, checksum, unused field, or a data length other than
- * the call's (a call's: HTOD 1..VGPU_CUDA_MAX_DATA, others 0; a reply's:
- * DTOH with status 0 the a1 of its call, which the caller checks, others
- * 0); VGPU_LIMIT for more data than VGPU_CUDA_MAX_DATA.
+ * the call's (a call's: HTOD and LIB_LOAD 1..VGPU_CUDA_MAX_DATA,
+ * GET_KERNEL 1..VGPU_CUDA_MAX_NAME, LAUNCH 0..VGPU_CUDA_MAX_PARAM_BYTES,
+ * others 0; a reply's, with status 0: DTOH the a1 of its call, which the
+ * caller checks, GET_KERNEL 8 * r1 with r1 at most VGPU_CUDA_MAX_PARAMS
+ * and r2 at most VGPU_CUDA_MAX_PARAM_BYTES, others 0); VGPU_LIMIT for
+ * more data than VGPU_CUDA_MAX_DATA.
  */
 int vgpu_cuda_decode(const uint8_t in[VGPU_CUDA_MSG_HEAD], bool reply, struct vgpu_cuda_msg *m);
 

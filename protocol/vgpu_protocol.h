@@ -62,8 +62,17 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_HTOD = 6,     /* a0 destination; the bytes follow the block */
 	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes; the bytes follow the reply's block */
 	VGPU_CUDA_SYNC = 8,     /* the context's work done (cuCtxSynchronize) */
+	VGPU_CUDA_LIB_LOAD = 9, /* the module image follows; r0 the library's handle */
+	VGPU_CUDA_LIB_UNLOAD = 10, /* a0 the library's handle */
+	VGPU_CUDA_GET_KERNEL = 11, /* a0 library; the name (NUL-terminated) follows;
+				    * r0 the kernel's handle, r1 its parameter count n,
+				    * r2 its parameter bytes; the reply's data: n pairs
+				    * of u32 (offset, size) */
+	VGPU_CUDA_LAUNCH = 12,  /* a0 kernel, a1 grid x | y << 32, a2 grid z | block x << 32,
+				 * a3 block y | z << 32, a4 dynamic shared memory bytes;
+				 * the parameter bytes follow (the kernel's r2 of them) */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_SYNC
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_LAUNCH
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

@@ -1,21 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * library.c - modules and libraries (cuLibraryLoadData: how CUDA 13's
- * cudart registers every fatbin of the program at start-up). Loading is
- * recorded here, in the guest, with the image's checked length; the image
- * goes to the host when a kernel of it is first asked for, as NVIDIA's
- * driver loads lazily too (CUDA_MODULE_LOADING=LAZY, its default): a
- * program that never launches pays nothing. Getting kernels and launching
- * them are not implemented yet (docs/specs/cuda-remoting.md).
+ * library.c - modules and libraries: cuLibraryLoadData (how CUDA 13's
+ * cudart registers every fatbin of the program at start-up) and
+ * cuModuleLoadData (the driver API's way), which are one thing here.
+ * Loading records the image with its checked length, in the guest; the
+ * image goes to the host (LIB_LOAD) when a kernel of it is first asked
+ * for (kernel.c), as NVIDIA's driver loads lazily too
+ * (CUDA_MODULE_LOADING=LAZY, its default): a program that never launches
+ * pays nothing.
  */
 #include <stdlib.h>
+#include <string.h>
 
-#include "shim.h"
+#include "kernel.h"
 
-struct CUlib_st {
-	const void *fatbin;  /* the image's fatbin (or cubin, or PTX) */
-	size_t size;         /* its checked length */
-};
+#define WRAPPER_MAGIC 0x466243B1u
+
+size_t vgpu_cuda_image_size(const void *image, const void **ret_image)
+{
+	const uint8_t *p = image;
+	uint32_t magic, version;
+
+	*ret_image = image;
+	if (!p)
+		return 0;
+	memcpy(&magic, p, sizeof(magic));
+	if (magic == WRAPPER_MAGIC) { /* u32 magic, u32 version, the fatbin's address */
+		memcpy(&version, p + 4, sizeof(version));
+		if (version != 1 && version != 2)
+			return 0;
+		memcpy(ret_image, p + 8, sizeof(*ret_image));
+		p = *ret_image;
+	}
+	return vgpu_cuda_image_len(p, VGPU_CUDA_MAX_IMAGE);
+}
 
 CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions,
 			   void **jitOptionsValues, unsigned int numJitOptions,
@@ -23,7 +41,7 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 			   unsigned int numLibraryOptions)
 {
 	struct CUlib_st *lib;
-	const void *fatbin;
+	const void *image;
 	size_t size;
 	CUresult rc = vgpu_cuda_ready();
 
@@ -33,7 +51,7 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 	if (!library || !code || (numJitOptions && (!jitOptions || !jitOptionsValues)) ||
 	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)))
 		return CUDA_ERROR_INVALID_VALUE;
-	size = vgpu_cuda_image_size(code, &fatbin);
+	size = vgpu_cuda_image_size(code, &image);
 	if (size == 0) {
 		vgpu_cuda_log(true, "cuLibraryLoadData: not a fatbin, cubin or PTX image");
 		return CUDA_ERROR_INVALID_IMAGE;
@@ -41,7 +59,8 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 	lib = calloc(1, sizeof(*lib));
 	if (!lib)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	lib->fatbin = fatbin;
+	lib->magic = VGPU_LIB_MAGIC;
+	lib->image = image;
 	lib->size = size;
 	vgpu_cuda_log(false, "library %p: %zu bytes", (void *)lib, size);
 	*library = lib;
@@ -54,8 +73,20 @@ CUresult cuLibraryUnload(CUlibrary library)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!library)
+	if (!library || library->magic != VGPU_LIB_MAGIC)
 		return CUDA_ERROR_INVALID_HANDLE;
+	rc = vgpu_cuda_library_drop(library);
+	library->magic = 0;
 	free(library);
-	return CUDA_SUCCESS;
+	return rc;
+}
+
+CUresult cuModuleLoadData(CUmodule *module, const void *image)
+{
+	return cuLibraryLoadData((CUlibrary *)module, image, NULL, NULL, 0, NULL, NULL, 0);
+}
+
+CUresult cuModuleUnload(CUmodule module)
+{
+	return cuLibraryUnload((CUlibrary)module);
 }

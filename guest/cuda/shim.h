@@ -23,6 +23,7 @@
 
 #include "cuda_call.h"
 #include "cuda_desc.h"
+#include "cuda_image.h"
 
 /* An entry point of the driver API (gen-names.py, from cudaTypedefs.h). */
 struct vgpu_cuda_entry {
@@ -92,15 +93,10 @@ CUdevice vgpu_cuda_current_device(void);
  * (the context is reset, or released for the last time). */
 void vgpu_cuda_cls_reset(CUcontext ctx);
 
-/* fatbin.c: a module image's length from its own headers (a fatbin
- * wrapper, a fatbin, an ELF cubin or PTX text), with *@ret_fatbin where
- * the image itself starts (a wrapper points to its fatbin); 0 for
- * anything else or longer than VGPU_CUDA_MAX_IMAGE. */
-#define VGPU_CUDA_MAX_IMAGE ((size_t)1 << 30)
-size_t vgpu_cuda_image_size(const void *image, const void **ret_fatbin);
-/* The length of the fatbin at @fb, of which @avail bytes may be read;
- * 0 unless every entry lies within it. */
-size_t vgpu_cuda_fatbin_size(const uint8_t *fb, size_t avail);
+/* library.c: a module image's length (cuda_image.h) with *@ret_image
+ * where the image itself starts (a fatbin wrapper points to its fatbin);
+ * 0 for anything else. */
+size_t vgpu_cuda_image_size(const void *image, const void **ret_image);
 
 /* integrity.c: what the integrity check hashes (48 bytes, in this order,
  * host byte order) and one record per device (28 bytes). */

@@ -11,8 +11,9 @@
 #      host of tests/guest (cuda_peer.py: no GPU here; on the GPU machine,
 #      with VGPU_E2E_BACKEND=cuda, NVIDIA's driver): the probe's device,
 #      memory round trip, the VM's quota (64 MiB, enforced by the worker
-#      below the driver's 256), an allocation over it, two VMs each with a
-#      worker of its own;
+#      below the driver's 256), an allocation over it, a kernel launch
+#      (the image sent on first use, the parameters' layout from the
+#      driver), two VMs each with a worker of its own;
 #   3. a worker killed under a client: the client's next call fails, the
 #      mediator logs it, starts a new worker for the next client (at most
 #      one a second), and the other VM is unaffected; a quota changed live
@@ -20,7 +21,10 @@
 #      its worker until it ends;
 #   4. hostile CUDA messages: DESCRIBE after a request, a call before
 #      OPEN, an unknown call number, a malformed call to the worker: each
-#      connection closed, the worker and the mediator still serve.
+#      connection closed, the worker and the mediator still serve; bad
+#      module images, handles, names, parameter bytes and a library
+#      budget run over, each answered with its error on a connection
+#      that goes on.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high
@@ -75,6 +79,7 @@ has "cudaMemGetInfo: the VM's quota, 64 MiB, less the 3 it holds" "^info 0 free=
 has "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAllocation$"
 has "cudaDeviceSynchronize" "^sync 0$"
 has "cudaFree, then again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
+has "a kernel launched through the worker, its padded parameters as the driver lays them out, every result right" "^launch 0 0 0 same$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024
 has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2
@@ -88,15 +93,41 @@ sys.path.insert(0, sys.argv[2])
 import raw_client as rc
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
-def call(n, args=(), data=b""):
+def call(n, args=(), data=b"", full=False):
     block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
     h = rc.header(n, n, 48 + len(data), mtype=9)
     try:
         s.sendall(h[:28] + struct.pack("<I", rc.crc32c(block, rc.crc32c(h))) + block + data)
         r = rc.recv_exact(s, 80)
+        more = struct.unpack("<I", r[24:28])[0] - 48 if r else 0
+        extra = rc.recv_exact(s, more) if more else b""
     except OSError:
         return None
-    return None if r is None else struct.unpack("<i", r[32:36])[0]
+    if r is None:
+        return None
+    status, = struct.unpack("<i", r[32:36])
+    return (status, struct.unpack("<5Q", r[40:80]), extra) if full else status
+if sys.argv[3] == "modules":
+    # Modules from a hostile process (LIB_LOAD 9, LIB_UNLOAD 10,
+    # GET_KERNEL 11, LAUNCH 12): each bad case its own error, the
+    # connection kept; PTX with one kernel, k(u64), that does nothing.
+    ptx = (b".version 8.0\n.target sm_90\n.address_size 64\n"
+           b".visible .entry k(.param .u64 p)\n{\n\tret;\n}\n\0")
+    fat = struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 1 << 20) + bytes(100)
+    out = [call(2), call(9, (), b"garbage, not an image"), call(9, (), fat)]
+    st, (lib, *_), _ = call(9, (), ptx, full=True)
+    out += [st, call(11, (77,), b"k\0"), call(11, (lib,), b"k"), call(11, (lib,), b"k\0x\0"),
+            call(11, (lib,), b"nope\0")]
+    st, (kern, n, nbytes, *_), layout = call(11, (lib,), b"k\0", full=True)
+    out += [st, n, nbytes, struct.unpack("<II", layout)]
+    dims = (kern, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 0)
+    out += [call(12, dims, bytes(4)), call(12, (99,) + dims[1:], bytes(8)),
+            call(12, dims, bytes(8)), call(8), call(10, (lib,)), call(12, dims, bytes(8)),
+            call(10, (lib,))]
+    loads = [call(9, (), ptx) for _ in range(257)]
+    out += [loads.count(0), loads[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
 if sys.argv[3] == "buffers":
     # Five processes, each copying 64 MiB (the most a message carries) to
     # a 4 KiB allocation: the worker buffers four (256 MiB, its budget)
@@ -168,6 +199,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" garbage | tr '
 grep -q "a malformed call" "$T/mediator.log" && pass "and says so" || fail "$(grep -i worker "$T/mediator.log")"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" buffers)" "1 1 1 1 2" \
 	"five 64 MiB copies at once: four buffered (and refused: no such allocation), the fifth over the worker's 256 MiB: CUDA_ERROR_OUT_OF_MEMORY"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" modules)" \
+	"0 200 200 0 400 1 1 500 0 1 8 (0, 8) 1 400 0 0 0 400 400 256 2 0" \
+	"modules from a raw process: a garbage image and a fatbin longer than its bytes (CUDA_ERROR_INVALID_IMAGE), a library that is not there (INVALID_HANDLE), names without their NUL or with one inside (INVALID_VALUE), no such kernel (NOT_FOUND); the kernel's layout (1 parameter, 8 bytes); a launch with 4 bytes of them (INVALID_VALUE), of no kernel (INVALID_HANDLE), right; after unloading, its kernel and itself are gone; 256 libraries, the 257th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "the worker still serves VM 1's next program" "^copy 0 0 same$"
 expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \

@@ -16,6 +16,7 @@
 
 #include "cuda_call.h"
 #include "cuda_desc.h"
+#include "cuda_image.h"
 #include "vgpu_device.h"
 #include "vgpu_protocol.h"
 #include "vgpu_ring.h"
@@ -194,6 +195,17 @@ static void check_cuda(const uint8_t *msg, const struct vgpu_msg_header *h)
 			abort();
 		vgpu_cuda_encode(&m, reply, again);
 		if (memcmp(again, msg, VGPU_CUDA_MSG_HEAD) != 0)
+			abort();
+		/* A kernel's layout and parameters within their bounds; an image's
+		 * length never past its bytes (ASan sees any read beyond them). */
+		if ((reply && m.call == VGPU_CUDA_GET_KERNEL && m.status == 0 &&
+		     (m.v[1] > VGPU_CUDA_MAX_PARAMS || m.data_len != 8 * m.v[1] ||
+		      m.v[2] > VGPU_CUDA_MAX_PARAM_BYTES)) ||
+		    (!reply && m.call == VGPU_CUDA_LAUNCH && m.data_len > VGPU_CUDA_MAX_PARAM_BYTES) ||
+		    (!reply && m.call == VGPU_CUDA_GET_KERNEL && m.data_len > VGPU_CUDA_MAX_NAME))
+			abort();
+		if (!reply && m.call == VGPU_CUDA_LIB_LOAD &&
+		    vgpu_cuda_image_len(msg + VGPU_CUDA_MSG_HEAD, m.data_len) > m.data_len)
 			abort();
 		return;
 	}

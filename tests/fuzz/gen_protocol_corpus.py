@@ -115,6 +115,16 @@ def cuda_call(call, args=(), data=b"", reply=False, status=0, seq=1):
     return sign(header(10 if reply else 9, seq, call, 48 + len(data)) + block + data)
 
 
+def elf_image():
+    """A minimal ELF64 image: header, one 16-byte section, its table."""
+    shoff = 64 + 16
+    eh = (b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 2, 190, 1, 0, 0, shoff,
+                                                            0, 64, 0, 0, 64, 2, 0))
+    sh_null = bytes(64)
+    sh_text = struct.pack("<IIQQQQIIQQ", 0, 1, 0, 0, 64, 16, 0, 0, 1, 0)
+    return eh + bytes(16) + sh_null + sh_text
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
@@ -207,6 +217,23 @@ def main():
         "cuda-sync-device-1": cuda_call(8, (0, 0, 0, 0, 0, 1)),
         "cuda-unused-arg": cuda_call(8, (0, 0, 0, 0, 1)),
         "cuda-htod-empty": cuda_call(6, (0x7F0000000000,)),
+        # Modules and launches (calls 9 to 12).
+        "cuda-lib-load-ptx": cuda_call(9, (), b".version 8.0\n.target sm_90\n"
+                                       b".address_size 64\n.visible .entry k(.param .u64 p)\n"
+                                       b"{\n\tret;\n}\n\0"),
+        "cuda-lib-load-fatbin": cuda_call(9, (), struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 72)
+                                          + struct.pack("<HHII", 1, 0x0101, 64, 8) + bytes(52 + 8)),
+        "cuda-lib-load-fatbin-long": cuda_call(9, (), struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 1 << 20)
+                                               + bytes(64)),
+        "cuda-lib-load-elf": cuda_call(9, (), elf_image()),
+        "cuda-lib-reply": cuda_call(9, (1,), reply=True),
+        "cuda-lib-unload": cuda_call(10, (1,)),
+        "cuda-get-kernel": cuda_call(11, (1,), b"_Z9scale_addPfPKfc5Scale\0"),
+        "cuda-kernel-reply": cuda_call(11, (1, 4, 28), struct.pack("<8I", 0, 8, 8, 8, 16, 1, 20, 8),
+                                       reply=True),
+        "cuda-kernel-reply-short": cuda_call(11, (1, 4, 28), bytes(24), reply=True),
+        "cuda-launch": cuda_call(12, (1, 4 | 1 << 32, 1 | 256 << 32, 1 | 1 << 32, 0), bytes(28)),
+        "cuda-launch-no-params": cuda_call(12, (1, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -35,7 +35,18 @@ import raw_client  # noqa: E402  (the protocol's helpers: crc32c, header, sign_a
 
 MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
 OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
+LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
+INVALID_IMAGE, INVALID_HANDLE, NOT_FOUND = 200, 400, 500
+FATBIN_MAGIC = 0xBA55ED50
+# The one kernel the emulation knows: cuda_probe.cu's scale_add(float *y,
+# const float *x, char tag, Scale s) with struct Scale { float a; int n; },
+# its parameters as nvcc lays them out (offset, size): y[i] = s.a * x[i] +
+# y[i] + tag for i < s.n within the grid.
+SCALE_ADD = b"_Z9scale_addPfPKfc5Scale"
+SCALE_ADD_LAYOUT = ((0, 8), (8, 8), (16, 1), (20, 8))
+# And test-cuda.sh's PTX kernel k(u64), which does nothing.
+NOOP = b"k"
 QUOTA = 256 << 20
 BASE = 0x7F0000000000
 VGPU_DENIED = -6
@@ -104,6 +115,7 @@ def serve_calls(conn, req_id, mode):
         return
     conn.sendall(result(req_id, OPEN, SUCCESS))
     mem, used, nxt, calls = {}, 0, BASE, 0
+    libs, kernels = set(), {}
 
     def find(ptr, n):
         for base, buf in mem.items():
@@ -147,9 +159,62 @@ def serve_calls(conn, req_id, mode):
                 status = INVALID_VALUE
             else:
                 out = bytes(buf[off:off + a[1]])
+        elif call == LIB_LOAD:
+            if len(data) < 16 or (struct.unpack("<I", data[:4])[0] != FATBIN_MAGIC and
+                                  not data.startswith(b".version")):
+                status = INVALID_IMAGE
+            else:
+                handle = len(libs) + 1
+                libs.add(handle)
+                values = (handle,)
+        elif call == LIB_UNLOAD:
+            if a[0] in libs:
+                libs.discard(a[0])
+            else:
+                status = INVALID_HANDLE
+        elif call == GET_KERNEL:
+            if a[0] not in libs:
+                status = INVALID_HANDLE
+            elif data == NOOP + b"\0":
+                kernels[len(kernels) + 1] = (a[0], NOOP)
+                values = (len(kernels), 1, 8)
+                out = struct.pack("<II", 0, 8)
+            elif data != SCALE_ADD + b"\0":
+                status = NOT_FOUND
+            else:
+                kernels[len(kernels) + 1] = (a[0], SCALE_ADD)
+                values = (len(kernels), len(SCALE_ADD_LAYOUT), 28)
+                out = b"".join(struct.pack("<II", o, n) for o, n in SCALE_ADD_LAYOUT)
+        elif call == LAUNCH:
+            status = launch(a, data, kernels, libs, find)
         elif call != SYNC:
             return
         conn.sendall(result(rid, call, status, values, out))
+
+
+def launch(a, data, kernels, libs, find):
+    """SCALE_ADD (or NOOP) over the grid of a LAUNCH call, in float32."""
+    lib, name = kernels.get(a[0], (None, None))
+    if lib not in libs:
+        return INVALID_HANDLE
+    if len(data) != (8 if name == NOOP else 28):
+        return INVALID_VALUE
+    if name == NOOP:
+        return SUCCESS
+    y_ptr, x_ptr, tag, scale, n = struct.unpack("<QQb3xfi", data)
+    threads = (a[1] & 0xFFFFFFFF) * (a[2] >> 32)
+    count = max(0, min(n, threads))
+    ybuf, yoff = find(y_ptr, 4 * count)
+    xbuf, xoff = find(x_ptr, 4 * count)
+    if count and (ybuf is None or xbuf is None):
+        return 719  # CUDA_ERROR_LAUNCH_FAILED: the kernel faulted
+    for i in range(count):
+        x, = struct.unpack_from("<f", xbuf, xoff + 4 * i)
+        y, = struct.unpack_from("<f", ybuf, yoff + 4 * i)
+        ax, = struct.unpack("<f", struct.pack("<f", scale * x))
+        axy, = struct.unpack("<f", struct.pack("<f", ax + y))
+        struct.pack_into("<f", ybuf, yoff + 4 * i, axy + tag)
+    return SUCCESS
 
 
 def main():

@@ -6,6 +6,50 @@
 #include <cstdio>
 #include <cuda_runtime.h>
 
+// A kernel whose parameters have padding between them (a char, then a
+// struct aligned to 4): y[i] = s.a * x[i] + y[i] + tag.
+struct Scale {
+	float a;
+	int n;
+};
+
+__global__ void scale_add(float *y, const float *x, char tag, Scale s)
+{
+	int i = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < s.n)
+		y[i] = s.a * x[i] + y[i] + tag;
+}
+
+// Launch scale_add over 1000 floats and check every result; prints
+// "launch <launch error> <sync error> <copies' errors> same|different".
+static void launch_check()
+{
+	const int n = 1000;
+	float x[n], y[n];
+	float *dx = nullptr, *dy = nullptr;
+
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 1.0f;
+	}
+	cudaError_t a = cudaMalloc(&dx, sizeof(x)), b = cudaMalloc(&dy, sizeof(y));
+	cudaError_t up = cudaMemcpy(dx, x, sizeof(x), cudaMemcpyHostToDevice);
+	cudaError_t up2 = cudaMemcpy(dy, y, sizeof(y), cudaMemcpyHostToDevice);
+	(void)cudaGetLastError(); // the earlier failures' error, cleared
+	scale_add<<<4, 256>>>(dy, dx, 2, Scale{ 0.5f, n });
+	cudaError_t launched = cudaGetLastError();
+	cudaError_t synced = cudaDeviceSynchronize();
+	cudaError_t down = cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 0.5f * (float)i + 3.0f;
+	printf("launch %d %d %d %s\n", (int)launched, (int)synced,
+	       (int)(a || b || up || up2 || down), same ? "same" : "different");
+	cudaFree(dx);
+	cudaFree(dy);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -54,6 +98,7 @@ int main()
 	printf("huge %d %s\n", (int)e, cudaGetErrorName(e));
 	e = cudaDeviceSynchronize();
 	printf("sync %d\n", (int)e);
+	launch_check();
 	e = cudaFree(dev);
 	printf("free %d\n", (int)e);
 	e = cudaFree(dev);

@@ -17,6 +17,9 @@
 #     emulates memory, it is no GPU): a 3 MiB round trip in 1 MiB pieces,
 #     the VM's quota as cudaMemGetInfo's total, an allocation over it
 #     (cudaErrorMemoryAllocation), a double free (cudaErrorInvalidValue);
+#   - a kernel launched with <<<>>>: cudart's cuLibraryGetKernel sends the
+#     image and asks the kernel's parameter layout, cuLaunchKernel sends
+#     the parameters (the peer emulates that one kernel);
 #   - a host that refuses the calls: cudaErrorNotSupported; a host that
 #     dies in the middle: the calls after it fail, the process goes on;
 #   - an entry point not implemented yet fails cleanly with
@@ -98,6 +101,8 @@ check "cudaMemGetInfo: the VM's quota (256 MiB here), less what it holds" \
 	"^info 0 free=$(((256 << 20) - (3 << 20))) total=$((256 << 20))$"
 check "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAllocation$"
 check "cudaDeviceSynchronize" "^sync 0$"
+check "a kernel launched (<<<>>>): the image sent on first use, the parameters (a char, then a struct aligned to 4) laid out as the host says; every result right" \
+	"^launch 0 0 0 same$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"

@@ -6,6 +6,7 @@
  * test vectors, the description's encoding (round trip and every kind of
  * bad input), module image lengths, and error names.
  */
+#include <elf.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,6 +238,12 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_HTOD, .id = 4, .v = { 0x7f0000000000ull }, .data_len = 4096 },
 		{ .call = VGPU_CUDA_DTOH, .id = 5, .v = { 0x7f0000000000ull, 4096 } },
 		{ .call = VGPU_CUDA_SYNC, .id = 6, .v = { 0, 0, 0, 0, 0, 1 } }, /* device 1 */
+		{ .call = VGPU_CUDA_LIB_LOAD, .id = 7, .data_len = 100 },
+		{ .call = VGPU_CUDA_LIB_UNLOAD, .id = 8, .v = { 3 } },
+		{ .call = VGPU_CUDA_GET_KERNEL, .id = 9, .v = { 3 }, .data_len = VGPU_CUDA_MAX_NAME },
+		{ .call = VGPU_CUDA_LAUNCH, .id = 10, .v = { 1, 2, 3, 4, 5 },
+		  .data_len = VGPU_CUDA_MAX_PARAM_BYTES },
+		{ .call = VGPU_CUDA_LAUNCH, .id = 11, .v = { 1, 2, 3, 4 } }, /* no parameters */
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -256,6 +263,24 @@ static void test_call_messages(void **state)
 	m.status = CUDA_ERROR_INVALID_VALUE;
 	vgpu_cuda_encode(&m, true, head);
 	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	/* A kernel's layout: 8 bytes per parameter, within the bounds. */
+	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_GET_KERNEL, .id = 12, .v = { 1, 4, 28 },
+				    .data_len = 32 };
+	vgpu_cuda_encode(&m, true, head);
+	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_OK);
+	assert_memory_equal(&d, &m, sizeof(d));
+	const struct vgpu_cuda_msg bad_layout[] = {
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 4, 28 }, .data_len = 24 },
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, VGPU_CUDA_MAX_PARAMS + 1, 28 },
+		  .data_len = 8 * (VGPU_CUDA_MAX_PARAMS + 1) },
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 0, VGPU_CUDA_MAX_PARAM_BYTES + 1 } },
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 0, 0, 1 } },
+		{ .call = VGPU_CUDA_LIB_LOAD, .v = { 1 }, .data_len = 4 }, /* data in a reply */
+	};
+	for (size_t i = 0; i < sizeof(bad_layout) / sizeof(bad_layout[0]); i++) {
+		vgpu_cuda_encode(&bad_layout[i], true, head);
+		assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	}
 	/* Unused fields, data where none goes, none where some must. */
 	const struct vgpu_cuda_msg bad[] = {
 		{ .call = VGPU_CUDA_OPEN, .v = { 1 } },
@@ -265,6 +290,13 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_HTOD, .v = { 1 } },
 		{ .call = VGPU_CUDA_DTOH, .v = { 1, 4 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_LIB_LOAD },                            /* no image */
+		{ .call = VGPU_CUDA_LIB_LOAD, .v = { 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_LIB_UNLOAD, .v = { 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1 } },              /* no name */
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
+		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 1 }, .data_len = 2 },
+		{ .call = VGPU_CUDA_LAUNCH, .v = { 1 }, .data_len = VGPU_CUDA_MAX_PARAM_BYTES + 1 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -334,6 +366,58 @@ static void test_images(void **state)
 	assert_int_equal(vgpu_cuda_image_size(&wrapper, &start), 0);
 	assert_int_equal(vgpu_cuda_image_size("garbage, not an image", &start), 0);
 	assert_int_equal(vgpu_cuda_image_size(NULL, &start), 0);
+	/* Bounded by the bytes there are: PTX without its NUL within them. */
+	assert_int_equal(vgpu_cuda_image_len((const uint8_t *)ptx, strlen(ptx) + 1), strlen(ptx) + 1);
+	assert_int_equal(vgpu_cuda_image_len((const uint8_t *)ptx, strlen(ptx)), 0);
+}
+
+/* An ELF cubin: its section header table ends it, once every section
+ * and segment lies before that end. */
+static void test_elf_images(void **state)
+{
+	static uint8_t elf[sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 64 + 2 * sizeof(Elf64_Shdr)];
+	Elf64_Ehdr eh = { .e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64 } };
+	Elf64_Phdr ph = { .p_offset = sizeof(eh) + sizeof(ph), .p_filesz = 64 };
+	Elf64_Shdr sh[2] = { { .sh_type = SHT_NULL },
+			     { .sh_type = SHT_PROGBITS, .sh_offset = sizeof(eh) + sizeof(ph),
+			       .sh_size = 64 } };
+
+	(void)state;
+	eh.e_phoff = sizeof(eh);
+	eh.e_phnum = 1;
+	eh.e_phentsize = sizeof(ph);
+	eh.e_shoff = sizeof(eh) + sizeof(ph) + 64;
+	eh.e_shnum = 2;
+	eh.e_shentsize = sizeof(Elf64_Shdr);
+#define PUT()                                                            \
+	do {                                                             \
+		memcpy(elf, &eh, sizeof(eh));                            \
+		memcpy(elf + sizeof(eh), &ph, sizeof(ph));               \
+		memcpy(elf + eh.e_shoff, sh, sizeof(sh));                \
+	} while (0)
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), sizeof(elf));
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf) - 1), 0);
+	sh[1].sh_size = 64 + 2 * sizeof(Elf64_Shdr) + 1; /* a section past the end */
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), 0);
+	sh[1].sh_type = SHT_NOBITS; /* which takes no bytes of the file */
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), sizeof(elf));
+	sh[1].sh_offset = UINT64_MAX - 8; /* no wrapping around */
+	sh[1].sh_type = SHT_PROGBITS;
+	sh[1].sh_size = 64;
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), 0);
+	sh[1].sh_offset = sizeof(eh) + sizeof(ph);
+	ph.p_filesz = UINT64_MAX; /* a segment past the end */
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), 0);
+	ph.p_filesz = 64;
+	eh.e_phnum = 1000; /* program headers past the end */
+	PUT();
+	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), 0);
+#undef PUT
 }
 
 static void test_errors(void **state)
@@ -361,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_describe_messages),
 		cmocka_unit_test(test_call_messages),
 		cmocka_unit_test(test_images),
+		cmocka_unit_test(test_elf_images),
 		cmocka_unit_test(test_errors),
 	};
 

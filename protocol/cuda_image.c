@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fatbin.c - how long a module image is. cuLibraryLoadData() and
- * cuModuleLoadData() get a bare pointer; the image's length is in its
- * own headers (formats as ZLUDA's cuda_types/src/dark_api.rs describes
- * them, commit 8a7931b):
+ * cuda_image.c - how long a module image is (cuda_image.h).
+ * cuLibraryLoadData() and cuModuleLoadData() get a bare pointer; the
+ * image's length is in its own headers (formats as ZLUDA's
+ * cuda_types/src/dark_api.rs describes them, commit 8a7931b):
  *
  *   fatbin wrapper  u32 magic 0x466243B1, u32 version (1 or 2),
  *                   pointer to the fatbin, pointer (filename or list)
@@ -16,13 +16,14 @@
  *   ELF (a cubin)   its section header table ends it
  *   PTX             NUL-terminated text
  *
- * What is checked here is what the guest's own program handed to its own
- * driver; the host checks again everything it receives.
+ * The guest asks of its own program's image (a wrapper's pointer is the
+ * guest's to follow); the host's worker asks again of the bytes it
+ * received, bounded by their count, before its driver sees them.
  */
 #include <elf.h>
 #include <string.h>
 
-#include "shim.h"
+#include "cuda_image.h"
 
 #define WRAPPER_MAGIC 0x466243B1u
 #define FATBIN_MAGIC 0xBA55ED50u
@@ -50,6 +51,39 @@ static uint64_t rd64(const uint8_t *p)
 
 	memcpy(&v, p, sizeof(v));
 	return v;
+}
+
+/* An ELF cubin's length: its section header table's end, once every
+ * section's and segment's bytes and the program header table lie before
+ * it (the driver follows those offsets). */
+static size_t elf_len(const uint8_t *p, size_t avail)
+{
+	Elf64_Ehdr eh;
+	uint64_t end;
+
+	memcpy(&eh, p, sizeof(eh));
+	end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+	if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > avail || end > avail ||
+	    eh.e_shoff < sizeof(eh))
+		return 0;
+	if (eh.e_phnum && (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > end ||
+			   (uint64_t)eh.e_phnum * eh.e_phentsize > end - eh.e_phoff))
+		return 0;
+	for (uint32_t i = 0; i < eh.e_shnum; i++) {
+		Elf64_Shdr sh;
+
+		memcpy(&sh, p + eh.e_shoff + (uint64_t)i * sizeof(sh), sizeof(sh));
+		if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > end || sh.sh_size > end - sh.sh_offset))
+			return 0;
+	}
+	for (uint32_t i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		memcpy(&ph, p + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_offset > end || ph.p_filesz > end - ph.p_offset)
+			return 0;
+	}
+	return (size_t)end;
 }
 
 size_t vgpu_cuda_fatbin_size(const uint8_t *fb, size_t avail)
@@ -80,38 +114,22 @@ size_t vgpu_cuda_fatbin_size(const uint8_t *fb, size_t avail)
 	return (size_t)(head + files);
 }
 
-size_t vgpu_cuda_image_size(const void *image, const void **ret_fatbin)
+size_t vgpu_cuda_image_len(const uint8_t *p, size_t avail)
 {
-	const uint8_t *p = image;
-
-	*ret_fatbin = image;
-	if (!p)
+	if (avail > VGPU_CUDA_MAX_IMAGE)
+		avail = VGPU_CUDA_MAX_IMAGE;
+	if (!p || avail < 4)
 		return 0;
-	if (rd32(p) == WRAPPER_MAGIC) {
-		uint32_t version = rd32(p + 4);
-		const void *data;
-
-		if (version != 1 && version != 2)
-			return 0;
-		memcpy(&data, p + 8, sizeof(data));
-		*ret_fatbin = data;
-		return data ? vgpu_cuda_fatbin_size(data, VGPU_CUDA_MAX_IMAGE) : 0;
-	}
 	if (rd32(p) == FATBIN_MAGIC)
-		return vgpu_cuda_fatbin_size(p, VGPU_CUDA_MAX_IMAGE);
-	if (memcmp(p, ELFMAG, SELFMAG) == 0 && p[EI_CLASS] == ELFCLASS64) {
-		Elf64_Ehdr eh;
-		uint64_t end;
-
-		memcpy(&eh, p, sizeof(eh));
-		end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
-		return eh.e_shentsize == sizeof(Elf64_Shdr) && end <= VGPU_CUDA_MAX_IMAGE ? end : 0;
-	}
+		return vgpu_cuda_fatbin_size(p, avail);
+	if (avail >= sizeof(Elf64_Ehdr) && memcmp(p, ELFMAG, SELFMAG) == 0 &&
+	    p[EI_CLASS] == ELFCLASS64)
+		return elf_len(p, avail);
 	/* PTX: text up to its NUL, which starts with a comment or a directive. */
 	if (p[0] == '/' || p[0] == '.' || p[0] == '\n' || p[0] == ' ' || p[0] == '\t') {
-		size_t n = strnlen((const char *)p, VGPU_CUDA_MAX_IMAGE);
+		size_t n = strnlen((const char *)p, avail);
 
-		return n < VGPU_CUDA_MAX_IMAGE ? n + 1 : 0;
+		return n < avail ? n + 1 : 0;
 	}
 	return 0;
 }

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * module.c - a process's modules and kernels on the host's driver
+ * (LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH of cuda_call.h).
+ *
+ * An image is the guest's: its length from its own headers must be the
+ * bytes received (cuda_image.h checks every entry, section and segment
+ * lies within them), and it is handed to the driver at the end of a
+ * mapping whose next page is inaccessible, so that a parser reading past
+ * what was checked faults this worker (its VM's own processes) rather
+ * than reading anything else. Handles given to the guest are indexes
+ * here, never the driver's pointers; a launch's parameters must be
+ * exactly the bytes the driver's layout of the kernel says.
+ *
+ * A kernel runs in the VM's own context: whatever it reads or writes is
+ * the VM's device memory, or faults that context.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+struct wlib {
+	CUlibrary lib;         /* NULL: a free slot */
+	uint8_t *map;          /* the image's mapping, guard page after it */
+	size_t map_len;
+	uint64_t bytes;        /* the image's */
+};
+
+struct wkernel {
+	CUkernel kernel;       /* NULL: a free slot */
+	uint32_t lib;          /* index in libs */
+	uint32_t n_params;
+	uint32_t param_bytes;
+	uint32_t *layout;      /* n_params pairs: offset, size */
+};
+
+/* The image's bytes, ending against an inaccessible page. */
+static uint8_t *guarded_copy(const uint8_t *image, size_t len, size_t *map_len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t body = (len + page - 1) / page * page;
+	uint8_t *map = mmap(NULL, body + page, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (map == MAP_FAILED)
+		return NULL;
+	if (mprotect(map + body, page, PROT_NONE) != 0) {
+		munmap(map, body + page);
+		return NULL;
+	}
+	memcpy(map + body - len, image, len);
+	*map_len = body + page;
+	return map;
+}
+
+CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
+		     uint64_t *handle)
+{
+	struct wlib *l = NULL;
+	uint32_t i;
+	CUresult rc;
+
+	if (vgpu_cuda_image_len(image, len) != len)
+		return CUDA_ERROR_INVALID_IMAGE;
+	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	for (i = 0; i < mo->n_libs && mo->libs[i].lib; i++)
+		;
+	if (i == mo->n_libs) {
+		if (mo->n_libs == WORKER_MAX_LIBS)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!mo->libs && !(mo->libs = calloc(WORKER_MAX_LIBS, sizeof(*mo->libs))))
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		mo->n_libs++;
+	}
+	l = &mo->libs[i];
+	l->map = guarded_copy(image, len, &l->map_len);
+	if (!l->map)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	rc = w->drv.library_load(&l->lib, l->map + l->map_len - (size_t)sysconf(_SC_PAGESIZE) - len,
+				 NULL, NULL, 0, NULL, NULL, 0);
+	if (rc != CUDA_SUCCESS || !l->lib) {
+		munmap(l->map, l->map_len);
+		*l = (struct wlib){ 0 };
+		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_IMAGE;
+	}
+	l->bytes = len;
+	mo->image_bytes += len;
+	*handle = (uint64_t)i + 1;
+	return CUDA_SUCCESS;
+}
+
+static struct wlib *lib_of(struct modules *mo, uint64_t handle)
+{
+	return handle >= 1 && handle <= mo->n_libs && mo->libs[handle - 1].lib
+		       ? &mo->libs[handle - 1] : NULL;
+}
+
+static void lib_free(struct worker *w, struct modules *mo, struct wlib *l)
+{
+	uint32_t index = (uint32_t)(l - mo->libs);
+
+	for (uint32_t i = 0; i < mo->n_kernels; i++) {
+		struct wkernel *k = &mo->kernels[i];
+
+		if (k->kernel && k->lib == index) {
+			free(k->layout);
+			*k = (struct wkernel){ 0 };
+		}
+	}
+	w->drv.library_unload(l->lib);
+	munmap(l->map, l->map_len);
+	mo->image_bytes -= l->bytes;
+	*l = (struct wlib){ 0 };
+}
+
+CUresult module_unload(struct worker *w, struct modules *mo, uint64_t handle)
+{
+	struct wlib *l = lib_of(mo, handle);
+
+	if (!l)
+		return CUDA_ERROR_INVALID_HANDLE;
+	lib_free(w, mo, l);
+	return CUDA_SUCCESS;
+}
+
+/* The layout of @k's parameters, as the driver has it. */
+static CUresult layout(struct worker *w, struct wkernel *k)
+{
+	uint32_t pairs[2 * VGPU_CUDA_MAX_PARAMS];
+	uint64_t end = 0;
+	uint32_t n;
+
+	for (n = 0; n <= VGPU_CUDA_MAX_PARAMS; n++) {
+		size_t off, size;
+
+		if (w->drv.kernel_param_info(k->kernel, n, &off, &size) != CUDA_SUCCESS)
+			break;
+		if (n == VGPU_CUDA_MAX_PARAMS || size == 0 || off > VGPU_CUDA_MAX_PARAM_BYTES ||
+		    size > VGPU_CUDA_MAX_PARAM_BYTES - off)
+			return CUDA_ERROR_NOT_SUPPORTED;
+		pairs[2 * n] = (uint32_t)off;
+		pairs[2 * n + 1] = (uint32_t)size;
+		if (off + size > end)
+			end = off + size;
+	}
+	k->layout = malloc(n ? 8 * (size_t)n : 1);
+	if (!k->layout)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	memcpy(k->layout, pairs, 8 * (size_t)n);
+	k->n_params = n;
+	k->param_bytes = (uint32_t)end;
+	return CUDA_SUCCESS;
+}
+
+CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
+		       uint32_t len, uint64_t res[3], const uint32_t **ret_layout)
+{
+	struct wlib *l = lib_of(mo, lib);
+	struct wkernel *k;
+	uint32_t i;
+	CUresult rc;
+
+	if (!l)
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (len < 2 || name[len - 1] != '\0' || strlen(name) != len - 1)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (i = 0; i < mo->n_kernels && mo->kernels[i].kernel; i++)
+		;
+	if (i == mo->n_kernels) {
+		if (mo->n_kernels == WORKER_MAX_KERNELS)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!mo->kernels && !(mo->kernels = calloc(WORKER_MAX_KERNELS, sizeof(*mo->kernels))))
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		mo->n_kernels++;
+	}
+	k = &mo->kernels[i];
+	rc = w->drv.library_get_kernel(&k->kernel, l->lib, name);
+	if (rc == CUDA_SUCCESS && !k->kernel)
+		rc = CUDA_ERROR_NOT_FOUND;
+	if (rc == CUDA_SUCCESS)
+		rc = layout(w, k);
+	if (rc != CUDA_SUCCESS) {
+		*k = (struct wkernel){ 0 };
+		return rc;
+	}
+	k->lib = (uint32_t)(l - mo->libs);
+	res[0] = (uint64_t)i + 1;
+	res[1] = k->n_params;
+	res[2] = k->param_bytes;
+	*ret_layout = k->layout;
+	return CUDA_SUCCESS;
+}
+
+CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
+		       uint8_t *params)
+{
+	void *args[VGPU_CUDA_MAX_PARAMS];
+	struct wkernel *k = m->v[0] >= 1 && m->v[0] <= mo->n_kernels ? &mo->kernels[m->v[0] - 1]
+								     : NULL;
+
+	if (!k || !k->kernel)
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (m->data_len != k->param_bytes || m->v[4] > UINT32_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (uint32_t i = 0; i < k->n_params; i++)
+		args[i] = params + k->layout[2 * i];
+	return w->drv.launch((CUfunction)k->kernel, (uint32_t)m->v[1], (uint32_t)(m->v[1] >> 32),
+			     (uint32_t)m->v[2], (uint32_t)(m->v[2] >> 32), (uint32_t)m->v[3],
+			     (uint32_t)(m->v[3] >> 32), (uint32_t)m->v[4], NULL, args, NULL);
+}
+
+void module_release(struct worker *w, struct modules *mo)
+{
+	for (uint32_t i = 0; i < mo->n_libs; i++)
+		if (mo->libs[i].lib)
+			lib_free(w, mo, &mo->libs[i]);
+	free(mo->libs);
+	free(mo->kernels);
+	*mo = (struct modules){ 0 };
+}
