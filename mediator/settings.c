@@ -28,7 +28,7 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "cpu_threads", VGPU_CONF_INT, I(cpu_threads), 0, 1024, "0", "cpu backend threads (0: one per core), per GPU" },
 	{ "sched_guard_us", VGPU_CONF_INT, I(sched_guard_us), 0, 1000000, "0", "while a priority level has work on a GPU, or was given work there this many microseconds ago, the levels below it get one work there at most (0: off)" },
 	{ "copy_slice_kib", VGPU_CONF_INT, I(copy_slice_kib), 0, 1048576, "1024", "cuda: copies of works below high priority go in pieces of this many KiB, so that a high-priority copy waits for one piece (0: whole copies)" },
-	{ "gpu_hold_us", VGPU_CONF_INT, I(gpu_hold_us), 0, 1000, "0", "cuda: while works of a level run, those of the levels below hold still between their pieces, until this many microseconds after the last (0: off; not yet measured on a GPU, docs/scheduler.md)" },
+	{ "gpu_hold_us", VGPU_CONF_INT, I(gpu_hold_us), 0, 1000, "200", "cuda: while works of a level run, those of the levels below hold still between their pieces, until this many microseconds after the last (0: off; docs/scheduler.md)" },
 	{ "cuda_worker", VGPU_CONF_PATH, S(cuda_worker), 0, 0, VGPU_LIBEXECDIR "/vgpu-cuda-worker", "the program that runs a VM's CUDA calls (guests' libcuda.so.1), one process per VM" },
 	{ "cuda_worker_user", VGPU_CONF_STRING, S(cuda_worker_user), 0, 0, "nobody", "the user a VM's CUDA worker runs as when the mediator is root (empty: the mediator's own)" },
 	{ "gpus", VGPU_CONF_INT, I(gpus), 0, VGPU_MAX_GPUS, "0", "GPUs to drive, 0 to N-1 (0: every one the backend has; the cpu backend poses as this many, 1 by default)" },
