@@ -8,14 +8,15 @@
 # process spinning alone on the clock: gaps of 5 us and more). Binaries
 # from .devbin (bench/run-device.sh's way: build here, carry .devbin).
 #
-#   [RUNS=N] bash bench/device-tail.sh   (results in $OUT, a table last)
+#   [RUNS=N] [PRIORITY=high|medium|low] [SETS="--set k=v ..."] bash bench/device-tail.sh
+#                                        (results in $OUT, a table last)
 set -u
 . "$(dirname "$0")/device-env.sh" tail
 RUNS=${RUNS:-4}
 VM=6f1c2a10-0000-4000-8000-0000000d0002
-"$BIN/vgpu-admin" --db "$W/db" register-vm --vm-uuid $VM --vm-name peer --pool B --priority high >/dev/null
+"$BIN/vgpu-admin" --db "$W/db" register-vm --vm-uuid $VM --vm-name peer --pool B --priority "${PRIORITY:-high}" >/dev/null
 "$BIN/vgpu-mediator" --db "$W/db" --run-dir "$W/run" --spool-dir "$W/spool" --backend cuda \
-	--log stderr --log-level info 2>"$OUT/mediator.log" &
+	--log stderr --log-level info ${SETS:-} 2>"$OUT/mediator.log" &
 MPID=$!
 for _ in $(seq 300); do [ -S "$W/run/vm-$VM.sock" ] && break; sleep 0.1; done
 failed=0
