@@ -226,8 +226,12 @@ void vgpu_queue_done(struct vgpu_queue *q, struct vgpu_queue_item *item, uint64_
 	vgpu_sched_done(q->sched, &item->sched, measured_ns);
 	if (measured_ns > 0)
 		vgpu_cost_learn(&q->cost, item->op, item->units, measured_ns);
-	/* Memory released, or in-flight time, may let held work go on. */
-	pthread_cond_broadcast(&q->changed);
+	/* Memory released, or in-flight time, may let held work go on; with
+	 * none queued there is nothing to wake a dispatcher for (a push that
+	 * finds no room wakes it), and waking it would put its thread's
+	 * wake-up on this completion's way to its client. */
+	if (vgpu_sched_depth(q->sched, UINT32_MAX) > 0)
+		pthread_cond_broadcast(&q->changed);
 	pthread_mutex_unlock(&q->lock);
 }
 
