@@ -14,6 +14,7 @@
 
 #include "budget.h"
 #include "vgpu_error.h"
+#include "vgpu_mutex.h"
 
 struct vm_figures {
 	uint64_t held[VGPU_BUDGET_KINDS];
@@ -54,7 +55,7 @@ int vgpu_budget_new(uint32_t max_vms, const struct vgpu_budget_limits *limits,
 	b = calloc(1, size);
 	if (!b)
 		return VGPU_NO_MEMORY;
-	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+	if (vgpu_mutex_init(&b->lock) != 0) {
 		free(b);
 		return VGPU_ERROR;
 	}

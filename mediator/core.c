@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mediator.h"
+#include "vgpu_mutex.h"
 
 /* @t's place among the registered transports; -1 if it is not one. */
 static int transport_index(const struct mediator *m, const struct vgpu_transport *t)
@@ -162,7 +163,7 @@ int vgpu_mediator_init(struct mediator *m)
 	m->vms = calloc((size_t)m->set.max_vms, sizeof(*m->vms));
 	if (!m->vms)
 		return VGPU_NO_MEMORY;
-	pthread_mutex_init(&m->done_lock, NULL);
+	vgpu_mutex_init(&m->done_lock);
 	m->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	m->done_watch = (struct vgpu_loop_watch){ .fd = m->done_efd, .fn = vgpu_deliver_done, .ctx = m };
 	if (m->done_efd < 0 || vgpu_loop_add(m->loop, &m->done_watch, EPOLLIN) != VGPU_OK)

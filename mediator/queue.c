@@ -21,6 +21,7 @@
 #include "queue.h"
 #include "vgpu_clock.h"
 #include "vgpu_error.h"
+#include "vgpu_mutex.h"
 
 struct vgpu_queue {
 	pthread_mutex_t lock;
@@ -56,7 +57,7 @@ int vgpu_queue_new(uint32_t max_vms, uint32_t max_pools, uint32_t n_gpus, uint32
 	q->per_vm_cap = per_vm_cap;
 	q->total_cap = total_cap;
 
-	if (pthread_mutex_init(&q->lock, NULL) != 0)
+	if (vgpu_mutex_init(&q->lock) != 0)
 		goto fail_free;
 	if (pthread_condattr_init(&attr) != 0)
 		goto fail_mutex;

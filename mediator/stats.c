@@ -23,6 +23,7 @@
 #include "backend/backend.h"
 #include "stats.h"
 #include "vgpu_error.h"
+#include "vgpu_mutex.h"
 
 struct vgpu_stats {
 	pthread_mutex_t lock;
@@ -105,7 +106,7 @@ int vgpu_stats_new(uint32_t max_vms, struct vgpu_stats **ret)
 	s = calloc(1, size);
 	if (!s)
 		return VGPU_NO_MEMORY;
-	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+	if (vgpu_mutex_init(&s->lock) != 0) {
 		free(s);
 		return VGPU_ERROR;
 	}

@@ -25,6 +25,7 @@
 
 #include "backend_internal.h"
 #include "cpu_ops.h"
+#include "vgpu_mutex.h"
 
 #define CPU_MAX_THREADS 1024
 
@@ -183,7 +184,7 @@ static int cpu_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char 
 		c->nodes[i].next = c->free_nodes;
 		c->free_nodes = &c->nodes[i];
 	}
-	pthread_mutex_init(&c->lock, NULL);
+	vgpu_mutex_init(&c->lock);
 	pthread_cond_init(&c->work_cond, NULL);
 	c->n_threads = (int)threads;
 	for (int i = 0; i < c->n_threads; i++) {

@@ -28,6 +28,7 @@
 
 #include "backend_internal.h"
 #include "cuda_internal.h"
+#include "vgpu_mutex.h"
 
 #define HOST_CACHE_BYTES ((size_t)2 << 30) /* pinned memory kept for reuse */
 #define HOST_HEADER 64                   /* in front of each host_alloc() block */
@@ -119,7 +120,8 @@ static void destroy(struct vgpu_cuda_ctx *c)
 	vgpu_cuda_pool_free(c->dev_pool);
 	vgpu_cuda_pool_free(c->host_pool);
 	vgpu_cublas_unload(&c->cublas);
-	pthread_cond_destroy(&c->launch_cond);
+	for (int k = 0; k < VGPU_CUDA_LAUNCHERS; k++)
+		pthread_cond_destroy(&c->wake[k].cond);
 	pthread_cond_destroy(&c->idle_cond);
 	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++)
 		pthread_cond_destroy(&c->level[l].fly_cond);
@@ -249,10 +251,11 @@ static int cuda_init(const struct vgpu_backend_config *cfg, void **ret_ctx, char
 		snprintf(err, err_size, "cuda: out of memory");
 		return VGPU_NO_MEMORY;
 	}
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->fly_lock, NULL);
-	pthread_mutex_init(&c->hold_lock, NULL);
-	pthread_cond_init(&c->launch_cond, NULL);
+	vgpu_mutex_init(&c->lock);
+	vgpu_mutex_init(&c->fly_lock);
+	vgpu_mutex_init(&c->hold_lock);
+	for (int k = 0; k < VGPU_CUDA_LAUNCHERS; k++)
+		pthread_cond_init(&c->wake[k].cond, NULL);
 	pthread_cond_init(&c->idle_cond, NULL);
 	for (int l = 0; l < VGPU_PRIORITY_LEVELS; l++) {
 		c->level[l].c = c;
@@ -388,8 +391,7 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 			lv->head = job;
 		lv->tail = job;
 		c->inflight++;
-		atomic_fetch_add(&c->wake_seq, 1);
-		pthread_cond_broadcast(&c->launch_cond);
+		vgpu_cuda_wake_launcher(c, work->priority);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;

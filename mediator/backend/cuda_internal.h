@@ -138,7 +138,6 @@ struct vgpu_cuda_ctx {
 	float *results;                 /* pinned, VGPU_CUDA_RESULT_FLOATS per job */
 
 	pthread_mutex_t lock;           /* guards the fields below up to fly_lock */
-	pthread_cond_t launch_cond;     /* launchers: queued, capacity back, or quit */
 	pthread_cond_t idle_cond;       /* fini: nothing in flight */
 	struct vgpu_cuda_job *free_jobs;
 	int max_inflight;
@@ -148,9 +147,16 @@ struct vgpu_cuda_ctx {
 	uint64_t generation;            /* completions so far */
 	bool stopping;                  /* fini: accept nothing */
 	bool quit;                      /* launcher: exit */
-	/* Bumped (under lock) by every submit, completion and quit: what the
-	 * launcher, idle, watches for a moment before it sleeps. */
-	_Atomic uint64_t wake_seq;
+	/* Each launcher's wake-up (cuda_sched.c), bumped and signalled under
+	 * lock by a submit of a level it serves, a completion while it has
+	 * queued work, and quit: what it watches, idle, for a moment before
+	 * it sleeps on cond. One per launcher, so that high priority's works
+	 * never wake the launcher of the levels below (each wake-up of it
+	 * took c->lock on the high path's way). */
+	struct {
+		pthread_cond_t cond;
+		_Atomic uint64_t seq;
+	} wake[VGPU_CUDA_LAUNCHERS];
 
 	pthread_mutex_t fly_lock;       /* guards the levels' fly lists */
 	bool fly_quit;                  /* waiters: exit once their list is empty */
@@ -241,6 +247,8 @@ void vgpu_cuda_track(struct vgpu_cuda_job *job);
 
 /* cuda_sched.c: the launcher and the waiters. */
 int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c);
+/* A work of @level was queued: wake the launcher that serves it. Lock held. */
+void vgpu_cuda_wake_launcher(struct vgpu_cuda_ctx *c, int level);
 /* Stop and join the threads that were started; works must be done. */
 void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c);
 

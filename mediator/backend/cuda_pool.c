@@ -22,6 +22,7 @@
 
 #include "cuda_pool.h"
 #include "vgpu_error.h"
+#include "vgpu_mutex.h"
 
 #define CLASSES 168 /* 42 octaves above the minimum */
 
@@ -115,7 +116,7 @@ int vgpu_cuda_pool_new(enum vgpu_cuda_pool_kind kind, int device, size_t limit_h
 
 	if (!p)
 		return VGPU_NO_MEMORY;
-	pthread_mutex_init(&p->lock, NULL);
+	vgpu_mutex_init(&p->lock);
 	pthread_cond_init(&p->release_cond, NULL);
 	p->kind = kind;
 	p->device = device;

@@ -122,20 +122,48 @@ static struct vgpu_cuda_job *next_job(struct vgpu_cuda_ctx *c, int k)
 	return NULL;
 }
 
-/* Nothing to launch: watch wake_seq for LAUNCH_SPIN_NS (a client that
- * submits again as soon as its last work is done is served without a
- * thread wake-up), then sleep until a submit or completion. Lock held. */
-static void idle(struct vgpu_cuda_ctx *c)
+/* The launcher that serves @level. */
+static int launcher_of(int level)
 {
-	uint64_t seen = atomic_load(&c->wake_seq);
+	return level > top_of(0);
+}
+
+/* Wake launcher @k. Lock held. */
+static void wake(struct vgpu_cuda_ctx *c, int k)
+{
+	atomic_fetch_add(&c->wake[k].seq, 1);
+	pthread_cond_signal(&c->wake[k].cond);
+}
+
+void vgpu_cuda_wake_launcher(struct vgpu_cuda_ctx *c, int level)
+{
+	wake(c, launcher_of(level));
+}
+
+/* Whether launcher @k has works queued. Lock held. */
+static bool has_queued(const struct vgpu_cuda_ctx *c, int k)
+{
+	for (int l = bottom_of(k); l <= top_of(k); l++)
+		if (c->level[l].head)
+			return true;
+	return false;
+}
+
+/* Launcher @k has nothing to launch: watch its wake-up for LAUNCH_SPIN_NS
+ * (a client that submits again as soon as its last work is done is served
+ * without a thread wake-up), then sleep until a submit of its levels or a
+ * completion that may let its queued work go. Lock held. */
+static void idle(struct vgpu_cuda_ctx *c, int k)
+{
+	uint64_t seen = atomic_load(&c->wake[k].seq);
 	uint64_t t0 = vgpu_now_ns();
 
 	pthread_mutex_unlock(&c->lock);
-	while (atomic_load(&c->wake_seq) == seen && vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
+	while (atomic_load(&c->wake[k].seq) == seen && vgpu_now_ns() - t0 < LAUNCH_SPIN_NS)
 		vgpu_cpu_relax();
 	pthread_mutex_lock(&c->lock);
-	if (atomic_load(&c->wake_seq) == seen)
-		pthread_cond_wait(&c->launch_cond, &c->lock);
+	if (atomic_load(&c->wake[k].seq) == seen)
+		pthread_cond_wait(&c->wake[k].cond, &c->lock);
 }
 
 struct launcher {
@@ -158,7 +186,7 @@ static void *launcher_main(void *arg)
 		if (!job) {
 			if (c->quit)
 				break;
-			idle(c);
+			idle(c, k);
 			continue;
 		}
 		uint64_t generation = c->generation;
@@ -271,8 +299,11 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	c->launched--;
 	c->generation++;
 	c->in_done++;
-	atomic_fetch_add(&c->wake_seq, 1);
-	pthread_cond_broadcast(&c->launch_cond);
+	/* Room in the window and memory back: only a launcher with queued
+	 * works has a use for them. */
+	for (int k = 0; k < VGPU_CUDA_LAUNCHERS; k++)
+		if (has_queued(c, k))
+			wake(c, k);
 	pthread_mutex_unlock(&c->lock);
 
 	w->done(w, status, exec_ns);
@@ -396,8 +427,8 @@ void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c)
 	if (c->launchers_started) {
 		pthread_mutex_lock(&c->lock);
 		c->quit = true;
-		atomic_fetch_add(&c->wake_seq, 1);
-		pthread_cond_broadcast(&c->launch_cond);
+		for (int k = 0; k < VGPU_CUDA_LAUNCHERS; k++)
+			wake(c, k);
 		pthread_mutex_unlock(&c->lock);
 		for (int k = 0; k < c->launchers_started; k++)
 			pthread_join(c->launcher[k], NULL);

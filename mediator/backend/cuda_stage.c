@@ -36,6 +36,7 @@
 
 #include "backend_internal.h"
 #include "cuda_internal.h"
+#include "vgpu_mutex.h"
 
 /* Copies smaller than this are not split between threads. */
 #define SPLIT_MIN_BYTES ((size_t)1 << 20)
@@ -138,7 +139,7 @@ static struct vgpu_cuda_copier *copier_new(void)
 
 	if (!cr)
 		return NULL;
-	pthread_mutex_init(&cr->lock, NULL);
+	vgpu_mutex_init(&cr->lock);
 	pthread_cond_init(&cr->go, NULL);
 	pthread_cond_init(&cr->done, NULL);
 	for (int i = 0; i < VGPU_CUDA_COPIERS - 1; i++) {

@@ -33,6 +33,7 @@
 
 #include "ring.h"
 #include "vgpu_ring.h"
+#include "vgpu_mutex.h"
 
 #define BATCH 64 /* descriptors taken per doorbell round, for fairness */
 
@@ -302,7 +303,7 @@ static void drop_backlog_locked(struct vgpu_ring_server *rs)
 int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbell_fd,
 		    int notify_fd)
 {
-	if (pthread_mutex_init(&rs->lock, NULL) != 0) {
+	if (vgpu_mutex_init(&rs->lock) != 0) {
 		close(doorbell_fd);
 		close(notify_fd);
 		return VGPU_NO_MEMORY;
