@@ -51,6 +51,19 @@ static bool load(struct driver *d)
 	SYM(library_get_kernel, "cuLibraryGetKernel");
 	SYM(kernel_param_info, "cuKernelGetParamInfo");
 	SYM(launch, "cuLaunchKernel");
+	SYM(htod_async, "cuMemcpyHtoDAsync_v2");
+	SYM(dtoh_async, "cuMemcpyDtoHAsync_v2");
+	SYM(stream_create, "cuStreamCreateWithPriority");
+	SYM(stream_destroy, "cuStreamDestroy_v2");
+	SYM(stream_sync, "cuStreamSynchronize");
+	SYM(stream_query, "cuStreamQuery");
+	SYM(stream_wait, "cuStreamWaitEvent");
+	SYM(event_create, "cuEventCreate");
+	SYM(event_destroy, "cuEventDestroy_v2");
+	SYM(event_record, "cuEventRecord");
+	SYM(event_sync, "cuEventSynchronize");
+	SYM(event_query, "cuEventQuery");
+	SYM(event_elapsed, "cuEventElapsedTime");
 	return true;
 }
 

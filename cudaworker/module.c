@@ -197,7 +197,7 @@ CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const
 }
 
 CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
-		       uint8_t *params)
+		       uint8_t *params, CUstream stream)
 {
 	void *args[VGPU_CUDA_MAX_PARAMS];
 	struct wkernel *k = m->v[0] >= 1 && m->v[0] <= mo->n_kernels ? &mo->kernels[m->v[0] - 1]
@@ -205,13 +205,13 @@ CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_c
 
 	if (!k || !k->kernel)
 		return CUDA_ERROR_INVALID_HANDLE;
-	if (m->data_len != k->param_bytes || m->v[4] > UINT32_MAX)
+	if (m->data_len != k->param_bytes)
 		return CUDA_ERROR_INVALID_VALUE;
 	for (uint32_t i = 0; i < k->n_params; i++)
 		args[i] = params + k->layout[2 * i];
 	return w->drv.launch((CUfunction)k->kernel, (uint32_t)m->v[1], (uint32_t)(m->v[1] >> 32),
 			     (uint32_t)m->v[2], (uint32_t)(m->v[2] >> 32), (uint32_t)m->v[3],
-			     (uint32_t)(m->v[3] >> 32), (uint32_t)m->v[4], NULL, args, NULL);
+			     (uint32_t)(m->v[3] >> 32), (uint32_t)m->v[4], stream, args, NULL);
 }
 
 void module_release(struct worker *w, struct modules *mo)

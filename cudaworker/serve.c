@@ -37,6 +37,7 @@ struct conn {
 	size_t buf_cap;
 	bool dropped;                /* this call's data found no room */
 	struct modules mods;         /* its libraries and kernels (module.c) */
+	struct streams streams;      /* its streams and events (stream.c) */
 };
 
 static bool io(int fd, void *buf, size_t len, bool out)
@@ -226,20 +227,34 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 
 		if (c->dropped)
 			return reply(c, m, CUDA_ERROR_OUT_OF_MEMORY, NULL, 0, NULL, 0);
+		CUstream s = NULL;
+
 		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
 		if (rc == CUDA_SUCCESS)
-			rc = w->drv.htod(m->v[0], c->buf, m->data_len);
+			rc = stream_of(&c->streams, m->v[1], &s);
+		/* From pageable memory (c->buf) the driver returns once it has
+		 * taken the bytes: the buffer is free for the next call. */
+		if (rc == CUDA_SUCCESS)
+			rc = s ? w->drv.htod_async(m->v[0], c->buf, m->data_len, s)
+			       : w->drv.htod(m->v[0], c->buf, m->data_len);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	}
 	case VGPU_CUDA_DTOH: {
 		struct alloc *a = m->v[1] && m->v[1] <= VGPU_CUDA_MAX_DATA
 					  ? find(c, m->v[0], m->v[1], false) : NULL;
 
+		CUstream s = NULL;
+
 		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
+		if (rc == CUDA_SUCCESS)
+			rc = stream_of(&c->streams, m->v[2], &s);
 		if (rc == CUDA_SUCCESS && !room(c, m->v[1]))
 			rc = CUDA_ERROR_OUT_OF_MEMORY;
+		/* The reply carries the bytes: a copy on a stream is waited for. */
+		if (rc == CUDA_SUCCESS && s)
+			rc = w->drv.dtoh_async(c->buf, m->v[0], m->v[1], s);
 		if (rc == CUDA_SUCCESS)
-			rc = w->drv.dtoh(c->buf, m->v[0], m->v[1]);
+			rc = s ? w->drv.stream_sync(s) : w->drv.dtoh(c->buf, m->v[0], m->v[1]);
 		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
 	}
 	case VGPU_CUDA_SYNC:
@@ -267,11 +282,31 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 					   &layout);
 		return reply(c, m, rc, k, 3, layout, (uint32_t)(8 * k[1]));
 	}
-	case VGPU_CUDA_LAUNCH:
+	case VGPU_CUDA_LAUNCH: {
+		CUstream s = NULL;
+
 		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
-			rc = module_launch(w, &c->mods, m, c->buf);
+			rc = stream_of(&c->streams, m->v[4] >> 32, &s);
+		if (rc == CUDA_SUCCESS)
+			rc = module_launch(w, &c->mods, m, c->buf, s);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
+	}
+	case VGPU_CUDA_STREAM_CREATE:
+	case VGPU_CUDA_STREAM_DESTROY:
+	case VGPU_CUDA_STREAM_SYNC:
+	case VGPU_CUDA_STREAM_QUERY:
+	case VGPU_CUDA_STREAM_WAIT:
+	case VGPU_CUDA_EVENT_CREATE:
+	case VGPU_CUDA_EVENT_DESTROY:
+	case VGPU_CUDA_EVENT_RECORD:
+	case VGPU_CUDA_EVENT_SYNC:
+	case VGPU_CUDA_EVENT_QUERY:
+	case VGPU_CUDA_EVENT_ELAPSED:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = stream_call(w, &c->streams, m, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
 	default: /* OPEN again, DESCRIBE: out of place */
 		return false;
 	}
@@ -308,6 +343,7 @@ static void release(struct conn *c)
 {
 	uint64_t bytes = 0;
 
+	stream_release(c->w, &c->streams);
 	module_release(c->w, &c->mods);
 
 	for (uint32_t i = 0; i < c->n_allocs; i++) {

@@ -37,6 +37,10 @@
 #define WORKER_MAX_LIBS 256
 #define WORKER_MAX_IMAGE_BYTES ((uint64_t)256 << 20)
 #define WORKER_MAX_KERNELS 4096
+/* Streams and events one process holds (each a few hundred bytes of the
+ * driver's host memory; PyTorch makes some tens). */
+#define WORKER_MAX_STREAMS 1024
+#define WORKER_MAX_EVENTS 16384
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -66,6 +70,19 @@ struct driver {
 	CUresult (*launch)(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			   unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			   CUstream stream, void **params, void **extra);
+	CUresult (*htod_async)(CUdeviceptr dst, const void *src, size_t bytes, CUstream stream);
+	CUresult (*dtoh_async)(void *dst, CUdeviceptr src, size_t bytes, CUstream stream);
+	CUresult (*stream_create)(CUstream *stream, unsigned int flags, int priority);
+	CUresult (*stream_destroy)(CUstream stream);
+	CUresult (*stream_sync)(CUstream stream);
+	CUresult (*stream_query)(CUstream stream);
+	CUresult (*stream_wait)(CUstream stream, CUevent event, unsigned int flags);
+	CUresult (*event_create)(CUevent *event, unsigned int flags);
+	CUresult (*event_destroy)(CUevent event);
+	CUresult (*event_record)(CUevent event, CUstream stream);
+	CUresult (*event_sync)(CUevent event);
+	CUresult (*event_query)(CUevent event);
+	CUresult (*event_elapsed)(float *ms, CUevent start, CUevent end);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -92,6 +109,23 @@ struct modules {
 	uint32_t n_kernels;
 };
 
+/* A process's streams and events (stream.c): the driver's, by handle - 1. */
+struct streams {
+	void **streams;                  /* WORKER_MAX_STREAMS slots, n_streams used */
+	uint32_t n_streams;
+	void **events;                   /* WORKER_MAX_EVENTS slots, n_events used */
+	uint32_t n_events;
+};
+
+/* stream.c: the STREAM_* and EVENT_* calls, in the calling thread's
+ * current context; *@res the created handle or ELAPSED's bits. */
+CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
+		     uint64_t *res);
+/* The driver's stream of @handle (0: the default stream, NULL);
+ * CUDA_ERROR_INVALID_HANDLE for one not live. */
+CUresult stream_of(struct streams *st, uint64_t handle, CUstream *ret);
+void stream_release(struct worker *w, struct streams *st);
+
 /* module.c: the calls of cuda_call.h on modules, in the calling thread's
  * current context; each returns the CUresult for the reply. */
 CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
@@ -101,9 +135,9 @@ CUresult module_unload(struct worker *w, struct modules *mo, uint64_t handle);
  * (offset, size) pairs, until the library is unloaded. */
 CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
 		       uint32_t len, uint64_t res[3], const uint32_t **ret_layout);
-/* @m a LAUNCH call, @params its data. */
+/* @m a LAUNCH call, @params its data, on @stream. */
 CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
-		       uint8_t *params);
+		       uint8_t *params, CUstream stream);
 void module_release(struct worker *w, struct modules *mo);
 
 /* driver.c: load the host's libcuda.so.1 (dlopen, the library path as

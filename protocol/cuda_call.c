@@ -20,12 +20,23 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_MEM_ALLOC: return device | 1u;         /* bytes; the pointer */
 	case VGPU_CUDA_MEM_FREE:  return device | (reply ? 0u : 1u);
 	case VGPU_CUDA_MEM_INFO:  return device | (reply ? 3u : 0u); /* -; free, total */
-	case VGPU_CUDA_HTOD:      return device | (reply ? 0u : 1u); /* destination */
-	case VGPU_CUDA_DTOH:      return device | (reply ? 0u : 3u); /* source, bytes */
+	case VGPU_CUDA_HTOD:      return device | (reply ? 0u : 3u); /* destination, stream */
+	case VGPU_CUDA_DTOH:      return device | (reply ? 0u : 7u); /* source, bytes, stream */
 	case VGPU_CUDA_LIB_LOAD:  return device | (reply ? 1u : 0u); /* -; the library */
 	case VGPU_CUDA_LIB_UNLOAD: return device | (reply ? 0u : 1u);
 	case VGPU_CUDA_GET_KERNEL: return device | (reply ? 7u : 1u); /* library; kernel, n, bytes */
 	case VGPU_CUDA_LAUNCH:    return device | (reply ? 0u : 31u); /* kernel, dimensions, shared */
+	case VGPU_CUDA_STREAM_CREATE: return device | (reply ? 1u : 3u); /* flags, priority; stream */
+	case VGPU_CUDA_EVENT_CREATE:  return device | 1u;                /* flags; event */
+	case VGPU_CUDA_EVENT_ELAPSED: return device | (reply ? 1u : 3u); /* start, end; ms */
+	case VGPU_CUDA_STREAM_WAIT:   /* stream, event */
+	case VGPU_CUDA_EVENT_RECORD:  return device | (reply ? 0u : 3u); /* event, stream */
+	case VGPU_CUDA_STREAM_DESTROY:
+	case VGPU_CUDA_STREAM_SYNC:
+	case VGPU_CUDA_STREAM_QUERY:
+	case VGPU_CUDA_EVENT_DESTROY:
+	case VGPU_CUDA_EVENT_SYNC:
+	case VGPU_CUDA_EVENT_QUERY:   return device | (reply ? 0u : 1u); /* the handle */
 	default:                  return device;              /* OPEN, SYNC */
 	}
 }

@@ -59,8 +59,10 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes; r0 the device pointer */
 	VGPU_CUDA_MEM_FREE = 4, /* a0 the device pointer */
 	VGPU_CUDA_MEM_INFO = 5, /* r0 free, r1 total (the VM's quota, not the card) */
-	VGPU_CUDA_HTOD = 6,     /* a0 destination; the bytes follow the block */
-	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes; the bytes follow the reply's block */
+	VGPU_CUDA_HTOD = 6,     /* a0 destination, a1 stream (0: the default stream);
+				 * the bytes follow the block */
+	VGPU_CUDA_DTOH = 7,     /* a0 source, a1 bytes, a2 stream; the bytes follow
+				 * the reply's block */
 	VGPU_CUDA_SYNC = 8,     /* the context's work done (cuCtxSynchronize) */
 	VGPU_CUDA_LIB_LOAD = 9, /* the module image follows; r0 the library's handle */
 	VGPU_CUDA_LIB_UNLOAD = 10, /* a0 the library's handle */
@@ -69,10 +71,23 @@ enum vgpu_cuda_call {
 				    * r2 its parameter bytes; the reply's data: n pairs
 				    * of u32 (offset, size) */
 	VGPU_CUDA_LAUNCH = 12,  /* a0 kernel, a1 grid x | y << 32, a2 grid z | block x << 32,
-				 * a3 block y | z << 32, a4 dynamic shared memory bytes;
-				 * the parameter bytes follow (the kernel's r2 of them) */
+				 * a3 block y | z << 32, a4 dynamic shared memory bytes |
+				 * stream << 32; the parameter bytes follow (the
+				 * kernel's r2 of them) */
+	/* Streams and events: handles the host gave (0 is the default stream). */
+	VGPU_CUDA_STREAM_CREATE = 13,  /* a0 flags, a1 priority (i32 in the low half); r0 stream */
+	VGPU_CUDA_STREAM_DESTROY = 14, /* a0 stream */
+	VGPU_CUDA_STREAM_SYNC = 15,    /* a0 stream */
+	VGPU_CUDA_STREAM_QUERY = 16,   /* a0 stream; CUDA_ERROR_NOT_READY while it has work */
+	VGPU_CUDA_STREAM_WAIT = 17,    /* a0 stream, a1 event: the stream waits for the event */
+	VGPU_CUDA_EVENT_CREATE = 18,   /* a0 flags; r0 event */
+	VGPU_CUDA_EVENT_DESTROY = 19,  /* a0 event */
+	VGPU_CUDA_EVENT_RECORD = 20,   /* a0 event, a1 stream */
+	VGPU_CUDA_EVENT_SYNC = 21,     /* a0 event */
+	VGPU_CUDA_EVENT_QUERY = 22,    /* a0 event; CUDA_ERROR_NOT_READY until it happened */
+	VGPU_CUDA_EVENT_ELAPSED = 23,  /* a0 start, a1 end; r0 milliseconds, a float's bits */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_LAUNCH
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_EVENT_ELAPSED
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

@@ -198,9 +198,8 @@ static const void *from_extra(void **extra, size_t *size)
 	return have_size ? buf : NULL;
 }
 
-/* Both default streams are the same here: no other stream is served
- * yet, so a launch's order against the process's other work is the
- * order of its calls. */
+/* On the host's stream of @stream (stream.c: both default streams are
+ * the legacy one). */
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			CUstream stream, void **params, void **extra)
@@ -209,14 +208,16 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	const struct CUfunc_st *k = kernel_of(f);
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH }, r;
 	const void *data = buf;
+	uint64_t host_stream;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
-	if (stream && stream != CU_STREAM_LEGACY && stream != CU_STREAM_PER_THREAD)
-		return CUDA_ERROR_INVALID_HANDLE; /* no stream of its own is served yet */
+	rc = vgpu_cuda_stream_host(stream, &host_stream);
+	if (rc != CUDA_SUCCESS)
+		return rc;
 	if (!gx || !gy || !gz || !bx || !by || !bz || (params && extra))
 		return CUDA_ERROR_INVALID_VALUE;
 	if (extra) {
@@ -239,7 +240,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	m.v[1] = gx | (uint64_t)gy << 32;
 	m.v[2] = gz | (uint64_t)bx << 32;
 	m.v[3] = by | (uint64_t)bz << 32;
-	m.v[4] = shared;
+	m.v[4] = shared | host_stream << 32;
 	m.data_len = k->param_bytes;
 	return vgpu_cuda_call(&m, data, &r, NULL, 0);
 }

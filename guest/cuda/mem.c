@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mem.c - device memory and synchronous copies, on the host (call.c):
+ * mem.c - device memory and copies, on the host (call.c):
  * pointers are the host worker's own device addresses, opaque here; the
  * host checks each against what this VM allocated and its quota.
  * Copies go in pieces of at most VGPU_CUDA_PIECE_KIB (4 to 65536, the
@@ -59,7 +59,8 @@ CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
 	return rc;
 }
 
-CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+/* HTOD in pieces, on the host's stream @stream (0: the default one). */
+static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, uint64_t stream)
 {
 	const char *src = srcHost;
 	CUresult rc = vgpu_cuda_ready();
@@ -71,7 +72,7 @@ CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t Byte
 	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
 		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
 							     : piece_bytes();
-		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_HTOD, .v = { dstDevice + off },
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_HTOD, .v = { dstDevice + off, stream },
 					   .data_len = n }, r;
 
 		rc = vgpu_cuda_call(&m, src + off, &r, NULL, 0);
@@ -80,7 +81,8 @@ CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t Byte
 	return rc;
 }
 
-CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+/* DTOH in pieces, on the host's stream @stream (0: the default one). */
+static CUresult dtoh(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, uint64_t stream)
 {
 	char *dst = dstHost;
 	CUresult rc = vgpu_cuda_ready();
@@ -92,7 +94,8 @@ CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
 		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
 							     : piece_bytes();
-		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_DTOH, .v = { srcDevice + off, n } }, r;
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_DTOH,
+					   .v = { srcDevice + off, n, stream } }, r;
 
 		rc = vgpu_cuda_call(&m, NULL, &r, dst + off, n);
 		if (rc == CUDA_SUCCESS && r.data_len != n)
@@ -100,6 +103,37 @@ CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 		off += n;
 	}
 	return rc;
+}
+
+CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+	return htod(dstDevice, srcHost, ByteCount, 0);
+}
+
+CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+	return dtoh(dstHost, srcDevice, ByteCount, 0);
+}
+
+/* The async copies are ordered on their stream on the host; here each
+ * returns once the host has the bytes (HTOD) or sent them (DTOH): the
+ * caller's memory is free, or filled, on return, which CUDA allows. */
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount,
+			      CUstream hStream)
+{
+	uint64_t stream;
+	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
+
+	return rc == CUDA_SUCCESS ? htod(dstDevice, srcHost, ByteCount, stream) : rc;
+}
+
+CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount,
+			      CUstream hStream)
+{
+	uint64_t stream;
+	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
+
+	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream) : rc;
 }
 
 CUresult cuCtxSynchronize(void)

@@ -89,6 +89,10 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx);
  * each call tells the host its work is for. */
 CUdevice vgpu_cuda_current_device(void);
 
+/* stream.c: the host's handle of @stream (0 for either default stream);
+ * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
+CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);
+
 /* export.c: drop @ctx's context-local storage, calling the destructors
  * (the context is reset, or released for the last time). */
 void vgpu_cuda_cls_reset(CUcontext ctx);

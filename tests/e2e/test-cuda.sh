@@ -23,8 +23,8 @@
 #      OPEN, an unknown call number, a malformed call to the worker: each
 #      connection closed, the worker and the mediator still serve; bad
 #      module images, handles, names, parameter bytes and a library
-#      budget run over, each answered with its error on a connection
-#      that goes on.
+#      budget run over, and the like for streams and events, each
+#      answered with its error on a connection that goes on.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high
@@ -80,6 +80,8 @@ has "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAllocati
 has "cudaDeviceSynchronize" "^sync 0$"
 has "cudaFree, then again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 has "a kernel launched through the worker, its padded parameters as the driver lays them out, every result right" "^launch 0 0 0 same$"
+has "a stream of the worker's: async copies and a launch on it between two events, every result right" "^stream 0 same ms=ok$"
+has "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stream-bad 400$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024
 has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2
@@ -126,6 +128,23 @@ if sys.argv[3] == "modules":
             call(10, (lib,))]
     loads = [call(9, (), ptx) for _ in range(257)]
     out += [loads.count(0), loads[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "streams":
+    # Streams and events from a hostile process (STREAM_CREATE 13 ..
+    # EVENT_ELAPSED 23): bad flags, handles never made or gone, copies
+    # and a sync naming them; then the budget of 1024 streams.
+    out = [call(2), call(13, (4,)), call(13, (0, 1 << 32)), call(15, (77,)), call(20, (5, 0))]
+    st, (strm, *_), _ = call(13, (1, 0), full=True)
+    out += [st, call(18, (4,))]
+    st, (ev, *_), _ = call(18, (0,), full=True)
+    out += [st, call(23, (ev, ev)), call(20, (ev, strm)), call(17, (strm, ev)),
+            call(15, (strm,)), call(16, (strm,)), call(22, (ev,))]
+    st, (ptr, *_), _ = call(3, (4096,), full=True)
+    out += [call(6, (ptr, 99), bytes(8)), call(7, (ptr, 8, 99)), call(14, (strm,)),
+            call(14, (strm,)), call(15, (strm,))]
+    made = [call(13, (0, 0)) for _ in range(1025)]
+    out += [made.count(0), made[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "buffers":
@@ -202,6 +221,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" buffers)" "1 1
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" modules)" \
 	"0 200 200 0 400 1 1 500 0 1 8 (0, 8) 1 400 0 0 0 400 400 256 2 0" \
 	"modules from a raw process: a garbage image and a fatbin longer than its bytes (CUDA_ERROR_INVALID_IMAGE), a library that is not there (INVALID_HANDLE), names without their NUL or with one inside (INVALID_VALUE), no such kernel (NOT_FOUND); the kernel's layout (1 parameter, 8 bytes); a launch with 4 bytes of them (INVALID_VALUE), of no kernel (INVALID_HANDLE), right; after unloading, its kernel and itself are gone; 256 libraries, the 257th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
+	"0 1 1 400 400 0 1 0 400 0 0 0 0 0 400 400 0 400 400 1024 2 0" \
+	"streams and events from a raw process: flags CUDA does not have and a priority beyond 32 bits (INVALID_VALUE), a stream and an event never made (INVALID_HANDLE), an interprocess event (INVALID_VALUE); the time between events not recorded (INVALID_HANDLE); record, wait, sync and query right; copies naming a stream never made (INVALID_HANDLE); a stream destroyed twice and used after (INVALID_HANDLE); 1024 streams, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "the worker still serves VM 1's next program" "^copy 0 0 same$"
 expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \

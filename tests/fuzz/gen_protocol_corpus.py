@@ -234,6 +234,15 @@ def main():
         "cuda-kernel-reply-short": cuda_call(11, (1, 4, 28), bytes(24), reply=True),
         "cuda-launch": cuda_call(12, (1, 4 | 1 << 32, 1 | 256 << 32, 1 | 1 << 32, 0), bytes(28)),
         "cuda-launch-no-params": cuda_call(12, (1, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32)),
+        "cuda-launch-on-stream": cuda_call(12, (1, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 3 << 32)),
+        "cuda-htod-on-stream": cuda_call(6, (0x7F0000000000, 3), bytes(16)),
+        "cuda-dtoh-on-stream": cuda_call(7, (0x7F0000000000, 16, 3)),
+        "cuda-stream-create": cuda_call(13, (1, 0xFFFFFFFE)),
+        "cuda-stream-reply": cuda_call(13, (3,), reply=True),
+        "cuda-stream-wait": cuda_call(17, (3, 4)),
+        "cuda-event-record": cuda_call(20, (4, 3)),
+        "cuda-event-elapsed-reply": cuda_call(23, (0x3E800000,), reply=True),
+        "cuda-stream-query-not-ready": cuda_call(16, (), reply=True, status=600),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

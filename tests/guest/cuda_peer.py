@@ -36,6 +36,9 @@ import raw_client  # noqa: E402  (the protocol's helpers: crc32c, header, sign_a
 MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
 OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
 LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
+(STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
+ EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED) = range(13, 24)
+ELAPSED_MS = 0.25  # what EVENT_ELAPSED answers between two recorded events
 SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
 INVALID_IMAGE, INVALID_HANDLE, NOT_FOUND = 200, 400, 500
 FATBIN_MAGIC = 0xBA55ED50
@@ -116,6 +119,7 @@ def serve_calls(conn, req_id, mode):
     conn.sendall(result(req_id, OPEN, SUCCESS))
     mem, used, nxt, calls = {}, 0, BASE, 0
     libs, kernels = set(), {}
+    streams, events, recorded = set(), set(), set()
 
     def find(ptr, n):
         for base, buf in mem.items():
@@ -134,7 +138,9 @@ def serve_calls(conn, req_id, mode):
         if mode == "die-after-3" and calls > 3:
             return
         status, values, out = SUCCESS, (), b""
-        if call == MEM_ALLOC:
+        if call in (HTOD, DTOH) and (a[1] if call == HTOD else a[2]) not in streams | {0}:
+            status = INVALID_HANDLE
+        elif call == MEM_ALLOC:
             if used + a[0] > QUOTA:
                 status = OUT_OF_MEMORY
             else:
@@ -186,7 +192,35 @@ def serve_calls(conn, req_id, mode):
                 values = (len(kernels), len(SCALE_ADD_LAYOUT), 28)
                 out = b"".join(struct.pack("<II", o, n) for o, n in SCALE_ADD_LAYOUT)
         elif call == LAUNCH:
-            status = launch(a, data, kernels, libs, find)
+            status = INVALID_HANDLE if a[4] >> 32 not in streams | {0} else \
+                launch(a, data, kernels, libs, find)
+        elif call in (STREAM_CREATE, EVENT_CREATE):
+            # Work runs at once here: streams and events only keep order.
+            made = streams if call == STREAM_CREATE else events
+            handle = max(made | {0}) + 1
+            made.add(handle)
+            values = (handle,)
+        elif call in (STREAM_DESTROY, EVENT_DESTROY):
+            made = streams if call == STREAM_DESTROY else events
+            status = SUCCESS if a[0] in made else INVALID_HANDLE
+            made.discard(a[0])
+            recorded.discard(a[0] if call == EVENT_DESTROY else None)
+        elif call in (STREAM_SYNC, STREAM_QUERY):
+            status = SUCCESS if a[0] in streams | {0} else INVALID_HANDLE
+        elif call in (STREAM_WAIT, EVENT_RECORD):
+            stream, event = (a[0], a[1]) if call == STREAM_WAIT else (a[1], a[0])
+            status = SUCCESS if stream in streams | {0} and event in events else INVALID_HANDLE
+            if status == SUCCESS and call == EVENT_RECORD:
+                recorded.add(event)
+        elif call in (EVENT_SYNC, EVENT_QUERY):
+            status = SUCCESS if a[0] in events else INVALID_HANDLE
+        elif call == EVENT_ELAPSED:
+            if a[0] not in events or a[1] not in events:
+                status = INVALID_HANDLE
+            elif a[0] not in recorded or a[1] not in recorded:
+                status = INVALID_HANDLE  # as CUDA: either event never recorded
+            else:
+                values = (struct.unpack("<I", struct.pack("<f", ELAPSED_MS))[0],)
         elif call != SYNC:
             return
         conn.sendall(result(rid, call, status, values, out))

@@ -50,6 +50,62 @@ static void launch_check()
 	cudaFree(dy);
 }
 
+// The same kernel on a stream of its own, between two events, its copies
+// async on that stream; then the bad cases a program can make. Prints
+// "stream <first error> same|different ms=<elapsed>", then
+// "stream-bad <elapsed of an unrecorded event> <a destroyed stream's sync>".
+static void stream_check()
+{
+	const int n = 1000;
+	float x[n], y[n];
+	float *dx = nullptr, *dy = nullptr, ms = -1.0f;
+	cudaStream_t s = nullptr;
+	cudaEvent_t start = nullptr, end = nullptr, never = nullptr;
+	cudaError_t e[16];
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 1.0f;
+	}
+	(void)cudaGetLastError(); // the earlier checks' error, cleared
+	e[k++] = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+	e[k++] = cudaEventCreate(&start);
+	e[k++] = cudaEventCreate(&end);
+	e[k++] = cudaMalloc(&dx, sizeof(x));
+	e[k++] = cudaMalloc(&dy, sizeof(y));
+	e[k++] = cudaMemcpyAsync(dx, x, sizeof(x), cudaMemcpyHostToDevice, s);
+	e[k++] = cudaMemcpyAsync(dy, y, sizeof(y), cudaMemcpyHostToDevice, s);
+	e[k++] = cudaEventRecord(start, s);
+	scale_add<<<4, 256, 0, s>>>(dy, dx, 2, Scale{ 0.5f, n });
+	e[k++] = cudaGetLastError();
+	e[k++] = cudaEventRecord(end, s);
+	e[k++] = cudaMemcpyAsync(y, dy, sizeof(y), cudaMemcpyDeviceToHost, s);
+	e[k++] = cudaStreamSynchronize(s);
+	e[k++] = cudaEventSynchronize(end);
+	e[k++] = cudaEventElapsedTime(&ms, start, end);
+	e[k++] = cudaStreamQuery(s);
+	e[k++] = cudaEventQuery(end);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 0.5f * (float)i + 3.0f;
+	printf("stream %d %s ms=%s\n", first, same ? "same" : "different",
+	       ms >= 0.0f && ms < 1000.0f ? "ok" : "bad");
+	cudaEventCreate(&never);
+	cudaError_t unrecorded = cudaEventElapsedTime(&ms, start, never);
+	cudaStreamDestroy(s);
+	cudaEventDestroy(start);
+	cudaEventDestroy(end);
+	cudaEventDestroy(never);
+	(void)cudaGetLastError();
+	printf("stream-bad %d\n", (int)unrecorded);
+	cudaFree(dx);
+	cudaFree(dy);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -103,10 +159,11 @@ int main()
 	printf("free %d\n", (int)e);
 	e = cudaFree(dev);
 	printf("free-again %d %s\n", (int)e, cudaGetErrorName(e));
-	// Streams are not served yet: the call must fail cleanly.
-	cudaStream_t stream;
-	e = cudaStreamCreate(&stream);
-	printf("stream %d\n", (int)e);
+	stream_check();
+	// Graphs are not served yet: the call must fail cleanly.
+	cudaGraph_t graph;
+	e = cudaGraphCreate(&graph, 0);
+	printf("graph %d\n", (int)e);
 	delete[] host;
 	delete[] back;
 	return 0;

@@ -103,6 +103,9 @@ check "over the quota: cudaErrorMemoryAllocation" "^huge 2 cudaErrorMemoryAlloca
 check "cudaDeviceSynchronize" "^sync 0$"
 check "a kernel launched (<<<>>>): the image sent on first use, the parameters (a char, then a struct aligned to 4) laid out as the host says; every result right" \
 	"^launch 0 0 0 same$"
+check "a stream of its own: async copies and a launch on it between two events, every result right, the time between them" \
+	"^stream 0 same ms=ok$"
+check "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stream-bad 400$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
@@ -125,8 +128,8 @@ check "and every call after it (cudaErrorLaunchFailure)" "^sync 719$"
 check_err "the shim says the context is lost" "the connection to the host broke"
 [ "$rc" = 0 ] && pass "the probe itself goes on to its end" || fail "exit $rc"
 probe VGPU_TRANSPORT="unix:$T/one.sock"
-check "an entry point not implemented yet (cudaStreamCreate): cudaErrorNotSupported" "^stream 801$"
-check_err "and a log line naming it" "cuStreamCreate \(CUDA [0-9.]+\) is not implemented yet"
+check "an entry point not implemented yet (cudaGraphCreate): cudaErrorNotSupported" "^graph 801$"
+check_err "and a log line naming it" "cuGraphCreate \(CUDA [0-9.]+\) is not implemented yet"
 
 # ---- two devices (the integrity hash covers each) ----
 peer two good --count 2

@@ -43,7 +43,7 @@ static void test_proc_address(void **state)
 	assert_ptr_not_equal(fn, (void *)cuDeviceTotalMem_v2);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Known, not implemented: a stub that says so. */
-	assert_int_equal(cuGetProcAddress_v2("cuStreamCreate", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_int_equal(cuGetProcAddress_v2("cuGraphCreate", &fn, 13000, 0, &st), CUDA_SUCCESS);
 	assert_non_null(fn);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Per-thread variants: a different entry where one exists. */
@@ -244,6 +244,21 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_LAUNCH, .id = 10, .v = { 1, 2, 3, 4, 5 },
 		  .data_len = VGPU_CUDA_MAX_PARAM_BYTES },
 		{ .call = VGPU_CUDA_LAUNCH, .id = 11, .v = { 1, 2, 3, 4 } }, /* no parameters */
+		/* On streams: HTOD's a1, DTOH's a2, LAUNCH's a4 high half. */
+		{ .call = VGPU_CUDA_HTOD, .id = 12, .v = { 0x7f0000000000ull, 7 }, .data_len = 8 },
+		{ .call = VGPU_CUDA_DTOH, .id = 13, .v = { 0x7f0000000000ull, 8, 7 } },
+		{ .call = VGPU_CUDA_LAUNCH, .id = 14, .v = { 1, 2, 3, 4, 5 | 7ull << 32 } },
+		{ .call = VGPU_CUDA_STREAM_CREATE, .id = 15, .v = { 1, (uint32_t)-2 } },
+		{ .call = VGPU_CUDA_STREAM_DESTROY, .id = 16, .v = { 7 } },
+		{ .call = VGPU_CUDA_STREAM_SYNC, .id = 17, .v = { 7 } },
+		{ .call = VGPU_CUDA_STREAM_QUERY, .id = 18, .v = { 0 } },
+		{ .call = VGPU_CUDA_STREAM_WAIT, .id = 19, .v = { 7, 9 } },
+		{ .call = VGPU_CUDA_EVENT_CREATE, .id = 20, .v = { 2 } },
+		{ .call = VGPU_CUDA_EVENT_DESTROY, .id = 21, .v = { 9 } },
+		{ .call = VGPU_CUDA_EVENT_RECORD, .id = 22, .v = { 9, 7 } },
+		{ .call = VGPU_CUDA_EVENT_SYNC, .id = 23, .v = { 9 } },
+		{ .call = VGPU_CUDA_EVENT_QUERY, .id = 24, .v = { 9 } },
+		{ .call = VGPU_CUDA_EVENT_ELAPSED, .id = 25, .v = { 9, 10 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -297,6 +312,15 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
 		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 1 }, .data_len = 2 },
 		{ .call = VGPU_CUDA_LAUNCH, .v = { 1 }, .data_len = VGPU_CUDA_MAX_PARAM_BYTES + 1 },
+		{ .call = VGPU_CUDA_HTOD, .v = { 1, 2, 3 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_DTOH, .v = { 1, 4, 2, 1 } },
+		{ .call = VGPU_CUDA_STREAM_CREATE, .v = { 0, 0, 1 } },
+		{ .call = VGPU_CUDA_STREAM_SYNC, .v = { 1, 1 } },
+		{ .call = VGPU_CUDA_STREAM_WAIT, .v = { 1, 1, 1 } },
+		{ .call = VGPU_CUDA_EVENT_CREATE, .v = { 0, 1 } },
+		{ .call = VGPU_CUDA_EVENT_RECORD, .v = { 1, 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_EVENT_QUERY, .v = { 1, 1 } },
+		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1, 2, 3 } },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -305,6 +329,28 @@ static void test_call_messages(void **state)
 	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_MEM_INFO, .v = { 0, 0, 1 } };
 	vgpu_cuda_encode(&m, true, head);
 	assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	/* The handle a create answers, the time ELAPSED does; nothing else. */
+	const struct vgpu_cuda_msg replies[] = {
+		{ .call = VGPU_CUDA_STREAM_CREATE, .v = { 3 } },
+		{ .call = VGPU_CUDA_EVENT_CREATE, .v = { 4 } },
+		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 0x3e800000 } },
+		{ .call = VGPU_CUDA_STREAM_QUERY, .status = CUDA_ERROR_NOT_READY },
+	};
+	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+		vgpu_cuda_encode(&replies[i], true, head);
+		assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_OK);
+		assert_memory_equal(&d, &replies[i], sizeof(d));
+	}
+	const struct vgpu_cuda_msg bad_replies[] = {
+		{ .call = VGPU_CUDA_STREAM_CREATE, .v = { 3, 1 } },
+		{ .call = VGPU_CUDA_STREAM_SYNC, .v = { 1 } },
+		{ .call = VGPU_CUDA_EVENT_RECORD, .v = { 1 } },
+		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1 }, .data_len = 4 },
+	};
+	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
+		vgpu_cuda_encode(&bad_replies[i], true, head);
+		assert_int_equal(vgpu_cuda_decode(head, true, &d), VGPU_PROTOCOL);
+	}
 	/* More data than a message carries; a bad checksum; DESCRIBE is no
 	 * block call; a call number beyond the last. */
 	m = (struct vgpu_cuda_msg){ .call = VGPU_CUDA_HTOD, .v = { 1 },

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stream.c - a process's streams and events on the host's driver
+ * (STREAM_* and EVENT_* of cuda_call.h), and the stream a copy or a
+ * launch names.
+ *
+ * Handles given to the guest are indexes here (from 1; 0 is the default
+ * stream), never the driver's pointers, each checked before use; a
+ * process holds at most WORKER_MAX_STREAMS streams and WORKER_MAX_EVENTS
+ * events, and what it still holds when its connection closes is
+ * destroyed. Every call runs in the calling thread's current context (the
+ * call's device, serve.c): a stream or event of another device is the
+ * driver's to refuse.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+/* Slot @handle of @slots (@n used), or NULL for a handle not live. */
+static void **slot(void **slots, uint32_t n, uint64_t handle)
+{
+	return handle >= 1 && handle <= n && slots[handle - 1] ? &slots[handle - 1] : NULL;
+}
+
+/* A free slot of *@slots (made on first use, @max at most), or NULL. */
+static void **take(void ***slots, uint32_t *n, uint32_t max)
+{
+	uint32_t i;
+
+	for (i = 0; i < *n && (*slots)[i]; i++)
+		;
+	if (i == *n) {
+		if (*n == max)
+			return NULL;
+		if (!*slots && !(*slots = calloc(max, sizeof(**slots))))
+			return NULL;
+		(*n)++;
+	}
+	return &(*slots)[i];
+}
+
+CUresult stream_of(struct streams *st, uint64_t handle, CUstream *ret)
+{
+	void **s;
+
+	*ret = NULL;
+	if (handle == 0)
+		return CUDA_SUCCESS;
+	s = slot(st->streams, st->n_streams, handle);
+	if (!s)
+		return CUDA_ERROR_INVALID_HANDLE;
+	*ret = *s;
+	return CUDA_SUCCESS;
+}
+
+/* The event of @handle, or NULL. */
+static CUevent event_of(struct streams *st, uint64_t handle)
+{
+	void **e = slot(st->events, st->n_events, handle);
+
+	return e ? *e : NULL;
+}
+
+/* The flags each create call may pass: CUDA's own. */
+#define STREAM_FLAGS ((uint64_t)CU_STREAM_NON_BLOCKING)
+#define EVENT_FLAGS ((uint64_t)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
+
+static CUresult create(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
+		       uint64_t *handle)
+{
+	bool stream = m->call == VGPU_CUDA_STREAM_CREATE;
+	void **s;
+	CUresult rc;
+
+	if (m->v[0] & ~(stream ? STREAM_FLAGS : EVENT_FLAGS) || m->v[1] > UINT32_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	s = stream ? take(&st->streams, &st->n_streams, WORKER_MAX_STREAMS)
+		   : take(&st->events, &st->n_events, WORKER_MAX_EVENTS);
+	if (!s)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (stream)
+		rc = w->drv.stream_create((CUstream *)s, (unsigned)m->v[0],
+					  (int)(int32_t)(uint32_t)m->v[1]);
+	else
+		rc = w->drv.event_create((CUevent *)s, (unsigned)m->v[0]);
+	if (rc == CUDA_SUCCESS && !*s)
+		rc = CUDA_ERROR_UNKNOWN;
+	if (rc != CUDA_SUCCESS) {
+		*s = NULL;
+		return rc;
+	}
+	*handle = (uint64_t)(s - (stream ? st->streams : st->events)) + 1;
+	return CUDA_SUCCESS;
+}
+
+CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
+		     uint64_t *res)
+{
+	const struct driver *d = &w->drv;
+	CUevent e = event_of(st, m->call == VGPU_CUDA_STREAM_WAIT ? m->v[1] : m->v[0]);
+	CUstream s = NULL;
+	void **p;
+	float ms = 0;
+	CUresult rc;
+
+	switch (m->call) {
+	case VGPU_CUDA_STREAM_CREATE:
+	case VGPU_CUDA_EVENT_CREATE:
+		return create(w, st, m, res);
+	case VGPU_CUDA_STREAM_DESTROY:
+		p = slot(st->streams, st->n_streams, m->v[0]);
+		if (!p)
+			return CUDA_ERROR_INVALID_HANDLE;
+		rc = d->stream_destroy(*p);
+		*p = NULL; /* the driver lets go of it even while it has work */
+		return rc;
+	case VGPU_CUDA_EVENT_DESTROY:
+		p = slot(st->events, st->n_events, m->v[0]);
+		if (!p)
+			return CUDA_ERROR_INVALID_HANDLE;
+		rc = d->event_destroy(*p);
+		*p = NULL;
+		return rc;
+	case VGPU_CUDA_STREAM_SYNC:
+	case VGPU_CUDA_STREAM_QUERY:
+		rc = stream_of(st, m->v[0], &s);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		return m->call == VGPU_CUDA_STREAM_SYNC ? d->stream_sync(s) : d->stream_query(s);
+	case VGPU_CUDA_STREAM_WAIT:
+		rc = stream_of(st, m->v[0], &s);
+		if (rc == CUDA_SUCCESS && !e)
+			rc = CUDA_ERROR_INVALID_HANDLE;
+		return rc == CUDA_SUCCESS ? d->stream_wait(s, e, 0) : rc;
+	case VGPU_CUDA_EVENT_RECORD:
+		rc = stream_of(st, m->v[1], &s);
+		if (rc == CUDA_SUCCESS && !e)
+			rc = CUDA_ERROR_INVALID_HANDLE;
+		return rc == CUDA_SUCCESS ? d->event_record(e, s) : rc;
+	case VGPU_CUDA_EVENT_SYNC:
+		return e ? d->event_sync(e) : CUDA_ERROR_INVALID_HANDLE;
+	case VGPU_CUDA_EVENT_QUERY:
+		return e ? d->event_query(e) : CUDA_ERROR_INVALID_HANDLE;
+	case VGPU_CUDA_EVENT_ELAPSED: {
+		CUevent end = event_of(st, m->v[1]);
+
+		if (!e || !end)
+			return CUDA_ERROR_INVALID_HANDLE;
+		rc = d->event_elapsed(&ms, e, end);
+		if (rc == CUDA_SUCCESS) {
+			uint32_t bits;
+
+			memcpy(&bits, &ms, sizeof(bits));
+			*res = bits;
+		}
+		return rc;
+	}
+	default:
+		return CUDA_ERROR_INVALID_VALUE;
+	}
+}
+
+void stream_release(struct worker *w, struct streams *st)
+{
+	for (uint32_t i = 0; i < st->n_streams; i++)
+		if (st->streams[i])
+			w->drv.stream_destroy(st->streams[i]);
+	for (uint32_t i = 0; i < st->n_events; i++)
+		if (st->events[i])
+			w->drv.event_destroy(st->events[i]);
+	free(st->streams);
+	free(st->events);
+	*st = (struct streams){ 0 };
+}

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stream.c - streams and events: the host's worker holds the real ones
+ * (handles from 1, 0 being the default stream); here each is a small
+ * record with that handle and what the queries ask (flags, priority,
+ * context), answered without the host.
+ *
+ * Both default streams (NULL or CU_STREAM_LEGACY, and
+ * CU_STREAM_PER_THREAD) are the host's legacy default stream: per-thread
+ * default streams are served as the legacy one, which orders more, never
+ * less. Every call is one round trip: the calls are ordered on the
+ * process's one connection, so work reaches the host's streams in the
+ * order the program made it; nothing is posted yet.
+ *
+ * Never: take a handle that is not one of ours (a record is checked by
+ * its magic before its handle is used), or free a record the host still
+ * holds (destroy frees it once the host's answer is in, whatever it was).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+
+#define STREAM_MAGIC 0x56535452u /* "VSTR" */
+#define EVENT_MAGIC 0x56455654u  /* "VEVT" */
+
+struct CUstream_st {
+	uint32_t magic;
+	unsigned int flags;
+	int priority;
+	CUcontext ctx;
+	uint64_t host;
+};
+
+struct CUevent_st {
+	uint32_t magic;
+	unsigned int flags;
+	uint64_t host;
+};
+
+CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret)
+{
+	*ret = 0;
+	if (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
+		return CUDA_SUCCESS;
+	if (stream->magic != STREAM_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	*ret = stream->host;
+	return CUDA_SUCCESS;
+}
+
+static bool is_event(CUevent event)
+{
+	return event && event->magic == EVENT_MAGIC;
+}
+
+/* One call about @handle(s): a0 @a0, a1 @a1; its status. */
+static CUresult call2(uint16_t call, uint64_t a0, uint64_t a1, uint64_t *ret)
+{
+	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1 } }, r;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS && ret)
+		*ret = r.v[0];
+	return rc;
+}
+
+CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
+{
+	struct CUstream_st *s;
+	CUresult rc;
+
+	if (!phStream || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING))
+		return CUDA_ERROR_INVALID_VALUE;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	rc = call2(VGPU_CUDA_STREAM_CREATE, flags, (uint32_t)priority, &s->host);
+	if (rc != CUDA_SUCCESS || s->host == 0) {
+		free(s);
+		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_UNKNOWN;
+	}
+	s->magic = STREAM_MAGIC;
+	s->flags = flags;
+	s->priority = priority;
+	s->ctx = vgpu_cuda_primary(vgpu_cuda_current_device());
+	*phStream = s;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags)
+{
+	return cuStreamCreateWithPriority(phStream, Flags, 0);
+}
+
+CUresult cuStreamDestroy_v2(CUstream hStream)
+{
+	CUresult rc;
+
+	if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD ||
+	    hStream->magic != STREAM_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = call2(VGPU_CUDA_STREAM_DESTROY, hStream->host, 0, NULL);
+	hStream->magic = 0;
+	free(hStream);
+	return rc;
+}
+
+/* STREAM_SYNC or STREAM_QUERY of @stream. */
+static CUresult on_stream(uint16_t call, CUstream stream)
+{
+	uint64_t host;
+	CUresult rc = vgpu_cuda_stream_host(stream, &host);
+
+	return rc == CUDA_SUCCESS ? call2(call, host, 0, NULL) : rc;
+}
+
+CUresult cuStreamSynchronize(CUstream hStream)
+{
+	return on_stream(VGPU_CUDA_STREAM_SYNC, hStream);
+}
+
+CUresult cuStreamQuery(CUstream hStream)
+{
+	return on_stream(VGPU_CUDA_STREAM_QUERY, hStream);
+}
+
+/* @call (STREAM_WAIT or EVENT_RECORD) of @stream and @event, in the
+ * call's order of arguments. */
+static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)
+{
+	uint64_t host;
+	CUresult rc = vgpu_cuda_stream_host(stream, &host);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!is_event(event))
+		return CUDA_ERROR_INVALID_HANDLE;
+	return call == VGPU_CUDA_STREAM_WAIT ? call2(call, host, event->host, NULL)
+					     : call2(call, event->host, host, NULL);
+}
+
+CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
+{
+	if (Flags != CU_EVENT_WAIT_DEFAULT)
+		return CUDA_ERROR_INVALID_VALUE;
+	return stream_and_event(VGPU_CUDA_STREAM_WAIT, hStream, hEvent);
+}
+
+/* For a query of @stream into @out: its record, NULL for a default stream. */
+static CUresult query(CUstream stream, const void *out, struct CUstream_st **ret)
+{
+	uint64_t host;
+	CUresult rc = vgpu_cuda_stream_host(stream, &host);
+
+	if (rc == CUDA_SUCCESS && !out)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	*ret = rc == CUDA_SUCCESS && host ? stream : NULL;
+	return rc;
+}
+
+CUresult cuStreamGetFlags(CUstream hStream, unsigned int *flags)
+{
+	struct CUstream_st *s;
+	CUresult rc = query(hStream, flags, &s);
+
+	if (rc == CUDA_SUCCESS)
+		*flags = s ? s->flags : 0;
+	return rc;
+}
+
+CUresult cuStreamGetPriority(CUstream hStream, int *priority)
+{
+	struct CUstream_st *s;
+	CUresult rc = query(hStream, priority, &s);
+
+	if (rc == CUDA_SUCCESS)
+		*priority = s ? s->priority : 0;
+	return rc;
+}
+
+CUresult cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
+{
+	struct CUstream_st *s;
+	CUresult rc = query(hStream, pctx, &s);
+
+	if (rc == CUDA_SUCCESS && s)
+		*pctx = s->ctx;
+	return rc == CUDA_SUCCESS && !s ? cuCtxGetCurrent(pctx) : rc;
+}
+
+/* The flags an event may have here: an interprocess event would need the
+ * host's IPC, which no guest gets. */
+#define EVENT_FLAGS ((unsigned)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
+
+CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
+{
+	struct CUevent_st *e;
+	CUresult rc;
+
+	if (!phEvent || (Flags & ~EVENT_FLAGS))
+		return CUDA_ERROR_INVALID_VALUE;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	rc = call2(VGPU_CUDA_EVENT_CREATE, Flags, 0, &e->host);
+	if (rc != CUDA_SUCCESS || e->host == 0) {
+		free(e);
+		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_UNKNOWN;
+	}
+	e->magic = EVENT_MAGIC;
+	e->flags = Flags;
+	*phEvent = e;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy_v2(CUevent hEvent)
+{
+	CUresult rc;
+
+	if (!is_event(hEvent))
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = call2(VGPU_CUDA_EVENT_DESTROY, hEvent->host, 0, NULL);
+	hEvent->magic = 0;
+	free(hEvent);
+	return rc;
+}
+
+CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+	return stream_and_event(VGPU_CUDA_EVENT_RECORD, hStream, hEvent);
+}
+
+/* CU_EVENT_RECORD_EXTERNAL is for graphs, which are not served. */
+CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+	if (flags != CU_EVENT_RECORD_DEFAULT)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	return cuEventRecord(hEvent, hStream);
+}
+
+/* EVENT_SYNC or EVENT_QUERY of @event. */
+static CUresult on_event(uint16_t call, CUevent event)
+{
+	return is_event(event) ? call2(call, event->host, 0, NULL) : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult cuEventSynchronize(CUevent hEvent)
+{
+	return on_event(VGPU_CUDA_EVENT_SYNC, hEvent);
+}
+
+CUresult cuEventQuery(CUevent hEvent)
+{
+	return on_event(VGPU_CUDA_EVENT_QUERY, hEvent);
+}
+
+/* CUDA 12.8 made cuEventElapsedTime_v2, with the same arguments (cuda.h
+ * maps the name to it); the first version is exported under its own. */
+CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+	uint64_t bits = 0;
+	uint32_t low;
+	CUresult rc;
+
+	if (!pMilliseconds)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!is_event(hStart) || !is_event(hEnd))
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = call2(VGPU_CUDA_EVENT_ELAPSED, hStart->host, hEnd->host, &bits);
+	if (rc == CUDA_SUCCESS) {
+		low = (uint32_t)bits;
+		memcpy(pMilliseconds, &low, sizeof(*pMilliseconds));
+	}
+	return rc;
+}
+
+CUresult cuEventElapsedTime_v1(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+	__asm__("cuEventElapsedTime");
+CUresult cuEventElapsedTime_v1(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+	return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+}
