@@ -9,7 +9,7 @@
  * request's execution (exec_ns, which the mediator reports in the
  * completion: the backend's copies and kernel).
  *
- *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--json]
+ *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE] [--json]
  *
  * Prints p50 and p99 of the round trip and of the overhead (microseconds),
  * the overhead split into the request's time in the mediator's queue
@@ -18,6 +18,9 @@
  * over the slowest 1% of requests by overhead (where the tail goes); exit
  * status 1 when a request fails or its result is wrong (checked against
  * a + b for every request).
+ *
+ * --trace FILE writes each request's time, overhead and time queued, in
+ * order (where in time the slow ones fall).
  *
  * Also, for telling the mediator's tail from the machine's: "noise", the
  * gaps of 5 us and more that this process, spinning on the clock alone for
@@ -148,11 +151,12 @@ static double pct(uint64_t *v, unsigned n, unsigned q)
 int main(int argc, char **argv)
 {
 	unsigned n = 1024, repeat = 2000, warmup = 200, noise_ms = 1000;
+	const char *trace = NULL;
 	bool json = false;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
 	if (argc < 2 || strlen(argv[1]) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--json]\n");
+		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE] [--json]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -166,6 +170,8 @@ int main(int argc, char **argv)
 			warmup = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (i + 1 < argc && strcmp(argv[i], "--noise-ms") == 0)
 			noise_ms = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (i + 1 < argc && strcmp(argv[i], "--trace") == 0)
+			trace = argv[++i];
 		else
 			return fprintf(stderr, "device-peer: bad argument %s\n", argv[i]), 2;
 	}
@@ -273,6 +279,20 @@ int main(int argc, char **argv)
 	qsort(over, repeat, sizeof(*over), cmp);
 	qsort(queue, repeat, sizeof(*queue), cmp);
 	qsort(rest, repeat, sizeof(*rest), cmp);
+	if (trace) {
+		/* Each request in order: microseconds since the first, its
+		 * overhead and time queued (ns): where in time the tail falls. */
+		FILE *f = fopen(trace, "w");
+
+		if (!f)
+			die("trace");
+		for (unsigned i = 0; i < repeat; i++)
+			fprintf(f, "%.1f %" PRIu64 " %" PRIu64 "\n",
+				(double)(by_over[i].at - by_over[0].at) / 1e3, by_over[i].over,
+				by_over[i].queue);
+		if (fclose(f) != 0)
+			die("trace");
+	}
 	qsort(by_over, repeat, sizeof(*by_over), cmp_split);
 	unsigned tail_n = repeat / 100 ? repeat / 100 : 1;
 	double tail_q = 0, tail_r = 0;
