@@ -51,6 +51,10 @@ static bool load(struct driver *d)
 	SYM(library_get_kernel, "cuLibraryGetKernel");
 	SYM(kernel_param_info, "cuKernelGetParamInfo");
 	SYM(launch, "cuLaunchKernel");
+	SYM(memset8, "cuMemsetD8Async");
+	SYM(memset16, "cuMemsetD16Async");
+	SYM(memset32, "cuMemsetD32Async");
+	SYM(dtod, "cuMemcpyDtoDAsync_v2");
 	SYM(htod_async, "cuMemcpyHtoDAsync_v2");
 	SYM(dtoh_async, "cuMemcpyDtoHAsync_v2");
 	SYM(stream_create, "cuStreamCreateWithPriority");

@@ -194,6 +194,36 @@ static CUresult mem_free(struct conn *c, uint64_t ptr)
 	return rc;
 }
 
+/* MEMSET or DTOD: every byte it writes, and for DTOD reads, within one
+ * of the process's allocations; on the destination's device, ordered on
+ * the call's stream (the default one: as the synchronous calls, which on
+ * device memory return before the work is done too). */
+static CUresult device_op(struct conn *c, const struct vgpu_cuda_msg *m)
+{
+	const struct driver *d = &c->w->drv;
+	bool set = m->call == VGPU_CUDA_MEMSET;
+	uint64_t size = set ? m->v[3] : 1, bytes = 0;
+	struct alloc *dst = NULL;
+	CUstream s = NULL;
+	CUresult rc;
+
+	if ((size == 1 || size == 2 || size == 4) && (!set || m->v[1] >> (8 * size) == 0) &&
+	    !__builtin_mul_overflow(m->v[2], size, &bytes) && bytes > 0)
+		dst = find(c, m->v[0], bytes, false);
+	if (!dst || (!set && !find(c, m->v[1], bytes, false)))
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = on_device(c, dst->dev);
+	if (rc == CUDA_SUCCESS)
+		rc = stream_of(&c->streams, set ? m->v[4] : m->v[3], &s);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!set)
+		return d->dtod(m->v[0], m->v[1], bytes, s);
+	return size == 1   ? d->memset8(m->v[0], (unsigned char)m->v[1], m->v[2], s)
+	       : size == 2 ? d->memset16(m->v[0], (unsigned short)m->v[1], m->v[2], s)
+			   : d->memset32(m->v[0], (unsigned int)m->v[1], m->v[2], s);
+}
+
 /* One call (its data, if any, in c->buf); false when the connection must
  * close. */
 static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
@@ -257,6 +287,9 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = s ? w->drv.stream_sync(s) : w->drv.dtoh(c->buf, m->v[0], m->v[1]);
 		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
 	}
+	case VGPU_CUDA_MEMSET:
+	case VGPU_CUDA_DTOD:
+		return reply(c, m, device_op(c, m), NULL, 0, NULL, 0);
 	case VGPU_CUDA_SYNC:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)

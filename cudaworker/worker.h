@@ -70,6 +70,10 @@ struct driver {
 	CUresult (*launch)(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			   unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			   CUstream stream, void **params, void **extra);
+	CUresult (*memset8)(CUdeviceptr dst, unsigned char value, size_t n, CUstream stream);
+	CUresult (*memset16)(CUdeviceptr dst, unsigned short value, size_t n, CUstream stream);
+	CUresult (*memset32)(CUdeviceptr dst, unsigned int value, size_t n, CUstream stream);
+	CUresult (*dtod)(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream stream);
 	CUresult (*htod_async)(CUdeviceptr dst, const void *src, size_t bytes, CUstream stream);
 	CUresult (*dtoh_async)(void *dst, CUdeviceptr src, size_t bytes, CUstream stream);
 	CUresult (*stream_create)(CUstream *stream, unsigned int flags, int priority);

@@ -31,6 +31,8 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_EVENT_ELAPSED: return device | (reply ? 1u : 3u); /* start, end; ms */
 	case VGPU_CUDA_STREAM_WAIT:   /* stream, event */
 	case VGPU_CUDA_EVENT_RECORD:  return device | (reply ? 0u : 3u); /* event, stream */
+	case VGPU_CUDA_MEMSET:    return device | (reply ? 0u : 31u); /* dst, value, n, size, stream */
+	case VGPU_CUDA_DTOD:      return device | (reply ? 0u : 15u); /* dst, src, bytes, stream */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:

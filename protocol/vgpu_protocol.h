@@ -86,8 +86,11 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_EVENT_SYNC = 21,     /* a0 event */
 	VGPU_CUDA_EVENT_QUERY = 22,    /* a0 event; CUDA_ERROR_NOT_READY until it happened */
 	VGPU_CUDA_EVENT_ELAPSED = 23,  /* a0 start, a1 end; r0 milliseconds, a float's bits */
+	VGPU_CUDA_MEMSET = 24,  /* a0 destination, a1 value, a2 elements, a3 element
+				 * bytes (1, 2 or 4), a4 stream */
+	VGPU_CUDA_DTOD = 25,    /* a0 destination, a1 source, a2 bytes, a3 stream */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_EVENT_ELAPSED
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_DTOD
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

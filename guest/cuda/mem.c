@@ -136,6 +136,70 @@ CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteC
 	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream) : rc;
 }
 
+/* MEMSET (@a3 the element's bytes) or DTOD on @stream: the host checks
+ * the ranges against what this process allocated. Nothing to do is done
+ * at once. */
+static CUresult device_op(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+			  CUstream stream)
+{
+	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } }, r;
+	uint64_t host;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_stream_host(stream, &host);
+	if (rc != CUDA_SUCCESS || a2 == 0)
+		return rc;
+	if (call == VGPU_CUDA_MEMSET) {
+		m.v[3] = a3;
+		m.v[4] = host;
+	} else {
+		m.v[3] = host;
+	}
+	return vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+}
+
+CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, uc, N, 1, NULL);
+}
+
+CUresult cuMemsetD16_v2(CUdeviceptr dstDevice, unsigned short us, size_t N)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, us, N, 2, NULL);
+}
+
+CUresult cuMemsetD32_v2(CUdeviceptr dstDevice, unsigned int ui, size_t N)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, ui, N, 4, NULL);
+}
+
+CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_t N, CUstream hStream)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, uc, N, 1, hStream);
+}
+
+CUresult cuMemsetD16Async(CUdeviceptr dstDevice, unsigned short us, size_t N, CUstream hStream)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, us, N, 2, hStream);
+}
+
+CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream)
+{
+	return device_op(VGPU_CUDA_MEMSET, dstDevice, ui, N, 4, hStream);
+}
+
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount)
+{
+	return device_op(VGPU_CUDA_DTOD, dstDevice, srcDevice, ByteCount, 0, NULL);
+}
+
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount,
+			      CUstream hStream)
+{
+	return device_op(VGPU_CUDA_DTOD, dstDevice, srcDevice, ByteCount, 0, hStream);
+}
+
 CUresult cuCtxSynchronize(void)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_SYNC }, r;

@@ -82,6 +82,7 @@ has "cudaFree, then again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvali
 has "a kernel launched through the worker, its padded parameters as the driver lays them out, every result right" "^launch 0 0 0 same$"
 has "a stream of the worker's: async copies and a launch on it between two events, every result right" "^stream 0 same ms=ok$"
 has "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stream-bad 400$"
+has "page-locked host memory, a memset and a device-to-device copy through the worker: the bytes right" "^memops 0 same zeros$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024
 has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2
@@ -145,6 +146,18 @@ if sys.argv[3] == "streams":
             call(14, (strm,)), call(15, (strm,))]
     made = [call(13, (0, 0)) for _ in range(1025)]
     out += [made.count(0), made[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "memops":
+    # Memsets (MEMSET 24) and device-to-device copies (DTOD 25) from a
+    # hostile process: every range they write or read within its own
+    # allocations, element sizes and values CUDA has.
+    out = [call(2)]
+    st, (ptr, *_), _ = call(3, (4096,), full=True)
+    out += [st, call(24, (ptr, 0, 4, 3)), call(24, (ptr, 0x100, 4, 1)), call(24, (ptr, 0, 1 << 62, 4)),
+            call(24, (ptr + 4092, 0, 2, 4)), call(24, (ptr, 0, 4, 4, 99)), call(24, (ptr, 7, 1024, 4)),
+            call(25, (ptr, ptr + 4096, 4)), call(25, (ptr + 2048, ptr, 2048)), call(25, (ptr, ptr, 0)),
+            call(25, (ptr, 1 << 40, 8)), call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "buffers":
@@ -224,6 +237,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" modules)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 	"0 1 1 400 400 0 1 0 400 0 0 0 0 0 400 400 0 400 400 1024 2 0" \
 	"streams and events from a raw process: flags CUDA does not have and a priority beyond 32 bits (INVALID_VALUE), a stream and an event never made (INVALID_HANDLE), an interprocess event (INVALID_VALUE); the time between events not recorded (INVALID_HANDLE); record, wait, sync and query right; copies naming a stream never made (INVALID_HANDLE); a stream destroyed twice and used after (INVALID_HANDLE); 1024 streams, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" memops)" \
+	"0 0 1 1 1 1 400 0 1 0 1 1 0" \
+	"memsets and device-to-device copies from a raw process: an element of 3 bytes, a value wider than its element, a count that overflows, a range past the allocation's end (INVALID_VALUE), a stream never made (INVALID_HANDLE), right; a copy from past the end, one of 0 bytes, one from memory not allocated (INVALID_VALUE), right; the connection still serves"
 probe 1
 has "the worker still serves VM 1's next program" "^copy 0 0 same$"
 expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \

@@ -243,6 +243,8 @@ def main():
         "cuda-event-record": cuda_call(20, (4, 3)),
         "cuda-event-elapsed-reply": cuda_call(23, (0x3E800000,), reply=True),
         "cuda-stream-query-not-ready": cuda_call(16, (), reply=True, status=600),
+        "cuda-memset": cuda_call(24, (0x7F0000000000, 0xFF, 64, 1, 3)),
+        "cuda-dtod": cuda_call(25, (0x7F0000001000, 0x7F0000000000, 64, 3)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

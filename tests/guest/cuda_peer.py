@@ -37,7 +37,8 @@ MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
 OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
 LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
- EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED) = range(13, 24)
+ EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD) = range(13, 26)
+ELEMENT = {1: "<B", 2: "<H", 4: "<I"}
 ELAPSED_MS = 0.25  # what EVENT_ELAPSED answers between two recorded events
 SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
 INVALID_IMAGE, INVALID_HANDLE, NOT_FOUND = 200, 400, 500
@@ -221,6 +222,20 @@ def serve_calls(conn, req_id, mode):
                 status = INVALID_HANDLE  # as CUDA: either event never recorded
             else:
                 values = (struct.unpack("<I", struct.pack("<f", ELAPSED_MS))[0],)
+        elif call == MEMSET:
+            size, n = a[3], a[2]
+            buf, off = find(a[0], n * size) if size in ELEMENT and n else (None, 0)
+            if buf is None or a[1] >> (8 * size) or a[4] not in streams | {0}:
+                status = INVALID_VALUE if a[4] in streams | {0} else INVALID_HANDLE
+            else:
+                buf[off:off + n * size] = struct.pack(ELEMENT[size], a[1]) * n
+        elif call == DTOD:
+            dbuf, doff = find(a[0], a[2]) if a[2] else (None, 0)
+            sbuf, soff = find(a[1], a[2]) if a[2] else (None, 0)
+            if dbuf is None or sbuf is None or a[3] not in streams | {0}:
+                status = INVALID_VALUE if a[3] in streams | {0} else INVALID_HANDLE
+            else:
+                dbuf[doff:doff + a[2]] = bytes(sbuf[soff:soff + a[2]])
         elif call != SYNC:
             return
         conn.sendall(result(rid, call, status, values, out))

@@ -106,6 +106,55 @@ static void stream_check()
 	cudaFree(dy);
 }
 
+// Page-locked host memory, memsets and device-to-device copies: prints
+// "memops <first error> same|different zeros|not-zeros", then
+// "memops-bad <freeing it again> <mapped host memory>".
+static void memops_check()
+{
+	const int n = 4096;
+	float *h = nullptr, *d1 = nullptr, *d2 = nullptr;
+	unsigned int flags = 99;
+	cudaError_t e[10];
+	int k = 0;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaMallocHost(&h, n * sizeof(float));
+	if (e[0] != cudaSuccess) {
+		printf("memops %d\n", (int)e[0]);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		h[i] = (float)i;
+	e[k++] = cudaHostGetFlags(&flags, h + 7);
+	e[k++] = cudaMalloc(&d1, n * sizeof(float));
+	e[k++] = cudaMalloc(&d2, n * sizeof(float));
+	e[k++] = cudaMemcpy(d1, h, n * sizeof(float), cudaMemcpyHostToDevice);
+	e[k++] = cudaMemcpy(d2, d1, n * sizeof(float), cudaMemcpyDeviceToDevice);
+	e[k++] = cudaMemset(d1, 0, n * sizeof(float));
+	e[k++] = cudaMemcpy(h, d2, n * sizeof(float), cudaMemcpyDeviceToHost);
+	bool same = flags == 0;
+	for (int i = 0; i < n; i++)
+		same = same && h[i] == (float)i;
+	e[k++] = cudaMemcpy(h, d1, n * sizeof(float), cudaMemcpyDeviceToHost);
+	bool zeros = true;
+	for (int i = 0; i < n; i++)
+		zeros = zeros && h[i] == 0.0f;
+	e[k++] = cudaFreeHost(h);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("memops %d %s %s\n", first, same ? "same" : "different", zeros ? "zeros" : "not-zeros");
+	cudaError_t again = cudaFreeHost(h);
+	void *mapped = nullptr;
+	cudaError_t map = cudaHostAlloc(&mapped, 4096, cudaHostAllocMapped);
+	if (map == cudaSuccess)
+		cudaFreeHost(mapped);
+	(void)cudaGetLastError();
+	printf("memops-bad %d %d\n", (int)again, (int)map);
+	cudaFree(d1);
+	cudaFree(d2);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -160,6 +209,7 @@ int main()
 	e = cudaFree(dev);
 	printf("free-again %d %s\n", (int)e, cudaGetErrorName(e));
 	stream_check();
+	memops_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

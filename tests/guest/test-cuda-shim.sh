@@ -106,6 +106,10 @@ check "a kernel launched (<<<>>>): the image sent on first use, the parameters (
 check "a stream of its own: async copies and a launch on it between two events, every result right, the time between them" \
 	"^stream 0 same ms=ok$"
 check "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stream-bad 400$"
+check "page-locked host memory (its flags asked), a memset and a device-to-device copy: the bytes right" \
+	"^memops 0 same zeros$"
+check "freeing host memory twice: cudaErrorInvalidValue; mapped host memory: cudaErrorNotSupported" \
+	"^memops-bad 1 801$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"

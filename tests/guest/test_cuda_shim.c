@@ -259,6 +259,8 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_SYNC, .id = 23, .v = { 9 } },
 		{ .call = VGPU_CUDA_EVENT_QUERY, .id = 24, .v = { 9 } },
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .id = 25, .v = { 9, 10 } },
+		{ .call = VGPU_CUDA_MEMSET, .id = 26, .v = { 0x7f0000000000ull, 0xff, 64, 4, 7 } },
+		{ .call = VGPU_CUDA_DTOD, .id = 27, .v = { 0x7f0000001000ull, 0x7f0000000000ull, 64, 7 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -321,6 +323,8 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_RECORD, .v = { 1, 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_EVENT_QUERY, .v = { 1, 1 } },
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_MEMSET, .v = { 1, 0, 4, 4 }, .data_len = 16 },
+		{ .call = VGPU_CUDA_DTOD, .v = { 1, 2, 4, 0, 1 } },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
