@@ -16,7 +16,7 @@ dev=${1:-build-dev} plain=${2:-build}
 D=$ROOT/.devbin
 mkdir -p "$D/qemu/firmware"
 for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-peer \
-	bench/sched-cost guest/vgpu-submit cudaworker/vgpu-cuda-worker \
+	bench/sched-cost bench/cuda-calls guest/vgpu-submit cudaworker/vgpu-cuda-worker \
 	libvgpu-config/libvgpu-config.so.0 guest/libvgpu.so.0; do
 	cp -L "$dev/$f" "$D/"
 done
