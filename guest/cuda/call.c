@@ -3,7 +3,11 @@
  * call.c - the process's calls to its VM's host side (cuda_call.h): one
  * connection to the socket cuInit() described from, opened by the first
  * call that needs the host with OPEN, then one call and its reply at a
- * time (a lock: calls of the process's threads take turns). A connection
+ * time (a lock: calls of the process's threads take turns), or calls
+ * posted without waiting for their replies (launches, memsets, device
+ * copies, event records and waits), whose replies are read before the
+ * next call's and whose first error the next synchronizing call returns.
+ * A connection
  * that breaks (the host's worker died) fails the call with
  * CUDA_ERROR_LAUNCH_FAILED, and every later one too: the context is gone,
  * as it is after a fault under NVIDIA's driver.
@@ -57,10 +61,22 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 	return VGPU_OK;
 }
 
-/* One exchange on @fd: @m (and @data) out, the reply's head into @r and
- * its data (at most @cap bytes) into @out. Lock held. */
-static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
-		    void *out, uint32_t cap)
+/* Posted calls whose replies are not read yet, in order: at most
+ * POST_MAX, so that the replies waiting in the socket (80 bytes each)
+ * never fill it and stall the host's worker on its writes. */
+#define POST_MAX 256
+static struct {
+	uint64_t id;
+	uint16_t call;
+} posted[POST_MAX];
+static uint32_t posted_head, n_posted;
+/* The first error a posted call's reply brought, for the next
+ * synchronizing call to return. */
+static CUresult deferred = CUDA_SUCCESS;
+
+/* @m's header and block (its id set here) and @data out on @fd, in one
+ * send where the socket takes it. Lock held. */
+static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	int rc;
@@ -70,6 +86,44 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 	rc = vgpu_cuda_io(fd, head, sizeof(head), true, UINT64_MAX);
 	if (rc == VGPU_OK && m->data_len)
 		rc = vgpu_cuda_io(fd, (void *)data, m->data_len, true, UINT64_MAX);
+	return rc;
+}
+
+/* Read the replies of the posted calls, keeping the first error. Lock held. */
+static int drain(int fd)
+{
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+	struct vgpu_cuda_msg r;
+
+	while (n_posted > 0) {
+		int rc = vgpu_cuda_io(fd, head, sizeof(head), false, UINT64_MAX);
+
+		if (rc == VGPU_OK)
+			rc = vgpu_cuda_decode(head, true, &r);
+		if (rc == VGPU_OK && (r.id != posted[posted_head].id ||
+				      r.call != posted[posted_head].call || r.data_len))
+			rc = VGPU_PROTOCOL;
+		if (rc != VGPU_OK)
+			return rc;
+		if (r.status != CUDA_SUCCESS && deferred == CUDA_SUCCESS)
+			deferred = (CUresult)r.status;
+		posted_head = (posted_head + 1) % POST_MAX;
+		n_posted--;
+	}
+	return VGPU_OK;
+}
+
+/* One exchange on @fd: @m (and @data) out, the replies of the calls
+ * posted before it, then its own: the head into @r and its data (at most
+ * @cap bytes) into @out. Lock held. */
+static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
+		    void *out, uint32_t cap)
+{
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+	int rc = send_call(fd, m, data);
+
+	if (rc == VGPU_OK)
+		rc = drain(fd);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_io(fd, head, sizeof(head), false, UINT64_MAX);
 	if (rc == VGPU_OK)
@@ -81,14 +135,10 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 	return rc;
 }
 
-CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
-			void *out, uint32_t cap)
+/* The connection, opened with OPEN on first use; CUDA_SUCCESS, or the
+ * sticky error of a connection that could not be made or broke. Lock held. */
+static CUresult connected(void)
 {
-	CUresult rc = vgpu_cuda_ready();
-
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	pthread_mutex_lock(&lock);
 	if (broken == CUDA_SUCCESS && conn < 0) {
 		struct vgpu_cuda_msg open = { .call = VGPU_CUDA_OPEN }, ok;
 		int fd = -1, io;
@@ -109,20 +159,78 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 		}
 		conn = fd;
 	}
-	if (broken != CUDA_SUCCESS) {
+	return broken;
+}
+
+/* The connection broke under a call: the context is lost. Lock held. */
+static CUresult lost(void)
+{
+	vgpu_cuda_log(true, "the connection to the host broke: the context is lost");
+	close(conn);
+	conn = -1;
+	n_posted = 0;
+	broken = CUDA_ERROR_LAUNCH_FAILED;
+	return broken;
+}
+
+/* The calls that wait for the work before them, and so report what went
+ * wrong in the posted ones (as CUDA reports an asynchronous error at the
+ * next call that synchronizes). */
+static bool synchronizing(uint16_t call)
+{
+	return call == VGPU_CUDA_SYNC || call == VGPU_CUDA_DTOH || call == VGPU_CUDA_STREAM_SYNC ||
+	       call == VGPU_CUDA_STREAM_QUERY || call == VGPU_CUDA_EVENT_SYNC ||
+	       call == VGPU_CUDA_EVENT_QUERY;
+}
+
+CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
+			void *out, uint32_t cap)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	pthread_mutex_lock(&lock);
+	rc = connected();
+	if (rc != CUDA_SUCCESS) {
 		pthread_mutex_unlock(&lock);
-		return broken;
+		return rc;
 	}
-	if (m->call != VGPU_CUDA_OPEN)
-		m->v[5] = (uint64_t)vgpu_cuda_current_device();
+	m->v[5] = (uint64_t)vgpu_cuda_current_device();
 	if (exchange(conn, m, data, r, out, cap) != VGPU_OK) {
-		vgpu_cuda_log(true, "the connection to the host broke: the context is lost");
-		close(conn);
-		conn = -1;
-		broken = CUDA_ERROR_LAUNCH_FAILED;
+		rc = lost();
 		pthread_mutex_unlock(&lock);
-		return broken;
+		return rc;
+	}
+	rc = (CUresult)r->status;
+	if (synchronizing(m->call) && deferred != CUDA_SUCCESS) {
+		if (rc == CUDA_SUCCESS)
+			rc = deferred;
+		deferred = CUDA_SUCCESS;
 	}
 	pthread_mutex_unlock(&lock);
-	return (CUresult)r->status;
+	return rc;
+}
+
+CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	pthread_mutex_lock(&lock);
+	rc = connected();
+	if (rc == CUDA_SUCCESS) {
+		m->v[5] = (uint64_t)vgpu_cuda_current_device();
+		if ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||
+		    send_call(conn, m, data) != VGPU_OK) {
+			rc = lost();
+		} else {
+			posted[(posted_head + n_posted) % POST_MAX].id = m->id;
+			posted[(posted_head + n_posted) % POST_MAX].call = m->call;
+			n_posted++;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
 }

@@ -199,14 +199,15 @@ static const void *from_extra(void **extra, size_t *size)
 }
 
 /* On the host's stream of @stream (stream.c: both default streams are
- * the legacy one). */
+ * the legacy one), posted: what the host finds wrong with it comes back
+ * at the next synchronizing call (call.c). */
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			CUstream stream, void **params, void **extra)
 {
 	static _Thread_local uint8_t buf[VGPU_CUDA_MAX_PARAM_BYTES];
 	const struct CUfunc_st *k = kernel_of(f);
-	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH }, r;
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH };
 	const void *data = buf;
 	uint64_t host_stream;
 	CUresult rc = vgpu_cuda_ready();
@@ -242,5 +243,5 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	m.v[3] = by | (uint64_t)bz << 32;
 	m.v[4] = shared | host_stream << 32;
 	m.data_len = k->param_bytes;
-	return vgpu_cuda_call(&m, data, &r, NULL, 0);
+	return vgpu_cuda_post(&m, data);
 }

@@ -136,13 +136,14 @@ CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteC
 	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream) : rc;
 }
 
-/* MEMSET (@a3 the element's bytes) or DTOD on @stream: the host checks
- * the ranges against what this process allocated. Nothing to do is done
- * at once. */
+/* MEMSET (@a3 the element's bytes) or DTOD on @stream, posted: the host
+ * checks the ranges against what this process allocated, and a range it
+ * refuses fails the next synchronizing call (call.c). Nothing to do is
+ * done at once. */
 static CUresult device_op(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
 			  CUstream stream)
 {
-	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } }, r;
+	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } };
 	uint64_t host;
 	CUresult rc = vgpu_cuda_ready();
 
@@ -156,7 +157,7 @@ static CUresult device_op(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, 
 	} else {
 		m.v[3] = host;
 	}
-	return vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	return vgpu_cuda_post(&m, NULL);
 }
 
 CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N)

@@ -79,6 +79,11 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns);
  * CUDA_ERROR_LAUNCH_FAILED, then and for every later call. */
 CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
 			void *out, uint32_t cap);
+/* Send @m (and its data) without waiting for the reply, which must carry
+ * no data: CUDA_SUCCESS once sent. A failure its reply brings is returned
+ * by the next synchronizing call (SYNC, DTOH, STREAM_SYNC or _QUERY,
+ * EVENT_SYNC or _QUERY), once. */
+CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data);
 
 /* ctx.c: contexts, kept in the guest; the host's worker holds the real
  * one. The primary context of device d is handle d + 1 (never NULL). */

@@ -8,9 +8,9 @@
  * Both default streams (NULL or CU_STREAM_LEGACY, and
  * CU_STREAM_PER_THREAD) are the host's legacy default stream: per-thread
  * default streams are served as the legacy one, which orders more, never
- * less. Every call is one round trip: the calls are ordered on the
- * process's one connection, so work reaches the host's streams in the
- * order the program made it; nothing is posted yet.
+ * less. The calls are ordered on the process's one connection, so work
+ * reaches the host's streams in the order the program made it; records
+ * and waits are posted, the rest wait for their replies.
  *
  * Never: take a handle that is not one of ours (a record is checked by
  * its magic before its handle is used), or free a record the host still
@@ -129,9 +129,10 @@ CUresult cuStreamQuery(CUstream hStream)
 }
 
 /* @call (STREAM_WAIT or EVENT_RECORD) of @stream and @event, in the
- * call's order of arguments. */
+ * call's order of arguments, posted (call.c). */
 static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)
 {
+	struct vgpu_cuda_msg m = { .call = call };
 	uint64_t host;
 	CUresult rc = vgpu_cuda_stream_host(stream, &host);
 
@@ -139,8 +140,9 @@ static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)
 		return rc;
 	if (!is_event(event))
 		return CUDA_ERROR_INVALID_HANDLE;
-	return call == VGPU_CUDA_STREAM_WAIT ? call2(call, host, event->host, NULL)
-					     : call2(call, event->host, host, NULL);
+	m.v[0] = call == VGPU_CUDA_STREAM_WAIT ? host : event->host;
+	m.v[1] = call == VGPU_CUDA_STREAM_WAIT ? event->host : host;
+	return vgpu_cuda_post(&m, NULL);
 }
 
 CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)

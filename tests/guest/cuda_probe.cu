@@ -106,9 +106,42 @@ static void stream_check()
 	cudaFree(dy);
 }
 
+// 600 launches back to back, more than the guest library keeps posted
+// before it reads their replies, then one synchronize: every one ran, in
+// order. Prints "posted <launch error> <sync error> same|different".
+static void posted_check()
+{
+	const int n = 300, k = 600;
+	float x[n], y[n];
+	float *dx = nullptr, *dy = nullptr;
+
+	for (int i = 0; i < n; i++)
+		x[i] = (float)i;
+	(void)cudaGetLastError();
+	cudaMalloc(&dx, sizeof(x));
+	cudaMalloc(&dy, sizeof(y));
+	cudaMemcpy(dx, x, sizeof(x), cudaMemcpyHostToDevice);
+	cudaMemset(dy, 0, sizeof(y));
+	cudaError_t launched = cudaSuccess;
+	for (int i = 0; i < k; i++) {
+		scale_add<<<2, 256>>>(dy, dx, 0, Scale{ 1.0f, n });
+		if (launched == cudaSuccess)
+			launched = cudaGetLastError();
+	}
+	cudaError_t synced = cudaDeviceSynchronize();
+	cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == (float)(k * i);
+	printf("posted %d %d %s\n", (int)launched, (int)synced, same ? "same" : "different");
+	cudaFree(dx);
+	cudaFree(dy);
+}
+
 // Page-locked host memory, memsets and device-to-device copies: prints
 // "memops <first error> same|different zeros|not-zeros", then
-// "memops-bad <freeing it again> <mapped host memory>".
+// "memops-bad <freeing it again> <mapped host memory> <a memset past the
+// end> <the next synchronize> <the one after>".
 static void memops_check()
 {
 	const int n = 4096;
@@ -149,8 +182,14 @@ static void memops_check()
 	cudaError_t map = cudaHostAlloc(&mapped, 4096, cudaHostAllocMapped);
 	if (map == cudaSuccess)
 		cudaFreeHost(mapped);
+	// A memset past its allocation's end: posted, so the error comes with
+	// the next call that synchronizes (as a kernel's own errors do).
+	cudaError_t past = cudaMemset(d1, 0, (n + 1) * sizeof(float));
+	cudaError_t synced = cudaDeviceSynchronize();
+	cudaError_t after = cudaDeviceSynchronize();
 	(void)cudaGetLastError();
-	printf("memops-bad %d %d\n", (int)again, (int)map);
+	printf("memops-bad %d %d %d %d %d\n", (int)again, (int)map, (int)past, (int)synced,
+	       (int)after);
 	cudaFree(d1);
 	cudaFree(d2);
 }
@@ -210,6 +249,7 @@ int main()
 	printf("free-again %d %s\n", (int)e, cudaGetErrorName(e));
 	stream_check();
 	memops_check();
+	posted_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);
