@@ -57,6 +57,7 @@ static bool load(struct driver *d)
 	SYM(dtod, "cuMemcpyDtoDAsync_v2");
 	SYM(htod_async, "cuMemcpyHtoDAsync_v2");
 	SYM(dtoh_async, "cuMemcpyDtoHAsync_v2");
+	SYM(priority_range, "cuCtxGetStreamPriorityRange");
 	SYM(stream_create, "cuStreamCreateWithPriority");
 	SYM(stream_destroy, "cuStreamDestroy_v2");
 	SYM(stream_sync, "cuStreamSynchronize");

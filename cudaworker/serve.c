@@ -287,6 +287,16 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = s ? w->drv.stream_sync(s) : w->drv.dtoh(c->buf, m->v[0], m->v[1]);
 		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
 	}
+	case VGPU_CUDA_PRIORITY_RANGE: {
+		int least = 0, greatest = 0;
+
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = w->drv.priority_range(&least, &greatest);
+		res[0] = (uint32_t)least;
+		res[1] = (uint32_t)greatest;
+		return reply(c, m, rc, res, 2, NULL, 0);
+	}
 	case VGPU_CUDA_MEMSET:
 	case VGPU_CUDA_DTOD:
 		return reply(c, m, device_op(c, m), NULL, 0, NULL, 0);

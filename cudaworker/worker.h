@@ -76,6 +76,7 @@ struct driver {
 	CUresult (*dtod)(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream stream);
 	CUresult (*htod_async)(CUdeviceptr dst, const void *src, size_t bytes, CUstream stream);
 	CUresult (*dtoh_async)(void *dst, CUdeviceptr src, size_t bytes, CUstream stream);
+	CUresult (*priority_range)(int *least, int *greatest);
 	CUresult (*stream_create)(CUstream *stream, unsigned int flags, int priority);
 	CUresult (*stream_destroy)(CUstream stream);
 	CUresult (*stream_sync)(CUstream stream);

@@ -20,6 +20,7 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_MEM_ALLOC: return device | 1u;         /* bytes; the pointer */
 	case VGPU_CUDA_MEM_FREE:  return device | (reply ? 0u : 1u);
 	case VGPU_CUDA_MEM_INFO:  return device | (reply ? 3u : 0u); /* -; free, total */
+	case VGPU_CUDA_PRIORITY_RANGE: return device | (reply ? 3u : 0u); /* -; least, greatest */
 	case VGPU_CUDA_HTOD:      return device | (reply ? 0u : 3u); /* destination, stream */
 	case VGPU_CUDA_DTOH:      return device | (reply ? 0u : 7u); /* source, bytes, stream */
 	case VGPU_CUDA_LIB_LOAD:  return device | (reply ? 1u : 0u); /* -; the library */

@@ -89,8 +89,10 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_MEMSET = 24,  /* a0 destination, a1 value, a2 elements, a3 element
 				 * bytes (1, 2 or 4), a4 stream */
 	VGPU_CUDA_DTOD = 25,    /* a0 destination, a1 source, a2 bytes, a3 stream */
+	VGPU_CUDA_PRIORITY_RANGE = 26, /* r0 least, r1 greatest stream priority (i32s
+					* in the low halves) */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_DTOD
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_PRIORITY_RANGE
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -33,6 +34,10 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 {
 	char *p = buf;
 
+	/* A send is tried at once (the socket usually has room); a receive
+	 * waits first (the answer is usually not there yet). */
+	bool ready = out;
+
 	while (len > 0) {
 		struct pollfd pfd = { fd, out ? POLLOUT : POLLIN, 0 };
 		uint64_t now = vgpu_now_ns();
@@ -42,10 +47,13 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 			return VGPU_TIMEOUT;
 		int ms = deadline_ns == UINT64_MAX ? -1 : (int)((deadline_ns - now) / 1000000u) + 1;
 
-		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
-			return VGPU_IO_ERROR;
-		if (!pfd.revents)
-			continue;
+		if (!ready) {
+			if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+				return VGPU_IO_ERROR;
+			if (!pfd.revents)
+				continue;
+		}
+		ready = false;
 		n = out ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
 			: recv(fd, p, len, MSG_DONTWAIT);
 		if (n == 0 && !out)
@@ -57,6 +65,7 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 		}
 		p += n;
 		len -= (size_t)n;
+		ready = out; /* the rest of a send: try again at once */
 	}
 	return VGPU_OK;
 }
@@ -81,11 +90,28 @@ static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data)
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	int rc;
 
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, m->data_len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = m->data_len ? 2 : 1 };
+	ssize_t n;
+
 	m->id = next_id++;
 	vgpu_cuda_encode(m, false, head);
-	rc = vgpu_cuda_io(fd, head, sizeof(head), true, UINT64_MAX);
-	if (rc == VGPU_OK && m->data_len)
-		rc = vgpu_cuda_io(fd, (void *)data, m->data_len, true, UINT64_MAX);
+	/* Both in one system call where the socket takes them; the rest, if
+	 * any, as it makes room. */
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		return VGPU_IO_ERROR;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < sizeof(head))
+		rc = vgpu_cuda_io(fd, head + n, sizeof(head) - (size_t)n, true, UINT64_MAX);
+	else
+		rc = VGPU_OK;
+	n = (size_t)n > sizeof(head) ? n - (ssize_t)sizeof(head) : 0;
+	if (rc == VGPU_OK && m->data_len > (size_t)n)
+		rc = vgpu_cuda_io(fd, (char *)data + n, m->data_len - (size_t)n, true, UINT64_MAX);
 	return rc;
 }
 

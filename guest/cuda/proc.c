@@ -46,6 +46,7 @@ static const struct impl impls[] = {
 	I(cuCtxGetCurrent, 4000, cuCtxGetCurrent),
 	I(cuCtxGetDevice, 2000, cuCtxGetDevice),
 	I(cuCtxGetDevice, 13000, cuCtxGetDevice_v2),
+	I(cuCtxGetStreamPriorityRange, 5050, cuCtxGetStreamPriorityRange),
 	I(cuCtxSetCurrent, 4000, cuCtxSetCurrent),
 	I(cuCtxSynchronize, 2000, cuCtxSynchronize),
 	I(cuCtxSynchronize, 13000, cuCtxSynchronize_v2),

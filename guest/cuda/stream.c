@@ -16,6 +16,7 @@
  * its magic before its handle is used), or free a record the host still
  * holds (destroy frees it once the host's answer is in, whatever it was).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,33 @@ static CUresult call2(uint16_t call, uint64_t a0, uint64_t a1, uint64_t *ret)
 	if (rc == CUDA_SUCCESS && ret)
 		*ret = r.v[0];
 	return rc;
+}
+
+/* The host's range, asked once per device. */
+CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)
+{
+	static int least[VGPU_CUDA_MAX_DEVICES], greatest[VGPU_CUDA_MAX_DEVICES];
+	static _Atomic bool known[VGPU_CUDA_MAX_DEVICES];
+	CUdevice dev = vgpu_cuda_current_device();
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS || dev < 0 || dev >= VGPU_CUDA_MAX_DEVICES)
+		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_CONTEXT;
+	if (!atomic_load(&known[dev])) {
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_PRIORITY_RANGE }, r;
+
+		rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		least[dev] = (int)(int32_t)(uint32_t)r.v[0];
+		greatest[dev] = (int)(int32_t)(uint32_t)r.v[1];
+		atomic_store(&known[dev], true);
+	}
+	if (leastPriority)
+		*leastPriority = least[dev];
+	if (greatestPriority)
+		*greatestPriority = greatest[dev];
+	return CUDA_SUCCESS;
 }
 
 CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)

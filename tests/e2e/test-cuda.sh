@@ -83,6 +83,7 @@ has "a kernel launched through the worker, its padded parameters as the driver l
 has "a stream of the worker's: async copies and a launch on it between two events, every result right" "^stream 0 same ms=ok$"
 has "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stream-bad 400$"
 has "page-locked host memory, a memset and a device-to-device copy through the worker: the bytes right" "^memops 0 same zeros$"
+has "the streams' priority range, from the host's driver" "^priorities 0 0 -[0-9]+$"
 has "600 launches posted back to back through the worker, one synchronize: all ran, in order" "^posted 0 0 same$"
 has "a memset past its allocation's end, posted: the worker's refusal comes with the next synchronize, once" "^memops-bad 1 801 0 1 0$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024

@@ -245,6 +245,7 @@ def main():
         "cuda-stream-query-not-ready": cuda_call(16, (), reply=True, status=600),
         "cuda-memset": cuda_call(24, (0x7F0000000000, 0xFF, 64, 1, 3)),
         "cuda-dtod": cuda_call(25, (0x7F0000001000, 0x7F0000000000, 64, 3)),
+        "cuda-priority-range-reply": cuda_call(26, (0, 0xFFFFFFFB), reply=True),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

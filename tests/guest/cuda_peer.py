@@ -37,7 +37,8 @@ MAGIC, CUDA, CUDA_REPLY, DESCRIBE = 0x55504756, 9, 10, 1
 OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
 LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
- EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD) = range(13, 26)
+ EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
+ PRIORITY_RANGE) = range(13, 27)
 ELEMENT = {1: "<B", 2: "<H", 4: "<I"}
 ELAPSED_MS = 0.25  # what EVENT_ELAPSED answers between two recorded events
 SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
@@ -222,6 +223,8 @@ def serve_calls(conn, req_id, mode):
                 status = INVALID_HANDLE  # as CUDA: either event never recorded
             else:
                 values = (struct.unpack("<I", struct.pack("<f", ELAPSED_MS))[0],)
+        elif call == PRIORITY_RANGE:
+            values = (0, 0xFFFFFFFB)  # least 0, greatest -5, as an H100's
         elif call == MEMSET:
             size, n = a[3], a[2]
             buf, off = find(a[0], n * size) if size in ELEMENT and n else (None, 0)

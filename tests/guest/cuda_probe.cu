@@ -247,6 +247,9 @@ int main()
 	printf("free %d\n", (int)e);
 	e = cudaFree(dev);
 	printf("free-again %d %s\n", (int)e, cudaGetErrorName(e));
+	int least = 1, greatest = 1;
+	e = cudaDeviceGetStreamPriorityRange(&least, &greatest);
+	printf("priorities %d %d %d\n", (int)e, least, greatest);
 	stream_check();
 	memops_check();
 	posted_check();

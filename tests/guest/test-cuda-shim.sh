@@ -110,6 +110,7 @@ check "page-locked host memory (its flags asked), a memset and a device-to-devic
 	"^memops 0 same zeros$"
 check "freeing host memory twice: cudaErrorInvalidValue; mapped host memory: cudaErrorNotSupported; a memset past its allocation's end is posted, its cudaErrorInvalidValue comes with the next synchronize, once" \
 	"^memops-bad 1 801 0 1 0$"
+check "the streams' priority range, the host's (-5 to 0 here)" "^priorities 0 0 -5$"
 check "600 launches posted back to back (more than are kept unread), one synchronize: all ran, in order" \
 	"^posted 0 0 same$"
 check "cudaFree" "^free 0$"

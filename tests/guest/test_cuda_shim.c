@@ -339,6 +339,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_CREATE, .v = { 4 } },
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 0x3e800000 } },
 		{ .call = VGPU_CUDA_STREAM_QUERY, .status = CUDA_ERROR_NOT_READY },
+		{ .call = VGPU_CUDA_PRIORITY_RANGE, .v = { 0, 0xfffffffb } },
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		vgpu_cuda_encode(&replies[i], true, head);
@@ -350,6 +351,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_STREAM_SYNC, .v = { 1 } },
 		{ .call = VGPU_CUDA_EVENT_RECORD, .v = { 1 } },
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_PRIORITY_RANGE, .v = { 0, 1, 2 } },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);
