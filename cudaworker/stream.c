@@ -113,14 +113,18 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 		if (!p)
 			return CUDA_ERROR_INVALID_HANDLE;
 		rc = d->stream_destroy(*p);
-		*p = NULL; /* the driver lets go of it even while it has work */
+		/* Gone even while it has work; kept (for the process's end) only
+		 * if the driver refused to let it go. */
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE)
+			*p = NULL;
 		return rc;
 	case VGPU_CUDA_EVENT_DESTROY:
 		p = slot(st->events, st->n_events, m->v[0]);
 		if (!p)
 			return CUDA_ERROR_INVALID_HANDLE;
 		rc = d->event_destroy(*p);
-		*p = NULL;
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE)
+			*p = NULL;
 		return rc;
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:

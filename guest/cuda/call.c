@@ -71,9 +71,10 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 }
 
 /* Posted calls whose replies are not read yet, in order: at most
- * POST_MAX, so that the replies waiting in the socket (80 bytes each)
- * never fill it and stall the host's worker on its writes. */
-#define POST_MAX 256
+ * POST_MAX, so that the replies waiting in the socket (80 bytes each, some
+ * 770 of the socket's buffer) stay well within it; and a call with bytes
+ * of its own reads them first (exchange()). */
+#define POST_MAX 128
 static struct {
 	uint64_t id;
 	uint16_t call;
@@ -146,8 +147,13 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 		    void *out, uint32_t cap)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
-	int rc = send_call(fd, m, data);
+	/* Replies first when the call carries bytes: the worker writes each
+	 * reply before it reads the next call, and its socket may not hold
+	 * all of them while ours fills with the bytes. */
+	int rc = m->data_len ? drain(fd) : VGPU_OK;
 
+	if (rc == VGPU_OK)
+		rc = send_call(fd, m, data);
 	if (rc == VGPU_OK)
 		rc = drain(fd);
 	if (rc == VGPU_OK)
@@ -229,9 +235,11 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 		return rc;
 	}
 	rc = (CUresult)r->status;
-	if (synchronizing(m->call) && deferred != CUDA_SUCCESS) {
-		if (rc == CUDA_SUCCESS)
-			rc = deferred;
+	/* A call that failed on its own says so; the posted calls' error
+	 * waits for the next one. A query's "not ready" is no failure. */
+	if (synchronizing(m->call) && deferred != CUDA_SUCCESS &&
+	    (rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_READY)) {
+		rc = deferred;
 		deferred = CUDA_SUCCESS;
 	}
 	pthread_mutex_unlock(&lock);

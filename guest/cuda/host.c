@@ -39,18 +39,28 @@ static struct host_block **find(const void *p, bool start)
 	return NULL;
 }
 
+/* Keep [@p, @p + @size); CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED when
+ * it overlaps a block kept already (checked and kept under one lock). */
 static CUresult remember(void *p, size_t size, unsigned int flags, bool registered)
 {
 	struct host_block *b = malloc(sizeof(*b));
+	CUresult rc = CUDA_SUCCESS;
 
 	if (!b)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	*b = (struct host_block){ .p = p, .size = size, .flags = flags, .registered = registered };
 	pthread_mutex_lock(&lock);
-	b->next = blocks;
-	blocks = b;
+	for (struct host_block *o = blocks; o && rc == CUDA_SUCCESS; o = o->next)
+		if (b->p < o->p + o->size && o->p < b->p + b->size)
+			rc = CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+	if (rc == CUDA_SUCCESS) {
+		b->next = blocks;
+		blocks = b;
+	}
 	pthread_mutex_unlock(&lock);
-	return CUDA_SUCCESS;
+	if (rc != CUDA_SUCCESS)
+		free(b);
+	return rc;
 }
 
 CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
@@ -127,7 +137,6 @@ CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
 CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 {
 	CUresult rc = vgpu_cuda_ready();
-	bool taken;
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
@@ -136,11 +145,6 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)
 		return CUDA_ERROR_NOT_SUPPORTED;
-	pthread_mutex_lock(&lock);
-	taken = find(p, false) || find((char *)p + bytesize - 1, false);
-	pthread_mutex_unlock(&lock);
-	if (taken)
-		return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
 	return remember(p, bytesize, Flags, true);
 }
 

@@ -209,6 +209,16 @@ static void *launcher_main(void *arg)
 		lv->mem_blocked = true;
 		lv->mem_gen = generation;
 		c->launched--;
+		/* Nothing left on the GPU to give memory back (the two launchers
+		 * each held part of what the other needed): every level tries
+		 * again now, rather than wait for a completion that will not
+		 * come; alone, a work that still does not fit fails. */
+		if (c->launched == 0)
+			c->generation++;
+		/* Room in the window for the other launcher's works. */
+		for (int o = 0; o < VGPU_CUDA_LAUNCHERS; o++)
+			if (o != k && has_queued(c, o))
+				wake(c, o);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;

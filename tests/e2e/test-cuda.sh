@@ -85,7 +85,7 @@ has "the time to an event never recorded: cudaErrorInvalidResourceHandle" "^stre
 has "page-locked host memory, a memset and a device-to-device copy through the worker: the bytes right" "^memops 0 same zeros$"
 has "the streams' priority range, from the host's driver" "^priorities 0 0 -[0-9]+$"
 has "600 launches posted back to back through the worker, one synchronize: all ran, in order" "^posted 0 0 same$"
-has "a memset past its allocation's end, posted: the worker's refusal comes with the next synchronize, once" "^memops-bad 1 801 0 1 0$"
+has "a memset past its allocation's end, posted: the worker's refusal comes with the next synchronize, once" "^memops-bad 1 801 0 1 1 0$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024
 has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2

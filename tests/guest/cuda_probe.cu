@@ -93,7 +93,7 @@ static void stream_check()
 	for (int i = 0; i < n; i++)
 		same = same && y[i] == 0.5f * (float)i + 3.0f;
 	printf("stream %d %s ms=%s\n", first, same ? "same" : "different",
-	       ms >= 0.0f && ms < 1000.0f ? "ok" : "bad");
+	       ms > 0.0f && ms < 1000.0f ? "ok" : "bad");
 	cudaEventCreate(&never);
 	cudaError_t unrecorded = cudaEventElapsedTime(&ms, start, never);
 	cudaStreamDestroy(s);
@@ -107,8 +107,9 @@ static void stream_check()
 }
 
 // 600 launches back to back, more than the guest library keeps posted
-// before it reads their replies, then one synchronize: every one ran, in
-// order. Prints "posted <launch error> <sync error> same|different".
+// before it reads their replies, a memset among them, then one
+// synchronize: every one ran, in order. Prints "posted <launch error>
+// <sync error> same|different".
 static void posted_check()
 {
 	const int n = 300, k = 600;
@@ -124,6 +125,9 @@ static void posted_check()
 	cudaMemset(dy, 0, sizeof(y));
 	cudaError_t launched = cudaSuccess;
 	for (int i = 0; i < k; i++) {
+		// Halfway, a memset, posted too: only the launches after it count.
+		if (i == k / 2)
+			cudaMemset(dy, 0, sizeof(y));
 		scale_add<<<2, 256>>>(dy, dx, 0, Scale{ 1.0f, n });
 		if (launched == cudaSuccess)
 			launched = cudaGetLastError();
@@ -132,7 +136,7 @@ static void posted_check()
 	cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
 	bool same = true;
 	for (int i = 0; i < n; i++)
-		same = same && y[i] == (float)(k * i);
+		same = same && y[i] == (float)(k / 2 * i);
 	printf("posted %d %d %s\n", (int)launched, (int)synced, same ? "same" : "different");
 	cudaFree(dx);
 	cudaFree(dy);
@@ -141,7 +145,7 @@ static void posted_check()
 // Page-locked host memory, memsets and device-to-device copies: prints
 // "memops <first error> same|different zeros|not-zeros", then
 // "memops-bad <freeing it again> <mapped host memory> <a memset past the
-// end> <the next synchronize> <the one after>".
+// end> <a copy from past it> <the next synchronize> <the one after>".
 static void memops_check()
 {
 	const int n = 4096;
@@ -184,12 +188,16 @@ static void memops_check()
 		cudaFreeHost(mapped);
 	// A memset past its allocation's end: posted, so the error comes with
 	// the next call that synchronizes (as a kernel's own errors do).
+	// A call that fails on its own in between keeps it for the next.
 	cudaError_t past = cudaMemset(d1, 0, (n + 1) * sizeof(float));
+	float one = 0.0f;
+	cudaError_t failed = cudaMemcpy(&one, (char *)d1 + ((size_t)1 << 30), sizeof(one),
+					cudaMemcpyDeviceToHost);
 	cudaError_t synced = cudaDeviceSynchronize();
 	cudaError_t after = cudaDeviceSynchronize();
 	(void)cudaGetLastError();
-	printf("memops-bad %d %d %d %d %d\n", (int)again, (int)map, (int)past, (int)synced,
-	       (int)after);
+	printf("memops-bad %d %d %d %d %d %d\n", (int)again, (int)map, (int)past, (int)failed,
+	       (int)synced, (int)after);
 	cudaFree(d1);
 	cudaFree(d2);
 }
