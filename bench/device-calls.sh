@@ -11,18 +11,11 @@
 set -u
 . "$(dirname "$0")/device-env.sh" calls
 ROUNDS=${ROUNDS:-3}
-VM=6f1c2a10-0000-4000-8000-0000000d0003
-"$BIN/vgpu-admin" --db "$W/db" register-vm --vm-uuid $VM --vm-name calls --pool A --priority high \
-	>/dev/null
-chmod 755 "$W"
-"$BIN/vgpu-mediator" --db "$W/db" --run-dir "$W/run" --spool-dir "$W/spool" --backend cuda \
-	--set "cuda_worker=$BIN/vgpu-cuda-worker" --log stderr --log-level info 2>"$OUT/mediator.log" &
-MPID=$!
-for _ in $(seq 300); do [ -S "$W/run/vm-$VM.sock" ] && break; sleep 0.1; done
+cuda_mediator 6f1c2a10-0000-4000-8000-0000000d0003 calls
 failed=0
 for r in $(seq "$ROUNDS"); do
 	timeout 120 "$BIN/cuda-calls" >"$OUT/native-$r.json" || failed=1
-	LD_LIBRARY_PATH="$BIN/guest-cuda:$BIN" VGPU_CUDA_TRANSPORT="unix:$W/run/vm-$VM.sock" \
+	LD_LIBRARY_PATH="$BIN/guest-cuda:$BIN" VGPU_CUDA_TRANSPORT="unix:$SOCK" \
 		timeout 300 "$BIN/cuda-calls" >"$OUT/vgpu-$r.json" 2>"$OUT/vgpu-$r.err" || failed=1
 done
 kill -TERM $MPID

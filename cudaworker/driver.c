@@ -58,6 +58,16 @@ static bool load(struct driver *d)
 	SYM(htod_async, "cuMemcpyHtoDAsync_v2");
 	SYM(dtoh_async, "cuMemcpyDtoHAsync_v2");
 	SYM(priority_range, "cuCtxGetStreamPriorityRange");
+	SYM(launch_ex, "cuLaunchKernelEx");
+	SYM(kernel_get_function, "cuKernelGetFunction");
+	SYM(func_get_attr, "cuFuncGetAttribute");
+	SYM(func_set_attr, "cuFuncSetAttribute");
+	SYM(occ_blocks, "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags");
+	SYM(occ_smem, "cuOccupancyAvailableDynamicSMemPerBlock");
+	SYM(occ_clusters, "cuOccupancyMaxActiveClusters");
+	SYM(library_get_global, "cuLibraryGetGlobal");
+	SYM(ctx_api_version, "cuCtxGetApiVersion");
+	SYM(ctx_get_limit, "cuCtxGetLimit");
 	SYM(stream_create, "cuStreamCreateWithPriority");
 	SYM(stream_destroy, "cuStreamDestroy_v2");
 	SYM(stream_sync, "cuStreamSynchronize");

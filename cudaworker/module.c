@@ -196,22 +196,187 @@ CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const
 	return CUDA_SUCCESS;
 }
 
+/* Launch attributes from the wire (cuda_call.h: u32 id, u32 values[3]),
+ * @n of them at @in, into @out: only those whose values are plain numbers
+ * the driver checks itself (no pointer, no handle of the driver's);
+ * CUDA_ERROR_NOT_SUPPORTED for any other. */
+static CUresult attrs_in(const uint8_t *in, uint32_t n, CUlaunchAttribute *out)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t w[4];
+		CUlaunchAttributeValue *v = &out[i].value;
+
+		memcpy(w, in + VGPU_CUDA_LAUNCH_ATTR_BYTES * i, sizeof(w));
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].id = (CUlaunchAttributeID)w[0];
+		switch (w[0]) {
+		case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+			v->cooperative = (int)w[1];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+			v->clusterDim.x = w[1];
+			v->clusterDim.y = w[2];
+			v->clusterDim.z = w[3];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+			v->preferredClusterDim.x = w[1];
+			v->preferredClusterDim.y = w[2];
+			v->preferredClusterDim.z = w[3];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+			v->clusterSchedulingPolicyPreference = (CUclusterSchedulingPolicy)w[1];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+			v->programmaticStreamSerializationAllowed = (int)w[1];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+			v->priority = (int)w[1];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+			if (w[1] > 0xff || w[2] > 0xff)
+				return CUDA_ERROR_INVALID_VALUE;
+			v->memSyncDomainMap.default_ = (unsigned char)w[1];
+			v->memSyncDomainMap.remote = (unsigned char)w[2];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+			v->memSyncDomain = (CUlaunchMemSyncDomain)w[1];
+			break;
+		case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+			v->sharedMemCarveout = w[1];
+			break;
+		default:
+			return CUDA_ERROR_NOT_SUPPORTED;
+		}
+	}
+	return CUDA_SUCCESS;
+}
+
+static struct wkernel *kernel_of(struct modules *mo, uint64_t handle)
+{
+	struct wkernel *k = handle >= 1 && handle <= mo->n_kernels ? &mo->kernels[handle - 1] : NULL;
+
+	return k && k->kernel ? k : NULL;
+}
+
 CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
 		       uint8_t *params, CUstream stream)
 {
 	void *args[VGPU_CUDA_MAX_PARAMS];
-	struct wkernel *k = m->v[0] >= 1 && m->v[0] <= mo->n_kernels ? &mo->kernels[m->v[0] - 1]
-								     : NULL;
+	CUlaunchAttribute attrs[VGPU_CUDA_MAX_LAUNCH_ATTRS];
+	struct wkernel *k = kernel_of(mo, m->v[0]);
+	uint32_t extra, n;
+	CUresult rc;
 
-	if (!k || !k->kernel)
+	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
-	if (m->data_len != k->param_bytes)
+	extra = m->data_len - (m->data_len < k->param_bytes ? m->data_len : k->param_bytes);
+	n = extra / VGPU_CUDA_LAUNCH_ATTR_BYTES;
+	if (m->data_len < k->param_bytes || extra % VGPU_CUDA_LAUNCH_ATTR_BYTES ||
+	    n > VGPU_CUDA_MAX_LAUNCH_ATTRS)
 		return CUDA_ERROR_INVALID_VALUE;
 	for (uint32_t i = 0; i < k->n_params; i++)
 		args[i] = params + k->layout[2 * i];
-	return w->drv.launch((CUfunction)k->kernel, (uint32_t)m->v[1], (uint32_t)(m->v[1] >> 32),
-			     (uint32_t)m->v[2], (uint32_t)(m->v[2] >> 32), (uint32_t)m->v[3],
-			     (uint32_t)(m->v[3] >> 32), (uint32_t)m->v[4], stream, args, NULL);
+	if (n == 0)
+		return w->drv.launch((CUfunction)k->kernel, (uint32_t)m->v[1],
+				     (uint32_t)(m->v[1] >> 32), (uint32_t)m->v[2],
+				     (uint32_t)(m->v[2] >> 32), (uint32_t)m->v[3],
+				     (uint32_t)(m->v[3] >> 32), (uint32_t)m->v[4], stream, args, NULL);
+	rc = attrs_in(params + k->param_bytes, n, attrs);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	CUlaunchConfig config = {
+		.gridDimX = (uint32_t)m->v[1], .gridDimY = (uint32_t)(m->v[1] >> 32),
+		.gridDimZ = (uint32_t)m->v[2], .blockDimX = (uint32_t)(m->v[2] >> 32),
+		.blockDimY = (uint32_t)m->v[3], .blockDimZ = (uint32_t)(m->v[3] >> 32),
+		.sharedMemBytes = (uint32_t)m->v[4], .hStream = stream, .attrs = attrs, .numAttrs = n,
+	};
+
+	return w->drv.launch_ex(&config, (CUfunction)k->kernel, args, NULL);
+}
+
+CUresult module_query(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
+		      const uint8_t *data, uint64_t res[2])
+{
+	CUlaunchAttribute attrs[VGPU_CUDA_MAX_LAUNCH_ATTRS];
+	struct wkernel *k = kernel_of(mo, m->v[0]);
+	CUfunction f = NULL;
+	int value = 0;
+	size_t bytes = 0;
+	CUresult rc;
+
+	if (!k)
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = w->drv.kernel_get_function(&f, k->kernel);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (m->call == VGPU_CUDA_FUNC_ATTR) {
+		if (m->v[1] >= CU_FUNC_ATTRIBUTE_MAX || m->v[2] > 1 || m->v[3] > UINT32_MAX ||
+		    (m->v[2] == 0 && m->v[3]))
+			return CUDA_ERROR_INVALID_VALUE;
+		if (m->v[2])
+			return w->drv.func_set_attr(f, (CUfunction_attribute)m->v[1],
+						    (int)(int32_t)(uint32_t)m->v[3]);
+		rc = w->drv.func_get_attr(&value, (CUfunction_attribute)m->v[1], f);
+		res[0] = (uint32_t)value;
+		return rc;
+	}
+	switch (m->v[1]) {
+	case VGPU_CUDA_OCC_BLOCKS:
+		if (m->v[2] == 0 || m->v[2] > INT32_MAX || m->v[4] > UINT32_MAX)
+			return CUDA_ERROR_INVALID_VALUE;
+		rc = w->drv.occ_blocks(&value, f, (int)m->v[2], (size_t)m->v[3], (unsigned)m->v[4]);
+		res[0] = (uint32_t)value;
+		return rc;
+	case VGPU_CUDA_OCC_SMEM:
+		if (m->v[2] == 0 || m->v[2] > INT32_MAX || m->v[3] == 0 || m->v[3] > INT32_MAX ||
+		    m->v[4])
+			return CUDA_ERROR_INVALID_VALUE;
+		rc = w->drv.occ_smem(&bytes, f, (int)m->v[2], (int)m->v[3]);
+		res[0] = bytes;
+		return rc;
+	case VGPU_CUDA_OCC_CLUSTERS: {
+		uint32_t c[8];
+		uint32_t n = (m->data_len - VGPU_CUDA_LAUNCH_CONFIG_BYTES) / VGPU_CUDA_LAUNCH_ATTR_BYTES;
+
+		if (m->v[2] || m->v[3] || m->v[4])
+			return CUDA_ERROR_INVALID_VALUE;
+		memcpy(c, data, sizeof(c));
+		rc = attrs_in(data + VGPU_CUDA_LAUNCH_CONFIG_BYTES, n, attrs);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		CUlaunchConfig config = {
+			.gridDimX = c[0], .gridDimY = c[1], .gridDimZ = c[2], .blockDimX = c[3],
+			.blockDimY = c[4], .blockDimZ = c[5], .sharedMemBytes = c[6],
+			.attrs = attrs, .numAttrs = n,
+		};
+
+		rc = w->drv.occ_clusters(&value, f, &config);
+		res[0] = (uint32_t)value;
+		return rc;
+	}
+	default:
+		return CUDA_ERROR_INVALID_VALUE;
+	}
+}
+
+CUresult module_global(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
+		       uint32_t len, uint64_t res[2])
+{
+	struct wlib *l = lib_of(mo, lib);
+	CUdeviceptr ptr = 0;
+	size_t bytes = 0;
+	CUresult rc;
+
+	if (!l)
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (len < 2 || name[len - 1] != '\0' || strlen(name) != len - 1)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = w->drv.library_get_global(&ptr, &bytes, l->lib, name);
+	if (rc == CUDA_SUCCESS && (!ptr || !bytes))
+		rc = CUDA_ERROR_NOT_FOUND;
+	res[0] = ptr;
+	res[1] = bytes;
+	return rc;
 }
 
 void module_release(struct worker *w, struct modules *mo)

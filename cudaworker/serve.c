@@ -26,6 +26,7 @@ struct alloc {
 	CUdeviceptr ptr;
 	uint64_t size;
 	uint32_t dev;
+	uint64_t lib;                /* a global variable of this library; 0: cuMemAlloc's */
 };
 
 struct conn {
@@ -134,6 +135,24 @@ static CUresult on_device(struct conn *c, uint32_t dev)
 	return c->w->drv.ctx_set_current(c->w->ctx[dev]);
 }
 
+/* Room for one more range in c->allocs, within WORKER_MAX_ALLOCS. */
+static bool alloc_room(struct conn *c)
+{
+	if (c->n_allocs == c->cap_allocs) {
+		uint32_t cap = c->cap_allocs ? c->cap_allocs * 2 : 64;
+		struct alloc *a;
+
+		if (c->n_allocs >= WORKER_MAX_ALLOCS)
+			return false;
+		a = realloc(c->allocs, (size_t)cap * sizeof(*a));
+		if (!a)
+			return false;
+		c->allocs = a;
+		c->cap_allocs = cap;
+	}
+	return true;
+}
+
 static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t *ret)
 {
 	struct worker *w = c->w;
@@ -142,18 +161,8 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t 
 
 	if (size == 0)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (c->n_allocs == c->cap_allocs) {
-		uint32_t cap = c->cap_allocs ? c->cap_allocs * 2 : 64;
-		struct alloc *a;
-
-		if (c->n_allocs >= WORKER_MAX_ALLOCS)
-			return CUDA_ERROR_OUT_OF_MEMORY;
-		a = realloc(c->allocs, (size_t)cap * sizeof(*a));
-		if (!a)
-			return CUDA_ERROR_OUT_OF_MEMORY;
-		c->allocs = a;
-		c->cap_allocs = cap;
-	}
+	if (!alloc_room(c))
+		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The quota first: held counts the bytes asked for until they are
 	 * given back, so two processes cannot both pass the check. */
 	pthread_mutex_lock(&w->lock);
@@ -172,9 +181,38 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t 
 		pthread_mutex_unlock(&w->lock);
 		return rc;
 	}
-	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev };
+	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev, 0 };
 	*ret = ptr;
 	return CUDA_SUCCESS;
+}
+
+/* GLOBAL: library @lib's variable, which copies and memsets of this
+ * process may then touch as they do its allocations, until the library
+ * is unloaded (it is the module's memory: no quota, never freed here). */
+static CUresult global(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t dev,
+		       uint64_t res[2])
+{
+	CUresult rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+
+	if (rc == CUDA_SUCCESS)
+		rc = module_global(c->w, &c->mods, m->v[0], (const char *)c->buf, m->data_len, res);
+	if (rc != CUDA_SUCCESS || find(c, res[0], res[1], false))
+		return rc; /* asked before: known already */
+	if (!alloc_room(c))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	c->allocs[c->n_allocs++] = (struct alloc){ res[0], res[1], dev, m->v[0] };
+	return CUDA_SUCCESS;
+}
+
+/* The library @lib was unloaded: its variables are not this process's
+ * to touch any more. */
+static void forget_globals(struct conn *c, uint64_t lib)
+{
+	for (uint32_t i = 0; i < c->n_allocs;)
+		if (c->allocs[i].lib == lib)
+			c->allocs[i] = c->allocs[--c->n_allocs];
+		else
+			i++;
 }
 
 static CUresult mem_free(struct conn *c, uint64_t ptr)
@@ -182,7 +220,7 @@ static CUresult mem_free(struct conn *c, uint64_t ptr)
 	struct alloc *a = find(c, ptr, 0, true);
 	CUresult rc;
 
-	if (!a)
+	if (!a || a->lib)
 		return CUDA_ERROR_INVALID_VALUE;
 	rc = on_device(c, a->dev);
 	if (rc == CUDA_SUCCESS)
@@ -314,7 +352,32 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
 			rc = module_unload(w, &c->mods, m->v[0]);
+		if (rc == CUDA_SUCCESS)
+			forget_globals(c, m->v[0]);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
+	case VGPU_CUDA_GLOBAL:
+		rc = global(c, m, dev, res);
+		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_FUNC_ATTR:
+	case VGPU_CUDA_OCCUPANCY:
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = module_query(w, &c->mods, m, c->buf, res);
+		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_CTX_INFO: {
+		unsigned int version = 0;
+		size_t value = 0;
+
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS && m->v[0] == 0 && m->v[1] == 0)
+			rc = w->drv.ctx_api_version(w->ctx[dev], &version);
+		else if (rc == CUDA_SUCCESS && m->v[0] == 1 && m->v[1] < CU_LIMIT_MAX)
+			rc = w->drv.ctx_get_limit(&value, (CUlimit)m->v[1]);
+		else if (rc == CUDA_SUCCESS)
+			rc = CUDA_ERROR_INVALID_VALUE;
+		res[0] = m->v[0] ? value : version;
+		return reply(c, m, rc, res, 1, NULL, 0);
+	}
 	case VGPU_CUDA_GET_KERNEL: {
 		uint64_t k[3] = { 0, 0, 0 };
 		const uint32_t *layout = NULL;
@@ -390,6 +453,8 @@ static void release(struct conn *c)
 	module_release(c->w, &c->mods);
 
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
+		if (c->allocs[i].lib)
+			continue; /* a library's variable: gone with its library */
 		if (on_device(c, c->allocs[i].dev) == CUDA_SUCCESS)
 			c->w->drv.mem_free(c->allocs[i].ptr);
 		bytes += c->allocs[i].size;

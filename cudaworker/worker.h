@@ -77,6 +77,19 @@ struct driver {
 	CUresult (*htod_async)(CUdeviceptr dst, const void *src, size_t bytes, CUstream stream);
 	CUresult (*dtoh_async)(void *dst, CUdeviceptr src, size_t bytes, CUstream stream);
 	CUresult (*priority_range)(int *least, int *greatest);
+	CUresult (*launch_ex)(const CUlaunchConfig *config, CUfunction f, void **params,
+			      void **extra);
+	CUresult (*kernel_get_function)(CUfunction *f, CUkernel kernel);
+	CUresult (*func_get_attr)(int *value, CUfunction_attribute attr, CUfunction f);
+	CUresult (*func_set_attr)(CUfunction f, CUfunction_attribute attr, int value);
+	CUresult (*occ_blocks)(int *blocks, CUfunction f, int block_size, size_t smem,
+			       unsigned int flags);
+	CUresult (*occ_smem)(size_t *smem, CUfunction f, int blocks, int block_size);
+	CUresult (*occ_clusters)(int *clusters, CUfunction f, const CUlaunchConfig *config);
+	CUresult (*library_get_global)(CUdeviceptr *ptr, size_t *bytes, CUlibrary lib,
+				       const char *name);
+	CUresult (*ctx_api_version)(CUcontext ctx, unsigned int *version);
+	CUresult (*ctx_get_limit)(size_t *value, CUlimit limit);
 	CUresult (*stream_create)(CUstream *stream, unsigned int flags, int priority);
 	CUresult (*stream_destroy)(CUstream stream);
 	CUresult (*stream_sync)(CUstream stream);
@@ -140,9 +153,18 @@ CUresult module_unload(struct worker *w, struct modules *mo, uint64_t handle);
  * (offset, size) pairs, until the library is unloaded. */
 CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
 		       uint32_t len, uint64_t res[3], const uint32_t **ret_layout);
-/* @m a LAUNCH call, @params its data, on @stream. */
+/* @m a LAUNCH call, @params its data (the parameters, then its launch
+ * attributes), on @stream. */
 CUresult module_launch(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
 		       uint8_t *params, CUstream stream);
+/* @m a FUNC_ATTR or OCCUPANCY call (@data its configuration), in the
+ * current context: *@res its answer (r0, r1). */
+CUresult module_query(struct worker *w, struct modules *mo, const struct vgpu_cuda_msg *m,
+		      const uint8_t *data, uint64_t res[2]);
+/* GLOBAL: the variable @name (@len bytes with its NUL) of library @lib in
+ * the current context: res[0] its address, res[1] its bytes. */
+CUresult module_global(struct worker *w, struct modules *mo, uint64_t lib, const char *name,
+		       uint32_t len, uint64_t res[2]);
 void module_release(struct worker *w, struct modules *mo);
 
 /* driver.c: load the host's libcuda.so.1 (dlopen, the library path as

@@ -34,6 +34,10 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_EVENT_RECORD:  return device | (reply ? 0u : 3u); /* event, stream */
 	case VGPU_CUDA_MEMSET:    return device | (reply ? 0u : 31u); /* dst, value, n, size, stream */
 	case VGPU_CUDA_DTOD:      return device | (reply ? 0u : 15u); /* dst, src, bytes, stream */
+	case VGPU_CUDA_FUNC_ATTR: return device | (reply ? 1u : 15u); /* kernel, attr, set, value */
+	case VGPU_CUDA_OCCUPANCY: return device | (reply ? 1u : 31u); /* kernel, what, args */
+	case VGPU_CUDA_GLOBAL:    return device | (reply ? 3u : 1u);  /* library; address, bytes */
+	case VGPU_CUDA_CTX_INFO:  return device | (reply ? 1u : 3u);  /* what, limit; value */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:
@@ -61,8 +65,20 @@ static bool data_fits(const struct vgpu_cuda_msg *m, bool reply)
 	switch (m->call) {
 	case VGPU_CUDA_HTOD:
 	case VGPU_CUDA_LIB_LOAD:   return n >= 1; /* at most VGPU_CUDA_MAX_DATA */
-	case VGPU_CUDA_GET_KERNEL: return n >= 1 && n <= VGPU_CUDA_MAX_NAME;
-	case VGPU_CUDA_LAUNCH:     return n <= VGPU_CUDA_MAX_PARAM_BYTES;
+	case VGPU_CUDA_GET_KERNEL:
+	case VGPU_CUDA_GLOBAL:     return n >= 1 && n <= VGPU_CUDA_MAX_NAME;
+	case VGPU_CUDA_LAUNCH:
+		return n <= VGPU_CUDA_MAX_PARAM_BYTES +
+				    VGPU_CUDA_MAX_LAUNCH_ATTRS * VGPU_CUDA_LAUNCH_ATTR_BYTES;
+	case VGPU_CUDA_OCCUPANCY:
+		return m->v[1] == VGPU_CUDA_OCC_CLUSTERS
+			       ? n >= VGPU_CUDA_LAUNCH_CONFIG_BYTES &&
+					 n <= VGPU_CUDA_LAUNCH_CONFIG_BYTES +
+						      VGPU_CUDA_MAX_LAUNCH_ATTRS *
+							      VGPU_CUDA_LAUNCH_ATTR_BYTES &&
+					 (n - VGPU_CUDA_LAUNCH_CONFIG_BYTES) %
+							 VGPU_CUDA_LAUNCH_ATTR_BYTES == 0
+			       : n == 0;
 	default:                   return n == 0;
 	}
 }

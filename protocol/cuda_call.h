@@ -38,6 +38,11 @@
  * (CUDA's own limit since 12.1: 32764 bytes). */
 #define VGPU_CUDA_MAX_PARAMS 1024u
 #define VGPU_CUDA_MAX_PARAM_BYTES 32764u
+/* A launch's attributes (cuLaunchKernelEx), 16 bytes each on the wire. */
+#define VGPU_CUDA_MAX_LAUNCH_ATTRS 16u
+#define VGPU_CUDA_LAUNCH_ATTR_BYTES 16u
+/* OCCUPANCY CLUSTERS' configuration before its attributes. */
+#define VGPU_CUDA_LAUNCH_CONFIG_BYTES 32u
 
 struct vgpu_cuda_msg {
 	uint16_t call;        /* enum vgpu_cuda_call, VGPU_CUDA_OPEN and above */
@@ -54,8 +59,9 @@ void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGP
  * (@reply false) or a reply, and decode them into @m: VGPU_PROTOCOL for a
  * wrong type, call, checksum, unused field, or a data length other than
  * the call's (a call's: HTOD and LIB_LOAD 1..VGPU_CUDA_MAX_DATA,
- * GET_KERNEL 1..VGPU_CUDA_MAX_NAME, LAUNCH 0..VGPU_CUDA_MAX_PARAM_BYTES,
- * others 0; a reply's, with status 0: DTOH the a1 of its call, which the
+ * GET_KERNEL and GLOBAL 1..VGPU_CUDA_MAX_NAME, LAUNCH
+ * 0..VGPU_CUDA_MAX_PARAM_BYTES + the attributes', OCCUPANCY CLUSTERS the
+ * configuration and its attributes, others 0; a reply's, with status 0: DTOH the a1 of its call, which the
  * caller checks, GET_KERNEL 8 * r1 with r1 at most VGPU_CUDA_MAX_PARAMS
  * and r2 at most VGPU_CUDA_MAX_PARAM_BYTES, others 0); VGPU_LIMIT for
  * more data than VGPU_CUDA_MAX_DATA.

@@ -73,7 +73,9 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_LAUNCH = 12,  /* a0 kernel, a1 grid x | y << 32, a2 grid z | block x << 32,
 				 * a3 block y | z << 32, a4 dynamic shared memory bytes |
 				 * stream << 32; the parameter bytes follow (the
-				 * kernel's r2 of them) */
+				 * kernel's r2 of them), then at most
+				 * VGPU_CUDA_MAX_LAUNCH_ATTRS launch attributes of
+				 * 16 bytes (cuLaunchKernelEx: u32 id, u32 values[3]) */
 	/* Streams and events: handles the host gave (0 is the default stream). */
 	VGPU_CUDA_STREAM_CREATE = 13,  /* a0 flags, a1 priority (i32 in the low half); r0 stream */
 	VGPU_CUDA_STREAM_DESTROY = 14, /* a0 stream */
@@ -91,8 +93,28 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_DTOD = 25,    /* a0 destination, a1 source, a2 bytes, a3 stream */
 	VGPU_CUDA_PRIORITY_RANGE = 26, /* r0 least, r1 greatest stream priority (i32s
 					* in the low halves) */
+	VGPU_CUDA_FUNC_ATTR = 27, /* a0 kernel, a1 CUfunction_attribute, a2 1 to set it
+				   * to a3 (an i32 in the low half), 0 to get it: r0 */
+	VGPU_CUDA_OCCUPANCY = 28, /* a0 kernel, a1 what (enum vgpu_cuda_occupancy), a2,
+				   * a3, a4 its arguments (there); r0 its answer;
+				   * CLUSTERS' launch configuration follows */
+	VGPU_CUDA_GLOBAL = 29,    /* a0 library; the name (NUL-terminated) follows;
+				   * r0 the variable's device address, r1 its bytes */
+	VGPU_CUDA_CTX_INFO = 30,  /* a0 what: 0 the context's API version, 1 the limit
+				   * a1 (CUlimit); r0 */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_PRIORITY_RANGE
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_CTX_INFO
+
+/* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */
+enum vgpu_cuda_occupancy {
+	VGPU_CUDA_OCC_BLOCKS = 0,   /* a2 block size, a3 dynamic shared bytes, a4 flags;
+				     * r0 active blocks per multiprocessor */
+	VGPU_CUDA_OCC_SMEM = 1,     /* a2 blocks per multiprocessor, a3 block size;
+				     * r0 dynamic shared bytes available per block */
+	VGPU_CUDA_OCC_CLUSTERS = 2, /* the configuration follows: u32 grid x, y, z,
+				     * block x, y, z, dynamic shared bytes, 0, then
+				     * launch attributes as LAUNCH's; r0 clusters */
+};
 
 enum vgpu_op {
 	VGPU_OP_VECTOR_ADD = 1, /* c[i] = a[i] + b[i]; inputs a, b; output c */

@@ -218,6 +218,12 @@ static bool synchronizing(uint16_t call)
 CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
 			void *out, uint32_t cap)
 {
+	return vgpu_cuda_call_on(vgpu_cuda_current_device(), m, data, r, out, cap);
+}
+
+CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
+			   struct vgpu_cuda_msg *r, void *out, uint32_t cap)
+{
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
@@ -228,7 +234,7 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 		pthread_mutex_unlock(&lock);
 		return rc;
 	}
-	m->v[5] = (uint64_t)vgpu_cuda_current_device();
+	m->v[5] = (uint64_t)dev;
 	if (exchange(conn, m, data, r, out, cap) != VGPU_OK) {
 		rc = lost();
 		pthread_mutex_unlock(&lock);

@@ -181,3 +181,59 @@ CUdevice vgpu_cuda_current_device(void)
 
 	return dev < 0 ? 0 : dev;
 }
+
+/* CTX_INFO @what (@limit) of device @dev's context, asked once: the API
+ * version never changes, and the limits only through cuCtxSetLimit,
+ * which is not served. */
+static CUresult ctx_info(CUdevice dev, uint64_t what, uint64_t limit, uint64_t *ret)
+{
+	static uint64_t value[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
+	static bool known[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_CTX_INFO, .v = { what, limit } }, r;
+	size_t slot = what ? 1 + (size_t)limit : 0;
+	CUresult rc = CUDA_SUCCESS;
+
+	pthread_mutex_lock(&lock);
+	if (!known[dev][slot]) {
+		rc = vgpu_cuda_call_on(dev, &m, NULL, &r, NULL, 0);
+		known[dev][slot] = rc == CUDA_SUCCESS;
+		value[dev][slot] = r.v[0];
+	}
+	*ret = value[dev][slot];
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
+{
+	uint64_t v = 0;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!version)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!ctx)
+		ctx = current;
+	if (!ctx || vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	rc = ctx_info(vgpu_cuda_ctx_device(ctx), 0, 0, &v);
+	if (rc == CUDA_SUCCESS)
+		*version = (unsigned int)v;
+	return rc;
+}
+
+CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit)
+{
+	uint64_t v = 0;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!pvalue || (unsigned)limit >= CU_LIMIT_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = ctx_info(vgpu_cuda_current_device(), 1, (uint64_t)limit, &v);
+	if (rc == CUDA_SUCCESS)
+		*pvalue = (size_t)v;
+	return rc;
+}

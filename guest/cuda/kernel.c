@@ -7,9 +7,11 @@
  * send the parameters' bytes as the kernel will read them: a pointer is a
  * device address of the host's, which cuMemAlloc handed out as it is.
  *
- * Launches go to the host one at a time and wait for its answer (the
- * launch itself is queued there, as with NVIDIA's driver); streams other
- * than the default ones are not served yet (docs/specs/cuda-remoting.md).
+ * Launches are posted (call.c): they go without waiting for the host's
+ * answer, whose error the next synchronizing call returns.
+ * cuLaunchKernelEx's attributes go with the parameters; those that name
+ * events (or belong to graphs or streams only) are refused
+ * (docs/specs/cuda-remoting.md).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -106,6 +108,19 @@ CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *na
 	return rc;
 }
 
+CUresult vgpu_cuda_library_host(CUlibrary library, uint64_t *ret)
+{
+	CUresult rc;
+
+	if (!library || library->magic != VGPU_LIB_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	pthread_mutex_lock(&lock);
+	rc = upload(library);
+	*ret = library->host;
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
 {
 	return cuLibraryGetKernel((CUkernel *)hfunc, (CUlibrary)hmod, name);
@@ -122,6 +137,7 @@ CUresult vgpu_cuda_library_drop(struct CUlib_st *lib)
 
 		lib->kernels = k->next;
 		k->magic = 0;
+		vgpu_cuda_occupancy_forget(k);
 		free(k->layout);
 		free(k);
 	}
@@ -132,7 +148,7 @@ CUresult vgpu_cuda_library_drop(struct CUlib_st *lib)
 	return rc;
 }
 
-static struct CUfunc_st *kernel_of(const void *handle)
+struct CUfunc_st *vgpu_cuda_kernel(const void *handle)
 {
 	const struct CUfunc_st *k = handle;
 
@@ -147,7 +163,7 @@ CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
 		return rc;
 	if (!pFunc)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!kernel_of(kernel))
+	if (!vgpu_cuda_kernel(kernel))
 		return CUDA_ERROR_INVALID_HANDLE;
 	*pFunc = (CUfunction)kernel;
 	return CUDA_SUCCESS;
@@ -156,7 +172,7 @@ CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
 CUresult cuKernelGetParamInfo(CUkernel kernel, size_t paramIndex, size_t *paramOffset,
 			      size_t *paramSize)
 {
-	const struct CUfunc_st *k = kernel_of(kernel);
+	const struct CUfunc_st *k = vgpu_cuda_kernel(kernel);
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
@@ -198,50 +214,172 @@ static const void *from_extra(void **extra, size_t *size)
 	return have_size ? buf : NULL;
 }
 
-/* On the host's stream of @stream (stream.c: both default streams are
- * the legacy one), posted: what the host finds wrong with it comes back
- * at the next synchronizing call (call.c). */
+/* @k's parameters from @params or @extra into @buf (room for
+ * VGPU_CUDA_MAX_PARAM_BYTES), or *@ret pointed at @extra's own buffer. */
+static CUresult pack(const struct CUfunc_st *k, void **params, void **extra, uint8_t *buf,
+		     const void **ret)
+{
+	*ret = buf;
+	if (params && extra)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (extra) {
+		size_t size = 0;
+
+		*ret = from_extra(extra, &size);
+		return *ret && size >= k->param_bytes ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+	}
+	if (k->n_params && !params)
+		return CUDA_ERROR_INVALID_VALUE;
+	memset(buf, 0, k->param_bytes);
+	for (uint32_t i = 0; i < k->n_params; i++) {
+		if (!params[i])
+			return CUDA_ERROR_INVALID_VALUE;
+		memcpy(buf + k->layout[2 * i], params[i], k->layout[2 * i + 1]);
+	}
+	return CUDA_SUCCESS;
+}
+
+/* One attribute's values (at most three u32) as the wire carries them. */
+static bool attr_values(const CUlaunchAttribute *a, uint32_t v[3])
+{
+	const CUlaunchAttributeValue *val = &a->value;
+
+	switch (a->id) {
+	case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+		v[0] = (uint32_t)val->cooperative;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+		v[0] = val->clusterDim.x;
+		v[1] = val->clusterDim.y;
+		v[2] = val->clusterDim.z;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+		v[0] = val->preferredClusterDim.x;
+		v[1] = val->preferredClusterDim.y;
+		v[2] = val->preferredClusterDim.z;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+		v[0] = (uint32_t)val->clusterSchedulingPolicyPreference;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+		v[0] = (uint32_t)val->programmaticStreamSerializationAllowed;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+		v[0] = (uint32_t)val->priority;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+		v[0] = val->memSyncDomainMap.default_;
+		v[1] = val->memSyncDomainMap.remote;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+		v[0] = (uint32_t)val->memSyncDomain;
+		return true;
+	case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+		v[0] = val->sharedMemCarveout;
+		return true;
+	default:
+		return false;
+	}
+}
+
+CUresult vgpu_cuda_launch_attrs(const CUlaunchAttribute *attrs, unsigned int n, uint8_t *out,
+				unsigned int *ret_n)
+{
+	unsigned int k = 0;
+
+	if (n && !attrs)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t v[3] = { 0, 0, 0 };
+
+		if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_IGNORE ||
+		    attrs[i].id == CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW)
+			continue;
+		if (!attr_values(&attrs[i], v)) {
+			vgpu_cuda_log(true, "launch attribute %d is not served: CUDA_ERROR_NOT_SUPPORTED",
+				      (int)attrs[i].id);
+			return CUDA_ERROR_NOT_SUPPORTED;
+		}
+		if (k == VGPU_CUDA_MAX_LAUNCH_ATTRS)
+			return CUDA_ERROR_INVALID_VALUE;
+		uint32_t w[4] = { (uint32_t)attrs[i].id, v[0], v[1], v[2] };
+
+		memcpy(out + VGPU_CUDA_LAUNCH_ATTR_BYTES * k++, w, sizeof(w));
+	}
+	*ret_n = k;
+	return CUDA_SUCCESS;
+}
+
+/* LAUNCH of @k on @stream (stream.c: both default streams are the legacy
+ * one), @data its parameters and then @n_attrs attributes, posted: what
+ * the host finds wrong with it comes back at the next synchronizing call
+ * (call.c). */
+static CUresult launch(const struct CUfunc_st *k, const unsigned int dims[6], unsigned int shared,
+		       CUstream stream, const uint8_t *data, unsigned int n_attrs)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH };
+	uint64_t host_stream;
+	CUresult rc = vgpu_cuda_stream_host(stream, &host_stream);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	for (int i = 0; i < 6; i++)
+		if (!dims[i])
+			return CUDA_ERROR_INVALID_VALUE;
+	m.v[0] = k->host;
+	m.v[1] = dims[0] | (uint64_t)dims[1] << 32;
+	m.v[2] = dims[2] | (uint64_t)dims[3] << 32;
+	m.v[3] = dims[4] | (uint64_t)dims[5] << 32;
+	m.v[4] = shared | host_stream << 32;
+	m.data_len = k->param_bytes + n_attrs * VGPU_CUDA_LAUNCH_ATTR_BYTES;
+	return vgpu_cuda_post(&m, data);
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			CUstream stream, void **params, void **extra)
 {
 	static _Thread_local uint8_t buf[VGPU_CUDA_MAX_PARAM_BYTES];
-	const struct CUfunc_st *k = kernel_of(f);
-	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH };
-	const void *data = buf;
-	uint64_t host_stream;
+	const struct CUfunc_st *k = vgpu_cuda_kernel(f);
+	const unsigned int dims[6] = { gx, gy, gz, bx, by, bz };
+	const void *data;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = vgpu_cuda_stream_host(stream, &host_stream);
+	rc = pack(k, params, extra, buf, &data);
+	return rc == CUDA_SUCCESS ? launch(k, dims, shared, stream, data, 0) : rc;
+}
+
+/* cuLaunchKernelEx: the attributes follow the parameters on the wire. */
+CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
+{
+	static _Thread_local uint8_t buf[VGPU_CUDA_MAX_PARAM_BYTES +
+					 VGPU_CUDA_MAX_LAUNCH_ATTRS * VGPU_CUDA_LAUNCH_ATTR_BYTES];
+	const struct CUfunc_st *k = vgpu_cuda_kernel(f);
+	const void *data;
+	unsigned int n = 0;
+	CUresult rc = vgpu_cuda_ready();
+
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!gx || !gy || !gz || !bx || !by || !bz || (params && extra))
+	if (!k)
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (!config)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (extra) {
-		size_t size = 0;
-
-		data = from_extra(extra, &size);
-		if (!data || size < k->param_bytes)
-			return CUDA_ERROR_INVALID_VALUE;
-	} else if (k->n_params) {
-		if (!params)
-			return CUDA_ERROR_INVALID_VALUE;
-		memset(buf, 0, k->param_bytes);
-		for (uint32_t i = 0; i < k->n_params; i++) {
-			if (!params[i])
-				return CUDA_ERROR_INVALID_VALUE;
-			memcpy(buf + k->layout[2 * i], params[i], k->layout[2 * i + 1]);
-		}
+	rc = pack(k, params, extra, buf, &data);
+	if (rc == CUDA_SUCCESS && data != buf) {
+		memcpy(buf, data, k->param_bytes); /* extra's buffer: the attributes go after */
+		data = buf;
 	}
-	m.v[0] = k->host;
-	m.v[1] = gx | (uint64_t)gy << 32;
-	m.v[2] = gz | (uint64_t)bx << 32;
-	m.v[3] = by | (uint64_t)bz << 32;
-	m.v[4] = shared | host_stream << 32;
-	m.data_len = k->param_bytes;
-	return vgpu_cuda_post(&m, data);
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_launch_attrs(config->attrs, config->numAttrs, buf + k->param_bytes, &n);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	const unsigned int dims[6] = { config->gridDimX,  config->gridDimY,  config->gridDimZ,
+				       config->blockDimX, config->blockDimY, config->blockDimZ };
+
+	return launch(k, dims, config->sharedMemBytes, config->hStream, data, n);
 }

@@ -27,8 +27,32 @@ struct CUfunc_st {
 	uint32_t n_params;
 	uint32_t param_bytes;    /* what a launch sends */
 	uint32_t *layout;        /* n_params pairs: offset, size */
+	/* The attributes the host told (func.c), per device: attr_known's
+	 * bit a says attr[dev][a] holds attribute a. */
+	uint32_t attr_known[VGPU_CUDA_MAX_DEVICES];
+	int32_t attr[VGPU_CUDA_MAX_DEVICES][CU_FUNC_ATTRIBUTE_MAX];
 	char name[];
 };
+
+_Static_assert(CU_FUNC_ATTRIBUTE_MAX <= 32, "attr_known has a bit for each attribute");
+
+/* kernel.c: the kernel of @handle (a CUkernel or CUfunction), or NULL. */
+struct CUfunc_st *vgpu_cuda_kernel(const void *handle);
+/* Launch attributes @attrs (@n of them) on the wire (cuda_call.h: 16
+ * bytes each) at @out, which has room for VGPU_CUDA_MAX_LAUNCH_ATTRS;
+ * *@ret_n how many went. Ignored entries and access policy windows (a
+ * cache hint naming memory) are left out; events and attributes of
+ * graphs or streams only: CUDA_ERROR_NOT_SUPPORTED. */
+CUresult vgpu_cuda_launch_attrs(const CUlaunchAttribute *attrs, unsigned int n, uint8_t *out,
+				unsigned int *ret_n);
+
+/* kernel.c: the host's handle of @library, its image sent there first if
+ * it was not yet. */
+CUresult vgpu_cuda_library_host(CUlibrary library, uint64_t *ret);
+
+/* func.c: forget the occupancy answers kept for @k (its attributes
+ * changed, or it is going). */
+void vgpu_cuda_occupancy_forget(const struct CUfunc_st *k);
 
 /* kernel.c: forget @lib's kernels and unload it on the host, if it went
  * there; what the host said. */

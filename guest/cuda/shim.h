@@ -79,6 +79,9 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns);
  * CUDA_ERROR_LAUNCH_FAILED, then and for every later call. */
 CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
 			void *out, uint32_t cap);
+/* The same for device @dev rather than the current context's. */
+CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
+			   struct vgpu_cuda_msg *r, void *out, uint32_t cap);
 /* Send @m (and its data) without waiting for the reply, which must carry
  * no data: CUDA_SUCCESS once sent. A failure its reply brings is returned
  * by the next synchronizing call (SYNC, DTOH, STREAM_SYNC or _QUERY,
@@ -97,6 +100,14 @@ CUdevice vgpu_cuda_current_device(void);
 /* stream.c: the host's handle of @stream (0 for either default stream);
  * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
 CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);
+
+/* stream.c: the first two versions of cuStreamGetCaptureInfo (cuda.h
+ * maps the name to the third); the first is exported under the bare name. */
+CUresult cuStreamGetCaptureInfo_v1(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+				   cuuint64_t *id_out) __asm__("cuStreamGetCaptureInfo");
+CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+				   cuuint64_t *id_out, CUgraph *graph_out,
+				   const CUgraphNode **dependencies_out, size_t *numDependencies_out);
 
 /* export.c: drop @ctx's context-local storage, calling the destructors
  * (the context is reset, or released for the last time). */

@@ -314,3 +314,80 @@ CUresult cuEventElapsedTime_v1(float *pMilliseconds, CUevent hStart, CUevent hEn
 {
 	return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
 }
+
+/* Stream capture (CUDA graphs) is not served: cuStreamBeginCapture is
+ * refused, so no stream of this process is ever capturing, and PyTorch's
+ * and cuBLAS's checks before their launches are answered here. */
+static CUresult not_capturing(CUstream hStream, CUstreamCaptureStatus *status)
+{
+	uint64_t host;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_stream_host(hStream, &host);
+	if (rc == CUDA_SUCCESS && !status)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		*status = CU_STREAM_CAPTURE_STATUS_NONE;
+	return rc;
+}
+
+CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+	return not_capturing(hStream, captureStatus);
+}
+
+/* CUDA 10.1's: status and id. */
+CUresult cuStreamGetCaptureInfo_v1(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+				   cuuint64_t *id_out)
+{
+	CUresult rc = not_capturing(hStream, captureStatus_out);
+
+	if (rc == CUDA_SUCCESS && id_out)
+		*id_out = 0;
+	return rc;
+}
+
+/* CUDA 12.3's: also the graph, its dependencies and their edges. */
+CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+				   cuuint64_t *id_out, CUgraph *graph_out,
+				   const CUgraphNode **dependencies_out,
+				   const CUgraphEdgeData **edgeData_out, size_t *numDependencies_out)
+{
+	CUresult rc = cuStreamGetCaptureInfo_v1(hStream, captureStatus_out, id_out);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (graph_out)
+		*graph_out = NULL;
+	if (dependencies_out)
+		*dependencies_out = NULL;
+	if (edgeData_out)
+		*edgeData_out = NULL;
+	if (numDependencies_out)
+		*numDependencies_out = 0;
+	return CUDA_SUCCESS;
+}
+
+/* CUDA 11.3's: the same less the edges. */
+CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+				   cuuint64_t *id_out, CUgraph *graph_out,
+				   const CUgraphNode **dependencies_out, size_t *numDependencies_out)
+{
+	return cuStreamGetCaptureInfo_v3(hStream, captureStatus_out, id_out, graph_out,
+					 dependencies_out, NULL, numDependencies_out);
+}
+
+/* The calling thread's capture mode, kept for the programs that set it
+ * around calls that must not be captured (nothing is). */
+CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+	static _Thread_local CUstreamCaptureMode current = CU_STREAM_CAPTURE_MODE_GLOBAL;
+	CUstreamCaptureMode old = current;
+
+	if (!mode || (unsigned)*mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+		return CUDA_ERROR_INVALID_VALUE;
+	current = *mode;
+	*mode = old;
+	return CUDA_SUCCESS;
+}

@@ -86,6 +86,11 @@ has "page-locked host memory, a memset and a device-to-device copy through the w
 has "the streams' priority range, from the host's driver" "^priorities 0 0 -[0-9]+$"
 has "600 launches posted back to back through the worker, one synchronize: all ran, in order" "^posted 0 0 same$"
 has "a memset past its allocation's end, posted: the worker's refusal comes with the next synchronize, once" "^memops-bad 1 801 0 1 1 0$"
+has "a kernel's attributes, its occupancy and the block size for it, through the worker" "^func 0 threads=[0-9]+ blocks=ok potential=ok$"
+has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 same$"
+has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
+has "no stream capturing" "^capture 0 0$"
+has "the stack size limit, from the host's driver" "^limit 0 ok$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024
 has "the same in 1 MiB pieces" "^copy 0 0 same$"
 probe 2
@@ -161,6 +166,38 @@ if sys.argv[3] == "memops":
             call(24, (ptr + 4092, 0, 2, 4)), call(24, (ptr, 0, 4, 4, 99)), call(24, (ptr, 7, 1024, 4)),
             call(25, (ptr, ptr + 4096, 4)), call(25, (ptr + 2048, ptr, 2048)), call(25, (ptr, ptr, 0)),
             call(25, (ptr, 1 << 40, 8)), call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "funcs":
+    # A kernel's attributes (FUNC_ATTR 27), occupancy (OCCUPANCY 28), a
+    # library's global variable (GLOBAL 29), the context's version and
+    # limits (CTX_INFO 30) and launch attributes, from a hostile process.
+    ptx = (b".version 8.0\n.target sm_90\n.address_size 64\n"
+           b".visible .global .align 4 .b8 g[16];\n"
+           b".visible .entry k(.param .u64 p)\n{\n\tret;\n}\n\0")
+    out = [call(2)]
+    st, (lib, *_), _ = call(9, (), ptx, full=True)
+    st2, (kern, *_), _ = call(11, (lib,), b"k\0", full=True)
+    out += [st, st2, call(27, (99, 0)), call(27, (kern, 16)), call(27, (kern, 0, 2)),
+            call(27, (kern, 0, 1, 1 << 32))]
+    st, (threads, *_), _ = call(27, (kern, 0), full=True)
+    out += [st, threads > 0, call(27, (kern, 8, 1, 1024)), call(27, (kern, 0, 1, 5))]
+    st, (blocks, *_), _ = call(28, (kern, 0, 128, 0, 0), full=True)
+    out += [st, blocks > 0, call(28, (kern, 0, 0)), call(28, (kern, 0, 1 << 40)),
+            call(28, (kern, 7)), call(28, (kern, 1, 1, 128)),
+            call(28, (kern, 2), struct.pack("<8I", 1, 1, 1, 32, 1, 1, 0, 0) +
+                 struct.pack("<4I", 7, 0, 0, 0))]
+    dims = (kern, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 0)
+    out += [call(12, dims, bytes(8) + struct.pack("<4I", 12, 0, 0, 0)),
+            call(12, dims, bytes(8) + bytes(15)),
+            call(12, dims, bytes(8) + struct.pack("<4I", 8, 0, 0, 0) * 17),
+            call(12, dims, bytes(8) + struct.pack("<4I", 8, 0, 0, 0)), call(8)]
+    st, (g, size, *_), _ = call(29, (lib,), b"g\0", full=True)
+    out += [st, size, call(29, (77,), b"g\0"), call(29, (lib,), b"g"),
+            call(29, (lib,), b"nope\0"), call(6, (g,), bytes(16)), call(6, (g,), bytes(17)),
+            call(4, (g,)), call(10, (lib,)), call(6, (g,), bytes(4))]
+    st, (version, *_), _ = call(30, (0, 0), full=True)
+    out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (2, 0)), call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "buffers":
@@ -243,6 +280,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" memops)" \
 	"0 0 1 1 1 1 400 0 1 0 1 1 0" \
 	"memsets and device-to-device copies from a raw process: an element of 3 bytes, a value wider than its element, a count that overflows, a range past the allocation's end (INVALID_VALUE), a stream never made (INVALID_HANDLE), right; a copy from past the end, one of 0 bytes, one from memory not allocated (INVALID_VALUE), right; the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" funcs)" \
+	"0 0 0 400 1 1 1 0 True 0 1 0 True 1 1 1 0 801 801 1 1 0 0 0 16 400 1 500 0 1 1 0 1 0 True 0 1 1 0" \
+	"kernels' attributes, occupancy, globals and launch attributes from a raw process: no such kernel (INVALID_HANDLE); an attribute CUDA does not have, a bad set flag, a value beyond 32 bits (INVALID_VALUE); the kernel's threads per block; setting its dynamic shared memory, but not its threads (the driver's INVALID_VALUE); blocks per multiprocessor; a block of 0 or 2^40 threads, a question not asked (INVALID_VALUE); shared memory per block; an event among a configuration's attributes or a launch's (NOT_SUPPORTED); attributes not whole, 17 of them (INVALID_VALUE), a priority; a global variable of 16 bytes, one of no library, a name without its NUL, no such name (NOT_FOUND); 16 bytes to it, 17 (INVALID_VALUE); it cannot be freed (INVALID_VALUE), and is gone with its library; the API version, a limit, a limit CUDA does not have, a question not asked (INVALID_VALUE); the connection still serves"
 probe 1
 has "the worker still serves VM 1's next program" "^copy 0 0 same$"
 expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \

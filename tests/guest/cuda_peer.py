@@ -38,7 +38,26 @@ OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
 LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
- PRIORITY_RANGE) = range(13, 27)
+ PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO) = range(13, 31)
+OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
+# A kernel's attributes as the emulation reports them (CUfunction_attribute:
+# max threads per block, ..., registers, PTX and binary versions); of those
+# a program may set, the two the driver lets it.
+FUNC_ATTRS = {0: 1024, 1: 0, 2: 0, 3: 0, 4: 16, 5: 75, 6: 90, 7: 0, 8: 0, 9: -1, 10: 0,
+              11: 0, 12: 0, 13: 0, 14: 0, 15: 0}
+SETTABLE_ATTRS = (8, 9)
+# Launch attributes a launch may carry (cuda.h's CUlaunchAttributeID with
+# plain values: cooperative, cluster dimension, its scheduling, stream
+# serialization, priority, sync domain map and domain, preferred cluster
+# dimension, carveout).
+LAUNCH_ATTRS = (2, 4, 5, 6, 8, 9, 10, 11, 14)
+SM_SHARED = 233472  # an H100's shared memory per multiprocessor
+# cuCtxGetApiVersion's answer and the limits cuCtxGetLimit reports
+# (stack, printf FIFO, malloc heap).
+API_VERSION = 3020
+LIMITS = {0: 1024, 1: 1 << 20, 2: 8 << 20}
+# cuda_probe.cu's global variable and its bytes.
+GLOBALS = {b"probe_table": 16, b"g": 16}
 ELEMENT = {1: "<B", 2: "<H", 4: "<I"}
 ELAPSED_MS = 0.25  # what EVENT_ELAPSED answers between two recorded events
 SUCCESS, INVALID_VALUE, OUT_OF_MEMORY, NOT_SUPPORTED = 0, 1, 2, 801
@@ -121,6 +140,7 @@ def serve_calls(conn, req_id, mode):
     conn.sendall(result(req_id, OPEN, SUCCESS))
     mem, used, nxt, calls = {}, 0, BASE, 0
     libs, kernels = set(), {}
+    attrs, globs = {}, {}
     streams, events, recorded = set(), set(), set()
 
     def find(ptr, n):
@@ -196,6 +216,38 @@ def serve_calls(conn, req_id, mode):
         elif call == LAUNCH:
             status = INVALID_HANDLE if a[4] >> 32 not in streams | {0} else \
                 launch(a, data, kernels, libs, find)
+        elif call == FUNC_ATTR:
+            k = kernels.get(a[0])
+            kattrs = attrs.setdefault(a[0], dict(FUNC_ATTRS))
+            if k is None or k[0] not in libs:
+                status = INVALID_HANDLE
+            elif a[2] == 1 and a[1] in SETTABLE_ATTRS:
+                kattrs[a[1]] = struct.unpack("<i", struct.pack("<I", a[3]))[0]
+            elif a[2] == 0 and a[1] in kattrs:
+                values = (kattrs[a[1]] & 0xFFFFFFFF,)
+            else:
+                status = INVALID_VALUE
+        elif call == OCCUPANCY:
+            status, values = occupancy(a, data, kernels, libs)
+        elif call == GLOBAL:
+            name = data.rstrip(b"\0")
+            if a[0] not in libs:
+                status = INVALID_HANDLE
+            elif name not in GLOBALS:
+                status = NOT_FOUND
+            else:
+                if (a[0], name) not in globs:
+                    mem[nxt] = bytearray(GLOBALS[name])
+                    globs[(a[0], name)] = nxt
+                    nxt += 512
+                values = (globs[(a[0], name)], GLOBALS[name])
+        elif call == CTX_INFO:
+            if a[0] == 0 and a[1] == 0:
+                values = (API_VERSION,)
+            elif a[0] == 1 and a[1] in LIMITS:
+                values = (LIMITS[a[1]],)
+            else:
+                status = INVALID_VALUE
         elif call in (STREAM_CREATE, EVENT_CREATE):
             # Work runs at once here: streams and events only keep order.
             made = streams if call == STREAM_CREATE else events
@@ -244,13 +296,48 @@ def serve_calls(conn, req_id, mode):
         conn.sendall(result(rid, call, status, values, out))
 
 
+def launch_attrs(data):
+    """The launch attributes in @data (16 bytes each): a status."""
+    if len(data) % 16 or len(data) > 16 * 16:
+        return INVALID_VALUE
+    for i in range(0, len(data), 16):
+        if struct.unpack_from("<I", data, i)[0] not in LAUNCH_ATTRS:
+            return NOT_SUPPORTED
+    return SUCCESS
+
+
+def occupancy(a, data, kernels, libs):
+    """OCCUPANCY's answer: (status, values), from the block size and the
+    shared memory asked for, as an H100 would limit them."""
+    k = kernels.get(a[0])
+    if k is None or k[0] not in libs:
+        return INVALID_HANDLE, ()
+    if a[1] == OCC_BLOCKS and a[2]:
+        by_smem = SM_SHARED // a[3] if a[3] else 32
+        return SUCCESS, (max(0, min(32, 2048 // a[2], by_smem)),)
+    if a[1] == OCC_SMEM and a[2] and a[3]:
+        return SUCCESS, (SM_SHARED // a[2],)
+    if a[1] == OCC_CLUSTERS and len(data) >= 32:
+        status = launch_attrs(data[32:])
+        cluster = 1
+        for i in range(32, len(data), 16):
+            aid, x, y, z = struct.unpack_from("<4I", data, i)
+            if aid == 4:
+                cluster = x * y * z
+        return status, ((132 // max(1, cluster),) if status == SUCCESS else ())
+    return INVALID_VALUE, ()
+
+
 def launch(a, data, kernels, libs, find):
-    """SCALE_ADD (or NOOP) over the grid of a LAUNCH call, in float32."""
+    """SCALE_ADD (or NOOP) over the grid of a LAUNCH call, in float32; its
+    launch attributes after the parameters."""
     lib, name = kernels.get(a[0], (None, None))
     if lib not in libs:
         return INVALID_HANDLE
-    if len(data) != (8 if name == NOOP else 28):
-        return INVALID_VALUE
+    size = 8 if name == NOOP else 28
+    if len(data) < size or launch_attrs(data[size:]) != SUCCESS:
+        return INVALID_VALUE if len(data) < size else launch_attrs(data[size:])
+    data = data[:size]
     if name == NOOP:
         return SUCCESS
     y_ptr, x_ptr, tag, scale, n = struct.unpack("<QQb3xfi", data)

@@ -4,6 +4,7 @@
 // what users' programs ask first and prints one line per answer, for
 // tests/guest/test-cuda-shim.sh to check.
 #include <cstdio>
+#include <cstring>
 #include <cuda_runtime.h>
 
 // A kernel whose parameters have padding between them (a char, then a
@@ -20,6 +21,9 @@ __global__ void scale_add(float *y, const float *x, char tag, Scale s)
 	if (i < s.n)
 		y[i] = s.a * x[i] + y[i] + tag;
 }
+
+// A global variable, for cudaMemcpyToSymbol and back.
+__device__ float probe_table[4];
 
 // Launch scale_add over 1000 floats and check every result; prints
 // "launch <launch error> <sync error> <copies' errors> same|different".
@@ -202,6 +206,80 @@ static void memops_check()
 	cudaFree(d2);
 }
 
+// What programs ask of a kernel before they launch it, and a launch with
+// attributes (cudaLaunchKernelEx: a priority and a cluster of one block).
+// Prints "func <first error> threads=<max threads per block>
+// blocks=ok|bad potential=ok|bad", "symbol <error> same|different",
+// "launch-ex <launch error> <sync error> same|different", "capture
+// <error> <status>", "limit <error> ok|bad".
+static void func_check()
+{
+	const int n = 1000;
+	float x[n], y[n];
+	float *dx = nullptr, *dy = nullptr;
+	cudaFuncAttributes fa = {};
+	cudaError_t e[8];
+	int k = 0, blocks = 0, grid = 0, block = 0;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaFuncGetAttributes(&fa, scale_add);
+	e[k++] = cudaFuncSetAttribute(scale_add, cudaFuncAttributeMaxDynamicSharedMemorySize, 1024);
+	e[k++] = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, scale_add, 256, 0);
+	e[k++] = cudaOccupancyMaxPotentialBlockSize(&grid, &block, scale_add);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("func %d threads=%d blocks=%s potential=%s\n", first, fa.maxThreadsPerBlock,
+	       blocks > 0 && blocks <= 64 ? "ok" : "bad",
+	       block > 0 && block % 32 == 0 && block <= fa.maxThreadsPerBlock && grid > 0 ? "ok"
+											  : "bad");
+
+	const float table[4] = { 1.5f, -2.0f, 3.25f, 8.0f };
+	float back[4] = {};
+	cudaError_t to = cudaMemcpyToSymbol(probe_table, table, sizeof(table));
+	cudaError_t from = cudaMemcpyFromSymbol(back, probe_table, sizeof(back));
+	printf("symbol %d %s\n", (int)(to ? to : from),
+	       memcmp(table, back, sizeof(table)) == 0 ? "same" : "different");
+
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 1.0f;
+	}
+	cudaMalloc(&dx, sizeof(x));
+	cudaMalloc(&dy, sizeof(y));
+	cudaMemcpy(dx, x, sizeof(x), cudaMemcpyHostToDevice);
+	cudaMemcpy(dy, y, sizeof(y), cudaMemcpyHostToDevice);
+	cudaLaunchAttribute attrs[2];
+	attrs[0].id = cudaLaunchAttributePriority;
+	attrs[0].val.priority = 0;
+	attrs[1].id = cudaLaunchAttributeClusterDimension;
+	attrs[1].val.clusterDim.x = 1;
+	attrs[1].val.clusterDim.y = 1;
+	attrs[1].val.clusterDim.z = 1;
+	cudaLaunchConfig_t config = {};
+	config.gridDim = dim3(4);
+	config.blockDim = dim3(256);
+	config.attrs = attrs;
+	config.numAttrs = 2;
+	cudaError_t launched = cudaLaunchKernelEx(&config, scale_add, dy, (const float *)dx, (char)2,
+						  Scale{ 0.5f, n });
+	cudaError_t synced = cudaDeviceSynchronize();
+	cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 0.5f * (float)i + 3.0f;
+	printf("launch-ex %d %d %s\n", (int)launched, (int)synced, same ? "same" : "different");
+
+	cudaStreamCaptureStatus status = cudaStreamCaptureStatusActive;
+	e[0] = cudaStreamIsCapturing(0, &status);
+	printf("capture %d %d\n", (int)e[0], (int)status);
+	size_t stack = 0;
+	e[0] = cudaDeviceGetLimit(&stack, cudaLimitStackSize);
+	printf("limit %d %s\n", (int)e[0], stack > 0 ? "ok" : "bad");
+	cudaFree(dx);
+	cudaFree(dy);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -261,6 +339,7 @@ int main()
 	stream_check();
 	memops_check();
 	posted_check();
+	func_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

@@ -113,6 +113,13 @@ check "freeing host memory twice: cudaErrorInvalidValue; mapped host memory: cud
 check "the streams' priority range, the host's (-5 to 0 here)" "^priorities 0 0 -5$"
 check "600 launches posted back to back (more than are kept unread) with a memset among them, one synchronize: all ran, in order" \
 	"^posted 0 0 same$"
+check "a kernel's attributes (all of them, as cudaFuncGetAttributes asks), one set, blocks per multiprocessor, the block size that fills one (cudart's own search, answered by the shim's cache)" \
+	"^func 0 threads=1024 blocks=ok potential=ok$"
+check "cudaMemcpyToSymbol and cudaMemcpyFromSymbol: a global variable of the module, its bytes there and back" "^symbol 0 same$"
+check "cudaLaunchKernelEx with a priority and a cluster of one block: the attributes carried, every result right" \
+	"^launch-ex 0 0 same$"
+check "cudaStreamIsCapturing: never" "^capture 0 0$"
+check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"

@@ -261,6 +261,16 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .id = 25, .v = { 9, 10 } },
 		{ .call = VGPU_CUDA_MEMSET, .id = 26, .v = { 0x7f0000000000ull, 0xff, 64, 4, 7 } },
 		{ .call = VGPU_CUDA_DTOD, .id = 27, .v = { 0x7f0000001000ull, 0x7f0000000000ull, 64, 7 } },
+		/* Parameters and 16 launch attributes (cuLaunchKernelEx). */
+		{ .call = VGPU_CUDA_LAUNCH, .id = 28, .v = { 1, 2, 3, 4, 5 },
+		  .data_len = VGPU_CUDA_MAX_PARAM_BYTES +
+			      VGPU_CUDA_MAX_LAUNCH_ATTRS * VGPU_CUDA_LAUNCH_ATTR_BYTES },
+		{ .call = VGPU_CUDA_FUNC_ATTR, .id = 29, .v = { 1, 8, 1, 1024 } },
+		{ .call = VGPU_CUDA_OCCUPANCY, .id = 30, .v = { 1, VGPU_CUDA_OCC_BLOCKS, 256, 0, 1 } },
+		{ .call = VGPU_CUDA_OCCUPANCY, .id = 31, .v = { 1, VGPU_CUDA_OCC_CLUSTERS },
+		  .data_len = VGPU_CUDA_LAUNCH_CONFIG_BYTES + 2 * VGPU_CUDA_LAUNCH_ATTR_BYTES },
+		{ .call = VGPU_CUDA_GLOBAL, .id = 32, .v = { 3 }, .data_len = 2 },
+		{ .call = VGPU_CUDA_CTX_INFO, .id = 33, .v = { 1, 2 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -313,7 +323,6 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1 } },              /* no name */
 		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
 		{ .call = VGPU_CUDA_GET_KERNEL, .v = { 1, 1 }, .data_len = 2 },
-		{ .call = VGPU_CUDA_LAUNCH, .v = { 1 }, .data_len = VGPU_CUDA_MAX_PARAM_BYTES + 1 },
 		{ .call = VGPU_CUDA_HTOD, .v = { 1, 2, 3 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_DTOH, .v = { 1, 4, 2, 1 } },
 		{ .call = VGPU_CUDA_STREAM_CREATE, .v = { 0, 0, 1 } },
@@ -325,6 +334,22 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1, 2, 3 } },
 		{ .call = VGPU_CUDA_MEMSET, .v = { 1, 0, 4, 4 }, .data_len = 16 },
 		{ .call = VGPU_CUDA_DTOD, .v = { 1, 2, 4, 0, 1 } },
+		{ .call = VGPU_CUDA_LAUNCH, .v = { 1 },
+		  .data_len = VGPU_CUDA_MAX_PARAM_BYTES +
+			      VGPU_CUDA_MAX_LAUNCH_ATTRS * VGPU_CUDA_LAUNCH_ATTR_BYTES + 1 },
+		{ .call = VGPU_CUDA_FUNC_ATTR, .v = { 1, 0, 0, 0, 1 } },
+		{ .call = VGPU_CUDA_FUNC_ATTR, .v = { 1 }, .data_len = 4 },
+		/* CLUSTERS' configuration: whole attributes after 32 bytes, at
+		 * most 16 of them; the other questions carry none. */
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, VGPU_CUDA_OCC_CLUSTERS } },
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, VGPU_CUDA_OCC_CLUSTERS },
+		  .data_len = VGPU_CUDA_LAUNCH_CONFIG_BYTES + 15 },
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, VGPU_CUDA_OCC_CLUSTERS },
+		  .data_len = VGPU_CUDA_LAUNCH_CONFIG_BYTES + 17 * VGPU_CUDA_LAUNCH_ATTR_BYTES },
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, VGPU_CUDA_OCC_BLOCKS }, .data_len = 32 },
+		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 } },                  /* no name */
+		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
+		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1, 2, 3 } },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -340,6 +365,10 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 0x3e800000 } },
 		{ .call = VGPU_CUDA_STREAM_QUERY, .status = CUDA_ERROR_NOT_READY },
 		{ .call = VGPU_CUDA_PRIORITY_RANGE, .v = { 0, 0xfffffffb } },
+		{ .call = VGPU_CUDA_FUNC_ATTR, .v = { 1024 } },
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 16 } },
+		{ .call = VGPU_CUDA_GLOBAL, .v = { 0x7f0000000000ull, 16 } },
+		{ .call = VGPU_CUDA_CTX_INFO, .v = { 3020 } },
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		vgpu_cuda_encode(&replies[i], true, head);
@@ -352,6 +381,10 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_EVENT_RECORD, .v = { 1 } },
 		{ .call = VGPU_CUDA_EVENT_ELAPSED, .v = { 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_PRIORITY_RANGE, .v = { 0, 1, 2 } },
+		{ .call = VGPU_CUDA_FUNC_ATTR, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_GLOBAL, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1 }, .data_len = 4 },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);
