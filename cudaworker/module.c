@@ -57,6 +57,20 @@ static uint8_t *guarded_copy(const uint8_t *image, size_t len, size_t *map_len)
 	return map;
 }
 
+/* Count @len bytes of images more for the VM (< 0: fewer); false when
+ * that would pass WORKER_VM_MAX_IMAGE_BYTES. */
+static bool image_room(struct worker *w, int64_t len)
+{
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	ok = len < 0 || w->image_bytes + (uint64_t)len <= WORKER_VM_MAX_IMAGE_BYTES;
+	if (ok)
+		w->image_bytes += (uint64_t)len;
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
 CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
 		     uint64_t *handle)
 {
@@ -66,7 +80,7 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 
 	if (vgpu_cuda_image_len(image, len) != len)
 		return CUDA_ERROR_INVALID_IMAGE;
-	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES)
+	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES || !image_room(w, len))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	for (i = 0; i < mo->n_libs && mo->libs[i].lib; i++)
 		;
@@ -79,13 +93,16 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 	}
 	l = &mo->libs[i];
 	l->map = guarded_copy(image, len, &l->map_len);
-	if (!l->map)
+	if (!l->map) {
+		image_room(w, -(int64_t)len);
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	rc = w->drv.library_load(&l->lib, l->map + l->map_len - (size_t)sysconf(_SC_PAGESIZE) - len,
 				 NULL, NULL, 0, NULL, NULL, 0);
 	if (rc != CUDA_SUCCESS || !l->lib) {
 		munmap(l->map, l->map_len);
 		*l = (struct wlib){ 0 };
+		image_room(w, -(int64_t)len);
 		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_IMAGE;
 	}
 	l->bytes = len;
@@ -115,6 +132,7 @@ static void lib_free(struct worker *w, struct modules *mo, struct wlib *l)
 	w->drv.library_unload(l->lib);
 	munmap(l->map, l->map_len);
 	mo->image_bytes -= l->bytes;
+	image_room(w, -(int64_t)l->bytes);
 	*l = (struct wlib){ 0 };
 }
 

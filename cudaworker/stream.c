@@ -7,8 +7,9 @@
  * Handles given to the guest are indexes here (from 1; 0 is the default
  * stream), never the driver's pointers, each checked before use; a
  * process holds at most WORKER_MAX_STREAMS streams and WORKER_MAX_EVENTS
- * events, and what it still holds when its connection closes is
- * destroyed. Every call runs in the calling thread's current context (the
+ * events, the VM's processes together WORKER_VM_MAX_STREAMS and
+ * WORKER_VM_MAX_EVENTS, and what a process still holds when its
+ * connection closes is destroyed. Every call runs in the calling thread's current context (the
  * call's device, serve.c): a stream or event of another device is the
  * driver's to refuse.
  */
@@ -62,6 +63,22 @@ static CUevent event_of(struct streams *st, uint64_t handle)
 	return e ? *e : NULL;
 }
 
+/* Count @n streams (or events) more for the VM (@n < 0: fewer); false
+ * when that would pass the VM's budget. */
+static bool count(struct worker *w, bool stream, int n)
+{
+	uint32_t *held = stream ? &w->streams : &w->events;
+	uint32_t max = stream ? WORKER_VM_MAX_STREAMS : WORKER_VM_MAX_EVENTS;
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	ok = n < 0 || *held + (uint32_t)n <= max;
+	if (ok)
+		*held += (uint32_t)n;
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
 /* The flags each create call may pass: CUDA's own. */
 #define STREAM_FLAGS ((uint64_t)CU_STREAM_NON_BLOCKING)
 #define EVENT_FLAGS ((uint64_t)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
@@ -77,7 +94,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		return CUDA_ERROR_INVALID_VALUE;
 	s = stream ? take(&st->streams, &st->n_streams, WORKER_MAX_STREAMS)
 		   : take(&st->events, &st->n_events, WORKER_MAX_EVENTS);
-	if (!s)
+	if (!s || !count(w, stream, 1))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (stream)
 		rc = w->drv.stream_create((CUstream *)s, (unsigned)m->v[0],
@@ -88,6 +105,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		rc = CUDA_ERROR_UNKNOWN;
 	if (rc != CUDA_SUCCESS) {
 		*s = NULL;
+		count(w, stream, -1);
 		return rc;
 	}
 	*handle = (uint64_t)(s - (stream ? st->streams : st->events)) + 1;
@@ -115,16 +133,20 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 		rc = d->stream_destroy(*p);
 		/* Gone even while it has work; kept (for the process's end) only
 		 * if the driver refused to let it go. */
-		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE)
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE) {
 			*p = NULL;
+			count(w, true, -1);
+		}
 		return rc;
 	case VGPU_CUDA_EVENT_DESTROY:
 		p = slot(st->events, st->n_events, m->v[0]);
 		if (!p)
 			return CUDA_ERROR_INVALID_HANDLE;
 		rc = d->event_destroy(*p);
-		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE)
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE) {
 			*p = NULL;
+			count(w, false, -1);
+		}
 		return rc;
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:
@@ -167,12 +189,20 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 
 void stream_release(struct worker *w, struct streams *st)
 {
+	int streams = 0, events = 0;
+
 	for (uint32_t i = 0; i < st->n_streams; i++)
-		if (st->streams[i])
+		if (st->streams[i]) {
 			w->drv.stream_destroy(st->streams[i]);
+			streams++;
+		}
 	for (uint32_t i = 0; i < st->n_events; i++)
-		if (st->events[i])
+		if (st->events[i]) {
 			w->drv.event_destroy(st->events[i]);
+			events++;
+		}
+	count(w, true, -streams);
+	count(w, false, -events);
 	free(st->streams);
 	free(st->events);
 	*st = (struct streams){ 0 };

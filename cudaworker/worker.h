@@ -41,6 +41,11 @@
  * driver's host memory; PyTorch makes some tens). */
 #define WORKER_MAX_STREAMS 1024
 #define WORKER_MAX_EVENTS 16384
+/* And all the VM's processes together (a process's own budgets times
+ * WORKER_MAX_CONNS would let one VM hold 64 times as much). */
+#define WORKER_VM_MAX_STREAMS 4096
+#define WORKER_VM_MAX_EVENTS 65536
+#define WORKER_VM_MAX_IMAGE_BYTES ((uint64_t)1 << 30)
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -114,6 +119,8 @@ struct worker {
 	pthread_mutex_t lock;            /* guards the fields below */
 	uint64_t held;                   /* bytes the VM's processes hold */
 	uint64_t buffered;               /* bytes of the connections' copy buffers */
+	uint64_t image_bytes;            /* of the libraries the processes hold */
+	uint32_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
 	pthread_cond_t idle;             /* conns fell to 0 */
 };

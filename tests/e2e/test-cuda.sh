@@ -200,6 +200,23 @@ if sys.argv[3] == "funcs":
     out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (2, 0)), call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
+if sys.argv[3] == "vmstreams":
+    # Five processes of one VM, each making streams up to its own budget
+    # of 1024: the VM's 4096 run out in the fifth; one process gone, its
+    # streams are the VM's again.
+    conns, out = [], []
+    for i in range(5):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        call(2)
+        conns.append(s)
+        made = [call(13, (0, 0)) for _ in range(1024)]
+        out.append(made.count(0))
+    conns[0].close()
+    time.sleep(0.5)
+    out.append(sum(call(13, (0, 0)) == 0 for _ in range(100)))
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
 if sys.argv[3] == "buffers":
     # Five processes, each copying 64 MiB (the most a message carries) to
     # a 4 KiB allocation: the worker buffers four (256 MiB, its budget)
@@ -277,6 +294,8 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" modules)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 	"0 1 1 400 400 0 1 0 400 0 0 0 0 0 400 400 0 400 400 1024 2 0" \
 	"streams and events from a raw process: flags CUDA does not have and a priority beyond 32 bits (INVALID_VALUE), a stream and an event never made (INVALID_HANDLE), an interprocess event (INVALID_VALUE); the time between events not recorded (INVALID_HANDLE); record, wait, sync and query right; copies naming a stream never made (INVALID_HANDLE); a stream destroyed twice and used after (INVALID_HANDLE); 1024 streams, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmstreams)" "1024 1024 1024 1024 0 100" \
+	"five processes of one VM making 1024 streams each: the VM's budget of 4096 ends in the fifth (OUT_OF_MEMORY); the first process gone, its streams are the VM's to make again"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" memops)" \
 	"0 0 1 1 1 1 400 0 1 0 1 1 0" \
 	"memsets and device-to-device copies from a raw process: an element of 3 bytes, a value wider than its element, a count that overflows, a range past the allocation's end (INVALID_VALUE), a stream never made (INVALID_HANDLE), right; a copy from past the end, one of 0 bytes, one from memory not allocated (INVALID_VALUE), right; the connection still serves"
