@@ -68,6 +68,9 @@ static bool load(struct driver *d)
 	SYM(library_get_global, "cuLibraryGetGlobal");
 	SYM(ctx_api_version, "cuCtxGetApiVersion");
 	SYM(ctx_get_limit, "cuCtxGetLimit");
+	SYM(host_register, "cuMemHostRegister_v2");
+	SYM(host_unregister, "cuMemHostUnregister");
+	SYM(host_device_pointer, "cuMemHostGetDevicePointer_v2");
 	SYM(stream_create, "cuStreamCreateWithPriority");
 	SYM(stream_destroy, "cuStreamDestroy_v2");
 	SYM(stream_sync, "cuStreamSynchronize");

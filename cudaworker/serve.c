@@ -39,6 +39,8 @@ struct conn {
 	bool dropped;                /* this call's data found no room */
 	struct modules mods;         /* its libraries and kernels (module.c) */
 	struct streams streams;      /* its streams and events (stream.c) */
+	struct window win;           /* its window (window.c) */
+	int passed_fd;               /* a descriptor this call brought, or -1 */
 };
 
 static bool io(int fd, void *buf, size_t len, bool out)
@@ -56,6 +58,43 @@ static bool io(int fd, void *buf, size_t len, bool out)
 		len -= (size_t)n;
 	}
 	return true;
+}
+
+/* A call's header and block into @head, and the descriptor the guest
+ * sent with it, if any, into c->passed_fd (any more are closed). */
+static bool recv_head(struct conn *c, uint8_t head[VGPU_CUDA_MSG_HEAD])
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { head, VGPU_CUDA_MSG_HEAD };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n;
+
+	do
+		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t fds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		for (size_t i = 0; i < fds; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			if (c->passed_fd < 0)
+				c->passed_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	return (size_t)n == VGPU_CUDA_MSG_HEAD ||
+	       io(c->fd, head + n, VGPU_CUDA_MSG_HEAD - (size_t)n, false);
 }
 
 static bool reply(struct conn *c, const struct vgpu_cuda_msg *m, CUresult status,
@@ -262,6 +301,33 @@ static CUresult device_op(struct conn *c, const struct vgpu_cuda_msg *m)
 			   : d->memset32(m->v[0], (unsigned int)m->v[1], m->v[2], s);
 }
 
+/* HTOD_WIN or DTOH_WIN: between one of the process's allocations and its
+ * window, on the call's stream: asynchronous (a4 1), or done by the
+ * time of the reply. */
+static CUresult window_copy(struct conn *c, const struct vgpu_cuda_msg *m)
+{
+	const struct driver *d = &c->w->drv;
+	bool up = m->call == VGPU_CUDA_HTOD_WIN;
+	struct alloc *a = find(c, m->v[0], m->v[2], false);
+	uint8_t *host = window_at(&c->win, m->v[1], m->v[2]);
+	CUstream s = NULL;
+	CUresult rc;
+
+	if (!a || !host || m->v[4] > 1)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = on_device(c, a->dev);
+	if (rc == CUDA_SUCCESS)
+		rc = stream_of(&c->streams, m->v[3], &s);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!m->v[4] && !s)
+		return up ? d->htod(m->v[0], host, m->v[2]) : d->dtoh(host, m->v[0], m->v[2]);
+	rc = up ? d->htod_async(m->v[0], host, m->v[2], s) : d->dtoh_async(host, m->v[0], m->v[2], s);
+	if (rc == CUDA_SUCCESS && !m->v[4])
+		rc = d->stream_sync(s);
+	return rc;
+}
+
 /* One call (its data, if any, in c->buf); false when the connection must
  * close. */
 static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
@@ -364,6 +430,14 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		if (rc == CUDA_SUCCESS)
 			rc = module_query(w, &c->mods, m, c->buf, res);
 		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_WINDOW:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = window_open(w, &c->win, c->passed_fd, m->v[0], &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	case VGPU_CUDA_HTOD_WIN:
+	case VGPU_CUDA_DTOH_WIN:
+		return reply(c, m, window_copy(c, m), NULL, 0, NULL, 0);
 	case VGPU_CUDA_CTX_INFO: {
 		unsigned int version = 0;
 		size_t value = 0;
@@ -424,8 +498,9 @@ static void calls(struct conn *c)
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg m;
 
-	while (io(c->fd, head, sizeof(head), false)) {
+	while (recv_head(c, head)) {
 		int rc = vgpu_cuda_decode(head, false, &m);
+		bool ok;
 
 		if (rc != VGPU_OK) {
 			fprintf(stderr, "vgpu-cuda-worker: a malformed call (%s): closing its "
@@ -438,7 +513,12 @@ static void calls(struct conn *c)
 		if (m.data_len && !(c->dropped ? drop(c->fd, m.data_len)
 					       : io(c->fd, c->buf, m.data_len, false)))
 			return;
-		if (!call(c, &m))
+		ok = call(c, &m);
+		/* Only WINDOW takes one, and keeps its mapping, not the fd. */
+		if (c->passed_fd >= 0)
+			close(c->passed_fd);
+		c->passed_fd = -1;
+		if (!ok)
 			return;
 	}
 }
@@ -451,6 +531,7 @@ static void release(struct conn *c)
 
 	stream_release(c->w, &c->streams);
 	module_release(c->w, &c->mods);
+	window_close(c->w, &c->win);
 
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
 		if (c->allocs[i].lib)
@@ -488,7 +569,7 @@ void worker_serve(struct worker *w, int fd, const uint8_t head[VGPU_PROTO_HEADER
 {
 	const struct vgpu_proto_limits lim = { .max_payload = VGPU_CUDA_BLOCK };
 	uint8_t open_msg[VGPU_CUDA_MSG_HEAD];
-	struct conn c = { .w = w, .fd = fd };
+	struct conn c = { .w = w, .fd = fd, .passed_fd = -1 };
 	struct vgpu_msg_header h;
 	struct vgpu_cuda_msg m;
 

@@ -46,6 +46,10 @@
 #define WORKER_VM_MAX_STREAMS 4096
 #define WORKER_VM_MAX_EVENTS 65536
 #define WORKER_VM_MAX_IMAGE_BYTES ((uint64_t)1 << 30)
+/* A process's window (window.c), and the VM's windows together: host
+ * memory page-locked for the VM's copies. */
+#define WORKER_MAX_WINDOW ((uint64_t)1 << 30)
+#define WORKER_VM_MAX_WINDOWS ((uint64_t)2 << 30)
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -95,6 +99,9 @@ struct driver {
 				       const char *name);
 	CUresult (*ctx_api_version)(CUcontext ctx, unsigned int *version);
 	CUresult (*ctx_get_limit)(size_t *value, CUlimit limit);
+	CUresult (*host_register)(void *p, size_t bytes, unsigned int flags);
+	CUresult (*host_unregister)(void *p);
+	CUresult (*host_device_pointer)(CUdeviceptr *dptr, void *p, unsigned int flags);
 	CUresult (*stream_create)(CUstream *stream, unsigned int flags, int priority);
 	CUresult (*stream_destroy)(CUstream stream);
 	CUresult (*stream_sync)(CUstream stream);
@@ -120,6 +127,7 @@ struct worker {
 	uint64_t held;                   /* bytes the VM's processes hold */
 	uint64_t buffered;               /* bytes of the connections' copy buffers */
 	uint64_t image_bytes;            /* of the libraries the processes hold */
+	uint64_t window_bytes;           /* of the processes' windows */
 	uint32_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
 	pthread_cond_t idle;             /* conns fell to 0 */
@@ -141,6 +149,24 @@ struct streams {
 	void **events;                   /* WORKER_MAX_EVENTS slots, n_events used */
 	uint32_t n_events;
 };
+
+/* A process's window (window.c): its memfd mapped here and registered. */
+struct window {
+	uint8_t *base;                   /* NULL: none */
+	uint64_t bytes;
+	bool mapped;                     /* also device memory (DEVICEMAP) */
+};
+
+/* window.c: map @fd, @bytes long, as @win (one per process), within the
+ * budgets, and register it with the driver; *@devptr the device address
+ * of its first byte when kernels can reach it too, else 0. The fd stays
+ * the caller's. */
+CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
+		     uint64_t *devptr);
+/* The window's bytes [@offset, @offset + @len), or NULL when they are not
+ * all in it (or @len is 0). */
+uint8_t *window_at(const struct window *win, uint64_t offset, uint64_t len);
+void window_close(struct worker *w, struct window *win);
 
 /* stream.c: the STREAM_* and EVENT_* calls, in the calling thread's
  * current context; *@res the created handle or ELAPSED's bits. */

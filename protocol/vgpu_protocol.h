@@ -102,8 +102,17 @@ enum vgpu_cuda_call {
 				   * r0 the variable's device address, r1 its bytes */
 	VGPU_CUDA_CTX_INFO = 30,  /* a0 what: 0 the context's API version, 1 the limit
 				   * a1 (CUlimit); r0 */
+	/* The process's window: host memory it shares with the worker (a
+	 * sealed memfd), which copies move through without carrying bytes. */
+	VGPU_CUDA_WINDOW = 31,    /* a0 its bytes; the memfd comes with the message
+				   * (SCM_RIGHTS); r0 the device address of its first
+				   * byte for mapped memory (0: none) */
+	VGPU_CUDA_HTOD_WIN = 32,  /* a0 destination, a1 offset in the window, a2 bytes,
+				   * a3 stream, a4 1: asynchronous, 0: done on reply */
+	VGPU_CUDA_DTOH_WIN = 33,  /* a0 source, a1 offset in the window, a2 bytes,
+				   * a3 stream, a4 as HTOD_WIN's */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_CTX_INFO
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_DTOH_WIN
 
 /* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */
 enum vgpu_cuda_occupancy {

@@ -78,22 +78,41 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 static struct {
 	uint64_t id;
 	uint16_t call;
+	bool quiet;            /* its error is the quiet error, not deferred */
 } posted[POST_MAX];
 static uint32_t posted_head, n_posted;
 /* The first error a posted call's reply brought, for the next
  * synchronizing call to return. */
 static CUresult deferred = CUDA_SUCCESS;
+/* The first error a quiet post's reply brought (vgpu_cuda_quiet_take). */
+static CUresult quiet_error = CUDA_SUCCESS;
 
 /* @m's header and block (its id set here) and @data out on @fd, in one
- * send where the socket takes it. Lock held. */
-static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data)
+ * send where the socket takes it, with descriptor @pass (-1: none).
+ * Lock held. */
+static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data, int pass)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	int rc;
 
 	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, m->data_len } };
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = m->data_len ? 2 : 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
 	ssize_t n;
+
+	if (pass >= 0) {
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+	}
 
 	m->id = next_id++;
 	vgpu_cuda_encode(m, false, head);
@@ -102,7 +121,7 @@ static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data)
 	do
 		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno != EAGAIN)
+	if (n < 0 && (errno != EAGAIN || pass >= 0))
 		return VGPU_IO_ERROR;
 	if (n < 0)
 		n = 0;
@@ -116,13 +135,14 @@ static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data)
 	return rc;
 }
 
-/* Read the replies of the posted calls, keeping the first error. Lock held. */
-static int drain(int fd)
+/* Read the replies of the posted calls up to @until's (0: all), keeping
+ * the first error. Lock held. */
+static int drain_to(int fd, uint64_t until)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg r;
 
-	while (n_posted > 0) {
+	while (n_posted > 0 && (until == 0 || posted[posted_head].id <= until)) {
 		int rc = vgpu_cuda_io(fd, head, sizeof(head), false, UINT64_MAX);
 
 		if (rc == VGPU_OK)
@@ -132,19 +152,26 @@ static int drain(int fd)
 			rc = VGPU_PROTOCOL;
 		if (rc != VGPU_OK)
 			return rc;
-		if (r.status != CUDA_SUCCESS && deferred == CUDA_SUCCESS)
-			deferred = (CUresult)r.status;
+		CUresult *first = posted[posted_head].quiet ? &quiet_error : &deferred;
+
+		if (r.status != CUDA_SUCCESS && *first == CUDA_SUCCESS)
+			*first = (CUresult)r.status;
 		posted_head = (posted_head + 1) % POST_MAX;
 		n_posted--;
 	}
 	return VGPU_OK;
 }
 
+static int drain(int fd)
+{
+	return drain_to(fd, 0);
+}
+
 /* One exchange on @fd: @m (and @data) out, the replies of the calls
  * posted before it, then its own: the head into @r and its data (at most
  * @cap bytes) into @out. Lock held. */
 static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
-		    void *out, uint32_t cap)
+		    void *out, uint32_t cap, int pass)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	/* Replies first when the call carries bytes: the worker writes each
@@ -153,7 +180,7 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 	int rc = m->data_len ? drain(fd) : VGPU_OK;
 
 	if (rc == VGPU_OK)
-		rc = send_call(fd, m, data);
+		rc = send_call(fd, m, data, pass);
 	if (rc == VGPU_OK)
 		rc = drain(fd);
 	if (rc == VGPU_OK)
@@ -167,6 +194,27 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 	return rc;
 }
 
+/* The window, offered to the worker on connection @fd: without one (the
+ * worker refused it, or this process has none) copies carry their bytes.
+ * Lock held. */
+static void open_window(int fd)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_WINDOW }, r;
+	size_t bytes;
+	int mfd;
+
+	if (vgpu_cuda_window_make(&mfd, &bytes) != 0)
+		return;
+	m.v[0] = bytes;
+	if (exchange(fd, &m, NULL, &r, NULL, 0, mfd) == VGPU_OK && r.status == CUDA_SUCCESS) {
+		vgpu_cuda_window_ready(r.v[0]);
+	} else {
+		vgpu_cuda_log(false, "no window: copies carry their bytes");
+		vgpu_cuda_window_drop();
+	}
+	close(mfd);
+}
+
 /* The connection, opened with OPEN on first use; CUDA_SUCCESS, or the
  * sticky error of a connection that could not be made or broke. Lock held. */
 static CUresult connected(void)
@@ -177,7 +225,7 @@ static CUresult connected(void)
 
 		io = vgpu_unix_connect(vgpu_cuda.socket_path, &fd);
 		if (io == VGPU_OK) {
-			io = exchange(fd, &open, NULL, &ok, NULL, 0);
+			io = exchange(fd, &open, NULL, &ok, NULL, 0, -1);
 			if (io != VGPU_OK || ok.status != CUDA_SUCCESS) {
 				vgpu_cuda_log(true, "the host refused this process's calls: %s",
 					      io != VGPU_OK ? vgpu_strerror(io) : "see its log");
@@ -190,8 +238,22 @@ static CUresult connected(void)
 			broken = CUDA_ERROR_NOT_SUPPORTED;
 		}
 		conn = fd;
+		if (fd >= 0)
+			open_window(fd);
 	}
 	return broken;
+}
+
+CUresult vgpu_cuda_connect(void)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	pthread_mutex_lock(&lock);
+	rc = connected();
+	pthread_mutex_unlock(&lock);
+	return rc;
 }
 
 /* The connection broke under a call: the context is lost. Lock held. */
@@ -208,11 +270,13 @@ static CUresult lost(void)
 /* The calls that wait for the work before them, and so report what went
  * wrong in the posted ones (as CUDA reports an asynchronous error at the
  * next call that synchronizes). */
-static bool synchronizing(uint16_t call)
+static bool synchronizing(const struct vgpu_cuda_msg *m)
 {
+	uint16_t call = m->call;
+
 	return call == VGPU_CUDA_SYNC || call == VGPU_CUDA_DTOH || call == VGPU_CUDA_STREAM_SYNC ||
 	       call == VGPU_CUDA_STREAM_QUERY || call == VGPU_CUDA_EVENT_SYNC ||
-	       call == VGPU_CUDA_EVENT_QUERY;
+	       call == VGPU_CUDA_EVENT_QUERY || (call == VGPU_CUDA_DTOH_WIN && m->v[4] == 0);
 }
 
 CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
@@ -235,7 +299,7 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	}
 	m->v[5] = (uint64_t)dev;
-	if (exchange(conn, m, data, r, out, cap) != VGPU_OK) {
+	if (exchange(conn, m, data, r, out, cap, -1) != VGPU_OK) {
 		rc = lost();
 		pthread_mutex_unlock(&lock);
 		return rc;
@@ -243,7 +307,7 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 	rc = (CUresult)r->status;
 	/* A call that failed on its own says so; the posted calls' error
 	 * waits for the next one. A query's "not ready" is no failure. */
-	if (synchronizing(m->call) && deferred != CUDA_SUCCESS &&
+	if (synchronizing(m) && deferred != CUDA_SUCCESS &&
 	    (rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_READY)) {
 		rc = deferred;
 		deferred = CUDA_SUCCESS;
@@ -252,7 +316,8 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 	return rc;
 }
 
-CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data)
+/* Post @m (and @data), its reply's error @quiet or deferred. */
+static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 {
 	CUresult rc = vgpu_cuda_ready();
 
@@ -263,14 +328,53 @@ CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data)
 	if (rc == CUDA_SUCCESS) {
 		m->v[5] = (uint64_t)vgpu_cuda_current_device();
 		if ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||
-		    send_call(conn, m, data) != VGPU_OK) {
+		    send_call(conn, m, data, -1) != VGPU_OK) {
 			rc = lost();
 		} else {
-			posted[(posted_head + n_posted) % POST_MAX].id = m->id;
-			posted[(posted_head + n_posted) % POST_MAX].call = m->call;
+			uint32_t at = (posted_head + n_posted) % POST_MAX;
+
+			posted[at].id = m->id;
+			posted[at].call = m->call;
+			posted[at].quiet = quiet;
 			n_posted++;
 		}
 	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data)
+{
+	return post(m, data, false);
+}
+
+CUresult vgpu_cuda_post_quiet(struct vgpu_cuda_msg *m, uint64_t *id)
+{
+	CUresult rc = post(m, NULL, true);
+
+	*id = m->id;
+	return rc;
+}
+
+CUresult vgpu_cuda_wait_quiet(uint64_t id)
+{
+	CUresult rc;
+
+	pthread_mutex_lock(&lock);
+	rc = broken;
+	if (rc == CUDA_SUCCESS && conn >= 0 && drain_to(conn, id) != VGPU_OK)
+		rc = lost();
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+CUresult vgpu_cuda_quiet_take(void)
+{
+	CUresult rc;
+
+	pthread_mutex_lock(&lock);
+	rc = quiet_error;
+	quiet_error = CUDA_SUCCESS;
 	pthread_mutex_unlock(&lock);
 	return rc;
 }

@@ -3,12 +3,16 @@
  * host.c - page-locked host memory: cuMemHostAlloc, cuMemAllocHost,
  * cuMemFreeHost, cuMemHostGetFlags, cuMemHostRegister/Unregister.
  *
- * In a VM there is nothing to lock: the copies' bytes travel in the calls
- * (mem.c), so host memory is the guest's own, allocated here (whole
- * pages, as the driver's) and remembered, so that freeing checks what it
- * frees and the flags can be asked for. Mapped memory (DEVICEMAP: a
- * device pointer to host memory) needs the VM's window, which this
- * channel does not have yet: refused with CUDA_ERROR_NOT_SUPPORTED.
+ * cuMemHostAlloc's memory is carved from the process's window (window.c),
+ * which the worker has page-locked: copies from and to it are the GPU's
+ * DMA (mem.c), and when the host's driver maps the window for kernels
+ * too, cuMemHostGetDevicePointer answers its device address. Without a
+ * window, or once it is full, host memory is the guest's own (whole
+ * pages), its copies staged through the window or carried in the calls,
+ * and mapped memory (DEVICEMAP) is refused with CUDA_ERROR_NOT_SUPPORTED.
+ * cuMemHostRegister keeps the caller's memory as it is (copies from it
+ * are staged). Every block is remembered, so that freeing checks what it
+ * frees and the flags can be asked for.
  *
  * Never: free or forget memory that is not one of ours.
  */
@@ -24,6 +28,7 @@ struct host_block {
 	size_t size;
 	unsigned int flags;
 	bool registered;          /* the caller's memory (cuMemHostRegister) */
+	bool window;              /* carved from the window */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -41,14 +46,15 @@ static struct host_block **find(const void *p, bool start)
 
 /* Keep [@p, @p + @size); CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED when
  * it overlaps a block kept already (checked and kept under one lock). */
-static CUresult remember(void *p, size_t size, unsigned int flags, bool registered)
+static CUresult remember(void *p, size_t size, unsigned int flags, bool registered, bool window)
 {
 	struct host_block *b = malloc(sizeof(*b));
 	CUresult rc = CUDA_SUCCESS;
 
 	if (!b)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	*b = (struct host_block){ .p = p, .size = size, .flags = flags, .registered = registered };
+	*b = (struct host_block){ .p = p, .size = size, .flags = flags, .registered = registered,
+				  .window = window };
 	pthread_mutex_lock(&lock);
 	for (struct host_block *o = blocks; o && rc == CUDA_SUCCESS; o = o->next)
 		if (b->p < o->p + o->size && o->p < b->p + b->size)
@@ -74,14 +80,23 @@ CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
 	    (Flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
 				 CU_MEMHOSTALLOC_WRITECOMBINED)))
 		return CUDA_ERROR_INVALID_VALUE;
-	if (Flags & CU_MEMHOSTALLOC_DEVICEMAP)
+	p = vgpu_cuda_connect() == CUDA_SUCCESS
+		    ? vgpu_cuda_window_alloc(bytesize, Flags & CU_MEMHOSTALLOC_DEVICEMAP)
+		    : NULL;
+	bool window = p != NULL;
+
+	if (!p && (Flags & CU_MEMHOSTALLOC_DEVICEMAP))
 		return CUDA_ERROR_NOT_SUPPORTED;
-	p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!p)
+		p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = remember(p, bytesize, Flags, false);
+	rc = remember(p, bytesize, Flags, false, window);
 	if (rc != CUDA_SUCCESS) {
-		munmap(p, bytesize);
+		if (window)
+			vgpu_cuda_window_free(p);
+		else
+			munmap(p, bytesize);
 		return rc;
 	}
 	*pp = p;
@@ -108,7 +123,9 @@ static CUresult forget(void *p, bool registered)
 	pthread_mutex_unlock(&lock);
 	if (!b)
 		return registered ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : CUDA_ERROR_INVALID_VALUE;
-	if (!registered)
+	if (b->window)
+		vgpu_cuda_window_free(b->p);
+	else if (!registered)
 		munmap(b->p, b->size);
 	free(b);
 	return CUDA_SUCCESS;
@@ -145,7 +162,22 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)
 		return CUDA_ERROR_NOT_SUPPORTED;
-	return remember(p, bytesize, Flags, true);
+	return remember(p, bytesize, Flags, true, false);
+}
+
+/* Window memory, when the host's driver mapped the window for kernels:
+ * its device address (with unified addressing every page-locked block is
+ * mapped, as under NVIDIA's driver). */
+CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!pdptr || !p || Flags)
+		return CUDA_ERROR_INVALID_VALUE;
+	*pdptr = vgpu_cuda_window_device(p);
+	return *pdptr ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 CUresult cuMemHostUnregister(void *p)

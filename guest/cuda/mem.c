@@ -3,11 +3,25 @@
  * mem.c - device memory and copies, on the host (call.c):
  * pointers are the host worker's own device addresses, opaque here; the
  * host checks each against what this VM allocated and its quota.
- * Copies go in pieces of at most VGPU_CUDA_PIECE_KIB (4 to 65536, the
- * most a message carries; default 65536), in order.
+ *
+ * A copy moves in one of three ways (docs/specs/cuda-remoting.md, "The
+ * window"): from or to window memory (cuMemHostAlloc's), the worker's
+ * DMA straight from it, posted when the copy is asynchronous; other
+ * memory of at least STAGE_MIN bytes through the window's two staging
+ * slots, a piece copied into one while the worker moves the other; the
+ * rest (and everything without a window) in the calls themselves, in
+ * pieces of at most VGPU_CUDA_PIECE_KIB (4 to 65536, the most a message
+ * carries; default 65536), in order.
  */
+#include <pthread.h>
+#include <string.h>
+
 #include "shim.h"
 #include "transport.h"
+
+#define STAGE_MIN ((size_t)64 << 10)
+
+static pthread_mutex_t stage_lock = PTHREAD_MUTEX_INITIALIZER; /* the slots */
 
 static uint32_t piece_bytes(void)
 {
@@ -59,16 +73,90 @@ CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
 	return rc;
 }
 
-/* HTOD in pieces, on the host's stream @stream (0: the default one). */
-static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, uint64_t stream)
+/* A copy between device memory @dev and window offset @off, @len bytes,
+ * on @stream: posted when @async, else done on return. */
+static CUresult window_copy(uint16_t call, CUdeviceptr dev, uint64_t off, size_t len,
+			    uint64_t stream, bool async)
+{
+	struct vgpu_cuda_msg m = { .call = call, .v = { dev, off, len, stream, async } }, r;
+
+	return async ? vgpu_cuda_post(&m, NULL) : vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+}
+
+/* HTOD (@up) or DTOH of @len bytes between @dev and the caller's memory
+ * @host, through the staging slots: false when there are none. Each
+ * piece but the last is posted quietly, a slot reused once its piece's
+ * reply is in; the last is a call, which reads every reply before its
+ * own (a DTOH's reports the errors of work posted before it). */
+static bool staged(bool up, CUdeviceptr dev, char *host, size_t len, uint64_t stream,
+		   CUresult *ret)
+{
+	uint16_t call = up ? VGPU_CUDA_HTOD_WIN : VGPU_CUDA_DTOH_WIN;
+	uint8_t *slot[2];
+	uint64_t off[2], id[2] = { 0, 0 };
+	size_t piece, pieces;
+	CUresult rc = CUDA_SUCCESS;
+
+	pthread_mutex_lock(&stage_lock);
+	piece = vgpu_cuda_window_stage(slot, off);
+	if (!piece) {
+		pthread_mutex_unlock(&stage_lock);
+		return false;
+	}
+	pieces = (len + piece - 1) / piece;
+	vgpu_cuda_quiet_take();
+#define AT(i) ((i) * piece)
+#define LEN(i) ((i) + 1 < pieces ? piece : len - AT(i))
+	for (size_t i = 0; i < pieces && rc == CUDA_SUCCESS; i++) {
+		int k = (int)(i % 2);
+		struct vgpu_cuda_msg m = { .call = call,
+					   .v = { dev + AT(i), off[k], LEN(i), stream, 0 } }, r;
+
+		if (i >= 2)
+			rc = vgpu_cuda_wait_quiet(id[k]);
+		if (rc == CUDA_SUCCESS && i >= 2 && !up)
+			memcpy(host + AT(i - 2), slot[k], LEN(i - 2));
+		if (rc == CUDA_SUCCESS && up)
+			memcpy(slot[k], host + AT(i), LEN(i));
+		if (rc != CUDA_SUCCESS)
+			break;
+		rc = i + 1 < pieces ? vgpu_cuda_post_quiet(&m, &id[k])
+				    : vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	}
+	/* The last call read every reply (and after a failure, the pieces
+	 * posted are waited for: the slots are free for the next copy): the
+	 * last two pieces' bytes are in. */
+	if (rc != CUDA_SUCCESS && (id[0] || id[1]))
+		vgpu_cuda_wait_quiet(id[0] > id[1] ? id[0] : id[1]);
+	CUresult quiet = vgpu_cuda_quiet_take();
+
+	if (rc == CUDA_SUCCESS && quiet == CUDA_SUCCESS && !up)
+		for (size_t i = pieces >= 2 ? pieces - 2 : 0; i < pieces; i++)
+			memcpy(host + AT(i), slot[i % 2], LEN(i));
+#undef AT
+#undef LEN
+	pthread_mutex_unlock(&stage_lock);
+	*ret = quiet != CUDA_SUCCESS ? quiet : rc;
+	return true;
+}
+
+/* HTOD on the host's stream @stream (0: the default one); @async: the
+ * caller need not wait for it. */
+static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, uint64_t stream,
+		     bool async)
 {
 	const char *src = srcHost;
+	uint64_t at;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (!srcHost && ByteCount)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (ByteCount && vgpu_cuda_window_offset(srcHost, ByteCount, &at))
+		return window_copy(VGPU_CUDA_HTOD_WIN, dstDevice, at, ByteCount, stream, async);
+	if (ByteCount >= STAGE_MIN && staged(true, dstDevice, (char *)src, ByteCount, stream, &rc))
+		return rc;
 	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
 		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
 							     : piece_bytes();
@@ -81,16 +169,23 @@ static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCoun
 	return rc;
 }
 
-/* DTOH in pieces, on the host's stream @stream (0: the default one). */
-static CUresult dtoh(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, uint64_t stream)
+/* DTOH on the host's stream @stream (0: the default one); @async as
+ * htod's. */
+static CUresult dtoh(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, uint64_t stream,
+		     bool async)
 {
 	char *dst = dstHost;
+	uint64_t at;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (!dstHost && ByteCount)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (ByteCount && vgpu_cuda_window_offset(dstHost, ByteCount, &at))
+		return window_copy(VGPU_CUDA_DTOH_WIN, srcDevice, at, ByteCount, stream, async);
+	if (ByteCount >= STAGE_MIN && staged(false, srcDevice, dst, ByteCount, stream, &rc))
+		return rc;
 	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
 		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
 							     : piece_bytes();
@@ -107,24 +202,26 @@ static CUresult dtoh(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, uin
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
-	return htod(dstDevice, srcHost, ByteCount, 0);
+	return htod(dstDevice, srcHost, ByteCount, 0, false);
 }
 
 CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
 {
-	return dtoh(dstHost, srcDevice, ByteCount, 0);
+	return dtoh(dstHost, srcDevice, ByteCount, 0, false);
 }
 
-/* The async copies are ordered on their stream on the host; here each
- * returns once the host has the bytes (HTOD) or sent them (DTOH): the
- * caller's memory is free, or filled, on return, which CUDA allows. */
+/* The async copies are ordered on their stream on the host. From or to
+ * window memory they are posted, as CUDA's from page-locked memory; from
+ * other memory each returns once the host has the bytes (HTOD) or sent
+ * them (DTOH): the caller's memory is free, or filled, on return, which
+ * CUDA allows for pageable memory. */
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount,
 			      CUstream hStream)
 {
 	uint64_t stream;
 	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
 
-	return rc == CUDA_SUCCESS ? htod(dstDevice, srcHost, ByteCount, stream) : rc;
+	return rc == CUDA_SUCCESS ? htod(dstDevice, srcHost, ByteCount, stream, true) : rc;
 }
 
 CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount,
@@ -133,7 +230,7 @@ CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteC
 	uint64_t stream;
 	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
 
-	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream) : rc;
+	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream, true) : rc;
 }
 
 /* MEMSET (@a3 the element's bytes) or DTOD on @stream, posted: the host

@@ -112,6 +112,7 @@ static const struct impl impls[] = {
 	I(cuMemFreeHost, 2000, cuMemFreeHost),
 	I(cuMemGetInfo, 3020, cuMemGetInfo_v2),
 	I(cuMemHostAlloc, 2020, cuMemHostAlloc),
+	I(cuMemHostGetDevicePointer, 3020, cuMemHostGetDevicePointer_v2),
 	I(cuMemHostGetFlags, 2030, cuMemHostGetFlags),
 	I(cuMemHostRegister, 4000, cuMemHostRegister_v2),
 	I(cuMemHostRegister, 6050, cuMemHostRegister_v2),

@@ -88,6 +88,38 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
  * EVENT_SYNC or _QUERY), once. */
 CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data);
 
+/* The connection, made if it was not (with its window): CUDA_SUCCESS or
+ * the connection's sticky error. */
+CUresult vgpu_cuda_connect(void);
+/* Post @m as vgpu_cuda_post, but quietly: its reply's error goes to the
+ * quiet error (vgpu_cuda_quiet_take), not to the next synchronizing
+ * call; *@id what vgpu_cuda_wait_quiet waits for. */
+CUresult vgpu_cuda_post_quiet(struct vgpu_cuda_msg *m, uint64_t *id);
+/* Read replies until @id's is in. */
+CUresult vgpu_cuda_wait_quiet(uint64_t id);
+/* The first error of the quiet posts' replies read since the last take. */
+CUresult vgpu_cuda_quiet_take(void);
+
+/* window.c: the process's window (see there). Make its memfd, sealed,
+ * and map it: 0 with *@fd and *@bytes, -1 for none (VGPU_CUDA_WINDOW_MIB
+ * 0, or no memfd). */
+int vgpu_cuda_window_make(int *fd, size_t *bytes);
+/* The worker took it (@device_address: its device address, 0 if
+ * kernels cannot reach it); or refused it. */
+void vgpu_cuda_window_ready(uint64_t device_address);
+void vgpu_cuda_window_drop(void);
+/* @len bytes of it (that kernels can reach too, when @mapped), or NULL. */
+void *vgpu_cuda_window_alloc(size_t len, bool mapped);
+/* Give back a block vgpu_cuda_window_alloc gave; false if @p is not one. */
+bool vgpu_cuda_window_free(void *p);
+/* Whether [@p, @p + @len) is all in the window: *@off its offset there. */
+bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off);
+/* The device address of window byte @p, 0 if it has none. */
+CUdeviceptr vgpu_cuda_window_device(const void *p);
+/* The two staging slots (their addresses and offsets); their bytes, 0
+ * when there are none. Callers take turns (mem.c's lock). */
+size_t vgpu_cuda_window_stage(uint8_t *slot[2], uint64_t off[2]);
+
 /* ctx.c: contexts, kept in the guest; the host's worker holds the real
  * one. The primary context of device d is handle d + 1 (never NULL). */
 CUcontext vgpu_cuda_primary(CUdevice dev);

@@ -23,6 +23,7 @@ usage: cuda_peer.py SOCKET MODE [--count N]
 It serves each connection on a thread of its own until killed, and
 prints "ready" once listening.
 """
+import mmap
 import os
 import socket
 import struct
@@ -38,7 +39,8 @@ OPEN, MEM_ALLOC, MEM_FREE, MEM_INFO, HTOD, DTOH, SYNC = range(2, 9)
 LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
- PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO) = range(13, 31)
+ PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
+ DTOH_WIN) = range(13, 34)
 OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
 # A kernel's attributes as the emulation reports them (CUfunction_attribute:
 # max threads per block, ..., registers, PTX and binary versions); of those
@@ -149,10 +151,19 @@ def serve_calls(conn, req_id, mode):
                 return buf, ptr - base
         return None, 0
 
+    window = None  # the guest's window, once WINDOW brought its memfd
     while True:
-        head = raw_client.recv_exact(conn, 80)
-        if head is None:
+        try:
+            head, fds, _, _ = socket.recv_fds(conn, 80, 1)
+        except OSError:
             return
+        if not head:
+            return
+        if len(head) < 80:
+            rest = raw_client.recv_exact(conn, 80 - len(head))
+            if rest is None:
+                return
+            head += rest
         _, _, mtype, rid, call, _, _, plen, _ = struct.unpack("<IHHQHHIII", head[:32])
         a = struct.unpack("<6Q", head[32:])
         data = raw_client.recv_exact(conn, plen - 48) if plen > 48 else b""
@@ -241,6 +252,22 @@ def serve_calls(conn, req_id, mode):
                     globs[(a[0], name)] = nxt
                     nxt += 512
                 values = (globs[(a[0], name)], GLOBALS[name])
+        elif call == WINDOW:
+            # The guest's memfd, mapped as the worker maps it.
+            if window is not None or len(fds) != 1 or os.fstat(fds[0]).st_size != a[0]:
+                status = INVALID_VALUE
+            else:
+                window = mmap.mmap(fds[0], a[0])
+                values = (0,)  # no device address: not mapped for kernels
+        elif call in (HTOD_WIN, DTOH_WIN):
+            buf, off = find(a[0], a[2])
+            if window is None or buf is None or a[1] + a[2] > len(window) or \
+                    a[3] not in streams | {0} or a[4] > 1:
+                status = INVALID_VALUE
+            elif call == HTOD_WIN:
+                buf[off:off + a[2]] = window[a[1]:a[1] + a[2]]
+            else:
+                window[a[1]:a[1] + a[2]] = bytes(buf[off:off + a[2]])
         elif call == CTX_INFO:
             if a[0] == 0 and a[1] == 0:
                 values = (API_VERSION,)
@@ -293,6 +320,8 @@ def serve_calls(conn, req_id, mode):
                 dbuf[doff:doff + a[2]] = bytes(sbuf[soff:soff + a[2]])
         elif call != SYNC:
             return
+        for fd in fds:
+            os.close(fd)
         conn.sendall(result(rid, call, status, values, out))
 
 

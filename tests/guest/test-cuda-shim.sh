@@ -123,10 +123,15 @@ check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
-probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_PIECE_KIB=1024 VGPU_CUDA_LOG=1
-check "the same in 1 MiB pieces" "^copy 0 0 same$"
+probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_PIECE_KIB=1024 VGPU_CUDA_WINDOW_MIB=0 VGPU_CUDA_LOG=1
+check "without a window, the bytes in the calls, in 1 MiB pieces: the same" "^copy 0 0 same$"
+check "and page-locked memory of the guest's own" "^memops 0 same zeros$"
 grep -q "^vgpu libcuda: export table CUDART_INTERFACE$" <<<"$err" &&
 	pass "VGPU_CUDA_LOG logs the tables cudart asks for" || fail "no log: $err"
+probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_WINDOW_MIB=1
+check "a window of 1 MiB: 3 MiB staged through its two slots of 128 KiB, 24 pieces in turn, the same bytes" "^copy 0 0 same$"
+check "page-locked memory carved from it: the bytes right" "^memops 0 same zeros$"
+check "and every launch's" "^posted 0 0 same$"
 probe VGPU_CUDA_TRANSPORT="shm:$T/one.sock" VGPU_TRANSPORT=unix:/nonexistent
 check "VGPU_CUDA_TRANSPORT first, shm: names the same socket" "^count 0 1$"
 

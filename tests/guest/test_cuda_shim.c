@@ -271,6 +271,9 @@ static void test_call_messages(void **state)
 		  .data_len = VGPU_CUDA_LAUNCH_CONFIG_BYTES + 2 * VGPU_CUDA_LAUNCH_ATTR_BYTES },
 		{ .call = VGPU_CUDA_GLOBAL, .id = 32, .v = { 3 }, .data_len = 2 },
 		{ .call = VGPU_CUDA_CTX_INFO, .id = 33, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_WINDOW, .id = 34, .v = { 1 << 28 } },
+		{ .call = VGPU_CUDA_HTOD_WIN, .id = 35, .v = { 0x7f0000000000ull, 4096, 64, 7, 1 } },
+		{ .call = VGPU_CUDA_DTOH_WIN, .id = 36, .v = { 0x7f0000000000ull, 0, 64 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -350,6 +353,9 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 } },                  /* no name */
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_WINDOW, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_WINDOW, .v = { 4096 }, .data_len = 4 },  /* bytes in the call */
+		{ .call = VGPU_CUDA_HTOD_WIN, .v = { 1, 0, 4 }, .data_len = 4 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -369,6 +375,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 16 } },
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 0x7f0000000000ull, 16 } },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 3020 } },
+		{ .call = VGPU_CUDA_WINDOW, .v = { 0x7f0000000000ull } },
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		vgpu_cuda_encode(&replies[i], true, head);
@@ -385,6 +392,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_OCCUPANCY, .v = { 1, 2 } },
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1, 2, 3 } },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_DTOH_WIN, .v = { 1 } },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * window.c - a process's window (WINDOW, HTOD_WIN, DTOH_WIN of
+ * cuda_call.h): host memory the guest library shares with the worker, a
+ * memfd it made and sealed, mapped here and registered with the driver
+ * (page-locked), so that a copy from or to it is the GPU's DMA straight
+ * from the process's own pages: no bytes in the calls, no copy here.
+ *
+ * The memfd is the guest's: it must be sealed against shrinking and
+ * growing (a window cut short under the mapping would fault this worker
+ * on its next copy) and be exactly the size the call says, within the
+ * process's and the VM's budgets; anything else is refused before it is
+ * mapped. Its bytes are never read here, only handed to the DMA at
+ * offsets checked against its size; what the guest writes into it
+ * meanwhile is its own business, as with pinned memory under NVIDIA's
+ * driver.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+/* Count @bytes of windows more for the VM (< 0: fewer); false when that
+ * would pass WORKER_VM_MAX_WINDOWS. */
+static bool window_room(struct worker *w, int64_t bytes)
+{
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	ok = bytes < 0 || w->window_bytes + (uint64_t)bytes <= WORKER_VM_MAX_WINDOWS;
+	if (ok)
+		w->window_bytes += (uint64_t)bytes;
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
+CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
+		     uint64_t *devptr)
+{
+	const int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+	int have = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
+	struct stat st;
+	void *map;
+	CUresult rc;
+
+	*devptr = 0;
+	if (win->base || fd < 0 || bytes == 0 || bytes % (uint64_t)sysconf(_SC_PAGESIZE))
+		return CUDA_ERROR_INVALID_VALUE;
+	/* A memfd (only one answers F_GET_SEALS), sealed, of the size said. */
+	if (have < 0 || (have & seals) != seals || fstat(fd, &st) != 0 ||
+	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != bytes)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (bytes > WORKER_MAX_WINDOW || !window_room(w, (int64_t)bytes))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		window_room(w, -(int64_t)bytes);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	/* Mapped for kernels too where the driver can (NVIDIA's: the window
+	 * is then also device memory at *devptr); page-locked at least. */
+	win->mapped = true;
+	rc = w->drv.host_register(map, bytes, CU_MEMHOSTREGISTER_PORTABLE |
+						       CU_MEMHOSTREGISTER_DEVICEMAP);
+	if (rc == CUDA_SUCCESS)
+		rc = w->drv.host_device_pointer((CUdeviceptr *)devptr, map, 0);
+	if (rc != CUDA_SUCCESS) {
+		w->drv.host_unregister(map);
+		win->mapped = false;
+		*devptr = 0;
+		rc = w->drv.host_register(map, bytes, CU_MEMHOSTREGISTER_PORTABLE);
+	}
+	if (rc != CUDA_SUCCESS) {
+		munmap(map, bytes);
+		window_room(w, -(int64_t)bytes);
+		return rc;
+	}
+	win->base = map;
+	win->bytes = bytes;
+	return CUDA_SUCCESS;
+}
+
+uint8_t *window_at(const struct window *win, uint64_t offset, uint64_t len)
+{
+	if (!win->base || len == 0 || offset > win->bytes || len > win->bytes - offset)
+		return NULL;
+	return win->base + offset;
+}
+
+void window_close(struct worker *w, struct window *win)
+{
+	if (!win->base)
+		return;
+	w->drv.host_unregister(win->base);
+	munmap(win->base, win->bytes);
+	window_room(w, -(int64_t)win->bytes);
+	*win = (struct window){ 0 };
+}

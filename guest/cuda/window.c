@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * window.c - this process's window: host memory shared with the VM's
+ * worker (a memfd, sealed against shrinking and growing, sent once with
+ * WINDOW when the connection opens), so that copies move through it
+ * rather than in the calls (docs/specs/cuda-remoting.md, "The window").
+ *
+ * cuMemHostAlloc's memory is carved from it (host.c): a copy from or to
+ * such memory is the GPU's DMA straight from these pages, posted when it
+ * is asynchronous. Other memory is copied through two staging slots of
+ * it in pieces, the next piece copied in while the worker moves the one
+ * before (mem.c). VGPU_CUDA_WINDOW_MIB sets its size (0: none, the bytes
+ * then travel in the calls; default 256, at most 1024).
+ *
+ * Never: hand out bytes outside the window, or the same bytes twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shim.h"
+#include "transport.h"
+
+#define ALIGN 256                   /* of every block carved */
+#define STAGE_MAX ((size_t)8 << 20) /* a staging slot's bytes, at most */
+
+struct used {
+	size_t off, len;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *base;               /* NULL: no window */
+static size_t bytes;
+static uint64_t devptr;             /* the worker's device address of base, or 0 */
+static struct used *used;           /* blocks handed out, by offset */
+static size_t n_used, cap_used;
+static uint8_t *stage[2];
+static size_t stage_len;
+
+int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out)
+{
+	size_t mib = (size_t)vgpu_env_ull("VGPU_CUDA_WINDOW_MIB", 0, 1024, 256);
+	size_t len = mib << 20;
+	int fd;
+	void *p;
+
+	if (mib == 0)
+		return -1;
+	fd = memfd_create("vgpu-cuda-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return -1;
+	}
+	pthread_mutex_lock(&lock);
+	base = p;
+	bytes = len;
+	pthread_mutex_unlock(&lock);
+	*fd_out = fd;
+	*bytes_out = len;
+	return 0;
+}
+
+/* Carve @len bytes: the first gap that holds them. Lock held. */
+static void *carve(size_t len)
+{
+	size_t at = 0, i;
+
+	len = (len + ALIGN - 1) / ALIGN * ALIGN;
+	if (!base || len == 0 || len > bytes)
+		return NULL;
+	for (i = 0; i < n_used && used[i].off - at < len; i++)
+		at = used[i].off + used[i].len;
+	if (bytes - at < len)
+		return NULL;
+	if (n_used == cap_used) {
+		size_t cap = cap_used ? 2 * cap_used : 64;
+		struct used *u = realloc(used, cap * sizeof(*u));
+
+		if (!u)
+			return NULL;
+		used = u;
+		cap_used = cap;
+	}
+	memmove(&used[i + 1], &used[i], (n_used - i) * sizeof(*used));
+	used[i] = (struct used){ at, len };
+	n_used++;
+	return base + at;
+}
+
+void vgpu_cuda_window_ready(uint64_t device_address)
+{
+	pthread_mutex_lock(&lock);
+	devptr = device_address;
+	stage_len = bytes / 8 < STAGE_MAX ? bytes / 8 : STAGE_MAX;
+	stage[0] = carve(stage_len);
+	stage[1] = carve(stage_len);
+	if (!stage[0] || !stage[1])
+		stage_len = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+void vgpu_cuda_window_drop(void)
+{
+	pthread_mutex_lock(&lock);
+	if (base)
+		munmap(base, bytes);
+	base = NULL;
+	bytes = 0;
+	n_used = 0;
+	stage_len = 0;
+	pthread_mutex_unlock(&lock);
+}
+
+void *vgpu_cuda_window_alloc(size_t len, bool mapped)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (!mapped || devptr)
+		p = carve(len);
+	pthread_mutex_unlock(&lock);
+	return p;
+}
+
+bool vgpu_cuda_window_free(void *p)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; base && i < n_used && !found; i++) {
+		if (base + used[i].off == p) {
+			memmove(&used[i], &used[i + 1], (n_used - i - 1) * sizeof(*used));
+			n_used--;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off)
+{
+	const uint8_t *q = p;
+	bool in;
+
+	pthread_mutex_lock(&lock);
+	in = base && q >= base && len <= bytes && (size_t)(q - base) <= bytes - len;
+	if (in)
+		*off = (uint64_t)(q - base);
+	pthread_mutex_unlock(&lock);
+	return in;
+}
+
+CUdeviceptr vgpu_cuda_window_device(const void *p)
+{
+	uint64_t off;
+
+	if (!devptr || !vgpu_cuda_window_offset(p, 1, &off))
+		return 0;
+	return (CUdeviceptr)(devptr + off);
+}
+
+size_t vgpu_cuda_window_stage(uint8_t *slot[2], uint64_t off[2])
+{
+	size_t len;
+
+	pthread_mutex_lock(&lock);
+	len = stage_len;
+	for (int i = 0; i < 2 && len; i++) {
+		slot[i] = stage[i];
+		off[i] = (uint64_t)(stage[i] - base);
+	}
+	pthread_mutex_unlock(&lock);
+	return len;
+}
