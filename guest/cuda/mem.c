@@ -41,8 +41,10 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 	if (!dptr || bytesize == 0)
 		return CUDA_ERROR_INVALID_VALUE;
 	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
-	if (rc == CUDA_SUCCESS)
+	if (rc == CUDA_SUCCESS) {
 		*dptr = (CUdeviceptr)r.v[0];
+		vgpu_cuda_block_add(*dptr, bytesize, vgpu_cuda_current_device());
+	}
 	return rc;
 }
 
@@ -55,7 +57,10 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
 
 	if (rc != CUDA_SUCCESS || dptr == 0)
 		return rc;
-	return vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS)
+		vgpu_cuda_block_remove(dptr);
+	return rc;
 }
 
 CUresult cuMemGetInfo_v2(size_t *free, size_t *total)

@@ -110,6 +110,7 @@ static const struct impl impls[] = {
 	I(cuMemAllocHost, 3020, cuMemAllocHost_v2),
 	I(cuMemFree, 3020, cuMemFree_v2),
 	I(cuMemFreeHost, 2000, cuMemFreeHost),
+	I(cuMemGetAddressRange, 3020, cuMemGetAddressRange_v2),
 	I(cuMemGetInfo, 3020, cuMemGetInfo_v2),
 	I(cuMemHostAlloc, 2020, cuMemHostAlloc),
 	I(cuMemHostGetDevicePointer, 3020, cuMemHostGetDevicePointer_v2),
@@ -117,6 +118,10 @@ static const struct impl impls[] = {
 	I(cuMemHostRegister, 4000, cuMemHostRegister_v2),
 	I(cuMemHostRegister, 6050, cuMemHostRegister_v2),
 	I(cuMemHostUnregister, 4000, cuMemHostUnregister),
+	I(cuMemcpy, 4000, cuMemcpy),
+	PT(cuMemcpy, 7000, cuMemcpy),
+	I(cuMemcpyAsync, 4000, cuMemcpyAsync),
+	PT(cuMemcpyAsync, 7000, cuMemcpyAsync),
 	/* Synchronous copies: no stream work of the process's to order them
 	 * against yet, so the per-thread variants are the same. */
 	I(cuMemcpyDtoD, 3020, cuMemcpyDtoD_v2),
@@ -157,6 +162,8 @@ static const struct impl impls[] = {
 	I(cuOccupancyMaxPotentialBlockSize, 6050, cuOccupancyMaxPotentialBlockSize),
 	I(cuOccupancyMaxPotentialBlockSizeWithFlags, 7000,
 	  cuOccupancyMaxPotentialBlockSizeWithFlags),
+	I(cuPointerGetAttribute, 4000, cuPointerGetAttribute),
+	I(cuPointerGetAttributes, 7000, cuPointerGetAttributes),
 	I(cuStreamCreate, 2000, cuStreamCreate),
 	I(cuStreamCreateWithPriority, 5050, cuStreamCreateWithPriority),
 	/* Both versions of each destroy take the same arguments. */

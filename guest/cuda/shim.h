@@ -129,6 +129,12 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx);
  * each call tells the host its work is for. */
 CUdevice vgpu_cuda_current_device(void);
 
+/* pointer.c: the device memory this process holds, as allocated and
+ * freed (mem.c), and whether @ptr lies in it. */
+void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev);
+void vgpu_cuda_block_remove(CUdeviceptr ptr);
+bool vgpu_cuda_is_device(CUdeviceptr ptr);
+
 /* stream.c: the host's handle of @stream (0 for either default stream);
  * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
 CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);

@@ -280,6 +280,41 @@ static void func_check()
 	cudaFree(dy);
 }
 
+// Copies whose direction the pointers tell (cudaMemcpyDefault), and what
+// each kind of pointer is. Prints "unified <first error> same|different
+// types=<device>,<pinned>,<pageable>".
+static void unified_check()
+{
+	const int n = 4096;
+	unsigned char h[n], back[n];
+	unsigned char *d = nullptr, *p = nullptr;
+	cudaPointerAttributes ad = {}, ap = {}, ah = {};
+	cudaError_t e[10];
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		h[i] = (unsigned char)(i * 13 + 1);
+	(void)cudaGetLastError();
+	e[k++] = cudaMalloc(&d, n);
+	e[k++] = cudaMallocHost(&p, n);
+	e[k++] = cudaMemcpy(d, h, n, cudaMemcpyDefault);
+	e[k++] = cudaMemcpy(p, d, n, cudaMemcpyDefault);
+	e[k++] = cudaMemcpyAsync(d + n / 2, p, n / 2, cudaMemcpyDefault, 0);
+	e[k++] = cudaMemcpy(back, d, n, cudaMemcpyDefault);
+	e[k++] = cudaPointerGetAttributes(&ad, d + 100);
+	e[k++] = cudaPointerGetAttributes(&ap, p);
+	e[k++] = cudaPointerGetAttributes(&ah, h);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	bool same = memcmp(p, h, n) == 0 && memcmp(back, h, n / 2) == 0 &&
+		    memcmp(back + n / 2, h, n / 2) == 0;
+	printf("unified %d %s types=%d,%d,%d\n", first, same ? "same" : "different", (int)ad.type,
+	       (int)ap.type, (int)ah.type);
+	cudaFreeHost(p);
+	cudaFree(d);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -340,6 +375,7 @@ int main()
 	memops_check();
 	posted_check();
 	func_check();
+	unified_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

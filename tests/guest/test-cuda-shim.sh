@@ -120,6 +120,8 @@ check "cudaLaunchKernelEx with a priority and a cluster of one block: the attrib
 	"^launch-ex 0 0 same$"
 check "cudaStreamIsCapturing: never" "^capture 0 0$"
 check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
+check "cudaMemcpy and cudaMemcpyAsync with cudaMemcpyDefault (the direction from the pointers: cuMemcpy), and what each pointer is: device, host (page-locked), unregistered" \
+	"^unified 0 same types=2,1,0$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pointer.c - what a pointer is, answered in the guest: the device
+ * memory this process allocated (each block as cuMemAlloc returned it,
+ * kept here in address order), its window (host memory the device can
+ * reach) and everything else (host memory of its own). With it, the
+ * unified calls that take either kind of pointer work as under NVIDIA's
+ * driver: cuMemcpy(Async) picks the direction, cuPointerGetAttribute(s)
+ * and cuMemGetAddressRange answer without the host.
+ *
+ * Device addresses are the worker's (mem.c): they may equal addresses of
+ * this process's own memory, so a pointer is device memory only when it
+ * lies in a block allocated here, and host memory otherwise (NVIDIA's
+ * unified addressing keeps the two apart; here the blocks decide).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+
+struct block {
+	CUdeviceptr ptr;
+	size_t size;
+	CUdevice dev;
+	unsigned long long id;   /* CU_POINTER_ATTRIBUTE_BUFFER_ID */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct block *blocks;  /* by ptr */
+static size_t n_blocks, cap_blocks;
+static unsigned long long next_id = 1;
+
+/* The index of the first block starting after @ptr. Lock held. */
+static size_t after(CUdeviceptr ptr)
+{
+	size_t lo = 0, hi = n_blocks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (blocks[mid].ptr <= ptr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The block holding @ptr, copied into *@b; false if none. */
+static bool lookup(CUdeviceptr ptr, struct block *b)
+{
+	size_t i;
+	bool found;
+
+	pthread_mutex_lock(&lock);
+	i = after(ptr);
+	found = i > 0 && ptr - blocks[i - 1].ptr < blocks[i - 1].size;
+	if (found)
+		*b = blocks[i - 1];
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev)
+{
+	pthread_mutex_lock(&lock);
+	if (n_blocks == cap_blocks) {
+		size_t cap = cap_blocks ? 2 * cap_blocks : 64;
+		struct block *b = realloc(blocks, cap * sizeof(*b));
+
+		if (!b) {
+			pthread_mutex_unlock(&lock);
+			return; /* unknown here: treated as host memory, as before */
+		}
+		blocks = b;
+		cap_blocks = cap;
+	}
+	size_t i = after(ptr);
+
+	memmove(&blocks[i + 1], &blocks[i], (n_blocks - i) * sizeof(*blocks));
+	blocks[i] = (struct block){ ptr, size, dev, next_id++ };
+	n_blocks++;
+	pthread_mutex_unlock(&lock);
+}
+
+void vgpu_cuda_block_remove(CUdeviceptr ptr)
+{
+	pthread_mutex_lock(&lock);
+	size_t i = after(ptr);
+
+	if (i > 0 && blocks[i - 1].ptr == ptr) {
+		memmove(&blocks[i - 1], &blocks[i], (n_blocks - i) * sizeof(*blocks));
+		n_blocks--;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+bool vgpu_cuda_is_device(CUdeviceptr ptr)
+{
+	struct block b;
+
+	return lookup(ptr, &b);
+}
+
+/* cuMemcpy(Async): the direction from what each pointer is. */
+static CUresult copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream, bool async)
+{
+	bool d = vgpu_cuda_is_device(dst), s = vgpu_cuda_is_device(src);
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS || n == 0)
+		return rc;
+	if (d && s)
+		return async ? cuMemcpyDtoDAsync_v2(dst, src, n, stream) : cuMemcpyDtoD_v2(dst, src, n);
+	if (d)
+		return async ? cuMemcpyHtoDAsync_v2(dst, (const void *)src, n, stream)
+			     : cuMemcpyHtoD_v2(dst, (const void *)src, n);
+	if (s)
+		return async ? cuMemcpyDtoHAsync_v2((void *)dst, src, n, stream)
+			     : cuMemcpyDtoH_v2((void *)dst, src, n);
+	/* Host to host: in order with the stream's work, as the driver's. */
+	rc = async ? cuStreamSynchronize(stream) : cuCtxSynchronize();
+	if (rc == CUDA_SUCCESS)
+		memmove((void *)dst, (const void *)src, n);
+	return rc;
+}
+
+CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount)
+{
+	return copy(dst, src, ByteCount, NULL, false);
+}
+
+CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, CUstream hStream)
+{
+	return copy(dst, src, ByteCount, hStream, true);
+}
+
+CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+	struct block b;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!lookup(dptr, &b))
+		return CUDA_ERROR_NOT_FOUND;
+	if (pbase)
+		*pbase = b.ptr;
+	if (psize)
+		*psize = b.size;
+	return CUDA_SUCCESS;
+}
+
+/* One attribute of @ptr into @data; CUDA_ERROR_INVALID_VALUE for memory
+ * the driver does not know (cuPointerGetAttributes answers it anyway). */
+static CUresult attribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
+{
+	struct block b;
+	bool dev = lookup(ptr, &b);
+	CUdeviceptr mapped = dev ? 0 : vgpu_cuda_window_device((const void *)ptr);
+	bool known = dev || mapped;
+	uint64_t off;
+
+	if (!known && vgpu_cuda_window_offset((const void *)ptr, 1, &off))
+		known = true; /* window memory the device cannot reach: host memory still */
+	switch (attr) {
+	case CU_POINTER_ATTRIBUTE_CONTEXT:
+		*(CUcontext *)data = known ? vgpu_cuda_primary(dev ? b.dev : 0) : NULL;
+		break;
+	case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+		*(unsigned int *)data = !known ? 0 : dev ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+		break;
+	case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+		*(CUdeviceptr *)data = dev ? ptr : mapped;
+		if (!dev && !mapped)
+			return CUDA_ERROR_INVALID_VALUE;
+		break;
+	case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+		*(void **)data = known && !dev ? (void *)ptr : NULL;
+		if (!known || dev)
+			return CUDA_ERROR_INVALID_VALUE;
+		break;
+	case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+		*(unsigned int *)data = 0;
+		break;
+	case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+		*(int *)data = known ? (dev ? b.dev : 0) : -2;
+		break;
+	case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+		*(unsigned long long *)data = dev ? b.id : 0;
+		break;
+	case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+		*(CUdeviceptr *)data = dev ? b.ptr : 0;
+		break;
+	case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+		*(size_t *)data = dev ? b.size : 0;
+		break;
+	case CU_POINTER_ATTRIBUTE_MAPPED:
+		*(int *)data = dev;
+		break;
+	case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+	case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
+	case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+		*(int *)data = 0;
+		break;
+	default:
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
+	return known ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute_, CUdeviceptr ptr)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!data)
+		return CUDA_ERROR_INVALID_VALUE;
+	return attribute(data, attribute_, ptr);
+}
+
+/* Every attribute asked for; memory the driver does not know is no
+ * error here (its type 0, its context NULL, its ordinal -2), as CUDA's. */
+CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes,
+				void **data, CUdeviceptr ptr)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!attributes || !data)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (unsigned int i = 0; i < numAttributes; i++) {
+		if (!data[i])
+			return CUDA_ERROR_INVALID_VALUE;
+		rc = attribute(data[i], attributes[i], ptr);
+		if (rc == CUDA_ERROR_NOT_SUPPORTED)
+			return rc;
+	}
+	return CUDA_SUCCESS;
+}
