@@ -13,12 +13,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vgpu_clock.h"
 #include "vgpu_error.h"
 #include "worker.h"
 
@@ -41,6 +43,7 @@ struct conn {
 	struct streams streams;      /* its streams and events (stream.c) */
 	struct window win;           /* its window (window.c) */
 	int passed_fd;               /* a descriptor this call brought, or -1 */
+	bool ring_call;              /* the call came through the ring: no reply */
 };
 
 static bool io(int fd, void *buf, size_t len, bool out)
@@ -103,6 +106,15 @@ static bool reply(struct conn *c, const struct vgpu_cuda_msg *m, CUresult status
 	struct vgpu_cuda_msg r = { .call = m->call, .id = m->id, .status = (int32_t)status };
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 
+	/* A ring call has no reply: its error, if it is the first, waits in
+	 * the ring's control page for the guest's next synchronizing call. */
+	if (c->ring_call) {
+		uint32_t none = 0;
+
+		if (status != CUDA_SUCCESS)
+			atomic_compare_exchange_strong(&c->win.ctl->error, &none, (uint32_t)status);
+		return true;
+	}
 	for (int i = 0; i < n_res; i++)
 		r.v[i] = res[i];
 	r.data_len = status == CUDA_SUCCESS ? len : 0;
@@ -433,7 +445,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 	case VGPU_CUDA_WINDOW:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
-			rc = window_open(w, &c->win, c->passed_fd, m->v[0], &res[0]);
+			rc = window_open(w, &c->win, c->passed_fd, m->v[0], m->v[1], &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:
@@ -492,28 +504,127 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 	}
 }
 
-/* The calls after OPEN, until the connection closes or breaks framing. */
+/* The calls waiting in the ring, in order: false (the connection
+ * closes) at the first entry, head or tail that is not as cuda_ring.h
+ * says, or a call that may not come that way. */
+static bool drain_ring(struct conn *c)
+{
+	struct window *win = &c->win;
+	uint8_t head[VGPU_CUDA_MSG_HEAD];
+	struct vgpu_cuda_msg m;
+
+	if (!win->ctl)
+		return true;
+	uint64_t tail = atomic_load_explicit(&win->ctl->tail, memory_order_acquire);
+
+	if (tail - win->head > win->ring_bytes)
+		return false;
+	while (win->head != tail) {
+		uint64_t pos = win->head & (win->ring_bytes - 1), len;
+
+		memcpy(&len, win->ring + pos, sizeof(len));
+		if (len == 0 && pos != 0 && win->ring_bytes - pos <= tail - win->head) {
+			win->head += win->ring_bytes - pos; /* the rest skipped */
+			continue;
+		}
+		if (len < VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD || len % 16 ||
+		    len > win->ring_bytes - pos || len > tail - win->head)
+			return false;
+		memcpy(head, win->ring + pos + VGPU_CUDA_RING_PREFIX, sizeof(head));
+		if (vgpu_cuda_decode(head, false, &m) != VGPU_OK || !vgpu_cuda_ringable(&m) ||
+		    VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD + (uint64_t)m.data_len > len ||
+		    !room(c, m.data_len ? m.data_len : 1))
+			return false;
+		memcpy(c->buf, win->ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD, m.data_len);
+		c->dropped = false;
+		c->ring_call = true;
+		call(c, &m);
+		c->ring_call = false;
+		win->head += len;
+		atomic_store_explicit(&win->ctl->head, win->head, memory_order_release);
+	}
+	return true;
+}
+
+/* Until the connection has a message or the ring an entry: a while
+ * awake (WORKER_SPIN_NS since the last one), then asleep on the
+ * connection, the ring's control page saying so (the guest then sends
+ * KICK with its next entry). False when the connection broke. */
+static bool wait_input(struct conn *c)
+{
+	struct vgpu_cuda_ring_ctl *ctl = c->win.ctl;
+	uint64_t start = vgpu_now_ns();
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+
+	for (;;) {
+		if (ctl && atomic_load_explicit(&ctl->tail, memory_order_acquire) != c->win.head)
+			return true;
+		if (poll(&pfd, 1, 0) > 0)
+			return !(pfd.revents & (POLLERR | POLLNVAL));
+		if (ctl && vgpu_now_ns() - start < WORKER_SPIN_NS)
+			continue;
+		if (ctl) {
+			atomic_store(&ctl->sleeping, 1);
+			if (atomic_load(&ctl->tail) != c->win.head) {
+				atomic_store(&ctl->sleeping, 0);
+				return true;
+			}
+		}
+		int n = poll(&pfd, 1, -1);
+
+		if (ctl)
+			atomic_store(&ctl->sleeping, 0);
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (n > 0)
+			return !(pfd.revents & (POLLERR | POLLNVAL));
+	}
+}
+
+/* drain_ring(), saying so when the ring is malformed. */
+static bool ring_ok(struct conn *c)
+{
+	if (drain_ring(c))
+		return true;
+	fprintf(stderr, "vgpu-cuda-worker: a malformed call ring: closing its connection\n");
+	return false;
+}
+
+/* The calls after OPEN, from the connection and the ring, until the
+ * connection closes or either breaks framing. */
 static void calls(struct conn *c)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg m;
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
 
-	while (recv_head(c, head)) {
-		int rc = vgpu_cuda_decode(head, false, &m);
-		bool ok;
+	while (wait_input(c) && ring_ok(c)) {
+		bool ok = true;
+		int rc;
 
+		if (poll(&pfd, 1, 0) <= 0)
+			continue;
+		if (!recv_head(c, head))
+			return;
+		rc = vgpu_cuda_decode(head, false, &m);
 		if (rc != VGPU_OK) {
 			fprintf(stderr, "vgpu-cuda-worker: a malformed call (%s): closing its "
 					"connection\n", vgpu_strerror(rc));
 			return;
 		}
-		/* An HTOD's bytes: in the buffer, or dropped when the worker's
-		 * budget has no room (the call then fails, the framing holds). */
-		c->dropped = m.data_len && !room(c, m.data_len);
-		if (m.data_len && !(c->dropped ? drop(c->fd, m.data_len)
-					       : io(c->fd, c->buf, m.data_len, false)))
+		/* What the guest wrote to the ring before it sent this, first. */
+		if (!ring_ok(c))
 			return;
-		ok = call(c, &m);
+		if (m.call != VGPU_CUDA_KICK) {
+			/* An HTOD's bytes: in the buffer, or dropped when the
+			 * worker's budget has no room (the call then fails, the
+			 * framing holds). */
+			c->dropped = m.data_len && !room(c, m.data_len);
+			if (m.data_len && !(c->dropped ? drop(c->fd, m.data_len)
+						       : io(c->fd, c->buf, m.data_len, false)))
+				return;
+			ok = call(c, &m);
+		}
 		/* Only WINDOW takes one, and keeps its mapping, not the fd. */
 		if (c->passed_fd >= 0)
 			close(c->passed_fd);

@@ -37,7 +37,7 @@ static bool window_room(struct worker *w, int64_t bytes)
 }
 
 CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
-		     uint64_t *devptr)
+		     uint64_t ring_bytes, uint64_t *devptr)
 {
 	const int seals = F_SEAL_SHRINK | F_SEAL_GROW;
 	int have = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
@@ -47,6 +47,11 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 
 	*devptr = 0;
 	if (win->base || fd < 0 || bytes == 0 || bytes % (uint64_t)sysconf(_SC_PAGESIZE))
+		return CUDA_ERROR_INVALID_VALUE;
+	/* A ring: a power of two within its bounds, with its control page at
+	 * most half the window. */
+	if (ring_bytes && (ring_bytes < VGPU_CUDA_RING_MIN || ring_bytes > VGPU_CUDA_RING_MAX ||
+			   (ring_bytes & (ring_bytes - 1)) || VGPU_CUDA_RING_CTL + ring_bytes > bytes / 2))
 		return CUDA_ERROR_INVALID_VALUE;
 	/* A memfd (only one answers F_GET_SEALS), sealed, of the size said. */
 	if (have < 0 || (have & seals) != seals || fstat(fd, &st) != 0 ||
@@ -79,6 +84,13 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 	}
 	win->base = map;
 	win->bytes = bytes;
+	if (ring_bytes) {
+		win->ctl = (struct vgpu_cuda_ring_ctl *)map;
+		win->ring = (uint8_t *)map + VGPU_CUDA_RING_CTL;
+		win->ring_bytes = ring_bytes;
+		win->head = 0; /* and the guest's tail starts at 0: a fresh memfd */
+		atomic_store(&win->ctl->head, 0);
+	}
 	return CUDA_SUCCESS;
 }
 

@@ -26,6 +26,7 @@
 #include "cuda_call.h"
 #include "cuda_desc.h"
 #include "cuda_image.h"
+#include "cuda_ring.h"
 
 #define WORKER_MAX_CONNS 64          /* processes of the VM at once */
 #define WORKER_MAX_ALLOCS 65536      /* allocations one process holds */
@@ -50,6 +51,9 @@
  * memory page-locked for the VM's copies. */
 #define WORKER_MAX_WINDOW ((uint64_t)1 << 30)
 #define WORKER_VM_MAX_WINDOWS ((uint64_t)2 << 30)
+/* How long a connection's thread stays awake for its call ring after the
+ * last call (then it sleeps on the connection until KICK or a call). */
+#define WORKER_SPIN_NS ((uint64_t)50 * 1000)
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -150,19 +154,24 @@ struct streams {
 	uint32_t n_events;
 };
 
-/* A process's window (window.c): its memfd mapped here and registered. */
+/* A process's window (window.c): its memfd mapped here and registered,
+ * and the call ring at its start, if it has one. */
 struct window {
 	uint8_t *base;                   /* NULL: none */
 	uint64_t bytes;
 	bool mapped;                     /* also device memory (DEVICEMAP) */
+	struct vgpu_cuda_ring_ctl *ctl;  /* NULL: no ring */
+	uint8_t *ring;                   /* its bytes, ring_bytes of them */
+	uint64_t ring_bytes;
+	uint64_t head;                   /* taken: ours; ctl->head is the guest's copy */
 };
 
 /* window.c: map @fd, @bytes long, as @win (one per process), within the
- * budgets, and register it with the driver; *@devptr the device address
- * of its first byte when kernels can reach it too, else 0. The fd stays
- * the caller's. */
+ * budgets, with a call ring of @ring_bytes (0: none) at its start, and
+ * register it with the driver; *@devptr the device address of its first
+ * byte when kernels can reach it too, else 0. The fd stays the caller's. */
 CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
-		     uint64_t *devptr);
+		     uint64_t ring_bytes, uint64_t *devptr);
 /* The window's bytes [@offset, @offset + @len), or NULL when they are not
  * all in it (or @len is 0). */
 uint8_t *window_at(const struct window *win, uint64_t offset, uint64_t len);

@@ -104,15 +104,18 @@ enum vgpu_cuda_call {
 				   * a1 (CUlimit); r0 */
 	/* The process's window: host memory it shares with the worker (a
 	 * sealed memfd), which copies move through without carrying bytes. */
-	VGPU_CUDA_WINDOW = 31,    /* a0 its bytes; the memfd comes with the message
+	VGPU_CUDA_WINDOW = 31,    /* a0 its bytes, a1 its call ring's (cuda_ring.h; 0:
+				   * none); the memfd comes with the message
 				   * (SCM_RIGHTS); r0 the device address of its first
 				   * byte for mapped memory (0: none) */
 	VGPU_CUDA_HTOD_WIN = 32,  /* a0 destination, a1 offset in the window, a2 bytes,
 				   * a3 stream, a4 1: asynchronous, 0: done on reply */
 	VGPU_CUDA_DTOH_WIN = 33,  /* a0 source, a1 offset in the window, a2 bytes,
 				   * a3 stream, a4 as HTOD_WIN's */
+	VGPU_CUDA_KICK = 34,      /* the call ring has entries (a sleeping worker's
+				   * wake-up): no reply */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_DTOH_WIN
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_KICK
 
 /* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */
 enum vgpu_cuda_occupancy {

@@ -15,11 +15,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cuda_ring.h"
 #include "shim.h"
 #include "transport.h"
 #include "vgpu_clock.h"
@@ -200,12 +202,13 @@ static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vg
 static void open_window(int fd)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_WINDOW }, r;
-	size_t bytes;
+	size_t bytes, ring;
 	int mfd;
 
-	if (vgpu_cuda_window_make(&mfd, &bytes) != 0)
+	if (vgpu_cuda_window_make(&mfd, &bytes, &ring) != 0)
 		return;
 	m.v[0] = bytes;
+	m.v[1] = ring;
 	if (exchange(fd, &m, NULL, &r, NULL, 0, mfd) == VGPU_OK && r.status == CUDA_SUCCESS) {
 		vgpu_cuda_window_ready(r.v[0]);
 	} else {
@@ -267,6 +270,83 @@ static CUresult lost(void)
 	return broken;
 }
 
+/* The ring's tail as this process wrote it (the control page's copy is
+ * for the worker). Lock held. */
+static uint64_t ring_tail;
+
+/* KICK: the worker sleeps on the connection while its ring has entries.
+ * Lock held. */
+static int kick(int fd)
+{
+	struct vgpu_cuda_msg k = { .call = VGPU_CUDA_KICK };
+
+	return send_call(fd, &k, NULL, -1);
+}
+
+/* Post @m through the ring (cuda_ring.h) if it may go that way and the
+ * process has one: 1 when posted, 0 when it must go on the connection,
+ * -1 when the connection broke. Lock held. */
+static int ring_post(struct vgpu_cuda_msg *m, const void *data)
+{
+	struct vgpu_cuda_ring_ctl *ctl;
+	uint8_t *ring;
+	uint64_t size, len, pos, skip;
+
+	if (!vgpu_cuda_ringable(m) || !vgpu_cuda_window_ring(&ctl, &ring, &size))
+		return 0;
+	len = (VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD + m->data_len + 15) / 16 * 16;
+	if (len > size / 4)
+		return 0;
+	/* Calls posted on the connection run before the ring's next entry:
+	 * their replies in first. */
+	if (n_posted && drain(conn) != VGPU_OK)
+		return -1;
+	pos = ring_tail & (size - 1);
+	skip = size - pos < len ? size - pos : 0;
+	for (unsigned spins = 0;
+	     ring_tail + skip + len - atomic_load_explicit(&ctl->head, memory_order_acquire) > size;
+	     spins++) {
+		if (atomic_load(&ctl->sleeping) && kick(conn) != VGPU_OK)
+			return -1;
+		if (spins > 64)
+			sched_yield();
+	}
+	if (skip) {
+		memset(ring + pos, 0, 8);
+		ring_tail += skip;
+		pos = 0;
+	}
+	m->id = next_id++;
+	vgpu_cuda_encode(m, false, ring + pos + VGPU_CUDA_RING_PREFIX);
+	memcpy(ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD, data, m->data_len);
+	memcpy(ring + pos, &len, sizeof(len));
+	memset(ring + pos + 8, 0, 8);
+	ring_tail += len;
+	/* The worker's "sleeping" and our tail, each written before the other
+	 * is read (sequentially consistent): one of us sees the other's. */
+	atomic_store(&ctl->tail, ring_tail);
+	if (atomic_load(&ctl->sleeping) && kick(conn) != VGPU_OK)
+		return -1;
+	return 1;
+}
+
+/* The first error of the calls that went through the ring, which the
+ * worker leaves in its control page: the next synchronizing call's
+ * (their work ran before that call's reply was sent). Lock held. */
+static void ring_errors(void)
+{
+	struct vgpu_cuda_ring_ctl *ctl;
+	uint8_t *ring;
+	uint64_t size;
+
+	if (vgpu_cuda_window_ring(&ctl, &ring, &size)) {
+		CUresult e = (CUresult)atomic_exchange(&ctl->error, 0);
+
+		if (e != CUDA_SUCCESS && deferred == CUDA_SUCCESS)
+			deferred = e;
+	}
+}
+
 /* The calls that wait for the work before them, and so report what went
  * wrong in the posted ones (as CUDA reports an asynchronous error at the
  * next call that synchronizes). */
@@ -305,6 +385,8 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	}
 	rc = (CUresult)r->status;
+	if (synchronizing(m))
+		ring_errors();
 	/* A call that failed on its own says so; the posted calls' error
 	 * waits for the next one. A query's "not ready" is no failure. */
 	if (synchronizing(m) && deferred != CUDA_SUCCESS &&
@@ -327,10 +409,12 @@ static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 	rc = connected();
 	if (rc == CUDA_SUCCESS) {
 		m->v[5] = (uint64_t)vgpu_cuda_current_device();
-		if ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||
-		    send_call(conn, m, data, -1) != VGPU_OK) {
+		int ringed = quiet ? 0 : ring_post(m, data);
+
+		if (ringed < 0 || (ringed == 0 && ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||
+						   send_call(conn, m, data, -1) != VGPU_OK))) {
 			rc = lost();
-		} else {
+		} else if (ringed == 0) {
 			uint32_t at = (posted_head + n_posted) % POST_MAX;
 
 			posted[at].id = m->id;

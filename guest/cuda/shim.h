@@ -101,15 +101,19 @@ CUresult vgpu_cuda_wait_quiet(uint64_t id);
 CUresult vgpu_cuda_quiet_take(void);
 
 /* window.c: the process's window (see there). Make its memfd, sealed,
- * and map it: 0 with *@fd and *@bytes, -1 for none (VGPU_CUDA_WINDOW_MIB
- * 0, or no memfd). */
-int vgpu_cuda_window_make(int *fd, size_t *bytes);
+ * and map it: 0 with *@fd, *@bytes and the bytes of the call ring at its
+ * start, *@ring (0: none); -1 for no window (VGPU_CUDA_WINDOW_MIB 0, or
+ * no memfd). */
+int vgpu_cuda_window_make(int *fd, size_t *bytes, size_t *ring);
 /* The worker took it (@device_address: its device address, 0 if
- * kernels cannot reach it); or refused it. */
+ * kernels cannot reach it), and its ring; or refused it. */
 void vgpu_cuda_window_ready(uint64_t device_address);
 void vgpu_cuda_window_drop(void);
 /* @len bytes of it (that kernels can reach too, when @mapped), or NULL. */
 void *vgpu_cuda_window_alloc(size_t len, bool mapped);
+/* The call ring's control page, bytes and size, once the worker took it. */
+struct vgpu_cuda_ring_ctl;
+bool vgpu_cuda_window_ring(struct vgpu_cuda_ring_ctl **ctl, uint8_t **ring, uint64_t *len);
 /* Give back a block vgpu_cuda_window_alloc gave; false if @p is not one. */
 bool vgpu_cuda_window_free(void *p);
 /* Whether [@p, @p + @len) is all in the window: *@off its offset there. */

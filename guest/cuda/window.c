@@ -12,6 +12,10 @@
  * before (mem.c). VGPU_CUDA_WINDOW_MIB sets its size (0: none, the bytes
  * then travel in the calls; default 256, at most 1024).
  *
+ * Its first bytes are the call ring (cuda_ring.h; VGPU_CUDA_RING_KIB, a
+ * power of two from 64 to 16384, default 1024; 0: none), through which
+ * call.c posts what needs no reply.
+ *
  * Never: hand out bytes outside the window, or the same bytes twice.
  */
 #include <errno.h>
@@ -22,6 +26,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cuda_ring.h"
 #include "shim.h"
 #include "transport.h"
 
@@ -40,10 +45,14 @@ static struct used *used;           /* blocks handed out, by offset */
 static size_t n_used, cap_used;
 static uint8_t *stage[2];
 static size_t stage_len;
+static size_t reserved;             /* the ring's control page and bytes */
+static size_t ring_bytes;           /* 0 until the worker took the ring */
 
-int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out)
+int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
 {
 	size_t mib = (size_t)vgpu_env_ull("VGPU_CUDA_WINDOW_MIB", 0, 1024, 256);
+	size_t ring = (size_t)vgpu_env_ull("VGPU_CUDA_RING_KIB", 0, VGPU_CUDA_RING_MAX >> 10, 1024)
+		      << 10;
 	size_t len = mib << 20;
 	int fd;
 	void *p;
@@ -63,19 +72,25 @@ int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out)
 		close(fd);
 		return -1;
 	}
+	/* A ring the worker takes: a power of two, at most half the window. */
+	if (ring && (ring < VGPU_CUDA_RING_MIN || (ring & (ring - 1)) ||
+		     VGPU_CUDA_RING_CTL + ring > len / 2))
+		ring = 0;
 	pthread_mutex_lock(&lock);
 	base = p;
 	bytes = len;
+	reserved = ring ? VGPU_CUDA_RING_CTL + ring : 0;
 	pthread_mutex_unlock(&lock);
 	*fd_out = fd;
 	*bytes_out = len;
+	*ring_out = ring;
 	return 0;
 }
 
 /* Carve @len bytes: the first gap that holds them. Lock held. */
 static void *carve(size_t len)
 {
-	size_t at = 0, i;
+	size_t at = reserved, i;
 
 	len = (len + ALIGN - 1) / ALIGN * ALIGN;
 	if (!base || len == 0 || len > bytes)
@@ -103,6 +118,7 @@ void vgpu_cuda_window_ready(uint64_t device_address)
 {
 	pthread_mutex_lock(&lock);
 	devptr = device_address;
+	ring_bytes = reserved ? reserved - VGPU_CUDA_RING_CTL : 0;
 	stage_len = bytes / 8 < STAGE_MAX ? bytes / 8 : STAGE_MAX;
 	stage[0] = carve(stage_len);
 	stage[1] = carve(stage_len);
@@ -120,7 +136,24 @@ void vgpu_cuda_window_drop(void)
 	bytes = 0;
 	n_used = 0;
 	stage_len = 0;
+	reserved = 0;
+	ring_bytes = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+bool vgpu_cuda_window_ring(struct vgpu_cuda_ring_ctl **ctl, uint8_t **ring, uint64_t *len)
+{
+	bool up;
+
+	pthread_mutex_lock(&lock);
+	up = ring_bytes != 0;
+	if (up) {
+		*ctl = (struct vgpu_cuda_ring_ctl *)base;
+		*ring = base + VGPU_CUDA_RING_CTL;
+		*len = ring_bytes;
+	}
+	pthread_mutex_unlock(&lock);
+	return up;
 }
 
 void *vgpu_cuda_window_alloc(size_t len, bool mapped)
@@ -156,7 +189,7 @@ bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off)
 	bool in;
 
 	pthread_mutex_lock(&lock);
-	in = base && q >= base && len <= bytes && (size_t)(q - base) <= bytes - len;
+	in = base && q >= base + reserved && len <= bytes && (size_t)(q - base) <= bytes - len;
 	if (in)
 		*off = (uint64_t)(q - base);
 	pthread_mutex_unlock(&lock);

@@ -248,6 +248,50 @@ if sys.argv[3] == "window":
     out.append(sum(call_fd(8, (), memfd(4096)) == 0 for _ in range(1100)))
     print(" ".join(str(x) for x in out))
     sys.exit(0)
+def entry(n, args, data=b""):
+    """A call ring entry (cuda_ring.h): length, 8 zero bytes, header, block, data."""
+    block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
+    h = rc.header(n, n, 48 + len(data), mtype=9)
+    msg = h[:28] + struct.pack("<I", rc.crc32c(block, rc.crc32c(h))) + block + data
+    ln = (16 + len(msg) + 15) // 16 * 16
+    return struct.pack("<QQ", ln, 0) + msg + bytes(ln - 16 - len(msg))
+if sys.argv[3] == "ring":
+    # The call ring (cuda_ring.h) from a hostile process: ring sizes the
+    # worker refuses; a memset through it, and a failing one whose error
+    # waits in the control page; then, each on a connection of its own
+    # (the worker closes it): a call that may not come that way, a tail
+    # far ahead, an entry's length not a multiple of 16.
+    MiB, RING = 1 << 20, 64 << 10
+    out = [call(2)] + [call_fd(31, (MiB, r), memfd(MiB)) for r in (4096, RING + 1, MiB)]
+    wfd = memfd(MiB)
+    out.append(call_fd(31, (MiB, RING), wfd))
+    win = mmap.mmap(wfd, MiB)
+    st, (ptr, *_), _ = call(3, (4096,), full=True)
+    e = entry(24, (ptr, 0x5a, 4096, 1)) + entry(24, (ptr, 0, 8192, 1))
+    win[4096:4096 + len(e)] = e
+    struct.pack_into("<Q", win, 0, len(e))
+    block = struct.pack("<6Q", 0, 0, 0, 0, 0, 0)
+    h = rc.header(34, 34, 48, mtype=9)
+    s.sendall(h[:28] + struct.pack("<I", rc.crc32c(block, rc.crc32c(h))) + block)  # KICK
+    out += [st, call(8)]
+    st, _, back = call(7, (ptr, 4096), full=True)
+    out += [st, back == b"\x5a" * 4096, struct.unpack_from("<I", win, 132)[0],
+            struct.unpack_from("<Q", win, 64)[0] == len(e)]
+    for bad in ("call", "tail", "length"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        call(2)
+        wfd = memfd(MiB)
+        call_fd(31, (MiB, RING), wfd)
+        win = mmap.mmap(wfd, MiB)
+        e = entry(3, (4096,)) if bad == "call" else entry(8, ())
+        if bad == "length":
+            e = struct.pack("<Q", len(e) - 8) + e[8:]
+        win[4096:4096 + len(e)] = e
+        struct.pack_into("<Q", win, 0, 1 << 40 if bad == "tail" else len(e))
+        out.append(call(8))
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
 if sys.argv[3] == "vmwindows":
     # The VM's windows together: 2 GiB; the third process's refused until
     # the first one's is gone.
@@ -362,6 +406,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T")" 
 	"windows from a raw process: none sent, a file that is not a memfd, a memfd not sealed, of another size than said, not of whole pages (INVALID_VALUE), of 2 GiB (OUT_OF_MEMORY); one of 1 MiB, and a second (INVALID_VALUE); copies past its end, at an offset that overflows, past the allocation's end (INVALID_VALUE), on a stream never made (INVALID_HANDLE), with a flag CUDA has not, of no bytes (INVALID_VALUE); 4 KiB to the GPU and back to another offset, asynchronously, the same bytes; 1100 descriptors sent with other calls, each closed: the worker still takes calls"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" ring)" "0 1 1 1 0 0 0 0 True 1 True None None None" \
+	"a call ring from a raw process: one of 4 KiB, of a size not a power of two, of half the window (INVALID_VALUE); one of 64 KiB: a memset through it runs (KICK, no reply) and a failing one leaves INVALID_VALUE in the control page; a call that may not come that way, a tail far ahead, an entry's length not a multiple of 16: each connection closed"
+grep -q "a malformed call ring" "$T/mediator.log" && pass "the worker says why" || fail "$(grep -i ring "$T/mediator.log")"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmwindows)" "0 0 2 0" \
 	"the VM's windows together: two of 1 GiB, a third process's refused (OUT_OF_MEMORY) until the first one's is gone"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmstreams)" "1024 1024 1024 1024 0 100" \

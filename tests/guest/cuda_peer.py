@@ -40,7 +40,7 @@ LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
  PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
- DTOH_WIN) = range(13, 34)
+ DTOH_WIN, KICK) = range(13, 35)
 OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
 # A kernel's attributes as the emulation reports them (CUfunction_attribute:
 # max threads per block, ..., registers, PTX and binary versions); of those
@@ -151,25 +151,9 @@ def serve_calls(conn, req_id, mode):
                 return buf, ptr - base
         return None, 0
 
-    window = None  # the guest's window, once WINDOW brought its memfd
-    while True:
-        try:
-            head, fds, _, _ = socket.recv_fds(conn, 80, 1)
-        except OSError:
-            return
-        if not head:
-            return
-        if len(head) < 80:
-            rest = raw_client.recv_exact(conn, 80 - len(head))
-            if rest is None:
-                return
-            head += rest
-        _, _, mtype, rid, call, _, _, plen, _ = struct.unpack("<IHHQHHIII", head[:32])
-        a = struct.unpack("<6Q", head[32:])
-        data = raw_client.recv_exact(conn, plen - 48) if plen > 48 else b""
-        calls += 1
-        if mode == "die-after-3" and calls > 3:
-            return
+    def handle(call, a, data, fds):
+        """One call: (status, values, data), or None to close the connection."""
+        nonlocal used, nxt, window, ring
         status, values, out = SUCCESS, (), b""
         if call in (HTOD, DTOH) and (a[1] if call == HTOD else a[2]) not in streams | {0}:
             status = INVALID_HANDLE
@@ -259,6 +243,10 @@ def serve_calls(conn, req_id, mode):
             else:
                 window = mmap.mmap(fds[0], a[0])
                 values = (0,)  # no device address: not mapped for kernels
+                # A ring: this peer never waits for it awake ("sleeping"
+                # for good): the guest sends KICK with each entry.
+                ring = a[1]
+                struct.pack_into("<I", window, 128, 1)
         elif call in (HTOD_WIN, DTOH_WIN):
             buf, off = find(a[0], a[2])
             if window is None or buf is None or a[1] + a[2] > len(window) or \
@@ -319,10 +307,62 @@ def serve_calls(conn, req_id, mode):
             else:
                 dbuf[doff:doff + a[2]] = bytes(sbuf[soff:soff + a[2]])
         elif call != SYNC:
+            return None
+        return status, values, out
+
+    def drain_ring():
+        """The calls in the ring, in order; False to close the connection."""
+        nonlocal rhead
+        if not ring:
+            return True
+        tail, = struct.unpack_from("<Q", window, 0)
+        while rhead != tail:
+            pos = rhead % ring
+            ln, = struct.unpack_from("<Q", window, 4096 + pos)
+            if ln == 0:
+                rhead += ring - pos
+                continue
+            h = window[4096 + pos + 16:4096 + pos + 96]
+            _, _, _, _, rcall, _, _, rplen, _ = struct.unpack("<IHHQHHIII", h[:32])
+            got = handle(rcall, struct.unpack("<6Q", h[32:]),
+                         window[4096 + pos + 96:4096 + pos + 96 + rplen - 48], [])
+            if got is None:
+                return False
+            if got[0] != SUCCESS and struct.unpack_from("<I", window, 132)[0] == 0:
+                struct.pack_into("<I", window, 132, got[0])
+            rhead += ln
+            struct.pack_into("<Q", window, 64, rhead)
+        return True
+
+    window, ring, rhead = None, 0, 0  # the guest's window and call ring (cuda_ring.h)
+    while True:
+        try:
+            head, fds, _, _ = socket.recv_fds(conn, 80, 1)
+        except OSError:
             return
+        if not head:
+            return
+        if len(head) < 80:
+            rest = raw_client.recv_exact(conn, 80 - len(head))
+            if rest is None:
+                return
+            head += rest
+        _, _, mtype, rid, call, _, _, plen, _ = struct.unpack("<IHHQHHIII", head[:32])
+        a = struct.unpack("<6Q", head[32:])
+        data = raw_client.recv_exact(conn, plen - 48) if plen > 48 else b""
+        calls += 1
+        if mode == "die-after-3" and calls > 3:
+            return
+        if not drain_ring():
+            return
+        if call == KICK:
+            continue
+        got = handle(call, a, data, fds)
         for fd in fds:
             os.close(fd)
-        conn.sendall(result(rid, call, status, values, out))
+        if got is None:
+            return
+        conn.sendall(result(rid, call, *got))
 
 
 def launch_attrs(data):

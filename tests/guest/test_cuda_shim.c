@@ -46,11 +46,12 @@ static void test_proc_address(void **state)
 	assert_int_equal(cuGetProcAddress_v2("cuGraphCreate", &fn, 13000, 0, &st), CUDA_SUCCESS);
 	assert_non_null(fn);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
-	/* Per-thread variants: a different entry where one exists. */
+	/* Per-thread variants: a different entry where one exists (a stub of
+	 * its own for one not implemented)... */
 	void *legacy, *ptsz;
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpyAsync", &legacy, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy2DAsync", &legacy, 13000,
 					     CU_GET_PROC_ADDRESS_LEGACY_STREAM, &st), CUDA_SUCCESS);
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpyAsync", &ptsz, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy2DAsync", &ptsz, 13000,
 					     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
 			 CUDA_SUCCESS);
 	assert_ptr_not_equal(legacy, ptsz);
@@ -271,7 +272,8 @@ static void test_call_messages(void **state)
 		  .data_len = VGPU_CUDA_LAUNCH_CONFIG_BYTES + 2 * VGPU_CUDA_LAUNCH_ATTR_BYTES },
 		{ .call = VGPU_CUDA_GLOBAL, .id = 32, .v = { 3 }, .data_len = 2 },
 		{ .call = VGPU_CUDA_CTX_INFO, .id = 33, .v = { 1, 2 } },
-		{ .call = VGPU_CUDA_WINDOW, .id = 34, .v = { 1 << 28 } },
+		{ .call = VGPU_CUDA_WINDOW, .id = 34, .v = { 1 << 28, 1 << 20 } },
+		{ .call = VGPU_CUDA_KICK, .id = 37 },
 		{ .call = VGPU_CUDA_HTOD_WIN, .id = 35, .v = { 0x7f0000000000ull, 4096, 64, 7, 1 } },
 		{ .call = VGPU_CUDA_DTOH_WIN, .id = 36, .v = { 0x7f0000000000ull, 0, 64 } },
 	};
@@ -353,7 +355,9 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 } },                  /* no name */
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1 }, .data_len = VGPU_CUDA_MAX_NAME + 1 },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1, 2, 3 } },
-		{ .call = VGPU_CUDA_WINDOW, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_WINDOW, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_KICK, .v = { 1 } },
+		{ .call = VGPU_CUDA_KICK, .data_len = 4 },
 		{ .call = VGPU_CUDA_WINDOW, .v = { 4096 }, .data_len = 4 },  /* bytes in the call */
 		{ .call = VGPU_CUDA_HTOD_WIN, .v = { 1, 0, 4 }, .data_len = 4 },
 	};
