@@ -7,7 +7,8 @@
 # .devbin/guest-cuda), the QEMU that `make qemu` built, stripped, with the
 # libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
 # guest kernel, and the guest image (from BUILD, default build: vgpu.ko,
-# static vgpu-submit).
+# static vgpu-submit), and in .devbin/samples the programs
+# bench/device-samples.sh runs (bench/build-samples.sh).
 #
 #   bash bench/pack-guest.sh [BUILD_DEV [BUILD]]
 set -euo pipefail
@@ -38,4 +39,6 @@ for f in linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$D/qemu/
 assets=$("$ROOT/scripts/vm-assets.sh")
 cp "$assets/vmlinuz" "$D/vmlinuz"
 "$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd.gz"
+# cuda-samples and cublas-sgemm for bench/device-samples.sh.
+bash "$ROOT/bench/build-samples.sh" "$D/samples"
 du -sh "$D"

@@ -9,14 +9,15 @@
 cd "${VGPU_SRC:?}" || exit 1
 
 # The source files: those git tracks, or (outside a git tree) those under
-# the source directories; the fuzz corpora are data, the docs prose.
+# the source directories; the fuzz corpora are data, the docs prose;
+# third_party/ is others' code, unmodified, under its own LICENSE file.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	files=$(git ls-files)
 else
 	files=$(find admin bench common device guest libvgpu-config mediator protocol scripts \
 		tests xcpng docs/man -type f; ls Makefile meson.build meson_options.txt .ci/run)
 fi
-files=$(printf '%s\n' "$files" | grep -v '^tests/fuzz/corpus/' |
+files=$(printf '%s\n' "$files" | grep -v -E '^(tests/fuzz/corpus|third_party)/' |
 	grep -E '\.(c|h|cu|map|sh|py|sql|build|[18])$|^Makefile$|^meson_options\.txt$|^\.ci/run$|^tests/fakes/|\.service$|\.conf$')
 count=$(printf '%s\n' "$files" | grep -c .)
 [ "$count" -ge 200 ] && pass "$count source files to check" || fail "only $count source files found"
