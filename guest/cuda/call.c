@@ -31,14 +31,27 @@ static int conn = -1;
 static CUresult broken = CUDA_SUCCESS; /* sticky: the connection is gone */
 static uint64_t next_id = 1;
 
+/* How long a receive tries again before it sleeps in poll(): a reply
+ * that comes within it costs no wake-up (VGPU_CUDA_SPIN_US, 0 to 1000,
+ * default 30). */
+static uint64_t spin_ns(void)
+{
+	static uint64_t ns = UINT64_MAX;
+
+	if (ns == UINT64_MAX)
+		ns = vgpu_env_ull("VGPU_CUDA_SPIN_US", 0, 1000, 30) * 1000;
+	return ns;
+}
+
 /* Move @len bytes to or from @fd before @deadline_ns of the monotonic clock. */
 int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 {
 	char *p = buf;
+	uint64_t spin_until = out ? 0 : vgpu_now_ns() + spin_ns();
 
 	/* A send is tried at once (the socket usually has room); a receive
-	 * waits first (the answer is usually not there yet). */
-	bool ready = out;
+	 * tries for a while, then waits. */
+	bool ready = out || spin_ns() > 0;
 
 	while (len > 0) {
 		struct pollfd pfd = { fd, out ? POLLOUT : POLLIN, 0 };
@@ -61,13 +74,15 @@ int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
 		if (n == 0 && !out)
 			return VGPU_IO_ERROR;
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			return VGPU_IO_ERROR;
+			if (errno != EAGAIN && errno != EINTR)
+				return VGPU_IO_ERROR;
+			ready = !out && vgpu_now_ns() < spin_until;
+			continue;
 		}
 		p += n;
 		len -= (size_t)n;
-		ready = out; /* the rest of a send: try again at once */
+		/* The rest of a send: again at once; of a receive: while spinning. */
+		ready = out || vgpu_now_ns() < spin_until;
 	}
 	return VGPU_OK;
 }
