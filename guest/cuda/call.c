@@ -228,9 +228,8 @@ static void open_window(int fd)
 		vgpu_cuda_window_ready(r.v[0]);
 	} else {
 		vgpu_cuda_log(false, "no window: copies carry their bytes");
-		vgpu_cuda_window_drop();
+		vgpu_cuda_window_drop(); /* closes mfd */
 	}
-	close(mfd);
 }
 
 /* The connection, opened with OPEN on first use; CUDA_SUCCESS, or the

@@ -29,6 +29,7 @@ struct host_block {
 	unsigned int flags;
 	bool registered;          /* the caller's memory (cuMemHostRegister) */
 	bool window;              /* carved from the window */
+	void *adopted;            /* registered: its pages moved into the window */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -125,6 +126,8 @@ static CUresult forget(void *p, bool registered)
 		return registered ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : CUDA_ERROR_INVALID_VALUE;
 	if (b->window)
 		vgpu_cuda_window_free(b->p);
+	else if (b->adopted)
+		vgpu_cuda_window_release(b->adopted);
 	else if (!registered)
 		munmap(b->p, b->size);
 	free(b);
@@ -150,9 +153,15 @@ CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
 	return b ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-/* The flags registration may have here: no mapping, no I/O memory. */
+/* The caller's memory is moved into the window in place (its pages
+ * become window pages at the same address: window.c), so that its copies
+ * are DMA and, where the host maps the window, kernels reach it too.
+ * Without room there it is kept as it is, its copies staged, and mapped
+ * registration (DEVICEMAP) is refused. */
 CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 {
+	struct host_block **b;
+	void *start;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc != CUDA_SUCCESS)
@@ -160,9 +169,29 @@ CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
 	if (!p || bytesize == 0 || (Flags & ~(unsigned)(CU_MEMHOSTREGISTER_PORTABLE |
 							CU_MEMHOSTREGISTER_DEVICEMAP)))
 		return CUDA_ERROR_INVALID_VALUE;
-	if (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)
+	rc = remember(p, bytesize, Flags, true, false);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	start = vgpu_cuda_connect() == CUDA_SUCCESS ? vgpu_cuda_window_adopt(p, bytesize) : NULL;
+	if (start && (Flags & CU_MEMHOSTREGISTER_DEVICEMAP) && !vgpu_cuda_window_device(p)) {
+		vgpu_cuda_window_release(start); /* in the window, but not mapped */
+		start = NULL;
+	}
+	if (!start && (Flags & CU_MEMHOSTREGISTER_DEVICEMAP)) {
+		forget(p, true);
 		return CUDA_ERROR_NOT_SUPPORTED;
-	return remember(p, bytesize, Flags, true, false);
+	}
+	pthread_mutex_lock(&lock);
+	b = find(p, true);
+	if (b)
+		(*b)->adopted = start;
+	pthread_mutex_unlock(&lock);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuMemHostUnregister(void *p)
+{
+	return forget(p, true);
 }
 
 /* Window memory, when the host's driver mapped the window for kernels:
@@ -178,9 +207,4 @@ CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int 
 		return CUDA_ERROR_INVALID_VALUE;
 	*pdptr = vgpu_cuda_window_device(p);
 	return *pdptr ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-}
-
-CUresult cuMemHostUnregister(void *p)
-{
-	return forget(p, true);
 }

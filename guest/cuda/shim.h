@@ -103,7 +103,7 @@ CUresult vgpu_cuda_quiet_take(void);
 /* window.c: the process's window (see there). Make its memfd, sealed,
  * and map it: 0 with *@fd, *@bytes and the bytes of the call ring at its
  * start, *@ring (0: none); -1 for no window (VGPU_CUDA_WINDOW_MIB 0, or
- * no memfd). */
+ * no memfd). The fd stays the window's (vgpu_cuda_window_drop closes it). */
 int vgpu_cuda_window_make(int *fd, size_t *bytes, size_t *ring);
 /* The worker took it (@device_address: its device address, 0 if
  * kernels cannot reach it), and its ring; or refused it. */
@@ -116,6 +116,12 @@ struct vgpu_cuda_ring_ctl;
 bool vgpu_cuda_window_ring(struct vgpu_cuda_ring_ctl **ctl, uint8_t **ring, uint64_t *len);
 /* Give back a block vgpu_cuda_window_alloc gave; false if @p is not one. */
 bool vgpu_cuda_window_free(void *p);
+/* Move the caller's memory [@p, @p + @len) (its whole pages) into the
+ * window, in place: its bytes copied to window pages mapped at the same
+ * address. The first page's address, or NULL (no window, no room, pages
+ * moved already). vgpu_cuda_window_release() moves them back. */
+void *vgpu_cuda_window_adopt(void *p, size_t len);
+void vgpu_cuda_window_release(void *start);
 /* Whether [@p, @p + @len) is all in the window: *@off its offset there. */
 bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off);
 /* The device address of window byte @p, 0 if it has none. */

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -37,6 +38,14 @@ struct used {
 	size_t off, len;
 };
 
+/* Memory of the caller's that cuMemHostRegister moved into the window:
+ * its pages (start, len) are window pages at off from then on. */
+struct alias {
+	uint8_t *start;
+	size_t len, off;
+};
+#define MAX_ALIASES 1024
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t *base;               /* NULL: no window */
 static size_t bytes;
@@ -46,30 +55,33 @@ static size_t n_used, cap_used;
 static uint8_t *stage[2];
 static size_t stage_len;
 static size_t reserved;             /* the ring's control page and bytes */
+static int fd = -1;                 /* the memfd, kept to map aliases */
+static struct alias aliases[MAX_ALIASES];
+static size_t n_aliases;
 static size_t ring_bytes;           /* 0 until the worker took the ring */
 
 int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
 {
+	int mfd;
 	size_t mib = (size_t)vgpu_env_ull("VGPU_CUDA_WINDOW_MIB", 0, 1024, 256);
 	size_t ring = (size_t)vgpu_env_ull("VGPU_CUDA_RING_KIB", 0, VGPU_CUDA_RING_MAX >> 10, 1024)
 		      << 10;
 	size_t len = mib << 20;
-	int fd;
 	void *p;
 
 	if (mib == 0)
 		return -1;
-	fd = memfd_create("vgpu-cuda-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
+	mfd = memfd_create("vgpu-cuda-window", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)len) != 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-		close(fd);
+	if (ftruncate(mfd, (off_t)len) != 0 ||
+	    fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+		close(mfd);
 		return -1;
 	}
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	if (p == MAP_FAILED) {
-		close(fd);
+		close(mfd);
 		return -1;
 	}
 	/* A ring the worker takes: a power of two, at most half the window. */
@@ -80,24 +92,32 @@ int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
 	base = p;
 	bytes = len;
 	reserved = ring ? VGPU_CUDA_RING_CTL + ring : 0;
+	fd = mfd;
 	pthread_mutex_unlock(&lock);
-	*fd_out = fd;
+	*fd_out = mfd;
 	*bytes_out = len;
 	*ring_out = ring;
 	return 0;
 }
 
-/* Carve @len bytes: the first gap that holds them. Lock held. */
-static void *carve(size_t len)
+/* Carve @len bytes at a multiple of @align: the first gap that holds
+ * them. Lock held. */
+static void *carve(size_t len, size_t align)
 {
-	size_t at = reserved, i;
+	size_t at = (reserved + align - 1) / align * align, i;
 
 	len = (len + ALIGN - 1) / ALIGN * ALIGN;
 	if (!base || len == 0 || len > bytes)
 		return NULL;
-	for (i = 0; i < n_used && used[i].off - at < len; i++)
-		at = used[i].off + used[i].len;
-	if (bytes - at < len)
+	for (i = 0; i < n_used; i++) {
+		size_t end = used[i].off + used[i].len;
+
+		if (used[i].off >= at && used[i].off - at >= len)
+			break;
+		if (end > at)
+			at = (end + align - 1) / align * align;
+	}
+	if (at > bytes || bytes - at < len)
 		return NULL;
 	if (n_used == cap_used) {
 		size_t cap = cap_used ? 2 * cap_used : 64;
@@ -114,14 +134,27 @@ static void *carve(size_t len)
 	return base + at;
 }
 
+/* Give back the block at @p. Lock held. */
+static bool uncarve(const void *p)
+{
+	for (size_t i = 0; base && i < n_used; i++) {
+		if (base + used[i].off == p) {
+			memmove(&used[i], &used[i + 1], (n_used - i - 1) * sizeof(*used));
+			n_used--;
+			return true;
+		}
+	}
+	return false;
+}
+
 void vgpu_cuda_window_ready(uint64_t device_address)
 {
 	pthread_mutex_lock(&lock);
 	devptr = device_address;
 	ring_bytes = reserved ? reserved - VGPU_CUDA_RING_CTL : 0;
 	stage_len = bytes / 8 < STAGE_MAX ? bytes / 8 : STAGE_MAX;
-	stage[0] = carve(stage_len);
-	stage[1] = carve(stage_len);
+	stage[0] = carve(stage_len, ALIGN);
+	stage[1] = carve(stage_len, ALIGN);
 	if (!stage[0] || !stage[1])
 		stage_len = 0;
 	pthread_mutex_unlock(&lock);
@@ -132,6 +165,9 @@ void vgpu_cuda_window_drop(void)
 	pthread_mutex_lock(&lock);
 	if (base)
 		munmap(base, bytes);
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
 	base = NULL;
 	bytes = 0;
 	n_used = 0;
@@ -162,25 +198,107 @@ void *vgpu_cuda_window_alloc(size_t len, bool mapped)
 
 	pthread_mutex_lock(&lock);
 	if (!mapped || devptr)
-		p = carve(len);
+		p = carve(len, ALIGN);
 	pthread_mutex_unlock(&lock);
 	return p;
 }
 
 bool vgpu_cuda_window_free(void *p)
 {
-	bool found = false;
+	bool found;
 
 	pthread_mutex_lock(&lock);
-	for (size_t i = 0; base && i < n_used && !found; i++) {
-		if (base + used[i].off == p) {
-			memmove(&used[i], &used[i + 1], (n_used - i - 1) * sizeof(*used));
-			n_used--;
-			found = true;
-		}
-	}
+	found = uncarve(p);
 	pthread_mutex_unlock(&lock);
 	return found;
+}
+
+/* Whether [@start, @start + @len) is all private anonymous memory (the
+ * heap, a stack, malloc's or mmap's own): what may move into the window
+ * without anyone else noticing. Memory that maps a file or is shared
+ * stays where it is: moving it would cut it off from its file or its
+ * other mappers. */
+static bool private_anonymous(const uint8_t *start, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	uintptr_t at = (uintptr_t)start, end = at + len;
+	char line[512];
+
+	if (!f)
+		return false;
+	while (at < end && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, off, inode;
+		char perms[5];
+		int major, minor, n = 0;
+
+		if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu %n", &lo, &hi, perms, &off, &major,
+			   &minor, &inode, &n) < 7)
+			break;
+		if (hi <= at || lo > at)
+			continue;
+		const char *name = line + n;
+
+		if (perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p' || inode != 0 ||
+		    (*name != '\n' && *name != '\0' && strncmp(name, "[heap]", 6) != 0 &&
+		     strncmp(name, "[stack", 6) != 0))
+			break;
+		at = hi;
+	}
+	fclose(f);
+	return at >= end;
+}
+
+void *vgpu_cuda_window_adopt(void *p, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *start = (uint8_t *)((uintptr_t)p / page * page), *w = NULL;
+	size_t span = ((uintptr_t)p + len + page - 1) / page * page - (uintptr_t)start;
+
+	pthread_mutex_lock(&lock);
+	/* Not pages another registration moved already, nor more than one. */
+	for (size_t i = 0; i < n_aliases; i++)
+		if (start < aliases[i].start + aliases[i].len && aliases[i].start < start + span)
+			goto out;
+	if (fd < 0 || n_aliases == MAX_ALIASES || !private_anonymous(start, span) ||
+	    !(w = carve(span, page)))
+		goto out;
+	memcpy(w, start, span);
+	if (mmap(start, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+		 (off_t)(w - base)) == MAP_FAILED) {
+		uncarve(w);
+		w = NULL;
+		goto out;
+	}
+	aliases[n_aliases++] = (struct alias){ start, span, (size_t)(w - base) };
+out:
+	pthread_mutex_unlock(&lock);
+	vgpu_cuda_log(false, "registered memory at %p: %s", p,
+		      w ? "moved into the window" : "kept where it is (its copies staged)");
+	return w ? start : NULL;
+}
+
+void vgpu_cuda_window_release(void *start)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_aliases; i++) {
+		struct alias a = aliases[i];
+		void *copy;
+
+		if (a.start != start)
+			continue;
+		/* The bytes into private pages of their own, moved back in place. */
+		copy = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (copy != MAP_FAILED) {
+			memcpy(copy, a.start, a.len);
+			if (mremap(copy, a.len, a.len, MREMAP_MAYMOVE | MREMAP_FIXED, a.start) ==
+			    MAP_FAILED)
+				munmap(copy, a.len);
+		}
+		uncarve(base + a.off);
+		aliases[i] = aliases[--n_aliases];
+		break;
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off)
@@ -192,6 +310,13 @@ bool vgpu_cuda_window_offset(const void *p, size_t len, uint64_t *off)
 	in = base && q >= base + reserved && len <= bytes && (size_t)(q - base) <= bytes - len;
 	if (in)
 		*off = (uint64_t)(q - base);
+	for (size_t i = 0; !in && i < n_aliases; i++) {
+		const struct alias *a = &aliases[i];
+
+		in = q >= a->start && len <= a->len && (size_t)(q - a->start) <= a->len - len;
+		if (in)
+			*off = a->off + (uint64_t)(q - a->start);
+	}
 	pthread_mutex_unlock(&lock);
 	return in;
 }

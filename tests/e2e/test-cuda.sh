@@ -94,6 +94,7 @@ has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 sa
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
 has "copies whose direction the pointers tell, through the worker; what each pointer is" "^unified 0 same types=2,1,0$"
+has "registered memory through the worker: the bytes right, kept after unregistering, a shared mapping still shared; mapped registration $mapped" "^register 0 same kept shared mapped=$mapped$"
 has "the stack size limit, from the host's driver" "^limit 0 ok$"
 probe 1 VGPU_CUDA_PIECE_KIB=1024 VGPU_CUDA_WINDOW_MIB=0
 has "without a window, in 1 MiB pieces in the calls: the same" "^copy 0 0 same$"

@@ -4,7 +4,10 @@
 // what users' programs ask first and prints one line per answer, for
 // tests/guest/test-cuda-shim.sh to check.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cuda_runtime.h>
 
 // A kernel whose parameters have padding between them (a char, then a
@@ -315,6 +318,73 @@ static void unified_check()
 	cudaFree(d);
 }
 
+// Memory the program registers (cudaHostRegister): anonymous pages, part
+// of a heap block, a shared mapping that must stay shared, mapped
+// registration. Prints "register <first error> same|different
+// kept|lost shared|cut mapped=<error>".
+static void register_check()
+{
+	const size_t n = 1 << 20, odd = 10000;
+	unsigned char *a = (unsigned char *)mmap(nullptr, n, PROT_READ | PROT_WRITE,
+						  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *h = (unsigned char *)malloc(odd + 3), *d = nullptr;
+	int fd = memfd_create("probe", 0);
+	cudaError_t e[12];
+	int k = 0;
+
+	if (a == MAP_FAILED || !h || fd < 0 || ftruncate(fd, 4096) != 0) {
+		printf("register setup-failed\n");
+		return;
+	}
+	unsigned char *s1 = (unsigned char *)mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+						   fd, 0);
+	unsigned char *s2 = (unsigned char *)mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+						   fd, 0);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (unsigned char)(i * 7 + 5);
+	for (size_t i = 0; i < odd; i++)
+		h[3 + i] = (unsigned char)(i * 3 + 1);
+	(void)cudaGetLastError();
+	e[k++] = cudaMalloc(&d, n);
+	e[k++] = cudaHostRegister(a, n, cudaHostRegisterDefault);
+	e[k++] = cudaHostRegister(h + 3, odd, cudaHostRegisterDefault);
+	e[k++] = cudaHostRegister(s1, 4096, cudaHostRegisterDefault);
+	e[k++] = cudaMemcpy(d, a, n, cudaMemcpyHostToDevice);
+	memset(a, 0, n);
+	e[k++] = cudaMemcpy(a, d, n, cudaMemcpyDeviceToHost);
+	e[k++] = cudaMemcpy(d, h + 3, odd, cudaMemcpyHostToDevice);
+	e[k++] = cudaMemcpy(h + 3 + odd / 2, d, odd / 2, cudaMemcpyDeviceToHost);
+	s2[100] = 42;
+	bool shared = s1[100] == 42;
+	e[k++] = cudaHostUnregister(a);
+	e[k++] = cudaHostUnregister(h + 3);
+	e[k++] = cudaHostUnregister(s1);
+	bool same = true;
+	for (size_t i = 0; i < n; i++)
+		same = same && a[i] == (unsigned char)(i * 7 + 5);
+	for (size_t i = 0; i < odd / 2; i++)
+		same = same && h[3 + odd / 2 + i] == (unsigned char)(i * 3 + 1);
+	// After unregistering, the memory is the program's as before.
+	a[n - 1] = 9;
+	bool kept = a[n - 1] == 9 && a[0] == 5;
+	s2[200] = 43;
+	shared = shared && s1[200] == 43;
+	cudaError_t mapped = cudaHostRegister(a, 4096, cudaHostRegisterMapped);
+	if (mapped == cudaSuccess)
+		cudaHostUnregister(a);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("register %d %s %s %s mapped=%d\n", first, same ? "same" : "different",
+	       kept ? "kept" : "lost", shared ? "shared" : "cut", (int)mapped);
+	cudaFree(d);
+	munmap(a, n);
+	munmap(s1, 4096);
+	munmap(s2, 4096);
+	close(fd);
+	free(h);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -376,6 +446,7 @@ int main()
 	posted_check();
 	func_check();
 	unified_check();
+	register_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

@@ -122,6 +122,8 @@ check "cudaStreamIsCapturing: never" "^capture 0 0$"
 check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
 check "cudaMemcpy and cudaMemcpyAsync with cudaMemcpyDefault (the direction from the pointers: cuMemcpy), and what each pointer is: device, host (page-locked), unregistered" \
 	"^unified 0 same types=2,1,0$"
+check "cudaHostRegister: anonymous pages and part of a heap block, their bytes there and back, the same after cudaHostUnregister; a shared mapping still shared; mapped registration refused (the scripted host maps nothing for kernels)" \
+	"^register 0 same kept shared mapped=801$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
@@ -130,6 +132,11 @@ check "without a window, the bytes in the calls, in 1 MiB pieces: the same" "^co
 check "and page-locked memory of the guest's own" "^memops 0 same zeros$"
 grep -q "^vgpu libcuda: export table CUDART_INTERFACE$" <<<"$err" &&
 	pass "VGPU_CUDA_LOG logs the tables cudart asks for" || fail "no log: $err"
+probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_LOG=1
+[ "$(grep -c "^vgpu libcuda: registered memory at .*: moved into the window$" <<<"$err")" = 3 ] &&
+	[ "$(grep -c "^vgpu libcuda: registered memory at .*: kept where it is" <<<"$err")" = 1 ] &&
+	pass "registered memory: the anonymous pages and the heap block moved into the window, the shared mapping kept where it is (the mapped registration moved, then back: nothing mapped for kernels here)" ||
+	fail "$(grep "registered memory" <<<"$err")"
 probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_WINDOW_MIB=1
 check "a window of 1 MiB: 3 MiB staged through its two slots of 128 KiB, 24 pieces in turn, the same bytes" "^copy 0 0 same$"
 check "page-locked memory carved from it: the bytes right" "^memops 0 same zeros$"
