@@ -48,6 +48,33 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 	return rc;
 }
 
+/* Rows of @WidthInBytes padded to the device's pitch alignment (at least
+ * 512 bytes, as NVIDIA's driver pads them), @Height of them. */
+CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+			    unsigned int ElementSizeBytes)
+{
+	const struct vgpu_cuda_device_desc *d = vgpu_cuda_device(vgpu_cuda_current_device());
+	size_t align = 512, pitch, bytes;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!dptr || !pPitch || !WidthInBytes || !Height ||
+	    (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16))
+		return CUDA_ERROR_INVALID_VALUE;
+	if (d && d->attr[CU_DEVICE_ATTRIBUTE_TEXTURE_PITCH_ALIGNMENT - 1] > 512)
+		align = (size_t)d->attr[CU_DEVICE_ATTRIBUTE_TEXTURE_PITCH_ALIGNMENT - 1];
+	if (WidthInBytes > SIZE_MAX - align)
+		return CUDA_ERROR_INVALID_VALUE;
+	pitch = (WidthInBytes + align - 1) / align * align;
+	if (__builtin_mul_overflow(pitch, Height, &bytes))
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = cuMemAlloc_v2(dptr, bytes);
+	if (rc == CUDA_SUCCESS)
+		*pPitch = pitch;
+	return rc;
+}
+
 /* Freeing 0 does nothing, as cudaFree(NULL) (cudart asks for it when a
  * program calls cudaFree(0) to make its context). */
 CUresult cuMemFree_v2(CUdeviceptr dptr)

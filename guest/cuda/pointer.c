@@ -241,3 +241,96 @@ CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute 
 	}
 	return CUDA_SUCCESS;
 }
+
+/* One side of a 2D copy: the address of its row @row, and whether it is
+ * device memory; false for a kind not served (arrays). */
+static bool side(CUmemorytype type, const void *host, CUdeviceptr dev, size_t x, size_t y,
+		 size_t pitch, CUdeviceptr *at, bool *is_dev)
+{
+	switch (type) {
+	case CU_MEMORYTYPE_HOST:
+		*at = (CUdeviceptr)host + y * pitch + x;
+		*is_dev = false;
+		return true;
+	case CU_MEMORYTYPE_DEVICE:
+		*at = dev + y * pitch + x;
+		*is_dev = true;
+		return true;
+	case CU_MEMORYTYPE_UNIFIED:
+		*at = dev + y * pitch + x;
+		*is_dev = vgpu_cuda_is_device(dev);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * cuMemcpy2D(Async): row by row, each row a copy of its own (one copy
+ * when both sides are contiguous), in order; device rows are posted and
+ * window rows DMA, so what costs a round trip per row is pageable host
+ * memory in a synchronous copy. CUDA arrays are not served.
+ */
+static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
+{
+	CUdeviceptr src, dst;
+	bool src_dev, dst_dev;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!c)
+		return CUDA_ERROR_INVALID_VALUE;
+	size_t spitch = c->srcMemoryType == CU_MEMORYTYPE_HOST || c->srcPitch ? c->srcPitch
+									       : c->WidthInBytes;
+	size_t dpitch = c->dstMemoryType == CU_MEMORYTYPE_HOST || c->dstPitch ? c->dstPitch
+									       : c->WidthInBytes;
+
+	if ((c->Height > 1 && (spitch < c->WidthInBytes || dpitch < c->WidthInBytes)))
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!side(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY, spitch, &src,
+		  &src_dev) ||
+	    !side(c->dstMemoryType, c->dstHost, c->dstDevice, c->dstXInBytes, c->dstY, dpitch, &dst,
+		  &dst_dev)) {
+		vgpu_cuda_log(true, "cuMemcpy2D with a CUDA array is not served: CUDA_ERROR_NOT_SUPPORTED");
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
+	size_t rows = c->Height, width = c->WidthInBytes;
+
+	if (spitch == width && dpitch == width) {
+		width *= rows;
+		rows = 1;
+	}
+	for (size_t y = 0; y < rows && rc == CUDA_SUCCESS && width; y++) {
+		CUdeviceptr d = dst + y * dpitch, s = src + y * spitch;
+
+		if (dst_dev && src_dev)
+			rc = async ? cuMemcpyDtoDAsync_v2(d, s, width, stream) : cuMemcpyDtoD_v2(d, s, width);
+		else if (dst_dev)
+			rc = async ? cuMemcpyHtoDAsync_v2(d, (const void *)s, width, stream)
+				   : cuMemcpyHtoD_v2(d, (const void *)s, width);
+		else if (src_dev)
+			rc = async ? cuMemcpyDtoHAsync_v2((void *)d, s, width, stream)
+				   : cuMemcpyDtoH_v2((void *)d, s, width);
+		else if (y == 0)
+			rc = async ? cuStreamSynchronize(stream) : cuCtxSynchronize();
+		if (rc == CUDA_SUCCESS && !dst_dev && !src_dev)
+			memmove((void *)d, (const void *)s, width);
+	}
+	return rc;
+}
+
+CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy)
+{
+	return copy_2d(pCopy, NULL, false);
+}
+
+CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy)
+{
+	return copy_2d(pCopy, NULL, false);
+}
+
+CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+	return copy_2d(pCopy, hStream, true);
+}

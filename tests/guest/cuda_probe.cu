@@ -385,6 +385,44 @@ static void register_check()
 	free(h);
 }
 
+// Pitched memory and 2D copies: host (packed) to device (pitched), device
+// to device, device to host (rows 512 bytes apart, the padding left as it
+// was). Prints "copy2d <first error> same|different pitch=ok|bad".
+static void copy2d_check()
+{
+	const size_t w = 100 * sizeof(float), h = 50, hp = 512;
+	float src[100 * 50];
+	unsigned char back[512 * 50];
+	void *d1 = nullptr, *d2 = nullptr;
+	size_t p1 = 0, p2 = 0;
+	cudaError_t e[6];
+	int k = 0;
+
+	for (size_t i = 0; i < 100 * 50; i++)
+		src[i] = (float)i * 0.5f;
+	memset(back, 0xee, sizeof(back));
+	(void)cudaGetLastError();
+	e[k++] = cudaMallocPitch(&d1, &p1, w, h);
+	e[k++] = cudaMallocPitch(&d2, &p2, w, h);
+	e[k++] = cudaMemcpy2D(d1, p1, src, w, w, h, cudaMemcpyHostToDevice);
+	e[k++] = cudaMemcpy2D(d2, p2, d1, p1, w, h, cudaMemcpyDeviceToDevice);
+	e[k++] = cudaMemcpy2DAsync(back, hp, d2, p2, w, h, cudaMemcpyDeviceToHost, 0);
+	e[k++] = cudaDeviceSynchronize();
+	bool same = true;
+	for (size_t y = 0; y < h; y++) {
+		same = same && memcmp(back + y * hp, (const unsigned char *)src + y * w, w) == 0;
+		for (size_t x = w; x < hp; x++)
+			same = same && back[y * hp + x] == 0xee;
+	}
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("copy2d %d %s pitch=%s\n", first, same ? "same" : "different",
+	       p1 >= w && p1 % 256 == 0 && p1 == p2 ? "ok" : "bad");
+	cudaFree(d1);
+	cudaFree(d2);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -447,6 +485,7 @@ int main()
 	func_check();
 	unified_check();
 	register_check();
+	copy2d_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

@@ -124,6 +124,8 @@ check "cudaMemcpy and cudaMemcpyAsync with cudaMemcpyDefault (the direction from
 	"^unified 0 same types=2,1,0$"
 check "cudaHostRegister: anonymous pages and part of a heap block, their bytes there and back, the same after cudaHostUnregister; a shared mapping still shared; mapped registration refused (the scripted host maps nothing for kernels)" \
 	"^register 0 same kept shared mapped=801$"
+check "cudaMallocPitch and 2D copies (host to pitched device memory, device to device, device to host rows apart, asynchronously): every row right, the padding untouched" \
+	"^copy2d 0 same pitch=ok$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"

@@ -49,9 +49,9 @@ static void test_proc_address(void **state)
 	/* Per-thread variants: a different entry where one exists (a stub of
 	 * its own for one not implemented)... */
 	void *legacy, *ptsz;
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpy2DAsync", &legacy, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DAsync", &legacy, 13000,
 					     CU_GET_PROC_ADDRESS_LEGACY_STREAM, &st), CUDA_SUCCESS);
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpy2DAsync", &ptsz, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DAsync", &ptsz, 13000,
 					     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
 			 CUDA_SUCCESS);
 	assert_ptr_not_equal(legacy, ptsz);
