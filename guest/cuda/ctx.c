@@ -5,8 +5,11 @@
  * its reference count and flags are kept here, and each thread's current
  * context is a thread-local. The VM's worker on the host holds the one
  * real context per device that the guest's work runs in
- * (docs/specs/cuda-remoting.md). Contexts other than the primary ones
- * (cuCtxCreate) are not implemented yet.
+ * (docs/specs/cuda-remoting.md). A context made with cuCtxCreate is a
+ * handle of its own here, pushed and popped as CUDA's, whose work runs in
+ * that same one context of its device on the host: its memory, modules
+ * and streams are the process's, not freed when it is destroyed (they
+ * are when the process ends).
  */
 #include <pthread.h>
 
@@ -14,12 +17,21 @@
 
 struct CUctx_st {
 	unsigned int refs;   /* cuDevicePrimaryCtxRetain minus Release */
-	unsigned int flags;  /* cuDevicePrimaryCtxSetFlags */
+	unsigned int flags;  /* cuDevicePrimaryCtxSetFlags, cuCtxCreate */
+	int dev;             /* a created one's device + 1; 0: a free slot */
+	unsigned long long id;
 };
 
+#define MAX_CREATED 256      /* contexts made with cuCtxCreate, live at once */
+#define STACK_DEPTH 64       /* of a thread's pushed contexts */
+
 static struct CUctx_st primary[VGPU_CUDA_MAX_DEVICES];
+static struct CUctx_st created[MAX_CREATED];
+static unsigned long long next_id = VGPU_CUDA_MAX_DEVICES + 1;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local CUcontext current;
+static _Thread_local CUcontext stack[STACK_DEPTH]; /* below current, pushed */
+static _Thread_local unsigned int depth;
 
 CUcontext vgpu_cuda_primary(CUdevice dev)
 {
@@ -31,6 +43,13 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx)
 	for (int i = 0; i < VGPU_CUDA_MAX_DEVICES; i++)
 		if (ctx == &primary[i] && vgpu_cuda_device(i))
 			return i;
+	if (ctx >= created && ctx < created + MAX_CREATED) {
+		pthread_mutex_lock(&lock);
+		int dev = ctx->dev;
+
+		pthread_mutex_unlock(&lock);
+		return dev > 0 ? dev - 1 : -1;
+	}
 	return -1;
 }
 
@@ -150,6 +169,137 @@ CUresult cuCtxSetCurrent(CUcontext ctx)
 	if (ctx && vgpu_cuda_ctx_device(ctx) < 0)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	current = ctx;
+	return CUDA_SUCCESS;
+}
+
+/* cuCtxCreate, every version: a new handle on @dev, made current. */
+static CUresult create(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+	CUcontext ctx = NULL;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!pctx)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!vgpu_cuda_device(dev))
+		return CUDA_ERROR_INVALID_DEVICE;
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_CREATED && !ctx; i++)
+		if (created[i].dev == 0)
+			ctx = &created[i];
+	if (ctx)
+		*ctx = (struct CUctx_st){ .refs = 1, .flags = flags, .dev = dev + 1,
+					  .id = next_id++ };
+	pthread_mutex_unlock(&lock);
+	if (!ctx)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (current && depth < STACK_DEPTH)
+		stack[depth++] = current;
+	current = ctx;
+	*pctx = ctx;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
+{
+	return create(pctx, flags, dev);
+}
+
+CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams,
+			unsigned int flags, CUdevice dev)
+{
+	if (numParams < 0 || (numParams && !paramsArray))
+		return CUDA_ERROR_INVALID_VALUE;
+	return create(pctx, flags, dev); /* affinity (SM counts) is the host's to set */
+}
+
+CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams, unsigned int flags,
+			CUdevice dev)
+{
+	(void)ctxCreateParams; /* its parameters (affinity, CIG) are the host's */
+	return create(pctx, flags, dev);
+}
+
+CUresult cuCtxDestroy_v2(CUcontext ctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!(ctx >= created && ctx < created + MAX_CREATED) || vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	vgpu_cuda_cls_reset(ctx);
+	pthread_mutex_lock(&lock);
+	ctx->dev = 0;
+	pthread_mutex_unlock(&lock);
+	if (current == ctx)
+		current = depth ? stack[--depth] : NULL;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxPushCurrent_v2(CUcontext ctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!ctx || vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	if (current) {
+		if (depth == STACK_DEPTH)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		stack[depth++] = current;
+	}
+	current = ctx;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxPopCurrent_v2(CUcontext *pctx)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!current)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	if (pctx)
+		*pctx = current;
+	current = depth ? stack[--depth] : NULL;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetFlags(unsigned int *flags)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!flags)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!current)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	pthread_mutex_lock(&lock);
+	*flags = current->flags;
+	pthread_mutex_unlock(&lock);
+	return CUDA_SUCCESS;
+}
+
+CUresult cuCtxGetId(CUcontext ctx, unsigned long long *ctxId)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!ctxId)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!ctx)
+		ctx = current;
+	if (!ctx || vgpu_cuda_ctx_device(ctx) < 0)
+		return CUDA_ERROR_INVALID_CONTEXT;
+	/* The primary contexts' ids are their devices' numbers from 1. */
+	*ctxId = ctx >= created && ctx < created + MAX_CREATED
+			 ? ctx->id : (unsigned long long)(ctx - primary) + 1;
 	return CUDA_SUCCESS;
 }
 

@@ -157,6 +157,11 @@ CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *capt
 				   cuuint64_t *id_out, CUgraph *graph_out,
 				   const CUgraphNode **dependencies_out, size_t *numDependencies_out);
 
+/* ctx.c: cuCtxCreate's versions before the one cuda.h maps the name to. */
+CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev);
+CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray, int numParams,
+			unsigned int flags, CUdevice dev);
+
 /* export.c: drop @ctx's context-local storage, calling the destructors
  * (the context is reset, or released for the last time). */
 void vgpu_cuda_cls_reset(CUcontext ctx);

@@ -93,6 +93,7 @@ has "a kernel's attributes, its occupancy and the block size for it, through the
 has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 same$"
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
+has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
 has "pitched memory and 2D copies through the worker: every row right, the padding untouched" "^copy2d 0 same pitch=ok$"
 has "copies whose direction the pointers tell, through the worker; what each pointer is" "^unified 0 same types=2,1,0$"
 has "registered memory through the worker: the bytes right, kept after unregistering, a shared mapping still shared; mapped registration $mapped" "^register 0 same kept shared mapped=$mapped$"

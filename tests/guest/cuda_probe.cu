@@ -8,6 +8,7 @@
 #include <cstring>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 // A kernel whose parameters have padding between them (a char, then a
@@ -423,6 +424,53 @@ static void copy2d_check()
 	cudaFree(d2);
 }
 
+// A context of its own through the driver API, as driver-API programs
+// make one (cudaGetDriverEntryPoint, as a cudart program reaches the
+// driver): created current, popped and pushed, a copy in it, destroyed.
+// Prints "ctx <first error> current=ok|bad popped=ok|bad same|different".
+static void ctx_check()
+{
+	typedef CUresult (*create_t)(CUcontext *, CUctxCreateParams *, unsigned int, CUdevice);
+	typedef CUresult (*ctx_t)(CUcontext);
+	typedef CUresult (*pctx_t)(CUcontext *);
+	void *f[5] = {};
+	const char *names[5] = { "cuCtxCreate", "cuCtxDestroy", "cuCtxPushCurrent",
+				 "cuCtxPopCurrent", "cuCtxGetCurrent" };
+	cudaDriverEntryPointQueryResult q;
+	CUcontext ctx = nullptr, before = nullptr, now = nullptr, popped = nullptr;
+	int e[8] = {}, k = 0;
+
+	for (int i = 0; i < 5; i++)
+		if (cudaGetDriverEntryPointByVersion(names[i], &f[i], 13000, cudaEnableDefault, &q) !=
+		    cudaSuccess) {
+			printf("ctx no-entry-point %s\n", names[i]);
+			return;
+		}
+	cudaFree(0);
+	e[k++] = ((pctx_t)f[4])(&before);
+	e[k++] = ((create_t)f[0])(&ctx, nullptr, 0, 0);
+	e[k++] = ((pctx_t)f[4])(&now);
+	bool cur = now == ctx && ctx != before;
+	e[k++] = ((pctx_t)f[3])(&popped);
+	e[k++] = ((pctx_t)f[4])(&now);
+	bool pop = popped == ctx && now == before;
+	e[k++] = ((ctx_t)f[2])(ctx);
+	int v = 7, back = 0;
+	int *d = nullptr;
+	e[k++] = (int)cudaMalloc(&d, sizeof(v));
+	cudaMemcpy(d, &v, sizeof(v), cudaMemcpyHostToDevice);
+	cudaMemcpy(&back, d, sizeof(back), cudaMemcpyDeviceToHost);
+	cudaFree(d);
+	e[k++] = ((ctx_t)f[1])(ctx);
+	((pctx_t)f[4])(&now);
+	pop = pop && now == before;
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = e[i];
+	printf("ctx %d current=%s popped=%s %s\n", first, cur ? "ok" : "bad", pop ? "ok" : "bad",
+	       back == v ? "same" : "different");
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -486,6 +534,7 @@ int main()
 	unified_check();
 	register_check();
 	copy2d_check();
+	ctx_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

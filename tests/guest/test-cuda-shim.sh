@@ -126,6 +126,8 @@ check "cudaHostRegister: anonymous pages and part of a heap block, their bytes t
 	"^register 0 same kept shared mapped=801$"
 check "cudaMallocPitch and 2D copies (host to pitched device memory, device to device, device to host rows apart, asynchronously): every row right, the padding untouched" \
 	"^copy2d 0 same pitch=ok$"
+check "a context of its own (cuCtxCreate through cudaGetDriverEntryPointByVersion): current when made, popped and pushed back, a copy in it, destroyed: the one before current again" \
+	"^ctx 0 current=ok popped=ok same$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
