@@ -171,6 +171,9 @@ static int drain_to(int fd, uint64_t until)
 			return rc;
 		CUresult *first = posted[posted_head].quiet ? &quiet_error : &deferred;
 
+		if (r.status != CUDA_SUCCESS)
+			vgpu_cuda_log(false, "posted call %u: the host said %d", r.call, r.status);
+
 		if (r.status != CUDA_SUCCESS && *first == CUDA_SUCCESS)
 			*first = (CUresult)r.status;
 		posted_head = (posted_head + 1) % POST_MAX;
@@ -356,6 +359,9 @@ static void ring_errors(void)
 	if (vgpu_cuda_window_ring(&ctl, &ring, &size)) {
 		CUresult e = (CUresult)atomic_exchange(&ctl->error, 0);
 
+		if (e != CUDA_SUCCESS)
+			vgpu_cuda_log(false, "a call through the ring: the host said %d", e);
+
 		if (e != CUDA_SUCCESS && deferred == CUDA_SUCCESS)
 			deferred = e;
 	}
@@ -399,6 +405,9 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	}
 	rc = (CUresult)r->status;
+	if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY)
+		vgpu_cuda_log(false, "call %u (a0 %#llx a1 %#llx): the host said %d", m->call,
+			      (unsigned long long)m->v[0], (unsigned long long)m->v[1], rc);
 	if (synchronizing(m))
 		ring_errors();
 	/* A call that failed on its own says so; the posted calls' error

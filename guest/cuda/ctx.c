@@ -387,3 +387,15 @@ CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit)
 		*pvalue = (size_t)v;
 	return rc;
 }
+
+/* No profiler runs in the guest: starting and stopping it is nothing to
+ * do (as under NVIDIA's driver when no tool is attached). */
+CUresult cuProfilerStart(void)
+{
+	return vgpu_cuda_ready();
+}
+
+CUresult cuProfilerStop(void)
+{
+	return vgpu_cuda_ready();
+}

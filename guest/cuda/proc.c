@@ -178,6 +178,8 @@ static const struct impl impls[] = {
 	I(cuOccupancyMaxPotentialBlockSizeWithFlags, 7000,
 	  cuOccupancyMaxPotentialBlockSizeWithFlags),
 	I(cuPointerGetAttribute, 4000, cuPointerGetAttribute),
+	I(cuProfilerStart, 4000, cuProfilerStart),
+	I(cuProfilerStop, 4000, cuProfilerStop),
 	I(cuPointerGetAttributes, 7000, cuPointerGetAttributes),
 	I(cuStreamCreate, 2000, cuStreamCreate),
 	I(cuStreamCreateWithPriority, 5050, cuStreamCreateWithPriority),

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <cuda.h>
+#include <cudaProfiler.h>
 
 #include "cuda_call.h"
 #include "cuda_desc.h"
