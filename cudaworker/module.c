@@ -80,17 +80,19 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 
 	if (vgpu_cuda_image_len(image, len) != len)
 		return CUDA_ERROR_INVALID_IMAGE;
-	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES || !image_room(w, len))
+	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	for (i = 0; i < mo->n_libs && mo->libs[i].lib; i++)
 		;
-	if (i == mo->n_libs) {
-		if (mo->n_libs == WORKER_MAX_LIBS)
-			return CUDA_ERROR_OUT_OF_MEMORY;
-		if (!mo->libs && !(mo->libs = calloc(WORKER_MAX_LIBS, sizeof(*mo->libs))))
-			return CUDA_ERROR_OUT_OF_MEMORY;
+	if (i == mo->n_libs && mo->n_libs == WORKER_MAX_LIBS)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!mo->libs && !(mo->libs = calloc(WORKER_MAX_LIBS, sizeof(*mo->libs))))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	/* The VM's budget last: every refusal above leaves it as it was. */
+	if (!image_room(w, len))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (i == mo->n_libs)
 		mo->n_libs++;
-	}
 	l = &mo->libs[i];
 	l->map = guarded_copy(image, len, &l->map_len);
 	if (!l->map) {

@@ -522,7 +522,8 @@ static bool drain_ring(struct conn *c)
 	while (win->head != tail) {
 		uint64_t pos = win->head & (win->ring_bytes - 1), len;
 
-		memcpy(&len, win->ring + pos, sizeof(len));
+		/* Read once (the guest may change it meanwhile). */
+		len = __atomic_load_n((const uint64_t *)(win->ring + pos), __ATOMIC_RELAXED);
 		if (len == 0 && pos != 0 && win->ring_bytes - pos <= tail - win->head) {
 			win->head += win->ring_bytes - pos; /* the rest skipped */
 			continue;
@@ -532,11 +533,14 @@ static bool drain_ring(struct conn *c)
 			return false;
 		memcpy(head, win->ring + pos + VGPU_CUDA_RING_PREFIX, sizeof(head));
 		if (vgpu_cuda_decode(head, false, &m) != VGPU_OK || !vgpu_cuda_ringable(&m) ||
-		    VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD + (uint64_t)m.data_len > len ||
-		    !room(c, m.data_len ? m.data_len : 1))
+		    VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD + (uint64_t)m.data_len > len)
 			return false;
-		memcpy(c->buf, win->ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD, m.data_len);
-		c->dropped = false;
+		/* Its data in the buffer, or, when the worker's budget has no
+		 * room for it, the call fails (as on the connection). */
+		c->dropped = m.data_len && !room(c, m.data_len);
+		if (m.data_len && !c->dropped)
+			memcpy(c->buf, win->ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD,
+			       m.data_len);
 		c->ring_call = true;
 		call(c, &m);
 		c->ring_call = false;
@@ -640,9 +644,16 @@ static void release(struct conn *c)
 {
 	uint64_t bytes = 0;
 
+	/* The window's asynchronous copies done before it goes. */
+	for (uint32_t d = 0; c->win.base && d < c->w->desc.count; d++)
+		if (on_device(c, d) == CUDA_SUCCESS)
+			c->w->drv.ctx_sync();
 	stream_release(c->w, &c->streams);
 	module_release(c->w, &c->mods);
 	window_close(c->w, &c->win);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
+	c->passed_fd = -1;
 
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
 		if (c->allocs[i].lib)

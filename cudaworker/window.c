@@ -10,7 +10,8 @@
  * growing (a window cut short under the mapping would fault this worker
  * on its next copy) and be exactly the size the call says, within the
  * process's and the VM's budgets; anything else is refused before it is
- * mapped. Its bytes are never read here, only handed to the DMA at
+ * mapped. Its bytes are never read here beyond its call ring's (serve.c
+ * copies each entry out before checking it), only handed to the DMA at
  * offsets checked against its size; what the guest writes into it
  * meanwhile is its own business, as with pinned memory under NVIDIA's
  * driver.

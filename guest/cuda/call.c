@@ -235,11 +235,46 @@ static void open_window(int fd)
 	}
 }
 
+/* fork(): the child has no CUDA context (as under NVIDIA's driver, its
+ * calls fail with CUDA_ERROR_NOT_INITIALIZED); the parent's connection,
+ * window and ring stay the parent's. */
+static void before_fork(void)
+{
+	pthread_mutex_lock(&lock);
+	vgpu_cuda_window_hold(true);
+}
+
+static void after_fork_parent(void)
+{
+	vgpu_cuda_window_hold(false);
+	pthread_mutex_unlock(&lock);
+}
+
+static void after_fork_child(void)
+{
+	vgpu_cuda_window_forked();
+	vgpu_cuda_window_hold(false);
+	if (conn >= 0)
+		close(conn);
+	conn = -1;
+	n_posted = 0;
+	broken = CUDA_ERROR_NOT_INITIALIZED;
+	pthread_mutex_unlock(&lock);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
 /* The connection, opened with OPEN on first use; CUDA_SUCCESS, or the
  * sticky error of a connection that could not be made or broke. Lock held. */
 static CUresult connected(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
 	if (broken == CUDA_SUCCESS && conn < 0) {
+		pthread_once(&once, watch_forks);
 		struct vgpu_cuda_msg open = { .call = VGPU_CUDA_OPEN }, ok;
 		int fd = -1, io;
 
@@ -325,8 +360,14 @@ static int ring_post(struct vgpu_cuda_msg *m, const void *data)
 	     spins++) {
 		if (atomic_load(&ctl->sleeping) && kick(conn) != VGPU_OK)
 			return -1;
-		if (spins > 64)
+		if (spins > 64) {
+			/* A worker that is gone takes nothing more. */
+			struct pollfd pfd = { conn, 0, 0 };
+
+			if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+				return -1;
 			sched_yield();
+		}
 	}
 	if (skip) {
 		memset(ring + pos, 0, 8);

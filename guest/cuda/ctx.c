@@ -43,7 +43,8 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx)
 	for (int i = 0; i < VGPU_CUDA_MAX_DEVICES; i++)
 		if (ctx == &primary[i] && vgpu_cuda_device(i))
 			return i;
-	if (ctx >= created && ctx < created + MAX_CREATED) {
+	if (ctx >= created && ctx < created + MAX_CREATED &&
+	    ((uintptr_t)ctx - (uintptr_t)created) % sizeof(*created) == 0) {
 		pthread_mutex_lock(&lock);
 		int dev = ctx->dev;
 
@@ -184,6 +185,8 @@ static CUresult create(CUcontext *pctx, unsigned int flags, CUdevice dev)
 		return CUDA_ERROR_INVALID_VALUE;
 	if (!vgpu_cuda_device(dev))
 		return CUDA_ERROR_INVALID_DEVICE;
+	if (current && depth == STACK_DEPTH)
+		return CUDA_ERROR_OUT_OF_MEMORY; /* no room to keep the one it replaces */
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < MAX_CREATED && !ctx; i++)
 		if (created[i].dev == 0)
@@ -194,7 +197,7 @@ static CUresult create(CUcontext *pctx, unsigned int flags, CUdevice dev)
 	pthread_mutex_unlock(&lock);
 	if (!ctx)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	if (current && depth < STACK_DEPTH)
+	if (current)
 		stack[depth++] = current;
 	current = ctx;
 	*pctx = ctx;
@@ -339,19 +342,28 @@ static CUresult ctx_info(CUdevice dev, uint64_t what, uint64_t limit, uint64_t *
 {
 	static uint64_t value[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
 	static bool known[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
+	static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_CTX_INFO, .v = { what, limit } }, r;
 	size_t slot = what ? 1 + (size_t)limit : 0;
-	CUresult rc = CUDA_SUCCESS;
+	bool have;
+	CUresult rc;
 
-	pthread_mutex_lock(&lock);
-	if (!known[dev][slot]) {
-		rc = vgpu_cuda_call_on(dev, &m, NULL, &r, NULL, 0);
-		known[dev][slot] = rc == CUDA_SUCCESS;
-		value[dev][slot] = r.v[0];
-	}
+	/* No lock of this file held across the call: call.c's lock, taken
+	 * there, is held by posts that ask this file for the current device. */
+	pthread_mutex_lock(&info_lock);
+	have = known[dev][slot];
 	*ret = value[dev][slot];
-	pthread_mutex_unlock(&lock);
-	return rc;
+	pthread_mutex_unlock(&info_lock);
+	if (have)
+		return CUDA_SUCCESS;
+	rc = vgpu_cuda_call_on(dev, &m, NULL, &r, NULL, 0);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	pthread_mutex_lock(&info_lock);
+	known[dev][slot] = true;
+	value[dev][slot] = *ret = r.v[0];
+	pthread_mutex_unlock(&info_lock);
+	return CUDA_SUCCESS;
 }
 
 CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)

@@ -334,6 +334,10 @@ CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary library,
 	rc = vgpu_cuda_call(&m, name, &r, NULL, 0);
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	/* Device memory, as far as pointer.c tells, until the library goes. */
+	if (!vgpu_cuda_is_device((CUdeviceptr)r.v[0]))
+		vgpu_cuda_block_add((CUdeviceptr)r.v[0], (size_t)r.v[1], vgpu_cuda_current_device(),
+				    library);
 	if (dptr)
 		*dptr = (CUdeviceptr)r.v[0];
 	if (bytes)

@@ -10,8 +10,10 @@
  * window, or once it is full, host memory is the guest's own (whole
  * pages), its copies staged through the window or carried in the calls,
  * and mapped memory (DEVICEMAP) is refused with CUDA_ERROR_NOT_SUPPORTED.
- * cuMemHostRegister keeps the caller's memory as it is (copies from it
- * are staged). Every block is remembered, so that freeing checks what it
+ * cuMemHostRegister moves whole pages of the caller's private memory into
+ * the window in place (window.c), and keeps other memory as it is (its
+ * copies staged). Freeing or unregistering waits for the asynchronous
+ * window copies posted before it, as cudaFreeHost does. Every block is remembered, so that freeing checks what it
  * frees and the flags can be asked for.
  *
  * Never: free or forget memory that is not one of ours.
@@ -124,6 +126,8 @@ static CUresult forget(void *p, bool registered)
 	pthread_mutex_unlock(&lock);
 	if (!b)
 		return registered ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : CUDA_ERROR_INVALID_VALUE;
+	if (b->window || b->adopted)
+		vgpu_cuda_window_settle();
 	if (b->window)
 		vgpu_cuda_window_free(b->p);
 	else if (b->adopted)

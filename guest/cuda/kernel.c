@@ -144,6 +144,7 @@ CUresult vgpu_cuda_library_drop(struct CUlib_st *lib)
 	if (lib->host)
 		rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	lib->host = 0;
+	vgpu_cuda_block_forget_lib(lib);
 	pthread_mutex_unlock(&lock);
 	return rc;
 }

@@ -14,6 +14,7 @@
  * carries; default 65536), in order.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "shim.h"
@@ -43,7 +44,7 @@ CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	if (rc == CUDA_SUCCESS) {
 		*dptr = (CUdeviceptr)r.v[0];
-		vgpu_cuda_block_add(*dptr, bytesize, vgpu_cuda_current_device());
+		vgpu_cuda_block_add(*dptr, bytesize, vgpu_cuda_current_device(), NULL);
 	}
 	return rc;
 }
@@ -107,12 +108,24 @@ CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
 
 /* A copy between device memory @dev and window offset @off, @len bytes,
  * on @stream: posted when @async, else done on return. */
+static _Atomic bool async_posted; /* an asynchronous window copy, maybe not done */
+
 static CUresult window_copy(uint16_t call, CUdeviceptr dev, uint64_t off, size_t len,
 			    uint64_t stream, bool async)
 {
 	struct vgpu_cuda_msg m = { .call = call, .v = { dev, off, len, stream, async } }, r;
 
+	if (async)
+		atomic_store(&async_posted, true);
 	return async ? vgpu_cuda_post(&m, NULL) : vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+}
+
+void vgpu_cuda_window_settle(void)
+{
+	/* As cudaFreeHost waits: the context's work done, so that no copy
+	 * posted earlier still moves bytes of the block about to go. */
+	if (atomic_exchange(&async_posted, false))
+		cuCtxSynchronize();
 }
 
 /* HTOD (@up) or DTOH of @len bytes between @dev and the caller's memory

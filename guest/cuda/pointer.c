@@ -24,6 +24,7 @@ struct block {
 	size_t size;
 	CUdevice dev;
 	unsigned long long id;   /* CU_POINTER_ATTRIBUTE_BUFFER_ID */
+	const void *lib;         /* a global variable of this library; NULL: allocated */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -62,7 +63,7 @@ static bool lookup(CUdeviceptr ptr, struct block *b)
 	return found;
 }
 
-void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev)
+void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev, const void *lib)
 {
 	pthread_mutex_lock(&lock);
 	if (n_blocks == cap_blocks) {
@@ -79,7 +80,7 @@ void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev)
 	size_t i = after(ptr);
 
 	memmove(&blocks[i + 1], &blocks[i], (n_blocks - i) * sizeof(*blocks));
-	blocks[i] = (struct block){ ptr, size, dev, next_id++ };
+	blocks[i] = (struct block){ ptr, size, dev, next_id++, lib };
 	n_blocks++;
 	pthread_mutex_unlock(&lock);
 }
@@ -93,6 +94,18 @@ void vgpu_cuda_block_remove(CUdeviceptr ptr)
 		memmove(&blocks[i - 1], &blocks[i], (n_blocks - i) * sizeof(*blocks));
 		n_blocks--;
 	}
+	pthread_mutex_unlock(&lock);
+}
+
+void vgpu_cuda_block_forget_lib(const void *lib)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n_blocks; i++)
+		if (blocks[i].lib != lib)
+			blocks[k++] = blocks[i];
+	n_blocks = k;
 	pthread_mutex_unlock(&lock);
 }
 

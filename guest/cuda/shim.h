@@ -112,6 +112,11 @@ void vgpu_cuda_window_ready(uint64_t device_address);
 void vgpu_cuda_window_drop(void);
 /* @len bytes of it (that kernels can reach too, when @mapped), or NULL. */
 void *vgpu_cuda_window_alloc(size_t len, bool mapped);
+/* Around fork(): hold the window's lock (call.c's handlers), and in the
+ * child (lock held) make the registered memory private again and forget
+ * the ring: the child has no connection. */
+void vgpu_cuda_window_hold(bool hold);
+void vgpu_cuda_window_forked(void);
 /* The call ring's control page, bytes and size, once the worker took it. */
 struct vgpu_cuda_ring_ctl;
 bool vgpu_cuda_window_ring(struct vgpu_cuda_ring_ctl **ctl, uint8_t **ring, uint64_t *len);
@@ -140,10 +145,16 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx);
  * each call tells the host its work is for. */
 CUdevice vgpu_cuda_current_device(void);
 
+/* mem.c: wait for the asynchronous window copies posted so far, if any
+ * (before window memory is freed or unregistered). */
+void vgpu_cuda_window_settle(void);
+
 /* pointer.c: the device memory this process holds, as allocated and
- * freed (mem.c), and whether @ptr lies in it. */
-void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev);
+ * freed (mem.c) or a library's global variables (@lib, until the library
+ * goes: func.c, kernel.c), and whether @ptr lies in it. */
+void vgpu_cuda_block_add(CUdeviceptr ptr, size_t size, CUdevice dev, const void *lib);
 void vgpu_cuda_block_remove(CUdeviceptr ptr);
+void vgpu_cuda_block_forget_lib(const void *lib);
 bool vgpu_cuda_is_device(CUdeviceptr ptr);
 
 /* stream.c: the host's handle of @stream (0 for either default stream);

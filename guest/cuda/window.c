@@ -177,6 +177,36 @@ void vgpu_cuda_window_drop(void)
 	pthread_mutex_unlock(&lock);
 }
 
+void vgpu_cuda_window_hold(bool hold)
+{
+	if (hold)
+		pthread_mutex_lock(&lock);
+	else
+		pthread_mutex_unlock(&lock);
+}
+
+void vgpu_cuda_window_forked(void)
+{
+	/* The child's registered memory: its own private pages again (the
+	 * window's pages stay shared with the parent, as its memfd's). */
+	for (size_t i = 0; i < n_aliases; i++) {
+		struct alias a = aliases[i];
+		void *copy = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				  -1, 0);
+
+		if (copy == MAP_FAILED)
+			continue;
+		memcpy(copy, a.start, a.len);
+		if (mremap(copy, a.len, a.len, MREMAP_MAYMOVE | MREMAP_FIXED, a.start) == MAP_FAILED)
+			munmap(copy, a.len);
+	}
+	n_aliases = 0;
+	ring_bytes = 0;
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+}
+
 bool vgpu_cuda_window_ring(struct vgpu_cuda_ring_ctl **ctl, uint8_t **ring, uint64_t *len)
 {
 	bool up;
@@ -214,8 +244,8 @@ bool vgpu_cuda_window_free(void *p)
 }
 
 /* Whether [@start, @start + @len) is all private anonymous memory (the
- * heap, a stack, malloc's or mmap's own): what may move into the window
- * without anyone else noticing. Memory that maps a file or is shared
+ * heap, malloc's or mmap's own; not the main stack): what may move into
+ * the window without anyone else noticing. Memory that maps a file or is shared
  * stays where it is: moving it would cut it off from its file or its
  * other mappers. */
 static bool private_anonymous(const uint8_t *start, size_t len)
@@ -239,8 +269,7 @@ static bool private_anonymous(const uint8_t *start, size_t len)
 		const char *name = line + n;
 
 		if (perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p' || inode != 0 ||
-		    (*name != '\n' && *name != '\0' && strncmp(name, "[heap]", 6) != 0 &&
-		     strncmp(name, "[stack", 6) != 0))
+		    (*name != '\n' && *name != '\0' && strncmp(name, "[heap]", 6) != 0))
 			break;
 		at = hi;
 	}
@@ -251,9 +280,20 @@ static bool private_anonymous(const uint8_t *start, size_t len)
 void *vgpu_cuda_window_adopt(void *p, size_t len)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	uint8_t *start = (uint8_t *)((uintptr_t)p / page * page), *w = NULL;
-	size_t span = ((uintptr_t)p + len + page - 1) / page * page - (uintptr_t)start;
+	uint8_t *start = p, *w = NULL;
+	size_t span = len;
+	int here; /* on this thread's stack */
 
+	/* Whole pages only: a page shared with other data (a heap block's
+	 * neighbours, malloc's own) would move with it, and a write to that
+	 * data between the copy and the remapping would be lost; and never
+	 * the calling thread's own stack. */
+	if ((uintptr_t)p % page || len % page ||
+	    ((uint8_t *)&here >= start - 65536 && (uint8_t *)&here < start + span + 65536)) {
+		vgpu_cuda_log(false, "registered memory at %p: kept where it is (not whole pages of "
+				     "its own; its copies staged)", p);
+		return NULL;
+	}
 	pthread_mutex_lock(&lock);
 	/* Not pages another registration moved already, nor more than one. */
 	for (size_t i = 0; i < n_aliases; i++)
@@ -288,11 +328,12 @@ void vgpu_cuda_window_release(void *start)
 			continue;
 		/* The bytes into private pages of their own, moved back in place. */
 		copy = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (copy != MAP_FAILED) {
-			memcpy(copy, a.start, a.len);
-			if (mremap(copy, a.len, a.len, MREMAP_MAYMOVE | MREMAP_FIXED, a.start) ==
-			    MAP_FAILED)
-				munmap(copy, a.len);
+		if (copy == MAP_FAILED)
+			break; /* kept in the window: its pages are still those */
+		memcpy(copy, a.start, a.len);
+		if (mremap(copy, a.len, a.len, MREMAP_MAYMOVE | MREMAP_FIXED, a.start) == MAP_FAILED) {
+			munmap(copy, a.len);
+			break;
 		}
 		uncarve(base + a.off);
 		aliases[i] = aliases[--n_aliases];

@@ -295,6 +295,20 @@ if sys.argv[3] == "ring":
         out.append(call(8))
     print(" ".join(str(x) for x in out))
     sys.exit(0)
+if sys.argv[3] == "fdleak":
+    # 1100 processes (more descriptors than the worker may hold open)
+    # each sending part of a call's header with a memfd, then leaving:
+    # the worker closes each descriptor as the connection ends.
+    for i in range(1100):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        call(2)
+        fd = memfd(4096)
+        socket.send_fds(s, [b"\0" * 10], [fd])
+        os.close(fd)
+        s.close()
+    print("done")
+    sys.exit(0)
 if sys.argv[3] == "vmwindows":
     # The VM's windows together: 2 GiB; the third process's refused until
     # the first one's is gone.
@@ -409,6 +423,11 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T")" 
 	"windows from a raw process: none sent, a file that is not a memfd, a memfd not sealed, of another size than said, not of whole pages (INVALID_VALUE), of 2 GiB (OUT_OF_MEMORY); one of 1 MiB, and a second (INVALID_VALUE); copies past its end, at an offset that overflows, past the allocation's end (INVALID_VALUE), on a stream never made (INVALID_HANDLE), with a flag CUDA has not, of no bytes (INVALID_VALUE); 4 KiB to the GPU and back to another offset, asynchronously, the same bytes; 1100 descriptors sent with other calls, each closed: the worker still takes calls"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \
+	"1100 processes each leaving with part of a call's header and a memfd sent"
+python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T" | grep -q " True 1100$" &&
+	pass "the worker closed each descriptor: it still takes a window and 1100 more" ||
+	fail "the worker leaks the descriptors of connections that end mid-call"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" ring)" "0 1 1 1 0 0 0 0 True 1 True None None None" \
 	"a call ring from a raw process: one of 4 KiB, of a size not a power of two, of half the window (INVALID_VALUE); one of 64 KiB: a memset through it runs (KICK, no reply) and a failing one leaves INVALID_VALUE in the control page; a call that may not come that way, a tail far ahead, an entry's length not a multiple of 16: each connection closed"
 grep -q "a malformed call ring" "$T/mediator.log" && pass "the worker says why" || fail "$(grep -i ring "$T/mediator.log")"

@@ -242,8 +242,17 @@ static void func_check()
 	float back[4] = {};
 	cudaError_t to = cudaMemcpyToSymbol(probe_table, table, sizeof(table));
 	cudaError_t from = cudaMemcpyFromSymbol(back, probe_table, sizeof(back));
-	printf("symbol %d %s\n", (int)(to ? to : from),
-	       memcmp(table, back, sizeof(table)) == 0 ? "same" : "different");
+	// Its address, as device memory to cudaMemcpyDefault and back.
+	void *addr = nullptr;
+	const float twice[4] = { 3.0f, -4.0f, 6.5f, 16.0f };
+	float again[4] = {};
+	cudaError_t at = cudaGetSymbolAddress(&addr, probe_table);
+	cudaError_t put = cudaMemcpy(addr, twice, sizeof(twice), cudaMemcpyDefault);
+	cudaError_t got = cudaMemcpy(again, addr, sizeof(again), cudaMemcpyDefault);
+	cudaError_t se = to ? to : from ? from : at ? at : put ? put : got;
+	printf("symbol %d %s\n", (int)se,
+	       memcmp(table, back, sizeof(table)) == 0 && memcmp(twice, again, sizeof(twice)) == 0
+		       ? "same" : "different");
 
 	for (int i = 0; i < n; i++) {
 		x[i] = (float)i;
@@ -330,7 +339,7 @@ static void register_check()
 						  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	unsigned char *h = (unsigned char *)malloc(odd + 3), *d = nullptr;
 	int fd = memfd_create("probe", 0);
-	cudaError_t e[12];
+	cudaError_t e[16];
 	int k = 0;
 
 	if (a == MAP_FAILED || !h || fd < 0 || ftruncate(fd, 4096) != 0) {
@@ -373,6 +382,17 @@ static void register_check()
 	cudaError_t mapped = cudaHostRegister(a, 4096, cudaHostRegisterMapped);
 	if (mapped == cudaSuccess)
 		cudaHostUnregister(a);
+	// Whole pages of this thread's own stack: registered where they are.
+	alignas(4096) unsigned char st[8192];
+	for (size_t i = 0; i < sizeof(st); i++)
+		st[i] = (unsigned char)i;
+	e[k++] = cudaHostRegister(st, sizeof(st), cudaHostRegisterDefault);
+	e[k++] = cudaMemcpy(d, st, sizeof(st), cudaMemcpyHostToDevice);
+	memset(st, 0, sizeof(st));
+	e[k++] = cudaMemcpy(st, d, sizeof(st), cudaMemcpyDeviceToHost);
+	e[k++] = cudaHostUnregister(st);
+	for (size_t i = 0; i < sizeof(st); i++)
+		same = same && st[i] == (unsigned char)i;
 	int first = 0;
 	for (int i = 0; i < k && !first; i++)
 		first = (int)e[i];
