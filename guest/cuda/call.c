@@ -376,7 +376,8 @@ static int ring_post(struct vgpu_cuda_msg *m, const void *data)
 	}
 	m->id = next_id++;
 	vgpu_cuda_encode(m, false, ring + pos + VGPU_CUDA_RING_PREFIX);
-	memcpy(ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD, data, m->data_len);
+	if (m->data_len) /* data may be NULL when there is none */
+		memcpy(ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD, data, m->data_len);
 	memcpy(ring + pos, &len, sizeof(len));
 	memset(ring + pos + 8, 0, 8);
 	ring_tail += len;
