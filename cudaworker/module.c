@@ -57,20 +57,6 @@ static uint8_t *guarded_copy(const uint8_t *image, size_t len, size_t *map_len)
 	return map;
 }
 
-/* Count @len bytes of images more for the VM (< 0: fewer); false when
- * that would pass WORKER_VM_MAX_IMAGE_BYTES. */
-static bool image_room(struct worker *w, int64_t len)
-{
-	bool ok;
-
-	pthread_mutex_lock(&w->lock);
-	ok = len < 0 || w->image_bytes + (uint64_t)len <= WORKER_VM_MAX_IMAGE_BYTES;
-	if (ok)
-		w->image_bytes += (uint64_t)len;
-	pthread_mutex_unlock(&w->lock);
-	return ok;
-}
-
 CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
 		     uint64_t *handle)
 {
@@ -89,14 +75,14 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 	if (!mo->libs && !(mo->libs = calloc(WORKER_MAX_LIBS, sizeof(*mo->libs))))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The VM's budget last: every refusal above leaves it as it was. */
-	if (!image_room(w, len))
+	if (!worker_take(w, &w->image_bytes, WORKER_VM_MAX_IMAGE_BYTES, len))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (i == mo->n_libs)
 		mo->n_libs++;
 	l = &mo->libs[i];
 	l->map = guarded_copy(image, len, &l->map_len);
 	if (!l->map) {
-		image_room(w, -(int64_t)len);
+		worker_give(w, &w->image_bytes, len);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
 	rc = w->drv.library_load(&l->lib, l->map + l->map_len - (size_t)sysconf(_SC_PAGESIZE) - len,
@@ -104,7 +90,7 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 	if (rc != CUDA_SUCCESS || !l->lib) {
 		munmap(l->map, l->map_len);
 		*l = (struct wlib){ 0 };
-		image_room(w, -(int64_t)len);
+		worker_give(w, &w->image_bytes, len);
 		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_IMAGE;
 	}
 	l->bytes = len;
@@ -134,7 +120,7 @@ static void lib_free(struct worker *w, struct modules *mo, struct wlib *l)
 	w->drv.library_unload(l->lib);
 	munmap(l->map, l->map_len);
 	mo->image_bytes -= l->bytes;
-	image_room(w, -(int64_t)l->bytes);
+	worker_give(w, &w->image_bytes, l->bytes);
 	*l = (struct wlib){ 0 };
 }
 

@@ -186,6 +186,25 @@ static CUresult on_device(struct conn *c, uint32_t dev)
 	return c->w->drv.ctx_set_current(c->w->ctx[dev]);
 }
 
+bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n)
+{
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	ok = n <= max && *held <= max - n;
+	if (ok)
+		*held += n;
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
+void worker_give(struct worker *w, uint64_t *held, uint64_t n)
+{
+	pthread_mutex_lock(&w->lock);
+	*held -= n;
+	pthread_mutex_unlock(&w->lock);
+}
+
 /* Room for one more range in c->allocs, within WORKER_MAX_ALLOCS. */
 static bool alloc_room(struct conn *c)
 {
@@ -216,20 +235,13 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t 
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The quota first: held counts the bytes asked for until they are
 	 * given back, so two processes cannot both pass the check. */
-	pthread_mutex_lock(&w->lock);
-	if (w->quota && (size > w->quota || w->held > w->quota - size)) {
-		pthread_mutex_unlock(&w->lock);
+	if (!worker_take(w, &w->held, w->quota ? w->quota : UINT64_MAX, size))
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	}
-	w->held += size;
-	pthread_mutex_unlock(&w->lock);
 	rc = on_device(c, dev);
 	if (rc == CUDA_SUCCESS)
 		rc = w->drv.mem_alloc(&ptr, (size_t)size);
 	if (rc != CUDA_SUCCESS) {
-		pthread_mutex_lock(&w->lock);
-		w->held -= size;
-		pthread_mutex_unlock(&w->lock);
+		worker_give(w, &w->held, size);
 		return rc;
 	}
 	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev, 0 };
@@ -553,36 +565,39 @@ static bool drain_ring(struct conn *c)
 /* Until the connection has a message or the ring an entry: a while
  * awake (WORKER_SPIN_NS since the last one), then asleep on the
  * connection, the ring's control page saying so (the guest then sends
- * KICK with its next entry). False when the connection broke. */
-static bool wait_input(struct conn *c)
+ * KICK with its next entry). 1: the connection has input (or hung up),
+ * 0: the ring has entries, -1: the connection broke. Without a ring,
+ * straight to sleep: one poll() per call. */
+static int wait_input(struct conn *c)
 {
 	struct vgpu_cuda_ring_ctl *ctl = c->win.ctl;
 	uint64_t start = vgpu_now_ns();
 	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	int n;
 
 	for (;;) {
-		if (ctl && atomic_load_explicit(&ctl->tail, memory_order_acquire) != c->win.head)
-			return true;
-		if (poll(&pfd, 1, 0) > 0)
-			return !(pfd.revents & (POLLERR | POLLNVAL));
-		if (ctl && vgpu_now_ns() - start < WORKER_SPIN_NS)
-			continue;
 		if (ctl) {
+			if (atomic_load_explicit(&ctl->tail, memory_order_acquire) != c->win.head)
+				return 0;
+			if ((n = poll(&pfd, 1, 0)) > 0)
+				break;
+			if (vgpu_now_ns() - start < WORKER_SPIN_NS)
+				continue;
 			atomic_store(&ctl->sleeping, 1);
 			if (atomic_load(&ctl->tail) != c->win.head) {
 				atomic_store(&ctl->sleeping, 0);
-				return true;
+				return 0;
 			}
 		}
-		int n = poll(&pfd, 1, -1);
-
+		n = poll(&pfd, 1, -1);
 		if (ctl)
 			atomic_store(&ctl->sleeping, 0);
 		if (n < 0 && errno != EINTR)
-			return false;
+			return -1;
 		if (n > 0)
-			return !(pfd.revents & (POLLERR | POLLNVAL));
+			break;
 	}
+	return pfd.revents & (POLLERR | POLLNVAL) ? -1 : 1;
 }
 
 /* drain_ring(), saying so when the ring is malformed. */
@@ -601,12 +616,13 @@ static void calls(struct conn *c)
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg m;
 	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	int in;
 
-	while (wait_input(c) && ring_ok(c)) {
+	while ((in = wait_input(c)) >= 0 && ring_ok(c)) {
 		bool ok = true;
 		int rc;
 
-		if (poll(&pfd, 1, 0) <= 0)
+		if (in == 0 && poll(&pfd, 1, 0) <= 0)
 			continue;
 		if (!recv_head(c, head))
 			return;

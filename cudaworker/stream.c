@@ -63,22 +63,6 @@ static CUevent event_of(struct streams *st, uint64_t handle)
 	return e ? *e : NULL;
 }
 
-/* Count @n streams (or events) more for the VM (@n < 0: fewer); false
- * when that would pass the VM's budget. */
-static bool count(struct worker *w, bool stream, int n)
-{
-	uint32_t *held = stream ? &w->streams : &w->events;
-	uint32_t max = stream ? WORKER_VM_MAX_STREAMS : WORKER_VM_MAX_EVENTS;
-	bool ok;
-
-	pthread_mutex_lock(&w->lock);
-	ok = n < 0 || *held + (uint32_t)n <= max;
-	if (ok)
-		*held += (uint32_t)n;
-	pthread_mutex_unlock(&w->lock);
-	return ok;
-}
-
 /* The flags each create call may pass: CUDA's own. */
 #define STREAM_FLAGS ((uint64_t)CU_STREAM_NON_BLOCKING)
 #define EVENT_FLAGS ((uint64_t)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING))
@@ -94,7 +78,8 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		return CUDA_ERROR_INVALID_VALUE;
 	s = stream ? take(&st->streams, &st->n_streams, WORKER_MAX_STREAMS)
 		   : take(&st->events, &st->n_events, WORKER_MAX_EVENTS);
-	if (!s || !count(w, stream, 1))
+	if (!s || !(stream ? worker_take(w, &w->streams, WORKER_VM_MAX_STREAMS, 1)
+			   : worker_take(w, &w->events, WORKER_VM_MAX_EVENTS, 1)))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (stream)
 		rc = w->drv.stream_create((CUstream *)s, (unsigned)m->v[0],
@@ -105,7 +90,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		rc = CUDA_ERROR_UNKNOWN;
 	if (rc != CUDA_SUCCESS) {
 		*s = NULL;
-		count(w, stream, -1);
+		worker_give(w, stream ? &w->streams : &w->events, 1);
 		return rc;
 	}
 	*handle = (uint64_t)(s - (stream ? st->streams : st->events)) + 1;
@@ -135,7 +120,7 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 		 * if the driver refused to let it go. */
 		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE) {
 			*p = NULL;
-			count(w, true, -1);
+			worker_give(w, &w->streams, 1);
 		}
 		return rc;
 	case VGPU_CUDA_EVENT_DESTROY:
@@ -145,7 +130,7 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 		rc = d->event_destroy(*p);
 		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE) {
 			*p = NULL;
-			count(w, false, -1);
+			worker_give(w, &w->events, 1);
 		}
 		return rc;
 	case VGPU_CUDA_STREAM_SYNC:
@@ -189,7 +174,7 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 
 void stream_release(struct worker *w, struct streams *st)
 {
-	int streams = 0, events = 0;
+	uint64_t streams = 0, events = 0;
 
 	for (uint32_t i = 0; i < st->n_streams; i++)
 		if (st->streams[i]) {
@@ -201,8 +186,8 @@ void stream_release(struct worker *w, struct streams *st)
 			w->drv.event_destroy(st->events[i]);
 			events++;
 		}
-	count(w, true, -streams);
-	count(w, false, -events);
+	worker_give(w, &w->streams, streams);
+	worker_give(w, &w->events, events);
 	free(st->streams);
 	free(st->events);
 	*st = (struct streams){ 0 };

@@ -23,20 +23,6 @@
 
 #include "worker.h"
 
-/* Count @bytes of windows more for the VM (< 0: fewer); false when that
- * would pass WORKER_VM_MAX_WINDOWS. */
-static bool window_room(struct worker *w, int64_t bytes)
-{
-	bool ok;
-
-	pthread_mutex_lock(&w->lock);
-	ok = bytes < 0 || w->window_bytes + (uint64_t)bytes <= WORKER_VM_MAX_WINDOWS;
-	if (ok)
-		w->window_bytes += (uint64_t)bytes;
-	pthread_mutex_unlock(&w->lock);
-	return ok;
-}
-
 CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
 		     uint64_t ring_bytes, uint64_t *devptr)
 {
@@ -58,11 +44,11 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 	if (have < 0 || (have & seals) != seals || fstat(fd, &st) != 0 ||
 	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != bytes)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (bytes > WORKER_MAX_WINDOW || !window_room(w, (int64_t)bytes))
+	if (bytes > WORKER_MAX_WINDOW || !worker_take(w, &w->window_bytes, WORKER_VM_MAX_WINDOWS, bytes))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
-		window_room(w, -(int64_t)bytes);
+		worker_give(w, &w->window_bytes, bytes);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
 	/* Mapped for kernels too where the driver can (NVIDIA's: the window
@@ -80,7 +66,7 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 	}
 	if (rc != CUDA_SUCCESS) {
 		munmap(map, bytes);
-		window_room(w, -(int64_t)bytes);
+		worker_give(w, &w->window_bytes, bytes);
 		return rc;
 	}
 	win->base = map;
@@ -108,6 +94,6 @@ void window_close(struct worker *w, struct window *win)
 		return;
 	w->drv.host_unregister(win->base);
 	munmap(win->base, win->bytes);
-	window_room(w, -(int64_t)win->bytes);
+	worker_give(w, &w->window_bytes, win->bytes);
 	*win = (struct window){ 0 };
 }

@@ -132,7 +132,7 @@ struct worker {
 	uint64_t buffered;               /* bytes of the connections' copy buffers */
 	uint64_t image_bytes;            /* of the libraries the processes hold */
 	uint64_t window_bytes;           /* of the processes' windows */
-	uint32_t streams, events;        /* the processes hold */
+	uint64_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
 	pthread_cond_t idle;             /* conns fell to 0 */
 };
@@ -179,6 +179,11 @@ void window_close(struct worker *w, struct window *win);
 
 /* stream.c: the STREAM_* and EVENT_* calls, in the calling thread's
  * current context; *@res the created handle or ELAPSED's bits. */
+/* Budgets (serve.c): count @n more of what @held counts, under w->lock;
+ * false, counting nothing, when that would pass @max. */
+bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n);
+void worker_give(struct worker *w, uint64_t *held, uint64_t n);
+
 CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
 		     uint64_t *res);
 /* The driver's stream of @handle (0: the default stream, NULL);

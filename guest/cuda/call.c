@@ -447,7 +447,13 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	}
 	rc = (CUresult)r->status;
-	if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY)
+	if (vgpu_cuda_log_level() == 2)
+		vgpu_cuda_log(false, "call %u (%#llx %#llx %#llx %#llx %#llx, %u bytes): %d (%#llx %#llx)",
+			      m->call, (unsigned long long)m->v[0], (unsigned long long)m->v[1],
+			      (unsigned long long)m->v[2], (unsigned long long)m->v[3],
+			      (unsigned long long)m->v[4], m->data_len, rc,
+			      (unsigned long long)r->v[0], (unsigned long long)r->v[1]);
+	else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY)
 		vgpu_cuda_log(false, "call %u (a0 %#llx a1 %#llx): the host said %d", m->call,
 			      (unsigned long long)m->v[0], (unsigned long long)m->v[1], rc);
 	if (synchronizing(m))
@@ -474,6 +480,12 @@ static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 	rc = connected();
 	if (rc == CUDA_SUCCESS) {
 		m->v[5] = (uint64_t)vgpu_cuda_current_device();
+		if (vgpu_cuda_log_level() == 2)
+			vgpu_cuda_log(false, "post %u (%#llx %#llx %#llx %#llx %#llx, %u bytes)",
+				      m->call, (unsigned long long)m->v[0],
+				      (unsigned long long)m->v[1], (unsigned long long)m->v[2],
+				      (unsigned long long)m->v[3], (unsigned long long)m->v[4],
+				      m->data_len);
 		int ringed = quiet ? 0 : ring_post(m, data);
 
 		if (ringed < 0 || (ringed == 0 && ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||

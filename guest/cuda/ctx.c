@@ -12,13 +12,15 @@
  * are when the process ends).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "shim.h"
 
 struct CUctx_st {
 	unsigned int refs;   /* cuDevicePrimaryCtxRetain minus Release */
 	unsigned int flags;  /* cuDevicePrimaryCtxSetFlags, cuCtxCreate */
-	int dev;             /* a created one's device + 1; 0: a free slot */
+	_Atomic int dev;     /* a created one's device + 1; 0: a free slot
+			      * (written under the lock, read without) */
 	unsigned long long id;
 };
 
@@ -45,10 +47,8 @@ CUdevice vgpu_cuda_ctx_device(CUcontext ctx)
 			return i;
 	if (ctx >= created && ctx < created + MAX_CREATED &&
 	    ((uintptr_t)ctx - (uintptr_t)created) % sizeof(*created) == 0) {
-		pthread_mutex_lock(&lock);
-		int dev = ctx->dev;
+		int dev = atomic_load_explicit(&ctx->dev, memory_order_acquire);
 
-		pthread_mutex_unlock(&lock);
 		return dev > 0 ? dev - 1 : -1;
 	}
 	return -1;
@@ -189,11 +189,14 @@ static CUresult create(CUcontext *pctx, unsigned int flags, CUdevice dev)
 		return CUDA_ERROR_OUT_OF_MEMORY; /* no room to keep the one it replaces */
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < MAX_CREATED && !ctx; i++)
-		if (created[i].dev == 0)
+		if (atomic_load_explicit(&created[i].dev, memory_order_relaxed) == 0)
 			ctx = &created[i];
-	if (ctx)
-		*ctx = (struct CUctx_st){ .refs = 1, .flags = flags, .dev = dev + 1,
-					  .id = next_id++ };
+	if (ctx) {
+		ctx->refs = 1;
+		ctx->flags = flags;
+		ctx->id = next_id++;
+		atomic_store_explicit(&ctx->dev, dev + 1, memory_order_release);
+	}
 	pthread_mutex_unlock(&lock);
 	if (!ctx)
 		return CUDA_ERROR_OUT_OF_MEMORY;
@@ -234,7 +237,7 @@ CUresult cuCtxDestroy_v2(CUcontext ctx)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	vgpu_cuda_cls_reset(ctx);
 	pthread_mutex_lock(&lock);
-	ctx->dev = 0;
+	atomic_store_explicit(&ctx->dev, 0, memory_order_release);
 	pthread_mutex_unlock(&lock);
 	if (current == ctx)
 		current = depth ? stack[--depth] : NULL;

@@ -218,14 +218,25 @@ void *vgpu_cuda_impl(const char *name, int version, int per_thread)
 	return NULL;
 }
 
+int vgpu_cuda_log_level(void)
+{
+	static _Atomic int level = -1;
+	int l = atomic_load_explicit(&level, memory_order_relaxed);
+
+	if (l < 0) {
+		const char *v = getenv("VGPU_CUDA_LOG");
+
+		l = !v ? 0 : strcmp(v, "2") == 0 ? 2 : 1;
+		atomic_store_explicit(&level, l, memory_order_relaxed);
+	}
+	return l;
+}
+
 void vgpu_cuda_log(bool always, const char *fmt, ...)
 {
-	static int enabled = -1;
 	va_list ap;
 
-	if (enabled < 0)
-		enabled = getenv("VGPU_CUDA_LOG") != NULL;
-	if (!always && !enabled)
+	if (!always && !vgpu_cuda_log_level())
 		return;
 	fputs("vgpu libcuda: ", stderr);
 	va_start(ap, fmt);

@@ -55,6 +55,9 @@ void *vgpu_cuda_impl(const char *name, int version, int per_thread);
 /* One line to stderr when VGPU_CUDA_LOG is set (or @always), prefixed
  * "vgpu libcuda: ". */
 void vgpu_cuda_log(bool always, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* VGPU_CUDA_LOG's level: 0 unset, 2 when "2" (every call to the host
+ * too), else 1. */
+int vgpu_cuda_log_level(void);
 
 /* init.c: the state cuInit() makes. */
 struct vgpu_cuda_state {

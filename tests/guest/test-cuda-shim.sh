@@ -136,6 +136,12 @@ check "without a window, the bytes in the calls, in 1 MiB pieces: the same" "^co
 check "and page-locked memory of the guest's own" "^memops 0 same zeros$"
 grep -q "^vgpu libcuda: export table CUDART_INTERFACE$" <<<"$err" &&
 	pass "VGPU_CUDA_LOG logs the tables cudart asks for" || fail "no log: $err"
+probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_WINDOW_MIB=0 VGPU_CUDA_LOG=2
+grep -qE "^vgpu libcuda: call 3 \(0x[0-9a-f]+ 0 0 0 0, 0 bytes\): 0 \(0x[0-9a-f]+ 0\)$" <<<"$err" &&
+	grep -qE "^vgpu libcuda: call 4 \(0x[0-9a-f]+ 0 0 0 0, 0 bytes\): 1 \(0 0\)$" <<<"$err" &&
+	grep -qE "^vgpu libcuda: post 12 \(0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+ 0x[0-9a-f]+, [0-9]+ bytes\)$" <<<"$err" &&
+	pass "VGPU_CUDA_LOG=2 logs every call to the host with its answer (an allocation, the double free's cudaErrorInvalidValue) and every posted one (a launch)" ||
+	fail "VGPU_CUDA_LOG=2: $(grep -E "call (3|4) |post 12 " <<<"$err" | head -5)"
 probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_LOG=1
 [ "$(grep -c "^vgpu libcuda: registered memory at .*: moved into the window$" <<<"$err")" = 2 ] &&
 	[ "$(grep -c "^vgpu libcuda: registered memory at .*: kept where it is (not whole pages" <<<"$err")" = 2 ] &&
