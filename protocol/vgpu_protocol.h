@@ -220,6 +220,10 @@ int vgpu_proto_decode_header(const uint8_t in[VGPU_PROTO_HEADER_SIZE],
  * @header and whose fixed block is @block (@block_len bytes, may be 0). */
 uint32_t vgpu_proto_checksum(const uint8_t header[VGPU_PROTO_HEADER_SIZE], const uint8_t *block,
 			     size_t block_len);
+/* CRC32C of @len bytes at @p, continuing @crc (0 to start): with the
+ * CPU's instruction when @hardware and the CPU has one, else a table
+ * (the same value either way; tests compare them). */
+uint32_t vgpu_proto_crc32c(uint32_t crc, const uint8_t *p, size_t len, bool hardware);
 
 /* The 24 wire bytes of a parameter block, and back (no checks: see
  * vgpu_proto_op_shape()). */

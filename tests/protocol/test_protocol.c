@@ -78,6 +78,27 @@ static uint8_t *build(int op, const struct vgpu_op_params *p, size_t *len)
 	return msg;
 }
 
+/* The instruction and the table give the standard check value, and the
+ * same CRC as each other for every length and alignment up to 100 bytes
+ * (continued from a previous CRC too). */
+static void test_crc32c_ways(void **state)
+{
+	const uint8_t check[] = "123456789";
+	uint8_t buf[128];
+
+	(void)state;
+	assert_int_equal(vgpu_proto_crc32c(0, check, 9, false), 0xe3069283u);
+	assert_int_equal(vgpu_proto_crc32c(0, check, 9, true), 0xe3069283u);
+	assert_int_equal(vgpu_proto_crc32c(vgpu_proto_crc32c(0, check, 4, true), check + 4, 5, false),
+			 0xe3069283u);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t off = 0; off < 8; off++)
+		for (size_t len = 0; len <= 100; len++)
+			assert_int_equal(vgpu_proto_crc32c(0x1234u, buf + off, len, true),
+					 vgpu_proto_crc32c(0x1234u, buf + off, len, false));
+}
+
 static void test_header_layout(void **state)
 {
 	struct vgpu_msg_header h = {
@@ -780,6 +801,7 @@ static void test_corpus_cross_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_ways),
 		cmocka_unit_test(test_header_layout),
 		cmocka_unit_test(test_request_bytes),
 		cmocka_unit_test(test_response_bytes),
