@@ -257,6 +257,13 @@ CUresult vgpu_cuda_unimplemented(size_t index)
 	return CUDA_ERROR_NOT_SUPPORTED;
 }
 
+CUresult vgpu_cuda_unexported(_Atomic unsigned char *told, const char *name)
+{
+	if (!atomic_exchange(told, 1))
+		vgpu_cuda_log(true, "%s is not implemented yet: CUDA_ERROR_NOT_SUPPORTED", name);
+	return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 /* The first entry named @name (entries are sorted by name), or -1. */
 static long first_named(const char *name)
 {
