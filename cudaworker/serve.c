@@ -522,37 +522,29 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 static bool drain_ring(struct conn *c)
 {
 	struct window *win = &c->win;
-	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg m;
+	uint64_t tail, len;
+	int rc;
 
 	if (!win->ctl)
 		return true;
-	uint64_t tail = atomic_load_explicit(&win->ctl->tail, memory_order_acquire);
+	tail = atomic_load_explicit(&win->ctl->tail, memory_order_acquire);
+	while ((rc = vgpu_cuda_ring_next(win->ring, win->ring_bytes, win->head, tail, &m, &len)) !=
+	       VGPU_CUDA_RING_EMPTY) {
+		const uint8_t *data = win->ring + (win->head & (win->ring_bytes - 1)) +
+				      VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD;
 
-	if (tail - win->head > win->ring_bytes)
-		return false;
-	while (win->head != tail) {
-		uint64_t pos = win->head & (win->ring_bytes - 1), len;
-
-		/* Read once (the guest may change it meanwhile). */
-		len = __atomic_load_n((const uint64_t *)(win->ring + pos), __ATOMIC_RELAXED);
-		if (len == 0 && pos != 0 && win->ring_bytes - pos <= tail - win->head) {
-			win->head += win->ring_bytes - pos; /* the rest skipped */
+		if (rc == VGPU_CUDA_RING_BAD)
+			return false;
+		if (rc == VGPU_CUDA_RING_SKIP) {
+			win->head += len;
 			continue;
 		}
-		if (len < VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD || len % 16 ||
-		    len > win->ring_bytes - pos || len > tail - win->head)
-			return false;
-		memcpy(head, win->ring + pos + VGPU_CUDA_RING_PREFIX, sizeof(head));
-		if (vgpu_cuda_decode(head, false, &m) != VGPU_OK || !vgpu_cuda_ringable(&m) ||
-		    VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD + (uint64_t)m.data_len > len)
-			return false;
 		/* Its data in the buffer, or, when the worker's budget has no
 		 * room for it, the call fails (as on the connection). */
 		c->dropped = m.data_len && !room(c, m.data_len);
 		if (m.data_len && !c->dropped)
-			memcpy(c->buf, win->ring + pos + VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD,
-			       m.data_len);
+			memcpy(c->buf, data, m.data_len);
 		c->ring_call = true;
 		call(c, &m);
 		c->ring_call = false;

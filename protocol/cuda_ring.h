@@ -65,4 +65,19 @@ static inline bool vgpu_cuda_ringable(const struct vgpu_cuda_msg *m)
 	}
 }
 
+/* What vgpu_cuda_ring_next() found at head. */
+enum {
+	VGPU_CUDA_RING_BAD = -1,  /* not as said above: close the connection */
+	VGPU_CUDA_RING_EMPTY = 0, /* head is tail */
+	VGPU_CUDA_RING_CALL = 1,  /* *m, *len bytes long; its data after the
+				   * prefix and head (m->data_len bytes) */
+	VGPU_CUDA_RING_SKIP = 2,  /* *len bytes to the ring's end skipped */
+};
+
+/* The entry at @head of the @ring_bytes (a power of two) at @ring, the
+ * guest's tail being @tail: its call decoded into *@m (head and block
+ * copied out before they are checked) and its length in *@len. */
+int vgpu_cuda_ring_next(const uint8_t *ring, uint64_t ring_bytes, uint64_t head, uint64_t tail,
+			struct vgpu_cuda_msg *m, uint64_t *len);
+
 #endif
