@@ -166,6 +166,12 @@ struct window {
 	uint64_t head;                   /* taken: ours; ctl->head is the guest's copy */
 };
 
+/* serve.c: the VM's budgets. Count @n more of what @held counts (a
+ * field of @w), under w->lock; false, counting nothing, when that would
+ * pass @max. */
+bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n);
+void worker_give(struct worker *w, uint64_t *held, uint64_t n);
+
 /* window.c: map @fd, @bytes long, as @win (one per process), within the
  * budgets, with a call ring of @ring_bytes (0: none) at its start, and
  * register it with the driver; *@devptr the device address of its first
@@ -179,11 +185,6 @@ void window_close(struct worker *w, struct window *win);
 
 /* stream.c: the STREAM_* and EVENT_* calls, in the calling thread's
  * current context; *@res the created handle or ELAPSED's bits. */
-/* Budgets (serve.c): count @n more of what @held counts, under w->lock;
- * false, counting nothing, when that would pass @max. */
-bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n);
-void worker_give(struct worker *w, uint64_t *held, uint64_t n);
-
 CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
 		     uint64_t *res);
 /* The driver's stream of @handle (0: the default stream, NULL);

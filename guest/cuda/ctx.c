@@ -133,11 +133,6 @@ CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags)
 	return CUDA_SUCCESS;
 }
 
-/* cudart and cuBLAS Lt look these up by their CUDA 7 names too. */
-VGPU_CUDA_OLD_NAME(cuDevicePrimaryCtxRelease, cuDevicePrimaryCtxRelease_v2);
-VGPU_CUDA_OLD_NAME(cuDevicePrimaryCtxReset, cuDevicePrimaryCtxReset_v2);
-VGPU_CUDA_OLD_NAME(cuDevicePrimaryCtxSetFlags, cuDevicePrimaryCtxSetFlags_v2);
-
 CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
 {
 	CUcontext ctx;

@@ -48,14 +48,8 @@ extern const size_t vgpu_cuda_n_errors;
 /* The stub of entry @index was called: logs that once per entry point,
  * returns CUDA_ERROR_NOT_SUPPORTED. */
 CUresult vgpu_cuda_unimplemented(size_t index);
-/* NVIDIA's older exported name @old for @impl, whose prototype is the
- * same (the entry's versions proc.c maps to one function): a strong
- * symbol, over entries.c's weak stub of that name. */
-#define VGPU_CUDA_OLD_NAME(old, impl) \
-	__asm__(".globl " #old "\n.type " #old ", @function\n.set " #old ", " #impl)
-
 /* The same for NVIDIA's exported name @name that this library does not
- * define (entries.c's weak aliases), said once per @told. */
+ * implement (exports.c's weak stubs, gen-names.py), said once per @told. */
 CUresult vgpu_cuda_unexported(_Atomic unsigned char *told, const char *name);
 
 /* The implementation of (@name, @version, @per_thread), or NULL (proc.c). */

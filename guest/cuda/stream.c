@@ -259,10 +259,6 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 	return rc;
 }
 
-/* Their CUDA 2 names (the same prototypes). */
-VGPU_CUDA_OLD_NAME(cuEventDestroy, cuEventDestroy_v2);
-VGPU_CUDA_OLD_NAME(cuStreamDestroy, cuStreamDestroy_v2);
-
 CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
 {
 	return stream_and_event(VGPU_CUDA_EVENT_RECORD, hStream, hEvent);

@@ -172,13 +172,14 @@ check_err "and a log line naming it" "cuGraphCreate \(CUDA [0-9.]+\) is not impl
 # Every name NVIDIA's libcuda.so.1 exports is there to dlsym() (cuBLAS Lt
 # looks up 82 and fails without them): an unimplemented one answers
 # CUDA_ERROR_NOT_SUPPORTED (801) and says so, an older name of an
-# implemented entry is that entry.
+# implemented entry (same prototype) and a per-thread-stream name are
+# that entry.
 n=$(nm -D --defined-only "$SHIM/libcuda.so.1" | grep -cE " [TW] cu[A-Za-z0-9_]+$")
 [ "$n" -ge 600 ] && pass "the library exports NVIDIA's $n driver names" || fail "only $n names exported"
 out=$("${VGPU_SHIM_NAMES:?}" "$SHIM/libcuda.so.1" 2>"$T/err")
 err=$(cat "$T/err")
-check "dlsym(cuLinkCreate_v2), not implemented: 801; cuDevicePrimaryCtxRelease and cuStreamDestroy are their _v2" \
-	"^link 801 old-name True True$"
+check "dlsym(cuLinkCreate_v2), not implemented: 801; cuDevicePrimaryCtxRelease and cuStreamDestroy are their _v2; cuLaunchKernel_ptsz and cuMemcpyHtoD_v2_ptds are their entries" \
+	"^link 801 old-name True True per-thread True True$"
 check_err "and the unimplemented one says so" "^vgpu libcuda: cuLinkCreate_v2 is not implemented yet: CUDA_ERROR_NOT_SUPPORTED$"
 
 # ---- two devices (the integrity hash covers each) ----
