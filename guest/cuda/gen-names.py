@@ -18,7 +18,7 @@ stub that reports it as not implemented, except the names ALIASES_LD
 names of implemented entries: the per-thread-stream variants proc.c maps
 (PT entries: FN_ptsz or FN_ptds for FN) and the older names listed in
 OLD_NAMES below, whose prototypes did not change. Without STUB_LIBCUDA
-(an empty argument) the last two files say so and add nothing. Libraries
+("-") the last two files say so and add nothing. Libraries
 that dlsym() the driver's names rather than ask cuGetProcAddress (cuBLAS
 Lt looks up 82 and fails without them) find them all; an implemented
 name's own definition wins over its weak alias when the library links."""
@@ -93,6 +93,7 @@ def symbols(nm, stub_lib):
 
 def main():
     src, cuda_h, proc_c, nm, stub_lib, out, exports_c, aliases_ld = sys.argv[1:9]
+    stub_lib = '' if stub_lib == '-' else stub_lib
     entries = set()
     base = os.path.dirname(src)
     headers = [src] + [os.path.join(base, 'cuda%sTypedefs.h' % k)
