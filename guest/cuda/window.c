@@ -185,22 +185,40 @@ void vgpu_cuda_window_hold(bool hold)
 		pthread_mutex_unlock(&lock);
 }
 
+/* @len bytes at @start (whole pages): the process's own private copy
+ * instead of the shared memfd's pages. */
+static void privatize(uint8_t *start, size_t len)
+{
+	void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (copy == MAP_FAILED)
+		return;
+	memcpy(copy, start, len);
+	if (mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, start) == MAP_FAILED)
+		munmap(copy, len);
+}
+
 void vgpu_cuda_window_forked(void)
 {
-	/* The child's registered memory: its own private pages again (the
-	 * window's pages stay shared with the parent, as its memfd's). */
-	for (size_t i = 0; i < n_aliases; i++) {
-		struct alias a = aliases[i];
-		void *copy = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				  -1, 0);
+	const size_t page = (size_t)getpagesize();
 
-		if (copy == MAP_FAILED)
-			continue;
-		memcpy(copy, a.start, a.len);
-		if (mremap(copy, a.len, a.len, MREMAP_MAYMOVE | MREMAP_FIXED, a.start) == MAP_FAILED)
-			munmap(copy, a.len);
-	}
+	/* The child's registered memory and page-locked memory
+	 * (cudaMallocHost, carved from the window): its own private pages,
+	 * as a fork's memory is (the parent's stays shared with the worker).
+	 * The blocks are sorted by offset: whole pages around each run of
+	 * them, copied once. */
+	for (size_t i = 0; i < n_aliases; i++)
+		privatize(aliases[i].start, aliases[i].len);
 	n_aliases = 0;
+	for (size_t i = 0; base && i < n_used;) {
+		size_t start = used[i].off / page * page;
+		size_t end = (used[i].off + used[i].len + page - 1) / page * page;
+
+		while (++i < n_used && used[i].off < end)
+			if (used[i].off + used[i].len > end)
+				end = (used[i].off + used[i].len + page - 1) / page * page;
+		privatize(base + start, end - start);
+	}
 	ring_bytes = 0;
 	if (fd >= 0)
 		close(fd);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -406,6 +407,58 @@ static void register_check()
 	free(h);
 }
 
+// fork(): the child has no context (its CUDA calls fail), and the
+// parent's page-locked memory (cudaMallocHost) and registered memory are
+// the child's own copies: its writes do not reach the parent. Prints
+// "fork <child's cudaMalloc error> pinned=private|shared
+// registered=private|shared child=ok|bad".
+static void fork_check()
+{
+	const size_t n = 3 * 4096;
+	unsigned char *p = nullptr;
+	unsigned char *r = (unsigned char *)mmap(nullptr, n, PROT_READ | PROT_WRITE,
+						  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int pipefd[2];
+
+	if (r == MAP_FAILED || cudaMallocHost((void **)&p, n) != cudaSuccess ||
+	    cudaHostRegister(r, n, cudaHostRegisterDefault) != cudaSuccess || pipe(pipefd) != 0) {
+		printf("fork setup-failed\n");
+		return;
+	}
+	memset(p, 'A', n);
+	memset(r, 'B', n);
+	pid_t pid = fork();
+	if (pid == 0) {
+		void *d = nullptr;
+		int e = (int)cudaMalloc(&d, 4096);
+		// The child sees what the parent wrote, then writes its own.
+		int seen = p[n - 1] == 'A' && r[n - 1] == 'B';
+		memset(p, 'C', n);
+		memset(r, 'D', n);
+		int msg[2] = { e, seen && p[0] == 'C' && r[0] == 'D' };
+		if (write(pipefd[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+			_exit(1);
+		_exit(0);
+	}
+	int msg[2] = { -1, 0 }, status = 0;
+	close(pipefd[1]);
+	bool got = pid > 0 && read(pipefd[0], msg, sizeof(msg)) == (ssize_t)sizeof(msg);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	close(pipefd[0]);
+	bool pinned = true, registered = true;
+	for (size_t i = 0; i < n; i++) {
+		pinned = pinned && p[i] == 'A';
+		registered = registered && r[i] == 'B';
+	}
+	printf("fork %d pinned=%s registered=%s child=%s\n", got ? msg[0] : -1,
+	       pinned ? "private" : "shared", registered ? "private" : "shared",
+	       got && msg[1] && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : "bad");
+	cudaHostUnregister(r);
+	cudaFreeHost(p);
+	munmap(r, n);
+}
+
 // Pitched memory and 2D copies: host (packed) to device (pitched), device
 // to device, device to host (rows 512 bytes apart, the padding left as it
 // was). Prints "copy2d <first error> same|different pitch=ok|bad".
@@ -555,6 +608,7 @@ int main()
 	register_check();
 	copy2d_check();
 	ctx_check();
+	fork_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

@@ -128,6 +128,8 @@ check "cudaMallocPitch and 2D copies (host to pitched device memory, device to d
 	"^copy2d 0 same pitch=ok$"
 check "a context of its own (cuCtxCreate through cudaGetDriverEntryPointByVersion): current when made, popped and pushed back, a copy in it, destroyed: the one before current again" \
 	"^ctx 0 current=ok popped=ok same$"
+check "fork(): the child's CUDA calls fail (cudaErrorInitializationError), the parent's page-locked and registered memory are the child's own copies (its writes do not reach the parent)" \
+	"^fork 3 pinned=private registered=private child=ok$"
 check "cudaFree" "^free 0$"
 check "freeing it again: cudaErrorInvalidValue" "^free-again 1 cudaErrorInvalidValue$"
 [ "$rc" = 0 ] && pass "the probe exits 0" || fail "exit $rc"
@@ -143,10 +145,10 @@ grep -qE "^vgpu libcuda: call 3 \(0x[0-9a-f]+ 0 0 0 0, 0 bytes\): 0 \(0x[0-9a-f]
 	pass "VGPU_CUDA_LOG=2 logs every call to the host with its answer (an allocation, the double free's cudaErrorInvalidValue) and every posted one (a launch)" ||
 	fail "VGPU_CUDA_LOG=2: $(grep -E "call (3|4) |post 12 " <<<"$err" | head -5)"
 probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_LOG=1
-[ "$(grep -c "^vgpu libcuda: registered memory at .*: moved into the window$" <<<"$err")" = 2 ] &&
+[ "$(grep -c "^vgpu libcuda: registered memory at .*: moved into the window$" <<<"$err")" = 3 ] &&
 	[ "$(grep -c "^vgpu libcuda: registered memory at .*: kept where it is (not whole pages" <<<"$err")" = 2 ] &&
 	[ "$(grep -c "^vgpu libcuda: registered memory at .*: kept where it is (its copies staged)" <<<"$err")" = 1 ] &&
-	pass "registered memory: the anonymous pages moved into the window, part of a heap block and the caller's stack (not whole pages of their own) and the shared mapping kept where they are (the mapped registration moved, then back: nothing mapped for kernels here)" ||
+	pass "registered memory: the anonymous pages moved into the window, part of a heap block and the caller's stack (not whole pages of their own) and the shared mapping kept where they are (the mapped registration moved, then back: nothing mapped for kernels here; the third move is the fork check's)" ||
 	fail "$(grep "registered memory" <<<"$err")"
 probe VGPU_TRANSPORT="unix:$T/one.sock" VGPU_CUDA_WINDOW_MIB=1
 check "a window of 1 MiB: 3 MiB staged through its two slots of 128 KiB, 24 pieces in turn, the same bytes" "^copy 0 0 same$"
