@@ -7,7 +7,9 @@ worker's head and the guest's tail (u64 each), then a ring of 4096 bytes
 laid out as protocol/cuda_ring.h says, written here independently of the
 C code: a launch with its parameters, a memset, a skip to the ring's
 end, and broken ones (a length not a multiple of 16, a call that may not
-come through the ring, an entry past the tail).
+come through the ring, an entry past the tail); and the launch and memset
+with no checksum and the head's lowest bit set, which asks the harness to
+sign them (fuzz_cuda_ring.c) so that mutations reach past the CRC.
 usage: gen_cuda_ring_corpus.py [OUTDIR]
 """
 import os
@@ -34,6 +36,11 @@ def entry(call, values, data=b"", req_id=1, length=None):
         body + b"\0" * (total - 16 - len(body))
 
 
+def unsigned(e):
+    """@e with its checksum zeroed."""
+    return e[:16 + 28] + b"\0\0\0\0" + e[16 + 32:]
+
+
 def seed(head, entries, tail=None, at=0):
     ring = bytearray(RING)
     pos = at
@@ -57,6 +64,8 @@ def main():
         "cuda-ring-bad-length": seed(0, [entry(LAUNCH, [1, 1, 1, 1, 0], b"\1" * 24, length=100)]),
         "cuda-ring-not-ringable": seed(0, [entry(MEM_ALLOC, [4096])]),
         "cuda-ring-past-tail": seed(0, [launch], tail=32),
+        "cuda-ring-unsigned": seed(1, [unsigned(launch), unsigned(memset)],
+                                   tail=len(launch) + len(memset)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
