@@ -128,24 +128,16 @@ static bool reply(struct conn *c, const struct vgpu_cuda_msg *m, CUresult status
 static bool room(struct conn *c, size_t len)
 {
 	struct worker *w = c->w;
-	bool ok;
 
 	if (len <= c->buf_cap)
 		return true;
-	pthread_mutex_lock(&w->lock);
-	ok = w->buffered - c->buf_cap + len <= WORKER_MAX_BUFFERED;
-	if (ok)
-		w->buffered = w->buffered - c->buf_cap + len;
-	pthread_mutex_unlock(&w->lock);
-	if (!ok)
+	/* The old buffer's bytes are counted already: only the growth. */
+	if (!worker_take(w, &w->buffered, WORKER_MAX_BUFFERED, len - c->buf_cap))
 		return false;
 	free(c->buf);
 	c->buf = malloc(len);
-	if (!c->buf) {
-		pthread_mutex_lock(&w->lock);
-		w->buffered -= len;
-		pthread_mutex_unlock(&w->lock);
-	}
+	if (!c->buf)
+		worker_give(w, &w->buffered, len);
 	c->buf_cap = c->buf ? len : 0;
 	return c->buf != NULL;
 }
@@ -531,9 +523,6 @@ static bool drain_ring(struct conn *c)
 	tail = atomic_load_explicit(&win->ctl->tail, memory_order_acquire);
 	while ((rc = vgpu_cuda_ring_next(win->ring, win->ring_bytes, win->head, tail, &m, &len)) !=
 	       VGPU_CUDA_RING_EMPTY) {
-		const uint8_t *data = win->ring + (win->head & (win->ring_bytes - 1)) +
-				      VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD;
-
 		if (rc == VGPU_CUDA_RING_BAD)
 			return false;
 		if (rc == VGPU_CUDA_RING_SKIP) {
@@ -544,7 +533,10 @@ static bool drain_ring(struct conn *c)
 		 * room for it, the call fails (as on the connection). */
 		c->dropped = m.data_len && !room(c, m.data_len);
 		if (m.data_len && !c->dropped)
-			memcpy(c->buf, data, m.data_len);
+			memcpy(c->buf,
+			       win->ring + (win->head & (win->ring_bytes - 1)) +
+				       VGPU_CUDA_RING_PREFIX + VGPU_CUDA_MSG_HEAD,
+			       m.data_len);
 		c->ring_call = true;
 		call(c, &m);
 		c->ring_call = false;

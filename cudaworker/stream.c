@@ -71,6 +71,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		       uint64_t *handle)
 {
 	bool stream = m->call == VGPU_CUDA_STREAM_CREATE;
+	uint64_t *held = stream ? &w->streams : &w->events; /* the VM's */
 	void **s;
 	CUresult rc;
 
@@ -78,8 +79,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		return CUDA_ERROR_INVALID_VALUE;
 	s = stream ? take(&st->streams, &st->n_streams, WORKER_MAX_STREAMS)
 		   : take(&st->events, &st->n_events, WORKER_MAX_EVENTS);
-	if (!s || !(stream ? worker_take(w, &w->streams, WORKER_VM_MAX_STREAMS, 1)
-			   : worker_take(w, &w->events, WORKER_VM_MAX_EVENTS, 1)))
+	if (!s || !worker_take(w, held, stream ? WORKER_VM_MAX_STREAMS : WORKER_VM_MAX_EVENTS, 1))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (stream)
 		rc = w->drv.stream_create((CUstream *)s, (unsigned)m->v[0],
@@ -90,7 +90,7 @@ static CUresult create(struct worker *w, struct streams *st, const struct vgpu_c
 		rc = CUDA_ERROR_UNKNOWN;
 	if (rc != CUDA_SUCCESS) {
 		*s = NULL;
-		worker_give(w, stream ? &w->streams : &w->events, 1);
+		worker_give(w, held, 1);
 		return rc;
 	}
 	*handle = (uint64_t)(s - (stream ? st->streams : st->events)) + 1;

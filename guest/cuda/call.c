@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -427,6 +428,20 @@ CUresult vgpu_cuda_call(struct vgpu_cuda_msg *m, const void *data, struct vgpu_c
 	return vgpu_cuda_call_on(vgpu_cuda_current_device(), m, data, r, out, cap);
 }
 
+/* VGPU_CUDA_LOG=2's line for @m ("call" with its reply @r, or "post"). */
+static void trace(const char *what, const struct vgpu_cuda_msg *m, const struct vgpu_cuda_msg *r)
+{
+	char answer[80] = "";
+
+	if (r)
+		snprintf(answer, sizeof(answer), ": %d (%#llx %#llx)", r->status,
+			 (unsigned long long)r->v[0], (unsigned long long)r->v[1]);
+	vgpu_cuda_log(false, "%s %u (%#llx %#llx %#llx %#llx %#llx, %u bytes)%s", what, m->call,
+		      (unsigned long long)m->v[0], (unsigned long long)m->v[1],
+		      (unsigned long long)m->v[2], (unsigned long long)m->v[3],
+		      (unsigned long long)m->v[4], m->data_len, answer);
+}
+
 CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
 			   struct vgpu_cuda_msg *r, void *out, uint32_t cap)
 {
@@ -448,11 +463,7 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 	}
 	rc = (CUresult)r->status;
 	if (vgpu_cuda_log_level() == 2)
-		vgpu_cuda_log(false, "call %u (%#llx %#llx %#llx %#llx %#llx, %u bytes): %d (%#llx %#llx)",
-			      m->call, (unsigned long long)m->v[0], (unsigned long long)m->v[1],
-			      (unsigned long long)m->v[2], (unsigned long long)m->v[3],
-			      (unsigned long long)m->v[4], m->data_len, rc,
-			      (unsigned long long)r->v[0], (unsigned long long)r->v[1]);
+		trace("call", m, r);
 	else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY)
 		vgpu_cuda_log(false, "call %u (a0 %#llx a1 %#llx): the host said %d", m->call,
 			      (unsigned long long)m->v[0], (unsigned long long)m->v[1], rc);
@@ -481,11 +492,7 @@ static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 	if (rc == CUDA_SUCCESS) {
 		m->v[5] = (uint64_t)vgpu_cuda_current_device();
 		if (vgpu_cuda_log_level() == 2)
-			vgpu_cuda_log(false, "post %u (%#llx %#llx %#llx %#llx %#llx, %u bytes)",
-				      m->call, (unsigned long long)m->v[0],
-				      (unsigned long long)m->v[1], (unsigned long long)m->v[2],
-				      (unsigned long long)m->v[3], (unsigned long long)m->v[4],
-				      m->data_len);
+			trace("post", m, NULL);
 		int ringed = quiet ? 0 : ring_post(m, data);
 
 		if (ringed < 0 || (ringed == 0 && ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||

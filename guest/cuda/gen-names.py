@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""gen-names.py CUDATYPEDEFS_H CUDA_H PROC_C NM STUB_LIBCUDA OUT_C EXPORTS_C ALIASES_LD -
-from the CUDA toolkit's
-headers: the driver API's entry points (cudaTypedefs.h and its siblings
-for the profiler, EGL, GL and VDPAU entry points, when they are beside it,
-have one PFN_<name>_v<version>[_ptds|_ptsz] typedef per entry point), as the table
+"""gen-names.py CUDATYPEDEFS_H CUDA_H PROC_C NM STUB_LIBCUDA OUT_C EXPORTS_C ALIASES_LD
+
+From the CUDA toolkit's headers, OUT_C: the driver API's entry points
+(cudaTypedefs.h and its siblings for the profiler, EGL, GL and VDPAU
+entry points, when they are beside it, have one
+PFN_<name>_v<version>[_ptds|_ptsz] typedef per entry point), as the table
 proc.c searches: every name, each version it has, and a stub per entry
 that reports the call as not implemented (vgpu_cuda_unimplemented()),
 sorted by name, then version; and CUresult's values with their names and
 the first sentence of their description (cuda.h), for cuGetErrorName and
-cuGetErrorString. And, in EXPORTS_C (linked into the shared library only: in a static
-archive a weak name would keep the member with the real one out), every
-symbol NVIDIA's libcuda.so.1 exports (the toolkit's stub library,
-lib64/stubs/libcuda.so, exports the same names), each a weak alias of a
-stub that reports it as not implemented, except the names ALIASES_LD
-(an implicit linker script the shared library links with) makes other
-names of implemented entries: the per-thread-stream variants proc.c maps
-(PT entries: FN_ptsz or FN_ptds for FN) and the older names listed in
-OLD_NAMES below, whose prototypes did not change. Without STUB_LIBCUDA
-("-") the last two files say so and add nothing. Libraries
-that dlsym() the driver's names rather than ask cuGetProcAddress (cuBLAS
-Lt looks up 82 and fails without them) find them all; an implemented
-name's own definition wins over its weak alias when the library links."""
+cuGetErrorString.
+
+From the toolkit's stub library (lib64/stubs/libcuda.so, read with NM:
+it exports NVIDIA's libcuda.so.1's names), for libraries that dlsym()
+the driver's names rather than ask cuGetProcAddress (cuBLAS Lt looks up
+82 and fails without them):
+- ALIASES_LD, an implicit linker script the shared library links with:
+  other names of implemented entries, the per-thread-stream variants
+  proc.c maps (its PT entries: FN_ptsz or FN_ptds for FN) and the older
+  names in OLD_NAMES, whose prototypes did not change;
+- EXPORTS_C, linked into the shared library only (in a static archive a
+  weak name would keep the member with the real one out): each other
+  exported name, a weak alias of a stub that reports it as not
+  implemented; an implemented name's own definition wins over it.
+Without the stub library (STUB_LIBCUDA "-") both say so and add nothing."""
 import os
 import re
 import subprocess

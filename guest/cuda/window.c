@@ -201,24 +201,32 @@ static void privatize(uint8_t *start, size_t len)
 void vgpu_cuda_window_forked(void)
 {
 	const size_t page = (size_t)getpagesize();
+	size_t start = 0, end = 0; /* the run of pages to copy next */
 
 	/* The child's registered memory and page-locked memory
 	 * (cudaMallocHost, carved from the window): its own private pages,
 	 * as a fork's memory is (the parent's stays shared with the worker).
 	 * The blocks are sorted by offset: whole pages around each run of
-	 * them, copied once. */
+	 * them, copied once; the staging slots are the library's, not the
+	 * program's (the child has no context to stage for): left out. */
 	for (size_t i = 0; i < n_aliases; i++)
 		privatize(aliases[i].start, aliases[i].len);
 	n_aliases = 0;
-	for (size_t i = 0; base && i < n_used;) {
-		size_t start = used[i].off / page * page;
-		size_t end = (used[i].off + used[i].len + page - 1) / page * page;
+	for (size_t i = 0; base && i < n_used; i++) {
+		uint8_t *block = base + used[i].off;
 
-		while (++i < n_used && used[i].off < end)
-			if (used[i].off + used[i].len > end)
-				end = (used[i].off + used[i].len + page - 1) / page * page;
-		privatize(base + start, end - start);
+		if (block == stage[0] || block == stage[1])
+			continue;
+		if (used[i].off >= end) {
+			if (end > start)
+				privatize(base + start, end - start);
+			start = used[i].off / page * page;
+		}
+		if (used[i].off + used[i].len > end)
+			end = (used[i].off + used[i].len + page - 1) / page * page;
 	}
+	if (end > start)
+		privatize(base + start, end - start);
 	ring_bytes = 0;
 	if (fd >= 0)
 		close(fd);
