@@ -38,7 +38,10 @@ for name, a in n["steps"].items():
         abs(x - y) <= 1e-4 * max(1.0, abs(x)) for x, y in zip(a["sums"], b["sums"]))
     bad += not same
     fmt = lambda r: "%.3f s" % r["s"] if r.get("ok") else "failed: " + r.get("error", "?")[:120]
-    print("| %s | %s | %s | %s |" % (name, fmt(a), fmt(b), "yes" if same else "NO"))
+    verdict = "yes" if same else "NO"
+    if not same and a.get("ok") and b.get("ok"):
+        verdict += " (native %s, vgpu %s)" % (a["sums"], b["sums"])
+    print("| %s | %s | %s | %s |" % (name, fmt(a), fmt(b), verdict))
 if "inference_step_ms" in n and "inference_step_ms" in v:
     print("| resnet18 step | %.2f ms | %.2f ms | ratio native/vgpu %.2f |" % (
         n["inference_step_ms"], v["inference_step_ms"], n["inference_step_ms"] / v["inference_step_ms"]))

@@ -5,12 +5,13 @@ through vgpu's libcuda.so.1 can be compared (bench/device-torch.sh):
 a matmul, a cuDNN convolution, training steps of a small model, and a
 forward pass of a torchvision model when torchvision is there.
 
-  python3 bench/torch-steps.py OUT.json
+  [TORCH_STEPS=matmul,conv] python3 bench/torch-steps.py OUT.json
 
 Each step is tried on its own: one that fails says so in the JSON
 (with the exception) and the others still run. Seeds are fixed, and
 the inputs are made on the CPU, so both runs see the same numbers."""
 import json
+import os
 import sys
 import time
 import traceback
@@ -18,10 +19,14 @@ import traceback
 import torch
 
 results = {"steps": {}}
+# The steps to run (names, comma-separated; all when unset).
+only = os.environ.get("TORCH_STEPS")
 
 
 def step(name):
     def wrap(fn):
+        if only and name not in only.split(","):
+            return fn
         t0 = time.perf_counter()
         try:
             out = fn()

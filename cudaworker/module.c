@@ -15,6 +15,7 @@
  * A kernel runs in the VM's own context: whatever it reads or writes is
  * the VM's device memory, or faults that context.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,30 @@ struct wkernel {
 	uint32_t param_bytes;
 	uint32_t *layout;      /* n_params pairs: offset, size */
 };
+
+/* Room for one more entry of @size bytes in *@arr, which has @n used of
+ * its *@cap (at most @max): false when @max are there or memory is
+ * short. The array doubles; its new entries are zeroed. */
+static bool room_for(void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t max)
+{
+	void **a = arr;
+	uint32_t c = *cap ? *cap * 2 : 64;
+
+	if (n < *cap)
+		return true;
+	if (*cap >= max)
+		return false;
+	if (c > max)
+		c = max;
+	uint8_t *p = realloc(*a, (size_t)c * size);
+
+	if (!p)
+		return false;
+	memset(p + (size_t)*cap * size, 0, (size_t)(c - *cap) * size);
+	*a = p;
+	*cap = c;
+	return true;
+}
 
 /* The image's bytes, ending against an inaccessible page. */
 static uint8_t *guarded_copy(const uint8_t *image, size_t len, size_t *map_len)
@@ -68,11 +93,10 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 		return CUDA_ERROR_INVALID_IMAGE;
 	if (mo->image_bytes + len > WORKER_MAX_IMAGE_BYTES)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	for (i = 0; i < mo->n_libs && mo->libs[i].lib; i++)
+	for (i = mo->free_lib; i < mo->n_libs && mo->libs[i].lib; i++)
 		;
-	if (i == mo->n_libs && mo->n_libs == WORKER_MAX_LIBS)
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	if (!mo->libs && !(mo->libs = calloc(WORKER_MAX_LIBS, sizeof(*mo->libs))))
+	if (i == mo->n_libs &&
+	    !room_for(&mo->libs, mo->n_libs, &mo->cap_libs, sizeof(*mo->libs), WORKER_MAX_LIBS))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The VM's budget last: every refusal above leaves it as it was. */
 	if (!worker_take(w, &w->image_bytes, WORKER_VM_MAX_IMAGE_BYTES, len))
@@ -95,6 +119,7 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 	}
 	l->bytes = len;
 	mo->image_bytes += len;
+	mo->free_lib = i + 1;
 	*handle = (uint64_t)i + 1;
 	return CUDA_SUCCESS;
 }
@@ -115,6 +140,8 @@ static void lib_free(struct worker *w, struct modules *mo, struct wlib *l)
 		if (k->kernel && k->lib == index) {
 			free(k->layout);
 			*k = (struct wkernel){ 0 };
+			if (i < mo->free_kernel)
+				mo->free_kernel = i;
 		}
 	}
 	w->drv.library_unload(l->lib);
@@ -122,6 +149,8 @@ static void lib_free(struct worker *w, struct modules *mo, struct wlib *l)
 	mo->image_bytes -= l->bytes;
 	worker_give(w, &w->image_bytes, l->bytes);
 	*l = (struct wlib){ 0 };
+	if (index < mo->free_lib)
+		mo->free_lib = index;
 }
 
 CUresult module_unload(struct worker *w, struct modules *mo, uint64_t handle)
@@ -175,12 +204,11 @@ CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (len < 2 || name[len - 1] != '\0' || strlen(name) != len - 1)
 		return CUDA_ERROR_INVALID_VALUE;
-	for (i = 0; i < mo->n_kernels && mo->kernels[i].kernel; i++)
+	for (i = mo->free_kernel; i < mo->n_kernels && mo->kernels[i].kernel; i++)
 		;
 	if (i == mo->n_kernels) {
-		if (mo->n_kernels == WORKER_MAX_KERNELS)
-			return CUDA_ERROR_OUT_OF_MEMORY;
-		if (!mo->kernels && !(mo->kernels = calloc(WORKER_MAX_KERNELS, sizeof(*mo->kernels))))
+		if (!room_for(&mo->kernels, mo->n_kernels, &mo->cap_kernels, sizeof(*mo->kernels),
+			      WORKER_MAX_KERNELS))
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		mo->n_kernels++;
 	}
@@ -195,6 +223,7 @@ CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const
 		return rc;
 	}
 	k->lib = (uint32_t)(l - mo->libs);
+	mo->free_kernel = i + 1;
 	res[0] = (uint64_t)i + 1;
 	res[1] = k->n_params;
 	res[2] = k->param_bytes;

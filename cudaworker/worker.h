@@ -34,10 +34,12 @@
  * connection's buffer grows to its largest piece (64 MiB at most). */
 #define WORKER_MAX_BUFFERED ((uint64_t)256 << 20)
 /* Modules one process holds: libraries, their images' bytes together
- * (the driver keeps a copy of each), and kernels asked for. */
-#define WORKER_MAX_LIBS 256
-#define WORKER_MAX_IMAGE_BYTES ((uint64_t)256 << 20)
-#define WORKER_MAX_KERNELS 4096
+ * (the driver keeps a copy of each), and kernels asked for. cuDNN 9
+ * loads one library per engine it tries: a torchvision resnet18 forward
+ * pass loaded over 845 (about 142 MiB) under PyTorch 2.11 (run 44). */
+#define WORKER_MAX_LIBS 4096
+#define WORKER_MAX_IMAGE_BYTES ((uint64_t)512 << 20)
+#define WORKER_MAX_KERNELS 65536
 /* Streams and events one process holds (each a few hundred bytes of the
  * driver's host memory; PyTorch makes some tens). */
 #define WORKER_MAX_STREAMS 1024
@@ -139,11 +141,13 @@ struct worker {
 
 /* A process's modules (module.c): its libraries and kernels. */
 struct modules {
-	struct wlib *libs;               /* WORKER_MAX_LIBS slots, n_libs used */
-	uint32_t n_libs;
+	struct wlib *libs;               /* cap_libs slots (at most WORKER_MAX_LIBS) */
+	uint32_t n_libs, cap_libs;       /* n_libs used */
+	uint32_t free_lib;               /* every slot below it is taken */
 	uint64_t image_bytes;            /* the images', together */
-	struct wkernel *kernels;         /* WORKER_MAX_KERNELS slots, n_kernels used */
-	uint32_t n_kernels;
+	struct wkernel *kernels;         /* cap_kernels slots (at most WORKER_MAX_KERNELS) */
+	uint32_t n_kernels, cap_kernels; /* n_kernels used */
+	uint32_t free_kernel;            /* every slot below it is taken */
 };
 
 /* A process's streams and events (stream.c): the driver's, by handle - 1. */

@@ -293,15 +293,110 @@ static uintptr_t tls_fn1(void)
 	return 0;
 }
 
-static uintptr_t tls_fn(const void *arg)
+static uintptr_t tls_fn3(const void *arg)
 {
 	(void)arg;
 	return 0;
 }
 
+/* Slot 2: the calling thread's current context, as cuCtxGetCurrent (a
+ * decompiler's name for it: "get_thread_context"). cuBLAS Lt reads it
+ * and hands it to CONTEXT_IDENTITY's slot 4 (below); the stub this was
+ * before wrote nothing, so cuBLAS passed its own uninitialized stack word
+ * on as a context. */
+static CUresult tls_current_context(CUcontext *pctx)
+{
+	return cuCtxGetCurrent(pctx);
+}
+
 static const void *const tools_tls[4] = {
-	SIZE_WORD(4), (const void *)tls_fn1, (const void *)tls_fn, (const void *)tls_fn,
+	SIZE_WORD(4), (const void *)tls_fn1, (const void *)tls_current_context,
+	(const void *)tls_fn3,
 };
+
+/* ---- CONTEXT_IDENTITY (21318c60-...) ----
+ *
+ * Asked for by cuBLAS Lt's algorithm heuristic
+ * (cublasLtSSSMatmulAlgoGetHeuristic and the other types'), which finds no
+ * algorithm without it ("not supported"). NVIDIA's driver 580 serves
+ * a table of 93 words (its size, then 92 slots; the probe reads it) and
+ * cuBLAS 13 calls three slots, 4, 39 and 51, whatever size the table
+ * says it has (a 5-word table was tried: it called slot 51 all the
+ * same). The size is NVIDIA's here. What they are:
+ *  - 4: the context's unique id, as cuCtxGetId (a decompiler's table names
+ *    it "getContextNumber"; checked against NVIDIA's driver by the probe);
+ *  - 39 and 51: not known. They are answered as LUPINE (SCUDA's successor,
+ *    client.cpp, Apache-2.0) answers them and runs cuBLAS with: 39 writes
+ *    0 through its third argument; 51 writes through its third the
+ *    address of a zeroed object (one per process; 512 bytes, more than
+ *    the 0xc0 its fifth argument names), CUDA_ERROR_INVALID_HANDLE where
+ *    its second argument is all ones.
+ * Every other slot logs its number and answers CUDA_ERROR_NOT_SUPPORTED. */
+
+static CUresult ctxid_unknown(int slot)
+{
+	vgpu_cuda_log(true, "slot %d of private table 21318c60 is not served: "
+			    "CUDA_ERROR_NOT_SUPPORTED", slot);
+	return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* Its calls, with VGPU_CUDA_LOG=2. */
+#define TRACE(...)                                    \
+	do {                                          \
+		if (vgpu_cuda_log_level() >= 2)       \
+			vgpu_cuda_log(false, __VA_ARGS__); \
+	} while (0)
+
+static CUresult ctxid_39(uintptr_t a0, uintptr_t a1, uint64_t *out)
+{
+	TRACE("table 21318c60 slot 39 (%#lx %#lx %p)", (unsigned long)a0,
+			(unsigned long)a1, (void *)out);
+	if (!a1 || !out)
+		return CUDA_ERROR_INVALID_VALUE;
+	*out = 0;
+	return CUDA_SUCCESS;
+}
+
+static CUresult ctxid_51(uintptr_t a0, uintptr_t a1, void **out, uintptr_t a3, uintptr_t a4,
+			 uintptr_t a5)
+{
+	static _Alignas(64) uint64_t object[64];
+
+	TRACE("table 21318c60 slot 51 (%#lx %#lx %p %#lx %#lx %#lx)", (unsigned long)a0,
+			(unsigned long)a1, (void *)out, (unsigned long)a3, (unsigned long)a4,
+			(unsigned long)a5);
+	if (!out)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (a1 == UINTPTR_MAX)
+		return CUDA_ERROR_INVALID_HANDLE;
+	*out = object;
+	return CUDA_SUCCESS;
+}
+
+/* ctxid_N for the slots not served: ctxid_1 to ctxid_92 but 4, 39, 51. */
+#define S(n)                                       \
+	static CUresult ctxid_##n(void)            \
+	{                                          \
+		return ctxid_unknown(n);           \
+	}
+#define S10(t) S(t##0) S(t##1) S(t##2) S(t##3) S(t##4) S(t##5) S(t##6) S(t##7) S(t##8) S(t##9)
+S(1) S(2) S(3) S(5) S(6) S(7) S(8) S(9)
+S10(1) S10(2) S(30) S(31) S(32) S(33) S(34) S(35) S(36) S(37) S(38)
+S(40) S(41) S(42) S(43) S(44) S(45) S(46) S(47) S(48) S(49) S(50)
+S(52) S(53) S(54) S(55) S(56) S(57) S(58) S(59) S10(6) S10(7) S10(8)
+S(90) S(91) S(92)
+#undef S10
+#undef S
+
+#define F(n) (const void *)ctxid_##n
+#define F10(t) F(t##0), F(t##1), F(t##2), F(t##3), F(t##4), F(t##5), F(t##6), F(t##7), F(t##8), F(t##9)
+static const void *const context_identity[93] = {
+	SIZE_WORD(93), F(1), F(2), F(3), (const void *)cuCtxGetId, F(5), F(6), F(7), F(8), F(9),
+	F10(1), F10(2), F10(3), F10(4), F10(5), F10(6), F10(7), F10(8),
+	F(90), F(91), F(92),
+};
+#undef F10
+#undef F
 
 /* ---- the index ---- */
 
@@ -328,6 +423,9 @@ static const struct {
 	{ "TOOLS_TLS",
 	  { 0x42, 0xd8, 0x5a, 0x81, 0x23, 0xf6, 0xcb, 0x47, 0x82, 0x98, 0xf6, 0xe7, 0x8a, 0x3a, 0xec, 0xdc },
 	  tools_tls },
+	{ "CONTEXT_IDENTITY",
+	  { 0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48, 0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2 },
+	  context_identity },
 };
 
 CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)

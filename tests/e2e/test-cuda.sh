@@ -94,6 +94,7 @@ has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 sa
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
+has "the private tables cuBLAS Lt reads: the current context and its id" "^export 0 tls=ok id=ok size=93$"
 has "pitched memory and 2D copies through the worker: every row right, the padding untouched" "^copy2d 0 same pitch=ok$"
 has "copies whose direction the pointers tell, through the worker; what each pointer is" "^unified 0 same types=2,1,0$"
 has "registered memory through the worker: the bytes right, kept after unregistering, a shared mapping still shared; mapped registration $mapped" "^register 0 same kept shared mapped=$mapped$"
@@ -145,7 +146,7 @@ if sys.argv[3] == "modules":
     out += [call(12, dims, bytes(4)), call(12, (99,) + dims[1:], bytes(8)),
             call(12, dims, bytes(8)), call(8), call(10, (lib,)), call(12, dims, bytes(8)),
             call(10, (lib,))]
-    loads = [call(9, (), ptx) for _ in range(257)]
+    loads = [call(9, (), ptx) for _ in range(4097)]
     out += [loads.count(0), loads[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
@@ -413,8 +414,8 @@ grep -q "a malformed call" "$T/mediator.log" && pass "and says so" || fail "$(gr
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" buffers)" "1 1 1 1 2" \
 	"five 64 MiB copies at once: four buffered (and refused: no such allocation), the fifth over the worker's 256 MiB: CUDA_ERROR_OUT_OF_MEMORY"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" modules)" \
-	"0 200 200 0 400 1 1 500 0 1 8 (0, 8) 1 400 0 0 0 400 400 256 2 0" \
-	"modules from a raw process: a garbage image and a fatbin longer than its bytes (CUDA_ERROR_INVALID_IMAGE), a library that is not there (INVALID_HANDLE), names without their NUL or with one inside (INVALID_VALUE), no such kernel (NOT_FOUND); the kernel's layout (1 parameter, 8 bytes); a launch with 4 bytes of them (INVALID_VALUE), of no kernel (INVALID_HANDLE), right; after unloading, its kernel and itself are gone; 256 libraries, the 257th over the budget (OUT_OF_MEMORY); the connection still serves"
+	"0 200 200 0 400 1 1 500 0 1 8 (0, 8) 1 400 0 0 0 400 400 4096 2 0" \
+	"modules from a raw process: a garbage image and a fatbin longer than its bytes (CUDA_ERROR_INVALID_IMAGE), a library that is not there (INVALID_HANDLE), names without their NUL or with one inside (INVALID_VALUE), no such kernel (NOT_FOUND); the kernel's layout (1 parameter, 8 bytes); a launch with 4 bytes of them (INVALID_VALUE), of no kernel (INVALID_HANDLE), right; after unloading, its kernel and itself are gone; 4096 libraries, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 	"0 1 1 400 400 0 1 0 400 0 0 0 0 0 400 400 0 400 400 1024 2 0" \
 	"streams and events from a raw process: flags CUDA does not have and a priority beyond 32 bits (INVALID_VALUE), a stream and an event never made (INVALID_HANDLE), an interprocess event (INVALID_VALUE); the time between events not recorded (INVALID_HANDLE); record, wait, sync and query right; copies naming a stream never made (INVALID_HANDLE); a stream destroyed twice and used after (INVALID_HANDLE); 1024 streams, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"

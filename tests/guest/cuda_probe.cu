@@ -544,6 +544,56 @@ static void ctx_check()
 	       back == v ? "same" : "different");
 }
 
+// Two private tables cuBLAS Lt reads (cuGetExportTable, reached as
+// cudart reaches the driver): TOOLS_TLS's slot 2 gives the current
+// context and 21318c60's slot 4 its id, as cuCtxGetCurrent and cuCtxGetId
+// do. The same checks hold under NVIDIA's driver (run natively on the
+// GPU machine). Prints "export <first error> tls=ok|bad id=ok|bad size=N".
+static void export_check()
+{
+	typedef CUresult (*get_t)(const void **, const CUuuid *);
+	typedef CUresult (*pctx_t)(CUcontext *);
+	typedef CUresult (*id_t)(CUcontext, unsigned long long *);
+	const CUuuid tls_uuid = { { 0x42, (char)0xd8, 0x5a, (char)0x81, 0x23, (char)0xf6, (char)0xcb,
+				    0x47, (char)0x82, (char)0x98, (char)0xf6, (char)0xe7, (char)0x8a,
+				    0x3a, (char)0xec, (char)0xdc } };
+	const CUuuid id_uuid = { { 0x21, 0x31, (char)0x8c, 0x60, (char)0x97, 0x14, 0x32, 0x48,
+				   (char)0x8c, (char)0xa6, 0x41, (char)0xff, 0x73, 0x24, (char)0xc8,
+				   (char)0xf2 } };
+	void *f[3] = {};
+	const char *names[3] = { "cuGetExportTable", "cuCtxGetCurrent", "cuCtxGetId" };
+	cudaDriverEntryPointQueryResult q;
+	const void *const *tls = nullptr, *const *ids = nullptr;
+	CUcontext cur = nullptr, got = (CUcontext)1;
+	unsigned long long id = 0, want = 1;
+	int e[6] = {}, k = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (cudaGetDriverEntryPointByVersion(names[i], &f[i], 13000, cudaEnableDefault, &q) !=
+		    cudaSuccess) {
+			printf("export no-entry-point %s\n", names[i]);
+			return;
+		}
+	cudaFree(0);
+	e[k++] = ((get_t)f[0])((const void **)&tls, &tls_uuid);
+	e[k++] = ((get_t)f[0])((const void **)&ids, &id_uuid);
+	if (e[0] || e[1] || !tls || !ids) {
+		printf("export %d tls=bad id=bad size=0\n", e[0] ? e[0] : e[1]);
+		return;
+	}
+	size_t size = (size_t)(uintptr_t)ids[0] / sizeof(void *);
+	e[k++] = ((pctx_t)f[1])(&cur);
+	e[k++] = ((pctx_t)tls[2])(&got);
+	e[k++] = ((id_t)f[2])(cur, &want);
+	if (size > 4)
+		e[k++] = ((id_t)ids[4])(cur, &id);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = e[i];
+	printf("export %d tls=%s id=%s size=%zu\n", first, got == cur && cur ? "ok" : "bad",
+	       size > 4 && id == want ? "ok" : "bad", size);
+}
+
 int main()
 {
 	int count = -1, driver = -1;
@@ -608,6 +658,7 @@ int main()
 	register_check();
 	copy2d_check();
 	ctx_check();
+	export_check();
 	fork_check();
 	// Graphs are not served yet: the call must fail cleanly.
 	cudaGraph_t graph;
