@@ -13,7 +13,8 @@
  *                   u32 payload size, ..., u32 compressed size at +16;
  *                   the next entry follows header size + the larger of
  *                   the two sizes
- *   ELF (a cubin)   its section header table ends it
+ *   ELF (a cubin)   where the last of its headers, sections and segments
+ *                   ends
  *   PTX             NUL-terminated text
  *
  * The guest asks of its own program's image (a wrapper's pointer is the
@@ -21,6 +22,7 @@
  * received, bounded by their count, before its driver sees them.
  */
 #include <elf.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cuda_image.h"
@@ -53,34 +55,45 @@ static uint64_t rd64(const uint8_t *p)
 	return v;
 }
 
-/* An ELF cubin's length: its section header table's end, once every
- * section's and segment's bytes and the program header table lie before
- * it (the driver follows those offsets). */
+/* Whether @len bytes at @off lie within @avail; if so *@end grows to
+ * their end. */
+static bool within(uint64_t off, uint64_t len, size_t avail, uint64_t *end)
+{
+	if (off > avail || len > avail - off)
+		return false;
+	if (off + len > *end)
+		*end = off + len;
+	return true;
+}
+
+/* An ELF cubin's length: where the last of its parts ends, the section
+ * header table, the program header table (nvcc puts it after the
+ * section headers in cuBLAS Lt's cubins), every section's and segment's
+ * bytes (the driver follows those offsets), each within @avail. */
 static size_t elf_len(const uint8_t *p, size_t avail)
 {
 	Elf64_Ehdr eh;
-	uint64_t end;
+	uint64_t end = sizeof(eh);
 
 	memcpy(&eh, p, sizeof(eh));
-	end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
-	if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > avail || end > avail ||
-	    eh.e_shoff < sizeof(eh))
+	if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff < sizeof(eh) ||
+	    !within(eh.e_shoff, (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr), avail, &end))
 		return 0;
-	if (eh.e_phnum && (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > end ||
-			   (uint64_t)eh.e_phnum * eh.e_phentsize > end - eh.e_phoff))
+	if (eh.e_phnum && (eh.e_phentsize != sizeof(Elf64_Phdr) ||
+			   !within(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), avail, &end)))
 		return 0;
 	for (uint32_t i = 0; i < eh.e_shnum; i++) {
 		Elf64_Shdr sh;
 
 		memcpy(&sh, p + eh.e_shoff + (uint64_t)i * sizeof(sh), sizeof(sh));
-		if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > end || sh.sh_size > end - sh.sh_offset))
+		if (sh.sh_type != SHT_NOBITS && !within(sh.sh_offset, sh.sh_size, avail, &end))
 			return 0;
 	}
 	for (uint32_t i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 
 		memcpy(&ph, p + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_offset > end || ph.p_filesz > end - ph.p_offset)
+		if (!within(ph.p_offset, ph.p_filesz, avail, &end))
 			return 0;
 	}
 	return (size_t)end;

@@ -286,6 +286,14 @@ static CUresult integrity_check(uint32_t version, uint64_t unix_seconds, uint64_
 	return CUDA_SUCCESS;
 }
 
+/* Calls of the private slots whose meaning is inferred, with
+ * VGPU_CUDA_LOG=2. */
+#define TRACE(...)                                         \
+	do {                                               \
+		if (vgpu_cuda_log_level() >= 2)            \
+			vgpu_cuda_log(false, __VA_ARGS__); \
+	} while (0)
+
 /* ---- TOOLS_TLS ---- */
 
 static uintptr_t tls_fn1(void)
@@ -306,7 +314,10 @@ static uintptr_t tls_fn3(const void *arg)
  * on as a context. */
 static CUresult tls_current_context(CUcontext *pctx)
 {
-	return cuCtxGetCurrent(pctx);
+	CUresult rc = cuCtxGetCurrent(pctx);
+
+	TRACE("TOOLS_TLS slot 2: %d (%p)", rc, rc == CUDA_SUCCESS ? (void *)*pctx : NULL);
+	return rc;
 }
 
 static const void *const tools_tls[4] = {
@@ -324,7 +335,8 @@ static const void *const tools_tls[4] = {
  * says it has (a 5-word table was tried: it called slot 51 all the
  * same). The size is NVIDIA's here. What they are:
  *  - 4: the context's unique id, as cuCtxGetId (a decompiler's table names
- *    it "getContextNumber"; checked against NVIDIA's driver by the probe);
+ *    it "getContextNumber"; checked against NVIDIA's driver by the probe),
+ *    but 0 for no context rather than an error;
  *  - 39 and 51: not known. They are answered as LUPINE (SCUDA's successor,
  *    client.cpp, Apache-2.0) answers them and runs cuBLAS with: 39 writes
  *    0 through its third argument; 51 writes through its third the
@@ -340,12 +352,22 @@ static CUresult ctxid_unknown(int slot)
 	return CUDA_ERROR_NOT_SUPPORTED;
 }
 
-/* Its calls, with VGPU_CUDA_LOG=2. */
-#define TRACE(...)                                    \
-	do {                                          \
-		if (vgpu_cuda_log_level() >= 2)       \
-			vgpu_cuda_log(false, __VA_ARGS__); \
-	} while (0)
+/* A context's id; 0 for no context (on a thread that has none current,
+ * where TOOLS_TLS's slot 2 gave NULL): what NVIDIA's driver answers
+ * there too (the probe's export-thread line). */
+static CUresult ctxid_4(CUcontext ctx, unsigned long long *id)
+{
+	CUresult rc = CUDA_SUCCESS;
+
+	if (!id)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	else if (!ctx)
+		*id = 0;
+	else
+		rc = cuCtxGetId(ctx, id);
+	TRACE("table 21318c60 slot 4 (%p): %d (%llu)", (void *)ctx, rc, id && !rc ? *id : 0);
+	return rc;
+}
 
 static CUresult ctxid_39(uintptr_t a0, uintptr_t a1, uint64_t *out)
 {
@@ -391,7 +413,7 @@ S(90) S(91) S(92)
 #define F(n) (const void *)ctxid_##n
 #define F10(t) F(t##0), F(t##1), F(t##2), F(t##3), F(t##4), F(t##5), F(t##6), F(t##7), F(t##8), F(t##9)
 static const void *const context_identity[93] = {
-	SIZE_WORD(93), F(1), F(2), F(3), (const void *)cuCtxGetId, F(5), F(6), F(7), F(8), F(9),
+	SIZE_WORD(93), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9),
 	F10(1), F10(2), F10(3), F10(4), F10(5), F10(6), F10(7), F10(8),
 	F(90), F(91), F(92),
 };

@@ -7,8 +7,12 @@
  * image goes to the host (LIB_LOAD) when a kernel of it is first asked
  * for (kernel.c), as NVIDIA's driver loads lazily too
  * (CUDA_MODULE_LOADING=LAZY, its default): a program that never launches
- * pays nothing.
+ * pays nothing. Until then the library holds the image: the caller's own
+ * bytes where it says it keeps them (CU_LIBRARY_BINARY_IS_PRESERVED, as
+ * cuBLAS Lt does), a copy otherwise (a caller may free its image once
+ * the load returned, as NVIDIA's driver documents).
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,22 +47,37 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 	struct CUlib_st *lib;
 	const void *image;
 	size_t size;
+	bool preserved = false;
 	CUresult rc = vgpu_cuda_ready();
 
-	(void)jitOptions, (void)jitOptionsValues, (void)libraryOptions, (void)libraryOptionValues;
+	(void)jitOptionsValues, (void)libraryOptionValues;
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!library || !code || (numJitOptions && (!jitOptions || !jitOptionsValues)) ||
-	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)))
+	/* The options' values may be NULL: cuBLAS Lt passes
+	 * CU_LIBRARY_BINARY_IS_PRESERVED without one, and NVIDIA's driver
+	 * takes it. */
+	if (!library || !code || (numJitOptions && !jitOptions) ||
+	    (numLibraryOptions && !libraryOptions))
 		return CUDA_ERROR_INVALID_VALUE;
 	size = vgpu_cuda_image_size(code, &image);
 	if (size == 0) {
-		vgpu_cuda_log(true, "cuLibraryLoadData: not a fatbin, cubin or PTX image");
+		const uint8_t *b = image;
+
+		vgpu_cuda_log(true, "cuLibraryLoadData: not a fatbin, cubin or PTX image "
+				    "(%02x%02x%02x%02x %02x%02x%02x%02x %02x%02x%02x%02x %02x%02x%02x%02x)",
+			      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+			      b[12], b[13], b[14], b[15]);
 		return CUDA_ERROR_INVALID_IMAGE;
 	}
+	for (unsigned int i = 0; i < numLibraryOptions; i++)
+		preserved = preserved || libraryOptions[i] == CU_LIBRARY_BINARY_IS_PRESERVED;
 	lib = calloc(1, sizeof(*lib));
-	if (!lib)
+	if (lib && !preserved && (lib->copy = malloc(size)))
+		image = memcpy(lib->copy, image, size);
+	if (!lib || (!preserved && !lib->copy)) {
+		free(lib);
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	lib->magic = VGPU_LIB_MAGIC;
 	lib->image = image;
 	lib->size = size;
@@ -77,6 +96,7 @@ CUresult cuLibraryUnload(CUlibrary library)
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = vgpu_cuda_library_drop(library);
 	library->magic = 0;
+	free(library->copy);
 	free(library);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -544,6 +545,27 @@ static void ctx_check()
 	       back == v ? "same" : "different");
 }
 
+// What the two slots below answer on a thread that never made a context
+// current (PyTorch's autograd thread runs cuBLAS so): "export-thread
+// <slot 2's context: null|set> <slot 4's status> <its id>".
+struct bare_thread {
+	const void *const *tls, *const *ids;
+	CUcontext got;
+	int rc;
+	unsigned long long id;
+};
+
+static void *bare_thread_main(void *arg)
+{
+	bare_thread *t = (bare_thread *)arg;
+
+	t->got = (CUcontext)1;
+	((CUresult(*)(CUcontext *))t->tls[2])(&t->got);
+	t->id = 77;
+	t->rc = ((CUresult(*)(CUcontext, unsigned long long *))t->ids[4])(t->got, &t->id);
+	return nullptr;
+}
+
 // Two private tables cuBLAS Lt reads (cuGetExportTable, reached as
 // cudart reaches the driver): TOOLS_TLS's slot 2 gives the current
 // context and 21318c60's slot 4 its id, as cuCtxGetCurrent and cuCtxGetId
@@ -592,6 +614,12 @@ static void export_check()
 		first = e[i];
 	printf("export %d tls=%s id=%s size=%zu\n", first, got == cur && cur ? "ok" : "bad",
 	       size > 4 && id == want ? "ok" : "bad", size);
+	bare_thread t = { tls, ids, nullptr, -1, 0 };
+	pthread_t th;
+	if (size > 4 && pthread_create(&th, nullptr, bare_thread_main, &t) == 0) {
+		pthread_join(th, nullptr);
+		printf("export-thread %s %d %llu\n", t.got ? "set" : "null", t.rc, t.id);
+	}
 }
 
 int main()

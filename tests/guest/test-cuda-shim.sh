@@ -130,6 +130,8 @@ check "a context of its own (cuCtxCreate through cudaGetDriverEntryPointByVersio
 	"^ctx 0 current=ok popped=ok same$"
 check "private tables cuBLAS Lt reads: TOOLS_TLS slot 2 the current context, 21318c60 slot 4 its id (as cuCtxGetCurrent and cuCtxGetId), the table as long as NVIDIA's (93 words)" \
 	"^export 0 tls=ok id=ok size=93$"
+check "on a thread with no current context: slot 2 gives none, slot 4 id 0 (as NVIDIA's driver answers)" \
+	"^export-thread null 0 0$"
 check "fork(): the child's CUDA calls fail (cudaErrorInitializationError), the parent's page-locked and registered memory are the child's own copies (its writes do not reach the parent)" \
 	"^fork 3 pinned=private registered=private child=ok$"
 check "cudaFree" "^free 0$"

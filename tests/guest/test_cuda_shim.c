@@ -515,6 +515,20 @@ static void test_elf_images(void **state)
 	PUT();
 	assert_int_equal(vgpu_cuda_image_len(elf, sizeof(elf)), 0);
 #undef PUT
+
+	/* cuBLAS Lt's layout: the program headers after the section headers,
+	 * which then do not end the image. */
+	static uint8_t lt[sizeof(Elf64_Ehdr) + 64 + 2 * sizeof(Elf64_Shdr) + sizeof(Elf64_Phdr)];
+	eh.e_shoff = sizeof(eh) + 64;
+	eh.e_phoff = eh.e_shoff + sizeof(sh);
+	eh.e_phnum = 1;
+	ph.p_offset = sizeof(eh);
+	sh[1].sh_offset = sizeof(eh);
+	memcpy(lt, &eh, sizeof(eh));
+	memcpy(lt + eh.e_shoff, sh, sizeof(sh));
+	memcpy(lt + eh.e_phoff, &ph, sizeof(ph));
+	assert_int_equal(vgpu_cuda_image_len(lt, sizeof(lt)), sizeof(lt));
+	assert_int_equal(vgpu_cuda_image_len(lt, sizeof(lt) - 1), 0);
 }
 
 static void test_errors(void **state)
