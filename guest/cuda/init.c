@@ -8,7 +8,7 @@
  * else VGPU_TRANSPORT (libvgpu's variable): unix:PATH or shm:PATH (both
  * name the VM's socket). dev: (the vgpu-stub device's ring) is not wired
  * to the CUDA calls yet (docs/specs/cuda-remoting.md). With no channel
- * set, or none answering within VGPU_CUDA_TIMEOUT_MS (default 5000),
+ * set, or none answering within VGPU_CUDA_TIMEOUT_MS (default 60000),
  * cuInit() fails with CUDA_ERROR_NO_DEVICE, as the NVIDIA driver does on a
  * machine without a GPU, and says why on stderr.
  */
@@ -56,7 +56,7 @@ static const char *socket_of(struct vgpu_uri *u, const char **why)
 static int describe(const char *path, struct vgpu_cuda_desc *d)
 {
 	uint64_t deadline = vgpu_now_ns() +
-			    (uint64_t)vgpu_env_ull("VGPU_CUDA_TIMEOUT_MS", 1, 600000, 5000) * 1000000u;
+			    (uint64_t)vgpu_env_ull("VGPU_CUDA_TIMEOUT_MS", 1, 600000, 60000) * 1000000u;
 	uint8_t req[VGPU_PROTO_HEADER_SIZE], head[VGPU_PROTO_HEADER_SIZE];
 	static uint8_t payload[VGPU_CUDA_DESCRIBED_MAX];
 	uint32_t len;
