@@ -22,10 +22,12 @@ for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-p
 	cp -L "$dev/$f" "$D/"
 done
 cp -L /usr/lib/x86_64-linux-gnu/libjansson.so.4 "$D/"
-# The guest libcuda.so.1 and its probe (tests/e2e/test-cuda.sh), apart:
-# in .devbin itself it would shadow the machine's real driver.
+# The guest libcuda.so.1 and libnvidia-ml.so.1 and the probe
+# (tests/e2e/test-cuda.sh), apart: in .devbin itself they would shadow
+# the machine's real driver.
 mkdir -p "$D/guest-cuda"
-cp -L "$dev/guest/cuda/libcuda.so.1" "$dev/tests/guest/cuda_probe" "$D/guest-cuda/"
+cp -L "$dev/guest/cuda/libcuda.so.1" "$dev/guest/nvml/libnvidia-ml.so.1" \
+	"$dev/tests/guest/cuda_probe" "$D/guest-cuda/"
 strip -o "$D/qemu/qemu-system-x86_64" "$(readlink -f "$ROOT/build-qemu/qemu-system-x86_64")"
 # Libraries beyond glibc's own (the GPU machine has neither QEMU's nor
 # libxen): carried beside the programs (LD_LIBRARY_PATH=.devbin).

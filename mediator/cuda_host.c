@@ -13,8 +13,8 @@
  * logged; the next CUDA message of its VM starts another, at most one a
  * second (a guest cannot make the mediator fork in a loop). A worker whose
  * VM's pool GPUs or quota changed is let go (its control socket closed: it
- * serves the connections it has, then exits) and a new one takes the new
- * connections, so a running process keeps its context and a new one sees
+ * serves the connections it has, then exits) and a new one, started at
+ * once, takes the new connections, so a running process keeps its context and a new one sees
  * the new settings. A VM that leaves the registry lets its worker go the
  * same way; the mediator stopping kills them all.
  *
@@ -214,8 +214,13 @@ int vgpu_cuda_handoff(struct mediator *m, struct vgpu_vm *vm, int fd,
 	struct cmsghdr *cm;
 	int rc;
 
-	if (vm->cuda && (vm->cuda->gpus != gpus || vm->cuda->quota_mib != vm->mem_quota_mib))
-		let_go(vm->cuda); /* new settings: new processes go to a new worker */
+	if (vm->cuda && (vm->cuda->gpus != gpus || vm->cuda->quota_mib != vm->mem_quota_mib)) {
+		/* New settings: new processes go to a new worker, at once (the
+		 * once-a-second bound is for workers that die, not for the
+		 * administrator's changes: the connection was closed). */
+		let_go(vm->cuda);
+		vm->cuda_spawned_ns = 0;
+	}
 	if (!vm->cuda && (rc = spawn(m, vm, gpus)) != VGPU_OK)
 		return rc;
 	memset(&ctl, 0, sizeof(ctl));

@@ -129,6 +129,12 @@ def call(n, args=(), data=b"", full=False):
         return None
     status, = struct.unpack("<i", r[32:36])
     return (status, struct.unpack("<5Q", r[40:80]), extra) if full else status
+if sys.argv[3] == "open":
+    # OPEN, then the VM's memory as the worker has it (MEM_INFO 5).
+    st = call(2)
+    info = call(5, full=True) if st == 0 else None
+    print("open", st, "total", info and info[1][1])
+    sys.exit(0)
 if sys.argv[3] == "modules":
     # Modules from a hostile process (LIB_LOAD 9, LIB_UNLOAD 10,
     # GET_KERNEL 11, LAUNCH 12): each bad case its own error, the
@@ -391,6 +397,13 @@ admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 32 >/dev/null
 sleep 1.2
 probe 1
 has "a quota changed live: a new process sees 32 MiB" "^info 0 free=$((29 << 20)) total=$((32 << 20))$"
+for q in 16 8; do # two changes within a second: each new worker starts at once
+	admin set-sched --vm-uuid "$(uuid 1)" --mem-quota "$q" >/dev/null
+	kill -HUP "$MPID"
+	wait_for "the mediator reads quota $q" 5 grep -q "memory quota $q MiB" "$T/mediator.log"
+	expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" open)" "open 0 total $((q << 20))" \
+		"a program right after the change to $q MiB: a new worker for it at once, with the new quota"
+done
 echo go >&"${CL2[1]}"
 read -r -u "${CL2[0]}" l3
 expect_eq "$l1/$l2/$l3" "open 0/alloc 0/after-kill 0" \

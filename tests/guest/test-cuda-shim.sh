@@ -196,6 +196,31 @@ check "dlsym(cuLinkCreate_v2), not implemented: 801; cuDevicePrimaryCtxRelease a
 	"^link 801 old-name True True per-thread True True$"
 check_err "and the unimplemented one says so" "^vgpu libcuda: cuLinkCreate_v2 is not implemented yet: CUDA_ERROR_NOT_SUPPORTED$"
 
+# ---- libnvidia-ml.so.1: NVML's device queries through the shim ----
+nvml() { # nvml [ENV...]: nvml_check.py with vgpu's NVML and libcuda first
+	out=$(env LD_LIBRARY_PATH="$VGPU_NVML_DIR:$SHIM" LD_PRELOAD="${VGPU_CUDA_PRELOAD:-}" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		VGPU_TRANSPORT= VGPU_CUDA_TRANSPORT= "$@" \
+		timeout 30 python3 "$VGPU_NVML_CHECK" "$VGPU_NVML_DIR/libnvidia-ml.so.1" 2>"$T/err")
+	err=$(cat "$T/err")
+}
+nvml VGPU_CUDA_TRANSPORT="unix:$T/one.sock"
+check "nvmlInit_v2 through the shim, one device" "^init 0"$'\n'"count 0 1$"
+check "its name, as the description's" "^name 0 0 vgpu test device \(H200-like\)$"
+check "its UUID in NVML's form, the description's bytes" "^uuid 0 0 GPU-a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf$"
+check "its PCI address (NVML's two forms) and parts" "^pci 0 0 00000000:19:00.0 0000:19:00.0 0 25 0$"
+check "its compute capability" "^cc 0 0 9 0$"
+check "its memory: the VM's quota (256 MiB), none held" "^memory 0 0 268435456 268435456 0$"
+check "the same in nvmlMemory_v2" "^memory-v2 0 0 True True$"
+check "the handle found again by UUID and by PCI address; its index" "^by-uuid-pci 0 0 0 0 same$"
+check "the CUDA driver version, the host's" "^cuda-version 0 13000$"
+check "bad questions: an index past the count, no pointer, not a handle (INVALID_ARGUMENT 2), a short buffer (INSUFFICIENT_SIZE 7), no such UUID or PCI address (NOT_FOUND 6, INVALID_ARGUMENT 2), a wrong struct version (25), an unknown init flag (2)" \
+	"^bad 2 2 2 7 6 2 25 2$"
+check "shut down once: then UNINITIALIZED (1)" "^shutdown 0 1 1$"
+nvml
+check "no channel to the host: DRIVER_NOT_LOADED (9), no devices" "^init 9"$'\n'"count 1 0$"
+check_err "and libcuda says why" "no channel to the host"
+
 # ---- two devices (the integrity hash covers each) ----
 peer two good --count 2
 probe VGPU_TRANSPORT="unix:$T/two.sock"
