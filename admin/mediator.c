@@ -134,6 +134,40 @@ static void print_budgets(json_t *doc)
 
 /* The scheduler: GPU time per pool since the start, each GPU's load, each
  * VM's share of the GPU time, its settings and the GPUs its work ran on. */
+/* The VMs' CUDA workers (their programs' own CUDA calls), for the VMs
+ * that ever had one. */
+static void print_cuda(json_t *doc)
+{
+	bool header = false;
+	json_t *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "vms"), i, o) {
+		json_t *c = json_object_get(o, "cuda");
+		long long pid = (long long)json_integer_value(json_object_get(c, "worker_pid"));
+		long long quota = (long long)json_integer_value(json_object_get(c, "mem_quota"));
+		char state[32], mem_s[48];
+
+		if (!json_integer_value(json_object_get(c, "starts")))
+			continue;
+		if (!header)
+			printf("\n  %-38s %-14s %6s %6s %5s %16s %10s %8s\n", "CUDA WORKER (VM)", "STATE",
+			       "STARTS", "DEATHS", "PROCS", "MEM_MIB", "LAUNCHES", "STREAMS");
+		header = true;
+		snprintf(state, sizeof(state), pid ? "pid %lld" : "none", pid);
+		snprintf(mem_s, sizeof(mem_s), quota ? "%.1f/%.0f" : "%.1f/-",
+			 (double)json_integer_value(json_object_get(c, "mem_held")) / 1048576.0,
+			 (double)quota / 1048576.0);
+		printf("  %-38.36s %-14s %6lld %6lld %5lld %16s %10lld %8lld\n",
+		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?", state,
+		       (long long)json_integer_value(json_object_get(c, "starts")),
+		       (long long)json_integer_value(json_object_get(c, "deaths")),
+		       (long long)json_integer_value(json_object_get(c, "processes")), mem_s,
+		       (long long)json_integer_value(json_object_get(c, "launches")),
+		       (long long)json_integer_value(json_object_get(c, "streams")));
+	}
+}
+
 static void print_sched(json_t *doc)
 {
 	double total = 0;
@@ -210,6 +244,7 @@ void print_mediator_stats(json_t *doc)
 	printf("  (times in microseconds)\n");
 	print_budgets(doc);
 	print_sched(doc);
+	print_cuda(doc);
 }
 
 int cmd_stats(struct cli *cli)

@@ -13,7 +13,9 @@
  * serves each on a thread of its own. When the control socket closes (the
  * mediator let it go) it serves the connections it has to their end, then
  * exits, and its GPU memory and contexts go with it; when the mediator
- * dies it is killed (its parent-death signal).
+ * dies it is killed (its parent-death signal). About once a second it
+ * sends the mediator a report on the same socket (struct
+ * vgpu_cuda_report: its processes, memory, launches; vgpu-admin stats).
  *
  * Started as root with --user, it becomes that user (groups dropped, no
  * new privileges) before it loads the driver: a VM's worker reaches the
@@ -55,6 +57,31 @@ static void *conn_main(void *arg)
 		pthread_cond_broadcast(&W.idle);
 	pthread_mutex_unlock(&W.lock);
 	return NULL;
+}
+
+/* About once a second, what `vgpu-admin stats` shows of the VM's CUDA
+ * work, to the mediator (never blocking: a report it has no room for is
+ * dropped; a closed socket ends the reports). */
+static void *report_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct vgpu_cuda_report r = { .magic = VGPU_CUDA_REPORT_MAGIC };
+
+		sleep(1);
+		pthread_mutex_lock(&W.lock);
+		r.conns = (uint32_t)W.conns;
+		r.held = W.held;
+		r.image_bytes = W.image_bytes;
+		r.window_bytes = W.window_bytes;
+		r.streams = W.streams;
+		r.events = W.events;
+		pthread_mutex_unlock(&W.lock);
+		r.launches = atomic_load_explicit(&W.launches, memory_order_relaxed);
+		if (send(CONTROL_FD, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		    errno != EAGAIN && errno != EINTR)
+			return NULL;
+	}
 }
 
 /* "0,1,3" into @out (at most VGPU_CUDA_MAX_DEVICES ordinals 0..63). */
@@ -141,6 +168,9 @@ int main(int argc, char **argv)
 	worker_driver_up(&W, ordinals, n);
 	fprintf(stderr, PROG ": VM %s: %u GPU%s%s\n", uuid, W.desc.count,
 		W.desc.count == 1 ? "" : "s", W.drv_status ? " (no usable driver)" : "");
+	pthread_t reporter;
+	if (pthread_create(&reporter, NULL, report_main, NULL) == 0)
+		pthread_detach(reporter);
 
 	for (;;) {
 		union {

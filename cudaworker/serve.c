@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = stream_of(&c->streams, m->v[4] >> 32, &s);
 		if (rc == CUDA_SUCCESS)
 			rc = module_launch(w, &c->mods, m, c->buf, s);
+		if (rc == CUDA_SUCCESS)
+			atomic_fetch_add_explicit(&w->launches, 1, memory_order_relaxed);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	}
 	case VGPU_CUDA_STREAM_CREATE:

@@ -18,6 +18,7 @@
 #define VGPU_CUDA_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -137,6 +138,7 @@ struct worker {
 	uint64_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
 	pthread_cond_t idle;             /* conns fell to 0 */
+	_Atomic uint64_t launches;       /* kernels launched, all connections */
 };
 
 /* A process's modules (module.c): its libraries and kernels. */

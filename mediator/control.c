@@ -124,6 +124,20 @@ static char *stats_document(struct mediator *m)
 					      "kept_bytes", (json_int_t)w.kept_bytes, "device_direct",
 					      (json_int_t)dw.direct, "device_staged",
 					      (json_int_t)dw.staged));
+		struct vgpu_cuda_usage cu;
+		vgpu_cuda_vm_usage(m, vm, &cu);
+		json_object_set_new(o, "cuda",
+				    json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "worker_pid", (int)cu.pid, "workers",
+					      (json_int_t)cu.workers, "starts", (json_int_t)cu.starts,
+					      "deaths", (json_int_t)cu.deaths, "processes",
+					      (json_int_t)cu.processes, "mem_held",
+					      (json_int_t)cu.mem_held, "mem_quota",
+					      (json_int_t)(vm->mem_quota_mib > 0
+								    ? vm->mem_quota_mib << 20 : 0),
+					      "launches", (json_int_t)cu.launches, "image_bytes",
+					      (json_int_t)cu.image_bytes, "streams",
+					      (json_int_t)cu.streams, "events", (json_int_t)cu.events));
 		json_array_append_new(vms, o);
 	}
 	json_t *pools = json_array(), *gpus = json_array();

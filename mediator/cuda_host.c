@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cuda_call.h"
 #include "cuda_desc.h"
 #include "mediator.h"
 
@@ -50,6 +51,8 @@ struct vgpu_cuda_worker {
 	int ctl;                     /* -1 once let go */
 	int pidfd;
 	struct vgpu_loop_watch watch;
+	struct vgpu_loop_watch ctl_watch; /* its reports */
+	struct vgpu_cuda_report report;   /* the latest (zero: none yet) */
 	uint64_t gpus;               /* what it was started with */
 	long long quota_mib;
 	struct vgpu_cuda_worker *next;
@@ -64,15 +67,37 @@ static void unlink_worker(struct mediator *m, struct vgpu_cuda_worker *w)
 		}
 }
 
-/* Close its control socket: it finishes what it serves, then exits. */
+/* Close its control socket: it finishes what it serves, then exits
+ * (its last report stays, for the processes it still serves). */
 static void let_go(struct vgpu_cuda_worker *w)
 {
 	if (w->vm && w->vm->cuda == w)
 		w->vm->cuda = NULL;
 	w->vm = NULL;
-	if (w->ctl >= 0)
+	if (w->ctl >= 0) {
+		vgpu_loop_remove(w->m->loop, &w->ctl_watch);
 		close(w->ctl);
+	}
 	w->ctl = -1;
+}
+
+/* Its control socket is readable: its reports (a few at most a round: a
+ * worker cannot keep the loop here). Anything but a whole report is
+ * dropped; its end (or an error) is for its pidfd to tell. */
+static void reported(void *ctx, uint32_t events)
+{
+	struct vgpu_cuda_worker *w = ctx;
+	struct vgpu_cuda_report r;
+
+	(void)events;
+	for (int i = 0; i < 4; i++) {
+		ssize_t got = recv(w->ctl, &r, sizeof(r), MSG_DONTWAIT | MSG_TRUNC);
+
+		if (got <= 0)
+			return;
+		if (got == (ssize_t)sizeof(r) && r.magic == VGPU_CUDA_REPORT_MAGIC)
+			w->report = r;
+	}
 }
 
 /* Its pidfd is readable: it exited. */
@@ -96,6 +121,11 @@ static void exited(void *ctx, uint32_t events)
 	vgpu_loop_remove(m->loop, &w->watch);
 	close(w->pidfd);
 	let_go(w);
+	struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
+	if (vm) {
+		vm->cuda_launches += w->report.launches;
+		vm->cuda_deaths += WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
+	}
 	unlink_worker(m, w);
 	free(w);
 }
@@ -182,6 +212,7 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	snprintf(w->uuid, sizeof(w->uuid), "%s", vm->uuid);
 	w->pidfd = pidfd_open(pid, 0);
 	w->watch = (struct vgpu_loop_watch){ .fd = w->pidfd, .fn = exited, .ctx = w };
+	w->ctl_watch = (struct vgpu_loop_watch){ .fd = w->ctl, .fn = reported, .ctx = w };
 	if (w->pidfd < 0 || vgpu_loop_add(m->loop, &w->watch, EPOLLIN) != VGPU_OK) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -191,9 +222,12 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 		free(w);
 		return VGPU_ERROR;
 	}
+	if (vgpu_loop_add(m->loop, &w->ctl_watch, EPOLLIN) != VGPU_OK)
+		vgpu_log(LOG_WARNING, "VM %s: its CUDA worker's reports will not be read", vm->uuid);
 	w->next = m->cuda_workers;
 	m->cuda_workers = w;
 	vm->cuda = w;
+	vm->cuda_starts++;
 	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s)", vm->uuid, (int)pid,
 		 gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
 		 vm->mem_quota_mib > 0 ? quota_arg : "");
@@ -235,6 +269,26 @@ int vgpu_cuda_handoff(struct mediator *m, struct vgpu_vm *vm, int fd,
 		return VGPU_BUSY;
 	}
 	return VGPU_OK;
+}
+
+void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
+			struct vgpu_cuda_usage *u)
+{
+	*u = (struct vgpu_cuda_usage){ .pid = vm->cuda ? vm->cuda->pid : 0,
+				       .starts = vm->cuda_starts, .deaths = vm->cuda_deaths,
+				       .launches = vm->cuda_launches };
+	for (const struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+		if (strcmp(w->uuid, vm->uuid) != 0)
+			continue;
+		u->workers++;
+		u->processes += w->report.conns;
+		u->mem_held += w->report.held;
+		u->launches += w->report.launches;
+		u->image_bytes += w->report.image_bytes;
+		u->window_bytes += w->report.window_bytes;
+		u->streams += w->report.streams;
+		u->events += w->report.events;
+	}
 }
 
 void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm)

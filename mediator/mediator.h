@@ -129,6 +129,8 @@ struct vgpu_vm {
 	long long mem_quota_mib;             /* device memory; 0: none */
 	struct vgpu_cuda_worker *cuda;       /* its CUDA worker (cuda_host.c), or NULL */
 	uint64_t cuda_spawned_ns;            /* when it was last started; 0: never */
+	uint64_t cuda_starts, cuda_deaths;   /* its workers started; killed or failed */
+	uint64_t cuda_launches;              /* by its workers that exited */
 	struct vgpu_ratelimit rl;            /* for this VM's guest-triggered messages */
 	void *transport_state[VGPU_MAX_TRANSPORTS];
 };
@@ -336,6 +338,17 @@ uint64_t vgpu_gpu_mask(const struct mediator *m, unsigned gpus);
  * its own descriptor); else why not (logged). Loop thread. */
 int vgpu_cuda_handoff(struct mediator *m, struct vgpu_vm *vm, int fd,
 		      const uint8_t head[VGPU_PROTO_HEADER_SIZE]);
+/* cuda_host.c: @vm's CUDA work, from its workers' reports (about a
+ * second old): the workers alive (its current one and any let go that
+ * still serve processes), what they serve and hold, kernels launched by
+ * every worker it had. */
+struct vgpu_cuda_usage {
+	pid_t pid;                 /* its current worker; 0: none */
+	uint64_t starts, deaths, workers, processes, mem_held, launches;
+	uint64_t image_bytes, window_bytes, streams, events;
+};
+void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
+			struct vgpu_cuda_usage *u);
 /* cuda_host.c: @vm left: its workers let go (they finish the calls in
  * flight and exit). NULL: every VM's, killed (the mediator stops). */
 void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm);

@@ -52,6 +52,23 @@ struct vgpu_cuda_msg {
 	uint32_t data_len;    /* bytes after the block */
 };
 
+/*
+ * What a VM's worker tells its mediator, about once a second, on their
+ * control socket (SOCK_SEQPACKET, one record a message; the two are
+ * programs of one build on one host, so the record is the struct itself):
+ * the figures of `vgpu-admin stats` that only the worker knows.
+ */
+#define VGPU_CUDA_REPORT_MAGIC 0x52577076u /* "vpWR" */
+struct vgpu_cuda_report {
+	uint32_t magic;
+	uint32_t conns;           /* processes (connections) it serves */
+	uint64_t held;            /* device memory they hold, bytes */
+	uint64_t launches;        /* kernels launched since it started */
+	uint64_t image_bytes;     /* of the module images they loaded */
+	uint64_t window_bytes;    /* of their windows (page-locked host memory) */
+	uint64_t streams, events; /* they hold */
+};
+
 /* Header and block of @m as a call (@reply false) or a reply, into @out. */
 void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGPU_CUDA_MSG_HEAD]);
 /*

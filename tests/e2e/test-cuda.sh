@@ -378,6 +378,14 @@ read -r -u "${CL[0]}" l1
 read -r -u "${CL[0]}" l2
 expect_eq "$l1/$l2" "open 0/alloc 0" "a raw client opens and allocates on VM 1's worker"
 pid=$(pgrep -f "vgpu-cuda-worker --vm-uuid $(uuid 1)")
+sleep 1.2 # the worker reports once a second
+cuda_stat() { vm_stat 1 ".cuda | $1"; }
+expect_eq "$(cuda_stat '"\(.worker_pid) \(.starts) \(.deaths) \(.processes) \(.mem_held >= 4096) \(.mem_quota) \(.launches > 0)"')" \
+	"$pid 1 0 1 true $((64 << 20)) true" \
+	"vgpu-admin stats: VM 1's worker, started once, serving 1 process that holds its 4 KiB, the quota, the probes' launches counted"
+launched=$(cuda_stat .launches)
+admin stats --run-dir "$RUN" | grep -qE "^  $(uuid 1) +pid $pid +1 +0 +1 " &&
+	pass "and its table row" || fail "$(admin stats --run-dir "$RUN" | grep -A3 "CUDA WORKER")"
 kill -9 "$pid"
 sleep 0.3
 echo go >&"${CL[1]}"
@@ -389,6 +397,8 @@ has "VM 2 is unaffected" "^copy 0 0 same$"
 sleep 1
 probe 1
 has "VM 1's next program gets a new worker" "^copy 0 0 same$"
+expect_eq "$(cuda_stat '"\(.starts) \(.deaths) \(.launches >= '"$launched"')"')" "2 1 true" \
+	"vgpu-admin stats: its second worker, one killed, the first's launches still counted"
 coproc CL2 { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" kill; }
 read -r -u "${CL2[0]}" l1
 read -r -u "${CL2[0]}" l2
