@@ -10,8 +10,8 @@
 # SECS seconds, default 10); its result is compared with the same
 # program run natively first, alone.
 #
-#   [SECS=10] bash bench/device-multi.sh   (results in $OUT, a table last;
-#                                           exit 1 when a result differs)
+#   [SECS=10] [SETS="--set worker_hold_us=0"] bash bench/device-multi.sh
+#                     (results in $OUT, a table last; exit 1 when a result differs)
 set -u
 . "$(dirname "$0")/device-env.sh" multi
 SECS=${SECS:-10}
@@ -26,7 +26,7 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 chmod 755 "$W"
 "$BIN/vgpu-mediator" --db "$W/db" --run-dir "$W/run" --spool-dir "$W/spool" --backend cuda \
-	--set "cuda_worker=$BIN/vgpu-cuda-worker" --log stderr --log-level info \
+	--set "cuda_worker=$BIN/vgpu-cuda-worker" --log stderr --log-level info ${SETS:-} \
 	2>"$OUT/mediator.log" &
 MPID=$!
 for _ in $(seq 300); do [ -S "$(sock 8)" ] && break; sleep 0.1; done

@@ -5,7 +5,7 @@
  * never by hand:
  *
  *   vgpu-cuda-worker --vm-uuid UUID --gpus 0,1 [--mem-quota-mib N]
- *                    [--user NAME]
+ *                    [--hold-us N] [--user NAME]
  *
  * with the control socket (SOCK_SEQPACKET) as descriptor 3: each message
  * on it is the 32-byte header the mediator read from a new connection of
@@ -15,7 +15,10 @@
  * exits, and its GPU memory and contexts go with it; when the mediator
  * dies it is killed (its parent-death signal). About once a second it
  * sends the mediator a report on the same socket (struct
- * vgpu_cuda_report: its processes, memory, launches; vgpu-admin stats).
+ * vgpu_cuda_report: its processes, memory, launches; vgpu-admin stats),
+ * and when its processes' GPU work starts and ends (BUSY); the mediator
+ * tells it when a higher priority VM's worker is busy (HOLD): then each
+ * launch waits, at most --hold-us (default 0: never).
  *
  * Started as root with --user, it becomes that user (groups dropped, no
  * new privileges) before it loads the driver: a VM's worker reaches the
@@ -36,7 +39,6 @@
 
 #include "worker.h"
 
-#define CONTROL_FD 3
 #define PROG "vgpu-cuda-worker"
 
 static struct worker W;
@@ -78,7 +80,7 @@ static void *report_main(void *arg)
 		r.events = W.events;
 		pthread_mutex_unlock(&W.lock);
 		r.launches = atomic_load_explicit(&W.launches, memory_order_relaxed);
-		if (send(CONTROL_FD, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+		if (send(WORKER_CONTROL_FD, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
 		    errno != EAGAIN && errno != EINTR)
 			return NULL;
 	}
@@ -123,6 +125,7 @@ int main(int argc, char **argv)
 		{ "vm-uuid", required_argument, NULL, 'v' },
 		{ "gpus", required_argument, NULL, 'g' },
 		{ "mem-quota-mib", required_argument, NULL, 'q' },
+		{ "hold-us", required_argument, NULL, 'h' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -147,6 +150,15 @@ int main(int argc, char **argv)
 				W.quota = (uint64_t)mib << 20;
 			break;
 		}
+		case 'h': {
+			unsigned long long us = strtoull(optarg, &end, 10);
+
+			if (*end || us > 1000000)
+				n = -1;
+			else
+				W.hold_ns = us * 1000u;
+			break;
+		}
 		case 'u':
 			user = optarg;
 			break;
@@ -156,7 +168,7 @@ int main(int argc, char **argv)
 	}
 	if (n <= 0 || optind != argc) {
 		fprintf(stderr, "usage: " PROG " --vm-uuid UUID --gpus N[,N...] [--mem-quota-mib N] "
-				"[--user NAME] (started by vgpu-mediator)\n");
+				"[--hold-us N] [--user NAME] (started by vgpu-mediator)\n");
 		return 2;
 	}
 	if (user && geteuid() == 0 && become(user))
@@ -189,7 +201,7 @@ int main(int argc, char **argv)
 			return 1;
 		j->fd = -1;
 		iov = (struct iovec){ j->head, sizeof(j->head) };
-		got = recvmsg(CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
+		got = recvmsg(WORKER_CONTROL_FD, &msg, MSG_CMSG_CLOEXEC);
 		if (got < 0 && errno == EINTR) {
 			free(j);
 			continue;
@@ -209,6 +221,15 @@ int main(int argc, char **argv)
 		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&j->fd, CMSG_DATA(cm), sizeof(int));
+		if (j->fd < 0 && got == (ssize_t)sizeof(struct vgpu_cuda_flag)) {
+			struct vgpu_cuda_flag f;
+
+			memcpy(&f, j->head, sizeof(f));
+			if (f.magic == VGPU_CUDA_HOLD_MAGIC)
+				atomic_store_explicit(&W.hold, f.on != 0, memory_order_release);
+			free(j);
+			continue;
+		}
 		pthread_mutex_lock(&W.lock);
 		bool ok = j->fd >= 0 && got == (ssize_t)sizeof(j->head) && W.conns < WORKER_MAX_CONNS;
 		if (ok)

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,6 +46,7 @@ struct conn {
 	struct window win;           /* its window (window.c) */
 	int passed_fd;               /* a descriptor this call brought, or -1 */
 	bool ring_call;              /* the call came through the ring: no reply */
+	bool busy;                   /* launched since its last synchronize */
 };
 
 static bool io(int fd, void *buf, size_t len, bool out)
@@ -199,6 +201,38 @@ void worker_give(struct worker *w, uint64_t *held, uint64_t n)
 }
 
 /* Room for one more range in c->allocs, within WORKER_MAX_ALLOCS. */
+void worker_busy(struct worker *w, bool *conn_busy, bool busy)
+{
+	if (*conn_busy == busy)
+		return;
+	*conn_busy = busy;
+	pthread_mutex_lock(&w->lock);
+	w->busy_conns += busy ? 1 : -1;
+	/* Told under the lock, so that the mediator hears the changes in
+	 * their order; never blocking (a full socket drops the flag, and
+	 * the next change tells again). */
+	if (w->busy_conns == (busy ? 1 : 0)) {
+		struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_BUSY_MAGIC, .on = busy };
+
+		(void)!send(WORKER_CONTROL_FD, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+void worker_gate(struct worker *w)
+{
+	uint64_t until;
+
+	if (!w->hold_ns || !atomic_load_explicit(&w->hold, memory_order_acquire))
+		return;
+	until = vgpu_now_ns() + w->hold_ns;
+	while (atomic_load_explicit(&w->hold, memory_order_acquire) && vgpu_now_ns() < until) {
+		struct timespec ts = { 0, 20000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static bool alloc_room(struct conn *c)
 {
 	if (c->n_allocs == c->cap_allocs) {
@@ -406,6 +440,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = w->drv.dtoh_async(c->buf, m->v[0], m->v[1], s);
 		if (rc == CUDA_SUCCESS)
 			rc = s ? w->drv.stream_sync(s) : w->drv.dtoh(c->buf, m->v[0], m->v[1]);
+		if (rc == CUDA_SUCCESS)
+			worker_busy(w, &c->busy, false);
 		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
 	}
 	case VGPU_CUDA_PRIORITY_RANGE: {
@@ -425,6 +461,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
 			rc = w->drv.ctx_sync();
+		worker_busy(w, &c->busy, false);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	case VGPU_CUDA_LIB_LOAD:
 		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
@@ -485,10 +522,14 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
 			rc = stream_of(&c->streams, m->v[4] >> 32, &s);
-		if (rc == CUDA_SUCCESS)
+		if (rc == CUDA_SUCCESS) {
+			worker_gate(w);
 			rc = module_launch(w, &c->mods, m, c->buf, s);
-		if (rc == CUDA_SUCCESS)
+		}
+		if (rc == CUDA_SUCCESS) {
 			atomic_fetch_add_explicit(&w->launches, 1, memory_order_relaxed);
+			worker_busy(w, &c->busy, true);
+		}
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	}
 	case VGPU_CUDA_STREAM_CREATE:
@@ -505,6 +546,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
 			rc = stream_call(w, &c->streams, m, &res[0]);
+		if (m->call == VGPU_CUDA_STREAM_SYNC || m->call == VGPU_CUDA_EVENT_SYNC)
+			worker_busy(w, &c->busy, false);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	default: /* OPEN again, DESCRIBE: out of place */
 		return false;
@@ -651,6 +694,7 @@ static void release(struct conn *c)
 	for (uint32_t d = 0; c->win.base && d < c->w->desc.count; d++)
 		if (on_device(c, d) == CUDA_SUCCESS)
 			c->w->drv.ctx_sync();
+	worker_busy(c->w, &c->busy, false);
 	stream_release(c->w, &c->streams);
 	module_release(c->w, &c->mods);
 	window_close(c->w, &c->win);

@@ -137,9 +137,25 @@ struct worker {
 	uint64_t window_bytes;           /* of the processes' windows */
 	uint64_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
+	int busy_conns;                  /* with kernels launched since their last sync */
 	pthread_cond_t idle;             /* conns fell to 0 */
 	_Atomic uint64_t launches;       /* kernels launched, all connections */
+	_Atomic bool hold;               /* the mediator says: a higher VM is busy */
+	uint64_t hold_ns;                /* how long a launch holds at most (0: never) */
 };
+
+/* The control socket to the mediator (main.c's descriptor 3). */
+#define WORKER_CONTROL_FD 3
+
+/*
+ * A connection's GPU work started (@busy: it launched) or ended (it
+ * synchronized), *@conn_busy its state: the mediator is told when the
+ * first of the VM's connections becomes busy and when the last idle
+ * (BUSY flag, cuda_call.h).
+ */
+void worker_busy(struct worker *w, bool *conn_busy, bool busy);
+/* Before a launch: while the mediator says hold, wait, at most hold_ns. */
+void worker_gate(struct worker *w);
 
 /* A process's modules (module.c): its libraries and kernels. */
 struct modules {

@@ -18,6 +18,12 @@
  * the new settings. A VM that leaves the registry lets its worker go the
  * same way; the mediator stopping kills them all.
  *
+ * Priority (`worker_hold_us`): a worker says when its processes' kernels
+ * are outstanding (BUSY); while one of a higher priority VM's is, the
+ * workers of lower ones are told to HOLD, and each of their launches waits
+ * (at most worker_hold_us). The GPU's own time-slicing between the
+ * workers' contexts does the rest.
+ *
  * Never: block the loop on a worker (every send is non-blocking), or let
  * a worker outlive the mediator (its parent-death signal, and the kill
  * here).
@@ -53,6 +59,9 @@ struct vgpu_cuda_worker {
 	struct vgpu_loop_watch watch;
 	struct vgpu_loop_watch ctl_watch; /* its reports */
 	struct vgpu_cuda_report report;   /* the latest (zero: none yet) */
+	int priority;                /* its VM's, when started */
+	bool busy;                   /* it says its processes have kernels outstanding */
+	bool held;                   /* told to hold */
 	uint64_t gpus;               /* what it was started with */
 	long long quota_mib;
 	struct vgpu_cuda_worker *next;
@@ -81,6 +90,30 @@ static void let_go(struct vgpu_cuda_worker *w)
 	w->ctl = -1;
 }
 
+/* Each worker told to hold its launches while a worker of a higher
+ * priority VM is busy, and to go on when none is (`worker_hold_us`). A
+ * worker let go is not told (its socket is closed) but its being busy
+ * still holds the others. */
+static void regate(struct mediator *m)
+{
+	int top = -1;
+
+	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+		if (w->vm)
+			w->priority = w->vm->priority;
+		if (w->busy && w->priority > top)
+			top = w->priority;
+	}
+	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+		bool hold = m->set.worker_hold_us > 0 && top > w->priority;
+		struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_HOLD_MAGIC, .on = hold };
+
+		if (w->ctl >= 0 && hold != w->held &&
+		    send(w->ctl, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(f))
+			w->held = hold;
+	}
+}
+
 /* Its control socket is readable: its reports (a few at most a round: a
  * worker cannot keep the loop here). Anything but a whole report is
  * dropped; its end (or an error) is for its pidfd to tell. */
@@ -88,16 +121,23 @@ static void reported(void *ctx, uint32_t events)
 {
 	struct vgpu_cuda_worker *w = ctx;
 	struct vgpu_cuda_report r;
+	bool was = w->busy;
 
 	(void)events;
 	for (int i = 0; i < 4; i++) {
 		ssize_t got = recv(w->ctl, &r, sizeof(r), MSG_DONTWAIT | MSG_TRUNC);
+		struct vgpu_cuda_flag f;
 
 		if (got <= 0)
-			return;
+			break;
+		memcpy(&f, &r, sizeof(f));
 		if (got == (ssize_t)sizeof(r) && r.magic == VGPU_CUDA_REPORT_MAGIC)
 			w->report = r;
+		else if (got == (ssize_t)sizeof(f) && f.magic == VGPU_CUDA_BUSY_MAGIC)
+			w->busy = f.on != 0;
 	}
+	if (w->busy != was)
+		regate(w->m);
 }
 
 /* Its pidfd is readable: it exited. */
@@ -127,6 +167,8 @@ static void exited(void *ctx, uint32_t events)
 		vm->cuda_deaths += WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
 	}
 	unlink_worker(m, w);
+	if (w->busy)
+		regate(m);
 	free(w);
 }
 
@@ -147,8 +189,8 @@ static void gpu_list(uint64_t mask, char *out, size_t size)
 
 static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 {
-	char gpu_arg[256], quota_arg[32];
-	char *argv[12];
+	char gpu_arg[256], quota_arg[32], hold_arg[32];
+	char *argv[14];
 	int argc = 0, sv[2], rc;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -170,6 +212,9 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 		argv[argc++] = (char *)"--mem-quota-mib";
 		argv[argc++] = quota_arg;
 	}
+	snprintf(hold_arg, sizeof(hold_arg), "%lld", m->set.worker_hold_us);
+	argv[argc++] = (char *)"--hold-us";
+	argv[argc++] = hold_arg;
 	if (m->set.cuda_worker_user[0]) {
 		argv[argc++] = (char *)"--user";
 		argv[argc++] = m->set.cuda_worker_user;
@@ -208,7 +253,7 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 		return VGPU_ERROR;
 	}
 	*w = (struct vgpu_cuda_worker){ .m = m, .vm = vm, .pid = pid, .ctl = sv[0], .gpus = gpus,
-					.quota_mib = vm->mem_quota_mib };
+					.quota_mib = vm->mem_quota_mib, .priority = vm->priority };
 	snprintf(w->uuid, sizeof(w->uuid), "%s", vm->uuid);
 	w->pidfd = pidfd_open(pid, 0);
 	w->watch = (struct vgpu_loop_watch){ .fd = w->pidfd, .fn = exited, .ctx = w };
@@ -228,6 +273,7 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	m->cuda_workers = w;
 	vm->cuda = w;
 	vm->cuda_starts++;
+	regate(m); /* held from the start while a higher VM's worker is busy */
 	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s)", vm->uuid, (int)pid,
 		 gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
 		 vm->mem_quota_mib > 0 ? quota_arg : "");

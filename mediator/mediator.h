@@ -74,6 +74,7 @@ struct mediator_settings {
 	long long gpu_hold_us;      /* cuda: lower levels hold while a higher runs (0: off) */
 	char cuda_worker[4096];     /* the CUDA worker program (cuda_host.c) */
 	char cuda_worker_user[64];  /* the user it runs as ("" : the mediator's) */
+	long long worker_hold_us;   /* lower VMs' workers hold launches while a higher is busy */
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;

@@ -31,6 +31,7 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "gpu_hold_us", VGPU_CONF_INT, I(gpu_hold_us), 0, 1000, "200", "cuda: while works of a level run, those of the levels below hold still between their pieces, until this many microseconds after the last (0: off; docs/scheduler.md)" },
 	{ "cuda_worker", VGPU_CONF_PATH, S(cuda_worker), 0, 0, VGPU_LIBEXECDIR "/vgpu-cuda-worker", "the program that runs a VM's CUDA calls (guests' libcuda.so.1), one process per VM" },
 	{ "cuda_worker_user", VGPU_CONF_STRING, S(cuda_worker_user), 0, 0, "nobody", "the user a VM's CUDA worker runs as when the mediator is root (empty: the mediator's own)" },
+	{ "worker_hold_us", VGPU_CONF_INT, I(worker_hold_us), 0, 100000, "200", "CUDA workers: while a higher priority VM's worker has kernels outstanding, each launch of a lower one's waits up to this many microseconds (0: off; docs/scheduler.md)" },
 	{ "gpus", VGPU_CONF_INT, I(gpus), 0, VGPU_MAX_GPUS, "0", "GPUs to drive, 0 to N-1 (0: every one the backend has; the cpu backend poses as this many, 1 by default)" },
 	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
 	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },

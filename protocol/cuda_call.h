@@ -69,6 +69,21 @@ struct vgpu_cuda_report {
 	uint64_t streams, events; /* they hold */
 };
 
+/*
+ * Two flags on the same socket. A worker tells its mediator when its
+ * processes' GPU work starts (BUSY, on 1: a kernel launched since their
+ * last synchronize) and ends (0: each has synchronized since its last
+ * launch); the mediator tells a worker whether to hold its launches (HOLD,
+ * on 1: a worker of a higher priority VM is busy; the worker holds each
+ * launch at most its --hold-us).
+ */
+#define VGPU_CUDA_BUSY_MAGIC 0x59535542u /* "BUSY" */
+#define VGPU_CUDA_HOLD_MAGIC 0x444c4f48u /* "HOLD" */
+struct vgpu_cuda_flag {
+	uint32_t magic;
+	uint32_t on;
+};
+
 /* Header and block of @m as a call (@reply false) or a reply, into @out. */
 void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGPU_CUDA_MSG_HEAD]);
 /*

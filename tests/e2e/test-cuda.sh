@@ -19,6 +19,9 @@
 #      one a second), and the other VM is unaffected; a quota changed live
 #      goes to a new worker for new processes while a running one keeps
 #      its worker until it ends;
+#   5. (before 4) priority between workers: while VM 1's (high) worker has
+#      a kernel outstanding, VM 2's (low) launches are held (worker_hold_us,
+#      100 ms here), and not once VM 1 synchronized;
 #   4. hostile CUDA messages: DESCRIBE after a request, a call before
 #      OPEN, an unknown call number, a malformed call to the worker: each
 #      connection closed, the worker and the mediator still serve; bad
@@ -68,7 +71,8 @@ else
 	NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 fi
 admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 64 >/dev/null
-start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user=
+# worker_hold_us: 100 ms, long enough to see (part 5).
+start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user= --set worker_hold_us=100000
 MEDIATOR_WRAP=
 probe 1
 has "VM 1 sees the host's GPU" "^count 0 1$"
@@ -129,6 +133,27 @@ def call(n, args=(), data=b"", full=False):
         return None
     status, = struct.unpack("<i", r[32:36])
     return (status, struct.unpack("<5Q", r[40:80]), extra) if full else status
+if sys.argv[3] in ("busy", "timed"):
+    # The PTX kernel k(u64) below launched once (LAUNCH 12). busy: then
+    # not synchronized until a line on stdin, then SYNC (8); timed: how
+    # long the launch's answer took, in ms.
+    ptx = (b".version 8.0\n.target sm_90\n.address_size 64\n"
+           b".visible .entry k(.param .u64 p)\n{\n\tret;\n}\n\0")
+    call(2)
+    st, (lib, *_), _ = call(9, (), ptx, full=True)
+    st, (kern, *_), _ = call(11, (lib,), b"k\0", full=True)
+    dims = (kern, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 0)
+    t0 = time.monotonic()
+    st = call(12, dims, bytes(8))
+    ms = (time.monotonic() - t0) * 1e3
+    if sys.argv[3] == "timed":
+        print("launch", st, "%.0f" % ms)
+        sys.exit(0)
+    print("busy", st, flush=True)
+    sys.stdin.readline()
+    print("synced", call(8), flush=True)
+    sys.stdin.readline()
+    sys.exit(0)
 if sys.argv[3] == "open":
     # OPEN, then the VM's memory as the worker has it (MEM_INFO 5).
     st = call(2)
@@ -420,6 +445,27 @@ expect_eq "$l1/$l2/$l3" "open 0/alloc 0/after-kill 0" \
 	"a process running across the change keeps its worker and its context"
 wait_for "that worker exits once its last process is gone" 5 \
 	grep -q "VM $(uuid 1): its CUDA worker (pid $old_pid) exited$" "$T/mediator.log"
+
+# ---- 5. priority: a high VM's worker busy holds a low VM's launches ----
+coproc HB { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" busy; }
+read -r -u "${HB[0]}" b1
+sleep 0.5 # the mediator hears VM 1's worker is busy and tells VM 2's to hold
+held=$(python3 "$T/client.py" "$(sock 2)" "$VGPU_TESTS/e2e" timed)
+echo go >&"${HB[1]}"
+read -r -u "${HB[0]}" b2
+sleep 0.5
+free=$(python3 "$T/client.py" "$(sock 2)" "$VGPU_TESTS/e2e" timed)
+echo go >&"${HB[1]}"
+wait "$HB_PID" 2>/dev/null
+expect_eq "$b1/$b2" "busy 0/synced 0" "VM 1 (high) launches and does not synchronize, then does"
+read -r _ st ms <<<"$held"
+[ "$st" = 0 ] && [ "$ms" -ge 80 ] && [ "$ms" -le 2000 ] &&
+	pass "meanwhile VM 2's (low) launch is held: $ms ms (worker_hold_us 100 ms; at least 80, at most 2000)" ||
+	fail "VM 2's launch while VM 1 is busy: '$held'"
+read -r _ st ms <<<"$free"
+[ "$st" = 0 ] && [ "$ms" -lt 60 ] &&
+	pass "once VM 1 synchronized, VM 2's launch is not: $ms ms (under 60)" ||
+	fail "VM 2's launch after VM 1 synchronized: '$free'"
 
 # ---- 4. hostile messages ----
 expect_eq "$(python3 "$VGPU_TESTS/e2e/raw_client.py" "$(sock 1)" cuda-after-request)" "closed" \
