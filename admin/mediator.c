@@ -132,8 +132,6 @@ static void print_budgets(json_t *doc)
 	}
 }
 
-/* The scheduler: GPU time per pool since the start, each GPU's load, each
- * VM's share of the GPU time, its settings and the GPUs its work ran on. */
 /* The VMs' CUDA workers (their programs' own CUDA calls), for the VMs
  * that ever had one. */
 static void print_cuda(json_t *doc)
@@ -168,6 +166,8 @@ static void print_cuda(json_t *doc)
 	}
 }
 
+/* The scheduler: GPU time per pool since the start, each GPU's load, each
+ * VM's share of the GPU time, its settings and the GPUs its work ran on. */
 static void print_sched(json_t *doc)
 {
 	double total = 0;

@@ -177,12 +177,15 @@ int main(int argc, char **argv)
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	pthread_mutex_init(&W.lock, NULL);
 	pthread_cond_init(&W.idle, NULL);
+	pthread_cond_init(&W.busy_cv, NULL);
 	worker_driver_up(&W, ordinals, n);
 	fprintf(stderr, PROG ": VM %s: %u GPU%s%s\n", uuid, W.desc.count,
 		W.desc.count == 1 ? "" : "s", W.drv_status ? " (no usable driver)" : "");
-	pthread_t reporter;
+	pthread_t reporter, busy;
 	if (pthread_create(&reporter, NULL, report_main, NULL) == 0)
 		pthread_detach(reporter);
+	if (pthread_create(&busy, NULL, worker_busy_main, &W) == 0)
+		pthread_detach(busy);
 
 	for (;;) {
 		union {
@@ -211,6 +214,7 @@ int main(int argc, char **argv)
 			 * left): the connections we have are served to their end.
 			 * (A mediator that died took us with it: PDEATHSIG.) */
 			free(j);
+			atomic_store(&W.hold, false); /* nobody can lift it now */
 			pthread_mutex_lock(&W.lock);
 			while (W.conns > 0)
 				pthread_cond_wait(&W.idle, &W.lock);

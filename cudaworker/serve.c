@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -201,38 +200,6 @@ void worker_give(struct worker *w, uint64_t *held, uint64_t n)
 }
 
 /* Room for one more range in c->allocs, within WORKER_MAX_ALLOCS. */
-void worker_busy(struct worker *w, bool *conn_busy, bool busy)
-{
-	if (*conn_busy == busy)
-		return;
-	*conn_busy = busy;
-	pthread_mutex_lock(&w->lock);
-	w->busy_conns += busy ? 1 : -1;
-	/* Told under the lock, so that the mediator hears the changes in
-	 * their order; never blocking (a full socket drops the flag, and
-	 * the next change tells again). */
-	if (w->busy_conns == (busy ? 1 : 0)) {
-		struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_BUSY_MAGIC, .on = busy };
-
-		(void)!send(WORKER_CONTROL_FD, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-	pthread_mutex_unlock(&w->lock);
-}
-
-void worker_gate(struct worker *w)
-{
-	uint64_t until;
-
-	if (!w->hold_ns || !atomic_load_explicit(&w->hold, memory_order_acquire))
-		return;
-	until = vgpu_now_ns() + w->hold_ns;
-	while (atomic_load_explicit(&w->hold, memory_order_acquire) && vgpu_now_ns() < until) {
-		struct timespec ts = { 0, 20000 };
-
-		nanosleep(&ts, NULL);
-	}
-}
-
 static bool alloc_room(struct conn *c)
 {
 	if (c->n_allocs == c->cap_allocs) {
@@ -440,8 +407,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = w->drv.dtoh_async(c->buf, m->v[0], m->v[1], s);
 		if (rc == CUDA_SUCCESS)
 			rc = s ? w->drv.stream_sync(s) : w->drv.dtoh(c->buf, m->v[0], m->v[1]);
-		if (rc == CUDA_SUCCESS)
-			worker_busy(w, &c->busy, false);
+		worker_busy(w, &c->busy, false);
 		return reply(c, m, rc, NULL, 0, c->buf, (uint32_t)m->v[1]);
 	}
 	case VGPU_CUDA_PRIORITY_RANGE: {

@@ -138,8 +138,11 @@ struct worker {
 	uint64_t streams, events;        /* the processes hold */
 	int conns;                       /* connections being served */
 	int busy_conns;                  /* with kernels launched since their last sync */
+	pthread_cond_t busy_cv;          /* busy_awake set (busy.c) */
 	pthread_cond_t idle;             /* conns fell to 0 */
 	_Atomic uint64_t launches;       /* kernels launched, all connections */
+	_Atomic uint64_t last_launch_ns; /* when the last kernel was launched */
+	_Atomic bool busy_awake;         /* busy.c's thread is looking */
 	_Atomic bool hold;               /* the mediator says: a higher VM is busy */
 	uint64_t hold_ns;                /* how long a launch holds at most (0: never) */
 };
@@ -148,13 +151,14 @@ struct worker {
 #define WORKER_CONTROL_FD 3
 
 /*
- * A connection's GPU work started (@busy: it launched) or ended (it
- * synchronized), *@conn_busy its state: the mediator is told when the
- * first of the VM's connections becomes busy and when the last idle
- * (BUSY flag, cuda_call.h).
+ * busy.c: a connection's GPU work started (@busy: it launched) or ended
+ * (it synchronized), *@conn_busy its state; worker_busy_main (a thread of
+ * its own, @arg the worker) tells the mediator when the VM's processes
+ * become busy and when idle (BUSY flag, cuda_call.h). worker_gate, before
+ * a launch: while the mediator says hold, wait, at most hold_ns.
  */
 void worker_busy(struct worker *w, bool *conn_busy, bool busy);
-/* Before a launch: while the mediator says hold, wait, at most hold_ns. */
+void *worker_busy_main(void *arg);
 void worker_gate(struct worker *w);
 
 /* A process's modules (module.c): its libraries and kernels. */

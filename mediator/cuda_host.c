@@ -20,9 +20,9 @@
  *
  * Priority (`worker_hold_us`): a worker says when its processes' kernels
  * are outstanding (BUSY); while one of a higher priority VM's is, the
- * workers of lower ones are told to HOLD, and each of their launches waits
- * (at most worker_hold_us). The GPU's own time-slicing between the
- * workers' contexts does the rest.
+ * workers of lower ones on a GPU it shares are told to HOLD, and each of
+ * their launches waits (at most worker_hold_us). The GPU's own
+ * time-slicing between the workers' contexts does the rest.
  *
  * Never: block the loop on a worker (every send is non-blocking), or let
  * a worker outlive the mediator (its parent-death signal, and the kill
@@ -58,6 +58,7 @@ struct vgpu_cuda_worker {
 	int pidfd;
 	struct vgpu_loop_watch watch;
 	struct vgpu_loop_watch ctl_watch; /* its reports */
+	bool reading;                /* ctl_watch is in the loop */
 	struct vgpu_cuda_report report;   /* the latest (zero: none yet) */
 	int priority;                /* its VM's, when started */
 	bool busy;                   /* it says its processes have kernels outstanding */
@@ -76,39 +77,47 @@ static void unlink_worker(struct mediator *m, struct vgpu_cuda_worker *w)
 		}
 }
 
-/* Close its control socket: it finishes what it serves, then exits
- * (its last report stays, for the processes it still serves). */
+/* No more connections for it: its control socket shut for writing, it
+ * finishes what it serves, then exits. Its reports and BUSY flags still
+ * come (it may serve a long program yet). */
 static void let_go(struct vgpu_cuda_worker *w)
 {
 	if (w->vm && w->vm->cuda == w)
 		w->vm->cuda = NULL;
+	if (w->vm && w->ctl >= 0)
+		shutdown(w->ctl, SHUT_WR);
 	w->vm = NULL;
-	if (w->ctl >= 0) {
+}
+
+/* Its control socket closed here (it ended, or is gone). */
+static void close_ctl(struct vgpu_cuda_worker *w)
+{
+	if (w->reading)
 		vgpu_loop_remove(w->m->loop, &w->ctl_watch);
+	w->reading = false;
+	if (w->ctl >= 0)
 		close(w->ctl);
-	}
 	w->ctl = -1;
 }
 
 /* Each worker told to hold its launches while a worker of a higher
- * priority VM is busy, and to go on when none is (`worker_hold_us`). A
- * worker let go is not told (its socket is closed) but its being busy
- * still holds the others. */
-static void regate(struct mediator *m)
+ * priority VM that shares a GPU with it is busy, and to go on when none
+ * is (`worker_hold_us`). A worker let go is not told (its socket is shut
+ * for that), but its being busy still holds the others. */
+void vgpu_cuda_regate(struct mediator *m)
 {
-	int top = -1;
-
-	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next)
 		if (w->vm)
 			w->priority = w->vm->priority;
-		if (w->busy && w->priority > top)
-			top = w->priority;
-	}
 	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
-		bool hold = m->set.worker_hold_us > 0 && top > w->priority;
+		bool hold = false;
+
+		for (const struct vgpu_cuda_worker *b = m->cuda_workers; b && !hold; b = b->next)
+			hold = b->busy && b->priority > w->priority && (b->gpus & w->gpus);
+		hold = hold && m->set.worker_hold_us > 0;
 		struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_HOLD_MAGIC, .on = hold };
 
-		if (w->ctl >= 0 && hold != w->held &&
+		if (w->vm && w->ctl >= 0 && hold != w->held &&
 		    send(w->ctl, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(f))
 			w->held = hold;
 	}
@@ -128,8 +137,13 @@ static void reported(void *ctx, uint32_t events)
 		ssize_t got = recv(w->ctl, &r, sizeof(r), MSG_DONTWAIT | MSG_TRUNC);
 		struct vgpu_cuda_flag f;
 
-		if (got <= 0)
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
+		if (got <= 0) { /* it closed its end, or is gone: nothing more to read */
+			close_ctl(w);
+			w->busy = false;
+			break;
+		}
 		memcpy(&f, &r, sizeof(f));
 		if (got == (ssize_t)sizeof(r) && r.magic == VGPU_CUDA_REPORT_MAGIC)
 			w->report = r;
@@ -137,7 +151,7 @@ static void reported(void *ctx, uint32_t events)
 			w->busy = f.on != 0;
 	}
 	if (w->busy != was)
-		regate(w->m);
+		vgpu_cuda_regate(w->m);
 }
 
 /* Its pidfd is readable: it exited. */
@@ -161,6 +175,7 @@ static void exited(void *ctx, uint32_t events)
 	vgpu_loop_remove(m->loop, &w->watch);
 	close(w->pidfd);
 	let_go(w);
+	close_ctl(w);
 	struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
 	if (vm) {
 		vm->cuda_launches += w->report.launches;
@@ -168,7 +183,7 @@ static void exited(void *ctx, uint32_t events)
 	}
 	unlink_worker(m, w);
 	if (w->busy)
-		regate(m);
+		vgpu_cuda_regate(m);
 	free(w);
 }
 
@@ -258,7 +273,10 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	w->pidfd = pidfd_open(pid, 0);
 	w->watch = (struct vgpu_loop_watch){ .fd = w->pidfd, .fn = exited, .ctx = w };
 	w->ctl_watch = (struct vgpu_loop_watch){ .fd = w->ctl, .fn = reported, .ctx = w };
-	if (w->pidfd < 0 || vgpu_loop_add(m->loop, &w->watch, EPOLLIN) != VGPU_OK) {
+	if (w->pidfd < 0 || vgpu_loop_add(m->loop, &w->watch, EPOLLIN) != VGPU_OK ||
+	    vgpu_loop_add(m->loop, &w->ctl_watch, EPOLLIN) != VGPU_OK) {
+		if (w->pidfd >= 0)
+			vgpu_loop_remove(m->loop, &w->watch); /* if it was added */
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		if (w->pidfd >= 0)
@@ -267,13 +285,12 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 		free(w);
 		return VGPU_ERROR;
 	}
-	if (vgpu_loop_add(m->loop, &w->ctl_watch, EPOLLIN) != VGPU_OK)
-		vgpu_log(LOG_WARNING, "VM %s: its CUDA worker's reports will not be read", vm->uuid);
+	w->reading = true;
 	w->next = m->cuda_workers;
 	m->cuda_workers = w;
 	vm->cuda = w;
 	vm->cuda_starts++;
-	regate(m); /* held from the start while a higher VM's worker is busy */
+	vgpu_cuda_regate(m); /* held from the start while a higher VM's worker is busy */
 	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s)", vm->uuid, (int)pid,
 		 gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
 		 vm->mem_quota_mib > 0 ? quota_arg : "");
@@ -352,6 +369,7 @@ void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm)
 		vgpu_loop_remove(m->loop, &w->watch);
 		close(w->pidfd);
 		let_go(w);
+		close_ctl(w);
 		m->cuda_workers = w->next;
 		free(w);
 	}

@@ -350,6 +350,9 @@ struct vgpu_cuda_usage {
 };
 void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
 			struct vgpu_cuda_usage *u);
+/* cuda_host.c: each worker told whether to hold its launches, from who is
+ * busy and the VMs' priorities (also after the registry changed). */
+void vgpu_cuda_regate(struct mediator *m);
 /* cuda_host.c: @vm left: its workers let go (they finish the calls in
  * flight and exit). NULL: every VM's, killed (the mediator stops). */
 void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm);

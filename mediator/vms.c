@@ -227,5 +227,6 @@ int vgpu_vms_reload(struct mediator *m)
 		if (!vgpu_vm_by_uuid(m, cfg[j].vm_uuid))
 			vm_add(m, &cfg[j]);
 	free(cfg);
+	vgpu_cuda_regate(m); /* priorities may have changed */
 	return VGPU_OK;
 }

@@ -38,8 +38,13 @@ static CUresult upload(struct CUlib_st *lib)
 	rc = vgpu_cuda_call(&m, lib->image, &r, NULL, 0);
 	if (rc == CUDA_SUCCESS && r.v[0] == 0)
 		rc = CUDA_ERROR_INVALID_HANDLE;
-	if (rc == CUDA_SUCCESS)
+	if (rc == CUDA_SUCCESS) {
 		lib->host = r.v[0];
+		/* The host has it: the library's own copy is not read again. */
+		free(lib->copy);
+		lib->copy = NULL;
+		lib->image = NULL;
+	}
 	return rc;
 }
 

@@ -14,8 +14,9 @@
 
 struct CUlib_st {
 	uint32_t magic;          /* VGPU_LIB_MAGIC while loaded */
-	const void *image;       /* the image itself (a wrapper's fatbin), or copy */
-	void *copy;              /* the library's own copy of it, if it made one */
+	const void *image;       /* the image itself (a wrapper's fatbin), or copy;
+				  * NULL once sent */
+	void *copy;              /* the library's own copy of it, until sent */
 	size_t size;             /* its checked length */
 	uint64_t host;           /* the host's handle, once sent (0: not yet) */
 	struct CUfunc_st *kernels; /* asked for, newest first */

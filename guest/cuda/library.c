@@ -10,7 +10,7 @@
  * pays nothing. Until then the library holds the image: the caller's own
  * bytes where it says it keeps them (CU_LIBRARY_BINARY_IS_PRESERVED, as
  * cuBLAS Lt does), a copy otherwise (a caller may free its image once
- * the load returned, as NVIDIA's driver documents).
+ * the load returned, as NVIDIA's driver documents), freed once sent.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -61,12 +61,14 @@ CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *j
 		return CUDA_ERROR_INVALID_VALUE;
 	size = vgpu_cuda_image_size(code, &image);
 	if (size == 0) {
-		const uint8_t *b = image;
+		uint8_t b[4] = { 0 };
 
+		/* Its first 4 bytes (what the length check read), if there is
+		 * an image at all (a wrapper may point at none). */
+		if (image)
+			memcpy(b, image, sizeof(b));
 		vgpu_cuda_log(true, "cuLibraryLoadData: not a fatbin, cubin or PTX image "
-				    "(%02x%02x%02x%02x %02x%02x%02x%02x %02x%02x%02x%02x %02x%02x%02x%02x)",
-			      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-			      b[12], b[13], b[14], b[15]);
+				    "(starts %02x%02x%02x%02x)", b[0], b[1], b[2], b[3]);
 		return CUDA_ERROR_INVALID_IMAGE;
 	}
 	for (unsigned int i = 0; i < numLibraryOptions; i++)

@@ -10,6 +10,11 @@
  * card's figures, which is how the GPU machine checks it against NVIDIA's
  * own NVML.
  *
+ * A memory query retains the device's primary context (NVIDIA's NVML
+ * makes none): in vgpu's libcuda that opens the process's connection to
+ * its VM's worker, so, as for any CUDA call, a child forked after it
+ * cannot use CUDA.
+ *
  * What NVML reads from the GPU itself (utilisation, clocks, power,
  * temperatures, processes, the driver's version string) is not known to
  * a guest: those calls are not exported, so a caller that looks them up
@@ -18,6 +23,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -203,7 +209,9 @@ static nvmlReturn_t device_of(nvmlDevice_t h, struct nvmlDevice_st **d)
 	pthread_mutex_lock(&lock);
 	if (refs == 0)
 		r = NVML_ERROR_UNINITIALIZED;
-	else if (!h || h < devices || h >= devices + n_devices)
+	else if (!h || (uintptr_t)h < (uintptr_t)devices ||
+		 (uintptr_t)h >= (uintptr_t)(devices + n_devices) ||
+		 ((uintptr_t)h - (uintptr_t)devices) % sizeof(devices[0]) != 0)
 		r = NVML_ERROR_INVALID_ARGUMENT;
 	pthread_mutex_unlock(&lock);
 	*d = h;
@@ -412,15 +420,16 @@ static nvmlReturn_t memory(struct nvmlDevice_st *d, unsigned long long *total,
 			   unsigned long long *free)
 {
 	size_t f = 0, t = 0;
-	CUcontext popped;
+	CUcontext ctx, popped;
 	CUresult rc = CUDA_SUCCESS;
 
 	pthread_mutex_lock(&lock);
 	if (!d->ctx)
 		rc = cu.retain(&d->ctx, d->dev);
+	ctx = d->ctx;
 	pthread_mutex_unlock(&lock);
 	if (rc == CUDA_SUCCESS)
-		rc = cu.push(d->ctx);
+		rc = cu.push(ctx);
 	if (rc != CUDA_SUCCESS)
 		return from_cu(rc);
 	rc = cu.mem_info(&f, &t);
