@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # device-nvml.sh - on the GPU machine: what a program asking NVML gets
-# (tests/guest/nvml_check.py) from NVIDIA's libnvidia-ml.so.1, from
+# (tests/guest/nvml_check.c) from NVIDIA's libnvidia-ml.so.1, from
 # vgpu's over NVIDIA's libcuda.so.1 (the same questions through the CUDA
 # driver API: every answer but memory the same as NVIDIA's), and from
 # vgpu's through vgpu's libcuda.so.1 to a CUDA mediator and the VM's
@@ -11,18 +11,18 @@
 #   bash bench/device-nvml.sh      (results in $OUT)
 set -u
 . "$(dirname "$0")/device-env.sh" nvml
-CHECK=$(dirname "$0")/../tests/guest/nvml_check.py
+CHECK=$BIN/guest-cuda/nvml_check
 NV=$(ldconfig -p | awk '/libnvidia-ml.so.1 / { print $NF; exit }')
 cuda_mediator 6f1c2a10-0000-4000-8000-0000000d0007 nvml
 "$BIN/vgpu-admin" --db "$W/db" set-sched --vm-uuid 6f1c2a10-0000-4000-8000-0000000d0007 \
 	--mem-quota 4096 >/dev/null
 echo "--- NVIDIA's NVML ($NV)"
-LD_LIBRARY_PATH= python3 "$CHECK" "$NV" | tee "$OUT/nvidia.txt"
+LD_LIBRARY_PATH= "$CHECK" "$NV" | tee "$OUT/nvidia.txt"
 echo "--- vgpu's NVML over NVIDIA's libcuda.so.1"
-LD_LIBRARY_PATH= python3 "$CHECK" "$BIN/guest-cuda/libnvidia-ml.so.1" | tee "$OUT/over-nvidia.txt"
+LD_LIBRARY_PATH= "$CHECK" "$BIN/guest-cuda/libnvidia-ml.so.1" | tee "$OUT/over-nvidia.txt"
 echo "--- vgpu's NVML through vgpu's libcuda.so.1 (a VM)"
 LD_LIBRARY_PATH="$BIN/guest-cuda:$BIN" VGPU_CUDA_TRANSPORT="unix:$SOCK" \
-	python3 "$CHECK" "$BIN/guest-cuda/libnvidia-ml.so.1" | tee "$OUT/vgpu.txt"
+	"$CHECK" "$BIN/guest-cuda/libnvidia-ml.so.1" | tee "$OUT/vgpu.txt"
 echo "--- the answers that differ, NVIDIA's NVML against vgpu's over NVIDIA's libcuda"
 diff "$OUT/nvidia.txt" "$OUT/over-nvidia.txt"
 echo "--- PyTorch, devices counted through NVML, through vgpu"

@@ -27,7 +27,7 @@ cp -L /usr/lib/x86_64-linux-gnu/libjansson.so.4 "$D/"
 # the machine's real driver.
 mkdir -p "$D/guest-cuda"
 cp -L "$dev/guest/cuda/libcuda.so.1" "$dev/guest/nvml/libnvidia-ml.so.1" \
-	"$dev/tests/guest/cuda_probe" "$D/guest-cuda/"
+	"$dev/tests/guest/cuda_probe" "$dev/tests/guest/nvml_check" "$D/guest-cuda/"
 strip -o "$D/qemu/qemu-system-x86_64" "$(readlink -f "$ROOT/build-qemu/qemu-system-x86_64")"
 # Libraries beyond glibc's own (the GPU machine has neither QEMU's nor
 # libxen): carried beside the programs (LD_LIBRARY_PATH=.devbin).

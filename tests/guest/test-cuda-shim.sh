@@ -197,11 +197,9 @@ check "dlsym(cuLinkCreate_v2), not implemented: 801; cuDevicePrimaryCtxRelease a
 check_err "and the unimplemented one says so" "^vgpu libcuda: cuLinkCreate_v2 is not implemented yet: CUDA_ERROR_NOT_SUPPORTED$"
 
 # ---- libnvidia-ml.so.1: NVML's device queries through the shim ----
-nvml() { # nvml [ENV...]: nvml_check.py with vgpu's NVML and libcuda first
-	out=$(env LD_LIBRARY_PATH="$VGPU_NVML_DIR:$SHIM" LD_PRELOAD="${VGPU_CUDA_PRELOAD:-}" \
-		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-		VGPU_TRANSPORT= VGPU_CUDA_TRANSPORT= "$@" \
-		timeout 30 python3 "$VGPU_NVML_CHECK" "$VGPU_NVML_DIR/libnvidia-ml.so.1" 2>"$T/err")
+nvml() { # nvml [ENV...]: nvml_check (built as the libraries are) with vgpu's NVML and libcuda
+	out=$(env LD_LIBRARY_PATH="$VGPU_NVML_DIR:$SHIM" VGPU_TRANSPORT= VGPU_CUDA_TRANSPORT= "$@" \
+		timeout 30 "$VGPU_NVML_CHECK" "$VGPU_NVML_DIR/libnvidia-ml.so.1" 2>"$T/err")
 	err=$(cat "$T/err")
 }
 nvml VGPU_CUDA_TRANSPORT="unix:$T/one.sock"
