@@ -201,14 +201,17 @@ const char *nvmlErrorString(nvmlReturn_t result)
 	}
 }
 
-/* @h's device, once NVML is up and @h is one of its handles. */
-static nvmlReturn_t device_of(nvmlDevice_t h, struct nvmlDevice_st **d)
+/* @h's device, once NVML is up, @h is one of its handles and @out (where
+ * the answer goes) is not NULL. */
+static nvmlReturn_t device_of(nvmlDevice_t h, const void *out, struct nvmlDevice_st **d)
 {
 	nvmlReturn_t r = NVML_SUCCESS;
 
 	pthread_mutex_lock(&lock);
 	if (refs == 0)
 		r = NVML_ERROR_UNINITIALIZED;
+	else if (!out)
+		r = NVML_ERROR_INVALID_ARGUMENT;
 	else if (!h || (uintptr_t)h < (uintptr_t)devices ||
 		 (uintptr_t)h >= (uintptr_t)(devices + n_devices) ||
 		 ((uintptr_t)h - (uintptr_t)devices) % sizeof(devices[0]) != 0)
@@ -259,10 +262,8 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index)
 {
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, index, &d);
 
-	if (r == NVML_SUCCESS && !index)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		*index = (unsigned int)(d - devices);
 	return r;
@@ -283,10 +284,8 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
 {
 	char buf[256];
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, name, &d);
 
-	if (r == NVML_SUCCESS && !name)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		r = from_cu(cu.name(buf, sizeof(buf), d->dev));
 	return r == NVML_SUCCESS ? put(buf, name, length) : r;
@@ -311,10 +310,8 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
 {
 	char buf[48];
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, uuid, &d);
 
-	if (r == NVML_SUCCESS && !uuid)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		r = uuid_text(d, buf);
 	return r == NVML_SUCCESS ? put(buf, uuid, length) : r;
@@ -342,10 +339,8 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci)
 {
 	int domain = 0, bus = 0, dev = 0;
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, pci, &d);
 
-	if (r == NVML_SUCCESS && !pci)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		r = from_cu(cu.attribute(&domain, CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID, d->dev));
 	if (r == NVML_SUCCESS)
@@ -403,10 +398,8 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char *pciBusId, nvmlDevice_t *d
 nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor)
 {
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, major && minor ? major : NULL, &d);
 
-	if (r == NVML_SUCCESS && (!major || !minor))
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		r = from_cu(cu.attribute(major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d->dev));
 	if (r == NVML_SUCCESS)
@@ -442,10 +435,8 @@ static nvmlReturn_t memory(struct nvmlDevice_st *d, unsigned long long *total,
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *mem)
 {
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, mem, &d);
 
-	if (r == NVML_SUCCESS && !mem)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS)
 		r = memory(d, &mem->total, &mem->free);
 	if (r == NVML_SUCCESS)
@@ -456,10 +447,8 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *mem)
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *mem)
 {
 	struct nvmlDevice_st *d;
-	nvmlReturn_t r = device_of(device, &d);
+	nvmlReturn_t r = device_of(device, mem, &d);
 
-	if (r == NVML_SUCCESS && !mem)
-		r = NVML_ERROR_INVALID_ARGUMENT;
 	if (r == NVML_SUCCESS && mem->version != nvmlMemory_v2)
 		r = NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
 	if (r == NVML_SUCCESS)

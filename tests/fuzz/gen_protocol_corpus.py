@@ -125,6 +125,20 @@ def elf_image():
     return eh + bytes(16) + sh_null + sh_text
 
 
+def elf_image_phdrs_last():
+    """As cuBLAS Lt's cubins: the program header table after the section
+    headers (one segment over the section), so the section headers do
+    not end the image."""
+    shoff = 64 + 16
+    phoff = shoff + 2 * 64
+    eh = (b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 2, 190, 1, 0, phoff,
+                                                            shoff, 0, 64, 56, 1, 64, 2, 0))
+    sh_null = bytes(64)
+    sh_text = struct.pack("<IIQQQQIIQQ", 0, 1, 0, 0, 64, 16, 0, 0, 1, 0)
+    ph = struct.pack("<IIQQQQQQ", 1, 5, 64, 0, 0, 16, 16, 8)
+    return eh + bytes(16) + sh_null + sh_text + ph
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus", "protocol")
@@ -226,6 +240,7 @@ def main():
         "cuda-lib-load-fatbin-long": cuda_call(9, (), struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 1 << 20)
                                                + bytes(64)),
         "cuda-lib-load-elf": cuda_call(9, (), elf_image()),
+        "cuda-lib-load-elf-phdrs-last": cuda_call(9, (), elf_image_phdrs_last()),
         "cuda-lib-reply": cuda_call(9, (1,), reply=True),
         "cuda-lib-unload": cuda_call(10, (1,)),
         "cuda-get-kernel": cuda_call(11, (1,), b"_Z9scale_addPfPKfc5Scale\0"),

@@ -498,6 +498,22 @@ static void copy2d_check()
 	cudaFree(d2);
 }
 
+// The driver's entry points @names (CUDA 13's), as a cudart program
+// reaches the driver; prints "@what no-entry-point NAME" when one is not
+// there.
+static bool entry_points(const char *what, const char *const *names, void **f, int n)
+{
+	cudaDriverEntryPointQueryResult q;
+
+	for (int i = 0; i < n; i++)
+		if (cudaGetDriverEntryPointByVersion(names[i], &f[i], 13000, cudaEnableDefault, &q) !=
+		    cudaSuccess) {
+			printf("%s no-entry-point %s\n", what, names[i]);
+			return false;
+		}
+	return true;
+}
+
 // A context of its own through the driver API, as driver-API programs
 // make one (cudaGetDriverEntryPoint, as a cudart program reaches the
 // driver): created current, popped and pushed, a copy in it, destroyed.
@@ -510,16 +526,11 @@ static void ctx_check()
 	void *f[5] = {};
 	const char *names[5] = { "cuCtxCreate", "cuCtxDestroy", "cuCtxPushCurrent",
 				 "cuCtxPopCurrent", "cuCtxGetCurrent" };
-	cudaDriverEntryPointQueryResult q;
 	CUcontext ctx = nullptr, before = nullptr, now = nullptr, popped = nullptr;
 	int e[8] = {}, k = 0;
 
-	for (int i = 0; i < 5; i++)
-		if (cudaGetDriverEntryPointByVersion(names[i], &f[i], 13000, cudaEnableDefault, &q) !=
-		    cudaSuccess) {
-			printf("ctx no-entry-point %s\n", names[i]);
-			return;
-		}
+	if (!entry_points("ctx", names, f, 5))
+		return;
 	cudaFree(0);
 	e[k++] = ((pctx_t)f[4])(&before);
 	e[k++] = ((create_t)f[0])(&ctx, nullptr, 0, 0);
@@ -584,18 +595,13 @@ static void export_check()
 				   (char)0xf2 } };
 	void *f[3] = {};
 	const char *names[3] = { "cuGetExportTable", "cuCtxGetCurrent", "cuCtxGetId" };
-	cudaDriverEntryPointQueryResult q;
 	const void *const *tls = nullptr, *const *ids = nullptr;
 	CUcontext cur = nullptr, got = (CUcontext)1;
 	unsigned long long id = 0, want = 1;
 	int e[6] = {}, k = 0;
 
-	for (int i = 0; i < 3; i++)
-		if (cudaGetDriverEntryPointByVersion(names[i], &f[i], 13000, cudaEnableDefault, &q) !=
-		    cudaSuccess) {
-			printf("export no-entry-point %s\n", names[i]);
-			return;
-		}
+	if (!entry_points("export", names, f, 3))
+		return;
 	cudaFree(0);
 	e[k++] = ((get_t)f[0])((const void **)&tls, &tls_uuid);
 	e[k++] = ((get_t)f[0])((const void **)&ids, &id_uuid);
