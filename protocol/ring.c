@@ -63,6 +63,34 @@ static bool overlap(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
 	return a < b + bn && b < a + an;
 }
 
+int vgpu_ring_check_stream(const struct vgpu_ring_desc *d, uint64_t window,
+			   struct vgpu_stream_view *ret)
+{
+	const struct vgpu_op_params *p = &d->params;
+	struct vgpu_stream_view v = { .index = p->m, .open = d->flags == VGPU_STREAM_OPEN };
+
+	if (d->op != VGPU_RING_OP_STREAM ||
+	    (d->flags != VGPU_STREAM_OPEN && d->flags != VGPU_STREAM_CLOSE) || p->k ||
+	    p->alpha != 0.0f || p->beta != 0.0f || d->in_off[1] || d->in_off[2] || d->out_off)
+		return VGPU_PROTOCOL;
+	if (!v.open && (p->n || d->in_off[0]))
+		return VGPU_PROTOCOL;
+	if (v.index >= VGPU_STREAMS_MAX)
+		return VGPU_INVALID_PARAM;
+	if (v.open) {
+		v.ctl_off = d->in_off[0];
+		v.ring_bytes = p->n;
+		/* Offsets below 2^32, rings at most 16 MiB: no wrap. */
+		if (v.ctl_off % VGPU_STREAM_CTL || v.ctl_off < VGPU_RING_DATA_OFFSET ||
+		    v.ring_bytes < VGPU_STREAM_RING_MIN || v.ring_bytes > VGPU_STREAM_RING_MAX ||
+		    (v.ring_bytes & (v.ring_bytes - 1)) ||
+		    v.ctl_off + VGPU_STREAM_CTL + 2 * v.ring_bytes > window)
+			return VGPU_INVALID_PARAM;
+	}
+	*ret = v;
+	return VGPU_OK;
+}
+
 int vgpu_ring_check_desc(const struct vgpu_ring_desc *d, const struct vgpu_proto_limits *limits,
 			 uint64_t window, struct vgpu_ring_view *ret)
 {

@@ -100,6 +100,59 @@ int vgpu_ring_decode_cqe(const uint8_t in[VGPU_RING_CQE_SIZE], struct vgpu_ring_
 int vgpu_ring_check_desc(const struct vgpu_ring_desc *d, const struct vgpu_proto_limits *limits,
 			 uint64_t window, struct vgpu_ring_view *ret);
 
+/*
+ * Streams (docs/specs/vgpu-stub-1.1.md, "Streams"): byte streams through a
+ * window, for what is not one of the four ops: a guest's libcuda.so.1
+ * speaks its calls (cuda_call.h) over one, exactly as over a socket, and
+ * the mediator carries the bytes between the window and the VM's CUDA
+ * worker. A descriptor with op VGPU_RING_OP_STREAM opens or closes one;
+ * its completion says whether that was done.
+ *
+ * A stream is a control page and two byte rings of the same size (a power
+ * of two) right after it, in the data area: TX (guest to host) at
+ * ctl + VGPU_STREAM_CTL, RX (host to guest) after TX. Positions are bytes
+ * since the stream opened (u64), the ring offset their value modulo the
+ * size; each side writes only its own fields and the other side checks
+ * them (a tail at most one ring ahead of its head).
+ */
+#define VGPU_RING_OP_STREAM 0x100
+#define VGPU_STREAM_OPEN 1           /* desc flags */
+#define VGPU_STREAM_CLOSE 2
+#define VGPU_STREAMS_MAX 8           /* streams open at once per window */
+#define VGPU_STREAM_CTL 4096u
+#define VGPU_STREAM_RING_MIN ((uint64_t)4 << 10)
+#define VGPU_STREAM_RING_MAX ((uint64_t)16 << 20)
+/* The control page's fields, each in its own cache line. */
+#define VGPU_STREAM_OFF_TX_TAIL 0    /* u64, guest: bytes written to TX */
+#define VGPU_STREAM_OFF_TX_HEAD 64   /* u64, mediator: bytes taken from TX */
+#define VGPU_STREAM_OFF_RX_TAIL 128  /* u64, mediator: bytes written to RX */
+#define VGPU_STREAM_OFF_RX_HEAD 192  /* u64, guest: bytes taken from RX */
+#define VGPU_STREAM_OFF_WAITING 256  /* u32, guest: 1 while it sleeps for bytes or room
+				      * (the mediator then signals when it moves them) */
+#define VGPU_STREAM_OFF_STALLED 320  /* u32, mediator: 1 while RX is full and bytes wait
+				      * (the guest then rings the doorbell when it reads) */
+#define VGPU_STREAM_OFF_CLOSED 384   /* u32, mediator: the host's end closed: no bytes
+				      * come after RX's tail */
+
+/* A stream descriptor checked against a window of @window bytes. */
+struct vgpu_stream_view {
+	uint32_t index;               /* 0 .. VGPU_STREAMS_MAX - 1: the guest's name for it */
+	bool open;                    /* else close */
+	uint64_t ctl_off, ring_bytes; /* open: the control page; each ring's size */
+};
+
+/*
+ * Check a descriptor whose op is VGPU_RING_OP_STREAM: flags OPEN or CLOSE,
+ * params.m the index (below VGPU_STREAMS_MAX); OPEN: in_off[0] the
+ * control page (4 KiB aligned, in the data area), params.n each ring's
+ * bytes (a power of two, VGPU_STREAM_RING_MIN to _MAX), the page and both
+ * rings within @window; every other field 0. VGPU_PROTOCOL for a flag or
+ * field that should be 0, VGPU_INVALID_PARAM for the rest; @ret written
+ * only on VGPU_OK.
+ */
+int vgpu_ring_check_stream(const struct vgpu_ring_desc *d, uint64_t window,
+			   struct vgpu_stream_view *ret);
+
 /* The attach handshake over the socket (docs/protocol.md). Its block is 24
  * bytes: attach carries the data bytes wanted (u64) and 16 zero bytes; the
  * reply carries status (i32), entries (u32), window bytes (u64) and 8 zero

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * call.c - the process's calls to its VM's host side (cuda_call.h): one
- * connection to the socket cuInit() described from, opened by the first
+ * connection (chan.c: a socket, or a stream through the device) to where
+ * cuInit() took the description from, opened by the first
  * call that needs the host with OPEN, then one call and its reply at a
  * time (a lock: calls of the process's threads take turns), or calls
  * posted without waiting for their replies (launches, memsets, device
@@ -28,65 +29,9 @@
 #include "vgpu_clock.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int conn = -1;
+static struct vgpu_cuda_chan conn = { .fd = -1, .slot = -1 };
 static CUresult broken = CUDA_SUCCESS; /* sticky: the connection is gone */
 static uint64_t next_id = 1;
-
-/* How long a receive tries again before it sleeps in poll(): a reply
- * that comes within it costs no wake-up (VGPU_CUDA_SPIN_US, 0 to 1000,
- * default 30). */
-static uint64_t spin_ns(void)
-{
-	static uint64_t ns = UINT64_MAX;
-
-	if (ns == UINT64_MAX)
-		ns = vgpu_env_ull("VGPU_CUDA_SPIN_US", 0, 1000, 30) * 1000;
-	return ns;
-}
-
-/* Move @len bytes to or from @fd before @deadline_ns of the monotonic clock. */
-int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns)
-{
-	char *p = buf;
-	uint64_t spin_until = out ? 0 : vgpu_now_ns() + spin_ns();
-
-	/* A send is tried at once (the socket usually has room); a receive
-	 * tries for a while, then waits. */
-	bool ready = out || spin_ns() > 0;
-
-	while (len > 0) {
-		struct pollfd pfd = { fd, out ? POLLOUT : POLLIN, 0 };
-		uint64_t now = vgpu_now_ns();
-		ssize_t n;
-
-		if (now >= deadline_ns)
-			return VGPU_TIMEOUT;
-		int ms = deadline_ns == UINT64_MAX ? -1 : (int)((deadline_ns - now) / 1000000u) + 1;
-
-		if (!ready) {
-			if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
-				return VGPU_IO_ERROR;
-			if (!pfd.revents)
-				continue;
-		}
-		ready = false;
-		n = out ? send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-			: recv(fd, p, len, MSG_DONTWAIT);
-		if (n == 0 && !out)
-			return VGPU_IO_ERROR;
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				return VGPU_IO_ERROR;
-			ready = !out && vgpu_now_ns() < spin_until;
-			continue;
-		}
-		p += n;
-		len -= (size_t)n;
-		/* The rest of a send: again at once; of a receive: while spinning. */
-		ready = out || vgpu_now_ns() < spin_until;
-	}
-	return VGPU_OK;
-}
 
 /* Posted calls whose replies are not read yet, in order: at most
  * POST_MAX, so that the replies waiting in the socket (80 bytes each, some
@@ -105,10 +50,10 @@ static CUresult deferred = CUDA_SUCCESS;
 /* The first error a quiet post's reply brought (vgpu_cuda_quiet_take). */
 static CUresult quiet_error = CUDA_SUCCESS;
 
-/* @m's header and block (its id set here) and @data out on @fd, in one
- * send where the socket takes it, with descriptor @pass (-1: none).
- * Lock held. */
-static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data, int pass)
+/* @m's header and block (its id set here) and @data out on @c, in one
+ * send where a socket takes it, with descriptor @pass (-1: none; a
+ * socket's only). Lock held. */
+static int send_call(struct vgpu_cuda_chan *c, struct vgpu_cuda_msg *m, const void *data, int pass)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	int rc;
@@ -134,6 +79,15 @@ static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data, int pass
 
 	m->id = next_id++;
 	vgpu_cuda_encode(m, false, head);
+	if (c->fd < 0) { /* a stream: the bytes into its ring */
+		rc = pass >= 0 ? VGPU_INVALID_PARAM
+			       : vgpu_cuda_chan_io(c, head, sizeof(head), true, UINT64_MAX);
+		if (rc == VGPU_OK && m->data_len)
+			rc = vgpu_cuda_chan_io(c, (void *)data, m->data_len, true, UINT64_MAX);
+		return rc;
+	}
+	int fd = c->fd;
+
 	/* Both in one system call where the socket takes them; the rest, if
 	 * any, as it makes room. */
 	do
@@ -144,24 +98,24 @@ static int send_call(int fd, struct vgpu_cuda_msg *m, const void *data, int pass
 	if (n < 0)
 		n = 0;
 	if ((size_t)n < sizeof(head))
-		rc = vgpu_cuda_io(fd, head + n, sizeof(head) - (size_t)n, true, UINT64_MAX);
+		rc = vgpu_cuda_chan_io(c, head + n, sizeof(head) - (size_t)n, true, UINT64_MAX);
 	else
 		rc = VGPU_OK;
 	n = (size_t)n > sizeof(head) ? n - (ssize_t)sizeof(head) : 0;
 	if (rc == VGPU_OK && m->data_len > (size_t)n)
-		rc = vgpu_cuda_io(fd, (char *)data + n, m->data_len - (size_t)n, true, UINT64_MAX);
+		rc = vgpu_cuda_chan_io(c, (char *)data + n, m->data_len - (size_t)n, true, UINT64_MAX);
 	return rc;
 }
 
 /* Read the replies of the posted calls up to @until's (0: all), keeping
  * the first error. Lock held. */
-static int drain_to(int fd, uint64_t until)
+static int drain_to(struct vgpu_cuda_chan *c, uint64_t until)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	struct vgpu_cuda_msg r;
 
 	while (n_posted > 0 && (until == 0 || posted[posted_head].id <= until)) {
-		int rc = vgpu_cuda_io(fd, head, sizeof(head), false, UINT64_MAX);
+		int rc = vgpu_cuda_chan_io(c, head, sizeof(head), false, UINT64_MAX);
 
 		if (rc == VGPU_OK)
 			rc = vgpu_cuda_decode(head, true, &r);
@@ -183,52 +137,55 @@ static int drain_to(int fd, uint64_t until)
 	return VGPU_OK;
 }
 
-static int drain(int fd)
+static int drain(struct vgpu_cuda_chan *c)
 {
-	return drain_to(fd, 0);
+	return drain_to(c, 0);
 }
 
-/* One exchange on @fd: @m (and @data) out, the replies of the calls
+/* One exchange on @c: @m (and @data) out, the replies of the calls
  * posted before it, then its own: the head into @r and its data (at most
  * @cap bytes) into @out. Lock held. */
-static int exchange(int fd, struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
+static int exchange(struct vgpu_cuda_chan *c, struct vgpu_cuda_msg *m, const void *data, struct vgpu_cuda_msg *r,
 		    void *out, uint32_t cap, int pass)
 {
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 	/* Replies first when the call carries bytes: the worker writes each
 	 * reply before it reads the next call, and its socket may not hold
 	 * all of them while ours fills with the bytes. */
-	int rc = m->data_len ? drain(fd) : VGPU_OK;
+	int rc = m->data_len ? drain(c) : VGPU_OK;
 
 	if (rc == VGPU_OK)
-		rc = send_call(fd, m, data, pass);
+		rc = send_call(c, m, data, pass);
 	if (rc == VGPU_OK)
-		rc = drain(fd);
+		rc = drain(c);
 	if (rc == VGPU_OK)
-		rc = vgpu_cuda_io(fd, head, sizeof(head), false, UINT64_MAX);
+		rc = vgpu_cuda_chan_io(c, head, sizeof(head), false, UINT64_MAX);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_decode(head, true, r);
 	if (rc == VGPU_OK && (r->id != m->id || r->call != m->call || r->data_len > cap))
 		rc = VGPU_PROTOCOL;
 	if (rc == VGPU_OK && r->data_len)
-		rc = vgpu_cuda_io(fd, out, r->data_len, false, UINT64_MAX);
+		rc = vgpu_cuda_chan_io(c, out, r->data_len, false, UINT64_MAX);
 	return rc;
 }
 
-/* The window, offered to the worker on connection @fd: without one (the
- * worker refused it, or this process has none) copies carry their bytes.
+/* The window, offered to the worker on connection @c: without one (the
+ * worker refused it, this process has none, or its calls go through the
+ * device, whose window is the mediator's) copies carry their bytes.
  * Lock held. */
-static void open_window(int fd)
+static void open_window(struct vgpu_cuda_chan *c)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_WINDOW }, r;
 	size_t bytes, ring;
 	int mfd;
 
+	if (c->fd < 0)
+		return;
 	if (vgpu_cuda_window_make(&mfd, &bytes, &ring) != 0)
 		return;
 	m.v[0] = bytes;
 	m.v[1] = ring;
-	if (exchange(fd, &m, NULL, &r, NULL, 0, mfd) == VGPU_OK && r.status == CUDA_SUCCESS) {
+	if (exchange(c, &m, NULL, &r, NULL, 0, mfd) == VGPU_OK && r.status == CUDA_SUCCESS) {
 		vgpu_cuda_window_ready(r.v[0]);
 	} else {
 		vgpu_cuda_log(false, "no window: copies carry their bytes");
@@ -255,9 +212,7 @@ static void after_fork_child(void)
 {
 	vgpu_cuda_window_forked();
 	vgpu_cuda_window_hold(false);
-	if (conn >= 0)
-		close(conn);
-	conn = -1;
+	vgpu_cuda_chan_forget(&conn);
 	n_posted = 0;
 	broken = CUDA_ERROR_NOT_INITIALIZED;
 	pthread_mutex_unlock(&lock);
@@ -274,28 +229,28 @@ static CUresult connected(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (broken == CUDA_SUCCESS && conn < 0) {
+	if (broken == CUDA_SUCCESS && !vgpu_cuda_chan_open(&conn)) {
 		pthread_once(&once, watch_forks);
 		struct vgpu_cuda_msg open = { .call = VGPU_CUDA_OPEN }, ok;
-		int fd = -1, io;
+		struct vgpu_cuda_chan c;
+		int io;
 
-		io = vgpu_unix_connect(vgpu_cuda.socket_path, &fd);
+		io = vgpu_cuda_chan_connect(&vgpu_cuda.where, &c);
 		if (io == VGPU_OK) {
-			io = exchange(fd, &open, NULL, &ok, NULL, 0, -1);
+			io = exchange(&c, &open, NULL, &ok, NULL, 0, -1);
 			if (io != VGPU_OK || ok.status != CUDA_SUCCESS) {
 				vgpu_cuda_log(true, "the host refused this process's calls: %s",
 					      io != VGPU_OK ? vgpu_strerror(io) : "see its log");
-				close(fd);
-				fd = -1;
+				vgpu_cuda_chan_close(&c);
 				broken = io != VGPU_OK ? CUDA_ERROR_NOT_SUPPORTED : (CUresult)ok.status;
 			}
 		} else {
 			vgpu_cuda_log(true, "cannot reach the host: %s", vgpu_strerror(io));
 			broken = CUDA_ERROR_NOT_SUPPORTED;
 		}
-		conn = fd;
-		if (fd >= 0)
-			open_window(fd);
+		conn = c;
+		if (vgpu_cuda_chan_open(&conn))
+			open_window(&conn);
 	}
 	return broken;
 }
@@ -316,8 +271,7 @@ CUresult vgpu_cuda_connect(void)
 static CUresult lost(void)
 {
 	vgpu_cuda_log(true, "the connection to the host broke: the context is lost");
-	close(conn);
-	conn = -1;
+	vgpu_cuda_chan_close(&conn);
 	n_posted = 0;
 	broken = CUDA_ERROR_LAUNCH_FAILED;
 	return broken;
@@ -329,11 +283,11 @@ static uint64_t ring_tail;
 
 /* KICK: the worker sleeps on the connection while its ring has entries.
  * Lock held. */
-static int kick(int fd)
+static int kick(struct vgpu_cuda_chan *c)
 {
 	struct vgpu_cuda_msg k = { .call = VGPU_CUDA_KICK };
 
-	return send_call(fd, &k, NULL, -1);
+	return send_call(c, &k, NULL, -1);
 }
 
 /* Post @m through the ring (cuda_ring.h) if it may go that way and the
@@ -352,18 +306,18 @@ static int ring_post(struct vgpu_cuda_msg *m, const void *data)
 		return 0;
 	/* Calls posted on the connection run before the ring's next entry:
 	 * their replies in first. */
-	if (n_posted && drain(conn) != VGPU_OK)
+	if (n_posted && drain(&conn) != VGPU_OK)
 		return -1;
 	pos = ring_tail & (size - 1);
 	skip = size - pos < len ? size - pos : 0;
 	for (unsigned spins = 0;
 	     ring_tail + skip + len - atomic_load_explicit(&ctl->head, memory_order_acquire) > size;
 	     spins++) {
-		if (atomic_load(&ctl->sleeping) && kick(conn) != VGPU_OK)
+		if (atomic_load(&ctl->sleeping) && kick(&conn) != VGPU_OK)
 			return -1;
 		if (spins > 64) {
 			/* A worker that is gone takes nothing more. */
-			struct pollfd pfd = { conn, 0, 0 };
+			struct pollfd pfd = { conn.fd, 0, 0 };
 
 			if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
 				return -1;
@@ -385,7 +339,7 @@ static int ring_post(struct vgpu_cuda_msg *m, const void *data)
 	/* The worker's "sleeping" and our tail, each written before the other
 	 * is read (sequentially consistent): one of us sees the other's. */
 	atomic_store(&ctl->tail, ring_tail);
-	if (atomic_load(&ctl->sleeping) && kick(conn) != VGPU_OK)
+	if (atomic_load(&ctl->sleeping) && kick(&conn) != VGPU_OK)
 		return -1;
 	return 1;
 }
@@ -456,7 +410,7 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	}
 	m->v[5] = (uint64_t)dev;
-	if (exchange(conn, m, data, r, out, cap, -1) != VGPU_OK) {
+	if (exchange(&conn, m, data, r, out, cap, -1) != VGPU_OK) {
 		rc = lost();
 		pthread_mutex_unlock(&lock);
 		return rc;
@@ -495,8 +449,8 @@ static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 			trace("post", m, NULL);
 		int ringed = quiet ? 0 : ring_post(m, data);
 
-		if (ringed < 0 || (ringed == 0 && ((n_posted == POST_MAX && drain(conn) != VGPU_OK) ||
-						   send_call(conn, m, data, -1) != VGPU_OK))) {
+		if (ringed < 0 || (ringed == 0 && ((n_posted == POST_MAX && drain(&conn) != VGPU_OK) ||
+						   send_call(&conn, m, data, -1) != VGPU_OK))) {
 			rc = lost();
 		} else if (ringed == 0) {
 			uint32_t at = (posted_head + n_posted) % POST_MAX;
@@ -530,7 +484,7 @@ CUresult vgpu_cuda_wait_quiet(uint64_t id)
 
 	pthread_mutex_lock(&lock);
 	rc = broken;
-	if (rc == CUDA_SUCCESS && conn >= 0 && drain_to(conn, id) != VGPU_OK)
+	if (rc == CUDA_SUCCESS && vgpu_cuda_chan_open(&conn) && drain_to(&conn, id) != VGPU_OK)
 		rc = lost();
 	pthread_mutex_unlock(&lock);
 	return rc;

@@ -6,9 +6,10 @@
  *
  * The host is the VM's channel to the mediator, VGPU_CUDA_TRANSPORT or
  * else VGPU_TRANSPORT (libvgpu's variable): unix:PATH or shm:PATH (both
- * name the VM's socket). dev: (the vgpu-stub device's ring) is not wired
- * to the CUDA calls yet (docs/specs/cuda-remoting.md). With no channel
- * set, or none answering within VGPU_CUDA_TIMEOUT_MS (default 60000),
+ * name the VM's socket) or dev:/dev/vgpuN (the vgpu-stub device: streams
+ * through its window); with neither set, dev:/dev/vgpu0 where it exists
+ * (in a VM), as libvgpu chooses. With no channel, or none answering
+ * within VGPU_CUDA_TIMEOUT_MS (default 60000),
  * cuInit() fails with CUDA_ERROR_NO_DEVICE, as the NVIDIA driver does on a
  * machine without a GPU, and says why on stderr.
  */
@@ -30,61 +31,67 @@
 struct vgpu_cuda_state vgpu_cuda;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* The channel's socket path, or NULL (with *why set). */
-static const char *socket_of(struct vgpu_uri *u, const char **why)
+/* Where the host is, into *@w; false (with *why set) when nowhere. */
+static bool where_of(struct vgpu_cuda_where *w, const char **why)
 {
 	const char *uri = secure_getenv("VGPU_CUDA_TRANSPORT");
+	struct vgpu_uri u;
 
 	if (!uri || !*uri)
 		uri = secure_getenv("VGPU_TRANSPORT");
+	if ((!uri || !*uri) && access("/dev/vgpu0", F_OK) == 0)
+		uri = "dev:/dev/vgpu0";
 	if (!uri || !*uri) {
-		*why = "no channel to the host: set VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT";
-		return NULL;
+		*why = "no channel to the host: no /dev/vgpu0, and neither VGPU_CUDA_TRANSPORT nor "
+		       "VGPU_TRANSPORT is set";
+		return false;
 	}
-	if (vgpu_uri_parse(uri, u) != VGPU_OK) {
+	if (vgpu_uri_parse(uri, &u) != VGPU_OK) {
 		*why = "VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT is not a transport URI";
-		return NULL;
+		return false;
 	}
-	if (u->kind != VGPU_URI_UNIX && u->kind != VGPU_URI_SHM) {
-		*why = "the CUDA calls go over unix: or shm: only, so far";
-		return NULL;
+	if (u.kind != VGPU_URI_UNIX && u.kind != VGPU_URI_SHM && u.kind != VGPU_URI_DEV) {
+		*why = "the CUDA calls go over unix:, shm: or dev: only";
+		return false;
 	}
-	return u->path;
+	w->dev = u.kind == VGPU_URI_DEV;
+	snprintf(w->path, sizeof(w->path), "%s", u.path);
+	return true;
 }
 
-/* Ask the host at @path for its description. */
-static int describe(const char *path, struct vgpu_cuda_desc *d)
+/* Ask the host at @w for its description. */
+static int describe(const struct vgpu_cuda_where *w, struct vgpu_cuda_desc *d)
 {
 	uint64_t deadline = vgpu_now_ns() +
 			    (uint64_t)vgpu_env_ull("VGPU_CUDA_TIMEOUT_MS", 1, 600000, 60000) * 1000000u;
 	uint8_t req[VGPU_PROTO_HEADER_SIZE], head[VGPU_PROTO_HEADER_SIZE];
 	static uint8_t payload[VGPU_CUDA_DESCRIBED_MAX];
 	uint32_t len;
-	int fd, rc;
+	struct vgpu_cuda_chan c;
+	int rc;
 
-	rc = vgpu_unix_connect(path, &fd);
+	rc = vgpu_cuda_chan_connect(w, &c);
 	if (rc != VGPU_OK)
 		return rc;
-	snprintf(vgpu_cuda.socket_path, sizeof(vgpu_cuda.socket_path), "%s", path);
 	vgpu_cuda_build_describe(1, req);
-	rc = vgpu_cuda_io(fd, req, sizeof(req), true, deadline);
+	rc = vgpu_cuda_chan_io(&c, req, sizeof(req), true, deadline);
 	if (rc == VGPU_OK)
-		rc = vgpu_cuda_io(fd, head, sizeof(head), false, deadline);
+		rc = vgpu_cuda_chan_io(&c, head, sizeof(head), false, deadline);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_described_len(head, 1, &len);
 	if (rc == VGPU_OK)
-		rc = vgpu_cuda_io(fd, payload, len, false, deadline);
+		rc = vgpu_cuda_chan_io(&c, payload, len, false, deadline);
 	if (rc == VGPU_OK)
 		rc = vgpu_cuda_parse_described(head, payload, len, d);
-	close(fd);
+	vgpu_cuda_chan_close(&c);
 	return rc;
 }
 
 static void init_once(void)
 {
-	struct vgpu_uri u;
-	const char *why = NULL, *path = socket_of(&u, &why);
-	int rc = path ? describe(path, &vgpu_cuda.desc) : VGPU_NOT_FOUND;
+	const char *why = NULL;
+	int rc = where_of(&vgpu_cuda.where, &why) ? describe(&vgpu_cuda.where, &vgpu_cuda.desc)
+						  : VGPU_NOT_FOUND;
 
 	if (rc == VGPU_OK) {
 		vgpu_cuda.init_status = vgpu_cuda.desc.count ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;

@@ -62,12 +62,19 @@ void vgpu_cuda_log(bool always, const char *fmt, ...) __attribute__((format(prin
  * too), else 1. */
 int vgpu_cuda_log_level(void);
 
+/* chan.c: where the VM's host side is: the VM's socket (unix:, shm:) or
+ * its vgpu-stub device (dev:). */
+struct vgpu_cuda_where {
+	bool dev;
+	char path[4096];
+};
+
 /* init.c: the state cuInit() makes. */
 struct vgpu_cuda_state {
 	_Atomic bool initialized;       /* set last, once the rest is written */
 	CUresult init_status;           /* what cuInit() returned, once tried */
 	struct vgpu_cuda_desc desc;     /* the host's devices, checked */
-	char socket_path[4096];         /* where the description came from */
+	struct vgpu_cuda_where where;   /* where the description came from */
 };
 extern struct vgpu_cuda_state vgpu_cuda;
 
@@ -77,9 +84,31 @@ CUresult vgpu_cuda_ready(void);
 /* The description of device @dev, or NULL for an ordinal out of range. */
 const struct vgpu_cuda_device_desc *vgpu_cuda_device(CUdevice dev);
 
-/* call.c: move @len bytes to or from @fd before @deadline_ns (UINT64_MAX:
- * no deadline); VGPU_TIMEOUT, VGPU_IO_ERROR. */
-int vgpu_cuda_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_ns);
+/* chan.c: a connection to the host side: a socket, or a stream through
+ * the device's window (vgpu_ring.h, "Streams"). */
+struct vgpu_cuda_chan {
+	int fd;                   /* the socket; -1 for a stream */
+	int slot;                 /* the stream's slot; -1 for a socket */
+	uint8_t *ctl, *tx, *rx;   /* the stream's page and rings */
+	uint64_t tx_tail, rx_head;
+};
+/* Connect to @w: vgpu_unix_connect()'s errors, or the device's
+ * (vgpu_shm_open_dev(): VGPU_BUSY while another program has it) and the
+ * mediator's refusal of the stream. */
+int vgpu_cuda_chan_connect(const struct vgpu_cuda_where *w, struct vgpu_cuda_chan *c);
+bool vgpu_cuda_chan_open(const struct vgpu_cuda_chan *c);
+/* Move @len bytes out or in before @deadline_ns (UINT64_MAX: none); a
+ * receive tries again for VGPU_CUDA_SPIN_US before it sleeps.
+ * VGPU_TIMEOUT, VGPU_IO_ERROR (the host's end closed), VGPU_PROTOCOL (a
+ * stream's index out of range). */
+int vgpu_cuda_chan_io(struct vgpu_cuda_chan *c, void *buf, size_t len, bool out,
+		      uint64_t deadline_ns);
+/* Close it (a stream: its slot given back once the mediator closed it). */
+void vgpu_cuda_chan_close(struct vgpu_cuda_chan *c);
+/* In a forked child: drop it without telling the host (the parent's). */
+void vgpu_cuda_chan_forget(struct vgpu_cuda_chan *c);
+/* VGPU_CUDA_SPIN_US in nanoseconds (0 to 1000 µs, default 30). */
+uint64_t vgpu_cuda_spin_ns(void);
 /* Call the host: @m (with m->data_len bytes of @data) out, the reply into
  * @r, its data (at most @cap bytes) into @out. The reply's status; a
  * connection that cannot be made or broke: CUDA_ERROR_NOT_SUPPORTED or

@@ -16,8 +16,10 @@
  * Interrupts: MSI-X vector 0 for completions, vector 1 for link and
  * window changes; INTx (shared) when MSI-X is not there. The window's
  * state is followed from the device's WIN_STATE register: a registration
- * (again after the mediator came back, or for a new open) counts a new
- * generation, and the rings start anew with it.
+ * (again after the mediator came back, or when a program closes the
+ * device) counts a new generation, and the rings start anew with it: the
+ * mediator drops what the last program left in the window (its streams,
+ * and with them its CUDA worker's connection).
  *
  * Unloading unregisters the window and waits for the device to say so
  * (the mediator answers every request it took first); only then is the
@@ -284,10 +286,19 @@ static int vgpu_release(struct inode *inode, struct file *file)
 	struct vgpu_file *f = file->private_data;
 	struct vgpu_dev *d = f->d;
 
+	bool again;
+
 	spin_lock_irq(&d->lock);
 	d->open = false;
 	d->used = true;
+	/* Start the rings anew now rather than at the next open: the
+	 * mediator then closes what the program left open in the window
+	 * (its streams, and with them what its CUDA worker held for it),
+	 * whether it ended cleanly or not. */
+	again = d->win_state == VGPU_STUB_WIN_REGISTERED && !d->removing;
 	spin_unlock_irq(&d->lock);
+	if (again)
+		register_window(d);
 	kfree(f);
 	return 0;
 }

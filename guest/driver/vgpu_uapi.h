@@ -18,7 +18,8 @@
  *   VGPU_IOC_WAIT          block until the window is registered, then INFO
  *
  * One program at a time per device (a second open is EBUSY): the ring has
- * one producer. Each open starts the rings anew.
+ * one producer. Each close starts the rings anew (the window registered
+ * again: the mediator forgets the program's streams and requests).
  */
 #ifndef VGPU_UAPI_H
 #define VGPU_UAPI_H

@@ -10,6 +10,11 @@
 #   driver       the driver and libvgpu checked (tests/vm/test-ring.sh)
 #   driverloop   N rounds of vector_adds first, then as driver
 #   ops|hostile|loop   guest_ring, driving the registers itself
+#   cuda         every program in /cuda/run through the guest libcuda.so.1
+#                and the device (dev:/dev/vgpu0, its default in a VM), as
+#                an unprivileged user of group vgpu; vgpu_arg=1: the first
+#                one once more, holding its memory until killed (SIGKILL),
+#                then again
 # The report goes to the serial console between VGPU-TEST-BEGIN and
 # VGPU-TEST-END, then the VM powers off. Huge pages (guest_ring) come from
 # hugepages= on the command line.
@@ -40,6 +45,39 @@ if [ "$test" = gpu ]; then
 	vgpu-submit vector-add --n 1024 --in-window --repeat 400 --json >/tmp/small.json 2>&1
 	echo "SMALL-RC $?"
 	echo "SMALL-JSON $(cat /tmp/small.json)"
+elif [ "$test" = cuda ]; then
+	# CUDA programs through the device (tests/vm/test-cuda-vm.sh,
+	# bench/device-guest-cuda.sh): each one's output as CUDA-OUT lines.
+	mkdir -p /etc
+	chmod 1777 /tmp
+	printf 'root:x:0:0::/:/bin/sh\nguest:x:1000:1000::/:/bin/sh\n' >/etc/passwd
+	printf 'root:x:0:\nvgpu:x:900:guest\nguest:x:1000:\n' >/etc/group
+	insmod /lib/vgpu.ko
+	echo "INSMOD-RC $?"
+	chgrp vgpu /dev/vgpu0 && chmod 660 /dev/vgpu0
+	for p in /cuda/run/*; do
+		n=${p##*/}
+		t0=$(date +%s)
+		su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib $p" >/tmp/out 2>/tmp/err
+		echo "CUDA-RC $n $? $(($(date +%s) - t0))"
+		sed "s/^/CUDA-OUT $n /" /tmp/out
+		sed "s/^/CUDA-ERR $n /" /tmp/err | head -n 20
+	done
+	if [ "$arg" = 1 ]; then
+		# The first program again, holding its device memory
+		# (VGPU_PROBE_HOLD_S) until it is killed, then once more.
+		set -- /cuda/run/*
+		su -s /bin/sh guest -c "VGPU_PROBE_HOLD_S=600 LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/held 2>&1 &
+		for _ in $(seq 300); do grep -q '^malloc 0' /tmp/held && break; sleep 0.1; done
+		echo "CUDA-HOLDING $(grep -c '^malloc 0' /tmp/held)"
+		sleep 4
+		killall -9 "${1##*/}"
+		wait
+		echo "CUDA-KILLED"
+		su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/out 2>/tmp/err
+		echo "CUDA-AGAIN-RC $?"
+		sed "s/^/CUDA-AGAIN /" /tmp/out
+	fi
 elif [ "$test" = run ]; then
 	insmod /lib/vgpu.ko
 	case "$arg" in

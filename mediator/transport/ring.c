@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ring.h"
+#include "stream.h"
 #include "vgpu_ring.h"
 #include "vgpu_mutex.h"
 
@@ -55,7 +56,7 @@ static void again(struct vgpu_ring_server *rs)
 /* Tell the client completions were posted: one datagram on our own end of
  * the socket pair. A full queue (a client that does not read) is already
  * a signal; MSG_DONTWAIT holds whatever flags the client's end has. */
-static void signal_client(struct vgpu_ring_server *rs)
+void vgpu_ring_signal(struct vgpu_ring_server *rs)
 {
 	static const char one = 1;
 
@@ -110,6 +111,7 @@ static void stop_serving(struct vgpu_ring_server *rs)
 	fd = rs->doorbell_fd;
 	rs->doorbell_fd = -1;
 	pthread_mutex_unlock(&rs->lock);
+	vgpu_streams_close(rs);
 	if (fd < 0)
 		return;
 	vgpu_loop_remove(rs->m->loop, &rs->watch);
@@ -158,9 +160,34 @@ static void flush_backlog_locked(struct vgpu_ring_server *rs)
 	if (!posted)
 		return;
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_RELEASE);
-	signal_client(rs);
+	vgpu_ring_signal(rs);
 	if (was_full && rs->doorbell_fd >= 0)
 		again(rs); /* descriptors may wait for the room made */
+}
+
+/* A stream descriptor (stream.h): done or refused at once, answered in
+ * the completion ring like any request. */
+static void take_stream(struct vgpu_ring_server *rs, struct vgpu_request *req,
+			const struct vgpu_ring_desc *d)
+{
+	struct vgpu_vm *vm = rs->vm;
+	struct vgpu_stream_view v;
+	int rc = vgpu_ring_check_stream(d, rs->size, &v);
+
+	if (rc == VGPU_OK && d->params.vm_id != 0 && d->params.vm_id != (uint32_t)vm->vm_id)
+		rc = VGPU_DENIED;
+	if (rc == VGPU_OK)
+		rc = vgpu_streams_desc(rs, &v);
+	if (rc != VGPU_OK) {
+		vgpu_request_reject(req, vm, rc,
+				    rc == VGPU_PROTOCOL ? "malformed stream descriptor"
+				    : rc == VGPU_DENIED ? "a stream descriptor naming another vm_id"
+				    : rc == VGPU_BUSY	 ? "a stream opened twice"
+				    : rc == VGPU_NOT_FOUND ? "a stream closed that is not open"
+							   : "a stream's page or rings out of the window");
+		return;
+	}
+	vgpu_request_fail(req, VGPU_OK); /* the answer: done */
 }
 
 /* Take one descriptor at sq_head and admit or refuse it; false (nothing
@@ -190,6 +217,10 @@ static bool take_one(struct vgpu_ring_server *rs)
 	rs->refs++;
 	rs->taken++;
 	pthread_mutex_unlock(&rs->lock);
+	if (rc == VGPU_OK && d.op == VGPU_RING_OP_STREAM) {
+		take_stream(rs, req, &d);
+		return true;
+	}
 	if (rc == VGPU_OK)
 		rc = vgpu_ring_check_desc(&d, &m->limits, rs->size, &rv);
 	if (rc != VGPU_OK) {
@@ -258,8 +289,10 @@ static void take_round(struct vgpu_ring_server *rs)
 	rs->refs++; /* hold rs across the callbacks below */
 	flush_backlog_locked(rs);
 	pthread_mutex_unlock(&rs->lock);
-	if (rs->doorbell_fd >= 0)
+	if (rs->doorbell_fd >= 0) {
 		take_descriptors(rs);
+		vgpu_streams_pump(rs);
+	}
 	server_unref(rs);
 }
 
@@ -312,6 +345,7 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	rs->notify_fd = notify_fd;
 	rs->sq_head = rs->cq_tail = rs->taken = 0;
 	rs->backlog_head = rs->backlog_tail = NULL;
+	rs->streams = NULL;
 	rs->again_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	rs->watch = (struct vgpu_loop_watch){ .fd = doorbell_fd, .fn = doorbell_event, .ctx = rs };
 	rs->again_watch = (struct vgpu_loop_watch){ .fd = rs->again_fd, .fn = again_event, .ctx = rs };

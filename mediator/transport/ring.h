@@ -63,6 +63,7 @@ struct vgpu_ring_server {
 	uint32_t taken;              /* (L) descriptors taken, not yet completed */
 	bool draining;               /* (L) vgpu_ring_drain(): answers go through the loop */
 	struct vgpu_request *backlog_head, *backlog_tail; /* (L) answered, no CQ room yet */
+	struct vgpu_streams *streams; /* stream.c's, loop thread only; NULL: none opened */
 };
 
 /* Write a window's control page (magic, version, entries, size; indexes
@@ -89,6 +90,10 @@ void vgpu_ring_close(struct vgpu_ring_server *rs);
  * client asked to stop, and its doorbell is not served any more), so a
  * client that does not take its completions cannot stall the drain. */
 void vgpu_ring_drain(struct vgpu_ring_server *rs);
+
+/* Tell the client something moved: one datagram on our end of the
+ * notify pair (completions, or a stream's bytes: stream.c). */
+void vgpu_ring_signal(struct vgpu_ring_server *rs);
 
 /* The transport ops (struct vgpu_transport respond and complete). */
 void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req);

@@ -664,6 +664,12 @@ int main()
 	printf("malloc %d %s\n", (int)e, cudaGetErrorName(e));
 	if (e != cudaSuccess)
 		return 0;
+	// VGPU_PROBE_HOLD_S: hold the memory that long first (a test kills
+	// the probe meanwhile).
+	if (const char *hold = getenv("VGPU_PROBE_HOLD_S")) {
+		fflush(stdout);
+		sleep((unsigned)atoi(hold));
+	}
 	cudaError_t up = cudaMemcpy(dev, host, n, cudaMemcpyHostToDevice);
 	cudaError_t down = cudaMemcpy(back, dev, n, cudaMemcpyDeviceToHost);
 	bool same = true;

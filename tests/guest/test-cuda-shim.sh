@@ -66,13 +66,16 @@ check_err() {
 # ---- no host ----
 probe
 check "no channel set: cudaErrorNoDevice" "^count 100 -1$"
-check_err "the shim says why" "^vgpu libcuda: no GPU: no channel to the host: set VGPU_CUDA_TRANSPORT or VGPU_TRANSPORT$"
+check_err "the shim says why" "^vgpu libcuda: no GPU: no channel to the host: no /dev/vgpu0, and neither VGPU_CUDA_TRANSPORT nor VGPU_TRANSPORT is set$"
 probe VGPU_TRANSPORT="unix:$T/nobody.sock"
 check "nobody listening: cudaErrorNoDevice" "^count 100 -1$"
 check_err "and why" "^vgpu libcuda: no GPU: "
 probe VGPU_TRANSPORT="spool:$T"
 check "a transport the CUDA calls do not use: cudaErrorNoDevice" "^count 100 -1$"
-check_err "named in the message" "unix: or shm: only"
+check_err "named in the message" "unix:, shm: or dev: only"
+probe VGPU_TRANSPORT="dev:$T/no-such-device"
+check "a device that is not there: cudaErrorNoDevice" "^count 100 -1$"
+check_err "and why" "no-such-device: .*"
 
 # ---- bad hosts ----
 for mode in none error bad-crc short huge; do

@@ -1067,6 +1067,99 @@ static void test_header_types(void **state)
 	assert_int_equal(vgpu_proto_decode_header(raw, deflim, &dec), VGPU_PROTOCOL);
 }
 
+/* Streams: an open's page and rings within the data area, a close by
+ * index alone; everything else refused, the view untouched. */
+static struct vgpu_ring_desc stream_open(uint64_t ctl, uint32_t ring)
+{
+	return (struct vgpu_ring_desc){ .request_id = 9, .op = VGPU_RING_OP_STREAM,
+					.flags = VGPU_STREAM_OPEN, .params = { .m = 3, .n = ring },
+					.in_off = { (uint32_t)ctl, 0, 0 } };
+}
+
+static int check_stream(const struct vgpu_ring_desc *d, uint64_t window,
+			struct vgpu_stream_view *ret)
+{
+	struct vgpu_stream_view v, sentinel;
+	int rc;
+
+	memset(&v, 0xa5, sizeof(v));
+	memcpy(&sentinel, &v, sizeof(v));
+	rc = vgpu_ring_check_stream(d, window, &v);
+	if (rc != VGPU_OK)
+		assert_memory_equal(&v, &sentinel, sizeof(v));
+	else
+		*ret = v;
+	return rc;
+}
+
+static void test_stream_check(void **state)
+{
+	const uint64_t win = D + (16u << 20);
+	struct vgpu_stream_view v;
+	struct vgpu_ring_desc d = stream_open(D, 1u << 20);
+
+	(void)state;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_OK);
+	assert_true(v.open);
+	assert_int_equal(v.index, 3);
+	assert_true(v.ctl_off == D && v.ring_bytes == (1u << 20));
+	/* The last page and rings that fit, exactly. */
+	d = stream_open(win - VGPU_STREAM_CTL - (8u << 20), 4u << 20);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_OK);
+	d = stream_open(win - VGPU_STREAM_CTL - (8u << 20) + 4096, 4u << 20);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	/* Into the rings, unaligned, rings not a power of two or out of range. */
+	d = stream_open(VGPU_RING_CQ_OFFSET, 4096);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	d = stream_open(D + 64, 4096);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	d = stream_open(D, 12288);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	d = stream_open(D, 2048);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	d = stream_open(D, 32u << 20);
+	assert_int_equal(check_stream(&d, D + (128u << 20), &v), VGPU_INVALID_PARAM);
+	d = stream_open(D, 0);
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	/* The index. */
+	d = stream_open(D, 4096);
+	d.params.m = VGPU_STREAMS_MAX;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_INVALID_PARAM);
+	/* Fields that must be 0, and flags. */
+	d = stream_open(D, 4096);
+	d.params.k = 1;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d = stream_open(D, 4096);
+	d.out_off = D;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d = stream_open(D, 4096);
+	d.in_off[2] = D;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d = stream_open(D, 4096);
+	d.params.alpha = 1.0f;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d = stream_open(D, 4096);
+	d.flags = VGPU_STREAM_OPEN | VGPU_STREAM_CLOSE;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d.flags = 0;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	/* A close names the index alone. */
+	d = (struct vgpu_ring_desc){ .op = VGPU_RING_OP_STREAM, .flags = VGPU_STREAM_CLOSE,
+				     .params = { .m = 7 } };
+	assert_int_equal(check_stream(&d, win, &v), VGPU_OK);
+	assert_false(v.open);
+	assert_int_equal(v.index, 7);
+	d.params.n = 4096;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	d.params.n = 0;
+	d.in_off[0] = D;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+	/* Not a stream's op at all. */
+	d = stream_open(D, 4096);
+	d.op = VGPU_OP_VECTOR_ADD;
+	assert_int_equal(check_stream(&d, win, &v), VGPU_PROTOCOL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1092,6 +1185,7 @@ int main(void)
 		cmocka_unit_test(test_attached_round_trip),
 		cmocka_unit_test(test_attached_refused),
 		cmocka_unit_test(test_header_types),
+		cmocka_unit_test(test_stream_check),
 	};
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

@@ -32,23 +32,8 @@ set -eu
 : "${VGPU_TESTS:?}" "${VGPU_SRC:?}" "${VGPU_ADMIN_BIN:?}" "${VGPU_BUILD:?}"
 . "$VGPU_TESTS/lib/assert.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-ring.XXXXXX")
-MPID=""
-cleanup() {
-	[ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
-	jobs -p | xargs -r kill -9 2>/dev/null || true
-	[ -n "${VGPU_VM_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-[ -x "$VGPU_QEMU" ] || { echo "# no QEMU at $VGPU_QEMU: run make qemu"; exit 1; }
-ASSETS=$(bash "$VGPU_SRC/scripts/vm-assets.sh")
-mkdir -p "$T/run" "$T/spool"
-bash "$VGPU_SRC/scripts/guest-image.sh" "$VGPU_BUILD" "$T/initrd.gz"
-
-DB=$T/registry.db
-admin() { "$VGPU_ADMIN_BIN" --db "$DB" "$@"; }
-uuid() { printf '00000000-0000-4000-8000-%012d' "$1"; }
-sock() { echo "$T/run/vm-$(uuid "$1").sock"; }
+. "$VGPU_TESTS/vm/lib.sh"
+vm_setup vgpu-ring
 # Eight VMs: pools A and B, priorities 0, 1, 2 in turn.
 for i in 1 2 3 4 5 6 7 8; do
 	pool=$([ $((i % 2)) = 1 ] && echo A || echo B)
