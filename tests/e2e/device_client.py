@@ -29,6 +29,12 @@ usage: device_client.py SOCKET ACTION [ARGS]
                   every descriptor taken was answered once, right
   storm N         N doorbell writes around a few requests; prints the requests'
                   statuses as "status=count"
+  streams         byte streams (VGPU_RING_OP_STREAM) through the window: bad
+                  descriptors, each wrong in one way, then: a first message
+                  not CUDA's, a TX tail past the ring, a DESCRIBE answered
+                  by the VM's CUDA worker, then an RX head past the ring,
+                  a closed stream reopened, eight at once, and a
+                  vector_add in the same window; prints "name=result"
   window MIB      registers a window of MIB MiB of data; prints the status
   hold            registers a window and keeps it until stdin closes; prints
                   "registered" first
@@ -54,7 +60,7 @@ import threading
 import time
 
 from raw_client import closed, connect, crc32c, recv_exact
-from shm_client import CQ_HEAD, DATA_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES, Window, \
+from shm_client import CQ_HEAD, DATA_OFF, SQ_OFF, SQ_TAIL, SQ_HEAD, RING_MAGIC, ENTRIES, Window, \
     bad_descs, vadd
 
 MAGIC, VERSION = 0x55504756, 1
@@ -214,6 +220,130 @@ def one_vadd(w, n):
     return (got[0][1] if got else "none"), good
 
 
+STREAM, S_OPEN, S_CLOSE = 0x100, 1, 2
+S_TX_TAIL, S_RX_TAIL, S_RX_HEAD, S_CLOSED = 0, 128, 192, 384
+S_CTL, S_RING = 4096, 4096
+CUDA, CUDA_REPLY, DESCRIBE = 9, 10, 1
+
+
+def stream_desc(w, rid, flags, index, ctl=0, ring=0, vm_id=0, k=0):
+    """A stream descriptor: params.m the index, params.n each ring's bytes,
+    in_off[0] the control page."""
+    w.submit(0, 0, 0, [], 0, raw=struct.pack("<QHH", rid, STREAM, flags)
+             + struct.pack("<IIIIff", vm_id, index, ring, k, 0.0, 0.0)
+             + struct.pack("<IIII", ctl, 0, 0, 0) + bytes(12))
+
+
+class Stream:
+    """One stream of 4 KiB rings at the window's data area + index * 16 KiB."""
+
+    def __init__(self, w, index):
+        self.w, self.index = w, index
+        self.ctl = DATA_OFF + index * 4 * S_CTL
+
+    def u64(self, off):
+        return struct.unpack_from("<Q", self.w.m, self.ctl + off)[0]
+
+    def set_u64(self, off, value):
+        struct.pack_into("<Q", self.w.m, self.ctl + off, value & (2 ** 64 - 1))
+
+    def op(self, rid, flags):
+        stream_desc(self.w, rid, flags, self.index, self.ctl if flags == S_OPEN else 0,
+                    S_RING if flags == S_OPEN else 0)
+        got = self.w.collect(1)
+        return got[0][1] if got else "none"
+
+    def send(self, data):
+        tail = self.u64(S_TX_TAIL)
+        for i, byte in enumerate(data):
+            self.w.m[self.ctl + S_CTL + (tail + i) % S_RING] = byte
+        self.set_u64(S_TX_TAIL, tail + len(data))
+        os.write(self.w.doorbell, struct.pack("<Q", 1))
+
+    def until(self, what, seconds=10):
+        end = time.monotonic() + seconds
+        while not what():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def closed(self):
+        return self.until(lambda: struct.unpack_from("<I", self.w.m, self.ctl + S_CLOSED)[0] == 1)
+
+
+def cuda_describe():
+    h = struct.pack("<IHHQHHIII", MAGIC, VERSION, CUDA, 1, DESCRIBE, 0, 0, 0, 0)
+    return h[:28] + struct.pack("<I", crc32c(b"", crc32c(h)))
+
+
+def streams(w):
+    """The streams action: "name=result" for each case, and whether every
+    one came out as the stream rules say."""
+    ctl0, out = DATA_OFF, []
+    cases = [
+        ("index-8", S_OPEN, 8, ctl0, S_RING, {}),
+        ("ring-not-power-of-two", S_OPEN, 0, ctl0, 3 * S_RING, {}),
+        ("ring-small", S_OPEN, 0, ctl0, S_RING // 2, {}),
+        ("ring-huge", S_OPEN, 0, ctl0, 32 * MIB, {}),
+        ("ctl-misaligned", S_OPEN, 0, ctl0 + 64, S_RING, {}),
+        ("ctl-in-rings", S_OPEN, 0, SQ_OFF, S_RING, {}),
+        ("past-window", S_OPEN, 0, w.size - 2 * S_RING, S_RING, {}),
+        ("both-flags", S_OPEN | S_CLOSE, 0, ctl0, S_RING, {}),
+        ("reserved-param", S_OPEN, 0, ctl0, S_RING, {"k": 1}),
+        ("close-with-ring", S_CLOSE, 0, 0, S_RING, {}),
+        ("other-vm", S_OPEN, 0, ctl0, S_RING, {"vm_id": 99}),
+        ("close-unopened", S_CLOSE, 5, 0, 0, {}),
+        ("open", S_OPEN, 0, ctl0, S_RING, {}),
+        ("open-twice", S_OPEN, 0, ctl0 + 4 * S_CTL, S_RING, {}),
+        ("close", S_CLOSE, 0, 0, 0, {}),
+    ]
+    for i, (_, flags, index, ctl, ring, kw) in enumerate(cases):
+        stream_desc(w, 300 + i, flags, index, ctl, ring, **kw)
+    got = dict(w.collect(len(cases)))
+    out += ["%s=%s" % (c[0], got.get(300 + i, "none")) for i, c in enumerate(cases)]
+    # A first message that is not CUDA's DESCRIBE or OPEN.
+    s1 = Stream(w, 1)
+    st = s1.op(400, S_OPEN)
+    s1.send(struct.pack("<IHHQHHIII", MAGIC, VERSION, 1, 1, 1, 0, 0, 0, 0))
+    out.append("not-cuda=%s" % ("closed" if st == 0 and s1.closed() else "open"))
+    # TX's tail more than a ring ahead of what the mediator took.
+    s2 = Stream(w, 2)
+    st = s2.op(401, S_OPEN)
+    s2.set_u64(S_TX_TAIL, S_RING + 100)
+    os.write(w.doorbell, struct.pack("<Q", 1))
+    out.append("tail-jump=%s" % ("closed" if st == 0 and s2.closed() else "open"))
+    # DESCRIBE: the worker's answer comes back through RX.
+    s3 = Stream(w, 3)
+    st = s3.op(402, S_OPEN)
+    s3.send(cuda_describe())
+    answered = "none"
+    if st == 0 and s3.until(lambda: s3.u64(S_RX_TAIL) >= 36):
+        mtype, op, status = struct.unpack_from("<H8xH", w.m, s3.ctl + S_CTL + S_RING + 6) + \
+            struct.unpack_from("<i", w.m, s3.ctl + S_CTL + S_RING + 32)
+        answered = "answered" if (mtype, op, status) == (CUDA_REPLY, DESCRIBE, 0) else \
+            "wrong:%d,%d,%d" % (mtype, op, status)
+    out.append("describe=%s" % answered)
+    # Then RX's head past what the mediator wrote, and more to answer.
+    s3.set_u64(S_RX_HEAD, s3.u64(S_RX_TAIL) + 3 * S_RING)
+    s3.send(cuda_describe())
+    out.append("rx-head-jump=%s" % ("closed" if s3.closed() else "open"))
+    # Closed streams are closed by the guest too, and their index reused.
+    sts = [s.op(410 + s.index, S_CLOSE) for s in (s1, s2, s3)]
+    out.append("reopen=%s" % (s1.op(420, S_OPEN) if sts == [0, 0, 0] else sts))
+    eight = [Stream(w, i).op(430 + i, S_OPEN) for i in (0, 2, 3, 4, 5, 6, 7)]
+    out.append("eight=%s" % (0 if eight == [0] * 7 else eight))
+    w.next_free = DATA_OFF + 8 * 4 * S_CTL
+    status, good = one_vadd(w, 1000)
+    out.append("vadd=%s" % (status if good else "wrong"))
+    want = ("index-8=-3 ring-not-power-of-two=-3 ring-small=-3 ring-huge=-3 ctl-misaligned=-3 "
+            "ctl-in-rings=-3 past-window=-3 both-flags=-14 reserved-param=-14 "
+            "close-with-ring=-14 other-vm=-10 close-unopened=-2 open=0 open-twice=-9 close=0 "
+            "not-cuda=closed tail-jump=closed describe=answered rx-head-jump=closed reopen=0 "
+            "eight=0 vadd=0")
+    return " ".join(out), " ".join(out) == want
+
+
 def registered(path, data_bytes=MIB, sock=None):
     dev = Device(path, sock=sock)
     if dev.hello is None or dev.hello[2] != 0:
@@ -309,6 +439,10 @@ def main():
         return 0 if good else 1
     if action == "descs":
         line, good = bad_descs(w)
+        print(line)
+        return 0 if good else 1
+    if action == "streams":
+        line, good = streams(w)
         print(line)
         return 0 if good else 1
     if action == "tail-jump":
