@@ -8,7 +8,9 @@
 # libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
 # guest kernel, and the guest image (from BUILD, default build: vgpu.ko,
 # static vgpu-submit), and in .devbin/samples the programs
-# bench/device-samples.sh runs (bench/build-samples.sh).
+# bench/device-samples.sh runs (bench/build-samples.sh); initrd-cuda.gz
+# is the image with the guest libcuda.so.1, cuda_probe and the samples
+# (bench/device-guest-cuda.sh).
 #
 #   bash bench/pack-guest.sh [BUILD_DEV [BUILD]]
 set -euo pipefail
@@ -38,9 +40,12 @@ for prog in "$D/qemu/qemu-system-x86_64" "$D/vgpu-mediator" "$D/vgpu-admin" "$D/
 done
 for f in bios-256k.bin; do cp -L "/usr/share/seabios/$f" "$D/qemu/firmware/"; done
 for f in linuxboot_dma.bin kvmvapic.bin; do cp -L "/usr/share/qemu/$f" "$D/qemu/firmware/" 2>/dev/null || true; done
+# cuda-samples and cublas-sgemm for bench/device-samples.sh.
+bash "$ROOT/bench/build-samples.sh" "$D/samples"
 assets=$("$ROOT/scripts/vm-assets.sh")
 cp "$assets/vmlinuz" "$D/vmlinuz"
 "$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd.gz"
-# cuda-samples and cublas-sgemm for bench/device-samples.sh.
-bash "$ROOT/bench/build-samples.sh" "$D/samples"
+# The samples in a guest (bench/device-guest-cuda.sh), with cuda_probe.
+VGPU_GUEST_CUDA="$D/samples/vectorAdd $D/samples/matrixMul $D/samples/simpleStreams $D/samples/reduction" \
+	"$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd-cuda.gz"
 du -sh "$D"

@@ -119,6 +119,10 @@ static int dev_open(const char *path)
 	if (dev.open_rc != 1)
 		return dev.open_rc;
 	dev.open_rc = vgpu_shm_open_dev(path, &dev.shm);
+	if (dev.open_rc == VGPU_BUSY) {
+		vgpu_cuda_log(true, "%s: another program has the device (one at a time)", path);
+		return dev.open_rc;
+	}
 	if (dev.open_rc != VGPU_OK) {
 		vgpu_cuda_log(true, "%s: %s", path, vgpu_strerror(dev.open_rc));
 		return dev.open_rc;
