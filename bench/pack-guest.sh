@@ -45,7 +45,8 @@ bash "$ROOT/bench/build-samples.sh" "$D/samples"
 assets=$("$ROOT/scripts/vm-assets.sh")
 cp "$assets/vmlinuz" "$D/vmlinuz"
 "$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd.gz"
-# The samples in a guest (bench/device-guest-cuda.sh), with cuda_probe.
-VGPU_GUEST_CUDA="$D/samples/vectorAdd $D/samples/matrixMul $D/samples/simpleStreams $D/samples/reduction" \
+# The samples and cuda-calls in a guest (bench/device-guest-cuda.sh), with
+# cuda_probe.
+VGPU_GUEST_CUDA="$D/samples/vectorAdd $D/samples/matrixMul $D/samples/simpleStreams $D/samples/reduction $D/cuda-calls" \
 	"$ROOT/scripts/guest-image.sh" "$plain" "$D/initrd-cuda.gz"
 du -sh "$D"

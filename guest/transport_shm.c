@@ -199,7 +199,7 @@ int vgpu_shm_open_dev(const char *path, struct vgpu_shm **ret)
 	s->doorbell_fd = s->notify_fd = fd;
 	/* Blocks until the mediator has the window (30 s at most). */
 	if (ioctl(fd, VGPU_IOC_WAIT, &info) != 0) {
-		rc = errno == ETIMEDOUT ? VGPU_TIMEOUT : VGPU_IO_ERROR;
+		rc = errno == ETIMEDOUT ? VGPU_TIMEOUT : errno == EBUSY ? VGPU_BUSY : VGPU_IO_ERROR;
 		snprintf(s->why, sizeof(s->why), "%s: the window is not registered with the mediator: %s",
 			 path, strerror(errno));
 		vgpu_shm_close(s);

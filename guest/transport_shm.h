@@ -45,8 +45,9 @@ int vgpu_shm_open(const char *path, uint64_t data_bytes, struct vgpu_shm **ret);
  * its window to be registered with the mediator (a new open starts the
  * rings anew), and map it. VGPU_NOT_FOUND when there is no such device,
  * VGPU_DENIED without permission (the udev rule's group), VGPU_BUSY when
- * another program has it open, VGPU_TIMEOUT when the mediator does not
- * take the window in time, VGPU_PROTOCOL for a window not the ring's.
+ * another program has its window or CUDA programs have streams in it,
+ * VGPU_TIMEOUT when the mediator does not take the window in time,
+ * VGPU_PROTOCOL for a window not the ring's.
  */
 int vgpu_shm_open_dev(const char *path, struct vgpu_shm **ret);
 /* Unmap and close everything (NULL is fine). */

@@ -3,8 +3,8 @@
 # guest-image.sh - the initramfs the VM tests and `make run` boot with
 # Debian's kernel: busybox (scripts/vm-assets.sh), guest/image/init.sh as
 # /init, the guest driver vgpu.ko, a static vgpu-submit and vgpu-guest-info
-# from BUILD, and
-# BUILD/tests/vm/guest_ring when it was built (tests only); where the
+# from BUILD, and BUILD/tests/vm/guest_ring and guest_streams when they
+# were built (tests only); where the
 # guest libcuda.so.1 was built, it and its CUDA programs (/cuda/run/: the
 # tests' cuda_probe, and each program named in $VGPU_GUEST_CUDA, e.g. the
 # GPU machine's samples), with the shared libraries they need (the host's
@@ -24,6 +24,7 @@ cp "$build/guest/vgpu-submit-static" "$root/bin/vgpu-submit"
 cp "$build/guest/vgpu-guest-info" "$root/bin/vgpu-guest-info"
 cp "$build/guest/driver/vgpu.ko" "$root/lib/vgpu.ko"
 [ -x "$build/tests/vm/guest_ring" ] && cp "$build/tests/vm/guest_ring" "$root/bin/guest_ring"
+[ -x "$build/tests/vm/guest_streams" ] && cp "$build/tests/vm/guest_streams" "$root/bin/guest_streams"
 # add_libs FILE: the shared libraries FILE needs, at their own paths.
 add_libs() {
 	ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do

@@ -6,12 +6,14 @@
  * guest driver's window, vgpu_ring.h "Streams"). Both carry the same
  * bytes; the mediator hands either to the VM's CUDA worker.
  *
- * The device is opened once per process, on the first stream, and kept
- * (the driver lets one program have it at a time; closing it, at exit
- * too, has the driver register the window anew, which closes this
- * process's streams in the mediator and so frees what its worker held).
- * The window's data area is cut in two stream slots, each a control page
- * and two rings: the description's stream and the calls' stream.
+ * The device is opened once per process, on the first stream, and kept.
+ * Each stream is one the guest driver opens for this process in a slot of
+ * the device's window (vgpu_uapi.h: the driver posts the descriptors,
+ * programs map only their own slots, any number of programs at once, 8
+ * streams in all): the description's stream, closed once read, then the
+ * calls' stream in the same slot. When the process ends, however it ends,
+ * the driver closes its streams and the mediator drops them, so its
+ * worker frees what it held.
  *
  * The mediator writes the window's indexes whenever it likes: each is
  * read once per decision and checked (a tail at most a ring ahead).
@@ -20,14 +22,18 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "shim.h"
 #include "transport.h"
-#include "transport_shm.h"
 #include "vgpu_clock.h"
+#include "vgpu_ring.h"
+#include "vgpu_uapi.h"
 
 /* How long a receive tries again before it sleeps in poll(): a reply
  * that comes within it costs no wake-up (VGPU_CUDA_SPIN_US, 0 to 1000,
@@ -85,23 +91,12 @@ static int socket_io(int fd, void *buf, size_t len, bool out, uint64_t deadline_
 	return VGPU_OK;
 }
 
-#define SLOTS 2
-
 static struct {
-	pthread_mutex_t lock;          /* opening, slots, stream descriptors */
-	struct vgpu_shm *shm;          /* NULL until opened */
+	pthread_mutex_t lock;          /* opening */
+	int fd;                        /* the device; -1 until opened */
 	int open_rc;                   /* VGPU_OK once opened; the failure, once tried */
-	uint64_t ring;                 /* each ring's bytes */
-	bool used[SLOTS];
-	uint64_t next_id;
 	pid_t pid;                     /* the process that opened it (fork) */
-} dev = { .lock = PTHREAD_MUTEX_INITIALIZER, .open_rc = 1 };
-
-/* Slot @i's control page in the window. */
-static uint8_t *slot_ctl(int i)
-{
-	return dev.shm->win + VGPU_RING_DATA_OFFSET + (size_t)i * (VGPU_STREAM_CTL + 2 * dev.ring);
-}
+} dev = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .open_rc = 1 };
 
 static _Atomic uint64_t *u64_at(const struct vgpu_cuda_chan *c, size_t off)
 {
@@ -113,94 +108,72 @@ static _Atomic uint32_t *u32_at(const struct vgpu_cuda_chan *c, size_t off)
 	return (_Atomic uint32_t *)(void *)(c->ctl + off);
 }
 
-/* The device, opened and its window mapped. Lock held. */
+/* The device, opened. Lock held. */
 static int dev_open(const char *path)
 {
 	if (dev.open_rc != 1)
 		return dev.open_rc;
-	dev.open_rc = vgpu_shm_open_dev(path, &dev.shm);
-	if (dev.open_rc == VGPU_BUSY) {
-		vgpu_cuda_log(true, "%s: another program has the device (one at a time)", path);
-		return dev.open_rc;
-	}
-	if (dev.open_rc != VGPU_OK) {
+	dev.fd = open(path, O_RDWR | O_CLOEXEC);
+	if (dev.fd < 0) {
+		dev.open_rc = errno == ENOENT || errno == ENODEV || errno == ENXIO ? VGPU_NOT_FOUND
+			      : errno == EACCES || errno == EPERM		    ? VGPU_DENIED
+										    : VGPU_IO_ERROR;
 		vgpu_cuda_log(true, "%s: %s", path, vgpu_strerror(dev.open_rc));
 		return dev.open_rc;
 	}
-	uint64_t data = dev.shm->win_size - VGPU_RING_DATA_OFFSET;
-
-	/* The largest rings (a power of two, at most 4 MiB) that two slots hold. */
-	dev.ring = (uint64_t)4 << 20;
-	while (dev.ring > VGPU_STREAM_RING_MIN && SLOTS * (VGPU_STREAM_CTL + 2 * dev.ring) > data)
-		dev.ring /= 2;
-	if (SLOTS * (VGPU_STREAM_CTL + 2 * dev.ring) > data) {
-		vgpu_cuda_log(true, "%s: its window is too small for the CUDA calls", path);
-		dev.open_rc = VGPU_LIMIT;
-	}
 	dev.pid = getpid();
-	return dev.open_rc;
+	dev.open_rc = VGPU_OK;
+	return VGPU_OK;
 }
 
 static void doorbell(void)
 {
 	uint64_t one = 1;
 
-	if (write(dev.shm->doorbell_fd, &one, sizeof(one)) < 0) {
+	if (write(dev.fd, &one, sizeof(one)) < 0) {
 		/* EPIPE: the window is gone; the waits see it. */
 	}
 }
 
-/* Open or close stream @slot with a descriptor, and wait for its
- * answer. Lock held. */
-static int stream_desc(int slot, bool open)
-{
-	struct vgpu_ring_desc d = {
-		.request_id = ++dev.next_id,
-		.op = VGPU_RING_OP_STREAM,
-		.flags = open ? VGPU_STREAM_OPEN : VGPU_STREAM_CLOSE,
-		.params = { .m = (uint32_t)slot, .n = open ? (uint32_t)dev.ring : 0 },
-		.in_off = { open ? (uint32_t)(slot_ctl(slot) - dev.shm->win) : 0, 0, 0 },
-	};
-	struct vgpu_ring_cqe e;
-	int rc = vgpu_shm_submit(dev.shm, &d);
-
-	while (rc == VGPU_OK) {
-		rc = vgpu_shm_next(dev.shm, &e);
-		if (rc == VGPU_OK && e.request_id == d.request_id)
-			return e.status;
-		if (rc == VGPU_TIMEOUT)
-			rc = vgpu_shm_wait(dev.shm, 10);
-	}
-	return rc;
-}
-
-/* A stream of the device at @path into @c. */
+/* A stream of the device at @path into @c: the driver opens it in a slot
+ * of the window of its own and we map that slot. */
 static int dev_connect(const char *path, struct vgpu_cuda_chan *c)
 {
-	int rc, slot = -1;
+	struct vgpu_stream_req req;
+	int rc;
 
 	pthread_mutex_lock(&dev.lock);
 	rc = dev_open(path);
-	for (int i = 0; rc == VGPU_OK && i < SLOTS && slot < 0; i++)
-		if (!dev.used[i])
-			slot = i;
-	if (rc == VGPU_OK && slot < 0)
-		rc = VGPU_BUSY;
-	if (rc == VGPU_OK) {
-		c->ctl = slot_ctl(slot);
-		memset(c->ctl, 0, VGPU_STREAM_CTL);
-		rc = stream_desc(slot, true);
-	}
-	if (rc == VGPU_OK) {
-		dev.used[slot] = true;
-		c->fd = -1;
-		c->slot = slot;
-		c->tx = c->ctl + VGPU_STREAM_CTL;
-		c->rx = c->tx + dev.ring;
-		c->tx_tail = c->rx_head = 0;
-	}
 	pthread_mutex_unlock(&dev.lock);
-	return rc;
+	if (rc != VGPU_OK)
+		return rc;
+	if (ioctl(dev.fd, VGPU_IOC_STREAM_OPEN, &req) != 0) {
+		rc = errno == EBUSY	   ? VGPU_BUSY
+		     : errno == ENOSPC	   ? VGPU_LIMIT
+		     : errno == ETIMEDOUT ? VGPU_TIMEOUT
+					   : VGPU_IO_ERROR;
+		vgpu_cuda_log(true, "%s: %s", path,
+			      errno == EBUSY	? "a program has the device's whole window (vgpu-submit?)"
+			      : errno == ENOSPC ? "every stream of the device is taken (8 at once)"
+						: strerror(errno));
+		return rc;
+	}
+	void *p = mmap(NULL, req.bytes, PROT_READ | PROT_WRITE, MAP_SHARED, dev.fd, (off_t)req.offset);
+
+	if (p == MAP_FAILED) {
+		vgpu_cuda_log(true, "%s: mapping a stream: %s", path, strerror(errno));
+		ioctl(dev.fd, VGPU_IOC_STREAM_CLOSE, &req.index);
+		return VGPU_IO_ERROR;
+	}
+	c->fd = -1;
+	c->slot = (int)req.index;
+	c->ctl = p;
+	c->bytes = req.bytes;
+	c->ring = req.ring_bytes;
+	c->tx = c->ctl + VGPU_STREAM_CTL;
+	c->rx = c->tx + c->ring;
+	c->tx_tail = c->rx_head = 0;
+	return VGPU_OK;
 }
 
 int vgpu_cuda_chan_connect(const struct vgpu_cuda_where *w, struct vgpu_cuda_chan *c)
@@ -221,17 +194,20 @@ void vgpu_cuda_chan_close(struct vgpu_cuda_chan *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	if (c->slot >= 0) {
-		pthread_mutex_lock(&dev.lock);
+		uint32_t index = (uint32_t)c->slot;
+
 		/* The forked child's streams are its parent's. */
-		if (dev.pid == getpid() && stream_desc(c->slot, false) == VGPU_OK)
-			dev.used[c->slot] = false;
-		pthread_mutex_unlock(&dev.lock);
+		if (dev.pid == getpid())
+			ioctl(dev.fd, VGPU_IOC_STREAM_CLOSE, &index);
+		munmap(c->ctl, c->bytes);
 	}
 	*c = (struct vgpu_cuda_chan){ .fd = -1, .slot = -1 };
 }
 
 void vgpu_cuda_chan_forget(struct vgpu_cuda_chan *c)
 {
+	/* A stream's mapping is not in the child (the driver maps slots
+	 * VM_DONTCOPY): nothing to unmap. */
 	if (c->fd >= 0)
 		close(c->fd);
 	*c = (struct vgpu_cuda_chan){ .fd = -1, .slot = -1 };
@@ -250,12 +226,20 @@ static int dev_sleep(struct vgpu_cuda_chan *c, uint64_t deadline_ns, bool out)
 		ms = (int)((deadline_ns - now) / 1000000u) + 1;
 	atomic_store(u32_at(c, VGPU_STREAM_OFF_WAITING), 1);
 	/* Whatever came before WAITING was seen needs no wake-up. */
-	if (out ? atomic_load(u64_at(c, VGPU_STREAM_OFF_TX_HEAD)) == c->tx_tail - dev.ring
-		: atomic_load(u64_at(c, VGPU_STREAM_OFF_RX_TAIL)) == c->rx_head)
-		rc = atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED)) ? VGPU_OK
-								     : vgpu_shm_wait(dev.shm, ms);
-	else
-		rc = VGPU_OK;
+	rc = VGPU_OK;
+	if ((out ? atomic_load(u64_at(c, VGPU_STREAM_OFF_TX_HEAD)) == c->tx_tail - c->ring
+		 : atomic_load(u64_at(c, VGPU_STREAM_OFF_RX_TAIL)) == c->rx_head) &&
+	    !atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED))) {
+		struct pollfd pfd = { dev.fd, POLLIN, 0 };
+		uint64_t n;
+
+		if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+			rc = VGPU_IO_ERROR;
+		else if (pfd.revents & (POLLERR | POLLHUP))
+			rc = VGPU_IO_ERROR; /* the window is gone, and the stream with it */
+		else if ((pfd.revents & POLLIN) && read(dev.fd, &n, sizeof(n)) < 0 && errno == EPIPE)
+			rc = VGPU_IO_ERROR;
+	}
 	atomic_store(u32_at(c, VGPU_STREAM_OFF_WAITING), 0);
 	return rc;
 }
@@ -267,22 +251,22 @@ static int dev_send(struct vgpu_cuda_chan *c, const uint8_t *p, size_t len, uint
 		uint64_t head = atomic_load(u64_at(c, VGPU_STREAM_OFF_TX_HEAD));
 		uint64_t held = c->tx_tail - head;
 
-		if (held > dev.ring)
+		if (held > c->ring)
 			return VGPU_PROTOCOL;
 		if (atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED)))
 			return VGPU_IO_ERROR;
-		if (held == dev.ring) {
+		if (held == c->ring) {
 			int rc = dev_sleep(c, deadline_ns, true);
 
 			if (rc != VGPU_OK)
 				return rc;
 			continue;
 		}
-		size_t off = (size_t)(c->tx_tail & (dev.ring - 1));
-		size_t n = dev.ring - held;
+		size_t off = (size_t)(c->tx_tail & (c->ring - 1));
+		size_t n = c->ring - held;
 
-		if (n > dev.ring - off)
-			n = dev.ring - off;
+		if (n > c->ring - off)
+			n = c->ring - off;
 		if (n > len)
 			n = len;
 		memcpy(c->tx + off, p, n);
@@ -304,7 +288,7 @@ static int dev_recv(struct vgpu_cuda_chan *c, uint8_t *p, size_t len, uint64_t d
 		uint64_t tail = atomic_load(u64_at(c, VGPU_STREAM_OFF_RX_TAIL));
 		uint64_t avail = tail - c->rx_head;
 
-		if (avail > dev.ring)
+		if (avail > c->ring)
 			return VGPU_PROTOCOL;
 		if (avail == 0) {
 			if (atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED)))
@@ -317,8 +301,8 @@ static int dev_recv(struct vgpu_cuda_chan *c, uint8_t *p, size_t len, uint64_t d
 				return rc;
 			continue;
 		}
-		size_t off = (size_t)(c->rx_head & (dev.ring - 1));
-		size_t n = avail < dev.ring - off ? (size_t)avail : dev.ring - off;
+		size_t off = (size_t)(c->rx_head & (c->ring - 1));
+		size_t n = avail < c->ring - off ? (size_t)avail : c->ring - off;
 
 		if (n > len)
 			n = len;

@@ -88,13 +88,15 @@ const struct vgpu_cuda_device_desc *vgpu_cuda_device(CUdevice dev);
  * the device's window (vgpu_ring.h, "Streams"). */
 struct vgpu_cuda_chan {
 	int fd;                   /* the socket; -1 for a stream */
-	int slot;                 /* the stream's slot; -1 for a socket */
-	uint8_t *ctl, *tx, *rx;   /* the stream's page and rings */
+	int slot;                 /* the stream's index; -1 for a socket */
+	uint8_t *ctl, *tx, *rx;   /* the stream's page and rings, mapped */
+	uint64_t bytes, ring;     /* the mapping's bytes; each ring's */
 	uint64_t tx_tail, rx_head;
 };
-/* Connect to @w: vgpu_unix_connect()'s errors, or the device's
- * (vgpu_shm_open_dev(): VGPU_BUSY while another program has it) and the
- * mediator's refusal of the stream. */
+/* Connect to @w: vgpu_unix_connect()'s errors, or the device's:
+ * VGPU_NOT_FOUND, VGPU_DENIED, VGPU_BUSY while a program has its whole
+ * window, VGPU_LIMIT when its streams are all taken, VGPU_IO_ERROR when
+ * the window is gone or the mediator refused the stream. */
 int vgpu_cuda_chan_connect(const struct vgpu_cuda_where *w, struct vgpu_cuda_chan *c);
 bool vgpu_cuda_chan_open(const struct vgpu_cuda_chan *c);
 /* Move @len bytes out or in before @deadline_ns (UINT64_MAX: none); a

@@ -13,13 +13,23 @@
  * one here: x86-64 guests without a vIOMMU (the device and the mediator
  * see guest-physical memory).
  *
+ * Programs use the window one of two ways (vgpu_uapi.h). One program at
+ * a time may have the whole window (libvgpu's ops: its rings are the
+ * program's); or any number of programs have streams (the guest
+ * libcuda.so.1): the driver alone posts on the rings then, opening and
+ * closing each program's streams, and a program maps only its own
+ * streams' pages, one slot of the data area each. A slot stays its
+ * program's until the program's file is released (no mapping of it can
+ * outlive that), so no program sees another's bytes.
+ *
  * Interrupts: MSI-X vector 0 for completions, vector 1 for link and
  * window changes; INTx (shared) when MSI-X is not there. The window's
  * state is followed from the device's WIN_STATE register: a registration
- * (again after the mediator came back, or when a program closes the
- * device) counts a new generation, and the rings start anew with it: the
- * mediator drops what the last program left in the window (its streams,
- * and with them its CUDA worker's connection).
+ * (again after the mediator came back, or when the program that had the
+ * window closes the device) counts a new generation, and the rings start
+ * anew with it: the mediator drops what was left in the window (streams,
+ * and with them their CUDA worker's connections). A program with
+ * streams that ends has them closed by the driver, one descriptor each.
  *
  * Unloading unregisters the window and waits for the device to say so
  * (the mediator answers every request it took first); only then is the
@@ -38,6 +48,7 @@
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
@@ -45,6 +56,7 @@
 #include <linux/version.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <asm/unaligned.h>
 
 #include "vgpu-stub-regs.h"
 #include "vgpu_ring.h"
@@ -60,6 +72,9 @@
 #endif
 #define VGPU_UNREGISTER_WAIT_MS 10000
 #define VGPU_RETRY_MS 100          /* a registration refused VGPU_BUSY is tried again */
+#define VGPU_DESC_WAIT_MS 5000     /* the mediator's answer to a stream descriptor */
+#define VGPU_SLOT_RING_MAX ((size_t)4 << 20)
+#define VGPU_FILE_SLOTS 2          /* a program's slots (the CUDA library uses one) */
 
 static unsigned int window_mib = 16;
 module_param(window_mib, uint, 0444);
@@ -89,20 +104,30 @@ struct vgpu_dev {
 	struct delayed_work retry;   /* registering again after VGPU_BUSY */
 	bool removing;
 	int irqs;                    /* handlers requested (devm) */
+	struct mutex ring_lock;      /* the driver posting on the rings; the slots */
+	u64 next_id;                 /* the driver's descriptors' request ids */
+	size_t slot_bytes, slot_ring; /* a stream slot: control page and two rings */
+	struct vgpu_file *slot_owner[VGPU_STREAMS_MAX];
+	bool slot_open[VGPU_STREAMS_MAX]; /* the mediator has the stream open */
 	spinlock_t lock;             /* the fields below */
 	wait_queue_head_t wq;
-	u64 events;                  /* completion interrupts not yet read */
+	u64 events;                  /* completion interrupts since the driver loaded */
 	u32 win_state;
 	s32 win_error;
 	u32 generation;
 	bool link;
-	bool open;
+	bool window_open;            /* a program has the whole window */
+	unsigned int stream_files;   /* programs with streams */
 	bool used;                   /* the rings were used since the last registration */
 };
+
+enum vgpu_mode { VGPU_MODE_NONE, VGPU_MODE_WINDOW, VGPU_MODE_STREAMS };
 
 struct vgpu_file {
 	struct vgpu_dev *d;
 	u32 generation;              /* the registration this program works with */
+	u64 seen;                    /* d->events when it last read them */
+	enum vgpu_mode mode;         /* chosen by its first mmap(), WAIT or STREAM_OPEN */
 };
 
 static u32 rd(struct vgpu_dev *d, u32 off)
@@ -147,7 +172,7 @@ static void handle(struct vgpu_dev *d, u32 status)
 	spin_unlock_irqrestore(&d->lock, flags);
 	if (busy)
 		schedule_delayed_work(&d->retry, msecs_to_jiffies(VGPU_RETRY_MS));
-	wake_up_interruptible(&d->wq);
+	wake_up(&d->wq); /* the driver's own waits for answers are uninterruptible */
 }
 
 static irqreturn_t irq_complete(int irq, void *data)
@@ -237,6 +262,14 @@ static int alloc_window(struct vgpu_dev *d)
 		done += len;
 	}
 	d->window_bytes = want;
+	/* Stream slots: the largest rings (a power of two) that let
+	 * VGPU_STREAMS_MAX slots fit the data area. */
+	d->slot_ring = VGPU_SLOT_RING_MAX;
+	while (d->slot_ring > VGPU_STREAM_RING_MIN &&
+	       VGPU_STREAMS_MAX * (VGPU_STREAM_CTL + 2 * d->slot_ring) >
+		       want - VGPU_RING_DATA_OFFSET)
+		d->slot_ring >>= 1;
+	d->slot_bytes = VGPU_STREAM_CTL + 2 * d->slot_ring;
 	list = d->list;
 	for (unsigned int i = 0; i < d->n_chunks; i++) {
 		list[2 * i] = cpu_to_le64(d->chunks[i].dma);
@@ -252,11 +285,95 @@ static bool gone(struct vgpu_dev *d, struct vgpu_file *f)
 	return d->win_state != VGPU_STUB_WIN_REGISTERED || d->generation != f->generation;
 }
 
+/* The byte of the window at @off (chunks are whole pages: an aligned
+ * field never straddles two). */
+static u8 *win_at(struct vgpu_dev *d, size_t off)
+{
+	for (unsigned int i = 0; i < d->n_chunks; i++) {
+		if (off < d->chunks[i].len)
+			return (u8 *)d->chunks[i].cpu + off;
+		off -= d->chunks[i].len;
+	}
+	return NULL;
+}
+
+static u32 ctl_u32(struct vgpu_dev *d, size_t off)
+{
+	return le32_to_cpu(READ_ONCE(*(__le32 *)win_at(d, off)));
+}
+
+static bool window_up(struct vgpu_dev *d, u32 generation)
+{
+	return READ_ONCE(d->win_state) == VGPU_STUB_WIN_REGISTERED &&
+	       READ_ONCE(d->generation) == generation;
+}
+
+/*
+ * Post a stream descriptor (vgpu_ring.h "Streams") and wait for the
+ * mediator's answer: 0 and its status in *status, or -EPIPE (the window
+ * is gone), -ETIMEDOUT, -EBUSY (the submission ring is full). Only the
+ * driver posts while programs have streams, so the answers in the
+ * completion ring are its own; one left behind by a wait that timed out
+ * is skipped. ring_lock held.
+ */
+static int post_stream(struct vgpu_dev *d, u16 flags, u32 index, u32 ctl, u32 ring, s32 *status)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(VGPU_DESC_WAIT_MS);
+	u64 id = ++d->next_id;
+	u32 generation, tail;
+	u8 *desc;
+
+	spin_lock_irq(&d->lock);
+	generation = d->generation;
+	d->used = true;
+	spin_unlock_irq(&d->lock);
+	if (!window_up(d, generation))
+		return -EPIPE;
+	tail = ctl_u32(d, VGPU_RING_OFF_SQ_TAIL);
+	if (tail - ctl_u32(d, VGPU_RING_OFF_SQ_HEAD) >= VGPU_RING_ENTRIES)
+		return -EBUSY;
+	desc = win_at(d, VGPU_RING_SQ_OFFSET + (tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
+	memset(desc, 0, VGPU_RING_DESC_SIZE);
+	put_unaligned_le64(id, desc);
+	put_unaligned_le16(VGPU_RING_OP_STREAM, desc + 8);
+	put_unaligned_le16(flags, desc + 10);
+	put_unaligned_le32(index, desc + 16);   /* params.m */
+	put_unaligned_le32(ring, desc + 20);    /* params.n */
+	put_unaligned_le32(ctl, desc + 36);     /* in_off[0] */
+	smp_wmb(); /* the descriptor before the tail that publishes it */
+	WRITE_ONCE(*(__le32 *)win_at(d, VGPU_RING_OFF_SQ_TAIL), cpu_to_le32(tail + 1));
+	wr(d, VGPU_STUB_REG_DOORBELL, 1);
+	for (;;) {
+		u32 cq_head = ctl_u32(d, VGPU_RING_OFF_CQ_HEAD);
+
+		while (cq_head != ctl_u32(d, VGPU_RING_OFF_CQ_TAIL)) {
+			u8 *cqe;
+			u64 got;
+
+			smp_rmb(); /* the tail before the entries it publishes */
+			cqe = win_at(d, VGPU_RING_CQ_OFFSET +
+					     (cq_head % VGPU_RING_ENTRIES) * VGPU_RING_CQE_SIZE);
+			got = get_unaligned_le64(cqe);
+			*status = (s32)get_unaligned_le32(cqe + 8);
+			cq_head++;
+			WRITE_ONCE(*(__le32 *)win_at(d, VGPU_RING_OFF_CQ_HEAD), cpu_to_le32(cq_head));
+			if (got == id)
+				return 0;
+		}
+		if (!window_up(d, generation))
+			return -EPIPE;
+		if (time_after_eq(jiffies, deadline))
+			return -ETIMEDOUT;
+		wait_event_timeout(d->wq, ctl_u32(d, VGPU_RING_OFF_CQ_TAIL) != cq_head ||
+						  !window_up(d, generation),
+				   max_t(long, (long)(deadline - jiffies), 1));
+	}
+}
+
 static int vgpu_open(struct inode *inode, struct file *file)
 {
 	struct vgpu_dev *d = container_of(file->private_data, struct vgpu_dev, misc);
 	struct vgpu_file *f;
-	bool again;
 
 	if (!d->ring)
 		return -ENODEV;
@@ -264,38 +381,160 @@ static int vgpu_open(struct inode *inode, struct file *file)
 	if (!f)
 		return -ENOMEM;
 	spin_lock_irq(&d->lock);
-	if (d->open) {
-		spin_unlock_irq(&d->lock);
-		kfree(f);
-		return -EBUSY;
-	}
-	d->open = true;
-	d->events = 0;
-	again = d->used; /* a program used the rings: start them anew */
 	f->generation = d->generation;
+	f->seen = d->events;
 	spin_unlock_irq(&d->lock);
-	if (again)
-		register_window(d);
 	f->d = d;
 	file->private_data = f;
 	return 0;
+}
+
+/* The whole window for @f: refused while another program has it or
+ * programs have streams. */
+static int claim_window(struct vgpu_file *f)
+{
+	struct vgpu_dev *d = f->d;
+	bool again;
+
+	if (f->mode == VGPU_MODE_WINDOW)
+		return 0;
+	if (f->mode == VGPU_MODE_STREAMS)
+		return -EINVAL;
+	spin_lock_irq(&d->lock);
+	if (d->window_open || d->stream_files) {
+		spin_unlock_irq(&d->lock);
+		return -EBUSY;
+	}
+	d->window_open = true;
+	f->mode = VGPU_MODE_WINDOW;
+	f->seen = d->events;
+	f->generation = d->generation;
+	again = d->used; /* the rings were used: start them anew */
+	spin_unlock_irq(&d->lock);
+	if (again)
+		register_window(d);
+	return 0;
+}
+
+/* Streams mode for @f: refused while a program has the whole window;
+ * -EAGAIN while the window is not registered (the streams are the
+ * registration's). */
+static int claim_streams(struct vgpu_file *f)
+{
+	struct vgpu_dev *d = f->d;
+	int rc = 0;
+
+	if (f->mode == VGPU_MODE_STREAMS)
+		return 0;
+	if (f->mode == VGPU_MODE_WINDOW)
+		return -EINVAL;
+	spin_lock_irq(&d->lock);
+	if (d->window_open) {
+		rc = -EBUSY;
+	} else if (d->win_state != VGPU_STUB_WIN_REGISTERED) {
+		rc = -EAGAIN;
+	} else {
+		f->mode = VGPU_MODE_STREAMS;
+		d->stream_files++;
+		f->seen = d->events;
+		f->generation = d->generation;
+	}
+	spin_unlock_irq(&d->lock);
+	return rc;
+}
+
+static size_t slot_ctl(struct vgpu_dev *d, int i)
+{
+	return VGPU_RING_DATA_OFFSET + (size_t)i * d->slot_bytes;
+}
+
+/* A stream for @f: its own slot again if it has one closed, else a free
+ * one. ring_lock held. */
+static int slot_stream_open(struct vgpu_file *f, struct vgpu_stream_req *req)
+{
+	struct vgpu_dev *d = f->d;
+	int i, slot = -1, rc, mine = 0;
+	s32 status;
+
+	if (!window_up(d, f->generation))
+		return -EPIPE;
+	for (i = 0; i < VGPU_STREAMS_MAX; i++) {
+		mine += d->slot_owner[i] == f;
+		if (slot < 0 && d->slot_owner[i] == f && !d->slot_open[i])
+			slot = i;
+	}
+	for (i = 0; i < VGPU_STREAMS_MAX && slot < 0 && mine < VGPU_FILE_SLOTS; i++)
+		if (!d->slot_owner[i])
+			slot = i;
+	if (slot < 0)
+		return -ENOSPC;
+	d->slot_owner[slot] = f;
+	/* The guest's fields from 0; the mediator zeroes its own. */
+	memset(win_at(d, slot_ctl(d, slot)), 0, VGPU_STREAM_CTL);
+	rc = post_stream(d, VGPU_STREAM_OPEN, slot, slot_ctl(d, slot), d->slot_ring, &status);
+	if (!rc && status == VGPU_BUSY) {
+		/* A close of ours that timed out: the mediator still has it. */
+		rc = post_stream(d, VGPU_STREAM_CLOSE, slot, 0, 0, &status);
+		if (!rc)
+			rc = post_stream(d, VGPU_STREAM_OPEN, slot, slot_ctl(d, slot),
+					 d->slot_ring, &status);
+	}
+	if (!rc && status != VGPU_OK)
+		rc = -EPROTO;
+	if (rc)
+		return rc;
+	d->slot_open[slot] = true;
+	*req = (struct vgpu_stream_req){ .index = slot, .ring_bytes = d->slot_ring,
+					 .offset = slot_ctl(d, slot), .bytes = d->slot_bytes };
+	return 0;
+}
+
+/* Close @f's stream @i (the slot stays @f's). ring_lock held. */
+static int slot_stream_close(struct vgpu_file *f, u32 i)
+{
+	struct vgpu_dev *d = f->d;
+	s32 status;
+	int rc;
+
+	if (i >= VGPU_STREAMS_MAX || d->slot_owner[i] != f || !d->slot_open[i])
+		return -EINVAL;
+	d->slot_open[i] = false;
+	rc = post_stream(d, VGPU_STREAM_CLOSE, i, 0, 0, &status);
+	/* A window gone took its streams with it; a stream the mediator
+	 * does not have is closed. */
+	return rc == -EPIPE || (!rc && (status == VGPU_OK || status == VGPU_NOT_FOUND)) ? 0
+	       : rc ? rc : -EPROTO;
 }
 
 static int vgpu_release(struct inode *inode, struct file *file)
 {
 	struct vgpu_file *f = file->private_data;
 	struct vgpu_dev *d = f->d;
+	bool again = false;
 
-	bool again;
-
+	if (f->mode == VGPU_MODE_STREAMS) {
+		mutex_lock(&d->ring_lock);
+		for (u32 i = 0; i < VGPU_STREAMS_MAX; i++) {
+			if (d->slot_owner[i] != f)
+				continue;
+			if (d->slot_open[i])
+				slot_stream_close(f, i);
+			d->slot_owner[i] = NULL;
+		}
+		mutex_unlock(&d->ring_lock);
+	}
 	spin_lock_irq(&d->lock);
-	d->open = false;
-	d->used = true;
-	/* Start the rings anew now rather than at the next open: the
-	 * mediator then closes what the program left open in the window
-	 * (its streams, and with them what its CUDA worker held for it),
-	 * whether it ended cleanly or not. */
-	again = d->win_state == VGPU_STUB_WIN_REGISTERED && !d->removing;
+	if (f->mode == VGPU_MODE_STREAMS) {
+		d->stream_files--;
+	} else if (f->mode == VGPU_MODE_WINDOW) {
+		d->window_open = false;
+		d->used = true;
+		/* Start the rings anew now rather than at the next open: the
+		 * mediator then drops what the program left in the window
+		 * (streams too, and with them what a CUDA worker held for
+		 * it), whether it ended cleanly or not. */
+		again = d->win_state == VGPU_STUB_WIN_REGISTERED && !d->removing;
+	}
 	spin_unlock_irq(&d->lock);
 	if (again)
 		register_window(d);
@@ -312,7 +551,7 @@ static ssize_t vgpu_read(struct file *file, char __user *buf, size_t len, loff_t
 
 	if (len < sizeof(n))
 		return -EINVAL;
-	rc = wait_event_interruptible(d->wq, READ_ONCE(d->events) || gone(d, f));
+	rc = wait_event_interruptible(d->wq, READ_ONCE(d->events) != f->seen || gone(d, f));
 	if (rc)
 		return rc;
 	spin_lock_irq(&d->lock);
@@ -320,8 +559,8 @@ static ssize_t vgpu_read(struct file *file, char __user *buf, size_t len, loff_t
 		spin_unlock_irq(&d->lock);
 		return -EPIPE;
 	}
-	n = d->events;
-	d->events = 0;
+	n = d->events - f->seen;
+	f->seen = d->events;
 	spin_unlock_irq(&d->lock);
 	if (copy_to_user(buf, &n, sizeof(n)))
 		return -EFAULT;
@@ -349,30 +588,63 @@ static __poll_t vgpu_poll(struct file *file, poll_table *wait)
 	poll_wait(file, &d->wq, wait);
 	if (gone(d, f))
 		return EPOLLERR;
-	if (READ_ONCE(d->events))
+	if (READ_ONCE(d->events) != f->seen)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	return mask;
+}
+
+/* Map the window's bytes [@off, @off + size of @vma). */
+static int map_range(struct vgpu_dev *d, struct vm_area_struct *vma, size_t off)
+{
+	unsigned long size = vma->vm_end - vma->vm_start, done = 0;
+	size_t at = 0;
+
+	vgpu_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY);
+	for (unsigned int i = 0; i < d->n_chunks && done < size; i++) {
+		size_t len = d->chunks[i].len;
+		unsigned long skip, n;
+		int rc;
+
+		if (off + done >= at + len) {
+			at += len;
+			continue;
+		}
+		skip = off + done - at;
+		n = min_t(unsigned long, len - skip, size - done);
+		rc = remap_pfn_range(vma, vma->vm_start + done,
+				     PHYS_PFN(virt_to_phys(d->chunks[i].cpu)) + skip / PAGE_SIZE, n,
+				     vma->vm_page_prot);
+		if (rc)
+			return rc;
+		done += n;
+		at += len;
+	}
+	return done == size ? 0 : -EINVAL;
 }
 
 static int vgpu_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct vgpu_file *f = file->private_data;
 	struct vgpu_dev *d = f->d;
-	unsigned long size = vma->vm_end - vma->vm_start, off = 0;
+	unsigned long size = vma->vm_end - vma->vm_start;
+	size_t off = (size_t)vma->vm_pgoff << PAGE_SHIFT;
+	bool mine = false;
+	int rc;
 
-	if (vma->vm_pgoff != 0 || size > d->window_bytes)
-		return -EINVAL;
-	vgpu_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP | VM_DONTCOPY);
-	for (unsigned int i = 0; i < d->n_chunks && off < size; i++) {
-		unsigned long len = min_t(unsigned long, d->chunks[i].len, size - off);
-		int rc = remap_pfn_range(vma, vma->vm_start + off,
-					 PHYS_PFN(virt_to_phys(d->chunks[i].cpu)), len,
-					 vma->vm_page_prot);
-		if (rc)
-			return rc;
-		off += len;
+	if (vma->vm_pgoff == 0) {
+		/* The whole window (or its start). */
+		if (size > d->window_bytes)
+			return -EINVAL;
+		rc = claim_window(f);
+		return rc ? rc : map_range(d, vma, 0);
 	}
-	return 0;
+	/* A stream's slot, only by the program it is open for. */
+	mutex_lock(&d->ring_lock);
+	for (int i = 0; i < VGPU_STREAMS_MAX; i++)
+		if (d->slot_owner[i] == f && off == slot_ctl(d, i) && size == d->slot_bytes)
+			mine = true;
+	mutex_unlock(&d->ring_lock);
+	return mine ? map_range(d, vma, off) : -EINVAL;
 }
 
 static void fill_info(struct vgpu_dev *d, struct vgpu_dev_info *info)
@@ -398,18 +670,54 @@ static long vgpu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	struct vgpu_file *f = file->private_data;
 	struct vgpu_dev *d = f->d;
 	struct vgpu_dev_info info;
+	struct vgpu_stream_req req;
+	u32 index;
+	int rc;
 
 	switch (cmd) {
-	case VGPU_IOC_WAIT: {
-		long rc = wait_event_interruptible_timeout(
-			d->wq, READ_ONCE(d->win_state) == VGPU_STUB_WIN_REGISTERED, 30 * HZ);
-		if (rc < 0)
+	case VGPU_IOC_STREAM_OPEN:
+		/* A first stream waits (30 s at most) for the window to be
+		 * registered: the last whole-window program's close may have
+		 * just started it anew. */
+		while ((rc = claim_streams(f)) == -EAGAIN) {
+			long left = wait_event_interruptible_timeout(
+				d->wq, READ_ONCE(d->win_state) == VGPU_STUB_WIN_REGISTERED, 30 * HZ);
+
+			if (left < 0)
+				return left;
+			if (left == 0)
+				return -ETIMEDOUT;
+		}
+		if (rc)
 			return rc;
-		if (rc == 0)
+		mutex_lock(&d->ring_lock);
+		rc = slot_stream_open(f, &req);
+		mutex_unlock(&d->ring_lock);
+		if (rc)
+			return rc;
+		return copy_to_user((void __user *)arg, &req, sizeof(req)) ? -EFAULT : 0;
+	case VGPU_IOC_STREAM_CLOSE:
+		if (f->mode != VGPU_MODE_STREAMS)
+			return -EINVAL;
+		if (copy_from_user(&index, (void __user *)arg, sizeof(index)))
+			return -EFAULT;
+		mutex_lock(&d->ring_lock);
+		rc = slot_stream_close(f, index);
+		mutex_unlock(&d->ring_lock);
+		return rc;
+	case VGPU_IOC_WAIT: {
+		rc = claim_window(f);
+		if (rc)
+			return rc;
+		long left = wait_event_interruptible_timeout(
+			d->wq, READ_ONCE(d->win_state) == VGPU_STUB_WIN_REGISTERED, 30 * HZ);
+		if (left < 0)
+			return left;
+		if (left == 0)
 			return -ETIMEDOUT;
 		spin_lock_irq(&d->lock);
 		f->generation = d->generation;
-		d->events = 0;
+		f->seen = d->events;
 		spin_unlock_irq(&d->lock);
 		fallthrough;
 	}
@@ -513,6 +821,7 @@ static int vgpu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	d->pdev = pdev;
 	spin_lock_init(&d->lock);
+	mutex_init(&d->ring_lock);
 	init_waitqueue_head(&d->wq);
 	INIT_DELAYED_WORK(&d->retry, retry_register);
 	rc = pcim_enable_device(pdev);

@@ -14,7 +14,8 @@
 #                and the device (dev:/dev/vgpu0, its default in a VM), as
 #                an unprivileged user of group vgpu; vgpu_arg=1: the first
 #                one once more, holding its memory until killed (SIGKILL),
-#                then again
+#                with another run of it, vgpu-submit and guest_streams
+#                beside it, then vgpu-submit and the program again
 # The report goes to the serial console between VGPU-TEST-BEGIN and
 # VGPU-TEST-END, then the VM powers off. Huge pages (guest_ring) come from
 # hugepages= on the command line.
@@ -65,15 +66,28 @@ elif [ "$test" = cuda ]; then
 	done
 	if [ "$arg" = 1 ]; then
 		# The first program again, holding its device memory
-		# (VGPU_PROBE_HOLD_S) until it is killed, then once more.
+		# (VGPU_PROBE_HOLD_S) until it is killed; beside it meanwhile:
+		# the same program, vgpu-submit (it wants the whole window,
+		# refused while programs have streams) and guest_streams'
+		# misuses of the driver; then, once it is killed, vgpu-submit
+		# and the program once more.
 		set -- /cuda/run/*
 		su -s /bin/sh guest -c "VGPU_PROBE_HOLD_S=600 LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/held 2>&1 &
 		for _ in $(seq 300); do grep -q '^malloc 0' /tmp/held && break; sleep 0.1; done
 		echo "CUDA-HOLDING $(grep -c '^malloc 0' /tmp/held)"
-		sleep 4
+		sleep 4 # the host reads what the VM's worker holds
+		su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/out 2>/tmp/err
+		echo "CUDA-BESIDE-RC $?"
+		sed "s/^/CUDA-BESIDE /" /tmp/out
+		vgpu-submit vector-add --n 16 --verify >/tmp/out 2>&1
+		echo "CUDA-SUBMIT-RC $?"
+		sed "s/^/CUDA-SUBMIT /" /tmp/out | head -n 3
+		[ ! -x /bin/guest_streams ] || su -s /bin/sh guest -c /bin/guest_streams
 		killall -9 "${1##*/}"
 		wait
 		echo "CUDA-KILLED"
+		vgpu-submit vector-add --n 16 --verify >/tmp/out 2>&1
+		echo "CUDA-SUBMIT-AFTER-RC $?"
 		su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/out 2>/tmp/err
 		echo "CUDA-AGAIN-RC $?"
 		sed "s/^/CUDA-AGAIN /" /tmp/out

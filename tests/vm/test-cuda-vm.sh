@@ -10,9 +10,15 @@
 # driver on the GPU machine, bench/device-guest-cuda.sh). Checked:
 #   - the probe's device, memory, kernels, streams, memsets, posted
 #     launches and the VM's quota, every result right, through the device;
-#   - the probe killed with SIGKILL mid-run: the driver starts the rings
-#     anew at close, the mediator drops its streams and the worker frees
-#     what it held (its device memory back to 0), and the next run works;
+#   - a second run of it beside the first, the VM's quota shared by both;
+#     vgpu-submit (the whole window) refused busy meanwhile; the driver's
+#     streams misused (tests/vm/guest_streams.c): each misuse refused, no
+#     program maps another's slot, a stream whose index leaves its ring
+#     closed by the mediator;
+#   - the probe killed with SIGKILL mid-run: the driver closes its
+#     streams, the mediator drops them and the worker frees what it held
+#     (its device memory back to 0); vgpu-submit then has the window, and
+#     the next run works;
 #   - a second VM over its socket (unix:) at the same time is unaffected.
 set -eu
 : "${VGPU_QEMU:?run through meson test}" "${VGPU_MEDIATOR_BIN:?}" "${VGPU_ADMIN_BIN:?}"
@@ -107,8 +113,21 @@ expect_eq "$(report | sed -n 's/^CUDA-HOLDING //p') $HELD" "1 $((3 << 20))" \
 	"a probe holding 3 MiB: the VM's worker holds them for it"
 sleep 2 # the worker's next report
 expect_eq "$(vm_cuda 1 mem_held)" "0" "killed (SIGKILL) mid-run, its memory is freed: the driver's close drops its streams, the worker its connection"
-grep -q "stream .*closed" "$T/mediator.log" && fail "a stream was closed as the guest's mistake: $(grep stream "$T/mediator.log")" ||
-	pass "no stream broke the window's rules"
+# Beside the held one: the same program, vgpu-submit, guest_streams.
+has_beside() { report | grep -qE "^CUDA-BESIDE $2" && pass "$1" || fail "$1: $(report | grep -E 'CUDA-BESIDE' | head -n 20)"; }
+expect_eq "$(report | sed -n 's/^CUDA-BESIDE-RC //p')" "0" "a second program beside the first, each with streams of its own through the device"
+has_beside "its 3 MiB right" "copy 0 0 same$"
+has_beside "its kernel launch right" "launch 0 0 0 same$"
+has_beside "the VM's quota shared by both: 64 MiB less 3 each" "info 0 free=$((58 << 20)) total=$((64 << 20))$"
+[ "$(report | sed -n 's/^CUDA-SUBMIT-RC //p')" != 0 ] && report | grep -q "^CUDA-SUBMIT .*busy" &&
+	pass "vgpu-submit, which wants the whole window, is refused busy while programs have streams" ||
+	fail "vgpu-submit beside streams: $(report | grep CUDA-SUBMIT)"
+expect_eq "$(report | sed -n 's/^STREAMS-HOSTILE //p')" \
+	"close-before-open=EINVAL open=0 map-past-its-slot=EINVAL map-short=EINVAL map-whole-window=EINVAL wait-for-window=EINVAL close-index-99=EINVAL open-second=0 open-third=ENOSPC close-second=0 close-second-again=EINVAL reopen-same-slot=0 other-program-own-stream-not-ours=0 tx-tail-past-ring=closed" \
+	"the driver's streams misused: each refused with its error, no program maps another's slot, a TX tail past the ring closes the stream"
+expect_eq "$(grep -c "stream [0-9]*: TX tail out of range; closed" "$T/mediator.log")/$(grep -c "stream .*closed" "$T/mediator.log")" "1/1" \
+	"the mediator closed that stream, logged as the guest's, and no other"
+expect_eq "$(report | sed -n 's/^CUDA-SUBMIT-AFTER-RC //p')" "0" "the programs gone, vgpu-submit has the whole window"
 wait "$HOSTPID"
 for i in 1 2; do
 	grep -q '^copy 0 0 same$' "$T/host$i.out" && grep -q '^launch 0 0 0 same$' "$T/host$i.out" &&
