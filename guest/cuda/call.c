@@ -213,6 +213,7 @@ static void after_fork_child(void)
 	vgpu_cuda_window_forked();
 	vgpu_cuda_window_hold(false);
 	vgpu_cuda_chan_forget(&conn);
+	vgpu_cuda_chan_forked();
 	n_posted = 0;
 	broken = CUDA_ERROR_NOT_INITIALIZED;
 	pthread_mutex_unlock(&lock);

@@ -204,6 +204,17 @@ void vgpu_cuda_chan_close(struct vgpu_cuda_chan *c)
 	*c = (struct vgpu_cuda_chan){ .fd = -1, .slot = -1 };
 }
 
+void vgpu_cuda_chan_forked(void)
+{
+	/* The child's descriptor of the device would keep the parent's
+	 * streams open (the driver closes them at the file's last close). */
+	if (dev.fd >= 0)
+		close(dev.fd);
+	dev.fd = -1;
+	dev.open_rc = 1;
+	pthread_mutex_init(&dev.lock, NULL);
+}
+
 void vgpu_cuda_chan_forget(struct vgpu_cuda_chan *c)
 {
 	/* A stream's mapping is not in the child (the driver maps slots
@@ -291,8 +302,11 @@ static int dev_recv(struct vgpu_cuda_chan *c, uint8_t *p, size_t len, uint64_t d
 		if (avail > c->ring)
 			return VGPU_PROTOCOL;
 		if (avail == 0) {
-			if (atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED)))
-				return VGPU_IO_ERROR; /* the host's end closed, nothing more */
+			/* The host's end closed, and nothing came before it (the
+			 * mediator publishes the last bytes, then CLOSED). */
+			if (atomic_load(u32_at(c, VGPU_STREAM_OFF_CLOSED)) &&
+			    atomic_load(u64_at(c, VGPU_STREAM_OFF_RX_TAIL)) == c->rx_head)
+				return VGPU_IO_ERROR;
 			if (vgpu_now_ns() < spin_until)
 				continue;
 			int rc = dev_sleep(c, deadline_ns, false);

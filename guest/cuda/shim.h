@@ -109,6 +109,8 @@ int vgpu_cuda_chan_io(struct vgpu_cuda_chan *c, void *buf, size_t len, bool out,
 void vgpu_cuda_chan_close(struct vgpu_cuda_chan *c);
 /* In a forked child: drop it without telling the host (the parent's). */
 void vgpu_cuda_chan_forget(struct vgpu_cuda_chan *c);
+/* In a forked child: the device closed (the child opens it anew). */
+void vgpu_cuda_chan_forked(void);
 /* VGPU_CUDA_SPIN_US in nanoseconds (0 to 1000 µs, default 30). */
 uint64_t vgpu_cuda_spin_ns(void);
 /* Call the host: @m (with m->data_len bytes of @data) out, the reply into

@@ -297,6 +297,27 @@ static u8 *win_at(struct vgpu_dev *d, size_t off)
 	return NULL;
 }
 
+/* Zero the window's bytes [@off, @off + @len). */
+static void zero_range(struct vgpu_dev *d, size_t off, size_t len)
+{
+	size_t at = 0;
+
+	for (unsigned int i = 0; i < d->n_chunks && len; i++) {
+		size_t clen = d->chunks[i].len, skip, n;
+
+		if (off >= at + clen) {
+			at += clen;
+			continue;
+		}
+		skip = off - at;
+		n = min(clen - skip, len);
+		memset((u8 *)d->chunks[i].cpu + skip, 0, n);
+		off += n;
+		len -= n;
+		at += clen;
+	}
+}
+
 static u32 ctl_u32(struct vgpu_dev *d, size_t off)
 {
 	return le32_to_cpu(READ_ONCE(*(__le32 *)win_at(d, off)));
@@ -311,10 +332,11 @@ static bool window_up(struct vgpu_dev *d, u32 generation)
 /*
  * Post a stream descriptor (vgpu_ring.h "Streams") and wait for the
  * mediator's answer: 0 and its status in *status, or -EPIPE (the window
- * is gone), -ETIMEDOUT, -EBUSY (the submission ring is full). Only the
- * driver posts while programs have streams, so the answers in the
- * completion ring are its own; one left behind by a wait that timed out
- * is skipped. ring_lock held.
+ * is gone), -ETIMEDOUT, -EAGAIN (the submission ring is full), -EINTR (a
+ * fatal signal: a killed program's release posts its closes without
+ * waiting). Only the driver posts while programs have streams, so the
+ * answers in the completion ring are its own; one left behind by a wait
+ * that ended early is skipped. ring_lock held.
  */
 static int post_stream(struct vgpu_dev *d, u16 flags, u32 index, u32 ctl, u32 ring, s32 *status)
 {
@@ -331,7 +353,7 @@ static int post_stream(struct vgpu_dev *d, u16 flags, u32 index, u32 ctl, u32 ri
 		return -EPIPE;
 	tail = ctl_u32(d, VGPU_RING_OFF_SQ_TAIL);
 	if (tail - ctl_u32(d, VGPU_RING_OFF_SQ_HEAD) >= VGPU_RING_ENTRIES)
-		return -EBUSY;
+		return -EAGAIN; /* the mediator has not taken the last 1024 */
 	desc = win_at(d, VGPU_RING_SQ_OFFSET + (tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
 	memset(desc, 0, VGPU_RING_DESC_SIZE);
 	put_unaligned_le64(id, desc);
@@ -364,9 +386,11 @@ static int post_stream(struct vgpu_dev *d, u16 flags, u32 index, u32 ctl, u32 ri
 			return -EPIPE;
 		if (time_after_eq(jiffies, deadline))
 			return -ETIMEDOUT;
-		wait_event_timeout(d->wq, ctl_u32(d, VGPU_RING_OFF_CQ_TAIL) != cq_head ||
-						  !window_up(d, generation),
-				   max_t(long, (long)(deadline - jiffies), 1));
+		if (wait_event_killable_timeout(d->wq,
+						ctl_u32(d, VGPU_RING_OFF_CQ_TAIL) != cq_head ||
+							!window_up(d, generation),
+						max_t(long, (long)(deadline - jiffies), 1)) < 0)
+			return -EINTR;
 	}
 }
 
@@ -411,8 +435,12 @@ static int claim_window(struct vgpu_file *f)
 	f->generation = d->generation;
 	again = d->used; /* the rings were used: start them anew */
 	spin_unlock_irq(&d->lock);
-	if (again)
+	if (again) {
+		/* Nothing of the last programs' (streams' slots included)
+		 * for this one to read. */
+		zero_range(d, VGPU_RING_DATA_OFFSET, d->window_bytes - VGPU_RING_DATA_OFFSET);
 		register_window(d);
+	}
 	return 0;
 }
 
@@ -483,6 +511,10 @@ static int slot_stream_open(struct vgpu_file *f, struct vgpu_stream_req *req)
 		rc = -EPROTO;
 	if (rc)
 		return rc;
+	/* The rings hold nothing of a program before: the mediator is done
+	 * with the index's last stream (it takes descriptors in order) and
+	 * writes RX only once this program has written. */
+	zero_range(d, slot_ctl(d, slot) + VGPU_STREAM_CTL, 2 * d->slot_ring);
 	d->slot_open[slot] = true;
 	*req = (struct vgpu_stream_req){ .index = slot, .ring_bytes = d->slot_ring,
 					 .offset = slot_ctl(d, slot), .bytes = d->slot_bytes };
@@ -534,6 +566,9 @@ static int vgpu_release(struct inode *inode, struct file *file)
 		 * (streams too, and with them what a CUDA worker held for
 		 * it), whether it ended cleanly or not. */
 		again = d->win_state == VGPU_STUB_WIN_REGISTERED && !d->removing;
+		/* No program takes streams on these rings meanwhile. */
+		if (again)
+			d->win_state = VGPU_STUB_WIN_REGISTERING;
 	}
 	spin_unlock_irq(&d->lock);
 	if (again)
@@ -639,7 +674,8 @@ static int vgpu_mmap(struct file *file, struct vm_area_struct *vma)
 		return rc ? rc : map_range(d, vma, 0);
 	}
 	/* A stream's slot, only by the program it is open for. */
-	mutex_lock(&d->ring_lock);
+	if (mutex_lock_killable(&d->ring_lock))
+		return -EINTR;
 	for (int i = 0; i < VGPU_STREAMS_MAX; i++)
 		if (d->slot_owner[i] == f && off == slot_ctl(d, i) && size == d->slot_bytes)
 			mine = true;
@@ -690,7 +726,8 @@ static long vgpu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		}
 		if (rc)
 			return rc;
-		mutex_lock(&d->ring_lock);
+		if (mutex_lock_killable(&d->ring_lock))
+			return -EINTR;
 		rc = slot_stream_open(f, &req);
 		mutex_unlock(&d->ring_lock);
 		if (rc)
@@ -701,7 +738,8 @@ static long vgpu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 			return -EINVAL;
 		if (copy_from_user(&index, (void __user *)arg, sizeof(index)))
 			return -EFAULT;
-		mutex_lock(&d->ring_lock);
+		if (mutex_lock_killable(&d->ring_lock))
+			return -EINTR;
 		rc = slot_stream_close(f, index);
 		mutex_unlock(&d->ring_lock);
 		return rc;

@@ -12,8 +12,8 @@
 #   ops|hostile|loop   guest_ring, driving the registers itself
 #   cuda         every program in /cuda/run through the guest libcuda.so.1
 #                and the device (dev:/dev/vgpu0, its default in a VM), as
-#                an unprivileged user of group vgpu; vgpu_arg=1: the first
-#                one once more, holding its memory until killed (SIGKILL),
+#                an unprivileged user of group vgpu; vgpu_arg=1: cuda_probe
+#                once more, holding its memory until killed (SIGKILL),
 #                with another run of it, vgpu-submit and guest_streams
 #                beside it, then vgpu-submit and the program again
 # The report goes to the serial console between VGPU-TEST-BEGIN and
@@ -65,13 +65,13 @@ elif [ "$test" = cuda ]; then
 		sed "s/^/CUDA-ERR $n /" /tmp/err | head -n 20
 	done
 	if [ "$arg" = 1 ]; then
-		# The first program again, holding its device memory
+		# The probe again, holding its device memory
 		# (VGPU_PROBE_HOLD_S) until it is killed; beside it meanwhile:
 		# the same program, vgpu-submit (it wants the whole window,
 		# refused while programs have streams) and guest_streams'
 		# misuses of the driver; then, once it is killed, vgpu-submit
 		# and the program once more.
-		set -- /cuda/run/*
+		set -- /cuda/run/cuda_probe
 		su -s /bin/sh guest -c "VGPU_PROBE_HOLD_S=600 LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/held 2>&1 &
 		for _ in $(seq 300); do grep -q '^malloc 0' /tmp/held && break; sleep 0.1; done
 		echo "CUDA-HOLDING $(grep -c '^malloc 0' /tmp/held)"

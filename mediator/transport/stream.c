@@ -28,6 +28,7 @@ struct stream {
 	uint64_t size;                /* each ring's bytes, a power of two */
 	uint64_t tx_head, rx_tail;    /* ours: published, never read back */
 	int fd;                       /* our end of the pair with the worker; -1 before */
+	bool watched;                 /* fd is in the loop */
 	uint32_t events;              /* what the loop watches fd for */
 	bool stalled;                 /* RX full: waiting for the guest to read */
 	bool ended;                   /* no more bytes either way (end()) */
@@ -59,7 +60,7 @@ static void wake(struct stream *s, bool always)
 
 static void watch_for(struct stream *s, uint32_t events)
 {
-	if (s->fd < 0 || events == s->events)
+	if (!s->watched || events == s->events)
 		return;
 	if (vgpu_loop_modify(s->rs->m->loop, &s->watch, events) == VGPU_OK)
 		s->events = events;
@@ -67,11 +68,19 @@ static void watch_for(struct stream *s, uint32_t events)
 
 /* The host's end is gone, or the guest broke the stream's rules: no more
  * bytes either way; the guest sees CLOSED once it has read RX's. */
+static void unwatch(struct stream *s)
+{
+	if (s->watched)
+		vgpu_loop_remove(s->rs->m->loop, &s->watch);
+	s->watched = false;
+	s->events = 0;
+}
+
 static void end(struct stream *s)
 {
 	s->ended = true;
 	if (s->fd >= 0) {
-		vgpu_loop_remove(s->rs->m->loop, &s->watch);
+		unwatch(s);
 		close(s->fd);
 		s->fd = -1;
 		s->events = 0;
@@ -101,6 +110,11 @@ static void socket_event(void *ctx, uint32_t events)
 		tx_pump(s);
 	if (s->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		rx_pump(s);
+	/* The worker's end is gone but RX is full: epoll reports the hang-up
+	 * whatever we watch, so stop watching; the guest's reads (its
+	 * doorbell, vgpu_streams_pump) drain the rest and find the end. */
+	if (s->fd >= 0 && s->stalled && (events & (EPOLLHUP | EPOLLERR)))
+		unwatch(s);
 }
 
 /* Copy @len bytes at position @pos of ring @ring (of s->size) to @out. */
@@ -144,14 +158,13 @@ static bool hand_over(struct stream *s)
 		return false;
 	}
 	s->fd = sv[0];
-	s->events = EPOLLIN;
 	s->watch = (struct vgpu_loop_watch){ .fd = s->fd, .fn = socket_event, .ctx = s };
 	if (vgpu_loop_add(rs->m->loop, &s->watch, EPOLLIN) != VGPU_OK) {
-		close(s->fd);
-		s->fd = -1;
 		end(s);
 		return false;
 	}
+	s->watched = true;
+	s->events = EPOLLIN;
 	s->tx_head += sizeof(head);
 	return true;
 }
@@ -197,12 +210,15 @@ static void tx_pump(struct stream *s)
 	}
 }
 
-/* Move the worker's bytes into RX, as far as it has room. */
+/* Move the worker's bytes into RX, as far as it has room: one ring's
+ * worth at most per call while the loop watches the socket (it then
+ * serves others and comes back: the socket is still readable); to the
+ * end once it does not (unwatch()). */
 static void rx_pump(struct stream *s)
 {
 	uint64_t was = s->rx_tail;
 
-	for (;;) {
+	while (!s->watched || s->rx_tail - was < s->size) {
 		uint64_t head = atomic_load(u64_at(s, VGPU_STREAM_OFF_RX_HEAD));
 		uint64_t held = s->rx_tail - head;
 
@@ -252,7 +268,7 @@ static void rx_pump(struct stream *s)
 static void close_one(struct stream *s)
 {
 	if (s->fd >= 0) {
-		vgpu_loop_remove(s->rs->m->loop, &s->watch);
+		unwatch(s);
 		close(s->fd);
 	}
 	*s = (struct stream){ .fd = -1 };
@@ -304,7 +320,7 @@ void vgpu_streams_pump(struct vgpu_ring_server *rs)
 		if (!s->open || s->ended)
 			continue;
 		tx_pump(s);
-		if (s->stalled && s->fd >= 0)
+		if (s->fd >= 0 && (s->stalled || !s->watched))
 			rx_pump(s);
 	}
 }

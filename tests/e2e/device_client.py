@@ -35,6 +35,11 @@ usage: device_client.py SOCKET ACTION [ARGS]
                   by the VM's CUDA worker, then an RX head past the ring,
                   a closed stream reopened, eight at once, and a
                   vector_add in the same window; prints "name=result"
+  stall           a stream whose RX the worker's replies fill (OPEN and 100
+                  MEM_INFO, 8080 bytes for 4 KiB): prints "stalled" once they
+                  are sent, reads nothing until a line comes on stdin, then
+                  every reply: prints "N-replies-then-closed" when the stream
+                  ends (the test kills the worker meanwhile)
   window MIB      registers a window of MIB MiB of data; prints the status
   hold            registers a window and keeps it until stdin closes; prints
                   "registered" first
@@ -221,7 +226,7 @@ def one_vadd(w, n):
 
 
 STREAM, S_OPEN, S_CLOSE = 0x100, 1, 2
-S_TX_TAIL, S_RX_TAIL, S_RX_HEAD, S_CLOSED = 0, 128, 192, 384
+S_TX_TAIL, S_TX_HEAD, S_RX_TAIL, S_RX_HEAD, S_STALLED, S_CLOSED = 0, 64, 128, 192, 320, 384
 S_CTL, S_RING = 4096, 4096
 CUDA, CUDA_REPLY, DESCRIBE = 9, 10, 1
 
@@ -254,11 +259,39 @@ class Stream:
         return got[0][1] if got else "none"
 
     def send(self, data):
-        tail = self.u64(S_TX_TAIL)
-        for i, byte in enumerate(data):
-            self.w.m[self.ctl + S_CTL + (tail + i) % S_RING] = byte
-        self.set_u64(S_TX_TAIL, tail + len(data))
-        os.write(self.w.doorbell, struct.pack("<Q", 1))
+        """Into TX as room comes (the mediator moves the bytes on)."""
+        while data:
+            tail = self.u64(S_TX_TAIL)
+            if not self.until(lambda: self.u64(S_TX_HEAD) + S_RING > tail):
+                raise SystemExit("TX never drained")
+            n = min(len(data), self.u64(S_TX_HEAD) + S_RING - tail)
+            for i, byte in enumerate(data[:n]):
+                self.w.m[self.ctl + S_CTL + (tail + i) % S_RING] = byte
+            self.set_u64(S_TX_TAIL, tail + n)
+            os.write(self.w.doorbell, struct.pack("<Q", 1))
+            data = data[n:]
+
+    def replies(self, size):
+        """Read RX in replies of @size bytes until the stream closes (10 s
+        at most): how many there were, each a CUDA reply."""
+        head, got, end = 0, 0, time.monotonic() + 10
+        while time.monotonic() < end:
+            tail = self.u64(S_RX_TAIL)
+            while tail - head >= size:
+                mtype = struct.unpack("<H", b"".join(
+                    self.w.m[self.ctl + S_CTL + S_RING + (head + 6 + i) % S_RING] for i in range(2)))[0]
+                got += 1 if mtype == CUDA_REPLY else 1000
+                head += size
+            self.set_u64(S_RX_HEAD, head)
+            if struct.unpack_from("<I", self.w.m, self.ctl + S_STALLED)[0]:
+                os.write(self.w.doorbell, struct.pack("<Q", 1))
+            if self.closed_now() and self.u64(S_RX_TAIL) == head:
+                return got
+            time.sleep(0.01)
+        return got
+
+    def closed_now(self):
+        return struct.unpack_from("<I", self.w.m, self.ctl + S_CLOSED)[0] == 1
 
     def until(self, what, seconds=10):
         end = time.monotonic() + seconds
@@ -269,7 +302,14 @@ class Stream:
         return True
 
     def closed(self):
-        return self.until(lambda: struct.unpack_from("<I", self.w.m, self.ctl + S_CLOSED)[0] == 1)
+        return self.until(self.closed_now)
+
+
+def cuda_call(n):
+    """CUDA call @n with an argument block of zeros (cuda_call.h)."""
+    block = bytes(48)
+    h = struct.pack("<IHHQHHIII", MAGIC, VERSION, CUDA, n, n, 0, 0, len(block), 0)
+    return h[:28] + struct.pack("<I", crc32c(block, crc32c(h))) + block
 
 
 def cuda_describe():
@@ -445,6 +485,15 @@ def main():
         line, good = streams(w)
         print(line)
         return 0 if good else 1
+    if action == "stall":
+        s = Stream(w, 0)
+        if s.op(1, S_OPEN) != 0:
+            raise SystemExit("stream refused")
+        s.send(cuda_call(2) + b"".join(cuda_call(5) for _ in range(100)))
+        print("stalled", flush=True)
+        sys.stdin.readline()
+        print("%d-replies-then-closed" % s.replies(80), flush=True)
+        return 0
     if action == "tail-jump":
         w.set_u32(SQ_TAIL, (w.u32(SQ_HEAD) + 5000) & 0xFFFFFFFF)
         os.write(w.doorbell, struct.pack("<Q", 1))

@@ -517,13 +517,32 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" funcs)" \
 # Streams through a device's window (the dev: channel's transport):
 # device_client.py plays VM 2's vgpu-stub and its guest (VM 2: VM 1's
 # rate of guest-error messages is spent by the cases above).
-expect_eq "$(timeout 120 python3 "$VGPU_TESTS/e2e/device_client.py" "$(sock 2)" streams)" \
+expect_eq "$(timeout 120 python3 "$VGPU_TESTS/e2e/device_client.py" "$(sock 2)" streams 2>"$T/devc.err" || cat "$T/devc.err")" \
 	"index-8=-3 ring-not-power-of-two=-3 ring-small=-3 ring-huge=-3 ctl-misaligned=-3 ctl-in-rings=-3 past-window=-3 both-flags=-14 reserved-param=-14 close-with-ring=-14 other-vm=-10 close-unopened=-2 open=0 open-twice=-9 close=0 not-cuda=closed tail-jump=closed describe=answered rx-head-jump=closed reopen=0 eight=0 vadd=0" \
 	"stream descriptors each wrong in one way refused with their error; a stream whose first message is not CUDA's, or whose TX tail or RX head leaves its ring, closed; DESCRIBE answered by VM 2's worker through one; eight open at once; the window still serves"
 grep -q "VM $(uuid 2): request [0-9a-f]* refused: a stream's page or rings out of the window" "$T/mediator.log" &&
 	grep -q "VM $(uuid 2): request [0-9a-f]* refused: malformed stream descriptor" "$T/mediator.log" &&
 	pass "the bad descriptors are logged as VM 2's" ||
 	fail "$(grep -i stream "$T/mediator.log")"
+# A stream whose RX the worker's replies fill, the guest reading nothing,
+# and the worker killed meanwhile: the socket hangs up with RX full. A
+# mediator that went on watching it would spin (epoll reports a hang-up
+# whatever it is asked for): about 1.5 s of CPU in the 1.5 s waited; it
+# must use under 0.3 s. Then the guest reads every reply, and the end.
+ticks() { awk '{ print $14 + $15 }' "/proc/$MPID/stat"; }
+coproc STALL { timeout 60 python3 "$VGPU_TESTS/e2e/device_client.py" "$(sock 2)" stall 2>"$T/stall.err"; }
+read -r -t 30 said <&"${STALL[0]}" || said=none
+sleep 0.5 # the worker's replies in RX and its socket
+t0=$(ticks)
+pkill -9 -f "vgpu-cuda-worker --vm-uuid $(uuid 2)"
+sleep 1.5
+spent=$(($(ticks) - t0))
+echo go >&"${STALL[1]}"
+read -r -t 30 got <&"${STALL[0]}" || got="none: $(cat "$T/stall.err")"
+expect_eq "$said $got" "stalled 101-replies-then-closed" \
+	"RX filled by the worker's replies, the worker killed: the guest then reads every reply, and the end"
+[ "$spent" -lt 30 ] && pass "the mediator did not spin on the hung-up socket meanwhile ($spent ticks in 1.5 s)" ||
+	fail "the mediator used $spent ticks of CPU in 1.5 s with RX full and the worker gone"
 probe 1
 has "the worker still serves VM 1's next program (VM 1 unaffected by VM 2's streams)" "^copy 0 0 same$"
 expect_eq "$(python3 "$RAW" "$(sock 1)" ok 100)/$(python3 "$RAW" "$(sock 2)" ok 100)" "0/0" \
@@ -532,9 +551,9 @@ stop_mediator
 expect_eq "$MRC" "0" "mediator exits cleanly"
 [ -z "$(workers)" ] && pass "and its workers with it" || fail "workers left: $(workers)"
 # No worker failed on its own (the sanitizer builds' reports end a worker
-# with a status of its own); the one killed above is the only one killed.
+# with a status of its own); the two killed above are the only ones killed.
 ! grep -q "CUDA worker (pid [0-9]*) exited with status" "$T/mediator.log" &&
-	[ "$(grep -c "CUDA worker (pid [0-9]*) was killed" "$T/mediator.log")" = 1 ] &&
+	[ "$(grep -c "CUDA worker (pid [0-9]*) was killed" "$T/mediator.log")" = 2 ] &&
 	pass "no worker failed by itself" || fail "$(grep "CUDA worker" "$T/mediator.log")"
 [ -n "${PEER:-}" ] && kill "$PEER" 2>/dev/null
 finish
