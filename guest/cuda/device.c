@@ -83,6 +83,11 @@ CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 	if (!pi || (int)attrib < 1 || (uint32_t)attrib > d->n_attrs)
 		return CUDA_ERROR_INVALID_VALUE;
 	*pi = d->attr[attrib - 1];
+	/* Over a VM's device (dev:) the process has no window the host can
+	 * map for kernels: mapped host memory is refused, so say so, and
+	 * programs that ask (simpleStreams) copy instead. */
+	if (attrib == CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY && vgpu_cuda.where.dev)
+		*pi = 0;
 	return CUDA_SUCCESS;
 }
 

@@ -646,6 +646,11 @@ int main()
 		       (int)e, p.name, p.major, p.minor, p.totalGlobalMem, p.multiProcessorCount,
 		       p.warpSize, p.pciBusID, (unsigned char)p.uuid.bytes[0]);
 	}
+	// Whether host memory can be mapped for kernels (not over a VM's device).
+	int maphost = -1;
+
+	e = cudaDeviceGetAttribute(&maphost, cudaDevAttrCanMapHostMemory, 0);
+	printf("maphost %d %d\n", (int)e, maphost);
 	// The usual way to make the context: frees nothing.
 	e = cudaFree(0);
 	printf("free0 %d\n", (int)e);

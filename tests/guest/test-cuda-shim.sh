@@ -97,6 +97,7 @@ check "one device counted" "^count 0 1$"
 check "the driver version is the host's" "^driver 13000$"
 check "its properties are the description's" \
 	"^device 0 0 name=vgpu test device \(H200-like\) cc=9\.0 mem=150754820096 sms=132 warp=32 bus=25 uuid0=a0$"
+check "host memory can be mapped, as the description says (a socket, not a VM's device)" "^maphost 0 1$"
 check "cudaFree(0) makes the context, frees nothing" "^free0 0$"
 check "cudaMalloc through the host" "^malloc 0 cudaSuccess$"
 check "3 MiB there and back, the same bytes" "^copy 0 0 same$"

@@ -93,6 +93,7 @@ has() {
 expect_eq "$(report | sed -n 's/^INSMOD-RC //p')" "0" "vgpu.ko loads"
 has "the guest sees the host's GPU through /dev/vgpu0 (the library's default in a VM)" "^count 0 1$"
 has "by its name" "^device 0 0 name=vgpu test device \(H200-like\) cc="
+has "no mapped host memory offered over the device (canMapHostMemory 0)" "^maphost 0 0$"
 has "cudaMalloc through the device's stream to the worker" "^malloc 0 cudaSuccess$"
 has "3 MiB there and back, the bytes in the calls" "^copy 0 0 same$"
 has "cudaMemGetInfo: the VM's quota, 64 MiB, less the 3 it holds" "^info 0 free=$((61 << 20)) total=$((64 << 20))$"
