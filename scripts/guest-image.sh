@@ -5,7 +5,8 @@
 # /init, the guest driver vgpu.ko, a static vgpu-submit and vgpu-guest-info
 # from BUILD, and BUILD/tests/vm/guest_ring and guest_streams when they
 # were built (tests only); where the
-# guest libcuda.so.1 was built, it and its CUDA programs (/cuda/run/: the
+# guest libcuda.so.1 was built, it (and libnvidia-ml.so.1 with the tests'
+# nvml_check in /cuda/bin) and its CUDA programs (/cuda/run/: the
 # tests' cuda_probe, and each program named in $VGPU_GUEST_CUDA, e.g. the
 # GPU machine's samples), with the shared libraries they need (the host's
 # glibc and libstdc++: the guest runs Debian's kernel with them).
@@ -35,6 +36,14 @@ if [ -f "$build/guest/cuda/libcuda.so.1" ]; then
 	mkdir -p "$root/cuda/lib" "$root/cuda/run"
 	cp "$build/guest/cuda/libcuda.so.1" "$root/cuda/lib/"
 	add_libs "$build/guest/cuda/libcuda.so.1"
+	# NVML's, and the tests' question list for it (in /cuda/bin: it
+	# takes the library's path).
+	if [ -f "$build/guest/nvml/libnvidia-ml.so.1" ] && [ -x "$build/tests/guest/nvml_check" ]; then
+		mkdir -p "$root/cuda/bin"
+		cp "$build/guest/nvml/libnvidia-ml.so.1" "$root/cuda/lib/"
+		cp "$build/tests/guest/nvml_check" "$root/cuda/bin/"
+		add_libs "$build/tests/guest/nvml_check"
+	fi
 	progs=${VGPU_GUEST_CUDA:-}
 	[ -x "$build/tests/guest/cuda_probe" ] && progs="$build/tests/guest/cuda_probe $progs"
 	for p in $progs; do
@@ -45,4 +54,5 @@ fi
 cp "$ROOT/guest/image/init.sh" "$root/init"
 chmod 755 "$root/init" "$root/bin/"*
 [ ! -d "$root/cuda/run" ] || chmod 755 "$root/cuda/run/"*
+[ ! -d "$root/cuda/bin" ] || chmod 755 "$root/cuda/bin/"*
 (cd "$root" && find . | "$assets/busybox" cpio -o -H newc 2>/dev/null | gzip -1 >"$out")

@@ -14,8 +14,9 @@
 #                and the device (dev:/dev/vgpu0, its default in a VM), as
 #                an unprivileged user of group vgpu; vgpu_arg=1: cuda_probe
 #                once more, holding its memory until killed (SIGKILL),
-#                with another run of it, vgpu-submit and guest_streams
-#                beside it, then vgpu-submit and the program again
+#                with another run of it, NVML's questions (nvml_check),
+#                vgpu-submit and guest_streams beside it, then vgpu-submit
+#                and the program again
 # The report goes to the serial console between VGPU-TEST-BEGIN and
 # VGPU-TEST-END, then the VM powers off. Huge pages (guest_ring) come from
 # hugepages= on the command line.
@@ -79,6 +80,10 @@ elif [ "$test" = cuda ]; then
 		su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib $1" >/tmp/out 2>/tmp/err
 		echo "CUDA-BESIDE-RC $?"
 		sed "s/^/CUDA-BESIDE /" /tmp/out
+		if [ -x /cuda/bin/nvml_check ]; then
+			su -s /bin/sh guest -c "LD_LIBRARY_PATH=/cuda/lib /cuda/bin/nvml_check /cuda/lib/libnvidia-ml.so.1" >/tmp/out 2>&1
+			sed "s/^/NVML /" /tmp/out
+		fi
 		vgpu-submit vector-add --n 16 --verify >/tmp/out 2>&1
 		echo "CUDA-SUBMIT-RC $?"
 		sed "s/^/CUDA-SUBMIT /" /tmp/out | head -n 3

@@ -11,6 +11,8 @@
 #   - the probe's device, memory, kernels, streams, memsets, posted
 #     launches and the VM's quota, every result right, through the device;
 #   - a second run of it beside the first, the VM's quota shared by both;
+#     NVML's questions beside it (guest libnvidia-ml.so.1, nvml_check):
+#     the VM's quota and what it holds;
 #     vgpu-submit (the whole window) refused busy meanwhile; the driver's
 #     streams misused (tests/vm/guest_streams.c): each misuse refused, no
 #     program maps another's slot, a stream whose index leaves its ring
@@ -120,6 +122,10 @@ expect_eq "$(report | sed -n 's/^CUDA-BESIDE-RC //p')" "0" "a second program bes
 has_beside "its 3 MiB right" "copy 0 0 same$"
 has_beside "its kernel launch right" "launch 0 0 0 same$"
 has_beside "the VM's quota shared by both: 64 MiB less 3 each" "info 0 free=$((58 << 20)) total=$((64 << 20))$"
+report | grep -q "^NVML init 0$" && report | grep -q "^NVML count 0 1$" &&
+	report | grep -q "^NVML memory 0 0 $((64 << 20)) $((61 << 20)) $((3 << 20))$" &&
+	pass "NVML in the guest beside it: one device, its memory the VM's quota with the 3 MiB held" ||
+	fail "NVML in the guest: $(report | grep '^NVML' | head -n 12)"
 [ "$(report | sed -n 's/^CUDA-SUBMIT-RC //p')" != 0 ] && report | grep -q "^CUDA-SUBMIT .*busy" &&
 	pass "vgpu-submit, which wants the whole window, is refused busy while programs have streams" ||
 	fail "vgpu-submit beside streams: $(report | grep CUDA-SUBMIT)"
