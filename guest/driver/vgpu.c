@@ -128,6 +128,7 @@ struct vgpu_file {
 	u32 generation;              /* the registration this program works with */
 	u64 seen;                    /* d->events when it last read them */
 	enum vgpu_mode mode;         /* chosen by its first mmap(), WAIT or STREAM_OPEN */
+	bool fresh;                  /* the window: zero its data once it is registered */
 };
 
 static u32 rd(struct vgpu_dev *d, u32 off)
@@ -437,8 +438,11 @@ static int claim_window(struct vgpu_file *f)
 	spin_unlock_irq(&d->lock);
 	if (again) {
 		/* Nothing of the last programs' (streams' slots included)
-		 * for this one to read. */
+		 * for this one to read: zeroed now, and again once the
+		 * mediator has the window anew (until then it may still
+		 * write a killed program's last replies). */
 		zero_range(d, VGPU_RING_DATA_OFFSET, d->window_bytes - VGPU_RING_DATA_OFFSET);
+		f->fresh = true;
 		register_window(d);
 	}
 	return 0;
@@ -757,6 +761,9 @@ static long vgpu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		f->generation = d->generation;
 		f->seen = d->events;
 		spin_unlock_irq(&d->lock);
+		if (f->fresh)
+			zero_range(d, VGPU_RING_DATA_OFFSET, d->window_bytes - VGPU_RING_DATA_OFFSET);
+		f->fresh = false;
 		fallthrough;
 	}
 	case VGPU_IOC_INFO:
