@@ -75,7 +75,9 @@ int main(int argc, char **argv)
 	LOAD(nvmlDeviceGetMemoryInfo_v2);
 
 	printf("init %d\n", n.p_nvmlInit_v2());
-	printf("count %d %u\n", n.p_nvmlDeviceGetCount_v2(&count), count);
+	int counted = n.p_nvmlDeviceGetCount_v2(&count); /* before count is read */
+
+	printf("count %d %u\n", counted, count);
 	for (unsigned int i = 0; i < count; i++) {
 		nvmlPciInfo_t pci;
 		nvmlMemory_t m;
