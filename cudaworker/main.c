@@ -5,7 +5,7 @@
  * never by hand:
  *
  *   vgpu-cuda-worker --vm-uuid UUID --gpus 0,1 [--mem-quota-mib N]
- *                    [--hold-us N] [--user NAME]
+ *                    [--hold-us N] [--user NAME] [--start-delay-ms N]
  *
  * with the control socket (SOCK_SEQPACKET) as descriptor 3: each message
  * on it is the 32-byte header the mediator read from a new connection of
@@ -18,7 +18,13 @@
  * vgpu_cuda_report: its processes, memory, launches; vgpu-admin stats),
  * and when its processes' GPU work starts and ends (BUSY); the mediator
  * tells it when a higher priority VM's worker is busy (HOLD): then each
- * launch waits, at most --hold-us (default 0: never).
+ * launch waits, at most --hold-us (default 0: never). A call answered
+ * with one of CUDA's sticky errors (a kernel fault) retires it: it tells
+ * the mediator (RETIRE), which starts another worker for the VM's new
+ * processes (--start-delay-ms: one started within a second of the last
+ * waits that long before it loads the driver), hands back a connection
+ * that reached it meanwhile, and serves the processes it has, whose
+ * contexts are gone as they would be natively, to their end.
  *
  * Started as root with --user, it becomes that user (groups dropped, no
  * new privileges) before it loads the driver: a VM's worker reaches the
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "worker.h"
@@ -59,6 +66,67 @@ static void *conn_main(void *arg)
 		pthread_cond_broadcast(&W.idle);
 	pthread_mutex_unlock(&W.lock);
 	return NULL;
+}
+
+/* CUDA's errors after which the process "must be terminated and
+ * relaunched" (cuda.h): the context is gone for every later call. */
+static bool sticky(CUresult rc)
+{
+	switch (rc) {
+	case CUDA_ERROR_ECC_UNCORRECTABLE:
+	case CUDA_ERROR_CONTAINED:
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_LAUNCH_TIMEOUT:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+	case CUDA_ERROR_MISALIGNED_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+	case CUDA_ERROR_INVALID_PC:
+	case CUDA_ERROR_LAUNCH_FAILED:
+	case CUDA_ERROR_TENSOR_MEMORY_LEAK:
+	case CUDA_ERROR_EXTERNAL_DEVICE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void worker_answered(struct worker *w, CUresult rc)
+{
+	int none = 0;
+	struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_RETIRE_MAGIC, .on = (uint32_t)rc };
+
+	if (!sticky(rc) || !atomic_compare_exchange_strong(&w->retired, &none, (int)rc))
+		return;
+	fprintf(stderr, PROG ": VM %s: error %d leaves its CUDA contexts unusable: retiring "
+			"(the VM's new processes get a new worker)\n", w->uuid, (int)rc);
+	/* Blocking: the mediator must hear it (it reads this socket always). */
+	while (send(WORKER_CONTROL_FD, &f, sizeof(f), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* A connection the mediator handed us after we retired: back to it as it
+ * came, for a new worker (cuda_call.h, RETIRE). */
+static void hand_back(struct job *j)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = j->head, .iov_len = sizeof(j->head) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm;
+
+	memset(&ctl, 0, sizeof(ctl));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &j->fd, sizeof(int));
+	while (sendmsg(WORKER_CONTROL_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
 }
 
 /* About once a second, what `vgpu-admin stats` shows of the VM's CUDA
@@ -127,10 +195,12 @@ int main(int argc, char **argv)
 		{ "mem-quota-mib", required_argument, NULL, 'q' },
 		{ "hold-us", required_argument, NULL, 'h' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "start-delay-ms", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uuid = "?", *user = NULL;
 	int ordinals[VGPU_CUDA_MAX_DEVICES], n = 0, opt;
+	unsigned long long delay_ms = 0;
 	char *end;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -162,13 +232,18 @@ int main(int argc, char **argv)
 		case 'u':
 			user = optarg;
 			break;
+		case 'd':
+			delay_ms = strtoull(optarg, &end, 10);
+			if (*end || delay_ms > 10000)
+				n = -1;
+			break;
 		default:
 			n = -1;
 		}
 	}
 	if (n <= 0 || optind != argc) {
 		fprintf(stderr, "usage: " PROG " --vm-uuid UUID --gpus N[,N...] [--mem-quota-mib N] "
-				"[--hold-us N] [--user NAME] (started by vgpu-mediator)\n");
+				"[--hold-us N] [--user NAME] [--start-delay-ms N] (started by vgpu-mediator)\n");
 		return 2;
 	}
 	if (user && geteuid() == 0 && become(user))
@@ -178,6 +253,17 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&W.lock, NULL);
 	pthread_cond_init(&W.idle, NULL);
 	pthread_cond_init(&W.busy_cv, NULL);
+	W.uuid = uuid;
+	/* The mediator starts a VM's workers at most once a second: one
+	 * started sooner waits here, before the driver (connections wait in
+	 * the control socket meanwhile). */
+	if (delay_ms) {
+		struct timespec ts = { .tv_sec = (time_t)(delay_ms / 1000),
+				       .tv_nsec = (long)(delay_ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	worker_driver_up(&W, ordinals, n);
 	fprintf(stderr, PROG ": VM %s: %u GPU%s%s\n", uuid, W.desc.count,
 		W.desc.count == 1 ? "" : "s", W.drv_status ? " (no usable driver)" : "");
@@ -231,6 +317,12 @@ int main(int argc, char **argv)
 			memcpy(&f, j->head, sizeof(f));
 			if (f.magic == VGPU_CUDA_HOLD_MAGIC)
 				atomic_store_explicit(&W.hold, f.on != 0, memory_order_release);
+			free(j);
+			continue;
+		}
+		if (j->fd >= 0 && got == (ssize_t)sizeof(j->head) && atomic_load(&W.retired)) {
+			hand_back(j);
+			close(j->fd);
 			free(j);
 			continue;
 		}

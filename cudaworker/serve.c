@@ -108,6 +108,8 @@ static bool reply(struct conn *c, const struct vgpu_cuda_msg *m, CUresult status
 	struct vgpu_cuda_msg r = { .call = m->call, .id = m->id, .status = (int32_t)status };
 	uint8_t head[VGPU_CUDA_MSG_HEAD];
 
+	worker_answered(c->w, status);
+
 	/* A ring call has no reply: its error, if it is the first, waits in
 	 * the ring's control page for the guest's next synchronizing call. */
 	if (c->ring_call) {

@@ -145,6 +145,8 @@ struct worker {
 	_Atomic bool busy_awake;         /* busy.c's thread is looking */
 	_Atomic bool hold;               /* the mediator says: a higher VM is busy */
 	uint64_t hold_ns;                /* how long a launch holds at most (0: never) */
+	const char *uuid;                /* the VM's, for the log */
+	_Atomic int retired;             /* the CUresult that made it retire (0: none) */
 };
 
 /* The control socket to the mediator (main.c's descriptor 3). */
@@ -160,6 +162,15 @@ struct worker {
 void worker_busy(struct worker *w, bool *conn_busy, bool busy);
 void *worker_busy_main(void *arg);
 void worker_gate(struct worker *w);
+
+/*
+ * A call's answer @rc: when it is one of CUDA's "sticky" errors (a kernel
+ * fault: the contexts are unusable, every later call gets it again), the
+ * worker retires (main.c): the mediator is told (RETIRE, cuda_call.h),
+ * starts another worker for the VM's new processes, and this one serves
+ * the processes it has to their end. Any thread.
+ */
+void worker_answered(struct worker *w, CUresult rc);
 
 /* A process's modules (module.c): its libraries and kernels. */
 struct modules {

@@ -9,9 +9,13 @@
  * worker, with the header already read, over a SOCK_SEQPACKET control
  * socket; from then on the worker alone serves it.
  *
- * A worker that exits (a fault, a kill) is reaped through its pidfd and
- * logged; the next CUDA message of its VM starts another, at most one a
- * second (a guest cannot make the mediator fork in a loop). A worker whose
+ * A worker that exits (a crash, a kill) is reaped through its pidfd and
+ * logged; one whose contexts a kernel fault made unusable retires (it
+ * says so, and serves its processes to their end); either way the next
+ * CUDA message of its VM starts another, at most one a second (one
+ * started sooner waits that long in the worker: a guest cannot make the
+ * mediator fork or load the driver in a loop, and no program is refused
+ * for it). A worker whose
  * VM's pool GPUs or quota changed is let go (its control socket closed: it
  * serves the connections it has, then exits) and a new one, started at
  * once, takes the new connections, so a running process keeps its context and a new one sees
@@ -123,19 +127,58 @@ void vgpu_cuda_regate(struct mediator *m)
 	}
 }
 
-/* Its control socket is readable: its reports (a few at most a round: a
- * worker cannot keep the loop here). Anything but a whole report is
- * dropped; its end (or an error) is for its pidfd to tell. */
+/* It retired (@rc: the sticky error that ended its contexts): no new
+ * connections for it; the VM's next one starts another worker. */
+static void retired(struct vgpu_cuda_worker *w, uint32_t rc)
+{
+	struct vgpu_vm *vm = w->vm;
+
+	if (!vm)
+		return;
+	vgpu_log(LOG_WARNING, "VM %s: its CUDA worker (pid %d) retired: error %u left its "
+		 "contexts unusable; the VM's new processes get a new worker", w->uuid, (int)w->pid, rc);
+	vm->cuda_deaths++;
+	let_go(w);
+}
+
+/* A connection it took after it retired, back (@fd, its header @head):
+ * to the VM's current worker. */
+static void handed_back(struct vgpu_cuda_worker *w, int fd, const uint8_t *head)
+{
+	struct vgpu_vm *vm = vgpu_vm_by_uuid(w->m, w->uuid);
+
+	if (!vm || vgpu_cuda_handoff(w->m, vm, fd, head) != VGPU_OK)
+		vgpu_log(LOG_WARNING, "VM %s: a CUDA program's connection is closed: no CUDA "
+			 "worker for it", w->uuid);
+	close(fd);
+}
+
+/* Its control socket is readable: its reports, flags and handed-back
+ * connections (a few at most a round: a worker cannot keep the loop
+ * here). Anything else is dropped (a descriptor with it closed); its end
+ * (or an error) is for its pidfd to tell. */
 static void reported(void *ctx, uint32_t events)
 {
 	struct vgpu_cuda_worker *w = ctx;
-	struct vgpu_cuda_report r;
 	bool was = w->busy;
 
 	(void)events;
-	for (int i = 0; i < 4; i++) {
-		ssize_t got = recv(w->ctl, &r, sizeof(r), MSG_DONTWAIT | MSG_TRUNC);
-		struct vgpu_cuda_flag f;
+	for (int i = 0; i < 4 && w->ctl >= 0; i++) {
+		union {
+			struct vgpu_cuda_report r;
+			struct vgpu_cuda_flag f;
+			uint8_t head[VGPU_PROTO_HEADER_SIZE];
+		} u;
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = { .iov_base = &u, .iov_len = sizeof(u) };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+				      .msg_controllen = sizeof(ctl.buf) };
+		ssize_t got = recvmsg(w->ctl, &msg, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+		struct cmsghdr *cm;
+		int fd = -1;
 
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
@@ -144,11 +187,20 @@ static void reported(void *ctx, uint32_t events)
 			w->busy = false;
 			break;
 		}
-		memcpy(&f, &r, sizeof(f));
-		if (got == (ssize_t)sizeof(r) && r.magic == VGPU_CUDA_REPORT_MAGIC)
-			w->report = r;
-		else if (got == (ssize_t)sizeof(f) && f.magic == VGPU_CUDA_BUSY_MAGIC)
-			w->busy = f.on != 0;
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		if (fd >= 0 && got == (ssize_t)sizeof(u.head) && !(msg.msg_flags & MSG_CTRUNC))
+			handed_back(w, fd, u.head);
+		else if (fd >= 0)
+			close(fd);
+		else if (got == (ssize_t)sizeof(u.r) && u.r.magic == VGPU_CUDA_REPORT_MAGIC)
+			w->report = u.r;
+		else if (got == (ssize_t)sizeof(u.f) && u.f.magic == VGPU_CUDA_BUSY_MAGIC)
+			w->busy = u.f.on != 0;
+		else if (got == (ssize_t)sizeof(u.f) && u.f.magic == VGPU_CUDA_RETIRE_MAGIC)
+			retired(w, u.f.on);
 	}
 	if (w->busy != was)
 		vgpu_cuda_regate(w->m);
@@ -204,8 +256,8 @@ static void gpu_list(uint64_t mask, char *out, size_t size)
 
 static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 {
-	char gpu_arg[256], quota_arg[32], hold_arg[32];
-	char *argv[14];
+	char gpu_arg[256], quota_arg[32], hold_arg[32], delay_arg[32];
+	char *argv[16];
 	int argc = 0, sv[2], rc;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -213,9 +265,16 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	struct vgpu_cuda_worker *w;
 	pid_t pid;
 
-	if (vm->cuda_spawned_ns && vgpu_now_ns() - vm->cuda_spawned_ns < RESPAWN_NS)
-		return VGPU_BUSY;
-	vm->cuda_spawned_ns = vgpu_now_ns();
+	/* At most one start a second: one sooner is made now and waits in the
+	 * worker (its connections queued meanwhile), so a program is never
+	 * refused for it. Each start waits for the one before it, so a VM
+	 * whose workers keep failing makes one a second. */
+	uint64_t now = vgpu_now_ns(), delay = 0;
+
+	if (vm->cuda_spawned_ns && vm->cuda_spawned_ns + RESPAWN_NS > now)
+		delay = vm->cuda_spawned_ns + RESPAWN_NS - now;
+	vm->cuda_spawned_ns = now + delay;
+	snprintf(delay_arg, sizeof(delay_arg), "%llu", (unsigned long long)(delay / 1000000));
 	gpu_list(gpus, gpu_arg, sizeof(gpu_arg));
 	snprintf(quota_arg, sizeof(quota_arg), "%lld", vm->mem_quota_mib);
 	argv[argc++] = (char *)"vgpu-cuda-worker";
@@ -233,6 +292,10 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	if (m->set.cuda_worker_user[0]) {
 		argv[argc++] = (char *)"--user";
 		argv[argc++] = m->set.cuda_worker_user;
+	}
+	if (delay) {
+		argv[argc++] = (char *)"--start-delay-ms";
+		argv[argc++] = delay_arg;
 	}
 	argv[argc] = NULL;
 
@@ -291,9 +354,10 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	vm->cuda = w;
 	vm->cuda_starts++;
 	vgpu_cuda_regate(m); /* held from the start while a higher VM's worker is busy */
-	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s)", vm->uuid, (int)pid,
-		 gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
-		 vm->mem_quota_mib > 0 ? quota_arg : "");
+	vgpu_log(LOG_NOTICE, "VM %s: CUDA worker started (pid %d, GPUs %s%s%s%s%s%s)", vm->uuid,
+		 (int)pid, gpu_arg, vm->mem_quota_mib > 0 ? ", quota MiB " : "",
+		 vm->mem_quota_mib > 0 ? quota_arg : "", delay ? ", waits " : "", delay ? delay_arg : "",
+		 delay ? " ms" : "");
 	return VGPU_OK;
 }
 

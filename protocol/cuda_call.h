@@ -79,6 +79,15 @@ struct vgpu_cuda_report {
  */
 #define VGPU_CUDA_BUSY_MAGIC 0x59535542u /* "BUSY" */
 #define VGPU_CUDA_HOLD_MAGIC 0x444c4f48u /* "HOLD" */
+/*
+ * And a worker's retirement (on: the CUresult): a kernel fault or the
+ * like left its contexts unusable (CUDA's "sticky" errors: every later
+ * call of the process gets the error again), so the mediator lets it go
+ * and starts another for the VM's new processes. A connection handed to
+ * a retired worker before the mediator heard comes back on the socket as
+ * it went (its 32-byte header and its descriptor) and is handed on.
+ */
+#define VGPU_CUDA_RETIRE_MAGIC 0x45524954u /* "TIRE" */
 struct vgpu_cuda_flag {
 	uint32_t magic;
 	uint32_t on;

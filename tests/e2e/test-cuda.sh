@@ -18,7 +18,10 @@
 #      mediator logs it, starts a new worker for the next client (at most
 #      one a second), and the other VM is unaffected; a quota changed live
 #      goes to a new worker for new processes while a running one keeps
-#      its worker until it ends;
+#      its worker until it ends; a kernel fault retires the VM's worker:
+#      the faulting process keeps its connection, the next process gets
+#      a new worker, one started within a second of the last waits out
+#      the second instead of being refused;
 #   5. (before 4) priority between workers: while VM 1's (high) worker has
 #      a kernel outstanding, VM 2's (low) launches are held (worker_hold_us,
 #      100 ms here), and not once VM 1 synchronized;
@@ -245,6 +248,22 @@ if sys.argv[3] == "funcs":
     out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (2, 0)), call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
+if sys.argv[3] == "fault":
+    # A kernel that faults: the scripted host's scale_add over pointers
+    # nobody allocated (NVIDIA's driver: a kernel reading them). The
+    # launch's error, or the synchronize's after it; then, after a line
+    # on stdin, the same connection asked again (MEM_INFO 5).
+    ptx = (b".version 8.0\n.target sm_90\n.address_size 64\n"
+           b".visible .entry _Z9scale_addPfPKfc5Scale()\n{\n\tret;\n}\n\0")
+    call(2)
+    st, (lib, *_), _ = call(9, (), ptx, full=True)
+    st, (kern, *_), _ = call(11, (lib,), b"_Z9scale_addPfPKfc5Scale\0", full=True)
+    dims = (kern, 1 | 1 << 32, 1 | 4 << 32, 1 | 1 << 32, 0)
+    st = call(12, dims, struct.pack("<QQb3xfi", 1 << 44, 2 << 44, 0, 1.0, 4))
+    print("fault", st or call(8), flush=True)
+    sys.stdin.readline()
+    print("after", call(5), flush=True)
+    sys.exit(0)
 def memfd(size, seals=True):
     fd = os.memfd_create("w", os.MFD_ALLOW_SEALING)
     os.ftruncate(fd, size)
@@ -448,6 +467,42 @@ expect_eq "$l1/$l2/$l3" "open 0/alloc 0/after-kill 0" \
 	"a process running across the change keeps its worker and its context"
 wait_for "that worker exits once its last process is gone" 5 \
 	grep -q "VM $(uuid 1): its CUDA worker (pid $old_pid) exited$" "$T/mediator.log"
+
+# ---- 3b. a kernel fault retires the VM's worker ----
+# A fault leaves a context unusable (CUDA's sticky errors); the VM's
+# worker holds every process's context, so it retires: its processes keep
+# their connections (and, on NVIDIA's driver, the error), the VM's next
+# process gets a new worker, also within a second of the last start.
+fpid=$(cuda_stat .worker_pid)
+coproc FL { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault; }
+read -r -u "${FL[0]}" f1
+expect_eq "$f1" "fault 719" "a raw process's kernel faults on VM 1's worker: CUDA_ERROR_LAUNCH_FAILED"
+wait_for "the worker retires and the mediator says why" 5 grep -q \
+	"VM $(uuid 1): its CUDA worker (pid $fpid) retired: error 719 left its contexts unusable" "$T/mediator.log"
+probe 1
+has "VM 1's next program runs, on a new worker" "^copy 0 0 same$"
+npid=$(cuda_stat .worker_pid)
+[ -n "$npid" ] && [ "$npid" != 0 ] && [ "$npid" != "$fpid" ] &&
+	pass "a worker other than the retired one ($npid, not $fpid)" || fail "worker $npid after $fpid"
+echo go >&"${FL[1]}"
+read -r -u "${FL[0]}" f2
+expect_eq "$f2" "after 0" "the faulting process's connection is still served by its retired worker"
+wait_for "the retired worker exits once its last process is gone" 5 \
+	grep -q "VM $(uuid 1): its CUDA worker (pid $fpid) exited$" "$T/mediator.log"
+# The new worker faults too, at once, and a program comes right after:
+# the next worker is started within a second of the last, so it waits
+# out the rest of the second before it loads the driver; the program
+# waits with it and is not refused.
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault </dev/null | tr '\n' ' ')" \
+	"fault 719 after 0 " "a second fault, on the new worker"
+wait_for "it retires too" 5 grep -q "VM $(uuid 1): its CUDA worker (pid $npid) retired" "$T/mediator.log"
+t0=$EPOCHREALTIME
+probe 1
+has "a program right after: served, not refused" "^copy 0 0 same$"
+grep -qE "VM $(uuid 1): CUDA worker started \(pid [0-9]+, GPUs 0, .*waits [0-9]+ ms\)" "$T/mediator.log" &&
+	pass "its worker was started at once and waited out the second ($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s for the program)" ||
+	fail "$(grep "CUDA worker started" "$T/mediator.log")"
+expect_eq "$(cuda_stat '"\(.deaths)"')" "3" "vgpu-admin stats: the retirements counted with the kill as deaths"
 
 # ---- 5. priority: a high VM's worker busy holds a low VM's launches ----
 coproc HB { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" busy; }
