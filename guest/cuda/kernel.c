@@ -359,6 +359,21 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	return rc == CUDA_SUCCESS ? launch(k, dims, shared, stream, data, 0) : rc;
 }
 
+/* A cooperative launch: cuLaunchKernelEx with CU_LAUNCH_ATTRIBUTE_COOPERATIVE
+ * (the host's driver checks that the grid fits on the GPU at once). */
+CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
+				   unsigned int bx, unsigned int by, unsigned int bz,
+				   unsigned int shared, CUstream stream, void **params)
+{
+	CUlaunchAttribute attr = { .id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE, .value.cooperative = 1 };
+	CUlaunchConfig config = { .gridDimX = gx, .gridDimY = gy, .gridDimZ = gz,
+				  .blockDimX = bx, .blockDimY = by, .blockDimZ = bz,
+				  .sharedMemBytes = shared, .hStream = stream,
+				  .attrs = &attr, .numAttrs = 1 };
+
+	return cuLaunchKernelEx(&config, f, params, NULL);
+}
+
 /* cuLaunchKernelEx: the attributes follow the parameters on the wire. */
 CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
 {

@@ -108,6 +108,8 @@ static const struct impl impls[] = {
 	I(cuKernelSetAttribute, 12000, cuKernelSetAttribute),
 	I(cuLaunchKernel, 4000, cuLaunchKernel),
 	PT(cuLaunchKernel, 7000, cuLaunchKernel),
+	I(cuLaunchCooperativeKernel, 9000, cuLaunchCooperativeKernel),
+	PT(cuLaunchCooperativeKernel, 9000, cuLaunchCooperativeKernel),
 	I(cuLaunchKernelEx, 11060, cuLaunchKernelEx),
 	PT(cuLaunchKernelEx, 11060, cuLaunchKernelEx),
 	I(cuLibraryGetGlobal, 12000, cuLibraryGetGlobal),

@@ -102,6 +102,7 @@ has "a memset past its allocation's end, posted: the worker's refusal comes with
 has "a kernel's attributes, its occupancy and the block size for it, through the worker" "^func 0 threads=[0-9]+ blocks=ok potential=ok$"
 has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 same$"
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
+has "cudaLaunchCooperativeKernel through the worker: every result right" "^coop 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
 has "the private tables cuBLAS Lt reads: the current context and its id" "^export 0 tls=ok id=ok size=93$"

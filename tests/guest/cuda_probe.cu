@@ -213,10 +213,11 @@ static void memops_check()
 }
 
 // What programs ask of a kernel before they launch it, and a launch with
-// attributes (cudaLaunchKernelEx: a priority and a cluster of one block).
-// Prints "func <first error> threads=<max threads per block>
-// blocks=ok|bad potential=ok|bad", "symbol <error> same|different",
-// "launch-ex <launch error> <sync error> same|different", "capture
+// attributes (cudaLaunchKernelEx: a priority and a cluster of one block),
+// and one cooperatively. Prints "func <first error> threads=<max threads
+// per block> blocks=ok|bad potential=ok|bad", "symbol <error>
+// same|different", "launch-ex <launch error> <sync error>
+// same|different", "coop <launch error> <sync error> same|different", "capture
 // <error> <status>", "limit <error> ok|bad".
 static void func_check()
 {
@@ -284,6 +285,23 @@ static void func_check()
 	for (int i = 0; i < n; i++)
 		same = same && y[i] == 0.5f * (float)i + 3.0f;
 	printf("launch-ex %d %d %s\n", (int)launched, (int)synced, same ? "same" : "different");
+
+	// A cooperative launch (cudaLaunchCooperativeKernel: the driver's
+	// cuLaunchCooperativeKernel), y back at 1 first.
+	for (int i = 0; i < n; i++)
+		y[i] = 1.0f;
+	cudaMemcpy(dy, y, sizeof(y), cudaMemcpyHostToDevice);
+	const float *cdx = dx;
+	char tag = 2;
+	Scale sc{ 0.5f, n };
+	void *args[] = { &dy, &cdx, &tag, &sc };
+	launched = cudaLaunchCooperativeKernel((const void *)scale_add, dim3(4), dim3(256), args, 0, 0);
+	synced = cudaDeviceSynchronize();
+	cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
+	same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 0.5f * (float)i + 3.0f;
+	printf("coop %d %d %s\n", (int)launched, (int)synced, same ? "same" : "different");
 
 	cudaStreamCaptureStatus status = cudaStreamCaptureStatusActive;
 	e[0] = cudaStreamIsCapturing(0, &status);

@@ -122,6 +122,8 @@ check "a kernel's attributes (all of them, as cudaFuncGetAttributes asks), one s
 check "cudaMemcpyToSymbol and cudaMemcpyFromSymbol: a global variable of the module, its bytes there and back; its address device memory to cudaMemcpyDefault" "^symbol 0 same$"
 check "cudaLaunchKernelEx with a priority and a cluster of one block: the attributes carried, every result right" \
 	"^launch-ex 0 0 same$"
+check "cudaLaunchCooperativeKernel (cuLaunchCooperativeKernel: the cooperative attribute carried), every result right" \
+	"^coop 0 0 same$"
 check "cudaStreamIsCapturing: never" "^capture 0 0$"
 check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
 check "cudaMemcpy and cudaMemcpyAsync with cudaMemcpyDefault (the direction from the pointers: cuMemcpy), and what each pointer is: device, host (page-locked), unregistered" \
