@@ -117,6 +117,13 @@ CUresult cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config)
 	return rc;
 }
 
+CUresult cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache config, CUdevice dev)
+{
+	if (dev < 0 || dev >= VGPU_CUDA_MAX_DEVICES)
+		return CUDA_ERROR_INVALID_DEVICE;
+	return cuFuncSetCacheConfig((CUfunction)kernel, config);
+}
+
 /* Occupancy answers: a small cache keyed by the whole question. */
 #define OCC_SLOTS 256
 struct occ {

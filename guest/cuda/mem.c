@@ -332,6 +332,62 @@ CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUst
 	return device_op(VGPU_CUDA_MEMSET, dstDevice, ui, N, 4, hStream);
 }
 
+/* A 2D memset (@width elements of @elem bytes in each of @height rows,
+ * @pitch bytes apart): one MEMSET when the rows touch, else one per row,
+ * each posted like any memset (the host checks every range). */
+static CUresult memset_2d(CUdeviceptr dst, size_t pitch, uint64_t value, size_t width, size_t height,
+			  unsigned int elem, CUstream stream)
+{
+	CUresult rc = CUDA_SUCCESS;
+
+	if (width > SIZE_MAX / elem || (height > 1 && pitch < width * elem) ||
+	    (height > 1 && (height - 1) > (UINT64_MAX - dst) / pitch))
+		return CUDA_ERROR_INVALID_VALUE;
+	if (height == 0 || width == 0)
+		return device_op(VGPU_CUDA_MEMSET, dst, value, 0, elem, stream);
+	if (pitch == width * elem && width <= SIZE_MAX / height)
+		return device_op(VGPU_CUDA_MEMSET, dst, value, width * height, elem, stream);
+	for (size_t r = 0; r < height && rc == CUDA_SUCCESS; r++)
+		rc = device_op(VGPU_CUDA_MEMSET, dst + r * pitch, value, width, elem, stream);
+	return rc;
+}
+
+CUresult cuMemsetD2D8_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width,
+			 size_t Height)
+{
+	return memset_2d(dstDevice, dstPitch, uc, Width, Height, 1, NULL);
+}
+
+CUresult cuMemsetD2D16_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
+			  size_t Height)
+{
+	return memset_2d(dstDevice, dstPitch, us, Width, Height, 2, NULL);
+}
+
+CUresult cuMemsetD2D32_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
+			  size_t Height)
+{
+	return memset_2d(dstDevice, dstPitch, ui, Width, Height, 4, NULL);
+}
+
+CUresult cuMemsetD2D8Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width,
+			   size_t Height, CUstream hStream)
+{
+	return memset_2d(dstDevice, dstPitch, uc, Width, Height, 1, hStream);
+}
+
+CUresult cuMemsetD2D16Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
+			    size_t Height, CUstream hStream)
+{
+	return memset_2d(dstDevice, dstPitch, us, Width, Height, 2, hStream);
+}
+
+CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
+			    size_t Height, CUstream hStream)
+{
+	return memset_2d(dstDevice, dstPitch, ui, Width, Height, 4, hStream);
+}
+
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount)
 {
 	return device_op(VGPU_CUDA_DTOD, dstDevice, srcDevice, ByteCount, 0, NULL);

@@ -156,6 +156,42 @@ CUresult cuStreamQuery(CUstream hStream)
 	return on_stream(VGPU_CUDA_STREAM_QUERY, hStream);
 }
 
+/*
+ * Host functions in a stream (cuLaunchHostFunc, cuStreamAddCallback): the
+ * stream's work before it has to be done when it runs, and the work after
+ * it waits for it. Here the caller waits for the stream and runs the
+ * function itself, before its next call can add work after it: the order
+ * CUDA gives, on the caller's thread rather than a driver's, and the
+ * caller waits (a function that waits for something the caller does
+ * after queuing it would wait for ever; CUDA forbids it to call CUDA).
+ */
+CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+	CUresult rc = fn ? cuStreamSynchronize(hStream) : CUDA_ERROR_INVALID_VALUE;
+
+	if (rc == CUDA_SUCCESS)
+		fn(userData);
+	return rc;
+}
+
+/* The callback is told the stream's status (its error, if the work
+ * before it failed), and called either way. */
+CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData,
+			     unsigned int flags)
+{
+	uint64_t host;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_stream_host(hStream, &host);
+	if (rc == CUDA_SUCCESS && (!callback || flags != 0))
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	callback(hStream, cuStreamSynchronize(hStream), userData);
+	return CUDA_SUCCESS;
+}
+
 /* @call (STREAM_WAIT or EVENT_RECORD) of @stream and @event, in the
  * call's order of arguments, posted (call.c). */
 static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)

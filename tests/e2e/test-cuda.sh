@@ -104,6 +104,8 @@ has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 sa
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
 has "cudaLaunchCooperativeKernel through the worker: every result right" "^coop 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
+has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
+has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
 has "the private tables cuBLAS Lt reads: the current context and its id" "^export 0 tls=ok id=ok size=93$"
 has "pitched memory and 2D copies through the worker: every row right, the padding untouched" "^copy2d 0 same pitch=ok$"

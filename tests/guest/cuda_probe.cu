@@ -516,6 +516,71 @@ static void copy2d_check()
 	cudaFree(d2);
 }
 
+// A 2D memset (cudaMemset2D into pitched memory, every row but not the
+// padding), and host functions in a stream (cudaLaunchHostFunc,
+// cudaStreamAddCallback: each runs once the work before it is done, the
+// callback told the stream's status). Prints "memset2d <first error>
+// same|different" and "hostfn <first error> order=ok|bad status=<status>".
+static void host_fn(void *arg)
+{
+	int *ran = (int *)arg;
+
+	*ran = ran[1] == 7 ? 1 : -1; // ran[1]: copied back before it
+}
+
+static void host_callback(cudaStream_t, cudaError_t status, void *arg)
+{
+	((int *)arg)[2] = 100 + (int)status;
+}
+
+static void memset2d_check()
+{
+	const size_t w = 96, h = 20;
+	unsigned char back[96 * 20];
+	void *d = nullptr;
+	size_t pitch = 0;
+	cudaError_t e[8];
+	int k = 0;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaMallocPitch(&d, &pitch, w, h);
+	e[k++] = cudaMemset(d, 0x11, pitch * h);
+	e[k++] = cudaMemset2D(d, pitch, 0x5a, w - 32, h);
+	e[k++] = cudaMemcpy2D(back, w, d, pitch, w, h, cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (size_t y = 0; y < h; y++)
+		for (size_t x = 0; x < w; x++)
+			same = same && back[y * w + x] == (x < w - 32 ? 0x5a : 0x11);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("memset2d %d %s\n", first, same ? "same" : "different");
+
+	static int state[3];
+	int *dv = nullptr, seven = 7;
+	cudaStream_t s = nullptr;
+	k = 0;
+	e[k++] = cudaStreamCreate(&s);
+	if (e[0] != cudaSuccess) {
+		printf("hostfn %d\n", (int)e[0]);
+		cudaFree(d);
+		return;
+	}
+	e[k++] = cudaMalloc(&dv, sizeof(int));
+	e[k++] = cudaMemcpyAsync(dv, &seven, sizeof(int), cudaMemcpyHostToDevice, s);
+	e[k++] = cudaMemcpyAsync(&state[1], dv, sizeof(int), cudaMemcpyDeviceToHost, s);
+	e[k++] = cudaLaunchHostFunc(s, host_fn, state);
+	e[k++] = cudaStreamAddCallback(s, host_callback, state, 0);
+	e[k++] = cudaStreamSynchronize(s);
+	first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("hostfn %d order=%s status=%d\n", first, state[0] == 1 ? "ok" : "bad", state[2] - 100);
+	cudaStreamDestroy(s);
+	cudaFree(dv);
+	cudaFree(d);
+}
+
 // The driver's entry points @names (CUDA 13's), as a cudart program
 // reaches the driver; prints "@what no-entry-point NAME" when one is not
 // there.
@@ -720,6 +785,7 @@ int main()
 	unified_check();
 	register_check();
 	copy2d_check();
+	memset2d_check();
 	ctx_check();
 	export_check();
 	fork_check();

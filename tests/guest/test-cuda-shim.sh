@@ -125,6 +125,9 @@ check "cudaLaunchKernelEx with a priority and a cluster of one block: the attrib
 check "cudaLaunchCooperativeKernel (cuLaunchCooperativeKernel: the cooperative attribute carried), every result right" \
 	"^coop 0 0 same$"
 check "cudaStreamIsCapturing: never" "^capture 0 0$"
+check "cudaMemset2D into pitched memory (cuMemsetD2D8: a memset per row): the rows set, the padding not" "^memset2d 0 same$"
+check "cudaLaunchHostFunc and cudaStreamAddCallback: each runs once the stream's work before it is done, the callback told its status" \
+	"^hostfn 0 order=ok status=0$"
 check "cudaDeviceGetLimit: the host's stack size" "^limit 0 ok$"
 check "cudaMemcpy and cudaMemcpyAsync with cudaMemcpyDefault (the direction from the pointers: cuMemcpy), and what each pointer is: device, host (page-locked), unregistered" \
 	"^unified 0 same types=2,1,0$"
