@@ -82,6 +82,15 @@ static bool load(struct driver *d)
 	SYM(event_sync, "cuEventSynchronize");
 	SYM(event_query, "cuEventQuery");
 	SYM(event_elapsed, "cuEventElapsedTime");
+	SYM(stream_is_capturing, "cuStreamIsCapturing");
+	SYM(begin_capture, "cuStreamBeginCapture_v2");
+	SYM(capture_info, "cuStreamGetCaptureInfo_v3");
+	SYM(end_capture, "cuStreamEndCapture");
+	SYM(graph_instantiate, "cuGraphInstantiateWithFlags");
+	SYM(graph_launch, "cuGraphLaunch");
+	SYM(graph_upload, "cuGraphUpload");
+	SYM(graph_destroy, "cuGraphDestroy");
+	SYM(graph_exec_destroy, "cuGraphExecDestroy");
 	return true;
 }
 

@@ -386,6 +386,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
 		if (rc == CUDA_SUCCESS)
 			rc = stream_of(&c->streams, m->v[1], &s);
+		if (rc == CUDA_SUCCESS && stream_capturing(w, s))
+			rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED; /* as from pageable memory */
 		/* From pageable memory (c->buf) the driver returns once it has
 		 * taken the bytes: the buffer is free for the next call. */
 		if (rc == CUDA_SUCCESS)
@@ -402,6 +404,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = a ? on_device(c, a->dev) : CUDA_ERROR_INVALID_VALUE;
 		if (rc == CUDA_SUCCESS)
 			rc = stream_of(&c->streams, m->v[2], &s);
+		if (rc == CUDA_SUCCESS && stream_capturing(w, s))
+			rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 		if (rc == CUDA_SUCCESS && !room(c, m->v[1]))
 			rc = CUDA_ERROR_OUT_OF_MEMORY;
 		/* The reply carries the bytes: a copy on a stream is waited for. */
@@ -516,6 +520,25 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 			rc = stream_call(w, &c->streams, m, &res[0]);
 		if (m->call == VGPU_CUDA_STREAM_SYNC || m->call == VGPU_CUDA_EVENT_SYNC)
 			worker_busy(w, &c->busy, false);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	case VGPU_CUDA_GRAPH_LAUNCH:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS && !m->v[2])
+			worker_gate(w);
+		if (rc == CUDA_SUCCESS)
+			rc = graph_call(w, &c->streams, m, &res[0]);
+		if (rc == CUDA_SUCCESS && !m->v[2]) {
+			atomic_fetch_add_explicit(&w->launches, 1, memory_order_relaxed);
+			worker_busy(w, &c->busy, true);
+		}
+		return reply(c, m, rc, NULL, 0, NULL, 0);
+	case VGPU_CUDA_CAPTURE_BEGIN:
+	case VGPU_CUDA_CAPTURE_END:
+	case VGPU_CUDA_GRAPH_INSTANTIATE:
+	case VGPU_CUDA_GRAPH_DESTROY:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = graph_call(w, &c->streams, m, &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	default: /* OPEN again, DESCRIBE: out of place */
 		return false;

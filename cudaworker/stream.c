@@ -9,7 +9,9 @@
  * process holds at most WORKER_MAX_STREAMS streams and WORKER_MAX_EVENTS
  * events, the VM's processes together WORKER_VM_MAX_STREAMS and
  * WORKER_VM_MAX_EVENTS, and what a process still holds when its
- * connection closes is destroyed. Every call runs in the calling thread's current context (the
+ * connection closes is destroyed. So are its graphs (made by capturing
+ * one of its streams) and executable graphs, WORKER_MAX_GRAPHS of each,
+ * WORKER_VM_MAX_GRAPHS of both for the VM. Every call runs in the calling thread's current context (the
  * call's device, serve.c): a stream or event of another device is the
  * driver's to refuse.
  */
@@ -172,9 +174,142 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 	}
 }
 
+bool stream_capturing(struct worker *w, CUstream s)
+{
+	CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+
+	return s && w->drv.stream_is_capturing(s, &status) == CUDA_SUCCESS &&
+	       status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/* The flags cuGraphInstantiateWithFlags takes: CUDA's own. */
+#define INSTANTIATE_FLAGS                                                                       \
+	((uint64_t)(CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH |                          \
+		    CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD | CUDA_GRAPH_INSTANTIATE_FLAG_DEVICE_LAUNCH | \
+		    CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY))
+
+/* A free slot of a graph table, within the process's and the VM's
+ * budgets; given back by put() if the driver makes nothing for it. */
+static void **graph_slot(struct worker *w, void ***slots, uint32_t *n)
+{
+	void **g = take(slots, n, WORKER_MAX_GRAPHS);
+
+	return g && worker_take(w, &w->graphs, WORKER_VM_MAX_GRAPHS, 1) ? g : NULL;
+}
+
+/* @rc of the driver's making *@g: the table's handle into *@res, or the
+ * slot freed. */
+static CUresult put(struct worker *w, void **slots, void **g, CUresult rc, uint64_t *res)
+{
+	if (rc == CUDA_SUCCESS && !*g)
+		rc = CUDA_ERROR_UNKNOWN;
+	if (rc != CUDA_SUCCESS) {
+		*g = NULL;
+		worker_give(w, &w->graphs, 1);
+		return rc;
+	}
+	*res = (uint64_t)(g - slots) + 1;
+	return CUDA_SUCCESS;
+}
+
+CUresult graph_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
+		    uint64_t *res)
+{
+	const struct driver *d = &w->drv;
+	CUstream s = NULL;
+	void **g;
+	CUresult rc;
+
+	switch (m->call) {
+	case VGPU_CUDA_CAPTURE_BEGIN: {
+		CUstreamCaptureStatus status;
+		cuuint64_t id = 0;
+
+		rc = stream_of(st, m->v[0], &s);
+		if (rc == CUDA_SUCCESS && m->v[1] > CU_STREAM_CAPTURE_MODE_RELAXED)
+			rc = CUDA_ERROR_INVALID_VALUE;
+		if (rc == CUDA_SUCCESS)
+			rc = d->begin_capture(s, (CUstreamCaptureMode)m->v[1]);
+		if (rc == CUDA_SUCCESS)
+			rc = d->capture_info(s, &status, &id, NULL, NULL, NULL, NULL);
+		*res = id;
+		return rc;
+	}
+	case VGPU_CUDA_CAPTURE_END:
+		rc = stream_of(st, m->v[0], &s);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		g = graph_slot(w, &st->graphs, &st->n_graphs);
+		if (!g) {
+			/* The capture ends all the same (CUDA's would), its graph
+			 * dropped. */
+			CUgraph dropped = NULL;
+
+			if (d->end_capture(s, &dropped) == CUDA_SUCCESS && dropped)
+				d->graph_destroy(dropped);
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		}
+		return put(w, st->graphs, g, d->end_capture(s, (CUgraph *)g), res);
+	case VGPU_CUDA_GRAPH_INSTANTIATE: {
+		void **graph = slot(st->graphs, st->n_graphs, m->v[0]);
+
+		if (!graph)
+			return CUDA_ERROR_INVALID_HANDLE;
+		if (m->v[1] & ~INSTANTIATE_FLAGS)
+			return CUDA_ERROR_INVALID_VALUE;
+		g = graph_slot(w, &st->execs, &st->n_execs);
+		if (!g)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		return put(w, st->execs, g, d->graph_instantiate((CUgraphExec *)g, *graph, m->v[1]),
+			   res);
+	}
+	case VGPU_CUDA_GRAPH_LAUNCH:
+		g = slot(st->execs, st->n_execs, m->v[0]);
+		if (!g)
+			return CUDA_ERROR_INVALID_HANDLE;
+		rc = stream_of(st, m->v[1], &s);
+		if (rc == CUDA_SUCCESS && m->v[2] > 1)
+			rc = CUDA_ERROR_INVALID_VALUE;
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		return m->v[2] ? d->graph_upload(*g, s) : d->graph_launch(*g, s);
+	case VGPU_CUDA_GRAPH_DESTROY:
+		if (m->v[1] > 1)
+			return CUDA_ERROR_INVALID_VALUE;
+		g = m->v[1] ? slot(st->execs, st->n_execs, m->v[0])
+			    : slot(st->graphs, st->n_graphs, m->v[0]);
+		if (!g)
+			return CUDA_ERROR_INVALID_HANDLE;
+		rc = m->v[1] ? d->graph_exec_destroy(*g) : d->graph_destroy(*g);
+		if (rc == CUDA_SUCCESS || rc == CUDA_ERROR_INVALID_HANDLE) {
+			*g = NULL;
+			worker_give(w, &w->graphs, 1);
+		}
+		return rc;
+	default:
+		return CUDA_ERROR_INVALID_VALUE;
+	}
+}
+
 void stream_release(struct worker *w, struct streams *st)
 {
-	uint64_t streams = 0, events = 0;
+	uint64_t streams = 0, events = 0, graphs = 0;
+
+	/* Executable graphs first (their graphs may go before them, but
+	 * they may be running on the streams below). */
+	for (uint32_t i = 0; i < st->n_execs; i++)
+		if (st->execs[i]) {
+			w->drv.graph_exec_destroy(st->execs[i]);
+			graphs++;
+		}
+	for (uint32_t i = 0; i < st->n_graphs; i++)
+		if (st->graphs[i]) {
+			w->drv.graph_destroy(st->graphs[i]);
+			graphs++;
+		}
+	worker_give(w, &w->graphs, graphs);
+	free(st->graphs);
+	free(st->execs);
 
 	for (uint32_t i = 0; i < st->n_streams; i++)
 		if (st->streams[i]) {

@@ -49,6 +49,11 @@
  * WORKER_MAX_CONNS would let one VM hold 64 times as much). */
 #define WORKER_VM_MAX_STREAMS 4096
 #define WORKER_VM_MAX_EVENTS 65536
+/* Graphs and executable graphs one process holds (each table), and the
+ * VM's processes together (both kinds): the driver's host memory, and
+ * an executable graph's device memory for its nodes. */
+#define WORKER_MAX_GRAPHS 1024
+#define WORKER_VM_MAX_GRAPHS 4096
 #define WORKER_VM_MAX_IMAGE_BYTES ((uint64_t)1 << 30)
 /* A process's window (window.c), and the VM's windows together: host
  * memory page-locked for the VM's copies. */
@@ -120,6 +125,17 @@ struct driver {
 	CUresult (*event_sync)(CUevent event);
 	CUresult (*event_query)(CUevent event);
 	CUresult (*event_elapsed)(float *ms, CUevent start, CUevent end);
+	CUresult (*stream_is_capturing)(CUstream stream, CUstreamCaptureStatus *status);
+	CUresult (*begin_capture)(CUstream stream, CUstreamCaptureMode mode);
+	CUresult (*capture_info)(CUstream stream, CUstreamCaptureStatus *status, cuuint64_t *id,
+				 CUgraph *graph, const CUgraphNode **deps,
+				 const CUgraphEdgeData **edges, size_t *n_deps);
+	CUresult (*end_capture)(CUstream stream, CUgraph *graph);
+	CUresult (*graph_instantiate)(CUgraphExec *exec, CUgraph graph, unsigned long long flags);
+	CUresult (*graph_launch)(CUgraphExec exec, CUstream stream);
+	CUresult (*graph_upload)(CUgraphExec exec, CUstream stream);
+	CUresult (*graph_destroy)(CUgraph graph);
+	CUresult (*graph_exec_destroy)(CUgraphExec exec);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -136,6 +152,7 @@ struct worker {
 	uint64_t image_bytes;            /* of the libraries the processes hold */
 	uint64_t window_bytes;           /* of the processes' windows */
 	uint64_t streams, events;        /* the processes hold */
+	uint64_t graphs;                 /* graphs and executable graphs they hold */
 	int conns;                       /* connections being served */
 	int busy_conns;                  /* with kernels launched since their last sync */
 	pthread_cond_t busy_cv;          /* busy_awake set (busy.c) */
@@ -189,6 +206,8 @@ struct streams {
 	uint32_t n_streams;
 	void **events;                   /* WORKER_MAX_EVENTS slots, n_events used */
 	uint32_t n_events;
+	void **graphs, **execs;          /* WORKER_MAX_GRAPHS slots each */
+	uint32_t n_graphs, n_execs;
 };
 
 /* A process's window (window.c): its memfd mapped here and registered,
@@ -227,6 +246,13 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 /* The driver's stream of @handle (0: the default stream, NULL);
  * CUDA_ERROR_INVALID_HANDLE for one not live. */
 CUresult stream_of(struct streams *st, uint64_t handle, CUstream *ret);
+/* CAPTURE_*, GRAPH_* (cuda_call.h): graphs made by capturing a stream,
+ * instantiated and launched; r0 into *@res. Whether @s is capturing
+ * (copies that carry their bytes are refused there: a graph cannot
+ * keep bytes the worker copies from a buffer it reuses). */
+CUresult graph_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
+		    uint64_t *res);
+bool stream_capturing(struct worker *w, CUstream s);
 void stream_release(struct worker *w, struct streams *st);
 
 /* module.c: the calls of cuda_call.h on modules, in the calling thread's

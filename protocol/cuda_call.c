@@ -42,6 +42,11 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:  return device | (reply ? 0u : 31u); /* ptr, offset, bytes,
 								       * stream, async */
+	case VGPU_CUDA_CAPTURE_BEGIN: return device | (reply ? 1u : 3u);  /* stream, mode; id */
+	case VGPU_CUDA_CAPTURE_END:   return device | 1u;                 /* stream; graph */
+	case VGPU_CUDA_GRAPH_INSTANTIATE: return device | (reply ? 1u : 3u); /* graph, flags; exec */
+	case VGPU_CUDA_GRAPH_LAUNCH:  return device | (reply ? 0u : 7u);  /* exec, stream, upload */
+	case VGPU_CUDA_GRAPH_DESTROY: return device | (reply ? 0u : 3u);  /* handle, kind */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:

@@ -114,8 +114,16 @@ enum vgpu_cuda_call {
 				   * a3 stream, a4 as HTOD_WIN's */
 	VGPU_CUDA_KICK = 34,      /* the call ring has entries (a sleeping worker's
 				   * wake-up): no reply */
+	/* CUDA graphs made by stream capture: handles the host gave, from 1. */
+	VGPU_CUDA_CAPTURE_BEGIN = 35, /* a0 stream, a1 CUstreamCaptureMode; r0 the
+				       * capture's id */
+	VGPU_CUDA_CAPTURE_END = 36,   /* a0 stream; r0 the graph captured */
+	VGPU_CUDA_GRAPH_INSTANTIATE = 37, /* a0 graph, a1 flags; r0 the executable graph */
+	VGPU_CUDA_GRAPH_LAUNCH = 38,  /* a0 executable graph, a1 stream, a2 1: upload
+				       * only (cuGraphUpload), 0: launch */
+	VGPU_CUDA_GRAPH_DESTROY = 39, /* a0 graph (a1 0) or executable graph (a1 1) */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_KICK
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_GRAPH_DESTROY
 
 /* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */
 enum vgpu_cuda_occupancy {

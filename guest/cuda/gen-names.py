@@ -60,6 +60,7 @@ OLD_NAMES = {
     'cuDevicePrimaryCtxReset': 'cuDevicePrimaryCtxReset_v2',
     'cuDevicePrimaryCtxSetFlags': 'cuDevicePrimaryCtxSetFlags_v2',
     'cuEventDestroy': 'cuEventDestroy_v2',
+    'cuGraphInstantiate': 'cuGraphInstantiate_v2',
     'cuMemHostRegister': 'cuMemHostRegister_v2',
     'cuStreamDestroy': 'cuStreamDestroy_v2',
 }

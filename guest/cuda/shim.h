@@ -200,6 +200,16 @@ bool vgpu_cuda_is_device(CUdeviceptr ptr);
  * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
 CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);
 
+/* graph.c: a graph record for the host's graph @host into *@out. */
+CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out);
+/* graph.c: CUDA 11.0's cuGraphInstantiate (cuda.h maps the bare name to
+ * cuGraphInstantiateWithFlags since 12.0). */
+CUresult cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+			       char *logBuffer, size_t bufferSize);
+/* stream.c: CUDA 10.0's cuStreamBeginCapture (no mode: global), exported
+ * under the bare name (cuda.h maps it to the second). */
+CUresult cuStreamBeginCapture_v1(CUstream hStream) __asm__("cuStreamBeginCapture");
+
 /* stream.c: the first two versions of cuStreamGetCaptureInfo (cuda.h
  * maps the name to the third); the first is exported under the bare name. */
 CUresult cuStreamGetCaptureInfo_v1(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,

@@ -31,6 +31,7 @@ struct CUstream_st {
 	int priority;
 	CUcontext ctx;
 	uint64_t host;
+	_Atomic uint64_t capture_id; /* the capture under way on it (0: none) */
 };
 
 struct CUevent_st {
@@ -351,40 +352,92 @@ CUresult cuEventElapsedTime_v1(float *pMilliseconds, CUevent hStart, CUevent hEn
 	return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
 }
 
-/* Stream capture (CUDA graphs) is not served: cuStreamBeginCapture is
- * refused, so no stream of this process is ever capturing, and PyTorch's
- * and cuBLAS's checks before their launches are answered here. */
-static CUresult not_capturing(CUstream hStream, CUstreamCaptureStatus *status)
+/*
+ * Stream capture (CUDA graphs): the host's worker captures for real (its
+ * driver records the work the stream gets meanwhile into a graph, which
+ * cuStreamEndCapture hands back, graph.c); here each stream keeps the id
+ * of its capture under way, so the checks PyTorch and cuBLAS make before
+ * every launch are answered without the host. The default streams are
+ * never capturing (the host's driver refuses them).
+ */
+static CUresult capture_status(CUstream hStream, CUstreamCaptureStatus *status, uint64_t *id)
 {
-	uint64_t host;
+	uint64_t host, now = 0;
 	CUresult rc = vgpu_cuda_ready();
 
 	if (rc == CUDA_SUCCESS)
 		rc = vgpu_cuda_stream_host(hStream, &host);
 	if (rc == CUDA_SUCCESS && !status)
 		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (host)
+		now = atomic_load(&hStream->capture_id);
+	*status = now ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+	if (id)
+		*id = now;
+	return CUDA_SUCCESS;
+}
+
+CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+	uint64_t host, id = 0;
+	CUresult rc = vgpu_cuda_ready();
+
 	if (rc == CUDA_SUCCESS)
-		*status = CU_STREAM_CAPTURE_STATUS_NONE;
+		rc = vgpu_cuda_stream_host(hStream, &host);
+	if (rc == CUDA_SUCCESS && (unsigned)mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		rc = call2(VGPU_CUDA_CAPTURE_BEGIN, host, (uint64_t)mode, &id);
+	if (rc == CUDA_SUCCESS && host)
+		atomic_store(&hStream->capture_id, id ? id : 1);
 	return rc;
+}
+
+/* CUDA 10.0's, in the global mode. */
+CUresult cuStreamBeginCapture_v1(CUstream hStream)
+{
+	return cuStreamBeginCapture_v2(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+}
+
+/* The capture ends whatever the host says (an invalidated one too). */
+CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
+{
+	uint64_t host, graph = 0;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_stream_host(hStream, &host);
+	if (rc == CUDA_SUCCESS && !phGraph)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	rc = call2(VGPU_CUDA_CAPTURE_END, host, 0, &graph);
+	if (host)
+		atomic_store(&hStream->capture_id, 0);
+	return rc == CUDA_SUCCESS ? vgpu_cuda_graph_new(graph, phGraph) : rc;
 }
 
 CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
 {
-	return not_capturing(hStream, captureStatus);
+	return capture_status(hStream, captureStatus, NULL);
 }
 
 /* CUDA 10.1's: status and id. */
 CUresult cuStreamGetCaptureInfo_v1(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
 				   cuuint64_t *id_out)
 {
-	CUresult rc = not_capturing(hStream, captureStatus_out);
+	uint64_t id = 0;
+	CUresult rc = capture_status(hStream, captureStatus_out, &id);
 
 	if (rc == CUDA_SUCCESS && id_out)
-		*id_out = 0;
+		*id_out = id;
 	return rc;
 }
 
-/* CUDA 12.3's: also the graph, its dependencies and their edges. */
+/* CUDA 12.3's: also the graph, its dependencies and their edges (the
+ * host's: not known here, given as none). */
 CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
 				   cuuint64_t *id_out, CUgraph *graph_out,
 				   const CUgraphNode **dependencies_out,
@@ -415,7 +468,9 @@ CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *capt
 }
 
 /* The calling thread's capture mode, kept for the programs that set it
- * around calls that must not be captured (nothing is). */
+ * around calls that must not be captured. The host's worker makes every
+ * call of the process on one thread, whose mode is the one each capture
+ * began with. */
 CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 {
 	static _Thread_local CUstreamCaptureMode current = CU_STREAM_CAPTURE_MODE_GLOBAL;

@@ -33,7 +33,9 @@
 #      answered with its error on a connection that goes on; streams
 #      through a device's window (device_client.py as VM 2's vgpu-stub):
 #      bad stream descriptors refused, streams that break the rules
-#      closed, one carrying DESCRIBE to the worker and back.
+#      closed, one carrying DESCRIBE to the worker and back; graphs
+#      (capture, instantiate, launch) with bad modes, handles, kinds and
+#      flags, a byte-carrying copy into a capture, the graphs' budget.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high
@@ -104,6 +106,8 @@ has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 sa
 has "cudaLaunchKernelEx with a priority and a cluster of one: every result right" "^launch-ex 0 0 same$"
 has "cudaLaunchCooperativeKernel through the worker: every result right" "^coop 0 0 same$"
 has "no stream capturing" "^capture 0 0$"
+has "a CUDA graph captured by the worker's driver, instantiated and launched three times: every result right" \
+	"^graph 0 same during=1 after=0 legacy=900$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -249,6 +253,32 @@ if sys.argv[3] == "funcs":
             call(4, (g,)), call(10, (lib,)), call(6, (g,), bytes(4))]
     st, (version, *_), _ = call(30, (0, 0), full=True)
     out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (2, 0)), call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "graphs":
+    # Graphs from a hostile process (CAPTURE_BEGIN 35, CAPTURE_END 36,
+    # GRAPH_INSTANTIATE 37, GRAPH_LAUNCH 38, GRAPH_DESTROY 39): a mode
+    # CUDA has not, handles never made, a kind not 0 or 1, flags CUDA has
+    # not; a copy carrying its bytes into a capture (refused: the graph
+    # would keep a buffer the worker reuses); a graph instantiated,
+    # uploaded, launched, destroyed twice; then the budget of 1024 graphs.
+    out = [call(2)]
+    st, (strm, *_), _ = call(13, (0, 0), full=True)
+    st2, (ptr, *_), _ = call(3, (4096,), full=True)
+    out += [st, st2, call(35, (strm, 3)), call(35, (77, 0)), call(36, (strm,)) != 0,
+            call(37, (5, 0)), call(38, (5, 0, 0)), call(39, (5, 0)), call(39, (5, 2))]
+    st, (cid, *_), _ = call(35, (strm, 0), full=True)
+    out += [st, cid > 0, call(6, (ptr, strm), bytes(8))]
+    st, (g, *_), _ = call(36, (strm,), full=True)
+    out += [st, call(37, (g, 1 << 40))]
+    st, (ex, *_), _ = call(37, (g, 0), full=True)
+    out += [st, call(38, (ex, 0, 2)), call(38, (ex, strm, 1)), call(38, (ex, strm, 0)),
+            call(15, (strm,)), call(39, (ex, 1)), call(39, (ex, 1)), call(39, (g, 0))]
+    made = []
+    for _ in range(1025):
+        call(35, (strm, 0))
+        made.append(call(36, (strm,)))
+    out += [made.count(0), made[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "fault":
@@ -552,6 +582,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T")" \
 	"0 1 1 1 1 1 2 0 1 0 1 1 1 400 1 1 0 0 0 True 1100" \
 	"windows from a raw process: none sent, a file that is not a memfd, a memfd not sealed, of another size than said, not of whole pages (INVALID_VALUE), of 2 GiB (OUT_OF_MEMORY); one of 1 MiB, and a second (INVALID_VALUE); copies past its end, at an offset that overflows, past the allocation's end (INVALID_VALUE), on a stream never made (INVALID_HANDLE), with a flag CUDA has not, of no bytes (INVALID_VALUE); 4 KiB to the GPU and back to another offset, asynchronously, the same bytes; 1100 descriptors sent with other calls, each closed: the worker still takes calls"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" graphs)" \
+	"0 0 0 1 400 True 400 400 400 1 0 True 900 0 1 0 1 0 0 0 0 400 0 1024 2 0" \
+	"graphs from a raw process: a capture mode CUDA has not (INVALID_VALUE), a stream never made (INVALID_HANDLE), the end of a capture never begun (an error), a graph, an executable graph never made (INVALID_HANDLE), a kind not graph or executable (INVALID_VALUE); a copy carrying its bytes into a capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); flags CUDA has not (INVALID_VALUE); a graph instantiated, uploaded, launched, synchronized, destroyed, destroyed again (INVALID_HANDLE); 1024 graphs, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \

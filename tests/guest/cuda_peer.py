@@ -40,7 +40,9 @@ LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
 (STREAM_CREATE, STREAM_DESTROY, STREAM_SYNC, STREAM_QUERY, STREAM_WAIT, EVENT_CREATE,
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
  PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
- DTOH_WIN, KICK) = range(13, 35)
+ DTOH_WIN, KICK, CAPTURE_BEGIN, CAPTURE_END, GRAPH_INSTANTIATE, GRAPH_LAUNCH,
+ GRAPH_DESTROY) = range(13, 40)
+CAPTURE_UNSUPPORTED, ILLEGAL_STATE = 900, 401
 OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
 # A kernel's attributes as the emulation reports them (CUfunction_attribute:
 # max threads per block, ..., registers, PTX and binary versions); of those
@@ -144,6 +146,9 @@ def serve_calls(conn, req_id, mode):
     libs, kernels = set(), {}
     attrs, globs = {}, {}
     streams, events, recorded = set(), set(), set()
+    # Stream capture: the launches a capturing stream gets are kept, not
+    # run (the only work captured here); a graph's launch runs them.
+    capturing, graphs, execs, ids = {}, {}, {}, [0]
 
     def find(ptr, n):
         for base, buf in mem.items():
@@ -208,9 +213,40 @@ def serve_calls(conn, req_id, mode):
                 kernels[len(kernels) + 1] = (a[0], SCALE_ADD)
                 values = (len(kernels), len(SCALE_ADD_LAYOUT), 28)
                 out = b"".join(struct.pack("<II", o, n) for o, n in SCALE_ADD_LAYOUT)
+        elif call == LAUNCH and a[4] >> 32 in capturing:
+            capturing[a[4] >> 32].append((a, data))
         elif call == LAUNCH:
             status = INVALID_HANDLE if a[4] >> 32 not in streams | {0} else \
                 launch(a, data, kernels, libs, find)
+        elif call == CAPTURE_BEGIN:
+            if a[0] not in streams or a[0] in capturing:
+                status = CAPTURE_UNSUPPORTED if a[0] == 0 else ILLEGAL_STATE
+            else:
+                capturing[a[0]] = []
+                ids[0] += 1
+                values = (ids[0],)
+        elif call == CAPTURE_END:
+            if a[0] not in capturing:
+                status = ILLEGAL_STATE
+            else:
+                handle = max(graphs.keys() | {0}) + 1
+                graphs[handle] = capturing.pop(a[0])
+                values = (handle,)
+        elif call == GRAPH_INSTANTIATE:
+            if a[0] not in graphs:
+                status = INVALID_HANDLE
+            else:
+                handle = max(execs.keys() | {0}) + 1
+                execs[handle] = list(graphs[a[0]])
+                values = (handle,)
+        elif call == GRAPH_LAUNCH:
+            if a[0] not in execs or a[1] not in streams | {0}:
+                status = INVALID_HANDLE
+            for la, ld in execs.get(a[0], []) if status == SUCCESS and not a[2] else []:
+                status = status or launch(la, ld, kernels, libs, find)
+        elif call == GRAPH_DESTROY:
+            made = execs if a[1] else graphs
+            status = SUCCESS if made.pop(a[0], None) is not None else INVALID_HANDLE
         elif call == FUNC_ATTR:
             k = kernels.get(a[0])
             kattrs = attrs.setdefault(a[0], dict(FUNC_ATTRS))

@@ -182,7 +182,9 @@ check "and every call after it (cudaErrorLaunchFailure)" "^sync 719$"
 check_err "the shim says the context is lost" "the connection to the host broke"
 [ "$rc" = 0 ] && pass "the probe itself goes on to its end" || fail "exit $rc"
 probe VGPU_TRANSPORT="unix:$T/one.sock"
-check "an entry point not implemented yet (cudaGraphCreate): cudaErrorNotSupported" "^graph 801$"
+check "a CUDA graph by stream capture: the kernel captured (active during, none after), not run; the graph instantiated and launched three times: every result right; the legacy stream cannot be captured (cudaErrorStreamCaptureUnsupported)" \
+	"^graph 0 same during=1 after=0 legacy=900$"
+check "an entry point not implemented yet (cudaGraphCreate): cudaErrorNotSupported" "^graph-create 801$"
 check_err "and a log line naming it" "cuGraphCreate \(CUDA [0-9.]+\) is not implemented yet"
 # Every name NVIDIA's libcuda.so.1 exports is there to dlsym() (cuBLAS Lt
 # looks up 82 and fails without them): an unimplemented one answers

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * graph.c - CUDA graphs made by stream capture (stream.c begins and ends
+ * the capture): the host's worker holds the real graphs and executable
+ * graphs (handles from 1); here each is a small record with that handle,
+ * checked by its magic before use. A launch (or upload) is posted like a
+ * kernel's; instantiating and destroying wait for the host's answer.
+ *
+ * Building graphs node by node (cuGraphCreate, cuGraphAdd*Node) is not
+ * served: those entry points are proc.c's stubs.
+ *
+ * Never: take a handle that is not one of ours, or free a record the
+ * host still holds (destroy frees it once the host's answer is in).
+ */
+#include <stdlib.h>
+
+#include "shim.h"
+
+#define GRAPH_MAGIC 0x56475250u /* "VGRP" */
+#define EXEC_MAGIC 0x56475845u  /* "VGXE" */
+
+struct CUgraph_st {
+	uint32_t magic;
+	uint64_t host;
+};
+
+struct CUgraphExec_st {
+	uint32_t magic;
+	uint64_t host;
+};
+
+CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out)
+{
+	struct CUgraph_st *g = host ? malloc(sizeof(*g)) : NULL;
+
+	if (!g)
+		return host ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_UNKNOWN;
+	*g = (struct CUgraph_st){ .magic = GRAPH_MAGIC, .host = host };
+	*out = g;
+	return CUDA_SUCCESS;
+}
+
+/* A call about the host's graph objects: @a0, @a1, @a2; r0 into *@ret. */
+static CUresult call3(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t *ret)
+{
+	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } }, r;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS && ret)
+		*ret = r.v[0];
+	return rc;
+}
+
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph,
+				     unsigned long long flags)
+{
+	struct CUgraphExec_st *e;
+	CUresult rc;
+
+	if (!phGraphExec)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!hGraph || hGraph->magic != GRAPH_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	rc = call3(VGPU_CUDA_GRAPH_INSTANTIATE, hGraph->host, flags, 0, &e->host);
+	if (rc == CUDA_SUCCESS && !e->host)
+		rc = CUDA_ERROR_UNKNOWN;
+	if (rc != CUDA_SUCCESS) {
+		free(e);
+		return rc;
+	}
+	e->magic = EXEC_MAGIC;
+	*phGraphExec = e;
+	return CUDA_SUCCESS;
+}
+
+/* CUDA 11.0's cuGraphInstantiate (cuda.h maps the name to the flags'
+ * version since 12.0): no node is ever in error here, and no log. */
+CUresult cuGraphInstantiate_v2(CUgraphExec *phGraphExec, CUgraph hGraph, CUgraphNode *phErrorNode,
+			       char *logBuffer, size_t bufferSize)
+{
+	if (phErrorNode)
+		*phErrorNode = NULL;
+	if (logBuffer && bufferSize)
+		logBuffer[0] = '\0';
+	return cuGraphInstantiateWithFlags(phGraphExec, hGraph, 0);
+}
+
+/* GRAPH_LAUNCH of @exec on @stream (@upload: cuGraphUpload), posted. */
+static CUresult launch(CUgraphExec exec, CUstream stream, uint64_t upload)
+{
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_GRAPH_LAUNCH };
+	uint64_t host;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_cuda_stream_host(stream, &host);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!exec || exec->magic != EXEC_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	m.v[0] = exec->host;
+	m.v[1] = host;
+	m.v[2] = upload;
+	return vgpu_cuda_post(&m, NULL);
+}
+
+CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
+{
+	return launch(hGraphExec, hStream, 0);
+}
+
+CUresult cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)
+{
+	return launch(hGraphExec, hStream, 1);
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
+{
+	CUresult rc;
+
+	if (!hGraphExec || hGraphExec->magic != EXEC_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = call3(VGPU_CUDA_GRAPH_DESTROY, hGraphExec->host, 1, 0, NULL);
+	hGraphExec->magic = 0;
+	free(hGraphExec);
+	return rc;
+}
+
+CUresult cuGraphDestroy(CUgraph hGraph)
+{
+	CUresult rc;
+
+	if (!hGraph || hGraph->magic != GRAPH_MAGIC)
+		return CUDA_ERROR_INVALID_HANDLE;
+	rc = call3(VGPU_CUDA_GRAPH_DESTROY, hGraph->host, 0, 0, NULL);
+	hGraph->magic = 0;
+	free(hGraph);
+	return rc;
+}
