@@ -10,6 +10,9 @@
 # with PASS or passed), if it printed one. VGPU_CUDA_LOG=1: the driver
 # calls the guest library lacks are counted from $OUT/NAME-vgpu.err.
 #
+# SWEEP_LIST=FILE runs the samples FILE names instead; SWEEP_LOG=2 logs
+# every call the vgpu runs make (VGPU_CUDA_LOG=2).
+#
 #   bash bench/device-sweep.sh      (results in $OUT, a table last;
 #                                   .devbin/sweep, or sweep.tar.xz there)
 set -u
@@ -26,7 +29,7 @@ cuda_mediator 6f1c2a10-0000-4000-8000-0000000d0006 sweep
 run() {
 	local path=$1 name=$2 lib=$LIBS vg=() rc=0 t0=$EPOCHREALTIME
 	shift 2
-	[ "$path" = vgpu ] && lib=$BIN/guest-cuda:$LIBS vg=(VGPU_CUDA_TRANSPORT="unix:$SOCK" VGPU_CUDA_LOG=1)
+	[ "$path" = vgpu ] && lib=$BIN/guest-cuda:$LIBS vg=(VGPU_CUDA_TRANSPORT="unix:$SOCK" VGPU_CUDA_LOG="${SWEEP_LOG:-1}")
 	(cd "$BIN/sweep/$name" && env LD_LIBRARY_PATH="$lib" "${vg[@]}" timeout "${SWEEP_TIMEOUT:-60}" "./$name" "$@" \
 		</dev/null >"$OUT/$name-$path.out" 2>"$OUT/$name-$path.err") || rc=$?
 	secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
@@ -61,7 +64,7 @@ while read -r sample args; do
 	missing=$(lacking "$OUT/$name-vgpu.err" | paste -sd, -)
 	rows+=("| $name | $ncode | $code | $res | $nsecs / $secs s | ${missing:-} |")
 	echo "sweep: ${rows[-1]}" >&2
-done < <(grep -v "^#" "$(dirname "$0")/sweep.txt")
+done < <(grep -v "^#" "${SWEEP_LIST:-$(dirname "$0")/sweep.txt}")
 kill -TERM "$MPID"
 wait "$MPID"
 rm -rf "$W"
