@@ -68,6 +68,7 @@ static bool load(struct driver *d)
 	SYM(library_get_global, "cuLibraryGetGlobal");
 	SYM(ctx_api_version, "cuCtxGetApiVersion");
 	SYM(ctx_get_limit, "cuCtxGetLimit");
+	SYM(ctx_set_limit, "cuCtxSetLimit");
 	SYM(host_register, "cuMemHostRegister_v2");
 	SYM(host_unregister, "cuMemHostUnregister");
 	SYM(host_device_pointer, "cuMemHostGetDevicePointer_v2");

@@ -253,6 +253,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&W.lock, NULL);
 	pthread_cond_init(&W.idle, NULL);
 	pthread_cond_init(&W.busy_cv, NULL);
+	pthread_mutex_init(&W.limits_lock, NULL);
 	W.uuid = uuid;
 	/* The mediator starts a VM's workers at most once a second: one
 	 * started sooner waits here, before the driver (connections wait in

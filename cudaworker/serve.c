@@ -201,6 +201,61 @@ void worker_give(struct worker *w, uint64_t *held, uint64_t n)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* What limit @limit of value @value reserves of GPU @dev's memory: the
+ * stack for every thread the GPU can hold at once, the FIFO and the heap
+ * their bytes (UINT64_MAX when it overflows). */
+static uint64_t limit_reserves(const struct worker *w, uint32_t dev, uint64_t limit, uint64_t value)
+{
+	const int32_t *attr = w->desc.dev[dev].attr;
+	uint64_t threads;
+
+	if (limit != CU_LIMIT_STACK_SIZE)
+		return value;
+	threads = (uint64_t)(uint32_t)attr[CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT - 1] *
+		  (uint32_t)attr[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR - 1];
+	return threads && value > UINT64_MAX / threads ? UINT64_MAX : value * threads;
+}
+
+CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64_t value)
+{
+	uint64_t max = w->quota ? w->quota : UINT64_MAX, now, next;
+	size_t first = 0;
+	CUresult rc = CUDA_SUCCESS;
+
+	/* Limits that reserve nothing the VM could not use anyway; not the
+	 * persisting L2 set-aside (the L2 is every VM's), nor the device
+	 * runtime's (their reservations are not known here). */
+	if (limit == CU_LIMIT_MAX_L2_FETCH_GRANULARITY)
+		return w->drv.ctx_set_limit((CUlimit)limit, (size_t)value);
+	if (limit > CU_LIMIT_MALLOC_HEAP_SIZE)
+		return limit < CU_LIMIT_MAX ? CUDA_ERROR_UNSUPPORTED_LIMIT : CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&w->limits_lock);
+	/* The default's reservation came with the context: only what goes
+	 * beyond it counts. */
+	if (!w->limit_known[dev][limit]) {
+		rc = w->drv.ctx_get_limit(&first, (CUlimit)limit);
+		if (rc == CUDA_SUCCESS) {
+			w->limit_bytes[dev][limit] = limit_reserves(w, dev, limit, first);
+			w->limit_known[dev][limit] = true;
+		}
+	}
+	now = w->limit_bytes[dev][limit];
+	next = limit_reserves(w, dev, limit, value);
+	if (rc == CUDA_SUCCESS && next > now && !worker_take(w, &w->held, max, next - now))
+		rc = CUDA_ERROR_OUT_OF_MEMORY;
+	if (rc == CUDA_SUCCESS) {
+		rc = w->drv.ctx_set_limit((CUlimit)limit, (size_t)value);
+		if (rc == CUDA_SUCCESS && next < now)
+			worker_give(w, &w->held, now - next);
+		else if (rc != CUDA_SUCCESS && next > now)
+			worker_give(w, &w->held, next - now);
+		if (rc == CUDA_SUCCESS)
+			w->limit_bytes[dev][limit] = next;
+	}
+	pthread_mutex_unlock(&w->limits_lock);
+	return rc;
+}
+
 /* Room for one more range in c->allocs, within WORKER_MAX_ALLOCS. */
 static bool alloc_room(struct conn *c)
 {
@@ -469,10 +524,12 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		size_t value = 0;
 
 		rc = on_device(c, dev);
-		if (rc == CUDA_SUCCESS && m->v[0] == 0 && m->v[1] == 0)
+		if (rc == CUDA_SUCCESS && m->v[0] == 0 && m->v[1] == 0 && !m->v[2])
 			rc = w->drv.ctx_api_version(w->ctx[dev], &version);
-		else if (rc == CUDA_SUCCESS && m->v[0] == 1 && m->v[1] < CU_LIMIT_MAX)
+		else if (rc == CUDA_SUCCESS && m->v[0] == 1 && m->v[1] < CU_LIMIT_MAX && !m->v[2])
 			rc = w->drv.ctx_get_limit(&value, (CUlimit)m->v[1]);
+		else if (rc == CUDA_SUCCESS && m->v[0] == 2)
+			rc = worker_set_limit(w, dev, m->v[1], m->v[2]);
 		else if (rc == CUDA_SUCCESS)
 			rc = CUDA_ERROR_INVALID_VALUE;
 		res[0] = m->v[0] ? value : version;

@@ -111,6 +111,7 @@ struct driver {
 				       const char *name);
 	CUresult (*ctx_api_version)(CUcontext ctx, unsigned int *version);
 	CUresult (*ctx_get_limit)(size_t *value, CUlimit limit);
+	CUresult (*ctx_set_limit)(CUlimit limit, size_t value);
 	CUresult (*host_register)(void *p, size_t bytes, unsigned int flags);
 	CUresult (*host_unregister)(void *p);
 	CUresult (*host_device_pointer)(CUdeviceptr *dptr, void *p, unsigned int flags);
@@ -163,6 +164,12 @@ struct worker {
 	_Atomic bool hold;               /* the mediator says: a higher VM is busy */
 	uint64_t hold_ns;                /* how long a launch holds at most (0: never) */
 	const char *uuid;                /* the VM's, for the log */
+	/* Device memory the contexts' limits reserve beyond their defaults
+	 * (the stack, printf FIFO and malloc heap: cuCtxSetLimit), counted
+	 * in held: by GPU and limit, guarded by limits_lock. */
+	pthread_mutex_t limits_lock;
+	uint64_t limit_bytes[VGPU_CUDA_MAX_DEVICES][3];
+	bool limit_known[VGPU_CUDA_MAX_DEVICES][3];
 	_Atomic int retired;             /* the CUresult that made it retire (0: none) */
 };
 
@@ -250,6 +257,9 @@ CUresult stream_of(struct streams *st, uint64_t handle, CUstream *ret);
  * instantiated and launched; r0 into *@res. Whether @s is capturing
  * (copies that carry their bytes are refused there: a graph cannot
  * keep bytes the worker copies from a buffer it reuses). */
+/* CTX_INFO's set (serve.c's limits): limit @limit of GPU @dev's context
+ * to @value, what it reserves counted against the VM's quota first. */
+CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64_t value);
 CUresult graph_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
 		    uint64_t *res);
 bool stream_capturing(struct worker *w, CUstream s);

@@ -37,7 +37,8 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_FUNC_ATTR: return device | (reply ? 1u : 15u); /* kernel, attr, set, value */
 	case VGPU_CUDA_OCCUPANCY: return device | (reply ? 1u : 31u); /* kernel, what, args */
 	case VGPU_CUDA_GLOBAL:    return device | (reply ? 3u : 1u);  /* library; address, bytes */
-	case VGPU_CUDA_CTX_INFO:  return device | (reply ? 1u : 3u);  /* what, limit; value */
+	case VGPU_CUDA_CTX_INFO:  return device | (reply ? 1u : 7u);  /* what, limit, value;
+								       * value */
 	case VGPU_CUDA_WINDOW:    return device | (reply ? 1u : 3u);  /* bytes, ring; address */
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:  return device | (reply ? 0u : 31u); /* ptr, offset, bytes,

@@ -101,7 +101,7 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_GLOBAL = 29,    /* a0 library; the name (NUL-terminated) follows;
 				   * r0 the variable's device address, r1 its bytes */
 	VGPU_CUDA_CTX_INFO = 30,  /* a0 what: 0 the context's API version, 1 the limit
-				   * a1 (CUlimit); r0 */
+				   * a1 (CUlimit), 2 set limit a1 to a2; r0 */
 	/* The process's window: host memory it shares with the worker (a
 	 * sealed memfd), which copies move through without carrying bytes. */
 	VGPU_CUDA_WINDOW = 31,    /* a0 its bytes, a1 its call ring's (cuda_ring.h; 0:

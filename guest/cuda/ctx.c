@@ -338,14 +338,20 @@ CUdevice vgpu_cuda_current_device(void)
 	return dev < 0 ? 0 : dev;
 }
 
+/* CTX_INFO's answers, by device: the API version, then each limit. */
+static uint64_t info_value[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
+static bool info_known[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
+static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* CTX_INFO @what (@limit) of device @dev's context, asked once: the API
- * version never changes, and the limits only through cuCtxSetLimit,
- * which is not served. */
+ * version never changes, and a limit only through cuCtxSetLimit, which
+ * forgets it (the host's driver may round what it was given; and the
+ * VM's other processes share the context: their sets are not seen here
+ * until this process sets the limit itself). */
 static CUresult ctx_info(CUdevice dev, uint64_t what, uint64_t limit, uint64_t *ret)
 {
-	static uint64_t value[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
-	static bool known[VGPU_CUDA_MAX_DEVICES][1 + CU_LIMIT_MAX];
-	static pthread_mutex_t info_lock = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t (*value)[1 + CU_LIMIT_MAX] = info_value;
+	bool (*known)[1 + CU_LIMIT_MAX] = info_known;
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_CTX_INFO, .v = { what, limit } }, r;
 	size_t slot = what ? 1 + (size_t)limit : 0;
 	bool have;
@@ -400,6 +406,31 @@ CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit)
 	rc = ctx_info(vgpu_cuda_current_device(), 1, (uint64_t)limit, &v);
 	if (rc == CUDA_SUCCESS)
 		*pvalue = (size_t)v;
+	return rc;
+}
+
+/* The context's limit, set on the host: what it reserves of the GPU's
+ * memory (the stack, the printf FIFO, the malloc heap) counts against
+ * the VM's quota there (CUDA_ERROR_OUT_OF_MEMORY over it); the persisting
+ * L2 set-aside and the device runtime's limits are refused
+ * (CUDA_ERROR_UNSUPPORTED_LIMIT): the L2 is every VM's. */
+CUresult cuCtxSetLimit(CUlimit limit, size_t value)
+{
+	CUdevice dev = vgpu_cuda_current_device();
+	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_CTX_INFO,
+				   .v = { 2, (uint64_t)limit, (uint64_t)value } }, r;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if ((unsigned)limit >= CU_LIMIT_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	rc = vgpu_cuda_call_on(dev, &m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS) {
+		pthread_mutex_lock(&info_lock);
+		info_known[dev][1 + (size_t)limit] = false;
+		pthread_mutex_unlock(&info_lock);
+	}
 	return rc;
 }
 

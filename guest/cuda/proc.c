@@ -54,6 +54,7 @@ static const struct impl impls[] = {
 	I(cuCtxGetId, 12000, cuCtxGetId),
 	I(cuCtxGetDevice, 13000, cuCtxGetDevice_v2),
 	I(cuCtxGetLimit, 3010, cuCtxGetLimit),
+	I(cuCtxSetLimit, 3010, cuCtxSetLimit),
 	I(cuCtxGetStreamPriorityRange, 5050, cuCtxGetStreamPriorityRange),
 	I(cuCtxPopCurrent, 4000, cuCtxPopCurrent_v2),
 	I(cuCtxPushCurrent, 4000, cuCtxPushCurrent_v2),

@@ -108,6 +108,8 @@ has "cudaLaunchCooperativeKernel through the worker: every result right" "^coop 
 has "no stream capturing" "^capture 0 0$"
 has "a CUDA graph captured by the worker's driver, instantiated and launched three times: every result right" \
 	"^graph 0 same during=1 after=0 legacy=900$"
+has "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
+	"^setlimit 0 0 0 0 heap=16 l2=215$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -252,7 +254,16 @@ if sys.argv[3] == "funcs":
             call(29, (lib,), b"nope\0"), call(6, (g,), bytes(16)), call(6, (g,), bytes(17)),
             call(4, (g,)), call(10, (lib,)), call(6, (g,), bytes(4))]
     st, (version, *_), _ = call(30, (0, 0), full=True)
-    out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (2, 0)), call(8)]
+    out += [st, version > 0, call(30, (1, 0)), call(30, (1, 99)), call(30, (3, 0)), call(8)]
+    # Limits set: a heap over the VM's quota (OUT_OF_MEMORY), the
+    # persisting L2 (UNSUPPORTED_LIMIT: every VM's), a heap of 12 MiB (4
+    # MiB beyond the default 8, taken from the quota), back to 8.
+    out += [call(30, (2, 2, 1 << 30)), call(30, (2, 6, 1 << 20)), call(30, (2, 2, 12 << 20))]
+    st, (heap, *_), _ = call(30, (1, 2), full=True)
+    st2, (free, *_), _ = call(5, full=True)
+    out += [heap >> 20, free >> 20, call(30, (2, 2, 8 << 20))]
+    st2, (free, *_), _ = call(5, full=True)
+    out += [free >> 20]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "graphs":
@@ -603,8 +614,8 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" memops)" \
 	"0 0 1 1 1 1 400 0 1 0 1 1 0" \
 	"memsets and device-to-device copies from a raw process: an element of 3 bytes, a value wider than its element, a count that overflows, a range past the allocation's end (INVALID_VALUE), a stream never made (INVALID_HANDLE), right; a copy from past the end, one of 0 bytes, one from memory not allocated (INVALID_VALUE), right; the connection still serves"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" funcs)" \
-	"0 0 0 400 1 1 1 0 True 0 1 0 True 1 1 1 0 801 801 1 1 0 0 0 16 400 1 500 0 1 1 0 1 0 True 0 1 1 0" \
-	"kernels' attributes, occupancy, globals and launch attributes from a raw process: no such kernel (INVALID_HANDLE); an attribute CUDA does not have, a bad set flag, a value beyond 32 bits (INVALID_VALUE); the kernel's threads per block; setting its dynamic shared memory, but not its threads (the driver's INVALID_VALUE); blocks per multiprocessor; a block of 0 or 2^40 threads, a question not asked (INVALID_VALUE); shared memory per block; an event among a configuration's attributes or a launch's (NOT_SUPPORTED); attributes not whole, 17 of them (INVALID_VALUE), a priority; a global variable of 16 bytes, one of no library, a name without its NUL, no such name (NOT_FOUND); 16 bytes to it, 17 (INVALID_VALUE); it cannot be freed (INVALID_VALUE), and is gone with its library; the API version, a limit, a limit CUDA does not have, a question not asked (INVALID_VALUE); the connection still serves"
+	"0 0 0 400 1 1 1 0 True 0 1 0 True 1 1 1 0 801 801 1 1 0 0 0 16 400 1 500 0 1 1 0 1 0 True 0 1 1 0 2 215 0 12 4 0 8" \
+	"kernels' attributes, occupancy, globals and launch attributes from a raw process: no such kernel (INVALID_HANDLE); an attribute CUDA does not have, a bad set flag, a value beyond 32 bits (INVALID_VALUE); the kernel's threads per block; setting its dynamic shared memory, but not its threads (the driver's INVALID_VALUE); blocks per multiprocessor; a block of 0 or 2^40 threads, a question not asked (INVALID_VALUE); shared memory per block; an event among a configuration's attributes or a launch's (NOT_SUPPORTED); attributes not whole, 17 of them (INVALID_VALUE), a priority; a global variable of 16 bytes, one of no library, a name without its NUL, no such name (NOT_FOUND); 16 bytes to it, 17 (INVALID_VALUE); it cannot be freed (INVALID_VALUE), and is gone with its library; the API version, a limit, a limit CUDA does not have, a question not asked (INVALID_VALUE); limits set: a malloc heap over the VM's 8 MiB quota (OUT_OF_MEMORY), the persisting L2 (UNSUPPORTED_LIMIT), a heap of 12 MiB (the 4 MiB beyond the default taken from the quota: 4 MiB free), back to 8 (8 MiB free); the connection still serves"
 # Streams through a device's window (the dev: channel's transport):
 # device_client.py plays VM 2's vgpu-stub and its guest (VM 2: VM 1's
 # rate of guest-error messages is spent by the cases above).

@@ -42,7 +42,7 @@ LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
  PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
  DTOH_WIN, KICK, CAPTURE_BEGIN, CAPTURE_END, GRAPH_INSTANTIATE, GRAPH_LAUNCH,
  GRAPH_DESTROY) = range(13, 40)
-CAPTURE_UNSUPPORTED, ILLEGAL_STATE = 900, 401
+CAPTURE_UNSUPPORTED, ILLEGAL_STATE, UNSUPPORTED_LIMIT = 900, 401, 215
 OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
 # A kernel's attributes as the emulation reports them (CUfunction_attribute:
 # max threads per block, ..., registers, PTX and binary versions); of those
@@ -146,6 +146,7 @@ def serve_calls(conn, req_id, mode):
     libs, kernels = set(), {}
     attrs, globs = {}, {}
     streams, events, recorded = set(), set(), set()
+    limits = dict(LIMITS)
     # Stream capture: the launches a capturing stream gets are kept, not
     # run (the only work captured here); a graph's launch runs them.
     capturing, graphs, execs, ids = {}, {}, {}, [0]
@@ -295,8 +296,12 @@ def serve_calls(conn, req_id, mode):
         elif call == CTX_INFO:
             if a[0] == 0 and a[1] == 0:
                 values = (API_VERSION,)
-            elif a[0] == 1 and a[1] in LIMITS:
-                values = (LIMITS[a[1]],)
+            elif a[0] == 1 and a[1] in limits and not a[2]:
+                values = (limits[a[1]],)
+            elif a[0] == 2 and a[1] in (0, 1, 2, 5):
+                limits[a[1]] = a[2]
+            elif a[0] == 2 and a[1] in (3, 4, 6):
+                status = UNSUPPORTED_LIMIT  # as the worker refuses them
             else:
                 status = INVALID_VALUE
         elif call in (STREAM_CREATE, EVENT_CREATE):

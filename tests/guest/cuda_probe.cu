@@ -309,6 +309,17 @@ static void func_check()
 	size_t stack = 0;
 	e[0] = cudaDeviceGetLimit(&stack, cudaLimitStackSize);
 	printf("limit %d %s\n", (int)e[0], stack > 0 ? "ok" : "bad");
+	// cudaDeviceSetLimit: the malloc heap to 16 MiB and back (cudaDeviceGetLimit
+	// reads it), the persisting L2 set-aside refused.
+	size_t heap0 = 0, heap = 0;
+	e[0] = cudaDeviceGetLimit(&heap0, cudaLimitMallocHeapSize);
+	e[1] = cudaDeviceSetLimit(cudaLimitMallocHeapSize, (size_t)16 << 20);
+	e[2] = cudaDeviceGetLimit(&heap, cudaLimitMallocHeapSize);
+	e[3] = cudaDeviceSetLimit(cudaLimitMallocHeapSize, heap0);
+	cudaError_t l2 = cudaDeviceSetLimit(cudaLimitPersistingL2CacheSize, (size_t)1 << 20);
+	(void)cudaGetLastError();
+	printf("setlimit %d %d %d %d heap=%zu l2=%d\n", (int)e[0], (int)e[1], (int)e[2], (int)e[3],
+	       heap >> 20, (int)l2);
 	cudaFree(dx);
 	cudaFree(dy);
 }

@@ -125,6 +125,8 @@ check "cudaLaunchKernelEx with a priority and a cluster of one block: the attrib
 check "cudaLaunchCooperativeKernel (cuLaunchCooperativeKernel: the cooperative attribute carried), every result right" \
 	"^coop 0 0 same$"
 check "cudaStreamIsCapturing: never" "^capture 0 0$"
+check "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
+	"^setlimit 0 0 0 0 heap=16 l2=215$"
 check "cudaMemset2D into pitched memory (cuMemsetD2D8: a memset per row): the rows set, the padding not" "^memset2d 0 same$"
 check "cudaLaunchHostFunc and cudaStreamAddCallback: each runs once the stream's work before it is done, the callback told its status" \
 	"^hostfn 0 order=ok status=0$"
