@@ -41,6 +41,7 @@ static bool load(struct driver *d)
 	SYM(primary_retain, "cuDevicePrimaryCtxRetain");
 	SYM(ctx_set_current, "cuCtxSetCurrent");
 	SYM(mem_alloc, "cuMemAlloc_v2");
+	SYM(mem_alloc_managed, "cuMemAllocManaged");
 	SYM(mem_free, "cuMemFree_v2");
 	SYM(mem_info, "cuMemGetInfo_v2");
 	SYM(htod, "cuMemcpyHtoD_v2");

@@ -274,13 +274,16 @@ static bool alloc_room(struct conn *c)
 	return true;
 }
 
-static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t *ret)
+/* MEM_ALLOC: @size bytes of device memory, or managed memory attached
+ * as @managed says (CU_MEM_ATTACH_GLOBAL or _HOST; 0: not managed). */
+static CUresult mem_alloc(struct conn *c, uint64_t size, uint64_t managed, uint32_t dev,
+			  uint64_t *ret)
 {
 	struct worker *w = c->w;
 	CUdeviceptr ptr;
 	CUresult rc;
 
-	if (size == 0)
+	if (size == 0 || (managed && managed != CU_MEM_ATTACH_GLOBAL && managed != CU_MEM_ATTACH_HOST))
 		return CUDA_ERROR_INVALID_VALUE;
 	if (!alloc_room(c))
 		return CUDA_ERROR_OUT_OF_MEMORY;
@@ -290,7 +293,8 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint32_t dev, uint64_t 
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = on_device(c, dev);
 	if (rc == CUDA_SUCCESS)
-		rc = w->drv.mem_alloc(&ptr, (size_t)size);
+		rc = managed ? w->drv.mem_alloc_managed(&ptr, (size_t)size, (unsigned int)managed)
+			     : w->drv.mem_alloc(&ptr, (size_t)size);
 	if (rc != CUDA_SUCCESS) {
 		worker_give(w, &w->held, size);
 		return rc;
@@ -415,7 +419,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 
 	switch (m->call) {
 	case VGPU_CUDA_MEM_ALLOC:
-		rc = mem_alloc(c, m->v[0], dev, &res[0]);
+		rc = mem_alloc(c, m->v[0], m->v[1], dev, &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_MEM_FREE:
 		return reply(c, m, mem_free(c, m->v[0]), NULL, 0, NULL, 0);

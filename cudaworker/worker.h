@@ -77,6 +77,7 @@ struct driver {
 	CUresult (*primary_retain)(CUcontext *ctx, CUdevice dev);
 	CUresult (*ctx_set_current)(CUcontext ctx);
 	CUresult (*mem_alloc)(CUdeviceptr *dptr, size_t bytes);
+	CUresult (*mem_alloc_managed)(CUdeviceptr *dptr, size_t bytes, unsigned int flags);
 	CUresult (*mem_free)(CUdeviceptr dptr);
 	CUresult (*mem_info)(size_t *free, size_t *total);
 	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t bytes);

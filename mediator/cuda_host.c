@@ -12,10 +12,10 @@
  * A worker that exits (a crash, a kill) is reaped through its pidfd and
  * logged; one whose contexts a kernel fault made unusable retires (it
  * says so, and serves its processes to their end); either way the next
- * CUDA message of its VM starts another, at most one a second (one
- * started sooner waits that long in the worker: a guest cannot make the
- * mediator fork or load the driver in a loop, and no program is refused
- * for it). A worker whose
+ * CUDA message of its VM starts another, at most one in
+ * `worker_respawn_ms` (one started sooner waits out the rest in the
+ * worker: a guest cannot make the mediator fork or load the driver in a
+ * loop, and no program is refused for it). A worker whose
  * VM's pool GPUs or quota changed is let go (its control socket closed: it
  * serves the connections it has, then exits) and a new one, started at
  * once, takes the new connections, so a running process keeps its context and a new one sees
@@ -48,8 +48,6 @@
 #include "cuda_call.h"
 #include "cuda_desc.h"
 #include "mediator.h"
-
-#define RESPAWN_NS 1000000000ull /* a VM's worker is started at most once a second */
 
 extern char **environ;
 
@@ -265,14 +263,14 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 	struct vgpu_cuda_worker *w;
 	pid_t pid;
 
-	/* At most one start a second: one sooner is made now and waits in the
-	 * worker (its connections queued meanwhile), so a program is never
-	 * refused for it. Each start waits for the one before it, so a VM
-	 * whose workers keep failing makes one a second. */
-	uint64_t now = vgpu_now_ns(), delay = 0;
+	/* At most one start in worker_respawn_ms: one sooner is made now and
+	 * waits in the worker (its connections queued meanwhile), so a program
+	 * is never refused for it. Each start waits for the one before it, so
+	 * a VM whose workers keep failing makes one in that time. */
+	uint64_t now = vgpu_now_ns(), delay = 0, respawn = (uint64_t)m->set.worker_respawn_ms * 1000000u;
 
-	if (vm->cuda_spawned_ns && vm->cuda_spawned_ns + RESPAWN_NS > now)
-		delay = vm->cuda_spawned_ns + RESPAWN_NS - now;
+	if (vm->cuda_spawned_ns && vm->cuda_spawned_ns + respawn > now)
+		delay = vm->cuda_spawned_ns + respawn - now;
 	vm->cuda_spawned_ns = now + delay;
 	snprintf(delay_arg, sizeof(delay_arg), "%llu", (unsigned long long)(delay / 1000000));
 	gpu_list(gpus, gpu_arg, sizeof(gpu_arg));

@@ -75,6 +75,7 @@ struct mediator_settings {
 	char cuda_worker[4096];     /* the CUDA worker program (cuda_host.c) */
 	char cuda_worker_user[64];  /* the user it runs as ("" : the mediator's) */
 	long long worker_hold_us;   /* lower VMs' workers hold launches while a higher is busy */
+	long long worker_respawn_ms; /* a VM's worker starts at most once in this long */
 	long long registry_poll_ms;
 	long long max_vms;
 	long long max_conns_per_vm;

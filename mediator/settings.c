@@ -32,6 +32,7 @@ const struct vgpu_conf_option vgpu_mediator_options[] = {
 	{ "cuda_worker", VGPU_CONF_PATH, S(cuda_worker), 0, 0, VGPU_LIBEXECDIR "/vgpu-cuda-worker", "the program that runs a VM's CUDA calls (guests' libcuda.so.1), one process per VM" },
 	{ "cuda_worker_user", VGPU_CONF_STRING, S(cuda_worker_user), 0, 0, "nobody", "the user a VM's CUDA worker runs as when the mediator is root (empty: the mediator's own)" },
 	{ "worker_hold_us", VGPU_CONF_INT, I(worker_hold_us), 0, 100000, "200", "CUDA workers: while a higher priority VM's worker has kernels outstanding, each launch of a lower one's waits up to this many microseconds (0: off; docs/scheduler.md)" },
+	{ "worker_respawn_ms", VGPU_CONF_INT, I(worker_respawn_ms), 100, 10000, "1000", "CUDA workers: a VM's worker starts at most once in this many milliseconds; one started sooner (after a fault or a crash) waits out the rest before it loads the driver" },
 	{ "gpus", VGPU_CONF_INT, I(gpus), 0, VGPU_MAX_GPUS, "0", "GPUs to drive, 0 to N-1 (0: every one the backend has; the cpu backend poses as this many, 1 by default)" },
 	{ "registry_poll_ms", VGPU_CONF_INT, I(registry_poll_ms), 50, 10000, "500", "registry re-read interval" },
 	{ "max_vms", VGPU_CONF_INT, I(max_vms), 1, 4096, "256", "VMs served at once" },

@@ -17,7 +17,7 @@ static unsigned used(uint16_t call, bool reply)
 	unsigned device = !reply && call != VGPU_CUDA_OPEN ? 1u << 5 : 0u;
 
 	switch (call) {
-	case VGPU_CUDA_MEM_ALLOC: return device | 1u;         /* bytes; the pointer */
+	case VGPU_CUDA_MEM_ALLOC: return device | (reply ? 1u : 3u); /* bytes, managed; the pointer */
 	case VGPU_CUDA_MEM_FREE:  return device | (reply ? 0u : 1u);
 	case VGPU_CUDA_MEM_INFO:  return device | (reply ? 3u : 0u); /* -; free, total */
 	case VGPU_CUDA_PRIORITY_RANGE: return device | (reply ? 3u : 0u); /* -; least, greatest */

@@ -56,7 +56,9 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_DESCRIBE = 1, /* no payload; the reply: i32 status, then the description */
 	/* The calls below carry an argument block (cuda_call.h). */
 	VGPU_CUDA_OPEN = 2,     /* this connection carries the process's calls from now on */
-	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes; r0 the device pointer */
+	VGPU_CUDA_MEM_ALLOC = 3, /* a0 bytes, a1 0: device memory, CU_MEM_ATTACH_GLOBAL
+				  * or _HOST: managed memory so attached; r0 the
+				  * device pointer */
 	VGPU_CUDA_MEM_FREE = 4, /* a0 the device pointer */
 	VGPU_CUDA_MEM_INFO = 5, /* r0 free, r1 total (the VM's quota, not the card) */
 	VGPU_CUDA_HTOD = 6,     /* a0 destination, a1 stream (0: the default stream);

@@ -397,6 +397,9 @@ static void trace(const char *what, const struct vgpu_cuda_msg *m, const struct 
 		      (unsigned long long)m->v[4], m->data_len, answer);
 }
 
+static CUresult call_locked(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
+			    struct vgpu_cuda_msg *r, void *out, uint32_t cap);
+
 CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
 			   struct vgpu_cuda_msg *r, void *out, uint32_t cap)
 {
@@ -404,6 +407,21 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	vgpu_cuda_managed_before(m);
+	rc = call_locked(dev, m, data, r, out, cap);
+	/* Waited for the GPU: a synchronize, a query that found it done, a
+	 * blocking copy. */
+	vgpu_cuda_managed_after((synchronizing(m) && rc == CUDA_SUCCESS) ||
+				(m->call == VGPU_CUDA_HTOD && m->v[1] == 0) ||
+				(m->call == VGPU_CUDA_HTOD_WIN && m->v[4] == 0));
+	return rc;
+}
+
+static CUresult call_locked(CUdevice dev, struct vgpu_cuda_msg *m, const void *data,
+			    struct vgpu_cuda_msg *r, void *out, uint32_t cap)
+{
+	CUresult rc;
+
 	pthread_mutex_lock(&lock);
 	rc = connected();
 	if (rc != CUDA_SUCCESS) {
@@ -442,6 +460,7 @@ static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	vgpu_cuda_managed_before(m);
 	pthread_mutex_lock(&lock);
 	rc = connected();
 	if (rc == CUDA_SUCCESS) {

@@ -88,6 +88,14 @@ CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 	 * programs that ask (simpleStreams) copy instead. */
 	if (attrib == CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY && vgpu_cuda.where.dev)
 		*pi = 0;
+	/* Managed memory is kept in step at launches and synchronizes
+	 * (managed.c), as without concurrent access; kernels never reach
+	 * this process's own pages. */
+	if (attrib == CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS ||
+	    attrib == CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS ||
+	    attrib == CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES ||
+	    attrib == CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST)
+		*pi = 0;
 	return CUDA_SUCCESS;
 }
 

@@ -83,7 +83,7 @@ CUresult cuMemFree_v2(CUdeviceptr dptr)
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_FREE, .v = { dptr } }, r;
 	CUresult rc = vgpu_cuda_ready();
 
-	if (rc != CUDA_SUCCESS || dptr == 0)
+	if (rc != CUDA_SUCCESS || dptr == 0 || vgpu_cuda_managed_free(dptr, &rc))
 		return rc;
 	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	if (rc == CUDA_SUCCESS)

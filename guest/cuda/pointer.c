@@ -189,13 +189,16 @@ static CUresult attribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
 		if (!dev && !mapped)
 			return CUDA_ERROR_INVALID_VALUE;
 		break;
-	case CU_POINTER_ATTRIBUTE_HOST_POINTER:
-		*(void **)data = known && !dev ? (void *)ptr : NULL;
-		if (!known || dev)
+	case CU_POINTER_ATTRIBUTE_HOST_POINTER: {
+		bool host = known && (!dev || vgpu_cuda_is_managed(ptr)); /* managed: both */
+
+		*(void **)data = host ? (void *)ptr : NULL;
+		if (!host)
 			return CUDA_ERROR_INVALID_VALUE;
 		break;
+	}
 	case CU_POINTER_ATTRIBUTE_IS_MANAGED:
-		*(unsigned int *)data = 0;
+		*(unsigned int *)data = dev && vgpu_cuda_is_managed(ptr);
 		break;
 	case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
 		*(int *)data = known ? (dev ? b.dev : 0) : -2;

@@ -200,6 +200,21 @@ bool vgpu_cuda_is_device(CUdeviceptr ptr);
  * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
 CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);
 
+/* managed.c: managed memory kept in step with the host's around each
+ * call (@m before it is sent; after it, whether it waited for the GPU);
+ * whether @ptr is managed memory; cuMemFree of managed memory (false:
+ * @ptr is not, nothing done). */
+void vgpu_cuda_managed_before(const struct vgpu_cuda_msg *m);
+void vgpu_cuda_managed_after(bool waited);
+bool vgpu_cuda_is_managed(CUdeviceptr ptr);
+bool vgpu_cuda_managed_free(CUdeviceptr ptr, CUresult *rc);
+/* managed.c: CUDA 8.0's prefetch and advice (cuda.h maps the names to
+ * 12.2's), exported under the bare names. */
+CUresult cuMemPrefetchAsync_v1(CUdeviceptr devPtr, size_t count, CUdevice dstDevice,
+			       CUstream hStream) __asm__("cuMemPrefetchAsync");
+CUresult cuMemAdvise_v1(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)
+	__asm__("cuMemAdvise");
+
 /* graph.c: a graph record for the host's graph @host into *@out. */
 CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out);
 /* graph.c: CUDA 11.0's cuGraphInstantiate (cuda.h maps the bare name to

@@ -20,8 +20,8 @@
 #      goes to a new worker for new processes while a running one keeps
 #      its worker until it ends; a kernel fault retires the VM's worker:
 #      the faulting process keeps its connection, the next process gets
-#      a new worker, one started within a second of the last waits out
-#      the second instead of being refused;
+#      a new worker, one started within worker_respawn_ms of the last
+#      waits out the rest instead of being refused;
 #   5. (before 4) priority between workers: while VM 1's (high) worker has
 #      a kernel outstanding, VM 2's (low) launches are held (worker_hold_us,
 #      100 ms here), and not once VM 1 synchronized;
@@ -79,8 +79,10 @@ else
 	NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 fi
 admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 64 >/dev/null
-# worker_hold_us: 100 ms, long enough to see (part 5).
-start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user= --set worker_hold_us=100000
+# worker_hold_us: 100 ms, long enough to see (part 5); worker_respawn_ms:
+# 3 s, so that two starts within it are certain in part 3b.
+start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user= --set worker_hold_us=100000 \
+	--set worker_respawn_ms=3000
 MEDIATOR_WRAP=
 probe 1
 has "VM 1 sees the host's GPU" "^count 0 1$"
@@ -110,6 +112,8 @@ has "a CUDA graph captured by the worker's driver, instantiated and launched thr
 	"^graph 0 same during=1 after=0 legacy=900$"
 has "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
+has "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; a managed pointer; no concurrent managed access said" \
+	"^managed 0 first=same second=same copy=same type=3 cma=0$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -435,8 +439,15 @@ if sys.argv[3] == "vmstreams":
         made = [call(13, (0, 0)) for _ in range(1024)]
         out.append(made.count(0))
     conns[0].close()
-    time.sleep(0.5)
-    out.append(sum(call(13, (0, 0)) == 0 for _ in range(100)))
+    # Its streams are given back once the worker destroyed them (1024
+    # calls to its driver): up to 10 s.
+    again = 0
+    for _ in range(100):
+        again += sum(call(13, (0, 0)) == 0 for _ in range(100 - again))
+        if again == 100:
+            break
+        time.sleep(0.1)
+    out.append(again)
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "buffers":
@@ -534,9 +545,9 @@ expect_eq "$f2" "after 0" "the faulting process's connection is still served by 
 wait_for "the retired worker exits once its last process is gone" 5 \
 	grep -q "VM $(uuid 1): its CUDA worker (pid $fpid) exited$" "$T/mediator.log"
 # The new worker faults too, at once, and a program comes right after:
-# the next worker is started within a second of the last, so it waits
-# out the rest of the second before it loads the driver; the program
-# waits with it and is not refused.
+# the next worker is started within worker_respawn_ms (3 s) of the last,
+# so it waits out the rest before it loads the driver; the program waits
+# with it and is not refused.
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault </dev/null | tr '\n' ' ')" \
 	"fault 719 after 0 " "a second fault, on the new worker"
 wait_for "it retires too" 5 grep -q "VM $(uuid 1): its CUDA worker (pid $npid) retired" "$T/mediator.log"
@@ -544,7 +555,7 @@ t0=$EPOCHREALTIME
 probe 1
 has "a program right after: served, not refused" "^copy 0 0 same$"
 grep -qE "VM $(uuid 1): CUDA worker started \(pid [0-9]+, GPUs 0, .*waits [0-9]+ ms\)" "$T/mediator.log" &&
-	pass "its worker was started at once and waited out the second ($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s for the program)" ||
+	pass "its worker was started at once and waited out the rest of worker_respawn_ms ($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s for the program)" ||
 	fail "$(grep "CUDA worker started" "$T/mediator.log")"
 expect_eq "$(cuda_stat '"\(.deaths)"')" "3" "vgpu-admin stats: the retirements counted with the kill as deaths"
 

@@ -167,6 +167,8 @@ def serve_calls(conn, req_id, mode):
             if used + a[0] > QUOTA:
                 status = OUT_OF_MEMORY
             else:
+                if a[1]:  # managed memory: pages of its own, as NVIDIA's driver gives
+                    nxt = (nxt + 4095) // 4096 * 4096
                 mem[nxt] = bytearray(a[0])
                 values, used, nxt = (nxt,), used + a[0], nxt + ((a[0] + 511) // 512) * 512
         elif call == MEM_FREE:

@@ -649,6 +649,61 @@ static void graph_check()
 	cudaFree(dy);
 }
 
+// Managed memory (cudaMallocManaged): written by the CPU, read and
+// written by a kernel, read by the CPU after a synchronize; then written
+// by the CPU again and launched again; copied to the host by cudaMemcpy;
+// prefetched; what a pointer to it is. Prints "managed <first error>
+// first=same|different second=same|different copy=same|different
+// type=<cudaMemoryType> cma=<concurrentManagedAccess>".
+static void managed_check()
+{
+	const int n = 1000;
+	float *x = nullptr, *y = nullptr, back[1000];
+	cudaError_t e[8];
+	int k = 0, cma = -1;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaMallocManaged(&x, n * sizeof(float));
+	e[k++] = cudaMallocManaged(&y, n * sizeof(float));
+	if (e[0] != cudaSuccess || e[1] != cudaSuccess) {
+		printf("managed %d\n", (int)(e[0] ? e[0] : e[1]));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 1.0f;
+	}
+	scale_add<<<4, 256>>>(y, x, 0, Scale{ 2.0f, n });
+	e[k++] = cudaDeviceSynchronize();
+	bool first = true;
+	for (int i = 0; i < n; i++)
+		first = first && y[i] == 2.0f * (float)i + 1.0f;
+	for (int i = 0; i < n; i++)
+		x[i] = 1.0f;
+	scale_add<<<4, 256>>>(y, x, 0, Scale{ 2.0f, n });
+	e[k++] = cudaDeviceSynchronize();
+	bool second = true;
+	for (int i = 0; i < n; i++)
+		second = second && y[i] == 2.0f * (float)i + 3.0f;
+	e[k++] = cudaMemcpy(back, y, sizeof(back), cudaMemcpyDeviceToHost);
+	bool copy = memcmp(back, y, sizeof(back)) == 0;
+	cudaMemLocation at = {};
+	at.type = cudaMemLocationTypeDevice;
+	at.id = 0;
+	e[k++] = cudaMemPrefetchAsync(y, n * sizeof(float), at, 0, 0);
+	cudaPointerAttributes pa = {};
+	e[k++] = cudaPointerGetAttributes(&pa, y);
+	e[k++] = cudaDeviceGetAttribute(&cma, cudaDevAttrConcurrentManagedAccess, 0);
+	int err = 0;
+	for (int i = 0; i < k && !err; i++)
+		err = (int)e[i];
+	printf("managed %d first=%s second=%s copy=%s type=%d cma=%d\n", err,
+	       first ? "same" : "different", second ? "same" : "different",
+	       copy ? "same" : "different", (int)pa.type, cma);
+	cudaFree(x);
+	cudaFree(y);
+}
+
 // The driver's entry points @names (CUDA 13's), as a cudart program
 // reaches the driver; prints "@what no-entry-point NAME" when one is not
 // there.
@@ -858,6 +913,7 @@ int main()
 	export_check();
 	fork_check();
 	graph_check();
+	managed_check();
 	// Building graphs node by node is not served: the call fails cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);
