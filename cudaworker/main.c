@@ -23,8 +23,9 @@
  * the mediator (RETIRE), which starts another worker for the VM's new
  * processes (--start-delay-ms: one started within a second of the last
  * waits that long before it loads the driver), hands back a connection
- * that reached it meanwhile, and serves the processes it has, whose
- * contexts are gone as they would be natively, to their end.
+ * that reached it meanwhile, and serves the processes it has (their
+ * contexts gone, as they would be natively) for WORKER_RETIRE_GRACE_MS
+ * at most, then exits, freeing what they held.
  *
  * Started as root with --user, it becomes that user (groups dropped, no
  * new privileges) before it loads the driver: a VM's worker reaches the
@@ -302,9 +303,21 @@ int main(int argc, char **argv)
 			 * (A mediator that died took us with it: PDEATHSIG.) */
 			free(j);
 			atomic_store(&W.hold, false); /* nobody can lift it now */
+			/* Retired, it waits WORKER_RETIRE_GRACE_MS at most: its
+			 * contexts are gone, so its processes lose nothing
+			 * more, and their device memory must not stay held
+			 * beside the next worker's (a VM that faults again and
+			 * again would hold its quota many times over). */
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += WORKER_RETIRE_GRACE_MS / 1000;
 			pthread_mutex_lock(&W.lock);
 			while (W.conns > 0)
-				pthread_cond_wait(&W.idle, &W.lock);
+				if (!atomic_load(&W.retired))
+					pthread_cond_wait(&W.idle, &W.lock);
+				else if (pthread_cond_timedwait(&W.idle, &W.lock, &until) == ETIMEDOUT)
+					break;
 			pthread_mutex_unlock(&W.lock);
 			return 0;
 		}

@@ -231,16 +231,18 @@ CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64
 		return limit < CU_LIMIT_MAX ? CUDA_ERROR_UNSUPPORTED_LIMIT : CUDA_ERROR_INVALID_VALUE;
 	pthread_mutex_lock(&w->limits_lock);
 	/* The default's reservation came with the context: only what goes
-	 * beyond it counts. */
+	 * beyond it counts (and a value below it gives back nothing). */
 	if (!w->limit_known[dev][limit]) {
 		rc = w->drv.ctx_get_limit(&first, (CUlimit)limit);
 		if (rc == CUDA_SUCCESS) {
-			w->limit_bytes[dev][limit] = limit_reserves(w, dev, limit, first);
+			w->limit_default[dev][limit] = limit_reserves(w, dev, limit, first);
+			w->limit_bytes[dev][limit] = 0;
 			w->limit_known[dev][limit] = true;
 		}
 	}
 	now = w->limit_bytes[dev][limit];
 	next = limit_reserves(w, dev, limit, value);
+	next = next > w->limit_default[dev][limit] ? next - w->limit_default[dev][limit] : 0;
 	if (rc == CUDA_SUCCESS && next > now && !worker_take(w, &w->held, max, next - now))
 		rc = CUDA_ERROR_OUT_OF_MEMORY;
 	if (rc == CUDA_SUCCESS) {

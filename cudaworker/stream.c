@@ -228,8 +228,14 @@ CUresult graph_call(struct worker *w, struct streams *st, const struct vgpu_cuda
 		rc = stream_of(st, m->v[0], &s);
 		if (rc == CUDA_SUCCESS && m->v[1] > CU_STREAM_CAPTURE_MODE_RELAXED)
 			rc = CUDA_ERROR_INVALID_VALUE;
+		/* Global mode would make the calls of the VM's other processes
+		 * (other threads here) fail while it lasts: thread-local keeps
+		 * the rule to this process, whose calls all run on this
+		 * thread. */
 		if (rc == CUDA_SUCCESS)
-			rc = d->begin_capture(s, (CUstreamCaptureMode)m->v[1]);
+			rc = d->begin_capture(s, m->v[1] == CU_STREAM_CAPTURE_MODE_GLOBAL
+							 ? CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+							 : (CUstreamCaptureMode)m->v[1]);
 		if (rc == CUDA_SUCCESS)
 			rc = d->capture_info(s, &status, &id, NULL, NULL, NULL, NULL);
 		*res = id;
@@ -295,8 +301,16 @@ void stream_release(struct worker *w, struct streams *st)
 {
 	uint64_t streams = 0, events = 0, graphs = 0;
 
-	/* Executable graphs first (their graphs may go before them, but
+	/* Captures the process left open end first (their graphs dropped),
+	 * then its executable graphs (their graphs may go before them, but
 	 * they may be running on the streams below). */
+	for (uint32_t i = 0; i < st->n_streams; i++)
+		if (st->streams[i] && stream_capturing(w, st->streams[i])) {
+			CUgraph dropped = NULL;
+
+			if (w->drv.end_capture(st->streams[i], &dropped) == CUDA_SUCCESS && dropped)
+				w->drv.graph_destroy(dropped);
+		}
 	for (uint32_t i = 0; i < st->n_execs; i++)
 		if (st->execs[i]) {
 			w->drv.graph_exec_destroy(st->execs[i]);

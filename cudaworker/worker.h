@@ -62,6 +62,9 @@
 /* How long a connection's thread stays awake for its call ring after the
  * last call (then it sleeps on the connection until KICK or a call). */
 #define WORKER_SPIN_NS ((uint64_t)50 * 1000)
+/* How long a worker retired by a kernel fault still serves its
+ * processes (whose calls can only fail) before it exits. */
+#define WORKER_RETIRE_GRACE_MS 2000
 
 /* The driver's entry points the worker calls (driver.c). */
 struct driver {
@@ -167,9 +170,11 @@ struct worker {
 	const char *uuid;                /* the VM's, for the log */
 	/* Device memory the contexts' limits reserve beyond their defaults
 	 * (the stack, printf FIFO and malloc heap: cuCtxSetLimit), counted
-	 * in held: by GPU and limit, guarded by limits_lock. */
+	 * in held, and what the defaults reserve: by GPU and limit, guarded
+	 * by limits_lock. */
 	pthread_mutex_t limits_lock;
 	uint64_t limit_bytes[VGPU_CUDA_MAX_DEVICES][3];
+	uint64_t limit_default[VGPU_CUDA_MAX_DEVICES][3];
 	bool limit_known[VGPU_CUDA_MAX_DEVICES][3];
 	_Atomic int retired;             /* the CUresult that made it retire (0: none) */
 };

@@ -224,6 +224,10 @@ static void exited(void *ctx, uint32_t events)
 		vgpu_log(LOG_INFO, "VM %s: its CUDA worker (pid %d) exited", w->uuid, (int)w->pid);
 	vgpu_loop_remove(m->loop, &w->watch);
 	close(w->pidfd);
+	/* What it sent before it ended (connections it handed back among
+	 * them), then its socket: at most 256 messages. */
+	for (int i = 0; i < 64 && w->ctl >= 0; i++)
+		reported(w, 0);
 	let_go(w);
 	close_ctl(w);
 	struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
@@ -271,6 +275,8 @@ static int spawn(struct mediator *m, struct vgpu_vm *vm, uint64_t gpus)
 
 	if (vm->cuda_spawned_ns && vm->cuda_spawned_ns + respawn > now)
 		delay = vm->cuda_spawned_ns + respawn - now;
+	if (delay > respawn) /* the last one is still waiting (it died meanwhile) */
+		delay = respawn;
 	vm->cuda_spawned_ns = now + delay;
 	snprintf(delay_arg, sizeof(delay_arg), "%llu", (unsigned long long)(delay / 1000000));
 	gpu_list(gpus, gpu_arg, sizeof(gpu_arg));

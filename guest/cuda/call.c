@@ -409,11 +409,7 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
 		return rc;
 	vgpu_cuda_managed_before(m);
 	rc = call_locked(dev, m, data, r, out, cap);
-	/* Waited for the GPU: a synchronize, a query that found it done, a
-	 * blocking copy. */
-	vgpu_cuda_managed_after((synchronizing(m) && rc == CUDA_SUCCESS) ||
-				(m->call == VGPU_CUDA_HTOD && m->v[1] == 0) ||
-				(m->call == VGPU_CUDA_HTOD_WIN && m->v[4] == 0));
+	vgpu_cuda_managed_after(m, rc);
 	return rc;
 }
 
@@ -440,11 +436,15 @@ static CUresult call_locked(CUdevice dev, struct vgpu_cuda_msg *m, const void *d
 	else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_READY)
 		vgpu_cuda_log(false, "call %u (a0 %#llx a1 %#llx): the host said %d", m->call,
 			      (unsigned long long)m->v[0], (unsigned long long)m->v[1], rc);
-	if (synchronizing(m))
+	/* (Not a copy of managed memory the library makes on its own: the
+	 * errors wait for the program's next synchronize.) */
+	bool reports = synchronizing(m) && !vgpu_cuda_managed_inside();
+
+	if (reports)
 		ring_errors();
 	/* A call that failed on its own says so; the posted calls' error
 	 * waits for the next one. A query's "not ready" is no failure. */
-	if (synchronizing(m) && deferred != CUDA_SUCCESS &&
+	if (reports && deferred != CUDA_SUCCESS &&
 	    (rc == CUDA_SUCCESS || rc == CUDA_ERROR_NOT_READY)) {
 		rc = deferred;
 		deferred = CUDA_SUCCESS;

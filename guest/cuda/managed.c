@@ -11,23 +11,27 @@
  * device.c): the CPU's copy goes to the host before the first call that
  * lets the GPU work after the CPU could have written it (a launch, a
  * copy, a memset, a graph), only the pages that changed (a CRC32C per
- * 4 KiB page); the GPU's goes to the CPU's copy after the first call
- * that waits for the GPU's work (a synchronize, a blocking copy) after
- * the GPU could have written it, whole. So a program that synchronizes
+ * 4 KiB page); the GPU's comes back after each call that waits for the
+ * GPU's work (a synchronize, a query that found it done, a blocking
+ * copy) while the GPU may have written it (a kernel since the last full
+ * synchronize, or a copy or memset into managed memory), over the pages
+ * the CPU did not change meanwhile. So a program that synchronizes
  * before its CPU touches managed memory the GPU used, as CUDA requires
  * without concurrent access, sees what it would natively. Prefetches and
  * advice are taken and do nothing; attaching to a stream does nothing.
  *
- * Limits, plainly: every synchronize after GPU work copies all managed
- * memory back (its cost grows with what the process allocated); the
+ * Limits, plainly: every wait after GPU work copies all managed memory
+ * back (its cost grows with what the process allocated); the
  * CPU's writes while kernels run reach them only at the next launch
  * after a synchronize; the host's address may be taken in this process
  * already (the allocation then fails, CUDA_ERROR_OUT_OF_MEMORY, after
  * four tries).
  *
  * Never: copy while another thread of this library is copying managed
- * memory (one lock), or call back into the hooks from the copies they
- * make (a thread-local guard).
+ * memory (one lock, taken before call.c's and never inside mem.c's
+ * staging), call back into the hooks from the copies they make (a
+ * thread-local guard), or let those copies take the errors the
+ * program's next synchronize is owed (call.c asks).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -52,8 +56,8 @@ static pthread_mutex_t managed_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct managed *blocks;
 static size_t n_blocks, cap_blocks;
 static _Atomic bool any;          /* blocks exist */
-static _Atomic bool host_dirty;   /* the CPU may have written since the last push */
-static _Atomic bool device_newer; /* the GPU may have written since the last pull */
+static bool host_dirty;   /* the CPU may have written since the last push (managed_lock) */
+static bool device_newer; /* the GPU may have written since the last pull (managed_lock) */
 static _Thread_local bool inside; /* this thread is pushing or pulling */
 
 static uint32_t page_crc(const struct managed *b, size_t p)
@@ -90,38 +94,61 @@ static CUresult push(struct managed *b)
 		if (!changed && start != SIZE_MAX) {
 			size_t off = start * PAGE, end = p == pages ? b->size : p * PAGE;
 
-			rc = cuMemcpyHtoD_v2(b->ptr + off, (const void *)(b->ptr + off), end - off);
+			rc = vgpu_cuda_copy_bytes(true, b->ptr + off, (void *)(b->ptr + off), end - off);
 			start = SIZE_MAX;
 		}
 	}
 	return rc;
 }
 
-/* The host's copy of @b over the CPU's. managed_lock held. */
+/* The host's copy of @b, in pieces through a scratch buffer, over the
+ * CPU's pages that the CPU did not change since the host last had them
+ * (those it did keep its bytes, and go to the host at the next push).
+ * managed_lock held. */
+#define PULL_PIECE ((size_t)16 << 20)
 static CUresult pull(struct managed *b)
 {
-	CUresult rc = cuMemcpyDtoH_v2((void *)b->ptr, b->ptr, b->size);
+	size_t piece = b->size < PULL_PIECE ? b->size : PULL_PIECE;
+	uint8_t *tmp = malloc(piece), *cpu = (uint8_t *)b->ptr;
+	CUresult rc = tmp ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 
-	rehash(b);
+	for (size_t off = 0; off < b->size && rc == CUDA_SUCCESS; off += piece) {
+		size_t n = b->size - off < piece ? b->size - off : piece;
+
+		rc = vgpu_cuda_copy_bytes(false, b->ptr + off, tmp, n);
+		for (size_t at = 0; at < n && rc == CUDA_SUCCESS; at += PAGE) {
+			size_t p = (off + at) / PAGE, len = n - at < PAGE ? n - at : PAGE;
+
+			if (page_crc(b, p) != b->crc[p])
+				continue;
+			memcpy(cpu + off + at, tmp + at, len);
+			b->crc[p] = page_crc(b, p);
+		}
+	}
+	free(tmp);
 	return rc;
 }
 
-/* Each block through @fn, once, under the lock, with the hooks off. */
+/* The block @ptr lies in, or NULL. managed_lock held. */
+static struct managed *block_at(CUdeviceptr ptr)
+{
+	for (size_t i = 0; i < n_blocks; i++)
+		if (ptr >= blocks[i].ptr && ptr - blocks[i].ptr < blocks[i].size)
+			return &blocks[i];
+	return NULL;
+}
+
+/* Each block through @fn, once, under managed_lock (held). */
 static CUresult each(CUresult (*fn)(struct managed *b))
 {
 	CUresult rc = CUDA_SUCCESS;
 
-	pthread_mutex_lock(&managed_lock);
-	inside = true;
 	for (size_t i = 0; i < n_blocks && rc == CUDA_SUCCESS; i++)
 		rc = fn(&blocks[i]);
-	inside = false;
-	pthread_mutex_unlock(&managed_lock);
 	return rc;
 }
 
-/* The calls that let the GPU read or write memory, and of them those
- * that may write it. */
+/* The calls that let the GPU read or write memory. */
 static bool gpu_work(uint16_t call)
 {
 	switch (call) {
@@ -139,36 +166,84 @@ static bool gpu_work(uint16_t call)
 	}
 }
 
+/* Whether @m may write managed memory on the host: kernels may write
+ * anything; copies and memsets their destination (a0). managed_lock held. */
+static bool writes_managed(const struct vgpu_cuda_msg *m)
+{
+	switch (m->call) {
+	case VGPU_CUDA_LAUNCH:
+	case VGPU_CUDA_GRAPH_LAUNCH:
+		return true;
+	case VGPU_CUDA_MEMSET:
+	case VGPU_CUDA_DTOD:
+	case VGPU_CUDA_HTOD:
+	case VGPU_CUDA_HTOD_WIN:
+		return block_at(m->v[0]) != NULL;
+	default:
+		return false;
+	}
+}
+
+bool vgpu_cuda_managed_inside(void)
+{
+	return inside;
+}
+
 void vgpu_cuda_managed_before(const struct vgpu_cuda_msg *m)
 {
 	if (!atomic_load(&any) || inside || !gpu_work(m->call))
 		return;
-	if (atomic_exchange(&host_dirty, false) && each(push) != CUDA_SUCCESS)
+	pthread_mutex_lock(&managed_lock);
+	inside = true;
+	if (host_dirty && each(push) != CUDA_SUCCESS)
 		vgpu_cuda_log(true, "managed memory: the CPU's writes did not reach the host");
-	if (m->call != VGPU_CUDA_DTOH && m->call != VGPU_CUDA_DTOH_WIN)
-		atomic_store(&device_newer, true);
+	host_dirty = false;
+	if (writes_managed(m))
+		device_newer = true;
+	inside = false;
+	pthread_mutex_unlock(&managed_lock);
 }
 
-void vgpu_cuda_managed_after(bool waited)
+void vgpu_cuda_managed_after(const struct vgpu_cuda_msg *m, CUresult rc)
 {
+	uint16_t c = m->call;
+	/* Waited for the GPU: a synchronize, a query that found the work
+	 * done, a blocking copy; for all of it (full): the context's
+	 * synchronize, a blocking copy on the legacy default stream. */
+	bool waited = rc == CUDA_SUCCESS &&
+		      (c == VGPU_CUDA_SYNC || c == VGPU_CUDA_STREAM_SYNC || c == VGPU_CUDA_STREAM_QUERY ||
+		       c == VGPU_CUDA_EVENT_SYNC || c == VGPU_CUDA_EVENT_QUERY || c == VGPU_CUDA_DTOH ||
+		       c == VGPU_CUDA_HTOD || ((c == VGPU_CUDA_HTOD_WIN || c == VGPU_CUDA_DTOH_WIN) &&
+						m->v[4] == 0));
+	bool full = c == VGPU_CUDA_SYNC || (c == VGPU_CUDA_HTOD && m->v[1] == 0) ||
+		    (c == VGPU_CUDA_DTOH && m->v[2] == 0) ||
+		    ((c == VGPU_CUDA_HTOD_WIN || c == VGPU_CUDA_DTOH_WIN) && m->v[3] == 0);
+
 	if (!atomic_load(&any) || inside || !waited)
 		return;
+	pthread_mutex_lock(&managed_lock);
+	inside = true;
+	/* What the GPU wrote, to the CPU's copy; after a narrower wait the
+	 * GPU may still write (other streams): pulled again at the next. */
+	if (device_newer && each(pull) != CUDA_SUCCESS)
+		vgpu_cuda_log(true, "managed memory: the GPU's writes did not reach the CPU");
+	if (full)
+		device_newer = false;
 	/* The CPU has the memory again: what it writes from now on goes to
 	 * the host before the GPU's next work. */
-	if (atomic_exchange(&device_newer, false) && each(pull) != CUDA_SUCCESS)
-		vgpu_cuda_log(true, "managed memory: the GPU's writes did not reach the CPU");
-	atomic_store(&host_dirty, true);
+	host_dirty = true;
+	inside = false;
+	pthread_mutex_unlock(&managed_lock);
 }
 
 bool vgpu_cuda_is_managed(CUdeviceptr ptr)
 {
-	bool found = false;
+	bool found;
 
 	if (!atomic_load(&any))
 		return false;
 	pthread_mutex_lock(&managed_lock);
-	for (size_t i = 0; i < n_blocks && !found; i++)
-		found = ptr >= blocks[i].ptr && ptr - blocks[i].ptr < blocks[i].size;
+	found = block_at(ptr) != NULL;
 	pthread_mutex_unlock(&managed_lock);
 	return found;
 }
@@ -216,7 +291,8 @@ CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flag
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!dptr || bytesize == 0 || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+	if (!dptr || bytesize == 0 || bytesize > SIZE_MAX - PAGE ||
+	    (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
 		return CUDA_ERROR_INVALID_VALUE;
 	b.crc = calloc((bytesize + PAGE - 1) / PAGE, sizeof(*b.crc));
 	if (!b.crc)
@@ -239,13 +315,17 @@ CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flag
 	/* Both copies start as zeros: the host's as cuMemAllocManaged made
 	 * it (not promised by CUDA, but the pages are new), the CPU's fresh
 	 * pages; written over on the first push where the CPU changes them. */
-	if (rc == CUDA_SUCCESS)
-		rc = cuMemsetD8_v2(b.ptr, 0, bytesize);
+	if (rc == CUDA_SUCCESS && (rc = cuMemsetD8_v2(b.ptr, 0, bytesize)) != CUDA_SUCCESS) {
+		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_FREE, .v = { b.ptr } }, r;
+
+		vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+		munmap((void *)b.ptr, bytesize);
+	}
 	inside = false;
 	if (rc == CUDA_SUCCESS) {
 		rehash(&b);
 		blocks[n_blocks++] = b;
-		atomic_store(&host_dirty, true); /* the CPU has it now */
+		host_dirty = true; /* the CPU has it now */
 		atomic_store(&any, true);
 		vgpu_cuda_block_add(b.ptr, bytesize, vgpu_cuda_current_device(), NULL);
 		*dptr = b.ptr;

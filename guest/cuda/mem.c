@@ -185,6 +185,33 @@ static bool staged(bool up, CUdeviceptr dev, char *host, size_t len, uint64_t st
 	return true;
 }
 
+/* HTOD (@up) or DTOH of @len bytes between @dev and @host on @stream,
+ * the bytes in the calls, in pieces. */
+static CUresult in_calls(bool up, CUdeviceptr dev, char *host, size_t len, uint64_t stream)
+{
+	CUresult rc = CUDA_SUCCESS;
+
+	for (size_t off = 0; off < len && rc == CUDA_SUCCESS;) {
+		uint32_t n = len - off < piece_bytes() ? (uint32_t)(len - off) : piece_bytes();
+		struct vgpu_cuda_msg m = { .call = up ? VGPU_CUDA_HTOD : VGPU_CUDA_DTOH }, r;
+
+		m.v[0] = dev + off;
+		if (up) {
+			m.v[1] = stream;
+			m.data_len = n;
+			rc = vgpu_cuda_call(&m, host + off, &r, NULL, 0);
+		} else {
+			m.v[1] = n;
+			m.v[2] = stream;
+			rc = vgpu_cuda_call(&m, NULL, &r, host + off, n);
+			if (rc == CUDA_SUCCESS && r.data_len != n)
+				rc = CUDA_ERROR_UNKNOWN;
+		}
+		off += n;
+	}
+	return rc;
+}
+
 /* HTOD on the host's stream @stream (0: the default one); @async: the
  * caller need not wait for it. */
 static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, uint64_t stream,
@@ -202,16 +229,7 @@ static CUresult htod(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCoun
 		return window_copy(VGPU_CUDA_HTOD_WIN, dstDevice, at, ByteCount, stream, async);
 	if (ByteCount >= STAGE_MIN && staged(true, dstDevice, (char *)src, ByteCount, stream, &rc))
 		return rc;
-	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
-		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
-							     : piece_bytes();
-		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_HTOD, .v = { dstDevice + off, stream },
-					   .data_len = n }, r;
-
-		rc = vgpu_cuda_call(&m, src + off, &r, NULL, 0);
-		off += n;
-	}
-	return rc;
+	return in_calls(true, dstDevice, (char *)src, ByteCount, stream);
 }
 
 /* DTOH on the host's stream @stream (0: the default one); @async as
@@ -231,18 +249,12 @@ static CUresult dtoh(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, uin
 		return window_copy(VGPU_CUDA_DTOH_WIN, srcDevice, at, ByteCount, stream, async);
 	if (ByteCount >= STAGE_MIN && staged(false, srcDevice, dst, ByteCount, stream, &rc))
 		return rc;
-	for (size_t off = 0; off < ByteCount && rc == CUDA_SUCCESS;) {
-		uint32_t n = ByteCount - off < piece_bytes() ? (uint32_t)(ByteCount - off)
-							     : piece_bytes();
-		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_DTOH,
-					   .v = { srcDevice + off, n, stream } }, r;
+	return in_calls(false, srcDevice, dst, ByteCount, stream);
+}
 
-		rc = vgpu_cuda_call(&m, NULL, &r, dst + off, n);
-		if (rc == CUDA_SUCCESS && r.data_len != n)
-			rc = CUDA_ERROR_UNKNOWN;
-		off += n;
-	}
-	return rc;
+CUresult vgpu_cuda_copy_bytes(bool up, CUdeviceptr dev, void *host, size_t len)
+{
+	return in_calls(up, dev, host, len, 0);
 }
 
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
@@ -340,7 +352,7 @@ static CUresult memset_2d(CUdeviceptr dst, size_t pitch, uint64_t value, size_t 
 {
 	CUresult rc = CUDA_SUCCESS;
 
-	if (width > SIZE_MAX / elem || (height > 1 && pitch < width * elem) ||
+	if (width > SIZE_MAX / elem || (height > 1 && (pitch == 0 || pitch < width * elem)) ||
 	    (height > 1 && (height - 1) > (UINT64_MAX - dst) / pitch))
 		return CUDA_ERROR_INVALID_VALUE;
 	if (height == 0 || width == 0)

@@ -238,6 +238,7 @@ static const struct impl impls[] = {
 	I(cuStreamEndCapture, 10000, cuStreamEndCapture),
 	PT(cuStreamEndCapture, 10000, cuStreamEndCapture),
 	I(cuGraphInstantiate, 10000, cuGraphInstantiate_v2),
+	I(cuGraphInstantiate, 11000, cuGraphInstantiate_v2),
 	I(cuGraphInstantiateWithFlags, 11040, cuGraphInstantiateWithFlags),
 	I(cuGraphLaunch, 10000, cuGraphLaunch),
 	PT(cuGraphLaunch, 10000, cuGraphLaunch),

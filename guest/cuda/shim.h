@@ -205,7 +205,13 @@ CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);
  * whether @ptr is managed memory; cuMemFree of managed memory (false:
  * @ptr is not, nothing done). */
 void vgpu_cuda_managed_before(const struct vgpu_cuda_msg *m);
-void vgpu_cuda_managed_after(bool waited);
+void vgpu_cuda_managed_after(const struct vgpu_cuda_msg *m, CUresult rc);
+/* managed.c: this thread is copying managed memory (its calls must not
+ * take the errors the program's own next synchronize reports). */
+bool vgpu_cuda_managed_inside(void);
+/* mem.c: HTOD (@up) or DTOH of @len bytes between @dev and @host on the
+ * default stream, the bytes in the calls (never the staging slots). */
+CUresult vgpu_cuda_copy_bytes(bool up, CUdeviceptr dev, void *host, size_t len);
 bool vgpu_cuda_is_managed(CUdeviceptr ptr);
 bool vgpu_cuda_managed_free(CUdeviceptr ptr, CUresult *rc);
 /* managed.c: CUDA 8.0's prefetch and advice (cuda.h maps the names to

@@ -112,8 +112,8 @@ has "a CUDA graph captured by the worker's driver, instantiated and launched thr
 	"^graph 0 same during=1 after=0 legacy=900$"
 has "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
-has "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; a managed pointer; no concurrent managed access said" \
-	"^managed 0 first=same second=same copy=same type=3 cma=0$"
+has "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; 1 MiB of it beside a staged 1 MiB copy; a managed pointer; no concurrent managed access said" \
+	"^managed 0 first=same second=same copy=same big=same type=3 cma=0$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -268,6 +268,10 @@ if sys.argv[3] == "funcs":
     out += [heap >> 20, free >> 20, call(30, (2, 2, 8 << 20))]
     st2, (free, *_), _ = call(5, full=True)
     out += [free >> 20]
+    # A stack below its default gives back nothing the quota never took.
+    st = call(30, (2, 0, 256))
+    st2, (free, *_), _ = call(5, full=True)
+    out += [st, free >> 20, call(30, (2, 0, 1024))]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "graphs":
@@ -534,27 +538,36 @@ read -r -u "${FL[0]}" f1
 expect_eq "$f1" "fault 719" "a raw process's kernel faults on VM 1's worker: CUDA_ERROR_LAUNCH_FAILED"
 wait_for "the worker retires and the mediator says why" 5 grep -q \
 	"VM $(uuid 1): its CUDA worker (pid $fpid) retired: error 719 left its contexts unusable" "$T/mediator.log"
-probe 1
-has "VM 1's next program runs, on a new worker" "^copy 0 0 same$"
-npid=$(cuda_stat .worker_pid)
-[ -n "$npid" ] && [ "$npid" != 0 ] && [ "$npid" != "$fpid" ] &&
-	pass "a worker other than the retired one ($npid, not $fpid)" || fail "worker $npid after $fpid"
 echo go >&"${FL[1]}"
 read -r -u "${FL[0]}" f2
 expect_eq "$f2" "after 0" "the faulting process's connection is still served by its retired worker"
 wait_for "the retired worker exits once its last process is gone" 5 \
 	grep -q "VM $(uuid 1): its CUDA worker (pid $fpid) exited$" "$T/mediator.log"
-# The new worker faults too, at once, and a program comes right after:
-# the next worker is started within worker_respawn_ms (3 s) of the last,
-# so it waits out the rest before it loads the driver; the program waits
+probe 1
+has "VM 1's next program runs, on a new worker" "^copy 0 0 same$"
+npid=$(cuda_stat .worker_pid)
+[ -n "$npid" ] && [ "$npid" != 0 ] && [ "$npid" != "$fpid" ] &&
+	pass "a worker other than the retired one ($npid, not $fpid)" || fail "worker $npid after $fpid"
+# The new worker faults too, at once, and its process keeps its
+# connection: the retired worker exits all the same within its grace
+# (2 s), freeing what the process held. A program comes right after: the
+# next worker is started within worker_respawn_ms (3 s) of the last, so
+# it waits out the rest before it loads the driver; the program waits
 # with it and is not refused.
-expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault </dev/null | tr '\n' ' ')" \
-	"fault 719 after 0 " "a second fault, on the new worker"
+coproc FL2 { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault; }
+read -r -u "${FL2[0]}" f1
+expect_eq "$f1" "fault 719" "a second fault, on the new worker"
 wait_for "it retires too" 5 grep -q "VM $(uuid 1): its CUDA worker (pid $npid) retired" "$T/mediator.log"
+lines=$(wc -l <"$T/mediator.log")
 t0=$EPOCHREALTIME
 probe 1
 has "a program right after: served, not refused" "^copy 0 0 same$"
-grep -qE "VM $(uuid 1): CUDA worker started \(pid [0-9]+, GPUs 0, .*waits [0-9]+ ms\)" "$T/mediator.log" &&
+wait_for "the retired worker exits within its grace though its process keeps the connection" 5 \
+	grep -q "VM $(uuid 1): its CUDA worker (pid $npid) exited$" "$T/mediator.log"
+echo go >&"${FL2[1]}"
+read -r -u "${FL2[0]}" f2
+expect_eq "$f2" "after None" "that process's next call finds its connection gone"
+tail -n +"$((lines + 1))" "$T/mediator.log" | grep -qE "VM $(uuid 1): CUDA worker started \(pid [0-9]+, GPUs 0, .*waits [0-9]+ ms\)" &&
 	pass "its worker was started at once and waited out the rest of worker_respawn_ms ($(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s for the program)" ||
 	fail "$(grep "CUDA worker started" "$T/mediator.log")"
 expect_eq "$(cuda_stat '"\(.deaths)"')" "3" "vgpu-admin stats: the retirements counted with the kill as deaths"
@@ -625,8 +638,8 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" memops)" \
 	"0 0 1 1 1 1 400 0 1 0 1 1 0" \
 	"memsets and device-to-device copies from a raw process: an element of 3 bytes, a value wider than its element, a count that overflows, a range past the allocation's end (INVALID_VALUE), a stream never made (INVALID_HANDLE), right; a copy from past the end, one of 0 bytes, one from memory not allocated (INVALID_VALUE), right; the connection still serves"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" funcs)" \
-	"0 0 0 400 1 1 1 0 True 0 1 0 True 1 1 1 0 801 801 1 1 0 0 0 16 400 1 500 0 1 1 0 1 0 True 0 1 1 0 2 215 0 12 4 0 8" \
-	"kernels' attributes, occupancy, globals and launch attributes from a raw process: no such kernel (INVALID_HANDLE); an attribute CUDA does not have, a bad set flag, a value beyond 32 bits (INVALID_VALUE); the kernel's threads per block; setting its dynamic shared memory, but not its threads (the driver's INVALID_VALUE); blocks per multiprocessor; a block of 0 or 2^40 threads, a question not asked (INVALID_VALUE); shared memory per block; an event among a configuration's attributes or a launch's (NOT_SUPPORTED); attributes not whole, 17 of them (INVALID_VALUE), a priority; a global variable of 16 bytes, one of no library, a name without its NUL, no such name (NOT_FOUND); 16 bytes to it, 17 (INVALID_VALUE); it cannot be freed (INVALID_VALUE), and is gone with its library; the API version, a limit, a limit CUDA does not have, a question not asked (INVALID_VALUE); limits set: a malloc heap over the VM's 8 MiB quota (OUT_OF_MEMORY), the persisting L2 (UNSUPPORTED_LIMIT), a heap of 12 MiB (the 4 MiB beyond the default taken from the quota: 4 MiB free), back to 8 (8 MiB free); the connection still serves"
+	"0 0 0 400 1 1 1 0 True 0 1 0 True 1 1 1 0 801 801 1 1 0 0 0 16 400 1 500 0 1 1 0 1 0 True 0 1 1 0 2 215 0 12 4 0 8 0 8 0" \
+	"kernels' attributes, occupancy, globals and launch attributes from a raw process: no such kernel (INVALID_HANDLE); an attribute CUDA does not have, a bad set flag, a value beyond 32 bits (INVALID_VALUE); the kernel's threads per block; setting its dynamic shared memory, but not its threads (the driver's INVALID_VALUE); blocks per multiprocessor; a block of 0 or 2^40 threads, a question not asked (INVALID_VALUE); shared memory per block; an event among a configuration's attributes or a launch's (NOT_SUPPORTED); attributes not whole, 17 of them (INVALID_VALUE), a priority; a global variable of 16 bytes, one of no library, a name without its NUL, no such name (NOT_FOUND); 16 bytes to it, 17 (INVALID_VALUE); it cannot be freed (INVALID_VALUE), and is gone with its library; the API version, a limit, a limit CUDA does not have, a question not asked (INVALID_VALUE); limits set: a malloc heap over the VM's 8 MiB quota (OUT_OF_MEMORY), the persisting L2 (UNSUPPORTED_LIMIT), a heap of 12 MiB (the 4 MiB beyond the default taken from the quota: 4 MiB free), back to 8 (8 MiB free); a stack below its default (still 8 MiB free: nothing given back that was not taken), and back; the connection still serves"
 # Streams through a device's window (the dev: channel's transport):
 # device_client.py plays VM 2's vgpu-stub and its guest (VM 2: VM 1's
 # rate of guest-error messages is spent by the cases above).

@@ -652,14 +652,15 @@ static void graph_check()
 // Managed memory (cudaMallocManaged): written by the CPU, read and
 // written by a kernel, read by the CPU after a synchronize; then written
 // by the CPU again and launched again; copied to the host by cudaMemcpy;
-// prefetched; what a pointer to it is. Prints "managed <first error>
-// first=same|different second=same|different copy=same|different
+// prefetched; 1 MiB of it beside a staged copy; what a pointer to it
+// is. Prints "managed <first error> first=same|different
+// second=same|different copy=same|different big=same|different
 // type=<cudaMemoryType> cma=<concurrentManagedAccess>".
 static void managed_check()
 {
 	const int n = 1000;
 	float *x = nullptr, *y = nullptr, back[1000];
-	cudaError_t e[8];
+	cudaError_t e[10];
 	int k = 0, cma = -1;
 
 	(void)cudaGetLastError();
@@ -687,6 +688,29 @@ static void managed_check()
 		second = second && y[i] == 2.0f * (float)i + 3.0f;
 	e[k++] = cudaMemcpy(back, y, sizeof(back), cudaMemcpyDeviceToHost);
 	bool copy = memcmp(back, y, sizeof(back)) == 0;
+	// 1 MiB of managed memory beside a 1 MiB copy from pageable memory
+	// (the library stages it: the managed hooks run inside), a kernel
+	// over the managed memory, read after a synchronize.
+	const int big_n = 1 << 18;
+	float *big = nullptr, *dbig = nullptr;
+	float *page = new float[big_n];
+	for (int i = 0; i < big_n; i++)
+		page[i] = 1.0f;
+	e[k++] = cudaMallocManaged(&big, big_n * sizeof(float));
+	e[k++] = cudaMalloc(&dbig, big_n * sizeof(float));
+	bool staged = big && dbig;
+	if (staged) {
+		for (int i = 0; i < big_n; i++)
+			big[i] = (float)(i % 1000);
+		(void)cudaMemcpy(dbig, page, big_n * sizeof(float), cudaMemcpyHostToDevice);
+		scale_add<<<big_n / 256, 256>>>(big, dbig, 0, Scale{ 3.0f, big_n });
+		(void)cudaDeviceSynchronize();
+		for (int i = 0; i < big_n; i++)
+			staged = staged && big[i] == (float)(i % 1000) + 3.0f;
+	}
+	cudaFree(big);
+	cudaFree(dbig);
+	delete[] page;
 	cudaMemLocation at = {};
 	at.type = cudaMemLocationTypeDevice;
 	at.id = 0;
@@ -697,9 +721,9 @@ static void managed_check()
 	int err = 0;
 	for (int i = 0; i < k && !err; i++)
 		err = (int)e[i];
-	printf("managed %d first=%s second=%s copy=%s type=%d cma=%d\n", err,
+	printf("managed %d first=%s second=%s copy=%s big=%s type=%d cma=%d\n", err,
 	       first ? "same" : "different", second ? "same" : "different",
-	       copy ? "same" : "different", (int)pa.type, cma);
+	       copy ? "same" : "different", staged ? "same" : "different", (int)pa.type, cma);
 	cudaFree(x);
 	cudaFree(y);
 }

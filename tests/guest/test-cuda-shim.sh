@@ -127,8 +127,8 @@ check "cudaLaunchCooperativeKernel (cuLaunchCooperativeKernel: the cooperative a
 check "cudaStreamIsCapturing: never" "^capture 0 0$"
 check "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
-check "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; a managed pointer; no concurrent managed access said" \
-	"^managed 0 first=same second=same copy=same type=3 cma=0$"
+check "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; 1 MiB of it beside a staged 1 MiB copy; a managed pointer; no concurrent managed access said" \
+	"^managed 0 first=same second=same copy=same big=same type=3 cma=0$"
 check "cudaMemset2D into pitched memory (cuMemsetD2D8: a memset per row): the rows set, the padding not" "^memset2d 0 same$"
 check "cudaLaunchHostFunc and cudaStreamAddCallback: each runs once the stream's work before it is done, the callback told its status" \
 	"^hostfn 0 order=ok status=0$"
