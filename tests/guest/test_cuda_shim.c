@@ -316,7 +316,7 @@ static void test_call_messages(void **state)
 	/* Unused fields, data where none goes, none where some must. */
 	const struct vgpu_cuda_msg bad[] = {
 		{ .call = VGPU_CUDA_OPEN, .v = { 1 } },
-		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1, 2, 3 } },
 		{ .call = VGPU_CUDA_OPEN, .v = { 0, 0, 0, 0, 0, 1 } }, /* OPEN names no device */
 		{ .call = VGPU_CUDA_SYNC, .v = { 0, 0, 0, 0, 1 } },
 		{ .call = VGPU_CUDA_MEM_ALLOC, .v = { 1 }, .data_len = 4 },
