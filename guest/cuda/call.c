@@ -453,6 +453,19 @@ static CUresult call_locked(CUdevice dev, struct vgpu_cuda_msg *m, const void *d
 	return rc;
 }
 
+CUresult vgpu_cuda_call_args(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t *ret)
+{
+	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } }, r;
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
+	if (rc == CUDA_SUCCESS && ret)
+		*ret = r.v[0];
+	return rc;
+}
+
 /* Post @m (and @data), its reply's error @quiet or deferred. */
 static CUresult post(struct vgpu_cuda_msg *m, const void *data, bool quiet)
 {

@@ -40,20 +40,6 @@ CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out)
 	return CUDA_SUCCESS;
 }
 
-/* A call about the host's graph objects: @a0, @a1, @a2; r0 into *@ret. */
-static CUresult call3(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t *ret)
-{
-	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1, a2 } }, r;
-	CUresult rc = vgpu_cuda_ready();
-
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
-	if (rc == CUDA_SUCCESS && ret)
-		*ret = r.v[0];
-	return rc;
-}
-
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph,
 				     unsigned long long flags)
 {
@@ -67,7 +53,7 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *phGraphExec, CUgraph hGraph,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = call3(VGPU_CUDA_GRAPH_INSTANTIATE, hGraph->host, flags, 0, &e->host);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_INSTANTIATE, hGraph->host, flags, 0, &e->host);
 	if (rc == CUDA_SUCCESS && !e->host)
 		rc = CUDA_ERROR_UNKNOWN;
 	if (rc != CUDA_SUCCESS) {
@@ -126,7 +112,7 @@ CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
 
 	if (!hGraphExec || hGraphExec->magic != EXEC_MAGIC)
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = call3(VGPU_CUDA_GRAPH_DESTROY, hGraphExec->host, 1, 0, NULL);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, hGraphExec->host, 1, 0, NULL);
 	hGraphExec->magic = 0;
 	free(hGraphExec);
 	return rc;
@@ -138,7 +124,7 @@ CUresult cuGraphDestroy(CUgraph hGraph)
 
 	if (!hGraph || hGraph->magic != GRAPH_MAGIC)
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = call3(VGPU_CUDA_GRAPH_DESTROY, hGraph->host, 0, 0, NULL);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, hGraph->host, 0, 0, NULL);
 	hGraph->magic = 0;
 	free(hGraph);
 	return rc;

@@ -127,6 +127,9 @@ CUresult vgpu_cuda_call_on(CUdevice dev, struct vgpu_cuda_msg *m, const void *da
  * by the next synchronizing call (SYNC, DTOH, STREAM_SYNC or _QUERY,
  * EVENT_SYNC or _QUERY), once. */
 CUresult vgpu_cuda_post(struct vgpu_cuda_msg *m, const void *data);
+/* A call without data of @call with a0..a2 @a0, @a1, @a2, on the
+ * current device: its status, r0 into *@ret (when not NULL). */
+CUresult vgpu_cuda_call_args(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t *ret);
 
 /* The connection, made if it was not (with its window): CUDA_SUCCESS or
  * the connection's sticky error. */

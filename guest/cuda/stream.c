@@ -56,20 +56,6 @@ static bool is_event(CUevent event)
 	return event && event->magic == EVENT_MAGIC;
 }
 
-/* One call about @handle(s): a0 @a0, a1 @a1; its status. */
-static CUresult call2(uint16_t call, uint64_t a0, uint64_t a1, uint64_t *ret)
-{
-	struct vgpu_cuda_msg m = { .call = call, .v = { a0, a1 } }, r;
-	CUresult rc = vgpu_cuda_ready();
-
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
-	if (rc == CUDA_SUCCESS && ret)
-		*ret = r.v[0];
-	return rc;
-}
-
 /* The host's range, asked once per device. */
 CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)
 {
@@ -107,7 +93,7 @@ CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = call2(VGPU_CUDA_STREAM_CREATE, flags, (uint32_t)priority, &s->host);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_STREAM_CREATE, flags, (uint32_t)priority, 0, &s->host);
 	if (rc != CUDA_SUCCESS || s->host == 0) {
 		free(s);
 		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_UNKNOWN;
@@ -132,7 +118,7 @@ CUresult cuStreamDestroy_v2(CUstream hStream)
 	if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD ||
 	    hStream->magic != STREAM_MAGIC)
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = call2(VGPU_CUDA_STREAM_DESTROY, hStream->host, 0, NULL);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_STREAM_DESTROY, hStream->host, 0, 0, NULL);
 	hStream->magic = 0;
 	free(hStream);
 	return rc;
@@ -144,7 +130,7 @@ static CUresult on_stream(uint16_t call, CUstream stream)
 	uint64_t host;
 	CUresult rc = vgpu_cuda_stream_host(stream, &host);
 
-	return rc == CUDA_SUCCESS ? call2(call, host, 0, NULL) : rc;
+	return rc == CUDA_SUCCESS ? vgpu_cuda_call_args(call, host, 0, 0, NULL) : rc;
 }
 
 CUresult cuStreamSynchronize(CUstream hStream)
@@ -273,7 +259,7 @@ CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = call2(VGPU_CUDA_EVENT_CREATE, Flags, 0, &e->host);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_CREATE, Flags, 0, 0, &e->host);
 	if (rc != CUDA_SUCCESS || e->host == 0) {
 		free(e);
 		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_UNKNOWN;
@@ -290,7 +276,7 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 
 	if (!is_event(hEvent))
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = call2(VGPU_CUDA_EVENT_DESTROY, hEvent->host, 0, NULL);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_DESTROY, hEvent->host, 0, 0, NULL);
 	hEvent->magic = 0;
 	free(hEvent);
 	return rc;
@@ -312,7 +298,7 @@ CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int f
 /* EVENT_SYNC or EVENT_QUERY of @event. */
 static CUresult on_event(uint16_t call, CUevent event)
 {
-	return is_event(event) ? call2(call, event->host, 0, NULL) : CUDA_ERROR_INVALID_HANDLE;
+	return is_event(event) ? vgpu_cuda_call_args(call, event->host, 0, 0, NULL) : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult cuEventSynchronize(CUevent hEvent)
@@ -337,7 +323,7 @@ CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEn
 		return CUDA_ERROR_INVALID_VALUE;
 	if (!is_event(hStart) || !is_event(hEnd))
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = call2(VGPU_CUDA_EVENT_ELAPSED, hStart->host, hEnd->host, &bits);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_ELAPSED, hStart->host, hEnd->host, 0, &bits);
 	if (rc == CUDA_SUCCESS) {
 		low = (uint32_t)bits;
 		memcpy(pMilliseconds, &low, sizeof(*pMilliseconds));
@@ -389,7 +375,7 @@ CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
 	if (rc == CUDA_SUCCESS && (unsigned)mode > CU_STREAM_CAPTURE_MODE_RELAXED)
 		rc = CUDA_ERROR_INVALID_VALUE;
 	if (rc == CUDA_SUCCESS)
-		rc = call2(VGPU_CUDA_CAPTURE_BEGIN, host, (uint64_t)mode, &id);
+		rc = vgpu_cuda_call_args(VGPU_CUDA_CAPTURE_BEGIN, host, (uint64_t)mode, 0, &id);
 	if (rc == CUDA_SUCCESS && host)
 		atomic_store(&hStream->capture_id, id ? id : 1);
 	return rc;
@@ -413,7 +399,7 @@ CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
 		rc = CUDA_ERROR_INVALID_VALUE;
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	rc = call2(VGPU_CUDA_CAPTURE_END, host, 0, &graph);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_CAPTURE_END, host, 0, 0, &graph);
 	if (host)
 		atomic_store(&hStream->capture_id, 0);
 	return rc == CUDA_SUCCESS ? vgpu_cuda_graph_new(graph, phGraph) : rc;
