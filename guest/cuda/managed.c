@@ -248,8 +248,34 @@ bool vgpu_cuda_is_managed(CUdeviceptr ptr)
 	return found;
 }
 
+/* Whether page @page (an address) holds bytes of a block of ours other
+ * than the one at @self. managed_lock held. */
+static bool page_shared(uintptr_t page, CUdeviceptr self)
+{
+	for (size_t i = 0; i < n_blocks; i++)
+		if (blocks[i].ptr != self && blocks[i].ptr < page + PAGE &&
+		    page < blocks[i].ptr + blocks[i].size)
+			return true;
+	return false;
+}
+
+/* The pages of [@ptr, @ptr + @size) that are this block's alone, into
+ * [*lo, *hi): NVIDIA's driver hands out small managed allocations from
+ * shared pages, so a block's first and last page may hold its
+ * neighbours' bytes too (mapped already, and kept while they live).
+ * managed_lock held. */
+static void own_pages(CUdeviceptr ptr, size_t size, uintptr_t *lo, uintptr_t *hi)
+{
+	*lo = (uintptr_t)ptr & ~(uintptr_t)(PAGE - 1);
+	*hi = ((uintptr_t)ptr + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+	if (page_shared(*lo, ptr))
+		*lo += PAGE;
+	if (*hi > *lo && page_shared(*hi - PAGE, ptr))
+		*hi -= PAGE;
+}
+
 /* MEM_ALLOC of managed memory (@flags the attach flags) at an address
- * this process can map too: *@ptr, mapped. */
+ * this process can map too: *@ptr, its pages mapped. managed_lock held. */
 static CUresult alloc_mapped(size_t bytesize, unsigned int flags, CUdeviceptr *ptr)
 {
 	CUdeviceptr taken[TRIES];
@@ -258,19 +284,22 @@ static CUresult alloc_mapped(size_t bytesize, unsigned int flags, CUdeviceptr *p
 
 	while (n < TRIES) {
 		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_ALLOC, .v = { bytesize, flags } }, r;
+		uintptr_t lo, hi;
 		void *at;
 
 		rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 		if (rc != CUDA_SUCCESS)
 			break;
-		at = mmap((void *)r.v[0], bytesize, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (at == (void *)r.v[0]) {
+		own_pages((CUdeviceptr)r.v[0], bytesize, &lo, &hi);
+		at = hi > lo ? mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+			     : (void *)lo;
+		if (at == (void *)lo) {
 			*ptr = (CUdeviceptr)r.v[0];
 			break;
 		}
 		if (at != MAP_FAILED)
-			munmap(at, bytesize);
+			munmap(at, hi - lo);
 		taken[n++] = (CUdeviceptr)r.v[0];
 		rc = CUDA_ERROR_OUT_OF_MEMORY;
 		vgpu_cuda_log(true, "managed memory: the host's address %#llx is taken in this process",
@@ -282,6 +311,17 @@ static CUresult alloc_mapped(size_t bytesize, unsigned int flags, CUdeviceptr *p
 		vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	}
 	return rc;
+}
+
+/* The pages of @ptr's block that no other block shares, unmapped.
+ * managed_lock held. */
+static void unmap_own(CUdeviceptr ptr, size_t size)
+{
+	uintptr_t lo, hi;
+
+	own_pages(ptr, size, &lo, &hi);
+	if (hi > lo)
+		munmap((void *)lo, hi - lo);
 }
 
 CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
@@ -319,8 +359,11 @@ CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flag
 		struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_FREE, .v = { b.ptr } }, r;
 
 		vgpu_cuda_call(&m, NULL, &r, NULL, 0);
-		munmap((void *)b.ptr, bytesize);
+		unmap_own(b.ptr, bytesize);
 	}
+	/* Its bytes in a shared page may be a freed block's. */
+	if (rc == CUDA_SUCCESS)
+		memset((void *)b.ptr, 0, bytesize);
 	inside = false;
 	if (rc == CUDA_SUCCESS) {
 		rehash(&b);
@@ -357,9 +400,11 @@ bool vgpu_cuda_managed_free(CUdeviceptr ptr, CUresult *rc)
 	*rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	inside = false;
 	if (*rc == CUDA_SUCCESS) {
-		munmap((void *)ptr, blocks[i].size);
-		free(blocks[i].crc);
+		struct managed gone = blocks[i];
+
 		blocks[i] = blocks[--n_blocks];
+		unmap_own(gone.ptr, gone.size);
+		free(gone.crc);
 		vgpu_cuda_block_remove(ptr);
 	}
 	pthread_mutex_unlock(&managed_lock);

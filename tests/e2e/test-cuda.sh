@@ -301,17 +301,20 @@ if sys.argv[3] == "graphs":
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "fault":
-    # A kernel that faults: the scripted host's scale_add over pointers
-    # nobody allocated (NVIDIA's driver: a kernel reading them). The
-    # launch's error, or the synchronize's after it; then, after a line
-    # on stdin, the same connection asked again (MEM_INFO 5).
+    # A kernel that faults: fault_k stores through an address nobody
+    # allocated (CUDA_ERROR_ILLEGAL_ADDRESS, from NVIDIA's driver or the
+    # scripted host). The launch's error, or the synchronize's after it;
+    # then, after a line on stdin, the same connection asked again
+    # (MEM_INFO 5).
     ptx = (b".version 8.0\n.target sm_90\n.address_size 64\n"
-           b".visible .entry _Z9scale_addPfPKfc5Scale()\n{\n\tret;\n}\n\0")
+           b".visible .entry fault_k(.param .u64 p)\n{\n\t.reg .b64 %rd<2>;\n"
+           b"\t.reg .b32 %r<2>;\n\tld.param.u64 %rd1, [p];\n\tmov.u32 %r1, 7;\n"
+           b"\tst.global.u32 [%rd1], %r1;\n\tret;\n}\n\0")
     call(2)
     st, (lib, *_), _ = call(9, (), ptx, full=True)
-    st, (kern, *_), _ = call(11, (lib,), b"_Z9scale_addPfPKfc5Scale\0", full=True)
-    dims = (kern, 1 | 1 << 32, 1 | 4 << 32, 1 | 1 << 32, 0)
-    st = call(12, dims, struct.pack("<QQb3xfi", 1 << 44, 2 << 44, 0, 1.0, 4))
+    st, (kern, *_), _ = call(11, (lib,), b"fault_k\0", full=True)
+    dims = (kern, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 0)
+    st = call(12, dims, struct.pack("<Q", 16))
     print("fault", st or call(8), flush=True)
     sys.stdin.readline()
     print("after", call(5), flush=True)
@@ -535,9 +538,9 @@ wait_for "that worker exits once its last process is gone" 5 \
 fpid=$(cuda_stat .worker_pid)
 coproc FL { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault; }
 read -r -u "${FL[0]}" f1
-expect_eq "$f1" "fault 719" "a raw process's kernel faults on VM 1's worker: CUDA_ERROR_LAUNCH_FAILED"
+expect_eq "$f1" "fault 700" "a raw process's kernel faults on VM 1's worker: CUDA_ERROR_ILLEGAL_ADDRESS"
 wait_for "the worker retires and the mediator says why" 5 grep -q \
-	"VM $(uuid 1): its CUDA worker (pid $fpid) retired: error 719 left its contexts unusable" "$T/mediator.log"
+	"VM $(uuid 1): its CUDA worker (pid $fpid) retired: error 700 left its contexts unusable" "$T/mediator.log"
 echo go >&"${FL[1]}"
 read -r -u "${FL[0]}" f2
 expect_eq "$f2" "after 0" "the faulting process's connection is still served by its retired worker"
@@ -556,7 +559,7 @@ npid=$(cuda_stat .worker_pid)
 # with it and is not refused.
 coproc FL2 { python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fault; }
 read -r -u "${FL2[0]}" f1
-expect_eq "$f1" "fault 719" "a second fault, on the new worker"
+expect_eq "$f1" "fault 700" "a second fault, on the new worker"
 wait_for "it retires too" 5 grep -q "VM $(uuid 1): its CUDA worker (pid $npid) retired" "$T/mediator.log"
 lines=$(wc -l <"$T/mediator.log")
 t0=$EPOCHREALTIME

@@ -73,8 +73,12 @@ FATBIN_MAGIC = 0xBA55ED50
 # y[i] + tag for i < s.n within the grid.
 SCALE_ADD = b"_Z9scale_addPfPKfc5Scale"
 SCALE_ADD_LAYOUT = ((0, 8), (8, 8), (16, 1), (20, 8))
-# And test-cuda.sh's PTX kernel k(u64), which does nothing.
+# And test-cuda.sh's PTX kernels: k(u64), which does nothing, and
+# fault_k(u64), which stores through its parameter (an address nobody
+# allocated there: CUDA_ERROR_ILLEGAL_ADDRESS).
 NOOP = b"k"
+FAULT = b"fault_k"
+ILLEGAL_ADDRESS = 700
 QUOTA = 256 << 20
 BASE = 0x7F0000000000
 VGPU_DENIED = -6
@@ -167,8 +171,8 @@ def serve_calls(conn, req_id, mode):
             if used + a[0] > QUOTA:
                 status = OUT_OF_MEMORY
             else:
-                if a[1]:  # managed memory: pages of its own, as NVIDIA's driver gives
-                    nxt = (nxt + 4095) // 4096 * 4096
+                if a[1]:  # managed memory: 1 KiB aligned, pages shared, as NVIDIA's driver
+                    nxt = (nxt + 1023) // 1024 * 1024
                 mem[nxt] = bytearray(a[0])
                 values, used, nxt = (nxt,), used + a[0], nxt + ((a[0] + 511) // 512) * 512
         elif call == MEM_FREE:
@@ -206,8 +210,8 @@ def serve_calls(conn, req_id, mode):
         elif call == GET_KERNEL:
             if a[0] not in libs:
                 status = INVALID_HANDLE
-            elif data == NOOP + b"\0":
-                kernels[len(kernels) + 1] = (a[0], NOOP)
+            elif data in (NOOP + b"\0", FAULT + b"\0"):
+                kernels[len(kernels) + 1] = (a[0], data[:-1])
                 values = (len(kernels), 1, 8)
                 out = struct.pack("<II", 0, 8)
             elif data != SCALE_ADD + b"\0":
@@ -446,12 +450,14 @@ def launch(a, data, kernels, libs, find):
     lib, name = kernels.get(a[0], (None, None))
     if lib not in libs:
         return INVALID_HANDLE
-    size = 8 if name == NOOP else 28
+    size = 8 if name in (NOOP, FAULT) else 28
     if len(data) < size or launch_attrs(data[size:]) != SUCCESS:
         return INVALID_VALUE if len(data) < size else launch_attrs(data[size:])
     data = data[:size]
     if name == NOOP:
         return SUCCESS
+    if name == FAULT:
+        return ILLEGAL_ADDRESS
     y_ptr, x_ptr, tag, scale, n = struct.unpack("<QQb3xfi", data)
     threads = (a[1] & 0xFFFFFFFF) * (a[2] >> 32)
     count = max(0, min(n, threads))
