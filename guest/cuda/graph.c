@@ -106,26 +106,28 @@ CUresult cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)
 	return launch(hGraphExec, hStream, 1);
 }
 
-CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
+/* GRAPH_DESTROY of the record at @rec (its @magic, which must be @want;
+ * the host's @host of @kind 0: graph, 1: executable), then the record. */
+static CUresult destroy(void *rec, uint32_t *magic, uint32_t want, uint64_t host, uint64_t kind)
 {
 	CUresult rc;
 
-	if (!hGraphExec || hGraphExec->magic != EXEC_MAGIC)
+	if (*magic != want)
 		return CUDA_ERROR_INVALID_HANDLE;
-	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, hGraphExec->host, 1, 0, NULL);
-	hGraphExec->magic = 0;
-	free(hGraphExec);
+	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, host, kind, 0, NULL);
+	*magic = 0;
+	free(rec);
 	return rc;
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec hGraphExec)
+{
+	return hGraphExec ? destroy(hGraphExec, &hGraphExec->magic, EXEC_MAGIC, hGraphExec->host, 1)
+			  : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult cuGraphDestroy(CUgraph hGraph)
 {
-	CUresult rc;
-
-	if (!hGraph || hGraph->magic != GRAPH_MAGIC)
-		return CUDA_ERROR_INVALID_HANDLE;
-	rc = vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, hGraph->host, 0, 0, NULL);
-	hGraph->magic = 0;
-	free(hGraph);
-	return rc;
+	return hGraph ? destroy(hGraph, &hGraph->magic, GRAPH_MAGIC, hGraph->host, 0)
+		      : CUDA_ERROR_INVALID_HANDLE;
 }

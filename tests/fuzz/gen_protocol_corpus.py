@@ -261,6 +261,16 @@ def main():
         "cuda-memset": cuda_call(24, (0x7F0000000000, 0xFF, 64, 1, 3)),
         "cuda-dtod": cuda_call(25, (0x7F0000001000, 0x7F0000000000, 64, 3)),
         "cuda-priority-range-reply": cuda_call(26, (0, 0xFFFFFFFB), reply=True),
+        # Managed memory, a limit set, graphs by capture (calls 35 to 39).
+        "cuda-alloc-managed": cuda_call(3, (4096, 1)),
+        "cuda-ctx-set-limit": cuda_call(30, (2, 2, 16 << 20)),
+        "cuda-capture-begin": cuda_call(35, (3, 0)),
+        "cuda-capture-end": cuda_call(36, (3,)),
+        "cuda-capture-end-reply": cuda_call(36, (1,), reply=True),
+        "cuda-graph-instantiate": cuda_call(37, (1, 2)),
+        "cuda-graph-launch": cuda_call(38, (1, 3, 0)),
+        "cuda-graph-upload": cuda_call(38, (1, 3, 1)),
+        "cuda-graph-destroy": cuda_call(39, (1, 1)),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

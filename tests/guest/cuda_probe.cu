@@ -567,16 +567,19 @@ static void memset2d_check()
 		first = (int)e[i];
 	printf("memset2d %d %s\n", first, same ? "same" : "different");
 
-	static int state[3];
-	int *dv = nullptr, seven = 7;
+	// In page-locked memory, so that the copy back is asynchronous and
+	// only the host function's wait for the stream orders them.
+	int *state = nullptr, *dv = nullptr, seven = 7;
 	cudaStream_t s = nullptr;
 	k = 0;
 	e[k++] = cudaStreamCreate(&s);
-	if (e[0] != cudaSuccess) {
-		printf("hostfn %d\n", (int)e[0]);
+	e[k++] = cudaMallocHost(&state, 3 * sizeof(int));
+	if (e[0] != cudaSuccess || e[1] != cudaSuccess) {
+		printf("hostfn %d\n", (int)(e[0] ? e[0] : e[1]));
 		cudaFree(d);
 		return;
 	}
+	memset(state, 0, 3 * sizeof(int));
 	e[k++] = cudaMalloc(&dv, sizeof(int));
 	e[k++] = cudaMemcpyAsync(dv, &seven, sizeof(int), cudaMemcpyHostToDevice, s);
 	e[k++] = cudaMemcpyAsync(&state[1], dv, sizeof(int), cudaMemcpyDeviceToHost, s);
@@ -588,6 +591,7 @@ static void memset2d_check()
 		first = (int)e[i];
 	printf("hostfn %d order=%s status=%d\n", first, state[0] == 1 ? "ok" : "bad", state[2] - 100);
 	cudaStreamDestroy(s);
+	cudaFreeHost(state);
 	cudaFree(dv);
 	cudaFree(d);
 }
