@@ -93,6 +93,21 @@ static bool load(struct driver *d)
 	SYM(graph_upload, "cuGraphUpload");
 	SYM(graph_destroy, "cuGraphDestroy");
 	SYM(graph_exec_destroy, "cuGraphExecDestroy");
+	SYM(pool_create, "cuMemPoolCreate");
+	SYM(pool_destroy, "cuMemPoolDestroy");
+	SYM(pool_set_attr, "cuMemPoolSetAttribute");
+	SYM(pool_get_attr, "cuMemPoolGetAttribute");
+	SYM(pool_trim, "cuMemPoolTrimTo");
+	SYM(alloc_from_pool, "cuMemAllocFromPoolAsync");
+	SYM(free_async, "cuMemFreeAsync");
+	SYM(vmm_create, "cuMemCreate");
+	SYM(vmm_release, "cuMemRelease");
+	SYM(vmm_reserve, "cuMemAddressReserve");
+	SYM(vmm_free, "cuMemAddressFree");
+	SYM(vmm_map, "cuMemMap");
+	SYM(vmm_unmap, "cuMemUnmap");
+	SYM(vmm_access, "cuMemSetAccess");
+	SYM(vmm_granularity, "cuMemGetAllocationGranularity");
 	return true;
 }
 

@@ -142,7 +142,7 @@ static void *report_main(void *arg)
 		sleep(1);
 		pthread_mutex_lock(&W.lock);
 		r.conns = (uint32_t)W.conns;
-		r.held = W.held;
+		r.held = W.held + W.pool_held;
 		r.image_bytes = W.image_bytes;
 		r.window_bytes = W.window_bytes;
 		r.streams = W.streams;

@@ -30,6 +30,8 @@ struct alloc {
 	uint64_t size;
 	uint32_t dev;
 	uint64_t lib;                /* a global variable of this library; 0: cuMemAlloc's */
+	struct wpool *pool;          /* stream-ordered, from this pool (pool.c); NULL: not */
+	bool reserved;               /* an address range (vmm.c): mapped memory, or none */
 };
 
 struct conn {
@@ -43,6 +45,9 @@ struct conn {
 	struct modules mods;         /* its libraries and kernels (module.c) */
 	struct streams streams;      /* its streams and events (stream.c) */
 	struct window win;           /* its window (window.c) */
+	struct pools pools;          /* its memory pools (pool.c) */
+	struct vmm vmm;              /* its physical allocations and mappings (vmm.c) */
+	uint32_t n_reserved;         /* of its allocations, address ranges */
 	int passed_fd;               /* a descriptor this call brought, or -1 */
 	bool ring_call;              /* the call came through the ring: no reply */
 	bool busy;                   /* launched since its last synchronize */
@@ -218,7 +223,7 @@ static uint64_t limit_reserves(const struct worker *w, uint32_t dev, uint64_t li
 
 CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64_t value)
 {
-	uint64_t max = w->quota ? w->quota : UINT64_MAX, now, next;
+	uint64_t now, next;
 	size_t first = 0;
 	CUresult rc = CUDA_SUCCESS;
 
@@ -243,7 +248,7 @@ CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64
 	now = w->limit_bytes[dev][limit];
 	next = limit_reserves(w, dev, limit, value);
 	next = next > w->limit_default[dev][limit] ? next - w->limit_default[dev][limit] : 0;
-	if (rc == CUDA_SUCCESS && next > now && !worker_take(w, &w->held, max, next - now))
+	if (rc == CUDA_SUCCESS && next > now && !worker_take_memory(w, next - now))
 		rc = CUDA_ERROR_OUT_OF_MEMORY;
 	if (rc == CUDA_SUCCESS) {
 		rc = w->drv.ctx_set_limit((CUlimit)limit, (size_t)value);
@@ -291,7 +296,7 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint64_t managed, uint3
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The quota first: held counts the bytes asked for until they are
 	 * given back, so two processes cannot both pass the check. */
-	if (!worker_take(w, &w->held, w->quota ? w->quota : UINT64_MAX, size))
+	if (!worker_take_memory(w, size))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = on_device(c, dev);
 	if (rc == CUDA_SUCCESS)
@@ -301,7 +306,32 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint64_t managed, uint3
 		worker_give(w, &w->held, size);
 		return rc;
 	}
-	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev, 0 };
+	c->allocs[c->n_allocs++] = (struct alloc){ ptr, size, dev, 0, NULL, false };
+	*ret = ptr;
+	return CUDA_SUCCESS;
+}
+
+/* MEM_ALLOC_ASYNC: @m's bytes from its pool, in its stream's order. Not
+ * into a capture: the graph's memory would be the driver's, uncounted. */
+static CUresult mem_alloc_async(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t dev,
+				uint64_t *ret)
+{
+	struct wpool *from = NULL;
+	CUdeviceptr ptr = 0;
+	CUstream s = NULL;
+	CUresult rc = on_device(c, dev);
+
+	if (rc == CUDA_SUCCESS)
+		rc = stream_of(&c->streams, m->v[1], &s);
+	if (rc == CUDA_SUCCESS && stream_capturing(c->w, s))
+		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	if (rc == CUDA_SUCCESS && !alloc_room(c))
+		rc = CUDA_ERROR_OUT_OF_MEMORY;
+	if (rc == CUDA_SUCCESS)
+		rc = pool_alloc(c->w, &c->pools, m->v[2], dev, m->v[0], s, &ptr, &from);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	c->allocs[c->n_allocs++] = (struct alloc){ ptr, m->v[0], dev, 0, from, false };
 	*ret = ptr;
 	return CUDA_SUCCESS;
 }
@@ -320,7 +350,7 @@ static CUresult global(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t d
 		return rc; /* asked before: known already */
 	if (!alloc_room(c))
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	c->allocs[c->n_allocs++] = (struct alloc){ res[0], res[1], dev, m->v[0] };
+	c->allocs[c->n_allocs++] = (struct alloc){ res[0], res[1], dev, m->v[0], NULL, false };
 	return CUDA_SUCCESS;
 }
 
@@ -335,21 +365,81 @@ static void forget_globals(struct conn *c, uint64_t lib)
 			i++;
 }
 
-static CUresult mem_free(struct conn *c, uint64_t ptr)
+/* MEM_FREE, or MEM_FREE_ASYNC on stream @stream (@async): a pool's
+ * allocation goes back to its pool in the stream's order; cuMemAlloc's
+ * once the stream's work is done (so its bytes stop counting only once
+ * the driver has them back). */
+static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stream)
 {
 	struct alloc *a = find(c, ptr, 0, true);
+	struct wpool *pool;
+	CUstream s = NULL;
 	CUresult rc;
 
-	if (!a || a->lib)
+	if (!a || a->lib || a->reserved)
 		return CUDA_ERROR_INVALID_VALUE;
 	rc = on_device(c, a->dev);
-	if (rc == CUDA_SUCCESS)
+	if (rc == CUDA_SUCCESS && async)
+		rc = stream_of(&c->streams, stream, &s);
+	if (rc == CUDA_SUCCESS && async && stream_capturing(c->w, s))
+		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (async && a->pool)
+		rc = c->w->drv.free_async(a->ptr, s);
+	else if (async && (rc = c->w->drv.stream_sync(s)) != CUDA_SUCCESS)
+		return rc; /* still the process's: the stream's work failed */
+	if (!async || !a->pool)
 		rc = c->w->drv.mem_free(a->ptr);
-	pthread_mutex_lock(&c->w->lock);
-	c->w->held -= a->size;
-	pthread_mutex_unlock(&c->w->lock);
+	pool = a->pool;
+	if (!pool)
+		worker_give(c->w, &c->w->held, a->size);
 	*a = c->allocs[--c->n_allocs];
+	if (pool)
+		pool_freed(c->w, &c->pools, pool);
 	return rc;
+}
+
+/* VMM: address ranges here (they are allocations to copies and
+ * memsets), the rest vmm.c's within them. */
+static CUresult vmm(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t dev, uint64_t res[2])
+{
+	struct worker *w = c->w;
+	struct alloc *a;
+	CUresult rc = on_device(c, dev);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	switch (m->v[0]) {
+	case VGPU_CUDA_VMM_RESERVE:
+		if (c->n_reserved >= WORKER_MAX_RESERVES || !alloc_room(c))
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		rc = vmm_reserve(w, m, &res[0]);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		c->allocs[c->n_allocs++] = (struct alloc){ res[0], m->v[1], dev, 0, NULL, true };
+		c->n_reserved++;
+		return CUDA_SUCCESS;
+	case VGPU_CUDA_VMM_FREE:
+		a = find(c, m->v[1], 0, true);
+		if (!a || !a->reserved || a->size != m->v[2] || m->v[3] || m->v[4])
+			return CUDA_ERROR_INVALID_VALUE;
+		rc = vmm_unreserve(w, &c->vmm, a->ptr, a->size);
+		if (rc == CUDA_SUCCESS) {
+			*a = c->allocs[--c->n_allocs];
+			c->n_reserved--;
+		}
+		return rc;
+	case VGPU_CUDA_VMM_MAP:
+	case VGPU_CUDA_VMM_UNMAP:
+	case VGPU_CUDA_VMM_ACCESS:
+		a = m->v[2] ? find(c, m->v[1], m->v[2], false) : NULL;
+		if (!a || !a->reserved)
+			return CUDA_ERROR_INVALID_VALUE;
+		/* fall through */
+	default:
+		return vmm_call(w, &c->vmm, m, dev, res);
+	}
 }
 
 /* MEMSET or DTOD: every byte it writes, and for DTOD reads, within one
@@ -424,11 +514,27 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		rc = mem_alloc(c, m->v[0], m->v[1], dev, &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_MEM_FREE:
-		return reply(c, m, mem_free(c, m->v[0]), NULL, 0, NULL, 0);
+		return reply(c, m, mem_free(c, m->v[0], false, 0), NULL, 0, NULL, 0);
+	case VGPU_CUDA_MEM_ALLOC_ASYNC:
+		rc = mem_alloc_async(c, m, dev, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	case VGPU_CUDA_MEM_FREE_ASYNC:
+		return reply(c, m, mem_free(c, m->v[0], true, m->v[1]), NULL, 0, NULL, 0);
+	case VGPU_CUDA_VMM:
+		rc = vmm(c, m, dev, res);
+		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_POOL:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = pool_call(w, &c->pools, m, dev, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_MEM_INFO:
 		if (w->quota) {
+			pool_refresh_all(w, false);
 			pthread_mutex_lock(&w->lock);
-			res[0] = w->quota - (w->held < w->quota ? w->held : w->quota);
+			uint64_t used = w->held + w->pool_held;
+
+			res[0] = w->quota - (used < w->quota ? used : w->quota);
 			pthread_mutex_unlock(&w->lock);
 			res[1] = w->quota;
 		} else if ((rc = on_device(c, dev)) == CUDA_SUCCESS &&
@@ -743,9 +849,14 @@ static void calls(struct conn *c)
 static void release(struct conn *c)
 {
 	uint64_t bytes = 0;
+	bool pooled = false;
 
-	/* The window's asynchronous copies done before it goes. */
-	for (uint32_t d = 0; c->win.base && d < c->w->desc.count; d++)
+	for (uint32_t i = 0; i < c->n_allocs; i++)
+		pooled |= c->allocs[i].pool != NULL || c->allocs[i].reserved;
+	/* The window's asynchronous copies done before it goes, and the
+	 * work that may use the pools' allocations before they go back
+	 * (cuMemFree does not wait for it there): until then they count. */
+	for (uint32_t d = 0; (c->win.base || pooled) && d < c->w->desc.count; d++)
 		if (on_device(c, d) == CUDA_SUCCESS)
 			c->w->drv.ctx_sync();
 	worker_busy(c->w, &c->busy, false);
@@ -756,13 +867,20 @@ static void release(struct conn *c)
 		close(c->passed_fd);
 	c->passed_fd = -1;
 
+	vmm_release(c->w, &c->vmm);
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
 		if (c->allocs[i].lib)
 			continue; /* a library's variable: gone with its library */
+		if (c->allocs[i].reserved) {
+			c->w->drv.vmm_free(c->allocs[i].ptr, (size_t)c->allocs[i].size);
+			continue;
+		}
 		if (on_device(c, c->allocs[i].dev) == CUDA_SUCCESS)
 			c->w->drv.mem_free(c->allocs[i].ptr);
-		bytes += c->allocs[i].size;
+		if (!c->allocs[i].pool)
+			bytes += c->allocs[i].size;
 	}
+	pool_release(c->w, &c->pools);
 	pthread_mutex_lock(&c->w->lock);
 	c->w->held -= bytes;
 	c->w->buffered -= c->buf_cap;

@@ -55,6 +55,35 @@
 #define WORKER_MAX_GRAPHS 1024
 #define WORKER_VM_MAX_GRAPHS 4096
 #define WORKER_VM_MAX_IMAGE_BYTES ((uint64_t)1 << 30)
+/* Memory pools one process holds (its default pools included), and the
+ * VM's processes together: each a reservation of device address space
+ * and the driver's host memory; their memory counts against the quota. */
+#define WORKER_MAX_POOLS 64
+#define WORKER_VM_MAX_POOLS 256
+/* Virtual memory management, one process: physical allocations (each
+ * counted against the quota), mappings, and address ranges reserved
+ * (the driver's page tables and address space, the VM's own). */
+#define WORKER_MAX_VMM_HANDLES 65536
+#define WORKER_MAX_VMM_MAPS 65536
+#define WORKER_MAX_RESERVES 4096
+/* A process's memory pools (pool.c), by handle - 1, its default pool of
+ * each GPU among them. */
+struct wpool;
+struct pools {
+	struct wpool *slot[WORKER_MAX_POOLS];
+	struct wpool *dflt[VGPU_CUDA_MAX_DEVICES];
+};
+
+/* A process's physical allocations and mappings (vmm.c). */
+struct vhandle;
+struct vmap;
+struct vmm {
+	struct vhandle *h;
+	uint32_t n_h, cap_h;
+	struct vmap *maps;
+	uint32_t n_maps, cap_maps;
+};
+
 /* A process's window (window.c), and the VM's windows together: host
  * memory page-locked for the VM's copies. */
 #define WORKER_MAX_WINDOW ((uint64_t)1 << 30)
@@ -141,6 +170,27 @@ struct driver {
 	CUresult (*graph_upload)(CUgraphExec exec, CUstream stream);
 	CUresult (*graph_destroy)(CUgraph graph);
 	CUresult (*graph_exec_destroy)(CUgraphExec exec);
+	CUresult (*pool_create)(CUmemoryPool *pool, const CUmemPoolProps *props);
+	CUresult (*pool_destroy)(CUmemoryPool pool);
+	CUresult (*pool_set_attr)(CUmemoryPool pool, CUmemPool_attribute attr, void *value);
+	CUresult (*pool_get_attr)(CUmemoryPool pool, CUmemPool_attribute attr, void *value);
+	CUresult (*pool_trim)(CUmemoryPool pool, size_t keep);
+	CUresult (*alloc_from_pool)(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
+				    CUstream stream);
+	CUresult (*free_async)(CUdeviceptr dptr, CUstream stream);
+	CUresult (*vmm_create)(CUmemGenericAllocationHandle *h, size_t bytes,
+			       const CUmemAllocationProp *prop, unsigned long long flags);
+	CUresult (*vmm_release)(CUmemGenericAllocationHandle h);
+	CUresult (*vmm_reserve)(CUdeviceptr *ptr, size_t bytes, size_t align, CUdeviceptr addr,
+				unsigned long long flags);
+	CUresult (*vmm_free)(CUdeviceptr ptr, size_t bytes);
+	CUresult (*vmm_map)(CUdeviceptr ptr, size_t bytes, size_t offset,
+			    CUmemGenericAllocationHandle h, unsigned long long flags);
+	CUresult (*vmm_unmap)(CUdeviceptr ptr, size_t bytes);
+	CUresult (*vmm_access)(CUdeviceptr ptr, size_t bytes, const CUmemAccessDesc *desc,
+			       size_t count);
+	CUresult (*vmm_granularity)(size_t *bytes, const CUmemAllocationProp *prop,
+				    CUmemAllocationGranularity_flags option);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -152,7 +202,10 @@ struct worker {
 	CUcontext ctx[VGPU_CUDA_MAX_DEVICES];    /* primary contexts, retained once */
 	uint64_t quota;                  /* bytes of device memory (0: none) */
 	pthread_mutex_t lock;            /* guards the fields below */
-	uint64_t held;                   /* bytes the VM's processes hold */
+	uint64_t held;                   /* bytes the VM's processes hold, less pools' */
+	uint64_t pool_held;              /* bytes the pools hold (pool.c) */
+	uint64_t n_pools;                /* the processes' pools */
+	struct wpool *pools[WORKER_VM_MAX_POOLS]; /* all of them, n_pools used */
 	uint64_t buffered;               /* bytes of the connections' copy buffers */
 	uint64_t image_bytes;            /* of the libraries the processes hold */
 	uint64_t window_bytes;           /* of the processes' windows */
@@ -259,17 +312,50 @@ CUresult stream_call(struct worker *w, struct streams *st, const struct vgpu_cud
 /* The driver's stream of @handle (0: the default stream, NULL);
  * CUDA_ERROR_INVALID_HANDLE for one not live. */
 CUresult stream_of(struct streams *st, uint64_t handle, CUstream *ret);
+/* CTX_INFO's set (serve.c's limits): limit @limit of GPU @dev's context
+ * to @value, what it reserves counted against the VM's quota first. */
+CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64_t value);
 /* CAPTURE_*, GRAPH_* (cuda_call.h): graphs made by capturing a stream,
  * instantiated and launched; r0 into *@res. Whether @s is capturing
  * (copies that carry their bytes are refused there: a graph cannot
  * keep bytes the worker copies from a buffer it reuses). */
-/* CTX_INFO's set (serve.c's limits): limit @limit of GPU @dev's context
- * to @value, what it reserves counted against the VM's quota first. */
-CUresult worker_set_limit(struct worker *w, uint32_t dev, uint64_t limit, uint64_t value);
 CUresult graph_call(struct worker *w, struct streams *st, const struct vgpu_cuda_msg *m,
 		    uint64_t *res);
 bool stream_capturing(struct worker *w, CUstream s);
 void stream_release(struct worker *w, struct streams *st);
+
+/* pool.c: count @n more bytes of device memory against the VM's quota
+ * (w->held, with what the pools hold; when they would pass it, after what
+ * the pools keep unused is trimmed); false, counting nothing, when they
+ * still would. worker_give(w, &w->held, n) gives them back. */
+bool worker_take_memory(struct worker *w, uint64_t n);
+/* POOL (cuda_call.h) on GPU @dev: r0 into *@res. */
+CUresult pool_call(struct worker *w, struct pools *pl, const struct vgpu_cuda_msg *m,
+		   uint32_t dev, uint64_t *res);
+/* MEM_ALLOC_ASYNC: @bytes from pool @handle of @pl (0: the default pool
+ * of GPU @dev) in @s's order, within the quota; *@from the pool. */
+CUresult pool_alloc(struct worker *w, struct pools *pl, uint64_t handle, uint32_t dev,
+		    uint64_t bytes, CUstream s, CUdeviceptr *ptr, struct wpool **from);
+/* An allocation from @p was freed (to the driver already). */
+void pool_freed(struct worker *w, struct pools *pl, struct wpool *p);
+/* Read what every pool of the VM holds anew (after trimming what they
+ * keep unused, when @trim). */
+void pool_refresh_all(struct worker *w, bool trim);
+/* The process's pools destroyed; their allocations are freed. */
+void pool_release(struct worker *w, struct pools *pl);
+
+/* vmm.c: VMM (cuda_call.h) on GPU @dev but RESERVE and FREE (serve.c's,
+ * with the two below), a MAP, UNMAP or ACCESS checked to lie within a
+ * range the process reserved; r0, r1 into @res. */
+CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m, uint32_t dev,
+		  uint64_t res[2]);
+/* RESERVE: *@ptr the range's address. */
+CUresult vmm_reserve(struct worker *w, const struct vgpu_cuda_msg *m, uint64_t *ptr);
+/* FREE of a whole range the process reserved: refused while mapped. */
+CUresult vmm_unreserve(struct worker *w, struct vmm *v, uint64_t ptr, uint64_t bytes);
+/* Its mappings undone, its allocations released (the ranges are
+ * serve.c's to free after). */
+void vmm_release(struct worker *w, struct vmm *v);
 
 /* module.c: the calls of cuda_call.h on modules, in the calling thread's
  * current context; each returns the CUresult for the reply. */

@@ -48,6 +48,11 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_GRAPH_INSTANTIATE: return device | (reply ? 1u : 3u); /* graph, flags; exec */
 	case VGPU_CUDA_GRAPH_LAUNCH:  return device | (reply ? 0u : 7u);  /* exec, stream, upload */
 	case VGPU_CUDA_GRAPH_DESTROY: return device | (reply ? 0u : 3u);  /* handle, kind */
+	case VGPU_CUDA_MEM_ALLOC_ASYNC: return device | (reply ? 1u : 7u); /* bytes, stream, pool;
+									 * pointer */
+	case VGPU_CUDA_MEM_FREE_ASYNC: return device | (reply ? 0u : 3u); /* pointer, stream */
+	case VGPU_CUDA_POOL:      return device | (reply ? 1u : 15u); /* what, pool, args; answer */
+	case VGPU_CUDA_VMM:       return device | (reply ? 3u : 31u); /* what, args; answers */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:

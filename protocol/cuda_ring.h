@@ -57,6 +57,7 @@ static inline bool vgpu_cuda_ringable(const struct vgpu_cuda_msg *m)
 	case VGPU_CUDA_EVENT_RECORD:
 	case VGPU_CUDA_STREAM_WAIT:
 	case VGPU_CUDA_GRAPH_LAUNCH:
+	case VGPU_CUDA_MEM_FREE_ASYNC:
 		return true;
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:

@@ -124,8 +124,45 @@ enum vgpu_cuda_call {
 	VGPU_CUDA_GRAPH_LAUNCH = 38,  /* a0 executable graph, a1 stream, a2 1: upload
 				       * only (cuGraphUpload), 0: launch */
 	VGPU_CUDA_GRAPH_DESTROY = 39, /* a0 graph (a1 0) or executable graph (a1 1) */
+	/* Stream-ordered allocation: the process's memory pools on the host,
+	 * handles from 1; pool 0 is the process's default pool of device a5. */
+	VGPU_CUDA_MEM_ALLOC_ASYNC = 40, /* a0 bytes, a1 stream, a2 pool; r0 the pointer */
+	VGPU_CUDA_MEM_FREE_ASYNC = 41,  /* a0 pointer, a1 stream */
+	VGPU_CUDA_POOL = 42,      /* a0 what (enum vgpu_cuda_pool_op), a1 pool, a2, a3
+				   * its arguments (there); r0 its answer */
+	/* Virtual memory management (cuMemCreate, cuMemMap): physical
+	 * allocations (handles from 1) mapped into address ranges the
+	 * process reserved, on device a5. */
+	VGPU_CUDA_VMM = 43,       /* a0 what (enum vgpu_cuda_vmm_op), a1..a4 its
+				   * arguments (there); r0, r1 its answer */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_GRAPH_DESTROY
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_VMM
+
+/* VGPU_CUDA_POOL's operations, as the driver's cuMemPool* functions. */
+enum vgpu_cuda_pool_op {
+	VGPU_CUDA_POOL_CREATE = 0,  /* a1 0, a2 the pool's maximum size (0: the
+				     * driver's default); r0 the new pool */
+	VGPU_CUDA_POOL_DESTROY = 1, /* a1 the pool (not 0) */
+	VGPU_CUDA_POOL_SET = 2,     /* a1 pool, a2 CUmemPool_attribute, a3 its value */
+	VGPU_CUDA_POOL_GET = 3,     /* a1 pool, a2 CUmemPool_attribute; r0 its value */
+	VGPU_CUDA_POOL_TRIM = 4,    /* a1 pool, a2 bytes to keep */
+};
+
+/* VGPU_CUDA_VMM's operations, as the driver's cuMem* functions. */
+enum vgpu_cuda_vmm_op {
+	VGPU_CUDA_VMM_CREATE = 0,   /* a1 bytes; r0 the allocation's handle */
+	VGPU_CUDA_VMM_RELEASE = 1,  /* a1 handle */
+	VGPU_CUDA_VMM_RESERVE = 2,  /* a1 bytes, a2 alignment, a3 address asked for
+				     * (0: any); r0 the range's address */
+	VGPU_CUDA_VMM_FREE = 3,     /* a1 address, a2 bytes: a whole range */
+	VGPU_CUDA_VMM_MAP = 4,      /* a1 address, a2 bytes, a3 offset, a4 handle */
+	VGPU_CUDA_VMM_UNMAP = 5,    /* a1 address, a2 bytes */
+	VGPU_CUDA_VMM_ACCESS = 6,   /* a1 address, a2 bytes, a3 CUmemAccess_flags for
+				     * device a5 */
+	VGPU_CUDA_VMM_RETAIN = 7,   /* a1 an address mapped; r0 its allocation's handle */
+	VGPU_CUDA_VMM_PROPS = 8,    /* a1 handle; r0 its device, r1 its bytes */
+	VGPU_CUDA_VMM_GRANULARITY = 9, /* a1 CUmemAllocationGranularity_flags; r0 bytes */
+};
 
 /* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */
 enum vgpu_cuda_occupancy {

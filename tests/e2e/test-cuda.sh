@@ -114,6 +114,10 @@ has "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the per
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
 has "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; 1 MiB of it beside a staged 1 MiB copy; a managed pointer; no concurrent managed access said" \
 	"^managed 0 first=same second=same copy=same big=same type=3 cma=0$"
+has "stream-ordered allocation through the worker: the default pool in a stream's order (every result right, none in use after), a pool of its own keeping what is freed and trimmed, one over the VM's quota (cudaErrorMemoryAllocation), the pool current and destroyed with an allocation live" \
+	"^pool 0 same used=0 kept=yes trimmed=0 huge=2 current=ok$"
+has "virtual memory management: two physical allocations mapped side by side in one reserved range, released (the mappings keep them), readable and writable; a copy and a kernel across the two, every result right; the handle from an address, its device; unmapped, the range freed" \
+	"^vmm 0 gran=ok same retained=ok$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -297,6 +301,67 @@ if sys.argv[3] == "graphs":
     for _ in range(1025):
         call(35, (strm, 0))
         made.append(call(36, (strm,)))
+    out += [made.count(0), made[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "pools":
+    # Stream-ordered allocation from a hostile process (MEM_ALLOC_ASYNC
+    # 40, MEM_FREE_ASYNC 41, POOL 42): operations, attributes, values,
+    # handles and streams CUDA has not, frees of what is not an
+    # allocation, twice, into a capture; a pool destroyed while an
+    # allocation of it lives (which still works, then is freed); what a
+    # pool keeps after a free counts until a plain allocation needs it
+    # (trimmed then); the budget of 64 pools (the default one of them).
+    out = [call(2), call(42, (9,)), call(42, (0, 5)), call(42, (1, 0)), call(42, (1, 77)),
+           call(42, (3, 0, 99)), call(42, (2, 0, 1, 5)), call(42, (2, 0, 5, 1)),
+           call(42, (2, 0, 6, 7)), call(40, (4096, 77, 0)), call(40, (0, 0, 0)),
+           call(40, (4096, 0, 77)), call(40, (1 << 40, 0, 0))]
+    st, (ptr, *_), _ = call(40, (4096, 0, 0), full=True)
+    out += [st, call(41, (ptr + 8, 0)), call(41, (ptr, 77)), call(41, (ptr, 0)),
+            call(41, (ptr, 0)), call(8)]
+    st, (strm, *_), _ = call(13, (0, 0), full=True)
+    out += [call(35, (strm, 0)), call(40, (4096, strm, 0)), call(36, (strm,))]
+    st, (pool, *_), _ = call(42, (0, 0, 0), full=True)
+    st2, (p2, *_), _ = call(40, (8192, 0, pool), full=True)
+    out += [st, st2, call(42, (1, pool)), call(42, (3, pool, 7)), call(24, (p2, 0, 4, 4)),
+            call(41, (p2, 0)), call(8)]
+    # 6 MiB of the VM's 8 (its quota by now) kept by a pool after its
+    # free: a plain 4 MiB allocation still fits (the pool trimmed for it).
+    st, (keep, *_), _ = call(42, (0, 0, 0), full=True)
+    out += [st, call(42, (2, keep, 4, (1 << 64) - 1))]
+    st, (big, *_), _ = call(40, (6 << 20, 0, keep), full=True)
+    out += [st, call(41, (big, 0)), call(8)]
+    st, (res, *_), _ = call(42, (3, keep, 5), full=True)
+    out += [res >= 6 << 20]
+    st, (plain, *_), _ = call(3, (4 << 20,), full=True)
+    st2, (res, *_), _ = call(42, (3, keep, 5), full=True)
+    out += [st, st2, res < 6 << 20, call(4, (plain,))]
+    made = [call(42, (0, 0, 0)) for _ in range(63)]
+    out += [made.count(0), made[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "vmm":
+    # Virtual memory management from a hostile process (VMM 43): what CUDA
+    # has not, sizes off the granularity, over the quota, handles never
+    # made or released, maps outside a range, past an allocation's end,
+    # over a mapping; a range freed while mapped or as device memory; an
+    # unmap of nothing; then all of it given back (the quota whole again)
+    # and the budget of 4096 ranges.
+    G = 2 << 20
+    out = [call(2), call(43, (99,)), call(43, (0, 0)), call(43, (0, 3 << 20)),
+           call(43, (0, 1 << 40))]
+    st, (h, *_), _ = call(43, (0, G), full=True)
+    out += [st, call(43, (1, 77)), call(43, (2, 0))]
+    st, (base, *_), _ = call(43, (2, 2 * G), full=True)
+    out += [st, call(43, (4, base, G, 0, 77)), call(43, (4, base + 2 * G, G, 0, h)),
+            call(43, (4, base, G, G, h)), call(43, (4, base, G, 0, h)),
+            call(43, (4, base, G, 0, h)), call(43, (6, base, G, 5)), call(43, (6, base, G, 3)),
+            call(24, (base, 0, 4, 4)), call(4, (base,)), call(43, (3, base, 2 * G)),
+            call(43, (5, base + G, G)), call(43, (1, h)), call(43, (8, h)),
+            call(43, (5, base, G)), call(43, (3, base, 2 * G)), call(43, (3, base, 2 * G))]
+    st, (free, total, *_), _ = call(5, full=True)
+    out += [free == total]
+    made = [call(43, (2, G)) for _ in range(4097)]
     out += [made.count(0), made[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
@@ -623,6 +688,12 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T")" 
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" graphs)" \
 	"0 0 0 1 400 True 400 400 400 1 0 True 900 0 1 0 1 0 0 0 0 400 0 1024 2 0" \
 	"graphs from a raw process: a capture mode CUDA has not (INVALID_VALUE), a stream never made (INVALID_HANDLE), the end of a capture never begun (an error), a graph, an executable graph never made (INVALID_HANDLE), a kind not graph or executable (INVALID_VALUE); a copy carrying its bytes into a capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); flags CUDA has not (INVALID_VALUE); a graph instantiated, uploaded, launched, synchronized, destroyed, destroyed again (INVALID_HANDLE); 1024 graphs, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" pools)" \
+	"0 1 1 1 400 1 1 1 1 400 1 400 2 0 1 400 0 1 0 0 900 0 0 0 0 400 0 0 0 0 0 0 0 0 True 0 0 True 0 62 2 0" \
+	"memory pools from a raw process: an operation, a create's argument, the default pool's destruction, attributes and values CUDA has not (INVALID_VALUE), a pool and a stream never made (INVALID_HANDLE), no bytes (INVALID_VALUE), over the quota (OUT_OF_MEMORY); a free inside an allocation (INVALID_VALUE), on a stream never made (INVALID_HANDLE), twice (INVALID_VALUE); an allocation into a capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); a pool destroyed with an allocation live, the allocation still usable, then freed; 6 MiB of the VM's 8 a pool keeps after its free, trimmed when a plain 4 MiB allocation needs the room; 64 pools with the default one, the 65th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmm)" \
+	"0 1 1 1 2 0 400 1 0 400 1 1 0 1 1 0 0 1 1 1 0 400 0 0 1 True 4096 2 0" \
+	"virtual memory management from a raw process: an operation CUDA has not, no bytes, bytes off the granularity (INVALID_VALUE), over the quota (OUT_OF_MEMORY); a handle never made (INVALID_HANDLE), a range of no bytes (INVALID_VALUE); maps of a handle never made (INVALID_HANDLE), outside the range, past the allocation's end (INVALID_VALUE), right, over the mapping (INVALID_VALUE); access flags CUDA has not (INVALID_VALUE), right; a memset into the mapping; the range freed as cuMemAlloc's, freed while mapped, an unmap of nothing (INVALID_VALUE); released (the mapping keeps it; its properties then INVALID_HANDLE), unmapped, the range freed, freed again (INVALID_VALUE); the VM's quota whole again; 4096 ranges, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \

@@ -19,7 +19,7 @@ import sys
 from gen_protocol_corpus import crc32c, header  # same directory
 
 CUDA_MSG = 9
-LAUNCH, MEMSET, MEM_ALLOC, GRAPH_LAUNCH = 12, 24, 3, 38
+LAUNCH, MEMSET, MEM_ALLOC, GRAPH_LAUNCH, MEM_FREE_ASYNC = 12, 24, 3, 38, 41
 RING = 4096
 
 
@@ -65,6 +65,8 @@ def main():
         "cuda-ring-not-ringable": seed(0, [entry(MEM_ALLOC, [4096])]),
         "cuda-ring-past-tail": seed(0, [launch], tail=32),
         "cuda-ring-graph-launch": seed(0, [entry(GRAPH_LAUNCH, [1, 3, 0, 0, 0]), launch]),
+        "cuda-ring-free-async": seed(0, [entry(MEM_FREE_ASYNC, [0x7F0000000000, 3, 0, 0, 0]),
+                                         launch]),
         "cuda-ring-unsigned": seed(1, [unsigned(launch), unsigned(memset)],
                                    tail=len(launch) + len(memset)),
     }

@@ -271,6 +271,14 @@ def main():
         "cuda-graph-launch": cuda_call(38, (1, 3, 0)),
         "cuda-graph-upload": cuda_call(38, (1, 3, 1)),
         "cuda-graph-destroy": cuda_call(39, (1, 1)),
+        # Stream-ordered allocation and pools, virtual memory (40 to 43).
+        "cuda-alloc-async": cuda_call(40, (4096, 3, 2)),
+        "cuda-alloc-async-reply": cuda_call(40, (0x7F0000000000,), reply=True),
+        "cuda-free-async": cuda_call(41, (0x7F0000000000, 3)),
+        "cuda-pool-set": cuda_call(42, (2, 1, 4, 1 << 20)),
+        "cuda-pool-get-reply": cuda_call(42, (1 << 21,), reply=True),
+        "cuda-vmm-map": cuda_call(43, (4, 0x7F0000000000, 2 << 20, 0, 1)),
+        "cuda-vmm-props-reply": cuda_call(43, (0, 2 << 20), reply=True),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -41,7 +41,16 @@ LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
  PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
  DTOH_WIN, KICK, CAPTURE_BEGIN, CAPTURE_END, GRAPH_INSTANTIATE, GRAPH_LAUNCH,
- GRAPH_DESTROY) = range(13, 40)
+ GRAPH_DESTROY, MEM_ALLOC_ASYNC, MEM_FREE_ASYNC, POOL, VMM) = range(13, 44)
+POOL_CREATE, POOL_DESTROY, POOL_SET, POOL_GET, POOL_TRIM = range(5)
+(VMM_CREATE, VMM_RELEASE, VMM_RESERVE, VMM_FREE, VMM_MAP, VMM_UNMAP, VMM_ACCESS, VMM_RETAIN,
+ VMM_PROPS, VMM_GRANULARITY) = range(10)
+VMM_GRAIN = 2 << 20  # the granularity of physical allocations, as an H100's
+# Memory pools: reserved in chunks (as NVIDIA's driver reserves 2 MiB and
+# more at a time), kept after frees up to the release threshold (attribute
+# 4) until a synchronize, all given back by a trim to 0. Attributes 1..3
+# reuse flags (1 by default), 5..8 reserved/used current and high.
+POOL_CHUNK = 2 << 20
 CAPTURE_UNSUPPORTED, ILLEGAL_STATE, UNSUPPORTED_LIMIT = 900, 401, 215
 OCC_BLOCKS, OCC_SMEM, OCC_CLUSTERS = 0, 1, 2
 # A kernel's attributes as the emulation reports them (CUfunction_attribute:
@@ -154,6 +163,103 @@ def serve_calls(conn, req_id, mode):
     # Stream capture: the launches a capturing stream gets are kept, not
     # run (the only work captured here); a graph's launch runs them.
     capturing, graphs, execs, ids = {}, {}, {}, [0]
+    # handle (("d", device) for defaults, ("gone", handle) destroyed) -> pool;
+    # pointer -> its pool's handle
+    pools, pool_of, pool_ids = {}, {}, [0]
+
+    def new_pool():
+        return {"attrs": {1: 1, 2: 1, 3: 1, 4: 0, 6: 0, 8: 0}, "used": 0, "reserved": 0}
+
+    def pool_named(handle, dev):
+        if handle == 0:
+            return pools.setdefault(("d", dev), new_pool())
+        return pools.get(handle)
+
+    def pool_settle(p, keep):
+        """Give back what @p keeps beyond @keep bytes (and its allocations)."""
+        need = (p["used"] + POOL_CHUNK - 1) // POOL_CHUNK * POOL_CHUNK
+        p["reserved"] = min(p["reserved"], max(need, keep))
+
+    # Virtual memory management: physical allocations (handle -> [bytes,
+    # device, refs, maps]), reserved ranges in mem as Spans, mappings
+    # (address -> (bytes, handle)) as views of the allocation's bytes in
+    # their range's Span (so two mappings of one allocation share them).
+    phys, maps = {}, {}
+
+    def span_of(ptr, n):
+        sp = [(b, v) for b, v in mem.items() if isinstance(v, Span) and b <= ptr and
+              ptr + n <= b + len(v)]
+        return sp[0] if sp else (None, None)
+
+    def vmm(a):
+        nonlocal used, nxt
+        what = a[0]
+        if what == VMM_CREATE:
+            if a[1] == 0 or a[1] % VMM_GRAIN:
+                return INVALID_VALUE, ()
+            if used + sum(q["reserved"] for q in pools.values()) + a[1] > QUOTA:
+                return OUT_OF_MEMORY, ()
+            handle = max(phys.keys() | {0}) + 1
+            phys[handle] = [bytearray(a[1]), a[5], 1, 0]
+            used += a[1]
+            return SUCCESS, (handle,)
+        if what in (VMM_RELEASE, VMM_PROPS):
+            p = phys.get(a[1])
+            if p is None or p[2] == 0:
+                return INVALID_HANDLE, ()
+            if what == VMM_PROPS:
+                return SUCCESS, (p[1], len(p[0]))
+            p[2] -= 1
+        elif what == VMM_RESERVE:
+            align = max(a[2], VMM_GRAIN)
+            nxt = (nxt + align - 1) // align * align
+            base, mem[nxt] = nxt, Span(a[1])
+            nxt += (a[1] + VMM_GRAIN - 1) // VMM_GRAIN * VMM_GRAIN
+            return SUCCESS, (base,)
+        elif what == VMM_FREE:
+            sp = mem.get(a[1])
+            if not isinstance(sp, Span) or len(sp) != a[2] or sp.parts:
+                return INVALID_VALUE, ()
+            mem.pop(a[1])
+        elif what == VMM_MAP:
+            p = phys.get(a[4])
+            if p is None or p[2] == 0:
+                return INVALID_HANDLE, ()
+            base, sp = span_of(a[1], a[2])
+            if sp is None or a[3] + a[2] > len(p[0]) or a[2] % VMM_GRAIN or \
+                    any(m < a[1] + a[2] and a[1] < m + n for m, (n, _) in maps.items()):
+                return INVALID_VALUE, ()
+            maps[a[1]] = (a[2], a[4])
+            p[3] += 1
+            sp.parts[a[1] - base] = memoryview(p[0])[a[3]:a[3] + a[2]]
+        elif what == VMM_UNMAP:
+            base, sp = span_of(a[1], a[2])
+            gone = [m for m in maps if a[1] <= m < a[1] + a[2]]
+            if sp is None or not gone:
+                return INVALID_VALUE, ()
+            for m in gone:
+                phys[maps.pop(m)[1]][3] -= 1
+                sp.parts.pop(m - base)
+        elif what == VMM_ACCESS:
+            if a[3] not in (1, 3) or span_of(a[1], a[2])[1] is None:
+                return INVALID_VALUE, ()
+        elif what == VMM_RETAIN:
+            hit = [h for m, (n, h) in maps.items() if m <= a[1] < m + n]
+            if not hit:
+                return INVALID_VALUE, ()
+            phys[hit[0]][2] += 1
+            return SUCCESS, (hit[0],)
+        elif what == VMM_GRANULARITY:
+            return SUCCESS, (VMM_GRAIN,)
+        else:
+            return INVALID_VALUE, ()
+        for h in [h for h, p in phys.items() if p[2] == 0 and p[3] == 0]:
+            used -= len(phys.pop(h)[0])
+        return SUCCESS, ()
+
+    def pools_sync():
+        for p in pools.values():
+            pool_settle(p, p["attrs"][4])
 
     def find(ptr, n):
         for base, buf in mem.items():
@@ -168,20 +274,68 @@ def serve_calls(conn, req_id, mode):
         if call in (HTOD, DTOH) and (a[1] if call == HTOD else a[2]) not in streams | {0}:
             status = INVALID_HANDLE
         elif call == MEM_ALLOC:
-            if used + a[0] > QUOTA:
+            if used + sum(q["reserved"] for q in pools.values()) + a[0] > QUOTA:
                 status = OUT_OF_MEMORY
             else:
                 if a[1]:  # managed memory: 1 KiB aligned, pages shared, as NVIDIA's driver
                     nxt = (nxt + 1023) // 1024 * 1024
                 mem[nxt] = bytearray(a[0])
                 values, used, nxt = (nxt,), used + a[0], nxt + ((a[0] + 511) // 512) * 512
-        elif call == MEM_FREE:
-            if a[0] in mem:
-                used -= len(mem.pop(a[0]))
-            else:
+        elif call == MEM_FREE or call == MEM_FREE_ASYNC:
+            if a[0] not in mem or (call == MEM_FREE_ASYNC and a[1] not in streams | {0}):
                 status = INVALID_VALUE
+            elif a[0] in pool_of:
+                p = pools[pool_of.pop(a[0])]
+                p["used"] -= len(mem.pop(a[0]))
+            else:
+                used -= len(mem.pop(a[0]))
+        elif call == MEM_ALLOC_ASYNC:
+            p = pool_named(a[2], a[5])
+            if p is None:
+                status = INVALID_VALUE
+            elif a[1] not in streams | {0}:
+                status = INVALID_HANDLE
+            elif a[1] in capturing:
+                status = CAPTURE_UNSUPPORTED
+            else:
+                grow = max(0, p["used"] + a[0] - p["reserved"])
+                grow = (grow + POOL_CHUNK - 1) // POOL_CHUNK * POOL_CHUNK
+                if used + sum(q["reserved"] for q in pools.values()) + grow > QUOTA:
+                    status = OUT_OF_MEMORY
+                else:
+                    p["reserved"] += grow
+                    p["used"] += a[0]
+                    p["attrs"][6] = max(p["attrs"][6], p["reserved"])
+                    p["attrs"][8] = max(p["attrs"][8], p["used"])
+                    mem[nxt] = bytearray(a[0])
+                    pool_of[nxt] = next(k for k, v in pools.items() if v is p)
+                    values, nxt = (nxt,), nxt + ((a[0] + 511) // 512) * 512
+        elif call == VMM:
+            status, values = vmm(a)
+        elif call == POOL:
+            p = pool_named(a[1], a[5]) if a[0] != POOL_CREATE else None
+            if a[0] == POOL_CREATE:
+                pool_ids[0] += 1
+                handle = pool_ids[0]
+                pools[handle] = new_pool()
+                values = (handle,)
+            elif p is None:
+                status = INVALID_VALUE
+            elif a[0] == POOL_DESTROY:
+                if a[1] == 0:
+                    status = INVALID_VALUE
+                else:  # its live allocations stay until freed, as CUDA's do
+                    pools[("gone", a[1])] = pools.pop(a[1])
+                    for ptr in [q for q, h in pool_of.items() if h == a[1]]:
+                        pool_of[ptr] = ("gone", a[1])
+            elif a[0] == POOL_GET:
+                values = ({5: p["reserved"], 7: p["used"]}.get(a[2], p["attrs"].get(a[2], 0)),)
+            elif a[0] == POOL_SET:
+                p["attrs"][a[2]] = a[3]
+            elif a[0] == POOL_TRIM:
+                pool_settle(p, a[2])
         elif call == MEM_INFO:
-            values = (QUOTA - used, QUOTA)
+            values = (QUOTA - used - sum(q["reserved"] for q in pools.values()), QUOTA)
         elif call == HTOD:
             buf, off = find(a[0], len(data))
             if buf is None:
@@ -323,6 +477,8 @@ def serve_calls(conn, req_id, mode):
             recorded.discard(a[0] if call == EVENT_DESTROY else None)
         elif call in (STREAM_SYNC, STREAM_QUERY):
             status = SUCCESS if a[0] in streams | {0} else INVALID_HANDLE
+            if call == STREAM_SYNC:
+                pools_sync()
         elif call in (STREAM_WAIT, EVENT_RECORD):
             stream, event = (a[0], a[1]) if call == STREAM_WAIT else (a[1], a[0])
             status = SUCCESS if stream in streams | {0} and event in events else INVALID_HANDLE
@@ -353,7 +509,9 @@ def serve_calls(conn, req_id, mode):
                 status = INVALID_VALUE if a[3] in streams | {0} else INVALID_HANDLE
             else:
                 dbuf[doff:doff + a[2]] = bytes(sbuf[soff:soff + a[2]])
-        elif call != SYNC:
+        elif call == SYNC:
+            pools_sync()
+        else:
             return None
         return status, values, out
 
@@ -371,8 +529,11 @@ def serve_calls(conn, req_id, mode):
                 continue
             h = window[4096 + pos + 16:4096 + pos + 96]
             _, _, _, _, rcall, _, _, rplen, _ = struct.unpack("<IHHQHHIII", h[:32])
-            got = handle(rcall, struct.unpack("<6Q", h[32:]),
-                         window[4096 + pos + 96:4096 + pos + 96 + rplen - 48], [])
+            try:
+                got = handle(rcall, struct.unpack("<6Q", h[32:]),
+                             window[4096 + pos + 96:4096 + pos + 96 + rplen - 48], [])
+            except IndexError:  # memory reserved but not mapped
+                got = ILLEGAL_ADDRESS, (), b""
             if got is None:
                 return False
             if got[0] != SUCCESS and struct.unpack_from("<I", window, 132)[0] == 0:
@@ -404,12 +565,46 @@ def serve_calls(conn, req_id, mode):
             return
         if call == KICK:
             continue
-        got = handle(call, a, data, fds)
+        try:
+            got = handle(call, a, data, fds)
+        except IndexError:  # memory reserved but not mapped: the kernel's fault
+            got = ILLEGAL_ADDRESS, (), b""
         for fd in fds:
             os.close(fd)
         if got is None:
             return
         conn.sendall(result(rid, call, *got))
+
+
+class Span:
+    """A reserved address range: the views of what is mapped in it (offset
+    -> memoryview), read and written through; IndexError where nothing is."""
+
+    def __init__(self, size):
+        self.size, self.parts = size, {}
+
+    def __len__(self):
+        return self.size
+
+    def _walk(self, sl):
+        start, stop, _ = sl.indices(self.size)
+        pos = start
+        while pos < stop:
+            hit = [(o, v) for o, v in self.parts.items() if o <= pos < o + len(v)]
+            if not hit:
+                raise IndexError("nothing mapped there")
+            o, v = hit[0]
+            end = min(stop, o + len(v))
+            yield v, pos - o, end - o, pos - start
+            pos = end
+
+    def __getitem__(self, sl):
+        return b"".join(bytes(v[a:b]) for v, a, b, _ in self._walk(sl))
+
+    def __setitem__(self, sl, data):
+        data = bytes(data)
+        for v, a, b, at in self._walk(sl):
+            v[a:b] = data[at:at + b - a]
 
 
 def launch_attrs(data):
@@ -465,12 +660,14 @@ def launch(a, data, kernels, libs, find):
     xbuf, xoff = find(x_ptr, 4 * count)
     if count and (ybuf is None or xbuf is None):
         return 719  # CUDA_ERROR_LAUNCH_FAILED: the kernel faulted
-    for i in range(count):
-        x, = struct.unpack_from("<f", xbuf, xoff + 4 * i)
-        y, = struct.unpack_from("<f", ybuf, yoff + 4 * i)
+    xs = struct.unpack("<%df" % count, bytes(xbuf[xoff:xoff + 4 * count]))
+    ys = struct.unpack("<%df" % count, bytes(ybuf[yoff:yoff + 4 * count]))
+    out = []
+    for x, y in zip(xs, ys):
         ax, = struct.unpack("<f", struct.pack("<f", scale * x))
         axy, = struct.unpack("<f", struct.pack("<f", ax + y))
-        struct.pack_into("<f", ybuf, yoff + 4 * i, axy + tag)
+        out.append(axy + tag)
+    ybuf[yoff:yoff + 4 * count] = struct.pack("<%df" % count, *out)
     return SUCCESS
 
 

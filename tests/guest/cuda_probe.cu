@@ -732,6 +732,80 @@ static void managed_check()
 	cudaFree(y);
 }
 
+// Stream-ordered allocation: two arrays from the default pool in a
+// stream's order, a kernel over them, freed in order; a pool of its own
+// that keeps what is freed (release threshold: all), its use and
+// reservation read, trimmed; an allocation over the quota; the pool made
+// current for the device and destroyed with an allocation still live
+// (freed after). Prints "pool <first error> same|different used=<bytes in
+// use after the frees> kept=yes|no trimmed=<bytes reserved after a trim
+// to 0> huge=<error> current=ok|bad".
+static void pool_check()
+{
+	const int n = 1000;
+	float x[1000], y[1000];
+	float *dx = nullptr, *dy = nullptr, *p = nullptr, *q = nullptr, *huge = nullptr;
+	cudaStream_t s = nullptr;
+	cudaMemPool_t dflt = nullptr, mp = nullptr, cur = nullptr, after = nullptr;
+	cuuint64_t all = ~(cuuint64_t)0, used = 1, reserved = 0, trimmed = 1, in_use = 0;
+	cudaError_t e[32];
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 2.0f;
+	}
+	(void)cudaGetLastError();
+	e[k++] = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+	e[k++] = cudaMallocAsync(&dx, sizeof(x), s);
+	e[k++] = cudaMallocAsync(&dy, sizeof(y), s);
+	e[k++] = cudaMemcpyAsync(dx, x, sizeof(x), cudaMemcpyHostToDevice, s);
+	e[k++] = cudaMemcpyAsync(dy, y, sizeof(y), cudaMemcpyHostToDevice, s);
+	scale_add<<<4, 256, 0, s>>>(dy, dx, 0, Scale{ 3.0f, n });
+	e[k++] = cudaMemcpyAsync(y, dy, sizeof(y), cudaMemcpyDeviceToHost, s);
+	e[k++] = cudaFreeAsync(dx, s);
+	e[k++] = cudaFreeAsync(dy, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 2.0f + 3.0f * (float)i;
+	e[k++] = cudaDeviceGetDefaultMemPool(&dflt, 0);
+	e[k++] = cudaMemPoolGetAttribute(dflt, cudaMemPoolAttrUsedMemCurrent, &used);
+
+	cudaMemPoolProps props = {};
+	props.allocType = cudaMemAllocationTypePinned;
+	props.location.type = cudaMemLocationTypeDevice;
+	props.location.id = 0;
+	e[k++] = cudaMemPoolCreate(&mp, &props);
+	e[k++] = cudaMemPoolSetAttribute(mp, cudaMemPoolAttrReleaseThreshold, &all);
+	e[k++] = cudaMallocFromPoolAsync(&p, 1 << 20, mp, s);
+	e[k++] = cudaMemPoolGetAttribute(mp, cudaMemPoolAttrUsedMemCurrent, &in_use);
+	e[k++] = cudaFreeAsync(p, s);
+	e[k++] = cudaStreamSynchronize(s);
+	e[k++] = cudaMemPoolGetAttribute(mp, cudaMemPoolAttrReservedMemCurrent, &reserved);
+	e[k++] = cudaMemPoolTrimTo(mp, 0);
+	e[k++] = cudaMemPoolGetAttribute(mp, cudaMemPoolAttrReservedMemCurrent, &trimmed);
+	cudaError_t over = cudaMallocAsync(&huge, (size_t)1 << 40, s);
+	(void)cudaGetLastError();
+	e[k++] = cudaDeviceSetMemPool(0, mp);
+	e[k++] = cudaDeviceGetMemPool(&cur, 0);
+	e[k++] = cudaMallocAsync(&q, 4096, s);
+	e[k++] = cudaMemPoolDestroy(mp);
+	e[k++] = cudaDeviceGetMemPool(&after, 0);
+	e[k++] = cudaFreeAsync(q, s);
+	e[k++] = cudaStreamSynchronize(s);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("pool %d %s used=%llu kept=%s trimmed=%llu huge=%d current=%s\n", first,
+	       same ? "same" : "different", (unsigned long long)used,
+	       in_use == 1 << 20 && reserved >= 1 << 20 ? "yes" : "no",
+	       (unsigned long long)trimmed, (int)over,
+	       cur == mp && after == dflt ? "ok" : "bad");
+	if (s)
+		cudaStreamDestroy(s);
+}
+
 // The driver's entry points @names (CUDA 13's), as a cudart program
 // reaches the driver; prints "@what no-entry-point NAME" when one is not
 // there.
@@ -788,6 +862,88 @@ static void ctx_check()
 		first = e[i];
 	printf("ctx %d current=%s popped=%s %s\n", first, cur ? "ok" : "bad", pop ? "ok" : "bad",
 	       back == v ? "same" : "different");
+}
+
+// Virtual memory management, as vectorAddMMAP and PyTorch's expandable
+// segments use it: two physical allocations of the granularity mapped
+// side by side in one reserved range, released (the mappings keep them),
+// made readable and writable; a copy and a kernel across both; an
+// allocation's handle from an address, its properties; unmapped, the
+// range freed. Prints "vmm <first error> gran=ok|bad same|different
+// retained=ok|bad".
+static void vmm_check()
+{
+	typedef CUresult (*gran_t)(size_t *, const CUmemAllocationProp *,
+				   CUmemAllocationGranularity_flags);
+	typedef CUresult (*create_t)(CUmemGenericAllocationHandle *, size_t,
+				     const CUmemAllocationProp *, unsigned long long);
+	typedef CUresult (*release_t)(CUmemGenericAllocationHandle);
+	typedef CUresult (*reserve_t)(CUdeviceptr *, size_t, size_t, CUdeviceptr,
+				      unsigned long long);
+	typedef CUresult (*range_t)(CUdeviceptr, size_t);
+	typedef CUresult (*map_t)(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle,
+				  unsigned long long);
+	typedef CUresult (*access_t)(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
+	typedef CUresult (*retain_t)(CUmemGenericAllocationHandle *, void *);
+	typedef CUresult (*props_t)(CUmemAllocationProp *, CUmemGenericAllocationHandle);
+	void *f[10] = {};
+	const char *names[10] = { "cuMemGetAllocationGranularity", "cuMemCreate", "cuMemRelease",
+				  "cuMemAddressReserve", "cuMemAddressFree", "cuMemMap",
+				  "cuMemUnmap", "cuMemSetAccess", "cuMemRetainAllocationHandle",
+				  "cuMemGetAllocationPropertiesFromHandle" };
+	CUmemAllocationProp prop = {}, got = {};
+	CUmemGenericAllocationHandle h[2] = {}, back = 0;
+	CUdeviceptr base = 0;
+	size_t gran = 0;
+	int e[24] = {}, k = 0;
+
+	if (!entry_points("vmm", names, f, 10))
+		return;
+	cudaFree(0);
+	prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+	prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	prop.location.id = 0;
+	e[k++] = ((gran_t)f[0])(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+	bool gran_ok = gran >= 4096 && (gran & (gran - 1)) == 0;
+	if (!gran_ok)
+		gran = 2 << 20;
+	e[k++] = ((create_t)f[1])(&h[0], gran, &prop, 0);
+	e[k++] = ((create_t)f[1])(&h[1], gran, &prop, 0);
+	e[k++] = ((reserve_t)f[3])(&base, 2 * gran, 0, 0, 0);
+	e[k++] = ((map_t)f[5])(base, gran, 0, h[0], 0);
+	e[k++] = ((map_t)f[5])(base + gran, gran, 0, h[1], 0);
+	e[k++] = ((release_t)f[2])(h[0]);
+	e[k++] = ((release_t)f[2])(h[1]);
+	CUmemAccessDesc rw = {};
+	rw.location = prop.location;
+	rw.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	e[k++] = ((access_t)f[7])(base, 2 * gran, &rw, 1);
+	// 1000 floats on each side of the boundary between the two.
+	const int n = 2000;
+	float x[2000], y[2000];
+	float *dx = (float *)(base + gran) - n / 2, *dy = (float *)(base + 2 * gran) - n;
+	for (int i = 0; i < n; i++) {
+		x[i] = (float)i;
+		y[i] = 0.5f;
+	}
+	e[k++] = (int)cudaMemcpy(dx, x, sizeof(x), cudaMemcpyHostToDevice);
+	e[k++] = (int)cudaMemcpy(dy, y, sizeof(y), cudaMemcpyHostToDevice);
+	scale_add<<<8, 256>>>(dy, dx, 0, Scale{ 2.0f, n });
+	e[k++] = (int)cudaMemcpy(y, dy, sizeof(y), cudaMemcpyDeviceToHost);
+	bool same = true;
+	for (int i = 0; i < n; i++)
+		same = same && y[i] == 0.5f + 2.0f * (float)i;
+	e[k++] = ((retain_t)f[8])(&back, (void *)(base + gran + 64));
+	e[k++] = ((props_t)f[9])(&got, back);
+	bool retained = got.location.type == CU_MEM_LOCATION_TYPE_DEVICE && got.location.id == 0;
+	e[k++] = ((release_t)f[2])(back);
+	e[k++] = ((range_t)f[6])(base, 2 * gran);
+	e[k++] = ((range_t)f[4])(base, 2 * gran);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = e[i];
+	printf("vmm %d gran=%s %s retained=%s\n", first, gran_ok ? "ok" : "bad",
+	       same ? "same" : "different", retained ? "ok" : "bad");
 }
 
 // What the two slots below answer on a thread that never made a context
@@ -942,6 +1098,8 @@ int main()
 	fork_check();
 	graph_check();
 	managed_check();
+	pool_check();
+	vmm_check();
 	// Building graphs node by node is not served: the call fails cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

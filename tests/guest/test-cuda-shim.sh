@@ -129,6 +129,10 @@ check "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the p
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
 check "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; 1 MiB of it beside a staged 1 MiB copy; a managed pointer; no concurrent managed access said" \
 	"^managed 0 first=same second=same copy=same big=same type=3 cma=0$"
+check "stream-ordered allocation: two arrays from the default pool in a stream's order, a kernel, freed in order (every result right, none in use after); a pool of its own keeping what is freed, trimmed to nothing; an allocation over the quota (cudaErrorMemoryAllocation); the pool made current, destroyed with an allocation live, the default current again" \
+	"^pool 0 same used=0 kept=yes trimmed=0 huge=2 current=ok$"
+check "virtual memory management: two physical allocations mapped side by side in one reserved range, released (the mappings keep them), readable and writable; a copy and a kernel across the two, every result right; the handle from an address, its device; unmapped, the range freed" \
+	"^vmm 0 gran=ok same retained=ok$"
 check "cudaMemset2D into pitched memory (cuMemsetD2D8: a memset per row): the rows set, the padding not" "^memset2d 0 same$"
 check "cudaLaunchHostFunc and cudaStreamAddCallback: each runs once the stream's work before it is done, the callback told its status" \
 	"^hostfn 0 order=ok status=0$"

@@ -276,6 +276,11 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_KICK, .id = 37 },
 		{ .call = VGPU_CUDA_HTOD_WIN, .id = 35, .v = { 0x7f0000000000ull, 4096, 64, 7, 1 } },
 		{ .call = VGPU_CUDA_DTOH_WIN, .id = 36, .v = { 0x7f0000000000ull, 0, 64 } },
+		{ .call = VGPU_CUDA_MEM_ALLOC_ASYNC, .id = 38, .v = { 4096, 7, 2 } },
+		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .id = 39, .v = { 0x7f0000000000ull, 7 } },
+		{ .call = VGPU_CUDA_POOL, .id = 40, .v = { VGPU_CUDA_POOL_SET, 2, 4, 1 << 20 } },
+		{ .call = VGPU_CUDA_VMM, .id = 41,
+		  .v = { VGPU_CUDA_VMM_MAP, 0x7f0000000000ull, 2 << 20, 0, 3 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -366,6 +371,10 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_KICK, .data_len = 4 },
 		{ .call = VGPU_CUDA_WINDOW, .v = { 4096 }, .data_len = 4 },  /* bytes in the call */
 		{ .call = VGPU_CUDA_HTOD_WIN, .v = { 1, 0, 4 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_MEM_ALLOC_ASYNC, .v = { 1, 0, 0, 4 } },
+		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .v = { 1, 0, 3 } },
+		{ .call = VGPU_CUDA_POOL, .v = { 1, 0, 0, 0, 5 } },
+		{ .call = VGPU_CUDA_VMM, .v = { 0, 2 << 20 }, .data_len = 4 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -386,6 +395,9 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 0x7f0000000000ull, 16 } },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 3020 } },
 		{ .call = VGPU_CUDA_WINDOW, .v = { 0x7f0000000000ull } },
+		{ .call = VGPU_CUDA_MEM_ALLOC_ASYNC, .v = { 0x7f0000000000ull } },
+		{ .call = VGPU_CUDA_POOL, .v = { 3 } },
+		{ .call = VGPU_CUDA_VMM, .v = { 0, 2 << 20 } },
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		vgpu_cuda_encode(&replies[i], true, head);
@@ -403,6 +415,9 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GLOBAL, .v = { 1, 2, 3 } },
 		{ .call = VGPU_CUDA_CTX_INFO, .v = { 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_DTOH_WIN, .v = { 1 } },
+		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .v = { 1 } },
+		{ .call = VGPU_CUDA_POOL, .v = { 1, 2 } },
+		{ .call = VGPU_CUDA_VMM, .v = { 1, 2, 3 } },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);
