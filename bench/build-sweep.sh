@@ -12,6 +12,9 @@
 # -arch=sm_90 (H100, H200). A sample that fails to build is listed at the
 # end and left out; the build goes on.
 #
+# SWEEP_LIST=FILE builds the samples FILE names instead (as
+# bench/device-sweep.sh runs them).
+#
 #   SAMPLES=DIR bash bench/build-sweep.sh [OUTDIR]   (default .devbin/sweep)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,5 +55,5 @@ build() {
 while read -r sample _; do
 	echo "build-sweep: $sample"
 	build "$sample" >"$O/build-${sample##*/}.log" 2>&1 || failed+=("$sample")
-done < <(grep -v "^#" "$ROOT/bench/sweep.txt")
+done < <(grep -v "^#" "${SWEEP_LIST:-$ROOT/bench/sweep.txt}")
 echo "build-sweep: ${#failed[@]} did not build: ${failed[*]}"

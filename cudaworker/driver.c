@@ -108,6 +108,7 @@ static bool load(struct driver *d)
 	SYM(vmm_unmap, "cuMemUnmap");
 	SYM(vmm_access, "cuMemSetAccess");
 	SYM(vmm_granularity, "cuMemGetAllocationGranularity");
+	SYM(vmm_props, "cuMemGetAllocationPropertiesFromHandle");
 	return true;
 }
 

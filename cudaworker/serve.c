@@ -402,7 +402,7 @@ static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stre
 
 /* VMM: address ranges here (they are allocations to copies and
  * memsets), the rest vmm.c's within them. */
-static CUresult vmm(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t dev, uint64_t res[2])
+static CUresult vmm(struct conn *c, const struct vgpu_cuda_msg *m, uint32_t dev, uint64_t res[3])
 {
 	struct worker *w = c->w;
 	struct alloc *a;
@@ -505,7 +505,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 {
 	struct worker *w = c->w;
 	uint32_t dev = m->v[5] < VGPU_CUDA_MAX_DEVICES ? (uint32_t)m->v[5] : UINT32_MAX;
-	uint64_t res[2] = { 0, 0 };  /* MEM_ALLOC, MEM_INFO, LIB_LOAD */
+	uint64_t res[3] = { 0, 0, 0 }; /* MEM_ALLOC, MEM_INFO, LIB_LOAD, VMM */
 	CUresult rc = CUDA_SUCCESS;
 	size_t free_b, total_b;
 
@@ -522,7 +522,7 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		return reply(c, m, mem_free(c, m->v[0], true, m->v[1]), NULL, 0, NULL, 0);
 	case VGPU_CUDA_VMM:
 		rc = vmm(c, m, dev, res);
-		return reply(c, m, rc, res, 2, NULL, 0);
+		return reply(c, m, rc, res, 3, NULL, 0);
 	case VGPU_CUDA_POOL:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
@@ -626,7 +626,8 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 	case VGPU_CUDA_WINDOW:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
-			rc = window_open(w, &c->win, c->passed_fd, m->v[0], m->v[1], &res[0]);
+			rc = window_open(w, &c->win, c->passed_fd, m->v[0], m->v[1], m->v[2],
+					 &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:

@@ -68,18 +68,21 @@ static void settle(struct worker *w, struct vhandle *h)
 	h->bytes = 0; /* a free slot */
 }
 
-static CUmemAllocationProp device_prop(const struct worker *w, uint32_t dev)
+/* Pinned memory of GPU @dev, compressible (CU_MEM_ALLOCATION_COMP_GENERIC)
+ * as @comp says. */
+static CUmemAllocationProp device_prop(const struct worker *w, uint32_t dev, uint64_t comp)
 {
 	return (CUmemAllocationProp){
 		.type = CU_MEM_ALLOCATION_TYPE_PINNED,
 		.location = { .type = CU_MEM_LOCATION_TYPE_DEVICE, .id = w->host_ordinal[dev] },
+		.allocFlags = { .compressionType = (unsigned char)comp },
 	};
 }
 
 static CUresult create(struct worker *w, struct vmm *v, uint32_t dev, uint64_t bytes,
-		       uint64_t *ret)
+		       uint64_t comp, uint64_t *ret)
 {
-	CUmemAllocationProp prop = device_prop(w, dev);
+	CUmemAllocationProp prop = device_prop(w, dev, comp);
 	uint32_t slot = 0;
 	CUresult rc;
 
@@ -172,9 +175,9 @@ static CUresult unmap(struct worker *w, struct vmm *v, uint64_t ptr, uint64_t by
 }
 
 CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m, uint32_t dev,
-		  uint64_t res[2])
+		  uint64_t res[3])
 {
-	CUmemAllocationProp prop = device_prop(w, dev);
+	CUmemAllocationProp prop = device_prop(w, dev, 0);
 	struct vhandle *h;
 	struct vmap *p;
 	size_t bytes = 0;
@@ -182,8 +185,9 @@ CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m
 
 	switch (m->v[0]) {
 	case VGPU_CUDA_VMM_CREATE:
-		return m->v[2] || m->v[3] || m->v[4] ? CUDA_ERROR_INVALID_VALUE
-						     : create(w, v, dev, m->v[1], &res[0]);
+		return m->v[2] > CU_MEM_ALLOCATION_COMP_GENERIC || m->v[3] || m->v[4]
+			       ? CUDA_ERROR_INVALID_VALUE
+			       : create(w, v, dev, m->v[1], m->v[2], &res[0]);
 	case VGPU_CUDA_VMM_RELEASE:
 		h = handle_of(v, m->v[1]);
 		if (!h || m->v[2] || m->v[3] || m->v[4])
@@ -217,12 +221,16 @@ CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m
 		h = handle_of(v, m->v[1]);
 		if (!h || m->v[2] || m->v[3] || m->v[4])
 			return h ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_INVALID_HANDLE;
+		rc = w->drv.vmm_props(&prop, h->h);
 		res[0] = h->dev;
 		res[1] = h->bytes;
-		return CUDA_SUCCESS;
+		res[2] = prop.allocFlags.compressionType;
+		return rc;
 	case VGPU_CUDA_VMM_GRANULARITY:
-		if (m->v[1] > CU_MEM_ALLOC_GRANULARITY_RECOMMENDED || m->v[2] || m->v[3] || m->v[4])
+		if (m->v[1] > CU_MEM_ALLOC_GRANULARITY_RECOMMENDED ||
+		    m->v[2] > CU_MEM_ALLOCATION_COMP_GENERIC || m->v[3] || m->v[4])
 			return CUDA_ERROR_INVALID_VALUE;
+		prop = device_prop(w, dev, m->v[2]);
 		rc = w->drv.vmm_granularity(&bytes, &prop,
 					    (CUmemAllocationGranularity_flags)m->v[1]);
 		res[0] = bytes;

@@ -23,8 +23,13 @@
 
 #include "worker.h"
 
+/* The addresses a process's window may ask for: above the lowest a
+ * process may map (mmap_min_addr's usual 64 KiB), within 47 bits. */
+#define WINDOW_LOWEST ((uint64_t)1 << 16)
+#define WINDOW_HIGHEST ((uint64_t)1 << 47)
+
 CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
-		     uint64_t ring_bytes, uint64_t *devptr)
+		     uint64_t ring_bytes, uint64_t at, uint64_t *devptr)
 {
 	const int seals = F_SEAL_SHRINK | F_SEAL_GROW;
 	int have = fd >= 0 ? fcntl(fd, F_GET_SEALS) : -1;
@@ -34,6 +39,10 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 
 	*devptr = 0;
 	if (win->base || fd < 0 || bytes == 0 || bytes % (uint64_t)sysconf(_SC_PAGESIZE))
+		return CUDA_ERROR_INVALID_VALUE;
+	/* Where the process has it: a user address of the page size's. */
+	if (at && (at % (uint64_t)sysconf(_SC_PAGESIZE) || at < WINDOW_LOWEST ||
+		   at > WINDOW_HIGHEST || bytes > WINDOW_HIGHEST - at))
 		return CUDA_ERROR_INVALID_VALUE;
 	/* A ring: a power of two within its bounds, with its control page at
 	 * most half the window. */
@@ -46,7 +55,16 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 		return CUDA_ERROR_INVALID_VALUE;
 	if (bytes > WORKER_MAX_WINDOW || !worker_take(w, &w->window_bytes, WORKER_VM_MAX_WINDOWS, bytes))
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* At the process's own address where nothing of ours is, so that
+	 * its kernels reach page-locked memory through the pointers the
+	 * process has (unified addressing, with the driver's device address
+	 * for it the same); elsewhere if that is taken. */
+	map = MAP_FAILED;
+	if (at)
+		map = mmap((void *)(uintptr_t)at, bytes, PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	if (map == MAP_FAILED)
+		map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		worker_give(w, &w->window_bytes, bytes);
 		return CUDA_ERROR_OUT_OF_MEMORY;

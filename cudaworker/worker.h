@@ -191,6 +191,7 @@ struct driver {
 			       size_t count);
 	CUresult (*vmm_granularity)(size_t *bytes, const CUmemAllocationProp *prop,
 				    CUmemAllocationGranularity_flags option);
+	CUresult (*vmm_props)(CUmemAllocationProp *prop, CUmemGenericAllocationHandle h);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -295,11 +296,12 @@ bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n);
 void worker_give(struct worker *w, uint64_t *held, uint64_t n);
 
 /* window.c: map @fd, @bytes long, as @win (one per process), within the
- * budgets, with a call ring of @ring_bytes (0: none) at its start, and
+ * budgets, with a call ring of @ring_bytes (0: none) at its start, at
+ * address @at when that is free (the process's own; 0: anywhere), and
  * register it with the driver; *@devptr the device address of its first
  * byte when kernels can reach it too, else 0. The fd stays the caller's. */
 CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t bytes,
-		     uint64_t ring_bytes, uint64_t *devptr);
+		     uint64_t ring_bytes, uint64_t at, uint64_t *devptr);
 /* The window's bytes [@offset, @offset + @len), or NULL when they are not
  * all in it (or @len is 0). */
 uint8_t *window_at(const struct window *win, uint64_t offset, uint64_t len);
@@ -346,9 +348,9 @@ void pool_release(struct worker *w, struct pools *pl);
 
 /* vmm.c: VMM (cuda_call.h) on GPU @dev but RESERVE and FREE (serve.c's,
  * with the two below), a MAP, UNMAP or ACCESS checked to lie within a
- * range the process reserved; r0, r1 into @res. */
+ * range the process reserved; r0..r2 into @res. */
 CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m, uint32_t dev,
-		  uint64_t res[2]);
+		  uint64_t res[3]);
 /* RESERVE: *@ptr the range's address. */
 CUresult vmm_reserve(struct worker *w, const struct vgpu_cuda_msg *m, uint64_t *ptr);
 /* FREE of a whole range the process reserved: refused while mapped. */

@@ -39,7 +39,8 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_GLOBAL:    return device | (reply ? 3u : 1u);  /* library; address, bytes */
 	case VGPU_CUDA_CTX_INFO:  return device | (reply ? 1u : 7u);  /* what, limit, value;
 								       * value */
-	case VGPU_CUDA_WINDOW:    return device | (reply ? 1u : 3u);  /* bytes, ring; address */
+	case VGPU_CUDA_WINDOW:    return device | (reply ? 1u : 7u);  /* bytes, ring, where;
+								       * address */
 	case VGPU_CUDA_HTOD_WIN:
 	case VGPU_CUDA_DTOH_WIN:  return device | (reply ? 0u : 31u); /* ptr, offset, bytes,
 								       * stream, async */
@@ -52,7 +53,7 @@ static unsigned used(uint16_t call, bool reply)
 									 * pointer */
 	case VGPU_CUDA_MEM_FREE_ASYNC: return device | (reply ? 0u : 3u); /* pointer, stream */
 	case VGPU_CUDA_POOL:      return device | (reply ? 1u : 15u); /* what, pool, args; answer */
-	case VGPU_CUDA_VMM:       return device | (reply ? 3u : 31u); /* what, args; answers */
+	case VGPU_CUDA_VMM:       return device | (reply ? 7u : 31u); /* what, args; answers */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:

@@ -107,7 +107,8 @@ enum vgpu_cuda_call {
 	/* The process's window: host memory it shares with the worker (a
 	 * sealed memfd), which copies move through without carrying bytes. */
 	VGPU_CUDA_WINDOW = 31,    /* a0 its bytes, a1 its call ring's (cuda_ring.h; 0:
-				   * none); the memfd comes with the message
+				   * none), a2 its address in the process (0: not
+				   * said); the memfd comes with the message
 				   * (SCM_RIGHTS); r0 the device address of its first
 				   * byte for mapped memory (0: none) */
 	VGPU_CUDA_HTOD_WIN = 32,  /* a0 destination, a1 offset in the window, a2 bytes,
@@ -134,7 +135,7 @@ enum vgpu_cuda_call {
 	 * allocations (handles from 1) mapped into address ranges the
 	 * process reserved, on device a5. */
 	VGPU_CUDA_VMM = 43,       /* a0 what (enum vgpu_cuda_vmm_op), a1..a4 its
-				   * arguments (there); r0, r1 its answer */
+				   * arguments (there); r0..r2 its answer */
 };
 #define VGPU_CUDA_CALL_MAX VGPU_CUDA_VMM
 
@@ -150,7 +151,8 @@ enum vgpu_cuda_pool_op {
 
 /* VGPU_CUDA_VMM's operations, as the driver's cuMem* functions. */
 enum vgpu_cuda_vmm_op {
-	VGPU_CUDA_VMM_CREATE = 0,   /* a1 bytes; r0 the allocation's handle */
+	VGPU_CUDA_VMM_CREATE = 0,   /* a1 bytes, a2 CUmemAllocationCompType; r0 the
+				     * allocation's handle */
 	VGPU_CUDA_VMM_RELEASE = 1,  /* a1 handle */
 	VGPU_CUDA_VMM_RESERVE = 2,  /* a1 bytes, a2 alignment, a3 address asked for
 				     * (0: any); r0 the range's address */
@@ -160,8 +162,10 @@ enum vgpu_cuda_vmm_op {
 	VGPU_CUDA_VMM_ACCESS = 6,   /* a1 address, a2 bytes, a3 CUmemAccess_flags for
 				     * device a5 */
 	VGPU_CUDA_VMM_RETAIN = 7,   /* a1 an address mapped; r0 its allocation's handle */
-	VGPU_CUDA_VMM_PROPS = 8,    /* a1 handle; r0 its device, r1 its bytes */
-	VGPU_CUDA_VMM_GRANULARITY = 9, /* a1 CUmemAllocationGranularity_flags; r0 bytes */
+	VGPU_CUDA_VMM_PROPS = 8,    /* a1 handle; r0 its device, r1 its bytes, r2 its
+				     * compression (what the driver granted) */
+	VGPU_CUDA_VMM_GRANULARITY = 9, /* a1 CUmemAllocationGranularity_flags, a2
+					* compression; r0 bytes */
 };
 
 /* VGPU_CUDA_OCCUPANCY's questions, as the driver's functions ask them. */

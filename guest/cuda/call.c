@@ -177,14 +177,16 @@ static void open_window(struct vgpu_cuda_chan *c)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_WINDOW }, r;
 	size_t bytes, ring;
+	void *at;
 	int mfd;
 
 	if (c->fd < 0)
 		return;
-	if (vgpu_cuda_window_make(&mfd, &bytes, &ring) != 0)
+	if (vgpu_cuda_window_make(&mfd, &bytes, &ring, &at) != 0)
 		return;
 	m.v[0] = bytes;
 	m.v[1] = ring;
+	m.v[2] = (uint64_t)(uintptr_t)at; /* the worker maps it there too if it can */
 	if (exchange(c, &m, NULL, &r, NULL, 0, mfd) == VGPU_OK && r.status == CUDA_SUCCESS) {
 		vgpu_cuda_window_ready(r.v[0]);
 	} else {

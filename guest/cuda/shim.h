@@ -144,10 +144,11 @@ CUresult vgpu_cuda_wait_quiet(uint64_t id);
 CUresult vgpu_cuda_quiet_take(void);
 
 /* window.c: the process's window (see there). Make its memfd, sealed,
- * and map it: 0 with *@fd, *@bytes and the bytes of the call ring at its
- * start, *@ring (0: none); -1 for no window (VGPU_CUDA_WINDOW_MIB 0, or
- * no memfd). The fd stays the window's (vgpu_cuda_window_drop closes it). */
-int vgpu_cuda_window_make(int *fd, size_t *bytes, size_t *ring);
+ * and map it: 0 with *@fd, *@bytes, the bytes of the call ring at its
+ * start, *@ring (0: none), and where it is mapped, *@at; -1 for no window
+ * (VGPU_CUDA_WINDOW_MIB 0, or no memfd). The fd stays the window's
+ * (vgpu_cuda_window_drop closes it). */
+int vgpu_cuda_window_make(int *fd, size_t *bytes, size_t *ring, void **at);
 /* The worker took it (@device_address: its device address, 0 if
  * kernels cannot reach it), and its ring; or refused it. */
 void vgpu_cuda_window_ready(uint64_t device_address);

@@ -8,16 +8,17 @@
  * (from 1), the addresses its device's. A reserved range is device
  * memory to this library's copies (pointer.c) from its reservation on.
  *
- * Served: pinned device memory of the VM's GPUs, mapped for them.
- * Accepted but not served: the POSIX file descriptor handle type (PyTorch
- * asks for it; exporting is refused, CUDA_ERROR_NOT_SUPPORTED). Refused
- * with CUDA_ERROR_NOT_SUPPORTED: other handle types (fabric, Windows),
- * compressible memory, host or managed locations, multicast.
+ * Served: pinned device memory of the VM's GPUs, mapped for them,
+ * compressible where the host's driver grants it. Accepted but not
+ * served: the POSIX file descriptor handle type (PyTorch asks for it;
+ * exporting is refused, CUDA_ERROR_NOT_SUPPORTED). Refused with
+ * CUDA_ERROR_NOT_SUPPORTED: other handle types (fabric, Windows), host or
+ * managed locations, multicast.
  */
 #include "shim.h"
 
 static CUresult vmm_op(CUdevice dev, uint64_t what, uint64_t a1, uint64_t a2, uint64_t a3,
-		       uint64_t a4, uint64_t res[2])
+		       uint64_t a4, uint64_t res[3])
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_VMM, .v = { what, a1, a2, a3, a4 } }, r;
 	CUresult rc = vgpu_cuda_ready();
@@ -27,6 +28,7 @@ static CUresult vmm_op(CUdevice dev, uint64_t what, uint64_t a1, uint64_t a2, ui
 	if (rc == CUDA_SUCCESS && res) {
 		res[0] = r.v[0];
 		res[1] = r.v[1];
+		res[2] = r.v[2];
 	}
 	return rc;
 }
@@ -45,9 +47,10 @@ static CUresult prop_device(const CUmemAllocationProp *prop, CUdevice *dev)
 		return CUDA_ERROR_NOT_SUPPORTED;
 	if (!vgpu_cuda_device(prop->location.id))
 		return CUDA_ERROR_INVALID_DEVICE;
-	if ((prop->requestedHandleTypes & ~CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) ||
-	    prop->allocFlags.compressionType)
+	if (prop->requestedHandleTypes & ~CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
 		return CUDA_ERROR_NOT_SUPPORTED;
+	if (prop->allocFlags.compressionType > CU_MEM_ALLOCATION_COMP_GENERIC)
+		return CUDA_ERROR_INVALID_VALUE;
 	*dev = prop->location.id;
 	return CUDA_SUCCESS;
 }
@@ -55,7 +58,7 @@ static CUresult prop_device(const CUmemAllocationProp *prop, CUdevice *dev)
 CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
 				       CUmemAllocationGranularity_flags option)
 {
-	uint64_t res[2];
+	uint64_t res[3];
 	CUdevice dev;
 	CUresult rc = prop_device(prop, &dev);
 
@@ -63,7 +66,8 @@ CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocatio
 		return rc;
 	if (!granularity)
 		return CUDA_ERROR_INVALID_VALUE;
-	rc = vmm_op(dev, VGPU_CUDA_VMM_GRANULARITY, (uint64_t)option, 0, 0, 0, res);
+	rc = vmm_op(dev, VGPU_CUDA_VMM_GRANULARITY, (uint64_t)option,
+		    prop->allocFlags.compressionType, 0, 0, res);
 	if (rc == CUDA_SUCCESS)
 		*granularity = (size_t)res[0];
 	return rc;
@@ -72,7 +76,7 @@ CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocatio
 CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 		     const CUmemAllocationProp *prop, unsigned long long flags)
 {
-	uint64_t res[2];
+	uint64_t res[3];
 	CUdevice dev;
 	CUresult rc = prop_device(prop, &dev);
 
@@ -80,7 +84,7 @@ CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
 		return rc;
 	if (!handle || !size || flags)
 		return CUDA_ERROR_INVALID_VALUE;
-	rc = vmm_op(dev, VGPU_CUDA_VMM_CREATE, size, 0, 0, 0, res);
+	rc = vmm_op(dev, VGPU_CUDA_VMM_CREATE, size, prop->allocFlags.compressionType, 0, 0, res);
 	if (rc == CUDA_SUCCESS)
 		*handle = res[0];
 	return rc;
@@ -95,7 +99,7 @@ CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CU
 			     unsigned long long flags)
 {
 	CUdevice dev = vgpu_cuda_current_device();
-	uint64_t res[2];
+	uint64_t res[3];
 	CUresult rc;
 
 	if (!ptr || !size || flags)
@@ -153,7 +157,7 @@ CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *des
 
 CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
 {
-	uint64_t res[2];
+	uint64_t res[3];
 	CUresult rc;
 
 	if (!handle || !addr)
@@ -168,7 +172,7 @@ CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void 
 CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop,
 						CUmemGenericAllocationHandle handle)
 {
-	uint64_t res[2];
+	uint64_t res[3];
 	CUresult rc;
 
 	if (!prop)
@@ -178,6 +182,7 @@ CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop,
 		*prop = (CUmemAllocationProp){
 			.type = CU_MEM_ALLOCATION_TYPE_PINNED,
 			.location = { .type = CU_MEM_LOCATION_TYPE_DEVICE, .id = (int)res[0] },
+			.allocFlags = { .compressionType = (unsigned char)res[2] },
 		};
 	return rc;
 }

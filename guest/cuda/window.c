@@ -32,6 +32,13 @@
 #include "transport.h"
 
 #define ALIGN 256                   /* of every block carved */
+/* Where the window goes: at a random 2 MiB boundary between 16 and 64
+ * TiB, where neither this process nor its worker usually maps anything,
+ * so that the worker can map it at the same address (WINDOW's a2) and
+ * kernels reach page-locked memory by this process's own pointers. */
+#define PLACE_LOW ((uint64_t)1 << 44)
+#define PLACE_HIGH ((uint64_t)1 << 46)
+#define PLACE_TRIES 8
 #define STAGE_MAX ((size_t)8 << 20) /* a staging slot's bytes, at most */
 
 struct used {
@@ -60,7 +67,23 @@ static struct alias aliases[MAX_ALIASES];
 static size_t n_aliases;
 static size_t ring_bytes;           /* 0 until the worker took the ring */
 
-int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
+/* Map @len bytes of @mfd at a free place of PLACE_LOW..PLACE_HIGH, or
+ * anywhere: MAP_FAILED when not at all. */
+static void *place(int mfd, size_t len)
+{
+	uint64_t slots = (PLACE_HIGH - PLACE_LOW - len) >> 21, seed;
+	void *p = MAP_FAILED;
+
+	seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&seed;
+	for (int i = 0; i < PLACE_TRIES && p == MAP_FAILED; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		p = mmap((void *)(uintptr_t)(PLACE_LOW + ((seed >> 20) % slots << 21)), len,
+			 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, mfd, 0);
+	}
+	return p != MAP_FAILED ? p : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+}
+
+int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out, void **at_out)
 {
 	int mfd;
 	size_t mib = (size_t)vgpu_env_ull("VGPU_CUDA_WINDOW_MIB", 0, 1024, 256);
@@ -79,7 +102,7 @@ int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
 		close(mfd);
 		return -1;
 	}
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	p = place(mfd, len);
 	if (p == MAP_FAILED) {
 		close(mfd);
 		return -1;
@@ -97,6 +120,7 @@ int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out)
 	*fd_out = mfd;
 	*bytes_out = len;
 	*ring_out = ring;
+	*at_out = p;
 	return 0;
 }
 

@@ -102,6 +102,13 @@ has "600 launches posted back to back through the worker, one synchronize: all r
 # Mapped host memory: NVIDIA's driver maps the window for kernels; vgpu's
 # own (the scripted host) does not, and the guest refuses it.
 [ "${VGPU_E2E_BACKEND:-cpu}" = cpu ] && mapped=801 || mapped=0
+# Mapped memory reached by kernels through the host pointers themselves:
+# the window at the process's own address in the worker (NVIDIA's driver).
+if [ "$mapped" = 0 ]; then
+	zerocopy="0 same" zerocopy_why="the window mapped at the process's own address in the worker, every result right"
+else
+	zerocopy=801 zerocopy_why="refused (the scripted host maps no memory for kernels)"
+fi
 has "a memset past its allocation's end, posted: the worker's refusal comes with the next synchronize, once; mapped host memory $mapped" "^memops-bad 1 $mapped 0 1 1 0$"
 has "a kernel's attributes, its occupancy and the block size for it, through the worker" "^func 0 threads=[0-9]+ blocks=ok potential=ok$"
 has "cudaMemcpyToSymbol and back: a global variable of the module" "^symbol 0 same$"
@@ -118,6 +125,8 @@ has "stream-ordered allocation through the worker: the default pool in a stream'
 	"^pool 0 same used=0 kept=yes trimmed=0 huge=2 current=ok$"
 has "virtual memory management: two physical allocations mapped side by side in one reserved range, released (the mappings keep them), readable and writable; a copy and a kernel across the two, every result right; the handle from an address, its device; unmapped, the range freed" \
 	"^vmm 0 gran=ok same retained=ok$"
+has "mapped page-locked memory used by a kernel through its host pointers: $zerocopy_why" \
+	"^zerocopy $zerocopy$"
 has "cudaMemset2D through the worker: the rows set, the padding not" "^memset2d 0 same$"
 has "host functions in a stream, in order, after the worker did the work before them" "^hostfn 0 order=ok status=0$"
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
@@ -349,7 +358,7 @@ if sys.argv[3] == "vmm":
     # and the budget of 4096 ranges.
     G = 2 << 20
     out = [call(2), call(43, (99,)), call(43, (0, 0)), call(43, (0, 3 << 20)),
-           call(43, (0, 1 << 40))]
+           call(43, (0, 1 << 40)), call(43, (0, G, 2))]
     st, (h, *_), _ = call(43, (0, G), full=True)
     out += [st, call(43, (1, 77)), call(43, (2, 0))]
     st, (base, *_), _ = call(43, (2, 2 * G), full=True)
@@ -423,6 +432,22 @@ if sys.argv[3] == "window":
     # Descriptors brought by other calls are closed: 1100 of them (more
     # than the worker may hold open) leave it able to take the next one.
     out.append(sum(call_fd(8, (), memfd(4096)) == 0 for _ in range(1100)))
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "winat":
+    # WINDOW 31's address in the process (a2), from a hostile process:
+    # then whether the worker (pid argv[4]) mapped the window there too
+    # (its maps name the memfd, "w", at that address); argv[5] the address
+    # (hex), argv[6] "bad": first one not of whole pages and one beyond 47
+    # bits (INVALID_VALUE).
+    MiB, at = 1 << 20, int(sys.argv[5], 16)
+    out = [call(2)]
+    if sys.argv[6:] == ["bad"]:
+        out += [call_fd(31, (MiB, 0, at + 1), memfd(MiB)), call_fd(31, (MiB, 0, 1 << 47), memfd(MiB))]
+    out.append(call_fd(31, (MiB, 0, at), memfd(MiB)))
+    with open("/proc/%s/maps" % sys.argv[4]) as f:
+        there = [l for l in f if l.startswith("%x-" % at)]
+    out.append(bool(there) and "memfd:w" in there[0])
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 def entry(n, args, data=b""):
@@ -685,6 +710,13 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" streams)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" window "$T")" \
 	"0 1 1 1 1 1 2 0 1 0 1 1 1 400 1 1 0 0 0 True 1100" \
 	"windows from a raw process: none sent, a file that is not a memfd, a memfd not sealed, of another size than said, not of whole pages (INVALID_VALUE), of 2 GiB (OUT_OF_MEMORY); one of 1 MiB, and a second (INVALID_VALUE); copies past its end, at an offset that overflows, past the allocation's end (INVALID_VALUE), on a stream never made (INVALID_HANDLE), with a flag CUDA has not, of no bytes (INVALID_VALUE); 4 KiB to the GPU and back to another offset, asynchronously, the same bytes; 1100 descriptors sent with other calls, each closed: the worker still takes calls"
+wpid=$(pgrep -f "vgpu-cuda-worker --vm-uuid $(uuid 1)" | head -n 1)
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" winat "$wpid" 7e9000000000 bad)" \
+	"0 1 1 0 True" \
+	"a window's address in the process: not of whole pages, beyond 47 bits (INVALID_VALUE); one free in the worker: mapped there too (kernels reach page-locked memory by the process's own pointers)"
+taken=$(head -n 1 "/proc/$wpid/maps" | cut -d- -f1)
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" winat "$wpid" "$taken")" "0 0 False" \
+	"a window's address the worker has taken already: mapped elsewhere, the worker's own mapping untouched"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" graphs)" \
 	"0 0 0 1 400 True 400 400 400 1 0 True 900 0 1 0 1 0 0 0 0 400 0 1024 2 0" \
 	"graphs from a raw process: a capture mode CUDA has not (INVALID_VALUE), a stream never made (INVALID_HANDLE), the end of a capture never begun (an error), a graph, an executable graph never made (INVALID_HANDLE), a kind not graph or executable (INVALID_VALUE); a copy carrying its bytes into a capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); flags CUDA has not (INVALID_VALUE); a graph instantiated, uploaded, launched, synchronized, destroyed, destroyed again (INVALID_HANDLE); 1024 graphs, the 1025th over the budget (OUT_OF_MEMORY); the connection still serves"
@@ -692,8 +724,8 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" pools)" \
 	"0 1 1 1 400 1 1 1 1 400 1 400 2 0 1 400 0 1 0 0 900 0 0 0 0 400 0 0 0 0 0 0 0 0 True 0 0 True 0 62 2 0" \
 	"memory pools from a raw process: an operation, a create's argument, the default pool's destruction, attributes and values CUDA has not (INVALID_VALUE), a pool and a stream never made (INVALID_HANDLE), no bytes (INVALID_VALUE), over the quota (OUT_OF_MEMORY); a free inside an allocation (INVALID_VALUE), on a stream never made (INVALID_HANDLE), twice (INVALID_VALUE); an allocation into a capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); a pool destroyed with an allocation live, the allocation still usable, then freed; 6 MiB of the VM's 8 a pool keeps after its free, trimmed when a plain 4 MiB allocation needs the room; 64 pools with the default one, the 65th over the budget (OUT_OF_MEMORY); the connection still serves"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmm)" \
-	"0 1 1 1 2 0 400 1 0 400 1 1 0 1 1 0 0 1 1 1 0 400 0 0 1 True 4096 2 0" \
-	"virtual memory management from a raw process: an operation CUDA has not, no bytes, bytes off the granularity (INVALID_VALUE), over the quota (OUT_OF_MEMORY); a handle never made (INVALID_HANDLE), a range of no bytes (INVALID_VALUE); maps of a handle never made (INVALID_HANDLE), outside the range, past the allocation's end (INVALID_VALUE), right, over the mapping (INVALID_VALUE); access flags CUDA has not (INVALID_VALUE), right; a memset into the mapping; the range freed as cuMemAlloc's, freed while mapped, an unmap of nothing (INVALID_VALUE); released (the mapping keeps it; its properties then INVALID_HANDLE), unmapped, the range freed, freed again (INVALID_VALUE); the VM's quota whole again; 4096 ranges, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
+	"0 1 1 1 2 1 0 400 1 0 400 1 1 0 1 1 0 0 1 1 1 0 400 0 0 1 True 4096 2 0" \
+	"virtual memory management from a raw process: an operation CUDA has not, no bytes, bytes off the granularity (INVALID_VALUE), over the quota (OUT_OF_MEMORY), a compression CUDA has not (INVALID_VALUE); a handle never made (INVALID_HANDLE), a range of no bytes (INVALID_VALUE); maps of a handle never made (INVALID_HANDLE), outside the range, past the allocation's end (INVALID_VALUE), right, over the mapping (INVALID_VALUE); access flags CUDA has not (INVALID_VALUE), right; a memset into the mapping; the range freed as cuMemAlloc's, freed while mapped, an unmap of nothing (INVALID_VALUE); released (the mapping keeps it; its properties then INVALID_HANDLE), unmapped, the range freed, freed again (INVALID_VALUE); the VM's quota whole again; 4096 ranges, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \

@@ -195,20 +195,20 @@ def serve_calls(conn, req_id, mode):
         nonlocal used, nxt
         what = a[0]
         if what == VMM_CREATE:
-            if a[1] == 0 or a[1] % VMM_GRAIN:
+            if a[1] == 0 or a[1] % VMM_GRAIN or a[2] > 1:
                 return INVALID_VALUE, ()
             if used + sum(q["reserved"] for q in pools.values()) + a[1] > QUOTA:
                 return OUT_OF_MEMORY, ()
             handle = max(phys.keys() | {0}) + 1
-            phys[handle] = [bytearray(a[1]), a[5], 1, 0]
+            phys[handle] = [bytearray(a[1]), a[5], 1, 0, a[2]]
             used += a[1]
             return SUCCESS, (handle,)
         if what in (VMM_RELEASE, VMM_PROPS):
             p = phys.get(a[1])
             if p is None or p[2] == 0:
                 return INVALID_HANDLE, ()
-            if what == VMM_PROPS:
-                return SUCCESS, (p[1], len(p[0]))
+            if what == VMM_PROPS:  # compression granted as asked
+                return SUCCESS, (p[1], len(p[0]), p[4])
             p[2] -= 1
         elif what == VMM_RESERVE:
             align = max(a[2], VMM_GRAIN)

@@ -759,6 +759,11 @@ static void pool_check()
 	e[k++] = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
 	e[k++] = cudaMallocAsync(&dx, sizeof(x), s);
 	e[k++] = cudaMallocAsync(&dy, sizeof(y), s);
+	if (!dx || !dy) { // no kernel on what was not allocated
+		printf("pool %d\n", (int)(e[1] ? e[1] : e[2]));
+		cudaStreamDestroy(s);
+		return;
+	}
 	e[k++] = cudaMemcpyAsync(dx, x, sizeof(x), cudaMemcpyHostToDevice, s);
 	e[k++] = cudaMemcpyAsync(dy, y, sizeof(y), cudaMemcpyHostToDevice, s);
 	scale_add<<<4, 256, 0, s>>>(dy, dx, 0, Scale{ 3.0f, n });
@@ -864,6 +869,43 @@ static void ctx_check()
 	       back == v ? "same" : "different");
 }
 
+// Mapped page-locked memory used by a kernel through the host pointers
+// themselves (unified addressing: UnifiedMemoryPerf and
+// cudaGraphsPerfScaling do it), when the device pointer cudart gives for
+// them is the same; "apart" (no kernel run) when it is not. Prints
+// "zerocopy <error> same|different|apart".
+static void zerocopy_check()
+{
+	const int n = 1000;
+	float *x = nullptr, *y = nullptr;
+	void *dx = nullptr;
+	cudaError_t e = cudaHostAlloc(&x, n * sizeof(float), cudaHostAllocMapped);
+
+	if (e == cudaSuccess)
+		e = cudaHostAlloc(&y, n * sizeof(float), cudaHostAllocMapped);
+	if (e == cudaSuccess)
+		e = cudaHostGetDevicePointer(&dx, x, 0);
+	if (e != cudaSuccess) {
+		(void)cudaGetLastError();
+		printf("zerocopy %d\n", (int)e);
+	} else if (dx != (void *)x) {
+		printf("zerocopy 0 apart\n");
+	} else {
+		for (int i = 0; i < n; i++) {
+			x[i] = (float)i;
+			y[i] = 1.0f;
+		}
+		scale_add<<<4, 256>>>(y, x, 0, Scale{ 2.0f, n });
+		e = cudaDeviceSynchronize();
+		bool same = true;
+		for (int i = 0; i < n; i++)
+			same = same && y[i] == 1.0f + 2.0f * (float)i;
+		printf("zerocopy %d %s\n", (int)e, same ? "same" : "different");
+	}
+	cudaFreeHost(x);
+	cudaFreeHost(y);
+}
+
 // Virtual memory management, as vectorAddMMAP and PyTorch's expandable
 // segments use it: two physical allocations of the granularity mapped
 // side by side in one reserved range, released (the mappings keep them),
@@ -918,6 +960,11 @@ static void vmm_check()
 	rw.location = prop.location;
 	rw.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
 	e[k++] = ((access_t)f[7])(base, 2 * gran, &rw, 1);
+	for (int i = 1; i < k; i++)
+		if (e[i]) { // no copy or kernel into what was not mapped
+			printf("vmm %d\n", e[i]);
+			return;
+		}
 	// 1000 floats on each side of the boundary between the two.
 	const int n = 2000;
 	float x[2000], y[2000];
@@ -1100,6 +1147,7 @@ int main()
 	managed_check();
 	pool_check();
 	vmm_check();
+	zerocopy_check();
 	// Building graphs node by node is not served: the call fails cleanly.
 	cudaGraph_t graph;
 	e = cudaGraphCreate(&graph, 0);

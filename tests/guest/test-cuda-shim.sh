@@ -133,6 +133,8 @@ check "stream-ordered allocation: two arrays from the default pool in a stream's
 	"^pool 0 same used=0 kept=yes trimmed=0 huge=2 current=ok$"
 check "virtual memory management: two physical allocations mapped side by side in one reserved range, released (the mappings keep them), readable and writable; a copy and a kernel across the two, every result right; the handle from an address, its device; unmapped, the range freed" \
 	"^vmm 0 gran=ok same retained=ok$"
+check "mapped page-locked memory used by a kernel through its host pointers: refused here (no mapped memory on the scripted host)" \
+	"^zerocopy 801$"
 check "cudaMemset2D into pitched memory (cuMemsetD2D8: a memset per row): the rows set, the padding not" "^memset2d 0 same$"
 check "cudaLaunchHostFunc and cudaStreamAddCallback: each runs once the stream's work before it is done, the callback told its status" \
 	"^hostfn 0 order=ok status=0$"

@@ -366,7 +366,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_GRAPH_LAUNCH, .v = { 1, 0, 0, 4 } },
 		{ .call = VGPU_CUDA_GRAPH_LAUNCH, .v = { 1 }, .data_len = 4 },
 		{ .call = VGPU_CUDA_GRAPH_DESTROY, .v = { 1, 0, 3 } },
-		{ .call = VGPU_CUDA_WINDOW, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_WINDOW, .v = { 1, 2, 3, 4 } },
 		{ .call = VGPU_CUDA_KICK, .v = { 1 } },
 		{ .call = VGPU_CUDA_KICK, .data_len = 4 },
 		{ .call = VGPU_CUDA_WINDOW, .v = { 4096 }, .data_len = 4 },  /* bytes in the call */
@@ -417,7 +417,7 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_DTOH_WIN, .v = { 1 } },
 		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .v = { 1 } },
 		{ .call = VGPU_CUDA_POOL, .v = { 1, 2 } },
-		{ .call = VGPU_CUDA_VMM, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_VMM, .v = { 1, 2, 3, 4 } },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);
