@@ -58,13 +58,9 @@ CUresult window_open(struct worker *w, struct window *win, int fd, uint64_t byte
 	/* At the process's own address where nothing of ours is, so that
 	 * its kernels reach page-locked memory through the pointers the
 	 * process has (unified addressing, with the driver's device address
-	 * for it the same); elsewhere if that is taken. */
-	map = MAP_FAILED;
-	if (at)
-		map = mmap((void *)(uintptr_t)at, bytes, PROT_READ | PROT_WRITE,
-			   MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
-	if (map == MAP_FAILED)
-		map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	 * for it the same); elsewhere if that is taken. A hint, never
+	 * MAP_FIXED: the kernel takes it only where nothing is mapped. */
+	map = mmap((void *)(uintptr_t)at, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		worker_give(w, &w->window_bytes, bytes);
 		return CUDA_ERROR_OUT_OF_MEMORY;

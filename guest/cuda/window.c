@@ -35,7 +35,8 @@
 /* Where the window goes: at a random 2 MiB boundary between 16 and 64
  * TiB, where neither this process nor its worker usually maps anything,
  * so that the worker can map it at the same address (WINDOW's a2) and
- * kernels reach page-locked memory by this process's own pointers. */
+ * kernels reach page-locked memory by this process's own pointers; a few
+ * tries, then anywhere. */
 #define PLACE_LOW ((uint64_t)1 << 44)
 #define PLACE_HIGH ((uint64_t)1 << 46)
 #define PLACE_TRIES 8
@@ -68,19 +69,26 @@ static size_t n_aliases;
 static size_t ring_bytes;           /* 0 until the worker took the ring */
 
 /* Map @len bytes of @mfd at a free place of PLACE_LOW..PLACE_HIGH, or
- * anywhere: MAP_FAILED when not at all. */
+ * anywhere: MAP_FAILED when not at all. The address is a hint, never
+ * MAP_FIXED: the kernel takes it only where nothing is mapped (and a
+ * sanitizer's runtime may drop it: ThreadSanitizer keeps programs out of
+ * that range). */
 static void *place(int mfd, size_t len)
 {
 	uint64_t slots = (PLACE_HIGH - PLACE_LOW - len) >> 21, seed;
-	void *p = MAP_FAILED;
 
 	seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&seed;
-	for (int i = 0; i < PLACE_TRIES && p == MAP_FAILED; i++) {
+	for (int i = 0; i < PLACE_TRIES; i++) {
+		void *want, *p;
+
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		p = mmap((void *)(uintptr_t)(PLACE_LOW + ((seed >> 20) % slots << 21)), len,
-			 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, mfd, 0);
+		want = (void *)(uintptr_t)(PLACE_LOW + ((seed >> 20) % slots << 21));
+		p = mmap(want, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		if (p == want || p == MAP_FAILED)
+			return p;
+		munmap(p, len);
 	}
-	return p != MAP_FAILED ? p : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 }
 
 int vgpu_cuda_window_make(int *fd_out, size_t *bytes_out, size_t *ring_out, void **at_out)
