@@ -118,9 +118,15 @@ static CUresult make(struct worker *w, struct pools *pl, uint32_t slot, uint32_t
 }
 
 /* Destroy @p for good: out of the VM's list and its figure, then the
- * driver's. Its allocations are all gone. */
+ * driver's. Its allocations are all freed, but frees posted in stream
+ * order may not have happened yet, and the driver keeps their memory
+ * until they do (cuMemPoolDestroy returns at once): the VM's work on the
+ * pool's GPU is waited for first, so that what stops counting here is
+ * what the driver has back. */
 static void destroy(struct worker *w, struct pools *pl, struct wpool *p)
 {
+	if (w->drv.ctx_set_current(w->ctx[p->dev]) == CUDA_SUCCESS)
+		w->drv.ctx_sync();
 	pthread_mutex_lock(&w->lock);
 	for (uint64_t i = 0; i < w->n_pools; i++)
 		if (w->pools[i] == p)
@@ -180,6 +186,8 @@ CUresult pool_alloc(struct worker *w, struct pools *pl, uint64_t handle, uint32_
 {
 	CUresult rc;
 	struct wpool *p = lookup(w, pl, handle, dev, &rc);
+	cuuint64_t reserved = 0, used = 0;
+	uint64_t taken = bytes;
 	bool over;
 
 	if (!p)
@@ -187,12 +195,23 @@ CUresult pool_alloc(struct worker *w, struct pools *pl, uint64_t handle, uint32_
 	if (bytes == 0)
 		return CUDA_ERROR_INVALID_VALUE;
 	/* The quota first, counting the bytes asked for until the pool's
-	 * figure has them (so two processes cannot both pass). */
-	if (!worker_take_memory(w, bytes))
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	 * figure has them (so two processes cannot both pass). When it says
+	 * no, the pool may still hold them unused (freed in this stream's
+	 * order, say, which a trim cannot give back): the driver then reuses
+	 * them without growing, so the allocation is tried with nothing
+	 * counted ahead, and the check after it decides. */
+	if (!worker_take_memory(w, bytes)) {
+		if (w->drv.pool_get_attr(p->h, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved) !=
+			    CUDA_SUCCESS ||
+		    w->drv.pool_get_attr(p->h, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &used) !=
+			    CUDA_SUCCESS ||
+		    used > reserved || reserved - used < bytes)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		taken = 0;
+	}
 	rc = w->drv.alloc_from_pool(ptr, (size_t)bytes, p->h, s);
 	pthread_mutex_lock(&w->lock);
-	w->held -= bytes;
+	w->held -= taken;
 	refresh_locked(w, p);
 	over = w->quota && w->held + w->pool_held > w->quota;
 	pthread_mutex_unlock(&w->lock);

@@ -391,6 +391,8 @@ static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stre
 		return rc; /* still the process's: the stream's work failed */
 	if (!async || !a->pool)
 		rc = c->w->drv.mem_free(a->ptr);
+	if (rc != CUDA_SUCCESS && a->pool)
+		return rc; /* the driver kept it: still the process's, and its pool's */
 	pool = a->pool;
 	if (!pool)
 		worker_give(c->w, &c->w->held, a->size);

@@ -204,7 +204,8 @@ CUresult vmm_call(struct worker *w, struct vmm *v, const struct vgpu_cuda_msg *m
 		CUmemAccessDesc desc = { .location = prop.location,
 					 .flags = (CUmemAccess_flags)m->v[3] };
 
-		if (m->v[4] || (m->v[3] != CU_MEM_ACCESS_FLAGS_PROT_READ &&
+		if (m->v[4] || (m->v[3] != CU_MEM_ACCESS_FLAGS_PROT_NONE &&
+				m->v[3] != CU_MEM_ACCESS_FLAGS_PROT_READ &&
 				m->v[3] != CU_MEM_ACCESS_FLAGS_PROT_READWRITE))
 			return CUDA_ERROR_INVALID_VALUE;
 		return w->drv.vmm_access(m->v[1], (size_t)m->v[2], &desc, 1);

@@ -241,7 +241,7 @@ def serve_calls(conn, req_id, mode):
                 phys[maps.pop(m)[1]][3] -= 1
                 sp.parts.pop(m - base)
         elif what == VMM_ACCESS:
-            if a[3] not in (1, 3) or span_of(a[1], a[2])[1] is None:
+            if a[3] not in (0, 1, 3) or span_of(a[1], a[2])[1] is None:
                 return INVALID_VALUE, ()
         elif what == VMM_RETAIN:
             hit = [h for m, (n, h) in maps.items() if m <= a[1] < m + n]
