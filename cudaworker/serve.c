@@ -371,6 +371,7 @@ static void forget_globals(struct conn *c, uint64_t lib)
  * the driver has them back). */
 static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stream)
 {
+	const struct driver *d = &c->w->drv;
 	struct alloc *a = find(c, ptr, 0, true);
 	struct wpool *pool;
 	CUstream s = NULL;
@@ -385,20 +386,20 @@ static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stre
 		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (async && a->pool)
-		rc = c->w->drv.free_async(a->ptr, s);
-	else if (async && (rc = c->w->drv.stream_sync(s)) != CUDA_SUCCESS)
-		return rc; /* still the process's: the stream's work failed */
-	if (!async || !a->pool)
-		rc = c->w->drv.mem_free(a->ptr);
-	if (rc != CUDA_SUCCESS && a->pool)
-		return rc; /* the driver kept it: still the process's, and its pool's */
-	pool = a->pool;
-	if (!pool)
-		worker_give(c->w, &c->w->held, a->size);
-	*a = c->allocs[--c->n_allocs];
-	if (pool)
+	if (a->pool) {
+		rc = async ? d->free_async(a->ptr, s) : d->mem_free(a->ptr);
+		if (rc != CUDA_SUCCESS)
+			return rc; /* the driver kept it: still the process's, and its pool's */
+		pool = a->pool;
+		*a = c->allocs[--c->n_allocs];
 		pool_freed(c->w, &c->pools, pool);
+		return CUDA_SUCCESS;
+	}
+	if (async && (rc = d->stream_sync(s)) != CUDA_SUCCESS)
+		return rc; /* still the process's: the stream's work failed */
+	rc = d->mem_free(a->ptr);
+	worker_give(c->w, &c->w->held, a->size);
+	*a = c->allocs[--c->n_allocs];
 	return rc;
 }
 

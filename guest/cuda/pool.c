@@ -82,9 +82,10 @@ CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
 	CUresult rc = cuDeviceGetDefaultMemPool(pool, dev);
+	CUmemoryPool set = rc == CUDA_SUCCESS ? atomic_load(&current[dev]) : NULL;
 
-	if (rc == CUDA_SUCCESS && atomic_load(&current[dev]))
-		*pool = atomic_load(&current[dev]);
+	if (set)
+		*pool = set;
 	return rc;
 }
 
