@@ -287,13 +287,15 @@ static int setup(struct mediator *m, struct runtime *rt)
 	    vgpu_mediator_add_transport(m, &vgpu_transport_shm) != VGPU_OK ||
 	    vgpu_mediator_add_transport(m, &vgpu_transport_device) != VGPU_OK)
 		return -1;
-	if (vgpu_control_start(m) != VGPU_OK || vgpu_mediator_start(m) != VGPU_OK)
+	/* The control socket last: once it exists, every registered VM's
+	 * socket and spool directory do too (scripts and tests wait for it). */
+	if (vgpu_mediator_start(m) != VGPU_OK || vgpu_control_start(m) != VGPU_OK)
 		return -1;
 	return 0;
 }
 
-/* Release what setup() made, also when it stopped half-way (the dispatcher
- * is started last, and joined by the caller before this). */
+/* Release what setup() made, also when it stopped half-way (dispatchers
+ * already started are stopped and joined by the caller before this). */
 static void teardown(struct mediator *m, struct runtime *rt)
 {
 	vgpu_control_stop(m);
@@ -318,6 +320,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (setup(&m, &rt) != 0) {
 		vgpu_log(LOG_ERR, "start-up failed");
+		vgpu_queue_close(m.queue);
+		vgpu_dispatcher_join(&m);
 		teardown(&m, &rt);
 		close(lock_fd);
 		return 1;
