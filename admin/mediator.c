@@ -149,20 +149,23 @@ static void print_cuda(json_t *doc)
 		if (!json_integer_value(json_object_get(c, "starts")))
 			continue;
 		if (!header)
-			printf("\n  %-38s %-14s %6s %6s %5s %16s %10s %8s\n", "CUDA WORKER (VM)", "STATE",
-			       "STARTS", "DEATHS", "PROCS", "MEM_MIB", "LAUNCHES", "STREAMS");
+			printf("\n  %-38s %-14s %6s %6s %5s %16s %10s %8s %10s %10s\n",
+			       "CUDA WORKER (VM)", "STATE", "STARTS", "DEATHS", "PROCS", "MEM_MIB",
+			       "LAUNCHES", "STREAMS", "GPU_MS", "PACED_MS");
 		header = true;
 		snprintf(state, sizeof(state), pid ? "pid %lld" : "none", pid);
 		snprintf(mem_s, sizeof(mem_s), quota ? "%.1f/%.0f" : "%.1f/-",
 			 (double)json_integer_value(json_object_get(c, "mem_held")) / 1048576.0,
 			 (double)quota / 1048576.0);
-		printf("  %-38.36s %-14s %6lld %6lld %5lld %16s %10lld %8lld\n",
+		printf("  %-38.36s %-14s %6lld %6lld %5lld %16s %10lld %8lld %10.0f %10.0f\n",
 		       json_string_value(json_object_get(o, "vm_uuid")) ?: "?", state,
 		       (long long)json_integer_value(json_object_get(c, "starts")),
 		       (long long)json_integer_value(json_object_get(c, "deaths")),
 		       (long long)json_integer_value(json_object_get(c, "processes")), mem_s,
 		       (long long)json_integer_value(json_object_get(c, "launches")),
-		       (long long)json_integer_value(json_object_get(c, "streams")));
+		       (long long)json_integer_value(json_object_get(c, "streams")),
+		       json_number_value(json_object_get(c, "gpu_ms")),
+		       json_number_value(json_object_get(c, "paced_ms")));
 	}
 }
 

@@ -12,6 +12,10 @@
  * no system call on the launch's way otherwise. A flag the socket had no
  * room for is sent again at the next look.
  *
+ * Pace: while the mediator says the VM is over its rate limit, its pool
+ * over its cap or the VM ahead of its share (mediator/pace.h), each launch
+ * waits until the deadline it gave, or until it says no longer.
+ *
  * Hold: while the mediator says a higher priority VM's worker is busy,
  * each launch waits until it says no longer, at most --hold-us.
  */
@@ -109,7 +113,12 @@ void *worker_busy_main(void *arg)
 
 void worker_gate(struct worker *w)
 {
-	uint64_t until;
+	uint64_t until, now;
+
+	/* Looked at again each ms at most: a new deadline, or none, counts. */
+	while ((until = atomic_load_explicit(&w->paced_until, memory_order_acquire)) &&
+	       (now = vgpu_now_ns()) < until)
+		pause_ns(until - now < 1000000u ? until - now : 1000000u);
 
 	if (!w->hold_ns || !atomic_load_explicit(&w->hold, memory_order_acquire))
 		return;

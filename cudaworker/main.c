@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vgpu_clock.h"
 #include "worker.h"
 
 #define PROG "vgpu-cuda-worker"
@@ -331,6 +332,10 @@ int main(int argc, char **argv)
 			memcpy(&f, j->head, sizeof(f));
 			if (f.magic == VGPU_CUDA_HOLD_MAGIC)
 				atomic_store_explicit(&W.hold, f.on != 0, memory_order_release);
+			else if (f.magic == VGPU_CUDA_PACE_MAGIC)
+				atomic_store_explicit(&W.paced_until,
+						      f.on ? vgpu_now_ns() + (uint64_t)f.on * 1000u : 0,
+						      memory_order_release);
 			free(j);
 			continue;
 		}

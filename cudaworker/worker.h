@@ -220,6 +220,7 @@ struct worker {
 	_Atomic uint64_t last_launch_ns; /* when the last kernel was launched */
 	_Atomic bool busy_awake;         /* busy.c's thread is looking */
 	_Atomic bool hold;               /* the mediator says: a higher VM is busy */
+	_Atomic uint64_t paced_until;    /* the mediator says: launches wait until then (PACE) */
 	uint64_t hold_ns;                /* how long a launch holds at most (0: never) */
 	const char *uuid;                /* the VM's, for the log */
 	/* Device memory the contexts' limits reserve beyond their defaults
@@ -241,7 +242,8 @@ struct worker {
  * (it synchronized), *@conn_busy its state; worker_busy_main (a thread of
  * its own, @arg the worker) tells the mediator when the VM's processes
  * become busy and when idle (BUSY flag, cuda_call.h). worker_gate, before
- * a launch: while the mediator says hold, wait, at most hold_ns.
+ * a launch: until the mediator's PACE deadline, if any; then while it
+ * says hold, at most hold_ns.
  */
 void worker_busy(struct worker *w, bool *conn_busy, bool busy);
 void *worker_busy_main(void *arg);

@@ -127,7 +127,8 @@ static char *stats_document(struct mediator *m)
 		struct vgpu_cuda_usage cu;
 		vgpu_cuda_vm_usage(m, vm, &cu);
 		json_object_set_new(o, "cuda",
-				    json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				    json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+					      "s:f, s:f}",
 					      "worker_pid", (int)cu.pid, "workers",
 					      (json_int_t)cu.workers, "starts", (json_int_t)cu.starts,
 					      "deaths", (json_int_t)cu.deaths, "processes",
@@ -137,7 +138,8 @@ static char *stats_document(struct mediator *m)
 								    ? vm->mem_quota_mib << 20 : 0),
 					      "launches", (json_int_t)cu.launches, "image_bytes",
 					      (json_int_t)cu.image_bytes, "streams",
-					      (json_int_t)cu.streams, "events", (json_int_t)cu.events));
+					      (json_int_t)cu.streams, "events", (json_int_t)cu.events,
+					      "gpu_ms", cu.gpu_ns / 1e6, "paced_ms", cu.paced_ns / 1e6));
 		json_array_append_new(vms, o);
 	}
 	json_t *pools = json_array(), *gpus = json_array();

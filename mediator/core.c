@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "mediator.h"
@@ -118,6 +119,7 @@ static int start_backend(struct mediator *m)
 int vgpu_mediator_init(struct mediator *m)
 {
 	m->done_efd = -1;
+	m->cuda_tick_fd = -1;
 	m->limits.max_payload = (uint32_t)(m->set.max_request_mib << 20);
 	m->limits.max_elems = (uint32_t)(m->set.max_elems_mi << 20);
 	m->limits.max_dim = (uint32_t)m->set.max_dim;
@@ -167,6 +169,10 @@ int vgpu_mediator_init(struct mediator *m)
 	m->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	m->done_watch = (struct vgpu_loop_watch){ .fd = m->done_efd, .fn = vgpu_deliver_done, .ctx = m };
 	if (m->done_efd < 0 || vgpu_loop_add(m->loop, &m->done_watch, EPOLLIN) != VGPU_OK)
+		return VGPU_IO_ERROR;
+	m->cuda_tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	m->cuda_tick = (struct vgpu_loop_watch){ .fd = m->cuda_tick_fd, .fn = vgpu_cuda_tick, .ctx = m };
+	if (m->cuda_tick_fd < 0 || vgpu_loop_add(m->loop, &m->cuda_tick, EPOLLIN) != VGPU_OK)
 		return VGPU_IO_ERROR;
 	return VGPU_OK;
 }
@@ -225,5 +231,7 @@ void vgpu_mediator_fini(struct mediator *m)
 	vgpu_loop_free(m->loop);
 	if (m->done_efd >= 0)
 		close(m->done_efd);
+	if (m->cuda_tick_fd >= 0)
+		close(m->cuda_tick_fd);
 	free(m->vms);
 }

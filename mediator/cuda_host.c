@@ -28,6 +28,11 @@
  * their launches waits (at most worker_hold_us). The GPU's own
  * time-slicing between the workers' contexts does the rest.
  *
+ * Shares, rate limits and caps (pace.h): on every BUSY change and every
+ * VGPU_PACE_STEP_NS while any worker is busy, the time since the last
+ * step is charged to the workers that ran and each is told whether to
+ * PACE its launches, and until when.
+ *
  * Never: block the loop on a worker (every send is non-blocking), or let
  * a worker outlive the mediator (its parent-death signal, and the kill
  * here).
@@ -42,12 +47,14 @@
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cuda_call.h"
 #include "cuda_desc.h"
 #include "mediator.h"
+#include "pace.h"
 
 extern char **environ;
 
@@ -65,6 +72,8 @@ struct vgpu_cuda_worker {
 	int priority;                /* its VM's, when started */
 	bool busy;                   /* it says its processes have kernels outstanding */
 	bool held;                   /* told to hold */
+	struct vgpu_pace_worker pace;
+	uint64_t told_until;         /* the PACE deadline it was last told; 0: none */
 	uint64_t gpus;               /* what it was started with */
 	long long quota_mib;
 	struct vgpu_cuda_worker *next;
@@ -123,6 +132,60 @@ void vgpu_cuda_regate(struct mediator *m)
 		    send(w->ctl, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(f))
 			w->held = hold;
 	}
+}
+
+/* The pacing's step (pace.h): the time since the last charged, each
+ * worker told to PACE or not, the next step timed. A worker let go is
+ * charged but cannot be told (its socket is shut for that). */
+static void pace(struct mediator *m)
+{
+	uint64_t now = vgpu_now_ns(), next;
+	struct vgpu_pace_worker *list = NULL, **tail = &list;
+	bool any = false;
+
+	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+		const struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
+
+		w->pace.slot = vm ? (uint32_t)vm->slot : UINT32_MAX;
+		w->pace.gpus = w->gpus;
+		w->pace.busy = w->busy;
+		w->pace.fixed = !w->vm || w->ctl < 0;
+		w->pace.next = NULL;
+		*tail = &w->pace;
+		tail = &w->pace.next;
+		any |= w->busy;
+	}
+	vgpu_queue_pace(m->queue, list, m->cuda_step_ns ? m->cuda_step_ns : now, now);
+	m->cuda_step_ns = now;
+	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
+		uint64_t until = w->pace.paced_until;
+		struct vgpu_cuda_flag f = {
+			.magic = VGPU_CUDA_PACE_MAGIC,
+			.on = until > now ? (uint32_t)((until - now + 999) / 1000) : 0,
+		};
+
+		if (until == w->told_until || w->pace.fixed)
+			continue;
+		if (send(w->ctl, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(f))
+			w->told_until = until;
+	}
+	next = vgpu_pace_next(list, now);
+	if (!next || next > now + VGPU_PACE_STEP_NS)
+		next = now + VGPU_PACE_STEP_NS;
+	/* No one busy: no step until one is (a zero time disarms it). */
+	struct itimerspec its = { .it_value = { 0, any ? (long)(next - now) : 0 } };
+
+	timerfd_settime(m->cuda_tick_fd, 0, &its, NULL);
+}
+
+void vgpu_cuda_tick(void *ctx, uint32_t events)
+{
+	struct mediator *m = ctx;
+	uint64_t fired;
+
+	(void)events;
+	if (read(m->cuda_tick_fd, &fired, sizeof(fired)) == (ssize_t)sizeof(fired))
+		pace(m);
 }
 
 /* It retired (@rc: the sticky error that ended its contexts): no new
@@ -200,8 +263,10 @@ static void reported(void *ctx, uint32_t events)
 		else if (got == (ssize_t)sizeof(u.f) && u.f.magic == VGPU_CUDA_RETIRE_MAGIC)
 			retired(w, u.f.on);
 	}
-	if (w->busy != was)
+	if (w->busy != was) {
 		vgpu_cuda_regate(w->m);
+		pace(w->m);
+	}
 }
 
 /* Its pidfd is readable: it exited. */
@@ -231,8 +296,12 @@ static void exited(void *ctx, uint32_t events)
 	let_go(w);
 	close_ctl(w);
 	struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
+	w->busy = false;
+	pace(m); /* its last time charged */
 	if (vm) {
 		vm->cuda_launches += w->report.launches;
+		vm->cuda_gpu_ns += w->pace.gpu_ns;
+		vm->cuda_paced_ns += w->pace.paced_ns;
 		vm->cuda_deaths += WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
 	}
 	unlink_worker(m, w);
@@ -407,7 +476,8 @@ void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
 {
 	*u = (struct vgpu_cuda_usage){ .pid = vm->cuda ? vm->cuda->pid : 0,
 				       .starts = vm->cuda_starts, .deaths = vm->cuda_deaths,
-				       .launches = vm->cuda_launches };
+				       .launches = vm->cuda_launches, .gpu_ns = vm->cuda_gpu_ns,
+				       .paced_ns = vm->cuda_paced_ns };
 	for (const struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
 		if (strcmp(w->uuid, vm->uuid) != 0)
 			continue;
@@ -419,6 +489,8 @@ void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
 		u->window_bytes += w->report.window_bytes;
 		u->streams += w->report.streams;
 		u->events += w->report.events;
+		u->gpu_ns += w->pace.gpu_ns;
+		u->paced_ns += w->pace.paced_ns;
 	}
 }
 

@@ -308,7 +308,7 @@ static void teardown(struct mediator *m, struct runtime *rt)
 
 int main(int argc, char **argv)
 {
-	struct mediator m = { .done_efd = -1 };
+	struct mediator m = { .done_efd = -1, .cuda_tick_fd = -1 };
 	struct runtime rt = { .m = &m, .sig_fd = -1, .timer_fd = -1 };
 	int lock_fd, rc = parse_args(&m, argc, argv);
 

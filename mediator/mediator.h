@@ -133,6 +133,7 @@ struct vgpu_vm {
 	uint64_t cuda_spawned_ns;            /* when it was last started; 0: never */
 	uint64_t cuda_starts, cuda_deaths;   /* its workers started; killed or failed */
 	uint64_t cuda_launches;              /* by its workers that exited */
+	uint64_t cuda_gpu_ns, cuda_paced_ns; /* of its workers that exited (pace.h) */
 	struct vgpu_ratelimit rl;            /* for this VM's guest-triggered messages */
 	void *transport_state[VGPU_MAX_TRANSPORTS];
 };
@@ -216,6 +217,9 @@ struct mediator {
 	struct vgpu_pool_state pools[VGPU_POOLS];
 	uint32_t n_gpus;                     /* GPUs: backend instances, dispatchers */
 	struct vgpu_cuda_worker *cuda_workers; /* cuda_host.c: every one alive */
+	int cuda_tick_fd;                    /* their pacing's steps (pace.h), while any is busy */
+	struct vgpu_loop_watch cuda_tick;
+	uint64_t cuda_step_ns;               /* the last step */
 	const struct vgpu_transport *transports[VGPU_MAX_TRANSPORTS]; /* registered, in order */
 	void *transport_ctx[VGPU_MAX_TRANSPORTS];  /* each transport's own state */
 	int n_transports;
@@ -348,12 +352,15 @@ struct vgpu_cuda_usage {
 	pid_t pid;                 /* its current worker; 0: none */
 	uint64_t starts, deaths, workers, processes, mem_held, launches;
 	uint64_t image_bytes, window_bytes, streams, events;
+	uint64_t gpu_ns, paced_ns;  /* GPU time charged to its workers; time they were paced */
 };
 void vgpu_cuda_vm_usage(struct mediator *m, const struct vgpu_vm *vm,
 			struct vgpu_cuda_usage *u);
 /* cuda_host.c: each worker told whether to hold its launches, from who is
  * busy and the VMs' priorities (also after the registry changed). */
 void vgpu_cuda_regate(struct mediator *m);
+/* cuda_host.c: the pacing's step (pace.h), on m->cuda_tick. */
+void vgpu_cuda_tick(void *ctx, uint32_t events);
 /* cuda_host.c: @vm left: its workers let go (they finish the calls in
  * flight and exit). NULL: every VM's, killed (the mediator stops). */
 void vgpu_cuda_release(struct mediator *m, struct vgpu_vm *vm);

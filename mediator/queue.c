@@ -277,6 +277,14 @@ uint32_t vgpu_queue_depth(struct vgpu_queue *q, int priority)
 	return depth;
 }
 
+void vgpu_queue_pace(struct vgpu_queue *q, struct vgpu_pace_worker *list, uint64_t last_ns,
+		     uint64_t now_ns)
+{
+	pthread_mutex_lock(&q->lock);
+	vgpu_pace_step(q->sched, list, last_ns, now_ns);
+	pthread_mutex_unlock(&q->lock);
+}
+
 void vgpu_queue_usage(struct vgpu_queue *q, uint32_t slot, uint32_t pool, uint32_t gpu,
 		      struct vgpu_sched_usage *ret)
 {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cost.h"
+#include "pace.h"
 #include "scheduler.h"
 
 struct vgpu_queue_item {
@@ -81,6 +82,11 @@ uint32_t vgpu_queue_drain_vm(struct vgpu_queue *q, uint32_t vm_slot,
 
 /* Refuse further pushes and wake poppers. */
 void vgpu_queue_close(struct vgpu_queue *q);
+
+/* vgpu_pace_step() (pace.h) on the queue's scheduler, now: the VMs' CUDA
+ * workers charged since @last_ns and paced. */
+void vgpu_queue_pace(struct vgpu_queue *q, struct vgpu_pace_worker *list, uint64_t last_ns,
+		     uint64_t now_ns);
 
 /* Items queued now: in all (-1), or of VMs at one priority level. */
 uint32_t vgpu_queue_depth(struct vgpu_queue *q, int priority);

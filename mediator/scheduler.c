@@ -142,13 +142,20 @@ static bool bucket_open(struct bucket *b, uint64_t now)
 	return b->tokens > 0;
 }
 
-/* When a closed bucket (tokens <= 0) opens again: at least 1 ns later. */
-static uint64_t bucket_opens(const struct bucket *b, uint64_t now)
+/* When bucket @b (tokens < @want, want <= burst) holds @want tokens: at
+ * least 1 ns later. */
+static uint64_t bucket_holds(const struct bucket *b, int64_t want, uint64_t now)
 {
-	unsigned __int128 owed = (unsigned __int128)(-b->tokens) + 1;
+	unsigned __int128 owed = (unsigned __int128)(want - b->tokens);
 	uint64_t at = b->last_ns + (uint64_t)((owed * NS_PER_S + b->rate - 1) / b->rate);
 
 	return at > now ? at : now + 1;
+}
+
+/* When a closed bucket (tokens <= 0) opens again. */
+static uint64_t bucket_opens(const struct bucket *b, uint64_t now)
+{
+	return bucket_holds(b, 1, now);
 }
 
 static void bucket_take(struct bucket *b, int64_t ns)
@@ -600,6 +607,107 @@ void vgpu_sched_done(struct vgpu_sched *s, const struct vgpu_sched_item *item,
 	bucket_take(&v->rate, delta);
 	v->used_ns += measured_ns;
 	v->mem_held -= item->mem_bytes < v->mem_held ? item->mem_bytes : v->mem_held;
+}
+
+static bool defined_vm(const struct vgpu_sched *s, uint32_t slot)
+{
+	return s && slot < s->max_vms && s->vms[slot].defined;
+}
+
+int vgpu_sched_level(const struct vgpu_sched *s, uint32_t slot)
+{
+	return defined_vm(s, slot) ? s->vms[slot].level : -1;
+}
+
+void vgpu_sched_charge(struct vgpu_sched *s, uint32_t slot, uint32_t gpu, uint64_t ns)
+{
+	struct sched_vm *v;
+	struct sched_pool *p;
+
+	if (!defined_vm(s, slot) || gpu >= s->n_gpus)
+		return;
+	if (ns > VGPU_SCHED_COST_MAX_NS)
+		ns = VGPU_SCHED_COST_MAX_NS;
+	v = &s->vms[slot];
+	p = &s->pools[v->pool];
+	s->gpu_used_ns[gpu] += ns;
+	vt_add(&p->vt[v->level], (int64_t)ns, p->weight);
+	bucket_take(&p->cap, (int64_t)ns);
+	p->used_ns += ns;
+	s->pool_gpu_ns[(size_t)v->pool * s->n_gpus + gpu] += ns;
+	vt_add(&v->vt[v->level], (int64_t)ns, v->weight);
+	bucket_take(&v->rate, (int64_t)ns);
+	v->used_ns += ns;
+	v->ran_on |= 1ull << gpu;
+}
+
+int64_t vgpu_sched_room(struct vgpu_sched *s, uint32_t slot, uint64_t now_ns, uint64_t want_ns,
+			uint64_t *opens_ns)
+{
+	struct bucket *b[2];
+	int64_t room = INT64_MAX;
+
+	*opens_ns = 0;
+	if (!defined_vm(s, slot))
+		return room;
+	b[0] = &s->vms[slot].rate;
+	b[1] = &s->pools[s->vms[slot].pool].cap;
+	for (int i = 0; i < 2; i++) {
+		if (b[i]->rate == 0)
+			continue;
+		bucket_refill(b[i], now_ns);
+		if (b[i]->tokens < room)
+			room = b[i]->tokens;
+	}
+	for (int i = 0; i < 2; i++) {
+		int64_t want = want_ns < (uint64_t)b[i]->burst ? (int64_t)want_ns : b[i]->burst;
+
+		if (b[i]->rate != 0 && b[i]->tokens < want)
+			*opens_ns = max_u64(*opens_ns, bucket_holds(b[i], want, now_ns));
+	}
+	return room;
+}
+
+int64_t vgpu_sched_ahead(const struct vgpu_sched *s, uint32_t a, uint32_t b)
+{
+	const struct sched_vm *va, *vb;
+	uint64_t x, y;
+	uint32_t weight;
+	__int128 d;
+	int l;
+
+	if (!defined_vm(s, a) || !defined_vm(s, b))
+		return 0;
+	va = &s->vms[a];
+	vb = &s->vms[b];
+	l = va->level;
+	if (va->pool != vb->pool) {
+		x = s->pools[va->pool].vt[l];
+		y = s->pools[vb->pool].vt[l];
+		weight = s->pools[va->pool].weight;
+	} else {
+		x = va->vt[l];
+		y = vb->vt[l];
+		weight = va->weight;
+	}
+	d = ((__int128)x - (__int128)y) * weight / VT_ONE;
+	return d > INT64_MAX ? INT64_MAX : d < -INT64_MAX ? -INT64_MAX : (int64_t)d;
+}
+
+void vgpu_sched_catch_up(struct vgpu_sched *s, uint32_t a, uint32_t b)
+{
+	struct sched_vm *va, *vb;
+	int l;
+
+	if (!defined_vm(s, a) || !defined_vm(s, b))
+		return;
+	va = &s->vms[a];
+	vb = &s->vms[b];
+	l = va->level;
+	if (va->pool != vb->pool)
+		s->pools[va->pool].vt[l] = max_u64(s->pools[va->pool].vt[l], s->pools[vb->pool].vt[l]);
+	else
+		va->vt[l] = max_u64(va->vt[l], vb->vt[l]);
 }
 
 uint32_t vgpu_sched_drain_vm(struct vgpu_sched *s, uint32_t slot,

@@ -138,6 +138,31 @@ struct vgpu_sched_item *vgpu_sched_pick(struct vgpu_sched *s, uint32_t gpu, uint
 void vgpu_sched_done(struct vgpu_sched *s, const struct vgpu_sched_item *item,
 		     uint64_t measured_ns);
 
+/*
+ * GPU time used outside the queue: a VM's own CUDA programs, whose kernels
+ * reach the GPU from the VM's worker (docs/scheduler.md, "A CUDA worker's
+ * work"). The caller measures; these charge, answer and compare, with the
+ * same virtual times and buckets as queued work, so a VM's rate limit and
+ * its pool's weight and cap cover both.
+ */
+/* VM @slot's level; -1 for a VM not defined. */
+int vgpu_sched_level(const struct vgpu_sched *s, uint32_t slot);
+/* VM @slot used @ns of GPU @gpu: charged as a finished work's time is. */
+void vgpu_sched_charge(struct vgpu_sched *s, uint32_t slot, uint32_t gpu, uint64_t ns);
+/* VM @slot's room under its rate limit and its pool's cap at @now_ns, in
+ * ns of GPU time (INT64_MAX: neither set, or no such VM); *@opens_ns: when
+ * it has @want_ns (or as much as the buckets hold, if less), 0 if now. */
+int64_t vgpu_sched_room(struct vgpu_sched *s, uint32_t slot, uint64_t now_ns, uint64_t want_ns,
+			uint64_t *opens_ns);
+/* How far VM @a is ahead of VM @b in its share at @a's level, in ns of
+ * GPU time at @a's weight: their pools' when the pools differ, else the
+ * VMs' within the pool (negative: behind). 0 when either is not defined. */
+int64_t vgpu_sched_ahead(const struct vgpu_sched *s, uint32_t a, uint32_t b);
+/* VM @a starts using the GPU beside @b: no credit for its idle time, its
+ * virtual time at its level (its pool's, when the pools differ) moved up
+ * to @b's if below. */
+void vgpu_sched_catch_up(struct vgpu_sched *s, uint32_t a, uint32_t b);
+
 /* Unlink every queued item of VM @slot into *ret_list (oldest first). */
 uint32_t vgpu_sched_drain_vm(struct vgpu_sched *s, uint32_t slot,
 			     struct vgpu_sched_item **ret_list);

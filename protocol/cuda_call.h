@@ -80,6 +80,13 @@ struct vgpu_cuda_report {
 #define VGPU_CUDA_BUSY_MAGIC 0x59535542u /* "BUSY" */
 #define VGPU_CUDA_HOLD_MAGIC 0x444c4f48u /* "HOLD" */
 /*
+ * And whether to pace its launches (PACE, on: for how many µs from now
+ * each launch waits; 0: no longer): its VM is over its rate limit or its
+ * pool over its cap, or it is ahead of its share (mediator/pace.h). The
+ * worker goes on by itself at the deadline; the mediator renews it.
+ */
+#define VGPU_CUDA_PACE_MAGIC 0x45434150u /* "PACE" */
+/*
  * And a worker's retirement (on: the CUresult): a kernel fault or the
  * like left its contexts unusable (CUDA's "sticky" errors: every later
  * call of the process gets the error again), so the mediator lets it go

@@ -14,6 +14,7 @@ RAW=$VGPU_TESTS/e2e/raw_client.py
 MPID=""
 cleanup() {
 	[ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
+	[ -n "${PEER:-}" ] && kill "$PEER" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -40,6 +41,19 @@ start_mediator() {
 	done
 	echo "# mediator did not start:"; cat "$T/mediator.log"
 	return 1
+}
+
+# cuda_host: the host's CUDA driver for the VMs' workers. With the cpu
+# backend (no GPU here) vgpu's own libcuda.so.1 talking to the scripted
+# host (tests/guest/cuda_peer.py, $PEER), through $MEDIATOR_WRAP for the
+# next start_mediator; on the GPU machine NVIDIA's, as it is.
+cuda_host() {
+	MEDIATOR_WRAP=
+	[ "${VGPU_E2E_BACKEND:-cpu}" = cpu ] || return 0
+	python3 "$VGPU_CUDA_PEER" "$T/peer.sock" good >"$T/peer.log" 2>&1 &
+	PEER=$!
+	for _ in $(seq 50); do grep -q ready "$T/peer.log" && break; sleep 0.1; done
+	MEDIATOR_WRAP="env LD_LIBRARY_PATH=$VGPU_CUDA_SHIM_DIR:${LD_LIBRARY_PATH:-} VGPU_CUDA_TRANSPORT=unix:$T/peer.sock"
 }
 
 # stop_mediator: SIGTERM and wait; sets MRC to its exit status.

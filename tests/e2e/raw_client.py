@@ -121,6 +121,25 @@ def read_answers(s, count):
     return 0 if seen == set(range(1, count + 1)) else 1
 
 
+def cuda_call(s, n, args=(), data=b"", full=False):
+    """CUDA call @n (the guest library's wire, type 9) on connected socket
+    @s with up to 6 arguments and @data: its status, or with @full
+    (status, its 5 results, its data); None when the connection is gone."""
+    block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
+    h = header(n, n, 48 + len(data), mtype=9)
+    try:
+        s.sendall(h[:28] + struct.pack("<I", crc32c(block, crc32c(h))) + block + data)
+        r = recv_exact(s, 80)
+        more = struct.unpack("<I", r[24:28])[0] - 48 if r else 0
+        extra = recv_exact(s, more) if more else b""
+    except OSError:
+        return None
+    if r is None:
+        return None
+    status, = struct.unpack("<i", r[32:36])
+    return (status, struct.unpack("<5Q", r[40:80]), extra) if full else status
+
+
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(300)  # sanitizer builds are slow

@@ -69,15 +69,11 @@ if [ "${VGPU_E2E_BACKEND:-cpu}" = cpu ]; then
 	expect_eq "$MRC" "0" "mediator exits cleanly"
 	[ -z "$(workers)" ] && pass "and its workers with it" || fail "workers left: $(workers)"
 	# ---- 2. vgpu's libcuda.so.1 as the host's driver, on the scripted host ----
-	python3 "$VGPU_CUDA_PEER" "$T/peer.sock" good >"$T/peer.log" 2>&1 &
-	PEER=$!
-	for _ in $(seq 50); do grep -q ready "$T/peer.log" && break; sleep 0.1; done
-	MEDIATOR_WRAP="env LD_LIBRARY_PATH=$VGPU_CUDA_SHIM_DIR:${LD_LIBRARY_PATH:-} VGPU_CUDA_TRANSPORT=unix:$T/peer.sock"
 	NAME="vgpu test device \(H200-like\)"
 else
-	MEDIATOR_WRAP=
 	NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 fi
+cuda_host
 admin set-sched --vm-uuid "$(uuid 1)" --mem-quota 64 >/dev/null
 # worker_hold_us: 100 ms, long enough to see (part 5); worker_respawn_ms:
 # 3 s, so that two starts within it are certain in part 3b.
@@ -152,19 +148,7 @@ import raw_client as rc
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 def call(n, args=(), data=b"", full=False):
-    block = struct.pack("<6Q", *(list(args) + [0] * (6 - len(args))))
-    h = rc.header(n, n, 48 + len(data), mtype=9)
-    try:
-        s.sendall(h[:28] + struct.pack("<I", rc.crc32c(block, rc.crc32c(h))) + block + data)
-        r = rc.recv_exact(s, 80)
-        more = struct.unpack("<I", r[24:28])[0] - 48 if r else 0
-        extra = rc.recv_exact(s, more) if more else b""
-    except OSError:
-        return None
-    if r is None:
-        return None
-    status, = struct.unpack("<i", r[32:36])
-    return (status, struct.unpack("<5Q", r[40:80]), extra) if full else status
+    return rc.cuda_call(s, n, args, data, full)
 if sys.argv[3] in ("busy", "timed"):
     # The PTX kernel k(u64) below launched once (LAUNCH 12). busy: then
     # not synchronized until a line on stdin, then SYNC (8); timed: how
@@ -787,5 +771,4 @@ expect_eq "$MRC" "0" "mediator exits cleanly"
 ! grep -q "CUDA worker (pid [0-9]*) exited with status" "$T/mediator.log" &&
 	[ "$(grep -c "CUDA worker (pid [0-9]*) was killed" "$T/mediator.log")" = 2 ] &&
 	pass "no worker failed by itself" || fail "$(grep "CUDA worker" "$T/mediator.log")"
-[ -n "${PEER:-}" ] && kill "$PEER" 2>/dev/null
 finish
