@@ -109,6 +109,13 @@ static bool load(struct driver *d)
 	SYM(vmm_access, "cuMemSetAccess");
 	SYM(vmm_granularity, "cuMemGetAllocationGranularity");
 	SYM(vmm_props, "cuMemGetAllocationPropertiesFromHandle");
+	SYM(array_create, "cuArray3DCreate_v2");
+	SYM(array_destroy, "cuArrayDestroy");
+	SYM(copy_3d_async, "cuMemcpy3DAsync_v2");
+	SYM(tex_create, "cuTexObjectCreate");
+	SYM(tex_destroy, "cuTexObjectDestroy");
+	SYM(surf_create, "cuSurfObjectCreate");
+	SYM(surf_destroy, "cuSurfObjectDestroy");
 	return true;
 }
 

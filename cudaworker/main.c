@@ -304,6 +304,7 @@ int main(int argc, char **argv)
 			 * (A mediator that died took us with it: PDEATHSIG.) */
 			free(j);
 			atomic_store(&W.hold, false); /* nobody can lift it now */
+			atomic_store(&W.paced_until, 0);
 			/* Retired, it waits WORKER_RETIRE_GRACE_MS at most: its
 			 * contexts are gone, so its processes lose nothing
 			 * more, and their device memory must not stay held

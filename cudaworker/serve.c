@@ -47,6 +47,7 @@ struct conn {
 	struct window win;           /* its window (window.c) */
 	struct pools pools;          /* its memory pools (pool.c) */
 	struct vmm vmm;              /* its physical allocations and mappings (vmm.c) */
+	struct arrays arrays;        /* its CUDA arrays, textures, surfaces (array.c) */
 	uint32_t n_reserved;         /* of its allocations, address ranges */
 	int passed_fd;               /* a descriptor this call brought, or -1 */
 	bool ring_call;              /* the call came through the ring: no reply */
@@ -180,11 +181,26 @@ static struct alloc *find(struct conn *c, uint64_t ptr, uint64_t len, bool exact
 	return NULL;
 }
 
+CUresult worker_on_device(struct worker *w, uint32_t dev)
+{
+	if (dev >= w->desc.count)
+		return CUDA_ERROR_INVALID_DEVICE;
+	return w->drv.ctx_set_current(w->ctx[dev]);
+}
+
 static CUresult on_device(struct conn *c, uint32_t dev)
 {
-	if (dev >= c->w->desc.count)
-		return CUDA_ERROR_INVALID_DEVICE;
-	return c->w->drv.ctx_set_current(c->w->ctx[dev]);
+	return worker_on_device(c->w, dev);
+}
+
+/* worker_span_fn over @ctx, a connection. */
+static bool in_allocs(void *ctx, uint64_t ptr, uint64_t len, uint32_t *dev)
+{
+	struct alloc *a = find(ctx, ptr, len, false);
+
+	if (a)
+		*dev = a->dev;
+	return a != NULL;
 }
 
 bool worker_take(struct worker *w, uint64_t *held, uint64_t max, uint64_t n)
@@ -502,6 +518,32 @@ static CUresult window_copy(struct conn *c, const struct vgpu_cuda_msg *m)
 	return rc;
 }
 
+/* ARRAY_COPY: its device memory within one allocation, on the array's
+ * GPU and the call's stream. */
+static CUresult array_copy_call(struct conn *c, const struct vgpu_cuda_msg *m)
+{
+	struct vgpu_cuda_array_copy ac;
+	uint64_t len;
+	uint32_t mem_dev = UINT32_MAX;
+	CUstream s = NULL;
+	CUresult rc;
+
+	memcpy(&ac, c->buf, sizeof(ac));
+	if (m->v[1] != VGPU_CUDA_ARRAY_TO_ARRAY) {
+		rc = array_copy_span(&ac, &len);
+		if (rc != CUDA_SUCCESS)
+			return rc;
+		if (!in_allocs(c, ac.dptr, len, &mem_dev))
+			return CUDA_ERROR_INVALID_VALUE;
+	} else if (ac.dptr || ac.pitch || ac.slice_rows) {
+		return CUDA_ERROR_INVALID_VALUE;
+	}
+	rc = stream_of(&c->streams, m->v[0], &s);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	return array_copy(c->w, &c->arrays, m->v[1], &ac, s, mem_dev);
+}
+
 /* One call (its data, if any, in c->buf); false when the connection must
  * close. */
 static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
@@ -526,6 +568,22 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 	case VGPU_CUDA_VMM:
 		rc = vmm(c, m, dev, res);
 		return reply(c, m, rc, res, 3, NULL, 0);
+	case VGPU_CUDA_ARRAY:
+		rc = on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = array_call(w, &c->arrays, m, dev, res);
+		return reply(c, m, rc, res, 2, NULL, 0);
+	case VGPU_CUDA_ARRAY_COPY:
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : array_copy_call(c, m);
+		return reply(c, m, rc, NULL, 0, NULL, 0);
+	case VGPU_CUDA_TEX: {
+		uint32_t on = dev;
+
+		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
+		if (rc == CUDA_SUCCESS)
+			rc = tex_call(w, &c->arrays, m, c->buf, in_allocs, c, &on, &res[0]);
+		return reply(c, m, rc, res, 1, NULL, 0);
+	}
 	case VGPU_CUDA_POOL:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
@@ -668,13 +726,15 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		if (rc == CUDA_SUCCESS)
 			rc = stream_of(&c->streams, m->v[4] >> 32, &s);
 		if (rc == CUDA_SUCCESS) {
+			/* Busy from here: a launch waiting in the gate is work
+			 * outstanding (a program that synchronizes after each
+			 * launch stays paced, not let go while it waits). */
+			worker_busy(w, &c->busy, true);
 			worker_gate(w);
 			rc = module_launch(w, &c->mods, m, c->buf, s);
 		}
-		if (rc == CUDA_SUCCESS) {
+		if (rc == CUDA_SUCCESS)
 			atomic_fetch_add_explicit(&w->launches, 1, memory_order_relaxed);
-			worker_busy(w, &c->busy, true);
-		}
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	}
 	case VGPU_CUDA_STREAM_CREATE:
@@ -696,14 +756,14 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 		return reply(c, m, rc, res, 1, NULL, 0);
 	case VGPU_CUDA_GRAPH_LAUNCH:
 		rc = on_device(c, dev);
-		if (rc == CUDA_SUCCESS && !m->v[2])
+		if (rc == CUDA_SUCCESS && !m->v[2]) {
+			worker_busy(w, &c->busy, true);
 			worker_gate(w);
+		}
 		if (rc == CUDA_SUCCESS)
 			rc = graph_call(w, &c->streams, m, &res[0]);
-		if (rc == CUDA_SUCCESS && !m->v[2]) {
+		if (rc == CUDA_SUCCESS && !m->v[2])
 			atomic_fetch_add_explicit(&w->launches, 1, memory_order_relaxed);
-			worker_busy(w, &c->busy, true);
-		}
 		return reply(c, m, rc, NULL, 0, NULL, 0);
 	case VGPU_CUDA_CAPTURE_BEGIN:
 	case VGPU_CUDA_CAPTURE_END:
@@ -871,6 +931,7 @@ static void release(struct conn *c)
 		close(c->passed_fd);
 	c->passed_fd = -1;
 
+	array_release(c->w, &c->arrays);
 	vmm_release(c->w, &c->vmm);
 	for (uint32_t i = 0; i < c->n_allocs; i++) {
 		if (c->allocs[i].lib)

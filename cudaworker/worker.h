@@ -66,6 +66,8 @@
 #define WORKER_MAX_VMM_HANDLES 65536
 #define WORKER_MAX_VMM_MAPS 65536
 #define WORKER_MAX_RESERVES 4096
+#define WORKER_MAX_ARRAYS 4096       /* CUDA arrays one process holds */
+#define WORKER_MAX_TEXOBJS 65536     /* texture and surface objects one process holds */
 /* A process's memory pools (pool.c), by handle - 1, its default pool of
  * each GPU among them. */
 struct wpool;
@@ -75,6 +77,16 @@ struct pools {
 };
 
 /* A process's physical allocations and mappings (vmm.c). */
+struct warray;
+struct wobj;
+/* A process's CUDA arrays and texture and surface objects (array.c). */
+struct arrays {
+	struct warray *a;
+	uint32_t n, cap;
+	struct wobj *objs;
+	uint32_t n_objs, cap_objs;
+};
+
 struct vhandle;
 struct vmap;
 struct vmm {
@@ -192,6 +204,14 @@ struct driver {
 	CUresult (*vmm_granularity)(size_t *bytes, const CUmemAllocationProp *prop,
 				    CUmemAllocationGranularity_flags option);
 	CUresult (*vmm_props)(CUmemAllocationProp *prop, CUmemGenericAllocationHandle h);
+	CUresult (*array_create)(CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *desc);
+	CUresult (*array_destroy)(CUarray arr);
+	CUresult (*copy_3d_async)(const CUDA_MEMCPY3D *copy, CUstream stream);
+	CUresult (*tex_create)(CUtexObject *obj, const CUDA_RESOURCE_DESC *res,
+			       const CUDA_TEXTURE_DESC *tex, const CUDA_RESOURCE_VIEW_DESC *view);
+	CUresult (*tex_destroy)(CUtexObject obj);
+	CUresult (*surf_create)(CUsurfObject *obj, const CUDA_RESOURCE_DESC *res);
+	CUresult (*surf_destroy)(CUsurfObject obj);
 };
 
 /* The VM's side of things, shared by the connections' threads. */
@@ -360,6 +380,28 @@ CUresult vmm_unreserve(struct worker *w, struct vmm *v, uint64_t ptr, uint64_t b
 /* Its mappings undone, its allocations released (the ranges are
  * serve.c's to free after). */
 void vmm_release(struct worker *w, struct vmm *v);
+
+/* Whether [@ptr, @ptr + @len) lies within one of a process's
+ * allocations (@ctx: serve.c's connection); *@dev its GPU. */
+typedef bool (*worker_span_fn)(void *ctx, uint64_t ptr, uint64_t len, uint32_t *dev);
+/* array.c: ARRAY (create, destroy) on GPU @dev: res[0] the array, res[1]
+ * its bytes. */
+CUresult array_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_msg *m,
+		    uint32_t dev, uint64_t res[2]);
+/* ARRAY_COPY's device memory: the bytes from c->dptr that its box spans. */
+CUresult array_copy_span(const struct vgpu_cuda_array_copy *c, uint64_t *len);
+/* ARRAY_COPY @c in direction @dir on @s, in its array's GPU's context
+ * (the device memory checked by the caller: on GPU @mem_dev). */
+CUresult array_copy(struct worker *w, struct arrays *ar, uint64_t dir,
+		    const struct vgpu_cuda_array_copy *c, CUstream s, uint32_t mem_dev);
+/* TEX with its descriptors @data: res the object made. */
+CUresult tex_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_msg *m,
+		  const uint8_t *data, worker_span_fn in_allocs, void *ctx, uint32_t *dev,
+		  uint64_t *res);
+/* Its objects destroyed, its arrays too (their bytes given back). */
+void array_release(struct worker *w, struct arrays *ar);
+/* GPU @dev's context current in this thread. */
+CUresult worker_on_device(struct worker *w, uint32_t dev);
 
 /* module.c: the calls of cuda_call.h on modules, in the calling thread's
  * current context; each returns the CUresult for the reply. */

@@ -159,15 +159,21 @@ static void pace(struct mediator *m)
 	m->cuda_step_ns = now;
 	for (struct vgpu_cuda_worker *w = m->cuda_workers; w; w = w->next) {
 		uint64_t until = w->pace.paced_until;
-		struct vgpu_cuda_flag f = {
-			.magic = VGPU_CUDA_PACE_MAGIC,
-			.on = until > now ? (uint32_t)((until - now + 999) / 1000) : 0,
-		};
+		/* At most a second a message: the next step tells again. */
+		uint64_t us = until > now ? (until - now + 999) / 1000 : 0;
+		struct vgpu_cuda_flag f = { .magic = VGPU_CUDA_PACE_MAGIC,
+					    .on = (uint32_t)(us > 1000000 ? 1000000 : us) };
 
-		if (until == w->told_until || w->pace.fixed)
+		uint64_t told = w->told_until;
+
+		/* Told anew: a deadline given or lifted, shortened, or longer
+		 * than the one the worker has, which ends within 100 ms. */
+		if (w->pace.fixed || (until ? told && until >= told && (until == told ||
+								    told > now + 100000000u)
+					    : !told))
 			continue;
 		if (send(w->ctl, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(f))
-			w->told_until = until;
+			w->told_until = until ? now + (uint64_t)f.on * 1000u : 0;
 	}
 	next = vgpu_pace_next(list, now);
 	if (!next || next > now + VGPU_PACE_STEP_NS)
@@ -296,6 +302,8 @@ static void exited(void *ctx, uint32_t events)
 	let_go(w);
 	close_ctl(w);
 	struct vgpu_vm *vm = vgpu_vm_by_uuid(m, w->uuid);
+	bool was_busy = w->busy;
+
 	w->busy = false;
 	pace(m); /* its last time charged */
 	if (vm) {
@@ -305,7 +313,7 @@ static void exited(void *ctx, uint32_t events)
 		vm->cuda_deaths += WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
 	}
 	unlink_worker(m, w);
-	if (w->busy)
+	if (was_busy)
 		vgpu_cuda_regate(m);
 	free(w);
 }

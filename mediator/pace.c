@@ -57,6 +57,8 @@ static uint64_t share_of(const struct vgpu_pace_worker *list, const struct vgpu_
 			else if (from < cut)
 				cut = from;
 		}
+		if (!k)
+			break; /* w itself runs from at: it cannot be */
 		ns += (cut - at) / k;
 		at = cut;
 	}
@@ -97,8 +99,9 @@ static int64_t most_ahead(struct vgpu_sched *s, const struct vgpu_pace_worker *l
 	for (const struct vgpu_pace_worker *b = list; b; b = b->next) {
 		int64_t a;
 
+		/* With @room: a slice's room (or its buckets' all) now. */
 		if (!runs(b, now) || !beside(s, w, b) ||
-		    (room && vgpu_sched_room(s, b->slot, now, 0, &opens) < (int64_t)VGPU_PACE_SLICE_NS))
+		    (room && (vgpu_sched_room(s, b->slot, now, VGPU_PACE_SLICE_NS, &opens), opens)))
 			continue;
 		a = vgpu_sched_ahead(s, w->slot, b->slot);
 		if (a > most) {
@@ -113,12 +116,15 @@ void vgpu_pace_step(struct vgpu_sched *s, struct vgpu_pace_worker *list, uint64_
 		    uint64_t now_ns)
 {
 	charge(s, list, last_ns, now_ns);
-	/* Workers that became busy start beside the others, no credit kept. */
+	/* Workers that became busy, or were let go by their limits, start
+	 * beside the others: no credit kept for the time they did not run. */
 	for (struct vgpu_pace_worker *w = list; w; w = w->next) {
 		const struct vgpu_pace_worker *least = NULL;
+		bool released = w->paced_until && w->paced_until <= now_ns && !w->for_share;
 
-		if (w->busy && !w->was_busy && w->slot != UINT32_MAX && !w->fixed) {
-			w->paced_until = 0;
+		if (w->busy && (!w->was_busy || released) && w->slot != UINT32_MAX && !w->fixed) {
+			if (!w->was_busy)
+				w->paced_until = 0;
 			if (most_ahead(s, list, w, now_ns, false, &least) < 0 && least)
 				vgpu_sched_catch_up(s, w->slot, least->slot);
 		}
@@ -133,7 +139,9 @@ void vgpu_pace_step(struct vgpu_sched *s, struct vgpu_pace_worker *list, uint64_
 		bool limited = w->paced_until > now_ns && !w->for_share;
 
 		w->for_share = false;
-		if (w->busy && w->slot != UINT32_MAX && !w->fixed) {
+		if (!w->busy && limited) {
+			until = w->paced_until; /* its next launch waits too */
+		} else if (w->busy && w->slot != UINT32_MAX && !w->fixed) {
 			/* Over a limit: paced until a step's worth is back, not a
 			 * step for every microsecond refilled. */
 			int64_t room = vgpu_sched_room(s, w->slot, now_ns, VGPU_PACE_STEP_NS, &until);

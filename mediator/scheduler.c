@@ -639,6 +639,13 @@ void vgpu_sched_charge(struct vgpu_sched *s, uint32_t slot, uint32_t gpu, uint64
 	bucket_take(&v->rate, (int64_t)ns);
 	v->used_ns += ns;
 	v->ran_on |= 1ull << gpu;
+	/* Time charged after the fact owes at most a burst: the rest is
+	 * forgiven (a worker that cannot be paced must not close the VM's
+	 * bucket for good). */
+	if (p->cap.rate && p->cap.tokens < -p->cap.burst)
+		p->cap.tokens = -p->cap.burst;
+	if (v->rate.rate && v->rate.tokens < -v->rate.burst)
+		v->rate.tokens = -v->rate.burst;
 }
 
 int64_t vgpu_sched_room(struct vgpu_sched *s, uint32_t slot, uint64_t now_ns, uint64_t want_ns,

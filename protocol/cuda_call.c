@@ -54,6 +54,10 @@ static unsigned used(uint16_t call, bool reply)
 	case VGPU_CUDA_MEM_FREE_ASYNC: return device | (reply ? 0u : 3u); /* pointer, stream */
 	case VGPU_CUDA_POOL:      return device | (reply ? 1u : 15u); /* what, pool, args; answer */
 	case VGPU_CUDA_VMM:       return device | (reply ? 7u : 31u); /* what, args; answers */
+	case VGPU_CUDA_ARRAY:     return device | (reply ? 3u : 31u); /* what, args; array, bytes */
+	case VGPU_CUDA_ARRAY_COPY: return device | (reply ? 0u : 3u); /* stream, direction */
+	case VGPU_CUDA_TEX:       return device | (reply ? 1u : 3u);  /* what, object or view;
+								       * object */
 	case VGPU_CUDA_STREAM_DESTROY:
 	case VGPU_CUDA_STREAM_SYNC:
 	case VGPU_CUDA_STREAM_QUERY:
@@ -86,6 +90,14 @@ static bool data_fits(const struct vgpu_cuda_msg *m, bool reply)
 	case VGPU_CUDA_LAUNCH:
 		return n <= VGPU_CUDA_MAX_PARAM_BYTES +
 				    VGPU_CUDA_MAX_LAUNCH_ATTRS * VGPU_CUDA_LAUNCH_ATTR_BYTES;
+	case VGPU_CUDA_ARRAY_COPY: return n == VGPU_CUDA_ARRAY_COPY_BYTES;
+	case VGPU_CUDA_TEX:
+		if (m->v[0] == VGPU_CUDA_SURF_CREATE)
+			return n == VGPU_CUDA_RES_DESC_BYTES;
+		if (m->v[0] == VGPU_CUDA_TEX_CREATE)
+			return n == VGPU_CUDA_RES_DESC_BYTES + VGPU_CUDA_TEX_DESC_BYTES +
+					    (m->v[1] ? VGPU_CUDA_VIEW_DESC_BYTES : 0);
+		return n == 0;
 	case VGPU_CUDA_OCCUPANCY:
 		return m->v[1] == VGPU_CUDA_OCC_CLUSTERS
 			       ? n >= VGPU_CUDA_LAUNCH_CONFIG_BYTES &&
@@ -157,4 +169,23 @@ int vgpu_cuda_decode(const uint8_t in[VGPU_CUDA_MSG_HEAD], bool reply, struct vg
 	if (!data_fits(m, reply))
 		return VGPU_PROTOCOL;
 	return VGPU_OK;
+}
+
+unsigned vgpu_cuda_format_bytes(uint32_t format)
+{
+	switch (format) {
+	case 0x01: /* CU_AD_FORMAT_UNSIGNED_INT8 */
+	case 0x08: /* SIGNED_INT8 */
+		return 1;
+	case 0x02: /* UNSIGNED_INT16 */
+	case 0x09: /* SIGNED_INT16 */
+	case 0x10: /* HALF */
+		return 2;
+	case 0x03: /* UNSIGNED_INT32 */
+	case 0x0a: /* SIGNED_INT32 */
+	case 0x20: /* FLOAT */
+		return 4;
+	default:
+		return 0;
+	}
 }

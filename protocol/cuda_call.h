@@ -100,6 +100,11 @@ struct vgpu_cuda_flag {
 	uint32_t on;
 };
 
+/* Bytes per channel of CUDA array format @format (CUarray_format's
+ * values) for the formats served (8, 16 and 32-bit integers, half,
+ * float); 0 for any other. */
+unsigned vgpu_cuda_format_bytes(uint32_t format);
+
 /* Header and block of @m as a call (@reply false) or a reply, into @out. */
 void vgpu_cuda_encode(const struct vgpu_cuda_msg *m, bool reply, uint8_t out[VGPU_CUDA_MSG_HEAD]);
 /*

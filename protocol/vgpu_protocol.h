@@ -136,8 +136,51 @@ enum vgpu_cuda_call {
 	 * process reserved, on device a5. */
 	VGPU_CUDA_VMM = 43,       /* a0 what (enum vgpu_cuda_vmm_op), a1..a4 its
 				   * arguments (there); r0..r2 its answer */
+	/* CUDA arrays (handles from 1) and the texture and surface objects
+	 * made of them or of device memory (the driver's own values: kernels
+	 * read them), on device a5. */
+	VGPU_CUDA_ARRAY = 44,     /* a0 0: create, a1 width, a2 height, a3 depth
+				   * (elements), a4 CUarray_format | channels << 16 |
+				   * flags << 32; r0 the array, r1 the bytes it
+				   * counts; a0 1: destroy array a1 */
+	VGPU_CUDA_ARRAY_COPY = 45, /* a0 stream, a1 enum vgpu_cuda_array_dir; struct
+				    * vgpu_cuda_array_copy follows */
+	VGPU_CUDA_TEX = 46,       /* a0 enum vgpu_cuda_tex_op, a1 the object to
+				   * destroy, or for a texture 1 when a view
+				   * follows; a create's CUDA_RESOURCE_DESC
+				   * (144 bytes, its array a handle here), then a
+				   * texture's CUDA_TEXTURE_DESC (104) and view
+				   * (112) follow; r0 the object */
 };
-#define VGPU_CUDA_CALL_MAX VGPU_CUDA_VMM
+#define VGPU_CUDA_CALL_MAX VGPU_CUDA_TEX
+
+/* VGPU_CUDA_ARRAY_COPY: a box of an array to or from device memory (rows
+ * of pitch bytes, slice_rows of them a slice), or to another array. */
+enum vgpu_cuda_array_dir {
+	VGPU_CUDA_TO_ARRAY = 0,    /* device memory to the array */
+	VGPU_CUDA_FROM_ARRAY = 1,  /* the array to device memory */
+	VGPU_CUDA_ARRAY_TO_ARRAY = 2, /* array to array2 */
+};
+struct vgpu_cuda_array_copy {
+	uint64_t array, array2;    /* handles; array2 for ARRAY_TO_ARRAY only */
+	uint64_t dptr, pitch, slice_rows; /* the device memory's side */
+	uint64_t x, y, z;          /* in array (x in bytes) */
+	uint64_t x2, y2, z2;       /* in array2 */
+	uint64_t width, height, depth; /* the box: bytes, rows, slices */
+};
+#define VGPU_CUDA_ARRAY_COPY_BYTES 112u
+_Static_assert(sizeof(struct vgpu_cuda_array_copy) == VGPU_CUDA_ARRAY_COPY_BYTES, "wire size");
+
+/* VGPU_CUDA_TEX's operations. */
+enum vgpu_cuda_tex_op {
+	VGPU_CUDA_TEX_CREATE = 0,
+	VGPU_CUDA_TEX_DESTROY = 1,
+	VGPU_CUDA_SURF_CREATE = 2,
+	VGPU_CUDA_SURF_DESTROY = 3,
+};
+#define VGPU_CUDA_RES_DESC_BYTES 144u
+#define VGPU_CUDA_TEX_DESC_BYTES 104u
+#define VGPU_CUDA_VIEW_DESC_BYTES 112u
 
 /* VGPU_CUDA_POOL's operations, as the driver's cuMemPool* functions. */
 enum vgpu_cuda_pool_op {

@@ -279,7 +279,7 @@ CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute 
 }
 
 /* One side of a 2D copy: the address of its row @row, and whether it is
- * device memory; false for a kind not served (arrays). */
+ * device memory; false for a kind CUDA does not have. */
 static bool side(CUmemorytype type, const void *host, CUdeviceptr dev, size_t x, size_t y,
 		 size_t pitch, CUdeviceptr *at, bool *is_dev)
 {
@@ -305,7 +305,7 @@ static bool side(CUmemorytype type, const void *host, CUdeviceptr dev, size_t x,
  * cuMemcpy2D(Async): row by row, each row a copy of its own (one copy
  * when both sides are contiguous), in order; device rows are posted and
  * window rows DMA, so what costs a round trip per row is pageable host
- * memory in a synchronous copy. CUDA arrays are not served.
+ * memory in a synchronous copy. A copy with a CUDA array is array.c's.
  */
 static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
 {
@@ -317,6 +317,8 @@ static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
 		return rc;
 	if (!c)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+		return vgpu_cuda_copy_2d_array(c, stream, async);
 	size_t spitch = c->srcMemoryType == CU_MEMORYTYPE_HOST || c->srcPitch ? c->srcPitch
 									       : c->WidthInBytes;
 	size_t dpitch = c->dstMemoryType == CU_MEMORYTYPE_HOST || c->dstPitch ? c->dstPitch
@@ -327,10 +329,8 @@ static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
 	if (!side(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY, spitch, &src,
 		  &src_dev) ||
 	    !side(c->dstMemoryType, c->dstHost, c->dstDevice, c->dstXInBytes, c->dstY, dpitch, &dst,
-		  &dst_dev)) {
-		vgpu_cuda_log(true, "cuMemcpy2D with a CUDA array is not served: CUDA_ERROR_NOT_SUPPORTED");
-		return CUDA_ERROR_NOT_SUPPORTED;
-	}
+		  &dst_dev))
+		return CUDA_ERROR_INVALID_VALUE;
 	size_t rows = c->Height, width = c->WidthInBytes;
 
 	if (spitch == width && dpitch == width) {

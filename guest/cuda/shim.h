@@ -200,6 +200,10 @@ void vgpu_cuda_block_remove(CUdeviceptr ptr);
 void vgpu_cuda_block_forget_lib(const void *lib);
 bool vgpu_cuda_is_device(CUdeviceptr ptr);
 
+/* array.c: @a's host handle and device, if it is one of ours. */
+bool vgpu_cuda_array_host(CUarray a, uint64_t *host, CUdevice *dev);
+/* array.c: cuMemcpy2D(Async) with an array on either side. */
+CUresult vgpu_cuda_copy_2d_array(const CUDA_MEMCPY2D *c, CUstream stream, bool async);
 /* stream.c: the host's handle of @stream (0 for either default stream);
  * CUDA_ERROR_INVALID_HANDLE for a stream that is not one of ours. */
 CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret);

@@ -5,8 +5,9 @@ library's wire on a VM's socket, OPEN, a PTX module with k(u64) (which does
 nothing: the scripted host runs it at once), then launches of k back to
 back without synchronizing, until a line on stdin; then one SYNC.
 
-Usage: cuda_spin.py SOCKET
-Prints "ready" once the module is loaded, then, at the end,
+Usage: cuda_spin.py SOCKET [--sync]
+With --sync, a SYNC after each launch (a program that waits for each
+kernel). Prints "ready" once the module is loaded, then, at the end,
 "spun STATUS LAUNCHES SLOWEST_MS SYNC_STATUS": the first failed launch's
 status (0: none), the launches made and the slowest one's time.
 """
@@ -34,10 +35,13 @@ def main():
     st, (kern, *_), _ = rc.cuda_call(s, GET_KERNEL, (lib,), b"k\0", full=True)
     dims = (kern, 1 | 1 << 32, 1 | 1 << 32, 1 | 1 << 32, 0)
     print("ready", flush=True)
+    sync = "--sync" in sys.argv[2:]
     n, failed, slowest = 0, 0, 0.0
     while not select.select([sys.stdin], [], [], 0)[0]:
         t0 = time.monotonic()
         st = rc.cuda_call(s, LAUNCH, dims, bytes(8))
+        if st == 0 and sync:
+            st = rc.cuda_call(s, SYNC)
         slowest = max(slowest, time.monotonic() - t0)
         if st != 0:
             failed = st if st is not None else -1

@@ -8,16 +8,19 @@
 # over their limit or ahead of their share. Checked against the GPU time
 # `vgpu-admin stats` shows per VM (what the mediator charged), each with
 # its margin:
-#   a. a VM limited to 200 GPU-ms/s, 3 s busy: at most its rate and the
-#      100 ms burst (+100 ms), at least 70% of its rate, paced half the
-#      time or more; another VM of its pool, unlimited, beside it: the
-#      rest, about 0.8 of the time (at least 0.6), paced at most 30% of
-#      it; every launch of both went through;
+#   a. a VM limited to 200 GPU-ms/s, 3 s busy: at most its rate and its
+#      burst (100 ms of its rate: 20 ms; +100 ms), at least 70% of its
+#      rate, paced half the time or more, its launches held in the worker
+#      (its slowest 5 ms or more, fewer than its rival's); another VM of
+#      its pool, unlimited, beside it: the rest, about 0.8 of the time (at
+#      least 0.6), paced at most 30% of it; every launch of both went
+#      through; the same limit on a program that synchronizes after each
+#      launch: held the same;
 #   b. pool A's weight 300 against pool B's 100, a VM of each busy 4 s:
 #      GPU time 3:1 (2.2 to 4.0), both ran, the time all charged (0.8 to
 #      1 of the wall time between the readings, +50 ms);
 #   c. pool B capped at 25%, its VM alone 3 s: at most 25% and the burst
-#      (+100 ms), at least 60% of 25%.
+#      (25 ms; +100 ms), at least 60% of 25%.
 # Each over the wall time between two readings of `vgpu-admin stats`
 # (the busy time, and the time the readings take).
 # With the cpu backend the host's driver is vgpu's own over the scripted
@@ -34,44 +37,48 @@ cuda_host
 start_mediator --set "cuda_worker=$VGPU_CUDA_WORKER" --set cuda_worker_user= --set registry_poll_ms=100
 MEDIATOR_WRAP=
 
-cuda_ms() { stats | jq -r --arg u "$(uuid "$1")" ".vms[] | select(.vm_uuid == \$u) | .cuda.$2"; }
-
-# spin SECONDS VM...: the VMs' programs at once, for SECONDS once all are
-# ready; sets GPU[vm] and PACED[vm] (ms charged, paced meanwhile), OUT[vm]
-# (the program's last line) and WALL (ms between the two readings).
+# spin SECONDS VM[:sync]...: the VMs' programs at once (":sync": one that
+# synchronizes after each launch), for SECONDS once all are ready; sets
+# GPU[vm] and PACED[vm] (ms charged, paced meanwhile), OUT[vm] (the
+# program's last line: its launches, its slowest) and WALL (ms between
+# the two readings of vgpu-admin stats, each of every VM at once).
 declare -A GPU PACED OUT
+reading() { stats | jq -r '.vms[] | "\(.vm_uuid) \(.cuda.gpu_ms) \(.cuda.paced_ms)"'; }
 spin() {
-	local secs=$1 n pids=() t0
+	local secs=$1 n arg pids=() t0 vms=() r0 r1
 	shift
-	declare -A g0 p0
-	for n in "$@"; do
+	for arg in "$@"; do
+		n=${arg%%:*}
+		vms+=("$n")
 		mkfifo "$T/in$n"
-		$SPIN "$(sock "$n")" <"$T/in$n" >"$T/out$n" 2>"$T/err$n" &
+		# shellcheck disable=SC2046 # the flag or nothing
+		$SPIN "$(sock "$n")" $([ "$arg" != "${arg%:sync}" ] && echo --sync) <"$T/in$n" >"$T/out$n" 2>"$T/err$n" &
 		pids+=($!)
 		eval "exec {fd$n}>\"$T/in$n\""
 	done
-	for n in "$@"; do
+	for n in "${vms[@]}"; do
 		for _ in $(seq 100); do grep -q ready "$T/out$n" && break; sleep 0.1; done
 	done
 	t0=$EPOCHREALTIME
-	for n in "$@"; do
-		g0[$n]=$(cuda_ms "$n" gpu_ms); p0[$n]=$(cuda_ms "$n" paced_ms)
-	done
+	r0=$(reading)
 	sleep "$secs"
-	for n in "$@"; do
-		GPU[$n]=$(awk -v a="${g0[$n]}" -v b="$(cuda_ms "$n" gpu_ms)" 'BEGIN { printf "%.0f", b - a }')
-		PACED[$n]=$(awk -v a="${p0[$n]}" -v b="$(cuda_ms "$n" paced_ms)" 'BEGIN { printf "%.0f", b - a }')
-	done
+	r1=$(reading)
 	WALL=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
-	for n in "$@"; do
+	for n in "${vms[@]}"; do
 		eval "echo stop >&\$fd$n; exec {fd$n}>&-"
 	done
 	wait "${pids[@]}"
-	for n in "$@"; do
+	for n in "${vms[@]}"; do
+		read -r _ g0 p0 <<<"$(grep "^$(uuid "$n") " <<<"$r0")"
+		read -r _ g1 p1 <<<"$(grep "^$(uuid "$n") " <<<"$r1")"
+		GPU[$n]=$(awk -v a="$g0" -v b="$g1" 'BEGIN { printf "%.0f", b - a }')
+		PACED[$n]=$(awk -v a="$p0" -v b="$p1" 'BEGIN { printf "%.0f", b - a }')
 		OUT[$n]=$(tail -n 1 "$T/out$n")
 		rm -f "$T/in$n"
 	done
 }
+launches() { read -r _ _ n _ <<<"${OUT[$1]}"; echo "$n"; }
+slowest() { read -r _ _ _ ms _ <<<"${OUT[$1]}"; echo "$ms"; }
 within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
 spun_ok() { [[ "${OUT[$1]}" =~ ^spun\ 0\ [1-9][0-9]*\ [0-9]+\ 0$ ]]; }
 
@@ -79,17 +86,28 @@ spun_ok() { [[ "${OUT[$1]}" =~ ^spun\ 0\ [1-9][0-9]*\ [0-9]+\ 0$ ]]; }
 spin 3 1 3
 spun_ok 1 && spun_ok 3 && pass "both programs' launches all went through (${OUT[1]}; ${OUT[3]})" ||
 	fail "VM 1: '${OUT[1]}' $(cat "$T/err1"); VM 3: '${OUT[3]}' $(cat "$T/err3")"
-hi=$((WALL / 5 + 200)) lo=$((WALL * 14 / 100))
+hi=$((WALL / 5 + 120)) lo=$((WALL * 14 / 100))
 within "${GPU[1]}" "$lo" "$hi" &&
-	pass "VM 1, limited to 200 GPU-ms/s, busy ${WALL} ms: ${GPU[1]} ms charged (rate and 100 ms burst, +100; $lo to $hi)" ||
+	pass "VM 1, limited to 200 GPU-ms/s, busy ${WALL} ms: ${GPU[1]} ms charged (rate and 20 ms burst, +100; $lo to $hi)" ||
 	fail "VM 1 limited, busy ${WALL} ms: ${GPU[1]} ms charged ($lo to $hi)"
 within "${PACED[1]}" "$((WALL / 2))" "$WALL" && pass "and paced ${PACED[1]} ms of them (half or more)" ||
 	fail "VM 1 paced ${PACED[1]} ms of ${WALL}"
+[ "$(slowest 1)" -ge 5 ] && [ "$(launches 3)" -gt "$(launches 1)" ] &&
+	pass "its worker held its launches: the slowest took $(slowest 1) ms (5 or more), $(launches 1) launches to VM 3's $(launches 3)" ||
+	fail "VM 1's launches not held: ${OUT[1]} against VM 3's ${OUT[3]}"
 within "${GPU[3]}" "$((WALL * 6 / 10))" "$WALL" &&
 	pass "VM 3 beside it in its pool, unlimited: ${GPU[3]} ms (the rest; 60% of ${WALL} ms or more)" ||
 	fail "VM 3 beside the limited VM: ${GPU[3]} ms of ${WALL}"
 within "${PACED[3]}" 0 "$((WALL * 3 / 10))" && pass "VM 3 hardly paced: ${PACED[3]} ms (at most 30%)" ||
 	fail "VM 3 paced ${PACED[3]} ms of ${WALL}"
+# A program that waits for each kernel: held the same.
+spin 3 1:sync
+spun_ok 1 && pass "a program synchronizing after each launch: all went through (${OUT[1]})" ||
+	fail "VM 1, synchronizing: '${OUT[1]}' $(cat "$T/err1")"
+hi=$((WALL / 5 + 120))
+within "${GPU[1]}" 1 "$hi" && [ "$(slowest 1)" -ge 5 ] &&
+	pass "and held to its limit: ${GPU[1]} ms charged in ${WALL} (at most $hi), the slowest launch $(slowest 1) ms" ||
+	fail "VM 1 synchronizing: ${GPU[1]} ms charged in ${WALL} (at most $hi); ${OUT[1]}"
 
 # ---- b. pool weights ----
 admin set-sched --vm-uuid "$(uuid 1)" --rate-limit 0 >/dev/null
@@ -113,9 +131,9 @@ admin update-pool --pool B --cap 25 >/dev/null
 sleep 0.5
 spin 3 2
 spun_ok 2 && pass "its program's launches all went through" || fail "VM 2: '${OUT[2]}'"
-hi=$((WALL / 4 + 200)) lo=$((WALL * 15 / 100))
+hi=$((WALL / 4 + 125)) lo=$((WALL * 15 / 100))
 within "${GPU[2]}" "$lo" "$hi" &&
-	pass "pool B capped at 25%, its VM alone ${WALL} ms: ${GPU[2]} ms (cap and 100 ms burst, +100; $lo to $hi)" ||
+	pass "pool B capped at 25%, its VM alone ${WALL} ms: ${GPU[2]} ms (cap and 25 ms burst, +100; $lo to $hi)" ||
 	fail "pool B capped, ${WALL} ms: ${GPU[2]} ms ($lo to $hi)"
 
 admin_out=$("$VGPU_ADMIN_BIN" --db "$DB" stats --run-dir "$RUN")

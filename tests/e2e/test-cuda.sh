@@ -35,7 +35,9 @@
 #      bad stream descriptors refused, streams that break the rules
 #      closed, one carrying DESCRIBE to the worker and back; graphs
 #      (capture, instantiate, launch) with bad modes, handles, kinds and
-#      flags, a byte-carrying copy into a capture, the graphs' budget.
+#      flags, a byte-carrying copy into a capture, the graphs' budget;
+#      CUDA arrays, textures and surfaces with bad descriptors, boxes,
+#      handles and resources, the arrays' budget.
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high
@@ -128,6 +130,8 @@ has "host functions in a stream, in order, after the worker did the work before 
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
 has "the private tables cuBLAS Lt reads: the current context and its id" "^export 0 tls=ok id=ok size=93$"
 has "pitched memory and 2D copies through the worker: every row right, the padding untouched" "^copy2d 0 same pitch=ok$"
+has "a CUDA array and a texture object of it through the worker: copied in, read by a kernel through the texture, copied out, to another array and through device memory, every element right; its descriptor" \
+	"^texture 0 kernel=same back=same copies=same desc=ok$"
 has "copies whose direction the pointers tell, through the worker; what each pointer is" "^unified 0 same types=2,1,0$"
 has "registered memory through the worker: the bytes right, kept after unregistering, a shared mapping still shared; mapped registration $mapped" "^register 0 same kept shared mapped=$mapped$"
 has "the stack size limit, from the host's driver" "^limit 0 ok$"
@@ -355,6 +359,57 @@ if sys.argv[3] == "vmm":
     st, (free, total, *_), _ = call(5, full=True)
     out += [free == total]
     made = [call(43, (2, G)) for _ in range(4097)]
+    out += [made.count(0), made[-1], call(8)]
+    print(" ".join(str(x) for x in out))
+    sys.exit(0)
+if sys.argv[3] == "arrays":
+    # CUDA arrays, textures and surfaces from a hostile process (ARRAY 44,
+    # ARRAY_COPY 45, TEX 46), on the VM's 8 MiB quota: each bad case its
+    # error, the quota whole after, the budget of 4096 arrays.
+    FLOAT = 0x20
+    def fmt(f, ch, flags=0):
+        return f | ch << 16 | flags << 32
+    out = [call(2), call(44, (7,)), call(44, (0, 0, 1, 0, fmt(FLOAT, 1))),
+           call(44, (0, 16, 16, 0, fmt(0x91, 1))), call(44, (0, 16, 16, 0, fmt(FLOAT, 3))),
+           call(44, (0, 16, 16, 0, fmt(FLOAT, 1, 0x40))), call(44, (0, 1 << 21, 1, 0, fmt(FLOAT, 1))),
+           call(44, (0, 1 << 20, 1 << 20, 1 << 20, fmt(FLOAT, 4))),
+           call(44, (0, 2048, 2048, 0, fmt(FLOAT, 1)))]
+    st, (arr, nbytes, *_), _ = call(44, (0, 64, 16, 0, fmt(FLOAT, 1)), full=True)
+    st2, (arr2, *_), _ = call(44, (0, 64, 16, 0, fmt(FLOAT, 1)), full=True)
+    st3, (dev, *_), _ = call(3, (4096,), full=True)
+    out += [st, nbytes, st2, st3]
+    def copy(d, **kw):
+        f = dict(array=arr, array2=0, dptr=dev, pitch=256, rows=16, x=0, y=0, z=0, x2=0, y2=0,
+                 z2=0, w=256, h=16, dd=1)
+        f.update(kw)
+        return call(45, (0, d), struct.pack("<14Q", *(f[k] for k in (
+            "array", "array2", "dptr", "pitch", "rows", "x", "y", "z", "x2", "y2", "z2", "w",
+            "h", "dd"))))
+    out += [copy(0), copy(1), copy(3), copy(0, array=99), copy(0, x=4), copy(0, y=1),
+            copy(0, x=2, w=4), copy(0, dptr=dev + 256), copy(0, dptr=0x1234), copy(0, pitch=128),
+            copy(2, array2=arr2, dptr=0, pitch=0, rows=0), copy(2, array2=arr2)]
+    def res(kind, ref, extra=b""):
+        b = bytearray(144)
+        struct.pack_into("<IQ", b, 0, kind, 0)
+        struct.pack_into("<Q", b, 8, ref)
+        b[16:16 + len(extra)] = extra
+        return bytes(b)
+    td = bytes(104)
+    st, (t, *_), _ = call(46, (0, 0), res(0, arr) + td, full=True)
+    out += [st, t != 0]
+    flagged = bytearray(res(0, arr))
+    struct.pack_into("<I", flagged, 136, 1)
+    out += [call(46, (0, 0), res(0, 99) + td), call(46, (0, 0), res(1, arr) + td),
+            call(46, (0, 0), res(7, arr) + td),
+            call(46, (0, 0), res(2, dev, struct.pack("<IIQ", FLOAT, 1, 8192)) + td),
+            call(46, (0, 0), res(2, dev, struct.pack("<IIQ", 0x91, 1, 4096)) + td),
+            call(46, (0, 2), res(0, arr) + td + bytes(112)), call(46, (0, 0), bytes(flagged) + td),
+            call(46, (2, 0), res(2, dev, struct.pack("<IIQ", FLOAT, 1, 4096))),
+            call(46, (1, t + 1)), call(46, (3, t)), call(46, (1, t)), call(46, (1, t)),
+            call(44, (1, arr)), call(44, (1, arr)), call(44, (1, arr2)), call(4, (dev,))]
+    st, (free, total, *_), _ = call(5, full=True)
+    out += [free == total]
+    made = [call(44, (0, 1, 0, 0, fmt(0x01, 1))) for _ in range(4097)]
     out += [made.count(0), made[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
@@ -710,6 +765,9 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" pools)" \
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmm)" \
 	"0 1 1 1 2 1 0 400 1 0 400 1 1 0 1 1 0 0 1 1 1 0 400 0 0 1 True 4096 2 0" \
 	"virtual memory management from a raw process: an operation CUDA has not, no bytes, bytes off the granularity (INVALID_VALUE), over the quota (OUT_OF_MEMORY), a compression CUDA has not (INVALID_VALUE); a handle never made (INVALID_HANDLE), a range of no bytes (INVALID_VALUE); maps of a handle never made (INVALID_HANDLE), outside the range, past the allocation's end (INVALID_VALUE), right, over the mapping (INVALID_VALUE); access flags CUDA has not (INVALID_VALUE), right; a memset into the mapping; the range freed as cuMemAlloc's, freed while mapped, an unmap of nothing (INVALID_VALUE); released (the mapping keeps it; its properties then INVALID_HANDLE), unmapped, the range freed, freed again (INVALID_VALUE); the VM's quota whole again; 4096 ranges, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" arrays)" \
+	"0 1 1 1 1 1 1 1 2 0 4096 0 0 0 0 1 400 1 1 1 1 1 1 0 1 0 True 400 801 1 1 1 1 1 1 1 1 0 1 0 400 0 0 True 4096 2 0" \
+	"CUDA arrays, textures and surfaces from a raw process: an operation CUDA has not, no width, a block-compressed format, 3 channels, a sparse array, a width beyond 2^20, elements overflowing 64 bits (INVALID_VALUE), 16 MiB over the 8 MiB quota (OUT_OF_MEMORY); two arrays of 4 KiB (counted 4096 bytes), 4 KiB of device memory; a box copied in and out; a direction CUDA has not (INVALID_VALUE), an array never made (INVALID_HANDLE), a box past the array's row or rows, not whole elements, device memory past its allocation or not the process's, a pitch shorter than the row (INVALID_VALUE); array to array, and one naming device memory (INVALID_VALUE); a texture of the array; of an array never made (INVALID_HANDLE), of a mipmapped array (NOT_SUPPORTED), a resource CUDA has not, linear memory past its allocation, a format not served, a view flag CUDA has not, resource flags (INVALID_VALUE); a surface of linear memory, a value never given, a texture destroyed as a surface (INVALID_VALUE), destroyed, again (INVALID_VALUE); the arrays destroyed, again (INVALID_HANDLE); the VM's quota whole again; 4096 arrays, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \

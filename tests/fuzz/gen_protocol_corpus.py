@@ -279,6 +279,15 @@ def main():
         "cuda-pool-get-reply": cuda_call(42, (1 << 21,), reply=True),
         "cuda-vmm-map": cuda_call(43, (4, 0x7F0000000000, 2 << 20, 0, 1)),
         "cuda-vmm-props-reply": cuda_call(43, (0, 2 << 20), reply=True),
+        # CUDA arrays, their copies, texture and surface objects (44 to 46).
+        "cuda-array-create": cuda_call(44, (0, 64, 16, 0, 0x20 | 1 << 16)),
+        "cuda-array-reply": cuda_call(44, (1, 4096), reply=True),
+        "cuda-array-copy": cuda_call(45, (3, 1), struct.pack(
+            "<14Q", 1, 0, 0x7F0000000000, 256, 16, 0, 0, 0, 0, 0, 0, 256, 16, 1)),
+        "cuda-tex-create": cuda_call(46, (0, 0), struct.pack("<IIQ", 0, 0, 1) + bytes(128) +
+                                     bytes(104)),
+        "cuda-surf-create": cuda_call(46, (2, 0), struct.pack("<IIQ", 0, 0, 1) + bytes(128)),
+        "cuda-tex-reply": cuda_call(46, (0x5001,), reply=True),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:

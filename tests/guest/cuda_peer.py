@@ -41,7 +41,13 @@ LIB_LOAD, LIB_UNLOAD, GET_KERNEL, LAUNCH = range(9, 13)
  EVENT_DESTROY, EVENT_RECORD, EVENT_SYNC, EVENT_QUERY, EVENT_ELAPSED, MEMSET, DTOD,
  PRIORITY_RANGE, FUNC_ATTR, OCCUPANCY, GLOBAL, CTX_INFO, WINDOW, HTOD_WIN,
  DTOH_WIN, KICK, CAPTURE_BEGIN, CAPTURE_END, GRAPH_INSTANTIATE, GRAPH_LAUNCH,
- GRAPH_DESTROY, MEM_ALLOC_ASYNC, MEM_FREE_ASYNC, POOL, VMM) = range(13, 44)
+ GRAPH_DESTROY, MEM_ALLOC_ASYNC, MEM_FREE_ASYNC, POOL, VMM, ARRAY, ARRAY_COPY,
+ TEX) = range(13, 47)
+# CUDA arrays: bytes a channel of each format served (CUarray_format), and
+# texture objects' values (from TEX_BASE, as a driver's are small numbers).
+FORMAT_BYTES = {0x01: 1, 0x08: 1, 0x02: 2, 0x09: 2, 0x10: 2, 0x03: 4, 0x0a: 4, 0x20: 4}
+TEX_BASE = 0x5000
+RES_ARRAY, RES_MIPMAPPED, RES_LINEAR, RES_PITCH2D = range(4)
 POOL_CREATE, POOL_DESTROY, POOL_SET, POOL_GET, POOL_TRIM = range(5)
 (VMM_CREATE, VMM_RELEASE, VMM_RESERVE, VMM_FREE, VMM_MAP, VMM_UNMAP, VMM_ACCESS, VMM_RETAIN,
  VMM_PROPS, VMM_GRANULARITY) = range(10)
@@ -82,6 +88,10 @@ FATBIN_MAGIC = 0xBA55ED50
 # y[i] + tag for i < s.n within the grid.
 SCALE_ADD = b"_Z9scale_addPfPKfc5Scale"
 SCALE_ADD_LAYOUT = ((0, 8), (8, 8), (16, 1), (20, 8))
+# And its tex_read(float *out, cudaTextureObject_t t, int w, int h):
+# out[i] = the float element (i % w, i / w) of the array t is a texture of.
+TEX_READ = b"_Z8tex_readPfyii"
+TEX_READ_LAYOUT = ((0, 8), (8, 8), (16, 4), (20, 4))
 # And test-cuda.sh's PTX kernels: k(u64), which does nothing, and
 # fault_k(u64), which stores through its parameter (an address nobody
 # allocated there: CUDA_ERROR_ILLEGAL_ADDRESS).
@@ -185,6 +195,89 @@ def serve_calls(conn, req_id, mode):
     # (address -> (bytes, handle)) as views of the allocation's bytes in
     # their range's Span (so two mappings of one allocation share them).
     phys, maps = {}, {}
+    # CUDA arrays: handle -> [bytes, width, height, depth, element bytes];
+    # texture and surface objects: value -> (surface, resource descriptor)
+    arrays, texs = {}, {}
+
+    def array_call(a):
+        nonlocal used
+        if a[0] == 1:
+            if a[1] not in arrays or any(a[2:5]):
+                return INVALID_HANDLE if a[1] not in arrays else INVALID_VALUE, ()
+            used -= len(arrays.pop(a[1])[0])
+            return SUCCESS, ()
+        fmt, ch, flags = a[4] & 0xFFFF, a[4] >> 16 & 0xFFFF, a[4] >> 32
+        if a[0] != 0 or fmt not in FORMAT_BYTES or ch not in (1, 2, 4) or flags & ~0xF or \
+                a[1] == 0:
+            return INVALID_VALUE, ()
+        w, h, d, elem = a[1], max(a[2], 1), max(a[3], 1), FORMAT_BYTES[fmt] * ch
+        n = w * h * d * elem
+        if used + sum(q["reserved"] for q in pools.values()) + n > QUOTA:
+            return OUT_OF_MEMORY, ()
+        handle = max(arrays.keys() | {0}) + 1
+        arrays[handle] = [bytearray(n), w, h, d, elem]
+        used += n
+        return SUCCESS, (handle, n)
+
+    def array_copy(a, data):
+        (arr, arr2, dptr, pitch, rows, x, y, z, x2, y2, z2, width, height,
+         depth) = struct.unpack("<14Q", data)
+        if a[0] not in streams | {0}:
+            return INVALID_HANDLE
+        src = arrays.get(arr)
+        if src is None or (a[1] == 2 and arr2 not in arrays):
+            return INVALID_HANDLE
+
+        def box_in(v, bx, by, bz):
+            return bx + width <= v[1] * v[4] and by + height <= v[2] and bz + depth <= v[3]
+
+        if a[1] > 2 or not box_in(src, x, y, z) or \
+                (a[1] == 2 and not box_in(arrays[arr2], x2, y2, z2)):
+            return INVALID_VALUE
+        for k in range(depth):
+            for j in range(height):
+                at = ((z + k) * src[2] + y + j) * src[1] * src[4] + x
+                if a[1] == 2:
+                    dst = arrays[arr2]
+                    to = ((z2 + k) * dst[2] + y2 + j) * dst[1] * dst[4] + x2
+                    dst[0][to:to + width] = src[0][at:at + width]
+                    continue
+                buf, off = find(dptr + (k * rows + j) * pitch, width)
+                if buf is None:
+                    return INVALID_VALUE
+                if a[1] == 0:
+                    src[0][at:at + width] = buf[off:off + width]
+                else:
+                    buf[off:off + width] = src[0][at:at + width]
+        return SUCCESS
+
+    def tex(a, data):
+        if a[0] in (1, 3):
+            if texs.get(a[1], (None,))[0] != (a[0] == 3):
+                return INVALID_VALUE, ()
+            texs.pop(a[1])
+            return SUCCESS, ()
+        res_type, = struct.unpack_from("<I", data, 0)
+        ref, = struct.unpack_from("<Q", data, 8)
+        if res_type == RES_ARRAY and ref not in arrays:
+            return INVALID_HANDLE, ()
+        if res_type not in (RES_ARRAY, RES_LINEAR, RES_PITCH2D) or \
+                (a[0] == 2 and res_type != RES_ARRAY):
+            return INVALID_VALUE, ()
+        value = TEX_BASE + len(texs) + 1
+        while value in texs:
+            value += 1
+        texs[value] = (a[0] == 2, res_type, ref)
+        return SUCCESS, (value,)
+
+    def texel(t, i, w):
+        """tex_read's element @i of texture @t (array-backed, floats)."""
+        kind = texs.get(t)
+        if kind is None or kind[1] != RES_ARRAY or kind[2] not in arrays:
+            return None
+        v = arrays[kind[2]]
+        at = ((i // w) * v[1] + i % w) * v[4]
+        return bytes(v[0][at:at + 4])
 
     def span_of(ptr, n):
         sp = [(b, v) for b, v in mem.items() if isinstance(v, Span) and b <= ptr and
@@ -310,6 +403,12 @@ def serve_calls(conn, req_id, mode):
                     mem[nxt] = bytearray(a[0])
                     pool_of[nxt] = next(k for k, v in pools.items() if v is p)
                     values, nxt = (nxt,), nxt + ((a[0] + 511) // 512) * 512
+        elif call == ARRAY:
+            status, values = array_call(a)
+        elif call == ARRAY_COPY:
+            status = array_copy(a, data)
+        elif call == TEX:
+            status, values = tex(a, data)
         elif call == VMM:
             status, values = vmm(a)
         elif call == POOL:
@@ -368,6 +467,10 @@ def serve_calls(conn, req_id, mode):
                 kernels[len(kernels) + 1] = (a[0], data[:-1])
                 values = (len(kernels), 1, 8)
                 out = struct.pack("<II", 0, 8)
+            elif data == TEX_READ + b"\0":
+                kernels[len(kernels) + 1] = (a[0], TEX_READ)
+                values = (len(kernels), len(TEX_READ_LAYOUT), 24)
+                out = b"".join(struct.pack("<II", o, n) for o, n in TEX_READ_LAYOUT)
             elif data != SCALE_ADD + b"\0":
                 status = NOT_FOUND
             else:
@@ -378,7 +481,7 @@ def serve_calls(conn, req_id, mode):
             capturing[a[4] >> 32].append((a, data))
         elif call == LAUNCH:
             status = INVALID_HANDLE if a[4] >> 32 not in streams | {0} else \
-                launch(a, data, kernels, libs, find)
+                launch(a, data, kernels, libs, find, texel)
         elif call == CAPTURE_BEGIN:
             if a[0] not in streams or a[0] in capturing:
                 status = CAPTURE_UNSUPPORTED if a[0] == 0 else ILLEGAL_STATE
@@ -404,7 +507,7 @@ def serve_calls(conn, req_id, mode):
             if a[0] not in execs or a[1] not in streams | {0}:
                 status = INVALID_HANDLE
             for la, ld in execs.get(a[0], []) if status == SUCCESS and not a[2] else []:
-                status = status or launch(la, ld, kernels, libs, find)
+                status = status or launch(la, ld, kernels, libs, find, texel)
         elif call == GRAPH_DESTROY:
             made = execs if a[1] else graphs
             status = SUCCESS if made.pop(a[0], None) is not None else INVALID_HANDLE
@@ -639,12 +742,26 @@ def occupancy(a, data, kernels, libs):
     return INVALID_VALUE, ()
 
 
-def launch(a, data, kernels, libs, find):
-    """SCALE_ADD (or NOOP) over the grid of a LAUNCH call, in float32; its
-    launch attributes after the parameters."""
+def launch(a, data, kernels, libs, find, texel=None):
+    """SCALE_ADD (TEX_READ, NOOP) over the grid of a LAUNCH call, in
+    float32; its launch attributes after the parameters."""
     lib, name = kernels.get(a[0], (None, None))
     if lib not in libs:
         return INVALID_HANDLE
+    if name == TEX_READ:
+        if len(data) < 24 or launch_attrs(data[24:]) != SUCCESS or texel is None:
+            return INVALID_VALUE
+        out_ptr, t, w, h = struct.unpack_from("<QQii", data)
+        n = min(w * h, (a[1] & 0xFFFFFFFF) * (a[2] >> 32))
+        buf, off = find(out_ptr, 4 * n)
+        if buf is None:
+            return 719  # CUDA_ERROR_LAUNCH_FAILED: the kernel faulted
+        for i in range(n):
+            v = texel(t, i, w)
+            if v is None:
+                return 719
+            buf[off + 4 * i:off + 4 * i + 4] = v
+        return SUCCESS
     size = 8 if name in (NOOP, FAULT) else 28
     if len(data) < size or launch_attrs(data[size:]) != SUCCESS:
         return INVALID_VALUE if len(data) < size else launch_attrs(data[size:])

@@ -527,6 +527,79 @@ static void copy2d_check()
 	cudaFree(d2);
 }
 
+// A CUDA array and a texture of it: 37 x 5 floats copied in from the host
+// (cudaMemcpy2DToArray), read by a kernel through a texture object
+// (point sampling at each element's centre), and copied back out
+// (cudaMemcpy2DFromArray); a second array filled from the first
+// (cudaMemcpy2DArrayToArray) and through device memory; its descriptor.
+// Prints "texture <first error> kernel=same|different back=same|different
+// copies=same|different desc=ok|bad".
+__global__ void tex_read(float *out, cudaTextureObject_t t, int w, int h)
+{
+	int i = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < w * h)
+		out[i] = tex2D<float>(t, (float)(i % w) + 0.5f, (float)(i / w) + 0.5f);
+}
+
+static void texture_check()
+{
+	const int w = 37, h = 5;
+	float src[w * h], read[w * h], back[w * h], again[w * h];
+	cudaChannelFormatDesc cd = cudaCreateChannelDesc<float>(), got = {};
+	cudaArray_t a = nullptr, b = nullptr;
+	cudaTextureObject_t t = 0;
+	float *out = nullptr, *lin = nullptr;
+	cudaResourceDesc res = {};
+	cudaTextureDesc td = {};
+	cudaExtent ext = {};
+	unsigned flags = 1;
+	cudaError_t e[16];
+	int k = 0;
+
+	for (int i = 0; i < w * h; i++)
+		src[i] = (float)i * 0.25f + 1.0f;
+	(void)cudaGetLastError();
+	e[k++] = cudaMallocArray(&a, &cd, w, h);
+	e[k++] = cudaMallocArray(&b, &cd, w, h);
+	e[k++] = cudaMemcpy2DToArray(a, 0, 0, src, w * sizeof(float), w * sizeof(float), h,
+				     cudaMemcpyHostToDevice);
+	res.resType = cudaResourceTypeArray;
+	res.res.array.array = a;
+	td.addressMode[0] = td.addressMode[1] = cudaAddressModeClamp;
+	td.filterMode = cudaFilterModePoint;
+	td.readMode = cudaReadModeElementType;
+	e[k++] = cudaCreateTextureObject(&t, &res, &td, nullptr);
+	e[k++] = cudaMalloc(&out, sizeof(read));
+	e[k++] = cudaMalloc(&lin, sizeof(read));
+	tex_read<<<(w * h + 127) / 128, 128>>>(out, t, w, h);
+	e[k++] = cudaGetLastError();
+	e[k++] = cudaMemcpy(read, out, sizeof(read), cudaMemcpyDeviceToHost);
+	e[k++] = cudaMemcpy2DFromArray(back, w * sizeof(float), a, 0, 0, w * sizeof(float), h,
+				       cudaMemcpyDeviceToHost);
+	e[k++] = cudaMemcpy2DArrayToArray(b, 0, 0, a, 0, 0, w * sizeof(float), h);
+	e[k++] = cudaMemcpy2DFromArray(lin, w * sizeof(float), b, 0, 0, w * sizeof(float), h,
+				       cudaMemcpyDeviceToDevice);
+	e[k++] = cudaMemcpy(again, lin, sizeof(again), cudaMemcpyDeviceToHost);
+	e[k++] = cudaArrayGetInfo(&got, &ext, &flags, a);
+	e[k++] = cudaDestroyTextureObject(t);
+	e[k++] = cudaFreeArray(a);
+	e[k++] = cudaFreeArray(b);
+	cudaFree(out);
+	cudaFree(lin);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("texture %d kernel=%s back=%s copies=%s desc=%s\n", first,
+	       memcmp(read, src, sizeof(src)) ? "different" : "same",
+	       memcmp(back, src, sizeof(src)) ? "different" : "same",
+	       memcmp(again, src, sizeof(src)) ? "different" : "same",
+	       got.x == 32 && got.f == cudaChannelFormatKindFloat && ext.width == (size_t)w &&
+			       ext.height == (size_t)h && ext.depth == 0 && flags == 0
+		       ? "ok"
+		       : "bad");
+}
+
 // A 2D memset (cudaMemset2D into pitched memory, every row but not the
 // padding), and host functions in a stream (cudaLaunchHostFunc,
 // cudaStreamAddCallback: each runs once the work before it is done, the
@@ -1138,6 +1211,7 @@ int main()
 	func_check();
 	unified_check();
 	register_check();
+	texture_check();
 	copy2d_check();
 	memset2d_check();
 	ctx_check();

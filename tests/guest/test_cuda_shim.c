@@ -49,9 +49,9 @@ static void test_proc_address(void **state)
 	/* Per-thread variants: a different entry where one exists (a stub of
 	 * its own for one not implemented)... */
 	void *legacy, *ptsz;
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DAsync", &legacy, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DPeerAsync", &legacy, 13000,
 					     CU_GET_PROC_ADDRESS_LEGACY_STREAM, &st), CUDA_SUCCESS);
-	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DAsync", &ptsz, 13000,
+	assert_int_equal(cuGetProcAddress_v2("cuMemcpy3DPeerAsync", &ptsz, 13000,
 					     CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
 			 CUDA_SUCCESS);
 	assert_ptr_not_equal(legacy, ptsz);
@@ -281,6 +281,17 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_POOL, .id = 40, .v = { VGPU_CUDA_POOL_SET, 2, 4, 1 << 20 } },
 		{ .call = VGPU_CUDA_VMM, .id = 41,
 		  .v = { VGPU_CUDA_VMM_MAP, 0x7f0000000000ull, 2 << 20, 0, 3 } },
+		{ .call = VGPU_CUDA_ARRAY, .id = 42, .v = { 0, 64, 16, 0, 0x20 | 1 << 16 } },
+		{ .call = VGPU_CUDA_ARRAY_COPY, .id = 43, .v = { 7, VGPU_CUDA_FROM_ARRAY },
+		  .data_len = VGPU_CUDA_ARRAY_COPY_BYTES },
+		{ .call = VGPU_CUDA_TEX, .id = 44, .v = { VGPU_CUDA_TEX_CREATE, 1 },
+		  .data_len = VGPU_CUDA_RES_DESC_BYTES + VGPU_CUDA_TEX_DESC_BYTES +
+			      VGPU_CUDA_VIEW_DESC_BYTES },
+		{ .call = VGPU_CUDA_TEX, .id = 45, .v = { VGPU_CUDA_TEX_CREATE },
+		  .data_len = VGPU_CUDA_RES_DESC_BYTES + VGPU_CUDA_TEX_DESC_BYTES },
+		{ .call = VGPU_CUDA_TEX, .id = 46, .v = { VGPU_CUDA_SURF_CREATE },
+		  .data_len = VGPU_CUDA_RES_DESC_BYTES },
+		{ .call = VGPU_CUDA_TEX, .id = 47, .v = { VGPU_CUDA_TEX_DESTROY, 0x5001 } },
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		vgpu_cuda_encode(&good[i], false, head);
@@ -375,6 +386,16 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .v = { 1, 0, 3 } },
 		{ .call = VGPU_CUDA_POOL, .v = { 1, 0, 0, 0, 5 } },
 		{ .call = VGPU_CUDA_VMM, .v = { 0, 2 << 20 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_ARRAY, .v = { 0, 1 }, .data_len = 4 },
+		{ .call = VGPU_CUDA_ARRAY_COPY, .v = { 0, 1, 2 },
+		  .data_len = VGPU_CUDA_ARRAY_COPY_BYTES },              /* a2 unused */
+		{ .call = VGPU_CUDA_ARRAY_COPY, .v = { 0, 1 },
+		  .data_len = VGPU_CUDA_ARRAY_COPY_BYTES - 8 },          /* the box cut */
+		{ .call = VGPU_CUDA_TEX, .v = { VGPU_CUDA_TEX_CREATE, 1 },
+		  .data_len = VGPU_CUDA_RES_DESC_BYTES + VGPU_CUDA_TEX_DESC_BYTES }, /* no view */
+		{ .call = VGPU_CUDA_TEX, .v = { VGPU_CUDA_SURF_CREATE },
+		  .data_len = VGPU_CUDA_RES_DESC_BYTES + 1 },
+		{ .call = VGPU_CUDA_TEX, .v = { VGPU_CUDA_TEX_DESTROY, 1 }, .data_len = 8 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vgpu_cuda_encode(&bad[i], false, head);
@@ -398,6 +419,8 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_MEM_ALLOC_ASYNC, .v = { 0x7f0000000000ull } },
 		{ .call = VGPU_CUDA_POOL, .v = { 3 } },
 		{ .call = VGPU_CUDA_VMM, .v = { 0, 2 << 20 } },
+		{ .call = VGPU_CUDA_ARRAY, .v = { 1, 4096 } },
+		{ .call = VGPU_CUDA_TEX, .v = { 0x5001 } },
 	};
 	for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
 		vgpu_cuda_encode(&replies[i], true, head);
@@ -418,6 +441,9 @@ static void test_call_messages(void **state)
 		{ .call = VGPU_CUDA_MEM_FREE_ASYNC, .v = { 1 } },
 		{ .call = VGPU_CUDA_POOL, .v = { 1, 2 } },
 		{ .call = VGPU_CUDA_VMM, .v = { 1, 2, 3, 4 } },
+		{ .call = VGPU_CUDA_ARRAY, .v = { 1, 2, 3 } },
+		{ .call = VGPU_CUDA_ARRAY_COPY, .v = { 1 } },
+		{ .call = VGPU_CUDA_TEX, .v = { 1, 2 } },
 	};
 	for (size_t i = 0; i < sizeof(bad_replies) / sizeof(bad_replies[0]); i++) {
 		vgpu_cuda_encode(&bad_replies[i], true, head);

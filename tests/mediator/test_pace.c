@@ -12,7 +12,8 @@
  * pool weights 3:1, VM weights 1:3 within a pool, a rate limit of 200
  * GPU-ms/s alone and beside an unlimited VM (which then takes the rest), a
  * pool's cap of 25% (paced a step's worth at a time, not a step for each
- * microsecond refilled); workers of different levels or on different GPUs
+ * microsecond refilled); a limit lifted after a minute leaves no credit
+ * (both VMs at half at once); workers of different levels or on different GPUs
  * never paced for each other; a worker idle for 5 s gets no credit for
  * it (paced within 40 ms of starting again beside one that kept running,
  * it takes its share, not the GPU); a paced worker let go within a step of
@@ -165,6 +166,25 @@ static void rate_limit_and_cap(void **state)
 	vgpu_sched_free(sim.s);
 }
 
+/* A VM held to its limit for a minute has no credit when the limit goes:
+ * its rival keeps half the GPU, not none for the minute's lag. */
+static void limit_lifted(void **state)
+{
+	struct sim sim;
+	double f[8];
+
+	(void)state;
+	sim_init(&sim, 1);
+	worker(&sim, 0, 1, 100, 300 * MS, 1)->busy = true;
+	worker(&sim, 0, 1, 100, 0, 1)->busy = true;
+	run(&sim, 60 * S);
+	assert_int_equal(vgpu_sched_set_vm(sim.s, 0, 0, 1, 100, 0, sim.now), VGPU_OK);
+	measure(&sim, 100 * MS, 2 * S, f);
+	expect_share(f[0], 0.5, "the VM whose limit was lifted");
+	expect_share(f[1], 0.5, "its rival, at once");
+	vgpu_sched_free(sim.s);
+}
+
 static void levels_and_gpus_apart(void **state)
 {
 	struct sim sim;
@@ -248,6 +268,7 @@ int main(void)
 		cmocka_unit_test(pools_weighted),
 		cmocka_unit_test(vms_weighted),
 		cmocka_unit_test(rate_limit_and_cap),
+		cmocka_unit_test(limit_lifted),
 		cmocka_unit_test(levels_and_gpus_apart),
 		cmocka_unit_test(no_credit_and_let_go),
 		cmocka_unit_test(not_busy_or_no_vm),
