@@ -116,17 +116,21 @@ void vgpu_pace_step(struct vgpu_sched *s, struct vgpu_pace_worker *list, uint64_
 		    uint64_t now_ns)
 {
 	charge(s, list, last_ns, now_ns);
-	/* Workers that became busy, or were let go by their limits, start
-	 * beside the others: no credit kept for the time they did not run. */
+	/* The floors from who ran; workers that became busy, or were let go
+	 * by their limits, resume at them: no credit kept for the time they
+	 * did not run. */
+	vgpu_sched_outside_begin(s);
+	for (struct vgpu_pace_worker *w = list; w; w = w->next)
+		if (ran_from(w, last_ns, now_ns) < now_ns && !w->fixed)
+			vgpu_sched_outside_running(s, w->slot);
+	vgpu_sched_outside_end(s);
 	for (struct vgpu_pace_worker *w = list; w; w = w->next) {
-		const struct vgpu_pace_worker *least = NULL;
 		bool released = w->paced_until && w->paced_until <= now_ns && !w->for_share;
 
 		if (w->busy && (!w->was_busy || released) && w->slot != UINT32_MAX && !w->fixed) {
 			if (!w->was_busy)
 				w->paced_until = 0;
-			if (most_ahead(s, list, w, now_ns, false, &least) < 0 && least)
-				vgpu_sched_catch_up(s, w->slot, least->slot);
+			vgpu_sched_resume(s, w->slot);
 		}
 	}
 	/* Each decided from who runs now (before these decisions), then the

@@ -19,9 +19,11 @@
  * another VM at its level on a GPU they share, until it is no longer
  * ahead. Work-conserving: a share is only paced in favour of a worker
  * that runs and has a slice's room under its limits (one about to be
- * paced by them would leave the GPU idle until the next step). A worker that becomes busy starts at the virtual time of
- * the one least ahead of those running beside it (no credit for idling).
- * Between levels, priority is the hold's (cuda_host.c), not this.
+ * paced by them would leave the GPU idle until the next step). A
+ * worker that becomes busy, or is let go by its limits, resumes at its
+ * level's floors (the least virtual time of those that ran, the floors the
+ * queue uses too): no credit for the time it did not run, whoever starts
+ * first. Between levels, priority is the hold's (cuda_host.c), not this.
  *
  * Pure policy: no clock, no locks, no I/O (the caller holds the
  * scheduler's lock: queue.c's vgpu_queue_pace), so that the simulation

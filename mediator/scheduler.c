@@ -63,6 +63,7 @@ struct sched_pool {
 	struct bucket cap;
 	uint64_t vt[LEVELS];
 	uint64_t vm_floor[LEVELS]; /* where a VM starting to wait at a level resumes */
+	uint64_t out_vm_min[LEVELS]; /* the least of its VMs running outside the queue */
 	uint32_t waiting[LEVELS];  /* its VMs with queued work, per level */
 	uint64_t used_ns;
 };
@@ -73,6 +74,7 @@ struct vgpu_sched {
 	uint32_t first;            /* the waiting list's head */
 	uint32_t queued;
 	uint64_t pool_floor[LEVELS];
+	uint64_t out_pool_min[LEVELS]; /* the least pool running outside the queue */
 	struct bucket floor[LEVELS];
 	uint64_t gpu_used_ns[VGPU_SCHED_MAX_GPUS];
 	/* Per GPU, what runs: estimated time, and works per level. */
@@ -701,20 +703,57 @@ int64_t vgpu_sched_ahead(const struct vgpu_sched *s, uint32_t a, uint32_t b)
 	return d > INT64_MAX ? INT64_MAX : d < -INT64_MAX ? -INT64_MAX : (int64_t)d;
 }
 
-void vgpu_sched_catch_up(struct vgpu_sched *s, uint32_t a, uint32_t b)
+void vgpu_sched_outside_begin(struct vgpu_sched *s)
 {
-	struct sched_vm *va, *vb;
+	for (int l = 0; l < LEVELS; l++) {
+		s->out_pool_min[l] = UINT64_MAX;
+		for (uint32_t p = 0; p < s->max_pools; p++)
+			s->pools[p].out_vm_min[l] = UINT64_MAX;
+	}
+}
+
+void vgpu_sched_outside_running(struct vgpu_sched *s, uint32_t slot)
+{
+	struct sched_vm *v;
+	struct sched_pool *p;
 	int l;
 
-	if (!defined_vm(s, a) || !defined_vm(s, b))
+	if (!defined_vm(s, slot))
 		return;
-	va = &s->vms[a];
-	vb = &s->vms[b];
-	l = va->level;
-	if (va->pool != vb->pool)
-		s->pools[va->pool].vt[l] = max_u64(s->pools[va->pool].vt[l], s->pools[vb->pool].vt[l]);
-	else
-		va->vt[l] = max_u64(va->vt[l], vb->vt[l]);
+	v = &s->vms[slot];
+	p = &s->pools[v->pool];
+	l = v->level;
+	if (p->vt[l] < s->out_pool_min[l])
+		s->out_pool_min[l] = p->vt[l];
+	if (v->vt[l] < p->out_vm_min[l])
+		p->out_vm_min[l] = v->vt[l];
+}
+
+void vgpu_sched_outside_end(struct vgpu_sched *s)
+{
+	for (int l = 0; l < LEVELS; l++) {
+		if (s->out_pool_min[l] != UINT64_MAX)
+			s->pool_floor[l] = max_u64(s->pool_floor[l], s->out_pool_min[l]);
+		for (uint32_t p = 0; p < s->max_pools; p++)
+			if (s->pools[p].out_vm_min[l] != UINT64_MAX)
+				s->pools[p].vm_floor[l] =
+					max_u64(s->pools[p].vm_floor[l], s->pools[p].out_vm_min[l]);
+	}
+}
+
+void vgpu_sched_resume(struct vgpu_sched *s, uint32_t slot)
+{
+	struct sched_vm *v;
+	struct sched_pool *p;
+	int l;
+
+	if (!defined_vm(s, slot))
+		return;
+	v = &s->vms[slot];
+	p = &s->pools[v->pool];
+	l = v->level;
+	v->vt[l] = max_u64(v->vt[l], p->vm_floor[l]);
+	p->vt[l] = max_u64(p->vt[l], s->pool_floor[l]);
 }
 
 uint32_t vgpu_sched_drain_vm(struct vgpu_sched *s, uint32_t slot,

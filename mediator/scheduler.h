@@ -158,10 +158,16 @@ int64_t vgpu_sched_room(struct vgpu_sched *s, uint32_t slot, uint64_t now_ns, ui
  * GPU time at @a's weight: their pools' when the pools differ, else the
  * VMs' within the pool (negative: behind). 0 when either is not defined. */
 int64_t vgpu_sched_ahead(const struct vgpu_sched *s, uint32_t a, uint32_t b);
-/* VM @a starts using the GPU beside @b: no credit for its idle time, its
- * virtual time at its level (its pool's, when the pools differ) moved up
- * to @b's if below. */
-void vgpu_sched_catch_up(struct vgpu_sched *s, uint32_t a, uint32_t b);
+/* No credit for idling, for VMs outside the queue too: each step, the VMs
+ * running outside it are told between begin and end, and the levels'
+ * floors (where a pool or VM that starts waiting resumes, in the queue
+ * as here) rise to the least of them; resume moves VM @slot's virtual
+ * time at its level, and its pool's, up to those floors, as a VM that
+ * starts waiting in the queue is. */
+void vgpu_sched_outside_begin(struct vgpu_sched *s);
+void vgpu_sched_outside_running(struct vgpu_sched *s, uint32_t slot);
+void vgpu_sched_outside_end(struct vgpu_sched *s);
+void vgpu_sched_resume(struct vgpu_sched *s, uint32_t slot);
 
 /* Unlink every queued item of VM @slot into *ret_list (oldest first). */
 uint32_t vgpu_sched_drain_vm(struct vgpu_sched *s, uint32_t slot,

@@ -16,7 +16,8 @@
  * (both VMs at half at once); workers of different levels or on different GPUs
  * never paced for each other; a worker idle for 5 s gets no credit for
  * it (paced within 40 ms of starting again beside one that kept running,
- * it takes its share, not the GPU); a paced worker let go within a step of
+ * it takes its share, not the GPU), nor one idle while its rival ran that
+ * starts first; a paced worker let go within a step of
  * the one it gave way to going idle; a worker that is not busy never
  * paced; workers without a VM neither charged nor paced.
  */
@@ -238,6 +239,32 @@ static void no_credit_and_let_go(void **state)
 	vgpu_sched_free(sim.s);
 }
 
+/* B idle while A ran 5 s (other pools), both idle, then B starts a step
+ * before A: B resumes where A stopped, not at its own old time, so A is
+ * not paced for B's 5 s. */
+static void idle_one_starts_first(void **state)
+{
+	struct sim sim;
+	double f[8];
+	struct vgpu_pace_worker *a, *b;
+
+	(void)state;
+	sim_init(&sim, 1);
+	a = worker(&sim, 0, 1, 100, 0, 1);
+	b = worker(&sim, 1, 1, 100, 0, 1);
+	a->busy = true;
+	run(&sim, 5 * S);
+	a->busy = false;
+	run(&sim, 1 * S);
+	b->busy = true;
+	run(&sim, STEP);
+	a->busy = true;
+	measure(&sim, 0, 2 * S, f);
+	expect_share(f[0], 0.5, "A, that ran 5 s, starting a step after B");
+	expect_share(f[1], 0.5, "B, idle meanwhile, starting first");
+	vgpu_sched_free(sim.s);
+}
+
 static void not_busy_or_no_vm(void **state)
 {
 	struct sim sim;
@@ -271,6 +298,7 @@ int main(void)
 		cmocka_unit_test(limit_lifted),
 		cmocka_unit_test(levels_and_gpus_apart),
 		cmocka_unit_test(no_credit_and_let_go),
+		cmocka_unit_test(idle_one_starts_first),
 		cmocka_unit_test(not_busy_or_no_vm),
 	};
 
