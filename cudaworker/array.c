@@ -5,8 +5,10 @@
  *
  * Arrays are handles here (index + 1), never the driver's pointers; what
  * each holds is counted against the VM's quota from its creation to its
- * destruction (the driver's own figure when it gives one, else its
- * elements' bytes). A copy's box must lie within its arrays, and its
+ * destruction, as the driver may lay it out (array_bytes: its rows padded
+ * to 512 bytes, its slices to 8 rows, at least 64 KiB: an array is stored
+ * in blocks, not packed, and its elements' bytes alone would let a thin
+ * array hold many times its count). A copy's box must lie within its arrays, and its
  * device memory within one of the process's allocations (the caller's
  * check, span_fn). Texture and surface objects are the driver's values,
  * which kernels read: the guest gets them, and only those it made here
@@ -24,6 +26,11 @@
 
 #define ARRAY_FLAGS 0xfu /* LAYERED, SURFACE_LDST, CUBEMAP, TEXTURE_GATHER */
 #define ARRAY_MAX_DIM ((uint64_t)1 << 20)
+#define ARRAY_ROW_ALIGN 512u
+#define ARRAY_SLICE_ROWS 8u
+#define ARRAY_MIN_BYTES ((uint64_t)64 << 10)
+/* The texture descriptor's flags CUDA has (CU_TRSF_*). */
+#define TEX_FLAGS 0x73u
 
 struct warray {
 	CUarray arr;           /* NULL: a free slot */
@@ -97,20 +104,31 @@ static CUresult create(struct worker *w, struct arrays *ar, const struct vgpu_cu
 	CUresult rc;
 
 	elem = (uint64_t)vgpu_cuda_format_bytes(format) * channels;
+	/* Rows padded to ARRAY_ROW_ALIGN, each slice to ARRAY_SLICE_ROWS (all
+	 * below 2^20 * 16 + 511, 2^20 + 7 and 2^20: no overflow but the
+	 * products'). */
+	uint64_t row = (m->v[1] * elem + ARRAY_ROW_ALIGN - 1) / ARRAY_ROW_ALIGN * ARRAY_ROW_ALIGN;
+	uint64_t rows = (h + ARRAY_SLICE_ROWS - 1) / ARRAY_SLICE_ROWS * ARRAY_SLICE_ROWS;
+
 	if (!elem || (channels != 1 && channels != 2 && channels != 4) || (flags & ~ARRAY_FLAGS) ||
 	    m->v[1] == 0 || m->v[1] > ARRAY_MAX_DIM || m->v[2] > ARRAY_MAX_DIM ||
-	    m->v[3] > ARRAY_MAX_DIM || __builtin_mul_overflow(m->v[1], elem, &bytes) ||
-	    __builtin_mul_overflow(bytes, h, &bytes) || __builtin_mul_overflow(bytes, d, &bytes))
+	    m->v[3] > ARRAY_MAX_DIM || __builtin_mul_overflow(row, rows, &bytes) ||
+	    __builtin_mul_overflow(bytes, d, &bytes))
 		return CUDA_ERROR_INVALID_VALUE;
+	if (bytes < ARRAY_MIN_BYTES)
+		bytes = ARRAY_MIN_BYTES;
 	a = slot((void **)&ar->a, &ar->n, &ar->cap, sizeof(*a), WORKER_MAX_ARRAYS, array_free);
-	if (!a)
+	if (!a || !worker_take(w, &w->arrays, WORKER_VM_MAX_ARRAYS, 1))
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	if (!worker_take_memory(w, bytes))
+	if (!worker_take_memory(w, bytes)) {
+		worker_give(w, &w->arrays, 1);
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	rc = w->drv.array_create(&a->arr, &desc);
 	if (rc != CUDA_SUCCESS) {
 		a->arr = NULL;
 		worker_give(w, &w->held, bytes);
+		worker_give(w, &w->arrays, 1);
 		return rc;
 	}
 	*a = (struct warray){ .arr = a->arr, .dev = dev, .w = m->v[1], .h = h, .d = d,
@@ -125,6 +143,7 @@ static void destroy(struct worker *w, struct warray *a)
 	if (worker_on_device(w, a->dev) == CUDA_SUCCESS)
 		w->drv.array_destroy(a->arr);
 	worker_give(w, &w->held, a->bytes);
+	worker_give(w, &w->arrays, 1);
 	a->arr = NULL;
 }
 
@@ -180,7 +199,8 @@ CUresult array_copy(struct worker *w, struct arrays *ar, uint64_t dir,
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (dir > VGPU_CUDA_ARRAY_TO_ARRAY || c->width == 0 || c->height == 0 || c->depth == 0 ||
 	    c->width % a->elem || c->x % a->elem || !in_array(a, c, c->x, c->y, c->z) ||
-	    (b && (b->elem != a->elem || b->dev != a->dev || !in_array(b, c, c->x2, c->y2, c->z2))) ||
+	    (b && (b->elem != a->elem || b->dev != a->dev || c->x2 % a->elem ||
+		   !in_array(b, c, c->x2, c->y2, c->z2))) ||
 	    (!b && (c->array2 || c->x2 || c->y2 || c->z2 || mem_dev != a->dev)))
 		return CUDA_ERROR_INVALID_VALUE;
 	rc = worker_on_device(w, a->dev);
@@ -222,10 +242,11 @@ CUresult array_copy(struct worker *w, struct arrays *ar, uint64_t dir,
 /* A texture's or surface's resource from the wire (an array as its
  * handle here) into @r, checked. */
 static CUresult resource(struct arrays *ar, const uint8_t *data, CUDA_RESOURCE_DESC *r,
-			 uint32_t *dev, worker_span_fn in_allocs, void *ctx)
+			 uint32_t dev, worker_span_fn in_allocs, void *ctx, struct warray **arr)
 {
 	struct warray *a;
 	uint64_t handle, elem, n;
+	uint32_t on = dev;
 
 	memcpy(r, data, sizeof(*r));
 	if (r->flags)
@@ -236,26 +257,32 @@ static CUresult resource(struct arrays *ar, const uint8_t *data, CUDA_RESOURCE_D
 		a = array_of(ar, handle);
 		if (!a)
 			return CUDA_ERROR_INVALID_HANDLE;
+		if (a->dev != dev)
+			return CUDA_ERROR_INVALID_VALUE;
 		r->res.array.hArray = a->arr;
-		*dev = a->dev;
+		*arr = a;
 		return CUDA_SUCCESS;
 	case CU_RESOURCE_TYPE_LINEAR:
 		elem = (uint64_t)vgpu_cuda_format_bytes(r->res.linear.format) *
 		       r->res.linear.numChannels;
-		if (!elem || r->res.linear.sizeInBytes == 0 ||
-		    !in_allocs(ctx, r->res.linear.devPtr, r->res.linear.sizeInBytes, dev))
+		if (!elem || (r->res.linear.numChannels & (r->res.linear.numChannels - 1)) ||
+		    r->res.linear.numChannels > 4 || r->res.linear.sizeInBytes == 0 ||
+		    !in_allocs(ctx, r->res.linear.devPtr, r->res.linear.sizeInBytes, &on) ||
+		    on != dev)
 			return CUDA_ERROR_INVALID_VALUE;
 		return CUDA_SUCCESS;
 	case CU_RESOURCE_TYPE_PITCH2D:
 		elem = (uint64_t)vgpu_cuda_format_bytes(r->res.pitch2D.format) *
 		       r->res.pitch2D.numChannels;
-		if (!elem || r->res.pitch2D.width == 0 || r->res.pitch2D.height == 0 ||
+		if (!elem || (r->res.pitch2D.numChannels & (r->res.pitch2D.numChannels - 1)) ||
+		    r->res.pitch2D.numChannels > 4 || r->res.pitch2D.width == 0 ||
+		    r->res.pitch2D.height == 0 ||
 		    __builtin_mul_overflow(r->res.pitch2D.width, elem, &n) ||
 		    r->res.pitch2D.pitchInBytes < n ||
 		    __builtin_mul_overflow(r->res.pitch2D.height - 1, r->res.pitch2D.pitchInBytes,
 					   &handle) ||
 		    __builtin_add_overflow(handle, n, &n) ||
-		    !in_allocs(ctx, r->res.pitch2D.devPtr, n, dev))
+		    !in_allocs(ctx, r->res.pitch2D.devPtr, n, &on) || on != dev)
 			return CUDA_ERROR_INVALID_VALUE;
 		return CUDA_SUCCESS;
 	case CU_RESOURCE_TYPE_MIPMAPPED_ARRAY:
@@ -265,26 +292,51 @@ static CUresult resource(struct arrays *ar, const uint8_t *data, CUDA_RESOURCE_D
 	}
 }
 
+/* Whether texture descriptor @t and view @v (NULL: none) of array @a
+ * (NULL: a resource of device memory) are within what CUDA has: the view
+ * the whole array (its formats here have no block-compressed views), no
+ * mipmap levels, layers within it, reserved fields zero. */
+static bool descs_ok(const CUDA_TEXTURE_DESC *t, const CUDA_RESOURCE_VIEW_DESC *v,
+		     const struct warray *a)
+{
+	static const int zero[16];
+
+	if ((t->flags & ~TEX_FLAGS) || memcmp(t->reserved, zero, sizeof(t->reserved)))
+		return false;
+	if (!v)
+		return true;
+	return a && v->width == a->w && v->height <= a->h && (a->h == 1 || v->height == a->h) &&
+	       v->depth <= a->d && v->firstMipmapLevel == 0 &&
+	       v->lastMipmapLevel == 0 && v->firstLayer <= v->lastLayer && v->lastLayer < a->d &&
+	       !memcmp(v->reserved, zero, sizeof(v->reserved));
+}
+
 CUresult tex_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_msg *m,
-		  const uint8_t *data, worker_span_fn in_allocs, void *ctx, uint32_t *dev,
+		  const uint8_t *data, worker_span_fn in_allocs, void *ctx, uint32_t dev,
 		  uint64_t *res)
 {
 	bool surface = m->v[0] == VGPU_CUDA_SURF_CREATE || m->v[0] == VGPU_CUDA_SURF_DESTROY;
+	struct warray *a = NULL;
 	CUDA_RESOURCE_DESC r;
 	CUDA_TEXTURE_DESC t;
 	CUDA_RESOURCE_VIEW_DESC v;
+	CUtexObject made = 0; /* CUsurfObject is the same 64 bits */
 	struct wobj *o;
 	CUresult rc;
 
 	if (m->v[0] == VGPU_CUDA_TEX_DESTROY || m->v[0] == VGPU_CUDA_SURF_DESTROY) {
+		/* Values are the driver's per context: this GPU's, in its
+		 * context (the caller's). */
 		for (uint32_t i = 0; i < ar->n_objs; i++) {
 			o = &ar->objs[i];
-			if (o->obj && o->obj == m->v[1] && o->surface == surface) {
-				*dev = o->dev;
-				rc = surface ? w->drv.surf_destroy(o->obj) : w->drv.tex_destroy(o->obj);
+			if (!o->obj || o->obj != m->v[1] || o->surface != surface || o->dev != dev)
+				continue;
+			rc = surface ? w->drv.surf_destroy(o->obj) : w->drv.tex_destroy(o->obj);
+			if (rc == CUDA_SUCCESS) {
 				o->obj = 0;
-				return rc;
+				worker_give(w, &w->texobjs, 1);
 			}
+			return rc;
 		}
 		return CUDA_ERROR_INVALID_VALUE; /* as CUDA, for a value it never gave */
 	}
@@ -292,43 +344,45 @@ CUresult tex_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_ms
 		return CUDA_ERROR_INVALID_VALUE;
 	if (m->v[1] > 1 || (surface && m->v[1]))
 		return CUDA_ERROR_INVALID_VALUE;
-	rc = resource(ar, data, &r, dev, in_allocs, ctx);
+	rc = resource(ar, data, &r, dev, in_allocs, ctx, &a);
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (surface && r.resType != CU_RESOURCE_TYPE_ARRAY)
 		return CUDA_ERROR_INVALID_VALUE;
-	o = slot((void **)&ar->objs, &ar->n_objs, &ar->cap_objs, sizeof(*o), WORKER_MAX_TEXOBJS,
-		 obj_free);
-	if (!o)
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = worker_on_device(w, *dev);
-	if (rc != CUDA_SUCCESS)
-		return rc;
-	CUtexObject made = 0; /* CUsurfObject is the same 64 bits */
-
-	if (surface) {
-		rc = w->drv.surf_create(&made, &r);
-	} else {
+	if (!surface) {
 		memcpy(&t, data + VGPU_CUDA_RES_DESC_BYTES, sizeof(t));
 		if (m->v[1])
 			memcpy(&v, data + VGPU_CUDA_RES_DESC_BYTES + VGPU_CUDA_TEX_DESC_BYTES,
 			       sizeof(v));
-		rc = w->drv.tex_create(&made, &r, &t, m->v[1] ? &v : NULL);
+		if (!descs_ok(&t, m->v[1] ? &v : NULL, a))
+			return CUDA_ERROR_INVALID_VALUE;
 	}
-	if (rc != CUDA_SUCCESS || !made)
+	o = slot((void **)&ar->objs, &ar->n_objs, &ar->cap_objs, sizeof(*o), WORKER_MAX_TEXOBJS,
+		 obj_free);
+	if (!o || !worker_take(w, &w->texobjs, WORKER_VM_MAX_TEXOBJS, 1))
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (surface)
+		rc = w->drv.surf_create(&made, &r);
+	else
+		rc = w->drv.tex_create(&made, &r, &t, m->v[1] ? &v : NULL);
+	if (rc != CUDA_SUCCESS || !made) {
+		worker_give(w, &w->texobjs, 1);
 		return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_UNKNOWN;
-	o->obj = made;
-	o->dev = *dev;
-	o->surface = surface;
-	*res = o->obj;
+	}
+	*o = (struct wobj){ .obj = made, .dev = dev, .surface = surface };
+	*res = made;
 	return CUDA_SUCCESS;
 }
 
 void array_release(struct worker *w, struct arrays *ar)
 {
-	for (uint32_t i = 0; i < ar->n_objs; i++)
-		if (ar->objs[i].obj && worker_on_device(w, ar->objs[i].dev) == CUDA_SUCCESS)
+	for (uint32_t i = 0; i < ar->n_objs; i++) {
+		if (!ar->objs[i].obj)
+			continue;
+		if (worker_on_device(w, ar->objs[i].dev) == CUDA_SUCCESS)
 			(ar->objs[i].surface ? w->drv.surf_destroy : w->drv.tex_destroy)(ar->objs[i].obj);
+		worker_give(w, &w->texobjs, 1);
+	}
 	for (uint32_t i = 0; i < ar->n; i++)
 		if (ar->a[i].arr)
 			destroy(w, &ar->a[i]);

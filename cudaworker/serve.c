@@ -541,6 +541,8 @@ static CUresult array_copy_call(struct conn *c, const struct vgpu_cuda_msg *m)
 	rc = stream_of(&c->streams, m->v[0], &s);
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	if (stream_capturing(c->w, s))
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	return array_copy(c->w, &c->arrays, m->v[1], &ac, s, mem_dev);
 }
 
@@ -576,14 +578,11 @@ static bool call(struct conn *c, const struct vgpu_cuda_msg *m)
 	case VGPU_CUDA_ARRAY_COPY:
 		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : array_copy_call(c, m);
 		return reply(c, m, rc, NULL, 0, NULL, 0);
-	case VGPU_CUDA_TEX: {
-		uint32_t on = dev;
-
+	case VGPU_CUDA_TEX:
 		rc = c->dropped ? CUDA_ERROR_OUT_OF_MEMORY : on_device(c, dev);
 		if (rc == CUDA_SUCCESS)
-			rc = tex_call(w, &c->arrays, m, c->buf, in_allocs, c, &on, &res[0]);
+			rc = tex_call(w, &c->arrays, m, c->buf, in_allocs, c, dev, &res[0]);
 		return reply(c, m, rc, res, 1, NULL, 0);
-	}
 	case VGPU_CUDA_POOL:
 		rc = on_device(c, dev);
 		if (rc == CUDA_SUCCESS)

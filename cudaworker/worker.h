@@ -68,6 +68,8 @@
 #define WORKER_MAX_RESERVES 4096
 #define WORKER_MAX_ARRAYS 4096       /* CUDA arrays one process holds */
 #define WORKER_MAX_TEXOBJS 65536     /* texture and surface objects one process holds */
+#define WORKER_VM_MAX_ARRAYS 16384   /* the VM's processes together */
+#define WORKER_VM_MAX_TEXOBJS 262144
 /* A process's memory pools (pool.c), by handle - 1, its default pool of
  * each GPU among them. */
 struct wpool;
@@ -231,6 +233,7 @@ struct worker {
 	uint64_t image_bytes;            /* of the libraries the processes hold */
 	uint64_t window_bytes;           /* of the processes' windows */
 	uint64_t streams, events;        /* the processes hold */
+	uint64_t arrays, texobjs;        /* CUDA arrays, texture and surface objects they hold */
 	uint64_t graphs;                 /* graphs and executable graphs they hold */
 	int conns;                       /* connections being served */
 	int busy_conns;                  /* with kernels launched since their last sync */
@@ -390,13 +393,15 @@ CUresult array_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_
 		    uint32_t dev, uint64_t res[2]);
 /* ARRAY_COPY's device memory: the bytes from c->dptr that its box spans. */
 CUresult array_copy_span(const struct vgpu_cuda_array_copy *c, uint64_t *len);
-/* ARRAY_COPY @c in direction @dir on @s, in its array's GPU's context
- * (the device memory checked by the caller: on GPU @mem_dev). */
+/* ARRAY_COPY @c in direction @dir on @s (not capturing: a graph would
+ * keep the driver's array past its destruction), in its array's GPU's
+ * context (the device memory checked by the caller: on GPU @mem_dev). */
 CUresult array_copy(struct worker *w, struct arrays *ar, uint64_t dir,
 		    const struct vgpu_cuda_array_copy *c, CUstream s, uint32_t mem_dev);
-/* TEX with its descriptors @data: res the object made. */
+/* TEX on GPU @dev (the call's: its context current) with its descriptors
+ * @data: *@res the object made. */
 CUresult tex_call(struct worker *w, struct arrays *ar, const struct vgpu_cuda_msg *m,
-		  const uint8_t *data, worker_span_fn in_allocs, void *ctx, uint32_t *dev,
+		  const uint8_t *data, worker_span_fn in_allocs, void *ctx, uint32_t dev,
 		  uint64_t *res);
 /* Its objects destroyed, its arrays too (their bytes given back). */
 void array_release(struct worker *w, struct arrays *ar);

@@ -362,55 +362,81 @@ if sys.argv[3] == "vmm":
     out += [made.count(0), made[-1], call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
-if sys.argv[3] == "arrays":
+if sys.argv[3] in ("arrays", "array-budget"):
     # CUDA arrays, textures and surfaces from a hostile process (ARRAY 44,
-    # ARRAY_COPY 45, TEX 46), on the VM's 8 MiB quota: each bad case its
-    # error, the quota whole after, the budget of 4096 arrays.
-    FLOAT = 0x20
+    # ARRAY_COPY 45, TEX 46): arrays: on VM 1's 8 MiB quota, each bad case
+    # its error, the quota whole after; array-budget: 4096 arrays, the
+    # 4097th over the budget.
+    FLOAT, U8 = 0x20, 0x01
     def fmt(f, ch, flags=0):
         return f | ch << 16 | flags << 32
+    if sys.argv[3] == "array-budget":
+        call(2)
+        made = [call(44, (0, 1, 0, 0, fmt(U8, 1))) for _ in range(4097)]
+        print(made.count(0), made[-1], call(8))
+        sys.exit(0)
     out = [call(2), call(44, (7,)), call(44, (0, 0, 1, 0, fmt(FLOAT, 1))),
            call(44, (0, 16, 16, 0, fmt(0x91, 1))), call(44, (0, 16, 16, 0, fmt(FLOAT, 3))),
            call(44, (0, 16, 16, 0, fmt(FLOAT, 1, 0x40))), call(44, (0, 1 << 21, 1, 0, fmt(FLOAT, 1))),
            call(44, (0, 1 << 20, 1 << 20, 1 << 20, fmt(FLOAT, 4))),
-           call(44, (0, 2048, 2048, 0, fmt(FLOAT, 1)))]
+           call(44, (0, 2048, 2048, 0, fmt(FLOAT, 1))), call(44, (0, 1, 65536, 0, fmt(U8, 1)))]
     st, (arr, nbytes, *_), _ = call(44, (0, 64, 16, 0, fmt(FLOAT, 1)), full=True)
     st2, (arr2, *_), _ = call(44, (0, 64, 16, 0, fmt(FLOAT, 1)), full=True)
-    st3, (dev, *_), _ = call(3, (4096,), full=True)
-    out += [st, nbytes, st2, st3]
-    def copy(d, **kw):
+    st3, (arr3, *_), _ = call(44, (0, 256, 16, 0, fmt(U8, 1)), full=True)
+    st4, (dev, *_), _ = call(3, (4096,), full=True)
+    out += [st, nbytes, st2, st3, st4]
+    def copy(d, stream=0, **kw):
         f = dict(array=arr, array2=0, dptr=dev, pitch=256, rows=16, x=0, y=0, z=0, x2=0, y2=0,
                  z2=0, w=256, h=16, dd=1)
         f.update(kw)
-        return call(45, (0, d), struct.pack("<14Q", *(f[k] for k in (
+        return call(45, (stream, d), struct.pack("<14Q", *(f[k] for k in (
             "array", "array2", "dptr", "pitch", "rows", "x", "y", "z", "x2", "y2", "z2", "w",
             "h", "dd"))))
     out += [copy(0), copy(1), copy(3), copy(0, array=99), copy(0, x=4), copy(0, y=1),
             copy(0, x=2, w=4), copy(0, dptr=dev + 256), copy(0, dptr=0x1234), copy(0, pitch=128),
-            copy(2, array2=arr2, dptr=0, pitch=0, rows=0), copy(2, array2=arr2)]
+            copy(0, pitch=1 << 63), copy(0, rows=8), copy(0, dd=2, rows=8, h=8),
+            copy(2, array2=arr2, dptr=0, pitch=0, rows=0), copy(2, array2=arr2),
+            copy(2, array2=arr3, dptr=0, pitch=0, rows=0),
+            copy(2, array2=arr2, dptr=0, pitch=0, rows=0, x2=2, w=4, h=1)]
+    st, (stream, *_), _ = call(13, full=True)
+    out += [st, call(35, (stream, 0)), copy(1, stream=stream)]
+    st, (graph, *_), _ = call(36, (stream,), full=True)
+    out += [st, call(39, (graph, 0)), call(14, (stream,))]
     def res(kind, ref, extra=b""):
         b = bytearray(144)
-        struct.pack_into("<IQ", b, 0, kind, 0)
+        struct.pack_into("<I", b, 0, kind)
         struct.pack_into("<Q", b, 8, ref)
         b[16:16 + len(extra)] = extra
         return bytes(b)
+    def view(w, h=16, d=0, last_layer=0):
+        return struct.pack("<I4xQQQIIII", FLOAT, w, h, d, 0, 0, 0, last_layer) + bytes(64)
     td = bytes(104)
     st, (t, *_), _ = call(46, (0, 0), res(0, arr) + td, full=True)
     out += [st, t != 0]
     flagged = bytearray(res(0, arr))
     struct.pack_into("<I", flagged, 136, 1)
-    out += [call(46, (0, 0), res(0, 99) + td), call(46, (0, 0), res(1, arr) + td),
+    td_flag = bytearray(td)
+    struct.pack_into("<I", td_flag, 16, 0x80)
+    td_res = bytearray(td)
+    struct.pack_into("<i", td_res, 56, 1)
+    st, (tv, *_), _ = call(46, (0, 1), res(0, arr) + td + view(64), full=True)
+    out += [st, call(46, (0, 1), res(0, arr) + td + view(65)),
+            call(46, (0, 1), res(0, arr) + td + view(64, last_layer=1)),
+            call(46, (0, 1), res(2, dev, struct.pack("<IIQ", FLOAT, 1, 4096)) + td + view(64)),
+            call(46, (0, 0), res(0, arr) + bytes(td_flag)),
+            call(46, (0, 0), res(0, arr) + bytes(td_res)), call(46, (1, tv)),
+            call(46, (0, 0), res(0, 99) + td), call(46, (0, 0), res(1, arr) + td),
             call(46, (0, 0), res(7, arr) + td),
             call(46, (0, 0), res(2, dev, struct.pack("<IIQ", FLOAT, 1, 8192)) + td),
             call(46, (0, 0), res(2, dev, struct.pack("<IIQ", 0x91, 1, 4096)) + td),
+            call(46, (0, 0), res(2, dev, struct.pack("<IIQ", FLOAT, 3, 4096)) + td),
             call(46, (0, 2), res(0, arr) + td + bytes(112)), call(46, (0, 0), bytes(flagged) + td),
             call(46, (2, 0), res(2, dev, struct.pack("<IIQ", FLOAT, 1, 4096))),
             call(46, (1, t + 1)), call(46, (3, t)), call(46, (1, t)), call(46, (1, t)),
-            call(44, (1, arr)), call(44, (1, arr)), call(44, (1, arr2)), call(4, (dev,))]
+            call(44, (1, arr)), call(44, (1, arr)), call(44, (1, arr2)), call(44, (1, arr3)),
+            call(4, (dev,))]
     st, (free, total, *_), _ = call(5, full=True)
-    out += [free == total]
-    made = [call(44, (0, 1, 0, 0, fmt(0x01, 1))) for _ in range(4097)]
-    out += [made.count(0), made[-1], call(8)]
+    out += [free == total, call(8)]
     print(" ".join(str(x) for x in out))
     sys.exit(0)
 if sys.argv[3] == "fault":
@@ -766,8 +792,10 @@ expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" vmm)" \
 	"0 1 1 1 2 1 0 400 1 0 400 1 1 0 1 1 0 0 1 1 1 0 400 0 0 1 True 4096 2 0" \
 	"virtual memory management from a raw process: an operation CUDA has not, no bytes, bytes off the granularity (INVALID_VALUE), over the quota (OUT_OF_MEMORY), a compression CUDA has not (INVALID_VALUE); a handle never made (INVALID_HANDLE), a range of no bytes (INVALID_VALUE); maps of a handle never made (INVALID_HANDLE), outside the range, past the allocation's end (INVALID_VALUE), right, over the mapping (INVALID_VALUE); access flags CUDA has not (INVALID_VALUE), right; a memset into the mapping; the range freed as cuMemAlloc's, freed while mapped, an unmap of nothing (INVALID_VALUE); released (the mapping keeps it; its properties then INVALID_HANDLE), unmapped, the range freed, freed again (INVALID_VALUE); the VM's quota whole again; 4096 ranges, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" arrays)" \
-	"0 1 1 1 1 1 1 1 2 0 4096 0 0 0 0 1 400 1 1 1 1 1 1 0 1 0 True 400 801 1 1 1 1 1 1 1 1 0 1 0 400 0 0 True 4096 2 0" \
-	"CUDA arrays, textures and surfaces from a raw process: an operation CUDA has not, no width, a block-compressed format, 3 channels, a sparse array, a width beyond 2^20, elements overflowing 64 bits (INVALID_VALUE), 16 MiB over the 8 MiB quota (OUT_OF_MEMORY); two arrays of 4 KiB (counted 4096 bytes), 4 KiB of device memory; a box copied in and out; a direction CUDA has not (INVALID_VALUE), an array never made (INVALID_HANDLE), a box past the array's row or rows, not whole elements, device memory past its allocation or not the process's, a pitch shorter than the row (INVALID_VALUE); array to array, and one naming device memory (INVALID_VALUE); a texture of the array; of an array never made (INVALID_HANDLE), of a mipmapped array (NOT_SUPPORTED), a resource CUDA has not, linear memory past its allocation, a format not served, a view flag CUDA has not, resource flags (INVALID_VALUE); a surface of linear memory, a value never given, a texture destroyed as a surface (INVALID_VALUE), destroyed, again (INVALID_VALUE); the arrays destroyed, again (INVALID_HANDLE); the VM's quota whole again; 4096 arrays, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
+	"0 1 1 1 1 1 1 1 2 2 0 65536 0 0 0 0 0 1 400 1 1 1 1 1 1 1 1 1 0 1 1 1 0 0 900 0 0 0 0 True 0 1 1 1 1 1 0 400 801 1 1 1 1 1 1 1 1 1 0 1 0 400 0 0 0 True 0" \
+	"CUDA arrays, textures and surfaces from a raw process: an operation CUDA has not, no width, a block-compressed format, 3 channels, a sparse array, a width beyond 2^20, elements overflowing 64 bits (INVALID_VALUE), 16 MiB of floats and a thin array of 64 Ki rows (each over the 8 MiB quota as the driver may lay it out: OUT_OF_MEMORY); two float arrays of 64 x 16 (each counted 64 KiB, the least an array counts), a byte array, 4 KiB of device memory; a box copied in and out; a direction CUDA has not (INVALID_VALUE), an array never made (INVALID_HANDLE), a box past the array's row or rows, not whole elements, device memory past its allocation or not the process's, a pitch shorter than the row, a pitch of 2^63, slices shorter than the box, a second slice of a 2D array (INVALID_VALUE); array to array, one naming device memory, arrays of other elements, not whole elements in the second (INVALID_VALUE); a copy into a stream's capture (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED), the capture ended; a texture of the array; one with a view of the whole array, a view wider, of layers it has not, a view of linear memory, texture flags or reserved fields CUDA has not (INVALID_VALUE); of an array never made (INVALID_HANDLE), of a mipmapped array (NOT_SUPPORTED), a resource CUDA has not, linear memory past its allocation, a format not served, 3 channels, a view flag CUDA has not, resource flags (INVALID_VALUE); a surface of linear memory, a value never given, a texture destroyed as a surface (INVALID_VALUE), destroyed, again (INVALID_VALUE); the arrays destroyed, again (INVALID_HANDLE); the VM's quota whole again; the connection still serves"
+expect_eq "$(python3 "$T/client.py" "$(sock 2)" "$VGPU_TESTS/e2e" array-budget)" "4096 2 0" \
+	"4096 CUDA arrays from a raw process of VM 2, the 4097th over the budget (OUT_OF_MEMORY); the connection still serves"
 probe 1
 has "and its next program's connection" "^copy 0 0 same$"
 expect_eq "$(python3 "$T/client.py" "$(sock 1)" "$VGPU_TESTS/e2e" fdleak)" "done" \
