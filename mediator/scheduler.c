@@ -641,13 +641,14 @@ void vgpu_sched_charge(struct vgpu_sched *s, uint32_t slot, uint32_t gpu, uint64
 	bucket_take(&v->rate, (int64_t)ns);
 	v->used_ns += ns;
 	v->ran_on |= 1ull << gpu;
-	/* Time charged after the fact owes at most a burst: the rest is
-	 * forgiven (a worker that cannot be paced must not close the VM's
-	 * bucket for good). */
-	if (p->cap.rate && p->cap.tokens < -p->cap.burst)
-		p->cap.tokens = -p->cap.burst;
-	if (v->rate.rate && v->rate.tokens < -v->rate.burst)
-		v->rate.tokens = -v->rate.burst;
+	/* Time charged after the fact owes at most a second of the rate: the
+	 * rest is forgiven (a worker that cannot be paced must not close the
+	 * VM's bucket for good), and late steps on a loaded host are still
+	 * paid back. */
+	if (p->cap.rate && p->cap.tokens < -(int64_t)p->cap.rate)
+		p->cap.tokens = -(int64_t)p->cap.rate;
+	if (v->rate.rate && v->rate.tokens < -(int64_t)v->rate.rate)
+		v->rate.tokens = -(int64_t)v->rate.rate;
 }
 
 int64_t vgpu_sched_room(struct vgpu_sched *s, uint32_t slot, uint64_t now_ns, uint64_t want_ns,

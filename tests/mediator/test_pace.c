@@ -18,8 +18,8 @@
  * it (paced within 40 ms of starting again beside one that kept running,
  * it takes its share, not the GPU), nor one idle while its rival ran that
  * starts first; a paced worker let go within a step of
- * the one it gave way to going idle; a worker that is not busy never
- * paced; workers without a VM neither charged nor paced.
+ * the one it gave way to going idle; a worker that is not busy paced only
+ * to the end of its limit's deadline; workers without a VM neither charged nor paced.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -277,8 +277,12 @@ static void not_busy_or_no_vm(void **state)
 	a->busy = true;
 	run(&sim, 1 * S);
 	assert_true(a->paced_until > sim.now);
+	/* Idle, it keeps its limit's deadline (its next launch waits too),
+	 * then has none. */
 	a->busy = false;
 	run(&sim, STEP);
+	assert_true(a->paced_until > sim.now);
+	run(&sim, 2 * S);
 	assert_int_equal(a->paced_until, 0);
 	b->slot = UINT32_MAX; /* its VM gone */
 	b->busy = true;
