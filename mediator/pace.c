@@ -86,12 +86,11 @@ static bool runs(const struct vgpu_pace_worker *w, uint64_t now)
 	return w->busy && w->slot != UINT32_MAX && w->paced_until <= now;
 }
 
-/* The most @w is ahead of a worker beside it that runs at @now (with
- * @room: and has a slice's room under its limits); INT64_MIN when none
- * does. @least: that one. */
+/* The most @w is ahead of a worker beside it that runs at @now and has a
+ * slice's room under its limits (or all its buckets hold); INT64_MIN when
+ * none does. */
 static int64_t most_ahead(struct vgpu_sched *s, const struct vgpu_pace_worker *list,
-			  const struct vgpu_pace_worker *w, uint64_t now, bool room,
-			  const struct vgpu_pace_worker **least)
+			  const struct vgpu_pace_worker *w, uint64_t now)
 {
 	int64_t most = INT64_MIN;
 	uint64_t opens;
@@ -99,15 +98,14 @@ static int64_t most_ahead(struct vgpu_sched *s, const struct vgpu_pace_worker *l
 	for (const struct vgpu_pace_worker *b = list; b; b = b->next) {
 		int64_t a;
 
-		/* With @room: a slice's room (or its buckets' all) now. */
-		if (!runs(b, now) || !beside(s, w, b) ||
-		    (room && (vgpu_sched_room(s, b->slot, now, VGPU_PACE_SLICE_NS, &opens), opens)))
+		if (!runs(b, now) || !beside(s, w, b))
+			continue;
+		vgpu_sched_room(s, b->slot, now, VGPU_PACE_SLICE_NS, &opens);
+		if (opens)
 			continue;
 		a = vgpu_sched_ahead(s, w->slot, b->slot);
-		if (a > most) {
+		if (a > most)
 			most = a;
-			*least = b;
-		}
 	}
 	return most;
 }
@@ -136,7 +134,6 @@ void vgpu_pace_step(struct vgpu_sched *s, struct vgpu_pace_worker *list, uint64_
 	/* Each decided from who runs now (before these decisions), then the
 	 * decisions take effect together. */
 	for (struct vgpu_pace_worker *w = list; w; w = w->next) {
-		const struct vgpu_pace_worker *least = NULL;
 		uint64_t until = 0;
 		int64_t ahead;
 
@@ -152,7 +149,7 @@ void vgpu_pace_step(struct vgpu_sched *s, struct vgpu_pace_worker *list, uint64_
 
 			if (!limited && room > 0)
 				until = 0;
-			ahead = until ? 0 : most_ahead(s, list, w, now_ns, true, &least);
+			ahead = until ? 0 : most_ahead(s, list, w, now_ns);
 			if (!until && ahead != INT64_MIN &&
 			    ahead > (w->paced_until > now_ns ? 0 : (int64_t)VGPU_PACE_SLACK_NS)) {
 				until = now_ns + VGPU_PACE_SLICE_NS;

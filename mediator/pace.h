@@ -14,7 +14,8 @@
  *
  * What is decided: a worker is paced (its next launches wait, up to a
  * deadline this gives) while its VM is over its rate limit or its pool
- * over its cap, until the bucket refills; or, for its share, while it is
+ * over its cap, until a step's worth is back in the bucket (its deadline
+ * kept while it is idle); or, for its share, while it is
  * more than VGPU_PACE_SLACK_NS of GPU time ahead of a running worker of
  * another VM at its level on a GPU they share, until it is no longer
  * ahead. Work-conserving: a share is only paced in favour of a worker
