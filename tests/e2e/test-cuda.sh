@@ -130,8 +130,8 @@ has "host functions in a stream, in order, after the worker did the work before 
 has "a context of its own (cuCtxCreate), pushed and popped, a copy in it through the worker" "^ctx 0 current=ok popped=ok same$"
 has "the private tables cuBLAS Lt reads: the current context and its id" "^export 0 tls=ok id=ok size=93$"
 has "pitched memory and 2D copies through the worker: every row right, the padding untouched" "^copy2d 0 same pitch=ok$"
-has "a CUDA array and a texture object of it through the worker: copied in, read by a kernel through the texture, copied out, to another array and through device memory, every element right; its descriptor" \
-	"^texture 0 kernel=same back=same copies=same desc=ok$"
+has "a CUDA array and a texture object of it through the worker: copied in, read by a kernel through the texture, copied out, to another array and through device memory, every element right; its descriptor; the texture's descriptors queried back" \
+	"^texture 0 kernel=same back=same copies=same desc=ok queries=ok$"
 has "copies whose direction the pointers tell, through the worker; what each pointer is" "^unified 0 same types=2,1,0$"
 has "registered memory through the worker: the bytes right, kept after unregistering, a shared mapping still shared; mapped registration $mapped" "^register 0 same kept shared mapped=$mapped$"
 has "the stack size limit, from the host's driver" "^limit 0 ok$"

@@ -531,9 +531,10 @@ static void copy2d_check()
 // (cudaMemcpy2DToArray), read by a kernel through a texture object
 // (point sampling at each element's centre), and copied back out
 // (cudaMemcpy2DFromArray); a second array filled from the first
-// (cudaMemcpy2DArrayToArray) and through device memory; its descriptor.
+// (cudaMemcpy2DArrayToArray) and through device memory; its descriptor;
+// the texture's descriptors queried back (and no view: an error).
 // Prints "texture <first error> kernel=same|different back=same|different
-// copies=same|different desc=ok|bad".
+// copies=same|different desc=ok|bad queries=ok|bad".
 __global__ void tex_read(float *out, cudaTextureObject_t t, int w, int h)
 {
 	int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -582,6 +583,16 @@ static void texture_check()
 				       cudaMemcpyDeviceToDevice);
 	e[k++] = cudaMemcpy(again, lin, sizeof(again), cudaMemcpyDeviceToHost);
 	e[k++] = cudaArrayGetInfo(&got, &ext, &flags, a);
+	cudaResourceDesc rq = {};
+	cudaTextureDesc tq = {};
+	cudaResourceViewDesc vq = {};
+	e[k++] = cudaGetTextureObjectResourceDesc(&rq, t);
+	e[k++] = cudaGetTextureObjectTextureDesc(&tq, t);
+	cudaError_t no_view = cudaGetTextureObjectResourceViewDesc(&vq, t);
+	(void)cudaGetLastError();
+	bool queries = rq.resType == cudaResourceTypeArray && rq.res.array.array == a &&
+		       tq.filterMode == cudaFilterModePoint &&
+		       tq.addressMode[1] == cudaAddressModeClamp && no_view != cudaSuccess;
 	e[k++] = cudaDestroyTextureObject(t);
 	e[k++] = cudaFreeArray(a);
 	e[k++] = cudaFreeArray(b);
@@ -590,14 +601,15 @@ static void texture_check()
 	int first = 0;
 	for (int i = 0; i < k && !first; i++)
 		first = (int)e[i];
-	printf("texture %d kernel=%s back=%s copies=%s desc=%s\n", first,
+	printf("texture %d kernel=%s back=%s copies=%s desc=%s queries=%s\n", first,
 	       memcmp(read, src, sizeof(src)) ? "different" : "same",
 	       memcmp(back, src, sizeof(src)) ? "different" : "same",
 	       memcmp(again, src, sizeof(src)) ? "different" : "same",
 	       got.x == 32 && got.f == cudaChannelFormatKindFloat && ext.width == (size_t)w &&
 			       ext.height == (size_t)h && ext.depth == 0 && flags == 0
 		       ? "ok"
-		       : "bad");
+		       : "bad",
+	       queries ? "ok" : "bad");
 }
 
 // A 2D memset (cudaMemset2D into pitched memory, every row but not the

@@ -145,8 +145,8 @@ check "cudaHostRegister: anonymous pages, part of a heap block, whole pages of t
 	"^register 0 same kept shared mapped=801$"
 check "cudaMallocPitch and 2D copies (host to pitched device memory, device to device, device to host rows apart, asynchronously): every row right, the padding untouched" \
 	"^copy2d 0 same pitch=ok$"
-check "a CUDA array and a texture object of it: copied in, read by a kernel through the texture, copied out, to another array and through device memory, every element right; its descriptor" \
-	"^texture 0 kernel=same back=same copies=same desc=ok$"
+check "a CUDA array and a texture object of it: copied in, read by a kernel through the texture, copied out, to another array and through device memory, every element right; its descriptor; the texture's descriptors queried back" \
+	"^texture 0 kernel=same back=same copies=same desc=ok queries=ok$"
 check "a context of its own (cuCtxCreate through cudaGetDriverEntryPointByVersion): current when made, popped and pushed back, a copy in it, destroyed: the one before current again" \
 	"^ctx 0 current=ok popped=ok same$"
 check "private tables cuBLAS Lt reads: TOOLS_TLS slot 2 the current context, 21318c60 slot 4 its id (as cuCtxGetCurrent and cuCtxGetId), the table as long as NVIDIA's (93 words)" \
