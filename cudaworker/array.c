@@ -46,31 +46,17 @@ struct wobj {
 	bool surface;
 };
 
-/* Slot @i of @arr (its @n used, *@cap allocated, at most @max): the first
- * free one, grown when none is. */
+/* A free slot of @arr (its @n used, *@cap allocated, at most @max): the
+ * first free one, or one more. */
 static void *slot(void **arr, uint32_t *n, uint32_t *cap, size_t size, uint32_t max,
 		  bool (*is_free)(const void *))
 {
-	uint8_t *a = *arr;
-
 	for (uint32_t i = 0; i < *n; i++)
-		if (is_free(a + (size_t)i * size))
-			return a + (size_t)i * size;
-	if (*n == *cap) {
-		uint32_t c = *cap ? *cap * 2 : 16;
-
-		if (*cap >= max)
-			return NULL;
-		if (c > max)
-			c = max;
-		a = realloc(a, (size_t)c * size);
-		if (!a)
-			return NULL;
-		memset(a + (size_t)*cap * size, 0, (size_t)(c - *cap) * size);
-		*arr = a;
-		*cap = c;
-	}
-	return a + (size_t)(*n)++ * size;
+		if (is_free((uint8_t *)*arr + (size_t)i * size))
+			return (uint8_t *)*arr + (size_t)i * size;
+	if (!worker_room_for(arr, *n, cap, size, max))
+		return NULL;
+	return (uint8_t *)*arr + (size_t)(*n)++ * size;
 }
 
 static bool array_free(const void *p)

@@ -39,10 +39,7 @@ struct wkernel {
 	uint32_t *layout;      /* n_params pairs: offset, size */
 };
 
-/* Room for one more entry of @size bytes in *@arr, which has @n used of
- * its *@cap (at most @max): false when @max are there or memory is
- * short. The array doubles; its new entries are zeroed. */
-static bool room_for(void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t max)
+bool worker_room_for(void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t max)
 {
 	void **a = arr;
 	uint32_t c = *cap ? *cap * 2 : 64;
@@ -96,7 +93,7 @@ CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image,
 	for (i = mo->free_lib; i < mo->n_libs && mo->libs[i].lib; i++)
 		;
 	if (i == mo->n_libs &&
-	    !room_for(&mo->libs, mo->n_libs, &mo->cap_libs, sizeof(*mo->libs), WORKER_MAX_LIBS))
+	    !worker_room_for(&mo->libs, mo->n_libs, &mo->cap_libs, sizeof(*mo->libs), WORKER_MAX_LIBS))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	/* The VM's budget last: every refusal above leaves it as it was. */
 	if (!worker_take(w, &w->image_bytes, WORKER_VM_MAX_IMAGE_BYTES, len))
@@ -207,7 +204,7 @@ CUresult module_kernel(struct worker *w, struct modules *mo, uint64_t lib, const
 	for (i = mo->free_kernel; i < mo->n_kernels && mo->kernels[i].kernel; i++)
 		;
 	if (i == mo->n_kernels) {
-		if (!room_for(&mo->kernels, mo->n_kernels, &mo->cap_kernels, sizeof(*mo->kernels),
+		if (!worker_room_for(&mo->kernels, mo->n_kernels, &mo->cap_kernels, sizeof(*mo->kernels),
 			      WORKER_MAX_KERNELS))
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		mo->n_kernels++;

@@ -408,6 +408,10 @@ void array_release(struct worker *w, struct arrays *ar);
 /* GPU @dev's context current in this thread. */
 CUresult worker_on_device(struct worker *w, uint32_t dev);
 
+/* module.c: room for one more entry of @size bytes in *@arr, which has @n
+ * used of its *@cap (at most @max): false when @max are there or memory is
+ * short. The array doubles; its new entries are zeroed. */
+bool worker_room_for(void *arr, uint32_t n, uint32_t *cap, size_t size, uint32_t max);
 /* module.c: the calls of cuda_call.h on modules, in the calling thread's
  * current context; each returns the CUresult for the reply. */
 CUresult module_load(struct worker *w, struct modules *mo, const uint8_t *image, uint32_t len,
