@@ -320,7 +320,7 @@ CUresult vgpu_cuda_launch_attrs(const CUlaunchAttribute *attrs, unsigned int n, 
  * one), @data its parameters and then @n_attrs attributes, posted: what
  * the host finds wrong with it comes back at the next synchronizing call
  * (call.c). */
-static CUresult launch(const struct CUfunc_st *k, const unsigned int dims[6], unsigned int shared,
+static CUresult launch_attrs(const struct CUfunc_st *k, const unsigned int dims[6], unsigned int shared,
 		       CUstream stream, const uint8_t *data, unsigned int n_attrs)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_LAUNCH };
@@ -341,6 +341,23 @@ static CUresult launch(const struct CUfunc_st *k, const unsigned int dims[6], un
 	return vgpu_cuda_post(&m, data);
 }
 
+CUresult vgpu_cuda_kernel_pack(const struct CUfunc_st *k, void **params, void **extra,
+			       uint8_t *buf)
+{
+	const void *data;
+	CUresult rc = pack(k, params, extra, buf, &data);
+
+	if (rc == CUDA_SUCCESS && data != buf)
+		memcpy(buf, data, k->param_bytes);
+	return rc;
+}
+
+CUresult vgpu_cuda_kernel_launch(const struct CUfunc_st *k, const unsigned int dims[6],
+				 unsigned int shared, CUstream stream, const uint8_t *data)
+{
+	return launch_attrs(k, dims, shared, stream, data, 0);
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			CUstream stream, void **params, void **extra)
@@ -356,7 +373,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = pack(k, params, extra, buf, &data);
-	return rc == CUDA_SUCCESS ? launch(k, dims, shared, stream, data, 0) : rc;
+	return rc == CUDA_SUCCESS ? launch_attrs(k, dims, shared, stream, data, 0) : rc;
 }
 
 /* A cooperative launch: cuLaunchKernelEx with CU_LAUNCH_ATTRIBUTE_COOPERATIVE
@@ -402,5 +419,5 @@ CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **par
 	const unsigned int dims[6] = { config->gridDimX,  config->gridDimY,  config->gridDimZ,
 				       config->blockDimX, config->blockDimY, config->blockDimZ };
 
-	return launch(k, dims, config->sharedMemBytes, config->hStream, data, n);
+	return launch_attrs(k, dims, config->sharedMemBytes, config->hStream, data, n);
 }

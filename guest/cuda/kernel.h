@@ -48,6 +48,15 @@ struct CUfunc_st *vgpu_cuda_kernel(const void *handle);
 CUresult vgpu_cuda_launch_attrs(const CUlaunchAttribute *attrs, unsigned int n, uint8_t *out,
 				unsigned int *ret_n);
 
+/* kernel.c: @k's parameters, given as cuLaunchKernel takes them (@params
+ * or @extra), into @buf (k->param_bytes) as a launch sends them. */
+CUresult vgpu_cuda_kernel_pack(const struct CUfunc_st *k, void **params, void **extra,
+			       uint8_t *buf);
+/* kernel.c: a launch of @k (grid and block @dims) with parameters @data
+ * packed as above, posted as cuLaunchKernel's. */
+CUresult vgpu_cuda_kernel_launch(const struct CUfunc_st *k, const unsigned int dims[6],
+				 unsigned int shared, CUstream stream, const uint8_t *data);
+
 /* kernel.c: the host's handle of @library, its image sent there first if
  * it was not yet. */
 CUresult vgpu_cuda_library_host(CUlibrary library, uint64_t *ret);

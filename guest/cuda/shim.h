@@ -229,6 +229,9 @@ CUresult cuMemPrefetchAsync_v1(CUdeviceptr devPtr, size_t count, CUdevice dstDev
 CUresult cuMemAdvise_v1(CUdeviceptr devPtr, size_t count, CUmem_advise advice, CUdevice device)
 	__asm__("cuMemAdvise");
 
+/* stream.c: whether @event is one of this library's events. */
+bool vgpu_cuda_is_event(CUevent event);
+
 /* graph.c: a graph record for the host's graph @host into *@out. */
 CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out);
 /* graph.c: CUDA 11.0's cuGraphInstantiate (cuda.h maps the bare name to

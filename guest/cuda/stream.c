@@ -51,7 +51,7 @@ CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret)
 	return CUDA_SUCCESS;
 }
 
-static bool is_event(CUevent event)
+bool vgpu_cuda_is_event(CUevent event)
 {
 	return event && event->magic == EVENT_MAGIC;
 }
@@ -189,7 +189,7 @@ static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!is_event(event))
+	if (!vgpu_cuda_is_event(event))
 		return CUDA_ERROR_INVALID_HANDLE;
 	m.v[0] = call == VGPU_CUDA_STREAM_WAIT ? host : event->host;
 	m.v[1] = call == VGPU_CUDA_STREAM_WAIT ? event->host : host;
@@ -274,7 +274,7 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 {
 	CUresult rc;
 
-	if (!is_event(hEvent))
+	if (!vgpu_cuda_is_event(hEvent))
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_DESTROY, hEvent->host, 0, 0, NULL);
 	hEvent->magic = 0;
@@ -298,7 +298,7 @@ CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int f
 /* EVENT_SYNC or EVENT_QUERY of @event. */
 static CUresult on_event(uint16_t call, CUevent event)
 {
-	return is_event(event) ? vgpu_cuda_call_args(call, event->host, 0, 0, NULL) : CUDA_ERROR_INVALID_HANDLE;
+	return vgpu_cuda_is_event(event) ? vgpu_cuda_call_args(call, event->host, 0, 0, NULL) : CUDA_ERROR_INVALID_HANDLE;
 }
 
 CUresult cuEventSynchronize(CUevent hEvent)
@@ -321,7 +321,7 @@ CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEn
 
 	if (!pMilliseconds)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!is_event(hStart) || !is_event(hEnd))
+	if (!vgpu_cuda_is_event(hStart) || !vgpu_cuda_is_event(hEnd))
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_ELAPSED, hStart->host, hEnd->host, 0, &bits);
 	if (rc == CUDA_SUCCESS) {

@@ -681,6 +681,167 @@ static void memset2d_check()
 	cudaFree(d);
 }
 
+// A graph built node by node, as simpleCudaGraphs builds one: x copied in
+// from page-locked memory and y set to 1 by a memset (the two roots), an
+// empty node after both, scale_add after it, y copied back, a host node
+// that checks y; launched three times. Then a kernel node's parameters
+// changed in the executable graph; the graph changed and the executable
+// graph updated from it; a clone; the graph as another's child; the
+// queries; a node type not served (a memory allocation node) and a cycle.
+// Prints "built-graph <first error> host=<right calls>/<calls>
+// nodes=<n> roots=<n> edges=<n> set=same update=same clone=same
+// child=same alloc=<error> cycle=<error>".
+struct host_check {
+	const float *x, *y;
+	int n;
+	float a;
+	int calls, right;
+};
+
+static void CUDART_CB check_y(void *arg)
+{
+	host_check *c = (host_check *)arg;
+	bool same = true;
+
+	for (int i = 0; i < c->n; i++)
+		same = same && c->y[i] == c->a * c->x[i] + 1.0f + 2.0f;
+	c->calls++;
+	c->right += same;
+}
+
+static void built_graph_check()
+{
+	const int n = 1000;
+	float *hx = nullptr, *hy = nullptr, *dx = nullptr, *dy = nullptr;
+	cudaStream_t s = nullptr;
+	cudaGraph_t g = nullptr, clone = nullptr, parent = nullptr;
+	cudaGraphExec_t ge = nullptr, ce = nullptr, pe = nullptr, bad = nullptr;
+	cudaGraphNode_t in = nullptr, set = nullptr, join = nullptr, kernel = nullptr, out = nullptr;
+	cudaGraphNode_t check = nullptr, kc = nullptr, child = nullptr, alloc = nullptr;
+	cudaError_t e[40];
+	int k = 0;
+	host_check hc = {};
+
+	(void)cudaGetLastError();
+	e[k++] = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+	e[k++] = cudaMallocHost(&hx, n * sizeof(float));
+	e[k++] = cudaMallocHost(&hy, n * sizeof(float));
+	e[k++] = cudaMalloc(&dx, n * sizeof(float));
+	e[k++] = cudaMalloc(&dy, n * sizeof(float));
+	if (!hx || !hy) {
+		printf("built-graph %d\n", (int)e[1] ? (int)e[1] : (int)e[2]);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		hx[i] = (float)i;
+	hc = host_check{ hx, hy, n, 0.5f, 0, 0 };
+	char tag = 2;
+	Scale sc{ 0.5f, n };
+	void *args[] = { &dy, &dx, &tag, &sc };
+	cudaKernelNodeParams kp = {};
+	kp.func = (void *)scale_add;
+	kp.gridDim = dim3(4);
+	kp.blockDim = dim3(256);
+	kp.kernelParams = args;
+	cudaMemsetParams mp = {};
+	mp.dst = dy;
+	mp.value = 0x3f800000u; // 1.0f
+	mp.elementSize = 4;
+	mp.width = n;
+	mp.height = 1;
+	cudaHostNodeParams hp = {};
+	hp.fn = check_y;
+	hp.userData = &hc;
+	e[k++] = cudaGraphCreate(&g, 0);
+	e[k++] = cudaGraphAddMemcpyNode1D(&in, g, nullptr, 0, dx, hx, n * sizeof(float),
+					  cudaMemcpyHostToDevice);
+	e[k++] = cudaGraphAddMemsetNode(&set, g, nullptr, 0, &mp);
+	cudaGraphNode_t roots[2] = { in, set };
+	e[k++] = cudaGraphAddEmptyNode(&join, g, roots, 2);
+	e[k++] = cudaGraphAddKernelNode(&kernel, g, &join, 1, &kp);
+	e[k++] = cudaGraphAddMemcpyNode1D(&out, g, &kernel, 1, hy, dy, n * sizeof(float),
+					  cudaMemcpyDeviceToHost);
+	e[k++] = cudaGraphAddHostNode(&check, g, &out, 1, &hp);
+	e[k++] = cudaGraphInstantiate(&ge, g, 0);
+	for (int i = 0; i < 3 && ge; i++)
+		e[k++] = cudaGraphLaunch(ge, s);
+	e[k++] = cudaStreamSynchronize(s);
+	// The kernel's scale changed in the executable graph only.
+	sc.a = 2.0f;
+	e[k++] = cudaGraphExecKernelNodeSetParams(ge, kernel, &kp);
+	hc.a = 2.0f;
+	int before = hc.right;
+	e[k++] = cudaGraphLaunch(ge, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool set_same = hc.right == before + 1;
+	// The graph's kernel node changed, the executable graph updated.
+	sc.a = 3.0f;
+	e[k++] = cudaGraphKernelNodeSetParams(kernel, &kp);
+	cudaGraphExecUpdateResultInfo info = {};
+	e[k++] = cudaGraphExecUpdate(ge, g, &info);
+	hc.a = 3.0f;
+	before = hc.right;
+	e[k++] = cudaGraphLaunch(ge, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool update_same = hc.right == before + 1 && info.result == cudaGraphExecUpdateSuccess;
+	// A clone, its kernel node found and read back, launched.
+	cudaKernelNodeParams back = {};
+	e[k++] = cudaGraphClone(&clone, g);
+	e[k++] = cudaGraphNodeFindInClone(&kc, kernel, clone);
+	e[k++] = cudaGraphKernelNodeGetParams(kc, &back);
+	e[k++] = cudaGraphInstantiate(&ce, clone, 0);
+	before = hc.right;
+	e[k++] = cudaGraphLaunch(ce, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool clone_same = hc.right == before + 1 && back.gridDim.x == 4 && back.blockDim.x == 256 &&
+			  back.kernelParams && ((Scale *)back.kernelParams[3])->a == sc.a;
+	// The graph as the only node of another.
+	e[k++] = cudaGraphCreate(&parent, 0);
+	e[k++] = cudaGraphAddChildGraphNode(&child, parent, nullptr, 0, g);
+	e[k++] = cudaGraphInstantiate(&pe, parent, 0);
+	before = hc.right;
+	e[k++] = cudaGraphLaunch(pe, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool child_same = hc.right == before + 1;
+	size_t nodes = 0, roots_n = 0, edges = 0;
+	e[k++] = cudaGraphGetNodes(g, nullptr, &nodes);
+	e[k++] = cudaGraphGetRootNodes(g, nullptr, &roots_n);
+	e[k++] = cudaGraphGetEdges(g, nullptr, nullptr, nullptr, &edges);
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	// Not served: a memory allocation node.
+	cudaMemAllocNodeParams ap = {};
+	ap.poolProps.allocType = cudaMemAllocationTypePinned;
+	ap.poolProps.location.type = cudaMemLocationTypeDevice;
+	ap.poolProps.location.id = 0;
+	ap.bytesize = 1 << 20;
+	cudaError_t alloc_e = cudaGraphAddMemAllocNode(&alloc, g, nullptr, 0, &ap);
+	// A cycle: the memset after the host node.
+	(void)cudaGraphAddDependencies(g, &check, &set, nullptr, 1);
+	cudaError_t cycle = cudaGraphInstantiate(&bad, g, 0);
+	(void)cudaGetLastError();
+	printf("built-graph %d host=%d/%d nodes=%zu roots=%zu edges=%zu set=%s update=%s "
+	       "clone=%s child=%s alloc=%d cycle=%d\n",
+	       first, hc.right, hc.calls, nodes, roots_n, edges, set_same ? "same" : "different",
+	       update_same ? "same" : "different", clone_same ? "same" : "different",
+	       child_same ? "same" : "different", (int)alloc_e, (int)cycle);
+	if (pe)
+		cudaGraphExecDestroy(pe);
+	if (ce)
+		cudaGraphExecDestroy(ce);
+	if (ge)
+		cudaGraphExecDestroy(ge);
+	cudaGraphDestroy(parent);
+	cudaGraphDestroy(clone);
+	cudaGraphDestroy(g);
+	cudaStreamDestroy(s);
+	cudaFreeHost(hx);
+	cudaFreeHost(hy);
+	cudaFree(dx);
+	cudaFree(dy);
+}
+
 // A CUDA graph made by stream capture: scale_add captured on a stream
 // of its own (not run then), the graph instantiated and launched three
 // times, y checked; the capture's status during and after it, and a
@@ -1230,14 +1391,11 @@ int main()
 	export_check();
 	fork_check();
 	graph_check();
+	built_graph_check();
 	managed_check();
 	pool_check();
 	vmm_check();
 	zerocopy_check();
-	// Building graphs node by node is not served: the call fails cleanly.
-	cudaGraph_t graph;
-	e = cudaGraphCreate(&graph, 0);
-	printf("graph-create %d\n", (int)e);
 	delete[] host;
 	delete[] back;
 	return 0;

@@ -4,7 +4,9 @@
  * cuGetProcAddress's choice of entry point (names, versions, per-thread
  * variants, symbolStatus), the integrity check's hash against ZLUDA's
  * test vectors, the description's encoding (round trip and every kind of
- * bad input), module image lengths, and error names.
+ * bad input), module image lengths, error names, and the structure of
+ * graphs built node by node (their nodes, edges, clones, instantiation
+ * and updates, and every misuse of them a program can make).
  */
 #include <elf.h>
 #include <setjmp.h>
@@ -17,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "shim.h"
+#include "graph.h"
 #include "vgpu_error.h"
 #include "vgpu_protocol.h"
 
@@ -43,7 +45,8 @@ static void test_proc_address(void **state)
 	assert_ptr_not_equal(fn, (void *)cuDeviceTotalMem_v2);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Known, not implemented: a stub that says so. */
-	assert_int_equal(cuGetProcAddress_v2("cuGraphCreate", &fn, 13000, 0, &st), CUDA_SUCCESS);
+	assert_int_equal(cuGetProcAddress_v2("cuGraphAddMemAllocNode", &fn, 13000, 0, &st),
+			 CUDA_SUCCESS);
 	assert_non_null(fn);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Per-thread variants: a different entry where one exists (a stub of
@@ -594,6 +597,162 @@ static void test_errors(void **state)
 	assert_int_equal(cuDeviceGetCount(&n), CUDA_ERROR_NOT_INITIALIZED);
 }
 
+static void host_fn(void *arg)
+{
+	(void)arg;
+}
+
+/* Graphs built node by node: what needs no host (launches are the e2e
+ * tests'). */
+static void test_graphs(void **state)
+{
+	CUDA_HOST_NODE_PARAMS hp = { .fn = host_fn };
+	CUDA_MEMSET_NODE_PARAMS mp = { .dst = 0x1000, .value = 7, .elementSize = 4, .width = 16,
+				       .height = 1 };
+	CUgraph g, other, clone;
+	CUgraphNode a, b, c, x, found, list[5];
+	CUgraphExec e, e2;
+	CUgraphNodeType type;
+	CUgraphExecUpdateResultInfo info;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(cuGraphCreate(&g, 1), CUDA_ERROR_INVALID_VALUE); /* flags are 0 */
+	assert_int_equal(cuGraphCreate(&g, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphCreate(&other, 0), CUDA_SUCCESS);
+	/* a -> b -> c, a -> c */
+	assert_int_equal(cuGraphAddHostNode(&a, g, NULL, 0, &hp), CUDA_SUCCESS);
+	assert_int_equal(cuGraphAddMemsetNode(&b, g, &a, 1, &mp, NULL), CUDA_SUCCESS);
+	CUgraphNode ab[2] = { a, b };
+	assert_int_equal(cuGraphAddEmptyNode(&c, g, ab, 2), CUDA_SUCCESS);
+	/* Bad nodes: none, NULL dependencies, another graph's, the same twice,
+	 * more than the graph has, a bad memset, no host function. */
+	assert_int_equal(cuGraphAddEmptyNode(NULL, g, NULL, 0), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddEmptyNode(&x, g, NULL, 1), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddEmptyNode(&x, other, &a, 1), CUDA_ERROR_INVALID_VALUE);
+	CUgraphNode twice[2] = { a, a };
+	assert_int_equal(cuGraphAddEmptyNode(&x, g, twice, 2), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddEmptyNode(&x, g, ab, (size_t)1 << 40), CUDA_ERROR_INVALID_VALUE);
+	CUgraphNode junk = (CUgraphNode)&mp;
+	assert_int_equal(cuGraphAddEmptyNode(&x, g, &junk, 1), CUDA_ERROR_INVALID_HANDLE);
+	assert_int_equal(cuGraphAddEmptyNode(&x, (CUgraph)&mp, NULL, 0), CUDA_ERROR_INVALID_HANDLE);
+	CUDA_MEMSET_NODE_PARAMS bad = mp;
+	bad.elementSize = 3;
+	assert_int_equal(cuGraphAddMemsetNode(&x, g, NULL, 0, &bad, NULL), CUDA_ERROR_INVALID_VALUE);
+	bad = mp;
+	bad.height = 2;
+	bad.pitch = 8; /* narrower than a row */
+	assert_int_equal(cuGraphAddMemsetNode(&x, g, NULL, 0, &bad, NULL), CUDA_ERROR_INVALID_VALUE);
+	bad = mp;
+	bad.width = SIZE_MAX;
+	bad.height = 2;
+	bad.pitch = SIZE_MAX; /* a row's bytes overflow */
+	assert_int_equal(cuGraphAddMemsetNode(&x, g, NULL, 0, &bad, NULL), CUDA_ERROR_INVALID_VALUE);
+	CUDA_HOST_NODE_PARAMS nofn = { 0 };
+	assert_int_equal(cuGraphAddHostNode(&x, g, NULL, 0, &nofn), CUDA_ERROR_INVALID_VALUE);
+	/* Not served, through the generic call; reserved fields must be 0. */
+	CUgraphNodeParams np = { .type = CU_GRAPH_NODE_TYPE_MEM_ALLOC };
+	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_NOT_SUPPORTED);
+	np = (CUgraphNodeParams){ .type = CU_GRAPH_NODE_TYPE_EMPTY, .reserved2 = 1 };
+	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_INVALID_VALUE);
+	/* A programmatic edge is not served. */
+	CUgraphEdgeData early = { .type = CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC };
+	np = (CUgraphNodeParams){ .type = CU_GRAPH_NODE_TYPE_EMPTY };
+	assert_int_equal(cuGraphAddNode(&x, g, &a, &early, 1, &np), CUDA_ERROR_NOT_SUPPORTED);
+	/* The queries: a count, then entries (NULL past the end). */
+	assert_int_equal(cuGraphGetNodes(g, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 3);
+	n = 5;
+	assert_int_equal(cuGraphGetNodes(g, list, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 3);
+	assert_ptr_equal(list[0], a);
+	assert_null(list[3]);
+	n = 2;
+	assert_int_equal(cuGraphGetNodes(g, list, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 2);
+	assert_int_equal(cuGraphGetRootNodes(g, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 1);
+	assert_int_equal(cuGraphGetEdges(g, NULL, NULL, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 3);
+	assert_int_equal(cuGraphNodeGetDependentNodes(a, NULL, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 2);
+	assert_int_equal(cuGraphNodeGetDependencies(c, NULL, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 2);
+	assert_int_equal(cuGraphNodeGetType(b, &type), CUDA_SUCCESS);
+	assert_int_equal(type, CU_GRAPH_NODE_TYPE_MEMSET);
+	/* A node's parameters, of its own type only. */
+	CUDA_MEMSET_NODE_PARAMS mback;
+	assert_int_equal(cuGraphMemsetNodeGetParams(b, &mback), CUDA_SUCCESS);
+	assert_int_equal(mback.value, 7);
+	CUDA_HOST_NODE_PARAMS hback;
+	assert_int_equal(cuGraphHostNodeGetParams(b, &hback), CUDA_ERROR_INVALID_VALUE);
+	/* Edges: one there already, one to itself, one of another graph. */
+	assert_int_equal(cuGraphAddDependencies(g, &a, &b, NULL, 1), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddDependencies(g, &a, &a, NULL, 1), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphRemoveDependencies(g, &c, &a, NULL, 1), CUDA_ERROR_INVALID_VALUE);
+	/* Instantiated; a cycle (c -> a) is refused; removed, it goes again. */
+	assert_int_equal(cuGraphInstantiateWithFlags(&e, g, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphAddDependencies(g, &c, &a, NULL, 1), CUDA_SUCCESS);
+	assert_int_equal(cuGraphInstantiateWithFlags(&e2, g, 0), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphRemoveDependencies(g, &c, &a, NULL, 1), CUDA_SUCCESS);
+	assert_int_equal(cuGraphInstantiateWithFlags(&e2, g, CUDA_GRAPH_INSTANTIATE_FLAG_DEVICE_LAUNCH),
+			 CUDA_ERROR_NOT_SUPPORTED);
+	/* Turned off and on: a memset may be, a host node may not. */
+	unsigned int on = 0;
+	assert_int_equal(cuGraphNodeSetEnabled(e, b, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphNodeGetEnabled(e, b, &on), CUDA_SUCCESS);
+	assert_int_equal(on, 0);
+	assert_int_equal(cuGraphNodeSetEnabled(e, a, 0), CUDA_ERROR_INVALID_VALUE);
+	/* Changed in the executable graph: a node of the graph only. */
+	mp.value = 9;
+	assert_int_equal(cuGraphExecMemsetNodeSetParams(e, b, &mp, NULL), CUDA_SUCCESS);
+	assert_int_equal(cuGraphExecHostNodeSetParams(e, b, &hp), CUDA_ERROR_INVALID_VALUE);
+	CUgraphNode stray;
+	assert_int_equal(cuGraphAddEmptyNode(&stray, other, NULL, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphExecMemsetNodeSetParams(e, stray, &mp, NULL), CUDA_ERROR_INVALID_VALUE);
+	/* A clone: its nodes found from the original's, the same structure. */
+	assert_int_equal(cuGraphClone(&clone, g), CUDA_SUCCESS);
+	assert_int_equal(cuGraphNodeFindInClone(&found, c, clone), CUDA_SUCCESS);
+	assert_ptr_not_equal(found, c);
+	assert_int_equal(cuGraphNodeGetDependencies(found, NULL, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 2);
+	assert_int_equal(cuGraphNodeFindInClone(&found, stray, clone), CUDA_ERROR_INVALID_VALUE);
+	/* Updates: the clone has the same topology; the graph with a node
+	 * more does not (nothing changes then). */
+	assert_int_equal(cuGraphExecUpdate(e, clone, &info), CUDA_SUCCESS);
+	assert_int_equal(info.result, CU_GRAPH_EXEC_UPDATE_SUCCESS);
+	assert_int_equal(cuGraphAddEmptyNode(&x, g, &c, 1), CUDA_SUCCESS);
+	assert_int_equal(cuGraphExecUpdate(e, g, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
+	assert_int_equal(info.result, CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED);
+	/* A child graph, a clone of it: the child's changes are its own. */
+	CUgraph parent, inner;
+	assert_int_equal(cuGraphCreate(&parent, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphAddChildGraphNode(&x, parent, NULL, 0, g), CUDA_SUCCESS);
+	assert_int_equal(cuGraphChildGraphNodeGetGraph(x, &inner), CUDA_SUCCESS);
+	assert_ptr_not_equal(inner, g);
+	assert_int_equal(cuGraphGetNodes(inner, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 4);
+	assert_int_equal(cuGraphInstantiateWithFlags(&e2, parent, 0), CUDA_SUCCESS);
+	assert_int_equal(e2->n_steps, 2); /* the host node and the memset (empty nodes run nothing) */
+	/* A node destroyed takes its edges with it. */
+	assert_int_equal(cuGraphDestroyNode(b), CUDA_SUCCESS);
+	assert_int_equal(cuGraphGetEdges(g, NULL, NULL, NULL, &n), CUDA_SUCCESS);
+	assert_int_equal(n, 2); /* a -> c, c -> x */
+	/* A graph made by capture (the host's) cannot be read node by node. */
+	CUgraph captured;
+	assert_int_equal(vgpu_cuda_graph_new(5, &captured), CUDA_SUCCESS);
+	assert_int_equal(cuGraphGetNodes(captured, NULL, &n), CUDA_ERROR_NOT_SUPPORTED);
+	assert_int_equal(cuGraphAddEmptyNode(&x, captured, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
+	assert_int_equal(cuGraphAddChildGraphNode(&x, g, NULL, 0, captured), CUDA_ERROR_NOT_SUPPORTED);
+	assert_int_equal(cuGraphExecDestroy(e2), CUDA_SUCCESS);
+	assert_int_equal(cuGraphExecDestroy(e), CUDA_SUCCESS);
+	assert_int_equal(cuGraphDestroy(parent), CUDA_SUCCESS);
+	assert_int_equal(cuGraphDestroy(clone), CUDA_SUCCESS);
+	assert_int_equal(cuGraphDestroy(other), CUDA_SUCCESS);
+	assert_int_equal(cuGraphDestroy(g), CUDA_SUCCESS);
+	free(captured); /* its host is the (absent) peer's */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_images),
 		cmocka_unit_test(test_elf_images),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_graphs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
