@@ -51,6 +51,8 @@ enum option_bit {
 	OPT_GPUS = 1u << 18,
 	OPT_RATE_LIMIT = 1u << 19,
 	OPT_MEM_QUOTA = 1u << 20,
+	OPT_ONCE = 1u << 21,
+	OPT_SORT = 1u << 22,
 };
 
 #define DEFAULT_RUN_DIR "/run/vgpu"
@@ -78,6 +80,8 @@ struct cli {
 	unsigned gpus;              /* mask (0: all), when OPT_GPUS */
 	int rate_limit_ms;          /* 0..VGPU_RATE_LIMIT_MS_MAX, when OPT_RATE_LIMIT */
 	long long mem_quota_mib;    /* 0..VGPU_MEM_QUOTA_MIB_MAX, when OPT_MEM_QUOTA */
+	bool once;                  /* top: one frame */
+	int sort;                   /* top: a column (cmd_top.c), when OPT_SORT */
 };
 
 struct command {
@@ -138,6 +142,9 @@ int cmd_update_vm(struct cli *cli);
 int cmd_scan_vms(struct cli *cli);
 int cmd_status(struct cli *cli);
 int cmd_stats(struct cli *cli);
+int cmd_top(struct cli *cli);
+/* cmd_top.c: top's --sort value (share, rate, wait, mem, name) into *@ret. */
+int top_sort_parse(const char *s, int *ret);
 
 /* The mediator's statistics document over RUNDIR/control.sock (mediator.c).
  * VGPU_NOT_FOUND when no mediator listens there. */

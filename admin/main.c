@@ -65,6 +65,9 @@ const struct command commands[] = {
 	  "Control panel: pools, VMs with power state, mediator statistics, summary" },
 	{ "stats", cmd_stats, OPT_JSON | OPT_RUN_DIR, 0, "[--json] [--run-dir DIR]",
 	  "The running mediator's statistics per priority level and per VM" },
+	{ "top", cmd_top, OPT_ONCE | OPT_SORT | OPT_RUN_DIR, 0,
+	  "[--once] [--sort share|rate|wait|mem|name] [--run-dir DIR]",
+	  "Live view of the pools' and VMs' GPU share, rates, waits and memory (q quits)" },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };
 
@@ -93,6 +96,8 @@ static const struct {
 	{ OPT_GPUS, { "gpus", required_argument, NULL, 'g' }, "--gpus" },
 	{ OPT_RATE_LIMIT, { "rate-limit", required_argument, NULL, 'l' }, "--rate-limit" },
 	{ OPT_MEM_QUOTA, { "mem-quota", required_argument, NULL, 'q' }, "--mem-quota" },
+	{ OPT_ONCE, { "once", no_argument, NULL, 'O' }, "--once" },
+	{ OPT_SORT, { "sort", required_argument, NULL, 'S' }, "--sort" },
 	{ OPT_HELP, { "help", no_argument, NULL, 'h' }, "--help" },
 	{ OPT_VERSION, { "version", no_argument, NULL, 'V' }, "--version" },
 };
@@ -272,6 +277,13 @@ static int take_value(struct cli *cli, unsigned bit, const char *name, const cha
 		break;
 	case OPT_EXPORT:
 		cli->export_env = true;
+		break;
+	case OPT_ONCE:
+		cli->once = true;
+		break;
+	case OPT_SORT:
+		if (top_sort_parse(value, &cli->sort) != VGPU_OK)
+			return bad_value(name, value, "must be share, rate, wait, mem or name");
 		break;
 	}
 	return EXIT_OK;
