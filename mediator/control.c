@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * control.c - RUNDIR/control.sock, for vgpu-admin: a client writes one
- * command line ("stats"), gets one JSON document back, and the connection
+ * control.c - RUNDIR/control.sock, for vgpu-admin and the host agent: a
+ * client writes one command line, "stats" (one JSON document back) or
+ * "metrics" (Prometheus' text format, metrics.c), and the connection
  * closes. Only root can connect (mode 0600).
  *
  * Must never: block the loop on a slow client (commands are read without
@@ -219,8 +220,9 @@ static void client_event(void *ctx, uint32_t events)
 	if (nl)
 		*nl = '\0';
 
-	char *reply = strcmp(cl->cmd, "stats") == 0 ? stats_document(cl->ctl->m)
-						   : strdup("{\"error\":\"unknown command\"}");
+	char *reply = strcmp(cl->cmd, "stats") == 0	  ? stats_document(cl->ctl->m)
+		      : strcmp(cl->cmd, "metrics") == 0 ? vgpu_metrics_document(cl->ctl->m)
+							: strdup("{\"error\":\"unknown command\"}");
 	if (reply) {
 		struct timeval tv = { .tv_sec = 1 };
 		size_t off = 0, len = strlen(reply);
@@ -237,7 +239,7 @@ static void client_event(void *ctx, uint32_t events)
 				break;
 			off += (size_t)w;
 		}
-		if (off == len)
+		if (off == len && len && reply[len - 1] != '\n')
 			send(cl->fd, "\n", 1, MSG_NOSIGNAL);
 		free(reply);
 	}

@@ -372,6 +372,9 @@ void vgpu_vm_set_state(struct mediator *m, struct vgpu_vm *vm, const struct vgpu
 
 /* control.c */
 int vgpu_control_start(struct mediator *m);
+/* metrics.c: the figures in Prometheus' text format (malloc'd; NULL when
+ * out of memory), for the control socket's "metrics". Loop thread. */
+char *vgpu_metrics_document(struct mediator *m);
 void vgpu_control_stop(struct mediator *m);
 
 /* transport/socket.c, transport/spool.c, transport/shm.c, transport/device.c */

@@ -64,6 +64,16 @@ void vgpu_hist_add(struct vgpu_hist *h, uint64_t ns)
 		return;
 	h->buckets[bucket_of(ns)]++;
 	h->count++;
+	h->sum_ns = ns > UINT64_MAX - h->sum_ns ? UINT64_MAX : h->sum_ns + ns; /* saturates */
+}
+
+uint64_t vgpu_hist_count_below(const struct vgpu_hist *h, uint64_t ns)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < VGPU_HIST_BUCKETS && bucket_bound(i) <= ns; i++)
+		n += h->buckets[i];
+	return n;
 }
 
 uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q)

@@ -14,6 +14,7 @@
 
 struct vgpu_hist {
 	uint64_t count;
+	uint64_t sum_ns;               /* of the samples (Prometheus' _sum) */
 	uint64_t buckets[VGPU_HIST_BUCKETS];
 };
 
@@ -56,5 +57,9 @@ void vgpu_stats_priority(struct vgpu_stats *s, int priority, struct vgpu_series 
 uint64_t vgpu_hist_quantile(const struct vgpu_hist *h, double q);
 /* Add one sample (ns). */
 void vgpu_hist_add(struct vgpu_hist *h, uint64_t ns);
+/* How many of @h's samples lie in buckets that end at or below @ns: those
+ * below @ns exactly when @ns is a bucket's bound (1 us * 2^(i/4); every
+ * power of two of microseconds is one). */
+uint64_t vgpu_hist_count_below(const struct vgpu_hist *h, uint64_t ns);
 
 #endif

@@ -141,6 +141,32 @@ static void quantile_resolution_sweep(void **state)
 	}
 }
 
+/* Prometheus' cumulative buckets at powers of two of microseconds, and
+ * the sum: exact. */
+static void count_below_and_sum(void **state)
+{
+	struct vgpu_hist h;
+	(void)state;
+
+	memset(&h, 0, sizeof(h));
+	vgpu_hist_add(&h, 500);         /* below 1 us */
+	vgpu_hist_add(&h, US);          /* exactly 1 us: not below it */
+	vgpu_hist_add(&h, 3 * US);
+	vgpu_hist_add(&h, 4 * US - 1);
+	vgpu_hist_add(&h, 4 * US);
+	vgpu_hist_add(&h, 1000 * US);
+	assert_int_equal(vgpu_hist_count_below(&h, US), 1);
+	assert_int_equal(vgpu_hist_count_below(&h, 2 * US), 2);
+	assert_int_equal(vgpu_hist_count_below(&h, 4 * US), 4);
+	assert_int_equal(vgpu_hist_count_below(&h, 8 * US), 5);
+	assert_int_equal(vgpu_hist_count_below(&h, 1024 * US), 6);
+	assert_int_equal(vgpu_hist_count_below(&h, 0), 0);
+	assert_int_equal(vgpu_hist_count_below(&h, UINT64_MAX), 6);
+	assert_int_equal(h.sum_ns, 500 + US + 3 * US + 4 * US - 1 + 4 * US + 1000 * US);
+	vgpu_hist_add(&h, UINT64_MAX);
+	assert_int_equal(h.sum_ns, UINT64_MAX); /* saturated, not wrapped */
+}
+
 static void quantile_edges(void **state)
 {
 	struct vgpu_hist h;
@@ -325,6 +351,7 @@ int main(void)
 		cmocka_unit_test(quantile_bimodal),
 		cmocka_unit_test(quantile_resolution_sweep),
 		cmocka_unit_test(quantile_edges),
+		cmocka_unit_test(count_below_and_sum),
 		cmocka_unit_test(reset_and_bad_arguments),
 		cmocka_unit_test(concurrent_recording),
 	};
