@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "admin_shared.h"
 #include "vgpu_config.h"
 
 /* Exit codes, documented in vgpu-admin(8). */
@@ -107,13 +108,6 @@ int cli_exit_code(int rc);
 
 /* Printing helpers (output.c). */
 void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Copy @in for a terminal: control characters and bytes that are not valid
- * UTF-8 become '?'. Always NUL-terminates @out. */
-void sanitize(const char *in, char *out, size_t out_size);
-/* A JSON string from arbitrary bytes (invalid UTF-8 is replaced). */
-json_t *json_text(const char *s);
-json_t *json_vm(const struct vgpu_vm_config *vm);
-json_t *json_pool(const struct vgpu_pool_info *pool);
 /* Print @root to stdout, steal the reference; EXIT_OK or failure. */
 int print_json(json_t *root);
 
@@ -146,9 +140,6 @@ int cmd_top(struct cli *cli);
 /* cmd_top.c: top's --sort value (share, rate, wait, mem, name) into *@ret. */
 int top_sort_parse(const char *s, int *ret);
 
-/* The mediator's statistics document over RUNDIR/control.sock (mediator.c).
- * VGPU_NOT_FOUND when no mediator listens there. */
-int mediator_stats(const char *run_dir, json_t **ret_doc, char *err, size_t err_size);
 /* Print the per-priority and per-VM tables of a stats document. */
 void print_mediator_stats(json_t *doc);
 

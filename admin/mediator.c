@@ -1,77 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mediator.c - vgpu-admin's side of the mediator's control socket: one
- * command, one JSON document back. Bounded (4 MiB, 3 s) so that a stuck or
- * foreign socket cannot hang the CLI.
+ * mediator.c - vgpu-admin stats: the mediator's statistics document
+ * (control_client.c) as tables.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "cli.h"
-
-#define REPLY_MAX (4u << 20)
-
-int mediator_stats(const char *run_dir, json_t **ret_doc, char *err, size_t err_size)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 3 };
-	size_t len = 0;
-	char *buf;
-	int fd;
-
-	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", run_dir) >=
-	    sizeof(addr.sun_path)) {
-		snprintf(err, err_size, "run directory %s is too long", run_dir);
-		return VGPU_INVALID_PARAM;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, err_size, "socket: %s", strerror(errno));
-		return VGPU_IO_ERROR;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		int e = errno;
-
-		snprintf(err, err_size, "the mediator is not running (%s: %s)", addr.sun_path,
-			 strerror(e));
-		close(fd);
-		return e == ENOENT || e == ECONNREFUSED ? VGPU_NOT_FOUND : VGPU_IO_ERROR;
-	}
-	buf = malloc(REPLY_MAX + 1);
-	if (!buf || send(fd, "stats\n", 6, MSG_NOSIGNAL) != 6) {
-		snprintf(err, err_size, "cannot ask the mediator");
-		free(buf);
-		close(fd);
-		return VGPU_IO_ERROR;
-	}
-	for (;;) {
-		ssize_t n = recv(fd, buf + len, REPLY_MAX - len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || (len += (size_t)n) == REPLY_MAX)
-			break;
-	}
-	close(fd);
-	buf[len] = '\0';
-	json_error_t jerr;
-	json_t *doc = json_loads(buf, 0, &jerr);
-	free(buf);
-	if (!doc || !json_is_object(doc)) {
-		snprintf(err, err_size, "the mediator's answer is not a JSON object");
-		json_decref(doc);
-		return VGPU_PROTOCOL;
-	}
-	*ret_doc = doc;
-	return VGPU_OK;
-}
 
 static void print_series_row(const char *label, json_t *o)
 {
