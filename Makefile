@@ -27,7 +27,7 @@ TSAN_SUITES = --suite mediator --suite backend --suite guest --suite e2e
 MESON_TEST_FLAGS ?= --print-errorlogs
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES = xe_vm_list conf cli_values protocol ring cuda_ring
+FUZZ_HARNESSES = xe_vm_list conf cli_values protocol ring cuda_ring agent
 
 .PHONY: all deps deps-build test test-plain test-asan test-tsan test-vm test-qemu42 qemu run install fuzz clean
 

@@ -14,7 +14,8 @@ fi
 prefix=$(meson introspect "$VGPU_BUILD" --buildoptions | jq -r '.[] | select(.name == "prefix") | .value')
 root=$stage$prefix
 for f in sbin/vgpu-admin sbin/vgpu-qemu-wrapper sbin/vgpu-vm-startup.sh sbin/vgpu-mediator \
-	bin/vgpu-submit lib/systemd/system/vgpu-mediator.service \
+	sbin/vgpu-agent bin/vgpu-submit lib/systemd/system/vgpu-mediator.service \
+	lib/systemd/system/vgpu-agent.service share/man/man8/vgpu-agent.8 \
 	include/vgpu/vgpu_config.h include/vgpu/vgpu_error.h include/vgpu/libvgpu.h \
 	include/vgpu/vgpu_protocol.h \
 	share/man/man8/vgpu-admin.8 share/man/man8/vgpu-qemu-wrapper.8 \
@@ -23,6 +24,8 @@ for f in sbin/vgpu-admin sbin/vgpu-qemu-wrapper sbin/vgpu-vm-startup.sh sbin/vgp
 done
 grep -q "^ExecStart=$prefix/sbin/vgpu-mediator" "$root/lib/systemd/system/vgpu-mediator.service" &&
 	pass "service file names the installed mediator" || fail "service file ExecStart wrong"
+grep -q "^ExecStart=$prefix/sbin/vgpu-agent" "$root/lib/systemd/system/vgpu-agent.service" &&
+	pass "the agent's service file names the installed agent" || fail "agent service ExecStart wrong"
 [ -n "$(find "$root" -name 'libvgpu.so.0')" ] && pass "installed libvgpu.so.0" || fail "missing libvgpu.so.0"
 lib=$(find "$root" -name 'libvgpu-config.so.0' | head -n1)
 [ -n "$lib" ] && pass "installed libvgpu-config.so.0" || fail "missing libvgpu-config.so.0"
