@@ -6,7 +6,7 @@
 set -eu
 
 build_pkgs="gcc make meson ninja-build pkg-config python3 libsqlite3-dev libjansson-dev libxen-dev libmicrohttpd-dev"
-test_pkgs="libcmocka-dev sqlite3 jq util-linux python3-prometheus-client python3-yaml curl"
+test_pkgs="libcmocka-dev sqlite3 jq util-linux python3-prometheus-client python3-yaml curl rpm cpio"
 
 # The guest driver is built against the headers of the kernel the VM
 # tests boot (scripts/guest-kernel.sh).
