@@ -145,6 +145,10 @@ static size_t rows_of(json_t *was, json_t *now, double dt_s, double capacity_ms,
 		r->quota_mib = quota / 1048576;
 		if (!p) /* new since the last look: nothing to compare with */
 			r->share = r->rate = r->launches = 0;
+		/* A mediator restarted meanwhile counts from 0 again. */
+		r->share = r->share < 0 ? 0 : r->share;
+		r->rate = r->rate < 0 ? 0 : r->rate;
+		r->launches = r->launches < 0 ? 0 : r->launches;
 	}
 	*ret = rows;
 	return n;

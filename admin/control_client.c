@@ -14,7 +14,9 @@
 
 #include "admin_shared.h"
 
-#define REPLY_MAX (4u << 20)
+/* The metrics of 4096 VMs take about 28 MiB (6.8 KiB each). */
+#define REPLY_MAX (64u << 20)
+#define REPLY_FIRST (64u << 10)
 
 int mediator_ask(const char *run_dir, const char *cmd, char **ret_text, char *err,
 		 size_t err_size)
@@ -47,8 +49,9 @@ int mediator_ask(const char *run_dir, const char *cmd, char **ret_text, char *er
 	}
 	char line[32];
 	int line_len = snprintf(line, sizeof(line), "%s\n", cmd);
+	size_t cap = REPLY_FIRST;
 
-	buf = malloc(REPLY_MAX + 1);
+	buf = malloc(cap + 1);
 	if (!buf || line_len <= 0 || (size_t)line_len >= sizeof(line) ||
 	    send(fd, line, (size_t)line_len, MSG_NOSIGNAL) != line_len) {
 		snprintf(err, err_size, "cannot ask the mediator");
@@ -56,15 +59,43 @@ int mediator_ask(const char *run_dir, const char *cmd, char **ret_text, char *er
 		close(fd);
 		return VGPU_IO_ERROR;
 	}
+	/* To the end of the stream: a timeout, an error or an answer too
+	 * large is a failure, never half an answer. */
 	for (;;) {
-		ssize_t n = recv(fd, buf + len, REPLY_MAX - len, 0);
+		ssize_t n;
 
+		if (len == cap) {
+			char *grown = cap < REPLY_MAX ? realloc(buf, 2 * cap + 1) : NULL;
+
+			if (!grown) {
+				snprintf(err, err_size, "the mediator's answer is over %u MiB",
+					 REPLY_MAX >> 20);
+				free(buf);
+				close(fd);
+				return VGPU_LIMIT;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+		n = recv(fd, buf + len, cap - len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || (len += (size_t)n) == REPLY_MAX)
+		if (n < 0) {
+			snprintf(err, err_size, "the mediator's answer broke off: %s", strerror(errno));
+			free(buf);
+			close(fd);
+			return VGPU_IO_ERROR;
+		}
+		if (n == 0)
 			break;
+		len += (size_t)n;
 	}
 	close(fd);
+	if (len == 0) {
+		snprintf(err, err_size, "the mediator closed the connection without an answer");
+		free(buf);
+		return VGPU_IO_ERROR;
+	}
 	buf[len] = '\0';
 	*ret_text = buf;
 	return VGPU_OK;

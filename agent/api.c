@@ -125,7 +125,8 @@ static bool db_open(struct agent *a, struct agent_reply *r)
 
 /* ---- bodies ------------------------------------------------------------ */
 
-/* @body as a JSON object whose keys are all among @allowed (NULL-ended). */
+/* @body as a JSON object of at least one key, each among @allowed
+ * (NULL-ended). */
 static json_t *body_object(const char *body, size_t len, const char *const *allowed,
 			   struct agent_reply *r)
 {
@@ -161,6 +162,11 @@ static json_t *body_object(const char *body, size_t len, const char *const *allo
 			json_decref(doc);
 			return NULL;
 		}
+	}
+	if (json_object_size(doc) == 0) {
+		json_decref(doc);
+		reply_error(r, 400, "an empty object: give at least one field");
+		return NULL;
 	}
 	return doc;
 }
@@ -280,7 +286,7 @@ static void get_health(struct agent *a, struct agent_reply *r)
 	if (!db_ok)
 		a->db = NULL;
 	reply_json(r, stats && db_ok ? 200 : 503,
-		   json_pack("{s:s, s:s, s:{s:b, s:o, s:o}, s:{s:b, s:s, s:o}}", "status",
+		   json_pack("{s:s, s:s, s:{s:b, s:o, s:o?}, s:{s:b, s:s, s:o}}", "status",
 			     stats && db_ok ? "ok" : "degraded", "agent_version", VGPU_VERSION,
 			     "mediator", "up", stats != NULL, "error",
 			     stats ? json_null() : json_text(err), "figures", med, "registry", "up",
@@ -337,7 +343,7 @@ static void get_host(struct agent *a, struct agent_reply *r)
 	free(vms);
 	gethostname(host, sizeof(host) - 1);
 	reply_json(r, 200,
-		   json_pack("{s:o, s:s, s:o, s:o, s:o, s:I, s:s}", "hostname", json_text(host),
+		   json_pack("{s:o, s:s, s:o?, s:o?, s:o, s:I, s:s}", "hostname", json_text(host),
 			     "agent_version", VGPU_VERSION, "mediator",
 			     stats ? json_incref(json_object_get(stats, "mediator")) : json_null(),
 			     "gpus", stats ? json_incref(json_object_get(stats, "gpus")) : json_array(),

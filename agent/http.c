@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 
@@ -75,7 +76,7 @@ static bool allowed(const struct http_listener *l, struct MHD_Connection *c)
 	if (!l->token)
 		return true;
 	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) /* the scheme in any case (RFC 7235) */
 		return false;
 	return same_secret(auth + 7, strlen(auth + 7), l->token, l->token_len);
 }

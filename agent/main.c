@@ -149,8 +149,11 @@ static int unix_listener(const char *path)
 		unlink(path);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
+	mode_t old = umask(0177); /* 0600 from the start, not after a chmod */
+	int bound = fd >= 0 ? bind(fd, (struct sockaddr *)&addr, sizeof(addr)) : -1;
+
+	umask(old);
+	if (fd < 0 || bound != 0 || chmod(path, 0600) != 0 || listen(fd, 16) != 0) {
 		fprintf(stderr, "vgpu-agent: cannot listen on %s: %s\n", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -179,6 +182,7 @@ int main(int argc, char **argv)
 	struct http_listener ul = { .agent = &a, .fd = -1 }, tl = { .agent = &a, .fd = -1 };
 	sigset_t sigs;
 	int c, sig, rc = 1;
+	bool owned = false;
 	char *token = NULL;
 
 	opterr = 0;
@@ -234,6 +238,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vgpu-agent: cannot serve %s\n", sock);
 		goto out;
 	}
+	owned = true; /* libmicrohttpd closes the socket when it stops */
 	if (listen_at) {
 		tl.addr = (const struct sockaddr *)&ss;
 		tl.token = token;
@@ -251,7 +256,8 @@ out:
 	http_stop(&tl);
 	http_stop(&ul);
 	if (ul.fd >= 0) {
-		close(ul.fd);
+		if (!owned)
+			close(ul.fd);
 		unlink(sock);
 	}
 	agent_close(&a);

@@ -312,7 +312,9 @@ CUresult cuGraphNodeGetDependencies(CUgraphNode hNode, CUgraphNode *dependencies
 
 	if (!node)
 		return rc;
-	if (edgeData && dependencies && numDependencies)
+	if (edgeData && !dependencies)
+		return CUDA_ERROR_INVALID_VALUE; /* edge data only beside the nodes */
+	if (edgeData && numDependencies)
 		plain_out(edgeData, *numDependencies);
 	return fill(dependencies, node->deps, node->n_deps, numDependencies);
 }

@@ -322,12 +322,17 @@ CUresult cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
 	if (!p)
 		return CUDA_ERROR_INVALID_VALUE;
 	rc = instantiate(phGraphExec, hGraph, p->flags, &err);
+	if (rc == CUDA_SUCCESS && (p->flags & CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD)) {
+		rc = launch(*phGraphExec, p->hUploadStream, true);
+		if (rc != CUDA_SUCCESS) { /* no executable graph made after all */
+			cuGraphExecDestroy(*phGraphExec);
+			*phGraphExec = NULL;
+		}
+	}
 	p->hErrNode_out = err;
 	p->result_out = rc == CUDA_SUCCESS ? CUDA_GRAPH_INSTANTIATE_SUCCESS
 			: err		   ? CUDA_GRAPH_INSTANTIATE_INVALID_STRUCTURE
 					   : CUDA_GRAPH_INSTANTIATE_ERROR;
-	if (rc == CUDA_SUCCESS && (p->flags & CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD))
-		rc = launch(*phGraphExec, p->hUploadStream, true);
 	return rc;
 }
 
@@ -626,10 +631,15 @@ CUresult cuGraphExecUpdate(CUgraphExec hGraphExec, CUgraph hGraph,
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	g = vgpu_graph_built(hGraph, &rc);
-	if (g && hGraphExec->host) {
-		vgpu_cuda_log(true, "an executable graph made by stream capture cannot be updated: "
-				    "CUDA_ERROR_NOT_SUPPORTED");
-		rc = CUDA_ERROR_NOT_SUPPORTED;
+	if ((g || rc == CUDA_ERROR_NOT_SUPPORTED) && (hGraphExec->host || hGraph->host)) {
+		/* As the driver says of an update it cannot do, so that a program
+		 * instantiates the graph anew (the host holds captured graphs). */
+		vgpu_cuda_log(true, "a graph made by stream capture is not updated here: "
+				    "CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, instantiate it anew");
+		resultInfo->result = CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED;
+		resultInfo->errorNode = NULL;
+		resultInfo->errorFromNode = NULL;
+		return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
 	}
 	if (rc == CUDA_SUCCESS)
 		rc = tops_of(g, &now, &err);
@@ -648,6 +658,13 @@ CUresult cuGraphExecUpdate(CUgraphExec hGraphExec, CUgraph hGraph,
 			for (size_t k = 0; k < g->n_nodes; k++)
 				if (fresh.steps[i].node == g->nodes[k]) {
 					fresh.steps[i].node = was[k].node;
+					break;
+				}
+		/* Nodes turned off stay off. */
+		for (size_t i = 0; i < fresh.n_steps; i++)
+			for (size_t k = 0; k < hGraphExec->n_steps; k++)
+				if (hGraphExec->steps[k].node == fresh.steps[i].node) {
+					fresh.steps[i].enabled = hGraphExec->steps[k].enabled;
 					break;
 				}
 		steps_free(hGraphExec->steps, hGraphExec->n_steps);

@@ -25,6 +25,8 @@ static CUresult kernel_op(struct vgpu_graph_op *op, const CUDA_KERNEL_NODE_PARAM
 
 	if (!p)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (!p->func && !p->kern)
+		return CUDA_ERROR_INVALID_VALUE;
 	k = vgpu_cuda_kernel(p->func ? (const void *)p->func : (const void *)p->kern);
 	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
@@ -39,6 +41,7 @@ static CUresult kernel_op(struct vgpu_graph_op *op, const CUDA_KERNEL_NODE_PARAM
 		free(args);
 		return rc;
 	}
+	vgpu_cuda_kernel_hold(k); /* its record outlives an unloaded library */
 	*op = (struct vgpu_graph_op){
 		.type = CU_GRAPH_NODE_TYPE_KERNEL,
 		.kernel = { .k = k, .func = p->func, .kern = p->kern, .ctx = p->ctx,
@@ -112,10 +115,12 @@ CUresult vgpu_graph_op_copy(struct vgpu_graph_op *dst, const struct vgpu_graph_o
 		size_t n = src->kernel.k->param_bytes;
 
 		dst->kernel.args = malloc(n ? n : 1);
-		if (dst->kernel.args)
+		if (dst->kernel.args) {
 			memcpy(dst->kernel.args, src->kernel.args, n);
-		else
+			vgpu_cuda_kernel_hold(src->kernel.k);
+		} else {
 			rc = CUDA_ERROR_OUT_OF_MEMORY;
+		}
 	}
 	if (rc != CUDA_SUCCESS)
 		*dst = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_EMPTY }; /* holds nothing */
@@ -124,9 +129,10 @@ CUresult vgpu_graph_op_copy(struct vgpu_graph_op *dst, const struct vgpu_graph_o
 
 void vgpu_graph_op_free(struct vgpu_graph_op *op)
 {
-	if (op->type == CU_GRAPH_NODE_TYPE_KERNEL)
+	if (op->type == CU_GRAPH_NODE_TYPE_KERNEL) {
 		free(op->kernel.args);
-	else if (op->type == CU_GRAPH_NODE_TYPE_GRAPH && op->child)
+		vgpu_cuda_kernel_release(op->kernel.k);
+	} else if (op->type == CU_GRAPH_NODE_TYPE_GRAPH && op->child)
 		vgpu_graph_free(op->child);
 	op->type = CU_GRAPH_NODE_TYPE_EMPTY;
 }
@@ -153,7 +159,8 @@ CUresult vgpu_graph_op_run(const struct vgpu_graph_op *op, CUstream stream)
 {
 	switch (op->type) {
 	case CU_GRAPH_NODE_TYPE_KERNEL:
-		/* The kernel's library may have been unloaded since. */
+		/* The kernel's library may have been unloaded since (the op
+		 * holds the record, whose magic is then cleared). */
 		if (!vgpu_cuda_kernel(op->kernel.k))
 			return CUDA_ERROR_INVALID_HANDLE;
 		return vgpu_cuda_kernel_launch(op->kernel.k, op->kernel.dims, op->kernel.shared,

@@ -74,6 +74,7 @@ static CUresult ask(struct CUlib_st *lib, const char *name, size_t len, struct C
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
 	k->magic = VGPU_KERNEL_MAGIC;
+	atomic_init(&k->refs, 1);
 	k->host = r.v[0];
 	k->n_params = (uint32_t)r.v[1];
 	k->param_bytes = (uint32_t)r.v[2];
@@ -143,8 +144,7 @@ CUresult vgpu_cuda_library_drop(struct CUlib_st *lib)
 		lib->kernels = k->next;
 		k->magic = 0;
 		vgpu_cuda_occupancy_forget(k);
-		free(k->layout);
-		free(k);
+		vgpu_cuda_kernel_release(k);
 	}
 	if (lib->host)
 		rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
@@ -152,6 +152,19 @@ CUresult vgpu_cuda_library_drop(struct CUlib_st *lib)
 	vgpu_cuda_block_forget_lib(lib);
 	pthread_mutex_unlock(&lock);
 	return rc;
+}
+
+void vgpu_cuda_kernel_hold(struct CUfunc_st *k)
+{
+	atomic_fetch_add(&k->refs, 1);
+}
+
+void vgpu_cuda_kernel_release(struct CUfunc_st *k)
+{
+	if (atomic_fetch_sub(&k->refs, 1) == 1) {
+		free(k->layout);
+		free(k);
+	}
 }
 
 struct CUfunc_st *vgpu_cuda_kernel(const void *handle)

@@ -7,6 +7,8 @@
 #ifndef VGPU_CUDA_KERNEL_H
 #define VGPU_CUDA_KERNEL_H
 
+#include <stdatomic.h>
+
 #include "shim.h"
 
 #define VGPU_LIB_MAGIC 0x7667706c /* "vgpl" */
@@ -24,6 +26,7 @@ struct CUlib_st {
 
 struct CUfunc_st {
 	uint32_t magic;          /* VGPU_KERNEL_MAGIC while its library is loaded */
+	_Atomic uint32_t refs;   /* its library's, and each graph node's holding it */
 	struct CUfunc_st *next;  /* of the same library */
 	uint64_t host;           /* the host's handle */
 	uint32_t n_params;
@@ -48,6 +51,11 @@ struct CUfunc_st *vgpu_cuda_kernel(const void *handle);
 CUresult vgpu_cuda_launch_attrs(const CUlaunchAttribute *attrs, unsigned int n, uint8_t *out,
 				unsigned int *ret_n);
 
+/* kernel.c: one more holder of @k's record (a graph's kernel node): the
+ * record stays, its magic cleared, when its library goes before it. */
+void vgpu_cuda_kernel_hold(struct CUfunc_st *k);
+/* kernel.c: that holder lets go; the record is freed with the last. */
+void vgpu_cuda_kernel_release(struct CUfunc_st *k);
 /* kernel.c: @k's parameters, given as cuLaunchKernel takes them (@params
  * or @extra), into @buf (k->param_bytes) as a launch sends them. */
 CUresult vgpu_cuda_kernel_pack(const struct CUfunc_st *k, void **params, void **extra,

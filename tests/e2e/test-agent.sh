@@ -24,7 +24,7 @@ start_agent() {
 	"$VGPU_AGENT_BIN" --db "$DB" --run-dir "$RUN" --socket "$ASOCK" \
 		--listen "127.0.0.1:$PORT" --token-file "$T/token" 2>>"$T/agent.log" &
 	APID=$!
-	for _ in $(seq 100); do [ -S "$ASOCK" ] && curl -s --unix-socket "$ASOCK" http://a/v1/health >/dev/null && return 0; sleep 0.05; done
+	for _ in $(seq 200); do [ -S "$ASOCK" ] && curl -s --unix-socket "$ASOCK" http://a/v1/health >/dev/null && return 0; sleep 0.05; done
 	fail "the agent did not start: $(cat "$T/agent.log")"
 	return 1
 }
@@ -127,6 +127,8 @@ expect 400 PATCH "/v1/vms/$U1" '{"vm_id": 5}' "vm_id cannot change here"
 grep -q "vgpu-admin set-vm-id" "$T/body" && pass "and says where it can" || fail "vm_id message: $(cat "$T/body")"
 expect 404 PATCH "/v1/vms/$U4" '{"weight": 5}' "a VM not registered"
 expect 400 PATCH "/v1/vms/$U1" '' "no body"
+expect 400 PATCH "/v1/vms/$U1" '{}' "an empty object (nothing to change)"
+expect 400 PATCH /v1/pools/A '{}' "an empty object for a pool"
 expect 409 POST /v1/pools '{"pool_id": "A"}' "pool A exists: 409"
 [ "$(body .error)" != null ] && pass "with a message" || fail "no message"
 expect 400 POST /v1/pools '{"pool_id": "D", "gpus": "99"}' "a GPU number out of range"
@@ -138,8 +140,14 @@ expect 404 GET /v1/nothing "an unknown route"
 expect 405 PUT /v1/vms "a method a route does not take"
 expect 405 DELETE /v1/host "DELETE on the host"
 head -c 70000 /dev/zero | tr '\0' ' ' >"$T/big"
-got=$(curl -s --unix-socket "$ASOCK" -o "$T/body" -w '%{http_code}' -X POST --data-binary @"$T/big" http://agent/v1/vms)
-expect_eq "$got" 413 "a body over 64 KiB: 413"
+# Announced (Content-Length; curl waits for the verdict before sending it)...
+got=$(curl -s --unix-socket "$ASOCK" -o "$T/body" -w '%{http_code}' -X POST -H 'Expect: 100-continue' \
+	--data-binary @"$T/big" http://agent/v1/vms) || true
+expect_eq "$got" 413 "a body over 64 KiB, announced: 413"
+# ... or sent in chunks, never kept.
+got=$(curl -s --unix-socket "$ASOCK" -o "$T/body" -w '%{http_code}' -X POST -H 'Transfer-Encoding: chunked' \
+	--data-binary @"$T/big" http://agent/v1/vms) || true
+expect_eq "$got" 413 "a body over 64 KiB in chunks: 413"
 after=$(admin list-vms --json; admin list-pools --json)
 [ "$before" = "$after" ] && pass "none of the bad requests changed the registry" || fail "the registry changed"
 expect 200 GET "/v1/vms/$U1" "and the agent still answers"
@@ -182,6 +190,11 @@ expect_eq "$(tcp)" 401 "TCP without a token: 401"
 expect_eq "$(tcp -H 'Authorization: Bearer wrong-token-0123456789')" 401 "with a wrong token: 401"
 expect_eq "$(tcp -H "Authorization: Bearer ${TOKEN}x")" 401 "with the token and one more character: 401"
 expect_eq "$(tcp -H "Authorization: Bearer $TOKEN")" 200 "with the token: 200"
+expect_eq "$(tcp -H "authorization: bearer $TOKEN")" 200 "the scheme in lower case (RFC 7235): 200"
+got=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+	--data "{\"vm_uuid\": \"$U4\"}" "http://127.0.0.1:$PORT/v1/vms")
+expect_eq "$got" 401 "a POST with a body but no token: 401"
+[ -z "$(admin show-vm --vm-uuid "$U4" --json 2>/dev/null)" ] && pass "and nothing registered" || fail "registered"
 
 # ---- the command line ----
 rc=0; "$VGPU_AGENT_BIN" --listen 127.0.0.1:1 >/dev/null 2>&1 || rc=$?
@@ -201,6 +214,39 @@ rc=0; "$VGPU_AGENT_BIN" --socket "$T/plain" 2>/dev/null || rc=$?
 expect_eq "$rc" 1 "a file that is not a socket at --socket is left alone"
 [ -f "$T/plain" ] && pass "and is still there" || fail "the file was replaced"
 "$VGPU_AGENT_BIN" --help | grep -q -- "--token-file" && pass "--help" || fail "--help"
+
+# ---- a mediator that answers badly: never half an answer ----
+mkdir -p "$T/badrun"
+$PY - "$T/badrun/control.sock" <<'EOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+while True:
+    c, _ = s.accept(); c.recv(64)
+    c.sendall(b'# HELP vgpu_x half\nvgpu_x{vm_uuid="ab')  # and closes mid-line
+    c.close()
+EOF
+BAD=$!
+for _ in $(seq 50); do [ -S "$T/badrun/control.sock" ] && break; sleep 0.05; done
+"$VGPU_AGENT_BIN" --db "$DB" --run-dir "$T/badrun" --socket "$T/bad.sock" 2>>"$T/agent.log" & BADA=$!
+for _ in $(seq 100); do [ -S "$T/bad.sock" ] && break; sleep 0.05; done
+code=$(curl -s --unix-socket "$T/bad.sock" -o "$T/body" -w '%{http_code}' http://agent/v1/health)
+expect_eq "$code" 503 "a mediator whose stats are cut off: health 503"
+kill "$BAD" 2>/dev/null || true
+$PY - "$T/badrun/control.sock" <<'EOF' &
+import os, socket, sys
+os.unlink(sys.argv[1])
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+while True:
+    c, _ = s.accept(); c.recv(64); c.close()   # no answer at all
+EOF
+BAD=$!
+sleep 0.3
+code=$(curl -s --unix-socket "$T/bad.sock" -o "$T/body" -w '%{http_code}' http://agent/metrics)
+expect_eq "$code" 503 "a mediator that closes without an answer: /metrics 503, not an empty 200"
+kill "$BAD" "$BADA" 2>/dev/null || true
+wait "$BADA" 2>/dev/null || true
 
 # ---- restarts ----
 rc=0; stop_agent || rc=$?

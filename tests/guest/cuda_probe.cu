@@ -686,7 +686,8 @@ static void memset2d_check()
 // empty node after both, scale_add after it, y copied back, a host node
 // that checks y; launched three times. Then a kernel node's parameters
 // changed in the executable graph; the graph changed and the executable
-// graph updated from it; a clone; the graph as another's child; the
+// graph updated from it (launched before, with its own parameters still);
+// a clone; the graph as another's child; the
 // queries; a node type not served (a memory allocation node) and a cycle.
 // Prints "built-graph <first error> host=<right calls>/<calls>
 // nodes=<n> roots=<n> edges=<n> set=same update=same clone=same
@@ -759,6 +760,7 @@ static void built_graph_check()
 	cudaGraphNode_t roots[2] = { in, set };
 	e[k++] = cudaGraphAddEmptyNode(&join, g, roots, 2);
 	e[k++] = cudaGraphAddKernelNode(&kernel, g, &join, 1, &kp);
+	sc.a = 9.0f; // the node keeps the parameters it was given
 	e[k++] = cudaGraphAddMemcpyNode1D(&out, g, &kernel, 1, hy, dy, n * sizeof(float),
 					  cudaMemcpyDeviceToHost);
 	e[k++] = cudaGraphAddHostNode(&check, g, &out, 1, &hp);
@@ -774,16 +776,21 @@ static void built_graph_check()
 	e[k++] = cudaGraphLaunch(ge, s);
 	e[k++] = cudaStreamSynchronize(s);
 	bool set_same = hc.right == before + 1;
-	// The graph's kernel node changed, the executable graph updated.
+	// The graph's kernel node changed: the executable graph keeps its own
+	// until it is updated from the graph.
 	sc.a = 3.0f;
 	e[k++] = cudaGraphKernelNodeSetParams(kernel, &kp);
+	before = hc.right;
+	e[k++] = cudaGraphLaunch(ge, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool kept = hc.right == before + 1;
 	cudaGraphExecUpdateResultInfo info = {};
 	e[k++] = cudaGraphExecUpdate(ge, g, &info);
 	hc.a = 3.0f;
 	before = hc.right;
 	e[k++] = cudaGraphLaunch(ge, s);
 	e[k++] = cudaStreamSynchronize(s);
-	bool update_same = hc.right == before + 1 && info.result == cudaGraphExecUpdateSuccess;
+	bool update_same = kept && hc.right == before + 1 && info.result == cudaGraphExecUpdateSuccess;
 	// A clone, its kernel node found and read back, launched.
 	cudaKernelNodeParams back = {};
 	e[k++] = cudaGraphClone(&clone, g);

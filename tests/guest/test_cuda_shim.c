@@ -689,6 +689,9 @@ static void test_graphs(void **state)
 	/* Edges: one there already, one to itself, one of another graph. */
 	assert_int_equal(cuGraphAddDependencies(g, &a, &b, NULL, 1), CUDA_ERROR_INVALID_VALUE);
 	assert_int_equal(cuGraphAddDependencies(g, &a, &a, NULL, 1), CUDA_ERROR_INVALID_VALUE);
+	CUgraphNode elsewhere;
+	assert_int_equal(cuGraphAddEmptyNode(&elsewhere, other, NULL, 0), CUDA_SUCCESS);
+	assert_int_equal(cuGraphAddDependencies(g, &a, &elsewhere, NULL, 1), CUDA_ERROR_INVALID_VALUE);
 	assert_int_equal(cuGraphRemoveDependencies(g, &c, &a, NULL, 1), CUDA_ERROR_INVALID_VALUE);
 	/* Instantiated; a cycle (c -> a) is refused; removed, it goes again. */
 	assert_int_equal(cuGraphInstantiateWithFlags(&e, g, 0), CUDA_SUCCESS);
@@ -721,6 +724,16 @@ static void test_graphs(void **state)
 	 * more does not (nothing changes then). */
 	assert_int_equal(cuGraphExecUpdate(e, clone, &info), CUDA_SUCCESS);
 	assert_int_equal(info.result, CU_GRAPH_EXEC_UPDATE_SUCCESS);
+	/* Its steps still run for the instantiated graph's nodes, and the
+	 * memset turned off stays off. */
+	assert_int_equal(cuGraphNodeGetEnabled(e, b, &on), CUDA_SUCCESS);
+	assert_int_equal(on, 0);
+	mp.value = 11;
+	assert_int_equal(cuGraphExecMemsetNodeSetParams(e, b, &mp, NULL), CUDA_SUCCESS);
+	bool found11 = false;
+	for (size_t i = 0; i < e->n_steps; i++)
+		found11 = found11 || (e->steps[i].node == b && e->steps[i].op.memset.value == 11);
+	assert_true(found11);
 	assert_int_equal(cuGraphAddEmptyNode(&x, g, &c, 1), CUDA_SUCCESS);
 	assert_int_equal(cuGraphExecUpdate(e, g, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
 	assert_int_equal(info.result, CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED);
@@ -744,6 +757,9 @@ static void test_graphs(void **state)
 	assert_int_equal(cuGraphGetNodes(captured, NULL, &n), CUDA_ERROR_NOT_SUPPORTED);
 	assert_int_equal(cuGraphAddEmptyNode(&x, captured, NULL, 0), CUDA_ERROR_NOT_SUPPORTED);
 	assert_int_equal(cuGraphAddChildGraphNode(&x, g, NULL, 0, captured), CUDA_ERROR_NOT_SUPPORTED);
+	/* Updating from it: the failure that has programs instantiate anew. */
+	assert_int_equal(cuGraphExecUpdate(e, captured, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
+	assert_int_equal(info.result, CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED);
 	assert_int_equal(cuGraphExecDestroy(e2), CUDA_SUCCESS);
 	assert_int_equal(cuGraphExecDestroy(e), CUDA_SUCCESS);
 	assert_int_equal(cuGraphDestroy(parent), CUDA_SUCCESS);

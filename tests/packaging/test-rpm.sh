@@ -39,7 +39,8 @@ has() { # has PACKAGE FILE...
 	[ -z "$missing" ] && pass "$p has $*" || fail "$p lacks$missing"
 }
 has vgpu /usr/sbin/vgpu-mediator /usr/sbin/vgpu-admin /usr/sbin/vgpu-agent /usr/sbin/vgpu-qemu-wrapper \
-	/usr/sbin/vgpu-vm-startup.sh /usr/sbin/vgpu-xenopsd-hook /usr/lib/systemd/system/vgpu-mediator.service \
+	/usr/sbin/vgpu-vm-startup.sh /usr/sbin/vgpu-xenopsd-hook /usr/sbin/vgpu-cloudstack \
+	/usr/lib/systemd/system/vgpu-mediator.service \
 	/usr/lib/systemd/system/vgpu-agent.service /etc/vgpu/vgpu.conf.example /etc/vgpu/init_db.sql \
 	"/usr/share/vgpu/qemu-4.2.1-vgpu-stub.patch"
 list vgpu | grep -q '^/usr/share/man/man8/vgpu-agent.8' && list vgpu | grep -q '^/usr/share/man/man8/vgpu-mediator.8' &&
