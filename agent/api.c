@@ -39,6 +39,8 @@
 
 #include "admin_shared.h"
 #include "agent.h"
+#include "nvml.h"
+#include "prom.h"
 
 #define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -283,15 +285,22 @@ static void get_health(struct agent *a, struct agent_reply *r)
 	bool db_ok = a->db || vgpu_db_init(a->db_path, 0, &a->db, dberr, sizeof(dberr)) == VGPU_OK;
 	json_t *med = stats ? json_incref(json_object_get(stats, "mediator")) : json_null();
 
+	struct agent_gpu nv[AGENT_GPUS_MAX];
+	const char *why;
+	int n_nv = agent_nvml_gpus(nv, AGENT_GPUS_MAX, &why);
+
 	if (!db_ok)
 		a->db = NULL;
+	/* NVML is not needed to serve (a host without NVIDIA's driver runs
+	 * the CPU backend): it does not make the agent degraded. */
 	reply_json(r, stats && db_ok ? 200 : 503,
-		   json_pack("{s:s, s:s, s:{s:b, s:o, s:o?}, s:{s:b, s:s, s:o}}", "status",
-			     stats && db_ok ? "ok" : "degraded", "agent_version", VGPU_VERSION,
-			     "mediator", "up", stats != NULL, "error",
+		   json_pack("{s:s, s:s, s:{s:b, s:o, s:o?}, s:{s:b, s:s, s:o}, s:{s:b, s:i, s:o}}",
+			     "status", stats && db_ok ? "ok" : "degraded", "agent_version",
+			     VGPU_VERSION, "mediator", "up", stats != NULL, "error",
 			     stats ? json_null() : json_text(err), "figures", med, "registry", "up",
 			     db_ok, "path", a->db_path, "error",
-			     db_ok ? json_null() : json_text(dberr)));
+			     db_ok ? json_null() : json_text(dberr), "nvml", "up", n_nv >= 0, "gpus",
+			     n_nv > 0 ? n_nv : 0, "error", why ? json_text(why) : json_null()));
 	json_decref(stats);
 }
 
@@ -351,17 +360,42 @@ static void get_host(struct agent *a, struct agent_reply *r)
 	json_decref(stats);
 }
 
-/* Each GPU the mediator serves, with the pools that may use it. */
+/* NVML's figures of GPU @i into @o (when NVML knows it). */
+static void add_nvml(json_t *o, const struct agent_gpu *g)
+{
+	json_object_set_new(o, "model", g && *g->name ? json_text(g->name) : json_null());
+	json_object_set_new(o, "bus_id", g && *g->bus_id ? json_text(g->bus_id) : json_null());
+	json_object_set_new(o, "memory_total_bytes",
+			    g && g->memory_known ? json_integer((json_int_t)g->memory_total)
+						 : json_null());
+	json_object_set_new(o, "memory_used_bytes",
+			    g && g->memory_known ? json_integer((json_int_t)g->memory_used)
+						 : json_null());
+	json_object_set_new(o, "utilization_percent",
+			    g && g->util_gpu >= 0 ? json_integer(g->util_gpu) : json_null());
+}
+
+/* Each GPU: what the mediator serves (its busy time, load, works in
+ * flight), what NVML says of it (model, PCI address, memory,
+ * utilisation), and the pools that may use it. */
 static void get_gpus(struct agent *a, struct agent_reply *r)
 {
 	char err[512];
-	json_t *stats = live(a, err, sizeof(err)), *g, *out;
+	json_t *stats = live(a, err, sizeof(err)), *out;
+	json_t *served = json_object_get(stats, "gpus");
 	struct vgpu_pool_info *pools;
-	size_t n, i;
+	struct agent_gpu nv[AGENT_GPUS_MAX];
+	const char *why;
+	int n_nv = agent_nvml_gpus(nv, AGENT_GPUS_MAX, &why);
+	size_t n, count = json_array_size(served);
 	int rc;
 
-	if (!stats) {
-		reply_error(r, 503, "%s", err);
+	if (n_nv > 0 && (size_t)n_nv > count)
+		count = (size_t)n_nv;
+	if (count == 0) {
+		reply_error(r, 503, "no GPU known: %s; %s", stats ? "the mediator serves none" : err,
+			    why ? why : "NVML lists none");
+		json_decref(stats);
 		return;
 	}
 	if (!db_open(a, r)) {
@@ -375,17 +409,20 @@ static void get_gpus(struct agent *a, struct agent_reply *r)
 		return;
 	}
 	out = json_array();
-	json_array_foreach(json_object_get(stats, "gpus"), i, g) {
-		json_t *o = json_deep_copy(g), *ids = json_array();
-		long long gpu = json_integer_value(json_object_get(g, "gpu"));
+	for (size_t i = 0; i < count; i++) {
+		json_t *g = json_array_get(served, i);
+		json_t *o = g ? json_deep_copy(g) : json_pack("{s:I}", "gpu", (json_int_t)i);
+		json_t *ids = json_array();
 
 		for (size_t k = 0; k < n; k++)
-			if (pools[k].gpus == 0 || (gpu >= 0 && gpu < 32 && (pools[k].gpus >> gpu & 1))) {
+			if (pools[k].gpus == 0 || (i < 32 && (pools[k].gpus >> i & 1))) {
 				char id[2] = { pools[k].pool_id, '\0' };
 
 				json_array_append_new(ids, json_string(id));
 			}
 		json_object_set_new(o, "pools", ids);
+		json_object_set_new(o, "served", json_boolean(g != NULL));
+		add_nvml(o, (int)i < n_nv && nv[i].known ? &nv[i] : NULL);
 		json_array_append_new(out, o);
 	}
 	free(pools);
@@ -662,6 +699,56 @@ static void delete_vm(struct agent *a, const char *uuid, struct agent_reply *r)
 		reply_lib(r, a, rc, "cannot remove the VM");
 }
 
+/* @text (the mediator's metrics) with NVML's figures of each GPU after it
+ * (docs/metrics.md); @text itself when NVML is not there or memory short. */
+static char *append_nvml(char *text)
+{
+	struct agent_gpu nv[AGENT_GPUS_MAX];
+	const char *why;
+	int n = agent_nvml_gpus(nv, AGENT_GPUS_MAX, &why);
+	size_t size = 0;
+	char *more = NULL;
+	FILE *f;
+
+	if (n <= 0 || !(f = open_memstream(&more, &size)))
+		return text;
+	fputs(text, f);
+	fputs("# HELP vgpu_gpu_info A GPU as NVIDIA's driver names it (always 1).\n"
+	      "# TYPE vgpu_gpu_info gauge\n", f);
+	for (int i = 0; i < n; i++)
+		if (nv[i].known) {
+			fprintf(f, "vgpu_gpu_info{gpu=\"%d\",name=", i);
+			vgpu_prom_label(f, nv[i].name);
+			fputs(",bus_id=", f);
+			vgpu_prom_label(f, nv[i].bus_id);
+			fputs("} 1\n", f);
+		}
+	fputs("# HELP vgpu_gpu_memory_total_bytes The GPU's memory (NVML).\n"
+	      "# TYPE vgpu_gpu_memory_total_bytes gauge\n", f);
+	for (int i = 0; i < n; i++)
+		if (nv[i].memory_known)
+			fprintf(f, "vgpu_gpu_memory_total_bytes{gpu=\"%d\"} %llu\n", i,
+				nv[i].memory_total);
+	fputs("# HELP vgpu_gpu_memory_used_bytes The GPU's memory in use, by every process "
+	      "(NVML).\n# TYPE vgpu_gpu_memory_used_bytes gauge\n", f);
+	for (int i = 0; i < n; i++)
+		if (nv[i].memory_known)
+			fprintf(f, "vgpu_gpu_memory_used_bytes{gpu=\"%d\"} %llu\n", i,
+				nv[i].memory_used);
+	fputs("# HELP vgpu_gpu_utilization_ratio Part of the driver's last sample period a "
+	      "kernel ran (NVML).\n# TYPE vgpu_gpu_utilization_ratio gauge\n", f);
+	for (int i = 0; i < n; i++)
+		if (nv[i].util_gpu >= 0)
+			fprintf(f, "vgpu_gpu_utilization_ratio{gpu=\"%d\"} %.2f\n", i,
+				nv[i].util_gpu / 100.0);
+	if (fclose(f) != 0) {
+		free(more);
+		return text;
+	}
+	free(text);
+	return more;
+}
+
 static void get_metrics(struct agent *a, struct agent_reply *r)
 {
 	char err[512], *text;
@@ -675,7 +762,7 @@ static void get_metrics(struct agent *a, struct agent_reply *r)
 		reply_error(r, 503, "the mediator gives no metrics");
 		return;
 	}
-	reply_text(r, 200, METRICS_TYPE, text);
+	reply_text(r, 200, METRICS_TYPE, append_nvml(text));
 }
 
 /* ---- routing ----------------------------------------------------------- */

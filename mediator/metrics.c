@@ -21,24 +21,9 @@
 #include <string.h>
 
 #include "mediator.h"
+#include "prom.h"
 
 #define LE_MAX_POW 22 /* buckets up to 2^22 us = 4.19 s, then +Inf */
-
-/* @s as a label value, escaped. */
-static void label(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		if (*s == '\n') {
-			fputs("\\n", f);
-			continue;
-		}
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 static void head(FILE *f, const char *name, const char *type, const char *help)
 {
@@ -49,7 +34,7 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 static void vm_sample(FILE *f, const char *name, const char *uuid, double v)
 {
 	fprintf(f, "%s{vm_uuid=", name);
-	label(f, uuid);
+	vgpu_prom_label(f, uuid);
 	fprintf(f, "} %.17g\n", v);
 }
 
@@ -59,18 +44,18 @@ static void histogram(FILE *f, const char *name, const char *uuid, const struct 
 		uint64_t bound_ns = (uint64_t)1000 << k;
 
 		fprintf(f, "%s_bucket{vm_uuid=", name);
-		label(f, uuid);
+		vgpu_prom_label(f, uuid);
 		fprintf(f, ",le=\"%.9g\"} %llu\n", (double)bound_ns / 1e9,
 			(unsigned long long)vgpu_hist_count_below(h, bound_ns));
 	}
 	fprintf(f, "%s_bucket{vm_uuid=", name);
-	label(f, uuid);
+	vgpu_prom_label(f, uuid);
 	fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)h->count);
 	fprintf(f, "%s_sum{vm_uuid=", name);
-	label(f, uuid);
+	vgpu_prom_label(f, uuid);
 	fprintf(f, "} %.17g\n", (double)h->sum_ns / 1e9);
 	fprintf(f, "%s_count{vm_uuid=", name);
-	label(f, uuid);
+	vgpu_prom_label(f, uuid);
 	fprintf(f, "} %llu\n", (unsigned long long)h->count);
 }
 
@@ -156,9 +141,9 @@ char *vgpu_metrics_document(struct mediator *m)
 	}
 	head(f, "vgpu_mediator_info", "gauge", "The mediator: its version and backend (always 1).");
 	fputs("vgpu_mediator_info{version=", f);
-	label(f, VGPU_VERSION);
+	vgpu_prom_label(f, VGPU_VERSION);
 	fputs(",backend=", f);
-	label(f, m->backend->name);
+	vgpu_prom_label(f, m->backend->name);
 	fputs("} 1\n", f);
 	head(f, "vgpu_mediator_uptime_seconds", "gauge", "Time since the mediator started.");
 	fprintf(f, "vgpu_mediator_uptime_seconds %.3f\n",
@@ -173,13 +158,13 @@ char *vgpu_metrics_document(struct mediator *m)
 		char pool[2] = { vm->pool, '\0' };
 
 		fputs("vgpu_vm_info{vm_uuid=", f);
-		label(f, vm->uuid);
+		vgpu_prom_label(f, vm->uuid);
 		fputs(",vm_name=", f);
-		label(f, vm->name);
+		vgpu_prom_label(f, vm->name);
 		fprintf(f, ",vm_id=\"%d\",pool=", vm->vm_id);
-		label(f, pool);
+		vgpu_prom_label(f, pool);
 		fputs(",priority=", f);
-		label(f, vgpu_priority_name(vm->priority));
+		vgpu_prom_label(f, vgpu_priority_name(vm->priority));
 		fputs("} 1\n", f);
 	}
 	for (size_t k = 0; k < N_VM_METRICS; k++) {
@@ -192,9 +177,9 @@ char *vgpu_metrics_document(struct mediator *m)
 	for (size_t i = 0; i < n; i++)
 		for (int k = 0; k < VGPU_BUDGET_KINDS; k++) {
 			fputs("vgpu_vm_budget_refusals_total{vm_uuid=", f);
-			label(f, figs[i].vm->uuid);
+			vgpu_prom_label(f, figs[i].vm->uuid);
 			fputs(",budget=", f);
-			label(f, vgpu_budget_kind_name(k));
+			vgpu_prom_label(f, vgpu_budget_kind_name(k));
 			fprintf(f, "} %llu\n", (unsigned long long)figs[i].bu.refused[k]);
 		}
 	head(f, "vgpu_vm_queue_wait_seconds", "histogram",

@@ -36,7 +36,7 @@ struct CUarray_st {
 
 bool vgpu_cuda_array_host(CUarray a, uint64_t *host, CUdevice *dev)
 {
-	if (!a || a->magic != ARRAY_MAGIC)
+	if (!VGPU_CUDA_IS(a, ARRAY_MAGIC))
 		return false;
 	*host = a->host;
 	if (dev)
@@ -105,7 +105,7 @@ CUresult cuArrayDestroy(CUarray hArray)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!hArray || hArray->magic != ARRAY_MAGIC)
+	if (!VGPU_CUDA_IS(hArray, ARRAY_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	m.v[0] = 1;
 	m.v[1] = hArray->host;
@@ -121,7 +121,7 @@ CUresult cuArray3DGetDescriptor_v2(CUDA_ARRAY3D_DESCRIPTOR *d, CUarray hArray)
 {
 	if (!d)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!hArray || hArray->magic != ARRAY_MAGIC)
+	if (!VGPU_CUDA_IS(hArray, ARRAY_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	*d = hArray->d;
 	return CUDA_SUCCESS;
@@ -131,7 +131,7 @@ CUresult cuArrayGetDescriptor_v2(CUDA_ARRAY_DESCRIPTOR *d, CUarray hArray)
 {
 	if (!d)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!hArray || hArray->magic != ARRAY_MAGIC)
+	if (!VGPU_CUDA_IS(hArray, ARRAY_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (hArray->d.Depth)
 		return CUDA_ERROR_INVALID_VALUE; /* as CUDA: a 3D array has no 2D descriptor */
@@ -184,7 +184,7 @@ static CUresult side_of(CUmemorytype type, const void *host, CUdeviceptr dev, CU
 		s->host = (uint8_t *)dev;
 	}
 	if (s->type == CU_MEMORYTYPE_ARRAY)
-		return array && array->magic == ARRAY_MAGIC ? CUDA_SUCCESS
+		return VGPU_CUDA_IS(array, ARRAY_MAGIC) ? CUDA_SUCCESS
 							    : CUDA_ERROR_INVALID_HANDLE;
 	if (s->type != CU_MEMORYTYPE_HOST && s->type != CU_MEMORYTYPE_DEVICE)
 		return CUDA_ERROR_INVALID_VALUE;

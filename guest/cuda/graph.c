@@ -42,7 +42,7 @@ CUresult cuGraphCreate(CUgraph *phGraph, unsigned int flags)
 struct CUgraph_st *vgpu_graph_built(CUgraph g, CUresult *rc)
 {
 	*rc = CUDA_SUCCESS;
-	if (!g || g->magic != VGPU_GRAPH_MAGIC) {
+	if (!VGPU_CUDA_IS(g, VGPU_GRAPH_MAGIC)) {
 		*rc = CUDA_ERROR_INVALID_HANDLE;
 		return NULL;
 	}
@@ -58,7 +58,7 @@ struct CUgraph_st *vgpu_graph_built(CUgraph g, CUresult *rc)
 struct CUgraphNode_st *vgpu_graph_node(CUgraphNode node, int type, CUresult *rc)
 {
 	*rc = CUDA_SUCCESS;
-	if (!node || node->magic != VGPU_NODE_MAGIC) {
+	if (!VGPU_CUDA_IS(node, VGPU_NODE_MAGIC)) {
 		*rc = CUDA_ERROR_INVALID_HANDLE;
 		return NULL;
 	}
@@ -91,7 +91,7 @@ CUresult cuGraphDestroy(CUgraph hGraph)
 {
 	CUresult rc;
 
-	if (!hGraph || hGraph->magic != VGPU_GRAPH_MAGIC)
+	if (!VGPU_CUDA_IS(hGraph, VGPU_GRAPH_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (!hGraph->host) {
 		vgpu_graph_free(hGraph);

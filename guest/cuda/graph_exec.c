@@ -258,7 +258,7 @@ static CUresult instantiate(CUgraphExec *out, CUgraph g, unsigned long long flag
 	*err_node = NULL;
 	if (!out)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!g || g->magic != VGPU_GRAPH_MAGIC)
+	if (!VGPU_CUDA_IS(g, VGPU_GRAPH_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (!g->host && (flags & ~(unsigned long long)BUILT_FLAGS)) {
 		vgpu_cuda_log(true, "graph instantiation flags %#llx are not served for a graph "
@@ -338,7 +338,7 @@ CUresult cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
 
 static CUresult exec_of(CUgraphExec exec)
 {
-	return exec && exec->magic == VGPU_EXEC_MAGIC ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+	return VGPU_CUDA_IS(exec, VGPU_EXEC_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
 /* GRAPH_LAUNCH of a captured graph's @exec on @stream (@upload:

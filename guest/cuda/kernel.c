@@ -96,7 +96,7 @@ CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *na
 		return rc;
 	if (!pKernel || !name)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (!library || library->magic != VGPU_LIB_MAGIC)
+	if (!VGPU_CUDA_IS(library, VGPU_LIB_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	len = strnlen(name, VGPU_CUDA_MAX_NAME);
 	if (len == 0 || len >= VGPU_CUDA_MAX_NAME)
@@ -118,7 +118,7 @@ CUresult vgpu_cuda_library_host(CUlibrary library, uint64_t *ret)
 {
 	CUresult rc;
 
-	if (!library || library->magic != VGPU_LIB_MAGIC)
+	if (!VGPU_CUDA_IS(library, VGPU_LIB_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	pthread_mutex_lock(&lock);
 	rc = upload(library);
@@ -171,7 +171,7 @@ struct CUfunc_st *vgpu_cuda_kernel(const void *handle)
 {
 	const struct CUfunc_st *k = handle;
 
-	return k && k->magic == VGPU_KERNEL_MAGIC ? (struct CUfunc_st *)k : NULL;
+	return VGPU_CUDA_IS(k, VGPU_KERNEL_MAGIC) ? (struct CUfunc_st *)k : NULL;
 }
 
 CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)

@@ -94,7 +94,7 @@ CUresult cuLibraryUnload(CUlibrary library)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!library || library->magic != VGPU_LIB_MAGIC)
+	if (!VGPU_CUDA_IS(library, VGPU_LIB_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = vgpu_cuda_library_drop(library);
 	library->magic = 0;

@@ -38,7 +38,7 @@ static _Atomic(CUmemoryPool) current[VGPU_CUDA_MAX_DEVICES]; /* NULL: the defaul
 
 static bool is_pool(CUmemoryPool pool)
 {
-	return pool && pool->magic == POOL_MAGIC;
+	return VGPU_CUDA_IS(pool, POOL_MAGIC);
 }
 
 static CUdevice pool_device(CUmemoryPool pool)

@@ -45,6 +45,13 @@ struct vgpu_cuda_error {
 extern const struct vgpu_cuda_error vgpu_cuda_errors[];
 extern const size_t vgpu_cuda_n_errors;
 
+/* Whether @p, a handle the program passed, is a live record of ours: not
+ * NULL, aligned as its record is (ours always are, so a misaligned address,
+ * such as a host function passed as a kernel, is refused before anything is
+ * read through it) and carrying the magic @m. */
+#define VGPU_CUDA_IS(p, m)                                                      \
+	((p) && (uintptr_t)(p) % _Alignof(__typeof__(*(p))) == 0 && (p)->magic == (m))
+
 /* The stub of entry @index was called: logs that once per entry point,
  * returns CUDA_ERROR_NOT_SUPPORTED. */
 CUresult vgpu_cuda_unimplemented(size_t index);

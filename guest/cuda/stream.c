@@ -45,7 +45,7 @@ CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret)
 	*ret = 0;
 	if (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD)
 		return CUDA_SUCCESS;
-	if (stream->magic != STREAM_MAGIC)
+	if (!VGPU_CUDA_IS(stream, STREAM_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	*ret = stream->host;
 	return CUDA_SUCCESS;
@@ -53,7 +53,7 @@ CUresult vgpu_cuda_stream_host(CUstream stream, uint64_t *ret)
 
 bool vgpu_cuda_is_event(CUevent event)
 {
-	return event && event->magic == EVENT_MAGIC;
+	return VGPU_CUDA_IS(event, EVENT_MAGIC);
 }
 
 /* The host's range, asked once per device. */
@@ -116,7 +116,7 @@ CUresult cuStreamDestroy_v2(CUstream hStream)
 	CUresult rc;
 
 	if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD ||
-	    hStream->magic != STREAM_MAGIC)
+	    !VGPU_CUDA_IS(hStream, STREAM_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
 	rc = vgpu_cuda_call_args(VGPU_CUDA_STREAM_DESTROY, hStream->host, 0, 0, NULL);
 	hStream->magic = 0;
