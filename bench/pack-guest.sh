@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: MIT
 # pack-guest.sh - put in ./.devbin what the bench/device-*.sh scripts need
 # on the GPU machine (which has no network): the CUDA build's mediator,
-# admin, bench, device-peer, sched-cost, vgpu-submit and vgpu-cuda-worker (from BUILD_DEV,
-# default build-dev), the guest libcuda.so.1 and its probe (in
-# .devbin/guest-cuda), the QEMU that `make qemu` built, stripped, with the
-# libraries it needs that a stock Ubuntu lacks and its firmware, Debian's
-# guest kernel, and the guest image (from BUILD, default build: vgpu.ko,
-# static vgpu-submit), and in .devbin/samples the programs
-# bench/device-samples.sh runs (bench/build-samples.sh); initrd-cuda.gz
+# admin, bench, device-peer, sched-cost, vgpu-submit and vgpu-cuda-worker
+# (from BUILD_DEV, default build-dev), the host agent (in .devbin/agent),
+# the guest libcuda.so.1 and its probe (in .devbin/guest-cuda), the QEMU
+# that `make qemu` built, stripped, with the libraries it needs that a
+# stock Ubuntu lacks and its firmware, Debian's guest kernel, and the
+# guest image (from BUILD, default build: vgpu.ko, static vgpu-submit),
+# and in .devbin/samples the programs bench/device-samples.sh runs
+# (bench/build-samples.sh); initrd-cuda.gz
 # is the image with the guest libcuda.so.1, cuda_probe and the samples
 # (bench/device-guest-cuda.sh).
 #
@@ -24,6 +25,14 @@ for f in mediator/vgpu-mediator admin/vgpu-admin bench/vgpu-bench bench/device-p
 	cp -L "$dev/$f" "$D/"
 done
 cp -L /usr/lib/x86_64-linux-gnu/libjansson.so.4 "$D/"
+# The host agent, apart with the libraries a stock Ubuntu may lack
+# (libmicrohttpd and its GnuTLS): in .devbin itself they would shadow the
+# machine's own for every program there (bench/device-agent.sh).
+mkdir -p "$D/agent"
+cp -L "$dev/agent/vgpu-agent" "$D/agent/"
+LD_LIBRARY_PATH=$D ldd "$D/agent/vgpu-agent" | awk '/=> \// { print $3 }' |
+	grep -v -E '/lib(c|m|pthread|dl|rt|resolv|stdc\+\+)\.so|/\.devbin/' |
+	while read -r lib; do cp -L "$lib" "$D/agent/"; done || true
 # The guest libcuda.so.1 and libnvidia-ml.so.1 and the probe
 # (tests/e2e/test-cuda.sh), apart: in .devbin itself they would shadow
 # the machine's real driver.
