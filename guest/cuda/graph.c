@@ -419,6 +419,20 @@ CUresult cuGraphAddDependencies_v1(CUgraph hGraph, const CUgraphNode *from, cons
 	return cuGraphAddDependencies(hGraph, from, to, NULL, numDependencies);
 }
 
+/* Whether @g has memory allocation or free nodes: then, as CUDA says, it
+ * loses no nodes or edges and is not cloned (graph_mem.c). */
+static bool has_mem(const struct CUgraph_st *g, const char *what)
+{
+	for (size_t i = 0; i < g->n_nodes; i++)
+		if (g->nodes[i]->op.type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
+		    g->nodes[i]->op.type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+			vgpu_cuda_log(true, "a graph with memory nodes cannot %s: "
+					    "CUDA_ERROR_NOT_SUPPORTED", what);
+			return true;
+		}
+	return false;
+}
+
 /* Drop @dep from @node's dependencies, if there. */
 static void drop_dep(struct CUgraphNode_st *node, const struct CUgraphNode_st *dep)
 {
@@ -441,6 +455,8 @@ CUresult cuGraphRemoveDependencies(CUgraph hGraph, const CUgraphNode *from, cons
 		rc = edges_ok(g, from, to, numDependencies);
 	if (rc == CUDA_SUCCESS)
 		rc = plain_edges(edgeData, numDependencies);
+	if (rc == CUDA_SUCCESS && has_mem(g, "lose edges"))
+		rc = CUDA_ERROR_NOT_SUPPORTED;
 	for (size_t i = 0; rc == CUDA_SUCCESS && i < numDependencies; i++)
 		if (!has_dep(to[i], from[i]))
 			rc = CUDA_ERROR_INVALID_VALUE; /* not there: nothing removed */
@@ -465,6 +481,8 @@ CUresult cuGraphDestroyNode(CUgraphNode hNode)
 	if (!node)
 		return rc;
 	g = node->graph;
+	if (has_mem(g, "lose nodes"))
+		return CUDA_ERROR_NOT_SUPPORTED;
 	for (size_t i = 0; i < g->n_nodes; i++) {
 		drop_dep(g->nodes[i], node);
 		if (g->nodes[i] == node)
@@ -501,7 +519,11 @@ static size_t index_of(const struct CUgraph_st *g, const struct CUgraphNode_st *
 CUresult vgpu_graph_clone(CUgraph g, CUgraph *out)
 {
 	CUgraph c = NULL;
-	CUresult rc = cuGraphCreate(&c, 0);
+	CUresult rc;
+
+	if (has_mem(g, "be cloned or made a child graph"))
+		return CUDA_ERROR_NOT_SUPPORTED;
+	rc = cuGraphCreate(&c, 0);
 
 	/* The nodes first (a node may come before one it depends on: edges
 	 * can be added later), then their edges, to the clone's nodes. */

@@ -11,6 +11,7 @@
  *    program would have (docs/specs/cuda-remoting.md says what that gives
  *    up). The host sees ordinary launches, copies and memsets, admitted,
  *    checked and budgeted as those are.
+ * Memory allocation and free nodes: graph_mem.c.
  * Internal to guest/cuda/. Like CUDA's, these objects are not safe to use
  * from two threads at once.
  */
@@ -23,8 +24,21 @@
 #define VGPU_EXEC_MAGIC 0x56475845u  /* "VGXE" */
 #define VGPU_NODE_MAGIC 0x56474e44u  /* "VGND" */
 
+/* The allocation of an allocation node (graph_mem.c). */
+struct vgpu_graph_alloc {
+	CUdeviceptr dptr;
+	size_t bytes;
+	bool live;                    /* made by a launch, not freed since */
+	CUgraph owner;                /* the graph of its node, NULL once that is gone */
+	CUgraph free_graph;           /* the graph with a free node of it, or NULL */
+	unsigned int refs;            /* its node and the steps of executable graphs */
+	unsigned int execs;           /* those steps */
+	struct vgpu_graph_alloc *next;
+};
+
 /* What a node does when its graph runs: kernel, memcpy, memset, host,
- * child graph, empty, event record and event wait nodes are served. */
+ * child graph, empty, event record, event wait, memory allocation and
+ * memory free nodes are served. */
 struct vgpu_graph_op {
 	CUgraphNodeType type;
 	union {
@@ -42,6 +56,16 @@ struct vgpu_graph_op {
 		CUDA_HOST_NODE_PARAMS host;
 		CUgraph child;                /* the node's own clone */
 		CUevent event;
+		struct {
+			struct vgpu_graph_alloc *a;
+			CUDA_MEM_ALLOC_NODE_PARAMS params; /* as given, dptr set */
+			CUmemAccessDesc *access;      /* the node's copy of params' */
+			CUgraph graph;                /* the node's; NULL in a step */
+		} alloc;
+		struct {
+			CUdeviceptr ptr;
+			CUgraph graph;                /* likewise */
+		} mfree;
 	};
 };
 
@@ -117,6 +141,26 @@ CUresult vgpu_graph_op_run(const struct vgpu_graph_op *op, CUstream stream);
 CUresult vgpu_graph_node_set(struct CUgraphNode_st *node, struct vgpu_graph_op *op);
 /* graph_node.c: @op from the generic parameters @p (cuGraphAddNode's). */
 CUresult vgpu_graph_op_from(struct vgpu_graph_op *op, const CUgraphNodeParams *p);
+
+/* graph_mem.c: an allocation node's @op for graph @g, its memory
+ * allocated (its address into @p->dptr). */
+CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
+			     CUDA_MEM_ALLOC_NODE_PARAMS *p);
+/* graph_mem.c: a free node's @op for graph @g: @dptr is an allocation
+ * node's, not freed by a graph yet. */
+CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUdeviceptr dptr);
+/* graph_mem.c: memory node @src's copy into @dst, a step of an
+ * executable graph. */
+void vgpu_graph_mem_step(struct vgpu_graph_op *dst, const struct vgpu_graph_op *src);
+/* graph_mem.c: memory node @op (a node's or a step's) gone. */
+void vgpu_graph_mem_release(struct vgpu_graph_op *op);
+/* graph_mem.c: whether an executable graph of @g exists (one at a time
+ * for a graph with allocation nodes). */
+bool vgpu_graph_mem_instantiated(const struct CUgraph_st *g);
+/* graph_mem.c: the allocations and frees of launching @e, or
+ * CUDA_ERROR_INVALID_VALUE (nothing changed) when one it makes is still
+ * live, unless @e frees on launch. */
+CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e);
 
 /* graph_node.c: the first versions (their parameters without the kernel
  * and context, or without edge data), exported under the bare names

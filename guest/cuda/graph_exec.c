@@ -243,8 +243,8 @@ static CUresult instantiate_built(struct CUgraphExec_st *e, const struct CUgraph
 	return CUDA_SUCCESS;
 }
 
-/* Flags an executable graph of a built graph may have: memory is never
- * allocated by these graphs, priorities are the launches'. */
+/* Flags an executable graph of a built graph may have (priorities are
+ * the launches'). */
 #define BUILT_FLAGS                                                                          \
 	(CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH | CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD | \
 	 CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY)
@@ -263,6 +263,11 @@ static CUresult instantiate(CUgraphExec *out, CUgraph g, unsigned long long flag
 	if (!g->host && (flags & ~(unsigned long long)BUILT_FLAGS)) {
 		vgpu_cuda_log(true, "graph instantiation flags %#llx are not served for a graph "
 				    "built node by node: CUDA_ERROR_NOT_SUPPORTED", flags);
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
+	if (!g->host && vgpu_graph_mem_instantiated(g)) {
+		vgpu_cuda_log(true, "a graph with memory allocation nodes has one executable graph "
+				    "at a time: CUDA_ERROR_NOT_SUPPORTED");
 		return CUDA_ERROR_NOT_SUPPORTED;
 	}
 	e = calloc(1, sizeof(*e));
@@ -357,6 +362,8 @@ static CUresult launch(CUgraphExec exec, CUstream stream, bool upload)
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	if (!exec->host) {
+		if (!upload)
+			rc = vgpu_graph_mem_launch(exec);
 		for (size_t i = 0; !upload && i < exec->n_steps && rc == CUDA_SUCCESS; i++)
 			if (exec->steps[i].enabled)
 				rc = vgpu_graph_op_run(&exec->steps[i].op, stream);
@@ -616,6 +623,17 @@ static bool same_shape(const struct CUgraphExec_st *e, const struct vgpu_exec_to
 	return true;
 }
 
+/* Whether step @now, if a memory node, is what step @was is. */
+static bool same_mem(const struct vgpu_graph_op *now, const struct vgpu_graph_op *was)
+{
+	if (now->type != CU_GRAPH_NODE_TYPE_MEM_ALLOC && now->type != CU_GRAPH_NODE_TYPE_MEM_FREE)
+		return true;
+	if (!was || was->type != now->type)
+		return false;
+	return now->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ? now->alloc.a == was->alloc.a
+							 : now->mfree.ptr == was->mfree.ptr;
+}
+
 CUresult cuGraphExecUpdate(CUgraphExec hGraphExec, CUgraph hGraph,
 			   CUgraphExecUpdateResultInfo *resultInfo)
 {
@@ -649,6 +667,15 @@ CUresult cuGraphExecUpdate(CUgraphExec hGraphExec, CUgraph hGraph,
 		rc = instantiate_built(&fresh, g, &err);
 	tops_free(now, g ? g->n_nodes : 0);
 	tops_free(fresh.top, fresh.n_top);
+	/* Memory nodes keep their allocations (the same shape gives the same
+	 * steps in the same order): an update does not change them. */
+	for (size_t i = 0; rc == CUDA_SUCCESS && i < fresh.n_steps; i++)
+		if (!same_mem(&fresh.steps[i].op, i < hGraphExec->n_steps ? &hGraphExec->steps[i].op
+									  : NULL)) {
+			steps_free(fresh.steps, fresh.n_steps);
+			result = CU_GRAPH_EXEC_UPDATE_ERROR_NOT_SUPPORTED;
+			rc = CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+		}
 	if (rc == CUDA_SUCCESS) {
 		/* The steps run for the instantiated graph's nodes, at the
 		 * same indexes. */

@@ -8,9 +8,9 @@
  * A kernel node keeps its parameters' bytes, packed as a launch sends them
  * when it is made (CUDA copies them then too); a child graph node keeps a
  * clone of its graph. Served: kernel, memcpy, memset, host, child graph,
- * empty, event record and event wait nodes; the others (memory allocation
- * and free, external semaphores, batched memory operations, conditional)
- * are refused CUDA_ERROR_NOT_SUPPORTED.
+ * empty, event record and event wait nodes, and memory allocation and
+ * free nodes (graph_mem.c); the others (external semaphores, batched
+ * memory operations, conditional) are refused CUDA_ERROR_NOT_SUPPORTED.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +109,9 @@ CUresult vgpu_graph_op_copy(struct vgpu_graph_op *dst, const struct vgpu_graph_o
 	CUresult rc = CUDA_SUCCESS;
 
 	*dst = *src;
-	if (src->type == CU_GRAPH_NODE_TYPE_GRAPH) {
+	if (src->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC || src->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+		vgpu_graph_mem_step(dst, src); /* graphs with these are never cloned */
+	} else if (src->type == CU_GRAPH_NODE_TYPE_GRAPH) {
 		rc = vgpu_graph_clone(src->child, &dst->child);
 	} else if (src->type == CU_GRAPH_NODE_TYPE_KERNEL) {
 		size_t n = src->kernel.k->param_bytes;
@@ -132,8 +134,12 @@ void vgpu_graph_op_free(struct vgpu_graph_op *op)
 	if (op->type == CU_GRAPH_NODE_TYPE_KERNEL) {
 		free(op->kernel.args);
 		vgpu_cuda_kernel_release(op->kernel.k);
-	} else if (op->type == CU_GRAPH_NODE_TYPE_GRAPH && op->child)
+	} else if (op->type == CU_GRAPH_NODE_TYPE_GRAPH && op->child) {
 		vgpu_graph_free(op->child);
+	} else if (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
+		   op->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+		vgpu_graph_mem_release(op);
+	}
 	op->type = CU_GRAPH_NODE_TYPE_EMPTY;
 }
 
@@ -176,6 +182,8 @@ CUresult vgpu_graph_op_run(const struct vgpu_graph_op *op, CUstream stream)
 	case CU_GRAPH_NODE_TYPE_WAIT_EVENT:
 		return cuStreamWaitEvent(stream, op->event, CU_EVENT_WAIT_DEFAULT);
 	case CU_GRAPH_NODE_TYPE_EMPTY:
+	case CU_GRAPH_NODE_TYPE_MEM_ALLOC: /* done as the launch began (graph_mem.c) */
+	case CU_GRAPH_NODE_TYPE_MEM_FREE:
 		return CUDA_SUCCESS;
 	default:
 		return CUDA_ERROR_UNKNOWN; /* child graphs are flattened (graph_exec.c) */
@@ -363,12 +371,39 @@ CUresult cuGraphAddEventWaitNode(CUgraphNode *phGraphNode, CUgraph hGraph,
 		   dependencies, numDependencies, phGraphNode);
 }
 
+/* A memory node's @op from @p, for graph @hGraph (cuGraphAddNode's). */
+static CUresult mem_op_from(struct vgpu_graph_op *op, CUgraph hGraph, CUgraphNodeParams *p)
+{
+	CUresult rc;
+	struct CUgraph_st *g = vgpu_graph_built(hGraph, &rc);
+	CUDA_MEM_ALLOC_NODE_PARAMS v1;
+
+	if (!g)
+		return rc;
+	if (p->type == CU_GRAPH_NODE_TYPE_MEM_FREE)
+		return vgpu_graph_free_op(op, g, p->free.dptr);
+	_Static_assert(sizeof(v1) == sizeof(p->alloc), "the alloc parameters' two versions");
+	memcpy(&v1, &p->alloc, sizeof(v1));
+	rc = vgpu_graph_alloc_op(op, g, &v1);
+	if (rc == CUDA_SUCCESS)
+		p->alloc.dptr = v1.dptr;
+	return rc;
+}
+
 CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
 			const CUgraphEdgeData *dependencyData, size_t numDependencies,
 			CUgraphNodeParams *nodeParams)
 {
 	struct vgpu_graph_op op;
-	CUresult rc = vgpu_graph_op_from(&op, nodeParams);
+	CUresult rc;
+
+	if (nodeParams && !nodeParams->reserved0[0] && !nodeParams->reserved0[1] &&
+	    !nodeParams->reserved0[2] && !nodeParams->reserved2 &&
+	    (nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
+	     nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_FREE))
+		rc = mem_op_from(&op, hGraph, nodeParams);
+	else
+		rc = vgpu_graph_op_from(&op, nodeParams);
 
 	return rc == CUDA_SUCCESS ? vgpu_graph_add(hGraph, dependencies, dependencyData,
 						   numDependencies, &op, phGraphNode)

@@ -76,19 +76,27 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInByt
 	return rc;
 }
 
-/* Freeing 0 does nothing, as cudaFree(NULL) (cudart asks for it when a
- * program calls cudaFree(0) to make its context). */
-CUresult cuMemFree_v2(CUdeviceptr dptr)
+CUresult vgpu_cuda_free_device(CUdeviceptr dptr)
 {
 	struct vgpu_cuda_msg m = { .call = VGPU_CUDA_MEM_FREE, .v = { dptr } }, r;
-	CUresult rc = vgpu_cuda_ready();
+	CUresult rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 
-	if (rc != CUDA_SUCCESS || dptr == 0 || vgpu_cuda_managed_free(dptr, &rc))
-		return rc;
-	rc = vgpu_cuda_call(&m, NULL, &r, NULL, 0);
 	if (rc == CUDA_SUCCESS)
 		vgpu_cuda_block_remove(dptr);
 	return rc;
+}
+
+/* Freeing 0 does nothing, as cudaFree(NULL) (cudart asks for it when a
+ * program calls cudaFree(0) to make its context). A graph's allocation is
+ * its graph's to free (graph_mem.c). */
+CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+	CUresult rc = vgpu_cuda_ready();
+
+	if (rc != CUDA_SUCCESS || dptr == 0 || vgpu_cuda_managed_free(dptr, &rc) ||
+	    vgpu_graph_mem_free_outside(dptr, &rc))
+		return rc;
+	return vgpu_cuda_free_device(dptr);
 }
 
 CUresult cuMemGetInfo_v2(size_t *free, size_t *total)

@@ -353,6 +353,8 @@ CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 		rc = cuStreamSynchronize(hStream);
 		return rc == CUDA_SUCCESS ? cuMemFree_v2(dptr) : rc;
 	}
+	if (vgpu_graph_mem_free_outside(dptr, &rc)) /* kept: its memory is there */
+		return rc;
 	if (!vgpu_cuda_is_device(dptr))
 		return CUDA_ERROR_INVALID_VALUE;
 	m.v[0] = dptr;

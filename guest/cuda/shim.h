@@ -229,6 +229,11 @@ bool vgpu_cuda_managed_inside(void);
 CUresult vgpu_cuda_copy_bytes(bool up, CUdeviceptr dev, void *host, size_t len);
 bool vgpu_cuda_is_managed(CUdeviceptr ptr);
 bool vgpu_cuda_managed_free(CUdeviceptr ptr, CUresult *rc);
+/* Device memory @dptr back to the host (cuMemFree's own work; mem.c). */
+CUresult vgpu_cuda_free_device(CUdeviceptr dptr);
+/* Whether @dptr is a graph allocation (graph_mem.c): then *@rc is the
+ * result of freeing it outside its graph, which keeps its memory. */
+bool vgpu_graph_mem_free_outside(CUdeviceptr dptr, CUresult *rc);
 /* managed.c: CUDA 8.0's prefetch and advice (cuda.h maps the names to
  * 12.2's), exported under the bare names. */
 CUresult cuMemPrefetchAsync_v1(CUdeviceptr devPtr, size_t count, CUdevice dstDevice,

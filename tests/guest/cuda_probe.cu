@@ -688,10 +688,11 @@ static void memset2d_check()
 // changed in the executable graph; the graph changed and the executable
 // graph updated from it (launched before, with its own parameters still);
 // a clone; the graph as another's child; the
-// queries; a node type not served (a memory allocation node) and a cycle.
+// queries; an entry point not served (cudaIpcGetMemHandle: no memory is
+// shared between processes) and a cycle.
 // Prints "built-graph <first error> host=<right calls>/<calls>
 // nodes=<n> roots=<n> edges=<n> set=same update=same clone=same
-// child=same alloc=<error> cycle=<error>".
+// child=same ipc=<error> cycle=<error>".
 struct host_check {
 	const float *x, *y;
 	int n;
@@ -718,7 +719,7 @@ static void built_graph_check()
 	cudaGraph_t g = nullptr, clone = nullptr, parent = nullptr;
 	cudaGraphExec_t ge = nullptr, ce = nullptr, pe = nullptr, bad = nullptr;
 	cudaGraphNode_t in = nullptr, set = nullptr, join = nullptr, kernel = nullptr, out = nullptr;
-	cudaGraphNode_t check = nullptr, kc = nullptr, child = nullptr, alloc = nullptr;
+	cudaGraphNode_t check = nullptr, kc = nullptr, child = nullptr;
 	cudaError_t e[40];
 	int k = 0;
 	host_check hc = {};
@@ -817,22 +818,18 @@ static void built_graph_check()
 	int first = 0;
 	for (int i = 0; i < k && !first; i++)
 		first = (int)e[i];
-	// Not served: a memory allocation node.
-	cudaMemAllocNodeParams ap = {};
-	ap.poolProps.allocType = cudaMemAllocationTypePinned;
-	ap.poolProps.location.type = cudaMemLocationTypeDevice;
-	ap.poolProps.location.id = 0;
-	ap.bytesize = 1 << 20;
-	cudaError_t alloc_e = cudaGraphAddMemAllocNode(&alloc, g, nullptr, 0, &ap);
+	// Not served: memory shared with another process.
+	cudaIpcMemHandle_t ih;
+	cudaError_t ipc_e = cudaIpcGetMemHandle(&ih, dx);
 	// A cycle: the memset after the host node.
 	(void)cudaGraphAddDependencies(g, &check, &set, nullptr, 1);
 	cudaError_t cycle = cudaGraphInstantiate(&bad, g, 0);
 	(void)cudaGetLastError();
 	printf("built-graph %d host=%d/%d nodes=%zu roots=%zu edges=%zu set=%s update=%s "
-	       "clone=%s child=%s alloc=%d cycle=%d\n",
+	       "clone=%s child=%s ipc=%d cycle=%d\n",
 	       first, hc.right, hc.calls, nodes, roots_n, edges, set_same ? "same" : "different",
 	       update_same ? "same" : "different", clone_same ? "same" : "different",
-	       child_same ? "same" : "different", (int)alloc_e, (int)cycle);
+	       child_same ? "same" : "different", (int)ipc_e, (int)cycle);
 	if (pe)
 		cudaGraphExecDestroy(pe);
 	if (ce)
@@ -847,6 +844,126 @@ static void built_graph_check()
 	cudaFreeHost(hy);
 	cudaFree(dx);
 	cudaFree(dy);
+}
+
+// Memory nodes in graphs built node by node, as graphMemoryNodes uses
+// them. Graph A allocates 1 MiB (its address given at once), sets it to
+// 7s, copies it to page-locked memory and frees it: launched twice, the
+// bytes right each time. Graph B allocates and sets 9s, no free node:
+// launched, its memory read outside the graph after it; launched again
+// before it is freed (cudaErrorInvalidValue); freed by cudaFree, launched,
+// freed by cudaFreeAsync; instantiated anew to free on launch, launched
+// twice, freed. The device's graph memory in use while B's is live; A
+// cloned, instantiated a second time, a node and an edge of it removed
+// (each refused), a free node for memory no graph allocated
+// (cudaErrorInvalidValue).
+// Prints "graph-mem <first error> a=<right>/2 b=<same|different>
+// relaunch=<error> auto=<error> used=<MiB> clone=<error> twice=<error>
+// lose=<error>/<error> stray=<error>".
+static void graph_mem_check()
+{
+	const size_t bytes = 1 << 20;
+	unsigned char *h = nullptr;
+	void *plain = nullptr;
+	cudaStream_t s = nullptr;
+	cudaGraph_t a = nullptr, b = nullptr, c = nullptr;
+	cudaGraphExec_t ae = nullptr, be = nullptr, ae2 = nullptr;
+	cudaGraphNode_t alloc = nullptr, set = nullptr, out = nullptr, fr = nullptr;
+	cudaGraphNode_t balloc = nullptr, bset = nullptr, stray = nullptr;
+	cudaError_t e[40];
+	int k = 0, right = 0;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+	e[k++] = cudaMallocHost(&h, bytes);
+	e[k++] = cudaMalloc(&plain, 256);
+	if (!h) {
+		printf("graph-mem %d\n", (int)e[1]);
+		return;
+	}
+	cudaMemAllocNodeParams ap = {};
+	ap.poolProps.allocType = cudaMemAllocationTypePinned;
+	ap.poolProps.location.type = cudaMemLocationTypeDevice;
+	ap.poolProps.location.id = 0;
+	ap.bytesize = bytes;
+	cudaMemsetParams mp = {};
+	mp.value = 7;
+	mp.elementSize = 1;
+	mp.width = bytes;
+	mp.height = 1;
+	e[k++] = cudaGraphCreate(&a, 0);
+	e[k++] = cudaGraphAddMemAllocNode(&alloc, a, nullptr, 0, &ap);
+	void *dp = ap.dptr;
+	mp.dst = dp;
+	e[k++] = cudaGraphAddMemsetNode(&set, a, &alloc, 1, &mp);
+	e[k++] = cudaGraphAddMemcpyNode1D(&out, a, &set, 1, h, dp, bytes, cudaMemcpyDeviceToHost);
+	e[k++] = cudaGraphAddMemFreeNode(&fr, a, &out, 1, dp);
+	e[k++] = cudaGraphInstantiate(&ae, a, 0);
+	for (int run = 0; run < 2 && ae; run++) {
+		bool same = true;
+
+		memset(h, 0, bytes);
+		e[k++] = cudaGraphLaunch(ae, s);
+		e[k++] = cudaStreamSynchronize(s);
+		for (size_t i = 0; i < bytes; i++)
+			same = same && h[i] == 7;
+		right += same;
+	}
+	e[k++] = cudaGraphCreate(&b, 0);
+	e[k++] = cudaGraphAddMemAllocNode(&balloc, b, nullptr, 0, &ap);
+	void *bp = ap.dptr;
+	mp.dst = bp;
+	mp.value = 9;
+	e[k++] = cudaGraphAddMemsetNode(&bset, b, &balloc, 1, &mp);
+	e[k++] = cudaGraphInstantiate(&be, b, 0);
+	e[k++] = cudaGraphLaunch(be, s);
+	e[k++] = cudaMemcpyAsync(h, bp, bytes, cudaMemcpyDeviceToHost, s);
+	e[k++] = cudaStreamSynchronize(s);
+	bool b_same = true;
+	for (size_t i = 0; i < bytes; i++)
+		b_same = b_same && h[i] == 9;
+	unsigned long long used = 0;
+	e[k++] = cudaDeviceGetGraphMemAttribute(0, cudaGraphMemAttrUsedMemCurrent, &used);
+	cudaError_t relaunch = cudaGraphLaunch(be, s);
+	(void)cudaGetLastError();
+	e[k++] = cudaFree(bp);
+	e[k++] = cudaGraphLaunch(be, s);
+	e[k++] = cudaFreeAsync(bp, s);
+	e[k++] = cudaStreamSynchronize(s);
+	e[k++] = cudaGraphExecDestroy(be);
+	be = nullptr;
+	e[k++] = cudaGraphInstantiateWithFlags(&be, b, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+	cudaError_t auto_e = cudaGraphLaunch(be, s);
+	if (auto_e == cudaSuccess)
+		auto_e = cudaGraphLaunch(be, s);
+	e[k++] = cudaStreamSynchronize(s);
+	e[k++] = cudaFree(bp);
+	cudaError_t clone_e = cudaGraphClone(&c, a);
+	cudaError_t twice_e = cudaGraphInstantiate(&ae2, a, 0);
+	cudaError_t lose_node = cudaGraphDestroyNode(set);
+	cudaError_t lose_edge = cudaGraphRemoveDependencies(a, &alloc, &set, nullptr, 1);
+	cudaError_t stray_e = cudaGraphAddMemFreeNode(&stray, b, nullptr, 0, plain);
+	(void)cudaGetLastError();
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("graph-mem %d a=%d/2 b=%s relaunch=%d auto=%d used=%llu clone=%d twice=%d "
+	       "lose=%d/%d stray=%d\n",
+	       first, right, b_same ? "same" : "different", (int)relaunch, (int)auto_e, used >> 20,
+	       (int)clone_e, (int)twice_e, (int)lose_node, (int)lose_edge, (int)stray_e);
+	if (ae2)
+		cudaGraphExecDestroy(ae2);
+	if (ae)
+		cudaGraphExecDestroy(ae);
+	if (be)
+		cudaGraphExecDestroy(be);
+	if (c)
+		cudaGraphDestroy(c);
+	cudaGraphDestroy(a);
+	cudaGraphDestroy(b);
+	cudaStreamDestroy(s);
+	cudaFreeHost(h);
+	cudaFree(plain);
 }
 
 // A CUDA graph made by stream capture: scale_add captured on a stream
@@ -1399,6 +1516,7 @@ int main()
 	fork_check();
 	graph_check();
 	built_graph_check();
+	graph_mem_check();
 	managed_check();
 	pool_check();
 	vmm_check();

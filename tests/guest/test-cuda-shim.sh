@@ -197,9 +197,12 @@ probe VGPU_TRANSPORT="unix:$T/one.sock"
 check "a CUDA graph by stream capture: the kernel captured (active during, none after), not run; the graph instantiated and launched three times: every result right; the legacy stream cannot be captured (cudaErrorStreamCaptureUnsupported)" \
 	"^graph 0 same during=1 after=0 legacy=900$"
 check "a graph built node by node (a copy in and a memset, the roots; an empty node; the kernel; a copy out; a host node checking every result): launched three times, its kernel's parameters changed in the executable graph, the graph changed and the executable graph updated, a clone, the graph as another's child: the host node saw every result right each time; the queries; a cycle refused (cudaErrorInvalidValue)" \
-	"^built-graph 0 host=8/8 nodes=6 roots=2 edges=5 set=same update=same clone=same child=same alloc=801 cycle=1$"
-check "an entry point not implemented yet (cudaGraphAddMemAllocNode): cudaErrorNotSupported" " alloc=801 "
-check_err "and a log line naming it" "cuGraphAddMemAllocNode \(CUDA [0-9.]+\) is not implemented yet"
+	"^built-graph 0 host=8/8 nodes=6 roots=2 edges=5 set=same update=same clone=same child=same ipc=801 cycle=1$"
+check "memory nodes in built graphs: an allocation, used and freed in its graph, launched twice, the bytes right each time; one freed outside (cudaFree, cudaFreeAsync), launched again before (cudaErrorInvalidValue) and after, freed on launch; 1 MiB in use while it is live; cloning it and a second executable graph refused (cudaErrorNotSupported), a free node for memory no graph allocated (cudaErrorInvalidValue)" \
+	"^graph-mem 0 a=2/2 b=same relaunch=1 auto=0 used=1 clone=801 twice=801 lose=801/801 stray=1$"
+check_err "the clone refused: the log says why" "a graph with memory nodes cannot be cloned"
+check "an entry point not implemented yet (cudaIpcGetMemHandle): cudaErrorNotSupported" " ipc=801 "
+check_err "and a log line naming it" "cuIpcGetMemHandle \(CUDA [0-9.]+\) is not implemented yet"
 check_err "a cycle: the log says why" "a graph with a cycle cannot be instantiated"
 # Every name NVIDIA's libcuda.so.1 exports is there to dlsym() (cuBLAS Lt
 # looks up 82 and fails without them): an unimplemented one answers

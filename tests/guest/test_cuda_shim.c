@@ -45,7 +45,7 @@ static void test_proc_address(void **state)
 	assert_ptr_not_equal(fn, (void *)cuDeviceTotalMem_v2);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
 	/* Known, not implemented: a stub that says so. */
-	assert_int_equal(cuGetProcAddress_v2("cuGraphAddMemAllocNode", &fn, 13000, 0, &st),
+	assert_int_equal(cuGetProcAddress_v2("cuIpcGetMemHandle", &fn, 13000, 0, &st),
 			 CUDA_SUCCESS);
 	assert_non_null(fn);
 	assert_int_equal(((CUresult(*)(void))fn)(), CUDA_ERROR_NOT_SUPPORTED);
@@ -651,8 +651,18 @@ static void test_graphs(void **state)
 	CUDA_HOST_NODE_PARAMS nofn = { 0 };
 	assert_int_equal(cuGraphAddHostNode(&x, g, NULL, 0, &nofn), CUDA_ERROR_INVALID_VALUE);
 	/* Not served, through the generic call; reserved fields must be 0. */
-	CUgraphNodeParams np = { .type = CU_GRAPH_NODE_TYPE_MEM_ALLOC };
+	CUgraphNodeParams np = { .type = CU_GRAPH_NODE_TYPE_EXT_SEMAS_SIGNAL };
 	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_NOT_SUPPORTED);
+	/* Memory nodes: an allocation of nothing, or of no parameters; a free
+	 * of memory no allocation node made (directly and generically). */
+	np = (CUgraphNodeParams){ .type = CU_GRAPH_NODE_TYPE_MEM_ALLOC };
+	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddMemAllocNode(&x, g, NULL, 0, NULL), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddMemFreeNode(&x, g, NULL, 0, 0x1000), CUDA_ERROR_INVALID_VALUE);
+	np = (CUgraphNodeParams){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE, .free = { 0x1000 } };
+	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(cuGraphAddMemFreeNode(&x, (CUgraph)&mp, NULL, 0, 0x1000),
+			 CUDA_ERROR_INVALID_HANDLE);
 	np = (CUgraphNodeParams){ .type = CU_GRAPH_NODE_TYPE_EMPTY, .reserved2 = 1 };
 	assert_int_equal(cuGraphAddNode(&x, g, NULL, NULL, 0, &np), CUDA_ERROR_INVALID_VALUE);
 	/* A programmatic edge is not served. */

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * graph_mem.c - memory allocation and free nodes of graphs built here
+ * (graph.h), and the device's graph memory figures.
+ *
+ * CUDA gives an allocation node its address when the node is made, fixed
+ * for every launch after. Here the memory itself is allocated then (a
+ * cuMemAlloc through the host, against the VM's quota) and held until its
+ * node is gone and the allocation is not in use: a launch that reaches
+ * the node makes the allocation live (the program's to use), a free node
+ * or cuMemFree/cuMemFreeAsync outside the graph ends that. What differs
+ * from NVIDIA's driver (docs/specs/cuda-remoting.md): the memory is held
+ * between a free and the next launch, where the driver keeps only the
+ * address and may hand the memory to other allocations; and liveness
+ * changes when a launch is posted, not when the GPU reaches the node
+ * (the memory is there either way).
+ *
+ * As CUDA's: a graph with memory nodes cannot be cloned, be a child graph
+ * (only its clone would be), lose nodes or edges, or have two executable
+ * graphs at once; an allocation is freed in one graph at most, and one
+ * freed by its own graph is not freed outside it; a launch that would
+ * allocate what is still live fails (CUDA_ERROR_INVALID_VALUE) unless the
+ * executable graph frees it on launch (AUTO_FREE_ON_LAUNCH).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+/* The allocations of allocation nodes, and the figures of them. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vgpu_graph_alloc *allocs;
+static uint64_t reserved, reserved_high, used, used_high;
+
+/* Under the lock. */
+static struct vgpu_graph_alloc *find(CUdeviceptr dptr)
+{
+	for (struct vgpu_graph_alloc *a = allocs; a; a = a->next)
+		if (a->dptr == dptr)
+			return a;
+	return NULL;
+}
+
+/* Under the lock: @a's live state set, the figures kept. */
+static void set_live(struct vgpu_graph_alloc *a, bool live)
+{
+	if (a->live == live)
+		return;
+	a->live = live;
+	if (live) {
+		used += a->bytes;
+		if (used > used_high)
+			used_high = used;
+	} else {
+		used -= a->bytes;
+	}
+}
+
+/* Under the lock: @a's memory back to the host once nothing names it and
+ * it is not in use. */
+static void settle(struct vgpu_graph_alloc *a)
+{
+	struct vgpu_graph_alloc **p = &allocs;
+
+	if (a->refs || a->live)
+		return;
+	while (*p != a)
+		p = &(*p)->next;
+	*p = a->next;
+	reserved -= a->bytes;
+	(void)vgpu_cuda_free_device(a->dptr);
+	free(a);
+}
+
+CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
+			     CUDA_MEM_ALLOC_NODE_PARAMS *p)
+{
+	const CUmemPoolProps *pp;
+	struct vgpu_graph_alloc *a;
+	CUmemAccessDesc *access = NULL;
+	CUdeviceptr dptr;
+	int n_devices = 0;
+	CUresult rc;
+
+	if (!p || !p->bytesize)
+		return CUDA_ERROR_INVALID_VALUE;
+	pp = &p->poolProps;
+	(void)cuDeviceGetCount(&n_devices);
+	if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
+	    pp->location.type != CU_MEM_LOCATION_TYPE_DEVICE || pp->location.id < 0 ||
+	    pp->location.id >= n_devices || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE ||
+	    p->accessDescCount > (size_t)n_devices || (p->accessDescCount && !p->accessDescs))
+		return CUDA_ERROR_INVALID_VALUE;
+	for (size_t i = 0; i < p->accessDescCount; i++)
+		if (p->accessDescs[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
+		    p->accessDescs[i].location.id != pp->location.id)
+			return CUDA_ERROR_NOT_SUPPORTED; /* no peer access between VMs' GPUs */
+	a = calloc(1, sizeof(*a));
+	if (p->accessDescCount)
+		access = malloc(p->accessDescCount * sizeof(*access));
+	if (!a || (p->accessDescCount && !access)) {
+		free(a);
+		free(access);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	rc = cuMemAlloc_v2(&dptr, p->bytesize);
+	if (rc != CUDA_SUCCESS) {
+		free(a);
+		free(access);
+		return rc;
+	}
+	if (p->accessDescCount)
+		memcpy(access, p->accessDescs, p->accessDescCount * sizeof(*access));
+	*a = (struct vgpu_graph_alloc){ .dptr = dptr, .bytes = p->bytesize, .owner = g, .refs = 1 };
+	pthread_mutex_lock(&lock);
+	a->next = allocs;
+	allocs = a;
+	reserved += a->bytes;
+	if (reserved > reserved_high)
+		reserved_high = reserved;
+	pthread_mutex_unlock(&lock);
+	p->dptr = dptr;
+	*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_ALLOC,
+				      .alloc = { .a = a, .params = *p, .access = access, .graph = g } };
+	op->alloc.params.accessDescs = access;
+	return CUDA_SUCCESS;
+}
+
+CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUdeviceptr dptr)
+{
+	struct vgpu_graph_alloc *a;
+	CUresult rc = CUDA_ERROR_INVALID_VALUE;
+
+	if (!g)
+		return CUDA_ERROR_INVALID_HANDLE;
+	pthread_mutex_lock(&lock);
+	a = find(dptr);
+	if (a && !a->free_graph) { /* once, in one graph */
+		a->free_graph = g;
+		rc = CUDA_SUCCESS;
+	}
+	pthread_mutex_unlock(&lock);
+	if (rc == CUDA_SUCCESS)
+		*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE,
+					      .mfree = { .ptr = dptr, .graph = g } };
+	return rc;
+}
+
+void vgpu_graph_mem_step(struct vgpu_graph_op *dst, const struct vgpu_graph_op *src)
+{
+	*dst = *src;
+	if (src->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+		dst->mfree.graph = NULL;
+		return;
+	}
+	dst->alloc.graph = NULL;
+	pthread_mutex_lock(&lock);
+	src->alloc.a->refs++;
+	src->alloc.a->execs++;
+	pthread_mutex_unlock(&lock);
+}
+
+void vgpu_graph_mem_release(struct vgpu_graph_op *op)
+{
+	struct vgpu_graph_alloc *a;
+
+	pthread_mutex_lock(&lock);
+	if (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+		/* A graph's free node gone: the allocation may be freed elsewhere. */
+		a = op->mfree.graph ? find(op->mfree.ptr) : NULL;
+		if (a && a->free_graph == op->mfree.graph)
+			a->free_graph = NULL;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	a = op->alloc.a;
+	a->refs--;
+	if (!op->alloc.graph)
+		a->execs--;
+	else if (a->owner == op->alloc.graph)
+		a->owner = NULL;
+	settle(a);
+	pthread_mutex_unlock(&lock);
+	if (op->alloc.graph)
+		free(op->alloc.access); /* the node's; a step shares it */
+}
+
+bool vgpu_graph_mem_instantiated(const struct CUgraph_st *g)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < g->n_nodes && !busy; i++)
+		busy = g->nodes[i]->op.type == CU_GRAPH_NODE_TYPE_MEM_ALLOC &&
+		       g->nodes[i]->op.alloc.a->execs > 0;
+	pthread_mutex_unlock(&lock);
+	return busy;
+}
+
+CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e)
+{
+	bool auto_free = e->flags & CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
+	bool *changed = calloc(e->n_steps ? e->n_steps : 1, sizeof(*changed));
+	CUresult rc = CUDA_SUCCESS;
+	size_t i;
+
+	if (!changed)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	pthread_mutex_lock(&lock);
+	/* The steps in order (a free step may free what an earlier one made);
+	 * on an error, what the earlier ones changed is changed back. */
+	for (i = 0; i < e->n_steps && rc == CUDA_SUCCESS; i++) {
+		const struct vgpu_graph_op *op = &e->steps[i].op;
+		struct vgpu_graph_alloc *a;
+
+		if (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC) {
+			a = op->alloc.a;
+			if (a->live && !auto_free) /* made by a launch, not freed since */
+				rc = CUDA_ERROR_INVALID_VALUE;
+			else if (!a->live) { /* else freed on launch and made again */
+				changed[i] = true;
+				set_live(a, true);
+			}
+		} else if (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
+			a = find(op->mfree.ptr);
+			if (!a || !a->live) { /* not allocated now */
+				rc = CUDA_ERROR_INVALID_VALUE;
+			} else {
+				changed[i] = true;
+				set_live(a, false);
+			}
+		}
+	}
+	while (rc != CUDA_SUCCESS && i-- > 0) {
+		const struct vgpu_graph_op *op = &e->steps[i].op;
+
+		if (!changed[i])
+			continue;
+		if (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC)
+			set_live(op->alloc.a, false);
+		else
+			set_live(find(op->mfree.ptr), true);
+	}
+	pthread_mutex_unlock(&lock);
+	free(changed);
+	return rc;
+}
+
+bool vgpu_graph_mem_free_outside(CUdeviceptr dptr, CUresult *rc)
+{
+	struct vgpu_graph_alloc *a;
+
+	pthread_mutex_lock(&lock);
+	a = find(dptr);
+	if (a) {
+		if (!a->live || (a->free_graph && a->free_graph == a->owner)) {
+			*rc = CUDA_ERROR_INVALID_VALUE;
+		} else {
+			set_live(a, false);
+			settle(a);
+			*rc = CUDA_SUCCESS;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return a != NULL;
+}
+
+CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph,
+				const CUgraphNode *dependencies, size_t numDependencies,
+				CUDA_MEM_ALLOC_NODE_PARAMS *nodeParams)
+{
+	struct vgpu_graph_op op;
+	CUresult rc;
+	struct CUgraph_st *g = vgpu_graph_built(hGraph, &rc);
+
+	if (g && !phGraphNode)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_graph_alloc_op(&op, g, nodeParams);
+	return rc == CUDA_SUCCESS
+		       ? vgpu_graph_add(g, dependencies, NULL, numDependencies, &op, phGraphNode)
+		       : rc;
+}
+
+CUresult cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph,
+			       const CUgraphNode *dependencies, size_t numDependencies,
+			       CUdeviceptr dptr)
+{
+	struct vgpu_graph_op op;
+	CUresult rc;
+	struct CUgraph_st *g = vgpu_graph_built(hGraph, &rc);
+
+	if (g && !phGraphNode)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_graph_free_op(&op, g, dptr);
+	return rc == CUDA_SUCCESS
+		       ? vgpu_graph_add(g, dependencies, NULL, numDependencies, &op, phGraphNode)
+		       : rc;
+}
+
+CUresult cuGraphMemAllocNodeGetParams(CUgraphNode hNode, CUDA_MEM_ALLOC_NODE_PARAMS *params_out)
+{
+	CUresult rc;
+	struct CUgraphNode_st *node = vgpu_graph_node(hNode, CU_GRAPH_NODE_TYPE_MEM_ALLOC, &rc);
+
+	if (node && !params_out)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		*params_out = node->op.alloc.params;
+	return rc;
+}
+
+CUresult cuGraphMemFreeNodeGetParams(CUgraphNode hNode, CUdeviceptr *dptr_out)
+{
+	CUresult rc;
+	struct CUgraphNode_st *node = vgpu_graph_node(hNode, CU_GRAPH_NODE_TYPE_MEM_FREE, &rc);
+
+	if (node && !dptr_out)
+		rc = CUDA_ERROR_INVALID_VALUE;
+	if (rc == CUDA_SUCCESS)
+		*dptr_out = node->op.mfree.ptr;
+	return rc;
+}
+
+static CUresult device_ok(CUdevice device)
+{
+	int n = 0;
+	CUresult rc = cuDeviceGetCount(&n);
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	return device >= 0 && device < n ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+/* What allocation nodes hold is in use by their graphs: nothing to trim. */
+CUresult cuDeviceGraphMemTrim(CUdevice device)
+{
+	return device_ok(device);
+}
+
+/* The figures are the process's, over all its GPUs (a VM's process has
+ * one almost always). */
+CUresult cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+	CUresult rc = device_ok(device);
+	cuuint64_t v;
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!value)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	switch (attr) {
+	case CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT:
+		v = used;
+		break;
+	case CU_GRAPH_MEM_ATTR_USED_MEM_HIGH:
+		v = used_high;
+		break;
+	case CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT:
+		v = reserved;
+		break;
+	case CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH:
+		v = reserved_high;
+		break;
+	default:
+		rc = CUDA_ERROR_INVALID_VALUE;
+		break;
+	}
+	pthread_mutex_unlock(&lock);
+	if (rc == CUDA_SUCCESS)
+		memcpy(value, &v, sizeof(v));
+	return rc;
+}
+
+/* Only the high watermarks, only to 0 (back to the current figure). */
+CUresult cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr, void *value)
+{
+	CUresult rc = device_ok(device);
+	cuuint64_t v;
+
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (!value)
+		return CUDA_ERROR_INVALID_VALUE;
+	memcpy(&v, value, sizeof(v));
+	if (v != 0 || (attr != CU_GRAPH_MEM_ATTR_USED_MEM_HIGH &&
+		       attr != CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH))
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&lock);
+	if (attr == CU_GRAPH_MEM_ATTR_USED_MEM_HIGH)
+		used_high = used;
+	else
+		reserved_high = reserved;
+	pthread_mutex_unlock(&lock);
+	return CUDA_SUCCESS;
+}
