@@ -7,7 +7,7 @@
 # beside nvidia-smi --query-gpu. Checked: the same model, PCI address and
 # total memory; used memory within 64 MiB of nvidia-smi's (both sample a
 # moving figure); utilisation above 0 under load; the agent's /metrics
-# GPU families present.
+# GPU families present, and every metric docs/grafana-dashboard.json uses.
 #
 #   bash bench/device-agent.sh      (results in $OUT/agent-*.txt)
 set -u
@@ -77,6 +77,14 @@ if get /metrics >"$OUT/agent-metrics.txt"; then
 			{ echo "FAIL /metrics lacks $f"; fails=$((fails + 1)); }
 	done
 	grep '^vgpu_gpu_' "$OUT/agent-metrics.txt"
+	# Every metric the Grafana dashboard asks for, from the agent alone.
+	missing=""
+	for name in $(jq -r '.panels[].targets[].expr' docs/grafana-dashboard.json |
+		grep -oE 'vgpu_[a-z_]+' | sed -E 's/_(bucket|sum|count)$//' | sort -u); do
+		grep -q "^# TYPE $name " "$OUT/agent-metrics.txt" || missing="$missing $name"
+	done
+	[ -z "$missing" ] && echo "ok   every metric of docs/grafana-dashboard.json" ||
+		{ echo "FAIL the dashboard's metrics missing:$missing"; fails=$((fails + 1)); }
 else
 	echo "FAIL GET /metrics"; fails=$((fails + 1))
 fi
