@@ -31,8 +31,9 @@ struct vgpu_graph_alloc {
 	bool live;                    /* made by a launch, not freed since */
 	CUgraph owner;                /* the graph of its node, NULL once that is gone */
 	CUgraph free_graph;           /* the graph with a free node of it, or NULL */
-	unsigned int refs;            /* its node and the steps of executable graphs */
-	unsigned int execs;           /* those steps */
+	unsigned int refs;            /* its nodes and the steps of executable graphs */
+	unsigned int execs;           /* steps of its allocation node */
+	unsigned int free_execs;      /* steps of its free node */
 	struct vgpu_graph_alloc *next;
 };
 
@@ -63,6 +64,7 @@ struct vgpu_graph_op {
 			CUgraph graph;                /* the node's; NULL in a step */
 		} alloc;
 		struct {
+			struct vgpu_graph_alloc *a;   /* held */
 			CUdeviceptr ptr;
 			CUgraph graph;                /* likewise */
 		} mfree;
@@ -82,6 +84,7 @@ struct CUgraphNode_st {
 struct CUgraph_st {
 	uint32_t magic;
 	uint64_t host;                /* a captured graph's; 0: built here */
+	bool child;                   /* a child graph node's (no memory nodes) */
 	CUgraphNode *nodes;           /* in the order they were added */
 	size_t n_nodes, cap_nodes;
 };
@@ -143,9 +146,9 @@ CUresult vgpu_graph_node_set(struct CUgraphNode_st *node, struct vgpu_graph_op *
 CUresult vgpu_graph_op_from(struct vgpu_graph_op *op, const CUgraphNodeParams *p);
 
 /* graph_mem.c: an allocation node's @op for graph @g, its memory
- * allocated (its address into @p->dptr). */
+ * allocated (its address in @op->alloc.params.dptr). */
 CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
-			     CUDA_MEM_ALLOC_NODE_PARAMS *p);
+			     const CUDA_MEM_ALLOC_NODE_PARAMS *p);
 /* graph_mem.c: a free node's @op for graph @g: @dptr is an allocation
  * node's, not freed by a graph yet. */
 CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUdeviceptr dptr);

@@ -57,24 +57,33 @@ static void set_live(struct vgpu_graph_alloc *a, bool live)
 	}
 }
 
-/* Under the lock: @a's memory back to the host once nothing names it and
- * it is not in use. */
-static void settle(struct vgpu_graph_alloc *a)
+/* Under the lock: @a unlinked once nothing names it and it is not in use;
+ * then the caller, unlocked, gives it back (give_back). */
+static struct vgpu_graph_alloc *settle(struct vgpu_graph_alloc *a)
 {
 	struct vgpu_graph_alloc **p = &allocs;
 
 	if (a->refs || a->live)
-		return;
+		return NULL;
 	while (*p != a)
 		p = &(*p)->next;
 	*p = a->next;
 	reserved -= a->bytes;
-	(void)vgpu_cuda_free_device(a->dptr);
-	free(a);
+	return a;
+}
+
+/* Unlocked: @a's memory back to the host (a call there, which other
+ * threads' frees and launches need not wait for). */
+static void give_back(struct vgpu_graph_alloc *a)
+{
+	if (a) {
+		(void)vgpu_cuda_free_device(a->dptr);
+		free(a);
+	}
 }
 
 CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
-			     CUDA_MEM_ALLOC_NODE_PARAMS *p)
+			     const CUDA_MEM_ALLOC_NODE_PARAMS *p)
 {
 	const CUmemPoolProps *pp;
 	struct vgpu_graph_alloc *a;
@@ -85,6 +94,11 @@ CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
 
 	if (!p || !p->bytesize)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (g->child) {
+		vgpu_cuda_log(true, "a child graph cannot have memory nodes: "
+				    "CUDA_ERROR_NOT_SUPPORTED");
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
 	pp = &p->poolProps;
 	(void)cuDeviceGetCount(&n_devices);
 	if (pp->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
@@ -92,6 +106,13 @@ CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
 	    pp->location.id >= n_devices || pp->handleTypes != CU_MEM_HANDLE_TYPE_NONE ||
 	    p->accessDescCount > (size_t)n_devices || (p->accessDescCount && !p->accessDescs))
 		return CUDA_ERROR_INVALID_VALUE;
+	/* Allocated as cuMemAlloc is: on the current GPU. */
+	if (pp->location.id != vgpu_cuda_current_device()) {
+		vgpu_cuda_log(true, "a graph allocation on GPU %d while GPU %d is current: "
+				    "CUDA_ERROR_NOT_SUPPORTED", pp->location.id,
+			      (int)vgpu_cuda_current_device());
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
 	for (size_t i = 0; i < p->accessDescCount; i++)
 		if (p->accessDescs[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE ||
 		    p->accessDescs[i].location.id != pp->location.id)
@@ -120,69 +141,76 @@ CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
 	if (reserved > reserved_high)
 		reserved_high = reserved;
 	pthread_mutex_unlock(&lock);
-	p->dptr = dptr;
 	*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_ALLOC,
 				      .alloc = { .a = a, .params = *p, .access = access, .graph = g } };
 	op->alloc.params.accessDescs = access;
+	op->alloc.params.dptr = dptr;
 	return CUDA_SUCCESS;
 }
 
 CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUdeviceptr dptr)
 {
 	struct vgpu_graph_alloc *a;
-	CUresult rc = CUDA_ERROR_INVALID_VALUE;
 
-	if (!g)
-		return CUDA_ERROR_INVALID_HANDLE;
+	if (g->child) {
+		vgpu_cuda_log(true, "a child graph cannot have memory nodes: "
+				    "CUDA_ERROR_NOT_SUPPORTED");
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
 	pthread_mutex_lock(&lock);
 	a = find(dptr);
-	if (a && !a->free_graph) { /* once, in one graph */
+	if (a && !a->free_graph) { /* once, in one graph; the node holds it */
 		a->free_graph = g;
-		rc = CUDA_SUCCESS;
+		a->refs++;
+	} else {
+		a = NULL;
 	}
 	pthread_mutex_unlock(&lock);
-	if (rc == CUDA_SUCCESS)
-		*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE,
-					      .mfree = { .ptr = dptr, .graph = g } };
-	return rc;
+	if (!a)
+		return CUDA_ERROR_INVALID_VALUE;
+	*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE,
+				      .mfree = { .a = a, .ptr = dptr, .graph = g } };
+	return CUDA_SUCCESS;
 }
 
 void vgpu_graph_mem_step(struct vgpu_graph_op *dst, const struct vgpu_graph_op *src)
 {
+	struct vgpu_graph_alloc *a = src->type == CU_GRAPH_NODE_TYPE_MEM_FREE ? src->mfree.a
+									      : src->alloc.a;
+
 	*dst = *src;
+	pthread_mutex_lock(&lock);
+	a->refs++;
 	if (src->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
 		dst->mfree.graph = NULL;
-		return;
+		a->free_execs++;
+	} else {
+		dst->alloc.graph = NULL;
+		a->execs++;
 	}
-	dst->alloc.graph = NULL;
-	pthread_mutex_lock(&lock);
-	src->alloc.a->refs++;
-	src->alloc.a->execs++;
 	pthread_mutex_unlock(&lock);
 }
 
 void vgpu_graph_mem_release(struct vgpu_graph_op *op)
 {
-	struct vgpu_graph_alloc *a;
+	bool is_free = op->type == CU_GRAPH_NODE_TYPE_MEM_FREE;
+	CUgraph graph = is_free ? op->mfree.graph : op->alloc.graph;
+	struct vgpu_graph_alloc *a = is_free ? op->mfree.a : op->alloc.a, *done;
 
 	pthread_mutex_lock(&lock);
-	if (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
-		/* A graph's free node gone: the allocation may be freed elsewhere. */
-		a = op->mfree.graph ? find(op->mfree.ptr) : NULL;
-		if (a && a->free_graph == op->mfree.graph)
-			a->free_graph = NULL;
-		pthread_mutex_unlock(&lock);
-		return;
-	}
-	a = op->alloc.a;
 	a->refs--;
-	if (!op->alloc.graph)
+	if (!graph && is_free)
+		a->free_execs--;
+	else if (!graph)
 		a->execs--;
-	else if (a->owner == op->alloc.graph)
+	else if (is_free && a->free_graph == graph)
+		a->free_graph = NULL; /* the allocation may be freed elsewhere now */
+	else if (!is_free && a->owner == graph)
 		a->owner = NULL;
-	settle(a);
+	done = settle(a);
 	pthread_mutex_unlock(&lock);
-	if (op->alloc.graph)
+	give_back(done);
+	if (graph && !is_free)
 		free(op->alloc.access); /* the node's; a step shares it */
 }
 
@@ -191,9 +219,14 @@ bool vgpu_graph_mem_instantiated(const struct CUgraph_st *g)
 	bool busy = false;
 
 	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < g->n_nodes && !busy; i++)
-		busy = g->nodes[i]->op.type == CU_GRAPH_NODE_TYPE_MEM_ALLOC &&
-		       g->nodes[i]->op.alloc.a->execs > 0;
+	for (size_t i = 0; i < g->n_nodes && !busy; i++) {
+		const struct vgpu_graph_op *op = &g->nodes[i]->op;
+
+		/* An allocation has one allocation node and at most one free
+		 * node: steps of them are this graph's. */
+		busy = (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC && op->alloc.a->execs > 0) ||
+		       (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE && op->mfree.a->free_execs > 0);
+	}
 	pthread_mutex_unlock(&lock);
 	return busy;
 }
@@ -201,10 +234,16 @@ bool vgpu_graph_mem_instantiated(const struct CUgraph_st *g)
 CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e)
 {
 	bool auto_free = e->flags & CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
-	bool *changed = calloc(e->n_steps ? e->n_steps : 1, sizeof(*changed));
+	bool *changed, any = false;
 	CUresult rc = CUDA_SUCCESS;
 	size_t i;
 
+	for (i = 0; i < e->n_steps && !any; i++)
+		any = e->steps[i].op.type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
+		      e->steps[i].op.type == CU_GRAPH_NODE_TYPE_MEM_FREE;
+	if (!any)
+		return CUDA_SUCCESS;
+	changed = calloc(e->n_steps, sizeof(*changed));
 	if (!changed)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	pthread_mutex_lock(&lock);
@@ -216,15 +255,15 @@ CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e)
 
 		if (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC) {
 			a = op->alloc.a;
-			if (a->live && !auto_free) /* made by a launch, not freed since */
+			if (a->live && !auto_free) { /* made by a launch, not freed since */
 				rc = CUDA_ERROR_INVALID_VALUE;
-			else if (!a->live) { /* else freed on launch and made again */
+			} else if (!a->live) { /* else freed on launch and made again */
 				changed[i] = true;
 				set_live(a, true);
 			}
 		} else if (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
-			a = find(op->mfree.ptr);
-			if (!a || !a->live) { /* not allocated now */
+			a = op->mfree.a;
+			if (!a->live) { /* not allocated now */
 				rc = CUDA_ERROR_INVALID_VALUE;
 			} else {
 				changed[i] = true;
@@ -235,12 +274,9 @@ CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e)
 	while (rc != CUDA_SUCCESS && i-- > 0) {
 		const struct vgpu_graph_op *op = &e->steps[i].op;
 
-		if (!changed[i])
-			continue;
-		if (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC)
-			set_live(op->alloc.a, false);
-		else
-			set_live(find(op->mfree.ptr), true);
+		if (changed[i])
+			set_live(op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ? op->alloc.a : op->mfree.a,
+				 op->type != CU_GRAPH_NODE_TYPE_MEM_ALLOC);
 	}
 	pthread_mutex_unlock(&lock);
 	free(changed);
@@ -249,7 +285,7 @@ CUresult vgpu_graph_mem_launch(const struct CUgraphExec_st *e)
 
 bool vgpu_graph_mem_free_outside(CUdeviceptr dptr, CUresult *rc)
 {
-	struct vgpu_graph_alloc *a;
+	struct vgpu_graph_alloc *a, *done = NULL;
 
 	pthread_mutex_lock(&lock);
 	a = find(dptr);
@@ -258,11 +294,12 @@ bool vgpu_graph_mem_free_outside(CUdeviceptr dptr, CUresult *rc)
 			*rc = CUDA_ERROR_INVALID_VALUE;
 		} else {
 			set_live(a, false);
-			settle(a);
+			done = settle(a);
 			*rc = CUDA_SUCCESS;
 		}
 	}
 	pthread_mutex_unlock(&lock);
+	give_back(done);
 	return a != NULL;
 }
 
@@ -278,9 +315,11 @@ CUresult cuGraphAddMemAllocNode(CUgraphNode *phGraphNode, CUgraph hGraph,
 		rc = CUDA_ERROR_INVALID_VALUE;
 	if (rc == CUDA_SUCCESS)
 		rc = vgpu_graph_alloc_op(&op, g, nodeParams);
-	return rc == CUDA_SUCCESS
-		       ? vgpu_graph_add(g, dependencies, NULL, numDependencies, &op, phGraphNode)
-		       : rc;
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_graph_add(g, dependencies, NULL, numDependencies, &op, phGraphNode);
+	if (rc == CUDA_SUCCESS) /* the address once the node is there */
+		nodeParams->dptr = (*phGraphNode)->op.alloc.params.dptr;
+	return rc;
 }
 
 CUresult cuGraphAddMemFreeNode(CUgraphNode *phGraphNode, CUgraph hGraph,

@@ -91,8 +91,10 @@ static CUresult child_op(struct vgpu_graph_op *op, CUgraph child)
 	if (!g)
 		return rc;
 	rc = vgpu_graph_clone(g, &clone);
-	if (rc == CUDA_SUCCESS)
+	if (rc == CUDA_SUCCESS) {
+		clone->child = true; /* cuGraphChildGraphNodeGetGraph gives it out */
 		*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_GRAPH, .child = clone };
+	}
 	return rc;
 }
 
@@ -384,10 +386,7 @@ static CUresult mem_op_from(struct vgpu_graph_op *op, CUgraph hGraph, CUgraphNod
 		return vgpu_graph_free_op(op, g, p->free.dptr);
 	_Static_assert(sizeof(v1) == sizeof(p->alloc), "the alloc parameters' two versions");
 	memcpy(&v1, &p->alloc, sizeof(v1));
-	rc = vgpu_graph_alloc_op(op, g, &v1);
-	if (rc == CUDA_SUCCESS)
-		p->alloc.dptr = v1.dptr;
-	return rc;
+	return vgpu_graph_alloc_op(op, g, &v1);
 }
 
 CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
@@ -404,10 +403,12 @@ CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphN
 		rc = mem_op_from(&op, hGraph, nodeParams);
 	else
 		rc = vgpu_graph_op_from(&op, nodeParams);
-
-	return rc == CUDA_SUCCESS ? vgpu_graph_add(hGraph, dependencies, dependencyData,
-						   numDependencies, &op, phGraphNode)
-				  : rc;
+	if (rc == CUDA_SUCCESS)
+		rc = vgpu_graph_add(hGraph, dependencies, dependencyData, numDependencies, &op,
+				    phGraphNode);
+	if (rc == CUDA_SUCCESS && nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC)
+		nodeParams->alloc.dptr = (*phGraphNode)->op.alloc.params.dptr; /* once it is there */
+	return rc;
 }
 
 CUresult cuGraphAddNode_v1(CUgraphNode *phGraphNode, CUgraph hGraph,

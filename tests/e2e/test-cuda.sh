@@ -118,7 +118,7 @@ has "a CUDA graph captured by the worker's driver, instantiated and launched thr
 has "a CUDA graph built node by node, its nodes posted by the guest in their order through the worker: launched, changed, updated, cloned and as a child, every result right each time" \
 	"^built-graph 0 host=8/8 nodes=6 roots=2 edges=5 set=same update=same clone=same child=same ipc=801 cycle=1$"
 has "memory nodes in a built graph through the worker: allocated when the node is made, used and freed by the graph, freed outside it, freed on launch, every byte right" \
-	"^graph-mem 0 a=2/2 b=same relaunch=1 auto=0 used=1 clone=801 twice=801 lose=801/801 stray=1$"
+	"^graph-mem 0 a=2/2 b=same relaunch=1 auto=0 used=1 clone=801 twice=801 lose=801/801 stray=1 other=1/1 child=801 left=0$"
 has "cudaDeviceSetLimit: the malloc heap to 16 MiB (read back) and back; the persisting L2 set-aside refused (cudaErrorUnsupportedLimit)" \
 	"^setlimit 0 0 0 0 heap=16 l2=215$"
 has "managed memory: written by the CPU, a kernel, read after a synchronize; written again, launched again; copied to the host; prefetched; 1 MiB of it beside a staged 1 MiB copy; a managed pointer; no concurrent managed access said" \

@@ -856,21 +856,28 @@ static void built_graph_check()
 // twice, freed. The device's graph memory in use while B's is live; A
 // cloned, instantiated a second time, a node and an edge of it removed
 // (each refused), a free node for memory no graph allocated
-// (cudaErrorInvalidValue).
+// (cudaErrorInvalidValue). Graph F frees B's allocation: a second graph's
+// free node for it refused; B launched, then destroyed, F launched: the
+// memory freed (cudaFree of it then refused). A child graph given memory
+// nodes (refused). Once every graph is gone and the device's graph memory
+// trimmed, none is left.
 // Prints "graph-mem <first error> a=<right>/2 b=<same|different>
 // relaunch=<error> auto=<error> used=<MiB> clone=<error> twice=<error>
-// lose=<error>/<error> stray=<error>".
+// lose=<error>/<error> stray=<error> other=<error>/<error> child=<error>
+// left=<MiB>".
 static void graph_mem_check()
 {
 	const size_t bytes = 1 << 20;
 	unsigned char *h = nullptr;
 	void *plain = nullptr;
 	cudaStream_t s = nullptr;
-	cudaGraph_t a = nullptr, b = nullptr, c = nullptr;
-	cudaGraphExec_t ae = nullptr, be = nullptr, ae2 = nullptr;
+	cudaGraph_t a = nullptr, b = nullptr, c = nullptr, f = nullptr, f2 = nullptr;
+	cudaGraph_t outer = nullptr, kid = nullptr, inner = nullptr;
+	cudaGraphExec_t ae = nullptr, be = nullptr, ae2 = nullptr, fe = nullptr;
 	cudaGraphNode_t alloc = nullptr, set = nullptr, out = nullptr, fr = nullptr;
-	cudaGraphNode_t balloc = nullptr, bset = nullptr, stray = nullptr;
-	cudaError_t e[40];
+	cudaGraphNode_t balloc = nullptr, bset = nullptr, stray = nullptr, ff = nullptr, ff2 = nullptr;
+	cudaGraphNode_t cn = nullptr, empty = nullptr, in_kid = nullptr;
+	cudaError_t e[48];
 	int k = 0, right = 0;
 
 	(void)cudaGetLastError();
@@ -922,7 +929,7 @@ static void graph_mem_check()
 	bool b_same = true;
 	for (size_t i = 0; i < bytes; i++)
 		b_same = b_same && h[i] == 9;
-	unsigned long long used = 0;
+	unsigned long long used = 0, left = 1;
 	e[k++] = cudaDeviceGetGraphMemAttribute(0, cudaGraphMemAttrUsedMemCurrent, &used);
 	cudaError_t relaunch = cudaGraphLaunch(be, s);
 	(void)cudaGetLastError();
@@ -944,23 +951,56 @@ static void graph_mem_check()
 	cudaError_t lose_edge = cudaGraphRemoveDependencies(a, &alloc, &set, nullptr, 1);
 	cudaError_t stray_e = cudaGraphAddMemFreeNode(&stray, b, nullptr, 0, plain);
 	(void)cudaGetLastError();
+	// F frees B's allocation, after B is gone.
+	e[k++] = cudaGraphCreate(&f, 0);
+	e[k++] = cudaGraphAddMemFreeNode(&ff, f, nullptr, 0, bp);
+	e[k++] = cudaGraphCreate(&f2, 0);
+	cudaError_t again_e = cudaGraphAddMemFreeNode(&ff2, f2, nullptr, 0, bp);
+	(void)cudaGetLastError();
+	e[k++] = cudaGraphInstantiate(&fe, f, 0);
+	e[k++] = cudaGraphLaunch(be, s);
+	e[k++] = cudaStreamSynchronize(s);
+	e[k++] = cudaGraphExecDestroy(be);
+	be = nullptr;
+	e[k++] = cudaGraphDestroy(b);
+	b = nullptr;
+	e[k++] = cudaGraphLaunch(fe, s);
+	e[k++] = cudaStreamSynchronize(s);
+	cudaError_t gone_e = cudaFree(bp);
+	(void)cudaGetLastError();
+	// A child graph's own graph given a memory node.
+	e[k++] = cudaGraphCreate(&outer, 0);
+	e[k++] = cudaGraphCreate(&kid, 0);
+	e[k++] = cudaGraphAddEmptyNode(&empty, kid, nullptr, 0);
+	e[k++] = cudaGraphAddChildGraphNode(&cn, outer, nullptr, 0, kid);
+	e[k++] = cudaGraphChildGraphNodeGetGraph(cn, &inner);
+	cudaError_t child_e = inner ? cudaGraphAddMemAllocNode(&in_kid, inner, nullptr, 0, &ap)
+				    : cudaErrorInvalidValue;
+	(void)cudaGetLastError();
 	int first = 0;
 	for (int i = 0; i < k && !first; i++)
 		first = (int)e[i];
-	printf("graph-mem %d a=%d/2 b=%s relaunch=%d auto=%d used=%llu clone=%d twice=%d "
-	       "lose=%d/%d stray=%d\n",
-	       first, right, b_same ? "same" : "different", (int)relaunch, (int)auto_e, used >> 20,
-	       (int)clone_e, (int)twice_e, (int)lose_node, (int)lose_edge, (int)stray_e);
 	if (ae2)
 		cudaGraphExecDestroy(ae2);
 	if (ae)
 		cudaGraphExecDestroy(ae);
-	if (be)
-		cudaGraphExecDestroy(be);
+	if (fe)
+		cudaGraphExecDestroy(fe);
 	if (c)
 		cudaGraphDestroy(c);
 	cudaGraphDestroy(a);
-	cudaGraphDestroy(b);
+	cudaGraphDestroy(f);
+	cudaGraphDestroy(f2);
+	cudaGraphDestroy(outer);
+	cudaGraphDestroy(kid);
+	cudaStreamSynchronize(s);
+	cudaDeviceGraphMemTrim(0);
+	cudaDeviceGetGraphMemAttribute(0, cudaGraphMemAttrReservedMemCurrent, &left);
+	printf("graph-mem %d a=%d/2 b=%s relaunch=%d auto=%d used=%llu clone=%d twice=%d "
+	       "lose=%d/%d stray=%d other=%d/%d child=%d left=%llu\n",
+	       first, right, b_same ? "same" : "different", (int)relaunch, (int)auto_e, used >> 20,
+	       (int)clone_e, (int)twice_e, (int)lose_node, (int)lose_edge, (int)stray_e,
+	       (int)again_e, (int)gone_e, (int)child_e, left >> 20);
 	cudaStreamDestroy(s);
 	cudaFreeHost(h);
 	cudaFree(plain);
