@@ -30,10 +30,10 @@ struct vgpu_graph_alloc {
 	size_t bytes;
 	bool live;                    /* made by a launch, not freed since */
 	CUgraph owner;                /* the graph of its node, NULL once that is gone */
-	CUgraph free_graph;           /* the graph with a free node of it, or NULL */
+	bool owner_frees;             /* its own graph has a free node of it */
+	unsigned int other_frees;     /* free nodes of it in other graphs */
 	unsigned int refs;            /* its nodes and the steps of executable graphs */
 	unsigned int execs;           /* steps of its allocation node */
-	unsigned int free_execs;      /* steps of its free node */
 	struct vgpu_graph_alloc *next;
 };
 
@@ -67,6 +67,7 @@ struct vgpu_graph_op {
 			struct vgpu_graph_alloc *a;   /* held */
 			CUdeviceptr ptr;
 			CUgraph graph;                /* likewise */
+			bool by_owner;                /* in the allocation's own graph */
 		} mfree;
 	};
 };

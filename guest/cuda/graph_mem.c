@@ -17,8 +17,9 @@
  *
  * As CUDA's: a graph with memory nodes cannot be cloned, be a child graph
  * (only its clone would be), lose nodes or edges, or have two executable
- * graphs at once; an allocation is freed in one graph at most, and one
- * freed by its own graph is not freed outside it; a launch that would
+ * graphs at once (checked for graphs with allocation nodes); an allocation
+ * freed by its own graph is freed nowhere else, else other graphs may
+ * free it (each once, as NVIDIA's driver allows); a launch that would
  * allocate what is still live fails (CUDA_ERROR_INVALID_VALUE) unless the
  * executable graph frees it on launch (AUTO_FREE_ON_LAUNCH).
  */
@@ -159,17 +160,27 @@ CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUde
 	}
 	pthread_mutex_lock(&lock);
 	a = find(dptr);
-	if (a && !a->free_graph) { /* once, in one graph; the node holds it */
-		a->free_graph = g;
-		a->refs++;
-	} else {
+	/* As NVIDIA's driver: freed by its own graph, nowhere else; by other
+	 * graphs (each once), not by its own. */
+	if (a && (a->owner_frees || (g == a->owner && a->other_frees)))
 		a = NULL;
+	for (size_t i = 0; a && g != a->owner && i < g->n_nodes; i++)
+		if (g->nodes[i]->op.type == CU_GRAPH_NODE_TYPE_MEM_FREE &&
+		    g->nodes[i]->op.mfree.a == a)
+			a = NULL;
+	if (a) { /* the node holds it */
+		a->refs++;
+		if (g == a->owner)
+			a->owner_frees = true;
+		else
+			a->other_frees++;
 	}
 	pthread_mutex_unlock(&lock);
 	if (!a)
 		return CUDA_ERROR_INVALID_VALUE;
 	*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE,
-				      .mfree = { .a = a, .ptr = dptr, .graph = g } };
+				      .mfree = { .a = a, .ptr = dptr, .graph = g,
+						 .by_owner = g == a->owner } };
 	return CUDA_SUCCESS;
 }
 
@@ -183,7 +194,6 @@ void vgpu_graph_mem_step(struct vgpu_graph_op *dst, const struct vgpu_graph_op *
 	a->refs++;
 	if (src->type == CU_GRAPH_NODE_TYPE_MEM_FREE) {
 		dst->mfree.graph = NULL;
-		a->free_execs++;
 	} else {
 		dst->alloc.graph = NULL;
 		a->execs++;
@@ -199,13 +209,13 @@ void vgpu_graph_mem_release(struct vgpu_graph_op *op)
 
 	pthread_mutex_lock(&lock);
 	a->refs--;
-	if (!graph && is_free)
-		a->free_execs--;
-	else if (!graph)
+	if (!graph && !is_free)
 		a->execs--;
-	else if (is_free && a->free_graph == graph)
-		a->free_graph = NULL; /* the allocation may be freed elsewhere now */
-	else if (!is_free && a->owner == graph)
+	else if (graph && is_free && op->mfree.by_owner)
+		a->owner_frees = false; /* the allocation may be freed elsewhere now */
+	else if (graph && is_free)
+		a->other_frees--;
+	else if (graph && a->owner == graph)
 		a->owner = NULL;
 	done = settle(a);
 	pthread_mutex_unlock(&lock);
@@ -222,10 +232,9 @@ bool vgpu_graph_mem_instantiated(const struct CUgraph_st *g)
 	for (size_t i = 0; i < g->n_nodes && !busy; i++) {
 		const struct vgpu_graph_op *op = &g->nodes[i]->op;
 
-		/* An allocation has one allocation node and at most one free
-		 * node: steps of them are this graph's. */
-		busy = (op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC && op->alloc.a->execs > 0) ||
-		       (op->type == CU_GRAPH_NODE_TYPE_MEM_FREE && op->mfree.a->free_execs > 0);
+		/* An allocation has one allocation node: steps of it are this
+		 * graph's. (A graph with free nodes only is not checked.) */
+		busy = op->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC && op->alloc.a->execs > 0;
 	}
 	pthread_mutex_unlock(&lock);
 	return busy;
@@ -290,7 +299,7 @@ bool vgpu_graph_mem_free_outside(CUdeviceptr dptr, CUresult *rc)
 	pthread_mutex_lock(&lock);
 	a = find(dptr);
 	if (a) {
-		if (!a->live || (a->free_graph && a->free_graph == a->owner)) {
+		if (!a->live || a->owner_frees) {
 			*rc = CUDA_ERROR_INVALID_VALUE;
 		} else {
 			set_live(a, false);

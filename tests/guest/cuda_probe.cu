@@ -856,8 +856,8 @@ static void built_graph_check()
 // twice, freed. The device's graph memory in use while B's is live; A
 // cloned, instantiated a second time, a node and an edge of it removed
 // (each refused), a free node for memory no graph allocated
-// (cudaErrorInvalidValue). Graph F frees B's allocation: a second graph's
-// free node for it refused; B launched, then destroyed, F launched: the
+// (cudaErrorInvalidValue). Graph F frees B's allocation, and so may a
+// third graph (NVIDIA's driver allows it); B launched, then destroyed, F launched: the
 // memory freed (cudaFree of it then refused). A child graph given memory
 // nodes (refused). Once every graph is gone and the device's graph memory
 // trimmed, none is left.
