@@ -636,6 +636,15 @@ static void test_graphs(void **state)
 	CUgraphNode junk = (CUgraphNode)&mp;
 	assert_int_equal(cuGraphAddEmptyNode(&x, g, &junk, 1), CUDA_ERROR_INVALID_HANDLE);
 	assert_int_equal(cuGraphAddEmptyNode(&x, (CUgraph)&mp, NULL, 0), CUDA_ERROR_INVALID_HANDLE);
+	/* A misaligned handle (as cudart passes a host function for a kernel
+	 * once the host is gone): refused before anything is read through it
+	 * (UBSan, in the sanitized build, would stop on a read). */
+	char bytes[64] = { 0 };
+	void *odd = bytes + 1;
+	assert_int_equal(cuGraphDestroy((CUgraph)odd), CUDA_ERROR_INVALID_HANDLE);
+	assert_int_equal(cuGraphNodeGetType((CUgraphNode)odd, &type), CUDA_ERROR_INVALID_HANDLE);
+	assert_int_equal(cuGraphExecDestroy((CUgraphExec)odd), CUDA_ERROR_INVALID_HANDLE);
+	assert_int_equal(cuStreamDestroy((CUstream)odd), CUDA_ERROR_INVALID_HANDLE);
 	CUDA_MEMSET_NODE_PARAMS bad = mp;
 	bad.elementSize = 3;
 	assert_int_equal(cuGraphAddMemsetNode(&x, g, NULL, 0, &bad, NULL), CUDA_ERROR_INVALID_VALUE);
