@@ -152,6 +152,7 @@ CUresult vgpu_graph_alloc_op(struct vgpu_graph_op *op, struct CUgraph_st *g,
 CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUdeviceptr dptr)
 {
 	struct vgpu_graph_alloc *a;
+	bool by_owner = false;
 
 	if (g->child) {
 		vgpu_cuda_log(true, "a child graph cannot have memory nodes: "
@@ -170,7 +171,8 @@ CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUde
 			a = NULL;
 	if (a) { /* the node holds it */
 		a->refs++;
-		if (g == a->owner)
+		by_owner = g == a->owner;
+		if (by_owner)
 			a->owner_frees = true;
 		else
 			a->other_frees++;
@@ -179,8 +181,7 @@ CUresult vgpu_graph_free_op(struct vgpu_graph_op *op, struct CUgraph_st *g, CUde
 	if (!a)
 		return CUDA_ERROR_INVALID_VALUE;
 	*op = (struct vgpu_graph_op){ .type = CU_GRAPH_NODE_TYPE_MEM_FREE,
-				      .mfree = { .a = a, .ptr = dptr, .graph = g,
-						 .by_owner = g == a->owner } };
+				      .mfree = { .a = a, .ptr = dptr, .graph = g, .by_owner = by_owner } };
 	return CUDA_SUCCESS;
 }
 
