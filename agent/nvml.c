@@ -110,7 +110,7 @@ int agent_nvml_gpus(struct agent_gpu *out, int max, const char **why)
 		nvml_utilization_t u;
 
 		memset(g, 0, sizeof(*g));
-		g->util_gpu = g->util_memory = -1;
+		g->util_gpu = -1;
 		if (nv.handle(i, &d) != NVML_SUCCESS)
 			continue;
 		g->known = true;
@@ -130,10 +130,8 @@ int agent_nvml_gpus(struct agent_gpu *out, int max, const char **why)
 			g->memory_used = mem.used;
 			g->memory_known = true;
 		}
-		if (nv.util && nv.util(d, &u) == NVML_SUCCESS && u.gpu <= 100 && u.memory <= 100) {
+		if (nv.util && nv.util(d, &u) == NVML_SUCCESS && u.gpu <= 100)
 			g->util_gpu = (int)u.gpu;
-			g->util_memory = (int)u.memory;
-		}
 	}
 	return (int)n;
 }

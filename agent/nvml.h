@@ -15,7 +15,7 @@ struct agent_gpu {
 	char bus_id[32];                 /* NVML's form, 00000000:19:00.0; "" when not told */
 	bool memory_known;
 	unsigned long long memory_total, memory_used; /* bytes, the whole card's */
-	int util_gpu, util_memory;       /* percent; -1 when not told */
+	int util_gpu;                    /* percent of time a kernel ran; -1 when not told */
 };
 
 /* NVML's devices, at most @max, into @out: how many, or -1 with *@why the

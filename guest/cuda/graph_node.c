@@ -203,9 +203,15 @@ static CUDA_KERNEL_NODE_PARAMS kernel_v2(const CUDA_KERNEL_NODE_PARAMS_v3 *p)
 	};
 }
 
+/* Whether @p is there with its reserved fields 0, as CUDA asks. */
+static bool params_ok(const CUgraphNodeParams *p)
+{
+	return p && !p->reserved0[0] && !p->reserved0[1] && !p->reserved0[2] && !p->reserved2;
+}
+
 CUresult vgpu_graph_op_from(struct vgpu_graph_op *op, const CUgraphNodeParams *p)
 {
-	if (!p || p->reserved0[0] || p->reserved0[1] || p->reserved0[2] || p->reserved2)
+	if (!params_ok(p))
 		return CUDA_ERROR_INVALID_VALUE;
 	switch (p->type) {
 	case CU_GRAPH_NODE_TYPE_KERNEL: {
@@ -396,10 +402,8 @@ CUresult cuGraphAddNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphN
 	struct vgpu_graph_op op;
 	CUresult rc;
 
-	if (nodeParams && !nodeParams->reserved0[0] && !nodeParams->reserved0[1] &&
-	    !nodeParams->reserved0[2] && !nodeParams->reserved2 &&
-	    (nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
-	     nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_FREE))
+	if (params_ok(nodeParams) && (nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
+				      nodeParams->type == CU_GRAPH_NODE_TYPE_MEM_FREE))
 		rc = mem_op_from(&op, hGraph, nodeParams);
 	else
 		rc = vgpu_graph_op_from(&op, nodeParams);

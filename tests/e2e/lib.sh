@@ -125,3 +125,19 @@ e2e_finish() {
 	fi
 	finish
 }
+
+# dashboard_missing FILE [SKIP]: the metrics docs/grafana-dashboard.json
+# uses (but those matching the regex SKIP) that Prometheus text FILE has no
+# family of, space-separated; empty when all are there. Fails when the
+# dashboard names none.
+dashboard_missing() {
+	local used name missing=""
+	used=$(jq -r '.panels[].targets[].expr' "$VGPU_SRC/docs/grafana-dashboard.json" |
+		grep -oE 'vgpu_[a-z_]+' | sed -E 's/_(bucket|sum|count)$//' |
+		grep -vxE "${2:-^$}" | sort -u)
+	[ -n "$used" ] || { echo "(the dashboard names no metric)"; return; }
+	for name in $used; do
+		grep -q "^# TYPE $name " "$1" || missing="$missing $name"
+	done
+	echo "${missing# }"
+}

@@ -54,11 +54,7 @@ print(i["gpu"], i["name"], i["bus_id"], int(f["vgpu_gpu_memory_total_bytes"].sam
 expect_eq "$out" "0 vgpu test device (H200-like) 00000000:19:00.0 268435456 0 True" \
 	"/metrics: the GPU's info and memory after the mediator's families, all read by Prometheus' parser"
 # The dashboard's metrics, but the utilisation this NVML does not give.
-missing=""
-for name in $(jq -r '.panels[].targets[].expr' "$VGPU_SRC/docs/grafana-dashboard.json" |
-	grep -oE 'vgpu_[a-z_]+' | sed -E 's/_(bucket|sum|count)$//' | grep -vx vgpu_gpu_utilization_ratio | sort -u); do
-	grep -q "^# TYPE $name " "$T/metrics" || missing="$missing $name"
-done
+missing=$(dashboard_missing "$T/metrics" vgpu_gpu_utilization_ratio)
 [ -z "$missing" ] && pass "every metric of the Grafana dashboard from the agent (but utilisation)" ||
 	fail "the dashboard's metrics missing from the agent:$missing"
 stop_agent
