@@ -366,37 +366,6 @@ static void cuda_fini(void *ctx)
 	destroy(c);
 }
 
-static int cuda_submit(void *ctx, struct vgpu_work *work)
-{
-	struct vgpu_cuda_ctx *c = ctx;
-	int rc = vgpu_backend_work_check(work);
-
-	if (rc != VGPU_OK)
-		return rc;
-	pthread_mutex_lock(&c->lock);
-	if (c->stopping) {
-		rc = VGPU_SHUTDOWN;
-	} else if (c->inflight >= c->max_inflight || !c->free_jobs) {
-		rc = VGPU_BUSY;
-	} else {
-		struct vgpu_cuda_job *job = c->free_jobs;
-		struct vgpu_cuda_level *lv = &c->level[work->priority];
-
-		c->free_jobs = job->next;
-		job->work = work;
-		job->next = NULL;
-		if (lv->tail)
-			lv->tail->next = job;
-		else
-			lv->head = job;
-		lv->tail = job;
-		c->inflight++;
-		vgpu_cuda_wake_launcher(c, work->priority);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return rc;
-}
-
 /* The host-memory ops run on any thread, also on another instance's (a
  * work of GPU 1 freeing a buffer of GPU 0's pool in its done()): they
  * switch to this instance's device and back. The memory is portable, so
@@ -414,6 +383,52 @@ static void leave_device(const struct vgpu_cuda_ctx *c, int prev)
 {
 	if (prev != c->device)
 		cudaSetDevice(prev);
+}
+
+static int cuda_submit(void *ctx, struct vgpu_work *work)
+{
+	struct vgpu_cuda_ctx *c = ctx;
+	struct vgpu_cuda_job *job = NULL;
+	int rc = vgpu_backend_work_check(work), level = work->priority;
+
+	if (rc != VGPU_OK)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping) {
+		rc = VGPU_SHUTDOWN;
+	} else if (c->inflight >= c->max_inflight || !c->free_jobs) {
+		rc = VGPU_BUSY;
+	} else {
+		struct vgpu_cuda_level *lv = &c->level[level];
+
+		job = c->free_jobs;
+		c->free_jobs = job->next;
+		job->work = work;
+		job->next = NULL;
+		c->inflight++;
+		if (!vgpu_cuda_take_inline(c, job)) {
+			if (lv->tail)
+				lv->tail->next = job;
+			else
+				lv->head = job;
+			lv->tail = job;
+			vgpu_cuda_wake_launcher(c, level);
+			job = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (job) {
+		/* Launched here (cuda_sched.c). From the launch on, the job and
+		 * its work may be done and gone: only @level is used after. */
+		int prev = enter_device(c);
+
+		vgpu_cuda_launch(c, job, false); /* not BUSY: no device memory */
+		leave_device(c, prev);
+		pthread_mutex_lock(&c->lock);
+		vgpu_cuda_end_inline(c, level);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return rc;
 }
 
 /* host_alloc: pinned memory from the pool, behind a header that records the

@@ -157,6 +157,10 @@ struct vgpu_cuda_ctx {
 		pthread_cond_t cond;
 		_Atomic uint64_t seq;
 	} wake[VGPU_CUDA_LAUNCHERS];
+	/* Launcher k's token: set while a thread launches a work of its
+	 * levels (the launcher, or a submitter: vgpu_cuda_take_inline()), so
+	 * that a level's works go to its streams one launch at a time. */
+	bool launching[VGPU_CUDA_LAUNCHERS];
 
 	pthread_mutex_t fly_lock;       /* guards the levels' fly lists */
 	bool fly_quit;                  /* waiters: exit once their list is empty */
@@ -200,9 +204,15 @@ int vgpu_cuda_status(cudaError_t e);
  * vgpu_cuda_track(); also on failure, so that done() never comes before the
  * GPU stops touching the work's buffers. VGPU_BUSY, with nothing enqueued
  * or tracked, when its device memory is held by other works and @may_wait.
- * Launcher thread only.
+ * Called by the thread that holds the launch token of the job's level
+ * (launching[], cuda_sched.c): its launcher, or a submitter launching it
+ * itself (vgpu_cuda_take_inline()).
  */
 int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool may_wait);
+
+/* Whether a vector work of @w's size runs as one kernel straight on its
+ * host memory (VGPU_CUDA_ZEROCOPY_BYTES): no copies, no device memory. */
+bool vgpu_cuda_zerocopy(const struct vgpu_cuda_ctx *c, const struct vgpu_work *w);
 
 /* cuda_stage.c. Launcher: where @job's copies go from and to (job->in,
  * job->out, job->path), its inputs copied to its bounce buffer when it is
@@ -249,6 +259,14 @@ void vgpu_cuda_track(struct vgpu_cuda_job *job);
 int vgpu_cuda_start_threads(struct vgpu_cuda_ctx *c);
 /* A work of @level was queued: wake the launcher that serves it. Lock held. */
 void vgpu_cuda_wake_launcher(struct vgpu_cuda_ctx *c, int level);
+/* Submit, lock held, @job accepted (counted in inflight) and not queued:
+ * whether the submitting thread should launch it itself, now. Then it is
+ * counted as launched and holds its launcher's token: the caller calls
+ * vgpu_cuda_launch(c, job, false) without the lock, then
+ * vgpu_cuda_end_inline() with the level it read before. */
+bool vgpu_cuda_take_inline(struct vgpu_cuda_ctx *c, const struct vgpu_cuda_job *job);
+/* The inline launch of a work of @level is over: the token back. Lock held. */
+void vgpu_cuda_end_inline(struct vgpu_cuda_ctx *c, int level);
 /* Stop and join the threads that were started; works must be done. */
 void vgpu_cuda_stop_threads(struct vgpu_cuda_ctx *c);
 

@@ -136,6 +136,12 @@ static int enqueue_zerocopy(struct vgpu_cuda_level *lv, struct vgpu_cuda_job *jo
 	return 1;
 }
 
+bool vgpu_cuda_zerocopy(const struct vgpu_cuda_ctx *c, const struct vgpu_work *w)
+{
+	return c->host_direct && w->op != VGPU_OP_SGEMM &&
+	       vgpu_work_bytes(w) <= VGPU_CUDA_ZEROCOPY_BYTES;
+}
+
 /* Chunks of a vector op on the level's lanes; returns the lanes used. */
 static int enqueue_vector(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 			  struct vgpu_cuda_job *job)
@@ -145,8 +151,7 @@ static int enqueue_vector(struct vgpu_cuda_ctx *c, struct vgpu_cuda_level *lv,
 	uint64_t chunks = (n + ce - 1) / ce;
 	double *partials = w->op == VGPU_OP_REDUCE_SUM ? job->dev[0] : NULL;
 
-	if (c->host_direct && job->path != VGPU_CUDA_STAGED &&
-	    vgpu_work_bytes(w) <= VGPU_CUDA_ZEROCOPY_BYTES)
+	if (job->path != VGPU_CUDA_STAGED && vgpu_cuda_zerocopy(c, w))
 		return enqueue_zerocopy(lv, job);
 
 	for (uint64_t ch = 0; ch < chunks; ch++) {

@@ -46,6 +46,16 @@
  * missed too); 200 us, like the mediator's poll_us and libvgpu's
  * VGPU_SPIN_US, closes that loop (docs/performance.md, run 12).
  *
+ * An idle GPU's small works skip the launcher (vgpu_cuda_take_inline()):
+ * when a work is the only one accepted and its launch is one kernel on
+ * its host memory (vgpu_cuda_zerocopy(): a few microseconds of API calls,
+ * no copies, no device memory), the thread that submits it launches it
+ * itself, holding the launcher's token. A request then passes one thread
+ * fewer between its doorbell and its completion (the device path's
+ * overhead, issue 10: each hand-off is a core whose every pause the
+ * request waits out); with other works accepted, the launchers keep the
+ * order and the priorities as above.
+ *
  * Never: call done() with a lock held, or wait on the GPU in the launcher.
  */
 #include <errno.h>
@@ -149,6 +159,29 @@ static bool has_queued(const struct vgpu_cuda_ctx *c, int k)
 	return false;
 }
 
+bool vgpu_cuda_take_inline(struct vgpu_cuda_ctx *c, const struct vgpu_cuda_job *job)
+{
+	const struct vgpu_work *w = job->work;
+	int k = launcher_of(w->priority);
+
+	/* The only work accepted: nothing queued or on the GPU to keep order
+	 * or priority with, no device memory anyone waits for. */
+	if (c->inflight != 1 || c->launching[k] || w->staged || !vgpu_cuda_zerocopy(c, w))
+		return false;
+	c->launching[k] = true;
+	c->launched++;
+	return true;
+}
+
+void vgpu_cuda_end_inline(struct vgpu_cuda_ctx *c, int level)
+{
+	int k = launcher_of(level);
+
+	c->launching[k] = false;
+	if (has_queued(c, k))
+		wake(c, k); /* submitted while we held its token */
+}
+
 /* Launcher @k has nothing to launch: watch its wake-up for LAUNCH_SPIN_NS
  * (a client that submits again as soon as its last work is done is served
  * without a thread wake-up), then sleep until a submit of its levels or a
@@ -181,7 +214,8 @@ static void *launcher_main(void *arg)
 	cudaSetDevice(c->device);
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		struct vgpu_cuda_job *job = next_job(c, k);
+		/* A submitter holding the token wakes us when it is done. */
+		struct vgpu_cuda_job *job = c->launching[k] ? NULL : next_job(c, k);
 
 		if (!job) {
 			if (c->quit)
@@ -192,10 +226,12 @@ static void *launcher_main(void *arg)
 		uint64_t generation = c->generation;
 		bool others = c->launched > 1;
 
+		c->launching[k] = true;
 		pthread_mutex_unlock(&c->lock);
 		int rc = vgpu_cuda_launch(c, job, others);
 
 		pthread_mutex_lock(&c->lock);
+		c->launching[k] = false;
 		if (rc != VGPU_BUSY)
 			continue;
 		/* Its device memory is held by works on the GPU: back in front,
