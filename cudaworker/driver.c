@@ -43,6 +43,7 @@ static bool load(struct driver *d)
 	SYM(mem_alloc, "cuMemAlloc_v2");
 	SYM(mem_alloc_managed, "cuMemAllocManaged");
 	SYM(mem_free, "cuMemFree_v2");
+	SYM(exchange_capture_mode, "cuThreadExchangeStreamCaptureMode");
 	SYM(mem_info, "cuMemGetInfo_v2");
 	SYM(htod, "cuMemcpyHtoD_v2");
 	SYM(dtoh, "cuMemcpyDtoH_v2");

@@ -216,6 +216,17 @@ CUresult pool_alloc(struct worker *w, struct pools *pl, uint64_t handle, uint32_
 	over = w->quota && w->held + w->pool_held > w->quota;
 	pthread_mutex_unlock(&w->lock);
 	if (rc == CUDA_SUCCESS && over) {
+		/* The other pools' figures may be older than a synchronize
+		 * that gave their memory back, or they may keep memory
+		 * unused: trimmed and read anew before this one is refused
+		 * (NVIDIA's pools reserve 32 MiB at a time: two pools' chunks
+		 * may not fit a quota one fits, performance.md run 52). */
+		pool_refresh_all(w, true);
+		pthread_mutex_lock(&w->lock);
+		over = w->quota && w->held + w->pool_held > w->quota;
+		pthread_mutex_unlock(&w->lock);
+	}
+	if (rc == CUDA_SUCCESS && over) {
 		/* The reservation grew past the quota (the pool reserves in
 		 * chunks larger than one allocation): not this VM's to keep. */
 		w->drv.free_async(*ptr, s);

@@ -299,6 +299,23 @@ static bool alloc_room(struct conn *c)
 
 /* MEM_ALLOC: @size bytes of device memory, or managed memory attached
  * as @managed says (CU_MEM_ATTACH_GLOBAL or _HOST; 0: not managed). */
+/* cuMemAlloc and cuMemFree in CUDA's relaxed capture mode: this thread
+ * may be capturing (the process's stream capture), and the memory of a
+ * graph the guest builds from a capture is allocated then (guest
+ * capture.c, graph_mem.c); the guest keeps its program to CUDA's rules. */
+static CUstreamCaptureMode relax(const struct driver *d)
+{
+	CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+
+	d->exchange_capture_mode(&mode);
+	return mode;
+}
+
+static void unrelax(const struct driver *d, CUstreamCaptureMode mode)
+{
+	d->exchange_capture_mode(&mode);
+}
+
 static CUresult mem_alloc(struct conn *c, uint64_t size, uint64_t managed, uint32_t dev,
 			  uint64_t *ret)
 {
@@ -315,9 +332,13 @@ static CUresult mem_alloc(struct conn *c, uint64_t size, uint64_t managed, uint3
 	if (!worker_take_memory(w, size))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	rc = on_device(c, dev);
-	if (rc == CUDA_SUCCESS)
+	if (rc == CUDA_SUCCESS) {
+		CUstreamCaptureMode mode = relax(&w->drv);
+
 		rc = managed ? w->drv.mem_alloc_managed(&ptr, (size_t)size, (unsigned int)managed)
 			     : w->drv.mem_alloc(&ptr, (size_t)size);
+		unrelax(&w->drv, mode);
+	}
 	if (rc != CUDA_SUCCESS) {
 		worker_give(w, &w->held, size);
 		return rc;
@@ -413,7 +434,10 @@ static CUresult mem_free(struct conn *c, uint64_t ptr, bool async, uint64_t stre
 	}
 	if (async && (rc = d->stream_sync(s)) != CUDA_SUCCESS)
 		return rc; /* still the process's: the stream's work failed */
+	CUstreamCaptureMode mode = relax(d);
+
 	rc = d->mem_free(a->ptr);
+	unrelax(d, mode);
 	worker_give(c->w, &c->w->held, a->size);
 	*a = c->allocs[--c->n_allocs];
 	return rc;

@@ -125,6 +125,7 @@ struct driver {
 	CUresult (*mem_alloc)(CUdeviceptr *dptr, size_t bytes);
 	CUresult (*mem_alloc_managed)(CUdeviceptr *dptr, size_t bytes, unsigned int flags);
 	CUresult (*mem_free)(CUdeviceptr dptr);
+	CUresult (*exchange_capture_mode)(CUstreamCaptureMode *mode);
 	CUresult (*mem_info)(size_t *free, size_t *total);
 	CUresult (*htod)(CUdeviceptr dst, const void *src, size_t bytes);
 	CUresult (*dtoh)(void *dst, CUdeviceptr src, size_t bytes);

@@ -271,6 +271,9 @@ static CUresult copy_3d(const CUDA_MEMCPY3D *c, CUstream stream, bool async)
 		return rc;
 	if (!c)
 		return CUDA_ERROR_INVALID_VALUE;
+	/* In a capture: a node (capture.c). */
+	if (async && vgpu_capture_copy(c, stream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	box[0] = c->WidthInBytes;
 	box[1] = c->Height ? c->Height : 1;
 	box[2] = c->Depth ? c->Depth : 1;

@@ -371,6 +371,24 @@ CUresult vgpu_cuda_kernel_launch(const struct CUfunc_st *k, const unsigned int d
 	return launch_attrs(k, dims, shared, stream, data, 0);
 }
 
+/* A launch on a capturing @stream: a kernel node (capture.c), unless it
+ * has attributes a node does not keep (@attrs). */
+static int captured(CUfunction f, const unsigned int dims[6], unsigned int shared, CUstream stream,
+		    void **params, void **extra, bool attrs, CUresult *rc)
+{
+	CUgraphNodeParams p = {
+		.type = CU_GRAPH_NODE_TYPE_KERNEL,
+		.kernel = { .func = f, .gridDimX = dims[0], .gridDimY = dims[1], .gridDimZ = dims[2],
+			    .blockDimX = dims[3], .blockDimY = dims[4], .blockDimZ = dims[5],
+			    .sharedMemBytes = shared, .kernelParams = params, .extra = extra },
+	};
+
+	if (!vgpu_cuda_stream_capture(stream))
+		return VGPU_CAPTURE_OFF;
+	return attrs ? vgpu_capture_host_call(stream, rc)
+		     : vgpu_capture_node(stream, &p, false, NULL, rc);
+}
+
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared,
 			CUstream stream, void **params, void **extra)
@@ -385,6 +403,8 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
 		return rc;
 	if (!k)
 		return CUDA_ERROR_INVALID_HANDLE;
+	if (captured(f, dims, shared, stream, params, extra, false, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	rc = pack(k, params, extra, buf, &data);
 	return rc == CUDA_SUCCESS ? launch_attrs(k, dims, shared, stream, data, 0) : rc;
 }
@@ -432,5 +452,8 @@ CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **par
 	const unsigned int dims[6] = { config->gridDimX,  config->gridDimY,  config->gridDimZ,
 				       config->blockDimX, config->blockDimY, config->blockDimZ };
 
+	if (captured(f, dims, config->sharedMemBytes, config->hStream, params, extra, n > 0, &rc) ==
+	    VGPU_CAPTURE_DONE)
+		return rc;
 	return launch_attrs(k, dims, config->sharedMemBytes, config->hStream, data, n);
 }

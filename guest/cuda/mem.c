@@ -280,12 +280,29 @@ CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
  * other memory each returns once the host has the bytes (HTOD) or sent
  * them (DTOH): the caller's memory is free, or filled, on return, which
  * CUDA allows for pageable memory. */
+/* An async copy on a capturing stream: a node (capture.c). */
+static int captured(CUmemorytype st, const void *sh, CUdeviceptr sd, CUmemorytype dt, void *dh,
+		    CUdeviceptr dd, size_t bytes, CUstream stream, CUresult *rc)
+{
+	CUDA_MEMCPY3D c = { .srcMemoryType = st, .srcHost = sh, .srcDevice = sd,
+			    .dstMemoryType = dt, .dstHost = dh, .dstDevice = dd,
+			    .WidthInBytes = bytes, .Height = 1, .Depth = 1 };
+
+	if (!bytes || !vgpu_cuda_stream_capture(stream))
+		return VGPU_CAPTURE_OFF;
+	return vgpu_capture_copy(&c, stream, rc);
+}
+
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount,
 			      CUstream hStream)
 {
 	uint64_t stream;
 	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
 
+	if (rc == CUDA_SUCCESS && srcHost &&
+	    captured(CU_MEMORYTYPE_HOST, srcHost, 0, CU_MEMORYTYPE_DEVICE, NULL, dstDevice,
+		     ByteCount, hStream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	return rc == CUDA_SUCCESS ? htod(dstDevice, srcHost, ByteCount, stream, true) : rc;
 }
 
@@ -295,6 +312,10 @@ CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteC
 	uint64_t stream;
 	CUresult rc = vgpu_cuda_stream_host(hStream, &stream);
 
+	if (rc == CUDA_SUCCESS && dstHost &&
+	    captured(CU_MEMORYTYPE_DEVICE, NULL, srcDevice, CU_MEMORYTYPE_HOST, dstHost, 0,
+		     ByteCount, hStream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	return rc == CUDA_SUCCESS ? dtoh(dstHost, srcDevice, ByteCount, stream, true) : rc;
 }
 
@@ -313,6 +334,21 @@ static CUresult device_op(uint16_t call, uint64_t a0, uint64_t a1, uint64_t a2, 
 		rc = vgpu_cuda_stream_host(stream, &host);
 	if (rc != CUDA_SUCCESS || a2 == 0)
 		return rc;
+	if (host && vgpu_cuda_stream_capture(stream)) {
+		/* In a capture: a node (capture.c). */
+		CUgraphNodeParams p = { .type = CU_GRAPH_NODE_TYPE_MEMSET,
+					.memset = { .dst = a0, .value = (unsigned int)a1,
+						    .elementSize = (unsigned int)a3, .width = a2,
+						    .height = 1 } };
+		CUDA_MEMCPY3D c = { .srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = a1,
+				    .dstMemoryType = CU_MEMORYTYPE_DEVICE, .dstDevice = a0,
+				    .WidthInBytes = a2, .Height = 1, .Depth = 1 };
+		int v = call == VGPU_CUDA_MEMSET ? vgpu_capture_node(stream, &p, false, NULL, &rc)
+						 : vgpu_capture_copy(&c, stream, &rc);
+
+		if (v == VGPU_CAPTURE_DONE)
+			return rc;
+	}
 	if (call == VGPU_CUDA_MEMSET) {
 		m.v[3] = a3;
 		m.v[4] = host;

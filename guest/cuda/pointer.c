@@ -317,8 +317,9 @@ static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
 		return rc;
 	if (!c)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
-		return vgpu_cuda_copy_2d_array(c, stream, async);
+	if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY ||
+	    (async && vgpu_cuda_stream_capture(stream)))
+		return vgpu_cuda_copy_2d_array(c, stream, async); /* as 3D: a capture's node */
 	size_t spitch = c->srcMemoryType == CU_MEMORYTYPE_HOST || c->srcPitch ? c->srcPitch
 									       : c->WidthInBytes;
 	size_t dpitch = c->dstMemoryType == CU_MEMORYTYPE_HOST || c->dstPitch ? c->dstPitch

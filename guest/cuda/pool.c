@@ -11,9 +11,8 @@
  * Served: device pools of pinned memory with no export handle types.
  * Refused with CUDA_ERROR_NOT_SUPPORTED: host and managed pools, pools
  * that export handles (IPC), access to a pool from another device. An
- * allocation or free in a stream under capture is refused with
- * CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED (a graph's memory nodes are not
- * served).
+ * allocation or free in a stream under capture becomes a memory node of
+ * the graph capture.c builds (graph_mem.c: memory against the quota).
  *
  * Never: take a pool that is not one of ours, or free a record the host
  * may still name (destroy frees it once the host said yes).
@@ -287,18 +286,6 @@ CUresult cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPool,
 	return CUDA_SUCCESS;
 }
 
-/* The stream's host handle, unless it is capturing. */
-static CUresult ordered_on(CUstream hStream, uint64_t *host)
-{
-	CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
-	CUresult rc = vgpu_cuda_stream_host(hStream, host);
-
-	if (rc == CUDA_SUCCESS)
-		rc = cuStreamIsCapturing(hStream, &status);
-	if (rc == CUDA_SUCCESS && status != CU_STREAM_CAPTURE_STATUS_NONE)
-		rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-	return rc;
-}
 
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
 				 CUstream hStream)
@@ -311,9 +298,22 @@ CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPoo
 		return rc;
 	if (!dptr || !bytesize || !is_pool(pool))
 		return CUDA_ERROR_INVALID_VALUE;
-	rc = ordered_on(hStream, &stream);
+	rc = vgpu_cuda_stream_host(hStream, &stream);
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	if (vgpu_cuda_stream_capture(hStream)) {
+		/* An allocation node (capture.c), from the graph's memory. */
+		CUgraphNodeParams p = {
+			.type = CU_GRAPH_NODE_TYPE_MEM_ALLOC,
+			.alloc = { .poolProps = { .allocType = CU_MEM_ALLOCATION_TYPE_PINNED,
+						  .location = { .type = CU_MEM_LOCATION_TYPE_DEVICE,
+								.id = pool_device(pool) } },
+				   .bytesize = bytesize },
+		};
+
+		if (vgpu_capture_node(hStream, &p, true, dptr, &rc) != VGPU_CAPTURE_OFF)
+			return rc;
+	}
 	m.v[0] = bytesize;
 	m.v[1] = stream;
 	m.v[2] = pool->host;
@@ -346,9 +346,16 @@ CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	rc = ordered_on(hStream, &stream);
+	rc = vgpu_cuda_stream_host(hStream, &stream);
 	if (rc != CUDA_SUCCESS || dptr == 0)
 		return rc;
+	if (vgpu_cuda_stream_capture(hStream)) {
+		/* A free node (capture.c): of a graph's allocation. */
+		CUgraphNodeParams p = { .type = CU_GRAPH_NODE_TYPE_MEM_FREE, .free = { .dptr = dptr } };
+
+		if (vgpu_capture_node(hStream, &p, true, NULL, &rc) != VGPU_CAPTURE_OFF)
+			return rc;
+	}
 	if (vgpu_cuda_is_managed(dptr)) {
 		rc = cuStreamSynchronize(hStream);
 		return rc == CUDA_SUCCESS ? cuMemFree_v2(dptr) : rc;

@@ -243,6 +243,35 @@ CUresult cuMemAdvise_v1(CUdeviceptr devPtr, size_t count, CUmem_advise advice, C
 
 /* stream.c: whether @event is one of this library's events. */
 bool vgpu_cuda_is_event(CUevent event);
+/* stream.c: the capture under way on @stream (0: none, or a default
+ * stream, or not one of ours); set by capture.c as streams join and
+ * leave captures. */
+uint64_t vgpu_cuda_stream_capture(CUstream stream);
+void vgpu_cuda_stream_set_capture(CUstream stream, uint64_t id);
+
+/* capture.c: stream capture recorded here beside the host's. A call on
+ * @stream is OFF (not capturing: run it as ever), POST (recorded; post it
+ * too, into the host's capture) or DONE (handled: the call returns *@rc). */
+enum { VGPU_CAPTURE_OFF, VGPU_CAPTURE_POST, VGPU_CAPTURE_DONE };
+/* A capture begun on @s with the host's @id; its end: the host's answer
+ * @host_rc and graph @host_graph (NULL on an error) weighed with what
+ * was recorded here, the result into *@out. */
+CUresult vgpu_capture_begin(CUstream s, uint64_t id);
+CUresult vgpu_capture_end(CUstream s, CUresult host_rc, CUgraph host_graph, CUgraph *out);
+/* Work on @s that becomes a node of @p; @guest: only the graph built here
+ * can hold it (an allocation's address then into *@dptr). */
+int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr *dptr,
+		      CUresult *rc);
+/* A copy on @s (any async copy, as a 3D one): a node, one only the graph
+ * built here can hold when a side is host memory outside the window. */
+int vgpu_capture_copy(const CUDA_MEMCPY3D *c, CUstream s, CUresult *rc);
+/* Work on @s that is not recorded here: the host's graph must be the result. */
+int vgpu_capture_host_call(CUstream s, CUresult *rc);
+/* @ev recorded on @s; @s waits for @ev; @ev or @s destroyed. */
+int vgpu_capture_record(CUevent ev, CUstream s, CUresult *rc);
+int vgpu_capture_wait(CUstream s, CUevent ev, CUresult *rc);
+void vgpu_capture_event_gone(CUevent ev);
+void vgpu_capture_stream_gone(CUstream s);
 
 /* graph.c: a graph record for the host's graph @host into *@out. */
 CUresult vgpu_cuda_graph_new(uint64_t host, CUgraph *out);

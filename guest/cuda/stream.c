@@ -56,6 +56,20 @@ bool vgpu_cuda_is_event(CUevent event)
 	return VGPU_CUDA_IS(event, EVENT_MAGIC);
 }
 
+uint64_t vgpu_cuda_stream_capture(CUstream stream)
+{
+	uint64_t host;
+
+	if (vgpu_cuda_stream_host(stream, &host) != CUDA_SUCCESS || !host)
+		return 0;
+	return atomic_load(&stream->capture_id);
+}
+
+void vgpu_cuda_stream_set_capture(CUstream stream, uint64_t id)
+{
+	atomic_store(&stream->capture_id, id);
+}
+
 /* The host's range, asked once per device. */
 CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)
 {
@@ -118,6 +132,7 @@ CUresult cuStreamDestroy_v2(CUstream hStream)
 	if (!hStream || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD ||
 	    !VGPU_CUDA_IS(hStream, STREAM_MAGIC))
 		return CUDA_ERROR_INVALID_HANDLE;
+	vgpu_capture_stream_gone(hStream);
 	rc = vgpu_cuda_call_args(VGPU_CUDA_STREAM_DESTROY, hStream->host, 0, 0, NULL);
 	hStream->magic = 0;
 	free(hStream);
@@ -154,8 +169,15 @@ CUresult cuStreamQuery(CUstream hStream)
  */
 CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
 {
-	CUresult rc = fn ? cuStreamSynchronize(hStream) : CUDA_ERROR_INVALID_VALUE;
+	CUgraphNodeParams p = { .type = CU_GRAPH_NODE_TYPE_HOST,
+				.host = { .fn = fn, .userData = userData } };
+	CUresult rc = fn ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 
+	/* In a capture: a node of the graph built here (capture.c). */
+	if (rc == CUDA_SUCCESS && vgpu_capture_node(hStream, &p, true, NULL, &rc) != VGPU_CAPTURE_OFF)
+		return rc;
+	if (rc == CUDA_SUCCESS)
+		rc = cuStreamSynchronize(hStream);
 	if (rc == CUDA_SUCCESS)
 		fn(userData);
 	return rc;
@@ -198,8 +220,15 @@ static CUresult stream_and_event(uint16_t call, CUstream stream, CUevent event)
 
 CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
 {
+	CUresult rc = CUDA_SUCCESS;
+
 	if (Flags != CU_EVENT_WAIT_DEFAULT)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (!vgpu_cuda_is_event(hEvent))
+		return CUDA_ERROR_INVALID_HANDLE;
+	/* A stream may join a capture here (capture.c). */
+	if (vgpu_capture_wait(hStream, hEvent, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	return stream_and_event(VGPU_CUDA_STREAM_WAIT, hStream, hEvent);
 }
 
@@ -276,6 +305,7 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 
 	if (!vgpu_cuda_is_event(hEvent))
 		return CUDA_ERROR_INVALID_HANDLE;
+	vgpu_capture_event_gone(hEvent);
 	rc = vgpu_cuda_call_args(VGPU_CUDA_EVENT_DESTROY, hEvent->host, 0, 0, NULL);
 	hEvent->magic = 0;
 	free(hEvent);
@@ -284,6 +314,16 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 
 CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
 {
+	CUresult rc = CUDA_SUCCESS;
+	uint64_t host;
+
+	if (!vgpu_cuda_is_event(hEvent))
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (vgpu_cuda_stream_host(hStream, &host) != CUDA_SUCCESS)
+		return CUDA_ERROR_INVALID_HANDLE;
+	/* In a capture: what waiting for it joins (capture.c). */
+	if (vgpu_capture_record(hEvent, hStream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	return stream_and_event(VGPU_CUDA_EVENT_RECORD, hStream, hEvent);
 }
 
@@ -376,8 +416,17 @@ CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
 		rc = CUDA_ERROR_INVALID_VALUE;
 	if (rc == CUDA_SUCCESS)
 		rc = vgpu_cuda_call_args(VGPU_CUDA_CAPTURE_BEGIN, host, (uint64_t)mode, 0, &id);
-	if (rc == CUDA_SUCCESS && host)
-		atomic_store(&hStream->capture_id, id ? id : 1);
+	if (rc == CUDA_SUCCESS && host) {
+		rc = vgpu_capture_begin(hStream, id ? id : 1);
+		if (rc != CUDA_SUCCESS) {
+			/* No record here: the host's capture ends, its graph dropped. */
+			uint64_t graph = 0;
+
+			if (vgpu_cuda_call_args(VGPU_CUDA_CAPTURE_END, host, 0, 0, &graph) ==
+				    CUDA_SUCCESS && graph)
+				vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, graph, 0, 0, NULL);
+		}
+	}
 	return rc;
 }
 
@@ -400,9 +449,15 @@ CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
 	if (rc != CUDA_SUCCESS)
 		return rc;
 	rc = vgpu_cuda_call_args(VGPU_CUDA_CAPTURE_END, host, 0, 0, &graph);
+	CUgraph hg = NULL;
+
+	if (rc == CUDA_SUCCESS && (rc = vgpu_cuda_graph_new(graph, &hg)) != CUDA_SUCCESS && graph)
+		vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, graph, 0, 0, NULL);
+	/* Whichever graph the capture needs (capture.c); the streams leave it. */
+	rc = vgpu_capture_end(hStream, rc, hg, phGraph);
 	if (host)
 		atomic_store(&hStream->capture_id, 0);
-	return rc == CUDA_SUCCESS ? vgpu_cuda_graph_new(graph, phGraph) : rc;
+	return rc;
 }
 
 CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)

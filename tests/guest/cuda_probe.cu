@@ -1006,6 +1006,108 @@ static void graph_mem_check()
 	cudaFree(plain);
 }
 
+static void count_call(void *calls)
+{
+	++*(int *)calls;
+}
+
+// A capture the host's graph cannot hold, as simpleCudaGraphs and
+// graphMemoryNodes make one: forked to a second stream by an event, an
+// allocation in stream order, x copied in from pageable memory, a memset
+// on the second stream joined back by another event, scale_add, the
+// result copied out to pageable memory, a host function, the allocation
+// freed; the graph destroyed once instantiated; launched three times with
+// new x each time. Then a capture holding a launch with an attribute
+// first and a pageable copy after it. Prints "capture-guest <first
+// error> right=<launches right>/3 calls=<host function's calls>
+// during=<second stream's status in the capture> after=<its status
+// after> mixed=<the copy's error>/<the end's error>".
+static void capture_guest_check()
+{
+	const int n = 1000;
+	float *x = (float *)malloc(n * sizeof(float)), *y = (float *)malloc(n * sizeof(float));
+	float *dx = nullptr, *dy = nullptr;
+	cudaStream_t s1 = nullptr, s2 = nullptr;
+	cudaEvent_t fork = nullptr, join = nullptr;
+	cudaGraph_t g = nullptr;
+	cudaGraphExec_t ge = nullptr;
+	cudaStreamCaptureStatus during = cudaStreamCaptureStatusNone, after = during;
+	cudaError_t e[24];
+	int k = 0, calls = 0, right = 0;
+
+	(void)cudaGetLastError();
+	e[k++] = cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking);
+	e[k++] = cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking);
+	e[k++] = cudaEventCreate(&fork);
+	e[k++] = cudaEventCreate(&join);
+	e[k++] = cudaMalloc(&dy, n * sizeof(float));
+	e[k++] = cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal);
+	e[k++] = cudaEventRecord(fork, s1);
+	e[k++] = cudaStreamWaitEvent(s2, fork, 0);
+	e[k++] = cudaStreamIsCapturing(s2, &during);
+	e[k++] = cudaMallocAsync(&dx, n * sizeof(float), s1);
+	e[k++] = cudaMemcpyAsync(dx, x, n * sizeof(float), cudaMemcpyHostToDevice, s1);
+	e[k++] = cudaMemsetAsync(dy, 0, n * sizeof(float), s2);
+	e[k++] = cudaEventRecord(join, s2);
+	e[k++] = cudaStreamWaitEvent(s1, join, 0);
+	scale_add<<<4, 256, 0, s1>>>(dy, dx, 0, Scale{ 2.0f, n });
+	e[k++] = cudaGetLastError();
+	e[k++] = cudaMemcpyAsync(y, dy, n * sizeof(float), cudaMemcpyDeviceToHost, s1);
+	e[k++] = cudaLaunchHostFunc(s1, count_call, &calls);
+	e[k++] = cudaFreeAsync(dx, s1);
+	e[k++] = cudaStreamEndCapture(s1, &g);
+	e[k++] = cudaStreamIsCapturing(s2, &after);
+	e[k++] = cudaGraphInstantiate(&ge, g, 0);
+	e[k++] = cudaGraphDestroy(g);
+	for (int r = 0; r < 3 && ge; r++) {
+		for (int i = 0; i < n; i++) {
+			x[i] = (float)(i + r);
+			y[i] = -1.0f;
+		}
+		bool ok = cudaGraphLaunch(ge, s1) == cudaSuccess &&
+			  cudaStreamSynchronize(s1) == cudaSuccess && calls == r + 1;
+		for (int i = 0; i < n; i++)
+			ok = ok && y[i] == 2.0f * (float)(i + r);
+		right += ok;
+	}
+	// The host's graph only (a launch with an attribute), then work only
+	// the guest's can do.
+	cudaLaunchAttribute attr;
+	attr.id = cudaLaunchAttributePriority;
+	attr.val.priority = 0;
+	cudaLaunchConfig_t config = {};
+	config.gridDim = dim3(4);
+	config.blockDim = dim3(256);
+	config.stream = s1;
+	config.attrs = &attr;
+	config.numAttrs = 1;
+	cudaGraph_t g2 = nullptr;
+	cudaError_t begun = cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal);
+	cudaError_t ex = cudaLaunchKernelEx(&config, scale_add, dy, (const float *)dy, (char)0,
+					    Scale{ 1.0f, n });
+	cudaError_t mixed = cudaMemcpyAsync(dy, x, 16, cudaMemcpyHostToDevice, s1);
+	cudaError_t ended = cudaStreamEndCapture(s1, &g2);
+	(void)cudaGetLastError();
+	if (begun != cudaSuccess || ex != cudaSuccess)
+		mixed = begun != cudaSuccess ? begun : ex;
+	int first = 0;
+	for (int i = 0; i < k && !first; i++)
+		first = (int)e[i];
+	printf("capture-guest %d right=%d/3 calls=%d during=%d after=%d mixed=%d/%d\n", first, right,
+	       calls, (int)during, (int)after, (int)mixed, (int)ended);
+	if (g2)
+		cudaGraphDestroy(g2);
+	if (ge)
+		cudaGraphExecDestroy(ge);
+	cudaEventDestroy(fork);
+	cudaEventDestroy(join);
+	cudaStreamDestroy(s1);
+	cudaStreamDestroy(s2);
+	cudaFree(dy);
+	free(x);
+	free(y);
+}
+
 // A CUDA graph made by stream capture: scale_add captured on a stream
 // of its own (not run then), the graph instantiated and launched three
 // times, y checked; the capture's status during and after it, and a
@@ -1557,6 +1659,7 @@ int main()
 	graph_check();
 	built_graph_check();
 	graph_mem_check();
+	capture_guest_check();
 	managed_check();
 	pool_check();
 	vmm_check();
