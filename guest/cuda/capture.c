@@ -230,6 +230,15 @@ static int verdict(const struct capture *c, CUresult *rc)
 	return c->guest ? VGPU_CAPTURE_DONE : VGPU_CAPTURE_POST;
 }
 
+/* Under the lock: records and waits of events go to the host's capture
+ * whatever its graph becomes, so that its streams fork and join there as
+ * here and its end finds them joined (then its graph is dropped). */
+static int joins(CUresult *rc)
+{
+	*rc = CUDA_SUCCESS;
+	return VGPU_CAPTURE_POST;
+}
+
 int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr *dptr,
 		      CUresult *rc)
 {
@@ -343,7 +352,7 @@ int vgpu_capture_record(CUevent ev, CUstream s, CUresult *rc)
 		sn->deps = deps;
 		sn->n = m->n;
 		sn->c = c;
-		v = verdict(c, rc);
+		v = joins(rc);
 	}
 	pthread_mutex_unlock(&lock);
 	return v;
@@ -391,12 +400,12 @@ int vgpu_capture_wait(CUstream s, CUevent ev, CUresult *rc)
 				if (j == n)
 					all[n++] = sn->deps[i];
 			}
-			v = set_deps(m, all, n) ? verdict(c, rc) : invalidate(c, rc);
+			v = set_deps(m, all, n) ? joins(rc) : invalidate(c, rc);
 			free(all);
 		}
 	} else {
 		c = sn->c;
-		v = join(c, s, sn->deps, sn->n) ? verdict(c, rc) : invalidate(c, rc);
+		v = join(c, s, sn->deps, sn->n) ? joins(rc) : invalidate(c, rc);
 	}
 	pthread_mutex_unlock(&lock);
 	return v;
@@ -414,8 +423,15 @@ void vgpu_capture_stream_gone(CUstream s)
 	if (c && c->origin != s) {
 		free(m->deps);
 		*m = c->m[--c->n_m];
+		c = NULL;
+	} else if (c) {
+		forget(c); /* its origin gone: the capture can never end */
 	}
 	pthread_mutex_unlock(&lock);
+	if (c) {
+		cuGraphDestroy(c->graph);
+		free(c);
+	}
 }
 
 /* Whether one side of a copy (@type, @host or @dev, its first byte at
