@@ -2,12 +2,15 @@
 # SPDX-License-Identifier: MIT
 # Back-pressure: with a small per-VM queue, a flood of pipelined requests gets
 # some VGPU_BUSY answers at once instead of growing memory; every request is
-# answered exactly once and the other VM is still served.
+# answered exactly once and the other VM is still served. The sgemms are
+# 768 cubed, so that computing one takes about twice as long as sending
+# the next (384 left too little margin: run beside another test on 2
+# cores, every one of 40 was served before the next came).
 . "$(dirname "$0")/lib.sh"
 
 vm 1 A high; vm 2 B low
 start_mediator --set cpu_threads=1 --set max_inflight=1 --set queue_per_vm=2
-out=$(python3 "$RAW" "$(sock 1)" pipeline-sgemm 40 384)
+out=$(python3 "$RAW" "$(sock 1)" pipeline-sgemm 40 768)
 echo "# statuses: $out"
 # Each "status=count" pair on its own: a pattern such as *"0="* would also
 # take "-10=3" for served. Only 0 (served) and -9 (VGPU_BUSY) may appear.
