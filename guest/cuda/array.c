@@ -271,9 +271,18 @@ static CUresult copy_3d(const CUDA_MEMCPY3D *c, CUstream stream, bool async)
 		return rc;
 	if (!c)
 		return CUDA_ERROR_INVALID_VALUE;
-	/* In a capture: a node (capture.c). */
-	if (async && vgpu_capture_copy(c, stream, &rc) == VGPU_CAPTURE_DONE)
+	/* In a capture: a node (capture.c); posted too, its pieces not
+	 * recorded again. */
+	int v = async ? vgpu_capture_copy(c, stream, &rc) : VGPU_CAPTURE_OFF;
+
+	if (v == VGPU_CAPTURE_DONE)
 		return rc;
+	if (v == VGPU_CAPTURE_POST) {
+		vgpu_capture_nest(true);
+		rc = copy_3d(c, stream, async);
+		vgpu_capture_nest(false);
+		return rc;
+	}
 	box[0] = c->WidthInBytes;
 	box[1] = c->Height ? c->Height : 1;
 	box[2] = c->Depth ? c->Depth : 1;
@@ -315,9 +324,9 @@ CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
 	return copy_3d(pCopy, hStream, true);
 }
 
-CUresult vgpu_cuda_copy_2d_array(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
+CUDA_MEMCPY3D vgpu_cuda_memcpy3d_of(const CUDA_MEMCPY2D *c)
 {
-	CUDA_MEMCPY3D c3 = {
+	return (CUDA_MEMCPY3D){
 		.srcXInBytes = c->srcXInBytes, .srcY = c->srcY, .srcMemoryType = c->srcMemoryType,
 		.srcHost = c->srcHost, .srcDevice = c->srcDevice, .srcArray = c->srcArray,
 		.srcPitch = c->srcPitch,
@@ -326,6 +335,11 @@ CUresult vgpu_cuda_copy_2d_array(const CUDA_MEMCPY2D *c, CUstream stream, bool a
 		.dstPitch = c->dstPitch,
 		.WidthInBytes = c->WidthInBytes, .Height = c->Height, .Depth = 1,
 	};
+}
+
+CUresult vgpu_cuda_copy_2d_array(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
+{
+	CUDA_MEMCPY3D c3 = vgpu_cuda_memcpy3d_of(c);
 
 	return copy_3d(&c3, stream, async);
 }

@@ -73,6 +73,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct capture *captures;
 static struct snapshot *snapshots;
 static _Atomic unsigned int n_captures; /* quick test for events outside captures */
+/* Inside a copy already recorded, whose own pieces go out through the
+ * public calls (array.c, pointer.c): those are not recorded again. */
+static _Thread_local unsigned int nested;
+
+void vgpu_capture_nest(bool in)
+{
+	nested += in ? 1u : -1u;
+}
 
 /* Under the lock: @s's capture and its member record, or NULL. */
 static struct capture *find(CUstream s, struct member **mem)
@@ -214,11 +222,13 @@ CUresult vgpu_capture_end(CUstream s, CUresult host_rc, CUgraph host_graph, CUgr
 	return rc;
 }
 
-/* Under the lock: @c can no longer end well. */
+/* Under the lock: @c can no longer end well; the call that made it so
+ * fails CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, later ones _INVALIDATED. */
 static int invalidate(struct capture *c, CUresult *rc)
 {
+	*rc = c->invalid ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
+			 : CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	c->invalid = true;
-	*rc = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	return VGPU_CAPTURE_DONE;
 }
 
@@ -247,7 +257,7 @@ int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr 
 	CUgraphNode node;
 	int v;
 
-	if (!vgpu_cuda_stream_capture(s))
+	if (nested || !vgpu_cuda_stream_capture(s))
 		return VGPU_CAPTURE_OFF;
 	pthread_mutex_lock(&lock);
 	c = find(s, &m);
@@ -268,8 +278,10 @@ int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr 
 			if (dptr)
 				*dptr = p->alloc.dptr;
 		}
-		if (*rc != CUDA_SUCCESS && guest) {
-			c->invalid = true; /* the call fails, as CUDA's would, and so the capture */
+		if (*rc != CUDA_SUCCESS && (guest || c->guest)) {
+			/* Not recorded, and only this graph can be the result: the
+			 * call fails, as CUDA's would, and so does the capture. */
+			c->invalid = true;
 			v = VGPU_CAPTURE_DONE;
 		} else {
 			if (*rc != CUDA_SUCCESS)
@@ -287,7 +299,7 @@ int vgpu_capture_host_call(CUstream s, CUresult *rc)
 	struct capture *c;
 	int v = VGPU_CAPTURE_OFF;
 
-	if (!vgpu_cuda_stream_capture(s))
+	if (nested || !vgpu_cuda_stream_capture(s))
 		return v;
 	pthread_mutex_lock(&lock);
 	c = find(s, &m);
@@ -299,6 +311,35 @@ int vgpu_capture_host_call(CUstream s, CUresult *rc)
 	}
 	pthread_mutex_unlock(&lock);
 	return v;
+}
+
+int vgpu_capture_refuse(CUstream s, CUresult *rc)
+{
+	struct member *m;
+	struct capture *c;
+	int v = VGPU_CAPTURE_OFF;
+
+	if (!vgpu_cuda_stream_capture(s))
+		return v;
+	pthread_mutex_lock(&lock);
+	c = find(s, &m);
+	if (c)
+		v = invalidate(c, rc);
+	pthread_mutex_unlock(&lock);
+	return v;
+}
+
+bool vgpu_capture_invalid(CUstream s)
+{
+	struct member *m;
+	struct capture *c;
+	bool invalid;
+
+	pthread_mutex_lock(&lock);
+	c = find(s, &m);
+	invalid = c && c->invalid;
+	pthread_mutex_unlock(&lock);
+	return invalid;
 }
 
 void vgpu_capture_event_gone(CUevent ev)
@@ -334,20 +375,26 @@ int vgpu_capture_record(CUevent ev, CUstream s, CUresult *rc)
 	for (struct snapshot *x = snapshots; x; x = x->next)
 		if (x->ev == ev)
 			sn = x;
-	if (!sn && (sn = calloc(1, sizeof(*sn))) != NULL) {
-		sn->ev = ev;
-		sn->next = snapshots;
-		snapshots = sn;
-	}
-	CUgraphNode *deps = sn && m->n ? malloc(m->n * sizeof(*deps)) : NULL;
+	/* The copy first: a snapshot is listed only with its capture set. */
+	CUgraphNode *deps = m->n ? malloc(m->n * sizeof(*deps)) : NULL;
+	bool fresh = !sn && (!m->n || deps);
 
+	if (fresh)
+		sn = calloc(1, sizeof(*sn));
 	if (!sn || (m->n && !deps)) {
 		free(deps);
+		if (fresh)
+			free(sn);
 		c->host = true; /* no memory to record the join: the host's graph has it */
 		v = c->guest ? invalidate(c, rc) : verdict(c, rc);
 	} else {
 		if (m->n)
 			memcpy(deps, m->deps, m->n * sizeof(*deps));
+		if (fresh) {
+			sn->ev = ev;
+			sn->next = snapshots;
+			snapshots = sn;
+		}
 		free(sn->deps);
 		sn->deps = deps;
 		sn->n = m->n;
@@ -364,15 +411,18 @@ int vgpu_capture_wait(CUstream s, CUevent ev, CUresult *rc)
 	struct member *m;
 	struct capture *c;
 	int v = VGPU_CAPTURE_OFF;
+	uint64_t host;
 
-	if (!atomic_load(&n_captures))
-		return v;
+	if (!atomic_load(&n_captures) || vgpu_cuda_stream_host(s, &host) != CUDA_SUCCESS)
+		return v; /* a stream not ours: the caller refuses it */
 	pthread_mutex_lock(&lock);
 	for (struct snapshot *x = snapshots; x; x = x->next)
 		if (x->ev == ev)
 			sn = x;
-	c = find(s, &m);
-	if (!sn) {
+	c = host ? find(s, &m) : NULL;
+	if (sn && !host) {
+		v = invalidate(sn->c, rc); /* a default stream cannot join a capture */
+	} else if (!sn) {
 		/* An event from outside any capture: the host's capture waits for it. */
 		if (c && (c->guest || c->invalid)) {
 			v = invalidate(c, rc);
@@ -435,13 +485,21 @@ void vgpu_capture_stream_gone(CUstream s)
 }
 
 /* Whether one side of a copy (@type, @host or @dev, its first byte at
- * @x, @y, @z) is memory the host's worker cannot reach when the graph
- * runs: host memory outside the window. */
+ * @x, @y, @z of rows @pitch bytes apart, @height rows a slice) is memory
+ * only the guest's graph can copy when it runs: an array (the worker's
+ * capture takes none), or host memory outside the window. The extent is
+ * reckoned as the copy itself reckons it (array.c's side_of(): no pitch
+ * means the width, no height the copy's); one that overflows is outside. */
 static bool outside(CUmemorytype type, const void *host, CUdeviceptr dev, size_t x, size_t y,
 		    size_t z, size_t pitch, size_t height, const CUDA_MEMCPY3D *c)
 {
 	const char *p = host;
+	size_t h = c->Height ? c->Height : 1, d = c->Depth ? c->Depth : 1;
+	size_t first, rows, len;
+	uint64_t off;
 
+	if (type == CU_MEMORYTYPE_ARRAY)
+		return true;
 	if (type == CU_MEMORYTYPE_UNIFIED) {
 		if (vgpu_cuda_is_device(dev))
 			return false;
@@ -449,22 +507,26 @@ static bool outside(CUmemorytype type, const void *host, CUdeviceptr dev, size_t
 	} else if (type != CU_MEMORYTYPE_HOST) {
 		return false;
 	}
-	size_t rows = (c->Depth ? c->Depth - 1 : 0) * (height ? height : 1) +
-		      (c->Height ? c->Height - 1 : 0);
-	size_t len = rows * pitch + c->WidthInBytes;
-	uint64_t off;
-
-	if (pitch && !height && c->Depth > 1)
-		return true; /* no extent to check */
-	return !p || !vgpu_cuda_window_offset(p + (z * (height ? height : 1) + y) * pitch + x,
-					      len ? len : 1, &off);
+	pitch = pitch ? pitch : c->WidthInBytes;
+	height = height ? height : h;
+	if (!p || __builtin_mul_overflow(z, height, &first) ||
+	    __builtin_add_overflow(first, y, &first) ||
+	    __builtin_mul_overflow(first, pitch, &first) ||
+	    __builtin_add_overflow(first, x, &first) ||
+	    __builtin_mul_overflow(d - 1, height, &rows) ||
+	    __builtin_add_overflow(rows, h - 1, &rows) ||
+	    __builtin_mul_overflow(rows, pitch, &len) ||
+	    __builtin_add_overflow(len, c->WidthInBytes, &len) ||
+	    (uintptr_t)p + first < (uintptr_t)p)
+		return true;
+	return !vgpu_cuda_window_offset(p + first, len ? len : 1, &off);
 }
 
 int vgpu_capture_copy(const CUDA_MEMCPY3D *c, CUstream s, CUresult *rc)
 {
 	CUgraphNodeParams p = { .type = CU_GRAPH_NODE_TYPE_MEMCPY, .memcpy = { .copyParams = *c } };
 
-	if (!vgpu_cuda_stream_capture(s))
+	if (nested || !vgpu_cuda_stream_capture(s))
 		return VGPU_CAPTURE_OFF;
 	bool guest = outside(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY,
 			     c->srcZ, c->srcPitch, c->srcHeight, c) ||
@@ -472,4 +534,11 @@ int vgpu_capture_copy(const CUDA_MEMCPY3D *c, CUstream s, CUresult *rc)
 			     c->dstZ, c->dstPitch, c->dstHeight, c);
 
 	return vgpu_capture_node(s, &p, guest, NULL, rc);
+}
+
+int vgpu_capture_copy_2d(const CUDA_MEMCPY2D *c, CUstream s, CUresult *rc)
+{
+	CUDA_MEMCPY3D c3 = vgpu_cuda_memcpy3d_of(c);
+
+	return vgpu_capture_copy(&c3, s, rc);
 }

@@ -132,7 +132,10 @@ static CUresult copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream
 	if (s)
 		return async ? cuMemcpyDtoHAsync_v2((void *)dst, src, n, stream)
 			     : cuMemcpyDtoH_v2((void *)dst, src, n);
-	/* Host to host: in order with the stream's work, as the driver's. */
+	/* Host to host: in order with the stream's work, as the driver's;
+	 * not into a capture (here, where it would have to wait for it). */
+	if (async && vgpu_capture_refuse(stream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	rc = async ? cuStreamSynchronize(stream) : cuCtxSynchronize();
 	if (rc == CUDA_SUCCESS)
 		memmove((void *)dst, (const void *)src, n);
@@ -317,9 +320,20 @@ static CUresult copy_2d(const CUDA_MEMCPY2D *c, CUstream stream, bool async)
 		return rc;
 	if (!c)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY ||
-	    (async && vgpu_cuda_stream_capture(stream)))
-		return vgpu_cuda_copy_2d_array(c, stream, async); /* as 3D: a capture's node */
+	/* In a capture: a node (capture.c); posted too, its pieces not
+	 * recorded again. */
+	int v = async ? vgpu_capture_copy_2d(c, stream, &rc) : VGPU_CAPTURE_OFF;
+
+	if (v == VGPU_CAPTURE_DONE)
+		return rc;
+	if (v == VGPU_CAPTURE_POST) {
+		vgpu_capture_nest(true);
+		rc = copy_2d(c, stream, async);
+		vgpu_capture_nest(false);
+		return rc;
+	}
+	if (c->srcMemoryType == CU_MEMORYTYPE_ARRAY || c->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+		return vgpu_cuda_copy_2d_array(c, stream, async);
 	size_t spitch = c->srcMemoryType == CU_MEMORYTYPE_HOST || c->srcPitch ? c->srcPitch
 									       : c->WidthInBytes;
 	size_t dpitch = c->dstMemoryType == CU_MEMORYTYPE_HOST || c->dstPitch ? c->dstPitch

@@ -209,6 +209,8 @@ bool vgpu_cuda_is_device(CUdeviceptr ptr);
 
 /* array.c: @a's host handle and device, if it is one of ours. */
 bool vgpu_cuda_array_host(CUarray a, uint64_t *host, CUdevice *dev);
+/* array.c: @c as a 3D copy of one slice. */
+CUDA_MEMCPY3D vgpu_cuda_memcpy3d_of(const CUDA_MEMCPY2D *c);
 /* array.c: cuMemcpy2D(Async) with an array on either side. */
 CUresult vgpu_cuda_copy_2d_array(const CUDA_MEMCPY2D *c, CUstream stream, bool async);
 /* stream.c: the host's handle of @stream (0 for either default stream);
@@ -265,6 +267,14 @@ int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr 
 /* A copy on @s (any async copy, as a 3D one): a node, one only the graph
  * built here can hold when a side is host memory outside the window. */
 int vgpu_capture_copy(const CUDA_MEMCPY3D *c, CUstream s, CUresult *rc);
+int vgpu_capture_copy_2d(const CUDA_MEMCPY2D *c, CUstream s, CUresult *rc);
+/* While a copy recorded and posted sends its pieces through the public
+ * calls: those are not recorded again (this thread). */
+void vgpu_capture_nest(bool in);
+/* Work on @s that cannot be captured at all: the capture is invalidated. */
+int vgpu_capture_refuse(CUstream s, CUresult *rc);
+/* Whether @s's capture was invalidated. */
+bool vgpu_capture_invalid(CUstream s);
 /* Work on @s that is not recorded here: the host's graph must be the result. */
 int vgpu_capture_host_call(CUstream s, CUresult *rc);
 /* @ev recorded on @s; @s waits for @ev; @ev or @s destroyed. */

@@ -197,6 +197,9 @@ CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *
 		rc = CUDA_ERROR_INVALID_VALUE;
 	if (rc != CUDA_SUCCESS)
 		return rc;
+	/* Not into a capture (as CUDA's: cuLaunchHostFunc is for that). */
+	if (vgpu_capture_refuse(hStream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	callback(hStream, cuStreamSynchronize(hStream), userData);
 	return CUDA_SUCCESS;
 }
@@ -399,7 +402,9 @@ static CUresult capture_status(CUstream hStream, CUstreamCaptureStatus *status, 
 		return rc;
 	if (host)
 		now = atomic_load(&hStream->capture_id);
-	*status = now ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+	*status = !now				  ? CU_STREAM_CAPTURE_STATUS_NONE
+		  : vgpu_capture_invalid(hStream) ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+						  : CU_STREAM_CAPTURE_STATUS_ACTIVE;
 	if (id)
 		*id = now;
 	return CUDA_SUCCESS;
@@ -453,11 +458,9 @@ CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
 
 	if (rc == CUDA_SUCCESS && (rc = vgpu_cuda_graph_new(graph, &hg)) != CUDA_SUCCESS && graph)
 		vgpu_cuda_call_args(VGPU_CUDA_GRAPH_DESTROY, graph, 0, 0, NULL);
-	/* Whichever graph the capture needs (capture.c); the streams leave it. */
-	rc = vgpu_capture_end(hStream, rc, hg, phGraph);
-	if (host)
-		atomic_store(&hStream->capture_id, 0);
-	return rc;
+	/* Whichever graph the capture needs (capture.c); the streams leave it
+	 * there, if @hStream is its origin. */
+	return vgpu_capture_end(hStream, rc, hg, phGraph);
 }
 
 CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)

@@ -359,7 +359,7 @@ static void cuda_fini(void *ctx)
 	vgpu_cuda_hold_stop(c);
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
-	while (c->inflight > 0 || c->in_done > 0)
+	while (c->inflight > 0 || c->in_done > 0 || c->in_submit > 0)
 		pthread_cond_wait(&c->idle_cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	vgpu_cuda_stop_threads(c);
@@ -419,10 +419,17 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 	pthread_mutex_unlock(&c->lock);
 	if (job) {
 		/* Launched here (cuda_sched.c). From the launch on, the job and
-		 * its work may be done and gone: only @level is used after. */
+		 * its work may be done and gone: only @level is used after. The
+		 * thread binds the device's primary context once (cudaSetDevice
+		 * makes it current, as the launchers do at start): the launch's
+		 * first call may be the driver API's (the hold's wait). */
+		static _Thread_local const struct vgpu_cuda_ctx *bound;
+
+		if (bound != c && cudaSetDevice(c->device) == cudaSuccess)
+			bound = c;
 		int prev = enter_device(c);
 
-		vgpu_cuda_launch(c, job, false); /* not BUSY: no device memory */
+		vgpu_cuda_launch(c, job, false); /* never BUSY: alone, it may not wait */
 		leave_device(c, prev);
 		pthread_mutex_lock(&c->lock);
 		vgpu_cuda_end_inline(c, level);

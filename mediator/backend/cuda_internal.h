@@ -144,6 +144,7 @@ struct vgpu_cuda_ctx {
 	int inflight;                   /* accepted, done() not yet called */
 	int launched;                   /* taken by the launcher, not yet completed */
 	int in_done;                    /* done() calls running */
+	int in_submit;                  /* submitters launching their work (take_inline) */
 	uint64_t generation;            /* completions so far */
 	bool stopping;                  /* fini: accept nothing */
 	bool quit;                      /* launcher: exit */

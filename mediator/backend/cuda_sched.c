@@ -170,6 +170,7 @@ bool vgpu_cuda_take_inline(struct vgpu_cuda_ctx *c, const struct vgpu_cuda_job *
 		return false;
 	c->launching[k] = true;
 	c->launched++;
+	c->in_submit++;
 	return true;
 }
 
@@ -180,6 +181,9 @@ void vgpu_cuda_end_inline(struct vgpu_cuda_ctx *c, int level)
 	c->launching[k] = false;
 	if (has_queued(c, k))
 		wake(c, k); /* submitted while we held its token */
+	/* The work may be done already: fini waits for this too. */
+	if (--c->in_submit == 0 && c->inflight == 0 && c->in_done == 0)
+		pthread_cond_broadcast(&c->idle_cond);
 }
 
 /* Launcher @k has nothing to launch: watch its wake-up for LAUNCH_SPIN_NS

@@ -1018,10 +1018,13 @@ static void count_call(void *calls)
 // result copied out to pageable memory, a host function, the allocation
 // freed; the graph destroyed once instantiated; launched three times with
 // new x each time. Then a capture holding a launch with an attribute
-// first and a pageable copy after it. Prints "capture-guest <first
-// error> right=<launches right>/3 calls=<host function's calls>
-// during=<second stream's status in the capture> after=<its status
-// after> mixed=<the copy's error>/<the end's error>".
+// first and a pageable copy after it; a capture of a 2D device copy
+// alone (the worker's graph); a graph built node by node (a kernel)
+// launched into a capture followed by a pageable copy out. Prints
+// "capture-guest <first error> right=<launches right>/3 calls=<host
+// function's calls> during=<second stream's status in the capture>
+// after=<its status after> mixed=<the copy's error>/<the end's error>
+// 2d=same|different replay=same|different".
 static void capture_guest_check()
 {
 	const int n = 1000;
@@ -1032,7 +1035,7 @@ static void capture_guest_check()
 	cudaGraph_t g = nullptr;
 	cudaGraphExec_t ge = nullptr;
 	cudaStreamCaptureStatus during = cudaStreamCaptureStatusNone, after = during;
-	cudaError_t e[24];
+	cudaError_t e[48];
 	int k = 0, calls = 0, right = 0;
 
 	(void)cudaGetLastError();
@@ -1090,11 +1093,83 @@ static void capture_guest_check()
 	(void)cudaGetLastError();
 	if (begun != cudaSuccess || ex != cudaSuccess)
 		mixed = begun != cudaSuccess ? begun : ex;
+
+	// A 2D device-to-device copy captured alone: dy's first 500 floats
+	// as 2 rows of 250 into dx2's rows 1000 bytes apart.
+	float *dx2 = nullptr;
+	cudaGraph_t g3 = nullptr;
+	cudaGraphExec_t ge3 = nullptr;
+	bool same2d = false;
+	e[k++] = cudaMalloc(&dx2, 2 * 1000);
+	for (int i = 0; i < n; i++)
+		x[i] = (float)(3 * i);
+	e[k++] = cudaMemcpy(dy, x, n * sizeof(float), cudaMemcpyHostToDevice);
+	e[k++] = cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal);
+	e[k++] = cudaMemcpy2DAsync(dx2, 1000, dy, 1000, 250 * sizeof(float), 2,
+				   cudaMemcpyDeviceToDevice, s1);
+	e[k++] = cudaStreamEndCapture(s1, &g3);
+	e[k++] = cudaGraphInstantiate(&ge3, g3, 0);
+	if (ge3 && cudaGraphLaunch(ge3, s1) == cudaSuccess &&
+	    cudaStreamSynchronize(s1) == cudaSuccess &&
+	    cudaMemcpy(y, dx2, 2 * 1000, cudaMemcpyDeviceToHost) == cudaSuccess) {
+		same2d = true;
+		for (int i = 0; i < 500; i++)
+			same2d = same2d && y[i] == (float)(3 * i);
+	}
+
+	// A graph built node by node (scale_add: y += x) launched into a
+	// capture, then the result copied out to pageable memory: the
+	// guest's graph, with the built graph's kernel in it.
+	cudaGraph_t built = nullptr, g4 = nullptr;
+	cudaGraphExec_t be = nullptr, ge4 = nullptr;
+	cudaGraphNode_t kn = nullptr;
+	char tag = 0;
+	Scale sc{ 1.0f, n };
+	float *dyp = dy;
+	const float *dxp = dy;
+	void *args[] = { &dyp, &dxp, &tag, &sc };
+	cudaKernelNodeParams kp = {};
+	kp.func = (void *)scale_add;
+	kp.gridDim = dim3(4);
+	kp.blockDim = dim3(256);
+	kp.kernelParams = args;
+	bool replay = false;
+	e[k++] = cudaGraphCreate(&built, 0);
+	e[k++] = cudaGraphAddKernelNode(&kn, built, nullptr, 0, &kp);
+	e[k++] = cudaGraphInstantiate(&be, built, 0);
+	e[k++] = cudaMemcpy(dy, x, n * sizeof(float), cudaMemcpyHostToDevice);
+	e[k++] = cudaStreamBeginCapture(s1, cudaStreamCaptureModeGlobal);
+	e[k++] = cudaGraphLaunch(be, s1);
+	e[k++] = cudaMemcpyAsync(y, dy, n * sizeof(float), cudaMemcpyDeviceToHost, s1);
+	e[k++] = cudaStreamEndCapture(s1, &g4);
+	e[k++] = cudaGraphInstantiate(&ge4, g4, 0);
+	if (ge4) {
+		// Twice: dy (3i) doubled each time, so 12i in y after both.
+		replay = cudaGraphLaunch(ge4, s1) == cudaSuccess &&
+			 cudaGraphLaunch(ge4, s1) == cudaSuccess &&
+			 cudaStreamSynchronize(s1) == cudaSuccess;
+		for (int i = 0; i < n && replay; i++)
+			replay = y[i] == (float)(12 * i);
+	}
 	int first = 0;
 	for (int i = 0; i < k && !first; i++)
 		first = (int)e[i];
-	printf("capture-guest %d right=%d/3 calls=%d during=%d after=%d mixed=%d/%d\n", first, right,
-	       calls, (int)during, (int)after, (int)mixed, (int)ended);
+	printf("capture-guest %d right=%d/3 calls=%d during=%d after=%d mixed=%d/%d 2d=%s replay=%s\n",
+	       first, right, calls, (int)during, (int)after, (int)mixed, (int)ended,
+	       same2d ? "same" : "different", replay ? "same" : "different");
+	if (ge4)
+		cudaGraphExecDestroy(ge4);
+	if (g4)
+		cudaGraphDestroy(g4);
+	if (be)
+		cudaGraphExecDestroy(be);
+	if (built)
+		cudaGraphDestroy(built);
+	if (ge3)
+		cudaGraphExecDestroy(ge3);
+	if (g3)
+		cudaGraphDestroy(g3);
+	cudaFree(dx2);
 	if (g2)
 		cudaGraphDestroy(g2);
 	if (ge)
