@@ -346,16 +346,6 @@ static CUresult exec_of(CUgraphExec exec)
 	return VGPU_CUDA_IS(exec, VGPU_EXEC_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* Whether built graph @e has memory steps. */
-static bool mem_steps(const struct CUgraphExec_st *e)
-{
-	for (size_t i = 0; i < e->n_steps; i++)
-		if (e->steps[i].op.type == CU_GRAPH_NODE_TYPE_MEM_ALLOC ||
-		    e->steps[i].op.type == CU_GRAPH_NODE_TYPE_MEM_FREE)
-			return true;
-	return false;
-}
-
 /* GRAPH_LAUNCH of a captured graph's @exec on @stream (@upload:
  * cuGraphUpload), posted; or a built graph's steps, posted in order (an
  * upload has nothing to do: nothing is kept on the GPU ahead). */
@@ -371,19 +361,11 @@ static CUresult launch(CUgraphExec exec, CUstream stream, bool upload)
 		rc = exec_of(exec);
 	if (rc != CUDA_SUCCESS)
 		return rc;
-	if (!upload && vgpu_cuda_stream_capture(stream)) {
-		/* Into a capture (capture.c): the worker's executable graph is
-		 * the worker's graph's to hold; a built one's steps are
-		 * recorded as they are posted, but not its memory nodes (their
-		 * allocations would be made live now, not when the capture's
-		 * graph runs). */
-		int v = exec->host ? vgpu_capture_host_call(stream, &rc)
-			: mem_steps(exec) ? vgpu_capture_refuse(stream, &rc)
-					: VGPU_CAPTURE_OFF;
-
-		if (v == VGPU_CAPTURE_DONE)
-			return rc;
-	}
+	/* Not into a capture: NVIDIA's driver refuses that too
+	 * (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, the capture invalidated;
+	 * the probe run natively on driver 580 shows it). */
+	if (!upload && vgpu_capture_refuse(stream, &rc) == VGPU_CAPTURE_DONE)
+		return rc;
 	if (!exec->host) {
 		if (!upload)
 			rc = vgpu_graph_mem_launch(exec);

@@ -171,25 +171,6 @@ CUresult vgpu_graph_op_run(const struct vgpu_graph_op *op, CUstream stream)
 		 * holds the record, whose magic is then cleared). */
 		if (!vgpu_cuda_kernel(op->kernel.k))
 			return CUDA_ERROR_INVALID_HANDLE;
-		if (vgpu_cuda_stream_capture(stream)) {
-			/* Replayed into a capture: recorded as a node too
-			 * (capture.c), its parameters the packed ones. */
-			size_t bytes = op->kernel.k->param_bytes;
-			void *extra[] = { CU_LAUNCH_PARAM_BUFFER_POINTER, op->kernel.args,
-					  CU_LAUNCH_PARAM_BUFFER_SIZE, &bytes, CU_LAUNCH_PARAM_END };
-			CUgraphNodeParams p = {
-				.type = CU_GRAPH_NODE_TYPE_KERNEL,
-				.kernel = { .func = (CUfunction)(void *)op->kernel.k,
-					    .gridDimX = op->kernel.dims[0], .gridDimY = op->kernel.dims[1],
-					    .gridDimZ = op->kernel.dims[2], .blockDimX = op->kernel.dims[3],
-					    .blockDimY = op->kernel.dims[4], .blockDimZ = op->kernel.dims[5],
-					    .sharedMemBytes = op->kernel.shared, .extra = extra },
-			};
-			CUresult rc;
-
-			if (vgpu_capture_node(stream, &p, false, NULL, &rc) == VGPU_CAPTURE_DONE)
-				return rc;
-		}
 		return vgpu_cuda_kernel_launch(op->kernel.k, op->kernel.dims, op->kernel.shared,
 					       stream, op->kernel.args);
 	case CU_GRAPH_NODE_TYPE_MEMCPY:
