@@ -441,7 +441,8 @@ int vgpu_capture_wait(CUstream s, CUevent ev, CUresult *rc)
 		if (!all) {
 			v = invalidate(c, rc);
 		} else {
-			memcpy(all, m->deps, m->n * sizeof(*all));
+			if (m->n)
+				memcpy(all, m->deps, m->n * sizeof(*all));
 			for (size_t i = 0; i < sn->n; i++) {
 				size_t j = 0;
 
