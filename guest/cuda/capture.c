@@ -94,6 +94,21 @@ static struct capture *find(CUstream s, struct member **mem)
 	return NULL;
 }
 
+/* @s's capture and member record with the lock taken; NULL, the lock
+ * not taken, when @s is not capturing (or its capture just ended). */
+static struct capture *enter(CUstream s, struct member **m)
+{
+	struct capture *c;
+
+	if (!vgpu_cuda_stream_capture(s))
+		return NULL;
+	pthread_mutex_lock(&lock);
+	c = find(s, m);
+	if (!c)
+		pthread_mutex_unlock(&lock);
+	return c;
+}
+
 /* Under the lock: @m's dependencies become @deps (@n of them). */
 static bool set_deps(struct member *m, const CUgraphNode *deps, size_t n)
 {
@@ -257,14 +272,8 @@ int vgpu_capture_node(CUstream s, CUgraphNodeParams *p, bool guest, CUdeviceptr 
 	CUgraphNode node;
 	int v;
 
-	if (nested || !vgpu_cuda_stream_capture(s))
+	if (nested || !(c = enter(s, &m)))
 		return VGPU_CAPTURE_OFF;
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	if (!c) {
-		pthread_mutex_unlock(&lock);
-		return VGPU_CAPTURE_OFF; /* ended meanwhile */
-	}
 	if (c->invalid || (guest && c->host)) {
 		v = invalidate(c, rc);
 	} else if (c->host) {
@@ -297,15 +306,13 @@ int vgpu_capture_host_call(CUstream s, CUresult *rc)
 {
 	struct member *m;
 	struct capture *c;
-	int v = VGPU_CAPTURE_OFF;
+	int v;
 
-	if (nested || !vgpu_cuda_stream_capture(s))
-		return v;
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	if (c && (c->guest || c->invalid)) {
+	if (nested || !(c = enter(s, &m)))
+		return VGPU_CAPTURE_OFF;
+	if (c->guest || c->invalid) {
 		v = invalidate(c, rc);
-	} else if (c) {
+	} else {
 		c->host = true;
 		v = verdict(c, rc);
 	}
@@ -317,14 +324,11 @@ int vgpu_capture_refuse(CUstream s, CUresult *rc)
 {
 	struct member *m;
 	struct capture *c;
-	int v = VGPU_CAPTURE_OFF;
+	int v;
 
-	if (!vgpu_cuda_stream_capture(s))
-		return v;
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	if (c)
-		v = invalidate(c, rc);
+	if (!(c = enter(s, &m)))
+		return VGPU_CAPTURE_OFF;
+	v = invalidate(c, rc);
 	pthread_mutex_unlock(&lock);
 	return v;
 }
@@ -335,9 +339,9 @@ bool vgpu_capture_invalid(CUstream s)
 	struct capture *c;
 	bool invalid;
 
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	invalid = c && c->invalid;
+	if (!(c = enter(s, &m)))
+		return false;
+	invalid = c->invalid;
 	pthread_mutex_unlock(&lock);
 	return invalid;
 }
@@ -362,14 +366,8 @@ int vgpu_capture_record(CUevent ev, CUstream s, CUresult *rc)
 	struct capture *c;
 	int v;
 
-	if (!vgpu_cuda_stream_capture(s)) {
+	if (!(c = enter(s, &m))) {
 		vgpu_capture_event_gone(ev); /* recorded outside: no capture to join */
-		return VGPU_CAPTURE_OFF;
-	}
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	if (!c) {
-		pthread_mutex_unlock(&lock);
 		return VGPU_CAPTURE_OFF;
 	}
 	for (struct snapshot *x = snapshots; x; x = x->next)
@@ -467,15 +465,13 @@ void vgpu_capture_stream_gone(CUstream s)
 	struct member *m;
 	struct capture *c;
 
-	if (!vgpu_cuda_stream_capture(s))
+	if (!(c = enter(s, &m)))
 		return;
-	pthread_mutex_lock(&lock);
-	c = find(s, &m);
-	if (c && c->origin != s) {
+	if (c->origin != s) {
 		free(m->deps);
 		*m = c->m[--c->n_m];
 		c = NULL;
-	} else if (c) {
+	} else {
 		forget(c); /* its origin gone: the capture can never end */
 	}
 	pthread_mutex_unlock(&lock);

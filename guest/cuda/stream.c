@@ -318,13 +318,12 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
 {
 	CUresult rc = CUDA_SUCCESS;
-	uint64_t host;
 
+	/* The event checked first (capture.c keeps it); the stream is
+	 * capturing only if it is one of ours, else stream_and_event()
+	 * refuses it. In a capture: what waiting for it joins. */
 	if (!vgpu_cuda_is_event(hEvent))
 		return CUDA_ERROR_INVALID_HANDLE;
-	if (vgpu_cuda_stream_host(hStream, &host) != CUDA_SUCCESS)
-		return CUDA_ERROR_INVALID_HANDLE;
-	/* In a capture: what waiting for it joins (capture.c). */
 	if (vgpu_capture_record(hEvent, hStream, &rc) == VGPU_CAPTURE_DONE)
 		return rc;
 	return stream_and_event(VGPU_CUDA_EVENT_RECORD, hStream, hEvent);
