@@ -9,7 +9,8 @@
  * request's execution (exec_ns, which the mediator reports in the
  * completion: the backend's copies and kernel).
  *
- *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE] [--json]
+ *   device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE]
+ *               [--always-ring] [--json]
  *
  * Prints p50 and p99 of the round trip and of the overhead (microseconds),
  * the overhead split into the request's time in the mediator's queue
@@ -21,6 +22,12 @@
  *
  * --trace FILE writes each request's time, overhead and time queued, in
  * order (where in time the slow ones fall).
+ *
+ * Like libvgpu, it skips the doorbell while the mediator watches the
+ * submission tail (vgpu_ring.h, doorbell suppression), and counts the
+ * doorbells it wrote; --always-ring writes one for every request, as a
+ * client of before the flag does. The time starts when the tail is
+ * published, before the flag is read.
  *
  * Also, for telling the mediator's tail from the machine's: "noise", the
  * gaps of 5 us and more that this process, spinning on the clock alone for
@@ -152,16 +159,18 @@ int main(int argc, char **argv)
 {
 	unsigned n = 1024, repeat = 2000, warmup = 200, noise_ms = 1000;
 	const char *trace = NULL;
-	bool json = false;
+	bool json = false, always_ring = false;
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
 	if (argc < 2 || strlen(argv[1]) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE] [--json]\n");
+		fprintf(stderr, "usage: device-peer SOCKET [--n FLOATS] [--repeat N] [--warmup N] [--noise-ms MS] [--trace FILE] [--always-ring] [--json]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = true;
+		else if (strcmp(argv[i], "--always-ring") == 0)
+			always_ring = true;
 		else if (i + 1 < argc && strcmp(argv[i], "--n") == 0)
 			n = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
@@ -239,7 +248,7 @@ int main(int argc, char **argv)
 	struct split *by_over = calloc(repeat, sizeof(*by_over));
 	uint64_t *queue_gap = calloc(repeat, sizeof(*queue_gap));
 	struct noise noise = clock_noise(noise_ms);
-	uint32_t tail = 0, head = 0, bad = 0;
+	uint32_t tail = 0, head = 0, bad = 0, rung = 0;
 	uint64_t one = 1;
 	if (!rtt || !over || !queue || !rest || !by_over || !queue_gap)
 		die("memory");
@@ -253,8 +262,11 @@ int main(int argc, char **argv)
 						  (size_t)(tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
 		__atomic_store_n(sq_tail, ++tail, __ATOMIC_RELEASE);
 		uint64_t t0 = vgpu_now_ns();
-		if (write(doorbell, &one, sizeof(one)) != sizeof(one))
-			die("doorbell");
+		if (always_ring || vgpu_ring_doorbell_needed(w)) {
+			if (write(doorbell, &one, sizeof(one)) != sizeof(one))
+				die("doorbell");
+			rung += k >= warmup;
+		}
 		while (__atomic_load_n(cq_tail, __ATOMIC_ACQUIRE) == head)
 			;
 		uint64_t t1 = vgpu_now_ns();
@@ -311,20 +323,21 @@ int main(int argc, char **argv)
 		       "\"overhead_us\":{\"p50\":%.3f,\"p99\":%.3f},"
 		       "\"queue_us\":{\"p50\":%.3f,\"p99\":%.3f},\"rest_us\":{\"p50\":%.3f,\"p99\":%.3f},"
 		       "\"slowest_1pct_us\":{\"queue\":%.3f,\"rest\":%.3f},\"slowest_1pct_every_ms\":%.3f,"
-		       "\"noise\":{\"gaps_5us_per_s\":%.1f,\"max_us\":%.1f}}\n",
+		       "\"noise\":{\"gaps_5us_per_s\":%.1f,\"max_us\":%.1f},\"doorbells\":%u}\n",
 		       n, repeat, bad, pct(rtt, repeat, 50), pct(rtt, repeat, 99), pct(over, repeat, 50),
 		       pct(over, repeat, 99), pct(queue, repeat, 50), pct(queue, repeat, 99),
 		       pct(rest, repeat, 50), pct(rest, repeat, 99), tail_q, tail_r, tail_every_ms,
-		       noise.per_s, noise.max_us);
+		       noise.per_s, noise.max_us, rung);
 	else
 		printf("device path, vector_add n=%u, %u requests (%u wrong): doorbell to completion "
 		       "p50 %.1f us p99 %.1f us; less execution p50 %.1f us p99 %.1f us "
 		       "(queued p50 %.1f p99 %.1f, the rest p50 %.1f p99 %.1f; slowest 1%%: "
 		       "queued %.1f, the rest %.1f on average, one every %.2f ms); this process alone "
-		       "on the clock: %.1f gaps of 5 us or more per second, the largest %.1f us\n",
+		       "on the clock: %.1f gaps of 5 us or more per second, the largest %.1f us; "
+		       "%u doorbells written\n",
 		       n, repeat, bad, pct(rtt, repeat, 50), pct(rtt, repeat, 99), pct(over, repeat, 50),
 		       pct(over, repeat, 99), pct(queue, repeat, 50), pct(queue, repeat, 99),
 		       pct(rest, repeat, 50), pct(rest, repeat, 99), tail_q, tail_r, tail_every_ms,
-		       noise.per_s, noise.max_us);
+		       noise.per_s, noise.max_us, rung);
 	return bad ? 1 : 0;
 }

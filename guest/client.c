@@ -591,6 +591,8 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 	if (timeout_ms >= 0)
 		deadline = vgpu_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	uint64_t spin_until = timeout_ms == 0 ? 0 : vgpu_now_ns() + c->spin_ns;
+	if (c->shm && spin_until && c->spin_ns)
+		vgpu_shm_spinning(c->shm, true); /* no signals while we look */
 	while (!s->done) {
 		size_t got = 0;
 		int wait_ms = -1, ready;
@@ -615,6 +617,8 @@ int vgpu_wait(vgpu_client *c, uint64_t request_id, int timeout_ms,
 			wait_ms = (int)((deadline - now + 999999u) / 1000000u);
 		}
 		if (c->shm) {
+			if (vgpu_shm_spinning(c->shm, false))
+				continue; /* came as we stopped looking */
 			if (vgpu_shm_wait(c->shm, wait_ms) != VGPU_OK && shm_drain(c) == VGPU_OK &&
 			    !s->done)
 				fail_connection(c, VGPU_IO_ERROR, "%s", c->shm->why);

@@ -280,6 +280,8 @@ int vgpu_shm_submit(struct vgpu_shm *s, const struct vgpu_ring_desc *d)
 				       (size_t)(s->sq_tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
 	s->sq_tail++;
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), s->sq_tail, __ATOMIC_RELEASE);
+	if (!vgpu_ring_doorbell_needed(s->win))
+		return VGPU_OK; /* the mediator is watching the tail */
 	if (write(s->doorbell_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
 		/* dev: EPIPE once the window is gone */
 		snprintf(s->why, sizeof(s->why), "ringing the doorbell failed: %s", strerror(errno));
@@ -309,6 +311,18 @@ int vgpu_shm_next(struct vgpu_shm *s, struct vgpu_ring_cqe *ret)
 		return VGPU_PROTOCOL;
 	}
 	return VGPU_OK;
+}
+
+bool vgpu_shm_spinning(struct vgpu_shm *s, bool on)
+{
+	__atomic_store_n(index_at(s, VGPU_RING_OFF_CQ_FLAGS), on ? VGPU_RING_CQ_POLLING : 0,
+			 __ATOMIC_RELAXED);
+	if (on)
+		return false;
+	/* The flag cleared before the tail read: the other half of the
+	 * mediator's store, fence, load. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(index_at(s, VGPU_RING_OFF_CQ_TAIL), __ATOMIC_ACQUIRE) != s->cq_head;
 }
 
 int vgpu_shm_wait(struct vgpu_shm *s, int timeout_ms)

@@ -69,6 +69,10 @@ int vgpu_shm_submit(struct vgpu_shm *s, const struct vgpu_ring_desc *d);
 /* The next completion: VGPU_OK, VGPU_TIMEOUT when there is none yet,
  * VGPU_PROTOCOL for a corrupt ring or entry. */
 int vgpu_shm_next(struct vgpu_shm *s, struct vgpu_ring_cqe *ret);
+/* Say whether this client spins on the completion tail (vgpu_ring.h:
+ * the mediator then sends no signals). Turning it off returns whether
+ * completions are already waiting: then do not sleep. */
+bool vgpu_shm_spinning(struct vgpu_shm *s, bool on);
 /* Sleep until the mediator signals completions or @timeout_ms (-1:
  * forever) passes. VGPU_IO_ERROR once the mediator has gone away (dev:
  * the device's window is gone: requests in flight are lost). */

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "mediator.h"
+#include "transport/ring.h"
 #include "vgpu_mutex.h"
+#include "vgpu_spin.h"
 
 /* @t's place among the registered transports; -1 if it is not one. */
 static int transport_index(const struct mediator *m, const struct vgpu_transport *t)
@@ -197,6 +199,21 @@ void vgpu_mediator_stop_accepting(struct mediator *m)
 	for (int t = 0; t < m->n_transports; t++)
 		m->transports[t]->stop_accepting(m);
 	vgpu_queue_close(m->queue);
+}
+
+int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until)
+{
+	bool polling = vgpu_now_ns() < *poll_until;
+	/* The rings first: a descriptor published without a doorbell is seen
+	 * here, not in the loop. Before a sleep, every ring rings again. */
+	bool took = polling ? vgpu_rings_watch(m) : vgpu_rings_unwatch(m);
+	int n = vgpu_loop_run_once(m->loop, polling || took ? 0 : 200);
+
+	if (n > 0 || took)
+		*poll_until = vgpu_now_ns() + (uint64_t)m->set.poll_us * 1000u;
+	else if (polling)
+		vgpu_cpu_relax();
+	return n;
 }
 
 bool vgpu_mediator_drained(struct mediator *m)

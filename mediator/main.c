@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "vgpu_spin.h"
 #include "mediator.h"
 
 #define DEFAULT_CONF "/etc/vgpu/mediator.conf"
@@ -332,13 +331,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		/* Right after activity, look again without sleeping for poll_us:
 		 * the next request or completion then costs no wake-up. */
-		bool polling = vgpu_now_ns() < poll_until;
-		int n = vgpu_loop_run_once(m.loop, polling ? 0 : 200);
-
-		if (n > 0)
-			poll_until = vgpu_now_ns() + (uint64_t)m.set.poll_us * 1000u;
-		else if (polling)
-			vgpu_cpu_relax();
+		vgpu_mediator_turn(&m, &poll_until);
 		if (rt.reload && !m.stopping) {
 			rt.reload = false;
 			vgpu_vms_reload(&m);

@@ -232,6 +232,13 @@ struct mediator {
 	int done_efd;                        /* eventfd: completions waiting */
 	struct vgpu_loop_watch done_watch;
 
+	/* Loop thread: the ring windows served (ring.h), whether their
+	 * submission tails are marked watched, and a count of removals from
+	 * the list (a walk that called out stops when it moved). */
+	struct vgpu_ring_server *rings;
+	bool rings_watched;
+	uint64_t rings_gen;
+
 	bool stopping;
 };
 
@@ -324,6 +331,12 @@ int vgpu_mediator_start(struct mediator *m);
  * closes; what was accepted goes on. drained: everything accepted was
  * answered and written, and no worker job is left. */
 void vgpu_mediator_stop_accepting(struct mediator *m);
+/* One turn of the loop (main.c's, and tests'): with *@poll_until ahead of
+ * now, look without sleeping (served rings' submission tails, then the
+ * loop's watches), else unwatch the rings and sleep in the loop for up
+ * to 200 ms; after activity, poll again for poll_us (*@poll_until moved).
+ * Returns vgpu_loop_run_once()'s result. */
+int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until);
 bool vgpu_mediator_drained(struct mediator *m);
 void vgpu_mediator_fini(struct mediator *m);
 /* Transport @t's own state (set by its start()), and setting it. */

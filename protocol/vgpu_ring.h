@@ -53,6 +53,45 @@ extern "C" {
 #define VGPU_RING_OFF_SQ_HEAD 128   /* u32: mediator has taken them */
 #define VGPU_RING_OFF_CQ_TAIL 192   /* u32: mediator publishes completions */
 #define VGPU_RING_OFF_CQ_HEAD 256   /* u32: client has taken them */
+#define VGPU_RING_OFF_SQ_FLAGS 320  /* u32, mediator: VGPU_RING_SQ_WATCHED or 0 */
+#define VGPU_RING_OFF_CQ_FLAGS 384  /* u32, client: VGPU_RING_CQ_POLLING or 0 */
+
+/*
+ * Doorbell suppression (as virtio's VRING_USED_F_NO_NOTIFY): while the
+ * mediator's loop polls, it watches the submission tail itself and says
+ * so in SQ_FLAGS, and a client may then publish without writing the
+ * doorbell (on a device, one MMIO write and a trap to the device model
+ * less per request). A client stores its tail, then makes a full fence
+ * and reads the flag (vgpu_ring_doorbell_needed()); the mediator, before
+ * it stops watching, clears the flag, makes a full fence and reads the
+ * tail once more. So either the client sees the flag clear and rings, or
+ * the mediator sees the tail. A client that ignores the flag and always
+ * rings is served as before (version 1 clients); the flag only ever
+ * spares a doorbell, and writing it does a client no good: it is the
+ * client's own doorbell that it then skips. The doorbell after advancing
+ * cq_head (to let answers held back for room out) is never skipped.
+ */
+#define VGPU_RING_SQ_WATCHED 1u
+/*
+ * And the other way (virtio's VRING_AVAIL_F_NO_INTERRUPT): a client that
+ * spins on the completion tail says so in CQ_FLAGS, and the mediator then
+ * posts completions without the notify datagram (on a device, without an
+ * MSI-X interrupt). Whoever is about to sleep for completions clears the
+ * flag, makes a full fence and reads the completion tail once more; the
+ * mediator stores the tail, makes a full fence and reads the flag. A
+ * client that sets it and sleeps only misses its own signals.
+ */
+#define VGPU_RING_CQ_POLLING 1u
+
+#ifndef __KERNEL__
+/* Client side, right after storing sq_tail: whether to write the doorbell. */
+static inline int vgpu_ring_doorbell_needed(const uint8_t *win)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return !(__atomic_load_n((const uint32_t *)(const void *)(win + VGPU_RING_OFF_SQ_FLAGS),
+				 __ATOMIC_RELAXED) & VGPU_RING_SQ_WATCHED);
+}
+#endif
 
 /* One request (64 bytes in the submission ring). */
 struct vgpu_ring_desc {

@@ -355,6 +355,12 @@ static int post_stream(struct vgpu_dev *d, u16 flags, u32 index, u32 ctl, u32 ri
 	tail = ctl_u32(d, VGPU_RING_OFF_SQ_TAIL);
 	if (tail - ctl_u32(d, VGPU_RING_OFF_SQ_HEAD) >= VGPU_RING_ENTRIES)
 		return -EAGAIN; /* the mediator has not taken the last 1024 */
+	/* We sleep for the answer: completions must interrupt, whatever a
+	 * program that had the window left in the flag (vgpu_ring.h); the
+	 * flag cleared before the completion tail is read. The doorbell
+	 * below is always written. */
+	WRITE_ONCE(*(__le32 *)win_at(d, VGPU_RING_OFF_CQ_FLAGS), 0);
+	smp_mb();
 	desc = win_at(d, VGPU_RING_SQ_OFFSET + (tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
 	memset(desc, 0, VGPU_RING_DESC_SIZE);
 	put_unaligned_le64(id, desc);

@@ -101,12 +101,35 @@ static void server_unref(struct vgpu_ring_server *rs)
 		server_free(rs);
 }
 
+static uint32_t *sq_flags(struct vgpu_ring_server *rs)
+{
+	return index_at(rs, VGPU_RING_OFF_SQ_FLAGS);
+}
+
+/* Loop thread: out of the list of served rings, the client told to ring
+ * again (its doorbell is not watched either from now on: no matter). */
+static void unlist(struct vgpu_ring_server *rs)
+{
+	if (!rs->pprev_served)
+		return;
+	if (rs->watched)
+		__atomic_store_n(sq_flags(rs), 0, __ATOMIC_RELEASE);
+	rs->watched = false;
+	*rs->pprev_served = rs->next_served;
+	if (rs->next_served)
+		rs->next_served->pprev_served = rs->pprev_served;
+	rs->next_served = NULL;
+	rs->pprev_served = NULL;
+	rs->m->rings_gen++;
+}
+
 /* Loop thread: stop taking descriptors; answers to what was taken still
  * go out. */
 static void stop_serving(struct vgpu_ring_server *rs)
 {
 	int fd;
 
+	unlist(rs);
 	pthread_mutex_lock(&rs->lock);
 	fd = rs->doorbell_fd;
 	rs->doorbell_fd = -1;
@@ -160,7 +183,12 @@ static void flush_backlog_locked(struct vgpu_ring_server *rs)
 	if (!posted)
 		return;
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_RELEASE);
-	vgpu_ring_signal(rs);
+	/* The tail stored before the client's flag read (vgpu_ring.h): a
+	 * client spinning on the tail needs no signal. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!(__atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_FLAGS), __ATOMIC_RELAXED) &
+	      VGPU_RING_CQ_POLLING))
+		vgpu_ring_signal(rs);
 	if (was_full && rs->doorbell_fd >= 0)
 		again(rs); /* descriptors may wait for the room made */
 }
@@ -255,9 +283,10 @@ static uint32_t room(struct vgpu_ring_server *rs)
 }
 
 /* Take what the client published, as far as the completion ring can
- * answer it, at most BATCH per round. Loop thread; rs->doorbell_fd is only
- * written on it, so it reads it without the lock. */
-static void take_descriptors(struct vgpu_ring_server *rs)
+ * answer it, at most BATCH per round; returns how many were taken. Loop
+ * thread; rs->doorbell_fd is only written on it, so it reads it without
+ * the lock. */
+static int take_descriptors(struct vgpu_ring_server *rs)
 {
 	uint32_t tail = __atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE);
 	uint32_t budget;
@@ -266,7 +295,7 @@ static void take_descriptors(struct vgpu_ring_server *rs)
 
 	if (tail - rs->sq_head > VGPU_RING_ENTRIES) {
 		abuse(rs, "submission tail out of range");
-		return;
+		return 0;
 	}
 	budget = room(rs);
 	while (rs->doorbell_fd >= 0 && rs->sq_head != tail && budget > 0 && n < BATCH) {
@@ -280,20 +309,69 @@ static void take_descriptors(struct vgpu_ring_server *rs)
 	if (!oom && rs->doorbell_fd >= 0 && rs->sq_head != tail && room(rs) > 0)
 		again(rs); /* more to take: come back next round */
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_SQ_HEAD), rs->sq_head, __ATOMIC_RELEASE);
+	return n;
 }
 
-/* One round: post what waited for room, take what the client published. */
-static void take_round(struct vgpu_ring_server *rs)
+/* One round: post what waited for room, take what the client published.
+ * Whether a descriptor was taken (rs may be gone on return). */
+static bool take_round(struct vgpu_ring_server *rs)
 {
+	int n = 0;
+
 	pthread_mutex_lock(&rs->lock);
 	rs->refs++; /* hold rs across the callbacks below */
 	flush_backlog_locked(rs);
 	pthread_mutex_unlock(&rs->lock);
 	if (rs->doorbell_fd >= 0) {
-		take_descriptors(rs);
+		n = take_descriptors(rs);
 		vgpu_streams_pump(rs);
 	}
 	server_unref(rs);
+	return n > 0;
+}
+
+/* Take what the served rings published, doorbell or not; whether any
+ * descriptor was taken. A walk that called out stops where the list
+ * changed under it (the next turn goes on). */
+static bool take_published(struct mediator *m)
+{
+	uint64_t gen = m->rings_gen;
+	bool took = false;
+
+	for (struct vgpu_ring_server *rs = m->rings, *next; rs && m->rings_gen == gen; rs = next) {
+		next = rs->next_served;
+		if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE) !=
+		    rs->sq_head)
+			took |= take_round(rs);
+	}
+	return took;
+}
+
+bool vgpu_rings_watch(struct mediator *m)
+{
+	for (struct vgpu_ring_server *rs = m->rings; rs; rs = rs->next_served)
+		if (!rs->watched) {
+			__atomic_store_n(sq_flags(rs), VGPU_RING_SQ_WATCHED, __ATOMIC_RELEASE);
+			rs->watched = true;
+		}
+	m->rings_watched = m->rings != NULL;
+	return take_published(m);
+}
+
+bool vgpu_rings_unwatch(struct mediator *m)
+{
+	if (!m->rings_watched)
+		return false;
+	m->rings_watched = false;
+	for (struct vgpu_ring_server *rs = m->rings; rs; rs = rs->next_served)
+		if (rs->watched) {
+			__atomic_store_n(sq_flags(rs), 0, __ATOMIC_RELAXED);
+			rs->watched = false;
+		}
+	/* The flags cleared before the tails read: the other half of the
+	 * client's store, fence, load (vgpu_ring_doorbell_needed()). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return take_published(m);
 }
 
 /* The doorbell rang: an edge, not read (see the top). */
@@ -336,6 +414,8 @@ static void drop_backlog_locked(struct vgpu_ring_server *rs)
 int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbell_fd,
 		    int notify_fd)
 {
+	rs->next_served = NULL;
+	rs->pprev_served = NULL;
 	if (vgpu_mutex_init(&rs->lock) != 0) {
 		close(doorbell_fd);
 		close(notify_fd);
@@ -368,6 +448,12 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	rs->vm = vm;
 	rs->refs = 1;
 	rs->draining = false;
+	rs->watched = false;
+	rs->next_served = rs->m->rings;
+	if (rs->next_served)
+		rs->next_served->pprev_served = &rs->next_served;
+	rs->pprev_served = &rs->m->rings;
+	rs->m->rings = rs;
 	/* Descriptors published before we watched: look once. */
 	again(rs);
 	return VGPU_OK;

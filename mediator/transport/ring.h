@@ -64,6 +64,10 @@ struct vgpu_ring_server {
 	bool draining;               /* (L) vgpu_ring_drain(): answers go through the loop */
 	struct vgpu_request *backlog_head, *backlog_tail; /* (L) answered, no CQ room yet */
 	struct vgpu_streams *streams; /* stream.c's, loop thread only; NULL: none opened */
+	/* Loop thread only: in the mediator's list of served rings (m->rings),
+	 * and whether SQ_FLAGS says WATCHED (vgpu_rings_watch()). */
+	struct vgpu_ring_server *next_served, **pprev_served;
+	bool watched;
 };
 
 /* Write a window's control page (magic, version, entries, size; indexes
@@ -94,6 +98,19 @@ void vgpu_ring_drain(struct vgpu_ring_server *rs);
 /* Tell the client something moved: one datagram on our end of the
  * notify pair (completions, or a stream's bytes: stream.c). */
 void vgpu_ring_signal(struct vgpu_ring_server *rs);
+
+/*
+ * Loop thread: doorbell suppression (vgpu_ring.h). watch: while the loop
+ * polls, mark every served ring's submission tail watched (SQ_FLAGS) and
+ * take what was published there, doorbell or not; unwatch: before the
+ * loop sleeps, clear the marks, then take what was published meanwhile.
+ * Each returns whether it took a descriptor (unwatch: then the loop must
+ * not sleep, the rings are to be watched again). A ring that only has
+ * descriptors it cannot take yet (its completion ring full) does not
+ * count, so a client cannot keep the loop polling that way.
+ */
+bool vgpu_rings_watch(struct mediator *m);
+bool vgpu_rings_unwatch(struct mediator *m);
 
 /* The transport ops (struct vgpu_transport respond and complete). */
 void vgpu_ring_respond(struct mediator *m, struct vgpu_request *req);

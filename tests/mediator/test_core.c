@@ -537,36 +537,73 @@ static uint32_t *ring_index(uint8_t *mem, size_t off)
 	return (uint32_t *)(void *)(mem + off);
 }
 
+/* A ring window served for UUID1 by the test transport: a + b = out's
+ * arrays filled in, the doorbell and our end of the signal pair. */
+struct tr_ring {
+	struct tr_server srv;
+	uint8_t *mem;
+	size_t size;
+	uint32_t a, b, out;
+	int doorbell, signals;
+};
+
+static void ring_open(struct fixture *f, struct tr_ring *r)
+{
+	int pair[2] = { -1, -1 }; /* completion signals: [0] the server's, [1] ours */
+
+	*r = (struct tr_ring){ .size = VGPU_RING_DATA_OFFSET + (1u << 20) };
+	r->a = VGPU_RING_DATA_OFFSET;
+	r->b = r->a + N * 4;
+	r->out = r->b + N * 4;
+	r->mem = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r->doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(r->mem != MAP_FAILED);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+	assert_true(r->doorbell >= 0);
+	r->signals = pair[1];
+	vgpu_ring_init_window(r->mem, r->size);
+	for (uint32_t i = 0; i < N; i++) {
+		((float *)(void *)(r->mem + r->a))[i] = (float)i;
+		((float *)(void *)(r->mem + r->b))[i] = 2.0f * (float)i;
+	}
+	r->srv.rs.m = &f->m;
+	r->srv.rs.transport = &test_r;
+	r->srv.rs.mem = r->mem;
+	r->srv.rs.size = r->size;
+	r->srv.rs.pending = &tr_pending;
+	r->srv.rs.abused = r_abused;
+	r->srv.rs.release = r_released;
+	assert_int_equal(vgpu_ring_serve(&r->srv.rs, vgpu_vm_by_uuid(&f->m, UUID1), dup(r->doorbell),
+					 pair[0]),
+			 VGPU_OK);
+}
+
+/* Closed: released once what it took is answered; nothing held after. */
+static void ring_close(struct fixture *f, struct tr_ring *r)
+{
+	vgpu_ring_close(&r->srv.rs);
+	for (int i = 0; i < 500 && !r->srv.released; i++)
+		vgpu_loop_run_once(f->m.loop, 10);
+	assert_int_equal(r->srv.released, 1);
+	assert_int_equal(r_pending(&f->m), 0);
+	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
+	munmap(r->mem, r->size);
+	close(r->doorbell);
+	close(r->signals);
+}
+
 static void test_ring_server(void **state)
 {
 	(void)state;
 	struct fixture *f = start(NULL);
-	const size_t size = VGPU_RING_DATA_OFFSET + (1u << 20);
-	const uint32_t a = VGPU_RING_DATA_OFFSET, b = a + N * 4, out = b + N * 4;
-	uint8_t *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct tr_server srv = { 0 };
-	int doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	int pair[2] = { -1, -1 }; /* completion signals: [0] the server's, [1] ours */
-	struct vgpu_vm *vm = vgpu_vm_by_uuid(&f->m, UUID1);
+	struct tr_ring r;
+	ring_open(f, &r);
+	uint8_t *mem = r.mem;
+	const size_t size = r.size;
+	const uint32_t a = r.a, b = r.b, out = r.out;
+	int doorbell = r.doorbell;
 	uint64_t one = 1;
 	char sig;
-
-	assert_true(mem != MAP_FAILED);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
-	assert_true(doorbell >= 0);
-	vgpu_ring_init_window(mem, size);
-	for (uint32_t i = 0; i < N; i++) {
-		((float *)(void *)(mem + a))[i] = (float)i;
-		((float *)(void *)(mem + b))[i] = 2.0f * (float)i;
-	}
-	srv.rs.m = &f->m;
-	srv.rs.transport = &test_r;
-	srv.rs.mem = mem;
-	srv.rs.size = size;
-	srv.rs.pending = &tr_pending;
-	srv.rs.abused = r_abused;
-	srv.rs.release = r_released;
-	assert_int_equal(vgpu_ring_serve(&srv.rs, vm, dup(doorbell), pair[0]), VGPU_OK);
 
 	/* The client's part: descriptors, then the tail, then the doorbell. */
 	put_desc(mem, 0, 1, 0, 0, a, b, out);                         /* good */
@@ -598,7 +635,7 @@ static void test_ring_server(void **state)
 		assert_int_equal(seen[id], 1);
 	/* Signalled on the socket, and the doorbell never read (edge-triggered:
 	 * a client turning O_NONBLOCK off cannot block the loop on it). */
-	assert_int_equal(recv(pair[1], &sig, 1, MSG_DONTWAIT), 1);
+	assert_int_equal(recv(r.signals, &sig, 1, MSG_DONTWAIT), 1);
 	uint64_t rung = 0;
 	assert_int_equal(read(doorbell, &rung, sizeof(rung)), sizeof(rung));
 	assert_int_equal(rung, 1);
@@ -615,19 +652,97 @@ static void test_ring_server(void **state)
 	__atomic_store_n(ring_index(mem, VGPU_RING_OFF_SQ_TAIL), 6 + VGPU_RING_ENTRIES + 1,
 			 __ATOMIC_RELEASE);
 	assert_int_equal(write(doorbell, &one, sizeof(one)), sizeof(one));
-	for (int i = 0; i < 100 && !srv.abused; i++)
+	for (int i = 0; i < 100 && !r.srv.abused; i++)
 		vgpu_loop_run_once(f->m.loop, 10);
-	assert_int_equal(srv.abused, 1);
+	assert_int_equal(r.srv.abused, 1);
 	/* Closed: released once request 6 (if still running) is answered. */
-	vgpu_ring_close(&srv.rs);
-	for (int i = 0; i < 500 && !srv.released; i++)
-		vgpu_loop_run_once(f->m.loop, 10);
-	assert_int_equal(srv.released, 1);
-	assert_int_equal(r_pending(&f->m), 0);
-	assert_int_equal(held(f, UUID1, VGPU_BUDGET_REQUESTS), 0);
-	munmap(mem, size);
-	close(doorbell);
-	close(pair[1]);
+	ring_close(f, &r);
+	stop(f);
+}
+
+/* Turns of the loop, polling, until @mem's completion tail reaches @n. */
+static void turn_until(struct fixture *f, uint8_t *mem, uint32_t n)
+{
+	uint64_t until = vgpu_now_ns() + 1000000000u;
+
+	for (int i = 0; i < 1000000 && __atomic_load_n(ring_index(mem, VGPU_RING_OFF_CQ_TAIL),
+							 __ATOMIC_ACQUIRE) < n; i++)
+		vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*ring_index(mem, VGPU_RING_OFF_CQ_TAIL), n);
+	/* And the backend through with them: their signals sent, or not. */
+	for (int i = 0; i < 1000 && vgpu_dispatcher_inflight(&f->m, UINT32_MAX) > 0; i++)
+		usleep(1000);
+	assert_int_equal(vgpu_dispatcher_inflight(&f->m, UINT32_MAX), 0);
+}
+
+/* Doorbell and signal suppression (vgpu_ring.h): while the loop polls it
+ * watches the submission tail and says so; descriptors published without
+ * a doorbell are taken then, and as the loop stops watching; a client
+ * spinning on its completions gets no signals. */
+static void test_ring_watch(void **state)
+{
+	(void)state;
+	struct fixture *f = start(NULL);
+	struct tr_ring r;
+	uint64_t until = vgpu_now_ns() + 1000000000u, rung;
+	char sig;
+
+	ring_open(f, &r);
+	uint32_t *flags = ring_index(r.mem, VGPU_RING_OFF_SQ_FLAGS);
+
+	/* Polling: watched. A descriptor, no doorbell, taken; the client
+	 * spins (CQ_FLAGS): no signal. */
+	vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*flags, VGPU_RING_SQ_WATCHED);
+	assert_false(vgpu_ring_doorbell_needed(r.mem));
+	*ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS) = VGPU_RING_CQ_POLLING;
+	put_desc(r.mem, 0, 1, 0, 0, r.a, r.b, r.out);
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 1, __ATOMIC_RELEASE);
+	turn_until(f, r.mem, 1);
+	for (uint32_t i = 0; i < N; i++)
+		assert_true(((float *)(void *)(r.mem + r.out))[i] == 3.0f * (float)i);
+	assert_int_equal(recv(r.signals, &sig, 1, MSG_DONTWAIT), -1);
+	/* The client sleeps: signalled again. */
+	*ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS) = 0;
+	put_desc(r.mem, 1, 2, 0, 0, r.a, r.b, r.out);
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 2, __ATOMIC_RELEASE);
+	turn_until(f, r.mem, 2);
+	assert_int_equal(recv(r.signals, &sig, 1, MSG_DONTWAIT), 1);
+
+	/* Published while watched, and the loop stops watching before it
+	 * looked: the turn that clears the flag takes it, and polls on. */
+	put_desc(r.mem, 2, 3, 0, 0, r.a, r.b, r.out);
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 3, __ATOMIC_RELEASE);
+	until = 0;
+	vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 3);
+	assert_true(until > vgpu_now_ns());
+	/* No activity for poll_us: the flag is cleared before the loop
+	 * sleeps, and the client rings. */
+	for (int i = 0; i < 1000000 && *flags; i++)
+		vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*flags, 0);
+	assert_true(vgpu_ring_doorbell_needed(r.mem));
+	turn_until(f, r.mem, 3);
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_CQ_HEAD), 3, __ATOMIC_RELEASE);
+
+	/* A client that breaks the rules with no doorbell at all: the tail
+	 * past the ring, seen by the polling loop; service stops, the ring
+	 * leaves the watched list (its flag cleared), the loop goes on. */
+	until = vgpu_now_ns() + 1000000000u;
+	vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*flags, VGPU_RING_SQ_WATCHED);
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 3 + VGPU_RING_ENTRIES + 1,
+			 __ATOMIC_RELEASE);
+	for (int i = 0; i < 1000 && !r.srv.abused; i++)
+		vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(r.srv.abused, 1);
+	assert_int_equal(*flags, 0);
+	assert_null(f->m.rings);
+	vgpu_mediator_turn(&f->m, &until);
+	/* Not one doorbell was read or needed. */
+	assert_int_equal(read(r.doorbell, &rung, sizeof(rung)), -1);
+	ring_close(f, &r);
 	stop(f);
 }
 
@@ -639,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_refused_before_allocation),
 		cmocka_unit_test(test_buffers_on_worker),
 		cmocka_unit_test(test_ring_server),
+		cmocka_unit_test(test_ring_watch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
