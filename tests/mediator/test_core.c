@@ -695,7 +695,8 @@ static void test_ring_watch(void **state)
 	vgpu_mediator_turn(&f->m, &until);
 	assert_int_equal(*flags, VGPU_RING_SQ_WATCHED);
 	assert_false(vgpu_ring_doorbell_needed(r.mem));
-	*ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS) = VGPU_RING_CQ_POLLING;
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS), VGPU_RING_CQ_POLLING,
+			 __ATOMIC_RELAXED);
 	put_desc(r.mem, 0, 1, 0, 0, r.a, r.b, r.out);
 	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 1, __ATOMIC_RELEASE);
 	turn_until(f, r.mem, 1);
@@ -703,7 +704,7 @@ static void test_ring_watch(void **state)
 		assert_true(((float *)(void *)(r.mem + r.out))[i] == 3.0f * (float)i);
 	assert_int_equal(recv(r.signals, &sig, 1, MSG_DONTWAIT), -1);
 	/* The client sleeps: signalled again. */
-	*ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS) = 0;
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_CQ_FLAGS), 0, __ATOMIC_RELAXED);
 	put_desc(r.mem, 1, 2, 0, 0, r.a, r.b, r.out);
 	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 2, __ATOMIC_RELEASE);
 	turn_until(f, r.mem, 2);
