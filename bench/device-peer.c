@@ -26,8 +26,8 @@
  * Like libvgpu, it skips the doorbell while the mediator watches the
  * submission tail (vgpu_ring.h, doorbell suppression), and counts the
  * doorbells it wrote; --always-ring writes one for every request, as a
- * client of before the flag does. The time starts when the tail is
- * published, before the flag is read.
+ * client of before the flag does. The time starts right before the tail
+ * is published.
  *
  * Also, for telling the mediator's tail from the machine's: "noise", the
  * gaps of 5 us and more that this process, spinning on the clock alone for
@@ -240,7 +240,6 @@ int main(int argc, char **argv)
 		fa[i] = (float)i;
 		fb[i] = 0.5f * (float)i;
 	}
-	uint32_t *sq_tail = (uint32_t *)(void *)(w + VGPU_RING_OFF_SQ_TAIL);
 	uint32_t *cq_tail = (uint32_t *)(void *)(w + VGPU_RING_OFF_CQ_TAIL);
 	uint32_t *cq_head = (uint32_t *)(void *)(w + VGPU_RING_OFF_CQ_HEAD);
 	uint64_t *rtt = calloc(repeat, sizeof(*rtt)), *over = calloc(repeat, sizeof(*over));
@@ -260,9 +259,10 @@ int main(int argc, char **argv)
 		fc[n - 1] = -1.0f;
 		vgpu_ring_encode_desc(&d, w + VGPU_RING_SQ_OFFSET +
 						  (size_t)(tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
-		__atomic_store_n(sq_tail, ++tail, __ATOMIC_RELEASE);
 		uint64_t t0 = vgpu_now_ns();
-		if (always_ring || vgpu_ring_doorbell_needed(w)) {
+		bool ring = vgpu_ring_publish(w, ++tail);
+
+		if (always_ring || ring) {
 			if (write(doorbell, &one, sizeof(one)) != sizeof(one))
 				die("doorbell");
 			rung += k >= warmup;

@@ -279,8 +279,7 @@ int vgpu_shm_submit(struct vgpu_shm *s, const struct vgpu_ring_desc *d)
 	vgpu_ring_encode_desc(d, s->win + VGPU_RING_SQ_OFFSET +
 				       (size_t)(s->sq_tail % VGPU_RING_ENTRIES) * VGPU_RING_DESC_SIZE);
 	s->sq_tail++;
-	__atomic_store_n(index_at(s, VGPU_RING_OFF_SQ_TAIL), s->sq_tail, __ATOMIC_RELEASE);
-	if (!vgpu_ring_doorbell_needed(s->win))
+	if (!vgpu_ring_publish(s->win, s->sq_tail))
 		return VGPU_OK; /* the mediator is watching the tail */
 	if (write(s->doorbell_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
 		/* dev: EPIPE once the window is gone */
@@ -315,14 +314,13 @@ int vgpu_shm_next(struct vgpu_shm *s, struct vgpu_ring_cqe *ret)
 
 bool vgpu_shm_spinning(struct vgpu_shm *s, bool on)
 {
+	/* The flag stored, then the tail read, both sequentially consistent:
+	 * the other half of the mediator's tail store and flag load. */
 	__atomic_store_n(index_at(s, VGPU_RING_OFF_CQ_FLAGS), on ? VGPU_RING_CQ_POLLING : 0,
-			 __ATOMIC_RELAXED);
+			 __ATOMIC_SEQ_CST);
 	if (on)
 		return false;
-	/* The flag cleared before the tail read: the other half of the
-	 * mediator's store, fence, load. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(index_at(s, VGPU_RING_OFF_CQ_TAIL), __ATOMIC_ACQUIRE) != s->cq_head;
+	return __atomic_load_n(index_at(s, VGPU_RING_OFF_CQ_TAIL), __ATOMIC_SEQ_CST) != s->cq_head;
 }
 
 int vgpu_shm_wait(struct vgpu_shm *s, int timeout_ms)

@@ -61,11 +61,11 @@ extern "C" {
  * mediator's loop polls, it watches the submission tail itself and says
  * so in SQ_FLAGS, and a client may then publish without writing the
  * doorbell (on a device, one MMIO write and a trap to the device model
- * less per request). A client stores its tail, then makes a full fence
- * and reads the flag (vgpu_ring_doorbell_needed()); the mediator, before
- * it stops watching, clears the flag, makes a full fence and reads the
- * tail once more. So either the client sees the flag clear and rings, or
- * the mediator sees the tail. A client that ignores the flag and always
+ * less per request). A client stores its tail, then reads the flag, both
+ * sequentially consistent (vgpu_ring_publish(); or with a full fence
+ * between); the mediator, before it stops watching, clears the flag,
+ * then reads the tail once more, the same way. So either the client sees
+ * the flag clear and rings, or the mediator sees the tail. A client that ignores the flag and always
  * rings is served as before (version 1 clients); the flag only ever
  * spares a doorbell, and writing it does a client no good: it is the
  * client's own doorbell that it then skips. The doorbell after advancing
@@ -77,19 +77,20 @@ extern "C" {
  * spins on the completion tail says so in CQ_FLAGS, and the mediator then
  * posts completions without the notify datagram (on a device, without an
  * MSI-X interrupt). Whoever is about to sleep for completions clears the
- * flag, makes a full fence and reads the completion tail once more; the
- * mediator stores the tail, makes a full fence and reads the flag. A
- * client that sets it and sleeps only misses its own signals.
+ * flag, then reads the completion tail once more; the mediator stores the
+ * tail, then reads the flag (each pair sequentially consistent, as
+ * above). A client that sets it and sleeps only misses its own signals.
  */
 #define VGPU_RING_CQ_POLLING 1u
 
 #ifndef __KERNEL__
-/* Client side, right after storing sq_tail: whether to write the doorbell. */
-static inline int vgpu_ring_doorbell_needed(const uint8_t *win)
+/* Client side: publish descriptors up to @tail (written before), and say
+ * whether to write the doorbell. */
+static inline int vgpu_ring_publish(uint8_t *win, uint32_t tail)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n((uint32_t *)(void *)(win + VGPU_RING_OFF_SQ_TAIL), tail, __ATOMIC_SEQ_CST);
 	return !(__atomic_load_n((const uint32_t *)(const void *)(win + VGPU_RING_OFF_SQ_FLAGS),
-				 __ATOMIC_RELAXED) & VGPU_RING_SQ_WATCHED);
+				 __ATOMIC_SEQ_CST) & VGPU_RING_SQ_WATCHED);
 }
 #endif
 

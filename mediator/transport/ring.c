@@ -182,11 +182,11 @@ static void flush_backlog_locked(struct vgpu_ring_server *rs)
 	}
 	if (!posted)
 		return;
-	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_RELEASE);
-	/* The tail stored before the client's flag read (vgpu_ring.h): a
-	 * client spinning on the tail needs no signal. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!(__atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_FLAGS), __ATOMIC_RELAXED) &
+	/* The tail stored, then the client's flag read, both sequentially
+	 * consistent (vgpu_ring.h): a client spinning on the tail needs no
+	 * signal, and one about to sleep sees the tail. */
+	__atomic_store_n(index_at(rs, VGPU_RING_OFF_CQ_TAIL), rs->cq_tail, __ATOMIC_SEQ_CST);
+	if (!(__atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_FLAGS), __ATOMIC_SEQ_CST) &
 	      VGPU_RING_CQ_POLLING))
 		vgpu_ring_signal(rs);
 	if (was_full && rs->doorbell_fd >= 0)
@@ -340,7 +340,8 @@ static bool take_published(struct mediator *m)
 
 	for (struct vgpu_ring_server *rs = m->rings, *next; rs && m->rings_gen == gen; rs = next) {
 		next = rs->next_served;
-		if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_ACQUIRE) !=
+		/* Sequentially consistent: after the flag's store in unwatch. */
+		if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_SEQ_CST) !=
 		    rs->sq_head)
 			took |= take_round(rs);
 	}
@@ -365,12 +366,11 @@ bool vgpu_rings_unwatch(struct mediator *m)
 	m->rings_watched = false;
 	for (struct vgpu_ring_server *rs = m->rings; rs; rs = rs->next_served)
 		if (rs->watched) {
-			__atomic_store_n(sq_flags(rs), 0, __ATOMIC_RELAXED);
+			/* Before the tails are read: the other half of the
+			 * client's tail store and flag load (vgpu_ring_publish()). */
+			__atomic_store_n(sq_flags(rs), 0, __ATOMIC_SEQ_CST);
 			rs->watched = false;
 		}
-	/* The flags cleared before the tails read: the other half of the
-	 * client's store, fence, load (vgpu_ring_doorbell_needed()). */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return take_published(m);
 }
 
