@@ -38,11 +38,15 @@ static void work_done(struct vgpu_work *work, int status, uint64_t exec_ns)
 
 	req->status = status;
 	req->exec_ns = exec_ns;
-	vgpu_queue_done(m->queue, &req->item, exec_ns);
 	vgpu_request_record(req);
 	/* A zero-copy transport may answer right here, with no hand-off to the
-	 * loop thread. From a true return on, req may be gone. */
+	 * loop thread, and before the scheduler hears of it: its bookkeeping
+	 * is not on the client's way. From a true return on, req may be gone:
+	 * the scheduler gets a copy of its item. */
+	struct vgpu_queue_item item = req->item;
 	bool answered = req->transport->complete && req->transport->complete(m, req);
+
+	vgpu_queue_done(m->queue, &item, exec_ns);
 
 	pthread_mutex_lock(&m->done_lock);
 	if (!answered) {

@@ -420,17 +420,17 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 	if (job) {
 		/* Launched here (cuda_sched.c). From the launch on, the job and
 		 * its work may be done and gone: only @level is used after. The
-		 * thread binds the device's primary context once (cudaSetDevice
-		 * makes it current, as the launchers do at start): the launch's
-		 * first call may be the driver API's (the hold's wait). */
+		 * thread binds the device's primary context when it launches for
+		 * another instance than last time (cudaSetDevice makes it
+		 * current, as the launchers do at start): the launch's first call
+		 * may be the driver API's (the hold's wait). Nothing else on a
+		 * submitting thread leaves another device current (enter_device()
+		 * restores), so no cudaGetDevice per launch. */
 		static _Thread_local const struct vgpu_cuda_ctx *bound;
 
 		if (bound != c && cudaSetDevice(c->device) == cudaSuccess)
 			bound = c;
-		int prev = enter_device(c);
-
 		vgpu_cuda_launch(c, job, false); /* never BUSY: alone, it may not wait */
-		leave_device(c, prev);
 		pthread_mutex_lock(&c->lock);
 		vgpu_cuda_end_inline(c, level);
 		pthread_mutex_unlock(&c->lock);
