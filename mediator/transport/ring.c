@@ -331,20 +331,25 @@ static bool take_round(struct vgpu_ring_server *rs)
 }
 
 /* Take what the served rings published, doorbell or not; whether any
- * descriptor was taken. A walk that called out stops where the list
- * changed under it (the next turn goes on). */
+ * descriptor was taken. Every ring is looked at (unwatch's promise): a
+ * walk whose callouts removed a ring from the list starts again (each
+ * restart is one removal fewer left). */
 static bool take_published(struct mediator *m)
 {
-	uint64_t gen = m->rings_gen;
 	bool took = false;
+	uint64_t gen;
 
-	for (struct vgpu_ring_server *rs = m->rings, *next; rs && m->rings_gen == gen; rs = next) {
-		next = rs->next_served;
-		/* Sequentially consistent: after the flag's store in unwatch. */
-		if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_SEQ_CST) !=
-		    rs->sq_head)
-			took |= take_round(rs);
-	}
+	do {
+		gen = m->rings_gen;
+		for (struct vgpu_ring_server *rs = m->rings, *next; rs && m->rings_gen == gen;
+		     rs = next) {
+			next = rs->next_served;
+			/* Sequentially consistent: after the flag's store in unwatch. */
+			if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_SEQ_CST) !=
+			    rs->sq_head)
+				took |= take_round(rs);
+		}
+	} while (m->rings_gen != gen);
 	return took;
 }
 
