@@ -742,19 +742,29 @@ static void test_ring_watch(void **state)
 	turn_until(f, r.mem, 4);
 	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_CQ_HEAD), 4, __ATOMIC_RELEASE);
 
-	/* A client that breaks the rules with no doorbell at all: the tail
-	 * past the ring, seen by the polling loop; service stops, the ring
-	 * leaves the watched list (its flag cleared), the loop goes on. */
+	/* A second window of the VM, whose client breaks the rules with no
+	 * doorbell at all (its tail past the ring), while the first
+	 * publishes without one; then the loop stops watching. The turn
+	 * takes both: the bad ring (the list's first) leaves the list, its
+	 * service stops, and the walk still reaches the good one. */
+	struct tr_ring bad;
+
+	ring_open(f, &bad);
+	assert_ptr_equal(f->m.rings, &bad.srv.rs);
 	watch_now(f, r.mem);
-	until = vgpu_now_ns() + 1000000000u;
-	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_SQ_TAIL), 4 + VGPU_RING_ENTRIES + 1,
-			 __ATOMIC_RELEASE);
-	for (int i = 0; i < 1000 && !r.srv.abused; i++)
-		vgpu_mediator_turn(&f->m, &until);
-	assert_int_equal(r.srv.abused, 1);
-	assert_int_equal(*flags, 0);
-	assert_null(f->m.rings);
+	assert_int_equal(*ring_index(bad.mem, VGPU_RING_OFF_SQ_FLAGS), VGPU_RING_SQ_WATCHED);
+	__atomic_store_n(ring_index(bad.mem, VGPU_RING_OFF_SQ_TAIL), VGPU_RING_ENTRIES + 1,
+			 __ATOMIC_SEQ_CST);
+	put_desc(r.mem, 4, 5, 0, 0, r.a, r.b, r.out);
+	assert_false(vgpu_ring_publish(r.mem, 5));
+	until = 0;
 	vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(bad.srv.abused, 1);
+	assert_int_equal(*ring_index(bad.mem, VGPU_RING_OFF_SQ_FLAGS), 0);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 5);
+	assert_ptr_equal(f->m.rings, &r.srv.rs);
+	turn_until(f, r.mem, 5);
+	ring_close(f, &bad);
 	/* The one doorbell written, never read. */
 	assert_int_equal(read(r.doorbell, &rung, sizeof(rung)), sizeof(rung));
 	assert_int_equal(rung, 1);
