@@ -32,7 +32,7 @@ wait $MPID || failed=1
 rm -rf "$W"
 grep 'vadd-4KiB' "$OUT/bench.txt" | grep -v targets
 for r in $(seq "$RUNS"); do
-	jq -r --arg r "$r" '"run \($r): overhead p50 \(.overhead_us.p50) p99 \(.overhead_us.p99) us (queued p99 \(.queue_us.p99), the rest p99 \(.rest_us.p99)); slowest 1%: queued \(.slowest_1pct_us.queue), the rest \(.slowest_1pct_us.rest) us, one every \(.slowest_1pct_every_ms) ms; noise: \(.noise.gaps_5us_per_s) gaps >= 5 us per second, the largest \(.noise.max_us) us"' "$OUT/peer-$r.json"
+	jq -r --arg r "$r" '"run \($r): overhead p50 \(.overhead_us.p50) p99 \(.overhead_us.p99) us (queued p99 \(.queue_us.p99), the rest p99 \(.rest_us.p99)); slowest 1%: queued \(.slowest_1pct_us.queue), the rest \(.slowest_1pct_us.rest) us, one every \(.slowest_1pct_every_ms) ms; noise: \(.noise.gaps_5us_per_s) gaps >= 5 us per second, the largest \(.noise.max_us) us; \(.doorbells) doorbells written (the rest skipped: the mediator watched the ring)"' "$OUT/peer-$r.json"
 done
 jq -rs 'map(.overhead_us.p99) | "overhead p99 <= 10 us in \(map(select(. <= 10)) | length) of \(length) runs"' \
 	"$OUT"/peer-*.json
