@@ -203,15 +203,15 @@ void vgpu_mediator_stop_accepting(struct mediator *m)
 
 int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until)
 {
-	uint64_t now = vgpu_now_ns(); /* one clock read a turn: not cheap in every VM */
-	bool polling = now < *poll_until;
+	bool polling = vgpu_now_ns() < *poll_until;
 	/* The rings first: a descriptor published without a doorbell is seen
 	 * here, not in the loop. Before a sleep, every ring rings again. */
 	bool took = polling ? vgpu_rings_watch(m) : vgpu_rings_unwatch(m);
 	int n = vgpu_loop_run_once(m->loop, polling || took ? 0 : 200);
 
 	if (n > 0 || took)
-		*poll_until = now + (uint64_t)m->set.poll_us * 1000u;
+		/* From now: the turn may have slept, or worked, for long. */
+		*poll_until = vgpu_now_ns() + (uint64_t)m->set.poll_us * 1000u;
 	else if (polling)
 		vgpu_cpu_relax();
 	return n;
