@@ -24,10 +24,11 @@
  * order (where in time the slow ones fall).
  *
  * Like libvgpu, it skips the doorbell while the mediator watches the
- * submission tail (vgpu_ring.h, doorbell suppression), and counts the
- * doorbells it wrote; --always-ring writes one for every request, as a
- * client of before the flag does. The time starts right before the tail
- * is published.
+ * submission tail, and, spinning on its completions, asks for no signal
+ * (vgpu_ring.h: sq_flags, cq_flags); it counts the doorbells it wrote.
+ * --always-ring writes a doorbell for every request and asks for every
+ * signal, as a client of before the flags does. The time starts right
+ * before the tail is published.
  *
  * Also, for telling the mediator's tail from the machine's: "noise", the
  * gaps of 5 us and more that this process, spinning on the clock alone for
@@ -251,6 +252,9 @@ int main(int argc, char **argv)
 	uint64_t one = 1;
 	if (!rtt || !over || !queue || !rest || !by_over || !queue_gap)
 		die("memory");
+	/* It spins on the completion tail all along: no signals needed. */
+	__atomic_store_n((uint32_t *)(void *)(w + VGPU_RING_OFF_CQ_FLAGS),
+			 always_ring ? 0 : VGPU_RING_CQ_POLLING, __ATOMIC_SEQ_CST);
 	for (unsigned k = 0; k < warmup + repeat; k++) {
 		struct vgpu_ring_desc d = { .request_id = k + 1, .op = VGPU_OP_VECTOR_ADD,
 					    .params = { .n = n }, .in_off = { a, b, 0 }, .out_off = c };

@@ -234,7 +234,7 @@ struct mediator {
 
 	/* Loop thread: the ring windows served (ring.h), whether their
 	 * submission tails are marked watched, and a count of removals from
-	 * the list (a walk that called out stops when it moved). */
+	 * the list (a walk that called out starts again when it moved). */
 	struct vgpu_ring_server *rings;
 	bool rings_watched;
 	uint64_t rings_gen;

@@ -427,9 +427,14 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 		 * submitting thread leaves another device current (enter_device()
 		 * restores), so no cudaGetDevice per launch. */
 		static _Thread_local const struct vgpu_cuda_ctx *bound;
+		static _Thread_local int bound_device = -1;
 
-		if (bound != c && cudaSetDevice(c->device) == cudaSuccess)
+		/* The device too: a later instance may get a freed one's address. */
+		if ((bound != c || bound_device != c->device) &&
+		    cudaSetDevice(c->device) == cudaSuccess) {
 			bound = c;
+			bound_device = c->device;
+		}
 		vgpu_cuda_launch(c, job, false); /* never BUSY: alone, it may not wait */
 		pthread_mutex_lock(&c->lock);
 		vgpu_cuda_end_inline(c, level);

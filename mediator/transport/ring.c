@@ -293,6 +293,7 @@ static int take_descriptors(struct vgpu_ring_server *rs)
 	bool oom = false;
 	int n = 0;
 
+	rs->stalled = false;
 	if (tail - rs->sq_head > VGPU_RING_ENTRIES) {
 		abuse(rs, "submission tail out of range");
 		return 0;
@@ -306,8 +307,12 @@ static int take_descriptors(struct vgpu_ring_server *rs)
 		budget--;
 		n++;
 	}
-	if (!oom && rs->doorbell_fd >= 0 && rs->sq_head != tail && room(rs) > 0)
-		again(rs); /* more to take: come back next round */
+	if (!oom && rs->doorbell_fd >= 0 && rs->sq_head != tail) {
+		if (room(rs) > 0)
+			again(rs); /* more to take: come back next round */
+		else
+			rs->stalled = true; /* flush_backlog_locked() calls again() */
+	}
 	__atomic_store_n(index_at(rs, VGPU_RING_OFF_SQ_HEAD), rs->sq_head, __ATOMIC_RELEASE);
 	return n;
 }
@@ -345,8 +350,9 @@ static bool take_published(struct mediator *m)
 		     rs = next) {
 			next = rs->next_served;
 			/* Sequentially consistent: after the flag's store in unwatch. */
-			if (__atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_SEQ_CST) !=
-			    rs->sq_head)
+			if (!rs->stalled &&
+			    __atomic_load_n(index_at(rs, VGPU_RING_OFF_SQ_TAIL), __ATOMIC_SEQ_CST) !=
+				    rs->sq_head)
 				took |= take_round(rs);
 		}
 	} while (m->rings_gen != gen);
@@ -454,6 +460,7 @@ int vgpu_ring_serve(struct vgpu_ring_server *rs, struct vgpu_vm *vm, int doorbel
 	rs->refs = 1;
 	rs->draining = false;
 	rs->watched = false;
+	rs->stalled = false;
 	rs->next_served = rs->m->rings;
 	if (rs->next_served)
 		rs->next_served->pprev_served = &rs->next_served;

@@ -68,6 +68,10 @@ struct vgpu_ring_server {
 	 * and whether SQ_FLAGS says WATCHED (vgpu_rings_watch()). */
 	struct vgpu_ring_server *next_served, **pprev_served;
 	bool watched;
+	/* Loop thread only: descriptors wait for room in the completion ring;
+	 * the polling walk passes the ring by until a completion makes room
+	 * (again()) or the client rings. */
+	bool stalled;
 };
 
 /* Write a window's control page (magic, version, entries, size; indexes
@@ -107,7 +111,9 @@ void vgpu_ring_signal(struct vgpu_ring_server *rs);
  * Each returns whether it took a descriptor (unwatch: then the loop must
  * not sleep, the rings are to be watched again). A ring that only has
  * descriptors it cannot take yet (its completion ring full) does not
- * count, so a client cannot keep the loop polling that way.
+ * count and is not looked at again until room is made, so a client that
+ * does not take its completions can neither keep the loop polling nor
+ * slow its turns.
  */
 bool vgpu_rings_watch(struct mediator *m);
 bool vgpu_rings_unwatch(struct mediator *m);

@@ -772,6 +772,65 @@ static void test_ring_watch(void **state)
 	stop(f);
 }
 
+/* Publish bad descriptors (reserved flags: answered at once, no backend
+ * work) [from, to) with no doorbell, and poll until every one is taken. */
+static void publish_bad(struct fixture *f, struct tr_ring *r, uint32_t from, uint32_t to)
+{
+	uint64_t until = vgpu_now_ns() + 1000000000u;
+
+	for (uint32_t i = from; i < to; i++)
+		put_desc(r->mem, i, i + 1, 1, 0, r->a, r->b, r->out);
+	vgpu_ring_publish(r->mem, to);
+	for (int i = 0; i < 100000 && *ring_index(r->mem, VGPU_RING_OFF_SQ_HEAD) != to &&
+			!r->srv.rs.stalled;
+	     i++)
+		vgpu_mediator_turn(&f->m, &until);
+}
+
+/* A client that takes no completions: once the completion ring is full
+ * and 1024 answers wait behind it, its next descriptor stalls the ring;
+ * polling turns pass it by (no activity, no rounds) until the client
+ * takes its completions and rings, as the protocol asks. */
+static void test_ring_stalled(void **state)
+{
+	(void)state;
+	struct fixture *f = start(NULL);
+	struct tr_ring r;
+	uint64_t until;
+
+	ring_open(f, &r);
+	watch_now(f, r.mem);
+	publish_bad(f, &r, 0, VGPU_RING_ENTRIES);              /* the completion ring full */
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_CQ_TAIL), VGPU_RING_ENTRIES);
+	publish_bad(f, &r, VGPU_RING_ENTRIES, 2 * VGPU_RING_ENTRIES); /* answers held back */
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 2 * VGPU_RING_ENTRIES);
+	assert_false(r.srv.rs.stalled);
+	publish_bad(f, &r, 2 * VGPU_RING_ENTRIES, 2 * VGPU_RING_ENTRIES + 1);
+	assert_true(r.srv.rs.stalled);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 2 * VGPU_RING_ENTRIES);
+	/* Polling turns: nothing taken, nothing counted as activity. */
+	until = vgpu_now_ns() + 1000000000u;
+	uint64_t was = until;
+	for (int i = 0; i < 100; i++)
+		vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(until, was);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 2 * VGPU_RING_ENTRIES);
+	/* The client takes its completions and rings: the held answers go
+	 * out, and the descriptor is taken. */
+	__atomic_store_n(ring_index(r.mem, VGPU_RING_OFF_CQ_HEAD), VGPU_RING_ENTRIES,
+			 __ATOMIC_SEQ_CST);
+	uint64_t one = 1;
+	assert_int_equal(write(r.doorbell, &one, sizeof(one)), sizeof(one));
+	for (int i = 0; i < 1000 && *ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD) !=
+					    2 * VGPU_RING_ENTRIES + 1; i++)
+		vgpu_mediator_turn(&f->m, &until);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_SQ_HEAD), 2 * VGPU_RING_ENTRIES + 1);
+	assert_int_equal(*ring_index(r.mem, VGPU_RING_OFF_CQ_TAIL), 2 * VGPU_RING_ENTRIES);
+	assert_false(r.srv.rs.stalled);
+	ring_close(f, &r);
+	stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +840,7 @@ int main(void)
 		cmocka_unit_test(test_buffers_on_worker),
 		cmocka_unit_test(test_ring_server),
 		cmocka_unit_test(test_ring_watch),
+		cmocka_unit_test(test_ring_stalled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
