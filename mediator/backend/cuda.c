@@ -420,21 +420,16 @@ static int cuda_submit(void *ctx, struct vgpu_work *work)
 	if (job) {
 		/* Launched here (cuda_sched.c). From the launch on, the job and
 		 * its work may be done and gone: only @level is used after. The
-		 * thread binds the device's primary context when it launches for
-		 * another instance than last time (cudaSetDevice makes it
-		 * current, as the launchers do at start): the launch's first call
-		 * may be the driver API's (the hold's wait). Nothing else on a
-		 * submitting thread leaves another device current (enter_device()
-		 * restores), so no cudaGetDevice per launch. */
-		static _Thread_local const struct vgpu_cuda_ctx *bound;
-		static _Thread_local int bound_device = -1;
+		 * thread makes the device current (and its primary context, as
+		 * the launchers do at start) when it last launched for another:
+		 * the launch's first call may be the driver API's (the hold's
+		 * wait). Nothing else on a submitting thread leaves another
+		 * device current (enter_device() restores), so no cudaGetDevice
+		 * per launch. */
+		static _Thread_local int bound = -1;
 
-		/* The device too: a later instance may get a freed one's address. */
-		if ((bound != c || bound_device != c->device) &&
-		    cudaSetDevice(c->device) == cudaSuccess) {
-			bound = c;
-			bound_device = c->device;
-		}
+		if (bound != c->device && cudaSetDevice(c->device) == cudaSuccess)
+			bound = c->device;
 		vgpu_cuda_launch(c, job, false); /* never BUSY: alone, it may not wait */
 		pthread_mutex_lock(&c->lock);
 		vgpu_cuda_end_inline(c, level);
