@@ -201,12 +201,25 @@ void vgpu_mediator_stop_accepting(struct mediator *m)
 	vgpu_queue_close(m->queue);
 }
 
+/* While polling, the watched rings' tails are read this many times more
+ * for each look at the loop's descriptors and the clock. */
+#define RING_SPINS 8
+
 int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until)
 {
 	bool polling = vgpu_now_ns() < *poll_until;
 	/* The rings first: a descriptor published without a doorbell is seen
 	 * here, not in the loop. Before a sleep, every ring rings again. */
 	bool took = polling ? vgpu_rings_watch(m) : vgpu_rings_unwatch(m);
+
+	/* A tail is a load from memory; epoll_wait() and the clock are
+	 * system calls (on some virtual machines the clock is too, run 53),
+	 * so a descriptor published between two turns would wait most of a
+	 * turn. The other descriptors wait for these few loads more. */
+	for (int i = 0; polling && !took && m->rings_watched && i < RING_SPINS; i++) {
+		vgpu_cpu_relax();
+		took = vgpu_rings_watch(m);
+	}
 	int n = vgpu_loop_run_once(m->loop, polling || took ? 0 : 200);
 
 	if (n > 0 || took)

@@ -72,7 +72,8 @@ static void submit(struct vgpu_gpu *g, struct vgpu_queue_item *item)
 	struct mediator *m = g->m;
 	int rc;
 
-	req->queue_ns = vgpu_now_ns() - item->sched.enqueued_ns;
+	/* The pick's time: no clock read of its own on the request's way. */
+	req->queue_ns = item->sched.picked_ns - item->sched.enqueued_ns;
 	req->work.done = work_done;
 	/* Never VGPU_BUSY: a backend frees a work's slot before calling its
 	 * done(), and g->inflight reserves a slot before every pop. */

@@ -556,6 +556,7 @@ struct vgpu_sched_item *vgpu_sched_pick(struct vgpu_sched *s, uint32_t gpu, uint
 	item->vm_gen = v->gen;
 	item->level = (uint8_t)l;
 	item->aged = aged;
+	item->picked_ns = now_ns;
 	/* The floors: where those that start waiting resume. */
 	p->vm_floor[l] = max_u64(p->vm_floor[l], v->vt[l]);
 	s->pool_floor[l] = max_u64(s->pool_floor[l], p->vt[l]);

@@ -75,6 +75,7 @@ struct vgpu_sched_item {
 	uint64_t cost_ns;             /* the caller's estimate, charged at pick */
 	uint64_t mem_bytes;           /* the caller's: device memory it holds while it runs */
 	uint64_t enqueued_ns;         /* set by push */
+	uint64_t picked_ns;           /* set by pick: its time in the queue ends */
 	/* Set by pick, read by done: where the charge went. */
 	uint32_t pool;
 	uint32_t gpu;

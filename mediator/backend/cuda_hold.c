@@ -99,6 +99,17 @@ bool vgpu_cuda_held(const struct vgpu_cuda_lane *ln)
 	return ln->level->c->wait_value && ln->level->index < VGPU_PRIORITY_LEVELS - 1;
 }
 
+/* @now, or the latest time the gates were set at if that is later: the
+ * stamps callers pass were taken on their threads before the lock, and
+ * the differences below must not run backwards. hold_lock held. */
+static uint64_t latest(struct vgpu_cuda_ctx *c, uint64_t now)
+{
+	if (now < c->gates_ns)
+		return c->gates_ns;
+	c->gates_ns = now;
+	return now;
+}
+
 /* Set every gate from the counts: level l closed while a level above it
  * has works on the GPU or finished its last one less than hold_ns ago,
  * unless the oldest work of level l its waiter waits for has been on the
@@ -107,6 +118,7 @@ static void set_gates(struct vgpu_cuda_ctx *c, uint64_t now)
 {
 	bool above = false;
 
+	now = latest(c, now);
 	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
 		bool forced = c->hold_stopped || (c->oldest[l] && now - c->oldest[l] >= HOLD_MAX_NS);
 
@@ -116,25 +128,25 @@ static void set_gates(struct vgpu_cuda_ctx *c, uint64_t now)
 	}
 }
 
-void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level)
+void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level, uint64_t now)
 {
 	if (!c->wait_value)
 		return;
 	pthread_mutex_lock(&c->hold_lock);
 	c->active[level]++;
-	set_gates(c, vgpu_now_ns());
+	set_gates(c, now);
 	pthread_mutex_unlock(&c->hold_lock);
 }
 
-void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level)
+void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level, uint64_t now)
 {
-	uint64_t now = vgpu_now_ns();
-
 	if (!c->wait_value)
 		return;
 	pthread_mutex_lock(&c->hold_lock);
+	now = latest(c, now);
 	if (--c->active[level] == 0)
 		c->quiet_since[level] = now;
+	c->oldest[level] = 0;
 	set_gates(c, now);
 	pthread_mutex_unlock(&c->hold_lock);
 }

@@ -178,6 +178,7 @@ struct vgpu_cuda_ctx {
 	uint64_t quiet_since[VGPU_PRIORITY_LEVELS]; /* when active[l] last fell to 0 */
 	uint64_t oldest[VGPU_PRIORITY_LEVELS];     /* launch time of what level l's waiter
 						    * waits for (0: nothing) */
+	uint64_t gates_ns;              /* the latest time the gates were set at */
 	bool hold_stopped;              /* fini: every gate open for good */
 
 	pthread_t launcher[VGPU_CUDA_LAUNCHERS]; /* below high; high (cuda_sched.c) */
@@ -241,16 +242,19 @@ void vgpu_cuda_hold_free(struct vgpu_cuda_ctx *c);
 bool vgpu_cuda_held(const struct vgpu_cuda_lane *ln);
 /* Enqueue on @ln a wait for its level's gate to open (nothing when not held). */
 cudaError_t vgpu_cuda_hold_wait(struct vgpu_cuda_lane *ln);
-/* Launcher: a work of @level starts launching (closes the gates below);
- * waiter, or a launch given up: one of @level is over. */
-void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level);
-void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level);
+/* Launcher: a work of @level starts launching at @now (closes the gates
+ * below); waiter: one of @level ended at @now, and the waiter waits for
+ * no work of @level until its next vgpu_cuda_hold_oldest(). The callers
+ * pass the work's own start and end stamps: no clock read of their own
+ * on a request's way (a read is a system call on some virtual machines). */
+void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level, uint64_t now);
+void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level, uint64_t now);
 /* Re-derive the gates now (opens those whose hold_ns ran out). */
 void vgpu_cuda_hold_update(struct vgpu_cuda_ctx *c);
 /* fini: every gate open, for good, before the works in flight are waited for. */
 void vgpu_cuda_hold_stop(struct vgpu_cuda_ctx *c);
-/* Waiter of @level: it now waits for a work launched at @launched_ns
- * (0: for none); that work's gate opens by force after HOLD_MAX_NS. */
+/* Waiter of @level: it now waits for a work launched at @launched_ns;
+ * that work's gate opens by force after HOLD_MAX_NS. */
 void vgpu_cuda_hold_oldest(struct vgpu_cuda_ctx *c, int level, uint64_t launched_ns);
 
 /* Hand a launched @job to its level's waiter (job->waited: nothing to wait for). */

@@ -438,7 +438,7 @@ int vgpu_cuda_launch(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job, bool ma
 		return rc;
 	/* From here on the job is tracked, and complete() ends its hold
 	 * (cuda_hold.c): lower levels hold from now until then. */
-	vgpu_cuda_hold_begin(c, w->priority);
+	vgpu_cuda_hold_begin(c, w->priority, job->start_ns);
 	if (rc == VGPU_OK) {
 		rc = vgpu_cuda_stage_prepare(c, job);
 		if (rc != VGPU_OK)

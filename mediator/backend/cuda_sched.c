@@ -341,7 +341,7 @@ static void complete(struct vgpu_cuda_ctx *c, struct vgpu_cuda_job *job)
 	job->n_dev = 0;
 	uint64_t exec_ns = job->end_ns > job->start_ns ? job->end_ns - job->start_ns : 0;
 
-	vgpu_cuda_hold_end(c, w->priority);
+	vgpu_cuda_hold_end(c, w->priority, job->end_ns);
 	pthread_mutex_lock(&c->lock);
 	job->next = c->free_jobs;
 	c->free_jobs = job;
@@ -431,7 +431,6 @@ static void *waiter_main(void *arg)
 			if (job->gpu_status != cudaSuccess)
 				cudaGetLastError();
 			job->end_ns = vgpu_now_ns();
-			vgpu_cuda_hold_oldest(c, lv->index, 0);
 		}
 		/* Only this thread removes from the list; the launcher appends. */
 		pthread_mutex_lock(&c->fly_lock);
