@@ -264,5 +264,6 @@ void vgpu_mediator_fini(struct mediator *m)
 		close(m->done_efd);
 	if (m->cuda_tick_fd >= 0)
 		close(m->cuda_tick_fd);
+	vgpu_request_cache_free(m);
 	free(m->vms);
 }

@@ -155,8 +155,12 @@ static void abuse(struct vgpu_ring_server *rs, const char *why)
  * the caller holds a reference besides the answers' own. */
 static void flush_backlog_locked(struct vgpu_ring_server *rs)
 {
-	uint32_t cq_head = __atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
+	uint32_t cq_head;
 	bool posted = false, was_full = rs->taken >= VGPU_RING_ENTRIES;
+
+	if (!rs->backlog_head)
+		return; /* the usual case of a round: the head's line stays the client's */
+	cq_head = __atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
 
 	while (rs->backlog_head && rs->cq_tail - cq_head < VGPU_RING_ENTRIES) {
 		struct vgpu_request *req = rs->backlog_head;
