@@ -20,7 +20,6 @@
 #define VGPU_MEDIATOR_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -230,12 +229,6 @@ struct mediator {
 
 	pthread_mutex_t done_lock;           /* the GPUs' counts and the done list */
 	struct vgpu_request *done_head, *done_tail;
-
-	/* Freed requests kept for the next (request.c): pushed by the thread
-	 * that frees, taken all at once by the loop thread into its spares. */
-	_Atomic(struct vgpu_request *) req_freed;
-	struct vgpu_request *req_spares;     /* loop thread */
-	atomic_uint req_kept;                /* in both lists */
 	int done_efd;                        /* eventfd: completions waiting */
 	struct vgpu_loop_watch done_watch;
 
@@ -292,11 +285,8 @@ void vgpu_request_admit(struct vgpu_request *req, struct vgpu_vm *vm,
 			const struct vgpu_request_view *view, float *out);
 void vgpu_request_reject(struct vgpu_request *req, struct vgpu_vm *vm, int status,
 			 const char *why);
-/* Release everything @req holds (any thread). new() is the loop
- * thread's: other threads only free. */
+/* Release everything @req holds. */
 void vgpu_request_free(struct vgpu_request *req);
-/* mediator fini: the requests kept for reuse. */
-void vgpu_request_cache_free(struct mediator *m);
 /* Answer @req with @status (loop thread), e.g. for a VM that went away. */
 void vgpu_request_fail(struct vgpu_request *req, int status);
 /* Count a finished request in the statistics (any thread, once). */

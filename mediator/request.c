@@ -17,17 +17,7 @@
  *
  * Every request holds what it took from its VM's budget until it is freed
  * (its answer written or dropped), on whichever thread that happens.
- *
- * Freed requests are kept (up to REQ_KEPT) for the next ones: a request
- * is allocated on the loop thread and mostly freed on a backend thread,
- * and that pattern made calloc() one of the largest parts of the loop's
- * time on a ring request (docs/performance.md, run 54). The freeing thread
- * pushes onto a lock-free stack; the loop thread takes the whole stack at
- * once when its own spares run out, so no node is ever popped from the
- * shared head (no ABA). Not under AddressSanitizer, whose use-after-free
- * checks need every request really freed.
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,13 +25,6 @@
 #include <unistd.h>
 
 #include "mediator.h"
-
-/* Freed requests kept for reuse: a burst's worth (the ring's entries). */
-#if defined(__SANITIZE_ADDRESS__)
-#define REQ_KEPT 0u
-#else
-#define REQ_KEPT 1024u
-#endif
 
 /* Give back the payload and what it took from the budget. */
 static void release_payload(struct vgpu_request *req)
@@ -67,27 +50,7 @@ void vgpu_request_free(struct vgpu_request *req)
 	vgpu_budget_give(m->budget, req->vm_slot, VGPU_BUDGET_BYTES, req->resp_held);
 	if (req->counted)
 		vgpu_budget_give(m->budget, req->vm_slot, VGPU_BUDGET_REQUESTS, 1);
-	if (atomic_fetch_add(&m->req_kept, 1) + 1 > REQ_KEPT) {
-		atomic_fetch_sub(&m->req_kept, 1);
-		free(req);
-		return;
-	}
-	req->next_done = atomic_load(&m->req_freed);
-	while (!atomic_compare_exchange_weak(&m->req_freed, &req->next_done, req)) {
-		/* next_done was reloaded: try again */
-	}
-}
-
-void vgpu_request_cache_free(struct mediator *m)
-{
-	struct vgpu_request *req = atomic_exchange(&m->req_freed, NULL), *next;
-
-	for (int list = 0; list < 2; list++, req = m->req_spares, m->req_spares = NULL)
-		for (; req; req = next) {
-			next = req->next_done;
-			free(req);
-		}
-	atomic_store(&m->req_kept, 0);
+	free(req);
 }
 
 /* Hand @req's outcome to its transport (loop thread). A stream transport
@@ -131,17 +94,8 @@ struct vgpu_request *vgpu_request_new(struct mediator *m, struct vgpu_vm *vm,
 				      const struct vgpu_transport *t, void *reply_ctx,
 				      uint64_t request_id, int op)
 {
-	struct vgpu_request *req = m->req_spares;
+	struct vgpu_request *req = calloc(1, sizeof(*req));
 
-	if (!req)
-		req = atomic_exchange(&m->req_freed, NULL);
-	if (req) {
-		m->req_spares = req->next_done;
-		atomic_fetch_sub(&m->req_kept, 1);
-		memset(req, 0, sizeof(*req));
-	} else {
-		req = calloc(1, sizeof(*req));
-	}
 	if (!req) {
 		vgpu_log_guest(&vm->rl, LOG_ERR, "out of memory admitting a request of VM %s",
 			       vm->uuid);

@@ -246,7 +246,7 @@ cudaError_t vgpu_cuda_hold_wait(struct vgpu_cuda_lane *ln);
  * below); waiter: one of @level ended at @now, and the waiter waits for
  * no work of @level until its next vgpu_cuda_hold_oldest(). The callers
  * pass the work's own start and end stamps: no clock read of their own
- * on a request's way (a read is a system call on some virtual machines). */
+ * on a request's way. */
 void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level, uint64_t now);
 void vgpu_cuda_hold_end(struct vgpu_cuda_ctx *c, int level, uint64_t now);
 /* Re-derive the gates now (opens those whose hold_ns ran out). */

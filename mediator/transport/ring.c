@@ -159,7 +159,7 @@ static void flush_backlog_locked(struct vgpu_ring_server *rs)
 	bool posted = false, was_full = rs->taken >= VGPU_RING_ENTRIES;
 
 	if (!rs->backlog_head)
-		return; /* the usual case of a round: the head's line stays the client's */
+		return; /* the usual round: the head's line stays in the client's cache */
 	cq_head = __atomic_load_n(index_at(rs, VGPU_RING_OFF_CQ_HEAD), __ATOMIC_ACQUIRE);
 
 	while (rs->backlog_head && rs->cq_tail - cq_head < VGPU_RING_ENTRIES) {
