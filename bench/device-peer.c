@@ -14,8 +14,8 @@
  *
  * Prints p50 and p99 of the round trip and of the overhead (microseconds),
  * the overhead split into the request's time in the mediator's queue
- * (queue_ns: admitted to handed to the backend) and the rest (doorbell to
- * admitted, backend pick-up, completion posted), and those two averaged
+ * (queue_ns: admitted to picked by the scheduler) and the rest (doorbell
+ * to admitted, the backend's submit, completion posted), and those two averaged
  * over the slowest 1% of requests by overhead (where the tail goes); exit
  * status 1 when a request fails or its result is wrong (checked against
  * a + b for every request).
