@@ -215,7 +215,9 @@ int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until)
 	/* A tail is a load from memory, an epoll_wait() a system call (about
 	 * 130 ns on the GPU machine, against 40 ns for a clock read: run 54),
 	 * so a descriptor published during a turn would wait for most of the
-	 * turn. The loop's other descriptors wait for these few loads more. */
+	 * turn. The loop's other descriptors (sockets, doorbells, completions
+	 * for the loop) wait for these loads and pause instructions more,
+	 * well under a microsecond. */
 	for (int i = 0; polling && !took && m->rings_watched && i < RING_SPINS; i++) {
 		vgpu_cpu_relax();
 		took = vgpu_rings_watch(m);

@@ -333,8 +333,9 @@ int vgpu_mediator_start(struct mediator *m);
 void vgpu_mediator_stop_accepting(struct mediator *m);
 /* One turn of the loop (main.c's, and tests'): with *@poll_until ahead of
  * now, look without sleeping (served rings' submission tails, a few times
- * while nothing is there, then the loop's watches), else unwatch the rings and sleep in the loop for up
- * to 200 ms; after activity, poll again for poll_us (*@poll_until moved).
+ * while nothing is there, then the loop's watches), else unwatch the
+ * rings and sleep in the loop for up to 200 ms; after activity, poll
+ * again for poll_us (*@poll_until moved).
  * Returns vgpu_loop_run_once()'s result. */
 int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until);
 bool vgpu_mediator_drained(struct mediator *m);

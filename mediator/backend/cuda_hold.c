@@ -33,8 +33,12 @@
  * stream would stall the high level's behind it: the backend asks CUDA for
  * 32 (CUDA_DEVICE_MAX_CONNECTIONS, cuda.c) when the hold is on.
  *
+ * The times are the works' own stamps (vgpu_cuda_hold_begin/_end): a
+ * level's hold_ns runs from when its waiter saw the last work above done,
+ * a few microseconds before that work's client hears of it.
+ *
  * Never: close a gate without a way to open it (every close is matched by
- * a completion, or a launch that returned VGPU_BUSY), or block in here.
+ * a completion), or block in here.
  */
 #include <cuda.h>
 #include <stdatomic.h>

@@ -112,8 +112,15 @@ static void priority_order(void **state)
 	assert_int_equal(vgpu_queue_depth(q, 0), 2);
 	assert_int_equal(vgpu_queue_depth(q, 1), 2);
 	assert_int_equal(vgpu_queue_depth(q, 2), 4);
-	for (i = 0; i < 8; i++)
-		assert_int_equal(pop_id(q), expect[i]);
+	for (i = 0; i < 8; i++) {
+		struct tagged *it = (struct tagged *)vgpu_queue_pop(q, 0, 0);
+
+		assert_non_null(it);
+		assert_int_equal(it->id, expect[i]);
+		/* Its time queued ends at the pick's stamp (dispatch.c). */
+		assert_true(it->item.sched.picked_ns >= it->item.sched.enqueued_ns);
+		assert_true(it->item.sched.picked_ns <= vgpu_now_ns());
+	}
 	assert_int_equal(pop_id(q), -1);
 	assert_int_equal(vgpu_queue_depth(q, -1), 0);
 
