@@ -201,27 +201,12 @@ void vgpu_mediator_stop_accepting(struct mediator *m)
 	vgpu_queue_close(m->queue);
 }
 
-/* While polling, the watched rings' tails are read this many times more
- * for each look at the loop's descriptors and the clock. */
-#define RING_SPINS 8
-
 int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until)
 {
 	bool polling = vgpu_now_ns() < *poll_until;
 	/* The rings first: a descriptor published without a doorbell is seen
 	 * here, not in the loop. Before a sleep, every ring rings again. */
 	bool took = polling ? vgpu_rings_watch(m) : vgpu_rings_unwatch(m);
-
-	/* A tail is a load from memory, an epoll_wait() a system call (about
-	 * 130 ns on the GPU machine, against 40 ns for a clock read: run 54),
-	 * so a descriptor published during a turn would wait for most of the
-	 * turn. The loop's other descriptors (sockets, doorbells, completions
-	 * for the loop) wait for these loads and pause instructions more,
-	 * well under a microsecond. */
-	for (int i = 0; polling && !took && m->rings_watched && i < RING_SPINS; i++) {
-		vgpu_cpu_relax();
-		took = vgpu_rings_watch(m);
-	}
 	int n = vgpu_loop_run_once(m->loop, polling || took ? 0 : 200);
 
 	if (n > 0 || took)

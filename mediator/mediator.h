@@ -332,9 +332,8 @@ int vgpu_mediator_start(struct mediator *m);
  * answered and written, and no worker job is left. */
 void vgpu_mediator_stop_accepting(struct mediator *m);
 /* One turn of the loop (main.c's, and tests'): with *@poll_until ahead of
- * now, look without sleeping (served rings' submission tails, a few times
- * while nothing is there, then the loop's watches), else unwatch the
- * rings and sleep in the loop for up to 200 ms; after activity, poll
+ * now, look without sleeping (served rings' submission tails, then the
+ * loop's watches), else unwatch the rings and sleep in the loop for up to 200 ms; after activity, poll
  * again for poll_us (*@poll_until moved).
  * Returns vgpu_loop_run_once()'s result. */
 int vgpu_mediator_turn(struct mediator *m, uint64_t *poll_until);

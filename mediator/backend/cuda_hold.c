@@ -114,15 +114,14 @@ static uint64_t latest(struct vgpu_cuda_ctx *c, uint64_t now)
 	return now;
 }
 
-/* Set every gate from the counts: level l closed while a level above it
- * has works on the GPU or finished its last one less than hold_ns ago,
- * unless the oldest work of level l its waiter waits for has been on the
- * GPU for HOLD_MAX_NS. hold_lock held. */
+/* Set every gate from the counts at @now (latest()'s): level l closed
+ * while a level above it has works on the GPU or finished its last one
+ * less than hold_ns ago, unless the oldest work of level l its waiter
+ * waits for has been on the GPU for HOLD_MAX_NS. hold_lock held. */
 static void set_gates(struct vgpu_cuda_ctx *c, uint64_t now)
 {
 	bool above = false;
 
-	now = latest(c, now);
 	for (int l = VGPU_PRIORITY_LEVELS - 1; l >= 0; l--) {
 		bool forced = c->hold_stopped || (c->oldest[l] && now - c->oldest[l] >= HOLD_MAX_NS);
 
@@ -138,7 +137,7 @@ void vgpu_cuda_hold_begin(struct vgpu_cuda_ctx *c, int level, uint64_t now)
 		return;
 	pthread_mutex_lock(&c->hold_lock);
 	c->active[level]++;
-	set_gates(c, now);
+	set_gates(c, latest(c, now));
 	pthread_mutex_unlock(&c->hold_lock);
 }
 
@@ -161,7 +160,7 @@ void vgpu_cuda_hold_oldest(struct vgpu_cuda_ctx *c, int level, uint64_t launched
 		return;
 	pthread_mutex_lock(&c->hold_lock);
 	c->oldest[level] = launched_ns;
-	set_gates(c, vgpu_now_ns());
+	set_gates(c, latest(c, vgpu_now_ns()));
 	pthread_mutex_unlock(&c->hold_lock);
 }
 
@@ -170,7 +169,7 @@ void vgpu_cuda_hold_update(struct vgpu_cuda_ctx *c)
 	if (!c->wait_value)
 		return;
 	pthread_mutex_lock(&c->hold_lock);
-	set_gates(c, vgpu_now_ns());
+	set_gates(c, latest(c, vgpu_now_ns()));
 	pthread_mutex_unlock(&c->hold_lock);
 }
 
@@ -193,6 +192,6 @@ void vgpu_cuda_hold_stop(struct vgpu_cuda_ctx *c)
 		return;
 	pthread_mutex_lock(&c->hold_lock);
 	c->hold_stopped = true;
-	set_gates(c, vgpu_now_ns());
+	set_gates(c, latest(c, vgpu_now_ns()));
 	pthread_mutex_unlock(&c->hold_lock);
 }
